@@ -1,0 +1,78 @@
+"""Configuration from the environment, with safe defaults that need no set-up.
+
+Every setting is read from a ``MICROCRED_*`` variable. The defaults give an embedded SQLite
+database and a secret key generated once into ``instance/`` (never into the repository).
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def _instance_dir() -> Path:
+    path = Path(os.environ.get("MICROCRED_INSTANCE_DIR", Path.cwd() / "instance")).resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _secret_key(instance: Path) -> str:
+    """The key that signs sessions: from the environment, else a random one kept in instance/."""
+    env = os.environ.get("MICROCRED_SECRET_KEY")
+    if env:
+        return env
+    keyfile = instance / "secret_key"
+    if not keyfile.exists():
+        fd = os.open(keyfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(48))
+    return keyfile.read_text().strip()
+
+
+def _flag(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass
+class Settings:
+    """Everything Microcred reads from its environment."""
+
+    instance_dir: Path
+    database_url: str
+    secret_key: str
+    cookie_secure: bool = True
+    save_grace_seconds: float = 5.0
+    max_body_bytes: int = 64 * 1024
+    signin_max_failures_per_account: int = 5
+    signin_max_failures_per_address: int = 30
+    signin_window_seconds: int = 900
+    redis_url: str | None = None
+    public_base_url: str = "http://127.0.0.1:5000"
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        instance = _instance_dir()
+        return cls(
+            instance_dir=instance,
+            database_url=os.environ.get(
+                "MICROCRED_DATABASE_URL", f"sqlite:///{instance / 'microcred.db'}"
+            ),
+            secret_key=_secret_key(instance),
+            cookie_secure=_flag("MICROCRED_COOKIE_SECURE", True),
+            save_grace_seconds=float(os.environ.get("MICROCRED_SAVE_GRACE_SECONDS", "5")),
+            max_body_bytes=int(os.environ.get("MICROCRED_MAX_BODY_BYTES", str(64 * 1024))),
+            signin_max_failures_per_account=int(
+                os.environ.get("MICROCRED_SIGNIN_MAX_FAILURES", "5")
+            ),
+            signin_max_failures_per_address=int(
+                os.environ.get("MICROCRED_SIGNIN_MAX_FAILURES_PER_ADDRESS", "30")
+            ),
+            signin_window_seconds=int(os.environ.get("MICROCRED_SIGNIN_WINDOW_SECONDS", "900")),
+            redis_url=os.environ.get("MICROCRED_REDIS_URL") or None,
+            public_base_url=os.environ.get("MICROCRED_PUBLIC_URL", "http://127.0.0.1:5000"),
+        )

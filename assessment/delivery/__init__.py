@@ -1,0 +1,1 @@
+"""Delivery: attempts, the server-owned clock, autosave, finalization and scoring."""

@@ -1,0 +1,147 @@
+"""Attempts and what happens in them.
+
+Saves, clock events, results, item scores and release decisions are append-only: a newer row
+supersedes an older one, nothing is edited in place. The attempt row itself carries only the
+navigation state (position, highest sequence number) and its final status.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from microcred.db import Base, append_only, utcnow
+
+
+class Attempt(Base):
+    __tablename__ = "attempts"
+    __table_args__ = (Index("ix_attempts_status_candidate", "status", "candidate_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    candidate_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    exam_id: Mapped[int] = mapped_column(ForeignKey("exams.id"), index=True)
+    form_id: Mapped[int] = mapped_column(ForeignKey("forms.id"))
+    #: in_progress -> finalized (see assessment.delivery.service for the transitions)
+    status: Mapped[str] = mapped_column(String(20), default="in_progress")
+    seed: Mapped[int] = mapped_column(BigInteger)
+    #: item version ids in the order this candidate sees them
+    item_order: Mapped[list[Any]]
+    #: {item_version_id: [option ids in display order]}
+    option_orders: Mapped[dict[str, Any]]
+    started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    time_limit_seconds: Mapped[int]
+    time_multiplier: Mapped[float] = mapped_column(default=1.0)
+    agreement_accepted_at: Mapped[dt.datetime]
+    position: Mapped[int] = mapped_column(default=0)
+    last_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    finalized_at: Mapped[dt.datetime | None]
+    #: submitted | time_expired | terminated
+    finalize_reason: Mapped[str | None] = mapped_column(String(20))
+
+    result: Mapped[Result | None] = relationship(back_populates="attempt", uselist=False)
+
+
+class ClockEvent(Base):
+    """Pauses, resumes and extensions: the deadline is computed from these (timing.deadline)."""
+
+    __tablename__ = "attempt_clock_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    attempt_id: Mapped[int] = mapped_column(ForeignKey("attempts.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(10))  # pause | resume | extend
+    seconds: Mapped[int] = mapped_column(default=0)
+    reason: Mapped[str] = mapped_column(String(500), default="")
+    by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+append_only(ClockEvent)
+
+
+class ResponseSave(Base):
+    """One autosave: the whole state of one item (answer and review flag) at sequence ``seq``.
+
+    The current answer to an item is its save with the highest ``seq``. ``(attempt_id, seq)`` is
+    unique, which makes a retried save idempotent.
+    """
+
+    __tablename__ = "response_saves"
+    __table_args__ = (
+        UniqueConstraint("attempt_id", "seq"),
+        Index("ix_response_saves_attempt_item", "attempt_id", "item_version_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    attempt_id: Mapped[int] = mapped_column(ForeignKey("attempts.id"))
+    item_version_id: Mapped[int] = mapped_column(ForeignKey("item_versions.id"))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    value: Mapped[Any | None] = mapped_column(type_=JSON)
+    flagged: Mapped[bool] = mapped_column(default=False)
+    saved_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+append_only(ResponseSave)
+
+
+class Result(Base):
+    __tablename__ = "results"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    attempt_id: Mapped[int] = mapped_column(ForeignKey("attempts.id"), unique=True)
+    raw_score: Mapped[float]
+    max_score: Mapped[float]
+    percent: Mapped[float]
+    pass_percent: Mapped[float]
+    passed: Mapped[bool]
+    answered: Mapped[int]
+    n_items: Mapped[int]
+    domain_scores: Mapped[list[Any]]
+    theta: Mapped[float | None]
+    theta_se: Mapped[float | None]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    attempt: Mapped[Attempt] = relationship(back_populates="result")
+    item_scores: Mapped[list[ItemScore]] = relationship(order_by="ItemScore.position")
+
+
+append_only(Result)
+
+
+class ItemScore(Base):
+    """The final response to one item and its score: the data psychometrics calibrates on."""
+
+    __tablename__ = "item_scores"
+    __table_args__ = (UniqueConstraint("result_id", "item_version_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    result_id: Mapped[int] = mapped_column(ForeignKey("results.id"), index=True)
+    item_version_id: Mapped[int] = mapped_column(ForeignKey("item_versions.id"), index=True)
+    position: Mapped[int]
+    domain_code: Mapped[str] = mapped_column(String(40))
+    response: Mapped[Any | None] = mapped_column(type_=JSON)
+    score: Mapped[float]
+    max_score: Mapped[float]
+
+
+append_only(ItemScore)
+
+
+class ResultRelease(Base):
+    """Whether a result may be shown as final and credentialed: released, held or invalidated.
+
+    The newest row wins. Proctoring holds a result for review and clears or invalidates it.
+    """
+
+    __tablename__ = "result_releases"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    result_id: Mapped[int] = mapped_column(ForeignKey("results.id"), index=True)
+    status: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+append_only(ResultRelease)

@@ -1,0 +1,1 @@
+"""The item bank: items and their immutable published versions, item types, blueprints, forms."""

@@ -1,0 +1,143 @@
+"""Items, their versions, calibrated parameters, blueprints and forms.
+
+An ``Item`` is the stable identity of a question; an ``ItemVersion`` is one wording of it. A
+published version is never edited (``microcred.db.append_only``): a change makes a new version.
+Candidates' responses and results point at the version they saw, so history stays true.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from microcred.db import Base, append_only, utcnow
+
+
+class Item(Base):
+    __tablename__ = "items"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    versions: Mapped[list[ItemVersion]] = relationship(
+        back_populates="item", order_by="ItemVersion.version"
+    )
+
+
+class ItemVersion(Base):
+    """One wording of an item. ``interaction`` is what the candidate may see; ``key`` and
+    ``scoring`` never leave the server."""
+
+    __tablename__ = "item_versions"
+    __table_args__ = (UniqueConstraint("item_id", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id"), index=True)
+    version: Mapped[int]
+    status: Mapped[str] = mapped_column(String(20), default="draft")
+    item_type: Mapped[str] = mapped_column(String(40))
+    domain_code: Mapped[str] = mapped_column(String(40))
+    stem: Mapped[str] = mapped_column(Text)
+    interaction: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    key: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    scoring: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    rationale: Mapped[str] = mapped_column(Text, default="")
+    meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    max_score: Mapped[float] = mapped_column(default=1.0)
+    is_published: Mapped[bool] = mapped_column(default=False)
+    published_at: Mapped[dt.datetime | None]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    item: Mapped[Item] = relationship(back_populates="versions")
+
+
+append_only(ItemVersion, frozen_when="is_published")
+
+
+class ItemParameter(Base):
+    """Calibrated IRT parameters of one item version; the newest row for a version wins."""
+
+    __tablename__ = "item_parameters"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    item_version_id: Mapped[int] = mapped_column(ForeignKey("item_versions.id"), index=True)
+    model: Mapped[str] = mapped_column(String(10))
+    a: Mapped[float]
+    b: Mapped[float | None]
+    c: Mapped[float] = mapped_column(default=0.0)
+    thresholds: Mapped[list[Any] | None]
+    standard_errors: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    source: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+append_only(ItemParameter)
+
+
+class Blueprint(Base):
+    __tablename__ = "blueprints"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    domains: Mapped[list[BlueprintDomain]] = relationship(
+        back_populates="blueprint", order_by="BlueprintDomain.position"
+    )
+
+
+class BlueprintDomain(Base):
+    __tablename__ = "blueprint_domains"
+    __table_args__ = (UniqueConstraint("blueprint_id", "code"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    blueprint_id: Mapped[int] = mapped_column(ForeignKey("blueprints.id"), index=True)
+    position: Mapped[int] = mapped_column(default=0)
+    code: Mapped[str] = mapped_column(String(40))
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    weight: Mapped[float]
+    items_on_form: Mapped[int]
+
+    blueprint: Mapped[Blueprint] = relationship(back_populates="domains")
+
+
+class Form(Base):
+    """A fixed set of published item versions in a base order, built to a blueprint."""
+
+    __tablename__ = "forms"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    blueprint_id: Mapped[int] = mapped_column(ForeignKey("blueprints.id"))
+    is_published: Mapped[bool] = mapped_column(default=False)
+    published_at: Mapped[dt.datetime | None]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    items: Mapped[list[FormItem]] = relationship(
+        back_populates="form", order_by="FormItem.position"
+    )
+    blueprint: Mapped[Blueprint] = relationship()
+
+
+append_only(Form, frozen_when="is_published")
+
+
+class FormItem(Base):
+    __tablename__ = "form_items"
+    __table_args__ = (
+        UniqueConstraint("form_id", "position"),
+        UniqueConstraint("form_id", "item_version_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    form_id: Mapped[int] = mapped_column(ForeignKey("forms.id"), index=True)
+    position: Mapped[int]
+    item_version_id: Mapped[int] = mapped_column(ForeignKey("item_versions.id"))
+
+    form: Mapped[Form] = relationship(back_populates="items")
+    item_version: Mapped[ItemVersion] = relationship()

@@ -1,0 +1,98 @@
+"""The one SQLAlchemy declarative base, shared column types and the immutability guard.
+
+Every package's models derive from :class:`Base`, so one ``MetaData`` describes the whole schema
+and Alembic sees all of it. Packages never reach into each other's tables; they refer to another
+package's rows by foreign key only.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy.orm import DeclarativeBase, Session
+from sqlalchemy.types import JSON, TypeDecorator
+
+NAMING = {
+    "ix": "ix_%(column_0_N_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator):
+    """A timezone-aware UTC timestamp on every backend.
+
+    SQLite keeps no zone, so values are stored naive in UTC and given their zone back on load;
+    PostgreSQL stores ``timestamptz``. Naive datetimes are refused: a naive time is a bug.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column; use microcred.db.utcnow()")
+        value = value.astimezone(dt.timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.timezone.utc)
+        return value.astimezone(dt.timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {dt.datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+
+
+def utcnow() -> dt.datetime:
+    """The server's clock. Every deadline and timestamp in Microcred comes from here."""
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class ImmutableRowError(RuntimeError):
+    """Raised when code tries to change or delete a row that is never edited in place."""
+
+
+def append_only(cls: type, *, frozen_when: str | None = None) -> type:
+    """Refuse UPDATE and DELETE of a model's rows through the ORM.
+
+    ``frozen_when`` names a boolean attribute (e.g. ``is_published``): the row is editable until it
+    becomes true, and frozen after. Without it, the row is frozen as soon as it is inserted.
+    New rows supersede old ones instead.
+    """
+
+    def _frozen(target: Any) -> bool:
+        if frozen_when is None:
+            return True
+        from sqlalchemy import inspect
+
+        hist = inspect(target).attrs[frozen_when].history
+        was = hist.deleted[0] if hist.deleted else getattr(target, frozen_when)
+        return bool(was)
+
+    @event.listens_for(cls, "before_update")
+    def _no_update(mapper: Any, connection: Any, target: Any) -> None:
+        if _frozen(target):
+            raise ImmutableRowError(
+                f"{cls.__name__} {getattr(target, 'id', '?')} is immutable: "
+                "write a new row that supersedes it instead of editing it"
+            )
+
+    @event.listens_for(cls, "before_delete")
+    def _no_delete(mapper: Any, connection: Any, target: Any) -> None:
+        if _frozen(target):
+            raise ImmutableRowError(f"{cls.__name__} {getattr(target, 'id', '?')} cannot be deleted")
+
+    return cls
+
+
+__all__ = ["Base", "Session", "UTCDateTime", "utcnow", "append_only", "ImmutableRowError"]
