@@ -1,19 +1,28 @@
 """Signals by which packages tell each other what happened, without importing each other.
 
-Senders and receivers are plain functions; every receiver gets the SQLAlchemy ``session`` in
-which the sender is working, so its writes commit (or roll back) with the sender's.
+Every receiver gets the SQLAlchemy ``session`` the sender works in, so its writes commit (or roll
+back) with the sender's. Receivers must not commit.
 """
 from blinker import Namespace
 
 _signals = Namespace()
 
-#: Sent by delivery when an attempt is finalized and its Result row written.
-#: kwargs: session, attempt_id, result_id
+#: Sent by delivery when an attempt starts. kwargs: session, attempt_id, candidate_id, exam_id
+attempt_started = _signals.signal("attempt-started")
+
+#: Sent by delivery right after an attempt is finalized and its Result row written, before the
+#: result's release is decided. kwargs: session, attempt_id, result_id, reason
+#: ("submitted" | "time_expired" | "terminated"). A receiver that returns a non-empty string
+#: *holds* the result (e.g. proctoring: "awaiting proctor review"); if no receiver holds it,
+#: delivery releases it and sends ``result_released``.
 result_finalized = _signals.signal("result-finalized")
 
-#: Sent when a result's release status changes (e.g. proctoring review cleared or invalidated).
-#: kwargs: session, result_id, status ("released", "held", "invalidated"), reason
-result_status_changed = _signals.signal("result-status-changed")
+#: Sent by proctoring when a reviewer decides a held result. kwargs: session, attempt_id,
+#: verdict ("cleared" | "invalidated"), reason, decided_by_id. Delivery listens, writes the
+#: release row, and sends ``result_released`` (cleared) or nothing more (invalidated).
+review_decided = _signals.signal("review-decided")
 
-#: Sent by delivery when an attempt starts. kwargs: session, attempt_id
-attempt_started = _signals.signal("attempt-started")
+#: Sent by delivery when a result becomes final and visible (released). Credentials listen
+#: and issue a badge when it is a pass. kwargs: session, result_id, attempt_id, candidate_id,
+#: exam_id, passed
+result_released = _signals.signal("result-released")

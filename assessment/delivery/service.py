@@ -1,0 +1,610 @@
+"""Delivery services: start, autosave, navigate, submit, finalize, sweep, and the proctor's
+clock controls. Plain functions over a SQLAlchemy ``Session``; the views only parse and call.
+
+Transitions of an attempt::
+
+    (none) --start--> in_progress --submit | time ran out | terminate--> finalized
+
+Finalization is a compare-and-set on ``status`` (``UPDATE ... WHERE status = 'in_progress'``),
+so two racing submits finalize once on SQLite and on PostgreSQL alike. Saves lock the attempt row
+(``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite's write lock does the same) so sequence numbers
+are checked and written atomically. Nothing is written when any part of a request is invalid.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import random
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from assessment.delivery.models import (
+    Attempt,
+    ClockEvent,
+    ItemScore,
+    ResponseSave,
+    Result,
+    ResultRelease,
+)
+from assessment.delivery.timing import Clock, clock
+from assessment.exams import Exam, ExamForm
+from assessment.users import User, time_multiplier_for
+from itembank.models import FormItem, ItemVersion
+from itembank.types import ResponseShapeError, item_type
+from microcred import signals
+from microcred.db import utcnow
+
+MAX_SAVES_PER_REQUEST = 200
+MAX_EXTENSION_SECONDS = 4 * 3600
+
+
+class DeliveryError(Exception):
+    """A request the attempt cannot honour. ``status`` is the HTTP status the edge should use."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.extra = extra
+
+
+class NotFound(DeliveryError):
+    status, code = 404, "not_found"
+
+
+class Conflict(DeliveryError):
+    status, code = 409, "conflict"
+
+
+class Finalized(DeliveryError):
+    status, code = 409, "attempt_finalized"
+
+
+class TimeUp(DeliveryError):
+    status, code = 409, "time_up"
+
+
+class Invalid(DeliveryError):
+    status, code = 422, "invalid"
+
+
+# ---------------------------------------------------------------- loading and the clock
+
+
+def get_attempt(session: Session, attempt_id: int, *, lock: bool = False) -> Attempt:
+    q = select(Attempt).where(Attempt.id == attempt_id)
+    if lock:
+        q = q.with_for_update()
+    attempt = session.scalar(q)
+    if attempt is None:
+        raise NotFound(f"no attempt {attempt_id}")
+    return attempt
+
+
+def attempt_for_candidate(
+    session: Session, attempt_id: int, candidate: User, *, lock: bool = False
+) -> Attempt:
+    """The attempt if it belongs to ``candidate``; another candidate's attempt is "not found",
+    exactly like one that does not exist, so ids cannot be probed."""
+    attempt = get_attempt(session, attempt_id, lock=lock) if attempt_id > 0 else None
+    if attempt is None or attempt.candidate_id != candidate.id:
+        raise NotFound(f"no attempt {attempt_id}")
+    return attempt
+
+
+def clock_events(session: Session, attempt: Attempt) -> list[ClockEvent]:
+    return list(
+        session.scalars(
+            select(ClockEvent).where(ClockEvent.attempt_id == attempt.id).order_by(ClockEvent.id)
+        )
+    )
+
+
+def attempt_clock(session: Session, attempt: Attempt, now: dt.datetime | None = None) -> Clock:
+    return clock(attempt, clock_events(session, attempt), now or utcnow())
+
+
+# ---------------------------------------------------------------- starting
+
+
+def in_progress_attempt(session: Session, candidate: User, exam: Exam) -> Attempt | None:
+    return session.scalar(
+        select(Attempt).where(
+            Attempt.candidate_id == candidate.id,
+            Attempt.exam_id == exam.id,
+            Attempt.status == "in_progress",
+        )
+    )
+
+
+def start_attempt(
+    session: Session,
+    candidate: User,
+    exam: Exam,
+    *,
+    agreed: bool,
+    seed: int | None = None,
+    now: dt.datetime | None = None,
+) -> Attempt:
+    """Start an attempt, or return the one already in progress (a double click starts one)."""
+    now = now or utcnow()
+    if not candidate.has_role("candidate"):
+        raise Invalid("only candidates sit exams")
+    existing = in_progress_attempt(session, candidate, exam)
+    if existing is not None:
+        if finalize_if_expired(session, existing, now) is None:
+            return existing
+    if not exam.is_open:
+        raise Conflict(f"exam {exam.code} is not open")
+    if not agreed:
+        raise Invalid("you must accept the candidate agreement to start", field="agree")
+    max_attempts = exam.policy.get("max_attempts")
+    if max_attempts:
+        taken = session.scalar(
+            select(func.count()).select_from(Attempt).where(
+                Attempt.candidate_id == candidate.id, Attempt.exam_id == exam.id
+            )
+        )
+        if taken >= max_attempts:
+            raise Conflict(f"you have used all {max_attempts} attempts at this exam")
+    forms = [ef for ef in exam.forms if ef.active]
+    if not forms:
+        raise Conflict(f"exam {exam.code} has no active form")
+    seed = seed if seed is not None else secrets.randbits(48)
+    rng = random.Random(seed)
+    exam_form: ExamForm = rng.choice(forms)
+    versions = list(
+        session.scalars(
+            select(ItemVersion)
+            .join(FormItem, FormItem.item_version_id == ItemVersion.id)
+            .where(FormItem.form_id == exam_form.form_id)
+            .order_by(FormItem.position)
+        )
+    )
+    order = [v.id for v in versions]
+    if exam.shuffle_items:
+        rng.shuffle(order)
+    option_orders: dict[str, list[str]] = {}
+    for v in versions:
+        targets = item_type(v.item_type).shuffle_targets(v)
+        if targets and exam.shuffle_options:
+            rng.shuffle(targets)
+        if targets:
+            option_orders[str(v.id)] = targets
+    attempt = Attempt(
+        candidate_id=candidate.id,
+        exam_id=exam.id,
+        form_id=exam_form.form_id,
+        seed=seed,
+        item_order=order,
+        option_orders=option_orders,
+        started_at=now,
+        time_limit_seconds=exam.time_limit_seconds,
+        time_multiplier=time_multiplier_for(session, candidate.id, exam.id),
+        agreement_accepted_at=now,
+    )
+    session.add(attempt)
+    session.flush()
+    signals.attempt_started.send(
+        "delivery",
+        session=session,
+        attempt_id=attempt.id,
+        candidate_id=candidate.id,
+        exam_id=exam.id,
+    )
+    return attempt
+
+
+# ---------------------------------------------------------------- the runner's state
+
+
+def _versions(session: Session, attempt: Attempt) -> dict[int, ItemVersion]:
+    rows = session.scalars(select(ItemVersion).where(ItemVersion.id.in_(attempt.item_order)))
+    return {v.id: v for v in rows}
+
+
+def current_saves(
+    session: Session, attempt: Attempt, *, until: dt.datetime | None = None
+) -> dict[int, ResponseSave]:
+    """The newest save per item (highest ``seq``), optionally only those saved by ``until``."""
+    q = select(ResponseSave).where(ResponseSave.attempt_id == attempt.id)
+    if until is not None:
+        q = q.where(ResponseSave.saved_at <= until)
+    latest: dict[int, ResponseSave] = {}
+    for s in session.scalars(q.order_by(ResponseSave.seq)):
+        latest[s.item_version_id] = s
+    return latest
+
+
+def clock_payload(c: Clock, now: dt.datetime) -> dict[str, Any]:
+    return {
+        "server_now": now.isoformat(),
+        "deadline": c.deadline.isoformat(),
+        "remaining_ms": int(c.remaining_seconds * 1000),
+        "paused": c.paused,
+    }
+
+
+def runner_state(session: Session, attempt: Attempt, now: dt.datetime | None = None) -> dict:
+    """Everything the runner page needs, and nothing it must not see (no keys, no rules)."""
+    now = now or utcnow()
+    versions = _versions(session, attempt)
+    saves = current_saves(session, attempt)
+    items = []
+    for pos, vid in enumerate(attempt.item_order):
+        v = versions[vid]
+        public = item_type(v.item_type).public(v, attempt.option_orders.get(str(vid)))
+        save = saves.get(vid)
+        items.append(
+            {
+                "id": vid,
+                "number": pos + 1,
+                **public,
+                "answer": save.value if save else None,
+                "flagged": bool(save.flagged) if save else False,
+            }
+        )
+    exam = session.get(Exam, attempt.exam_id)
+    return {
+        "attempt_id": attempt.id,
+        "status": attempt.status,
+        "exam": {"code": exam.code, "title": exam.title},
+        "position": attempt.position,
+        "last_seq": attempt.last_seq,
+        "items": items,
+        "clock": clock_payload(attempt_clock(session, attempt, now), now),
+    }
+
+
+# ---------------------------------------------------------------- autosave
+
+
+@dataclass(frozen=True)
+class SaveRequest:
+    seq: int
+    item_id: int
+    value: Any
+    flagged: bool
+
+
+def parse_saves(payload: Any) -> tuple[list[SaveRequest], int | None]:
+    """Check the shape of a save request body; raise :class:`Invalid` naming the bad field."""
+    if not isinstance(payload, dict):
+        raise Invalid("the body must be a JSON object with a 'saves' list")
+    raw = payload.get("saves", [])
+    if not isinstance(raw, list):
+        raise Invalid("'saves' must be a list", field="saves")
+    if len(raw) > MAX_SAVES_PER_REQUEST:
+        raise Invalid(f"at most {MAX_SAVES_PER_REQUEST} saves per request", field="saves")
+    saves = []
+    for i, s in enumerate(raw):
+        where = f"saves[{i}]"
+        if not isinstance(s, dict):
+            raise Invalid(f"{where} must be an object", field=where)
+        seq, item = s.get("seq"), s.get("item")
+        if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1 or seq > 2**53:
+            raise Invalid(f"{where}.seq must be a positive integer", field=f"{where}.seq")
+        if not isinstance(item, int) or isinstance(item, bool):
+            raise Invalid(f"{where}.item must be an item id (integer)", field=f"{where}.item")
+        flagged = s.get("flagged", False)
+        if not isinstance(flagged, bool):
+            raise Invalid(f"{where}.flagged must be true or false", field=f"{where}.flagged")
+        saves.append(SaveRequest(seq, item, s.get("value"), flagged))
+    if len({s.seq for s in saves}) != len(saves):
+        raise Invalid("two saves in one request share a seq", field="saves")
+    position = payload.get("position")
+    if position is not None and (not isinstance(position, int) or isinstance(position, bool)):
+        raise Invalid("'position' must be an integer", field="position")
+    return saves, position
+
+
+def save_responses(
+    session: Session,
+    attempt: Attempt,
+    saves: list[SaveRequest],
+    *,
+    position: int | None = None,
+    grace_seconds: float = 5.0,
+    now: dt.datetime | None = None,
+) -> dict[str, Any]:
+    """Store a batch of saves. Returns per-save acks: ``saved``, ``duplicate`` (this seq is
+    already stored with the same content: a retry), or ``conflict`` (this seq was used for other
+    content, e.g. by another browser; resend with a seq above ``last_seq``)."""
+    now = now or utcnow()
+    if attempt.status != "in_progress":
+        raise Finalized("this attempt has been submitted; no more answers are accepted")
+    c = attempt_clock(session, attempt, now)
+    late_by = (now - c.deadline).total_seconds()
+    if late_by > grace_seconds and not c.paused:
+        finalize_attempt(session, attempt, reason="time_expired", now=now)
+        raise TimeUp(
+            f"time ran out at {c.deadline.isoformat()}; this save arrived {late_by:.1f} s "
+            "later and was not accepted. Answers saved before then have been submitted."
+        )
+    if c.paused and saves:
+        raise Conflict("the exam is paused by the proctor; answers are not accepted until resumed")
+    if position is not None and not 0 <= position < len(attempt.item_order):
+        raise Invalid(f"position must be between 0 and {len(attempt.item_order) - 1}")
+    versions = _versions(session, attempt) if saves else {}
+    normalized: list[tuple[SaveRequest, Any]] = []
+    for i, s in enumerate(saves):
+        version = versions.get(s.item_id)
+        if version is None:
+            raise Invalid(f"saves[{i}]: item {s.item_id} is not in this attempt", field="item")
+        try:
+            value = item_type(version.item_type).normalize(version, s.value)
+        except ResponseShapeError as exc:
+            raise Invalid(f"saves[{i}] (item {s.item_id}): {exc}", field="value") from None
+        normalized.append((s, value))
+    existing = {}
+    if saves:
+        existing = {
+            r.seq: r
+            for r in session.scalars(
+                select(ResponseSave).where(
+                    ResponseSave.attempt_id == attempt.id,
+                    ResponseSave.seq.in_([s.seq for s in saves]),
+                )
+            )
+        }
+    acks = []
+    top = attempt.last_seq
+    for s, value in normalized:
+        prior = existing.get(s.seq)
+        if prior is not None:
+            same = (prior.item_version_id, prior.value, prior.flagged) == (s.item_id, value, s.flagged)
+            acks.append({"seq": s.seq, "status": "duplicate" if same else "conflict"})
+            continue
+        session.add(
+            ResponseSave(
+                attempt_id=attempt.id,
+                item_version_id=s.item_id,
+                seq=s.seq,
+                value=value,
+                flagged=s.flagged,
+                saved_at=now,
+            )
+        )
+        top = max(top, s.seq)
+        acks.append({"seq": s.seq, "status": "saved"})
+    changes: dict[str, Any] = {}
+    if top != attempt.last_seq:
+        changes["last_seq"] = top
+    if position is not None and position != attempt.position:
+        changes["position"] = position
+    if changes:
+        session.execute(update(Attempt).where(Attempt.id == attempt.id).values(**changes))
+        for k, v in changes.items():
+            setattr(attempt, k, v)
+    session.flush()
+    return {"acks": acks, "last_seq": top, "clock": clock_payload(c, now)}
+
+
+# ---------------------------------------------------------------- finalizing
+
+
+def submit_attempt(session: Session, attempt: Attempt, *, now: dt.datetime | None = None) -> Result:
+    now = now or utcnow()
+    if attempt.status != "in_progress":
+        raise Finalized("this attempt has already been submitted")
+    return finalize_attempt(session, attempt, reason="submitted", now=now)
+
+
+def finalize_if_expired(
+    session: Session, attempt: Attempt, now: dt.datetime | None = None, *, grace_seconds: float = 5.0
+) -> Result | None:
+    """Finalize an attempt whose time (plus the save grace) has run out; else None."""
+    now = now or utcnow()
+    if attempt.status != "in_progress":
+        return None
+    c = attempt_clock(session, attempt, now)
+    if c.paused or (now - c.deadline).total_seconds() <= grace_seconds:
+        return None
+    return finalize_attempt(session, attempt, reason="time_expired", now=now)
+
+
+def finalize_attempt(
+    session: Session, attempt: Attempt, *, reason: str, now: dt.datetime | None = None,
+    by_user_id: int | None = None,
+) -> Result:
+    """Score the attempt from its newest saves and write its Result, exactly once."""
+    now = now or utcnow()
+    c = attempt_clock(session, attempt, now)
+    finalized_at = min(now, c.deadline) if reason == "time_expired" else now
+    won = session.execute(
+        update(Attempt)
+        .where(Attempt.id == attempt.id, Attempt.status == "in_progress")
+        .values(status="finalized", finalized_at=finalized_at, finalize_reason=reason)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if won != 1:
+        raise Finalized("this attempt has already been submitted")
+    attempt.status, attempt.finalized_at, attempt.finalize_reason = "finalized", finalized_at, reason
+    result = _score(session, attempt)
+    holds = [
+        str(ret)
+        for _, ret in signals.result_finalized.send(
+            "delivery", session=session, attempt_id=attempt.id, result_id=result.id, reason=reason
+        )
+        if ret
+    ]
+    if reason == "terminated":
+        _release(session, result, "invalidated", "the proctor terminated the attempt", by_user_id)
+    elif holds:
+        _release(session, result, "held", "; ".join(holds), None)
+    else:
+        _release(session, result, "released", "", None)
+    session.flush()
+    return result
+
+
+def _score(session: Session, attempt: Attempt) -> Result:
+    versions = _versions(session, attempt)
+    saves = current_saves(session, attempt)
+    exam = session.get(Exam, attempt.exam_id)
+    domain_names = {d.code: d.name for d in exam.blueprint.domains}
+    domains: dict[str, dict[str, Any]] = {
+        code: {"code": code, "name": name, "score": 0.0, "max": 0.0, "items": 0}
+        for code, name in domain_names.items()
+    }
+    raw = maximum = 0.0
+    answered = 0
+    result = Result(
+        attempt_id=attempt.id,
+        raw_score=0,
+        max_score=0,
+        percent=0,
+        pass_percent=exam.pass_percent,
+        passed=False,
+        answered=0,
+        n_items=len(attempt.item_order),
+        domain_scores=[],
+        theta=None,
+        theta_se=None,
+    )
+    scores = []
+    for pos, vid in enumerate(attempt.item_order):
+        v = versions[vid]
+        save = saves.get(vid)
+        value = save.value if save else None
+        points = item_type(v.item_type).score(v, value)
+        answered += value is not None
+        raw += points
+        maximum += v.max_score
+        d = domains.setdefault(
+            v.domain_code, {"code": v.domain_code, "name": v.domain_code, "score": 0.0, "max": 0.0, "items": 0}
+        )
+        d["score"] += points
+        d["max"] += v.max_score
+        d["items"] += 1
+        scores.append(
+            ItemScore(
+                item_version_id=vid,
+                position=pos,
+                domain_code=v.domain_code,
+                response=value,
+                score=points,
+                max_score=v.max_score,
+            )
+        )
+    percent = round(100.0 * raw / maximum, 2) if maximum else 0.0
+    result.raw_score, result.max_score, result.percent = raw, maximum, percent
+    result.passed = percent >= exam.pass_percent
+    result.answered = answered
+    for d in domains.values():
+        d["percent"] = round(100.0 * d["score"] / d["max"], 1) if d["max"] else None
+    result.domain_scores = [d for d in domains.values() if d["items"]]
+    session.add(result)
+    session.flush()
+    for s in scores:
+        s.result_id = result.id
+        session.add(s)
+    return result
+
+
+def _release(
+    session: Session, result: Result, status: str, reason: str, by_user_id: int | None
+) -> ResultRelease:
+    row = ResultRelease(result_id=result.id, status=status, reason=reason, by_user_id=by_user_id)
+    session.add(row)
+    session.flush()
+    if status == "released":
+        attempt = session.get(Attempt, result.attempt_id)
+        signals.result_released.send(
+            "delivery",
+            session=session,
+            result_id=result.id,
+            attempt_id=result.attempt_id,
+            candidate_id=attempt.candidate_id,
+            exam_id=attempt.exam_id,
+            passed=result.passed,
+        )
+    return row
+
+
+def release_status(session: Session, result_id: int) -> ResultRelease | None:
+    return session.scalar(
+        select(ResultRelease)
+        .where(ResultRelease.result_id == result_id)
+        .order_by(ResultRelease.id.desc())
+        .limit(1)
+    )
+
+
+@signals.review_decided.connect
+def _on_review_decided(sender: Any, *, session: Session, attempt_id: int, verdict: str,
+                       reason: str, decided_by_id: int | None) -> None:
+    result = session.scalar(select(Result).where(Result.attempt_id == attempt_id))
+    if result is None:
+        raise NotFound(f"attempt {attempt_id} has no result to review")
+    if verdict not in ("cleared", "invalidated"):
+        raise Invalid(f"unknown review verdict {verdict!r}")
+    _release(session, result, "released" if verdict == "cleared" else "invalidated", reason,
+             decided_by_id)
+
+
+def sweep(session: Session, *, now: dt.datetime | None = None, grace_seconds: float = 5.0) -> list[int]:
+    """Finalize every in-progress attempt whose time has run out. Returns their ids."""
+    now = now or utcnow()
+    done = []
+    for attempt in session.scalars(select(Attempt).where(Attempt.status == "in_progress")):
+        try:
+            if finalize_if_expired(session, attempt, now, grace_seconds=grace_seconds):
+                done.append(attempt.id)
+        except Finalized:
+            continue
+    return done
+
+
+# ---------------------------------------------------------------- proctor's clock controls
+
+
+def pause_attempt(session: Session, attempt: Attempt, *, by_user_id: int | None, reason: str = "") -> ClockEvent:
+    _require_running(attempt)
+    if attempt_clock(session, attempt).paused:
+        raise Conflict("the attempt is already paused")
+    return _clock_event(session, attempt, "pause", 0, reason, by_user_id)
+
+
+def resume_attempt(session: Session, attempt: Attempt, *, by_user_id: int | None, reason: str = "") -> ClockEvent:
+    _require_running(attempt)
+    if not attempt_clock(session, attempt).paused:
+        raise Conflict("the attempt is not paused")
+    return _clock_event(session, attempt, "resume", 0, reason, by_user_id)
+
+
+def extend_attempt(
+    session: Session, attempt: Attempt, *, seconds: int, by_user_id: int | None, reason: str
+) -> ClockEvent:
+    _require_running(attempt)
+    if not isinstance(seconds, int) or not 0 < seconds <= MAX_EXTENSION_SECONDS:
+        raise Invalid(f"an extension must be between 1 and {MAX_EXTENSION_SECONDS} seconds")
+    if not reason.strip():
+        raise Invalid("an extension needs a reason")
+    return _clock_event(session, attempt, "extend", seconds, reason, by_user_id)
+
+
+def terminate_attempt(session: Session, attempt: Attempt, *, by_user_id: int | None, reason: str) -> Result:
+    _require_running(attempt)
+    if not reason.strip():
+        raise Invalid("terminating an attempt needs a reason")
+    return finalize_attempt(session, attempt, reason="terminated", by_user_id=by_user_id)
+
+
+def _require_running(attempt: Attempt) -> None:
+    if attempt.status != "in_progress":
+        raise Finalized("this attempt has been submitted")
+
+
+def _clock_event(session: Session, attempt: Attempt, kind: str, seconds: int, reason: str,
+                 by_user_id: int | None) -> ClockEvent:
+    ev = ClockEvent(attempt_id=attempt.id, kind=kind, seconds=seconds, reason=reason,
+                    by_user_id=by_user_id, at=utcnow())
+    session.add(ev)
+    session.flush()
+    return ev

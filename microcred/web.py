@@ -1,0 +1,85 @@
+"""Web plumbing every package's views share: the request's database session, role checks,
+JSON errors, and the registry through which packages plug into the exam runner.
+
+The Flask application itself is built in ``assessment.app``; packages with views expose an
+``init_app(app)`` that registers their blueprint and their contributions here.
+"""
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import abort, current_app, g, jsonify, request
+from flask_login import current_user
+from sqlalchemy.orm import Session
+
+
+def db_session() -> Session:
+    """The request's session: a write session (``BEGIN IMMEDIATE`` on SQLite) for
+    non-GET requests, a read session otherwise. Committed by the view, closed at teardown."""
+    if "db_session" not in g:
+        database = current_app.extensions["microcred.database"]
+        g.db_session = database.session(write=request.method not in ("GET", "HEAD", "OPTIONS"))
+    return g.db_session
+
+
+class ApiError(Exception):
+    """An error a JSON endpoint returns as ``{"error": code, "message": ...}`` with ``status``."""
+
+    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.extra = status, code, message, extra
+
+    def response(self):  # noqa: ANN201 - a Flask response
+        resp = jsonify({"error": self.code, "message": self.message, **self.extra})
+        resp.status_code = self.status
+        return resp
+
+
+def wants_json() -> bool:
+    return request.path.startswith("/api/") or request.is_json
+
+
+def role_required(*roles: str) -> Callable:
+    """Allow the view only to signed-in users with one of ``roles`` (403 otherwise)."""
+
+    def decorator(view: Callable) -> Callable:
+        @functools.wraps(view)
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            if not current_user.is_authenticated:
+                if wants_json():
+                    raise ApiError(401, "not_signed_in", "sign in first")
+                return current_app.login_manager.unauthorized()
+            if roles and current_user.role not in roles:
+                if wants_json():
+                    raise ApiError(403, "forbidden", "your role may not do this")
+                abort(403)
+            return view(*args, **kwargs)
+
+        return wrapped
+
+    return decorator
+
+
+@dataclass
+class RunnerWiring:
+    """What other packages add to the candidate's exam flow.
+
+    - ``start_gates``: ``f(session, user, exam) -> str | None``; a URL to send the candidate to
+      before the attempt may start (e.g. the identity check), or None to let it start.
+    - ``state_contributors``: ``f(session, attempt) -> dict``; merged into the runner's state
+      under ``extras`` (e.g. ``{"proctoring": {...}}``), sent with every heartbeat.
+    - ``runner_scripts``: static URLs of extra ES modules the runner page loads.
+    - ``nav_links``: ``(role, endpoint, label)`` shown in the header for that role.
+    """
+
+    start_gates: list[Callable] = field(default_factory=list)
+    state_contributors: list[Callable] = field(default_factory=list)
+    runner_scripts: list[str] = field(default_factory=list)
+    nav_links: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+def runner_wiring() -> RunnerWiring:
+    return current_app.extensions["microcred.wiring"]
