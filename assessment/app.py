@@ -1,0 +1,149 @@
+"""The Flask application factory: configuration, database, sign-in, security headers, and the
+wiring of every package's views."""
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, g, render_template, request
+from flask_login import LoginManager
+from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.exceptions import HTTPException
+
+from assessment.config import Settings
+from assessment.database import Database
+from assessment.delivery.service import DeliveryError
+from assessment.users import User
+from microcred.web import ApiError, RunnerWiring, db_session, wants_json
+
+ROOT = Path(__file__).resolve().parent.parent
+
+#: Packages that plug views into the app through ``<package>.web.init_app(app)``.
+PLUGGED_PACKAGES = ("proctoring.web", "credentials.web")
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "media-src 'self' blob:; connect-src 'self'; font-src 'self'; object-src 'none'; "
+    "base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+)
+
+csrf = CSRFProtect()
+login_manager = LoginManager()
+login_manager.login_view = "auth.signin"
+login_manager.login_message = "Please sign in to continue."
+login_manager.session_protection = "strong"
+
+
+@login_manager.user_loader
+def _load_user(user_id: str) -> User | None:
+    try:
+        return db_session().get(User, int(user_id))
+    except ValueError:
+        return None
+
+
+def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
+    settings = settings or Settings.from_env()
+    app = Flask(
+        "assessment",
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+        instance_path=str(settings.instance_dir),
+    )
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,
+        SESSION_COOKIE_SECURE=settings.cookie_secure,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        REMEMBER_COOKIE_SECURE=settings.cookie_secure,
+        REMEMBER_COOKIE_HTTPONLY=True,
+        WTF_CSRF_TIME_LIMIT=None,
+        WTF_CSRF_SSL_STRICT=False,
+        MICROCRED=settings,
+    )
+    app.config.update(overrides)
+    database = Database(settings.database_url)
+    app.extensions["microcred.database"] = database
+    app.extensions["microcred.wiring"] = RunnerWiring()
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    _register_errors(app)
+    _register_security_headers(app)
+
+    @app.teardown_appcontext
+    def _close_session(exc: BaseException | None) -> None:
+        session = g.pop("db_session", None)
+        if session is not None:
+            if exc is not None:
+                session.rollback()
+            session.close()
+
+    from assessment import admin, auth, home
+    from assessment.delivery import views as delivery_views
+
+    for module in (auth, home, delivery_views, admin):
+        app.register_blueprint(module.bp)
+    for name in PLUGGED_PACKAGES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name and exc.name != name.split(".")[0]:
+                raise
+            continue
+        module.init_app(app)
+
+    @app.context_processor
+    def _wiring() -> dict[str, Any]:
+        return {"wiring": app.extensions["microcred.wiring"]}
+
+    return app
+
+
+def _register_errors(app: Flask) -> None:
+    @app.errorhandler(ApiError)
+    def _api_error(exc: ApiError):  # noqa: ANN202
+        return exc.response()
+
+    @app.errorhandler(DeliveryError)
+    def _delivery_error(exc: DeliveryError):  # noqa: ANN202
+        db_session().rollback()
+        if wants_json():
+            return ApiError(exc.status, exc.code, exc.message, **exc.extra).response()
+        return render_template("error.html", status=exc.status, message=exc.message), exc.status
+
+    @app.errorhandler(CSRFError)
+    def _csrf_error(exc: CSRFError):  # noqa: ANN202
+        message = f"the request's CSRF token is missing or invalid ({exc.description}); reload the page"
+        if wants_json():
+            return ApiError(400, "csrf", message).response()
+        return render_template("error.html", status=400, message=message), 400
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):  # noqa: ANN202
+        messages = {
+            413: f"the request body is larger than {app.config['MAX_CONTENT_LENGTH']} bytes",
+            404: "there is nothing at this address",
+            403: "you may not see this page",
+            405: "this address does not accept that method",
+        }
+        message = messages.get(exc.code or 500, exc.description)
+        if wants_json():
+            return ApiError(exc.code or 500, (exc.name or "error").lower().replace(" ", "_"),
+                            message).response()
+        return render_template("error.html", status=exc.code, message=message), exc.code
+
+
+def _register_security_headers(app: Flask) -> None:
+    @app.after_request
+    def _headers(response):  # noqa: ANN001, ANN202
+        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "same-origin"
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers.setdefault("Permissions-Policy", "camera=(self), microphone=(), geolocation=()")
+        if request.path.startswith("/api/") or request.endpoint and "attempt" in request.endpoint:
+            response.headers["Cache-Control"] = "no-store"
+        return response
+

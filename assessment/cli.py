@@ -1,0 +1,232 @@
+"""The ``microcred`` command: set up the database, load the demo, serve, manage users, sweep.
+
+Other packages add their commands through ``<package>.cli.register(group)``.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import threading
+import time
+
+import click
+
+from assessment.config import Settings
+
+PLUGGED_CLIS = ("psychometrics.cli", "proctoring.cli", "credentials.cli")
+
+
+@click.group(help="Microcred: proctored micro-credential exams.")
+def main() -> None:
+    pass
+
+
+def _database(settings: Settings):  # noqa: ANN202
+    from assessment.database import Database
+    from assessment.models import load_all
+
+    load_all()
+    return Database(settings.database_url)
+
+
+def _require_migrated(settings: Settings) -> None:
+    from assessment.migrate import pending
+
+    if pending(settings.database_url):
+        raise click.ClickException(
+            "the database schema is not up to date; run `microcred init` first"
+        )
+
+
+@main.command()
+def init() -> None:
+    """Create the database, or migrate it to the newest schema."""
+    from assessment.migrate import upgrade
+
+    settings = Settings.from_env()
+    upgrade(settings.database_url)
+    click.echo(f"database ready: {_redact(settings.database_url)}")
+
+
+@main.command()
+@click.option("--if-empty", is_flag=True, help="Do nothing when the database already has users.")
+@click.option("--history", default=500, show_default=True, help="Simulated past candidates.")
+def demo(if_empty: bool, history: int) -> None:
+    """Load the demo program "Clinical Coding Fundamentals" and its four demo users."""
+    from assessment.demo_program import DemoError, load_demo
+
+    settings = Settings.from_env()
+    _require_migrated(settings)
+    db = _database(settings)
+    with db.session() as session:
+        try:
+            creds = load_demo(session, history=history, if_empty=if_empty)
+        except DemoError as exc:
+            session.rollback()
+            raise click.ClickException(str(exc)) from None
+        session.commit()
+    if creds is None:
+        click.echo("the database already has users; demo not loaded")
+        return
+    path = settings.instance_dir / "demo-credentials.txt"
+    lines = [f"{role:16} {email:32} {password}" for role, email, password in creds]
+    path.write_text("\n".join(lines) + "\n")
+    os.chmod(path, 0o600)
+    click.echo("demo program loaded. Sign in with:")
+    for line in lines:
+        click.echo("  " + line)
+    click.echo(f"(also written to {path})")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--workers", default=None, type=int, help="Default: 2 x cores + 1.")
+@click.option("--threads", default=1, show_default=True, type=int)
+@click.option("--sweep-every", default=30, show_default=True, type=int,
+              help="Seconds between sweeps that finalize attempts whose time ran out (0: off).")
+def serve(host: str, port: int, workers: int | None, threads: int, sweep_every: int) -> None:
+    """Serve Microcred with gunicorn."""
+    from gunicorn.app.base import BaseApplication
+
+    settings = Settings.from_env()
+    _require_migrated(settings)
+    workers = workers or (2 * (os.cpu_count() or 1) + 1)
+
+    class Server(BaseApplication):
+        def load_config(self) -> None:
+            self.cfg.set("bind", f"{host}:{port}")
+            self.cfg.set("workers", workers)
+            self.cfg.set("threads", threads)
+            self.cfg.set("accesslog", None)
+            self.cfg.set("errorlog", "-")
+            self.cfg.set("timeout", 60)
+            self.cfg.set("when_ready", lambda arbiter: _start_sweeper(sweep_every))
+
+        def load(self):  # noqa: ANN202
+            from assessment.wsgi import app
+
+            return app
+
+    click.echo(f"serving on http://{host}:{port} with {workers} workers")
+    Server().run()
+
+
+def _start_sweeper(every: int) -> None:
+    if every <= 0:
+        return
+
+    def loop() -> None:
+        from assessment.delivery.service import sweep
+
+        settings = Settings.from_env()
+        db = _database(settings)
+        while True:
+            time.sleep(every)
+            try:
+                with db.session() as session:
+                    done = sweep(session, grace_seconds=settings.save_grace_seconds)
+                    session.commit()
+                if done:
+                    print(f"sweep: finalized attempts {done}", file=sys.stderr, flush=True)
+            except Exception as exc:  # keep sweeping after a passing database error
+                print(f"sweep failed: {exc}", file=sys.stderr, flush=True)
+
+    threading.Thread(target=loop, name="microcred-sweeper", daemon=True).start()
+
+
+@main.command()
+def sweep() -> None:
+    """Finalize every attempt whose time has run out (answers saved in time are scored)."""
+    from assessment.delivery.service import sweep as run_sweep
+
+    settings = Settings.from_env()
+    _require_migrated(settings)
+    with _database(settings).session() as session:
+        done = run_sweep(session, grace_seconds=settings.save_grace_seconds)
+        session.commit()
+    click.echo(f"finalized {len(done)} attempt(s){': ' + ', '.join(map(str, done)) if done else ''}")
+
+
+@main.group()
+def user() -> None:
+    """Manage users."""
+
+
+@user.command("add")
+@click.option("--email", required=True)
+@click.option("--name", "display_name", required=True)
+@click.option("--role", required=True,
+              type=click.Choice(["candidate", "proctor", "psychometrician", "admin"]))
+@click.password_option(help="At least 10 characters (prompted when absent).")
+def user_add(email: str, display_name: str, role: str, password: str) -> None:
+    """Add a user."""
+    from assessment.users import UserError, create_user
+
+    settings = Settings.from_env()
+    _require_migrated(settings)
+    with _database(settings).session() as session:
+        try:
+            u = create_user(session, email=email, password=password, role=role,
+                            display_name=display_name)
+        except UserError as exc:
+            raise click.ClickException(str(exc)) from None
+        session.commit()
+        click.echo(f"added {u.role} {u.email} (id {u.id})")
+
+
+@main.group()
+def accommodation() -> None:
+    """Accommodations for candidates."""
+
+
+@accommodation.command("grant")
+@click.argument("email")
+@click.argument("multiplier", type=float)
+@click.option("--reason", required=True)
+@click.option("--exam", "exam_code", default=None, help="Exam code; all exams when absent.")
+@click.option("--by", "by_email", required=True, help="Email of the admin granting it.")
+def accommodation_grant(email: str, multiplier: float, reason: str, exam_code: str | None,
+                        by_email: str) -> None:
+    """Give a candidate a time multiplier (e.g. 1.5)."""
+    from assessment.exams import exam_by_code
+    from assessment.users import UserError, find_user_by_email, grant_accommodation
+
+    settings = Settings.from_env()
+    _require_migrated(settings)
+    with _database(settings).session() as session:
+        candidate, admin = find_user_by_email(session, email), find_user_by_email(session, by_email)
+        if candidate is None:
+            raise click.ClickException(f"no user {email}")
+        if admin is None or admin.role != "admin":
+            raise click.ClickException(f"{by_email} is not an admin")
+        exam_id = None
+        if exam_code:
+            exam = exam_by_code(session, exam_code)
+            if exam is None:
+                raise click.ClickException(f"no exam {exam_code}")
+            exam_id = exam.id
+        try:
+            grant_accommodation(session, candidate=candidate, time_multiplier=multiplier,
+                                reason=reason, granted_by=admin, exam_id=exam_id)
+        except UserError as exc:
+            raise click.ClickException(str(exc)) from None
+        session.commit()
+    click.echo(f"{email}: {multiplier}x time")
+
+
+def _redact(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        return f"{scheme}://{creds.split(':')[0]}:***@{host}" if ":" in creds else url
+    return url
+
+
+for _name in PLUGGED_CLIS:
+    try:
+        importlib.import_module(_name).register(main)
+    except ModuleNotFoundError as _exc:
+        if _exc.name not in (_name, _name.split(".")[0]):
+            raise

@@ -1,0 +1,202 @@
+"""The candidate's pages and the runner's JSON API. Thin: parse, call a service, render."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy import select
+
+from assessment.delivery import service
+from assessment.delivery.models import Attempt, Result
+from assessment.exams import Exam, exam_by_code, open_exams
+from microcred.db import utcnow
+from microcred.web import ApiError, db_session, role_required, runner_wiring
+
+bp = Blueprint("delivery", __name__)
+
+
+def _grace() -> float:
+    return current_app.config["MICROCRED"].save_grace_seconds
+
+
+def _json_body() -> Any:
+    if not request.is_json:
+        raise ApiError(415, "unsupported_media_type", "send the body as application/json")
+    body = request.get_json(silent=True)
+    if body is None:
+        raise ApiError(400, "malformed_json", "the body is not valid JSON")
+    return body
+
+
+def _extras(session: Any, attempt: Attempt) -> dict[str, Any]:
+    extras: dict[str, Any] = {}
+    for contribute in runner_wiring().state_contributors:
+        extras.update(contribute(session, attempt) or {})
+    return extras
+
+
+def _my_attempt(attempt_id: int, *, lock: bool = False) -> Attempt:
+    return service.attempt_for_candidate(db_session(), attempt_id, current_user, lock=lock)
+
+
+# ---------------------------------------------------------------- pages
+
+
+@bp.get("/exams")
+@role_required("candidate")
+def exams():  # noqa: ANN201
+    session = db_session()
+    mine = list(
+        session.scalars(
+            select(Attempt).where(Attempt.candidate_id == current_user.id).order_by(Attempt.id.desc())
+        )
+    )
+    changed = False
+    for attempt in mine:
+        changed |= service.finalize_if_expired(session, attempt, grace_seconds=_grace()) is not None
+    if changed:
+        session.commit()
+    exams_by_id = {e.id: e for e in session.scalars(select(Exam))}
+    return render_template(
+        "delivery/exams.html",
+        exams=open_exams(session),
+        attempts=mine,
+        exams_by_id=exams_by_id,
+        releases={a.id: service.release_status(session, a.result.id) for a in mine if a.result},
+    )
+
+
+@bp.get("/exams/<code>")
+@role_required("candidate")
+def exam(code: str):  # noqa: ANN201
+    session = db_session()
+    exam = exam_by_code(session, code)
+    if exam is None or not exam.is_open:
+        raise service.NotFound(f"no open exam {code}")
+    current = service.in_progress_attempt(session, current_user, exam)
+    return render_template("delivery/exam.html", exam=exam, current=current)
+
+
+@bp.post("/exams/<code>/start")
+@role_required("candidate")
+def start(code: str):  # noqa: ANN201
+    session = db_session()
+    exam = exam_by_code(session, code)
+    if exam is None or not exam.is_open:
+        raise service.NotFound(f"no open exam {code}")
+    if service.in_progress_attempt(session, current_user, exam) is None:
+        for gate in runner_wiring().start_gates:
+            target = gate(session, current_user, exam)
+            if target:
+                session.commit()
+                return redirect(target)
+    agreed = request.form.get("agree") == "yes"
+    if not agreed and service.in_progress_attempt(session, current_user, exam) is None:
+        flash("To start, confirm that you accept the candidate agreement.", "error")
+        return render_template("delivery/exam.html", exam=exam, current=None, agree_error=True), 422
+    attempt = service.start_attempt(session, current_user, exam, agreed=True)
+    session.commit()
+    return redirect(url_for("delivery.runner", attempt_id=attempt.id))
+
+
+@bp.get("/attempts/<int:attempt_id>")
+@role_required("candidate")
+def runner(attempt_id: int):  # noqa: ANN201
+    session = db_session()
+    attempt = _my_attempt(attempt_id)
+    if service.finalize_if_expired(session, attempt, grace_seconds=_grace()):
+        session.commit()
+    if attempt.status != "in_progress":
+        return redirect(url_for("delivery.result", attempt_id=attempt.id))
+    state = service.runner_state(session, attempt)
+    state["extras"] = _extras(session, attempt)
+    exam = session.get(Exam, attempt.exam_id)
+    return render_template(
+        "delivery/runner.html", state=state, exam=exam, scripts=runner_wiring().runner_scripts
+    )
+
+
+@bp.get("/attempts/<int:attempt_id>/result")
+@role_required("candidate")
+def result(attempt_id: int):  # noqa: ANN201
+    session = db_session()
+    attempt = _my_attempt(attempt_id)
+    if service.finalize_if_expired(session, attempt, grace_seconds=_grace()):
+        session.commit()
+    if attempt.status != "finalized":
+        return redirect(url_for("delivery.runner", attempt_id=attempt.id))
+    res = session.scalar(select(Result).where(Result.attempt_id == attempt.id))
+    release = service.release_status(session, res.id)
+    exam = session.get(Exam, attempt.exam_id)
+    return render_template(
+        "delivery/result.html", attempt=attempt, result=res, release=release, exam=exam
+    )
+
+
+# ---------------------------------------------------------------- the runner's API
+
+
+@bp.get("/api/attempts/<int:attempt_id>/state")
+@role_required("candidate")
+def api_state(attempt_id: int):  # noqa: ANN201
+    session = db_session()
+    attempt = _my_attempt(attempt_id)
+    if service.finalize_if_expired(session, attempt, grace_seconds=_grace()):
+        session.commit()
+    state = service.runner_state(session, attempt)
+    state["extras"] = _extras(session, attempt)
+    return state
+
+
+@bp.get("/api/attempts/<int:attempt_id>/heartbeat")
+@role_required("candidate")
+def api_heartbeat(attempt_id: int):  # noqa: ANN201
+    session = db_session()
+    attempt = _my_attempt(attempt_id)
+    now = utcnow()
+    if service.finalize_if_expired(session, attempt, now, grace_seconds=_grace()):
+        session.commit()
+    body: dict[str, Any] = {
+        "status": attempt.status,
+        "clock": service.clock_payload(service.attempt_clock(session, attempt, now), now),
+        "last_seq": attempt.last_seq,
+        "extras": _extras(session, attempt),
+    }
+    if attempt.status != "in_progress":
+        body["result_url"] = url_for("delivery.result", attempt_id=attempt.id)
+    return body
+
+
+@bp.post("/api/attempts/<int:attempt_id>/saves")
+@role_required("candidate")
+def api_saves(attempt_id: int):  # noqa: ANN201
+    saves, position = service.parse_saves(_json_body())
+    session = db_session()
+    attempt = _my_attempt(attempt_id, lock=True)
+    try:
+        out = service.save_responses(
+            session, attempt, saves, position=position, grace_seconds=_grace()
+        )
+    except service.TimeUp:
+        session.commit()  # keep the finalization the late save triggered
+        raise
+    session.commit()
+    return out
+
+
+@bp.post("/api/attempts/<int:attempt_id>/submit")
+@role_required("candidate")
+def api_submit(attempt_id: int):  # noqa: ANN201
+    body = _json_body()
+    if not isinstance(body, dict) or body.get("confirm") is not True:
+        raise ApiError(422, "not_confirmed", "submitting needs {\"confirm\": true}")
+    session = db_session()
+    attempt = _my_attempt(attempt_id, lock=True)
+    if service.finalize_if_expired(session, attempt, grace_seconds=_grace()):
+        session.commit()
+        raise service.Finalized("time ran out; your saved answers were submitted",
+                                result_url=url_for("delivery.result", attempt_id=attempt.id))
+    service.submit_attempt(session, attempt)
+    session.commit()
+    return {"status": "finalized", "result_url": url_for("delivery.result", attempt_id=attempt.id)}

@@ -1,0 +1,239 @@
+"""The demo program: "Clinical Coding Fundamentals", its users, and a simulated history.
+
+The items come from ``assessment/demo/clinical_coding.json``. Two forms share half their items
+(so psychometric screens see linked, sparse data, as with real LOFT or multi-form programs).
+The history of past candidates is simulated from a two-parameter logistic model with known item
+parameters (kept in each item version's ``meta["simulation"]``), so a calibration of the demo
+data can be checked against the truth.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import random
+import secrets
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from assessment.delivery.models import Attempt, ItemScore, Result, ResultRelease
+from assessment.exams import create_exam
+from assessment.users import Role, User, create_user
+from itembank.authoring import create_blueprint, create_form, create_item, publish_version
+from itembank.models import ItemVersion
+from itembank.types import item_type
+from microcred.db import utcnow
+
+CONTENT = Path(__file__).resolve().parent / "demo" / "clinical_coding.json"
+DIFFICULTY_B = {"easy": -1.2, "medium": 0.0, "hard": 1.1}
+DEMO_USERS = (
+    (Role.CANDIDATE, "candidate@demo.microcred.test", "Casey Candidate"),
+    (Role.PROCTOR, "proctor@demo.microcred.test", "Parker Proctor"),
+    (Role.PSYCHOMETRICIAN, "psychometrician@demo.microcred.test", "Morgan Psychometrician"),
+    (Role.ADMIN, "admin@demo.microcred.test", "Alex Admin"),
+)
+SIMULATION_SEED = 20261125
+
+
+class DemoError(RuntimeError):
+    pass
+
+
+def load_content(path: Path = CONTENT) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise DemoError(f"demo content is missing: {path}") from None
+
+
+def load_demo(
+    session: Session, *, history: int = 500, if_empty: bool = False, content: dict | None = None
+) -> list[tuple[str, str, str]] | None:
+    """Load the demo; returns ``(role, email, password)`` for the four demo users, with fresh
+    random passwords, or None when ``if_empty`` and the database already has users."""
+    if if_empty and session.scalar(select(func.count()).select_from(User)):
+        return None
+    content = content or load_content()
+    creds = []
+    users: dict[str, User] = {}
+    for role, email, name in DEMO_USERS:
+        password = secrets.token_urlsafe(9)
+        users[role.value] = create_user(
+            session, email=email, password=password, role=role, display_name=name
+        )
+        creds.append((role.value, email, password))
+    bp_def = content["blueprint"]
+    blueprint = create_blueprint(
+        session, code=bp_def["code"], name=bp_def["name"], domains=bp_def["domains"]
+    )
+    rng = random.Random(SIMULATION_SEED)
+    versions_by_domain: dict[str, list[ItemVersion]] = {}
+    for spec in content["items"]:
+        a = round(rng.uniform(0.7, 1.9), 3)
+        b = round(DIFFICULTY_B[spec.get("difficulty", "medium")] + rng.gauss(0, 0.35), 3)
+        interaction: dict[str, Any] = {"options": spec["options"]}
+        if spec["type"] == "multiple_response":
+            interaction["select"] = len(spec["key"])
+        version = create_item(
+            session,
+            code=spec["code"],
+            item_type_name=spec["type"],
+            domain_code=spec["domain"],
+            stem=spec["stem"],
+            interaction=interaction,
+            key={"correct": spec["key"]},
+            rationale=spec.get("rationale", ""),
+            meta={
+                "difficulty": spec.get("difficulty"),
+                "references": spec.get("references", ""),
+                "simulation": {"model": "2pl", "a": a, "b": b},
+            },
+        )
+        publish_version(session, version)
+        versions_by_domain.setdefault(spec["domain"], []).append(version)
+    forms = []
+    for index, code in enumerate(("CCF-FORM-A", "CCF-FORM-B")):
+        chosen: list[ItemVersion] = []
+        for dom in blueprint.domains:
+            pool = versions_by_domain.get(dom.code, [])
+            n = dom.items_on_form
+            if len(pool) < n + n // 2:
+                raise DemoError(f"domain {dom.code} has {len(pool)} items; the forms need more")
+            # Form B keeps the first half of form A's items (the anchor) and adds new ones.
+            chosen += pool[:n] if index == 0 else pool[: n // 2] + pool[n : n + n - n // 2]
+        forms.append(create_form(session, code=code, blueprint=blueprint, versions=chosen))
+    exam_def = content["exam"]
+    exam = create_exam(
+        session,
+        code=exam_def["code"],
+        title=exam_def["title"],
+        program_name=content["program"]["name"],
+        description=content["program"]["description"],
+        instructions=exam_def["instructions"],
+        agreement=exam_def["agreement"],
+        blueprint=blueprint,
+        forms=forms,
+        time_limit_seconds=int(exam_def["time_limit_minutes"]) * 60,
+        pass_percent=float(exam_def["pass_percent"]),
+        policy={
+            "proctoring": {"identity": "proctor", "review": "flagged", "fullscreen": False,
+                           "snapshot_interval_s": 60},
+            "achievement_code": content["program"]["code"],
+        },
+    )
+    _assign_proctor(session, users["proctor"], exam, users["admin"])
+    simulate_history(session, exam=exam, forms=forms, n=history, seed=SIMULATION_SEED)
+    session.flush()
+    return creds
+
+
+def _assign_proctor(session: Session, proctor: User, exam: Any, admin: User) -> None:
+    try:
+        from proctoring.assignments import assign
+    except ModuleNotFoundError:
+        return
+    assign(session, proctor, exam, admin)
+
+
+def simulate_history(
+    session: Session, *, exam: Any, forms: list, n: int, seed: int
+) -> None:
+    """``n`` past candidates with abilities drawn from N(0, 1), answering under the 2PL with
+    each item's simulation parameters. Wrong answers pick a distractor at random."""
+    if n <= 0:
+        return
+    rng = random.Random(seed + 1)
+    now = utcnow()
+    blueprint_names = {d.code: d.name for d in exam.blueprint.domains}
+    form_versions = {
+        f.id: [fi.item_version for fi in sorted(f.items, key=lambda fi: fi.position)] for f in forms
+    }
+    disabled_hash = "!simulated-candidate-cannot-sign-in"
+    people = [
+        User(
+            email=f"past.candidate.{i:04d}@demo.microcred.test",
+            display_name=f"Past candidate {i:04d}",
+            role=Role.CANDIDATE.value,
+            password_hash=disabled_hash,
+            active=False,
+            created_at=now - dt.timedelta(days=200),
+        )
+        for i in range(n)
+    ]
+    session.add_all(people)
+    session.flush()
+    attempts, results_rows = [], []
+    for i, person in enumerate(people):
+        form = forms[i % len(forms)]
+        versions = form_versions[form.id]
+        theta = rng.gauss(0.0, 1.0)
+        started = now - dt.timedelta(days=rng.uniform(1, 180), minutes=rng.uniform(0, 600))
+        duration = dt.timedelta(minutes=rng.uniform(12, 29))
+        order = [v.id for v in versions]
+        rng.shuffle(order)
+        attempt = Attempt(
+            candidate_id=person.id, exam_id=exam.id, form_id=form.id, status="finalized",
+            seed=rng.getrandbits(48), item_order=order, option_orders={}, started_at=started,
+            time_limit_seconds=exam.time_limit_seconds, time_multiplier=1.0,
+            agreement_accepted_at=started, position=len(order) - 1, last_seq=len(order),
+            finalized_at=started + duration, finalize_reason="submitted",
+        )
+        attempts.append((attempt, theta, versions))
+    session.add_all([a for a, _, _ in attempts])
+    session.flush()
+    for attempt, theta, versions in attempts:
+        by_id = {v.id: v for v in versions}
+        scores, domains = [], {}
+        raw = 0.0
+        for pos, vid in enumerate(attempt.item_order):
+            v = by_id[vid]
+            p = _p2pl(theta, v.meta["simulation"]["a"], v.meta["simulation"]["b"])
+            correct = rng.random() < p
+            response = _simulated_response(v, correct, rng)
+            points = item_type(v.item_type).score(v, response)
+            raw += points
+            d = domains.setdefault(v.domain_code, {"code": v.domain_code,
+                                   "name": blueprint_names.get(v.domain_code, v.domain_code),
+                                   "score": 0.0, "max": 0.0, "items": 0})
+            d["score"] += points
+            d["max"] += v.max_score
+            d["items"] += 1
+            scores.append(dict(item_version_id=vid, position=pos, domain_code=v.domain_code,
+                               response=response, score=points, max_score=v.max_score))
+        for d in domains.values():
+            d["percent"] = round(100 * d["score"] / d["max"], 1)
+        maximum = float(len(versions))
+        percent = round(100 * raw / maximum, 2)
+        result = Result(attempt_id=attempt.id, raw_score=raw, max_score=maximum, percent=percent,
+                        pass_percent=exam.pass_percent, passed=percent >= exam.pass_percent,
+                        answered=len(versions), n_items=len(versions),
+                        domain_scores=list(domains.values()), theta=None, theta_se=None,
+                        created_at=attempt.finalized_at)
+        results_rows.append((result, scores))
+    session.add_all([r for r, _ in results_rows])
+    session.flush()
+    for result, scores in results_rows:
+        session.add_all(ItemScore(result_id=result.id, **s) for s in scores)
+        session.add(ResultRelease(result_id=result.id, status="released",
+                                  reason="simulated history", at=result.created_at))
+    session.flush()
+
+
+def _p2pl(theta: float, a: float, b: float) -> float:
+    return 1.0 / (1.0 + math.exp(-a * (theta - b)))
+
+
+def _simulated_response(v: ItemVersion, correct: bool, rng: random.Random) -> Any:
+    keys = list(v.key["correct"])
+    ids = [str(o["id"]) for o in v.interaction["options"]]
+    if v.item_type == "single_choice":
+        return keys[0] if correct else rng.choice([i for i in ids if i not in keys])
+    if correct:
+        return sorted(keys)
+    wrong = sorted(rng.sample(ids, len(keys)))
+    while wrong == sorted(keys):
+        wrong = sorted(rng.sample(ids, len(keys)))
+    return wrong

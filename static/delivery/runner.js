@@ -1,0 +1,484 @@
+// The candidate's exam runner. The server owns the clock, the key and the scoring; this page
+// shows one item at a time, keeps every answer in a local queue until the server has
+// acknowledged it, and counts down against the server's deadline corrected for this
+// browser's clock offset.
+//
+// Events for other packages' scripts (proctoring) are dispatched on `document`:
+//   microcred:attempt   {attempt_id, csrf_token}        once, at load
+//   microcred:state     heartbeat body (clock, extras)  after every heartbeat
+//   microcred:finalized {result_url}                    when the attempt is over
+
+const root = document.getElementById("runner");
+const state = JSON.parse(document.getElementById("attempt-state").textContent);
+const csrfToken = document.querySelector('meta[name="csrf-token"]').content;
+const attemptId = state.attempt_id;
+const urls = {
+  saves: root.dataset.savesUrl,
+  heartbeat: root.dataset.heartbeatUrl,
+  submit: root.dataset.submitUrl,
+  result: root.dataset.resultUrl,
+};
+const HEARTBEAT_MS = 5000;
+const SAVE_DEBOUNCE_MS = 250;
+const storeKey = (name) => `microcred:attempt:${attemptId}:${name}`;
+
+const $ = (id) => document.getElementById(id);
+const els = {
+  heading: $("question-heading"), stem: $("question-stem"), options: $("options-list"),
+  legend: $("question-legend"), prev: $("prev"), next: $("next"), flag: $("flag"),
+  toReview: $("to-review"), questionView: $("question-view"), reviewView: $("review-view"),
+  reviewRows: $("review-rows"), reviewSummary: $("review-summary"), reviewHeading: $("review-heading"),
+  backToQuestion: $("back-to-question"), submitOpen: $("submit-open"), dialog: $("confirm-submit"),
+  confirmText: $("confirm-text"), confirmYes: $("confirm-yes"), confirmCancel: $("confirm-cancel"),
+  navigator: $("navigator-list"), timer: $("timer"), saveStatus: $("save-status"),
+  announcer: $("announcer"), paused: $("paused-overlay"), pausedHeading: $("paused-heading"),
+  timeup: $("timeup-overlay"), timeupHeading: $("timeup-heading"),
+};
+
+let position = Math.min(state.position || 0, state.items.length - 1);
+let finished = false;
+
+// ------------------------------------------------------------------ the clock
+
+const clock = { deadline: 0, paused: false, offset: 0, frozenRemaining: 0 };
+const announced = new Set();
+
+function applyClock(c, sentAt) {
+  const receivedAt = Date.now();
+  const latency = sentAt ? (receivedAt - sentAt) / 2 : 0;
+  clock.offset = Date.parse(c.server_now) + latency - receivedAt;
+  clock.deadline = Date.parse(c.deadline);
+  clock.frozenRemaining = c.remaining_ms;
+  setPaused(Boolean(c.paused));
+}
+
+function remainingMs() {
+  if (clock.paused) return clock.frozenRemaining;
+  return Math.max(0, clock.deadline - (Date.now() + clock.offset));
+}
+
+function formatTime(ms) {
+  const total = Math.ceil(ms / 1000);
+  const h = Math.floor(total / 3600);
+  const m = Math.floor((total % 3600) / 60);
+  const s = total % 60;
+  const mm = String(m).padStart(2, "0");
+  const ss = String(s).padStart(2, "0");
+  return h > 0 ? `${h}:${mm}:${ss}` : `${mm}:${ss}`;
+}
+
+function tick() {
+  if (finished) return;
+  const ms = remainingMs();
+  els.timer.textContent = formatTime(ms);
+  els.timer.classList.toggle("low", ms <= 5 * 60 * 1000);
+  for (const minutes of [5, 1]) {
+    const at = minutes * 60 * 1000;
+    if (ms <= at && ms > at - 60 * 1000 && !announced.has(minutes)) {
+      announced.add(minutes);
+      announce(`${minutes} minute${minutes === 1 ? "" : "s"} left.`);
+    }
+    if (ms > at) announced.delete(minutes);
+  }
+  if (ms <= 0 && !clock.paused) timeUp();
+}
+
+function announce(text) {
+  els.announcer.textContent = "";
+  window.setTimeout(() => { els.announcer.textContent = text; }, 50);
+}
+
+function setPaused(paused) {
+  if (paused === clock.paused && els.paused.hidden === !paused) return;
+  clock.paused = paused;
+  els.paused.hidden = !paused;
+  root.classList.toggle("is-paused", paused);
+  if (paused) {
+    els.pausedHeading.focus();
+    announce("The proctor has paused your exam. Your time is stopped.");
+  } else if (!finished) {
+    announce("Your exam has resumed.");
+    els.heading.focus();
+  }
+}
+
+// ------------------------------------------------------------------ the save queue
+
+function loadQueue() {
+  try { return JSON.parse(localStorage.getItem(storeKey("queue")) || "[]"); } catch { return []; }
+}
+function storeQueue(queue) {
+  localStorage.setItem(storeKey("queue"), JSON.stringify(queue));
+}
+let queue = loadQueue();
+let seq = Math.max(state.last_seq || 0, Number(localStorage.getItem(storeKey("seq")) || 0),
+  ...queue.map((s) => s.seq));
+
+function nextSeq() {
+  seq += 1;
+  localStorage.setItem(storeKey("seq"), String(seq));
+  return seq;
+}
+
+// Answers still in the local queue are newer than what the server sent: show them.
+for (const save of queue) {
+  const item = state.items.find((it) => it.id === save.item);
+  if (item) { item.answer = save.value; item.flagged = save.flagged; }
+}
+
+let flushTimer = null;
+let flushing = false;
+let online = navigator.onLine;
+let retryDelay = 1000;
+
+function setSaveStatus(text, kind) {
+  els.saveStatus.textContent = text;
+  els.saveStatus.dataset.state = kind;
+}
+
+function refreshSaveStatus() {
+  if (!online) setSaveStatus("Offline: your answers are kept on this device", "offline");
+  else if (queue.length || flushing) setSaveStatus("Saving…", "saving");
+  else setSaveStatus("Saved", "saved");
+}
+
+function enqueue(item) {
+  // A newer save of the same item replaces one that has not been sent yet.
+  queue = queue.filter((s) => s.item !== item.id || s.sending);
+  queue.push({ seq: nextSeq(), item: item.id, value: item.answer, flagged: item.flagged });
+  storeQueue(queue);
+  refreshSaveStatus();
+  scheduleFlush(SAVE_DEBOUNCE_MS);
+}
+
+function scheduleFlush(ms) {
+  window.clearTimeout(flushTimer);
+  flushTimer = window.setTimeout(flush, ms);
+}
+
+async function postJSON(url, body) {
+  return fetch(url, {
+    method: "POST",
+    credentials: "same-origin",
+    headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken },
+    body: JSON.stringify(body),
+  });
+}
+
+async function flush() {
+  if (flushing || finished) return;
+  if (!queue.length) {
+    // Still tell the server where the candidate is, so a resume lands on the same item.
+    if (position !== lastSentPosition) await sendPosition();
+    refreshSaveStatus();
+    return;
+  }
+  flushing = true;
+  const batch = queue.slice(0, 100);
+  batch.forEach((s) => { s.sending = true; });
+  refreshSaveStatus();
+  const sentAt = Date.now();
+  try {
+    const response = await fetch(urls.saves, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken },
+      body: JSON.stringify({
+        saves: batch.map(({ seq: s, item, value, flagged }) => ({ seq: s, item, value, flagged })),
+        position,
+      }),
+    });
+    const body = await response.json().catch(() => ({}));
+    if (response.ok) {
+      online = true;
+      retryDelay = 1000;
+      lastSentPosition = position;
+      const done = new Set();
+      for (const ack of body.acks) {
+        if (ack.status === "conflict") {
+          // Someone else used this number (another browser): send it again with a new one.
+          const s = batch.find((b) => b.seq === ack.seq);
+          if (s) { seq = Math.max(seq, body.last_seq); s.seq = nextSeq(); s.sending = false; }
+        } else {
+          done.add(ack.seq);
+        }
+      }
+      queue = queue.filter((s) => !done.has(s.seq));
+      queue.forEach((s) => { s.sending = false; });
+      storeQueue(queue);
+      applyClock(body.clock, sentAt);
+    } else if (response.status === 409 && (body.error === "time_up" || body.error === "attempt_finalized")) {
+      queue = [];
+      storeQueue(queue);
+      finish(body.result_url || urls.result);
+      return;
+    } else if (response.status === 409 && body.error === "conflict") {
+      batch.forEach((s) => { s.sending = false; });
+      setPaused(true);
+    } else if (response.status >= 400 && response.status < 500 && response.status !== 408 && response.status !== 429) {
+      // The server refused the content: keep the rest of the queue moving and say so.
+      queue = queue.filter((s) => !batch.includes(s));
+      storeQueue(queue);
+      announce(`An answer could not be saved: ${body.message || response.statusText}`);
+    } else {
+      throw new Error(`server answered ${response.status}`);
+    }
+  } catch (err) {
+    online = false;
+    batch.forEach((s) => { s.sending = false; });
+    retryDelay = Math.min(retryDelay * 2, 15000);
+    scheduleFlush(retryDelay);
+  } finally {
+    flushing = false;
+    refreshSaveStatus();
+  }
+  if (queue.length && online) scheduleFlush(50);
+}
+
+let lastSentPosition = state.position;
+async function sendPosition() {
+  try {
+    const r = await postJSON(urls.saves, { saves: [], position });
+    if (r.ok) lastSentPosition = position;
+  } catch { /* the next save carries it */ }
+}
+
+window.addEventListener("online", () => { online = true; refreshSaveStatus(); scheduleFlush(0); heartbeat(); });
+window.addEventListener("offline", () => { online = false; refreshSaveStatus(); });
+
+// ------------------------------------------------------------------ rendering
+
+function isAnswered(item) {
+  return Array.isArray(item.answer) ? item.answer.length > 0 : item.answer !== null && item.answer !== undefined;
+}
+
+function el(tag, attrs = {}, text) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === false || v === null || v === undefined) continue;
+    node.setAttribute(k, v === true ? "" : v);
+  }
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function renderQuestion(focus = true) {
+  const item = state.items[position];
+  const total = state.items.length;
+  els.heading.textContent = `Question ${item.number} of ${total}`;
+  els.stem.replaceChildren(...item.stem.split(/\n\n+/).map((p) => el("p", {}, p)));
+  const multiple = item.type === "multiple_response";
+  els.legend.textContent = multiple
+    ? `Answer options for question ${item.number}. Select all that apply${item.select ? ` (${item.select})` : ""}.`
+    : `Answer options for question ${item.number}. Select one.`;
+  const chosen = new Set(Array.isArray(item.answer) ? item.answer : item.answer ? [item.answer] : []);
+  const rows = item.options.map((opt, i) => {
+    const id = `opt-${item.id}-${opt.id}`;
+    const input = el("input", {
+      type: multiple ? "checkbox" : "radio", id, name: `item-${item.id}`, value: opt.id,
+    });
+    input.checked = chosen.has(opt.id);
+    input.addEventListener("change", () => onAnswer(item));
+    const label = el("label", { for: id });
+    label.append(el("span", { class: "option-letter", "aria-hidden": "true" }, String.fromCharCode(65 + i)), el("span", { class: "option-text" }, opt.text));
+    const row = el("div", { class: "option" });
+    row.append(input, label);
+    return row;
+  });
+  els.options.replaceChildren(...rows);
+  els.flag.setAttribute("aria-pressed", String(item.flagged));
+  els.flag.textContent = item.flagged ? "Flagged for review" : "Flag for review";
+  els.prev.disabled = position === 0;
+  els.next.disabled = position === total - 1;
+  renderNavigator();
+  if (focus) els.heading.focus();
+}
+
+function renderNavigator() {
+  const buttons = state.items.map((item, i) => {
+    const status = [isAnswered(item) ? "answered" : "not answered", item.flagged ? "flagged for review" : null]
+      .filter(Boolean).join(", ");
+    const b = el("button", {
+      type: "button",
+      class: ["nav-item", isAnswered(item) ? "answered" : "", item.flagged ? "flagged" : ""].join(" ").trim(),
+      "aria-label": `Question ${item.number}, ${status}`,
+      "aria-current": i === position && !els.questionView.hidden ? "step" : false,
+    }, String(item.number));
+    b.addEventListener("click", () => goTo(i));
+    const li = el("li");
+    li.append(b);
+    return li;
+  });
+  els.navigator.replaceChildren(...buttons);
+}
+
+function renderReview() {
+  const unanswered = state.items.filter((it) => !isAnswered(it)).length;
+  const flagged = state.items.filter((it) => it.flagged).length;
+  els.reviewSummary.textContent = `${state.items.length - unanswered} of ${state.items.length} answered; ${unanswered} not answered; ${flagged} flagged for review.`;
+  const rows = state.items.map((item, i) => {
+    const tr = el("tr");
+    const th = el("th", { scope: "row" });
+    const link = el("button", { type: "button", class: "link-button" }, `Question ${item.number}`);
+    link.addEventListener("click", () => goTo(i));
+    th.append(link);
+    tr.append(th, el("td", {}, isAnswered(item) ? "Answered" : "Not answered"), el("td", {}, item.flagged ? "Flagged" : ""));
+    return tr;
+  });
+  els.reviewRows.replaceChildren(...rows);
+}
+
+function showReview() {
+  els.questionView.hidden = true;
+  els.reviewView.hidden = false;
+  renderReview();
+  renderNavigator();
+  els.reviewHeading.focus();
+}
+
+function goTo(i) {
+  position = Math.max(0, Math.min(i, state.items.length - 1));
+  els.reviewView.hidden = true;
+  els.questionView.hidden = false;
+  renderQuestion();
+  scheduleFlush(SAVE_DEBOUNCE_MS);
+}
+
+function onAnswer(item) {
+  const inputs = [...els.options.querySelectorAll("input")];
+  if (item.type === "multiple_response") {
+    const picked = inputs.filter((x) => x.checked).map((x) => x.value);
+    item.answer = picked.length ? picked : null;
+  } else {
+    const picked = inputs.find((x) => x.checked);
+    item.answer = picked ? picked.value : null;
+  }
+  enqueue(item);
+  renderNavigator();
+}
+
+els.prev.addEventListener("click", () => goTo(position - 1));
+els.next.addEventListener("click", () => goTo(position + 1));
+els.flag.addEventListener("click", () => {
+  const item = state.items[position];
+  item.flagged = !item.flagged;
+  enqueue(item);
+  renderQuestion(false);
+  announce(item.flagged ? `Question ${item.number} flagged for review.` : `Flag removed from question ${item.number}.`);
+});
+els.toReview.addEventListener("click", showReview);
+els.backToQuestion.addEventListener("click", () => goTo(position));
+
+// ------------------------------------------------------------------ submit and time up
+
+els.submitOpen.addEventListener("click", () => {
+  const unanswered = state.items.filter((it) => !isAnswered(it)).length;
+  els.confirmText.textContent = unanswered
+    ? `You have ${unanswered} unanswered question${unanswered === 1 ? "" : "s"}. Once you submit, you cannot change your answers.`
+    : "All questions are answered. Once you submit, you cannot change your answers.";
+  els.dialog.showModal();
+  els.confirmCancel.focus();
+});
+els.confirmCancel.addEventListener("click", () => els.dialog.close());
+
+els.confirmYes.addEventListener("click", async () => {
+  els.confirmYes.disabled = true;
+  try {
+    await drainQueue();
+    if (queue.length) {
+      els.confirmText.textContent = "Your last answers are not saved yet (no connection). Stay on this page; try again when you are back online.";
+      return;
+    }
+    const response = await postJSON(urls.submit, { confirm: true });
+    const body = await response.json().catch(() => ({}));
+    if (response.ok || body.error === "attempt_finalized" || body.error === "time_up") {
+      finish(body.result_url || urls.result);
+    } else {
+      els.confirmText.textContent = body.message || "The exam could not be submitted. Try again.";
+    }
+  } catch {
+    els.confirmText.textContent = "No connection to the server. Your answers are kept on this device; try again when you are back online.";
+  } finally {
+    els.confirmYes.disabled = false;
+  }
+});
+
+async function drainQueue() {
+  for (let i = 0; i < 20 && queue.length; i += 1) {
+    await flush();
+    if (!online) break;
+  }
+}
+
+let timeUpStarted = false;
+async function timeUp() {
+  if (timeUpStarted) return;
+  timeUpStarted = true;
+  els.timeup.hidden = false;
+  els.timeupHeading.focus();
+  announce("Time is up. Your saved answers are being submitted.");
+  await drainQueue();
+  // The server finalizes once its own deadline plus the grace period has passed.
+  const poll = async () => {
+    const body = await heartbeat();
+    if (!finished && !(body && body.status !== "in_progress")) {
+      if (body && body.clock && body.clock.remaining_ms > 0) {
+        timeUpStarted = false;  // an extension arrived
+        els.timeup.hidden = true;
+        return;
+      }
+      window.setTimeout(poll, 1000);
+    }
+  };
+  window.setTimeout(poll, 1000);
+}
+
+function finish(resultUrl) {
+  if (finished) return;
+  finished = true;
+  localStorage.removeItem(storeKey("queue"));
+  localStorage.removeItem(storeKey("seq"));
+  document.dispatchEvent(new CustomEvent("microcred:finalized", { detail: { result_url: resultUrl } }));
+  window.location.assign(resultUrl);
+}
+
+// ------------------------------------------------------------------ heartbeat
+
+async function heartbeat() {
+  const sentAt = Date.now();
+  try {
+    const response = await fetch(urls.heartbeat, { credentials: "same-origin", headers: { Accept: "application/json" } });
+    if (!response.ok) return null;
+    const body = await response.json();
+    online = true;
+    refreshSaveStatus();
+    if (body.status !== "in_progress") {
+      finish(body.result_url || urls.result);
+      return body;
+    }
+    applyClock(body.clock, sentAt);
+    document.dispatchEvent(new CustomEvent("microcred:state", { detail: body }));
+    if (queue.length) scheduleFlush(0);
+    return body;
+  } catch {
+    online = false;
+    refreshSaveStatus();
+    return null;
+  }
+}
+
+// ------------------------------------------------------------------ start
+
+applyClock(state.clock, 0);
+renderQuestion(false);
+refreshSaveStatus();
+tick();
+window.setInterval(tick, 250);
+window.setInterval(heartbeat, HEARTBEAT_MS);
+if (queue.length) scheduleFlush(0);
+window.microcredRunner = { attemptId, csrfToken, announce };
+// Other packages' modules run after this one; they hear the first events once all have loaded.
+document.addEventListener("DOMContentLoaded", () => {
+  document.dispatchEvent(new CustomEvent("microcred:attempt", { detail: { attempt_id: attemptId, csrf_token: csrfToken } }));
+  document.dispatchEvent(new CustomEvent("microcred:state", { detail: { status: state.status, clock: state.clock, extras: state.extras || {} } }));
+});

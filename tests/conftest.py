@@ -1,0 +1,296 @@
+"""Fixtures shared by the whole suite.
+
+Integration tests run on every configured database: SQLite always, and PostgreSQL when a server
+answers at ``MICROCRED_TEST_POSTGRES_URL`` (default: the local server, user postgres, trust auth).
+Each run creates a fresh PostgreSQL database and drops it afterwards. A PostgreSQL that does not
+answer makes its half of the suite skip with a loud reason, repeated in the summary.
+"""
+from __future__ import annotations
+
+import os
+import re
+import socket
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.orm import Session
+
+os.environ.setdefault("MICROCRED_INSTANCE_DIR", str(Path(__file__).parent / ".instance"))
+
+from assessment.config import Settings  # noqa: E402
+from assessment.database import Database  # noqa: E402
+from assessment.migrate import upgrade  # noqa: E402
+from assessment.models import load_all  # noqa: E402
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "MICROCRED_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+PASSWORD = "correct horse battery staple"
+_pg_skip_reason: list[str] = []
+
+
+def _postgres_available() -> str | None:
+    try:
+        engine = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT",
+                               connect_args={"connect_timeout": 3})
+        with engine.connect() as conn:
+            conn.execute(text("select 1"))
+        engine.dispose()
+        return None
+    except Exception as exc:  # any failure to reach it is a reason to skip
+        return f"PostgreSQL at {POSTGRES_ADMIN_URL} did not answer: {exc.__class__.__name__}: {exc}"
+
+
+def _create_pg_database() -> tuple[str, str]:
+    name = f"microcred_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return re.sub(r"/[^/]*$", f"/{name}", POSTGRES_ADMIN_URL), name
+
+
+def _drop_pg_database(name: str) -> None:
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A freshly migrated database of each kind, for the whole run."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'microcred.db'}"
+        upgrade(url)
+        yield url
+        return
+    reason = _postgres_available()
+    if reason:
+        if reason not in _pg_skip_reason:
+            _pg_skip_reason.append(reason)
+        pytest.skip(reason)
+    url, name = _create_pg_database()
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        _drop_pg_database(name)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):  # noqa: ANN001, ANN201
+    for reason in _pg_skip_reason:
+        terminalreporter.write_sep("!", "POSTGRESQL TESTS SKIPPED", red=True, bold=True)
+        terminalreporter.write_line(reason, red=True)
+
+
+def _empty_all_tables(database: Database) -> None:
+    metadata = load_all().metadata
+    tables = [t.name for t in reversed(metadata.sorted_tables)]
+    with database.engine.begin() as conn:
+        if database.is_sqlite:
+            for name in tables:
+                conn.execute(text(f'DELETE FROM "{name}"'))
+        else:
+            conn.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture(scope="session")
+def database(database_url: str) -> Iterator[Database]:
+    db = Database(database_url)
+    yield db
+    db.dispose()
+
+
+@pytest.fixture
+def db(database: Database) -> Iterator[Session]:
+    """A session on the migrated database; every table is emptied after the test."""
+    session = database.session()
+    try:
+        yield session
+    finally:
+        session.rollback()
+        session.close()
+        _empty_all_tables(database)
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    instance = tmp_path / "instance"
+    instance.mkdir()
+    return Settings(
+        instance_dir=instance,
+        database_url=database_url,
+        secret_key="test-secret-" + uuid.uuid4().hex,
+        cookie_secure=False,
+        save_grace_seconds=2.0,
+    )
+
+
+@pytest.fixture
+def app(settings: Settings, db: Session):  # noqa: ANN201
+    from assessment.app import create_app
+
+    application = create_app(settings, TESTING=True)
+    yield application
+    application.extensions["microcred.database"].dispose()
+
+
+@pytest.fixture
+def client(app):  # noqa: ANN001, ANN201
+    return app.test_client()
+
+
+@pytest.fixture
+def make_user(db: Session):  # noqa: ANN201
+    """``make_user(role, email=None, name=None)`` -> a committed User with password PASSWORD."""
+    from assessment.users import create_user
+
+    counter = iter(range(1, 10_000))
+
+    def make(role: str, email: str | None = None, name: str | None = None):  # noqa: ANN202
+        n = next(counter)
+        user = create_user(
+            db,
+            email=email or f"{role}{n}@example.org",
+            password=PASSWORD,
+            role=role,
+            display_name=name or f"{role.title()} {n}",
+        )
+        db.commit()
+        return user
+
+    return make
+
+
+def csrf_token(client) -> str:  # noqa: ANN001
+    """The CSRF token of the client's session, read from a page's meta tag."""
+    page = client.get("/signin", follow_redirects=True).get_data(as_text=True)
+    match = re.search(r'name="csrf-token" content="([^"]+)"', page)
+    assert match, "no csrf-token meta tag"
+    return match.group(1)
+
+
+def signin(client, user, password: str = PASSWORD):  # noqa: ANN001, ANN201
+    token = csrf_token(client)
+    resp = client.post("/signin", data={"email": user.email, "password": password, "csrf_token": token})
+    assert resp.status_code == 302, resp.get_data(as_text=True)[:500]
+    return client
+
+
+@pytest.fixture(name="csrf_token")
+def csrf_token_fixture():  # noqa: ANN201
+    return csrf_token
+
+
+@pytest.fixture(name="signin")
+def signin_fixture():  # noqa: ANN201
+    return signin
+
+
+def build_exam(session: Session, *, code: str = "T-EXAM", minutes: float = 10, pass_percent: float = 60,
+               n_per_domain: tuple[int, int] = (3, 2), policy: dict | None = None,
+               shuffle: bool = True):  # noqa: ANN201
+    """A small published exam: two domains, single-choice and multiple-response items."""
+    from assessment.exams import create_exam
+    from itembank.authoring import create_blueprint, create_form, create_item, publish_version
+
+    bp = create_blueprint(session, code=f"{code}-BP", name=f"{code} blueprint", domains=[
+        {"code": "A", "name": "Domain A", "weight": 0.6, "items_on_form": n_per_domain[0]},
+        {"code": "B", "name": "Domain B", "weight": 0.4, "items_on_form": n_per_domain[1]},
+    ])
+    versions = []
+    for dom, count in zip(("A", "B"), n_per_domain):
+        for i in range(count):
+            multiple = dom == "B" and i == 0
+            v = create_item(
+                session, code=f"{code}-{dom}{i + 1}",
+                item_type_name="multiple_response" if multiple else "single_choice",
+                domain_code=dom,
+                stem=f"Question {dom}{i + 1}: which option is right?",
+                interaction={"options": [{"id": x, "text": f"Option {x} of {dom}{i + 1}"} for x in "ABCD"],
+                             **({"select": 2} if multiple else {})},
+                key={"correct": ["A", "C"] if multiple else ["B"]},
+                rationale="Because the key says so.",
+            )
+            versions.append(publish_version(session, v))
+    form = create_form(session, code=f"{code}-F1", blueprint=bp, versions=versions)
+    exam = create_exam(session, code=code, title=f"Exam {code}", blueprint=bp, forms=[form],
+                       time_limit_seconds=int(minutes * 60), pass_percent=pass_percent,
+                       instructions=["Answer every question."], agreement="I will work alone.",
+                       policy=policy or {}, shuffle_items=shuffle, shuffle_options=shuffle)
+    session.commit()
+    return exam
+
+
+@pytest.fixture
+def demo_exam(db: Session):  # noqa: ANN201
+    return build_exam(db)
+
+
+@pytest.fixture(name="build_exam")
+def build_exam_fixture():  # noqa: ANN201
+    return build_exam
+
+
+# ---------------------------------------------------------------- a live server and a browser
+
+
+class LiveServer:
+    def __init__(self, app) -> None:  # noqa: ANN001
+        from werkzeug.serving import make_server
+
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        sock.close()
+        self.server = make_server("127.0.0.1", self.port, app, threaded=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> "LiveServer":
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.thread.join(5)
+
+
+@pytest.fixture
+def live_server(app) -> Iterator[LiveServer]:  # noqa: ANN001
+    server = LiveServer(app).start()
+    yield server
+    server.stop()
+
+
+CHROMIUM = os.environ.get("MICROCRED_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+    "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"Chromium is not installed at {CHROMIUM}; `make test` installs it (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser) -> Iterator:  # noqa: ANN001
+    context = browser.new_context()
+    pg = context.new_page()
+    yield pg
+    context.close()
