@@ -1,0 +1,523 @@
+"""IRT calibration: the public ``calibrate`` function and its ``Calibration`` result.
+
+``calibrate(X, model="2pl")`` estimates item parameters by marginal maximum likelihood (EM over a
+quadrature grid, Bock & Aitkin, 1981; Bayes modal for the 3PL asymptote, Mislevy, 1986), computes
+standard errors from the observed information (Louis, 1982), and reports the log-likelihood,
+AIC = -2 logL + 2k and BIC = -2 logL + k log N. The result serialises with ``to_dict()`` to the
+JSON the ``microcred calibrate`` command prints.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import stats
+
+from psychometrics.data import check_responses, collapse_patterns
+from psychometrics.errors import CalibrationWarning, ConvergenceWarning
+from psychometrics.irt.estimation import (
+    EStep,
+    ParameterMap,
+    ProgressCallback,
+    build_parameter_map,
+    e_step,
+    run_em,
+)
+from psychometrics.irt.models import (
+    DICHOTOMOUS_MODELS,
+    ItemParameters,
+    check_model,
+    irt_from_xi,
+    irt_jacobian,
+    log_prob,
+    n_xi,
+    xi_from_irt,
+)
+from psychometrics.irt.priors import ItemPriors
+from psychometrics.irt.quadrature import DEFAULT_BOUND, DEFAULT_N_QUAD, Quadrature
+from psychometrics.irt.standard_errors import covariance_from_information, observed_information
+from psychometrics.irt.start_values import start_xi
+
+DEFAULT_C_PRIOR = (5.0, 17.0)
+
+
+@dataclass
+class Calibration:
+    """Result of :func:`calibrate`. Arrays are per item, in input column order.
+
+    ``status`` per item: ``"estimated"``, ``"fixed"`` (held at given values) or ``"constant"``
+    (every presented response identical: not estimable, given a bounded placeholder and no SE).
+    For the Rasch model slopes are 1 and the latent SD is estimated (``latent_sd``).
+    """
+
+    model: str
+    item_ids: list[str]
+    params: ItemParameters
+    se_a: np.ndarray
+    se_b: np.ndarray
+    se_c: np.ndarray
+    status: list[str]
+    loglik: float
+    n_params: int
+    n_persons: int
+    converged: bool
+    iterations: int
+    max_change: float
+    latent_mean: float = 0.0
+    latent_sd: float = 1.0
+    se_latent_sd: float | None = None
+    quadrature: Quadrature | None = None
+    covariance: np.ndarray | None = None
+    engine: str = "microcred"
+    messages: list[str] = field(default_factory=list)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_ids)
+
+    @property
+    def aic(self) -> float:
+        return -2 * self.loglik + 2 * self.n_params
+
+    @property
+    def bic(self) -> float:
+        return -2 * self.loglik + self.n_params * np.log(self.n_persons)
+
+    @property
+    def a(self) -> np.ndarray:
+        return self.params.a
+
+    @property
+    def b(self) -> np.ndarray:
+        return self.params.b
+
+    @property
+    def c(self) -> np.ndarray:
+        return self.params.c
+
+    def item_dict(self, j: int) -> dict:
+        poly = self.model not in DICHOTOMOUS_MODELS
+        out = {
+            "id": self.item_ids[j],
+            "a": _num(self.params.a[j]),
+            "b": [_num(v) for v in self.params.b[j][: self.params.n_categories[j] - 1]]
+            if poly
+            else _num(self.params.b[j]),
+            "c": None if poly else _num(self.params.c[j]),
+            "se_a": _num(self.se_a[j]),
+            "se_b": [_num(v) for v in self.se_b[j][: self.params.n_categories[j] - 1]]
+            if poly
+            else _num(self.se_b[j]),
+            "se_c": _num(self.se_c[j]),
+            "model": self.model,
+            "n_categories": int(self.params.n_categories[j]),
+            "status": self.status[j],
+        }
+        return out
+
+    def to_dict(self) -> dict:
+        """The JSON document of ``microcred calibrate`` (NaN and infinities become null)."""
+        return {
+            "model": self.model,
+            "n_persons": int(self.n_persons),
+            "n_items": int(self.n_items),
+            "loglik": _num(self.loglik),
+            "aic": _num(self.aic),
+            "bic": _num(self.bic),
+            "converged": bool(self.converged),
+            "iterations": int(self.iterations),
+            "items": [self.item_dict(j) for j in range(self.n_items)],
+            "n_params": int(self.n_params),
+            "max_change": _num(self.max_change),
+            "latent": {
+                "mean": _num(self.latent_mean),
+                "sd": _num(self.latent_sd),
+                "se_sd": _num(self.se_latent_sd),
+            },
+            "engine": self.engine,
+            "warnings": list(self.messages),
+        }
+
+
+def _num(value) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    return value if np.isfinite(value) else None
+
+
+def calibrate(
+    responses,
+    model: str = "2pl",
+    *,
+    item_ids: Sequence[str] | None = None,
+    fixed: Mapping[int | str, Mapping] | None = None,
+    n_quad: int = DEFAULT_N_QUAD,
+    bound: float = DEFAULT_BOUND,
+    max_iter: int = 500,
+    tol: float = 1e-4,
+    c_prior: tuple[float, float] | None = DEFAULT_C_PRIOR,
+    a_prior: tuple[float, float] | None = None,
+    standard_errors: bool = True,
+    backend: str = "microcred",
+    progress: ProgressCallback | None = None,
+) -> Calibration:
+    """Calibrate items by marginal maximum likelihood (EM over a quadrature grid).
+
+    Parameters
+    ----------
+    responses : array (persons, items)
+        Integer scores, NaN where an item was not presented (never imputed). Dichotomous models
+        need 0/1; GRM/GPCM take 0..K-1 with K per item from the highest observed score.
+    model : {"rasch", "1pl", "2pl", "3pl", "grm", "gpcm"}
+        ``P = c + (1 - c) / (1 + exp(-a (theta - b)))``, logistic metric, theta ~ N(0, 1). "1pl"
+        estimates one common slope; "rasch" fixes slopes at 1 and estimates the latent SD.
+    item_ids : item names, default "item1".."itemJ".
+    fixed : {column index or item id: {"a", "b", "c"}}
+        Items held at given parameters (fixed-parameter calibration of pretest items onto the
+        operational scale). The latent mean and SD are then estimated (Kim, 2006).
+    n_quad, bound : quadrature points on [-bound, bound]; default 61 on [-6, 6].
+    max_iter, tol : EM stops when no free parameter changes by more than ``tol``.
+    c_prior : Beta(alpha, beta) prior on the 3PL asymptote (Bayes modal); None for pure ML.
+    a_prior : (mu, sigma) log-normal prior on slopes, or None.
+    standard_errors : compute SEs from the observed information (Louis, 1982).
+    backend : "microcred" (default) or "girth" (see :mod:`psychometrics.backends.girth_backend`).
+    progress : callback(iteration, loglik, max_change) after every EM cycle.
+    """
+    model = check_model(model)
+    x = check_responses(responses, model=model, name="responses")
+    n_persons, n_items = x.shape
+    ids = _item_ids(item_ids, n_items)
+    if backend not in ("microcred", "girth"):
+        raise ValueError(f"backend must be 'microcred' or 'girth', got {backend!r}")
+    if int(max_iter) < 1:
+        raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}")
+    if not tol > 0:
+        raise ValueError(f"tol must be positive, got {tol!r}")
+    priors = ItemPriors(c_beta=c_prior if model == "3pl" else None, a_lognormal=a_prior)
+    messages: list[str] = []
+
+    obs = ~np.isnan(x)
+    n_cat = _categories(x, model)
+    width = n_xi(model, int(n_cat.max()))
+    fixed_idx, fixed_xi = _fixed_items(fixed, ids, model, n_cat, width)
+    constant = _constant_items(x, obs)
+    constant &= ~fixed_idx
+    for j in np.flatnonzero(constant):
+        messages.append(
+            f"item {ids[j]!r}: every presented response is the same (or fewer than 2 responses);"
+            " not estimable, reported with a bounded placeholder and no standard error"
+        )
+    if model not in DICHOTOMOUS_MODELS:
+        for j in np.flatnonzero(~constant & ~fixed_idx):
+            seen = np.unique(x[obs[:, j], j]).astype(int)
+            missing_cats = sorted(set(range(int(n_cat[j]))) - set(seen.tolist()))
+            if missing_cats:
+                messages.append(
+                    f"item {ids[j]!r}: categories {missing_cats} never observed; its thresholds"
+                    " there are weakly determined"
+                )
+    free = ~(constant | fixed_idx)
+    if not free.any():
+        raise ValueError("responses: no item can be estimated (all are fixed or constant)")
+
+    xi = start_xi(model, x, n_cat, width)
+    xi[constant] = _placeholder_xi(model, x, obs, n_cat, width, constant, xi)
+    if fixed_idx.any():
+        xi[fixed_idx] = fixed_xi[fixed_idx]
+    estimate_latent = bool(fixed_idx.any())
+    if model == "rasch" and estimate_latent:
+        xi[~fixed_idx, 0] = 1.0
+    pmap = build_parameter_map(
+        model, n_cat, width, free, shared_slope_free=not (model == "rasch" and estimate_latent)
+    )
+    patterns = collapse_patterns(x, n_cat)
+
+    if backend == "girth":
+        from psychometrics.backends.girth_backend import girth_xi
+
+        gxi = girth_xi(x, model, n_cat, width, messages)
+        if gxi is not None and not fixed_idx.any():
+            xi[free] = gxi[free]
+            em = run_em(
+                model,
+                patterns,
+                xi,
+                pmap,
+                priors=priors,
+                n_quad=n_quad,
+                bound=bound,
+                max_iter=1,
+                tol=np.inf,
+            )
+            em.xi = xi
+            em.iterations, em.converged, em.max_change = 0, True, 0.0
+            engine = "girth"
+        else:
+            backend = "microcred"
+    if backend == "microcred":
+        em = run_em(
+            model,
+            patterns,
+            xi,
+            pmap,
+            priors=priors,
+            n_quad=n_quad,
+            bound=bound,
+            max_iter=int(max_iter),
+            tol=float(tol),
+            estimate_latent=estimate_latent,
+            progress=progress,
+        )
+        engine = "microcred"
+        if not em.converged:
+            messages.append(
+                f"EM stopped after {em.iterations} iterations with max change {em.max_change:.2g}"
+                f" > tol {tol:g}; estimates may be inaccurate"
+            )
+            warnings.warn(messages[-1], ConvergenceWarning, stacklevel=2)
+    xi = em.xi
+    # final E-step at the reported estimates (the girth path needs it too)
+    final = e_step(
+        patterns, log_prob(model, xi, n_cat, em.quadrature.points), em.quadrature.weights
+    )
+
+    cov = None
+    if standard_errors and pmap.n_free:
+        info = observed_information(
+            model, xi, patterns, em.quadrature.points, em.quadrature.weights, pmap, priors
+        )
+        cov = covariance_from_information(info)
+        if cov is None:
+            messages.append(
+                "the observed information matrix is not positive definite: standard errors"
+                " are not available (the model may be over-parameterised for these data)"
+            )
+    for msg in messages:
+        if "EM stopped" not in msg:
+            warnings.warn(msg, CalibrationWarning, stacklevel=2)
+
+    a, b, c = irt_from_xi(model, xi, n_cat)
+    se_a, se_b, se_c = _item_standard_errors(model, xi, n_cat, pmap, cov)
+    status = [
+        "fixed" if fixed_idx[j] else "constant" if constant[j] else "estimated"
+        for j in range(n_items)
+    ]
+    latent_sd, se_latent_sd = em.latent_sd, None
+    if model == "rasch" and not estimate_latent:
+        # 1PL with N(0,1) == Rasch with slope 1 and theta ~ N(0, a^2): b_rasch = a * b_1pl = -d
+        latent_sd = float(xi[free][0, 0])
+        se_latent_sd = float(se_a[free][0]) if cov is not None else None
+        b = -xi[:, 1].copy()
+        se_b = _rasch_se_b(xi, pmap, cov)
+        a = np.ones(n_items)
+        se_a = np.full(n_items, np.nan)
+    se_a[~free], se_c[~free] = np.nan, np.nan
+    se_b[~free] = np.nan
+    if model == "rasch" or model == "1pl":
+        pass
+    elif model != "3pl":
+        se_c[:] = np.nan
+    n_params = pmap.n_free + (2 if estimate_latent else 0)
+    params = ItemParameters(model, a, b, np.clip(c, 0.0, 1 - 1e-12), n_cat)
+    return Calibration(
+        model=model,
+        item_ids=ids,
+        params=params,
+        se_a=se_a,
+        se_b=se_b,
+        se_c=se_c,
+        status=status,
+        loglik=final.loglik,
+        n_params=n_params,
+        n_persons=n_persons,
+        converged=em.converged,
+        iterations=em.iterations,
+        max_change=em.max_change,
+        latent_mean=em.latent_mean,
+        latent_sd=latent_sd,
+        se_latent_sd=se_latent_sd,
+        quadrature=em.quadrature,
+        covariance=cov,
+        engine=engine,
+        messages=messages,
+    )
+
+
+def _item_ids(item_ids, n_items: int) -> list[str]:
+    if item_ids is None:
+        return [f"item{j + 1}" for j in range(n_items)]
+    ids = [str(i) for i in item_ids]
+    if len(ids) != n_items:
+        raise ValueError(f"item_ids has {len(ids)} names for {n_items} items")
+    if len(set(ids)) != len(ids):
+        raise ValueError("item_ids must be unique")
+    return ids
+
+
+def _categories(x: np.ndarray, model: str) -> np.ndarray:
+    if model in DICHOTOMOUS_MODELS:
+        return np.full(x.shape[1], 2, dtype=int)
+    top = np.nanmax(np.where(np.isnan(x), -1, x), axis=0)
+    return np.maximum(top, 1).astype(int) + 1
+
+
+def _constant_items(x: np.ndarray, obs: np.ndarray) -> np.ndarray:
+    lo = np.nanmin(np.where(obs, x, np.inf), axis=0)
+    hi = np.nanmax(np.where(obs, x, -np.inf), axis=0)
+    return (obs.sum(axis=0) < 2) | (lo == hi)
+
+
+def _placeholder_xi(model, x, obs, n_cat, width, constant, xi) -> np.ndarray:
+    """Bounded values for an item with no variance: slope 1 (or the common slope) and a
+    difficulty at the continuity-corrected logit of its observed proportion, clipped to +-6."""
+    out = np.zeros((int(constant.sum()), width))
+    for row, j in enumerate(np.flatnonzero(constant)):
+        n = obs[:, j].sum()
+        a = float(np.median(xi[:, 0])) if model in ("rasch", "1pl") else 1.0
+        out[row, 0] = a
+        if n == 0:
+            continue
+        value = x[obs[:, j], j][0]
+        if model in DICHOTOMOUS_MODELS:
+            p = (n + 0.5) / (n + 1.0) if value == 1 else 0.5 / (n + 1.0)
+            b = float(np.clip(-np.log(p / (1 - p)), -6, 6))
+            out[row, 1] = -a * b
+            if model == "3pl":
+                out[row, 2] = np.log(0.2 / 0.8)
+        else:
+            k = int(n_cat[j]) - 1
+            b = np.where(np.arange(1, k + 1) <= value, -6.0, 6.0)
+            out[row, 1 : k + 1] = -a * b
+    return out
+
+
+def _fixed_items(fixed, ids, model, n_cat, width):
+    j_n = len(ids)
+    flags = np.zeros(j_n, dtype=bool)
+    xi = np.zeros((j_n, width))
+    if not fixed:
+        return flags, xi
+    for key, spec in fixed.items():
+        if isinstance(key, (int, np.integer)):
+            if not 0 <= key < j_n:
+                raise ValueError(f"fixed: column index {key} outside 0..{j_n - 1}")
+            j = int(key)
+        elif key in ids:
+            j = ids.index(key)
+        else:
+            raise ValueError(f"fixed: unknown item id {key!r}")
+        if "b" not in spec:
+            raise ValueError(f"fixed[{key!r}] needs at least 'b'")
+        a = float(spec.get("a", 1.0))
+        c = float(spec.get("c", 0.0) or 0.0)
+        if model in DICHOTOMOUS_MODELS:
+            row = xi_from_irt(model, np.array([a]), np.array([float(spec["b"])]), np.array([c]))
+        else:
+            b = np.full((1, width - 1), np.nan)
+            given = np.asarray(spec["b"], dtype=float).reshape(-1)
+            if given.size != n_cat[j] - 1:
+                raise ValueError(
+                    f"fixed[{key!r}]: {given.size} thresholds for an item with {n_cat[j]} "
+                    "observed categories"
+                )
+            b[0, : given.size] = given
+            row = xi_from_irt(model, np.array([a]), b)
+        xi[j, : row.shape[1]] = row[0]
+        flags[j] = True
+    return flags, xi
+
+
+def _item_standard_errors(model, xi, n_cat, pmap: ParameterMap, cov):
+    j_n, m = xi.shape
+    k_b = 1 if model in DICHOTOMOUS_MODELS else m - 1
+    se_a = np.full(j_n, np.nan)
+    se_b = np.full((j_n, k_b), np.nan)
+    se_c = np.full(j_n, np.nan)
+    if cov is None:
+        return se_a, (se_b[:, 0] if model in DICHOTOMOUS_MODELS else se_b), se_c
+    t = pmap.design().reshape(j_n, m, -1)
+    for j in range(j_n):
+        if not (pmap.index[j] >= 0).any():
+            continue
+        cov_xi = t[j] @ cov @ t[j].T
+        jac = irt_jacobian(model, xi[j], int(n_cat[j]))
+        var = np.diag(jac @ cov_xi @ jac.T)
+        se = np.sqrt(np.maximum(var, 0.0))
+        se_a[j] = se[0] if pmap.index[j, 0] >= 0 else np.nan
+        if model in DICHOTOMOUS_MODELS:
+            se_b[j, 0] = se[1]
+            if model == "3pl":
+                se_c[j] = se[2]
+        else:
+            se_b[j, : n_cat[j] - 1] = se[1 : n_cat[j]]
+    if model in DICHOTOMOUS_MODELS:
+        return se_a, se_b[:, 0], se_c
+    return se_a, se_b, se_c
+
+
+def _rasch_se_b(xi, pmap: ParameterMap, cov) -> np.ndarray:
+    out = np.full(xi.shape[0], np.nan)
+    if cov is None:
+        return out
+    idx = pmap.index[:, 1]
+    ok = idx >= 0
+    out[ok] = np.sqrt(np.diag(cov)[idx[ok]])
+    return out
+
+
+@dataclass(frozen=True)
+class LikelihoodRatioTest:
+    """G^2 = 2 (logL_general - logL_restricted), chi-square with df = k_general - k_restricted."""
+
+    statistic: float
+    df: int
+    p_value: float
+
+    def to_dict(self) -> dict:
+        return {"statistic": self.statistic, "df": self.df, "p_value": self.p_value}
+
+
+def likelihood_ratio_test(restricted: Calibration, general: Calibration) -> LikelihoodRatioTest:
+    """Likelihood-ratio test between nested calibrations of the same data (e.g. 1PL in 2PL).
+
+    The 3PL is Bayes modal: its log-likelihood excludes the prior, so the test is approximate.
+    """
+    if restricted.n_persons != general.n_persons or restricted.n_items != general.n_items:
+        raise ValueError("restricted and general must be calibrations of the same data")
+    df = general.n_params - restricted.n_params
+    if df <= 0:
+        raise ValueError(
+            f"general must have more parameters than restricted ({general.n_params} vs "
+            f"{restricted.n_params}); pass the nested (smaller) model first"
+        )
+    g2 = max(0.0, 2.0 * (general.loglik - restricted.loglik))
+    return LikelihoodRatioTest(statistic=g2, df=int(df), p_value=float(stats.chi2.sf(g2, df)))
+
+
+__all__ = ["Calibration", "EStep", "LikelihoodRatioTest", "calibrate", "likelihood_ratio_test"]
+
+
+def parameters_from_dict(doc: Mapping) -> tuple[list[str], ItemParameters]:
+    """Item ids and :class:`ItemParameters` from a ``Calibration.to_dict()`` document."""
+    try:
+        model = check_model(doc["model"])
+        items = list(doc["items"])
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"calibration document lacks {exc}; expected 'model' and 'items'") from exc
+    if not items:
+        raise ValueError("calibration document has no items")
+    ids = [str(item["id"]) for item in items]
+    a = np.array([float(item["a"]) for item in items])
+    if model in DICHOTOMOUS_MODELS:
+        b = np.array([float(item["b"]) for item in items])
+        c = np.array([float(item.get("c") or 0.0) for item in items])
+        return ids, ItemParameters(model, a, b, c)
+    width = max(len(item["b"]) for item in items)
+    b = np.full((len(items), width), np.nan)
+    for j, item in enumerate(items):
+        b[j, : len(item["b"])] = [float(v) for v in item["b"]]
+    return ids, ItemParameters(model, a, b, None, 1 + (~np.isnan(b)).sum(axis=1))

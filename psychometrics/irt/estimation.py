@@ -1,0 +1,320 @@
+"""Marginal maximum likelihood estimation of item parameters by EM (Bock & Aitkin, 1981).
+
+E-step: with item parameters fixed, the posterior weight of each response pattern u at quadrature
+node X_q is  w_uq = L_u(X_q) A_q / sum_q' L_u(X_q') A_q',  where
+``log L_u(X_q) = sum_j sum_k [x_uj = k] log P_jk(X_q)``. For all patterns at once this is a handful
+of matrix products: ``LL = M @ log P_0 + sum_{k>=1} Y_k @ (log P_k - log P_0)`` with ``Y_k`` the
+(patterns x items) indicator of score k and ``M`` the presented-item mask (omitted when nothing is
+missing). Items not presented contribute nothing, so sparse designs need no imputation. The
+expected counts are ``r_jkq = sum_u f_u w_uq [x_uj = k]`` = ``Y_k^T (f * W)``.
+
+M-step: every item maximises ``sum_kq r_jkq log P_jk(X_q)`` (plus a log prior for Bayes modal
+estimation) by Fisher scoring in slope-intercept form, vectorised across items. Parameters shared
+between items (the common slope of the 1PL) and parameters held fixed (fixed-parameter
+calibration, degenerate items) are handled by a map from the (J, m) array ``xi`` to the free
+parameter vector ``phi``; the M-step works on ``phi``, so constraints cost nothing extra.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from psychometrics.data import ResponsePatterns
+from psychometrics.irt.models import DICHOTOMOUS_MODELS, log_prob
+from psychometrics.irt.priors import ItemPriors
+from psychometrics.irt.quadrature import Quadrature, normal_quadrature, posterior_moments
+
+# Bounds that keep a runaway item (a Guttman item, an unobserved category) finite
+XI_BOUND_SLOPE = 20.0
+XI_BOUND_INTERCEPT = 50.0
+XI_BOUND_LOGIT_C = (-12.0, 3.0)
+DERIV_STEP = 1e-6
+
+ProgressCallback = Callable[[int, float, float], None]
+
+
+@dataclass
+class ParameterMap:
+    """``index[j, m]`` is the position of ``xi[j, m]`` in the free vector ``phi``, or -1."""
+
+    index: np.ndarray
+
+    @property
+    def n_free(self) -> int:
+        return int(self.index.max()) + 1 if (self.index >= 0).any() else 0
+
+    def pack(self, xi: np.ndarray) -> np.ndarray:
+        phi = np.zeros(self.n_free)
+        free = self.index >= 0
+        phi[self.index[free]] = xi[free]
+        return phi
+
+    def unpack(self, phi: np.ndarray, xi: np.ndarray) -> np.ndarray:
+        out = xi.copy()
+        free = self.index >= 0
+        out[free] = phi[self.index[free]]
+        return out
+
+    def design(self) -> np.ndarray:
+        """Dense 0/1 matrix T with ``vec(xi)[free] = T @ phi`` (rows over all J*m slots)."""
+        flat = self.index.reshape(-1)
+        t = np.zeros((flat.size, self.n_free))
+        rows = np.flatnonzero(flat >= 0)
+        t[rows, flat[rows]] = 1.0
+        return t
+
+
+def build_parameter_map(
+    model: str,
+    n_cat: np.ndarray,
+    width: int,
+    free_items: np.ndarray,
+    shared_slope_free: bool = True,
+) -> ParameterMap:
+    """Free parameters of ``model`` for the items flagged in ``free_items``.
+
+    1PL/Rasch: one slope shared by all free items plus one intercept each. 2PL: (a, d).
+    3PL: (a, d, logit c). GRM/GPCM: a and one intercept per category boundary.
+    With ``shared_slope_free=False`` the common slope stays at its current value (a Rasch
+    calibration onto a scale fixed by anchor items).
+    """
+    j = n_cat.size
+    index = np.full((j, width), -1, dtype=int)
+    nxt = 0
+    shared = model in ("rasch", "1pl")
+    if shared and shared_slope_free and free_items.any():
+        index[free_items, 0] = 0
+        nxt = 1
+    for item in np.flatnonzero(free_items):
+        cols = range(1, width) if shared else range(width)
+        for col in cols:
+            if model not in DICHOTOMOUS_MODELS and col >= n_cat[item]:
+                continue
+            index[item, col] = nxt
+            nxt += 1
+    return ParameterMap(index)
+
+
+@dataclass
+class EStep:
+    loglik: float
+    posterior: np.ndarray  # (U, Q) posterior weights per pattern, rows sum to one
+    counts: np.ndarray  # (J, K, Q) expected counts r_jkq
+    node_mass: np.ndarray  # (Q,) expected number of persons at each node
+
+
+def pattern_loglik(patterns: ResponsePatterns, logp: np.ndarray) -> np.ndarray:
+    """log L_u(X_q) for every pattern and node, shape (U, Q)."""
+    base = logp[:, 0, :]
+    if patterns.observed is None:
+        ll = np.broadcast_to(base.sum(axis=0), (patterns.codes.shape[0], base.shape[1])).copy()
+    else:
+        ll = patterns.observed @ base
+    for k, y in enumerate(patterns.indicators, start=1):
+        ll += y @ (logp[:, k, :] - base)
+    return ll
+
+
+def e_step(patterns: ResponsePatterns, logp: np.ndarray, weights: np.ndarray) -> EStep:
+    """Posterior weights, marginal log-likelihood and expected counts (see module docstring)."""
+    ll = pattern_loglik(patterns, logp)
+    with np.errstate(divide="ignore"):
+        ll += np.log(weights)
+    mx = ll.max(axis=1, keepdims=True)
+    np.subtract(ll, mx, out=ll)
+    np.exp(ll, out=ll)
+    total = ll.sum(axis=1)
+    loglik = float(patterns.freq @ (np.log(total) + mx[:, 0]))
+    ll /= total[:, None]
+    post = ll
+    fw = post * patterns.freq[:, None]
+    j, k_max, q = logp.shape
+    counts = np.empty((j, k_max, q))
+    node_mass = fw.sum(axis=0)
+    n_jq = (
+        np.broadcast_to(node_mass, (j, q))
+        if patterns.observed is None
+        else (patterns.observed.T @ fw)
+    )
+    rest = np.array(n_jq, copy=True)
+    for k, y in enumerate(patterns.indicators, start=1):
+        counts[:, k, :] = y.T @ fw
+        rest -= counts[:, k, :]
+    counts[:, 0, :] = np.maximum(rest, 0.0)
+    return EStep(loglik=loglik, posterior=post, counts=counts, node_mass=node_mass)
+
+
+def dlogp(model: str, xi: np.ndarray, n_cat: np.ndarray, theta: np.ndarray) -> np.ndarray:
+    """d log P_jk(theta_q) / d xi_jm by central differences, all items at once: (J, m, K, Q)."""
+    j, m = xi.shape
+    out = None
+    for col in range(m):
+        up = xi.copy()
+        dn = xi.copy()
+        up[:, col] += DERIV_STEP
+        dn[:, col] -= DERIV_STEP
+        diff = (log_prob(model, up, n_cat, theta) - log_prob(model, dn, n_cat, theta)) / (
+            2 * DERIV_STEP
+        )
+        if out is None:
+            out = np.empty((j, m) + diff.shape[1:])
+        out[:, col] = diff
+    return out
+
+
+def item_objective(
+    model: str,
+    xi: np.ndarray,
+    n_cat: np.ndarray,
+    theta: np.ndarray,
+    counts: np.ndarray,
+    priors: ItemPriors,
+) -> np.ndarray:
+    """Per-item expected complete-data log-likelihood plus log prior, shape (J,)."""
+    lp = log_prob(model, xi, n_cat, theta)
+    obj = np.einsum("jkq,jkq->j", counts, lp)
+    if priors.active(model):
+        obj = obj + priors.logpdf(model, xi)
+    return obj
+
+
+def clip_xi(model: str, xi: np.ndarray) -> np.ndarray:
+    out = xi.copy()
+    out[:, 0] = np.clip(out[:, 0], -XI_BOUND_SLOPE, XI_BOUND_SLOPE)
+    if model == "3pl":
+        out[:, 1] = np.clip(out[:, 1], -XI_BOUND_INTERCEPT, XI_BOUND_INTERCEPT)
+        out[:, 2] = np.clip(out[:, 2], *XI_BOUND_LOGIT_C)
+    else:
+        out[:, 1:] = np.clip(out[:, 1:], -XI_BOUND_INTERCEPT, XI_BOUND_INTERCEPT)
+    return out
+
+
+def m_step(
+    model: str,
+    xi: np.ndarray,
+    n_cat: np.ndarray,
+    theta: np.ndarray,
+    counts: np.ndarray,
+    pmap: ParameterMap,
+    priors: ItemPriors,
+    n_steps: int = 3,
+    tol: float = 1e-7,
+) -> np.ndarray:
+    """Fisher-scoring ascent of the expected complete-data log-posterior over free parameters."""
+    if pmap.n_free == 0:
+        return xi
+    free = pmap.index >= 0
+    n_jq = counts.sum(axis=1)
+    # pairs (j, m, n) of free slots of the same item, scattered into the phi information matrix
+    jj, mm, nn = np.nonzero(free[:, :, None] & free[:, None, :])
+    rows, cols = pmap.index[jj, mm], pmap.index[jj, nn]
+    phi = pmap.pack(xi)
+    obj = item_objective(model, xi, n_cat, theta, counts, priors).sum()
+    for _ in range(n_steps):
+        d = dlogp(model, xi, n_cat, theta)
+        p = np.exp(log_prob(model, xi, n_cat, theta))
+        score_xi = np.einsum("jkq,jmkq->jm", counts, d)
+        info_xi = np.einsum("jq,jkq,jmkq,jnkq->jmn", n_jq, p, d, d, optimize=True)
+        if priors.active(model):
+            score_xi += priors.gradient(model, xi)
+            info_xi[:, np.arange(xi.shape[1]), np.arange(xi.shape[1])] += priors.neg_hessian_diag(
+                model, xi
+            )
+        score = np.bincount(pmap.index[free], weights=score_xi[free], minlength=pmap.n_free)
+        info = np.zeros((pmap.n_free, pmap.n_free))
+        np.add.at(info, (rows, cols), info_xi[jj, mm, nn])
+        info[np.diag_indices_from(info)] += 1e-8 * (1 + np.abs(np.diag(info)))
+        try:
+            step = np.linalg.solve(info, score)
+        except np.linalg.LinAlgError:
+            step = score / np.maximum(np.diag(info), 1e-8)
+        biggest = np.abs(step).max()
+        if biggest > 1.0:
+            step /= biggest
+        for _halving in range(12):
+            cand = clip_xi(model, pmap.unpack(phi + step, xi))
+            cand_obj = item_objective(model, cand, n_cat, theta, counts, priors).sum()
+            if np.isfinite(cand_obj) and cand_obj >= obj - 1e-9 * abs(obj):
+                break
+            step /= 2
+        else:
+            break
+        phi = pmap.pack(cand)
+        xi, obj = cand, cand_obj
+        if np.abs(step).max() < tol:
+            break
+    return xi
+
+
+@dataclass
+class EMResult:
+    xi: np.ndarray
+    loglik: float
+    iterations: int
+    converged: bool
+    max_change: float
+    latent_mean: float
+    latent_sd: float
+    estep: EStep
+    quadrature: Quadrature
+
+
+def run_em(
+    model: str,
+    patterns: ResponsePatterns,
+    xi: np.ndarray,
+    pmap: ParameterMap,
+    *,
+    priors: ItemPriors,
+    n_quad: int,
+    bound: float,
+    max_iter: int,
+    tol: float,
+    estimate_latent: bool = False,
+    progress: ProgressCallback | None = None,
+) -> EMResult:
+    """Iterate E- and M-steps until the largest change in a free parameter is below ``tol``.
+
+    With ``estimate_latent`` (fixed-parameter calibration) the latent mean and SD are updated
+    each cycle from the posterior node masses, the "multiple weights updating" scheme of
+    Kim (2006), so pretest items land on the operational scale.
+    """
+    n_cat = patterns.n_cat
+    quad = normal_quadrature(n_quad, bound)
+    mean, sd = 0.0, 1.0
+    phi = pmap.pack(xi)
+    converged = False
+    change = np.inf
+    iteration = 0
+    estep = None
+    for iteration in range(1, max_iter + 1):
+        logp = log_prob(model, xi, n_cat, quad.points)
+        estep = e_step(patterns, logp, quad.weights)
+        if estimate_latent:
+            mean, sd = posterior_moments(quad, estep.node_mass)
+            quad = normal_quadrature(n_quad, bound, mean, sd)
+        xi = m_step(model, xi, n_cat, quad.points, estep.counts, pmap, priors)
+        new_phi = pmap.pack(xi)
+        change = float(np.abs(new_phi - phi).max()) if phi.size else 0.0
+        phi = new_phi
+        if progress is not None:
+            progress(iteration, estep.loglik, change)
+        if change < tol:
+            converged = True
+            break
+    logp = log_prob(model, xi, n_cat, quad.points)
+    estep = e_step(patterns, logp, quad.weights)
+    return EMResult(
+        xi=xi,
+        loglik=estep.loglik,
+        iterations=iteration,
+        converged=converged,
+        max_change=change,
+        latent_mean=mean,
+        latent_sd=sd,
+        estep=estep,
+        quadrature=quad,
+    )

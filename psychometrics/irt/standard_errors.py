@@ -1,0 +1,161 @@
+"""Standard errors of item parameters from the observed information matrix (Louis, 1982).
+
+For marginal maximum likelihood with persons independent, Louis' identity reads
+
+    I_obs = sum_u f_u ( E_u[-H_c] - E_u[s s^T] + E_u[s] E_u[s]^T )
+
+with ``s`` the complete-data score of a pattern at a quadrature node, ``H_c`` its complete-data
+Hessian, and the expectations over the pattern's posterior on the nodes. The first term is
+block-diagonal by item and comes from the expected counts; the other two couple items.
+
+For dichotomous items the node score factorises, ``s_uq,(j,m) = e_ujq h_jmq`` with
+``e = y - P_j(X_q)`` and ``h = dlogit-free derivative``, so the cross-product term needs one
+(items x patterns x items) product per node rather than one per parameter pair; the general
+(polytomous) path builds the node scores explicitly. Bayes modal estimates add the negative
+log-prior Hessian (the posterior information). Work is chunked over patterns to bound memory.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from psychometrics.data import ResponsePatterns
+from psychometrics.irt.estimation import DERIV_STEP, ParameterMap, dlogp, e_step
+from psychometrics.irt.models import DICHOTOMOUS_MODELS, log_prob
+from psychometrics.irt.priors import ItemPriors
+
+CHUNK_CELLS = 2_000_000
+HESS_STEP = 1e-4
+
+
+def complete_data_information(
+    model: str, xi: np.ndarray, n_cat: np.ndarray, theta: np.ndarray, counts: np.ndarray
+) -> np.ndarray:
+    """-d^2/dxi^2 of sum_kq r_jkq log P_jk(X_q) per item, (J, m, m), by central differences."""
+    j, m = xi.shape
+
+    def objective(x: np.ndarray) -> np.ndarray:
+        return np.einsum("jkq,jkq->j", counts, log_prob(model, x, n_cat, theta))
+
+    out = np.zeros((j, m, m))
+    base = objective(xi)
+    h = HESS_STEP
+    for a in range(m):
+        for b in range(a, m):
+            if a == b:
+                up, dn = xi.copy(), xi.copy()
+                up[:, a] += h
+                dn[:, a] -= h
+                val = (objective(up) - 2 * base + objective(dn)) / h**2
+            else:
+                pts = []
+                for sa, sb in ((1, 1), (1, -1), (-1, 1), (-1, -1)):
+                    x = xi.copy()
+                    x[:, a] += sa * h
+                    x[:, b] += sb * h
+                    pts.append(objective(x))
+                val = (pts[0] - pts[1] - pts[2] + pts[3]) / (4 * h**2)
+            out[:, a, b] = out[:, b, a] = -val
+    return out
+
+
+def observed_information(
+    model: str,
+    xi: np.ndarray,
+    patterns: ResponsePatterns,
+    theta: np.ndarray,
+    weights: np.ndarray,
+    pmap: ParameterMap,
+    priors: ItemPriors,
+) -> np.ndarray:
+    """Observed (posterior) information matrix of the free parameters ``phi`` (Louis, 1982)."""
+    n_cat = patterns.n_cat
+    j, m = xi.shape
+    logp = log_prob(model, xi, n_cat, theta)
+    est = e_step(patterns, logp, weights)
+    info_xi = np.zeros((j, m, j, m))
+    block = complete_data_information(model, xi, n_cat, theta, est.counts)
+    info_xi[np.arange(j), :, np.arange(j), :] = block
+    d = dlogp(model, xi, n_cat, theta)
+    n_pat = patterns.codes.shape[0]
+    chunk = max(1, CHUNK_CELLS // max(1, j * m))
+    for start in range(0, n_pat, chunk):
+        sl = slice(start, min(n_pat, start + chunk))
+        if model in DICHOTOMOUS_MODELS:
+            cross, gram = _dichotomous_terms(patterns, sl, est.posterior[sl], logp, d)
+        else:
+            cross, gram = _general_terms(patterns, sl, est.posterior[sl], d)
+        info_xi -= cross
+        info_xi += gram
+    flat = info_xi.reshape(j * m, j * m)
+    t = pmap.design()
+    info = t.T @ flat @ t
+    if priors.active(model):
+        prior_diag = priors.neg_hessian_diag(model, xi)
+        free = pmap.index >= 0
+        np.add.at(info, (pmap.index[free], pmap.index[free]), prior_diag[free])
+    return 0.5 * (info + info.T)
+
+
+def _dichotomous_terms(patterns, sl, post, logp, d):
+    """(E[s s^T], E[s] E[s]^T) summed over the patterns in ``sl`` for 0/1 items."""
+    y = patterns.indicators[0][sl]
+    mask = None if patterns.observed is None else patterns.observed[sl]
+    f = patterns.freq[sl]
+    p1 = np.exp(logp[:, 1, :])  # (J, Q)
+    h = d[:, :, 1, :] - d[:, :, 0, :]  # (J, m, Q): d log P1 - d log P0 = dP / (P (1 - P))
+    j, m, q_n = h.shape
+    cross = np.zeros((j, m, j, m))
+    fw = post * f[:, None]
+    for q in range(q_n):
+        e = y - (p1[:, q] if mask is None else mask * p1[:, q])
+        c = (e * fw[:, q : q + 1]).T @ e  # (J, J)
+        hq = h[:, :, q]
+        cross += c[:, None, :, None] * hq[:, :, None, None] * hq[None, None, :, :]
+    # expected node score per pattern: g_u,(j,m) = sum_q w_uq e_ujq h_jmq
+    g = np.empty((y.shape[0], j, m))
+    for col in range(m):
+        hy = post @ h[:, col, :].T  # sum_q w_uq h_jmq
+        hp = post @ (p1 * h[:, col, :]).T  # sum_q w_uq P_jq h_jmq
+        g[:, :, col] = y * hy - (hp if mask is None else mask * hp)
+    g = g.reshape(y.shape[0], j * m)
+    gram = (g * f[:, None]).T @ g
+    return cross, gram.reshape(j, m, j, m)
+
+
+def _general_terms(patterns, sl, post, d):
+    """The same two sums for polytomous items, with node scores built explicitly."""
+    f = patterns.freq[sl]
+    ys = [ind[sl] for ind in patterns.indicators]
+    obs = patterns.observed_mask()[sl]
+    y0 = obs - sum(ys) if ys else obs
+    cats = [y0] + ys
+    j, m, _, q_n = d.shape
+    n = post.shape[0]
+    cross = np.zeros((j * m, j * m))
+    g = np.zeros((n, j * m))
+    for q in range(q_n):
+        s = np.zeros((n, j, m))
+        for k, yk in enumerate(cats):
+            s += yk[:, :, None] * d[None, :, :, k, q]
+        s = s.reshape(n, j * m)
+        cross += (s * (post[:, q] * f)[:, None]).T @ s
+        g += post[:, q : q + 1] * s
+    gram = (g * f[:, None]).T @ g
+    return cross.reshape(j, m, j, m), gram.reshape(j, m, j, m)
+
+
+def covariance_from_information(info: np.ndarray) -> np.ndarray | None:
+    """Inverse of a symmetric information matrix, or None when it is not positive definite."""
+    if info.size == 0:
+        return info
+    try:
+        vals, vecs = np.linalg.eigh(info)
+    except np.linalg.LinAlgError:
+        return None
+    if not np.all(np.isfinite(vals)) or vals.min() <= 1e-10 * max(1.0, vals.max()):
+        return None
+    return (vecs / vals) @ vecs.T
+
+
+__all__ = ["DERIV_STEP", "covariance_from_information", "observed_information"]

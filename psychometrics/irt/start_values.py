@@ -1,0 +1,71 @@
+"""Starting values for calibration from classical statistics.
+
+Slopes come from the item-rest correlation r through the normal-ogive relation
+a = 1.7 r / sqrt(1 - r^2) (Lord & Novick, 1968, ch. 16); intercepts from the marginal proportion p
+through the logistic-normal approximation E[logistic(a theta + d)] ~ logistic(d / sqrt(1 + pi a^2 / 8))
+(so d = logit(p) sqrt(1 + pi a^2 / 8)). Good starts cut EM cycles; they never change the optimum.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import logit
+
+from psychometrics.irt.models import DICHOTOMOUS_MODELS
+
+
+def item_rest_correlation(x: np.ndarray) -> np.ndarray:
+    """Correlation of each item with the mean score on the other presented items (NaN-aware)."""
+    obs = ~np.isnan(x)
+    xv = np.where(obs, x, 0.0)
+    total = xv.sum(axis=1, keepdims=True)
+    count = obs.sum(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rest = (total - xv) / np.maximum(count - obs, 1)
+        r = np.empty(x.shape[1])
+        for j in range(x.shape[1]):
+            sel = obs[:, j] & (count[:, 0] > 1)
+            if sel.sum() < 3:
+                r[j] = 0.0
+                continue
+            a, b = xv[sel, j], rest[sel, j]
+            sa, sb = a.std(), b.std()
+            r[j] = (
+                0.0 if sa == 0 or sb == 0 else np.mean((a - a.mean()) * (b - b.mean())) / (sa * sb)
+            )
+    return np.nan_to_num(r)
+
+
+def start_xi(model: str, x: np.ndarray, n_cat: np.ndarray, width: int) -> np.ndarray:
+    """Starting slope-intercept array (J, width) for ``model`` from the score matrix ``x``."""
+    j = x.shape[1]
+    r = np.clip(item_rest_correlation(x), 0.05, 0.9)
+    a = np.clip(1.7 * r / np.sqrt(1 - r**2), 0.3, 2.5)
+    if model in ("rasch", "1pl"):
+        a = np.full(j, float(np.median(a)))
+    scale = np.sqrt(1 + np.pi * a**2 / 8)
+    xi = np.zeros((j, width))
+    xi[:, 0] = a
+    obs = ~np.isnan(x)
+    n_obs = np.maximum(obs.sum(axis=0), 1)
+    if model in DICHOTOMOUS_MODELS:
+        p = (np.nansum(x, axis=0) + 0.5) / (n_obs + 1.0)
+        if model == "3pl":
+            c = 0.15
+            p = np.clip((p - c) / (1 - c), 0.02, 0.98)
+            xi[:, 2] = logit(c)
+        xi[:, 1] = logit(np.clip(p, 0.01, 0.99)) * scale
+        return xi
+    for item in range(j):
+        col = x[obs[:, item], item].astype(int)
+        k_n = int(n_cat[item])
+        freq = np.bincount(col, minlength=k_n)[:k_n] + 0.5
+        prop = freq / freq.sum()
+        if model == "grm":
+            at_least = np.clip(prop[::-1].cumsum()[::-1][1:], 0.005, 0.995)
+            d = logit(at_least) * scale[item]
+            d = np.minimum.accumulate(d - 1e-3 * np.arange(d.size))
+        else:  # gpcm: adjacent-category logits
+            d = np.clip(np.log(prop[1:] / prop[:-1]), -4, 4) * scale[item]
+        xi[item, 1:k_n] = d
+    return xi
