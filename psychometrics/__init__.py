@@ -2,9 +2,83 @@
 
 A pure numerical library (numpy, scipy): arrays in, plain results out, every result a dataclass
 with ``to_dict()``. Response matrices are persons x items with NaN for items not presented.
+
+    >>> from psychometrics import calibrate, theta_eap
+    >>> fit = calibrate(X, model="2pl")          # doctest: +SKIP
+    >>> theta_eap(X, fit.params).theta            # doctest: +SKIP
 """
 
-from psychometrics.calibration import Calibration, calibrate, likelihood_ratio_test
+from psychometrics.calibration import (
+    Calibration,
+    LikelihoodRatioTest,
+    calibrate,
+    likelihood_ratio_test,
+    parameters_from_dict,
+)
+from psychometrics.ctt import FlagRules, ItemAnalysis, cronbach_alpha, item_analysis
+from psychometrics.data import ResponseMatrix, check_responses, read_responses_csv
+from psychometrics.dif import logistic_dif, mantel_haenszel
+from psychometrics.errors import (
+    CalibrationWarning,
+    ConvergenceWarning,
+    PsychometricsError,
+    ResponseDataError,
+)
+from psychometrics.fit import s_x2
+from psychometrics.irt.information import (
+    conditional_sem,
+    item_information,
+    test_characteristic_curve,
+    test_information,
+)
 from psychometrics.irt.models import ItemParameters
+from psychometrics.linking import LinkingConstants, link
+from psychometrics.scoring import (
+    AbilityEstimates,
+    SummedScoreTable,
+    lord_wingersky,
+    score,
+    summed_score_table,
+    theta_eap,
+    theta_map,
+    theta_mle,
+    theta_wle,
+)
 
-__all__ = ["Calibration", "ItemParameters", "calibrate", "likelihood_ratio_test"]
+__all__ = [
+    "AbilityEstimates",
+    "Calibration",
+    "CalibrationWarning",
+    "ConvergenceWarning",
+    "FlagRules",
+    "ItemAnalysis",
+    "ItemParameters",
+    "LikelihoodRatioTest",
+    "LinkingConstants",
+    "PsychometricsError",
+    "ResponseDataError",
+    "ResponseMatrix",
+    "SummedScoreTable",
+    "calibrate",
+    "check_responses",
+    "conditional_sem",
+    "cronbach_alpha",
+    "item_analysis",
+    "item_information",
+    "likelihood_ratio_test",
+    "link",
+    "logistic_dif",
+    "lord_wingersky",
+    "mantel_haenszel",
+    "parameters_from_dict",
+    "read_responses_csv",
+    "s_x2",
+    "score",
+    "summed_score_table",
+    "test_characteristic_curve",
+    "test_information",
+    "theta_eap",
+    "theta_map",
+    "theta_mle",
+    "theta_wle",
+]
