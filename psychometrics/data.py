@@ -183,6 +183,11 @@ def collapse_patterns(
 ) -> ResponsePatterns:
     """Group identical rows of a validated score matrix ``x`` (N, J)."""
     codes = np.where(np.isnan(x), -1, x).astype(np.int16)
+    if collapse and codes.shape[1] > 16:
+        # sorting long rows is wasted when nearly every pattern is unique; a random projection
+        # bounds the number of distinct rows from below at the cost of one product
+        key = codes.astype(np.float64) @ np.random.default_rng(0).random(codes.shape[1])
+        collapse = np.unique(key).size < 0.8 * codes.shape[0]
     if collapse:
         uniq, inverse, freq = np.unique(codes, axis=0, return_inverse=True, return_counts=True)
         inverse = inverse.reshape(-1)

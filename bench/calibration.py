@@ -1,0 +1,187 @@
+"""Benchmark: the microcred IRT engine against girth (and Python mirt when installed).
+
+Runs in one process on the same simulated data (a ~ lognormal(0, 0.3), b ~ N(0, 1),
+theta ~ N(0, 1), seed 2024):
+
+* 2PL, 40 items x 5,000 persons and 100 items x 20,000 persons: microcred (with and without
+  standard errors), girth.twopl_mml, mirt.fit_mirt if importable; wall time, RMSE of a and b,
+  speed ratio girth / microcred.
+* 3PL, 100 items x 20,000 persons, 30% of cells missing: microcred wall time (goal < 5 s).
+* 2PL, 200 items x 100,000 persons: peak resident memory of a child process that simulates the
+  data and calibrates it (goal < 1 GB).
+
+Usage: ``.venv/bin/python bench/calibration.py [--quick]`` (``--quick`` skips the two big runs).
+The last line printed is one JSON object with every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from psychometrics import calibrate
+
+
+def simulate(n_persons: int, n_items: int, *, model="2pl", missing=0.0, seed=2024):
+    rng = np.random.default_rng(seed)
+    a = rng.lognormal(0.0, 0.3, n_items)
+    b = rng.normal(0.0, 1.0, n_items)
+    c = rng.uniform(0.1, 0.25, n_items) if model == "3pl" else np.zeros(n_items)
+    x = np.empty((n_persons, n_items))
+    for start in range(0, n_persons, 10_000):  # chunks keep the simulation's own memory small
+        th = rng.normal(size=min(10_000, n_persons - start))
+        p = c + (1 - c) / (1 + np.exp(-a * (th[:, None] - b)))
+        x[start : start + th.size] = rng.random(p.shape) < p
+    if missing:
+        x[rng.random(x.shape) < missing] = np.nan
+    return x, a, b, c
+
+
+def rmse(est, true) -> float:
+    return float(np.sqrt(np.mean((np.asarray(est, float) - true) ** 2)))
+
+
+def timed(fn):
+    t0 = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t0
+
+
+def run_microcred(x, a, b, model="2pl", standard_errors=True):
+    fit, secs = timed(lambda: calibrate(x, model, standard_errors=standard_errors))
+    return {
+        "seconds": round(secs, 3),
+        "rmse_a": round(rmse(fit.a, a), 4),
+        "rmse_b": round(rmse(fit.b, b), 4),
+        "iterations": fit.iterations,
+        "converged": fit.converged,
+        "standard_errors": standard_errors,
+    }
+
+
+def run_girth(x, a, b):
+    try:
+        import girth
+    except ImportError:
+        return None
+    data = x.astype(int).T
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res, secs = timed(lambda: girth.twopl_mml(data))
+    return {
+        "seconds": round(secs, 3),
+        "rmse_a": round(rmse(res["Discrimination"], a), 4),
+        "rmse_b": round(rmse(res["Difficulty"], b), 4),
+    }
+
+
+def run_mirt(x, a, b):
+    try:
+        import mirt  # the Python "mirt" package, optional
+    except ImportError:
+        return None
+    fit_mirt = getattr(mirt, "fit_mirt", None)
+    if fit_mirt is None:
+        return {"error": "mirt has no fit_mirt"}
+    try:
+        res, secs = timed(lambda: fit_mirt(x.astype(int), model="2PL"))
+    except Exception as exc:  # noqa: BLE001 - report, don't crash the benchmark
+        return {"error": f"{type(exc).__name__}: {exc}"}
+    out = {"seconds": round(secs, 3)}
+    params = getattr(res, "item_parameters", None) or getattr(res, "params", None)
+    if isinstance(params, dict) and "a" in params and "b" in params:
+        out["rmse_a"] = round(rmse(params["a"], a), 4)
+        out["rmse_b"] = round(rmse(params["b"], b), 4)
+    return out
+
+
+def compare_2pl(n_items, n_persons):
+    x, a, b, _ = simulate(n_persons, n_items)
+    row = {"items": n_items, "persons": n_persons}
+    row["microcred"] = run_microcred(x, a, b)
+    row["microcred_no_se"] = run_microcred(x, a, b, standard_errors=False)
+    row["girth"] = run_girth(x, a, b)
+    row["mirt"] = run_mirt(x, a, b)
+    if row["girth"]:
+        row["speedup_vs_girth"] = round(row["girth"]["seconds"] / row["microcred"]["seconds"], 1)
+    if row["mirt"] and "seconds" in row["mirt"]:
+        row["speedup_vs_mirt"] = round(row["mirt"]["seconds"] / row["microcred"]["seconds"], 1)
+    return row
+
+
+def memory_child() -> None:
+    """Entry point of the memory run (a separate process so its peak RSS is its own)."""
+    x, a, b, _ = simulate(100_000, 200)
+    fit, secs = timed(lambda: calibrate(x, "2pl"))
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        json.dumps(
+            {
+                "items": 200,
+                "persons": 100_000,
+                "seconds": round(secs, 2),
+                "peak_rss_mb": round(peak_mb, 1),
+                "rmse_a": round(rmse(fit.a, a), 4),
+                "rmse_b": round(rmse(fit.b, b), 4),
+                "converged": fit.converged,
+            }
+        )
+    )
+
+
+def run_memory():
+    proc = subprocess.run(
+        [sys.executable, __file__, "--memory-child"], capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0:
+        return {"error": proc.stderr.strip()[-500:]}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="skip the 100x20,000 and memory runs")
+    parser.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.memory_child:
+        memory_child()
+        return
+    report = {"numpy": np.__version__, "two_pl": []}
+    sizes = [(40, 5_000)] if args.quick else [(40, 5_000), (100, 20_000)]
+    for n_items, n_persons in sizes:
+        row = compare_2pl(n_items, n_persons)
+        report["two_pl"].append(row)
+        print(f"2PL {n_items} x {n_persons}: " + json.dumps(row), flush=True)
+    x, a, b, c = simulate(20_000, 100, model="3pl", missing=0.3)
+    fit, secs = timed(lambda: calibrate(x, "3pl"))
+    report["three_pl_missing"] = {
+        "items": 100,
+        "persons": 20_000,
+        "missing": 0.3,
+        "seconds": round(secs, 3),
+        "rmse_a": round(rmse(fit.a, a), 4),
+        "rmse_b": round(rmse(fit.b, b), 4),
+        "rmse_c": round(rmse(fit.c, c), 4),
+        "converged": fit.converged,
+        "goal_seconds": 5.0,
+    }
+    print("3PL 100 x 20000, 30% missing: " + json.dumps(report["three_pl_missing"]), flush=True)
+    if not args.quick:
+        report["memory_200x100000"] = run_memory()
+        print("2PL 200 x 100000 memory: " + json.dumps(report["memory_200x100000"]), flush=True)
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    main()
