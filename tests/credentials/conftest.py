@@ -103,3 +103,38 @@ def now() -> dt.datetime:
 @pytest.fixture
 def make_issued_credential():
     return make_issued
+
+
+# --- database-backed helpers (use the suite's ``db``, ``make_user`` and ``build_exam``) ------
+
+def take_exam(session, candidate, exam, *, correct: bool = True):
+    """Sit ``exam`` through delivery's services, answering everything right (or wrong), and
+    submit: delivery releases the result and sends ``result_released``."""
+    from assessment.delivery import service
+    from itembank.models import ItemVersion
+
+    attempt = service.start_attempt(session, candidate, exam, agreed=True)
+    saves = []
+    for n, version_id in enumerate(attempt.item_order, start=1):
+        version = session.get(ItemVersion, version_id)
+        if version.item_type == "multiple_response":
+            value = ["A", "C"] if correct else ["B", "D"]
+        else:
+            value = "B" if correct else "D"
+        saves.append(service.SaveRequest(n, version_id, value, False))
+    service.save_responses(session, attempt, saves)
+    result = service.submit_attempt(session, attempt)
+    session.commit()
+    return result
+
+
+@pytest.fixture
+def cred_cfg():
+    from credentials.config import current
+
+    return current()
+
+
+@pytest.fixture(name="take_exam")
+def take_exam_fixture():
+    return take_exam

@@ -1,0 +1,327 @@
+"""Issuing credentials: build the OpenBadgeCredential, sign it (eddsa-rdfc-2022), store it
+verbatim; and the ``result_released`` receiver that does so on a clean pass.
+
+Importing this module connects the receiver (``credentials.web.init_app`` imports it). The
+receiver never commits: it writes in the sender's session, so the credential exists exactly
+when the released result does.
+
+Which exam earns what: ``Achievement.exam_id`` (a pass earns the achievement) and
+``Achievement.recertification_exam_id`` (a pass renews it, superseding the holder's latest
+credential for it).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from credentials import dataintegrity, issuers, openbadge, revocation, statuslist
+from credentials import jwt as vcjwt
+from credentials.config import CredentialConfig, current
+from credentials.errors import CredentialError
+from credentials.models import Achievement, Credential, HolderChoice, Issuer
+from microcred import signals
+from microcred.db import utcnow
+
+
+class IssuanceError(CredentialError):
+    """A credential could not be issued; the message says why."""
+
+
+# --- achievements -----------------------------------------------------------------------------
+
+def achievement_url(cfg: CredentialConfig, achievement: Achievement) -> str:
+    return cfg.url(f"/achievements/{achievement.code}")
+
+
+def achievement_info(session: Session, cfg: CredentialConfig,
+                     achievement: Achievement) -> openbadge.AchievementInfo:
+    """The OB 3.0 Achievement: alignment to the exam blueprint's domains, the pass mark."""
+    from assessment.exams import Exam
+
+    url = achievement_url(cfg, achievement)
+    domains: list[openbadge.Domain] = []
+    required = exam_title = None
+    exam = session.get(Exam, achievement.exam_id) if achievement.exam_id else None
+    if exam is not None:
+        required, exam_title = exam.pass_percent, exam.title
+        domains = [openbadge.Domain(d.code, d.name, d.description or "",
+                                    f"{url}#domain-{d.code}")
+                   for d in exam.blueprint.domains]
+    domains += [openbadge.Domain(a["code"], a["name"], a.get("description", ""),
+                                 a.get("url", f"{url}#domain-{a['code']}"))
+                for a in achievement.extra_alignment or []]
+    return openbadge.AchievementInfo(
+        id=url, name=achievement.name, description=achievement.description,
+        criteria=achievement.criteria, criteria_url=f"{url}#criteria",
+        image=f"{url}/image.png", achievement_type=achievement.achievement_type,
+        domains=domains, required_score=required, exam_title=exam_title,
+        tags=list(achievement.tags or []),
+    )
+
+
+def create_achievement(session: Session, cfg: CredentialConfig, *, code: str, name: str,
+                       description: str, criteria: str | None = None,
+                       exam_id: int | None = None, recertification_exam_id: int | None = None,
+                       validity_days: int | None = None, achievement_type: str | None = None,
+                       stack_components: list[str] | None = None,
+                       stack_required: int | None = None, issuer: Issuer | None = None,
+                       tags: list[str] | None = None) -> Achievement:
+    """Define an achievement earned by an exam pass, or a stack of others (N of M)."""
+    if session.scalar(select(Achievement.id).where(Achievement.code == code)) is not None:
+        raise IssuanceError(f"an achievement with code {code} already exists")
+    if validity_days is not None and validity_days < 1:
+        raise IssuanceError("validity_days must be at least 1 (or empty for no expiry)")
+    is_stack = bool(stack_components)
+    if is_stack:
+        if exam_id:
+            raise IssuanceError("a stack is earned by its components, not by an exam")
+        missing = [c for c in stack_components if session.scalar(
+            select(Achievement.id).where(Achievement.code == c)) is None]
+        if missing:
+            raise IssuanceError(f"unknown component achievements: {', '.join(missing)}")
+        required = stack_required or len(stack_components)
+        if not 1 <= required <= len(stack_components):
+            raise IssuanceError(
+                f"a stack needs between 1 and {len(stack_components)} components, not {required}")
+        criteria = criteria or (
+            f"Earn {required} of these {len(stack_components)} credentials: "
+            + ", ".join(stack_components) + ".")
+    elif criteria is None:
+        criteria = "Pass the proctored exam."
+    achievement = Achievement(
+        code=code, name=name, description=description, criteria=criteria,
+        achievement_type=achievement_type or ("MicroCredential" if is_stack else "Certification"),
+        exam_id=exam_id, recertification_exam_id=recertification_exam_id,
+        validity_days=validity_days, is_stack=is_stack,
+        stack_components=list(stack_components or []),
+        stack_required=(stack_required or len(stack_components)) if is_stack else None,
+        issuer_id=(issuer or issuers.default_issuer(session, cfg)).id, tags=list(tags or []),
+    )
+    session.add(achievement)
+    session.flush()
+    return achievement
+
+
+# --- holders ----------------------------------------------------------------------------------
+
+def holder_choice(session: Session, user_id: int) -> HolderChoice | None:
+    return session.scalar(select(HolderChoice).where(HolderChoice.user_id == user_id)
+                          .order_by(HolderChoice.id.desc()).limit(1))
+
+
+def set_holder_choice(session: Session, user_id: int, *, name_display: str,
+                      did: str | None) -> HolderChoice:
+    if name_display not in ("full", "initials", "hidden"):
+        raise IssuanceError("name display must be full, initials or hidden")
+    did = (did or "").strip() or None
+    if did and not (did.startswith("did:") and len(did) <= 300 and " " not in did):
+        raise IssuanceError(f"{did!r} is not a DID (did:method:identifier)")
+    row = HolderChoice(user_id=user_id, name_display=name_display, did=did)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def shown_name(display_name: str, choice: HolderChoice | None) -> str | None:
+    mode = choice.name_display if choice else "full"
+    if mode == "hidden":
+        return None
+    if mode == "initials":
+        return " ".join(p[0].upper() + "." for p in display_name.split() if p)
+    return display_name
+
+
+# --- issuing ----------------------------------------------------------------------------------
+
+def issue(
+    session: Session, cfg: CredentialConfig, *, achievement: Achievement, holder: Any,
+    kind: str, evidence: list[openbadge.EvidenceInfo], result: Any = None,
+    score: float | None = None, supersedes: Credential | None = None,
+    now: dt.datetime | None = None,
+) -> Credential:
+    """Build, sign and store one credential for ``holder`` (a User)."""
+    now = (now or utcnow()).replace(microsecond=0)
+    issuer = session.get(Issuer, achievement.issuer_id)
+    key = issuers.current_key(session, issuer)
+    status_list, index = revocation.allocate_slot(session, issuer, key)
+    public_id, credential_id = openbadge.new_credential_id(cfg.base_url)
+    valid_until = now + dt.timedelta(days=achievement.validity_days) \
+        if achievement.validity_days else None
+    choice = holder_choice(session, holder.id)
+    unsigned = openbadge.build_credential(
+        credential_id=credential_id,
+        issuer=issuers.issuer_info(cfg, issuer, key),
+        achievement=achievement_info(session, cfg, achievement),
+        valid_from=dataintegrity.xsd_datetime(now),
+        valid_until=dataintegrity.xsd_datetime(valid_until) if valid_until else None,
+        identifier=openbadge.identity_object(holder.email, openbadge.new_salt()),
+        subject_did=choice.did if choice else None,
+        score=score,
+        evidence=evidence,
+        credential_status=statuslist.entry(
+            revocation.list_url(cfg, status_list.id, "revocation"), index, "revocation"),
+    )
+    signed = dataintegrity.add_proof(
+        unsigned, issuers.private_key(cfg, issuer, key),
+        verification_method=issuers.verification_method(cfg, issuer, key), created=now)
+    row = Credential(
+        public_id=public_id, achievement_id=achievement.id, issuer_key_id=key.id,
+        holder_id=holder.id, result_id=getattr(result, "id", None), kind=kind,
+        supersedes_id=supersedes.id if supersedes else None, status_list_id=status_list.id,
+        status_index=index, valid_from=now, valid_until=valid_until,
+        document=json.dumps(signed, ensure_ascii=False), issued_at=now,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def as_jwt(session: Session, cfg: CredentialConfig, credential: Credential) -> str:
+    """The same credential as a VC-JWT (EdDSA), signed with the key that signed it."""
+    key = credential.issuer_key
+    issuer = session.get(Issuer, key.issuer_id)
+    return vcjwt.encode(credential.json, issuers.private_key(cfg, issuer, key),
+                        kid=issuers.verification_method(cfg, issuer, key),
+                        issued_at=credential.issued_at)
+
+
+def latest_credential(session: Session, holder_id: int,
+                      achievement_id: int) -> Credential | None:
+    return session.scalar(
+        select(Credential).where(Credential.holder_id == holder_id,
+                                 Credential.achievement_id == achievement_id)
+        .order_by(Credential.id.desc()).limit(1))
+
+
+def _exam_evidence(exam: Any, result: Any, reviewed: bool, cfg: CredentialConfig,
+                   recert_of: Credential | None) -> list[openbadge.EvidenceInfo]:
+    policy = (exam.policy or {}).get("proctoring")
+    identity = policy.get("identity", "proctor") if isinstance(policy, dict) else policy
+    proctored = bool(policy) and identity != "none"
+    when = result.created_at.date().isoformat()
+    if proctored:
+        how = "Identity verified and proctored" + (
+            "; the proctoring review cleared the session." if reviewed else
+            "; no proctoring review was required.")
+    else:
+        how = "Taken on Microcred without proctoring."
+    evidence = [openbadge.EvidenceInfo(
+        name=exam.title,
+        description=f"Exam {exam.code}" + (f", {exam.program_name}" if exam.program_name else ""),
+        narrative=f"Passed on {when} with a scaled score of {result.percent:g} "
+                  f"(pass mark {result.pass_percent:g}). {how}",
+        genre="Proctored exam" if proctored else "Exam",
+    )]
+    if recert_of is not None:
+        evidence.append(openbadge.EvidenceInfo(
+            id=recert_of.json["id"], name="Recertification",
+            narrative=f"Renews the credential issued on {recert_of.issued_at.date().isoformat()}.",
+            genre="Recertification"))
+    return evidence
+
+
+def _released(session: Session, result_id: int) -> tuple[bool, bool]:
+    """(released now, was held for review first), from delivery's release history."""
+    from assessment.delivery.models import ResultRelease
+
+    statuses = list(session.scalars(select(ResultRelease.status).where(
+        ResultRelease.result_id == result_id).order_by(ResultRelease.id)))
+    return bool(statuses) and statuses[-1] == "released", "held" in statuses
+
+
+def issue_for_result(session: Session, cfg: CredentialConfig, *, result_id: int,
+                     candidate_id: int, exam_id: int) -> list[Credential]:
+    """Issue what a released pass earns: the exam's achievement, or a renewal; then stacks."""
+    from assessment.delivery.models import Result
+    from assessment.exams import Exam
+    from assessment.users import User
+
+    result = session.get(Result, result_id)
+    if result is None or not result.passed:
+        return []
+    released, reviewed = _released(session, result_id)
+    if not released:
+        return []
+    exam = session.get(Exam, exam_id)
+    holder = session.get(User, candidate_id)
+    issued: list[Credential] = []
+    earned = session.scalar(select(Achievement).where(Achievement.exam_id == exam_id,
+                                                      Achievement.active.is_(True)))
+    renewed = session.scalar(select(Achievement).where(
+        Achievement.recertification_exam_id == exam_id, Achievement.active.is_(True)))
+    for achievement, kind in ((earned, "exam"), (renewed, "recertification")):
+        if achievement is None:
+            continue
+        if session.scalar(select(Credential.id).where(
+                Credential.result_id == result_id,
+                Credential.achievement_id == achievement.id)) is not None:
+            continue  # idempotent: this result already earned it
+        previous = latest_credential(session, holder.id, achievement.id) \
+            if kind == "recertification" else None
+        issued.append(issue(
+            session, cfg, achievement=achievement, holder=holder, result=result,
+            kind=kind if previous else "exam", score=result.percent, supersedes=previous,
+            evidence=_exam_evidence(exam, result, reviewed, cfg, previous)))
+    if issued:
+        from credentials import stacks
+
+        issued += stacks.award_completed_stacks(session, cfg, holder)
+    return issued
+
+
+@signals.result_released.connect
+def on_result_released(sender: Any, *, session: Session, result_id: int, attempt_id: int,
+                       candidate_id: int, exam_id: int, passed: bool, **_: Any) -> None:
+    """Issue the badge a clean pass earns, in the sender's session (never commits)."""
+    if not passed:
+        return
+    issue_for_result(session, current(), result_id=result_id, candidate_id=candidate_id,
+                     exam_id=exam_id)
+
+
+def recertify_with_evidence(session: Session, cfg: CredentialConfig, *, credential: Credential,
+                            narrative: str, by_user_id: int | None,
+                            evidence_url: str | None = None) -> Credential:
+    """Renew ``credential`` on continuing-education evidence: a new credential linked to it."""
+    from assessment.users import User
+
+    if not narrative.strip():
+        raise IssuanceError("describe the continuing-education evidence")
+    if revocation.status_of(session, credential).revoked:
+        raise IssuanceError("a revoked credential cannot be renewed")
+    newer = latest_credential(session, credential.holder_id, credential.achievement_id)
+    if newer is not None and newer.id != credential.id:
+        raise IssuanceError("this credential was already renewed; renew the newest one")
+    achievement = session.get(Achievement, credential.achievement_id)
+    evidence = [
+        openbadge.EvidenceInfo(name="Continuing education", narrative=narrative.strip(),
+                               id=evidence_url or None, genre="Continuing education"),
+        openbadge.EvidenceInfo(
+            id=credential.json["id"], name="Recertification", genre="Recertification",
+            narrative=f"Renews the credential issued on "
+                      f"{credential.issued_at.date().isoformat()}."),
+    ]
+    return issue(session, cfg, achievement=achievement,
+                 holder=session.get(User, credential.holder_id), kind="recertification",
+                 evidence=evidence, supersedes=credential)
+
+
+def expiring(session: Session, *, within_days: int = 60,
+             now: dt.datetime | None = None) -> list[Credential]:
+    """Credentials that expire within ``within_days`` (or have expired in the last as many
+    days) and have not been renewed: the program manager's recertification list."""
+    now = now or utcnow()
+    rows = session.scalars(
+        select(Credential).where(
+            Credential.valid_until.is_not(None),
+            Credential.valid_until <= now + dt.timedelta(days=within_days),
+            Credential.valid_until >= now - dt.timedelta(days=within_days))
+        .order_by(Credential.valid_until))
+    renewed = set(session.scalars(select(Credential.supersedes_id)
+                                  .where(Credential.supersedes_id.is_not(None))))
+    return [c for c in rows if c.id not in renewed
+            and not revocation.status_of(session, c).revoked]
