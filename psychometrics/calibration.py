@@ -361,13 +361,14 @@ def _item_ids(item_ids, n_items: int) -> list[str]:
 def _categories(x: np.ndarray, model: str) -> np.ndarray:
     if model in DICHOTOMOUS_MODELS:
         return np.full(x.shape[1], 2, dtype=int)
-    top = np.nanmax(np.where(np.isnan(x), -1, x), axis=0)
+    top = np.nan_to_num(np.fmax.reduce(x, axis=0), nan=1.0)
     return np.maximum(top, 1).astype(int) + 1
 
 
 def _constant_items(x: np.ndarray, obs: np.ndarray) -> np.ndarray:
-    lo = np.nanmin(np.where(obs, x, np.inf), axis=0)
-    hi = np.nanmax(np.where(obs, x, -np.inf), axis=0)
+    # fmin/fmax skip NaN without copying the matrix
+    lo = np.fmin.reduce(x, axis=0)
+    hi = np.fmax.reduce(x, axis=0)
     return (obs.sum(axis=0) < 2) | (lo == hi)
 
 

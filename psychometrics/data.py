@@ -19,6 +19,7 @@ from psychometrics.errors import ResponseDataError
 from psychometrics.irt.models import DICHOTOMOUS_MODELS
 
 MAX_CATEGORIES = 50
+CHECK_BLOCK = 10_000
 
 
 @dataclass
@@ -39,7 +40,7 @@ def check_responses(
     Dichotomous models accept only 0 and 1; other uses accept integers 0..MAX_CATEGORIES-1.
     """
     try:
-        x = np.array(responses, dtype=float)
+        x = np.asarray(responses, dtype=float)
     except (TypeError, ValueError) as exc:
         raise ResponseDataError(f"{name} must be a numeric persons x items array ({exc})") from exc
     if x.ndim != 2:
@@ -48,24 +49,31 @@ def check_responses(
         raise ResponseDataError(f"{name} has no persons (need at least {min_persons})")
     if x.shape[1] == 0:
         raise ResponseDataError(f"{name} has no items")
-    bad = np.isinf(x)
-    if bad.any():
-        i, j = np.argwhere(bad)[0]
-        raise ResponseDataError(f"{name} holds an infinite score", row=int(i), column=int(j))
-    obs = ~np.isnan(x)
-    vals = np.where(obs, x, 0.0)
     upper = 1 if model in DICHOTOMOUS_MODELS else MAX_CATEGORIES - 1
-    bad = obs & ((vals != np.round(vals)) | (vals < 0) | (vals > upper))
-    if bad.any():
-        i, j = np.argwhere(bad)[0]
-        allowed = "0 or 1" if upper == 1 else f"an integer 0..{upper}"
-        raise ResponseDataError(
-            f"{name} score {x[i, j]!r} is not {allowed}" + (f" (model {model!r})" if model else ""),
-            row=int(i),
-            column=int(j),
-        )
-    empty_rows = ~obs.any(axis=1)
-    if empty_rows.all():
+    any_observed = False
+    # row blocks keep the temporaries small for 100,000-person matrices
+    for start in range(0, x.shape[0], CHECK_BLOCK):
+        block = x[start : start + CHECK_BLOCK]
+        bad = np.isinf(block)
+        if bad.any():
+            i, j = np.argwhere(bad)[0]
+            raise ResponseDataError(
+                f"{name} holds an infinite score", row=int(start + i), column=int(j)
+            )
+        obs = ~np.isnan(block)
+        any_observed = any_observed or bool(obs.any())
+        vals = np.where(obs, block, 0.0)
+        bad = obs & ((vals != np.round(vals)) | (vals < 0) | (vals > upper))
+        if bad.any():
+            i, j = np.argwhere(bad)[0]
+            allowed = "0 or 1" if upper == 1 else f"an integer 0..{upper}"
+            raise ResponseDataError(
+                f"{name} score {block[i, j]!r} is not {allowed}"
+                + (f" (model {model!r})" if model else ""),
+                row=int(start + i),
+                column=int(j),
+            )
+    if not any_observed:
         raise ResponseDataError(f"{name} has no observed scores")
     return x
 
@@ -182,11 +190,20 @@ def collapse_patterns(
     x: np.ndarray, n_cat: np.ndarray | None = None, collapse: bool = True
 ) -> ResponsePatterns:
     """Group identical rows of a validated score matrix ``x`` (N, J)."""
-    codes = np.where(np.isnan(x), -1, x).astype(np.int16)
+    codes = np.empty(x.shape, dtype=np.int16)
+    for i in range(0, x.shape[0], CHECK_BLOCK):
+        block = x[i : i + CHECK_BLOCK]
+        codes[i : i + CHECK_BLOCK] = np.where(np.isnan(block), -1, block)
     if collapse and codes.shape[1] > 16:
         # sorting long rows is wasted when nearly every pattern is unique; a random projection
         # bounds the number of distinct rows from below at the cost of one product
-        key = codes.astype(np.float64) @ np.random.default_rng(0).random(codes.shape[1])
+        weights = np.random.default_rng(0).random(codes.shape[1])
+        key = np.concatenate(
+            [
+                codes[i : i + CHECK_BLOCK].astype(np.float64) @ weights
+                for i in range(0, codes.shape[0], CHECK_BLOCK)
+            ]
+        )
         collapse = np.unique(key).size < 0.8 * codes.shape[0]
     if collapse:
         uniq, inverse, freq = np.unique(codes, axis=0, return_inverse=True, return_counts=True)

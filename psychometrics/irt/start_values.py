@@ -17,22 +17,20 @@ from psychometrics.irt.models import DICHOTOMOUS_MODELS
 def item_rest_correlation(x: np.ndarray) -> np.ndarray:
     """Correlation of each item with the mean score on the other presented items (NaN-aware)."""
     obs = ~np.isnan(x)
-    xv = np.where(obs, x, 0.0)
-    total = xv.sum(axis=1, keepdims=True)
-    count = obs.sum(axis=1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rest = (total - xv) / np.maximum(count - obs, 1)
-        r = np.empty(x.shape[1])
-        for j in range(x.shape[1]):
-            sel = obs[:, j] & (count[:, 0] > 1)
-            if sel.sum() < 3:
-                r[j] = 0.0
-                continue
-            a, b = xv[sel, j], rest[sel, j]
-            sa, sb = a.std(), b.std()
-            r[j] = (
-                0.0 if sa == 0 or sb == 0 else np.mean((a - a.mean()) * (b - b.mean())) / (sa * sb)
-            )
+    total = np.zeros(x.shape[0])
+    for j in range(x.shape[1]):  # column loops keep memory at a few person-length vectors
+        total += np.where(obs[:, j], x[:, j], 0.0)
+    count = obs.sum(axis=1)
+    r = np.zeros(x.shape[1])
+    for j in range(x.shape[1]):
+        sel = obs[:, j] & (count > 1)
+        if sel.sum() < 3:
+            continue
+        a = x[sel, j]
+        b = (total[sel] - a) / (count[sel] - 1)
+        sa, sb = a.std(), b.std()
+        if sa > 0 and sb > 0:
+            r[j] = np.mean((a - a.mean()) * (b - b.mean())) / (sa * sb)
     return np.nan_to_num(r)
 
 
@@ -49,7 +47,8 @@ def start_xi(model: str, x: np.ndarray, n_cat: np.ndarray, width: int) -> np.nda
     obs = ~np.isnan(x)
     n_obs = np.maximum(obs.sum(axis=0), 1)
     if model in DICHOTOMOUS_MODELS:
-        p = (np.nansum(x, axis=0) + 0.5) / (n_obs + 1.0)
+        right = np.array([np.nansum(x[:, item]) for item in range(j)])
+        p = (right + 0.5) / (n_obs + 1.0)
         if model == "3pl":
             c = 0.15
             p = np.clip((p - c) / (1 - c), 0.02, 0.98)
