@@ -1,0 +1,187 @@
+"""Rules that turn integrity events and snapshots into flags, and flags into a risk score.
+
+Rules are pure functions over a session's whole history (events in the page's order, by
+``seq``), so evaluating them again after every batch is idempotent: each flag has a ``(rule,
+key)`` that is stored once (a unique constraint), and a re-run finds only what is new.
+
+Risk score: the sum of the flags' severity points, each rule counting at most
+:data:`MAX_COUNTED_PER_RULE` of its flags, so one noisy rule cannot drown the others.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from proctoring.hooks import FlagSpec
+from proctoring.policy import ProctoringPolicy
+
+SEVERITY_POINTS = {"info": 0, "low": 1, "medium": 3, "high": 6}
+SEVERITY_ORDER = ("info", "low", "medium", "high")
+MAX_COUNTED_PER_RULE = 3
+
+#: every kind the candidate's page may report
+EVENT_KINDS = frozenset({
+    "tab_hidden", "tab_visible", "window_blur", "window_focus",
+    "fullscreen_exit", "fullscreen_enter", "copy", "cut", "paste", "right_click", "print",
+    "offline", "online", "camera_unavailable", "camera_available", "snapshot_failed",
+})
+FOCUS_LOST = frozenset({"tab_hidden", "window_blur"})
+FOCUS_BACK = frozenset({"tab_visible", "window_focus"})
+RIGHT_CLICKS_TOLERATED = 5
+
+
+class EventLike(Protocol):
+    kind: str
+    seq: int
+    server_at: dt.datetime
+    client_at: dt.datetime | None
+
+
+class SnapshotLike(Protocol):
+    seq: int
+    faces: int | None
+
+
+class FlagLike(Protocol):
+    rule: str
+    severity: str
+    points: int
+
+
+@dataclass(frozen=True)
+class History:
+    """What the rules look at: a session's events and snapshots, and the time of evaluation."""
+
+    events: Sequence[EventLike]
+    snapshots: Sequence[SnapshotLike]
+    now: dt.datetime
+
+
+Rule = Callable[[ProctoringPolicy, History], Iterable[FlagSpec]]
+
+
+def _ordered(events: Iterable[EventLike]) -> list[EventLike]:
+    return sorted(events, key=lambda e: e.seq)
+
+
+def _elapsed(start: EventLike, end: EventLike | None, now: dt.datetime) -> float:
+    """Seconds between two events of the page: by the page's clock when both carry it (their
+    difference is sound even if the clock is off), else by arrival here."""
+    if end is None:
+        return (now - start.server_at).total_seconds()
+    if start.client_at and end.client_at:
+        return max(0.0, (end.client_at - start.client_at).total_seconds())
+    return max(0.0, (end.server_at - start.server_at).total_seconds())
+
+
+def focus_losses(policy: ProctoringPolicy, h: History) -> Iterable[FlagSpec]:
+    """Leaving the exam (tab hidden or window blurred) more than ``max_focus_losses`` times.
+    A tab switch fires both events: one episode lasts until focus comes back."""
+    lost, episodes = False, 0
+    for e in _ordered(h.events):
+        if e.kind in FOCUS_LOST and not lost:
+            lost, episodes = True, episodes + 1
+        elif e.kind in FOCUS_BACK:
+            lost = False
+    limit = policy.max_focus_losses
+    if episodes > limit:
+        yield FlagSpec("focus_loss", "over", "medium",
+                       f"left the exam window {episodes} times (allowed: {limit})")
+    if episodes > max(3 * limit, limit + 5):
+        yield FlagSpec("focus_loss", "far_over", "high",
+                       f"left the exam window {episodes} times, far more than the {limit} allowed")
+
+
+def fullscreen_left(policy: ProctoringPolicy, h: History) -> Iterable[FlagSpec]:
+    """Out of full screen for longer than ``fullscreen_grace_s`` (when the policy requires it)."""
+    if not policy.fullscreen:
+        return
+    exit_event: EventLike | None = None
+    for e in [*_ordered(h.events), None]:
+        if e is not None and e.kind == "fullscreen_exit" and exit_event is None:
+            exit_event = e
+        elif exit_event is not None and (e is None or e.kind == "fullscreen_enter"):
+            seconds = _elapsed(exit_event, e, h.now)
+            if seconds > policy.fullscreen_grace_s:
+                still = " and has not returned" if e is None else ""
+                yield FlagSpec("fullscreen_left", f"exit-{exit_event.seq}", "medium",
+                               f"left full screen for {seconds:.0f} s{still} "
+                               f"(allowed: {policy.fullscreen_grace_s} s)")
+            exit_event = None
+
+
+def clipboard_and_print(policy: ProctoringPolicy, h: History) -> Iterable[FlagSpec]:
+    for e in _ordered(h.events):
+        if e.kind == "paste":
+            yield FlagSpec("paste", f"e{e.seq}", "medium", "pasted into the exam page")
+        elif e.kind in ("copy", "cut"):
+            yield FlagSpec("copy", f"e{e.seq}", "low", f"{e.kind} from the exam page")
+        elif e.kind == "print":
+            yield FlagSpec("print", f"e{e.seq}", "high", "tried to print the exam page")
+
+
+def right_clicks(policy: ProctoringPolicy, h: History) -> Iterable[FlagSpec]:
+    n = sum(1 for e in h.events if e.kind == "right_click")
+    if n > RIGHT_CLICKS_TOLERATED:
+        yield FlagSpec("right_click", "many", "low", f"opened the context menu {n} times")
+
+
+def offline(policy: ProctoringPolicy, h: History) -> Iterable[FlagSpec]:
+    """Offline longer than ``offline_grace_s`` (known once the page is back online)."""
+    start: EventLike | None = None
+    for e in _ordered(h.events):
+        if e.kind == "offline" and start is None:
+            start = e
+        elif e.kind == "online" and start is not None:
+            seconds = _elapsed(start, e, h.now)
+            if seconds > policy.offline_grace_s:
+                yield FlagSpec("offline", f"e{start.seq}", "low",
+                               f"offline for {seconds:.0f} s (allowed: {policy.offline_grace_s} s)")
+            start = None
+
+
+def camera(policy: ProctoringPolicy, h: History) -> Iterable[FlagSpec]:
+    for e in _ordered(h.events):
+        if e.kind == "camera_unavailable":
+            yield FlagSpec("camera_unavailable", f"e{e.seq}", "high",
+                           "the camera was unavailable or blocked")
+
+
+def snapshot_faces(policy: ProctoringPolicy, h: History) -> Iterable[FlagSpec]:
+    for s in sorted(h.snapshots, key=lambda s: s.seq):
+        if s.faces == 0:
+            yield FlagSpec("no_face", f"s{s.seq}", "medium", "no face in a camera snapshot")
+        elif s.faces is not None and s.faces > 1:
+            yield FlagSpec("multiple_faces", f"s{s.seq}", "high",
+                           f"{s.faces} faces in a camera snapshot")
+
+
+RULES: tuple[Rule, ...] = (
+    focus_losses, fullscreen_left, clipboard_and_print, right_clicks, offline, camera,
+    snapshot_faces,
+)
+
+
+def evaluate(policy: ProctoringPolicy, history: History) -> list[FlagSpec]:
+    """Every flag the rules raise on this history (already-stored ones included)."""
+    return [flag for rule in RULES for flag in rule(policy, history)]
+
+
+def points(severity: str) -> int:
+    if severity not in SEVERITY_POINTS:
+        raise ValueError(f"unknown severity {severity!r}; use one of {', '.join(SEVERITY_ORDER)}")
+    return SEVERITY_POINTS[severity]
+
+
+def risk_score(flags: Iterable[FlagLike]) -> int:
+    by_rule: dict[str, list[int]] = {}
+    for f in flags:
+        by_rule.setdefault(f.rule, []).append(f.points)
+    return sum(sum(sorted(p, reverse=True)[:MAX_COUNTED_PER_RULE]) for p in by_rule.values())
+
+
+def worst(flags: Iterable[FlagLike]) -> str | None:
+    levels = [SEVERITY_ORDER.index(f.severity) for f in flags if f.severity in SEVERITY_ORDER]
+    return SEVERITY_ORDER[max(levels)] if levels else None

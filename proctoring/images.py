@@ -1,0 +1,177 @@
+"""Identity photos and snapshots, encrypted at rest with AES-256-GCM, and their retention.
+
+Every image is decoded and re-encoded as JPEG before storage (which strips EXIF data such as GPS
+positions and refuses anything that is not an image), then encrypted with a fresh 96-bit nonce.
+The associated data binds the ciphertext to its session and kind, so a ciphertext copied onto
+another session's row does not decrypt.
+
+The key: ``MICROCRED_PROCTORING_KEY`` (32 bytes as 64 hex digits or URL-safe base64), else a
+random key generated once into the instance folder (``proctoring_key``, mode 0600).
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import hashlib
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from microcred.db import utcnow
+from proctoring.faces import decode
+from proctoring.models import StoredImage
+
+KINDS = ("selfie", "id_document", "snapshot")
+MAX_SIDE = {"selfie": 1280, "id_document": 1600, "snapshot": 640}
+JPEG_QUALITY = 85
+DEFAULT_RETENTION_DAYS = 30
+
+
+class ProctoringKeyError(ValueError):
+    """The configured key is not 32 bytes."""
+
+
+class ImageGone(LookupError):
+    """The image was purged at the end of its retention period."""
+
+
+def parse_key(raw: str) -> bytes:
+    raw = raw.strip()
+    try:
+        key = bytes.fromhex(raw) if len(raw) == 64 else base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))
+    except (ValueError, binascii.Error):
+        raise ProctoringKeyError("MICROCRED_PROCTORING_KEY must be 32 bytes as hex or base64") from None
+    if len(key) != 32:
+        raise ProctoringKeyError(f"MICROCRED_PROCTORING_KEY must be 32 bytes, got {len(key)}")
+    return key
+
+
+def load_key(instance_dir: Path, environ: dict[str, str] | None = None) -> bytes:
+    """The image key: from the environment, else the instance folder's (created once, safely
+    when several processes start together: written aside, then linked into place)."""
+    env = os.environ if environ is None else environ
+    if env.get("MICROCRED_PROCTORING_KEY"):
+        return parse_key(env["MICROCRED_PROCTORING_KEY"])
+    keyfile = Path(instance_dir) / "proctoring_key"
+    if not keyfile.exists():
+        tmp = keyfile.with_name(f".proctoring_key.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_bytes(32).hex())
+        try:
+            os.link(tmp, keyfile)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    return parse_key(keyfile.read_text())
+
+
+def retention_days(environ: dict[str, str] | None = None) -> int:
+    env = os.environ if environ is None else environ
+    raw = env.get("MICROCRED_IMAGE_RETENTION_DAYS", str(DEFAULT_RETENTION_DAYS))
+    try:
+        days = int(raw)
+    except ValueError:
+        raise ValueError(f"MICROCRED_IMAGE_RETENTION_DAYS must be a whole number, got {raw!r}") from None
+    if days < 1:
+        raise ValueError("MICROCRED_IMAGE_RETENTION_DAYS must be at least 1")
+    return days
+
+
+@dataclass(frozen=True)
+class PreparedImage:
+    jpeg: bytes
+    width: int
+    height: int
+
+
+def prepare(image: bytes, kind: str) -> PreparedImage:
+    """Decode, shrink to the kind's size, and re-encode as JPEG (raises ImageUnreadable)."""
+    bgr = decode(image)
+    h, w = bgr.shape[:2]
+    scale = min(1.0, MAX_SIDE[kind] / max(h, w))
+    if scale < 1.0:
+        w, h = max(1, int(w * scale)), max(1, int(h * scale))
+        bgr = cv2.resize(bgr, (w, h), interpolation=cv2.INTER_AREA)
+    ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+    if not ok:  # pragma: no cover - OpenCV always encodes a decoded image
+        raise ValueError("could not encode the image")
+    return PreparedImage(buf.tobytes(), w, h)
+
+
+class ImageVault:
+    """Encrypts and decrypts images with one AES-256-GCM key."""
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) != 32:
+            raise ProctoringKeyError("the image key must be 32 bytes")
+        self._aead = AESGCM(key)
+        self.key_id = hashlib.sha256(key).hexdigest()[:16]
+
+    @staticmethod
+    def _aad(session_id: int, kind: str) -> bytes:
+        return f"microcred-proctoring-image:{session_id}:{kind}".encode()
+
+    def store(self, session: Session, *, session_id: int, kind: str, image: bytes) -> StoredImage:
+        """Prepare, encrypt and add an image row (flushed, so it has an id)."""
+        if kind not in KINDS:
+            raise ValueError(f"unknown image kind {kind!r}")
+        prepared = prepare(image, kind)
+        nonce = secrets.token_bytes(12)
+        row = StoredImage(
+            session_id=session_id, kind=kind, content_type="image/jpeg", key_id=self.key_id,
+            nonce=nonce,
+            ciphertext=self._aead.encrypt(nonce, prepared.jpeg, self._aad(session_id, kind)),
+            plaintext_sha256=hashlib.sha256(prepared.jpeg).hexdigest(),
+            size=len(prepared.jpeg), width=prepared.width, height=prepared.height,
+            created_at=utcnow(),
+        )
+        session.add(row)
+        session.flush()
+        return row
+
+    def open(self, row: StoredImage) -> bytes:
+        """The image's JPEG bytes; :class:`ImageGone` once purged."""
+        if row.ciphertext is None or row.nonce is None:
+            raise ImageGone(f"image {row.id} was deleted at the end of its retention period")
+        if row.key_id != self.key_id:
+            raise ValueError(f"image {row.id} was encrypted with another key ({row.key_id})")
+        try:
+            return self._aead.decrypt(row.nonce, row.ciphertext, self._aad(row.session_id, row.kind))
+        except InvalidTag:
+            raise ValueError(f"image {row.id} failed authentication: it was altered") from None
+
+
+def purge(session: Session, *, older_than_days: int, now: dt.datetime | None = None) -> int:
+    """Delete the ciphertext of every image older than the retention period. Returns the count.
+    The caller records the purge in the audit log."""
+    now = now or utcnow()
+    cutoff = now - dt.timedelta(days=older_than_days)
+    ids = list(session.scalars(
+        select(StoredImage.id).where(StoredImage.created_at < cutoff, StoredImage.purged_at.is_(None))
+    ))
+    if not ids:
+        return 0
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        session.execute(
+            update(StoredImage).where(StoredImage.id.in_(chunk))
+            .values(ciphertext=None, nonce=None, purged_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    return len(ids)
+
+
+def stored_count(session: Session) -> int:
+    return int(session.scalar(
+        select(func.count()).select_from(StoredImage).where(StoredImage.purged_at.is_(None))
+    ) or 0)
