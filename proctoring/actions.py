@@ -1,0 +1,129 @@
+"""What a proctor does to a live session: pause, resume, extend time, message, note, terminate.
+
+Actions on the candidate's clock go through an :class:`AttemptControl`, which the wiring layer
+(``proctoring.wiring.DeliveryControl``) implements with delivery's own pause/resume/extend/
+terminate, so this module needs no import of ``assessment``. Every action is audited; the caller
+checks the proctor's assignment first (``proctoring.assignments.require_access``).
+"""
+from __future__ import annotations
+
+from typing import Protocol
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from proctoring import audit, hooks
+from proctoring.errors import Conflict, Invalid
+from proctoring.models import ProctorMessage, ProctorNote, ProctorSession
+from proctoring.sessions import Actor, info, transition
+from proctoring.states import FINAL, RUNNING, State
+
+MAX_MESSAGE = 1000
+MAX_NOTE = 5000
+MAX_EXTENSION_MINUTES = 240
+
+
+class AttemptControl(Protocol):
+    """The candidate's clock, as delivery keeps it."""
+
+    def pause(self, session: Session, attempt_id: int, *, by_user_id: int, reason: str) -> None: ...
+    def resume(self, session: Session, attempt_id: int, *, by_user_id: int, reason: str) -> None: ...
+    def extend(self, session: Session, attempt_id: int, *, seconds: int, by_user_id: int,
+               reason: str) -> None: ...
+    def terminate(self, session: Session, attempt_id: int, *, by_user_id: int, reason: str) -> None: ...
+
+
+def _text(value: object, name: str, limit: int, *, required: bool = True) -> str:
+    if value is None:
+        value = ""
+    if not isinstance(value, str):
+        raise Invalid(f"{name} must be text", field=name)
+    value = value.strip()
+    if required and not value:
+        raise Invalid(f"{name} must not be empty", field=name)
+    if len(value) > limit:
+        raise Invalid(f"{name} is longer than {limit} characters", field=name)
+    return value
+
+
+def pause(session: Session, ps: ProctorSession, control: AttemptControl, *, by: Actor,
+          reason: str = "") -> ProctorSession:
+    """Stop the candidate's clock; the runner shows its pause screen at the next heartbeat."""
+    reason = _text(reason, "reason", MAX_MESSAGE, required=False)
+    transition(session, ps, State.PAUSED, by=by, reason=reason or "paused by the proctor")
+    control.pause(session, ps.attempt_id, by_user_id=by.id, reason=reason)
+    hooks.call("microcred_session_paused", session=info(ps), by_user_id=by.id, reason=reason)
+    return ps
+
+
+def resume(session: Session, ps: ProctorSession, control: AttemptControl, *, by: Actor,
+           reason: str = "") -> ProctorSession:
+    reason = _text(reason, "reason", MAX_MESSAGE, required=False)
+    transition(session, ps, State.IN_PROGRESS, by=by, reason=reason or "resumed by the proctor")
+    control.resume(session, ps.attempt_id, by_user_id=by.id, reason=reason)
+    hooks.call("microcred_session_resumed", session=info(ps), by_user_id=by.id, reason=reason)
+    return ps
+
+
+def extend(session: Session, ps: ProctorSession, control: AttemptControl, *, by: Actor,
+           minutes: object, reason: str) -> ProctorSession:
+    """Give the candidate more time (whole minutes, with a reason)."""
+    if not isinstance(minutes, int) or isinstance(minutes, bool) or not 1 <= minutes <= MAX_EXTENSION_MINUTES:
+        raise Invalid(f"minutes must be a whole number from 1 to {MAX_EXTENSION_MINUTES}",
+                      field="minutes")
+    reason = _text(reason, "reason", MAX_MESSAGE)
+    if State(ps.state) not in RUNNING:
+        raise Conflict(f"the session is {ps.state}; only a running exam can be extended",
+                       state=ps.state)
+    control.extend(session, ps.attempt_id, seconds=minutes * 60, by_user_id=by.id, reason=reason)
+    audit.record(session, "session.extended", actor=by, subject_type="proctoring_session",
+                 subject_id=ps.id, data={"minutes": minutes, "reason": reason,
+                                         "attempt_id": ps.attempt_id})
+    return ps
+
+
+def message(session: Session, ps: ProctorSession, *, by: Actor, text: object) -> ProctorMessage:
+    """A message the candidate sees in the runner (announced politely to screen readers)."""
+    body = _text(text, "text", MAX_MESSAGE)
+    if State(ps.state) in FINAL or ps.state in (State.SUBMITTED, State.IN_REVIEW):
+        raise Conflict(f"the session is {ps.state}; the candidate is no longer in the exam",
+                       state=ps.state)
+    row = ProctorMessage(session_id=ps.id, author_id=by.id, text=body)
+    session.add(row)
+    session.flush()
+    audit.record(session, "session.message_sent", actor=by, subject_type="proctoring_session",
+                 subject_id=ps.id, data={"message_id": row.id, "text": body})
+    return row
+
+
+def note(session: Session, ps: ProctorSession, *, by: Actor, text: object) -> ProctorNote:
+    """A note for the record (proctors and reviewers see it; the candidate does not)."""
+    body = _text(text, "text", MAX_NOTE)
+    row = ProctorNote(session_id=ps.id, author_id=by.id, text=body)
+    session.add(row)
+    session.flush()
+    audit.record(session, "session.note_added", actor=by, subject_type="proctoring_session",
+                 subject_id=ps.id, data={"note_id": row.id, "text": body})
+    return row
+
+
+def terminate(session: Session, ps: ProctorSession, control: AttemptControl, *, by: Actor,
+              reason: object) -> ProctorSession:
+    """End the session for good; a started attempt is finalized and its result invalidated."""
+    why = _text(reason, "reason", MAX_MESSAGE)
+    had_attempt = ps.attempt_id is not None and State(ps.state) in RUNNING
+    transition(session, ps, State.TERMINATED, by=by, reason=why)
+    if had_attempt:
+        control.terminate(session, ps.attempt_id, by_user_id=by.id, reason=why)
+    return ps
+
+
+def messages(session: Session, ps: ProctorSession, *, limit: int = 20) -> list[ProctorMessage]:
+    rows = session.scalars(select(ProctorMessage).where(ProctorMessage.session_id == ps.id)
+                           .order_by(ProctorMessage.id.desc()).limit(limit))
+    return list(reversed(list(rows)))
+
+
+def notes(session: Session, ps: ProctorSession) -> list[ProctorNote]:
+    return list(session.scalars(select(ProctorNote).where(ProctorNote.session_id == ps.id)
+                                .order_by(ProctorNote.id)))

@@ -1,0 +1,132 @@
+"""``microcred audit verify``, ``microcred proctor assign|unassign|list`` and
+``microcred proctoring purge``. ``register(group)`` adds them to the ``microcred`` command.
+
+Importing this module also connects proctoring's signal receivers (``proctoring.wiring``), so
+results finalized by the command line's sweep are held for review like the web's.
+"""
+from __future__ import annotations
+
+import sys
+
+import click
+
+import proctoring.wiring  # noqa: F401 - connects the result_finalized / attempt_started receivers
+
+
+def _session():
+    from assessment.config import Settings
+    from assessment.database import Database
+    from assessment.models import load_all
+
+    load_all()
+    settings = Settings.from_env()
+    return Database(settings.database_url).session(), settings
+
+
+def _user(session, email: str):
+    from assessment.users import find_user_by_email
+
+    user = find_user_by_email(session, email)
+    if user is None:
+        raise click.ClickException(f"no user {email}")
+    return user
+
+
+def _exam(session, code: str):
+    from assessment.exams import exam_by_code
+
+    exam = exam_by_code(session, code)
+    if exam is None:
+        raise click.ClickException(f"no exam {code}")
+    return exam
+
+
+def register(group: click.Group) -> None:
+    @group.group("audit")
+    def audit_group() -> None:
+        """The tamper-evident audit log."""
+
+    @audit_group.command("verify")
+    def audit_verify() -> None:
+        """Check the audit chain; exit 1 and list every edited, deleted or reordered row."""
+        from proctoring.audit import verify
+
+        session, _ = _session()
+        with session:
+            report = verify(session)
+        if report.ok:
+            click.echo(f"audit log intact: {report.records} records, hash chain verified")
+            return
+        click.echo(f"audit log TAMPERED: {len(report.problems)} problem(s) in "
+                   f"{report.records} records", err=False)
+        for problem in report.problems:
+            click.echo(f"  - {problem}")
+        sys.exit(1)
+
+    @group.group("proctor")
+    def proctor_group() -> None:
+        """Proctor assignments."""
+
+    @proctor_group.command("assign")
+    @click.argument("email")
+    @click.argument("exam_code")
+    @click.option("--by", "by_email", default=None, help="Email of the admin making the assignment.")
+    def proctor_assign(email: str, exam_code: str, by_email: str | None) -> None:
+        """Let the proctor EMAIL watch and act on the sessions of EXAM_CODE."""
+        from proctoring.assignments import assign
+        from proctoring.errors import ProctoringError
+
+        session, _ = _session()
+        with session:
+            by = _user(session, by_email) if by_email else None
+            try:
+                assign(session, _user(session, email), _exam(session, exam_code), by)
+            except ProctoringError as exc:
+                raise click.ClickException(exc.message) from None
+            session.commit()
+        click.echo(f"{email} proctors {exam_code}")
+
+    @proctor_group.command("unassign")
+    @click.argument("email")
+    @click.argument("exam_code")
+    @click.option("--by", "by_email", default=None, help="Email of the admin.")
+    def proctor_unassign(email: str, exam_code: str, by_email: str | None) -> None:
+        """Withdraw the proctor EMAIL from EXAM_CODE."""
+        from proctoring.assignments import unassign
+        from proctoring.errors import ProctoringError
+
+        session, _ = _session()
+        with session:
+            by = _user(session, by_email) if by_email else None
+            try:
+                gone = unassign(session, _user(session, email), _exam(session, exam_code), by)
+            except ProctoringError as exc:
+                raise click.ClickException(exc.message) from None
+            session.commit()
+        click.echo(f"{email} {'no longer proctors' if gone else 'was not assigned to'} {exam_code}")
+
+    @group.group("proctoring")
+    def proctoring_group() -> None:
+        """Proctoring data."""
+
+    @proctoring_group.command("purge")
+    @click.option("--days", type=int, default=None,
+                  help="Retention in days (default: MICROCRED_IMAGE_RETENTION_DAYS or 30).")
+    def proctoring_purge(days: int | None) -> None:
+        """Delete identity photos and snapshots older than the retention period."""
+        from proctoring import audit
+        from proctoring.images import purge, retention_days
+
+        try:
+            keep = days if days is not None else retention_days()
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
+        if keep < 1:
+            raise click.ClickException("--days must be at least 1")
+        session, _ = _session()
+        with session:
+            n = purge(session, older_than_days=keep)
+            audit.record(session, "images.purged", actor=None, subject_type="images",
+                         subject_id="retention", data={"count": n, "older_than_days": keep})
+            session.commit()
+        click.echo(f"purged {n} image(s) older than {keep} days")

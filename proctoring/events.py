@@ -1,0 +1,228 @@
+"""Integrity events and snapshots from the candidate's page, and the flags they raise.
+
+The page numbers everything it sends (``seq``, its own counter, kept in localStorage) and
+retries until acknowledged, exactly like answers; ``(session, seq)`` is unique, so a retry is a
+``duplicate``, never a second row. Each row gets the server's time of arrival. Events are
+accepted while the session runs and, because an offline page sends its queue late, after
+submission until the review is decided.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from microcred.db import utcnow
+from proctoring import hooks
+from proctoring.errors import Conflict, Invalid
+from proctoring.faces import ImageUnreadable, count_faces
+from proctoring.flags import EVENT_KINDS, History, evaluate, points, risk_score
+from proctoring.images import ImageVault
+from proctoring.models import Flag, IntegrityEvent, ProctorSession, Snapshot
+from proctoring.sessions import info, policy
+from proctoring.states import State
+
+MAX_EVENTS_PER_BATCH = 100
+MAX_DETAIL_CHARS = 1000
+MAX_SEQ = 2**53
+ACCEPTING = frozenset({State.IN_PROGRESS, State.PAUSED, State.SUBMITTED, State.IN_REVIEW})
+
+
+@dataclass(frozen=True)
+class EventIn:
+    seq: int
+    kind: str
+    client_at: dt.datetime | None
+    detail: dict[str, Any]
+
+
+def parse_client_time(value: Any, where: str) -> dt.datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise Invalid(f"{where} must be an ISO 8601 time with a zone, e.g. 2026-01-01T09:00:00Z",
+                      field=where)
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise Invalid(f"{where} is not an ISO 8601 time: {value[:40]!r}", field=where) from None
+    if parsed.tzinfo is None:
+        raise Invalid(f"{where} must carry a time zone (e.g. a trailing Z)", field=where)
+    return parsed.astimezone(dt.UTC)
+
+
+def parse_seq(value: Any, where: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_SEQ:
+        raise Invalid(f"{where} must be a positive integer", field=where)
+    return value
+
+
+def parse_events(payload: Any) -> list[EventIn]:
+    """Check a batch ``{"events": [{"seq", "kind", "at", "detail"}]}``; name any bad field."""
+    if not isinstance(payload, dict):
+        raise Invalid("the body must be a JSON object with an 'events' list")
+    raw = payload.get("events", [])
+    if not isinstance(raw, list):
+        raise Invalid("'events' must be a list", field="events")
+    if len(raw) > MAX_EVENTS_PER_BATCH:
+        raise Invalid(f"at most {MAX_EVENTS_PER_BATCH} events per request", field="events")
+    out = []
+    for i, e in enumerate(raw):
+        where = f"events[{i}]"
+        if not isinstance(e, dict):
+            raise Invalid(f"{where} must be an object", field=where)
+        seq = parse_seq(e.get("seq"), f"{where}.seq")
+        kind = e.get("kind")
+        if kind not in EVENT_KINDS:
+            raise Invalid(f"{where}.kind must be one of: {', '.join(sorted(EVENT_KINDS))}",
+                          field=f"{where}.kind")
+        detail = e.get("detail") or {}
+        if not isinstance(detail, dict):
+            raise Invalid(f"{where}.detail must be an object", field=f"{where}.detail")
+        if len(json.dumps(detail)) > MAX_DETAIL_CHARS:
+            raise Invalid(f"{where}.detail is longer than {MAX_DETAIL_CHARS} characters",
+                          field=f"{where}.detail")
+        out.append(EventIn(seq, kind, parse_client_time(e.get("at"), f"{where}.at"), detail))
+    if len({e.seq for e in out}) != len(out):
+        raise Invalid("two events in one request share a seq", field="events")
+    return out
+
+
+def _require_accepting(ps: ProctorSession) -> None:
+    if State(ps.state) not in ACCEPTING:
+        raise Conflict(f"the session is {ps.state}; it takes no more events", state=ps.state)
+
+
+def touch(session: Session, ps: ProctorSession, now: dt.datetime) -> None:
+    """Note that the candidate's page was heard from (the console's connection column)."""
+    session.execute(update(ProctorSession).where(ProctorSession.id == ps.id)
+                    .values(last_seen_at=now).execution_options(synchronize_session=False))
+    ps.last_seen_at = now
+
+
+def ingest_events(
+    session: Session, ps: ProctorSession, events: list[EventIn], *, now: dt.datetime | None = None
+) -> dict[str, Any]:
+    """Store a batch; returns ``{"acks": [{"seq", "status"}], "flags": [new flag messages]}``.
+    An empty batch is a ping: it only updates the connection time."""
+    now = now or utcnow()
+    _require_accepting(ps)
+    touch(session, ps, now)
+    known = set()
+    if events:
+        known = set(session.scalars(select(IntegrityEvent.seq).where(
+            IntegrityEvent.session_id == ps.id,
+            IntegrityEvent.seq.in_([e.seq for e in events]))))
+    acks, stored = [], []
+    for e in events:
+        if e.seq in known:
+            acks.append({"seq": e.seq, "status": "duplicate"})
+            continue
+        row = IntegrityEvent(session_id=ps.id, seq=e.seq, kind=e.kind, client_at=e.client_at,
+                             server_at=now, detail=e.detail)
+        session.add(row)
+        stored.append(row)
+        acks.append({"seq": e.seq, "status": "stored"})
+    session.flush()
+    extra: list[hooks.FlagSpec] = []
+    for row in stored:
+        extra += _provider_flags(ps, hooks.EventInfo(row.kind, row.seq, row.server_at,
+                                                     row.client_at, dict(row.detail)))
+    new = apply_rules(session, ps, now=now, extra=extra) if stored else []
+    return {"acks": acks, "flags": [f.message for f in new], "server_now": now.isoformat()}
+
+
+def _provider_flags(ps: ProctorSession, event: hooks.EventInfo) -> list[hooks.FlagSpec]:
+    out = []
+    for plugin, result in hooks.call("microcred_integrity_event", session=info(ps), event=event):
+        if hooks.failed(result):
+            continue
+        for spec in result or []:
+            if isinstance(spec, hooks.FlagSpec):
+                out.append(hooks.FlagSpec(spec.rule, spec.key, spec.severity, spec.message,
+                                          source=plugin))
+    return out
+
+
+def record_snapshot(
+    session: Session,
+    ps: ProctorSession,
+    vault: ImageVault,
+    *,
+    seq: int,
+    image: bytes,
+    client_at: dt.datetime | None = None,
+    now: dt.datetime | None = None,
+) -> tuple[Snapshot, bool]:
+    """Store an encrypted camera frame and the faces found in it. Returns (snapshot, created):
+    a retried upload of the same ``seq`` returns the stored one."""
+    now = now or utcnow()
+    _require_accepting(ps)
+    touch(session, ps, now)
+    existing = session.scalar(select(Snapshot).where(Snapshot.session_id == ps.id,
+                                                     Snapshot.seq == seq))
+    if existing is not None:
+        return existing, False
+    try:
+        stored = vault.store(session, session_id=ps.id, kind="snapshot", image=image)
+    except ImageUnreadable as exc:
+        raise Invalid(f"the snapshot is not an image: {exc}", field="image") from None
+    faces = count_faces(vault.open(stored)).faces
+    snap = Snapshot(session_id=ps.id, seq=seq, image_id=stored.id, faces=faces,
+                    client_at=client_at, server_at=now)
+    session.add(snap)
+    session.flush()
+    extra = _provider_flags(ps, hooks.EventInfo("snapshot", seq, now, client_at,
+                                                {"faces": faces, "snapshot_id": snap.id}))
+    apply_rules(session, ps, now=now, extra=extra)
+    return snap, True
+
+
+def raise_flags(session: Session, ps: ProctorSession, specs: list[hooks.FlagSpec],
+                *, now: dt.datetime | None = None) -> list[Flag]:
+    """Store the flags not stored yet and refresh the session's risk score."""
+    now = now or utcnow()
+    have = {(f.rule, f.key) for f in session.scalars(select(Flag).where(Flag.session_id == ps.id))}
+    new = []
+    for spec in specs:
+        if (spec.rule, spec.key) in have:
+            continue
+        have.add((spec.rule, spec.key))
+        flag = Flag(session_id=ps.id, rule=spec.rule[:64], key=spec.key[:64],
+                    severity=spec.severity, points=points(spec.severity),
+                    message=spec.message[:2000], source=spec.source[:64], at=now)
+        session.add(flag)
+        new.append(flag)
+    if new:
+        session.flush()
+        score = risk_score(flags_of(session, ps))
+        session.execute(update(ProctorSession).where(ProctorSession.id == ps.id)
+                        .values(risk_score=score).execution_options(synchronize_session=False))
+        ps.risk_score = score
+    return new
+
+
+def apply_rules(session: Session, ps: ProctorSession, *, now: dt.datetime | None = None,
+                extra: list[hooks.FlagSpec] | None = None) -> list[Flag]:
+    """Run every rule over the session's whole history and store what is new."""
+    now = now or utcnow()
+    history = History(events=events_of(session, ps), snapshots=snapshots_of(session, ps), now=now)
+    return raise_flags(session, ps, evaluate(policy(ps), history) + list(extra or []), now=now)
+
+
+def events_of(session: Session, ps: ProctorSession) -> list[IntegrityEvent]:
+    return list(session.scalars(select(IntegrityEvent).where(IntegrityEvent.session_id == ps.id)
+                                .order_by(IntegrityEvent.seq)))
+
+
+def snapshots_of(session: Session, ps: ProctorSession) -> list[Snapshot]:
+    return list(session.scalars(select(Snapshot).where(Snapshot.session_id == ps.id)
+                                .order_by(Snapshot.seq)))
+
+
+def flags_of(session: Session, ps: ProctorSession) -> list[Flag]:
+    return list(session.scalars(select(Flag).where(Flag.session_id == ps.id).order_by(Flag.id)))

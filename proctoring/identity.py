@@ -1,0 +1,164 @@
+"""The identity check before the exam: the candidate submits a selfie and a photo ID, the
+verifiers the exam's policy requires look at them, and the session is admitted, or waits for a
+proctor, who admits or rejects it with a reason.
+
+Admission rule: every required verifier must pass. The ``proctor`` verifier passes only by a
+proctor's admit. When an automated verifier fails (or breaks, or is not installed), the session
+is not rejected by a machine: it waits for a proctor, and the finding is raised as a flag.
+A proctor's admit or reject decides, whatever the automated verifiers said.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from proctoring import audit, hooks
+from proctoring.errors import Conflict, Invalid
+from proctoring.events import raise_flags
+from proctoring.faces import ImageUnreadable
+from proctoring.images import ImageVault
+from proctoring.models import IdentityCheck, ProctorSession, StoredImage
+from proctoring.sessions import Actor, info, policy, transition
+from proctoring.states import State
+
+MAX_REASON = 2000
+
+
+def submit(
+    session: Session, ps: ProctorSession, vault: ImageVault, *, selfie: bytes, id_document: bytes,
+    by: Actor,
+) -> list[IdentityCheck]:
+    """Store the two images encrypted, run the verifiers, and admit when they all pass."""
+    if ps.state not in (State.CREATED, State.IDENTITY_REJECTED):
+        raise Conflict(f"the identity check cannot be submitted now: the session is {ps.state}",
+                       state=ps.state)
+    try:
+        selfie_row = vault.store(session, session_id=ps.id, kind="selfie", image=selfie)
+    except ImageUnreadable as exc:
+        raise Invalid(f"the photo of you is not an image: {exc}", field="selfie") from None
+    try:
+        id_row = vault.store(session, session_id=ps.id, kind="id_document", image=id_document)
+    except ImageUnreadable as exc:
+        raise Invalid(f"the photo of your ID is not an image: {exc}", field="id_document") from None
+    submission = int(session.scalar(select(func.count()).select_from(StoredImage).where(
+        StoredImage.session_id == ps.id, StoredImage.kind == "selfie")) or 1)
+    transition(session, ps, State.IDENTITY_PENDING, by=by, reason="identity images submitted",
+               data={"submission": submission, "selfie_image_id": selfie_row.id,
+                     "id_image_id": id_row.id})
+    required = policy(ps).identity
+    request = hooks.IdentityRequest(session=info(ps), submission=submission,
+                                    selfie=vault.open(selfie_row), id_document=vault.open(id_row),
+                                    required=tuple(required))
+    checks = []
+    for plugin, outcome in hooks.call("microcred_verify_identity", request=request):
+        if hooks.failed(outcome):
+            outcome = hooks.IdentityOutcome(plugin, "error", "the verifier failed; see the log")
+        elif not isinstance(outcome, hooks.IdentityOutcome) or outcome.outcome not in (
+                "passed", "failed", "pending"):
+            outcome = hooks.IdentityOutcome(plugin, "error", f"the verifier answered {outcome!r}")
+        check = IdentityCheck(session_id=ps.id, submission=submission, verifier=outcome.verifier[:64],
+                              outcome=outcome.outcome, reason=outcome.reason[:MAX_REASON],
+                              details=dict(outcome.details), selfie_image_id=selfie_row.id,
+                              id_image_id=id_row.id)
+        session.add(check)
+        checks.append(check)
+    session.flush()
+    by_verifier = {c.verifier: c for c in checks}
+    for name in required:
+        c = by_verifier.get(name)
+        if name != "proctor" and (c is None or c.outcome in ("failed", "error")):
+            what = c.reason if c else "this verifier is not installed"
+            raise_flags(session, ps, [hooks.FlagSpec(
+                "identity_check", f"{name}-{submission}", "medium",
+                f"identity check {name!r} did not pass: {what}")])
+    if required and all(by_verifier.get(n) and by_verifier[n].outcome == "passed" for n in required):
+        transition(session, ps, State.ADMITTED, by=None,
+                   reason="every required identity verifier passed: " + ", ".join(required))
+    return checks
+
+
+def decide(
+    session: Session, ps: ProctorSession, *, admit: bool, reason: str, by: Actor
+) -> ProctorSession:
+    """A proctor admits or rejects the candidate. A rejection needs a reason; admitting a
+    candidate who submitted no images (checked in person) needs one too."""
+    reason = (reason or "").strip()
+    if len(reason) > MAX_REASON:
+        raise Invalid(f"the reason is longer than {MAX_REASON} characters", field="reason")
+    if not admit and not reason:
+        raise Invalid("rejecting an identity needs a reason the candidate will see", field="reason")
+    if admit and ps.state == State.CREATED and not reason:
+        raise Invalid("admitting without submitted images needs a reason (e.g. checked in person)",
+                      field="reason")
+    allowed = (State.IDENTITY_PENDING, State.CREATED) if admit else (State.IDENTITY_PENDING,)
+    if ps.state not in allowed:
+        raise Conflict(f"the session is {ps.state}; there is no identity to "
+                       f"{'admit' if admit else 'reject'}", state=ps.state)
+    latest = latest_submission(session, ps)
+    session.add(IdentityCheck(
+        session_id=ps.id, submission=latest.number if latest else 0, verifier="proctor",
+        outcome="passed" if admit else "failed", reason=reason or "identity confirmed by the proctor",
+        details={}, selfie_image_id=latest.selfie_image_id if latest else None,
+        id_image_id=latest.id_image_id if latest else None, by_user_id=by.id))
+    session.flush()
+    if admit:
+        return transition(session, ps, State.ADMITTED, by=by,
+                          reason=reason or "identity confirmed by the proctor")
+    return transition(session, ps, State.IDENTITY_REJECTED, by=by, reason=reason)
+
+
+@dataclass
+class Submission:
+    number: int
+    selfie_image_id: int | None
+    id_image_id: int | None
+    checks: list[IdentityCheck] = field(default_factory=list)
+
+
+def latest_submission(session: Session, ps: ProctorSession) -> Submission | None:
+    checks = list(session.scalars(select(IdentityCheck).where(IdentityCheck.session_id == ps.id)
+                                  .order_by(IdentityCheck.id)))
+    images = list(session.scalars(select(StoredImage).where(
+        StoredImage.session_id == ps.id, StoredImage.kind.in_(["selfie", "id_document"]))
+        .order_by(StoredImage.id)))
+    selfies = [i for i in images if i.kind == "selfie"]
+    if not selfies:
+        return Submission(0, None, None, [c for c in checks if c.submission == 0]) if checks else None
+    number = len(selfies)
+    ids = [i for i in images if i.kind == "id_document"]
+    return Submission(number, selfies[-1].id, ids[-1].id if ids else None,
+                      [c for c in checks if c.submission == number])
+
+
+def status(session: Session, ps: ProctorSession) -> dict[str, Any]:
+    """A short account for the console and the candidate: what is known and who decided."""
+    sub = latest_submission(session, ps)
+    checks = sub.checks if sub else []
+    decided = [c for c in checks if c.verifier == "proctor" and c.by_user_id]
+    summary = {
+        State.CREATED: "not submitted",
+        State.IDENTITY_PENDING: "waiting for the proctor",
+        State.IDENTITY_REJECTED: "rejected",
+    }.get(State(ps.state), "admitted")
+    if ps.state == State.IDENTITY_PENDING:
+        failed = [c for c in checks if c.outcome in ("failed", "error")]
+        if failed:
+            summary = "to check: " + "; ".join(f"{c.verifier}: {c.reason}" for c in failed)
+    return {
+        "summary": summary,
+        "submission": sub.number if sub else 0,
+        "selfie_image_id": sub.selfie_image_id if sub else None,
+        "id_image_id": sub.id_image_id if sub else None,
+        "checks": [{"verifier": c.verifier, "outcome": c.outcome, "reason": c.reason,
+                    "by_user_id": c.by_user_id, "at": c.at.isoformat()} for c in checks],
+        "decision_reason": decided[-1].reason if decided else None,
+    }
+
+
+def record_view(session: Session, ps: ProctorSession, image: StoredImage, by: Actor) -> None:
+    """Seeing a candidate's identity images is itself recorded."""
+    audit.record(session, "identity.image_viewed", actor=by, subject_type="proctoring_session",
+                 subject_id=ps.id, data={"image_id": image.id, "kind": image.kind})

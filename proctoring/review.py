@@ -1,0 +1,93 @@
+"""After the exam: hold the result while the session needs review, and the reviewer's verdict.
+
+On finalization (:func:`on_finalized`, called from delivery's ``result_finalized`` signal) the
+session becomes ``submitted``; the rules run one last time (an open full-screen exit counts up
+to now), and the exam's ``review`` policy decides: ``always`` and ``flagged`` with a risk score
+at or above ``review_threshold`` send it to ``in_review`` and hold the result; otherwise it is
+``cleared``. A reviewer's verdict (:func:`decide`) is a :class:`ReviewDecision` row, a
+transition, and the ``review_decided`` signal, by which delivery releases (cleared) or
+invalidates the result. An invalidated result never passes.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from microcred import signals
+from microcred.db import utcnow
+from proctoring import hooks
+from proctoring.errors import Conflict, Invalid
+from proctoring.events import apply_rules
+from proctoring.models import ProctorSession, ReviewDecision
+from proctoring.sessions import Actor, info, policy, transition
+from proctoring.states import RUNNING, State
+
+VERDICTS = ("cleared", "invalidated")
+MAX_REASON = 2000
+
+
+def on_finalized(session: Session, ps: ProctorSession, *, reason: str,
+                 now: dt.datetime | None = None) -> str | None:
+    """Record the end of the attempt; returns the hold reason when the result awaits review."""
+    now = now or utcnow()
+    if ps.state == State.TERMINATED or State(ps.state) not in RUNNING:
+        return None  # terminated by the proctor: delivery invalidates the result itself
+    if reason == "terminated":
+        transition(session, ps, State.TERMINATED, by=None, reason="the attempt was terminated")
+        return None
+    transition(session, ps, State.SUBMITTED, by=None,
+               reason="time ran out" if reason == "time_expired" else "submitted by the candidate")
+    hooks.call("microcred_session_submitted", session=info(ps), reason=reason)
+    apply_rules(session, ps, now=now)
+    pol = policy(ps)
+    needs = pol.review == "always" or (pol.review == "flagged" and ps.risk_score >= pol.review_threshold)
+    if not needs:
+        transition(session, ps, State.CLEARED, by=None,
+                   reason=f"no review needed (review policy {pol.review!r}, risk {ps.risk_score})")
+        return None
+    why = ("the exam's policy reviews every session" if pol.review == "always"
+           else f"risk score {ps.risk_score} reached the review threshold {pol.review_threshold}")
+    transition(session, ps, State.IN_REVIEW, by=None, reason=why)
+    return f"awaiting proctoring review ({why})"
+
+
+def decide(session: Session, ps: ProctorSession, *, verdict: object, reason: object,
+           by: Actor) -> ReviewDecision:
+    """Clear or invalidate a session in review, with a reason."""
+    if verdict not in VERDICTS:
+        raise Invalid("verdict must be 'cleared' or 'invalidated'", field="verdict")
+    if not isinstance(reason, str) or not reason.strip():
+        raise Invalid("a review decision needs a reason", field="reason")
+    reason = reason.strip()
+    if len(reason) > MAX_REASON:
+        raise Invalid(f"the reason is longer than {MAX_REASON} characters", field="reason")
+    if ps.state != State.IN_REVIEW:
+        raise Conflict(f"the session is {ps.state}, not in review", state=ps.state)
+    row = ReviewDecision(session_id=ps.id, verdict=str(verdict), reason=reason, reviewer_id=by.id)
+    session.add(row)
+    session.flush()
+    transition(session, ps, State(verdict), by=by, reason=reason,
+               data={"review_decision_id": row.id})
+    signals.review_decided.send("proctoring", session=session, attempt_id=ps.attempt_id,
+                                verdict=verdict, reason=reason, decided_by_id=by.id)
+    hooks.call("microcred_review_decided", session=info(ps), verdict=verdict, reason=reason,
+               reviewer_id=by.id)
+    return row
+
+
+def queue(session: Session, exam_ids: set[int] | None) -> list[ProctorSession]:
+    """Sessions awaiting review, riskiest first, then oldest first. ``exam_ids`` None: all."""
+    q = select(ProctorSession).where(ProctorSession.state == State.IN_REVIEW.value)
+    if exam_ids is not None:
+        if not exam_ids:
+            return []
+        q = q.where(ProctorSession.exam_id.in_(exam_ids))
+    return list(session.scalars(q.order_by(ProctorSession.risk_score.desc(),
+                                           ProctorSession.state_changed_at, ProctorSession.id)))
+
+
+def decisions(session: Session, ps: ProctorSession) -> list[ReviewDecision]:
+    return list(session.scalars(select(ReviewDecision).where(ReviewDecision.session_id == ps.id)
+                                .order_by(ReviewDecision.id)))
