@@ -1,0 +1,147 @@
+"""The public badge page, downloads, the verify page and API, status lists, the wallet, admin
+status changes, the CLI, and the badge page in a real browser."""
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import select
+
+from credentials import baking, dataintegrity, issuance
+from credentials.models import Credential
+
+
+@pytest.fixture
+def earned(db, app, make_user, build_exam, take_exam):
+    with app.app_context():
+        from credentials.config import current
+
+        exam = build_exam(db, code="W1")
+        issuance.create_achievement(db, current(), code="WEB-1", name="Web Badge",
+                                    description="Shows the web pages work.", exam_id=exam.id,
+                                    validity_days=730)
+        db.commit()
+        cand = make_user("candidate", name="Grace Hopper")
+        take_exam(db, cand, exam)
+    return db.scalar(select(Credential)), cand
+
+
+def test_public_badge_page_and_downloads(client, earned):
+    cred, _ = earned
+    page = client.get(f"/badges/{cred.public_id}")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert 'property="og:title" content="Web Badge — Grace Hopper"' in html
+    assert 'data-status="valid"' in html and "linkedin.com/profile/add" in html
+    assert json.loads(client.get(f"/badges/{cred.public_id}/credential.json").data) == cred.json
+    png = client.get(f"/badges/{cred.public_id}/badge.png").data
+    assert baking.unbake(png) == cred.document
+    svg = client.get(f"/badges/{cred.public_id}/badge.svg").data
+    assert json.loads(baking.unbake(svg)) == cred.json
+    pdf = client.get(f"/badges/{cred.public_id}/certificate.pdf")
+    assert pdf.data.startswith(b"%PDF") and pdf.mimetype == "application/pdf"
+    token = client.get(f"/badges/{cred.public_id}/credential.jwt").get_data(as_text=True)
+    report = client.post("/api/credentials/verify", data=token,
+                         content_type="text/plain").get_json()
+    assert report["verified"] and report["proof_format"] == "jwt"
+    status_url = cred.json["credentialStatus"]["statusListCredential"]
+    listed = client.get(status_url.split("5000", 1)[-1])
+    assert listed.status_code == 200
+    assert listed.get_json()["type"] == ["VerifiableCredential", "BitstringStatusListCredential"]
+    assert client.get(f"/badges/{cred.public_id}x").status_code == 404
+
+
+def test_verify_api_says_which_step_failed(client, earned):
+    cred, _ = earned
+    ok = client.post("/api/credentials/verify", data=cred.document,
+                     content_type="application/json").get_json()
+    assert ok["verified"] and ok["failed_step"] is None
+    bad = copy.deepcopy(cred.json)
+    bad["credentialSubject"]["result"][0]["value"] = "100.5"
+    report = client.post("/api/credentials/verify", data=json.dumps(bad),
+                         content_type="application/json").get_json()
+    assert not report["verified"] and report["failed_step"] == "proof"
+    png = client.get(f"/badges/{cred.public_id}/badge.png").data
+    import io
+    upload = client.post("/api/credentials/verify",
+                         data={"file": (io.BytesIO(png), "badge.png")},
+                         content_type="multipart/form-data").get_json()
+    assert upload["verified"]
+    junk = client.post("/api/credentials/verify", data=b"GIF89a not a badge",
+                       content_type="application/octet-stream").get_json()
+    assert junk["failed_step"] == "format"
+    assert "not JSON, a JWT or a badge image" in junk["steps"][0]["message"]
+
+
+def test_admin_revokes_and_the_page_says_why(client, earned, make_user, signin, csrf_token):
+    cred, _ = earned
+    admin = make_user("admin")
+    signin(client, admin)
+    resp = client.post(f"/admin/credentials/{cred.public_id}/status",
+                       data={"action": "revoke", "reason": "exam content leaked",
+                             "csrf_token": csrf_token(client)})
+    assert resp.status_code == 302
+    html = client.get(f"/badges/{cred.public_id}").get_data(as_text=True)
+    assert 'data-status="revoked"' in html and "exam content leaked" in html
+    report = client.post("/api/credentials/verify", data=cred.document,
+                         content_type="application/json").get_json()
+    assert report["status"] == "revoked" and report["failed_step"] == "status"
+    assert "exam content leaked" in client.get("/admin/credentials").get_data(as_text=True)
+
+
+def test_wallet_and_name_choice(client, earned, signin, csrf_token):
+    cred, cand = earned
+    signin(client, cand)
+    html = client.get("/wallet").get_data(as_text=True)
+    assert "Web Badge" in html
+    client.post("/wallet", data={"name_display": "initials", "did": "",
+                                 "csrf_token": csrf_token(client)})
+    client.post("/signout", data={"csrf_token": csrf_token(client)})
+    page = client.get(f"/badges/{cred.public_id}").get_data(as_text=True)
+    assert "G. H." in page and "Grace Hopper" not in page
+
+
+def test_cli_verify(tmp_path, make_issued_credential, now):
+    issued = make_issued_credential(valid_until=None)
+    unsigned = copy.deepcopy(issued.unsigned)
+    unsigned.pop("credentialStatus")
+    signed = dataintegrity.add_proof(unsigned, issued.private_key,
+                                     verification_method=issued.vm, created=now)
+    from assessment.cli import main
+
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(signed))
+    result = CliRunner().invoke(main, ["verify", str(good)])
+    assert result.exit_code == 0, result.output
+    assert "VERIFIED" in result.output
+    signed["credentialSubject"]["achievement"]["name"] = "Forged"
+    good.write_text(json.dumps(signed))
+    result = CliRunner().invoke(main, ["verify", str(good)])
+    assert result.exit_code == 1 and "[FAIL] proof" in result.output
+
+
+@pytest.mark.browser
+def test_badge_page_in_a_browser(earned, live_server, page):
+    cred, _ = earned
+    page.goto(f"{live_server.url}/badges/{cred.public_id}")
+    assert page.title().startswith("Web Badge")
+    assert page.locator("[data-status]").get_attribute("data-status") == "valid"
+    assert page.locator('meta[property="og:image"]').get_attribute("content").endswith(
+        "/badge.png")
+    page.get_by_role("button", name="Verify this badge").click()
+    page.wait_for_selector(".verify-report")
+    assert page.locator(".verdict").inner_text() == "Verified"
+    assert page.locator("li.step-ok").count() == 6
+    with page.expect_download() as download:
+        page.goto(f"{live_server.url}/verify")
+        page.goto(f"{live_server.url}/badges/{cred.public_id}")
+        page.get_by_role("link", name="Badge image (PNG, credential inside)").click()
+    baked = download.value.path().read_bytes()
+    page.goto(f"{live_server.url}/verify")
+    page.set_input_files("#file", files=[{"name": "badge.png", "mimeType": "image/png",
+                                          "buffer": baked}])
+    page.get_by_role("button", name="Verify", exact=True).click()
+    page.wait_for_selector(".verify-report")
+    assert page.locator(".verdict").inner_text() == "Verified"
