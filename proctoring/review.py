@@ -91,3 +91,38 @@ def queue(session: Session, exam_ids: set[int] | None) -> list[ProctorSession]:
 def decisions(session: Session, ps: ProctorSession) -> list[ReviewDecision]:
     return list(session.scalars(select(ReviewDecision).where(ReviewDecision.session_id == ps.id)
                                 .order_by(ReviewDecision.id)))
+
+
+def timeline(session: Session, ps: ProctorSession) -> list[dict]:
+    """Everything that happened in the session, oldest first, for the reviewer."""
+    from proctoring.events import events_of, flags_of, snapshots_of
+    from proctoring.models import IdentityCheck, ProctorMessage, ProctorNote, Transition
+
+    items: list[dict] = []
+
+    def add(at: dt.datetime, kind: str, text: str, by: int | None = None, **extra: object) -> None:
+        items.append({"at": at, "kind": kind, "text": text, "by": by, **extra})
+
+    for t in session.scalars(select(Transition).where(Transition.session_id == ps.id)):
+        add(t.at, "state", f"{t.from_state} → {t.to_state}" + (f": {t.reason}" if t.reason else ""),
+            t.by_user_id)
+    for c in session.scalars(select(IdentityCheck).where(IdentityCheck.session_id == ps.id)):
+        add(c.at, "identity", f"{c.verifier}: {c.outcome}" + (f" ({c.reason})" if c.reason else ""),
+            c.by_user_id)
+    for e in events_of(session, ps):
+        client = f" (page clock {e.client_at.isoformat(timespec='seconds')})" if e.client_at else ""
+        add(e.server_at, "event", e.kind.replace("_", " ") + client)
+    for s in snapshots_of(session, ps):
+        faces = "not analysed" if s.faces is None else f"{s.faces} face{'s' if s.faces != 1 else ''}"
+        add(s.server_at, "snapshot", f"snapshot {s.seq}: {faces}", image_id=s.image_id)
+    for f in flags_of(session, ps):
+        add(f.at, "flag", f"[{f.severity}] {f.message}" + (f" ({f.source})" if f.source != "microcred" else ""),
+            severity=f.severity)
+    for n in session.scalars(select(ProctorNote).where(ProctorNote.session_id == ps.id)):
+        add(n.at, "note", n.text, n.author_id)
+    for m in session.scalars(select(ProctorMessage).where(ProctorMessage.session_id == ps.id)):
+        add(m.at, "message", m.text, m.author_id)
+    for d in decisions(session, ps):
+        add(d.at, "review", f"{d.verdict}: {d.reason}", d.reviewer_id)
+    order = {"state": 0, "identity": 1, "event": 2, "snapshot": 3, "flag": 4}
+    return sorted(items, key=lambda i: (i["at"], order.get(i["kind"], 5)))

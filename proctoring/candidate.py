@@ -1,0 +1,111 @@
+"""The candidate's side: the identity check page, and the runner script's API for integrity
+events and camera snapshots. Thin: parse, call a service, render."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import redirect, render_template, request, url_for
+from flask_login import current_user
+
+from microcred.web import ApiError, db_session, role_required
+from proctoring import events, identity
+from proctoring.errors import Invalid, NotFound
+from proctoring.models import ProctorSession
+from proctoring.sessions import get_session, policy
+from proctoring.states import State
+from proctoring.web import bp, config
+
+#: identity photos from a phone can be large; they are shrunk before storage
+IDENTITY_MAX_BYTES = 16 * 1024 * 1024
+SNAPSHOT_MAX_BYTES = 1024 * 1024
+
+
+def _mine(session_id: int, *, lock: bool = False) -> ProctorSession:
+    ps = get_session(db_session(), session_id, lock=lock)
+    if ps.candidate_id != current_user.id:
+        raise NotFound(f"no proctoring session {session_id}")
+    return ps
+
+
+def _exam(ps: ProctorSession) -> Any:
+    from assessment.exams import Exam
+
+    return db_session().get(Exam, ps.exam_id)
+
+
+@bp.get("/proctoring/identity/<int:session_id>", endpoint="identity_page")
+@role_required("candidate")
+def identity_page(session_id: int):
+    ps = _mine(session_id)
+    exam = _exam(ps)
+    return render_template("proctor/identity.html", ps=ps, exam=exam,
+                           status=identity.status(db_session(), ps), policy=policy(ps),
+                           can_submit=ps.state in (State.CREATED, State.IDENTITY_REJECTED))
+
+
+@bp.post("/proctoring/identity/<int:session_id>", endpoint="identity_submit")
+@role_required("candidate")
+def identity_submit(session_id: int):
+    request.max_content_length = IDENTITY_MAX_BYTES
+    files = {name: request.files.get(name) for name in ("selfie", "id_document")}
+    for name, label in (("selfie", "a photo of yourself"), ("id_document", "a photo of your ID")):
+        if files[name] is None or not files[name].filename:
+            raise Invalid(f"add {label} (take it with the camera or choose a file)", field=name)
+    session = db_session()
+    ps = _mine(session_id, lock=True)
+    identity.submit(session, ps, config().vault, selfie=files["selfie"].read(),
+                    id_document=files["id_document"].read(), by=current_user)
+    session.commit()
+    return redirect(url_for("proctoring.identity_page", session_id=ps.id), code=303)
+
+
+@bp.get("/api/proctoring/identity/<int:session_id>", endpoint="api_identity")
+@role_required("candidate")
+def api_identity(session_id: int):
+    ps = _mine(session_id)
+    status = identity.status(db_session(), ps)
+    body = {"state": ps.state, "summary": status["summary"],
+            "decision_reason": status["decision_reason"]}
+    if ps.state == State.ADMITTED:
+        body["continue_url"] = url_for("delivery.exam", code=_exam(ps).code)
+    return body
+
+
+def _json_body() -> Any:
+    if not request.is_json:
+        raise ApiError(415, "unsupported_media_type", "send the body as application/json")
+    body = request.get_json(silent=True)
+    if body is None:
+        raise ApiError(400, "malformed_json", "the body is not valid JSON")
+    return body
+
+
+@bp.post("/api/proctoring/sessions/<int:session_id>/events", endpoint="api_events")
+@role_required("candidate")
+def api_events(session_id: int):
+    batch = events.parse_events(_json_body())
+    session = db_session()
+    ps = _mine(session_id, lock=True)
+    out = events.ingest_events(session, ps, batch)
+    session.commit()
+    return out
+
+
+@bp.post("/api/proctoring/sessions/<int:session_id>/snapshots", endpoint="api_snapshots")
+@role_required("candidate")
+def api_snapshots(session_id: int):
+    request.max_content_length = SNAPSHOT_MAX_BYTES
+    if request.mimetype not in ("image/jpeg", "image/png", "image/webp"):
+        raise ApiError(415, "unsupported_media_type", "send the snapshot as image/jpeg")
+    seq = request.headers.get("X-Snapshot-Seq", "")
+    if not seq.isdigit():
+        raise Invalid("the X-Snapshot-Seq header must be a positive integer", field="X-Snapshot-Seq")
+    seq_n = events.parse_seq(int(seq), "X-Snapshot-Seq")
+    client_at = events.parse_client_time(request.headers.get("X-Client-Time"), "X-Client-Time")
+    image = request.get_data(cache=False)
+    session = db_session()
+    ps = _mine(session_id, lock=True)
+    snap, created = events.record_snapshot(session, ps, config().vault, seq=seq_n, image=image,
+                                           client_at=client_at)
+    session.commit()
+    return {"seq": snap.seq, "status": "stored" if created else "duplicate", "faces": snap.faces}

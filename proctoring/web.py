@@ -1,0 +1,59 @@
+"""Plug proctoring into the Flask app: ``init_app(app)`` is called by ``assessment.app``.
+
+Registers the candidate's and the proctor's views, the identity start gate, the runner state
+contributor and runner script, the header links, the image vault (key from configuration) and
+the error handler that turns a :class:`~proctoring.errors.ProctoringError` into a 4xx.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import Blueprint, Flask, flash, redirect, render_template, request
+
+from microcred.web import ApiError, db_session, wants_json
+from proctoring.errors import ProctoringError
+from proctoring.images import ImageVault, load_key, retention_days
+
+RUNNER_SCRIPT = "proctor/runner.js"
+
+#: One blueprint for the candidate's and the proctor's views (proctoring.candidate, .console).
+bp = Blueprint("proctoring", __name__)
+
+
+@dataclass
+class ProctoringConfig:
+    vault: ImageVault
+    retention_days: int
+
+
+def config(app: Flask | None = None) -> ProctoringConfig:
+    from flask import current_app
+
+    return (app or current_app).extensions["microcred.proctoring"]
+
+
+def init_app(app: Flask) -> None:
+    from proctoring import candidate, console, wiring
+
+    app.extensions["microcred.proctoring"] = ProctoringConfig(
+        vault=ImageVault(load_key(app.instance_path)), retention_days=retention_days())
+    assert candidate.bp is console.bp is bp  # the modules add their routes to bp on import
+    app.register_blueprint(bp)
+    w = app.extensions["microcred.wiring"]
+    w.start_gates.append(wiring.identity_gate)
+    w.state_contributors.append(wiring.runner_extras)
+    w.runner_scripts.append(f"{app.static_url_path}/{RUNNER_SCRIPT}")
+    for role in ("proctor", "admin"):
+        w.nav_links.append((role, "proctoring.console", "Proctor console"))
+        w.nav_links.append((role, "proctoring.review_queue", "Review queue"))
+    w.nav_links.append(("admin", "proctoring.assignments", "Proctor assignments"))
+
+    @app.errorhandler(ProctoringError)
+    def _proctoring_error(exc: ProctoringError):
+        db_session().rollback()
+        if wants_json():
+            return ApiError(exc.status, exc.code, exc.message, **exc.extra).response()
+        if request.method == "POST" and request.referrer:
+            flash(exc.message, "error")
+            return redirect(request.referrer)
+        return render_template("error.html", status=exc.status, message=exc.message), exc.status
