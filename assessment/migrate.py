@@ -37,12 +37,21 @@ def upgrade(database_url: str) -> None:
 
 
 def pending(database_url: str) -> bool:
-    """True when the database is behind the code's migration heads."""
+    """True when some migration the code knows has not been applied to the database.
+
+    Comparing heads alone is wrong here: a domain branch that depends on a foundation revision
+    makes that revision an ancestor, not a head, so the applied set is the current heads plus
+    everything they descend from (their ``down_revision`` and ``depends_on`` ancestors)."""
     script = ScriptDirectory.from_config(alembic_config(database_url))
     engine = create_engine(database_url)
     try:
         with engine.connect() as conn:
-            current = set(MigrationContext.configure(conn).get_current_heads())
+            current = MigrationContext.configure(conn).get_current_heads()
     finally:
         engine.dispose()
-    return current != set(script.get_heads())
+    revision_map = script.revision_map
+    applied = {
+        rev.revision
+        for rev in revision_map._get_ancestor_nodes(revision_map.get_revisions(current))
+    }
+    return bool(set(script.get_heads()) - applied)

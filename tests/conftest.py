@@ -108,8 +108,11 @@ def database(database_url: str) -> Iterator[Database]:
 
 @pytest.fixture
 def db(database: Database) -> Iterator[Session]:
-    """A session on the migrated database; every table is emptied after the test."""
-    session = database.session()
+    """A session on the migrated database; every table is emptied after the test.
+
+    Its transactions begin deferred (not ``BEGIN IMMEDIATE``), so a test that has read something
+    does not hold SQLite's write lock while the app under test writes."""
+    session = database.session(write=False)
     try:
         yield session
     finally:

@@ -1,0 +1,51 @@
+# Two commands on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+HOST ?= 127.0.0.1
+PORT ?= 5000
+PYTEST_ARGS ?=
+
+.PHONY: run test install chromium lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]' --config-settings editable_mode=compat
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Serve the embedded SQLite database under instance/, with the demo program loaded once.
+run: $(STAMP)
+	$(BIN)/microcred init
+	$(BIN)/microcred demo --if-empty
+	@echo; echo "Demo sign-ins (role, email, password):"; cat instance/demo-credentials.txt 2>/dev/null || true
+	@echo; echo "Open http://$(HOST):$(PORT)/ in your browser."; echo
+	$(BIN)/microcred serve --host $(HOST) --port $(PORT)
+
+# The whole suite: unit, integration on SQLite and PostgreSQL, and browser tests in Chromium.
+test: $(STAMP) chromium
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+# Browser tests drive Debian's chromium; install it when missing and we may.
+chromium:
+	@if ! command -v chromium >/dev/null 2>&1 && [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" = "0" ]; then \
+	    echo "installing Debian's chromium for the browser tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "Chromium is missing and this user cannot install it: run 'sudo apt-get install chromium'"; exit 1; \
+	  fi; \
+	fi
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+bench: $(STAMP)
+	$(BIN)/python bench/delivery_load.py
+	$(BIN)/python bench/calibration.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache tests/.instance
