@@ -17,7 +17,19 @@ from assessment.config import Settings
 PLUGGED_CLIS = ("psychometrics.cli", "proctoring.cli", "credentials.cli")
 
 
-@click.group(help="Microcred: proctored micro-credential exams.")
+class _Group(click.Group):
+    """Turns a bad ``MICROCRED_*`` setting into a one-line error instead of a traceback."""
+
+    def invoke(self, ctx: click.Context):  # noqa: ANN201
+        from assessment.config import ConfigError
+
+        try:
+            return super().invoke(ctx)
+        except ConfigError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=_Group, help="Microcred: proctored micro-credential exams.")
 def main() -> None:
     pass
 

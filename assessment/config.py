@@ -24,17 +24,48 @@ def _secret_key(instance: Path) -> str:
         return env
     keyfile = instance / "secret_key"
     if not keyfile.exists():
-        fd = os.open(keyfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        # Written aside and linked into place, so processes starting together agree on one key.
+        tmp = keyfile.with_name(f".secret_key.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write(secrets.token_urlsafe(48))
+        try:
+            os.link(tmp, keyfile)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
     return keyfile.read_text().strip()
+
+
+class ConfigError(ValueError):
+    """A ``MICROCRED_*`` variable holds a value Microcred cannot use; the message names it."""
 
 
 def _flag(name: str, default: bool) -> bool:
     raw = os.environ.get(name)
-    if raw is None or raw == "":
+    if raw is None or raw.strip() == "":
         return default
-    return raw.strip().lower() in {"1", "true", "yes", "on"}
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{name} must be 1/0, true/false, yes/no or on/off, got {raw!r}")
+
+
+def _number(name: str, default: float, kind: type = int, minimum: float = 0) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return kind(default)
+    try:
+        value = kind(raw.strip())
+    except ValueError:
+        noun = "a whole number" if kind is int else "a number"
+        raise ConfigError(f"{name} must be {noun}, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {raw!r}")
+    return value
 
 
 @dataclass
@@ -64,15 +95,13 @@ class Settings:
             ),
             secret_key=_secret_key(instance),
             cookie_secure=_flag("MICROCRED_COOKIE_SECURE", True),
-            save_grace_seconds=float(os.environ.get("MICROCRED_SAVE_GRACE_SECONDS", "5")),
-            max_body_bytes=int(os.environ.get("MICROCRED_MAX_BODY_BYTES", str(64 * 1024))),
-            signin_max_failures_per_account=int(
-                os.environ.get("MICROCRED_SIGNIN_MAX_FAILURES", "5")
+            save_grace_seconds=_number("MICROCRED_SAVE_GRACE_SECONDS", 5.0, float),
+            max_body_bytes=_number("MICROCRED_MAX_BODY_BYTES", 64 * 1024, minimum=1024),
+            signin_max_failures_per_account=_number("MICROCRED_SIGNIN_MAX_FAILURES", 5, minimum=1),
+            signin_max_failures_per_address=_number(
+                "MICROCRED_SIGNIN_MAX_FAILURES_PER_ADDRESS", 30, minimum=1
             ),
-            signin_max_failures_per_address=int(
-                os.environ.get("MICROCRED_SIGNIN_MAX_FAILURES_PER_ADDRESS", "30")
-            ),
-            signin_window_seconds=int(os.environ.get("MICROCRED_SIGNIN_WINDOW_SECONDS", "900")),
+            signin_window_seconds=_number("MICROCRED_SIGNIN_WINDOW_SECONDS", 900, minimum=1),
             redis_url=os.environ.get("MICROCRED_REDIS_URL") or None,
             public_base_url=os.environ.get("MICROCRED_PUBLIC_URL", "http://127.0.0.1:5000"),
         )
