@@ -297,3 +297,11 @@ def page(browser) -> Iterator:  # noqa: ANN001
     pg = context.new_page()
     yield pg
     context.close()
+
+
+def pytest_unconfigure(config):  # noqa: ANN001, ANN201
+    """Name any non-daemon thread still alive: it would keep the test process from exiting."""
+    stragglers = [t for t in threading.enumerate()
+                  if t is not threading.main_thread() and not t.daemon and t.is_alive()]
+    for t in stragglers:
+        print(f"\nthread still running after the tests: {t.name} ({t.__class__.__name__})")
