@@ -80,10 +80,10 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
                 session.rollback()
             session.close()
 
-    from assessment import admin, auth, home
+    from assessment import admin, auth, home, psych
     from assessment.delivery import views as delivery_views
 
-    for module in (auth, home, delivery_views, admin):
+    for module in (auth, home, delivery_views, admin, psych):
         app.register_blueprint(module.bp)
     for name in PLUGGED_PACKAGES:
         try:
