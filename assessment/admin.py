@@ -22,7 +22,7 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 @bp.get("/")
 @role_required("admin")
-def index():  # noqa: ANN201
+def index():
     session = db_session()
     users = list(session.scalars(select(User).order_by(User.role, User.email)))
     accommodations = list(
@@ -42,7 +42,7 @@ def index():  # noqa: ANN201
 
 @bp.post("/users")
 @role_required("admin")
-def add_user():  # noqa: ANN201
+def add_user():
     session = db_session()
     try:
         user = create_user(
@@ -63,7 +63,7 @@ def add_user():  # noqa: ANN201
 
 @bp.post("/accommodations")
 @role_required("admin")
-def add_accommodation():  # noqa: ANN201
+def add_accommodation():
     session = db_session()
     email = request.form.get("candidate_email", "")
     candidate = find_user_by_email(session, email)

@@ -10,6 +10,8 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from microcred.keyfile import read_or_create
+
 
 def _instance_dir() -> Path:
     path = Path(os.environ.get("MICROCRED_INSTANCE_DIR", Path.cwd() / "instance")).resolve()
@@ -22,20 +24,7 @@ def _secret_key(instance: Path) -> str:
     env = os.environ.get("MICROCRED_SECRET_KEY")
     if env:
         return env
-    keyfile = instance / "secret_key"
-    if not keyfile.exists():
-        # Written aside and linked into place, so processes starting together agree on one key.
-        tmp = keyfile.with_name(f".secret_key.{os.getpid()}.{secrets.token_hex(4)}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_urlsafe(48))
-        try:
-            os.link(tmp, keyfile)
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink()
-    return keyfile.read_text().strip()
+    return read_or_create(instance / "secret_key", lambda: secrets.token_urlsafe(48))
 
 
 class ConfigError(ValueError):
@@ -86,7 +75,7 @@ class Settings:
     extra: dict = field(default_factory=dict)
 
     @classmethod
-    def from_env(cls) -> "Settings":
+    def from_env(cls) -> Settings:
         instance = _instance_dir()
         return cls(
             instance_dir=instance,

@@ -16,7 +16,7 @@ ROLE_HOME = {
 
 @bp.get("/")
 @login_required
-def index():  # noqa: ANN201
+def index():
     endpoint = ROLE_HOME.get(current_user.role)
     from flask import current_app
 
@@ -26,5 +26,5 @@ def index():  # noqa: ANN201
 
 
 @bp.get("/healthz")
-def healthz():  # noqa: ANN201
+def healthz():
     return {"status": "ok"}

@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from credentials import multibase
 from credentials.errors import CredentialError, KeyResolutionError
+from microcred.keyfile import read_or_create
 
 DID_CONTEXT = "https://www.w3.org/ns/did/v1"
 MULTIKEY_CONTEXT = "https://w3id.org/security/multikey/v1"
@@ -151,17 +152,7 @@ def key_encryption_key(instance_dir: Path | None) -> bytes:
     if not secret:
         if instance_dir is None:
             raise CredentialError(f"set {KEK_ENV} or give an instance folder for the key file")
-        keyfile = Path(instance_dir) / KEK_FILE
-        if not keyfile.exists():
-            keyfile.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                fd = os.open(keyfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:
-                pass
-            else:
-                with os.fdopen(fd, "w") as fh:
-                    fh.write(secrets.token_urlsafe(48))
-        secret = keyfile.read_text().strip()
+        secret = read_or_create(Path(instance_dir) / KEK_FILE, lambda: secrets.token_urlsafe(48))
     return hashlib.sha256(b"microcred credential KEK\0" + secret.encode()).digest()
 
 

@@ -7,7 +7,7 @@ package's rows by foreign key only.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import DateTime, MetaData, event
 from sqlalchemy.orm import DeclarativeBase, Session
@@ -37,25 +37,25 @@ class UTCDateTime(TypeDecorator):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given to a UTC column; use microcred.db.utcnow()")
-        value = value.astimezone(dt.timezone.utc)
+        value = value.astimezone(dt.UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
         if value is None:
             return None
         if value.tzinfo is None:
-            return value.replace(tzinfo=dt.timezone.utc)
-        return value.astimezone(dt.timezone.utc)
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
 
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
-    type_annotation_map = {dt.datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+    type_annotation_map: ClassVar[dict] = {dt.datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
 
 
 def utcnow() -> dt.datetime:
     """The server's clock. Every deadline and timestamp in Microcred comes from here."""
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 class ImmutableRowError(RuntimeError):
@@ -95,4 +95,4 @@ def append_only(cls: type, *, frozen_when: str | None = None) -> type:
     return cls
 
 
-__all__ = ["Base", "Session", "UTCDateTime", "utcnow", "append_only", "ImmutableRowError"]
+__all__ = ["Base", "ImmutableRowError", "Session", "UTCDateTime", "append_only", "utcnow"]

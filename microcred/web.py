@@ -32,7 +32,7 @@ class ApiError(Exception):
         super().__init__(message)
         self.status, self.code, self.message, self.extra = status, code, message, extra
 
-    def response(self):  # noqa: ANN201 - a Flask response
+    def response(self):
         resp = jsonify({"error": self.code, "message": self.message, **self.extra})
         resp.status_code = self.status
         return resp

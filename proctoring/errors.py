@@ -1,17 +1,11 @@
 """Proctoring's exceptions. Each carries the HTTP status and code the edge (view, CLI) uses."""
 from __future__ import annotations
 
-from typing import Any
+from microcred.errors import DomainError
 
 
-class ProctoringError(Exception):
-    status = 400
-    code = "bad_request"
-
-    def __init__(self, message: str, **extra: Any) -> None:
-        super().__init__(message)
-        self.message = message
-        self.extra = extra
+class ProctoringError(DomainError):
+    """A proctoring request that cannot be honoured."""
 
 
 class NotFound(ProctoringError):

@@ -26,6 +26,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from microcred.db import utcnow
+from microcred.keyfile import read_or_create
 from proctoring.faces import decode
 from proctoring.models import StoredImage
 
@@ -60,19 +61,8 @@ def load_key(instance_dir: Path, environ: dict[str, str] | None = None) -> bytes
     env = os.environ if environ is None else environ
     if env.get("MICROCRED_PROCTORING_KEY"):
         return parse_key(env["MICROCRED_PROCTORING_KEY"])
-    keyfile = Path(instance_dir) / "proctoring_key"
-    if not keyfile.exists():
-        tmp = keyfile.with_name(f".proctoring_key.{os.getpid()}.{secrets.token_hex(4)}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_bytes(32).hex())
-        try:
-            os.link(tmp, keyfile)
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink()
-    return parse_key(keyfile.read_text())
+    return parse_key(read_or_create(Path(instance_dir) / "proctoring_key",
+                                    lambda: secrets.token_bytes(32).hex()))
 
 
 def retention_days(environ: dict[str, str] | None = None) -> int:

@@ -21,10 +21,10 @@ from sqlalchemy.orm import Session
 
 os.environ.setdefault("MICROCRED_INSTANCE_DIR", str(Path(__file__).parent / ".instance"))
 
-from assessment.config import Settings  # noqa: E402
-from assessment.database import Database  # noqa: E402
-from assessment.migrate import upgrade  # noqa: E402
-from assessment.models import load_all  # noqa: E402
+from assessment.config import Settings
+from assessment.database import Database
+from assessment.migrate import upgrade
+from assessment.models import load_all
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "MICROCRED_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -41,7 +41,7 @@ def _postgres_available() -> str | None:
             conn.execute(text("select 1"))
         engine.dispose()
         return None
-    except Exception as exc:  # any failure to reach it is a reason to skip
+    except Exception as exc:  # noqa: BLE001 - any failure to reach it is a reason to skip
         return f"PostgreSQL at {POSTGRES_ADMIN_URL} did not answer: {exc.__class__.__name__}: {exc}"
 
 
@@ -82,7 +82,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
         _drop_pg_database(name)
 
 
-def pytest_terminal_summary(terminalreporter, exitstatus, config):  # noqa: ANN001, ANN201
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
     for reason in _pg_skip_reason:
         terminalreporter.write_sep("!", "POSTGRESQL TESTS SKIPPED", red=True, bold=True)
         terminalreporter.write_line(reason, red=True)
@@ -135,7 +135,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def app(settings: Settings, db: Session):  # noqa: ANN201
+def app(settings: Settings, db: Session):
     from assessment.app import create_app
 
     application = create_app(settings, TESTING=True)
@@ -144,18 +144,18 @@ def app(settings: Settings, db: Session):  # noqa: ANN201
 
 
 @pytest.fixture
-def client(app):  # noqa: ANN001, ANN201
+def client(app):
     return app.test_client()
 
 
 @pytest.fixture
-def make_user(db: Session):  # noqa: ANN201
+def make_user(db: Session):
     """``make_user(role, email=None, name=None)`` -> a committed User with password PASSWORD."""
     from assessment.users import create_user
 
     counter = iter(range(1, 10_000))
 
-    def make(role: str, email: str | None = None, name: str | None = None):  # noqa: ANN202
+    def make(role: str, email: str | None = None, name: str | None = None):
         n = next(counter)
         user = create_user(
             db,
@@ -170,7 +170,7 @@ def make_user(db: Session):  # noqa: ANN201
     return make
 
 
-def csrf_token(client) -> str:  # noqa: ANN001
+def csrf_token(client) -> str:
     """The CSRF token of the client's session, read from a page's meta tag."""
     page = client.get("/signin", follow_redirects=True).get_data(as_text=True)
     match = re.search(r'name="csrf-token" content="([^"]+)"', page)
@@ -178,7 +178,7 @@ def csrf_token(client) -> str:  # noqa: ANN001
     return match.group(1)
 
 
-def signin(client, user, password: str = PASSWORD):  # noqa: ANN001, ANN201
+def signin(client, user, password: str = PASSWORD):
     token = csrf_token(client)
     resp = client.post("/signin", data={"email": user.email, "password": password, "csrf_token": token})
     assert resp.status_code == 302, resp.get_data(as_text=True)[:500]
@@ -186,18 +186,18 @@ def signin(client, user, password: str = PASSWORD):  # noqa: ANN001, ANN201
 
 
 @pytest.fixture(name="csrf_token")
-def csrf_token_fixture():  # noqa: ANN201
+def csrf_token_fixture():
     return csrf_token
 
 
 @pytest.fixture(name="signin")
-def signin_fixture():  # noqa: ANN201
+def signin_fixture():
     return signin
 
 
 def build_exam(session: Session, *, code: str = "T-EXAM", minutes: float = 10, pass_percent: float = 60,
                n_per_domain: tuple[int, int] = (3, 2), policy: dict | None = None,
-               shuffle: bool = True):  # noqa: ANN201
+               shuffle: bool = True):
     """A small published exam: two domains, single-choice and multiple-response items."""
     from assessment.exams import create_exam
     from itembank.authoring import create_blueprint, create_form, create_item, publish_version
@@ -231,12 +231,12 @@ def build_exam(session: Session, *, code: str = "T-EXAM", minutes: float = 10, p
 
 
 @pytest.fixture
-def demo_exam(db: Session):  # noqa: ANN201
+def demo_exam(db: Session):
     return build_exam(db)
 
 
 @pytest.fixture(name="build_exam")
-def build_exam_fixture():  # noqa: ANN201
+def build_exam_fixture():
     return build_exam
 
 
@@ -244,7 +244,7 @@ def build_exam_fixture():  # noqa: ANN201
 
 
 class LiveServer:
-    def __init__(self, app) -> None:  # noqa: ANN001
+    def __init__(self, app) -> None:
         from werkzeug.serving import make_server
 
         sock = socket.socket()
@@ -255,7 +255,7 @@ class LiveServer:
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.url = f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> "LiveServer":
+    def start(self) -> LiveServer:
         self.thread.start()
         return self
 
@@ -265,7 +265,7 @@ class LiveServer:
 
 
 @pytest.fixture
-def live_server(app) -> Iterator[LiveServer]:  # noqa: ANN001
+def live_server(app) -> Iterator[LiveServer]:
     server = LiveServer(app).start()
     yield server
     server.stop()
@@ -292,14 +292,14 @@ def browser() -> Iterator:
 
 
 @pytest.fixture
-def page(browser) -> Iterator:  # noqa: ANN001
+def page(browser) -> Iterator:
     context = browser.new_context()
     pg = context.new_page()
     yield pg
     context.close()
 
 
-def pytest_unconfigure(config):  # noqa: ANN001, ANN201
+def pytest_unconfigure(config):
     """Name any non-daemon thread still alive: it would keep the test process from exiting."""
     stragglers = [t for t in threading.enumerate()
                   if t is not threading.main_thread() and not t.daemon and t.is_alive()]

@@ -36,21 +36,14 @@ from itembank.models import FormItem, ItemVersion
 from itembank.types import ResponseShapeError, item_type
 from microcred import signals
 from microcred.db import utcnow
+from microcred.errors import DomainError
 
 MAX_SAVES_PER_REQUEST = 200
 MAX_EXTENSION_SECONDS = 4 * 3600
 
 
-class DeliveryError(Exception):
-    """A request the attempt cannot honour. ``status`` is the HTTP status the edge should use."""
-
-    status = 400
-    code = "bad_request"
-
-    def __init__(self, message: str, **extra: Any) -> None:
-        super().__init__(message)
-        self.message = message
-        self.extra = extra
+class DeliveryError(DomainError):
+    """A request the attempt cannot honour."""
 
 
 class NotFound(DeliveryError):
@@ -136,9 +129,8 @@ def start_attempt(
     if not candidate.has_role("candidate"):
         raise Invalid("only candidates sit exams")
     existing = in_progress_attempt(session, candidate, exam)
-    if existing is not None:
-        if finalize_if_expired(session, existing, now) is None:
-            return existing
+    if existing is not None and finalize_if_expired(session, existing, now) is None:
+        return existing
     if not exam.is_open:
         raise Conflict(f"exam {exam.code} is not open")
     if not agreed:

@@ -9,8 +9,8 @@ correct for its own offset.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 from assessment.delivery.models import Attempt, ClockEvent
 

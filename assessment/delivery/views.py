@@ -45,7 +45,7 @@ def _my_attempt(attempt_id: int, *, lock: bool = False) -> Attempt:
 
 @bp.get("/exams")
 @role_required("candidate")
-def exams():  # noqa: ANN201
+def exams():
     session = db_session()
     mine = list(
         session.scalars(
@@ -69,7 +69,7 @@ def exams():  # noqa: ANN201
 
 @bp.get("/exams/<code>")
 @role_required("candidate")
-def exam(code: str):  # noqa: ANN201
+def exam(code: str):
     session = db_session()
     exam = exam_by_code(session, code)
     if exam is None or not exam.is_open:
@@ -80,7 +80,7 @@ def exam(code: str):  # noqa: ANN201
 
 @bp.post("/exams/<code>/start")
 @role_required("candidate")
-def start(code: str):  # noqa: ANN201
+def start(code: str):
     session = db_session()
     exam = exam_by_code(session, code)
     if exam is None or not exam.is_open:
@@ -102,7 +102,7 @@ def start(code: str):  # noqa: ANN201
 
 @bp.get("/attempts/<int:attempt_id>")
 @role_required("candidate")
-def runner(attempt_id: int):  # noqa: ANN201
+def runner(attempt_id: int):
     session = db_session()
     attempt = _my_attempt(attempt_id)
     if service.finalize_if_expired(session, attempt, grace_seconds=_grace()):
@@ -119,7 +119,7 @@ def runner(attempt_id: int):  # noqa: ANN201
 
 @bp.get("/attempts/<int:attempt_id>/result")
 @role_required("candidate")
-def result(attempt_id: int):  # noqa: ANN201
+def result(attempt_id: int):
     session = db_session()
     attempt = _my_attempt(attempt_id)
     if service.finalize_if_expired(session, attempt, grace_seconds=_grace()):
@@ -139,7 +139,7 @@ def result(attempt_id: int):  # noqa: ANN201
 
 @bp.get("/api/attempts/<int:attempt_id>/state")
 @role_required("candidate")
-def api_state(attempt_id: int):  # noqa: ANN201
+def api_state(attempt_id: int):
     session = db_session()
     attempt = _my_attempt(attempt_id)
     if service.finalize_if_expired(session, attempt, grace_seconds=_grace()):
@@ -151,7 +151,7 @@ def api_state(attempt_id: int):  # noqa: ANN201
 
 @bp.get("/api/attempts/<int:attempt_id>/heartbeat")
 @role_required("candidate")
-def api_heartbeat(attempt_id: int):  # noqa: ANN201
+def api_heartbeat(attempt_id: int):
     session = db_session()
     attempt = _my_attempt(attempt_id)
     now = utcnow()
@@ -170,7 +170,7 @@ def api_heartbeat(attempt_id: int):  # noqa: ANN201
 
 @bp.post("/api/attempts/<int:attempt_id>/saves")
 @role_required("candidate")
-def api_saves(attempt_id: int):  # noqa: ANN201
+def api_saves(attempt_id: int):
     saves, position = service.parse_saves(_json_body())
     session = db_session()
     attempt = _my_attempt(attempt_id, lock=True)
@@ -187,7 +187,7 @@ def api_saves(attempt_id: int):  # noqa: ANN201
 
 @bp.post("/api/attempts/<int:attempt_id>/submit")
 @role_required("candidate")
-def api_submit(attempt_id: int):  # noqa: ANN201
+def api_submit(attempt_id: int):
     body = _json_body()
     if not isinstance(body, dict) or body.get("confirm") is not True:
         raise ApiError(422, "not_confirmed", "submitting needs {\"confirm\": true}")

@@ -4,7 +4,7 @@ import datetime as dt
 from assessment.delivery.models import Attempt, ClockEvent
 from assessment.delivery.timing import clock
 
-T0 = dt.datetime(2026, 1, 1, 9, 0, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2026, 1, 1, 9, 0, tzinfo=dt.UTC)
 
 
 def _attempt(limit=1800, mult=1.0, finalized_at=None):

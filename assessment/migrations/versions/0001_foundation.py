@@ -4,10 +4,10 @@ Revision ID: 0001_foundation
 Revises: 
 Create Date: 2026-11-25 19:57:58.517712
 """
-from alembic import op
 import sqlalchemy as sa
-import microcred.db
+from alembic import op
 
+import microcred.db
 
 revision = '0001_foundation'
 down_revision = None
