@@ -4,7 +4,12 @@ from __future__ import annotations
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_user, logout_user
 
-from assessment.users import SigninAttempt, find_user_by_email, recent_failures
+from assessment.users import (
+    SigninAttempt,
+    find_user_by_email,
+    recent_failures,
+    spend_password_check,
+)
 from microcred.web import db_session
 
 bp = Blueprint("auth", __name__)
@@ -48,7 +53,9 @@ def signin():  # noqa: ANN201
         resp = render_template("auth/signin.html", email=email, next=request.form.get("next", ""))
         return resp, 429, {"Retry-After": str(window)}
     user = find_user_by_email(session, email)
-    ok = user is not None and user.is_active and user.check_password(password)
+    # Unknown emails pay for a hash verification too (no timing oracle for existing accounts).
+    password_ok = user.check_password(password) if user else spend_password_check(password)
+    ok = user is not None and user.is_active and password_ok
     session.add(SigninAttempt(email=email, address=address, succeeded=ok))
     session.commit()
     if not ok:

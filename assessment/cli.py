@@ -54,9 +54,12 @@ def _require_migrated(settings: Settings) -> None:
 @main.command()
 def init() -> None:
     """Create the database, or migrate it to the newest schema."""
-    from assessment.migrate import upgrade
+    from assessment.migrate import pending, upgrade
 
     settings = Settings.from_env()
+    if not pending(settings.database_url):
+        click.echo(f"database is up to date: {_redact(settings.database_url)}")
+        return
     upgrade(settings.database_url)
     click.echo(f"database ready: {_redact(settings.database_url)}")
 

@@ -56,6 +56,13 @@ def load_demo(
     random passwords, or None when ``if_empty`` and the database already has users."""
     if if_empty and session.scalar(select(func.count()).select_from(User)):
         return None
+    loaded = list(session.scalars(
+        select(User.email).where(User.email.in_([email for _, email, _ in DEMO_USERS]))))
+    if loaded:
+        raise DemoError(
+            f"the demo program is already loaded ({', '.join(sorted(loaded))} exist); "
+            "`microcred demo --if-empty` skips a database that has users"
+        )
     content = content or load_content()
     creds = []
     users: dict[str, User] = {}

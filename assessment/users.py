@@ -52,6 +52,22 @@ class User(UserMixin, Base):
         return ok
 
 
+_DUMMY_HASH: str | None = None
+
+
+def spend_password_check(password: str) -> bool:
+    """Verify ``password`` against a throwaway hash and return False: a sign-in for an unknown
+    email costs as much as a wrong password, so timing does not tell which accounts exist."""
+    global _DUMMY_HASH
+    if _DUMMY_HASH is None:
+        _DUMMY_HASH = _hasher.hash("microcred: no account has this password")
+    try:
+        _hasher.verify(_DUMMY_HASH, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        pass
+    return False
+
+
 class UserError(ValueError):
     """A user could not be created or changed; the message says why."""
 

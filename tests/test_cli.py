@@ -1,0 +1,332 @@
+"""The ``microcred`` command: init (migrations, idempotent), demo (the Clinical Coding
+Fundamentals program, its credentials file, ``--if-empty``), ``user add`` and ``sweep``.
+
+Commands run in-process through click's CliRunner, with ``MICROCRED_DATABASE_URL`` and
+``MICROCRED_INSTANCE_DIR`` pointing at temporary paths; one run goes through the installed
+``.venv/bin/microcred`` script. The demo is loaded once for the module, on SQLite; ``init`` also
+runs on a fresh PostgreSQL database (dropped afterwards; skipped, with the reason in the summary,
+when the server does not answer)."""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import stat
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner
+from sqlalchemy import create_engine, func, inspect, select, text
+
+from assessment.cli import main
+from assessment.config import Settings
+from assessment.database import Database
+from assessment.migrate import pending
+from assessment.models import load_all
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "MICROCRED_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+MICROCRED = Path(sys.executable).parent / "microcred"
+DEMO_ROLES = ["candidate", "proctor", "psychometrician", "admin"]
+DEMO_EXAM_CODE = "CCF-2026"
+
+
+def run(env: dict[str, str], *args: str):
+    result = CliRunner().invoke(main, list(args), env=env)
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result
+
+
+def _env(url: str, instance: Path) -> dict[str, str]:
+    return {"MICROCRED_DATABASE_URL": url, "MICROCRED_INSTANCE_DIR": str(instance)}
+
+
+def _forbid_create_all(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args, **kwargs):
+        raise AssertionError("`microcred init` must build the schema by migrations")
+
+    monkeypatch.setattr(sa.MetaData, "create_all", refuse)
+
+
+def _postgres_unavailable() -> str | None:
+    try:
+        engine = create_engine(POSTGRES_ADMIN_URL, connect_args={"connect_timeout": 3})
+        with engine.connect() as conn:
+            conn.execute(text("select 1"))
+        engine.dispose()
+    except Exception as exc:  # noqa: BLE001 - any failure to reach it is a reason to skip
+        return (f"POSTGRESQL TESTS SKIPPED: PostgreSQL at {POSTGRES_ADMIN_URL} did not answer: "
+                f"{exc.__class__.__name__}: {exc}")
+    return None
+
+
+def _admin(sql: str) -> None:
+    engine = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(sql))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'fresh.db'}"
+        return
+    reason = _postgres_unavailable()
+    if reason:
+        pytest.skip(reason)
+    name = f"microcred_cli_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    _admin(f'CREATE DATABASE "{name}"')
+    try:
+        yield re.sub(r"/[^/]*$", f"/{name}", POSTGRES_ADMIN_URL)
+    finally:
+        _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _schema(url: str) -> tuple[set[str], list[str]]:
+    engine = create_engine(url)
+    try:
+        tables = set(inspect(engine).get_table_names())
+        versions = []
+        if "alembic_version" in tables:
+            with engine.connect() as conn:
+                versions = sorted(conn.execute(text("SELECT version_num FROM alembic_version"))
+                                  .scalars())
+        return tables, versions
+    finally:
+        engine.dispose()
+
+
+# ---------------------------------------------------------------- init
+
+
+def test_init_migrates_and_is_idempotent(empty_url: str, tmp_path: Path, monkeypatch):
+    env = _env(empty_url, tmp_path / "instance")
+    # the other commands refuse an uninitialised database, saying what to do
+    refused = run(env, "user", "add", "--email", "a@example.org", "--name", "A",
+                  "--role", "admin", "--password", "long enough password")
+    assert refused.exit_code == 1 and "run `microcred init` first" in refused.output
+
+    _forbid_create_all(monkeypatch)
+    first = run(env, "init")
+    assert first.exit_code == 0, first.output
+    assert first.output.startswith("database ready:")
+    tables, versions = _schema(empty_url)
+    assert "alembic_version" in tables and versions
+    assert tables - {"alembic_version"} == set(load_all().metadata.tables)
+    assert pending(empty_url) is False
+    assert (tmp_path / "instance" / "secret_key").exists()
+
+    second = run(env, "init")
+    assert second.exit_code == 0, second.output
+    assert "up to date" in second.output
+    assert _schema(empty_url) == (tables, versions)
+
+
+def test_installed_script_runs_init(tmp_path: Path):
+    """The console script itself (a fresh process, real environment variables)."""
+    url = f"sqlite:///{tmp_path / 'script.db'}"
+    env = {**os.environ, **_env(url, tmp_path / "instance")}
+    env.pop("MICROCRED_SECRET_KEY", None)
+    proc = subprocess.run([str(MICROCRED), "init"], env=env, capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == f"database ready: {url}\n"
+    assert "alembic_version" in _schema(url)[0]
+    again = run(_env(url, tmp_path / "instance"), "init")
+    assert again.output == f"database is up to date: {url}\n"
+
+
+# ---------------------------------------------------------------- the demo, loaded once
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
+    root = tmp_path_factory.mktemp("cli-demo")
+    url = f"sqlite:///{root / 'demo.db'}"
+    env = _env(url, root / "instance")
+    assert run(env, "init").exit_code == 0
+    loaded = run(env, "demo")
+    assert loaded.exit_code == 0, loaded.output
+    database = Database(url)
+    yield SimpleNamespace(env=env, url=url, instance=root / "instance", output=loaded.output,
+                          database=database)
+    database.dispose()
+
+
+def _counts(database: Database) -> dict[str, int]:
+    with database.session(write=False) as s:
+        return {name: s.scalar(select(func.count()).select_from(table))
+                for name, table in load_all().metadata.tables.items()}
+
+
+def _creds(instance: Path) -> list[tuple[str, str, str]]:
+    lines = (instance / "demo-credentials.txt").read_text().splitlines()
+    return [tuple(line.split()) for line in lines if line.strip()]
+
+
+def test_demo_loads_the_clinical_coding_program(demo):
+    from assessment.delivery.models import Attempt, Result
+    from assessment.exams import Exam
+    from assessment.users import User
+    from itembank.models import Form, FormItem, ItemVersion
+
+    assert "demo program loaded" in demo.output
+    with demo.database.session(write=False) as s:
+        exams = s.scalars(select(Exam).where(Exam.code != "CCF-SWEEP")).all()  # see the sweep
+        assert [e.code for e in exams] == [DEMO_EXAM_CODE]
+        exam = exams[0]
+        assert exam.title == exam.program_name == "Clinical Coding Fundamentals"
+        assert exam.time_limit_seconds == 30 * 60
+        assert 0 < exam.pass_percent < 100
+        assert exam.is_open
+        published = s.scalar(select(func.count()).select_from(ItemVersion)
+                             .where(ItemVersion.status == "published"))
+        assert published >= 40
+        form_ids = [ef.form_id for ef in exam.forms]
+        assert form_ids
+        for form_id in form_ids:
+            n = s.scalar(select(func.count()).select_from(FormItem)
+                         .where(FormItem.form_id == form_id))
+            assert n == 20, (s.get(Form, form_id).code, n)
+
+        roles = dict(s.execute(select(User.email, User.role)
+                               .where(User.email.like("%@demo.microcred.test"), User.active)).all())
+        assert sorted(roles.values()) == sorted(DEMO_ROLES)
+        past = s.scalar(select(func.count()).select_from(User)
+                        .where(User.role == "candidate", User.active.is_(False)))
+        assert past >= 500
+        results = s.scalar(select(func.count()).select_from(Result).join(Attempt)
+                           .where(Attempt.exam_id == exam.id, Attempt.status == "finalized"))
+        assert results >= 500
+        passed = s.scalar(select(func.count()).select_from(Result).where(Result.passed))
+        assert 0 < passed < results
+
+
+def test_demo_credentials_file_signs_in(demo):
+    from assessment.app import create_app
+
+    path = demo.instance / "demo-credentials.txt"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    creds = _creds(demo.instance)
+    assert [role for role, _, _ in creds] == DEMO_ROLES
+    for role, email, password in creds:
+        assert password in demo.output and email in demo.output
+        assert len(password) >= 10
+
+    settings = Settings(instance_dir=demo.instance, database_url=demo.url,
+                        secret_key="cli-test-" + uuid.uuid4().hex, cookie_secure=False)
+    app = create_app(settings, TESTING=True)
+    try:
+        for role, email, password in creds:
+            client = app.test_client()
+            page = client.get("/signin").get_data(as_text=True)
+            token = re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)
+            resp = client.post("/signin", data={"email": email, "password": password,
+                                                "csrf_token": token})
+            assert resp.status_code == 302, (role, resp.status_code)
+            home = client.get("/", follow_redirects=True)
+            assert home.status_code == 200, role
+            assert f"({role})" in home.get_data(as_text=True), role
+    finally:
+        app.extensions["microcred.database"].dispose()
+
+
+def test_demo_if_empty_loads_nothing_more(demo):
+    before = _counts(demo.database)
+    creds = (demo.instance / "demo-credentials.txt").read_text()
+
+    again = run(demo.env, "demo", "--if-empty")
+    assert again.exit_code == 0, again.output
+    assert "already has users; demo not loaded" in again.output
+    assert _counts(demo.database) == before
+    assert (demo.instance / "demo-credentials.txt").read_text() == creds
+
+    # without --if-empty a second load is refused with a message, not a traceback
+    refused = run(demo.env, "demo")
+    assert refused.exit_code == 1, refused.output
+    assert "already loaded" in refused.output and "--if-empty" in refused.output
+    assert "Traceback" not in refused.output
+    assert _counts(demo.database) == before
+    assert (demo.instance / "demo-credentials.txt").read_text() == creds
+
+
+def test_user_add(demo):
+    from assessment.users import User
+
+    ok = run(demo.env, "user", "add", "--email", "New.Proctor@Example.org", "--name", "New P",
+             "--role", "proctor", "--password", "a long enough password")
+    assert ok.exit_code == 0, ok.output
+    assert re.fullmatch(r"added proctor new\.proctor@example\.org \(id \d+\)\n", ok.output)
+    with demo.database.session(write=False) as s:
+        user = s.scalar(select(User).where(User.email == "new.proctor@example.org"))
+        assert user.role == "proctor" and user.display_name == "New P"
+        assert user.password_hash.startswith("$argon2id$")
+        assert user.check_password("a long enough password")
+    users = _counts(demo.database)["users"]
+
+    duplicate = run(demo.env, "user", "add", "--email", "NEW.proctor@example.org",
+                    "--name", "Twin", "--role", "admin", "--password", "a long enough password")
+    assert duplicate.exit_code == 1
+    assert "Error: a user with email new.proctor@example.org already exists" in duplicate.output
+
+    bad_role = run(demo.env, "user", "add", "--email", "w@example.org", "--name", "W",
+                   "--role", "wizard", "--password", "a long enough password")
+    assert bad_role.exit_code == 2
+    assert "Invalid value for '--role'" in bad_role.output and "'wizard'" in bad_role.output
+
+    short = run(demo.env, "user", "add", "--email", "s@example.org", "--name", "S",
+                "--role", "candidate", "--password", "short")
+    assert short.exit_code == 1 and "at least 10 characters" in short.output
+
+    not_email = run(demo.env, "user", "add", "--email", "nobody", "--name", "N",
+                    "--role", "candidate", "--password", "a long enough password")
+    assert not_email.exit_code == 1 and "not an email address" in not_email.output
+    assert _counts(demo.database)["users"] == users
+
+
+def test_sweep_finalizes_attempts_whose_time_ran_out(demo):
+    from assessment.delivery import service
+    from assessment.delivery.models import Attempt, Result
+    from assessment.exams import Exam, create_exam
+    from assessment.users import User, create_user, find_user_by_email
+
+    with demo.database.session() as s:
+        # the demo exam is proctored (an attempt starts only once a proctor admits the
+        # candidate); an unproctored exam on the same forms keeps this test about the clock
+        demo_exam = s.scalar(select(Exam).where(Exam.code == DEMO_EXAM_CODE))
+        exam = create_exam(s, code="CCF-SWEEP", title="Sweep check", blueprint=demo_exam.blueprint,
+                           forms=[ef.form for ef in demo_exam.forms], time_limit_seconds=600,
+                           pass_percent=70, agreement="I will work alone.", policy={})
+        late = find_user_by_email(s, "candidate@demo.microcred.test")
+        on_time = create_user(s, email="sweep.ontime@example.org", password="long enough pass",
+                              role="candidate", display_name="On Time")
+        expired = service.start_attempt(s, late, exam, agreed=True)
+        running = service.start_attempt(s, on_time, exam, agreed=True)
+        expired.started_at = expired.started_at - dt.timedelta(
+            seconds=exam.time_limit_seconds + 120)
+        s.commit()
+        expired_id, running_id = expired.id, running.id
+
+    swept = run(demo.env, "sweep")
+    assert swept.exit_code == 0, swept.output
+    assert swept.output == f"finalized 1 attempt(s): {expired_id}\n"
+    with demo.database.session(write=False) as s:
+        done = s.get(Attempt, expired_id)
+        assert (done.status, done.finalize_reason) == ("finalized", "time_expired")
+        deadline = done.started_at + dt.timedelta(seconds=done.time_limit_seconds)
+        assert done.finalized_at == deadline
+        result = s.scalar(select(Result).where(Result.attempt_id == expired_id))
+        assert result is not None and result.answered == 0 and result.passed is False
+        assert s.get(Attempt, running_id).status == "in_progress"
+        assert s.scalar(select(User.id).where(User.email == "sweep.ontime@example.org"))
+
+    assert run(demo.env, "sweep").output == "finalized 0 attempt(s)\n"

@@ -1,0 +1,167 @@
+"""The schema comes from the Alembic migrations, and matches the SQLAlchemy models exactly.
+
+Each test gets an empty database of each kind: a new SQLite file, and a new PostgreSQL database on
+the server of ``MICROCRED_TEST_POSTGRES_URL`` (dropped afterwards; the PostgreSQL half skips, with
+the reason in the summary, when the server does not answer)."""
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.exc import IntegrityError
+
+from assessment.database import Database
+from assessment.migrate import alembic_config, pending, upgrade
+from assessment.models import load_all
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "MICROCRED_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+def postgres_unavailable() -> str | None:
+    try:
+        engine = create_engine(POSTGRES_ADMIN_URL, connect_args={"connect_timeout": 3})
+        with engine.connect() as conn:
+            conn.execute(text("select 1"))
+        engine.dispose()
+    except Exception as exc:  # noqa: BLE001 - any failure to reach it is a reason to skip
+        return (f"POSTGRESQL TESTS SKIPPED: PostgreSQL at {POSTGRES_ADMIN_URL} did not answer: "
+                f"{exc.__class__.__name__}: {exc}")
+    return None
+
+
+def _admin(sql: str) -> None:
+    engine = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(sql))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of a database with no tables at all."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        return
+    reason = postgres_unavailable()
+    if reason:
+        pytest.skip(reason)
+    name = f"microcred_migrations_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    _admin(f'CREATE DATABASE "{name}"')
+    try:
+        yield re.sub(r"/[^/]*$", f"/{name}", POSTGRES_ADMIN_URL)
+    finally:
+        _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _forbid_create_all(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args, **kwargs):
+        raise AssertionError("the schema must come from migrations, not metadata.create_all")
+
+    # (Table.create stays: Alembic creates its own alembic_version table with it.)
+    monkeypatch.setattr(sa.MetaData, "create_all", refuse)
+
+
+def test_upgrade_gives_exactly_the_models_schema(empty_url: str, monkeypatch):
+    metadata = load_all().metadata
+    engine = create_engine(empty_url)
+    try:
+        assert inspect(engine).get_table_names() == []
+        assert pending(empty_url) is True
+        _forbid_create_all(monkeypatch)
+        upgrade(empty_url)
+        assert pending(empty_url) is False
+
+        inspector = inspect(engine)
+        tables = set(inspector.get_table_names())
+        assert tables - {"alembic_version"} == set(metadata.tables), (
+            f"only in the database: {sorted(tables - set(metadata.tables) - {'alembic_version'})}; "
+            f"only in the models: {sorted(set(metadata.tables) - tables)}"
+        )
+        assert "alembic_version" in tables
+        for name, table in metadata.tables.items():
+            db_columns = {c["name"]: c for c in inspector.get_columns(name)}
+            assert set(db_columns) == {c.name for c in table.columns}, name
+            for column in table.columns:
+                assert db_columns[column.name]["nullable"] == column.nullable, (name, column.name)
+            pk = inspector.get_pk_constraint(name)["constrained_columns"]
+            assert set(pk) == {c.name for c in table.primary_key.columns}, name
+
+        # Alembic's own comparison (types, indexes, unique and foreign keys) finds nothing to do
+        with engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            assert compare_metadata(context, metadata) == []
+            heads = set(context.get_current_heads())
+        # every branch is at its head (the foundation's head is an ancestor of the domain
+        # branches that depend on it, so alembic_version need not list it)
+        script = ScriptDirectory.from_config(alembic_config(empty_url))
+        assert heads and heads <= set(script.get_heads())
+        applied = {rev.revision for rev in script.revision_map._get_ancestor_nodes(
+            script.revision_map.get_revisions(tuple(heads)))}
+        assert set(script.get_heads()) <= applied
+    finally:
+        engine.dispose()
+
+    # a second upgrade is a no-op
+    upgrade(empty_url)
+    assert pending(empty_url) is False
+
+
+def test_pending_sees_a_branch_that_is_not_applied(empty_url: str):
+    """A database at the foundation's head but not at a domain branch's head is pending."""
+    cfg = alembic_config(empty_url)
+    script = ScriptDirectory.from_config(cfg)
+    heads = script.get_heads()
+    assert len(heads) >= 2, "expected the foundation and at least one domain branch"
+    from alembic import command
+
+    command.upgrade(cfg, "foundation@head")
+    assert pending(empty_url) is True
+    upgrade(empty_url)
+    assert pending(empty_url) is False
+
+
+def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path: Path):
+    url = f"sqlite:///{tmp_path / 'pragmas.db'}"
+    upgrade(url)
+    database = Database(url)
+    try:
+        for engine in (database.engine, database.write_engine):
+            with engine.connect() as conn:
+                assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+                assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+                assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 1000
+        for write in (False, True):
+            with database.session(write=write) as session, pytest.raises(IntegrityError):
+                session.execute(text(
+                    "INSERT INTO accommodations (candidate_id, exam_id, time_multiplier, reason, "
+                    "granted_by_id, created_at) VALUES (424242, NULL, 1.5, 'x', 434343, "
+                    "'2026-01-01 00:00:00')"))
+                session.flush()
+    finally:
+        database.dispose()
+
+
+def test_migration_scripts_never_call_create_all():
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    sources = [Path(script.dir) / "env.py"]
+    sources += [Path(rev.path) for rev in script.walk_revisions()]
+    assert len(sources) >= 4
+    for path in sources:
+        code = path.read_text(encoding="utf-8")
+        assert "create_all" not in code, path
+        assert ".metadata.create" not in code, path
+    root = Path(__file__).resolve().parents[1]
+    packages = {Path(rev.path).resolve().relative_to(root).parts[0]
+                for rev in script.walk_revisions()}
+    assert {"assessment", "proctoring", "credentials"} <= packages
