@@ -35,7 +35,11 @@ const els = {
   timeup: $("timeup-overlay"), timeupHeading: $("timeup-heading"),
 };
 
-let position = Math.min(state.position || 0, state.items.length - 1);
+// The question on screen is kept on this device until the server has it, so a reload before
+// the next save reaches the server still lands on the same question.
+const localPosition = localStorage.getItem(storeKey("position"));
+let position = Math.max(0, Math.min(
+  localPosition !== null ? Number(localPosition) || 0 : state.position || 0, state.items.length - 1));
 let finished = false;
 
 // ------------------------------------------------------------------ the clock
@@ -165,8 +169,15 @@ async function postJSON(url, body) {
   });
 }
 
-async function flush() {
-  if (flushing || finished) return;
+// One flush at a time; a caller that comes while one is on its way waits for that one.
+let inFlight = null;
+function flush() {
+  if (!inFlight) inFlight = flushOnce().finally(() => { inFlight = null; });
+  return inFlight;
+}
+
+async function flushOnce() {
+  if (finished) return;
   if (!queue.length) {
     // Still tell the server where the candidate is, so a resume lands on the same item.
     if (position !== lastSentPosition) await sendPosition();
@@ -178,6 +189,7 @@ async function flush() {
   batch.forEach((s) => { s.sending = true; });
   refreshSaveStatus();
   const sentAt = Date.now();
+  const sentPosition = position;
   try {
     const response = await fetch(urls.saves, {
       method: "POST",
@@ -185,14 +197,14 @@ async function flush() {
       headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken },
       body: JSON.stringify({
         saves: batch.map(({ seq: s, item, value, flagged }) => ({ seq: s, item, value, flagged })),
-        position,
+        position: sentPosition,
       }),
     });
     const body = await response.json().catch(() => ({}));
     if (response.ok) {
       online = true;
       retryDelay = 1000;
-      lastSentPosition = position;
+      positionSent(sentPosition);
       const done = new Set();
       for (const ack of body.acks) {
         if (ack.status === "conflict") {
@@ -236,10 +248,15 @@ async function flush() {
 }
 
 let lastSentPosition = state.position;
+function positionSent(sent) {
+  lastSentPosition = sent;
+  if (sent === position) localStorage.removeItem(storeKey("position"));
+}
 async function sendPosition() {
+  const sent = position;
   try {
-    const r = await postJSON(urls.saves, { saves: [], position });
-    if (r.ok) lastSentPosition = position;
+    const r = await postJSON(urls.saves, { saves: [], position: sent });
+    if (r.ok) positionSent(sent);
   } catch { /* the next save carries it */ }
 }
 
@@ -340,6 +357,8 @@ function goTo(i) {
   position = Math.max(0, Math.min(i, state.items.length - 1));
   els.reviewView.hidden = true;
   els.questionView.hidden = false;
+  if (position !== lastSentPosition) localStorage.setItem(storeKey("position"), String(position));
+  else localStorage.removeItem(storeKey("position"));
   renderQuestion();
   scheduleFlush(SAVE_DEBOUNCE_MS);
 }
@@ -404,10 +423,10 @@ els.confirmYes.addEventListener("click", async () => {
 });
 
 async function drainQueue() {
-  for (let i = 0; i < 20 && queue.length; i += 1) {
-    await flush();
-    if (!online) break;
-  }
+  // Wait for a save already on its way, then send the rest (and the position) now.
+  window.clearTimeout(flushTimer);
+  await flush();
+  for (let i = 0; i < 20 && queue.length && online; i += 1) await flush();
 }
 
 let timeUpStarted = false;
@@ -438,6 +457,7 @@ function finish(resultUrl) {
   finished = true;
   localStorage.removeItem(storeKey("queue"));
   localStorage.removeItem(storeKey("seq"));
+  localStorage.removeItem(storeKey("position"));
   document.dispatchEvent(new CustomEvent("microcred:finalized", { detail: { result_url: resultUrl } }));
   window.location.assign(resultUrl);
 }
@@ -475,7 +495,7 @@ refreshSaveStatus();
 tick();
 window.setInterval(tick, 250);
 window.setInterval(heartbeat, HEARTBEAT_MS);
-if (queue.length) scheduleFlush(0);
+if (queue.length || position !== lastSentPosition) scheduleFlush(0);
 window.microcredRunner = { attemptId, csrfToken, announce };
 // Other packages' modules run after this one; they hear the first events once all have loaded.
 document.addEventListener("DOMContentLoaded", () => {
