@@ -1,5 +1,6 @@
-"""``microcred audit verify``, ``microcred proctor assign|unassign|list`` and
-``microcred proctoring purge``. ``register(group)`` adds them to the ``microcred`` command.
+"""``microcred audit verify``, ``microcred proctor assign|unassign|list``,
+``microcred proctoring purge`` and ``microcred proctoring sweep``. ``register(group)`` adds
+them to the ``microcred`` command.
 
 Importing this module also connects proctoring's signal receivers (``proctoring.wiring``), so
 results finalized by the command line's sweep are held for review like the web's.
@@ -108,6 +109,28 @@ def register(group: click.Group) -> None:
     @group.group("proctoring")
     def proctoring_group() -> None:
         """Proctoring data."""
+
+    @proctoring_group.command("sweep")
+    def proctoring_sweep() -> None:
+        """Run the flag rules over every session in progress, for the rules that depend on time
+        (a camera that stopped sending snapshots, a full-screen exit not ended): a closed page
+        sends nothing that would run them. Run it every minute or so when nobody watches the
+        console (whose polls flag silent cameras too)."""
+        from proctoring.events import apply_rules, running_session_ids
+        from proctoring.sessions import get_session
+        from proctoring.states import RUNNING, State
+
+        session, _ = _session()
+        raised = 0
+        with session:
+            for sid in running_session_ids(session):
+                ps = get_session(session, sid, lock=True)
+                if State(ps.state) in RUNNING:
+                    for flag in apply_rules(session, ps):
+                        raised += 1
+                        click.echo(f"session {ps.id}: [{flag.severity}] {flag.message}")
+                session.commit()  # one short write transaction per session
+        click.echo(f"{raised} new flag(s)")
 
     @proctoring_group.command("purge")
     @click.option("--days", type=int, default=None,

@@ -7,17 +7,19 @@ This is a wiring module: proctor actions on the candidate's clock go to delivery
 """
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from flask import flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
 from assessment.exams import Exam, exam_by_code
 from assessment.users import User, find_user_by_email
 from microcred.db import utcnow
 from microcred.web import ApiError, db_session, role_required, wants_json
-from proctoring import actions, identity, review
+from proctoring import actions, events, identity, review
 from proctoring.assignments import assign, assignments, exam_ids_for, require_access, unassign
 from proctoring.errors import Invalid, NotFound
 from proctoring.events import flags_of, snapshots_of
@@ -26,10 +28,14 @@ from proctoring.models import ProctorSession, StoredImage
 from proctoring.sessions import get_session, policy
 from proctoring.states import LABELS, State
 from proctoring.web import bp, config
-from proctoring.wiring import DeliveryControl, live_sessions
+from proctoring.wiring import DeliveryControl, live_sessions, unflagged_silences
 
+log = logging.getLogger(__name__)
 STAFF = ("proctor", "admin")
 POLL_MS = 3000
+#: silent cameras one poll flags at most (the rest on the next polls): bounds the poll's time
+#: and its write transaction when many cameras stop at once, e.g. a network outage
+MAX_SILENCE_FLAGS_PER_POLL = 25
 CONTROL = DeliveryControl()
 
 
@@ -52,7 +58,38 @@ def console():
 @bp.get("/api/proctoring/console", endpoint="api_console")
 @role_required(*STAFF)
 def api_console():
-    return {"server_now": utcnow().isoformat(), "sessions": live_sessions(db_session(), current_user)}
+    now = utcnow()
+    rows = live_sessions(db_session(), current_user, now)
+    silent = unflagged_silences(rows)[:MAX_SILENCE_FLAGS_PER_POLL]
+    if silent and _flag_silent_cameras(silent, now):
+        db_session().rollback()  # end the read snapshot, so the new flags show at once
+        rows = live_sessions(db_session(), current_user, now)
+    return {"server_now": now.isoformat(), "sessions": rows}
+
+
+def _flag_silent_cameras(session_ids: list[int], now: Any) -> bool:
+    """Raise the missing-snapshot flag of sessions whose camera the poll found silent too long.
+
+    A closed page sends nothing that would run the rules, so the console, which already reads
+    every running session, records it. The poll is a read, and stays one: this opens a short
+    write transaction only for sessions that crossed the limit and are not flagged yet (once
+    per silent stretch, whatever the number of proctors polling: each session row is locked
+    and the rule re-checked inside). Failure (e.g. the database busy) costs only this poll's
+    attempt; the next poll, the page's pings or the sweep try again."""
+    write = _write_session()
+    try:
+        raised = []
+        for sid in session_ids:
+            ps = get_session(write, sid, lock=True)
+            raised += events.record_camera_silence(write, ps, now=now)
+        write.commit()
+        return bool(raised)
+    except SQLAlchemyError:  # the poll answers even when the write could not be made
+        write.rollback()
+        log.warning("could not record silent cameras of sessions %s", session_ids, exc_info=True)
+        return False
+    finally:
+        write.close()
 
 
 # ---------------------------------------------------------------- one session

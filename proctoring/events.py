@@ -20,11 +20,19 @@ from microcred.db import utcnow
 from proctoring import hooks
 from proctoring.errors import Conflict, Invalid
 from proctoring.faces import ImageUnreadable, count_faces
-from proctoring.flags import EVENT_KINDS, History, evaluate, points, risk_score
+from proctoring.flags import (
+    EVENT_KINDS,
+    History,
+    evaluate,
+    points,
+    risk_score,
+    running_spans,
+    snapshots_missing,
+)
 from proctoring.images import ImageVault
-from proctoring.models import Flag, IntegrityEvent, ProctorSession, Snapshot
+from proctoring.models import Flag, IntegrityEvent, ProctorSession, Snapshot, Transition
 from proctoring.sessions import info, policy
-from proctoring.states import State
+from proctoring.states import RUNNING, State
 
 MAX_EVENTS_PER_BATCH = 100
 MAX_DETAIL_CHARS = 1000
@@ -108,7 +116,8 @@ def ingest_events(
     session: Session, ps: ProctorSession, events: list[EventIn], *, now: dt.datetime | None = None
 ) -> dict[str, Any]:
     """Store a batch; returns ``{"acks": [{"seq", "status"}], "flags": [new flag messages]}``.
-    An empty batch is a ping: it only updates the connection time."""
+    An empty batch is a ping: it updates the connection time and checks that the camera has
+    not gone silent (a page whose snapshots stopped still pings)."""
     now = now or utcnow()
     _require_accepting(ps)
     touch(session, ps, now)
@@ -132,7 +141,10 @@ def ingest_events(
     for row in stored:
         extra += _provider_flags(ps, hooks.EventInfo(row.kind, row.seq, row.server_at,
                                                      row.client_at, dict(row.detail)))
-    new = apply_rules(session, ps, now=now, extra=extra) if stored else []
+    if stored:
+        new = apply_rules(session, ps, now=now, extra=extra)
+    else:
+        new = record_camera_silence(session, ps, now=now)
     return {"acks": acks, "flags": [f.message for f in new], "server_now": now.isoformat()}
 
 
@@ -210,8 +222,44 @@ def apply_rules(session: Session, ps: ProctorSession, *, now: dt.datetime | None
                 extra: list[hooks.FlagSpec] | None = None) -> list[Flag]:
     """Run every rule over the session's whole history and store what is new."""
     now = now or utcnow()
-    history = History(events=events_of(session, ps), snapshots=snapshots_of(session, ps), now=now)
+    history = History(events=events_of(session, ps), snapshots=snapshots_of(session, ps), now=now,
+                      running=running_of(session, ps))
     return raise_flags(session, ps, evaluate(policy(ps), history) + list(extra or []), now=now)
+
+
+def record_camera_silence(session: Session, ps: ProctorSession, *,
+                          now: dt.datetime | None = None) -> list[Flag]:
+    """Flag a camera that has sent no snapshot for too long (``flags.snapshots_missing``),
+    for a session in progress or paused. Cheaper than :func:`apply_rules` (no events read):
+    it runs on the page's pings and when the console's poll sees a silent camera, because a
+    closed page sends nothing that would run the rules (``microcred proctoring sweep`` runs
+    them all). The caller holds the session row's lock (``get_session(..., lock=True)``), so two
+    callers store the flag once."""
+    now = now or utcnow()
+    pol = policy(ps)
+    if not pol.snapshot_interval_s or State(ps.state) not in RUNNING:
+        return []
+    snaps = session.execute(select(Snapshot.seq, Snapshot.faces, Snapshot.server_at)
+                            .where(Snapshot.session_id == ps.id)).all()
+    history = History(events=[], snapshots=snaps, now=now, running=running_of(session, ps))
+    specs = list(snapshots_missing(pol, history))
+    return raise_flags(session, ps, specs, now=now) if specs else []
+
+
+def running_session_ids(session: Session) -> list[int]:
+    """Sessions in progress or paused (what ``microcred proctoring sweep`` looks at)."""
+    return list(session.scalars(select(ProctorSession.id).where(
+        ProctorSession.state.in_([s.value for s in RUNNING])).order_by(ProctorSession.id)))
+
+
+def running_of(session: Session, ps: ProctorSession) -> list[tuple[dt.datetime, dt.datetime | None]]:
+    """The spans the session spent in progress (``flags.running_spans``)."""
+    return running_spans(session.execute(
+        select(Transition.to_state, Transition.at)
+        .where(Transition.session_id == ps.id,
+               (Transition.to_state == State.IN_PROGRESS.value)
+               | (Transition.from_state == State.IN_PROGRESS.value))
+        .order_by(Transition.id)).all())
 
 
 def events_of(session: Session, ps: ProctorSession) -> list[IntegrityEvent]:

@@ -6,6 +6,12 @@ key)`` that is stored once (a unique constraint), and a re-run finds only what i
 
 Risk score: the sum of the flags' severity points, each rule counting at most
 :data:`MAX_COUNTED_PER_RULE` of its flags, so one noisy rule cannot drown the others.
+
+Two rules depend on the time of evaluation, not only on what the page sent: a full-screen exit
+that has not ended, and a camera that has gone silent (:func:`snapshots_missing`). The page
+may send nothing at all (closed, crashed, script blocked), so the latter is also evaluated on
+the page's pings, by the console's poll and by ``microcred proctoring sweep``
+(:func:`proctoring.events.record_camera_silence`), and at submission.
 """
 from __future__ import annotations
 
@@ -16,6 +22,7 @@ from typing import Protocol
 
 from proctoring.hooks import FlagSpec
 from proctoring.policy import ProctoringPolicy
+from proctoring.states import State
 
 SEVERITY_POINTS = {"info": 0, "low": 1, "medium": 3, "high": 6}
 SEVERITY_ORDER = ("info", "low", "medium", "high")
@@ -30,6 +37,9 @@ EVENT_KINDS = frozenset({
 FOCUS_LOST = frozenset({"tab_hidden", "window_blur"})
 FOCUS_BACK = frozenset({"tab_visible", "window_focus"})
 RIGHT_CLICKS_TOLERATED = 5
+#: the rule of :func:`snapshots_missing` (its threshold is the policy's
+#: ``missing_snapshot_intervals`` x ``snapshot_interval_s``)
+MISSING_SNAPSHOT_RULE = "snapshot_missing"
 
 
 class EventLike(Protocol):
@@ -42,6 +52,12 @@ class EventLike(Protocol):
 class SnapshotLike(Protocol):
     seq: int
     faces: int | None
+    server_at: dt.datetime
+
+
+class TransitionLike(Protocol):
+    to_state: str
+    at: dt.datetime
 
 
 class FlagLike(Protocol):
@@ -50,13 +66,36 @@ class FlagLike(Protocol):
     points: int
 
 
+Span = tuple[dt.datetime, dt.datetime | None]
+
+
 @dataclass(frozen=True)
 class History:
-    """What the rules look at: a session's events and snapshots, and the time of evaluation."""
+    """What the rules look at: a session's events and snapshots, the time of evaluation, and the
+    spans it spent in progress (:func:`running_spans`; empty: the rules that need them, i.e.
+    the camera's silence, say nothing)."""
 
     events: Sequence[EventLike]
     snapshots: Sequence[SnapshotLike]
     now: dt.datetime
+    running: Sequence[Span] = ()
+
+
+def running_spans(transitions: Iterable[TransitionLike]) -> list[Span]:
+    """The spans a session spent ``in_progress`` (paused time excluded), from its transitions
+    in the order they happened; the last span's end is None while it lasts."""
+    spans: list[Span] = []
+    start: dt.datetime | None = None
+    for t in transitions:
+        if t.to_state == State.IN_PROGRESS:
+            if start is None:
+                start = t.at
+        elif start is not None:
+            spans.append((start, t.at))
+            start = None
+    if start is not None:
+        spans.append((start, None))
+    return spans
 
 
 Rule = Callable[[ProctoringPolicy, History], Iterable[FlagSpec]]
@@ -158,9 +197,74 @@ def snapshot_faces(policy: ProctoringPolicy, h: History) -> Iterable[FlagSpec]:
                            f"{s.faces} faces in a camera snapshot")
 
 
+@dataclass(frozen=True)
+class CameraSilence:
+    """A stretch of exam time without a snapshot arriving here."""
+
+    #: the snapshot it follows; None: no snapshot since the exam started
+    after_seq: int | None
+    #: seconds in progress (pauses excluded) from that snapshot (or the start) to the next one,
+    #: or to the end of the exam, or to now while it lasts
+    seconds: float
+    ongoing: bool
+
+    @property
+    def key(self) -> str:
+        return "start" if self.after_seq is None else f"after-s{self.after_seq}"
+
+
+def _running_between(spans: Sequence[Span], start: dt.datetime, end: dt.datetime) -> float:
+    total = 0.0
+    for s, e in spans:
+        lo, hi = max(s, start), min(e or end, end)
+        if hi > lo:
+            total += (hi - lo).total_seconds()
+    return total
+
+
+def camera_silences(policy: ProctoringPolicy, h: History) -> list[CameraSilence]:
+    """Every gap between snapshots, by their arrival here (a frame queued offline and sent
+    late does not fill the gap it was taken in: the proctor did not see it then), measured in
+    exam time. The last one runs to the end of the exam, or to ``h.now`` while it lasts.
+    Empty when the policy takes no snapshots or the exam has not started."""
+    if not policy.snapshot_interval_s or not h.running:
+        return []
+    running = list(h.running)
+    ongoing = running[-1][1] is None
+    end = h.now if ongoing else max(h.now, running[-1][1])
+    out = []
+    start, after = running[0][0], None
+    for snap in sorted(h.snapshots, key=lambda s: (s.server_at, s.seq)):
+        out.append(CameraSilence(after, _running_between(running, start, snap.server_at), False))
+        start, after = max(start, snap.server_at), snap.seq
+    out.append(CameraSilence(after, _running_between(running, start, end), ongoing))
+    return out
+
+
+def missing_snapshot_limit_s(policy: ProctoringPolicy) -> int:
+    """Exam time without a snapshot after which :func:`snapshots_missing` flags (0: never)."""
+    return policy.snapshot_interval_s * policy.missing_snapshot_intervals
+
+
+def snapshots_missing(policy: ProctoringPolicy, h: History) -> Iterable[FlagSpec]:
+    """No camera snapshot arrived for more than ``missing_snapshot_intervals`` snapshot
+    intervals of exam time (policy; default 3): camera off or covered, page closed, script
+    blocked, or a long network outage. One flag per silent stretch, raised as soon as it is
+    too long (it need not end first)."""
+    limit = missing_snapshot_limit_s(policy)
+    for gap in camera_silences(policy, h):
+        if gap.seconds > limit:
+            since = ("since the exam started" if gap.after_seq is None
+                     else f"after snapshot {gap.after_seq}")
+            still = ", and still none" if gap.ongoing else ""
+            yield FlagSpec(MISSING_SNAPSHOT_RULE, gap.key, "medium",
+                           f"no camera snapshot received for {gap.seconds:.0f} s {since}{still} "
+                           f"(one expected every {policy.snapshot_interval_s} s)")
+
+
 RULES: tuple[Rule, ...] = (
     focus_losses, fullscreen_left, clipboard_and_print, right_clicks, offline, camera,
-    snapshot_faces,
+    snapshot_faces, snapshots_missing,
 )
 
 

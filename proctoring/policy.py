@@ -38,6 +38,8 @@ class ProctoringPolicy:
     offline_grace_s: int = 30
     #: risk score at or above which ``review: flagged`` sends a session to review
     review_threshold: int = 1
+    #: snapshot intervals of exam time without a snapshot after which the session is flagged
+    missing_snapshot_intervals: int = 3
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -92,6 +94,7 @@ def parse_policy(raw: Any) -> ProctoringPolicy | None:
         fullscreen_grace_s=_int(raw, "fullscreen_grace_s", 10, 0, 3600),
         offline_grace_s=_int(raw, "offline_grace_s", 30, 0, 3600),
         review_threshold=_int(raw, "review_threshold", 1, 1, 10_000),
+        missing_snapshot_intervals=_int(raw, "missing_snapshot_intervals", 3, 1, 100),
     )
 
 

@@ -15,9 +15,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import Row, Text, and_, case, cast, func, select
 from sqlalchemy.orm import Session
 
 from assessment.delivery import service as delivery
@@ -31,9 +32,17 @@ from proctoring import hooks
 from proctoring.actions import messages
 from proctoring.assignments import exam_ids_for
 from proctoring.errors import Conflict
-from proctoring.flags import SEVERITY_ORDER
-from proctoring.models import Flag, IdentityCheck, ProctorSession, Snapshot
-from proctoring.policy import PolicyError, ProctoringPolicy, policy_of_exam
+from proctoring.flags import (
+    MISSING_SNAPSHOT_RULE,
+    SEVERITY_ORDER,
+    History,
+    Span,
+    camera_silences,
+    missing_snapshot_limit_s,
+    running_spans,
+)
+from proctoring.models import Flag, IdentityCheck, ProctorSession, Snapshot, Transition
+from proctoring.policy import PolicyError, ProctoringPolicy, parse_policy, policy_of_exam
 from proctoring.review import on_finalized
 from proctoring.sessions import (
     create_session,
@@ -43,7 +52,7 @@ from proctoring.sessions import (
     session_for_attempt,
     transition,
 )
-from proctoring.states import ACTIVE, LABELS, State
+from proctoring.states import ACTIVE, LABELS, RUNNING, State
 
 #: A page not heard from for this long shows as disconnected on the console.
 CONNECTION_LOST_AFTER_S = 30
@@ -166,23 +175,36 @@ class DeliveryControl:
 
 
 # ---------------------------------------------------------------- the console's rows
+#
+# The console polls every 3 s with up to a few hundred sessions on screen, so this reads plain
+# columns and lets the database aggregate (flags, answers): one row per session and table,
+# never one per flag or save, and no ORM objects (thousands of them per poll made Python's
+# garbage collector pause polls for 100+ ms at 200 sessions; see docs/proctoring.md).
+
+_SESSION_COLS = (ProctorSession.id, ProctorSession.candidate_id, ProctorSession.exam_id,
+                 ProctorSession.attempt_id, ProctorSession.state, ProctorSession.risk_score,
+                 ProctorSession.last_seen_at, ProctorSession.policy)
+_SEVERITY_RANK = case(*[(Flag.severity == s, i) for i, s in enumerate(SEVERITY_ORDER)], else_=-1)
+#: what an unanswered item's newest save holds (JSON text); anything else is an answer
+_NO_ANSWER = ("null", "[]", '""')
 
 
-def _visible_sessions(session: Session, viewer: User, now: dt.datetime) -> list[ProctorSession]:
+def _visible_sessions(session: Session, viewer: User, now: dt.datetime) -> list[Row]:
     exam_ids = exam_ids_for(session, viewer)
     if exam_ids is not None and not exam_ids:
         return []
     recent = now - dt.timedelta(seconds=RECENTLY_ENDED_S)
-    q = select(ProctorSession).where(
+    q = select(*_SESSION_COLS).where(
         (ProctorSession.state.in_([s.value for s in ACTIVE]))
         | (ProctorSession.state_changed_at >= recent))
     if exam_ids is not None:
         q = q.where(ProctorSession.exam_id.in_(exam_ids))
-    return list(session.scalars(q.order_by(ProctorSession.id)))
+    return list(session.execute(q.order_by(ProctorSession.id)))
 
 
 def _answered(session: Session, attempt_ids: list[int]) -> dict[int, int]:
-    """Items whose newest save holds an answer, per attempt: one query for all."""
+    """Items whose newest save holds an answer, per attempt: one query for all, counted by the
+    database (one row per attempt, not one per item)."""
     if not attempt_ids:
         return {}
     newest = (select(ResponseSave.attempt_id, ResponseSave.item_version_id,
@@ -190,57 +212,102 @@ def _answered(session: Session, attempt_ids: list[int]) -> dict[int, int]:
               .where(ResponseSave.attempt_id.in_(attempt_ids))
               .group_by(ResponseSave.attempt_id, ResponseSave.item_version_id).subquery())
     rows = session.execute(
-        select(ResponseSave.attempt_id, ResponseSave.value)
+        select(ResponseSave.attempt_id, func.count())
         .join(newest, and_(ResponseSave.attempt_id == newest.c.attempt_id,
-                           ResponseSave.seq == newest.c.seq)))
-    out: dict[int, int] = {}
-    for attempt_id, value in rows:
-        if value not in (None, [], ""):
-            out[attempt_id] = out.get(attempt_id, 0) + 1
-    return out
+                           ResponseSave.seq == newest.c.seq))
+        .where(ResponseSave.value.is_not(None),
+               cast(ResponseSave.value, Text).not_in(_NO_ANSWER))
+        .group_by(ResponseSave.attempt_id))
+    return {attempt_id: n for attempt_id, n in rows}
+
+
+def _flag_summaries(session: Session, ids: list[int]) -> dict[int, dict[str, Any]]:
+    """Per session: how many flags, the worst severity, the newest flag (two queries)."""
+    agg = session.execute(
+        select(Flag.session_id, func.count(), func.max(_SEVERITY_RANK), func.max(Flag.id))
+        .where(Flag.session_id.in_(ids)).group_by(Flag.session_id)).all()
+    if not agg:
+        return {}
+    latest = dict(session.execute(select(Flag.id, Flag.message)
+                                  .where(Flag.id.in_([r[3] for r in agg]))).all())
+    return {sid: {"count": n, "worst": SEVERITY_ORDER[rank] if rank >= 0 else None,
+                  "latest": latest.get(last), "latest_id": last}
+            for sid, n, rank, last in agg}
+
+
+def _camera(ps: Row, pol: ProctoringPolicy | None, last: Row | None,
+            spans: list[Span], now: dt.datetime) -> dict[str, Any] | None:
+    """How long the camera of a running session has been silent, in exam time (computed,
+    nothing written: the flag itself is raised by ``events.record_camera_silence``)."""
+    if pol is None or not pol.snapshot_interval_s or State(ps.state) not in RUNNING or not spans:
+        return None
+    history = History(events=[], snapshots=[last] if last is not None else [], now=now,
+                      running=spans)
+    gap = camera_silences(pol, history)[-1]
+    return {"silent_s": int(gap.seconds), "interval_s": pol.snapshot_interval_s,
+            "limit_s": missing_snapshot_limit_s(pol), "key": gap.key, "flagged": False}
 
 
 def live_sessions(session: Session, viewer: User, now: dt.datetime | None = None) -> list[dict[str, Any]]:
-    """One row per session the viewer may watch, for the console (a fixed number of queries,
-    whatever the number of sessions)."""
+    """One row per session the viewer may watch, for the console: a fixed number of queries
+    (at most 11), each returning at most a row or a few per session, whatever the number of
+    sessions, events, flags or saves."""
     now = now or utcnow()
     sessions = _visible_sessions(session, viewer, now)
     if not sessions:
         return []
     ids = [ps.id for ps in sessions]
     attempt_ids = [ps.attempt_id for ps in sessions if ps.attempt_id]
-    users = {u.id: u for u in session.scalars(select(User).where(
-        User.id.in_({ps.candidate_id for ps in sessions})))}
-    exams = {e.id: e for e in session.scalars(select(Exam).where(
-        Exam.id.in_({ps.exam_id for ps in sessions})))}
-    attempts = {a.id: a for a in session.scalars(select(Attempt).where(Attempt.id.in_(attempt_ids)))} \
-        if attempt_ids else {}
-    events: dict[int, list[ClockEvent]] = {}
+    users = {u.id: u for u in session.execute(select(User.id, User.display_name, User.email)
+                                              .where(User.id.in_({ps.candidate_id for ps in sessions})))}
+    exams = dict(session.execute(select(Exam.id, Exam.code).where(
+        Exam.id.in_({ps.exam_id for ps in sessions}))).all())
+    attempts: dict[int, Row] = {}
+    events: dict[int, list[Row]] = {}
     if attempt_ids:
-        for ev in session.scalars(select(ClockEvent).where(ClockEvent.attempt_id.in_(attempt_ids))):
+        attempts = {a.id: a for a in session.execute(
+            select(Attempt.id, Attempt.item_order, Attempt.position, Attempt.started_at,
+                   Attempt.time_limit_seconds, Attempt.time_multiplier, Attempt.finalized_at)
+            .where(Attempt.id.in_(attempt_ids)))}
+        for ev in session.execute(select(ClockEvent.attempt_id, ClockEvent.id, ClockEvent.kind,
+                                         ClockEvent.seconds, ClockEvent.at)
+                                  .where(ClockEvent.attempt_id.in_(attempt_ids))):
             events.setdefault(ev.attempt_id, []).append(ev)
     answered = _answered(session, attempt_ids)
-    flags: dict[int, list[Flag]] = {}
-    for f in session.scalars(select(Flag).where(Flag.session_id.in_(ids)).order_by(Flag.id)):
-        flags.setdefault(f.session_id, []).append(f)
+    flags = _flag_summaries(session, ids)
     last_snap_ids = select(func.max(Snapshot.id)).where(Snapshot.session_id.in_(ids)) \
         .group_by(Snapshot.session_id)
-    snaps = {s.session_id: s for s in session.scalars(select(Snapshot).where(
-        Snapshot.id.in_(last_snap_ids)))}
+    snaps = {s.session_id: s for s in session.execute(
+        select(Snapshot.session_id, Snapshot.id, Snapshot.image_id, Snapshot.faces,
+               Snapshot.seq, Snapshot.server_at).where(Snapshot.id.in_(last_snap_ids)))}
+    pending = [ps.id for ps in sessions if ps.state == State.IDENTITY_PENDING]
     failing = {}
-    for c in session.scalars(select(IdentityCheck).where(
-            IdentityCheck.session_id.in_(ids), IdentityCheck.outcome.in_(["failed", "error"]),
-            IdentityCheck.by_user_id.is_(None)).order_by(IdentityCheck.id)):
-        failing[c.session_id] = c
+    if pending:
+        for c in session.execute(select(IdentityCheck.session_id, IdentityCheck.verifier,
+                                        IdentityCheck.reason).where(
+                IdentityCheck.session_id.in_(pending),
+                IdentityCheck.outcome.in_(["failed", "error"]),
+                IdentityCheck.by_user_id.is_(None)).order_by(IdentityCheck.id)):
+            failing[c.session_id] = c
+    running = [ps.id for ps in sessions if State(ps.state) in RUNNING]
+    spans: dict[int, list[Row]] = {}
+    if running:
+        for t in session.execute(select(Transition.session_id, Transition.to_state, Transition.at)
+                                 .where(Transition.session_id.in_(running),
+                                        (Transition.to_state == State.IN_PROGRESS.value)
+                                        | (Transition.from_state == State.IN_PROGRESS.value))
+                                 .order_by(Transition.id)):
+            spans.setdefault(t.session_id, []).append(t)
+    policies: dict[Any, ProctoringPolicy | None] = {}
     rows = []
     for ps in sessions:
-        cand, exam = users.get(ps.candidate_id), exams.get(ps.exam_id)
+        cand = users.get(ps.candidate_id)
         attempt = attempts.get(ps.attempt_id) if ps.attempt_id else None
         row: dict[str, Any] = {
             "id": ps.id,
             "candidate": cand.display_name if cand else f"#{ps.candidate_id}",
             "candidate_email": cand.email if cand else "",
-            "exam": exam.code if exam else f"#{ps.exam_id}",
+            "exam": exams.get(ps.exam_id, f"#{ps.exam_id}"),
             "state": ps.state,
             "state_label": LABELS[State(ps.state)],
             "identity": _identity_label(ps, failing.get(ps.id)),
@@ -257,19 +324,42 @@ def live_sessions(session: Session, viewer: User, now: dt.datetime | None = None
         row["connection"] = ("not yet" if seen is None else
                              "online" if (now - seen).total_seconds() <= CONNECTION_LOST_AFTER_S
                              else "lost")
-        fl = flags.get(ps.id, [])
-        levels = [SEVERITY_ORDER.index(f.severity) for f in fl if f.severity in SEVERITY_ORDER]
-        row["flags"] = {"count": len(fl), "worst": SEVERITY_ORDER[max(levels)] if levels else None,
-                        "latest": fl[-1].message if fl else None,
-                        "latest_id": fl[-1].id if fl else None}
+        row["flags"] = flags.get(ps.id) or {"count": 0, "worst": None, "latest": None,
+                                            "latest_id": None}
         snap = snaps.get(ps.id)
         row["snapshot"] = ({"id": snap.id, "image_id": snap.image_id, "faces": snap.faces,
                             "age_s": int((now - snap.server_at).total_seconds())} if snap else None)
+        key = json.dumps(ps.policy, sort_keys=True)
+        if key not in policies:
+            policies[key] = parse_policy(ps.policy)
+        row["camera"] = _camera(ps, policies[key], snap, running_spans(spans.get(ps.id, [])), now)
         rows.append(row)
+    _mark_flagged_silences(session, rows)
     return rows
 
 
-def _identity_label(ps: ProctorSession, failing: IdentityCheck | None) -> str:
+def _mark_flagged_silences(session: Session, rows: list[dict[str, Any]]) -> None:
+    """For cameras silent past the limit, whether that silence is flagged already (a query only
+    when there are such sessions)."""
+    late = {r["id"]: r["camera"] for r in rows
+            if r["camera"] and r["camera"]["silent_s"] > r["camera"]["limit_s"]}
+    if late:
+        stored = {(sid, key) for sid, key in session.execute(select(Flag.session_id, Flag.key).where(
+            Flag.session_id.in_(late), Flag.rule == MISSING_SNAPSHOT_RULE))}
+        for sid, cam in late.items():
+            cam["flagged"] = (sid, cam["key"]) in stored
+    for r in rows:
+        if r["camera"]:
+            del r["camera"]["key"]
+
+
+def unflagged_silences(rows: list[dict[str, Any]]) -> list[int]:
+    """Sessions of :func:`live_sessions` whose camera is silent past the limit, not flagged yet."""
+    return [r["id"] for r in rows if r.get("camera") and not r["camera"]["flagged"]
+            and r["camera"]["silent_s"] > r["camera"]["limit_s"]]
+
+
+def _identity_label(ps: Row, failing: Row | None) -> str:
     state = State(ps.state)
     if state == State.CREATED:
         return "not submitted"

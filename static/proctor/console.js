@@ -12,6 +12,7 @@ const pollMs = Number(table.dataset.pollMs || 3000);
 const initial = JSON.parse(document.getElementById("console-data").textContent);
 
 const known = new Map();   // id -> last row
+const rowEls = new Map();  // id -> {tr, cells: {col: td}, frame, silence}: no DOM search per poll
 let current = null;        // the row the dialog acts on
 let first = true;
 
@@ -53,13 +54,20 @@ function buildRow(r) {
   const exam = document.createElement("td");
   exam.textContent = r.exam;
   tr.append(th, exam);
+  const cells = {};
   for (const c of COLS) {
     const td = document.createElement("td");
     td.dataset.col = c;
     tr.appendChild(td);
+    cells[c] = td;
   }
   const snap = document.createElement("td");
   snap.dataset.col = "snapshot";
+  const frame = document.createElement("span");   // the thumbnail, replaced when a new one comes
+  frame.dataset.part = "frame";
+  const silence = document.createElement("span");  // "no snapshot for 03:10" when the camera is silent
+  silence.dataset.part = "silence";
+  snap.append(frame, silence);
   const act = document.createElement("td");
   const button = document.createElement("button");
   button.type = "button";
@@ -69,30 +77,42 @@ function buildRow(r) {
   button.addEventListener("click", () => openDialog(Number(tr.dataset.id), button));
   act.appendChild(button);
   tr.append(snap, act);
-  return tr;
+  return { tr, cells, frame, silence };
 }
 
-function updateRow(tr, r) {
-  const cells = cellsFor(r);
+function updateRow(el, r) {
+  const { tr, frame, silence } = el;
+  const texts = cellsFor(r);
   for (const c of COLS) {
-    const td = tr.querySelector(`[data-col="${c}"]`);
-    if (td.textContent !== cells[c]) td.textContent = cells[c];
+    const td = el.cells[c];
+    if (td.textContent !== texts[c]) td.textContent = texts[c];
   }
-  tr.className = [r.paused ? "is-paused" : "", r.flags.worst ? `sev-${r.flags.worst}` : "",
+  const cls = [r.paused ? "is-paused" : "", r.flags.worst ? `sev-${r.flags.worst}` : "",
     r.connection === "lost" ? "conn-lost" : "", `state-${r.state}`].join(" ").trim();
-  const snapTd = tr.querySelector('[data-col="snapshot"]');
+  if (tr.className !== cls) tr.className = cls;
   const snapKey = r.snapshot ? String(r.snapshot.id) : "";
-  if (snapTd.dataset.key !== snapKey) {
-    snapTd.dataset.key = snapKey;
-    snapTd.textContent = "";
+  if (frame.dataset.key !== snapKey) {
+    frame.dataset.key = snapKey;
+    frame.textContent = "";
     if (r.snapshot) {
       const img = document.createElement("img");
       img.src = urlFor(table.dataset.imageUrl, r.snapshot.image_id);
-      img.width = 80; img.height = 60; img.loading = "lazy";
+      img.width = 80; img.height = 60; img.loading = "lazy"; img.decoding = "async";
       img.alt = `Snapshot: ${r.snapshot.faces === null ? "not analysed" : r.snapshot.faces + " face(s)"}`;
-      snapTd.appendChild(img);
+      frame.appendChild(img);
     }
   }
+  const text = silenceText(r.camera);
+  if (silence.textContent !== text) silence.textContent = text;
+  const late = Boolean(r.camera && r.camera.silent_s > r.camera.limit_s);
+  if (silence.classList.contains("camera-late") !== late) silence.classList.toggle("camera-late", late);
+}
+
+// The camera is expected every interval_s; say so once a snapshot is clearly overdue (one
+// interval late), before the rule's limit (limit_s) raises a flag.
+function silenceText(cam) {
+  if (!cam || cam.silent_s < 2 * cam.interval_s) return "";
+  return `no snapshot for ${fmtTime(cam.silent_s)}`;
 }
 
 function announce(text) {
@@ -103,26 +123,28 @@ function announce(text) {
 function render(data) {
   const news = [];
   const seen = new Set();
+  const fresh = document.createDocumentFragment();  // new rows go in at once: one layout
   for (const r of data.sessions) {
     seen.add(r.id);
-    let tr = tbody.querySelector(`tr[data-id="${r.id}"]`);
+    let el = rowEls.get(r.id);
     const before = known.get(r.id);
-    if (!tr || !tr.querySelector("[data-col]")) {
-      const fresh = buildRow(r);
-      if (tr) tr.replaceWith(fresh); else tbody.appendChild(fresh);
-      tr = fresh;
+    if (!el) {
+      el = buildRow(r);
+      rowEls.set(r.id, el);
+      fresh.appendChild(el.tr);
       if (!first && !before) news.push(`New session: ${r.candidate} (${r.exam}).`);
     }
     if (!first && before) {
       if (r.flags.latest_id && r.flags.latest_id !== before.flags.latest_id) news.push(`New flag for ${r.candidate}: ${r.flags.latest}.`);
       if (r.state === "identity_pending" && before.state !== "identity_pending") news.push(`${r.candidate} sent the identity photos.`);
     }
-    updateRow(tr, r);
+    updateRow(el, r);
     known.set(r.id, r);
     if (current && current.id === r.id) { current = r; refreshDialog(); }
   }
-  for (const tr of [...tbody.querySelectorAll("tr")]) {
-    if (!seen.has(Number(tr.dataset.id))) { tr.remove(); known.delete(Number(tr.dataset.id)); }
+  tbody.appendChild(fresh);
+  for (const [id, el] of rowEls) {
+    if (!seen.has(id)) { el.tr.remove(); rowEls.delete(id); known.delete(id); }
   }
   document.getElementById("console-count").textContent = String(data.sessions.length);
   document.getElementById("console-empty").hidden = data.sessions.length > 0;

@@ -4,7 +4,14 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from proctoring.flags import History, evaluate, risk_score
+from proctoring.flags import (
+    History,
+    camera_silences,
+    evaluate,
+    risk_score,
+    running_spans,
+    snapshots_missing,
+)
 from proctoring.policy import ProctoringPolicy, parse_policy
 
 T0 = dt.datetime(2026, 3, 1, 9, 0, tzinfo=dt.UTC)
@@ -22,6 +29,7 @@ class Ev:
 class Snap:
     seq: int
     faces: int | None
+    server_at: dt.datetime = T0
 
 
 @dataclass
@@ -111,6 +119,89 @@ def test_policy_parsing_names_the_bad_field():
     assert parse_policy({"identity": ["face_count", "acme"]}).identity == ("face_count", "acme")
     for bad, field in (({"identity": "retina"}, "identity"), ({"review": "sometimes"}, "review"),
                        ({"fullscreen": "yes"}, "fullscreen"), ({"snapshot_interval_s": 2}, "snapshot_interval_s"),
-                       ({"max_focus_losses": -1}, "max_focus_losses")):
+                       ({"max_focus_losses": -1}, "max_focus_losses"),
+                       ({"missing_snapshot_intervals": 0}, "missing_snapshot_intervals")):
         with pytest.raises(PolicyError, match=field):
             parse_policy(bad)
+
+
+# ---------------------------------------------------------------- a camera gone silent
+
+
+@dataclass
+class Tr:
+    to_state: str
+    at: dt.datetime
+
+
+def at(s: float) -> dt.datetime:
+    return T0 + dt.timedelta(seconds=s)
+
+
+def snaps(*seconds: float) -> list[Snap]:
+    return [Snap(i + 1, 1, at(s)) for i, s in enumerate(seconds)]
+
+
+CAM = ProctoringPolicy(snapshot_interval_s=30, missing_snapshot_intervals=3)  # limit: 90 s
+STARTED = [(T0, None)]
+
+
+def missing(history: History, policy: ProctoringPolicy = CAM) -> list[tuple[str, str]]:
+    return [(f.key, f.severity) for f in snapshots_missing(policy, history)]
+
+
+def test_running_spans_leave_out_pauses_and_end_at_submission():
+    trs = [Tr("identity_pending", at(-60)), Tr("admitted", at(-30)), Tr("in_progress", at(0)),
+           Tr("paused", at(100)), Tr("in_progress", at(400)), Tr("submitted", at(1000))]
+    assert running_spans(trs) == [(at(0), at(100)), (at(400), at(1000))]
+    assert running_spans(trs[:5]) == [(at(0), at(100)), (at(400), None)]
+    assert running_spans(trs[:2]) == []
+
+
+def test_no_snapshot_since_the_start_is_flagged_once_past_the_limit():
+    assert missing(History([], [], at(90), STARTED)) == []
+    found = list(snapshots_missing(CAM, History([], [], at(95), STARTED)))
+    assert [(f.rule, f.key, f.severity) for f in found] == [("snapshot_missing", "start", "medium")]
+    assert "no camera snapshot received for 95 s" in found[0].message
+    # later evaluations find the same (rule, key): stored once
+    assert missing(History([], [], at(900), STARTED)) == [("start", "medium")]
+
+
+def test_regular_snapshots_raise_nothing():
+    regular = snaps(*range(2, 600, 30))
+    assert missing(History([], regular, at(610), STARTED)) == []
+    # even a limit of one interval (a snapshot arrives late by up to an interval)
+    one = ProctoringPolicy(snapshot_interval_s=30, missing_snapshot_intervals=1)
+    assert missing(History([], regular, at(600), STARTED), one) == []
+    assert missing(History([], regular, at(610), STARTED), one) == [("after-s20", "medium")]
+
+
+def test_each_silent_stretch_is_its_own_flag():
+    # snapshots at 10 and 20 s, none from 20 s to 200 s, then 200 and 230 s, then silence
+    history = History([], snaps(10, 20, 200, 230), at(400), STARTED)
+    assert missing(history) == [("after-s2", "medium"), ("after-s4", "medium")]
+    gaps = camera_silences(CAM, history)
+    assert [(g.after_seq, round(g.seconds), g.ongoing) for g in gaps] == [
+        (None, 10, False), (1, 10, False), (2, 180, False), (3, 30, False), (4, 170, True)]
+
+
+def test_paused_time_does_not_count_and_the_exam_end_stops_the_clock():
+    spans = [(T0, at(60)), (at(600), at(620))]  # paused from 60 to 600, submitted at 620
+    assert missing(History([], [], at(5000), spans)) == []  # 60 + 20 s of exam time
+    assert missing(History([], [], at(5000), [(T0, at(60)), (at(600), at(640))])) == [
+        ("start", "medium")]  # 60 + 40 s
+
+
+def test_no_snapshot_rule_without_snapshots_or_before_the_exam():
+    off = ProctoringPolicy(snapshot_interval_s=0)
+    assert missing(History([], [], at(5000), STARTED), off) == []
+    assert missing(History([], [], at(5000), [])) == []
+    assert missing(History([], [], at(5000))) == []  # no spans known: the rule says nothing
+
+
+def test_the_limit_is_configurable_per_exam():
+    history = History([], snaps(0), at(200), STARTED)
+    assert missing(history, ProctoringPolicy(snapshot_interval_s=30, missing_snapshot_intervals=10)) == []
+    assert missing(history, ProctoringPolicy(snapshot_interval_s=60)) == [("after-s1", "medium")]
+    assert parse_policy({"snapshot_interval_s": 20}).missing_snapshot_intervals == 3
+    assert parse_policy({"missing_snapshot_intervals": 5}).missing_snapshot_intervals == 5

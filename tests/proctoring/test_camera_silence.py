@@ -1,0 +1,177 @@
+"""Integration: a camera that stops sending snapshots is flagged once, by whichever comes first:
+the page's pings, the console's poll, ``microcred proctoring sweep`` or the submission; a
+camera that keeps sending is never flagged. On SQLite and PostgreSQL, with time moved forward
+(``now=`` for the services, the modules' clock patched for the views and the command)."""
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import func, select
+
+from assessment.delivery import service as delivery
+from proctoring import events, wiring  # noqa: F401 - wiring connects the signal receivers
+from proctoring.flags import MISSING_SNAPSHOT_RULE
+from proctoring.models import Flag
+from proctoring.sessions import get_session, session_for_attempt
+
+# the proctored fixture's policy: a snapshot every 30 s; flagged after 3 intervals (90 s)
+LIMIT_S = 90
+
+
+def _started(db, proctored, code="P-CAM"):
+    ns = proctored({"identity": "none", "fullscreen": False}, code=code)
+    ps, attempt = _start(db, ns.candidate, ns.exam)
+    return ns, ps, attempt, ps.state_changed_at
+
+
+def _start(db, candidate, exam):
+    attempt = delivery.start_attempt(db, candidate, exam, agreed=True)
+    db.commit()
+    ps = session_for_attempt(db, attempt.id)
+    assert ps.state == "in_progress"
+    return ps, attempt
+
+
+def _silence_flags(db, ps) -> list[Flag]:
+    db.commit()  # end the read transaction: see what the app or the command wrote since
+    return list(db.scalars(select(Flag).where(Flag.session_id == ps.id,
+                                              Flag.rule == MISSING_SNAPSHOT_RULE)))
+
+
+def _ping(db, ps, when: dt.datetime) -> list[str]:
+    locked = get_session(db, ps.id, lock=True)
+    out = events.ingest_events(db, locked, [], now=when)
+    db.commit()
+    return out["flags"]
+
+
+def _snapshot(db, ps, vault, jpeg, seq: int, when: dt.datetime) -> None:
+    locked = get_session(db, ps.id, lock=True)
+    events.record_snapshot(db, locked, vault, seq=seq, image=jpeg, now=when)
+    db.commit()
+
+
+def _page_that_works(db, ps, vault, jpeg, t0: dt.datetime, until_s: int) -> None:
+    """A page pinging every 15 s and sending a snapshot every 30 s (2 s after the start)."""
+    seq = 0
+    for s in range(0, until_s, 15):
+        if s % 30 == 0:
+            seq += 1
+            _snapshot(db, ps, vault, jpeg, seq, t0 + dt.timedelta(seconds=s + 2))
+        _ping(db, ps, t0 + dt.timedelta(seconds=s + 5))
+
+
+def test_pings_flag_a_silent_camera_exactly_once(db, proctored, vault, face_jpeg):
+    _ns, ps, _attempt, t0 = _started(db, proctored)
+    assert _ping(db, ps, t0 + dt.timedelta(seconds=LIMIT_S - 5)) == []
+    said = _ping(db, ps, t0 + dt.timedelta(seconds=LIMIT_S + 5))
+    assert said == [("no camera snapshot received for 95 s since the exam started, and still "
+                     "none (one expected every 30 s)")]
+    for later in (120, 300, 900):
+        assert _ping(db, ps, t0 + dt.timedelta(seconds=later)) == []
+    (flag,) = _silence_flags(db, ps)
+    assert (flag.key, flag.severity) == ("start", "medium")
+    db.refresh(ps)
+    assert ps.risk_score == 3
+
+
+def test_a_camera_that_keeps_sending_is_not_flagged(db, proctored, vault, face_jpeg):
+    _ns, ps, _attempt, t0 = _started(db, proctored)
+    _page_that_works(db, ps, vault, face_jpeg, t0, 180)
+    assert _silence_flags(db, ps) == []
+    # it stops: 90 s of exam time after the last snapshot (at 152 s) the next ping flags it
+    assert _ping(db, ps, t0 + dt.timedelta(seconds=152 + LIMIT_S - 1)) == []
+    assert _ping(db, ps, t0 + dt.timedelta(seconds=152 + LIMIT_S + 3))
+    assert [f.key for f in _silence_flags(db, ps)] == ["after-s6"]
+
+
+def test_a_closed_page_is_flagged_at_submission(db, proctored, make_user, vault, face_jpeg,
+                                                monkeypatch):
+    """Nothing arrives at all (no ping, no snapshot); the rules' last run at submission counts
+    the silence up to the submission."""
+    import proctoring.review
+    import proctoring.sessions
+
+    ns, ps, attempt, t0 = _started(db, proctored)
+    ps2, attempt2 = _start(db, make_user("candidate"), ns.exam)
+    _page_that_works(db, ps2, vault, face_jpeg, ps2.state_changed_at, 120)
+    end = ps2.state_changed_at + dt.timedelta(seconds=130)
+    monkeypatch.setattr(proctoring.sessions, "utcnow", lambda: end)
+    monkeypatch.setattr(proctoring.review, "utcnow", lambda: end)
+    for a in (attempt, attempt2):
+        delivery.submit_attempt(db, delivery.get_attempt(db, a.id, lock=True), now=end)
+        db.commit()
+    (flag,) = _silence_flags(db, ps)
+    assert flag.key == "start" and "still none" not in flag.message
+    assert f"for {round((end - t0).total_seconds())} s since the exam started" in flag.message
+    db.refresh(ps)
+    db.refresh(ps2)
+    assert (ps.state, ps2.state) == ("in_review", "cleared")
+    assert _silence_flags(db, ps2) == []
+    # events arriving after submission (an offline queue) run the rules again: still one flag
+    late = get_session(db, ps.id, lock=True)
+    events.ingest_events(db, late, [events.EventIn(1, "online", None, {})],
+                         now=end + dt.timedelta(hours=1))
+    db.commit()
+    assert len(_silence_flags(db, ps)) == 1
+
+
+@pytest.fixture
+def proctor_client(app, signin):
+    def make(user):
+        client = app.test_client()
+        signin(client, user)
+        return client
+
+    return make
+
+
+def test_the_console_poll_flags_a_silent_camera_once(db, proctored, make_user, vault, face_jpeg,
+                                                    proctor_client, monkeypatch):
+    import proctoring.console
+
+    ns, silent, _a, t0 = _started(db, proctored)
+    working, _a2 = _start(db, make_user("candidate"), ns.exam)
+    _page_that_works(db, working, vault, face_jpeg, t0, 130)
+    now = t0 + dt.timedelta(seconds=130)
+    monkeypatch.setattr(proctoring.console, "utcnow", lambda: now)
+    before = db.scalar(select(func.count()).select_from(Flag))
+
+    proctor = proctor_client(ns.proctor)
+    rows = {r["id"]: r for r in proctor.get("/api/proctoring/console").json["sessions"]}
+    assert rows[silent.id]["camera"] == {"silent_s": 130, "interval_s": 30, "limit_s": LIMIT_S,
+                                         "flagged": True}
+    # the same poll shows the flag it raised
+    assert rows[silent.id]["flags"]["count"] == 1 and rows[silent.id]["risk"] == 3
+    assert "no camera snapshot received for 130 s" in rows[silent.id]["flags"]["latest"]
+    assert rows[working.id]["camera"]["silent_s"] < 30
+    assert rows[working.id]["flags"]["count"] == 0
+
+    for client in (proctor, proctor_client(ns.admin), proctor):
+        assert client.get("/api/proctoring/console").status_code == 200
+    assert len(_silence_flags(db, silent)) == 1
+    assert _silence_flags(db, working) == []
+    db.commit()
+    assert db.scalar(select(func.count()).select_from(Flag)) == before + 1
+
+
+def test_sweep_command_flags_silent_cameras(db, proctored, settings, monkeypatch):
+    import proctoring.events
+    from assessment.cli import main
+
+    _ns, ps, _attempt, t0 = _started(db, proctored)
+    monkeypatch.setenv("MICROCRED_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("MICROCRED_INSTANCE_DIR", str(settings.instance_dir))
+    early = CliRunner().invoke(main, ["proctoring", "sweep"])
+    assert early.exit_code == 0, early.output
+    assert early.output.endswith("0 new flag(s)\n")
+    monkeypatch.setattr(proctoring.events, "utcnow", lambda: t0 + dt.timedelta(seconds=150))
+    swept = CliRunner().invoke(main, ["proctoring", "sweep"])
+    assert swept.exit_code == 0, swept.output
+    assert "no camera snapshot received for 150 s" in swept.output
+    assert swept.output.endswith("1 new flag(s)\n")
+    again = CliRunner().invoke(main, ["proctoring", "sweep"])
+    assert again.output.endswith("0 new flag(s)\n")
+    assert len(_silence_flags(db, ps)) == 1
