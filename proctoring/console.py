@@ -23,6 +23,7 @@ from proctoring import actions, events, identity, review
 from proctoring.assignments import assign, assignments, exam_ids_for, require_access, unassign
 from proctoring.errors import Invalid, NotFound
 from proctoring.events import flags_of, snapshots_of
+from proctoring.flags import SEVERITY_ORDER
 from proctoring.images import ImageGone
 from proctoring.models import ProctorSession, StoredImage
 from proctoring.sessions import get_session, policy
@@ -61,35 +62,44 @@ def api_console():
     now = utcnow()
     rows = live_sessions(db_session(), current_user, now)
     silent = unflagged_silences(rows)[:MAX_SILENCE_FLAGS_PER_POLL]
-    if silent and _flag_silent_cameras(silent, now):
-        db_session().rollback()  # end the read snapshot, so the new flags show at once
-        rows = live_sessions(db_session(), current_user, now)
+    if silent:
+        _flag_silent_cameras(rows, silent, now)
     return {"server_now": now.isoformat(), "sessions": rows}
 
 
-def _flag_silent_cameras(session_ids: list[int], now: Any) -> bool:
-    """Raise the missing-snapshot flag of sessions whose camera the poll found silent too long.
+def _flag_silent_cameras(rows: list[dict[str, Any]], session_ids: list[int], now: Any) -> None:
+    """Raise the missing-snapshot flag of sessions whose camera the poll found silent too long,
+    and show it in this poll's rows.
 
     A closed page sends nothing that would run the rules, so the console, which already reads
     every running session, records it. The poll is a read, and stays one: this opens a short
     write transaction only for sessions that crossed the limit and are not flagged yet (once
-    per silent stretch, whatever the number of proctors polling: each session row is locked
+    per silent stretch, whatever the number of proctors polling: the session rows are locked
     and the rule re-checked inside). Failure (e.g. the database busy) costs only this poll's
     attempt; the next poll, the page's pings or the sweep try again."""
     write = _write_session()
     try:
-        raised = []
-        for sid in session_ids:
-            ps = get_session(write, sid, lock=True)
-            raised += events.record_camera_silence(write, ps, now=now)
+        locked = events.lock_sessions(write, session_ids)
+        raised = events.record_camera_silences(write, locked, now=now)
+        risk = {ps.id: ps.risk_score for ps in locked}
         write.commit()
-        return bool(raised)
     except SQLAlchemyError:  # the poll answers even when the write could not be made
         write.rollback()
         log.warning("could not record silent cameras of sessions %s", session_ids, exc_info=True)
-        return False
+        return
     finally:
         write.close()
+    for row in rows:
+        new = raised.get(row["id"])
+        if not new:
+            continue
+        fl = row["flags"]
+        worst = max([fl["worst"], *(f.severity for f in new)],
+                    key=lambda s: SEVERITY_ORDER.index(s) if s in SEVERITY_ORDER else -1)
+        row["flags"] = {"count": fl["count"] + len(new), "worst": worst,
+                        "latest": new[-1].message, "latest_id": new[-1].id}
+        row["risk"] = risk[row["id"]]
+        row["camera"]["flagged"] = True
 
 
 # ---------------------------------------------------------------- one session

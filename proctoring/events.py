@@ -204,9 +204,7 @@ def raise_flags(session: Session, ps: ProctorSession, specs: list[hooks.FlagSpec
         if (spec.rule, spec.key) in have:
             continue
         have.add((spec.rule, spec.key))
-        flag = Flag(session_id=ps.id, rule=spec.rule[:64], key=spec.key[:64],
-                    severity=spec.severity, points=points(spec.severity),
-                    message=spec.message[:2000], source=spec.source[:64], at=now)
+        flag = _flag(ps.id, spec, now)
         session.add(flag)
         new.append(flag)
     if new:
@@ -216,6 +214,12 @@ def raise_flags(session: Session, ps: ProctorSession, specs: list[hooks.FlagSpec
                         .values(risk_score=score).execution_options(synchronize_session=False))
         ps.risk_score = score
     return new
+
+
+def _flag(session_id: int, spec: hooks.FlagSpec, now: dt.datetime) -> Flag:
+    return Flag(session_id=session_id, rule=spec.rule[:64], key=spec.key[:64],
+                severity=spec.severity, points=points(spec.severity),
+                message=spec.message[:2000], source=spec.source[:64], at=now)
 
 
 def apply_rules(session: Session, ps: ProctorSession, *, now: dt.datetime | None = None,
@@ -229,21 +233,68 @@ def apply_rules(session: Session, ps: ProctorSession, *, now: dt.datetime | None
 
 def record_camera_silence(session: Session, ps: ProctorSession, *,
                           now: dt.datetime | None = None) -> list[Flag]:
-    """Flag a camera that has sent no snapshot for too long (``flags.snapshots_missing``),
-    for a session in progress or paused. Cheaper than :func:`apply_rules` (no events read):
-    it runs on the page's pings and when the console's poll sees a silent camera, because a
-    closed page sends nothing that would run the rules (``microcred proctoring sweep`` runs
-    them all). The caller holds the session row's lock (``get_session(..., lock=True)``), so two
-    callers store the flag once."""
+    """Flag the camera of one session if it has sent no snapshot for too long (see
+    :func:`record_camera_silences`); the caller holds the session row's lock."""
+    return record_camera_silences(session, [ps], now=now).get(ps.id, [])
+
+
+def lock_sessions(session: Session, ids: list[int]) -> list[ProctorSession]:
+    """The sessions, their rows locked (in id order, so two lockers never deadlock)."""
+    return list(session.scalars(select(ProctorSession).where(ProctorSession.id.in_(ids))
+                                .order_by(ProctorSession.id).with_for_update()))
+
+
+def record_camera_silences(session: Session, sessions: list[ProctorSession], *,
+                           now: dt.datetime | None = None) -> dict[int, list[Flag]]:
+    """Flag cameras that have sent no snapshot for too long (``flags.snapshots_missing``), in
+    sessions in progress or paused; returns the new flags by session id.
+
+    Cheaper than :func:`apply_rules` (no events read) and a fixed number of queries for any
+    number of sessions: it runs on the page's pings and when the console's poll sees silent
+    cameras (maybe many at once), because a closed page sends nothing that would run the
+    rules (``microcred proctoring sweep`` runs them all). The caller holds the rows' locks
+    (:func:`lock_sessions`), so two callers store a flag once."""
     now = now or utcnow()
-    pol = policy(ps)
-    if not pol.snapshot_interval_s or State(ps.state) not in RUNNING:
-        return []
-    snaps = session.execute(select(Snapshot.seq, Snapshot.faces, Snapshot.server_at)
-                            .where(Snapshot.session_id == ps.id)).all()
-    history = History(events=[], snapshots=snaps, now=now, running=running_of(session, ps))
-    specs = list(snapshots_missing(pol, history))
-    return raise_flags(session, ps, specs, now=now) if specs else []
+    watch = {}
+    for ps in sessions:
+        pol = policy(ps)
+        if pol.snapshot_interval_s and State(ps.state) in RUNNING:
+            watch[ps.id] = (ps, pol)
+    if not watch:
+        return {}
+    snaps: dict[int, list[Any]] = {}
+    for r in session.execute(select(Snapshot.session_id, Snapshot.seq, Snapshot.faces,
+                                    Snapshot.server_at).where(Snapshot.session_id.in_(watch))):
+        snaps.setdefault(r.session_id, []).append(r)
+    transitions: dict[int, list[Any]] = {}
+    for r in session.execute(_running_transitions(watch)):
+        transitions.setdefault(r.session_id, []).append(r)
+    specs = {}
+    for sid, (_ps, pol) in watch.items():
+        history = History(events=[], snapshots=snaps.get(sid, []), now=now,
+                          running=running_spans(transitions.get(sid, [])))
+        found = list(snapshots_missing(pol, history))
+        if found:
+            specs[sid] = found
+    if not specs:
+        return {}
+    stored: dict[int, list[Any]] = {}
+    for r in session.execute(select(Flag.session_id, Flag.rule, Flag.key, Flag.points)
+                             .where(Flag.session_id.in_(specs))):
+        stored.setdefault(r.session_id, []).append(r)
+    out: dict[int, list[Flag]] = {}
+    for sid, found in specs.items():
+        have = {(f.rule, f.key) for f in stored.get(sid, [])}
+        for spec in found:
+            if (spec.rule, spec.key) not in have:
+                have.add((spec.rule, spec.key))
+                out.setdefault(sid, []).append(_flag(sid, spec, now))
+    if out:
+        session.add_all([f for new in out.values() for f in new])
+        for sid, new in out.items():
+            watch[sid][0].risk_score = risk_score([*stored.get(sid, []), *new])
+        session.flush()  # the flags, and the scores (one executemany UPDATE)
+    return out
 
 
 def running_session_ids(session: Session) -> list[int]:
@@ -254,12 +305,16 @@ def running_session_ids(session: Session) -> list[int]:
 
 def running_of(session: Session, ps: ProctorSession) -> list[tuple[dt.datetime, dt.datetime | None]]:
     """The spans the session spent in progress (``flags.running_spans``)."""
-    return running_spans(session.execute(
-        select(Transition.to_state, Transition.at)
-        .where(Transition.session_id == ps.id,
-               (Transition.to_state == State.IN_PROGRESS.value)
-               | (Transition.from_state == State.IN_PROGRESS.value))
-        .order_by(Transition.id)).all())
+    return running_spans(session.execute(_running_transitions([ps.id])).all())
+
+
+def _running_transitions(ids: Any) -> Any:
+    """The transitions into and out of ``in_progress`` of these sessions, in order."""
+    return (select(Transition.session_id, Transition.to_state, Transition.at)
+            .where(Transition.session_id.in_(list(ids)),
+                   (Transition.to_state == State.IN_PROGRESS.value)
+                   | (Transition.from_state == State.IN_PROGRESS.value))
+            .order_by(Transition.id))
 
 
 def events_of(session: Session, ps: ProctorSession) -> list[IntegrityEvent]:

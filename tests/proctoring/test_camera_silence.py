@@ -133,28 +133,40 @@ def test_the_console_poll_flags_a_silent_camera_once(db, proctored, make_user, v
     import proctoring.console
 
     ns, silent, _a, t0 = _started(db, proctored)
-    working, _a2 = _start(db, make_user("candidate"), ns.exam)
+    silent2, _a2 = _start(db, make_user("candidate"), ns.exam)
+    silent3, _a4 = _start(db, make_user("candidate"), ns.exam)
+    working, _a3 = _start(db, make_user("candidate"), ns.exam)
     _page_that_works(db, working, vault, face_jpeg, t0, 130)
     now = t0 + dt.timedelta(seconds=130)
     monkeypatch.setattr(proctoring.console, "utcnow", lambda: now)
+    monkeypatch.setattr(proctoring.console, "MAX_SILENCE_FLAGS_PER_POLL", 2)
     before = db.scalar(select(func.count()).select_from(Flag))
 
     proctor = proctor_client(ns.proctor)
     rows = {r["id"]: r for r in proctor.get("/api/proctoring/console").json["sessions"]}
-    assert rows[silent.id]["camera"] == {"silent_s": 130, "interval_s": 30, "limit_s": LIMIT_S,
-                                         "flagged": True}
-    # the same poll shows the flag it raised
-    assert rows[silent.id]["flags"]["count"] == 1 and rows[silent.id]["risk"] == 3
-    assert "no camera snapshot received for 130 s" in rows[silent.id]["flags"]["latest"]
+    for ps in (silent, silent2):
+        silent_s = (now - ps.state_changed_at).total_seconds()
+        assert rows[ps.id]["camera"] == {"silent_s": int(silent_s), "interval_s": 30,
+                                         "limit_s": LIMIT_S, "flagged": True}
+        # the same poll shows the flag it raised
+        assert rows[ps.id]["flags"]["count"] == 1 and rows[ps.id]["risk"] == 3
+        assert (f"no camera snapshot received for {silent_s:.0f} s"
+                in rows[ps.id]["flags"]["latest"])
     assert rows[working.id]["camera"]["silent_s"] < 30
     assert rows[working.id]["flags"]["count"] == 0
+    # two silent cameras flagged per poll here: the third waits for the next poll
+    assert rows[silent3.id]["camera"]["flagged"] is False
+    assert rows[silent3.id]["flags"]["count"] == 0
 
     for client in (proctor, proctor_client(ns.admin), proctor):
         assert client.get("/api/proctoring/console").status_code == 200
-    assert len(_silence_flags(db, silent)) == 1
+    for ps in (silent, silent2, silent3):
+        assert len(_silence_flags(db, ps)) == 1
+        db.refresh(ps)
+        assert ps.risk_score == 3
     assert _silence_flags(db, working) == []
     db.commit()
-    assert db.scalar(select(func.count()).select_from(Flag)) == before + 1
+    assert db.scalar(select(func.count()).select_from(Flag)) == before + 3
 
 
 def test_sweep_command_flags_silent_cameras(db, proctored, settings, monkeypatch):
