@@ -473,7 +473,8 @@ def test_json_post_without_csrf_header_is_refused_with_json(client, make_user, s
     started = client.post(f"/exams/{demo_exam.code}/start", data={"agree": "yes",
                                                                   "csrf_token": token})
     attempt_id = int(started.headers["Location"].rsplit("/", 1)[1])
-    item = client.get(f"/api/attempts/{attempt_id}/state").json["items"][0]
+    items = client.get(f"/api/attempts/{attempt_id}/state").json["items"]
+    item = next(i for i in items if i["type"] == "single_choice")  # the order is shuffled
     body = {"saves": [{"seq": 1, "item": item["id"], "value": "B"}], "position": 0}
     for headers in ({}, {"X-CSRFToken": "forged"}):
         resp = client.post(f"/api/attempts/{attempt_id}/saves", json=body, headers=headers)
