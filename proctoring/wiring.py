@@ -250,7 +250,7 @@ def _camera(ps: Row, pol: ProctoringPolicy | None, last: Row | None,
 
 def live_sessions(session: Session, viewer: User, now: dt.datetime | None = None) -> list[dict[str, Any]]:
     """One row per session the viewer may watch, for the console: a fixed number of queries
-    (at most 11), each returning at most a row or a few per session, whatever the number of
+    (at most 13), each returning at most a row or a few per session, whatever the number of
     sessions, events, flags or saves."""
     now = now or utcnow()
     sessions = _visible_sessions(session, viewer, now)
