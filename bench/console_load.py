@@ -55,6 +55,7 @@ import os
 import random
 import re
 import secrets
+import shutil
 import statistics
 import sys
 import tempfile
@@ -617,6 +618,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result))
     finally:
         bench_db.drop()
+        shutil.rmtree(workdir, ignore_errors=True)
     return 0
 
 
