@@ -20,7 +20,7 @@ PLUGGED_CLIS = ("psychometrics.cli", "proctoring.cli", "credentials.cli")
 class _Group(click.Group):
     """Turns a bad ``MICROCRED_*`` setting into a one-line error instead of a traceback."""
 
-    def invoke(self, ctx: click.Context):  # noqa: ANN201
+    def invoke(self, ctx: click.Context):
         from assessment.config import ConfigError
 
         try:
@@ -34,7 +34,7 @@ def main() -> None:
     pass
 
 
-def _database(settings: Settings):  # noqa: ANN202
+def _database(settings: Settings):
     from assessment.database import Database
     from assessment.models import load_all
 
@@ -119,7 +119,7 @@ def serve(host: str, port: int, workers: int | None, threads: int, sweep_every: 
             self.cfg.set("timeout", 60)
             self.cfg.set("when_ready", lambda arbiter: _start_sweeper(sweep_every))
 
-        def load(self):  # noqa: ANN202
+        def load(self):
             from assessment.wsgi import app
 
             return app
@@ -134,6 +134,7 @@ def _start_sweeper(every: int) -> None:
 
     def loop() -> None:
         from assessment.delivery.service import sweep
+        from proctoring.events import sweep_rules
 
         settings = Settings.from_env()
         db = _database(settings)
@@ -143,9 +144,12 @@ def _start_sweeper(every: int) -> None:
                 with db.session() as session:
                     done = sweep(session, grace_seconds=settings.save_grace_seconds)
                     session.commit()
+                    flags = sweep_rules(session)  # a closed page sends nothing to flag it
                 if done:
                     print(f"sweep: finalized attempts {done}", file=sys.stderr, flush=True)
-            except Exception as exc:  # keep sweeping after a passing database error
+                if flags:
+                    print(f"sweep: {len(flags)} new proctoring flag(s)", file=sys.stderr, flush=True)
+            except Exception as exc:  # noqa: BLE001 - keep sweeping after a passing database error
                 print(f"sweep failed: {exc}", file=sys.stderr, flush=True)
 
     threading.Thread(target=loop, name="microcred-sweeper", daemon=True).start()
@@ -153,15 +157,20 @@ def _start_sweeper(every: int) -> None:
 
 @main.command()
 def sweep() -> None:
-    """Finalize every attempt whose time has run out (answers saved in time are scored)."""
+    """Finalize every attempt whose time has run out (answers saved in time are scored), and run
+    the time-dependent proctoring rules (e.g. a camera that stopped sending snapshots)."""
     from assessment.delivery.service import sweep as run_sweep
+    from proctoring.events import sweep_rules
 
     settings = Settings.from_env()
     _require_migrated(settings)
     with _database(settings).session() as session:
         done = run_sweep(session, grace_seconds=settings.save_grace_seconds)
         session.commit()
+        flags = sweep_rules(session)
     click.echo(f"finalized {len(done)} attempt(s){': ' + ', '.join(map(str, done)) if done else ''}")
+    if flags:
+        click.echo(f"{len(flags)} new proctoring flag(s)")
 
 
 @main.group()

@@ -116,21 +116,14 @@ def register(group: click.Group) -> None:
         (a camera that stopped sending snapshots, a full-screen exit not ended): a closed page
         sends nothing that would run them. Run it every minute or so when nobody watches the
         console (whose polls flag silent cameras too)."""
-        from proctoring.events import apply_rules, running_session_ids
-        from proctoring.sessions import get_session
-        from proctoring.states import RUNNING, State
+        from proctoring.events import sweep_rules
 
         session, _ = _session()
-        raised = 0
         with session:
-            for sid in running_session_ids(session):
-                ps = get_session(session, sid, lock=True)
-                if State(ps.state) in RUNNING:
-                    for flag in apply_rules(session, ps):
-                        raised += 1
-                        click.echo(f"session {ps.id}: [{flag.severity}] {flag.message}")
-                session.commit()  # one short write transaction per session
-        click.echo(f"{raised} new flag(s)")
+            raised = sweep_rules(session)
+            for flag in raised:
+                click.echo(f"session {flag.session_id}: [{flag.severity}] {flag.message}")
+        click.echo(f"{len(raised)} new flag(s)")
 
     @proctoring_group.command("purge")
     @click.option("--days", type=int, default=None,

@@ -31,7 +31,7 @@ from proctoring.flags import (
 )
 from proctoring.images import ImageVault
 from proctoring.models import Flag, IntegrityEvent, ProctorSession, Snapshot, Transition
-from proctoring.sessions import info, policy
+from proctoring.sessions import get_session, info, policy
 from proctoring.states import RUNNING, State
 
 MAX_EVENTS_PER_BATCH = 100
@@ -301,6 +301,20 @@ def running_session_ids(session: Session) -> list[int]:
     """Sessions in progress or paused (what ``microcred proctoring sweep`` looks at)."""
     return list(session.scalars(select(ProctorSession.id).where(
         ProctorSession.state.in_([s.value for s in RUNNING])).order_by(ProctorSession.id)))
+
+
+def sweep_rules(session: Session) -> list[Flag]:
+    """Run the flag rules over every running session, for the rules that depend on time (a
+    camera that stopped sending snapshots, a full-screen exit not ended): a closed page sends
+    nothing that would run them. One short write transaction per session; commits as it goes.
+    Called by ``microcred proctoring sweep`` and by ``microcred serve``'s sweeper."""
+    raised: list[Flag] = []
+    for sid in running_session_ids(session):
+        ps = get_session(session, sid, lock=True)
+        if State(ps.state) in RUNNING:
+            raised.extend(apply_rules(session, ps))
+        session.commit()
+    return raised
 
 
 def running_of(session: Session, ps: ProctorSession) -> list[tuple[dt.datetime, dt.datetime | None]]:

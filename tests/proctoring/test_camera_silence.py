@@ -187,3 +187,19 @@ def test_sweep_command_flags_silent_cameras(db, proctored, settings, monkeypatch
     again = CliRunner().invoke(main, ["proctoring", "sweep"])
     assert again.output.endswith("0 new flag(s)\n")
     assert len(_silence_flags(db, ps)) == 1
+
+
+def test_the_delivery_sweep_runs_the_camera_rule_too(db, proctored, settings, monkeypatch):
+    """`microcred sweep` (and the sweeper of `microcred serve`, which calls the same functions)
+    flags a camera gone silent on a page that sends nothing any more."""
+    import proctoring.events
+    from assessment.cli import main
+
+    _ns, ps, _attempt, t0 = _started(db, proctored)
+    monkeypatch.setenv("MICROCRED_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("MICROCRED_INSTANCE_DIR", str(settings.instance_dir))
+    monkeypatch.setattr(proctoring.events, "utcnow", lambda: t0 + dt.timedelta(seconds=150))
+    swept = CliRunner().invoke(main, ["sweep"])
+    assert swept.exit_code == 0, swept.output
+    assert "1 new proctoring flag(s)" in swept.output
+    assert len(_silence_flags(db, ps)) == 1
