@@ -82,6 +82,24 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
         _drop_pg_database(name)
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of a database with no tables at all, of each kind, for one test."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        return
+    reason = _postgres_available()
+    if reason:
+        if reason not in _pg_skip_reason:
+            _pg_skip_reason.append(reason)
+        pytest.skip(reason)
+    url, name = _create_pg_database()
+    try:
+        yield url
+    finally:
+        _drop_pg_database(name)
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     for reason in _pg_skip_reason:
         terminalreporter.write_sep("!", "POSTGRESQL TESTS SKIPPED", red=True, bold=True)

@@ -30,9 +30,6 @@ from assessment.database import Database
 from assessment.migrate import pending
 from assessment.models import load_all
 
-POSTGRES_ADMIN_URL = os.environ.get(
-    "MICROCRED_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 MICROCRED = Path(sys.executable).parent / "microcred"
 DEMO_ROLES = ["candidate", "proctor", "psychometrician", "admin"]
 DEMO_EXAM_CODE = "CCF-2026"
@@ -54,41 +51,6 @@ def _forbid_create_all(monkeypatch: pytest.MonkeyPatch) -> None:
         raise AssertionError("`microcred init` must build the schema by migrations")
 
     monkeypatch.setattr(sa.MetaData, "create_all", refuse)
-
-
-def _postgres_unavailable() -> str | None:
-    try:
-        engine = create_engine(POSTGRES_ADMIN_URL, connect_args={"connect_timeout": 3})
-        with engine.connect() as conn:
-            conn.execute(text("select 1"))
-        engine.dispose()
-    except Exception as exc:  # noqa: BLE001 - any failure to reach it is a reason to skip
-        return (f"POSTGRESQL TESTS SKIPPED: PostgreSQL at {POSTGRES_ADMIN_URL} did not answer: "
-                f"{exc.__class__.__name__}: {exc}")
-    return None
-
-
-def _admin(sql: str) -> None:
-    engine = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text(sql))
-    engine.dispose()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'fresh.db'}"
-        return
-    reason = _postgres_unavailable()
-    if reason:
-        pytest.skip(reason)
-    name = f"microcred_cli_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    _admin(f'CREATE DATABASE "{name}"')
-    try:
-        yield re.sub(r"/[^/]*$", f"/{name}", POSTGRES_ADMIN_URL)
-    finally:
-        _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _schema(url: str) -> tuple[set[str], list[str]]:

@@ -5,10 +5,6 @@ the server of ``MICROCRED_TEST_POSTGRES_URL`` (dropped afterwards; the PostgreSQ
 the reason in the summary, when the server does not answer)."""
 from __future__ import annotations
 
-import os
-import re
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,46 +18,6 @@ from sqlalchemy.exc import IntegrityError
 from assessment.database import Database
 from assessment.migrate import alembic_config, pending, upgrade
 from assessment.models import load_all
-
-POSTGRES_ADMIN_URL = os.environ.get(
-    "MICROCRED_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
-
-
-def postgres_unavailable() -> str | None:
-    try:
-        engine = create_engine(POSTGRES_ADMIN_URL, connect_args={"connect_timeout": 3})
-        with engine.connect() as conn:
-            conn.execute(text("select 1"))
-        engine.dispose()
-    except Exception as exc:  # noqa: BLE001 - any failure to reach it is a reason to skip
-        return (f"POSTGRESQL TESTS SKIPPED: PostgreSQL at {POSTGRES_ADMIN_URL} did not answer: "
-                f"{exc.__class__.__name__}: {exc}")
-    return None
-
-
-def _admin(sql: str) -> None:
-    engine = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text(sql))
-    engine.dispose()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """The URL of a database with no tables at all."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'empty.db'}"
-        return
-    reason = postgres_unavailable()
-    if reason:
-        pytest.skip(reason)
-    name = f"microcred_migrations_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    _admin(f'CREATE DATABASE "{name}"')
-    try:
-        yield re.sub(r"/[^/]*$", f"/{name}", POSTGRES_ADMIN_URL)
-    finally:
-        _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _forbid_create_all(monkeypatch: pytest.MonkeyPatch) -> None:
