@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import importlib
 import os
+import subprocess
 import sys
-import threading
 import time
+from typing import TYPE_CHECKING
 
 import click
 
 from assessment.config import Settings
+
+if TYPE_CHECKING:
+    from assessment.database import Database
 
 PLUGGED_CLIS = ("psychometrics.cli", "proctoring.cli", "credentials.cli")
 
@@ -117,60 +121,69 @@ def serve(host: str, port: int, workers: int | None, threads: int, sweep_every: 
             self.cfg.set("accesslog", None)
             self.cfg.set("errorlog", "-")
             self.cfg.set("timeout", 60)
-            self.cfg.set("when_ready", lambda arbiter: _start_sweeper(sweep_every))
 
         def load(self):
             from assessment.wsgi import app
 
             return app
 
+    # The sweeper is its own process, not a thread of gunicorn's master: a thread that imports
+    # or holds a lock while the master forks a worker can leave that worker deadlocked.
+    sweeper = None
+    if sweep_every > 0:
+        sweeper = subprocess.Popen(
+            [sys.executable, "-m", "assessment.cli", "sweep", "--every", str(sweep_every)])
     click.echo(f"serving on http://{host}:{port} with {workers} workers")
-    Server().run()
-
-
-def _start_sweeper(every: int) -> None:
-    if every <= 0:
-        return
-
-    def loop() -> None:
-        from assessment.delivery.service import sweep
-        from proctoring.events import sweep_rules
-
-        settings = Settings.from_env()
-        db = _database(settings)
-        while True:
-            time.sleep(every)
+    try:
+        Server().run()
+    finally:
+        if sweeper is not None:
+            sweeper.terminate()
             try:
-                with db.session() as session:
-                    done = sweep(session, grace_seconds=settings.save_grace_seconds)
-                    session.commit()
-                    flags = sweep_rules(session)  # a closed page sends nothing to flag it
-                if done:
-                    print(f"sweep: finalized attempts {done}", file=sys.stderr, flush=True)
-                if flags:
-                    print(f"sweep: {len(flags)} new proctoring flag(s)", file=sys.stderr, flush=True)
-            except Exception as exc:  # noqa: BLE001 - keep sweeping after a passing database error
-                print(f"sweep failed: {exc}", file=sys.stderr, flush=True)
-
-    threading.Thread(target=loop, name="microcred-sweeper", daemon=True).start()
+                sweeper.wait(10)
+            except subprocess.TimeoutExpired:
+                sweeper.kill()
 
 
 @main.command()
-def sweep() -> None:
+@click.option("--every", default=0, type=int,
+              help="Keep sweeping, every this many seconds (what `microcred serve` runs).")
+def sweep(every: int) -> None:
     """Finalize every attempt whose time has run out (answers saved in time are scored), and run
     the time-dependent proctoring rules (e.g. a camera that stopped sending snapshots)."""
-    from assessment.delivery.service import sweep as run_sweep
-    from proctoring.events import sweep_rules
-
     settings = Settings.from_env()
     _require_migrated(settings)
-    with _database(settings).session() as session:
-        done = run_sweep(session, grace_seconds=settings.save_grace_seconds)
+    db = _database(settings)
+    if every <= 0:
+        done, flags = _sweep_once(db, settings)
+        click.echo(f"finalized {len(done)} attempt(s)"
+                   f"{': ' + ', '.join(map(str, done)) if done else ''}")
+        if flags:
+            click.echo(f"{len(flags)} new proctoring flag(s)")
+        return
+    parent = os.getppid()
+    while os.getppid() == parent:  # a sweeper left behind by a killed server stops by itself
+        time.sleep(every)
+        try:
+            done, flags = _sweep_once(db, settings)
+        except Exception as exc:  # noqa: BLE001 - keep sweeping after a passing database error
+            click.echo(f"sweep failed: {exc}", err=True)
+            continue
+        if done:
+            click.echo(f"sweep: finalized attempts {done}", err=True)
+        if flags:
+            click.echo(f"sweep: {len(flags)} new proctoring flag(s)", err=True)
+
+
+def _sweep_once(db: Database, settings: Settings) -> tuple[list[int], list]:
+    from assessment.delivery.service import sweep as finalize_expired
+    from proctoring.events import sweep_rules
+
+    with db.session() as session:
+        done = finalize_expired(session, grace_seconds=settings.save_grace_seconds)
         session.commit()
-        flags = sweep_rules(session)
-    click.echo(f"finalized {len(done)} attempt(s){': ' + ', '.join(map(str, done)) if done else ''}")
-    if flags:
-        click.echo(f"{len(flags)} new proctoring flag(s)")
+        flags = sweep_rules(session)  # a closed page sends nothing that would flag it
+    return done, flags
 
 
 @main.group()
@@ -254,3 +267,7 @@ for _name in PLUGGED_CLIS:
     except ModuleNotFoundError as _exc:
         if _exc.name not in (_name, _name.split(".")[0]):
             raise
+
+
+if __name__ == "__main__":
+    main()

@@ -14,6 +14,7 @@ import re
 import stat
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -292,3 +293,53 @@ def test_sweep_finalizes_attempts_whose_time_ran_out(demo):
         assert s.scalar(select(User.id).where(User.email == "sweep.ontime@example.org"))
 
     assert run(demo.env, "sweep").output == "finalized 0 attempt(s)\n"
+
+
+def test_serve_answers_and_its_sweeper_finalizes_expired_attempts(demo):
+    """`microcred serve` runs gunicorn and, in a process of its own, the sweep: an attempt whose
+    time ran out while nobody was connected is finalized without any request."""
+    import socket
+    import urllib.request
+
+    from assessment.delivery import service
+    from assessment.delivery.models import Attempt
+    from assessment.exams import Exam, create_exam
+    from assessment.users import create_user
+
+    with demo.database.session() as s:
+        demo_exam = s.scalar(select(Exam).where(Exam.code == DEMO_EXAM_CODE))
+        exam = create_exam(s, code="CCF-SERVE", title="Serve check", blueprint=demo_exam.blueprint,
+                           forms=[ef.form for ef in demo_exam.forms], time_limit_seconds=600,
+                           pass_percent=70, agreement="I will work alone.", policy={})
+        who = create_user(s, email="serve.sweep@example.org", password="long enough pass",
+                          role="candidate", display_name="Gone Away")
+        attempt = service.start_attempt(s, who, exam, agreed=True)
+        attempt.started_at = attempt.started_at - dt.timedelta(seconds=exam.time_limit_seconds + 60)
+        s.commit()
+        attempt_id = attempt.id
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen(
+        [str(MICROCRED), "serve", "--port", str(port), "--workers", "1", "--sweep-every", "1"],
+        env={**os.environ, **demo.env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        status, finalized = None, False
+        while time.monotonic() < deadline and not (status == 200 and finalized):
+            time.sleep(0.5)
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as resp:
+                    status = resp.status
+            except OSError:
+                pass
+            with demo.database.session(write=False) as s:
+                finalized = s.get(Attempt, attempt_id).status == "finalized"
+        assert status == 200, "microcred serve did not answer /healthz"
+        assert finalized, "the serve sweeper did not finalize the expired attempt"
+    finally:
+        server.terminate()
+        output = server.communicate(timeout=40)[0].decode()
+    assert server.returncode == 0, output
+    assert f"sweep: finalized attempts [{attempt_id}]" in output
