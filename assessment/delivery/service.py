@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, load_only
 
 from assessment.delivery.models import (
     Attempt,
@@ -200,6 +200,22 @@ def _versions(session: Session, attempt: Attempt) -> dict[int, ItemVersion]:
     return {v.id: v for v in rows}
 
 
+def _versions_for_saves(
+    session: Session, attempt: Attempt, saves: list[SaveRequest]
+) -> dict[int, ItemVersion]:
+    """Only what checking a save's shape needs, for only the items saved: autosave is the hot
+    path, and the full versions (stems, keys, rationales) of every item cost most of its time."""
+    wanted = {s.item_id for s in saves} & set(attempt.item_order)
+    if not wanted:
+        return {}
+    rows = session.scalars(
+        select(ItemVersion)
+        .options(load_only(ItemVersion.id, ItemVersion.item_type, ItemVersion.interaction))
+        .where(ItemVersion.id.in_(wanted))
+    )
+    return {v.id: v for v in rows}
+
+
 def current_saves(
     session: Session, attempt: Attempt, *, until: dt.datetime | None = None
 ) -> dict[int, ResponseSave]:
@@ -322,7 +338,7 @@ def save_responses(
         raise Conflict("the exam is paused by the proctor; answers are not accepted until resumed")
     if position is not None and not 0 <= position < len(attempt.item_order):
         raise Invalid(f"position must be between 0 and {len(attempt.item_order) - 1}")
-    versions = _versions(session, attempt) if saves else {}
+    versions = _versions_for_saves(session, attempt, saves)
     normalized: list[tuple[SaveRequest, Any]] = []
     for i, s in enumerate(saves):
         version = versions.get(s.item_id)
