@@ -104,25 +104,25 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
 
 def _register_errors(app: Flask) -> None:
     @app.errorhandler(ApiError)
-    def _api_error(exc: ApiError):  # noqa: ANN202
+    def _api_error(exc: ApiError):
         return exc.response()
 
     @app.errorhandler(DeliveryError)
-    def _delivery_error(exc: DeliveryError):  # noqa: ANN202
+    def _delivery_error(exc: DeliveryError):
         db_session().rollback()
         if wants_json():
             return ApiError(exc.status, exc.code, exc.message, **exc.extra).response()
         return render_template("error.html", status=exc.status, message=exc.message), exc.status
 
     @app.errorhandler(CSRFError)
-    def _csrf_error(exc: CSRFError):  # noqa: ANN202
+    def _csrf_error(exc: CSRFError):
         message = f"the request's CSRF token is missing or invalid ({exc.description}); reload the page"
         if wants_json():
             return ApiError(400, "csrf", message).response()
         return render_template("error.html", status=400, message=message), 400
 
     @app.errorhandler(HTTPException)
-    def _http_error(exc: HTTPException):  # noqa: ANN202
+    def _http_error(exc: HTTPException):
         messages = {
             413: f"the request body is larger than {app.config['MAX_CONTENT_LENGTH']} bytes",
             404: "there is nothing at this address",
@@ -138,7 +138,7 @@ def _register_errors(app: Flask) -> None:
 
 def _register_security_headers(app: Flask) -> None:
     @app.after_request
-    def _headers(response):  # noqa: ANN001, ANN202
+    def _headers(response):
         response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Referrer-Policy"] = "same-origin"

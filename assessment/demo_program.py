@@ -208,8 +208,8 @@ def simulate_history(
             d["score"] += points
             d["max"] += v.max_score
             d["items"] += 1
-            scores.append(dict(item_version_id=vid, position=pos, domain_code=v.domain_code,
-                               response=response, score=points, max_score=v.max_score))
+            scores.append({"item_version_id": vid, "position": pos, "domain_code": v.domain_code,
+                           "response": response, "score": points, "max_score": v.max_score})
         for d in domains.values():
             d["percent"] = round(100 * d["score"] / d["max"], 1)
         maximum = float(len(versions))

@@ -61,6 +61,15 @@ def _drop_pg_database(name: str) -> None:
     admin.dispose()
 
 
+def _require_postgres() -> None:
+    """Skip this test, loudly (the reason is repeated in the summary), when PostgreSQL is down."""
+    reason = _postgres_available()
+    if reason:
+        if reason not in _pg_skip_reason:
+            _pg_skip_reason.append(reason)
+        pytest.skip(reason)
+
+
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A freshly migrated database of each kind, for the whole run."""
@@ -69,11 +78,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
         upgrade(url)
         yield url
         return
-    reason = _postgres_available()
-    if reason:
-        if reason not in _pg_skip_reason:
-            _pg_skip_reason.append(reason)
-        pytest.skip(reason)
+    _require_postgres()
     url, name = _create_pg_database()
     try:
         upgrade(url)
@@ -88,11 +93,7 @@ def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'empty.db'}"
         return
-    reason = _postgres_available()
-    if reason:
-        if reason not in _pg_skip_reason:
-            _pg_skip_reason.append(reason)
-        pytest.skip(reason)
+    _require_postgres()
     url, name = _create_pg_database()
     try:
         yield url
