@@ -526,22 +526,6 @@ def _recovery(fit: Calibration, truth: dict[int, dict]) -> list[Recovery]:
     return out
 
 
-# ---------------------------------------------------------------- stored parameters
-
-
-def current_parameters(session: Session, version_ids: Sequence[int]) -> dict[int, ItemParameter]:
-    """The current (newest: highest id) ``ItemParameter`` row of each item version."""
-    if not version_ids:
-        return {}
-    newest = (
-        select(func.max(ItemParameter.id))
-        .where(ItemParameter.item_version_id.in_(list(version_ids)))
-        .group_by(ItemParameter.item_version_id)
-    )
-    rows = session.scalars(select(ItemParameter).where(ItemParameter.id.in_(newest)))
-    return {row.item_version_id: row for row in rows}
-
-
 def exam_item_versions(session: Session, exam: Exam) -> list[ItemVersion]:
     """The item versions on the exam's forms (active or not), in form and position order."""
     seen: dict[int, ItemVersion] = {}

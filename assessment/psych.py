@@ -22,12 +22,12 @@ from assessment.exam_analysis import (
     calibrate_exam,
     check_max_iter,
     check_model_choice,
-    current_parameters,
     exam_item_versions,
     exam_summaries,
     version_label,
 )
 from assessment.exams import Exam, exam_by_code
+from itembank.parameters import current_parameters
 from microcred.web import ApiError, db_session, role_required
 
 bp = Blueprint("psych", __name__, url_prefix="/psych")

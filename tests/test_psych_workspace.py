@@ -18,6 +18,7 @@ from assessment.demo_program import load_demo
 from assessment.exams import Exam
 from assessment.users import User
 from itembank.models import Form, Item, ItemParameter, ItemVersion
+from itembank.parameters import current_parameters
 from microcred.db import utcnow
 from psychometrics.ctt import cronbach_alpha
 
@@ -314,7 +315,7 @@ def test_calibration_stores_new_rows_and_recovers_the_simulated_parameters(
     assert [(r.id, r.item_version_id, r.a, r.b, r.c, r.source, r.created_at) for r in all_rows[:31]] == before
     newest = all_rows[31:]
     assert {r.model for r in newest} == {"3pl"} and all("NOT converged" in r.source for r in newest)
-    current = exam_analysis.current_parameters(db, list(truth))
+    current = current_parameters(db, list(truth))
     assert {p.id for p in current.values()} == {r.id for r in newest}
 
     page = psychometrician.get(url).get_data(as_text=True)
