@@ -1,8 +1,7 @@
 """The Flask application factory: configuration, database, sign-in, security headers, and the
-wiring of every package's views."""
+wiring of every registered package's views and receivers (``microcred.packages``)."""
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +14,10 @@ from assessment.config import Settings
 from assessment.database import Database
 from assessment.delivery.service import DeliveryError
 from assessment.users import User
+from microcred.packages import connect_receivers, hook, packages
 from microcred.web import ApiError, RunnerWiring, db_session, wants_json
 
 ROOT = Path(__file__).resolve().parent.parent
-
-#: Packages that plug views into the app through ``<package>.web.init_app(app)``.
-PLUGGED_PACKAGES = ("proctoring.web", "credentials.web")
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
@@ -45,6 +42,7 @@ def _load_user(user_id: str) -> User | None:
 
 def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     settings = settings or Settings.from_env()
+    connect_receivers()
     app = Flask(
         "assessment",
         template_folder=str(ROOT / "templates"),
@@ -86,14 +84,9 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
 
     for module in (auth, home, delivery_views, admin, psych):
         app.register_blueprint(module.bp)
-    for name in PLUGGED_PACKAGES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name and exc.name != name.split(".")[0]:
-                raise
-            continue
-        module.init_app(app)
+    for package in packages():
+        if package.web:
+            hook(package.web)(app)
 
     @app.context_processor
     def _wiring() -> dict[str, Any]:

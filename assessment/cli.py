@@ -1,10 +1,11 @@
 """The ``microcred`` command: set up the database, load the demo, serve, manage users, sweep.
 
-Other packages add their commands through ``<package>.cli.register(group)``.
+Every registered package (``microcred.packages``) adds its commands through the ``register(group)``
+its ``Package.cli`` names, and every command runs with every package's signal receivers
+connected: a sweep that finalizes a pass issues its badge as the web does.
 """
 from __future__ import annotations
 
-import importlib
 import os
 import subprocess
 import sys
@@ -14,11 +15,10 @@ from typing import TYPE_CHECKING
 import click
 
 from assessment.config import Settings
+from microcred.packages import connect_receivers, hook, packages
 
 if TYPE_CHECKING:
     from assessment.database import Database
-
-PLUGGED_CLIS = ("psychometrics.cli", "proctoring.cli", "credentials.cli")
 
 
 class _Group(click.Group):
@@ -35,7 +35,7 @@ class _Group(click.Group):
 
 @click.group(cls=_Group, help="Microcred: proctored micro-credential exams.")
 def main() -> None:
-    pass
+    connect_receivers()
 
 
 def _database(settings: Settings):
@@ -149,8 +149,9 @@ def serve(host: str, port: int, workers: int | None, threads: int, sweep_every: 
 @click.option("--every", default=0, type=int,
               help="Keep sweeping, every this many seconds (what `microcred serve` runs).")
 def sweep(every: int) -> None:
-    """Finalize every attempt whose time has run out (answers saved in time are scored), and run
-    the time-dependent proctoring rules (e.g. a camera that stopped sending snapshots)."""
+    """Finalize every attempt whose time has run out (answers saved in time are scored; a pass
+    earns its badge, as on the web), and run the time-dependent proctoring rules (e.g. a camera
+    that stopped sending snapshots)."""
     settings = Settings.from_env()
     _require_migrated(settings)
     db = _database(settings)
@@ -180,8 +181,8 @@ def _sweep_once(db: Database, settings: Settings) -> tuple[list[int], list]:
     from proctoring.events import sweep_rules
 
     with db.session() as session:
+        # each attempt in its own transaction: one that fails is logged and the rest go on
         done = finalize_expired(session, grace_seconds=settings.save_grace_seconds)
-        session.commit()
         flags = sweep_rules(session)  # a closed page sends nothing that would flag it
     return done, flags
 
@@ -261,12 +262,9 @@ def _redact(url: str) -> str:
     return url
 
 
-for _name in PLUGGED_CLIS:
-    try:
-        importlib.import_module(_name).register(main)
-    except ModuleNotFoundError as _exc:
-        if _exc.name not in (_name, _name.split(".")[0]):
-            raise
+for _package in packages():
+    if _package.cli:
+        hook(_package.cli)(main)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """Alembic, driven from Python: ``microcred init`` upgrades every branch to its head.
 
 The foundation's revisions live in ``assessment/migrations/versions``. Each domain package keeps
-its own branch in ``<package>/migrations`` (a ``branch_labels`` base that ``depends_on`` the
-foundation), so packages add tables without editing each other's migrations.
+its own branch in the folder its ``Package.migrations`` names (``microcred.packages``; a
+``branch_labels`` base that ``depends_on`` the foundation), so packages add tables without
+editing each other's migrations.
 """
 from __future__ import annotations
 
@@ -14,18 +15,16 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine
 
-ROOT = Path(__file__).resolve().parent.parent
-PACKAGES_WITH_MIGRATIONS = ("itembank", "proctoring", "credentials")
+from microcred.packages import packages
+
+#: Where Alembic's ``env.py`` lives (the environment all branches share).
+ENVIRONMENT = Path(__file__).resolve().parent / "migrations"
 
 
 def alembic_config(database_url: str) -> Config:
     cfg = Config()
-    cfg.set_main_option("script_location", str(ROOT / "assessment" / "migrations"))
-    locations = [str(ROOT / "assessment" / "migrations" / "versions")]
-    for pkg in PACKAGES_WITH_MIGRATIONS:
-        path = ROOT / pkg / "migrations"
-        if path.is_dir():
-            locations.append(str(path))
+    cfg.set_main_option("script_location", str(ENVIRONMENT))
+    locations = [str(p.folder() / p.migrations) for p in packages() if p.migrations]
     cfg.set_main_option("version_locations", " ".join(locations))
     cfg.set_main_option("path_separator", "space")
     cfg.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))

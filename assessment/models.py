@@ -1,26 +1,15 @@
-"""Import every package's models so that ``Base.metadata`` describes the whole schema."""
+"""Import every registered package's models so that ``Base.metadata`` describes the whole
+schema (the packages come from ``microcred.packages``)."""
 from __future__ import annotations
 
 import importlib
 
 from microcred.db import Base
-
-#: Model modules of every package. A package that is not built yet is simply absent.
-MODEL_MODULES = (
-    "assessment.users",
-    "itembank.models",
-    "assessment.exams",
-    "assessment.delivery.models",
-    "proctoring.models",
-    "credentials.models",
-)
+from microcred.packages import packages
 
 
 def load_all() -> type[Base]:
-    for name in MODEL_MODULES:
-        try:
+    for package in packages():
+        for name in package.models:
             importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
     return Base

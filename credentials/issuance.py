@@ -273,7 +273,11 @@ def issue_for_result(session: Session, cfg: CredentialConfig, *, result_id: int,
     return issued
 
 
-@signals.result_released.connect
+def connect_receivers() -> None:
+    """Credentials' receivers (called by ``microcred.packages.connect_receivers``)."""
+    signals.result_released.connect(on_result_released, weak=False)
+
+
 def on_result_released(sender: Any, *, session: Session, result_id: int, attempt_id: int,
                        candidate_id: int, exam_id: int, passed: bool, **_: Any) -> None:
     """Issue the badge a clean pass earns, in the sender's session (never commits)."""

@@ -2,8 +2,8 @@
 verify page and API, status lists, issuer profiles and did:web documents, the candidate's
 wallet, and the admin pages (status changes, expiring list, achievements).
 
-``init_app(app)`` registers the blueprint, exempts the stateless verify API from CSRF, adds the
-nav links and imports ``credentials.issuance`` so the ``result_released`` receiver is connected.
+``init_app(app)`` registers the blueprint, exempts the stateless verify API from CSRF and adds the
+nav links (the ``result_released`` receiver is connected by ``microcred.packages``).
 """
 from __future__ import annotations
 
@@ -41,8 +41,6 @@ MANAGERS = ("admin",)
 
 
 def init_app(app: Flask) -> None:
-    import credentials.issuance  # noqa: F401  (connects the result_released receiver)
-
     app.register_blueprint(bp)
     csrf = app.extensions.get("csrf")
     if csrf is not None:

@@ -1,17 +1,13 @@
 """``microcred audit verify``, ``microcred proctor assign|unassign|list``,
 ``microcred proctoring purge`` and ``microcred proctoring sweep``. ``register(group)`` adds
-them to the ``microcred`` command.
-
-Importing this module also connects proctoring's signal receivers (``proctoring.wiring``), so
-results finalized by the command line's sweep are held for review like the web's.
+them to the ``microcred`` command (whose group connects every package's receivers, so results
+finalized by the command line's sweep are held for review like the web's).
 """
 from __future__ import annotations
 
 import sys
 
 import click
-
-import proctoring.wiring  # noqa: F401 - connects the result_finalized / attempt_started receivers
 
 
 def _session():

@@ -6,8 +6,8 @@
 - :func:`runner_extras` is a runner *state contributor*: the heartbeat carries the session's
   state, its policy for the page (full screen, snapshot interval) and the proctor's messages.
 - The receivers of ``attempt_started`` and ``result_finalized`` tie the session to the attempt
-  and hold the result for review. They connect when this module is imported
-  (``proctoring.web`` and ``proctoring.cli`` import it).
+  and hold the result for review. :func:`connect_receivers` connects them; every process calls
+  it through ``microcred.packages.connect_receivers``.
 - :class:`DeliveryControl` carries the proctor's pause, resume, extend and terminate to
   delivery's clock.
 - :func:`live_sessions` assembles the console's rows in a fixed number of queries.
@@ -88,7 +88,12 @@ def identity_gate(session: Session, user: User, exam: Exam, *, url_for: Any = No
 # ---------------------------------------------------------------- signals from delivery
 
 
-@signals.attempt_started.connect
+def connect_receivers() -> None:
+    """Proctoring's receivers (called by ``microcred.packages.connect_receivers``)."""
+    signals.attempt_started.connect(_on_attempt_started, weak=False)
+    signals.result_finalized.connect(_on_result_finalized, weak=False)
+
+
 def _on_attempt_started(sender: Any, *, session: Session, attempt_id: int, candidate_id: int,
                         exam_id: int) -> None:
     exam = session.get(Exam, exam_id)
@@ -108,7 +113,6 @@ def _on_attempt_started(sender: Any, *, session: Session, attempt_id: int, candi
     hooks.call("microcred_session_started", session=info(ps))
 
 
-@signals.result_finalized.connect
 def _on_result_finalized(sender: Any, *, session: Session, attempt_id: int, result_id: int,
                          reason: str) -> str | None:
     ps = session_for_attempt(session, attempt_id, lock=True)

@@ -25,6 +25,7 @@ from assessment.config import Settings
 from assessment.database import Database
 from assessment.migrate import upgrade
 from assessment.models import load_all
+from microcred.packages import connect_receivers
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "MICROCRED_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -68,6 +69,13 @@ def _require_postgres() -> None:
         if reason not in _pg_skip_reason:
             _pg_skip_reason.append(reason)
         pytest.skip(reason)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def receivers() -> None:
+    """The test process finalizes and releases results like any Microcred process, so it wires
+    every package's receivers the one way they are wired (``microcred.packages``)."""
+    connect_receivers()
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])

@@ -295,6 +295,114 @@ def test_sweep_finalizes_attempts_whose_time_ran_out(demo):
     assert run(demo.env, "sweep").output == "finalized 0 attempt(s)\n"
 
 
+def _expired_attempt(s, demo, *, code: str, email: str, passing: bool = True,
+                     achievement: bool = True) -> tuple[int, int]:
+    """An unproctored exam on the demo's forms (with an achievement, through credentials'
+    services), and a candidate who answered everything (right, or wrong) and then closed the
+    browser: the attempt's time ran out an hour ago. Returns (exam id, attempt id)."""
+    from assessment.delivery import service
+    from assessment.exams import Exam, create_exam
+    from assessment.users import create_user
+    from credentials.config import CredentialConfig
+    from credentials.issuance import create_achievement
+    from itembank.models import ItemVersion
+
+    exam = s.scalar(select(Exam).where(Exam.code == code))
+    if exam is None:
+        demo_exam = s.scalar(select(Exam).where(Exam.code == DEMO_EXAM_CODE))
+        exam = create_exam(s, code=code, title=f"{code} check", blueprint=demo_exam.blueprint,
+                           forms=[ef.form for ef in demo_exam.forms], time_limit_seconds=600,
+                           pass_percent=70, agreement="I will work alone.", policy={})
+        if achievement:
+            cfg = CredentialConfig(base_url="http://127.0.0.1:5000", instance_dir=demo.instance)
+            create_achievement(s, cfg, code=f"{code}-BADGE", name=f"{code} badge",
+                               description="Passed the sweep check.", exam_id=exam.id)
+    who = create_user(s, email=email, password="long enough pass", role="candidate",
+                      display_name=email.split("@")[0].title())
+    began = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=exam.time_limit_seconds + 3600)
+    attempt = service.start_attempt(s, who, exam, agreed=True, now=began)
+    saves = []
+    for n, version_id in enumerate(attempt.item_order, start=1):
+        version = s.get(ItemVersion, version_id)
+        key = sorted(version.key["correct"])
+        options = [str(o["id"]) for o in version.interaction["options"]]
+        wrong = [o for o in options if o not in key][:len(key)]
+        value = key if passing else wrong
+        if version.item_type == "single_choice":
+            value = value[0]
+        saves.append(service.SaveRequest(n, version_id, value, False))
+    service.save_responses(s, attempt, saves, now=began + dt.timedelta(seconds=60))
+    s.commit()
+    return exam.id, attempt.id
+
+
+def _credentials_of(database: Database, attempt_id: int) -> list[tuple[str, str]]:
+    """(achievement code, credential id) of each credential the attempt's result earned."""
+    from assessment.delivery.models import Result
+    from credentials.models import Credential
+
+    with database.session(write=False) as s:
+        return [(c.achievement.code, c.json["id"]) for c in s.scalars(
+            select(Credential).join(Result, Credential.result_id == Result.id)
+            .where(Result.attempt_id == attempt_id))]
+
+
+def test_sweep_in_its_own_process_issues_the_badge_a_pass_earns(demo):
+    """Time runs out with no browser; `microcred sweep`, a fresh process that imports nothing
+    for the badge's sake, finalizes the pass and the badge is issued (finding 3)."""
+    from assessment.delivery.models import Attempt, Result
+
+    with demo.database.session() as s:
+        _, attempt_id = _expired_attempt(s, demo, code="CCF-BADGE", email="gone@example.org")
+    env = {**os.environ, **demo.env}
+    proc = subprocess.run([str(MICROCRED), "sweep"], env=env, capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == f"finalized 1 attempt(s): {attempt_id}\n"
+    with demo.database.session(write=False) as s:
+        assert s.get(Attempt, attempt_id).finalize_reason == "time_expired"
+        assert s.scalar(select(Result.passed).where(Result.attempt_id == attempt_id)) is True
+    [(code, _)] = _credentials_of(demo.database, attempt_id)
+    assert code == "CCF-BADGE-BADGE"
+
+
+def test_a_failing_receiver_does_not_hold_up_the_other_attempts(demo, caplog):
+    """Each attempt is finalized in its own transaction: one whose receiver raises is rolled
+    back and logged with its id, the ones behind it are finalized (and badged), and the next
+    sweep finalizes it once the receiver works."""
+    from assessment.delivery.models import Attempt
+    from microcred import signals
+
+    with demo.database.session() as s:
+        ids = [_expired_attempt(s, demo, code="CCF-BADGE", email=f"fails.{n}@example.org")[1]
+               for n in range(3)]
+    broken = ids[0]  # the first swept: every attempt is behind it
+
+    def receiver(sender, *, attempt_id, **_):
+        if attempt_id == broken:
+            raise RuntimeError("the badge service is down")
+
+    signals.result_finalized.connect(receiver)
+    try:
+        swept = run(demo.env, "sweep")
+    finally:
+        signals.result_finalized.disconnect(receiver)
+    assert swept.exit_code == 0, swept.output
+    assert swept.output == f"finalized 2 attempt(s): {ids[1]}, {ids[2]}\n"
+    failed = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(failed) == 1 and f"attempt {broken} could not be finalized" in failed[0].message
+    assert "the badge service is down" in failed[0].exc_text
+    with demo.database.session(write=False) as s:
+        assert s.get(Attempt, broken).status == "in_progress"
+        assert [s.get(Attempt, i).status for i in ids[1:]] == ["finalized", "finalized"]
+    assert _credentials_of(demo.database, broken) == []
+    assert [len(_credentials_of(demo.database, i)) for i in ids[1:]] == [1, 1]
+
+    again = run(demo.env, "sweep")
+    assert again.output == f"finalized 1 attempt(s): {broken}\n"
+    assert len(_credentials_of(demo.database, broken)) == 1
+
+
 def test_serve_answers_and_its_sweeper_finalizes_expired_attempts(demo):
     """`microcred serve` runs gunicorn and, in a process of its own, the sweep: an attempt whose
     time ran out while nobody was connected is finalized without any request."""

@@ -13,6 +13,7 @@ are checked and written atomically. Nothing is written when any part of a reques
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import random
 import secrets
 from dataclasses import dataclass
@@ -37,6 +38,8 @@ from itembank.types import ResponseShapeError, item_type
 from microcred import signals
 from microcred.db import utcnow
 from microcred.errors import DomainError
+
+log = logging.getLogger(__name__)
 
 MAX_SAVES_PER_REQUEST = 200
 MAX_EXTENSION_SECONDS = 4 * 3600
@@ -544,7 +547,11 @@ def release_status(session: Session, result_id: int) -> ResultRelease | None:
     )
 
 
-@signals.review_decided.connect
+def connect_receivers() -> None:
+    """Delivery's receivers (called by ``microcred.packages.connect_receivers``)."""
+    signals.review_decided.connect(_on_review_decided, weak=False)
+
+
 def _on_review_decided(sender: Any, *, session: Session, attempt_id: int, verdict: str,
                        reason: str, decided_by_id: int | None) -> None:
     result = session.scalar(select(Result).where(Result.attempt_id == attempt_id))
@@ -557,15 +564,30 @@ def _on_review_decided(sender: Any, *, session: Session, attempt_id: int, verdic
 
 
 def sweep(session: Session, *, now: dt.datetime | None = None, grace_seconds: float = 5.0) -> list[int]:
-    """Finalize every in-progress attempt whose time has run out. Returns their ids."""
+    """Finalize every in-progress attempt whose time has run out. Returns their ids.
+
+    Each attempt is finalized, with its receivers, in a transaction of its own: the sweep
+    commits as it goes. An attempt whose finalization fails (a receiver that raises, say) is
+    rolled back, logged with its id and left for the next sweep, and the sweep goes on: one
+    attempt must not keep the ones behind it from finalizing, sweep after sweep."""
     now = now or utcnow()
     done = []
-    for attempt in session.scalars(select(Attempt).where(Attempt.status == "in_progress")):
+    ids = list(session.scalars(select(Attempt.id).where(Attempt.status == "in_progress")
+                               .order_by(Attempt.id)))
+    for attempt_id in ids:
         try:
-            if finalize_if_expired(session, attempt, now, grace_seconds=grace_seconds):
-                done.append(attempt.id)
-        except Finalized:
-            continue
+            attempt = session.get(Attempt, attempt_id)
+            if attempt is not None and finalize_if_expired(session, attempt, now,
+                                                           grace_seconds=grace_seconds):
+                session.commit()
+                done.append(attempt_id)
+        except Finalized:  # the candidate's own request finalized it meanwhile
+            session.rollback()
+        except Exception:  # logged; the other attempts must still finalize
+            session.rollback()
+            log.exception("sweep: attempt %s could not be finalized; it stays in progress and "
+                          "the next sweep tries again", attempt_id)
+    session.commit()
     return done
 
 

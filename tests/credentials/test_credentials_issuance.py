@@ -8,7 +8,6 @@ import json
 import pytest
 from sqlalchemy import select
 
-import credentials.issuance  # noqa: F401  (connects the result_released receiver)
 from credentials import issuance, issuers, revocation, stacks
 from credentials.models import Credential, StatusEvent
 from credentials.resolution import DatabaseResolver

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from assessment.delivery import service as delivery
-from proctoring import events, wiring  # noqa: F401 - wiring connects the signal receivers
+from proctoring import events
 from proctoring.flags import MISSING_SNAPSHOT_RULE
 from proctoring.models import Flag
 from proctoring.sessions import get_session, session_for_attempt

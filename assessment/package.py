@@ -1,0 +1,12 @@
+"""What the foundation brings to every Microcred process (see ``microcred.packages``): users,
+exams and delivery's tables, the foundation's migrations, and delivery's receiver of a
+proctor's review. Its own views and commands are the app and the command themselves."""
+from microcred.packages import Package
+
+PACKAGE = Package(
+    name="assessment",
+    order=0,
+    models=("assessment.users", "assessment.exams", "assessment.delivery.models"),
+    migrations="migrations/versions",
+    receivers="assessment.delivery.service:connect_receivers",
+)

@@ -1,0 +1,5 @@
+"""What the psychometrics library brings to the ``microcred`` command (see
+``microcred.packages``): ``calibrate``, ``score`` and ``item-analysis``."""
+from microcred.packages import Package
+
+PACKAGE = Package(name="psychometrics", order=40, cli="psychometrics.cli:register")
