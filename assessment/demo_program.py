@@ -1,6 +1,8 @@
 """The demo program: "Clinical Coding Fundamentals", its users, and a simulated history.
 
-The items come from ``assessment/demo/clinical_coding.json``. Two forms share half their items
+The items come from ``assessment/demo/clinical_coding.json``, and so do the program's achievement
+(the badge a pass earns) and a stack built on it, created through credentials' services. Two
+forms share half their items
 (so psychometric screens see linked, sparse data, as with real LOFT or multi-form programs).
 The history of past candidates is simulated from a two-parameter logistic model with known item
 parameters (kept in each item version's ``meta["simulation"]``), so a calibration of the demo
@@ -132,6 +134,7 @@ def load_demo(
         },
     )
     _assign_proctor(session, users["proctor"], exam, users["admin"])
+    _create_achievements(session, exam, content["program"])
     simulate_history(session, exam=exam, forms=forms, n=history, seed=SIMULATION_SEED)
     session.flush()
     return creds
@@ -143,6 +146,23 @@ def _assign_proctor(session: Session, proctor: User, exam: Any, admin: User) -> 
     except ModuleNotFoundError:
         return
     assign(session, proctor, exam, admin)
+
+
+def _create_achievements(session: Session, exam: Any, program: dict[str, Any]) -> None:
+    """The badge a pass of the demo exam earns, and the stack it completes."""
+    from credentials.config import current
+    from credentials.issuance import create_achievement
+
+    cfg = current()
+    badge = program["achievement"]
+    create_achievement(session, cfg, code=program["code"], name=program["name"],
+                       description=program["description"], criteria=badge["criteria"],
+                       exam_id=exam.id, validity_days=badge.get("validity_days"),
+                       tags=badge.get("tags"))
+    stack = program["stack"]
+    create_achievement(session, cfg, code=stack["code"], name=stack["name"],
+                       description=stack["description"], criteria=stack["criteria"],
+                       stack_components=stack["components"], stack_required=stack["required"])
 
 
 def simulate_history(

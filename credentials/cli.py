@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from credentials.issuance import IssuanceError
 from credentials.verify import Resolver, verify
 
 
@@ -99,6 +100,44 @@ def expiring_command(days: int) -> None:
         for c in expiring(session, within_days=days):
             click.echo(f"{c.valid_until.date()}  {c.public_id}  {c.achievement.code}  "
                        f"holder {c.holder_id}")
+
+
+@credentials_group.command("issue-missing", help="Issue the badges earned by passes released "
+                                                 "before the achievement existed (never twice).")
+@click.option("--achievement", "code", required=True, help="The achievement's code.")
+@click.option("--dry-run", is_flag=True, help="Only list the passes that would be badged.")
+def issue_missing_command(code: str, dry_run: bool) -> None:
+    from sqlalchemy import select
+
+    from credentials.backfill import BATCH, issue_missing, missing_badges
+    from credentials.models import Achievement
+
+    session, cfg = _session_and_cfg()
+    if session is None:
+        raise click.ClickException("the database is not migrated: run `microcred init`")
+    with session:
+        achievement = session.scalar(select(Achievement).where(Achievement.code == code))
+        if achievement is None:
+            raise click.ClickException(f"no achievement {code!r}")
+        passes = missing_badges(session, achievement)
+        click.echo(f"{code}: {len(passes)} released pass(es) without this badge")
+        if dry_run:
+            for p in passes:
+                click.echo(f"  result {p.result_id}  {p.candidate_name}  {p.percent:g}%  "
+                           f"{p.finalized_at:%Y-%m-%d}")
+            return
+        total = 0
+        while True:  # a transaction per batch: an interruption keeps what was issued
+            try:
+                issued = issue_missing(session, cfg, achievement, limit=BATCH)
+            except IssuanceError as exc:
+                session.rollback()
+                raise click.ClickException(str(exc)) from None
+            session.commit()
+            if not issued:
+                break
+            total += len(issued)
+        click.echo(f"issued {total} credential(s)")
 
 
 def register(group: click.Group) -> None:

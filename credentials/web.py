@@ -400,3 +400,30 @@ def admin_achievements() -> Any:
         "credentials/achievements.html",
         achievements=session.scalars(select(Achievement).order_by(Achievement.code)).all(),
         exams=session.scalars(select(Exam).order_by(Exam.code)).all())
+
+
+@bp.route("/admin/achievements/<code>", methods=["GET", "POST"])
+@role_required(*MANAGERS)
+def admin_achievement(code: str) -> Any:
+    """One achievement: the released passes that hold no badge of it yet (passes released
+    before it existed), and the button that issues them."""
+    from credentials.backfill import BATCH, issue_missing, missing_badges
+
+    session, cfg = db_session(), current()
+    achievement = session.scalar(select(Achievement).where(Achievement.code == code))
+    if achievement is None:
+        abort(404)
+    if request.method == "POST":
+        try:
+            issued = issue_missing(session, cfg, achievement, limit=BATCH)
+        except CredentialError as exc:
+            session.rollback()
+            flash(str(exc), "error")
+        else:
+            session.commit()
+            flash(f"Issued {len(issued)} credential(s)." if issued
+                  else "Nothing to issue: every released pass already holds this badge.",
+                  "success")
+        return redirect(url_for("credentials.admin_achievement", code=code))
+    return render_template("credentials/admin_achievement.html", achievement=achievement,
+                           passes=missing_badges(session, achievement), batch=BATCH)

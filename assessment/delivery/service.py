@@ -547,6 +547,35 @@ def release_status(session: Session, result_id: int) -> ResultRelease | None:
     )
 
 
+@dataclass(frozen=True)
+class ReleasedPass:
+    """A pass whose result is released now (its newest release row says so)."""
+
+    result_id: int
+    attempt_id: int
+    candidate_id: int
+    candidate_name: str
+    percent: float
+    finalized_at: dt.datetime
+
+
+def released_passes(session: Session, exam_id: int) -> list[ReleasedPass]:
+    """The released passes of ``exam_id`` by active accounts, oldest first: for issuing what
+    passes released earlier have earned (a deactivated account is not issued anything)."""
+    newest = (select(func.max(ResultRelease.id)).where(ResultRelease.result_id == Result.id)
+              .correlate(Result).scalar_subquery())
+    rows = session.execute(
+        select(Result.id, Attempt.id, User.id, User.display_name, Result.percent,
+               Attempt.finalized_at)
+        .join(Attempt, Attempt.id == Result.attempt_id)
+        .join(User, User.id == Attempt.candidate_id)
+        .join(ResultRelease, ResultRelease.id == newest)
+        .where(Attempt.exam_id == exam_id, Result.passed.is_(True), User.active.is_(True),
+               ResultRelease.status == "released")
+        .order_by(Attempt.finalized_at, Result.id))
+    return [ReleasedPass(*row) for row in rows]
+
+
 def connect_receivers() -> None:
     """Delivery's receivers (called by ``microcred.packages.connect_receivers``)."""
     signals.review_decided.connect(_on_review_decided, weak=False)
