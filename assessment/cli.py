@@ -109,9 +109,15 @@ def serve(host: str, port: int, workers: int | None, threads: int, sweep_every: 
     """Serve Microcred with gunicorn."""
     from gunicorn.app.base import BaseApplication
 
+    from assessment.config import served_at
+
     settings = Settings.from_env()
     _require_migrated(settings)
     workers = workers or (2 * (os.cpu_count() or 1) + 1)
+    if not os.environ.get("MICROCRED_PUBLIC_URL"):
+        # credential ids, issuer URLs and links name the address served here, not a default
+        # port; the workers and the sweeper read it from the environment they inherit
+        os.environ["MICROCRED_PUBLIC_URL"] = served_at(host, port)
 
     class Server(BaseApplication):
         def load_config(self) -> None:

@@ -27,6 +27,14 @@ def _secret_key(instance: Path) -> str:
     return read_or_create(instance / "secret_key", lambda: secrets.token_urlsafe(48))
 
 
+def served_at(host: str, port: int) -> str:
+    """The base URL a server bound to ``host:port`` answers on, for when
+    ``MICROCRED_PUBLIC_URL`` is not set (a wildcard address is reached through the loopback)."""
+    if host in {"", "0.0.0.0", "::"}:
+        host = "127.0.0.1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 class ConfigError(ValueError):
     """A ``MICROCRED_*`` variable holds a value Microcred cannot use; the message names it."""
 

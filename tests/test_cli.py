@@ -174,6 +174,55 @@ def test_demo_loads_the_clinical_coding_program(demo):
         assert 0 < passed < results
 
 
+def test_demo_ships_its_badge_and_stack_and_issues_missing_badges(demo):
+    """The demo exam earns the program's achievement, which completes a stack (finding 18); a
+    pass released before any badge existed (the simulated history) gets its badge and the stack
+    from `microcred credentials issue-missing`, once."""
+    from assessment.delivery.models import Attempt, Result
+    from assessment.exams import Exam
+    from assessment.users import User
+    from credentials.models import Achievement, Credential
+
+    with demo.database.session() as s:
+        exam = s.scalar(select(Exam).where(Exam.code == DEMO_EXAM_CODE))
+        badge = s.scalar(select(Achievement).where(Achievement.exam_id == exam.id))
+        assert (badge.code, badge.name, badge.active) == ("CCF", exam.program_name, True)
+        stack = s.scalar(select(Achievement).where(Achievement.is_stack.is_(True)))
+        assert stack.stack_components == ["CCF"] and stack.stack_required == 1
+        # the simulated candidates are deactivated accounts: nothing is missing for them
+        assert s.scalar(select(func.count()).select_from(Credential)) == 0
+        # ... until one of them is an active account again
+        passer = s.scalar(select(User).join(Attempt, Attempt.candidate_id == User.id)
+                          .join(Result, Result.attempt_id == Attempt.id)
+                          .where(Attempt.exam_id == exam.id, Result.passed.is_(True))
+                          .order_by(User.id).limit(1))
+        passer.active = True
+        s.commit()
+        passer_id = passer.id
+    try:
+        listed = run(demo.env, "credentials", "issue-missing", "--achievement", "CCF",
+                     "--dry-run")
+        assert listed.exit_code == 0, listed.output
+        assert listed.output.startswith("CCF: 1 released pass(es) without this badge\n")
+        issued = run(demo.env, "credentials", "issue-missing", "--achievement", "CCF")
+        assert issued.exit_code == 0, issued.output
+        assert issued.output.endswith("issued 2 credential(s)\n")  # the badge and the stack
+        with demo.database.session(write=False) as s:
+            held = s.scalars(select(Credential).where(Credential.holder_id == passer_id)).all()
+            assert sorted(c.achievement.code for c in held) == ["CCF", "CCF-PATH"]
+        again = run(demo.env, "credentials", "issue-missing", "--achievement", "CCF")
+        assert again.output == ("CCF: 0 released pass(es) without this badge\n"
+                                "issued 0 credential(s)\n")
+        unknown = run(demo.env, "credentials", "issue-missing", "--achievement", "NOPE")
+        assert unknown.exit_code == 1 and "no achievement 'NOPE'" in unknown.output
+        stacked = run(demo.env, "credentials", "issue-missing", "--achievement", "CCF-PATH")
+        assert stacked.exit_code == 1 and "is a stack" in stacked.output
+    finally:
+        with demo.database.session() as s:
+            s.get(User, passer_id).active = False
+            s.commit()
+
+
 def test_demo_credentials_file_signs_in(demo):
     from assessment.app import create_app
 
@@ -405,40 +454,33 @@ def test_a_failing_receiver_does_not_hold_up_the_other_attempts(demo, caplog):
 
 def test_serve_answers_and_its_sweeper_finalizes_expired_attempts(demo):
     """`microcred serve` runs gunicorn and, in a process of its own, the sweep: an attempt whose
-    time ran out while nobody was connected is finalized without any request."""
+    time ran out while nobody was connected is finalized without any request, and the pass
+    earns its badge (finding 3). With no MICROCRED_PUBLIC_URL, the badge's ids and the links
+    on its page name the port served, not 5000 (finding 19)."""
     import socket
     import urllib.request
 
-    from assessment.delivery import service
     from assessment.delivery.models import Attempt
-    from assessment.exams import Exam, create_exam
-    from assessment.users import create_user
 
     with demo.database.session() as s:
-        demo_exam = s.scalar(select(Exam).where(Exam.code == DEMO_EXAM_CODE))
-        exam = create_exam(s, code="CCF-SERVE", title="Serve check", blueprint=demo_exam.blueprint,
-                           forms=[ef.form for ef in demo_exam.forms], time_limit_seconds=600,
-                           pass_percent=70, agreement="I will work alone.", policy={})
-        who = create_user(s, email="serve.sweep@example.org", password="long enough pass",
-                          role="candidate", display_name="Gone Away")
-        attempt = service.start_attempt(s, who, exam, agreed=True)
-        attempt.started_at = attempt.started_at - dt.timedelta(seconds=exam.time_limit_seconds + 60)
-        s.commit()
-        attempt_id = attempt.id
+        _, attempt_id = _expired_attempt(s, demo, code="CCF-SERVE", email="serve.sweep@example.org")
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
+    env = {**os.environ, **demo.env}
+    env.pop("MICROCRED_PUBLIC_URL", None)
     server = subprocess.Popen(
         [str(MICROCRED), "serve", "--port", str(port), "--workers", "1", "--sweep-every", "1"],
-        env={**os.environ, **demo.env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
         status, finalized = None, False
         while time.monotonic() < deadline and not (status == 200 and finalized):
             time.sleep(0.5)
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as resp:
+                with urllib.request.urlopen(f"{base}/healthz", timeout=2) as resp:
                     status = resp.status
             except OSError:
                 pass
@@ -446,6 +488,16 @@ def test_serve_answers_and_its_sweeper_finalizes_expired_attempts(demo):
                 finalized = s.get(Attempt, attempt_id).status == "finalized"
         assert status == 200, "microcred serve did not answer /healthz"
         assert finalized, "the serve sweeper did not finalize the expired attempt"
+        [(code, credential_id)] = _credentials_of(demo.database, attempt_id)
+        assert code == "CCF-SERVE-BADGE"
+        assert credential_id.startswith(f"{base}/badges/"), credential_id
+        with urllib.request.urlopen(credential_id, timeout=10) as resp:
+            page = resp.read().decode()
+        assert f"127.0.0.1%3A{port}" in page  # the LinkedIn link's certUrl
+        assert ":5000" not in page and "%3A5000" not in page
+        with urllib.request.urlopen(f"{credential_id}/credential.json", timeout=10) as resp:
+            document = resp.read().decode()
+        assert f"{base}/" in document and ":5000" not in document
     finally:
         server.terminate()
         output = server.communicate(timeout=40)[0].decode()
