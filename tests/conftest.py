@@ -3,10 +3,11 @@
 Integration tests run on every configured database: SQLite always, and PostgreSQL when a server
 answers at ``MICROCRED_TEST_POSTGRES_URL`` (default: the local server, user postgres, trust auth).
 Each run creates a fresh PostgreSQL database and drops it afterwards. A PostgreSQL that does not
-answer makes its half of the suite skip with a loud reason, repeated in the summary.
+answer (asked once per run) makes its half of the suite skip, said in one line of the summary.
 """
 from __future__ import annotations
 
+import functools
 import os
 import re
 import socket
@@ -16,7 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, make_url, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 os.environ.setdefault("MICROCRED_INSTANCE_DIR", str(Path(__file__).parent / ".instance"))
@@ -31,10 +33,11 @@ POSTGRES_ADMIN_URL = os.environ.get(
     "MICROCRED_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 PASSWORD = "correct horse battery staple"
-_pg_skip_reason: list[str] = []
 
 
+@functools.cache
 def _postgres_available() -> str | None:
+    """None when PostgreSQL answers; else why not, in one line. Asked once per session."""
     try:
         engine = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT",
                                connect_args={"connect_timeout": 3})
@@ -43,7 +46,14 @@ def _postgres_available() -> str | None:
         engine.dispose()
         return None
     except Exception as exc:  # noqa: BLE001 - any failure to reach it is a reason to skip
-        return f"PostgreSQL at {POSTGRES_ADMIN_URL} did not answer: {exc.__class__.__name__}: {exc}"
+        cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+        # psycopg says 'connection failed: connection to server at ... failed: <why>' and
+        # then a hint on more lines; the why is enough
+        first = (str(cause).strip().splitlines() or [""])[0]
+        detail = first.rsplit("failed:", 1)[-1].strip() or cause.__class__.__name__
+        where = make_url(POSTGRES_ADMIN_URL).render_as_string(hide_password=True)
+        return (f"PostgreSQL at {where} did not answer ({detail}); start it or set "
+                f"MICROCRED_TEST_POSTGRES_URL")
 
 
 def _create_pg_database() -> tuple[str, str]:
@@ -63,11 +73,10 @@ def _drop_pg_database(name: str) -> None:
 
 
 def _require_postgres() -> None:
-    """Skip this test, loudly (the reason is repeated in the summary), when PostgreSQL is down."""
+    """Skip this test when PostgreSQL is down, with one short reason (folded into one line of
+    the summary by ``pytest_runtest_makereport``)."""
     reason = _postgres_available()
     if reason:
-        if reason not in _pg_skip_reason:
-            _pg_skip_reason.append(reason)
         pytest.skip(reason)
 
 
@@ -109,10 +118,16 @@ def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         _drop_pg_database(name)
 
 
-def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    for reason in _pg_skip_reason:
-        terminalreporter.write_sep("!", "POSTGRESQL TESTS SKIPPED", red=True, bold=True)
-        terminalreporter.write_line(reason, red=True)
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Report every PostgreSQL skip from one place, so the summary says it once:
+    "SKIPPED [n] tests/conftest.py: PostgreSQL at ... did not answer (...)"."""
+    report = yield
+    reason = _postgres_available.cache_info().currsize and _postgres_available()
+    if (reason and report.skipped and isinstance(report.longrepr, tuple)
+            and report.longrepr[2].endswith(reason)):
+        report.longrepr = (__file__, None, report.longrepr[2])
+    return report
 
 
 def _empty_all_tables(database: Database) -> None:
