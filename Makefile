@@ -2,31 +2,39 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-stamp
+PY := $(BIN)/python
+RUN_STAMP := $(VENV)/.run-stamp
+TEST_STAMP := $(VENV)/.test-stamp
 HOST ?= 127.0.0.1
 PORT ?= 5000
 PYTEST_ARGS ?=
 
 .PHONY: run test install chromium lint bench clean
 
-$(STAMP): pyproject.toml
+# Two installs, each redone when pyproject.toml changes: serving needs no test tools.
+$(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]' --config-settings editable_mode=compat
-	touch $(STAMP)
 
-install: $(STAMP)
+$(RUN_STAMP): pyproject.toml | $(PY)
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(TEST_STAMP): pyproject.toml | $(PY)
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+install: $(RUN_STAMP)
 
 # Serve the embedded SQLite database under instance/, with the demo program loaded once.
-run: $(STAMP)
+run: $(RUN_STAMP)
 	$(BIN)/microcred init
 	$(BIN)/microcred demo --if-empty
-	@echo; echo "Demo sign-ins (role, email, password):"; cat instance/demo-credentials.txt 2>/dev/null || true
 	@echo; echo "Open http://$(HOST):$(PORT)/ in your browser."; echo
 	$(BIN)/microcred serve --host $(HOST) --port $(PORT)
 
 # The whole suite: unit, integration on SQLite and PostgreSQL, and browser tests in Chromium.
-test: $(STAMP) chromium
+test: $(TEST_STAMP) chromium
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # Browser tests drive Debian's chromium; install it when missing and we may.
@@ -40,10 +48,10 @@ chromium:
 	  fi; \
 	fi
 
-lint: $(STAMP)
+lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
 
-bench: $(STAMP)
+bench: $(TEST_STAMP)
 	$(BIN)/python bench/delivery_load.py
 	$(BIN)/python bench/calibration.py
 

@@ -85,11 +85,17 @@ def demo(if_empty: bool, history: int) -> None:
             session.rollback()
             raise click.ClickException(str(exc)) from None
         session.commit()
+    path = settings.instance_dir / "demo-credentials.txt"
     if creds is None:
         click.echo("the database already has users; demo not loaded")
+        if path.is_file():  # `make run` shows the sign-ins on every start, from here
+            click.echo(f"Demo sign-ins (from {path}):")
+            for line in path.read_text().splitlines():
+                click.echo("  " + line)
         return
-    path = settings.instance_dir / "demo-credentials.txt"
-    lines = [f"{role:16} {email:32} {password}" for role, email, password in creds]
+    widths = [max(len(row[i]) for row in creds) for i in range(2)]
+    lines = [f"{role:{widths[0]}}  {email:{widths[1]}}  {password}"
+             for role, email, password in creds]
     path.write_text("\n".join(lines) + "\n")
     os.chmod(path, 0o600)
     click.echo("demo program loaded. Sign in with:")
