@@ -133,6 +133,7 @@ def serve(host: str, port: int, workers: int | None, threads: int, sweep_every: 
             self.cfg.set("accesslog", None)
             self.cfg.set("errorlog", "-")
             self.cfg.set("timeout", 60)
+            self.cfg.set("worker_exit", _close_listeners)
 
         def load(self):
             from assessment.wsgi import app
@@ -155,6 +156,13 @@ def serve(host: str, port: int, workers: int | None, threads: int, sweep_every: 
                 sweeper.wait(10)
             except subprocess.TimeoutExpired:
                 sweeper.kill()
+
+
+def _close_listeners(server, worker) -> None:
+    """A worker leaves its copies of the listening sockets open when it exits; close them, so
+    the interpreter does not warn about them (ResourceWarning) on every stop."""
+    for sock in worker.sockets:
+        sock.close()
 
 
 @main.command()

@@ -21,11 +21,13 @@ from credentials.openbadge import IssuerInfo
 
 
 def default_issuer(session: Session, cfg: CredentialConfig) -> Issuer:
-    """The default issuer, created with a first key on first use."""
+    """The default issuer, created with a first key on first use. Without
+    ``MICROCRED_ISSUER_URL`` its URL is the public URL of the moment of issue (stored empty):
+    the demo creates it before ``microcred serve`` knows the port it will answer on."""
     issuer = session.scalar(select(Issuer).where(Issuer.is_default.is_(True)).limit(1))
     if issuer is None:
         issuer = create_issuer(session, cfg, slug="default", name=cfg.issuer_name,
-                               url=cfg.issuer_url or cfg.base_url, email=cfg.issuer_email,
+                               url=cfg.issuer_url or "", email=cfg.issuer_email,
                                is_default=True)
     return issuer
 
@@ -110,7 +112,8 @@ def did_web_document(session: Session, cfg: CredentialConfig, issuer: Issuer) ->
 
 
 def issuer_info(cfg: CredentialConfig, issuer: Issuer, key: IssuerKey) -> IssuerInfo:
-    return IssuerInfo(id=issuer_did(cfg, issuer, key), name=issuer.name, url=issuer.url,
+    return IssuerInfo(id=issuer_did(cfg, issuer, key), name=issuer.name,
+                      url=issuer.url or cfg.base_url,
                       email=issuer.email, description=issuer.description or None)
 
 

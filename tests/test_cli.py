@@ -468,7 +468,7 @@ def test_serve_answers_and_its_sweeper_finalizes_expired_attempts(demo):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    env = {**os.environ, **demo.env}
+    env = {**os.environ, **demo.env, "PYTHONWARNINGS": "default::ResourceWarning"}
     env.pop("MICROCRED_PUBLIC_URL", None)
     server = subprocess.Popen(
         [str(MICROCRED), "serve", "--port", str(port), "--workers", "1", "--sweep-every", "1"],
@@ -503,3 +503,4 @@ def test_serve_answers_and_its_sweeper_finalizes_expired_attempts(demo):
         output = server.communicate(timeout=40)[0].decode()
     assert server.returncode == 0, output
     assert f"sweep: finalized attempts [{attempt_id}]" in output
+    assert "ResourceWarning" not in output  # nothing left open on the way out (finding 25)
