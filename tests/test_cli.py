@@ -271,6 +271,19 @@ def test_demo_if_empty_loads_nothing_more(demo):
     assert (demo.instance / "demo-credentials.txt").read_text() == creds
 
 
+def test_demo_sign_ins_are_aligned_and_shown_once(demo):
+    """`make run` shows the sign-ins once, from `microcred demo --if-empty`, in columns."""
+    lines = (demo.instance / "demo-credentials.txt").read_text().splitlines()
+    for n in (1, 2):  # where the email and the password columns start
+        starts = {len(re.match(rf"(\S+\s+){{{n}}}", line).group(0)) for line in lines}
+        assert len(starts) == 1, lines
+    assert demo.output.count(lines[-1]) == 1
+    again = run(demo.env, "demo", "--if-empty").output
+    assert [again.count(line) for line in lines] == [1, 1, 1, 1], again
+    makefile = (Path(__file__).parent.parent / "Makefile").read_text()
+    assert "demo-credentials.txt" not in makefile  # the Makefile no longer prints them again
+
+
 def test_user_add(demo):
     from assessment.users import User
 
