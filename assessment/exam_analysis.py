@@ -10,14 +10,13 @@ is the item's score divided by its maximum (0 or 1) and NaN where the item was n
 when candidates sit different forms. Partial-credit scores are refused with a message, because
 every model offered here is dichotomous.
 
-Parameters are append-only: a calibration adds one ``ItemParameter`` row per estimable item
-version, and the newest row (highest id) of a version is its current parameters, superseding
-earlier calibrations without touching them. Rows of one calibration share a run id in ``source``.
+A calibration is stored as a run (:mod:`assessment.calibration_runs`) with its estimates; it
+changes no parameters until a psychometrician approves it. Approval adds ``ItemParameter`` rows
+(append-only: the newest row of a version is current).
 """
 from __future__ import annotations
 
 import time
-import uuid
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -26,9 +25,10 @@ import numpy as np
 from sqlalchemy import Select, case, func, select
 from sqlalchemy.orm import Session, selectinload
 
+from assessment.calibration_runs import CalibrationEstimate, CalibrationRun
 from assessment.delivery.models import Attempt, ItemScore, Result, ResultRelease
 from assessment.exams import Exam
-from itembank.models import Form, ItemParameter, ItemVersion
+from itembank.models import Form, ItemVersion
 from psychometrics import (
     Calibration,
     ItemAnalysis,
@@ -308,10 +308,8 @@ class ExamCalibration:
     exam: Exam
     matrix: ScoreMatrix
     fit: Calibration
-    run_id: str
     seconds: float
-    stored: dict[int, ItemParameter]  # column -> the new row
-    not_stored: dict[int, str]  # column -> why
+    unusable: dict[int, str]  # column -> why its estimate may not become current
     warnings: list[str]
     item_fit: dict[int, list[tuple[str, ItemFit]]]  # column -> [(form code, S-X2 on that form)]
     fit_notes: list[str]
@@ -331,8 +329,7 @@ class ExamCalibration:
                     **self.fit.item_dict(j),
                     "label": self.matrix.item_ids[j],
                     "n": int((~np.isnan(self.matrix.scores[:, j])).sum()),
-                    "stored": j in self.stored,
-                    "not_stored": self.not_stored.get(j),
+                    "unusable": self.unusable.get(j),
                     "truth": self.truth.get(j),
                     "fit": dict(self.item_fit.get(j, [])),
                 }
@@ -365,14 +362,12 @@ def calibrate_exam(
     *,
     model: str = "2pl",
     max_iter: int = DEFAULT_MAX_ITER,
-    calibrated_by: str = "",
 ) -> ExamCalibration:
-    """Calibrate the exam's item versions on its counted results and add the finite estimates
-    as new ``ItemParameter`` rows (flushed, not committed).
+    """Calibrate the exam's item versions on its counted results. Nothing is stored: see
+    :func:`record_run`.
 
     Items the library could not estimate (no variance) and items with a non-finite estimate are
-    not stored, so they keep their previous parameters. A calibration that stops at ``max_iter``
-    still stores its finite estimates; its warning is in ``warnings``.
+    marked unusable: approving the run leaves their previous parameters current.
     """
     model = check_model_choice(model)
     matrix = score_matrix(session, exam)
@@ -386,32 +381,11 @@ def calibrate_exam(
     seconds = time.perf_counter() - started
     messages = list(fit.messages)
     messages += [str(w.message) for w in caught if str(w.message) not in messages]
-
-    run_id = uuid.uuid4().hex[:12]
-    source = _source_text(run_id, exam, fit, calibrated_by)
-    stored, not_stored = {}, {}
-    for j, version in enumerate(matrix.versions):
+    unusable = {}
+    for j in range(len(matrix.versions)):
         reason = _unstorable(fit, j)
         if reason:
-            not_stored[j] = reason
-            continue
-        row = ItemParameter(
-            item_version_id=version.id,
-            model=fit.model,
-            a=float(fit.a[j]),
-            b=float(fit.b[j]),
-            c=float(fit.c[j]) if fit.model == "3pl" else 0.0,
-            thresholds=None,
-            standard_errors={
-                name: _finite_or_none(se[j])
-                for name, se in (("a", fit.se_a), ("b", fit.se_b), ("c", fit.se_c))
-                if fit.model == "3pl" or name != "c"
-            },
-            source=source,
-        )
-        session.add(row)
-        stored[j] = row
-    session.flush()
+            unusable[j] = reason
 
     item_fit, fit_notes = _item_fit_by_form(matrix, fit)
     truth = {
@@ -423,10 +397,8 @@ def calibrate_exam(
         exam=exam,
         matrix=matrix,
         fit=fit,
-        run_id=run_id,
         seconds=seconds,
-        stored=stored,
-        not_stored=not_stored,
+        unusable=unusable,
         warnings=messages,
         item_fit=item_fit,
         fit_notes=fit_notes,
@@ -435,24 +407,85 @@ def calibrate_exam(
     )
 
 
-def _source_text(run_id: str, exam: Exam, fit: Calibration, calibrated_by: str) -> str:
-    parts = [
-        f"calibration {run_id}",
-        f"exam {exam.code}",
-        f"{fit.model} MML-EM",
-        f"N={fit.n_persons}",
-        f"converged in {fit.iterations} cycles"
-        if fit.converged
-        else f"NOT converged ({fit.iterations} cycles)",
-    ]
-    if fit.model == "rasch":
-        parts.append(f"latent SD {fit.latent_sd:.4g}")
-    if calibrated_by:
-        parts.append(f"by {calibrated_by}")
-    return "; ".join(parts)[:200]
+def record_run(
+    session: Session, calibration: ExamCalibration, *, run_by_id: int | None, max_iter: int
+) -> CalibrationRun:
+    """Store ``calibration`` as a proposed run with one estimate row per item version (flushed,
+    not committed). The current parameters do not change."""
+    fit, matrix = calibration.fit, calibration.matrix
+    three = fit.model == "3pl"
+    run = CalibrationRun(
+        exam_id=calibration.exam.id,
+        model=fit.model,
+        options={"max_iter": int(max_iter)},
+        run_by_id=run_by_id,
+        converged=bool(fit.converged),
+        iterations=int(fit.iterations),
+        log_likelihood=_finite_or_none(fit.loglik),
+        fit_summary=_json_safe({
+            "exam": calibration.exam.code,
+            "engine": fit.engine,
+            "n_persons": fit.n_persons,
+            "n_items": fit.n_items,
+            "forms": [matrix.forms[f].code for f in sorted(matrix.forms)],
+            "max_change": fit.max_change,
+            "aic": fit.aic,
+            "bic": fit.bic,
+            "n_params": fit.n_params,
+            "latent_mean": fit.latent_mean,
+            "latent_sd": fit.latent_sd,
+            "seconds": calibration.seconds,
+            "recovery": [vars(r) for r in calibration.recovery],
+            "fit_forms": calibration.fit_forms(),
+            "fit_notes": calibration.fit_notes,
+        }),
+        warnings=[str(w) for w in calibration.warnings],
+        status="proposed",
+    )
+    session.add(run)
+    session.flush()
+    for j, version in enumerate(matrix.versions):
+        session.add(CalibrationEstimate(
+            run_id=run.id,
+            item_version_id=version.id,
+            position=j,
+            n_responses=int((~np.isnan(matrix.scores[:, j])).sum()),
+            a=_finite_or_none(fit.a[j]),
+            b=_finite_or_none(fit.b[j]),
+            c=_finite_or_none(fit.c[j]) if three else 0.0,
+            standard_errors={
+                name: _finite_or_none(se[j])
+                for name, se in (("a", fit.se_a), ("b", fit.se_b), ("c", fit.se_c))
+                if three or name != "c"
+            },
+            status=str(fit.status[j])[:20],
+            note=calibration.unusable.get(j),
+            item_fit=_json_safe({
+                code: item.to_dict() for code, item in calibration.item_fit.get(j, [])
+            }),
+        ))
+    session.flush()
+    return run
 
 
-def _finite_or_none(value: float) -> float | None:
+def _json_safe(value):
+    """NaN and infinities become None (JSON has neither), numpy scalars plain numbers."""
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return _finite_or_none(value)
+    return value
+
+
+def _finite_or_none(value: float | None) -> float | None:
+    if value is None:
+        return None
     value = float(value)
     return value if np.isfinite(value) else None
 
