@@ -39,12 +39,17 @@ from psychometrics import (
 )
 from psychometrics.ctt import (
     FlagRules,
+    ItemStatistics,
     ReliabilityEstimate,
     ScoreDistribution,
     cronbach_alpha,
     score_distribution,
 )
 from psychometrics.fit import ItemFit
+
+#: The option label of a presented item left unanswered (distractor analysis counts it as a
+#: choice; an empty label means "not presented").
+OMITTED = "(omitted)"
 
 #: IRT models the workspace offers (all dichotomous: the exams are scored 0/1).
 CALIBRATION_MODELS = ("rasch", "2pl", "3pl")
@@ -156,6 +161,10 @@ class ScoreMatrix:
     """Persons x item versions, 0/1 with NaN where the item was not presented."""
 
     scores: np.ndarray
+    #: The chosen option per cell ("A"; "A+C" for a multiple response; ``OMITTED``; "" where the
+    #: item was not presented) and the keyed label per column, for distractor analysis.
+    choices: np.ndarray
+    keys: list[str]
     result_ids: list[int]
     form_ids: np.ndarray  # per person
     versions: list[ItemVersion]  # per column
@@ -195,7 +204,8 @@ def score_matrix(session: Session, exam: Exam) -> ScoreMatrix:
             f"exam {exam.code} has no finalized results yet, so there is nothing to analyse"
         )
     cells = session.execute(
-        select(ItemScore.result_id, ItemScore.item_version_id, ItemScore.score, ItemScore.max_score)
+        select(ItemScore.result_id, ItemScore.item_version_id, ItemScore.score, ItemScore.max_score,
+               ItemScore.response)
         .join(counted, counted.c.result_id == ItemScore.result_id)
     ).all()
     result_ids = [r.result_id for r in people]
@@ -217,6 +227,8 @@ def score_matrix(session: Session, exam: Exam) -> ScoreMatrix:
         (c.score / c.max_score if c.max_score else np.nan for c in cells), dtype=float, count=len(cells)
     )
     scores[rows, cols] = values
+    choices = np.full(scores.shape, "", dtype=object)
+    choices[rows, cols] = [_choice_label(c.response) for c in cells]
     bad = ~np.isnan(scores) & (scores != 0) & (scores != 1)
     if bad.any():
         i, j = np.argwhere(bad)[0]
@@ -226,13 +238,26 @@ def score_matrix(session: Session, exam: Exam) -> ScoreMatrix:
         )
     form_ids = np.array([r.form_id for r in people], dtype=int)
     forms = {f.id: f for f in session.scalars(select(Form).where(Form.id.in_(set(form_ids.tolist()))))}
+    versions = [versions_by_id[vid] for vid in version_ids]
     return ScoreMatrix(
         scores=scores,
+        choices=choices,
+        keys=[_choice_label((v.key or {}).get("correct")) for v in versions],
         result_ids=result_ids,
         form_ids=form_ids,
-        versions=[versions_by_id[vid] for vid in version_ids],
+        versions=versions,
         forms=forms,
     )
+
+
+def _choice_label(response) -> str:
+    """A response as an option label: "B" for one choice, "A+C" for several (all-or-nothing
+    multiple response is right exactly when this equals the key's label)."""
+    if response is None or response == [] or response == "":
+        return OMITTED
+    if isinstance(response, list):
+        return "+".join(sorted(str(r) for r in response))
+    return str(response)
 
 
 # ---------------------------------------------------------------- classical item analysis
@@ -240,13 +265,20 @@ def score_matrix(session: Session, exam: Exam) -> ScoreMatrix:
 
 @dataclass
 class FormReliability:
+    """A form's own classical analysis over the candidates who sat it: alpha, the score
+    distribution and each item's alpha-if-deleted (which need everyone to have seen every
+    item, so they exist per form, not pooled over forms)."""
+
     form: Form
     reliability: ReliabilityEstimate
     distribution: ScoreDistribution
+    alpha_if_deleted: dict[int, float | None]  # column -> alpha of the form without the item
 
 
 @dataclass
 class ExamItemAnalysis:
+    """The one classical analysis of an exam: the page and the JSON export both render it."""
+
     exam: Exam
     matrix: ScoreMatrix
     analysis: ItemAnalysis
@@ -255,10 +287,22 @@ class ExamItemAnalysis:
     def flag_reasons(self, flags: Sequence[str]) -> list[str]:
         return [FLAG_REASONS.get(f, f).format(r=self.analysis.rules) for f in flags]
 
+    def alpha_if_deleted(self, column: int) -> dict[str, float | None]:
+        """Form code -> alpha of that form without the item, for each form the item is on."""
+        return {
+            f.form.code: f.alpha_if_deleted[column] for f in self.by_form if column in f.alpha_if_deleted
+        }
+
+    def rows(self) -> list[tuple[int, ItemStatistics]]:
+        """(column, statistics) of every item version, flagged ones first."""
+        pairs = list(enumerate(self.analysis.items))
+        return [p for p in pairs if p[1].flags] + [p for p in pairs if not p[1].flags]
+
     def to_dict(self) -> dict:
         doc = self.analysis.to_dict()
-        for item, version in zip(doc["items"], self.matrix.versions):
+        for j, (item, version) in enumerate(zip(doc["items"], self.matrix.versions)):
             item["item_version_id"] = version.id
+            item["alpha_if_deleted"] = self.alpha_if_deleted(j)
             item["flag_reasons"] = self.flag_reasons(item["flags"])
         doc["exam"] = self.exam.code
         doc["n_persons"] = self.matrix.n_persons
@@ -273,19 +317,43 @@ class ExamItemAnalysis:
 
 def analyse_items(session: Session, exam: Exam, *, rules: FlagRules | None = None) -> ExamItemAnalysis:
     """Classical item analysis (``psychometrics.item_analysis``) of the exam's counted results,
-    plus coefficient alpha per form: pooled alpha needs persons who saw every item, which
-    nobody does when forms differ."""
+    with distractor analysis of the chosen options, plus each form's own alpha, score
+    distribution and alpha-if-deleted: those need persons who saw every item, which nobody
+    does when forms differ.
+
+    The pooled score distribution is of every counted candidate's total over the items they
+    were presented (so its ``n`` is the number of results); pooled alpha and alpha-if-deleted
+    stay per form."""
+    rules = rules or FlagRules()
     matrix = score_matrix(session, exam)
-    analysis = item_analysis(matrix.scores, item_ids=matrix.item_ids, rules=rules)
     by_form = []
     for form_id in sorted(matrix.forms):
         rows, cols = matrix.form_block(form_id)
         block = matrix.scores[np.ix_(rows, cols)]
         if block.size == 0:
             continue
+        form_items = item_analysis(block, rules=rules).items
         by_form.append(
-            FormReliability(matrix.forms[form_id], cronbach_alpha(block), score_distribution(block))
+            FormReliability(
+                matrix.forms[form_id],
+                cronbach_alpha(block),
+                score_distribution(block),
+                {int(j): s.alpha_if_deleted for j, s in zip(cols, form_items)},
+            )
         )
+    analysis = item_analysis(
+        matrix.scores, item_ids=matrix.item_ids, choices=matrix.choices, key=matrix.keys, rules=rules
+    )
+    totals = np.nansum(matrix.scores, axis=1)
+    analysis.distribution = score_distribution(totals[:, None])
+    for j, item in enumerate(analysis.items):
+        alpha_rises = any(
+            f.alpha_if_deleted.get(j) is not None and f.reliability.alpha is not None
+            and f.alpha_if_deleted[j] > f.reliability.alpha
+            for f in by_form
+        )
+        if alpha_rises and "alpha_increases_if_deleted" not in item.flags:
+            item.flags.append("alpha_increases_if_deleted")
     return ExamItemAnalysis(exam, matrix, analysis, by_form)
 
 

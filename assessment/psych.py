@@ -90,11 +90,10 @@ def items(code: str):
         result = analyse_items(db_session(), exam)
     except AnalysisError as exc:
         return render_template("psych/items.html", exam=exam, result=None, problem=str(exc))
-    flagged = [i for i in result.analysis.items if i.flags]
-    clean = [i for i in result.analysis.items if not i.flags]
+    rows = result.rows()
     return render_template(
-        "psych/items.html", exam=exam, result=result, rows=flagged + clean, n_flagged=len(flagged),
-        problem=None,
+        "psych/items.html", exam=exam, result=result, rows=rows,
+        n_flagged=sum(1 for _, i in rows if i.flags), problem=None,
     )
 
 

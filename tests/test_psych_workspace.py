@@ -250,7 +250,10 @@ def test_overview_and_item_analysis_match_the_library(client, demo_psychometrici
     assert sorted(by_id) == codes
     for item in expected["items"]:
         mine = by_id[item["id"]]
-        assert mine["flags"] == item["flags"] and mine["n"] == item["n"]
+        # the workspace adds what the library cannot see in a bare score matrix: the chosen
+        # options and each form's alpha-if-deleted (tests/test_psych_export.py checks those)
+        added = {"distractor_attracts_high_scorers", "alpha_increases_if_deleted"}
+        assert set(mine["flags"]) - added == set(item["flags"]) and mine["n"] == item["n"]
         for key in ("p", "corrected_r", "point_biserial", "biserial", "upper_lower_d"):
             assert (mine[key] is None) == (item[key] is None), (item["id"], key)
             if item[key] is not None:
@@ -271,12 +274,13 @@ def test_overview_and_item_analysis_match_the_library(client, demo_psychometrici
 
     html = psychometrician.get(f"/psych/exams/{demo.code}/items").get_data(as_text=True)
     assert "<caption>" in html and 'scope="col"' in html
-    flagged = [i for i in expected["items"] if i["flags"]]
-    clean = [i for i in expected["items"] if not i["flags"]]
+    flagged = [i for i in got["items"] if i["flags"]]
+    clean = [i for i in got["items"] if not i["flags"]]
     assert flagged and clean
     assert html.index(f'<th scope="row">{flagged[-1]["id"]}</th>') < html.index(f'<th scope="row">{clean[0]["id"]}</th>')
-    row = _row(html, flagged[0]["id"])
-    assert "Flagged" in row and f'{flagged[0]["p"]:.3f}' in row and f'{flagged[0]["corrected_r"]:.3f}' in row
+    hard = next(i for i in flagged if "too_hard" in i["flags"])
+    row = _row(html, hard["id"])
+    assert "Flagged" in row and f'{hard["p"]:.3f}' in row and f'{hard["corrected_r"]:.3f}' in row
     assert "too hard: p below 0.20" in row
     for form in got["forms"]:
         assert f'{form["reliability"]["alpha"]:.3f}' in _row(html, f'Form {form["form"]}')
