@@ -187,8 +187,8 @@ def approve_run(session: Session, run: CalibrationRun, *, by: Any, reason: str =
         if not override_not_converged:
             raise CalibrationRefused(
                 f"calibration run {run.id} did not converge (it stopped after {run.iterations} "
-                "EM cycles), so it is not approved. Run the calibration again with more cycles, "
-                "or tick \u201capprove although it did not converge\u201d and give the reason"
+                "EM cycles). Run the calibration again with more cycles, or tick \u201cApprove "
+                "although it did not converge\u201d and give the reason"
             )
         reason = _check_reason(
             reason, required="approving a run that did not converge needs a reason: say why "
