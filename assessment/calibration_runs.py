@@ -179,6 +179,12 @@ def approve_run(session: Session, run: CalibrationRun, *, by: Any, reason: str =
     """Make the run's usable estimates the current parameters (new rows; flushed, not
     committed). Raises :class:`CalibrationRefused` when the run is already current, did not
     converge and the override is not given with a reason, or has nothing usable."""
+    # Two approvals of runs of the same exam at once would each supersede the other's previous
+    # run and leave two "approved": lock the exam's runs so they happen one after the other.
+    session.execute(
+        select(CalibrationRun.id).where(CalibrationRun.exam_id == run.exam_id).with_for_update()
+    )
+    session.refresh(run)
     if run.status == "approved":
         raise CalibrationRefused(
             f"calibration run {run.id} is already approved: its estimates are the current ones"
