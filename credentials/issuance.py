@@ -162,8 +162,9 @@ def issue(
         subject_did=choice.did if choice else None,
         score=score,
         evidence=evidence,
-        credential_status=statuslist.entry(
-            revocation.list_url(cfg, status_list.id, "revocation"), index, "revocation"),
+        credential_status=[
+            statuslist.entry(revocation.list_url(cfg, status_list.id, purpose), index, purpose)
+            for purpose in statuslist.PURPOSES],
     )
     signed = dataintegrity.add_proof(
         unsigned, issuers.private_key(cfg, issuer, key),

@@ -237,7 +237,13 @@ def verify(
 
     issuer = vcjwt.issuer_id(cred)
     key_ok = _step_issuer_key(report, cred, parsed, resolver, issuer)
-    _step_proof(report, cred, parsed, resolver, key_ok)
+    if not _step_proof(report, cred, parsed, resolver, key_ok):
+        # Nothing an unproven document says can be trusted, its dates and status entry
+        # included: a tampered copy of a revoked credential is "invalid", not "revoked".
+        report.steps += [Step(n, None, "not checked: the proof did not verify")
+                         for n in STEPS[STEPS.index("proof") + 1:]]
+        report.status = "invalid"
+        return report
     _step_status(report, cred, resolver, issuer)
     _step_dates(report, cred, now)
     _step_schema(report, cred)
@@ -275,10 +281,10 @@ def _step_issuer_key(report: Report, cred: dict, parsed: Parsed, resolver: Resol
 
 
 def _step_proof(report: Report, cred: dict, parsed: Parsed, resolver: Resolver,
-                key_ok: bool) -> None:
+                key_ok: bool) -> bool:
     if not key_ok:
         report.steps.append(Step("proof", None, "not checked: the issuer's key is unknown"))
-        return
+        return False
 
     def resolve(vm_id: str, purpose: str) -> Ed25519PublicKey:
         return resolver.verification_method(vm_id, purpose)[0]
@@ -294,8 +300,9 @@ def _step_proof(report: Report, cred: dict, parsed: Parsed, resolver: Resolver,
             message = "the eddsa-rdfc-2022 Data Integrity proof is valid"
     except CredentialError as exc:
         report.steps.append(Step("proof", False, str(exc)))
-        return
+        return False
     report.steps.append(Step("proof", True, message))
+    return True
 
 
 def _signed_list(resolver: Resolver, doc: dict[str, Any], issuer: str) -> None:
@@ -304,43 +311,65 @@ def _signed_list(resolver: Resolver, doc: dict[str, Any], issuer: str) -> None:
     dataintegrity.verify_proof(doc, lambda vm, p: resolver.verification_method(vm, p)[0])
 
 
+def _status_entries(cred: dict) -> list[dict[str, Any]]:
+    """The credential's ``credentialStatus`` entries (VC Data Model 2.0 §4.10: one object or a
+    list of them)."""
+    value = cred.get("credentialStatus")
+    entries = value if isinstance(value, list) else [value]
+    if not entries or not all(isinstance(e, dict) for e in entries):
+        raise StatusListError("credentialStatus must be a BitstringStatusListEntry or a list of "
+                              "them")
+    return entries
+
+
+def _checked_bit(resolver: Resolver, entry: dict[str, Any], issuer: str,
+                 doc: dict[str, Any] | None = None) -> bool:
+    """The entry's bit, read from its signed status list (fetched unless given)."""
+    url = entry.get("statusListCredential")
+    if not isinstance(url, str):
+        raise StatusListError("credentialStatus has no statusListCredential URL")
+    doc = resolver.status_list(url) if doc is None else doc
+    _signed_list(resolver, doc, issuer)
+    return statuslist.status_bit(doc, entry)
+
+
 def _step_status(report: Report, cred: dict, resolver: Resolver, issuer: str) -> None:
-    entry = cred.get("credentialStatus")
-    if entry is None:
+    if cred.get("credentialStatus") is None:
         report.steps.append(Step("status", True, "the credential has no status entry "
                                                  "(it cannot be revoked)"))
         return
     try:
-        if not isinstance(entry, dict):
-            raise StatusListError("credentialStatus must be a single BitstringStatusListEntry")
-        url = entry.get("statusListCredential")
-        if not isinstance(url, str):
-            raise StatusListError("credentialStatus has no statusListCredential URL")
-        doc = resolver.status_list(url)
-        _signed_list(resolver, doc, issuer)
-        if statuslist.status_bit(doc, entry):
-            purpose = entry.get("statusPurpose")
-            report.status = "revoked" if purpose == "revocation" else str(purpose)
-            reason = getattr(resolver, "status_reason", lambda *_: None)(cred.get("id"))
-            report.steps.append(Step("status", False, f"the credential is {report.status}"
-                                     + (f": {reason}" if reason else "")))
-            return
-        suspension = resolver.suspension_list(url)
-        if suspension is not None and entry.get("statusPurpose") == "revocation":
-            _signed_list(resolver, suspension, issuer)
-            sus_entry = dict(entry, statusPurpose="suspension",
-                             statusListCredential=suspension.get("id"))
-            if statuslist.status_bit(suspension, sus_entry):
-                report.status = "suspended"
-                reason = getattr(resolver, "status_reason", lambda *_: None)(cred.get("id"))
-                report.steps.append(Step("status", False, "the credential is suspended"
-                                         + (f": {reason}" if reason else "")))
-                return
+        entries = _status_entries(cred)
+        purposes = [e.get("statusPurpose") for e in entries]
+        unknown = [p for p in purposes if p not in statuslist.PURPOSES]
+        if unknown:
+            raise StatusListError(f"unsupported status purpose {unknown[0]!r} (revocation and "
+                                  "suspension are)")
+        found = {e.get("statusPurpose"): _checked_bit(resolver, e, issuer) for e in entries}
+        revocation = next((e for e in entries if e.get("statusPurpose") == "revocation"), None)
+        if "suspension" not in found and revocation is not None:
+            # credentials issued before they carried a suspension entry: the issuer's
+            # suspension list at the same index, if the resolver knows it
+            suspension = resolver.suspension_list(revocation["statusListCredential"])
+            if suspension is not None:
+                found["suspension"] = _checked_bit(
+                    resolver, dict(revocation, statusPurpose="suspension",
+                                   statusListCredential=suspension.get("id")),
+                    issuer, suspension)
     except CredentialError as exc:
         report.steps.append(Step("status", False, f"status could not be checked: {exc}"))
         return
-    report.steps.append(Step("status", True, "not revoked" + (
-        " or suspended" if suspension is not None else "")))
+    for purpose, label in (("revocation", "revoked"), ("suspension", "suspended")):
+        if found.get(purpose):
+            report.status = label
+            reason = getattr(resolver, "status_reason", lambda *_: None)(cred.get("id"))
+            report.steps.append(Step("status", False, f"the credential is {label}"
+                                     + (f": {reason}" if reason else "")))
+            return
+    checked = " or ".join(
+        label for purpose, label in (("revocation", "revoked"), ("suspension", "suspended"))
+        if purpose in found)
+    report.steps.append(Step("status", True, f"not {checked}"))
 
 
 def _step_dates(report: Report, cred: dict, now: dt.datetime) -> None:
@@ -373,5 +402,4 @@ def _step_schema(report: Report, cred: dict) -> None:
     except CredentialError as exc:
         report.steps.append(Step("schema", False, str(exc)))
         return
-    report.steps.append(Step("schema", True, "matches " + ", ".join(
-        c.rsplit("/", 1)[-1] for c in checked)))
+    report.steps.append(Step("schema", True, "matches " + " and ".join(checked)))

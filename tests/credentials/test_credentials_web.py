@@ -46,10 +46,12 @@ def test_public_badge_page_and_downloads(client, earned):
     report = client.post("/api/credentials/verify", data=token,
                          content_type="text/plain").get_json()
     assert report["verified"] and report["proof_format"] == "jwt"
-    status_url = cred.json["credentialStatus"]["statusListCredential"]
-    listed = client.get(status_url.split("5000", 1)[-1])
-    assert listed.status_code == 200
-    assert listed.get_json()["type"] == ["VerifiableCredential", "BitstringStatusListCredential"]
+    for entry in cred.json["credentialStatus"]:
+        listed = client.get(entry["statusListCredential"].split("5000", 1)[-1])
+        assert listed.status_code == 200
+        assert listed.get_json()["type"] == ["VerifiableCredential",
+                                             "BitstringStatusListCredential"]
+        assert listed.get_json()["credentialSubject"]["statusPurpose"] == entry["statusPurpose"]
     assert client.get(f"/badges/{cred.public_id}x").status_code == 404
 
 
