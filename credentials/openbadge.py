@@ -23,6 +23,7 @@ from typing import Any
 
 from credentials.documents import CREDENTIAL_CONTEXTS
 from credentials.schema import OB_ACHIEVEMENT_CREDENTIAL_SCHEMA as OB_SCHEMA
+
 CONTEXTS: list[Any] = list(CREDENTIAL_CONTEXTS)
 
 
