@@ -5,17 +5,20 @@ follow VC Data Model 2.0 §7.1 (verification) and OB 3.0 §9 (verification):
 
 1. ``format``: it parses, and it is a VerifiableCredential / OpenBadgeCredential with the
    VC 2.0 context first.
-2. ``issuer key``: the proof's verification method resolves (did:key offline; did:web and
-   status lists only through the resolver, never the network), is controlled by the issuer, and
-   is listed for ``assertionMethod``.
+2. ``issuer key``: the proof's verification method resolves (did:key from the identifier;
+   did:web and status lists through the resolver: this module's own never uses the network,
+   ``credentials.resolution`` has the database's and the guarded network one), is controlled
+   by the issuer, and is listed for ``assertionMethod``.
 3. ``proof``: the eddsa-rdfc-2022 Data Integrity proof (or the JWT's EdDSA signature) verifies.
-4. ``status``: the Bitstring Status List credential is signed by the same issuer and the
-   credential's bit is not set; the issuer's suspension list (same index) is checked too.
+4. ``status``: for each ``credentialStatus`` entry (revocation, suspension), its Bitstring
+   Status List credential is signed by the same issuer and the credential's bit is not set.
 5. ``dates``: now is within ``validFrom`` .. ``validUntil``.
-6. ``schema``: it matches the JSON Schema it declares (bundled copy).
+6. ``schema``: it matches the JSON Schema it declares (1EdTech's file, bundled).
 
-Every step is run and reported; the overall verdict is "verified" only when every step passed.
-A valid signature on a revoked, suspended or expired credential is **not** verified.
+Every step is reported; the overall verdict is "verified" only when every step passed. A valid
+signature on a revoked, suspended or expired credential is **not** verified. Nothing after a
+failed (or unchecked) proof is checked: an unproven document's dates and status entry are the
+forger's, so those steps say "not checked" and the verdict is "invalid", never "revoked".
 """
 from __future__ import annotations
 

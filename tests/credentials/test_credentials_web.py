@@ -122,6 +122,10 @@ def test_cli_verify(tmp_path, make_issued_credential, now):
     good.write_text(json.dumps(signed))
     result = CliRunner().invoke(main, ["verify", str(good)])
     assert result.exit_code == 1 and "[FAIL] proof" in result.output
+    # nothing after a failed proof is shown as ok (issue 9, finding 17)
+    assert "[--  ] dates: not checked" in result.output
+    assert "[ok  ]" not in result.output.split("[FAIL] proof", 1)[1]
+    assert "NOT VERIFIED (invalid)" in result.output
 
 
 @pytest.mark.browser
