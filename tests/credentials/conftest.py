@@ -111,13 +111,16 @@ def make_issued_credential():
 
 # --- database-backed helpers (use the suite's ``db``, ``make_user`` and ``build_exam``) ------
 
-def take_exam(session, candidate, exam, *, correct: bool = True):
+def take_exam(session, candidate, exam, *, correct: bool = True, during=None):
     """Sit ``exam`` through delivery's services, answering everything right (or wrong), and
-    submit: delivery releases the result and sends ``result_released``."""
+    submit: delivery releases the result and sends ``result_released``. ``during(attempt)``
+    runs between the start and the answers (e.g. camera snapshots)."""
     from assessment.delivery import service
     from itembank.models import ItemVersion
 
     attempt = service.start_attempt(session, candidate, exam, agreed=True)
+    if during is not None:
+        during(attempt)
     saves = []
     for n, version_id in enumerate(attempt.item_order, start=1):
         version = session.get(ItemVersion, version_id)
