@@ -86,7 +86,8 @@ class Resolver:
     did:key is resolved from the identifier itself. did:web documents and status list
     credentials must be given (``did_documents``, ``status_lists``) or supplied by a subclass
     (Microcred's database resolver). ``suspension_lists`` maps a revocation list URL to the
-    issuer's matching suspension list credential.
+    issuer's matching suspension list credential, for credentials issued with a revocation
+    entry only (before they carried a suspension entry).
     """
 
     def __init__(

@@ -28,7 +28,7 @@ def earned(db, app, make_user, build_exam, take_exam):
     return db.scalar(select(Credential)), cand
 
 
-def test_public_badge_page_and_downloads(client, earned):
+def test_public_badge_page_and_downloads(app, client, earned):
     cred, _ = earned
     page = client.get(f"/badges/{cred.public_id}")
     assert page.status_code == 200
@@ -42,6 +42,14 @@ def test_public_badge_page_and_downloads(client, earned):
     assert json.loads(baking.unbake(svg)) == cred.json
     pdf = client.get(f"/badges/{cred.public_id}/certificate.pdf")
     assert pdf.data.startswith(b"%PDF") and pdf.mimetype == "application/pdf"
+    with app.test_request_context():
+        from flask import render_template
+
+        from credentials.web import _badge_context
+
+        html = render_template("credentials/certificate.html", **_badge_context(cred),
+                               image_data="")
+    assert "signed eddsa-rdfc-2022 by" in html  # the proof is a list now
     token = client.get(f"/badges/{cred.public_id}/credential.jwt").get_data(as_text=True)
     report = client.post("/api/credentials/verify", data=token,
                          content_type="text/plain").get_json()
