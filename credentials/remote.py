@@ -9,7 +9,8 @@ choice. So, for every request and every redirect hop:
   unicast) address, and the connection goes to that checked address (no second lookup that a
   rebinding DNS server could answer differently); loopback, private, link-local, shared,
   multicast, reserved and unspecified addresses are refused, IPv4-mapped IPv6 included;
-- timeouts on connect and on each read, and one deadline for the whole fetch;
+- timeouts on connect and on each read, and one deadline for the whole fetch (the connection
+  is shut down when it passes, so a server trickling bytes cannot hold the verifier);
 - a size limit, checked against ``Content-Length`` and again while reading; no compression
   is asked for (nothing to inflate);
 - at most three redirects, each one checked like the first request.
@@ -26,6 +27,7 @@ import json
 import os
 import socket
 import ssl
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -61,25 +63,57 @@ def refused_reason(ip: IPAddress, *, allow_loopback: bool = False) -> str | None
     return None
 
 
-class _PinnedHTTPConnection(http.client.HTTPConnection):
-    """An HTTP connection to an address already checked, whatever the host name says now."""
+def _connect(addresses: list[str], port: int, timeout: float) -> socket.socket:
+    """A connection to the first of the checked addresses that answers."""
+    error: OSError | None = None
+    for address in addresses:
+        try:
+            return socket.create_connection((address, port), timeout)
+        except OSError as exc:
+            error = exc
+    raise error or OSError("no address to connect to")
 
-    def __init__(self, host: str, port: int, address: str, timeout: float) -> None:
+
+class _PinnedHTTPConnection(http.client.HTTPConnection):
+    """An HTTP connection to addresses already checked, whatever the host name says now."""
+
+    def __init__(self, host: str, port: int, addresses: list[str], timeout: float) -> None:
         super().__init__(host, port, timeout=timeout)
-        self._address = address
+        self._addresses = addresses
+        #: the socket, kept after http.client lets go of it (the response still reads it)
+        self.opened: socket.socket | None = None
 
     def connect(self) -> None:
-        self.sock = socket.create_connection((self._address, self.port), self.timeout)
+        self.sock = self.opened = _connect(self._addresses, self.port, self.timeout)
 
 
 class _PinnedHTTPSConnection(http.client.HTTPSConnection):
-    def __init__(self, host: str, port: int, address: str, timeout: float) -> None:
+    def __init__(self, host: str, port: int, addresses: list[str], timeout: float) -> None:
         super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
-        self._address = address
+        self._addresses = addresses
+        #: the socket, kept after http.client lets go of it (the response still reads it)
+        self.opened: socket.socket | None = None
 
     def connect(self) -> None:
-        sock = socket.create_connection((self._address, self.port), self.timeout)
-        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
+        sock = _connect(self._addresses, self.port, self.timeout)
+        self.sock = self.opened = self._context.wrap_socket(sock, server_hostname=self.host)
+
+
+def _cut_at(conn: _PinnedHTTPConnection | _PinnedHTTPSConnection,
+            seconds: float) -> threading.Timer:
+    """Shut the connection down after ``seconds``: a server trickling its headers or body a
+    byte at a time (each inside the read timeout) still meets the deadline."""
+    def cut() -> None:
+        if conn.opened is not None:
+            try:
+                conn.opened.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    timer = threading.Timer(seconds, cut)
+    timer.daemon = True
+    timer.start()
+    return timer
 
 
 @dataclass(frozen=True)
@@ -96,8 +130,9 @@ class Fetcher:
         flag = os.environ.get(LOOPBACK_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
         return cls(allow_loopback=flag)
 
-    def check_url(self, url: str, *, https_only: bool = False) -> tuple[str, str, int, str]:
-        """(scheme, host, port, checked address) for ``url``, or FetchError saying why not."""
+    def check_url(self, url: str, *,
+                  https_only: bool = False) -> tuple[str, str, int, list[str]]:
+        """(scheme, host, port, checked addresses) for ``url``, or FetchError saying why not."""
         parts = urlsplit(url)
         schemes = ("https",) if https_only else ("http", "https")
         if parts.scheme not in schemes:
@@ -124,15 +159,19 @@ class Fetcher:
             if reason:
                 raise FetchError(f"refused to fetch {url}: {host} resolves to {address}, "
                                  f"{reason} (a credential may only point at public hosts)")
-        return parts.scheme, host, port, addresses[0]
+        return parts.scheme, host, port, addresses
 
     def fetch(self, url: str, *, https_only: bool = False) -> bytes:
         """The body of a 200 answer to GET ``url``, following at most three redirects."""
         started = time.monotonic()
         for _ in range(MAX_REDIRECTS + 1):
-            scheme, host, port, address = self.check_url(url, https_only=https_only)
+            scheme, host, port, addresses = self.check_url(url, https_only=https_only)
+            left = self.deadline - (time.monotonic() - started)
+            if left <= 0:
+                raise FetchError(f"{url} took longer than {self.deadline:g} s")
             cls = _PinnedHTTPSConnection if scheme == "https" else _PinnedHTTPConnection
-            conn = cls(host, port, address, self.timeout)
+            conn = cls(host, port, addresses, self.timeout)
+            timer = _cut_at(conn, left)
             parts = urlsplit(url)
             target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
             try:
@@ -148,31 +187,29 @@ class Fetcher:
                     continue
                 if response.status != 200:
                     raise FetchError(f"{url} answered {response.status} {response.reason}")
-                return self._read(conn, response, url, started)
+                body = self._read(response, url)
+                if time.monotonic() - started >= self.deadline:
+                    raise FetchError(f"{url} took longer than {self.deadline:g} s")
+                return body
             except (OSError, http.client.HTTPException) as exc:
+                if time.monotonic() - started >= self.deadline:
+                    raise FetchError(f"{url} took longer than {self.deadline:g} s") from None
                 raise FetchError(f"could not fetch {url}: {exc}") from None
             finally:
+                timer.cancel()
                 conn.close()
         raise FetchError(f"{url}: more than {MAX_REDIRECTS} redirects")
 
-    def _read(self, conn: http.client.HTTPConnection, response: http.client.HTTPResponse,
-              url: str, started: float) -> bytes:
+    def _read(self, response: http.client.HTTPResponse, url: str) -> bytes:
         length = response.getheader("Content-Length")
         if length and length.isdigit() and int(length) > self.max_bytes:
             raise FetchError(f"{url} is larger than {self.max_bytes} bytes ({length})")
         body = bytearray()
-        while True:
-            left = self.deadline - (time.monotonic() - started)
-            if left <= 0:
-                raise FetchError(f"{url} took longer than {self.deadline:g} s")
-            if conn.sock is not None:  # a server trickling bytes still meets the deadline
-                conn.sock.settimeout(min(self.timeout, left))
-            chunk = response.read1(64 * 1024)
-            if not chunk:
-                return bytes(body)
+        while chunk := response.read1(64 * 1024):
             body += chunk
             if len(body) > self.max_bytes:
                 raise FetchError(f"{url} is larger than {self.max_bytes} bytes")
+        return bytes(body)
 
     def json(self, url: str, *, https_only: bool = False) -> dict[str, Any]:
         """The JSON object at ``url``."""
