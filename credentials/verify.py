@@ -344,12 +344,15 @@ def _step_status(report: Report, cred: dict, resolver: Resolver, issuer: str) ->
         return
     try:
         entries = _status_entries(cred)
-        purposes = [e.get("statusPurpose") for e in entries]
-        unknown = [p for p in purposes if p not in statuslist.PURPOSES]
+        unknown = [e.get("statusPurpose") for e in entries
+                   if e.get("statusPurpose") not in statuslist.PURPOSES]
         if unknown:
             raise StatusListError(f"unsupported status purpose {unknown[0]!r} (revocation and "
                                   "suspension are)")
-        found = {e.get("statusPurpose"): _checked_bit(resolver, e, issuer) for e in entries}
+        found: dict[str, bool] = {}
+        for e in entries:  # every entry is checked; any set bit of a purpose counts
+            bit = _checked_bit(resolver, e, issuer)
+            found[e["statusPurpose"]] = found.get(e["statusPurpose"], False) or bit
         revocation = next((e for e in entries if e.get("statusPurpose") == "revocation"), None)
         if "suspension" not in found and revocation is not None:
             # credentials issued before they carried a suspension entry: the issuer's
