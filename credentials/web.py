@@ -52,6 +52,15 @@ def init_app(app: Flask) -> None:
         wiring.nav_links.append(("candidate", "credentials.wallet", "My badges"))
         wiring.nav_links.append(("admin", "credentials.admin_credentials", "Credentials"))
         wiring.nav_links.append(("*", "credentials.verify_page", "Verify a badge"))
+        wiring.result_links.append(badge_links)
+
+
+def badge_links(session: Any, result_id: int) -> list[tuple[str, str]]:
+    """The public pages of the badges a result earned, for the candidate's result page."""
+    rows = session.scalars(select(Credential).where(Credential.result_id == result_id)
+                           .order_by(Credential.id))
+    return [(f"View your badge: {c.achievement.name}",
+             url_for("credentials.badge", public_id=c.public_id)) for c in rows]
 
 
 # --- helpers ------------------------------------------------------------------------------------
