@@ -6,8 +6,10 @@
 - :func:`runner_extras` is a runner *state contributor*: the heartbeat carries the session's
   state, its policy for the page (full screen, snapshot interval) and the proctor's messages.
 - The receivers of ``attempt_started`` and ``result_finalized`` tie the session to the attempt
-  and hold the result for review. :func:`connect_receivers` connects them; every process calls
-  it through ``microcred.packages.connect_receivers``.
+  and hold the result for review; the receiver of ``attempt_proctoring`` answers with
+  :func:`proctoring.sessions.attempt_summary` (what the record shows, for a badge's evidence).
+  :func:`connect_receivers` connects them; every process calls it through
+  ``microcred.packages.connect_receivers``.
 - :class:`DeliveryControl` carries the proctor's pause, resume, extend and terminate to
   delivery's clock.
 - :func:`live_sessions` assembles the console's rows in a fixed number of queries.
@@ -45,6 +47,7 @@ from proctoring.models import Flag, IdentityCheck, ProctorSession, Snapshot, Tra
 from proctoring.policy import PolicyError, ProctoringPolicy, parse_policy, policy_of_exam
 from proctoring.review import on_finalized
 from proctoring.sessions import (
+    attempt_summary,
     create_session,
     info,
     open_session,
@@ -92,6 +95,7 @@ def connect_receivers() -> None:
     """Proctoring's receivers (called by ``microcred.packages.connect_receivers``)."""
     signals.attempt_started.connect(_on_attempt_started, weak=False)
     signals.result_finalized.connect(_on_result_finalized, weak=False)
+    signals.attempt_proctoring.connect(_on_attempt_proctoring, weak=False)
 
 
 def _on_attempt_started(sender: Any, *, session: Session, attempt_id: int, candidate_id: int,
@@ -123,6 +127,11 @@ def _on_result_finalized(sender: Any, *, session: Session, attempt_id: int, resu
             return "the exam is proctored but this attempt has no proctoring session"
         return None
     return on_finalized(session, ps, reason=reason)
+
+
+def _on_attempt_proctoring(sender: Any, *, session: Session, attempt_id: int,
+                           **_: Any) -> dict[str, Any] | None:
+    return attempt_summary(session, attempt_id)
 
 
 # ---------------------------------------------------------------- the candidate's runner
