@@ -11,18 +11,23 @@ import tomllib
 from importlib.metadata import entry_points
 from pathlib import Path
 
+from blinker import NamedSignal
+
+from microcred import signals
 from microcred.db import Base
 from microcred.packages import GROUP, PYPROJECT, packages
 
-SIGNALS = ("attempt_started", "result_finalized", "review_decided", "result_released")
+# every signal microcred.signals defines, so a new one is checked too
+SIGNALS = tuple(sorted(name for name, value in vars(signals).items()
+                       if isinstance(value, NamedSignal)))
 
 PROBE = """
 import json
-from microcred import signals
+from microcred import signals as registry
 SIGNALS = SIGNALS_HERE
 
 def counts():
-    return {name: len(getattr(signals, name).receivers) for name in SIGNALS}
+    return {name: len(getattr(registry, name).receivers) for name in SIGNALS}
 
 # every module that used to connect a receiver when imported (creating the app would connect)
 import assessment.app, assessment.cli, assessment.delivery.service
@@ -38,6 +43,7 @@ print(json.dumps({"imported": imported, "once": once, "twice": counts()}))
 
 
 def test_importing_connects_nothing_and_connect_receivers_wires_each_once(tmp_path: Path):
+    assert {"attempt_started", "result_finalized", "result_released"} <= set(SIGNALS)
     env = {**os.environ, "MICROCRED_INSTANCE_DIR": str(tmp_path / "instance"),
            "MICROCRED_DATABASE_URL": f"sqlite:///{tmp_path / 'probe.db'}"}
     proc = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True,
