@@ -196,7 +196,7 @@ def user() -> None:
 @click.option("--name", "display_name", required=True)
 @click.option("--role", required=True,
               type=click.Choice(["candidate", "proctor", "psychometrician", "admin"]))
-@click.password_option(help="At least 10 characters (prompted when absent).")
+@click.password_option(help="At least 8 characters, hard to guess (prompted when absent).")
 def user_add(email: str, display_name: str, role: str, password: str) -> None:
     """Add a user."""
     from assessment.users import UserError, create_user
