@@ -6,7 +6,7 @@ server (``users.end_sessions``): a copy of an old cookie no longer signs anybody
 """
 from __future__ import annotations
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
 from assessment.signin_throttle import SigninThrottle
@@ -38,6 +38,14 @@ def signin_throttle() -> SigninThrottle:
     return ext["microcred.signin_throttle"]
 
 
+def _release_request_transaction() -> None:
+    """End the request session's transaction (opened by loading the signed-in user) before the
+    throttle writes through its own connection: on SQLite that transaction holds the write
+    lock (``BEGIN IMMEDIATE``), and the throttle would wait for it until the busy timeout."""
+    if "db_session" in g:
+        g.db_session.commit()
+
+
 def _wait_words(seconds: int) -> str:
     if seconds < 120:
         return f"{seconds} second{'s' if seconds != 1 else ''}"
@@ -63,6 +71,7 @@ def signin():
         flash("Enter your email and your password.", "error")
         return render_template("auth/signin.html", **form), 400
     throttle = signin_throttle()
+    _release_request_transaction()
     wait = throttle.reserve(email, address)
     if wait:
         return _too_many("auth/signin.html", wait, **form)
@@ -116,6 +125,7 @@ def password():
         return render_template("auth/password.html"), 400
     # The current password is a guess like any sign-in: the same throttle counts it.
     throttle, address = signin_throttle(), _client_address()
+    _release_request_transaction()
     wait = throttle.reserve(user.email, address)
     if wait:
         return _too_many("auth/password.html", wait)

@@ -175,7 +175,9 @@ class RedisCounters:
     def __init__(self, url: str, fallback: DatabaseCounters, prefix: str = "microcred:signin:"):
         import redis
 
-        self.client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+        # A reply that times out may come from a script that ran: the fallback then counts the
+        # try again (one try too few, never one too many), so the timeout is generous.
+        self.client = redis.Redis.from_url(url, socket_timeout=3, socket_connect_timeout=1)
         self._errors = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
         self._reserve = self.client.register_script(_RESERVE)
         self._give_back = self.client.register_script(_GIVE_BACK)
