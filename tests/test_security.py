@@ -129,7 +129,8 @@ def _crawl(client, seeds: list[str], limit: int = 80) -> dict[str, str]:
 #: Lower thresholds than the defaults (5 per account, 30 per address, 15 minutes), set through
 #: the configuration: every failed try costs an argon2 verification (~0.2 s here).
 STRICT = {"signin_max_failures_per_account": 3, "signin_max_failures_per_address": 6,
-          "signin_window_seconds": 600}
+          "signin_window_seconds": 600, "signin_backoff_base_seconds": 30.0,
+          "signin_backoff_cap_seconds": 600.0}
 
 
 @pytest.fixture
@@ -144,14 +145,18 @@ def strict_app(settings, db):
 def test_throttle_defaults_and_their_configuration(tmp_path, monkeypatch):
     monkeypatch.setenv("MICROCRED_INSTANCE_DIR", str(tmp_path))
     for name in ("MICROCRED_SIGNIN_MAX_FAILURES", "MICROCRED_SIGNIN_MAX_FAILURES_PER_ADDRESS",
-                 "MICROCRED_SIGNIN_WINDOW_SECONDS"):
+                 "MICROCRED_SIGNIN_WINDOW_SECONDS", "MICROCRED_SIGNIN_BACKOFF_BASE_SECONDS",
+                 "MICROCRED_SIGNIN_BACKOFF_CAP_SECONDS"):
         monkeypatch.delenv(name, raising=False)
     defaults = Settings.from_env()
     assert (defaults.signin_max_failures_per_account, defaults.signin_max_failures_per_address,
-            defaults.signin_window_seconds) == (5, 30, 900)
+            defaults.signin_window_seconds, defaults.signin_backoff_base_seconds,
+            defaults.signin_backoff_cap_seconds) == (5, 30, 900, 2.0, 300.0)
     monkeypatch.setenv("MICROCRED_SIGNIN_MAX_FAILURES", "3")
     monkeypatch.setenv("MICROCRED_SIGNIN_MAX_FAILURES_PER_ADDRESS", "6")
     monkeypatch.setenv("MICROCRED_SIGNIN_WINDOW_SECONDS", "600")
+    monkeypatch.setenv("MICROCRED_SIGNIN_BACKOFF_BASE_SECONDS", "30")
+    monkeypatch.setenv("MICROCRED_SIGNIN_BACKOFF_CAP_SECONDS", "600")
     configured = Settings.from_env()
     assert {k: getattr(configured, k) for k in STRICT} == STRICT
 
