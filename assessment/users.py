@@ -229,9 +229,10 @@ def replace_password(session: Session, user: User, new: str) -> None:
     end_sessions(session, user)
 
 
-def set_active(session: Session, user: User, *, active: bool, by: User) -> None:
-    """Deactivate (ending every session at once) or reactivate an account."""
-    if user.id == by.id and not active:
+def set_active(session: Session, user: User, *, active: bool, by: User | None) -> None:
+    """Deactivate (ending every session at once) or reactivate an account; ``by`` is the admin
+    doing it, None from the command line."""
+    if by is not None and user.id == by.id and not active:
         raise UserError("you cannot deactivate your own account")
     user.active = active
     session.flush()

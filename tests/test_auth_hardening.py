@@ -549,6 +549,35 @@ def test_cli_user_add_refuses_a_guessable_password(database_url, db, tmp_path):
     assert _count(db, User) == 0
 
 
+def test_cli_sets_passwords_and_deactivates_ending_sessions(app, database_url, db, tmp_path,
+                                                            quick_hashes, make_user, signin):
+    from assessment.cli import main
+
+    env = {"MICROCRED_DATABASE_URL": database_url, "MICROCRED_INSTANCE_DIR": str(tmp_path)}
+    user = make_user("admin")
+    client = signin(app.test_client(), user)
+
+    def cli(*args: str):
+        return CliRunner().invoke(main, ["user", *args], env=env)
+
+    weak = cli("password", "--email", user.email, "--password", "aaaaaaaaaa")
+    assert weak.exit_code == 1 and "too easy to guess" in weak.output
+    assert client.get("/admin/").status_code == 200
+    done = cli("password", "--email", user.email.upper(), "--password", NEW_PASSWORD)
+    assert done.exit_code == 0, done.output
+    assert client.get("/admin/").status_code == 302
+    client = signin(app.test_client(), user, NEW_PASSWORD)
+
+    off = cli("deactivate", user.email)
+    assert off.exit_code == 0 and "deactivated" in off.output, off.output
+    assert client.get("/admin/").status_code == 302
+    assert cli("deactivate", user.email, "--reactivate").exit_code == 0
+    assert client.get("/admin/").status_code == 302  # reactivation revives no old session
+    signin(app.test_client(), user, NEW_PASSWORD)
+    missing = cli("deactivate", "nobody@example.org")
+    assert missing.exit_code == 1 and "no user with email" in missing.output
+
+
 def test_demo_passwords_pass_the_checks():
     """The demo's users are made with ``create_user``, which refuses a weak password; the
     passwords it draws pass (tests/test_cli.py signs in with each of them)."""
