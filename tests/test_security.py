@@ -6,7 +6,6 @@ in tests/conftest.py)."""
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import re
 from collections import deque
 from pathlib import Path
