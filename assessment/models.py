@@ -12,6 +12,7 @@ MODEL_MODULES = (
     "itembank.models",
     "assessment.exams",
     "assessment.delivery.models",
+    "assessment.calibration_runs",
     "proctoring.models",
     "credentials.models",
 )
