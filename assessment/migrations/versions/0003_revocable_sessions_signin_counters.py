@@ -1,14 +1,14 @@
 """revocable sessions (users.session_epoch) and atomic sign-in counters
 
-Revision ID: 0002_sessions_counters
-Revises: 0001_foundation
+Revision ID: 0003_sessions_counters
+Revises: 0002_calibration_runs
 Create Date: 2026-11-26 12:40:00
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0002_sessions_counters'
-down_revision = '0001_foundation'
+revision = '0003_sessions_counters'
+down_revision = '0002_calibration_runs'
 branch_labels = None
 depends_on = None
 
