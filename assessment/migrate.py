@@ -13,8 +13,9 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine
+from sqlalchemy import pool
 
+from assessment.database import make_engine
 from microcred.packages import packages
 
 #: Where Alembic's ``env.py`` lives (the environment all branches share).
@@ -42,7 +43,7 @@ def pending(database_url: str) -> bool:
     makes that revision an ancestor, not a head, so the applied set is the current heads plus
     everything they descend from (their ``down_revision`` and ``depends_on`` ancestors)."""
     script = ScriptDirectory.from_config(alembic_config(database_url))
-    engine = create_engine(database_url)
+    engine = make_engine(database_url, poolclass=pool.NullPool)
     try:
         with engine.connect() as conn:
             current = MigrationContext.configure(conn).get_current_heads()

@@ -6,8 +6,8 @@ from microcred.packages import Package
 PACKAGE = Package(
     name="assessment",
     order=0,
-    models=("assessment.users", "assessment.exams", "assessment.delivery.models",
-            "assessment.calibration_runs"),
+    models=("assessment.users", "assessment.signin_throttle", "assessment.exams",
+            "assessment.delivery.models", "assessment.calibration_runs"),
     migrations="migrations/versions",
     receivers="assessment.delivery.service:connect_receivers",
 )
