@@ -16,6 +16,7 @@ from assessment.database import Database
 from assessment.delivery.service import DeliveryError
 from assessment.users import User
 from microcred.web import ApiError, RunnerWiring, db_session, wants_json
+from microcred.words import plural
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -72,6 +73,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     login_manager.init_app(app)
     _register_errors(app)
     _register_security_headers(app)
+    app.jinja_env.filters["plural"] = plural
 
     @app.teardown_appcontext
     def _close_session(exc: BaseException | None) -> None:

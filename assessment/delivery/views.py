@@ -8,6 +8,7 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from assessment.delivery import service
+from assessment.delivery.eligibility import eligibility
 from assessment.delivery.models import Attempt, Result
 from assessment.exams import Exam, exam_by_code, open_exams
 from microcred.db import utcnow
@@ -75,7 +76,8 @@ def exam(code: str):
     if exam is None or not exam.is_open:
         raise service.NotFound(f"no open exam {code}")
     current = service.in_progress_attempt(session, current_user, exam)
-    return render_template("delivery/exam.html", exam=exam, current=current)
+    return render_template("delivery/exam.html", exam=exam, current=current,
+                           retake=eligibility(session, current_user.id, exam, utcnow()))
 
 
 @bp.post("/exams/<code>/start")
@@ -86,6 +88,8 @@ def start(code: str):
     if exam is None or not exam.is_open:
         raise service.NotFound(f"no open exam {code}")
     if service.in_progress_attempt(session, current_user, exam) is None:
+        # retake rules first: no identity check for an attempt that could not start anyway
+        service.check_may_start(session, current_user, exam)
         for gate in runner_wiring().start_gates:
             target = gate(session, current_user, exam)
             if target:
@@ -94,7 +98,8 @@ def start(code: str):
     agreed = request.form.get("agree") == "yes"
     if not agreed and service.in_progress_attempt(session, current_user, exam) is None:
         flash("To start, confirm that you accept the candidate agreement.", "error")
-        return render_template("delivery/exam.html", exam=exam, current=None, agree_error=True), 422
+        return render_template("delivery/exam.html", exam=exam, current=None, agree_error=True,
+                               retake=eligibility(session, current_user.id, exam, utcnow())), 422
     attempt = service.start_attempt(session, current_user, exam, agreed=True)
     session.commit()
     return redirect(url_for("delivery.runner", attempt_id=attempt.id))
