@@ -23,6 +23,7 @@ from proctoring.images import ImageVault
 from proctoring.models import IdentityCheck, ProctorSession, StoredImage
 from proctoring.sessions import Actor, info, policy, transition
 from proctoring.states import State
+from proctoring.verifiers import finding, label, outcome_words
 
 MAX_REASON = 2000
 
@@ -72,8 +73,7 @@ def submit(
         if name != "proctor" and (c is None or c.outcome in ("failed", "error")):
             what = c.reason if c else "this verifier is not installed"
             raise_flags(session, ps, [hooks.FlagSpec(
-                "identity_check", f"{name}-{submission}", "medium",
-                f"identity check {name!r} did not pass: {what}")])
+                "identity_check", f"{name}-{submission}", "medium", finding(name, what))])
     if required and all(by_verifier.get(n) and by_verifier[n].outcome == "passed" for n in required):
         transition(session, ps, State.ADMITTED, by=None,
                    reason="every required identity verifier passed: " + ", ".join(required))
@@ -136,7 +136,8 @@ def latest_submission(session: Session, ps: ProctorSession) -> Submission | None
 def status(session: Session, ps: ProctorSession) -> dict[str, Any]:
     """A short account for the console and the candidate: what is known and who decided."""
     sub = latest_submission(session, ps)
-    checks = sub.checks if sub else []
+    # one line per verifier, its newest word: the proctor's decision replaces "waiting"
+    checks = list({c.verifier: c for c in (sub.checks if sub else [])}.values())
     decided = [c for c in checks if c.verifier == "proctor" and c.by_user_id]
     summary = {
         State.CREATED: "not submitted",
@@ -146,13 +147,15 @@ def status(session: Session, ps: ProctorSession) -> dict[str, Any]:
     if ps.state == State.IDENTITY_PENDING:
         failed = [c for c in checks if c.outcome in ("failed", "error")]
         if failed:
-            summary = "to check: " + "; ".join(f"{c.verifier}: {c.reason}" for c in failed)
+            summary = "to check: " + "; ".join(finding(c.verifier, c.reason) for c in failed)
     return {
         "summary": summary,
         "submission": sub.number if sub else 0,
         "selfie_image_id": sub.selfie_image_id if sub else None,
         "id_image_id": sub.id_image_id if sub else None,
         "checks": [{"verifier": c.verifier, "outcome": c.outcome, "reason": c.reason,
+                    "label": label(c.verifier), "outcome_words": outcome_words(c.outcome),
+                    "finding": finding(c.verifier, c.reason),
                     "by_user_id": c.by_user_id, "at": c.at.isoformat()} for c in checks],
         "decision_reason": decided[-1].reason if decided else None,
     }

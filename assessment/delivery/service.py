@@ -238,6 +238,8 @@ def clock_payload(c: Clock, now: dt.datetime) -> dict[str, Any]:
         "deadline": c.deadline.isoformat(),
         "remaining_ms": int(c.remaining_seconds * 1000),
         "paused": c.paused,
+        # total time the proctor added: the runner announces a change (the deadline moves too)
+        "extension_seconds": c.extension_seconds,
     }
 
 
@@ -421,7 +423,7 @@ def finalize_if_expired(
 
 def finalize_attempt(
     session: Session, attempt: Attempt, *, reason: str, now: dt.datetime | None = None,
-    by_user_id: int | None = None,
+    by_user_id: int | None = None, termination_reason: str = "",
 ) -> Result:
     """Score the attempt from its newest saves and write its Result, exactly once."""
     now = now or utcnow()
@@ -445,7 +447,10 @@ def finalize_attempt(
         if ret
     ]
     if reason == "terminated":
-        _release(session, result, "invalidated", "the proctor terminated the attempt", by_user_id)
+        # the candidate is told why (the result page and the heartbeat read this release)
+        _release(session, result, "invalidated",
+                 "the proctor terminated the attempt"
+                 + (f": {termination_reason}" if termination_reason else ""), by_user_id)
     elif holds:
         _release(session, result, "held", "; ".join(holds), None)
     else:
@@ -604,7 +609,8 @@ def terminate_attempt(session: Session, attempt: Attempt, *, by_user_id: int | N
     _require_running(attempt)
     if not reason.strip():
         raise Invalid("terminating an attempt needs a reason")
-    return finalize_attempt(session, attempt, reason="terminated", by_user_id=by_user_id)
+    return finalize_attempt(session, attempt, reason="terminated", by_user_id=by_user_id,
+                            termination_reason=reason.strip())
 
 
 def _require_running(attempt: Attempt) -> None:

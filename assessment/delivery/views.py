@@ -170,6 +170,7 @@ def api_heartbeat(attempt_id: int):
     }
     if attempt.status != "in_progress":
         body["result_url"] = url_for("delivery.result", attempt_id=attempt.id)
+        body["finalize_reason"] = attempt.finalize_reason  # submitted | time_expired | terminated
     return body
 
 
