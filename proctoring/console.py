@@ -29,6 +29,7 @@ from proctoring.images import ImageGone
 from proctoring.models import ProctorSession, StoredImage
 from proctoring.sessions import get_session, policy
 from proctoring.states import LABELS, State
+from proctoring.verifiers import label as verifier_label
 from proctoring.web import bp, config
 from proctoring.wiring import (
     RECENTLY_ENDED_S,
@@ -135,6 +136,7 @@ def session_page(session_id: int):
         flags=flags_of(session, ps), snapshots=snapshots_of(session, ps)[-24:], notes=notes,
         messages=actions.messages(session, ps), decisions=review.decisions(session, ps),
         allowed=actions.allowed(ps.state),
+        verifiers=" + ".join(verifier_label(v) for v in policy(ps).identity) or "none",
     )
 
 

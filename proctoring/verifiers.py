@@ -12,8 +12,8 @@ An exam's policy names which verifiers must pass (``policy["proctoring"]["identi
 """
 from __future__ import annotations
 
-from proctoring.faces import ImageUnreadable, count_faces
 from proctoring import hooks
+from proctoring.faces import ImageUnreadable, count_faces
 from proctoring.hooks import IdentityOutcome, IdentityRequest, hookimpl
 
 #: what each image is called when telling people about it
