@@ -257,7 +257,7 @@ def test_actions_dialog_by_keyboard(browser, live_server, db, proctored):
         # the pressed button is gone; focus stays on the result, inside the dialog
         expect(page.locator("#action-pause")).to_be_hidden()
         expect(page.locator("#action-resume")).to_be_visible()
-        assert page.evaluate("document.activeElement.id") == "action-result"
+        expect(page.locator("#action-result")).to_be_focused()
         # Tab goes on inside the dialog, and reaches Resume
         for _ in range(15):
             page.keyboard.press("Tab")
@@ -268,13 +268,13 @@ def test_actions_dialog_by_keyboard(browser, live_server, db, proctored):
         assert page.evaluate("document.activeElement.id") == "action-resume"
         page.keyboard.press("Enter")
         expect(page.locator("#action-result")).to_have_text("Exam resumed.")
-        assert page.evaluate("document.activeElement.id") == "action-result"
+        expect(page.locator("#action-result")).to_be_focused()
         # terminate by keyboard: the session moves to the finished table, without a clock
         page.locator("#terminate-reason").focus()
         page.keyboard.type("a second person in the room")
         page.keyboard.press("Enter")
         expect(page.locator("#action-result")).to_have_text("Session terminated.")
-        assert page.evaluate("document.activeElement.id") == "action-result"
+        expect(page.locator("#action-result")).to_be_focused()
         expect(page.locator("#action-none")).to_be_visible()
         for hidden in ("pause", "resume", "extend", "message", "terminate"):
             expect(dialog.locator(f"form[data-action={hidden}]")).to_be_hidden()
