@@ -12,10 +12,11 @@ attempt starts (:mod:`assessment.delivery.eligibility`).
 """
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from microcred.words import plural
+from microcred.words import moment, plural
 
 #: upper bounds that keep every date computed from the rules representable
 MAX_ATTEMPTS_LIMIT = 1000
@@ -39,6 +40,13 @@ class RetakePolicy:
         if self.max_attempts is not None:
             out["max_attempts"] = self.max_attempts
         return out
+
+    def retake_from(self, ended_at: dt.datetime) -> dt.datetime:
+        """When a candidate whose attempt did not pass, ended at ``ended_at``, may start again:
+        rounded up to the minute, the precision they are told."""
+        at = ended_at + dt.timedelta(hours=self.wait_hours)
+        floor = at.replace(second=0, microsecond=0)
+        return floor if floor == at else floor + dt.timedelta(minutes=1)
 
     def describe(self) -> list[str]:
         """The rules in the candidate's words, one sentence each (empty: no rules)."""
@@ -104,3 +112,8 @@ def set_retake_policy(exam: Any, raw: Any) -> RetakePolicy:
     rules = parse_retake_policy(raw)
     exam.policy = {**(exam.policy or {}), "retake": rules.as_dict()}
     return rules
+
+
+def wait_refusal(retake_from: dt.datetime) -> str:
+    """What a candidate who must wait is told."""
+    return f"You may retake this exam from {moment(retake_from)}."

@@ -25,6 +25,7 @@ from assessment.delivery import service as delivery
 from assessment.delivery.models import Attempt, ClockEvent, ResponseSave
 from assessment.delivery.timing import clock
 from assessment.exams import Exam
+from assessment.retakes import retake_policy_of, wait_refusal
 from assessment.users import User
 from microcred import signals
 from microcred.db import utcnow
@@ -79,12 +80,28 @@ def identity_gate(session: Session, user: User, exam: Exam, *, url_for: Any = No
         return None
     ps = open_session(session, user.id, exam.id)
     if ps is None:
+        _refuse_while_waiting(session, user, exam)
         ps = create_session(session, candidate_id=user.id, exam_id=exam.id, policy=pol)
     if ps.state == State.ADMITTED:
         return None
     if url_for is None:
         from flask import url_for
     return url_for("proctoring.identity_page", session_id=ps.id)
+
+
+def _refuse_while_waiting(session: Session, user: User, exam: Exam) -> None:
+    """A session terminated before its attempt started (e.g. at the identity check) counts as a
+    terminated attempt for the exam's retake wait; delivery enforces the wait after attempts."""
+    rules = retake_policy_of(exam.policy)
+    if not rules.wait_hours:
+        return
+    ended = session.scalar(select(ProctorSession.state_changed_at).where(
+        ProctorSession.candidate_id == user.id, ProctorSession.exam_id == exam.id,
+        ProctorSession.state == State.TERMINATED.value, ProctorSession.attempt_id.is_(None))
+        .order_by(ProctorSession.id.desc()).limit(1))
+    if ended is not None and utcnow() < rules.retake_from(ended):
+        retake_from = rules.retake_from(ended)
+        raise Conflict(wait_refusal(retake_from), retake_from=retake_from.isoformat())
 
 
 # ---------------------------------------------------------------- signals from delivery

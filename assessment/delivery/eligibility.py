@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session
 
 from assessment.delivery.models import Attempt, Result, ResultRelease
 from assessment.exams import Exam
-from assessment.retakes import RetakePolicy, retake_policy_of
-from microcred.words import moment, plural
+from assessment.retakes import RetakePolicy, retake_policy_of, wait_refusal
+from microcred.words import plural
 
 #: how a finalized attempt ended when it did not pass: the wait applies after each of these
 NOT_PASSED = ("failed", "terminated", "invalidated")
@@ -39,12 +39,6 @@ class Eligibility:
         if self.rules.max_attempts is None:
             return None
         return max(0, self.rules.max_attempts - self.attempts_used)
-
-
-def _ceil_minute(at: dt.datetime) -> dt.datetime:
-    # the candidate is told a minute; enforcing that same minute keeps the message true
-    floor = at.replace(second=0, microsecond=0)
-    return floor if floor == at else floor + dt.timedelta(minutes=1)
 
 
 def outcome(session: Session, attempt_id: int, finalize_reason: str | None) -> str:
@@ -79,8 +73,7 @@ def eligibility(session: Session, candidate_id: int, exam: Exam, now: dt.datetim
     last = next((a for a in reversed(attempts) if a.status == "finalized"), None)
     if rules.wait_hours and last is not None and last.finalized_at is not None \
             and outcome(session, last.id, last.finalize_reason) in NOT_PASSED:
-        retake_from = _ceil_minute(last.finalized_at + dt.timedelta(hours=rules.wait_hours))
+        retake_from = rules.retake_from(last.finalized_at)
         if now < retake_from:
-            return Eligibility(rules, used, retake_from,
-                               f"You may retake this exam from {moment(retake_from)}.")
+            return Eligibility(rules, used, retake_from, wait_refusal(retake_from))
     return Eligibility(rules, used, None, None)

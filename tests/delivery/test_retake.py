@@ -179,3 +179,31 @@ def test_cli_sets_and_checks_the_rules(db, build_exam, settings, monkeypatch):
     assert bad.exit_code != 0 and "max_attempts must be a whole number from 1" in bad.output
     db.expire_all()
     assert db.get(Exam, exam.id).policy["retake"] == {"max_attempts": 2, "wait_hours": 48}
+
+
+def test_terminated_at_the_identity_check_waits_too(
+        app, client, db, build_exam, signin, csrf_token, make_user):
+    """Terminated before the attempt started: the gate refuses a fresh session until the wait
+    ends, with the same words."""
+    from proctoring import actions
+    from proctoring.assignments import assign
+    from proctoring.console import CONTROL
+    from proctoring.models import ProctorSession
+
+    candidate, proctor = make_user("candidate"), make_user("proctor")
+    exam = build_exam(db, code="R-GATE", policy={
+        "proctoring": {"identity": "proctor", "snapshot_interval_s": 0},
+        "retake": {"wait_hours": 24}})
+    assign(db, proctor, exam, make_user("admin"))
+    db.commit()
+    signin(client, candidate)
+    token = csrf_token(client)
+    client.post(f"/exams/{exam.code}/start", data={"agree": "yes", "csrf_token": token})
+    ps = db.scalar(select(ProctorSession))
+    actions.terminate(db, ps, CONTROL, by=proctor, reason="someone else sat down")
+    db.commit()
+    again = client.post(f"/exams/{exam.code}/start", data={"agree": "yes", "csrf_token": token})
+    assert again.status_code == 409
+    assert "You may retake this exam from " in again.get_data(as_text=True)
+    db.commit()
+    assert db.scalar(select(func.count()).select_from(ProctorSession)) == 1
