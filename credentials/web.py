@@ -52,6 +52,15 @@ def init_app(app: Flask) -> None:
         wiring.nav_links.append(("candidate", "credentials.wallet", "My badges"))
         wiring.nav_links.append(("admin", "credentials.admin_credentials", "Credentials"))
         wiring.nav_links.append(("*", "credentials.verify_page", "Verify a badge"))
+        wiring.result_links.append(badge_links)
+
+
+def badge_links(session: Any, result_id: int) -> list[tuple[str, str]]:
+    """The public pages of the badges a result earned, for the candidate's result page."""
+    rows = session.scalars(select(Credential).where(Credential.result_id == result_id)
+                           .order_by(Credential.id))
+    return [(f"View your badge: {c.achievement.name}",
+             url_for("credentials.badge", public_id=c.public_id)) for c in rows]
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -132,6 +141,8 @@ def _badge_context(credential: Credential) -> dict[str, Any]:
         "image_url": cfg.url(url_for("credentials.badge_png", public_id=credential.public_id)),
         "linkedin_url": _linkedin_url(credential, page_url, doc["issuer"].get("name", "")),
         "results": doc["credentialSubject"].get("result", []),
+        # one proof or a list of them (credentials issued before carried one object)
+        "proofs": doc["proof"] if isinstance(doc.get("proof"), list) else [doc.get("proof", {})],
     }
 
 

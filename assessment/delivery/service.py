@@ -238,7 +238,7 @@ def clock_payload(c: Clock, now: dt.datetime) -> dict[str, Any]:
         "deadline": c.deadline.isoformat(),
         "remaining_ms": int(c.remaining_seconds * 1000),
         "paused": c.paused,
-        # total time the proctor added: the runner announces a change (the deadline moves too)
+        # the runner tells the candidate when this grows (the proctor gave more time)
         "extension_seconds": c.extension_seconds,
     }
 
@@ -423,9 +423,10 @@ def finalize_if_expired(
 
 def finalize_attempt(
     session: Session, attempt: Attempt, *, reason: str, now: dt.datetime | None = None,
-    by_user_id: int | None = None, termination_reason: str = "",
+    by_user_id: int | None = None, note: str = "",
 ) -> Result:
-    """Score the attempt from its newest saves and write its Result, exactly once."""
+    """Score the attempt from its newest saves and write its Result, exactly once. ``note`` is
+    the proctor's reason for a termination: the candidate's result page shows it."""
     now = now or utcnow()
     c = attempt_clock(session, attempt, now)
     finalized_at = min(now, c.deadline) if reason == "time_expired" else now
@@ -447,10 +448,8 @@ def finalize_attempt(
         if ret
     ]
     if reason == "terminated":
-        # the candidate is told why (the result page and the heartbeat read this release)
         _release(session, result, "invalidated",
-                 "the proctor terminated the attempt"
-                 + (f": {termination_reason}" if termination_reason else ""), by_user_id)
+                 note.strip() or "the proctor terminated the attempt", by_user_id)
     elif holds:
         _release(session, result, "held", "; ".join(holds), None)
     else:
@@ -610,7 +609,7 @@ def terminate_attempt(session: Session, attempt: Attempt, *, by_user_id: int | N
     if not reason.strip():
         raise Invalid("terminating an attempt needs a reason")
     return finalize_attempt(session, attempt, reason="terminated", by_user_id=by_user_id,
-                            termination_reason=reason.strip())
+                            note=reason)
 
 
 def _require_running(attempt: Attempt) -> None:
