@@ -216,7 +216,7 @@ function render(data) {
   setText(document.getElementById("console-count"), plural(live, "live session"));
   document.getElementById("console-empty").hidden = live > 0;
   document.getElementById("finished-empty").hidden = ended > 0;
-  document.getElementById("finished-table").hidden = ended === 0;
+  document.getElementById("finished-region").hidden = ended === 0;
   document.getElementById("console-updated").textContent = new Date().toLocaleTimeString();
   if (news.length) announce(news.slice(0, 3).join(" ") + (news.length > 3 ? ` And ${news.length - 3} more.` : ""));
   first = false;
