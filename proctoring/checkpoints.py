@@ -259,14 +259,23 @@ def write_checkpoint(session: Session, instance_dir: Path, *, signer: Signer | N
     return cp
 
 
+def checkpoint_every_s(environ: dict[str, str] | None = None) -> int:
+    """``MICROCRED_AUDIT_CHECKPOINT_SECONDS``: the most time between two checkpoints (300)."""
+    env = os.environ if environ is None else environ
+    raw = env.get("MICROCRED_AUDIT_CHECKPOINT_SECONDS", "").strip() or str(DEFAULT_EVERY_S)
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(
+            f"MICROCRED_AUDIT_CHECKPOINT_SECONDS must be a whole number of at least 1, got {raw!r}")
+    return int(raw)
+
+
 def checkpoint_if_due(session: Session, instance_dir: Path, *, every_s: int | None = None,
                       now: dt.datetime | None = None) -> Checkpoint | None:
     """What the sweeper calls: a checkpoint when the chain has grown and the last one is older
     than ``every_s`` (``MICROCRED_AUDIT_CHECKPOINT_SECONDS``, 300). Never raises: a chain that
     no longer extends the last checkpoint is logged as an error, every time, and not signed."""
     now = now or utcnow()
-    every = every_s if every_s is not None else int(
-        os.environ.get("MICROCRED_AUDIT_CHECKPOINT_SECONDS", "") or DEFAULT_EVERY_S)
+    every = every_s if every_s is not None else checkpoint_every_s()
     try:
         existing = read_checkpoints(checkpoint_path(instance_dir))
         last = existing[-1] if existing else None

@@ -50,9 +50,15 @@ DEFAULT_RETENTION_DAYS = 30
 DEFAULT_MAX_PIXELS = 4096 * 4096
 FORMATS = {"JPEG", "PNG", "WEBP"}
 
-# Pillow's own bomb guard (Image.MAX_IMAGE_PIXELS, about 89 Mpx) only warns below twice its
-# limit; in Microcred any image over it is refused, wherever it is opened. Our own, lower
-# limit (max_image_pixels) is checked explicitly in read_header, with a message that says why.
+#: the most MICROCRED_MAX_IMAGE_PIXELS may be set to (100 Mpx)
+PIXELS_CEILING = 100_000_000
+
+# Pillow's own bomb guard, as a second line: at our limit rather than its 89 Mpx (an ImageVault
+# configured for more raises it), and an error rather than a warning below twice the limit, so
+# any image over it is refused wherever Pillow opens it in this process. (It also stops Pillow's
+# WebP reader allocating a canvas for a huge image before read_header sees the size.) Our limit
+# is checked explicitly in read_header too, with a message that says why.
+Image.MAX_IMAGE_PIXELS = DEFAULT_MAX_PIXELS
 warnings.simplefilter("error", Image.DecompressionBombWarning)
 
 
@@ -76,17 +82,16 @@ class ImageHeader:
 
 
 def max_image_pixels(environ: dict[str, str] | None = None) -> int:
-    """``MICROCRED_MAX_IMAGE_PIXELS``: the most pixels an uploaded image may have (at most
-    Pillow's own limit, which refuses anything above it anyway)."""
+    """``MICROCRED_MAX_IMAGE_PIXELS``: the most pixels an uploaded image may have."""
     env = os.environ if environ is None else environ
     raw = env.get("MICROCRED_MAX_IMAGE_PIXELS", "").strip() or str(DEFAULT_MAX_PIXELS)
-    ceiling = Image.MAX_IMAGE_PIXELS or DEFAULT_MAX_PIXELS
     try:
         pixels = int(raw)
     except ValueError:
         raise ValueError(f"MICROCRED_MAX_IMAGE_PIXELS must be a whole number, got {raw!r}") from None
-    if not 1 <= pixels <= ceiling:
-        raise ValueError(f"MICROCRED_MAX_IMAGE_PIXELS must be between 1 and {ceiling}, got {raw!r}")
+    if not 1 <= pixels <= PIXELS_CEILING:
+        raise ValueError(
+            f"MICROCRED_MAX_IMAGE_PIXELS must be between 1 and {PIXELS_CEILING}, got {raw!r}")
     return pixels
 
 
@@ -100,21 +105,22 @@ def read_header(image: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageH
         with Image.open(io.BytesIO(image)) as im:  # parses the header; load() would decode
             header = ImageHeader(str(im.format), *im.size)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        claimed = re.search(r"\((\d+) pixels\)", str(exc))
-        raise ImageTooLarge(
-            f"the image is {int(claimed[1]) / 1e6 if claimed else max_pixels / 1e6:.1f}"
-            f"{'' if claimed else '+'} megapixels; at most {max_pixels / 1e6:.1f} megapixels are "
-            "accepted (a camera photo has fewer)") from None
+        claimed = re.search(r"\((\d+) pixels\)", str(exc))  # Pillow's guard gives only the count
+        raise _too_large(int(claimed[1]) if claimed else None, max_pixels) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         raise ImageUnreadable("the file is not a JPEG, PNG or WebP image") from None
     if header.format not in FORMATS:
         raise ImageUnreadable(f"the file is a {header.format} image, not a JPEG, PNG or WebP")
-    pixels = header.width * header.height
-    if pixels > max_pixels:
-        raise ImageTooLarge(
-            f"the image is {header.width}x{header.height} pixels ({pixels / 1e6:.1f} megapixels); "
-            f"at most {max_pixels / 1e6:.1f} megapixels are accepted (a camera photo has fewer)")
+    if header.width * header.height > max_pixels:
+        raise _too_large(header.width * header.height, max_pixels,
+                         f"{header.width}x{header.height} = ")
     return header
+
+
+def _too_large(pixels: int | None, max_pixels: int, dims: str = "") -> ImageTooLarge:
+    size = f"{dims}{pixels:,} pixels ({pixels / 1e6:.1f} megapixels)" if pixels else "too many pixels"
+    return ImageTooLarge(f"the image has {size}; at most {max_pixels:,} pixels are accepted, "
+                         "and a camera photo has fewer")
 
 
 def decode(image: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -202,6 +208,8 @@ class ImageVault:
         self._aead = AESGCM(key)
         self.key_id = hashlib.sha256(key).hexdigest()[:16]
         self.max_pixels = max_pixels
+        # Pillow's guard must not refuse what this vault accepts
+        Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, max_pixels)
 
     @staticmethod
     def _aad(session_id: int, kind: str) -> bytes:
