@@ -74,12 +74,17 @@ def count_attempt(session: Session, ps: ProctorSession, limit: AttemptLimit, *,
     if count >= limit.attempts:
         wait = max(1, math.ceil((oldest - since).total_seconds()))
         raise TooManyRequests(
-            f"{count} identity submissions in the last {limit.window_s // 60} minutes is the "
-            f"most allowed; try again in {wait} seconds", retry_after=wait)
+            f"{count} identity submissions in the last {_span(limit.window_s)} is the most "
+            f"allowed; try again in {_span(wait)}", retry_after=wait)
     attempt = IdentityAttempt(session_id=ps.id, at=now)
     session.add(attempt)
     session.flush()
     return attempt
+
+
+def _span(seconds: int) -> str:
+    n, unit = (seconds // 60, "minute") if seconds % 60 == 0 else (seconds, "second")
+    return f"{n} {unit}{'' if n == 1 else 's'}"
 
 
 def _store(session: Session, vault: ImageVault, ps: ProctorSession, kind: str, image: bytes,
