@@ -132,6 +132,8 @@ def _badge_context(credential: Credential) -> dict[str, Any]:
         "image_url": cfg.url(url_for("credentials.badge_png", public_id=credential.public_id)),
         "linkedin_url": _linkedin_url(credential, page_url, doc["issuer"].get("name", "")),
         "results": doc["credentialSubject"].get("result", []),
+        # one proof or a list of them (credentials issued before carried one object)
+        "proofs": doc["proof"] if isinstance(doc.get("proof"), list) else [doc.get("proof", {})],
     }
 
 

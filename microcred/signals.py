@@ -26,3 +26,9 @@ review_decided = _signals.signal("review-decided")
 #: and issue a badge when it is a pass. kwargs: session, result_id, attempt_id, candidate_id,
 #: exam_id, passed
 result_released = _signals.signal("result-released")
+
+#: Asked by a package that needs what proctoring recorded about an attempt (credentials, for a
+#: badge's evidence), so that it never reads proctoring's tables. kwargs: session, attempt_id.
+#: Proctoring answers with ``proctoring.sessions.attempt_summary``: plain data, or None when the
+#: attempt had no proctoring session. The asker takes the first answer that is not None.
+attempt_proctoring = _signals.signal("attempt-proctoring")
