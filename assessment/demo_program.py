@@ -82,8 +82,8 @@ def load_demo(
         a = round(rng.uniform(0.7, 1.9), 3)
         b = round(DIFFICULTY_B[spec.get("difficulty", "medium")] + rng.gauss(0, 0.35), 3)
         interaction: dict[str, Any] = {"options": spec["options"]}
-        if spec["type"] == "multiple_response":
-            interaction["select"] = len(spec["key"])
+        if "select" in spec:  # "Select TWO.": the runner and the server hold the candidate to it
+            interaction["select"] = spec["select"]
         version = create_item(
             session,
             code=spec["code"],

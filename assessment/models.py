@@ -11,6 +11,7 @@ MODEL_MODULES = (
     "itembank.models",
     "assessment.exams",
     "assessment.delivery.models",
+    "assessment.calibration_runs",
     "proctoring.models",
     "credentials.models",
 )

@@ -163,6 +163,7 @@ def parse_input(data: bytes | str | dict) -> Parsed:
     """A credential dict, JSON text, a compact JWT, or a baked PNG/SVG."""
     if isinstance(data, dict):
         return Parsed(data)
+    from_file = isinstance(data, bytes)  # an upload or a request body; pasted text is a str
     if isinstance(data, bytes):
         if len(data) > MAX_INPUT_BYTES:
             raise MalformedInput("the input is larger than 8 MB")
@@ -171,7 +172,8 @@ def parse_input(data: bytes | str | dict) -> Parsed:
         try:
             data = data.decode("utf-8")
         except UnicodeDecodeError:
-            raise MalformedInput("the input is neither a PNG/SVG image nor UTF-8 text") from None
+            raise MalformedInput("This is not a credential: the file is not a baked badge image "
+                                 "(PNG or SVG), and not text either") from None
     text = data.strip()
     if not text:
         raise MalformedInput("the input is empty")
@@ -183,12 +185,23 @@ def parse_input(data: bytes | str | dict) -> Parsed:
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise MalformedInput(f"not JSON, a JWT or a badge image: {exc.msg} at line {exc.lineno} "
-                             f"column {exc.colno}") from None
+        raise MalformedInput(_not_json(text, exc, from_file)) from None
     if not isinstance(doc, dict):
         raise MalformedInput("a credential is a JSON object, not a "
                              f"{type(doc).__name__}")
     return Parsed(doc)
+
+
+def _not_json(text: str, exc: json.JSONDecodeError, from_file: bool) -> str:
+    """Why text that should be a credential is not one, in people's words (the parser's own
+    message, "Expecting value at line 1 column 1", means nothing to them)."""
+    if text[:1] in "{[":
+        return (f"This credential's JSON is broken at line {exc.lineno}, character {exc.colno}: "
+                "look for a missing comma, quote or bracket there, or copy it again in full")
+    if from_file:
+        return ("This is not a credential: the file is not a baked badge image (PNG or SVG), "
+                "not credential JSON and not a JWT")
+    return "This is not a credential: the text is not JSON, and not a JWT either"
 
 
 # --- steps ------------------------------------------------------------------------------------

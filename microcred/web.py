@@ -114,12 +114,15 @@ class RunnerWiring:
       under ``extras`` (e.g. ``{"proctoring": {...}}``), sent with every heartbeat.
     - ``runner_scripts``: static URLs of extra ES modules the runner page loads.
     - ``nav_links``: ``(role, endpoint, label)`` shown in the header for that role.
+    - ``result_links``: ``f(session, result_id) -> [(label, url)]``; links shown on the
+      candidate's result page (e.g. the badge the result earned).
     """
 
     start_gates: list[Callable] = field(default_factory=list)
     state_contributors: list[Callable] = field(default_factory=list)
     runner_scripts: list[str] = field(default_factory=list)
     nav_links: list[tuple[str, str, str]] = field(default_factory=list)
+    result_links: list[Callable] = field(default_factory=list)
 
 
 def runner_wiring() -> RunnerWiring:

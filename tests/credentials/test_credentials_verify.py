@@ -104,12 +104,13 @@ def test_schema_violation_is_named(make_issued_credential, now):
 
 
 @pytest.mark.parametrize("data,message", [
-    ("{not json", "not JSON"),
+    ("{not json", "JSON is broken at line 1, character 2"),
+    ("not json", "the text is not JSON"),
     ("[1, 2]", "JSON object"),
     ('{"@context": ["https://www.w3.org/ns/credentials/v2"], "type": ["Thing"]}',
      "not a credential"),
     ("", "empty"),
-    (b"\xff\xfe\x00garbage", "neither"),
+    (b"\xff\xfe\x00garbage", "the file is not a baked badge image"),
 ])
 def test_bad_input_fails_at_format_with_a_clear_message(data, message):
     report = verify(data)

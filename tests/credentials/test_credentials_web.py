@@ -82,7 +82,7 @@ def test_verify_api_says_which_step_failed(client, earned):
     junk = client.post("/api/credentials/verify", data=b"GIF89a not a badge",
                        content_type="application/octet-stream").get_json()
     assert junk["failed_step"] == "format"
-    assert "not JSON, a JWT or a badge image" in junk["steps"][0]["message"]
+    assert "the file is not a baked badge image" in junk["steps"][0]["message"]
 
 
 def test_admin_revokes_and_the_page_says_why(client, earned, make_user, signin, csrf_token):
@@ -91,7 +91,7 @@ def test_admin_revokes_and_the_page_says_why(client, earned, make_user, signin, 
     signin(client, admin)
     resp = client.post(f"/admin/credentials/{cred.public_id}/status",
                        data={"action": "revoke", "reason": "exam content leaked",
-                             "csrf_token": csrf_token(client)})
+                             "confirmed": "yes", "csrf_token": csrf_token(client)})
     assert resp.status_code == 302
     html = client.get(f"/badges/{cred.public_id}").get_data(as_text=True)
     assert 'data-status="revoked"' in html and "exam content leaked" in html
