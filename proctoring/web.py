@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from flask import Blueprint, Flask, flash, make_response, redirect, render_template, request
 
-from microcred.web import ApiError, db_session, wants_json
+from microcred.web import ApiError, db_session, same_site_referrer, wants_json
 from proctoring.errors import ProctoringError
 from proctoring.identity import AttemptLimit
 from proctoring.images import ImageVault, load_key, max_image_pixels, retention_days
@@ -56,9 +56,9 @@ def init_app(app: Flask) -> None:
         db_session().rollback()
         if wants_json():
             response = ApiError(exc.status, exc.code, exc.message, **exc.extra).response()
-        elif request.method == "POST" and request.referrer:
+        elif back := (same_site_referrer("") if request.method == "POST" else ""):
             flash(exc.message, "error")
-            return redirect(request.referrer)
+            return redirect(back)
         else:
             response = make_response(
                 render_template("error.html", status=exc.status, message=exc.message), exc.status)
