@@ -177,12 +177,14 @@ def sweep(every: int) -> None:
 
 def _sweep_once(db: Database, settings: Settings) -> tuple[list[int], list]:
     from assessment.delivery.service import sweep as finalize_expired
+    from proctoring.checkpoints import checkpoint_if_due
     from proctoring.events import sweep_rules
 
     with db.session() as session:
         done = finalize_expired(session, grace_seconds=settings.save_grace_seconds)
         session.commit()
         flags = sweep_rules(session)  # a closed page sends nothing that would flag it
+        checkpoint_if_due(session, settings.instance_dir)  # sign the audit head, off the database
     return done, flags
 
 
