@@ -13,8 +13,9 @@ from werkzeug.exceptions import HTTPException
 
 from assessment.config import Settings
 from assessment.database import Database
-from assessment.delivery.service import DeliveryError
 from assessment.users import User
+from microcred.errors import DomainError
+from microcred.inputs import IdConverter
 from microcred.web import ApiError, RunnerWiring, db_session, wants_json
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,6 +52,8 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         static_folder=str(ROOT / "static"),
         instance_path=str(settings.instance_dir),
     )
+    # every <int:...> in every package's routes: ids beyond the database's range are a 404
+    app.url_map.converters["int"] = IdConverter
     app.config.update(
         SECRET_KEY=settings.secret_key,
         MAX_CONTENT_LENGTH=settings.max_body_bytes,
@@ -62,6 +65,9 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         REMEMBER_COOKIE_SAMESITE="Lax",
         WTF_CSRF_TIME_LIMIT=None,
         WTF_CSRF_SSL_STRICT=False,
+        # a form without a field it needs is the client's 400, in debug mode too (Flask's
+        # default traps BadRequestKeyError in debug and answers 500)
+        TRAP_BAD_REQUEST_ERRORS=False,
         MICROCRED=settings,
     )
     app.config.update(overrides)
@@ -107,8 +113,8 @@ def _register_errors(app: Flask) -> None:
     def _api_error(exc: ApiError):
         return exc.response()
 
-    @app.errorhandler(DeliveryError)
-    def _delivery_error(exc: DeliveryError):
+    @app.errorhandler(DomainError)
+    def _domain_error(exc: DomainError):
         db_session().rollback()
         if wants_json():
             return ApiError(exc.status, exc.code, exc.message, **exc.extra).response()
@@ -123,6 +129,8 @@ def _register_errors(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
+        if "db_session" in g:  # a failed flush must not break the error page itself
+            g.db_session.rollback()
         messages = {
             413: f"the request body is larger than {app.config['MAX_CONTENT_LENGTH']} bytes",
             404: "there is nothing at this address",

@@ -20,7 +20,6 @@ A valid signature on a revoked, suspended or expired credential is **not** verif
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -35,6 +34,7 @@ from credentials.errors import (
     StatusListError,
 )
 from microcred.db import utcnow
+from microcred.inputs import InvalidInput, parse_json
 
 STEPS = ("format", "issuer key", "proof", "status", "dates", "schema")
 MAX_INPUT_BYTES = 8 * 1024 * 1024
@@ -177,10 +177,9 @@ def parse_input(data: bytes | str | dict) -> Parsed:
         _, payload, _, _ = vcjwt.split(text)
         return Parsed(vcjwt.credential_from_payload(payload), jwt=text)
     try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise MalformedInput(f"not JSON, a JWT or a badge image: {exc.msg} at line {exc.lineno} "
-                             f"column {exc.colno}") from None
+        doc = parse_json(text, where="the credential")
+    except InvalidInput as exc:
+        raise MalformedInput(f"not JSON, a JWT or a badge image: {exc.message}") from None
     if not isinstance(doc, dict):
         raise MalformedInput("a credential is a JSON object, not a "
                              f"{type(doc).__name__}")

@@ -9,9 +9,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, ClassVar
 
-from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy import DateTime, MetaData, String, event, inspect
 from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.types import JSON, TypeDecorator
+
+from microcred.errors import DomainError
 
 NAMING = {
     "ix": "ix_%(column_0_N_label)s",
@@ -58,6 +60,34 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+class ValueTooLong(DomainError):
+    """A text value longer than its column allows (``field`` names ``table.column``)."""
+
+    status, code = 422, "too_long"
+
+
+@event.listens_for(Session, "before_flush")
+def _check_lengths(session: Session, flush_context: Any, instances: Any) -> None:
+    """Refuse, before any SQL, a string longer than its ``String(length)`` column.
+
+    PostgreSQL enforces the length and SQLite does not: checked here, the same input gives the
+    same clear 422 on both, instead of a 500 on one and a silently stored value on the other.
+    """
+    for obj in (*session.new, *session.dirty):
+        mapper = inspect(obj).mapper
+        for attr in mapper.column_attrs:
+            column = attr.columns[0]
+            limit = getattr(column.type, "length", None)
+            if not isinstance(column.type, String) or limit is None:
+                continue
+            value = getattr(obj, attr.key, None)
+            if isinstance(value, str) and len(value) > limit:
+                field = f"{column.table.name}.{column.name}"
+                raise ValueTooLong(
+                    f"{attr.key} ({field}) must be at most {limit} characters; "
+                    f"{len(value)} were given", field=field, limit=limit)
+
+
 class ImmutableRowError(RuntimeError):
     """Raised when code tries to change or delete a row that is never edited in place."""
 
@@ -95,4 +125,5 @@ def append_only(cls: type, *, frozen_when: str | None = None) -> type:
     return cls
 
 
-__all__ = ["Base", "ImmutableRowError", "Session", "UTCDateTime", "append_only", "utcnow"]
+__all__ = ["Base", "ImmutableRowError", "Session", "UTCDateTime", "ValueTooLong", "append_only",
+           "utcnow"]
