@@ -87,10 +87,10 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
                 session.rollback()
             session.close()
 
-    from assessment import admin, auth, home, psych
+    from assessment import admin, api_docs, auth, home, psych
     from assessment.delivery import views as delivery_views
 
-    for module in (auth, home, delivery_views, admin, psych):
+    for module in (auth, home, delivery_views, admin, psych, api_docs):
         app.register_blueprint(module.bp)
     for name in PLUGGED_PACKAGES:
         try:
