@@ -1,11 +1,27 @@
-"""A small populated Microcred for the fuzz tests: one user of each role signed in on its own
-client, a proctored exam with an attempt in progress (and its proctoring session), a plain exam
-with an achievement, and an issued credential (so status lists, issuers and badges exist)."""
+"""Finding 8 of issue 9, as a class: no route answers 5xx, whatever it is sent.
+
+schemathesis generates requests from the OpenAPI document the app serves (assessment/openapi.json)
+for every JSON operation, valid and invalid, against random ids and the ids of real rows, as
+every role; hypothesis does the same for every HTML form route. Bounded: a few examples per
+operation and role, no deadline, SQLite only (the database-specific cases are pinned down on
+both databases in test_input_bounds.py).
+
+A small populated Microcred is built first: one user of each role signed in on its own client,
+a proctored exam with an attempt in progress (and its proctoring session), a plain exam with an
+achievement, and an issued credential (so status lists, issuers and badges exist).
+"""
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
 from typing import Any
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+from schemathesis import GenerationMode
+from sqlalchemy import select
 
 ROLES = ("anonymous", "candidate", "proctor", "admin", "psychometrician")
 
@@ -59,7 +75,6 @@ def build_world(app, db, make_user, build_exam, signin, csrf_token) -> World:
     from credentials.config import current
     from proctoring.assignments import assign
     from proctoring.models import ProctorSession
-    from sqlalchemy import select
 
     users = {role: make_user(role) for role in ROLES if role != "anonymous"}
     holder = make_user("candidate")
@@ -100,21 +115,13 @@ def build_world(app, db, make_user, build_exam, signin, csrf_token) -> World:
     db.rollback()
     return world
 
-
-# ------------------------------------------------------------------------------------------------
-
-import pytest  # noqa: E402
-import schemathesis  # noqa: E402
-from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-from schemathesis import GenerationMode  # noqa: E402
-
 #: Fuzzing runs on SQLite only: the database-specific behaviour (lengths, id ranges) has its
 #: own explicit tests on both databases in test_input_bounds.py.
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 #: Who each operation is for gets more examples; every other role is still tried.
 EXAMPLES_FOR_OWNER, EXAMPLES_FOR_OTHERS = 12, 3
+EDGE_IDS = (0, -1, 2**31 - 1, 2**31, 2**63 - 1, 2**63, 2**64)
 OWNERS = {"runner": {"candidate"}, "proctoring": {"candidate", "proctor", "admin"},
           "psychometrics": {"psychometrician", "admin"}, "credentials": {"anonymous"}}
 
@@ -130,18 +137,18 @@ def world(app, db, make_user, build_exam, signin, csrf_token) -> World:
     return build_world(app, db, make_user, build_exam, signin, csrf_token)
 
 
-def test_every_json_route_is_in_the_openapi_document(world):
+def test_every_json_route_is_in_the_openapi_document(app, client):
     """The document describes every route that speaks JSON: a new JSON route without a
     description (and so without fuzzing) fails here."""
     from assessment.api_docs import openapi_path
 
-    doc = world.visitors["anonymous"].client.get("/api/openapi.json").get_json()
+    doc = client.get("/api/openapi.json").get_json()
     described = {(path, method.upper()) for path, ops in doc["paths"].items() for method in ops}
     json_routes = {"delivery.api_", "proctoring.api_", "credentials.api_", "psych.items_json",
                    "credentials.status_list", "credentials.issuer_profile",
                    "credentials.did_default", "credentials.did_issuer", "credentials.badge_json",
                    "home.healthz", "api_docs.openapi"}
-    routed = {(openapi_path(rule.rule), method) for rule in world.app.url_map.iter_rules()
+    routed = {(openapi_path(rule.rule), method) for rule in app.url_map.iter_rules()
               for method in rule.methods - {"HEAD", "OPTIONS"}
               if rule.rule.startswith("/api/") or any(
                   rule.endpoint == name or (name.endswith("_") and rule.endpoint.startswith(name))
@@ -171,13 +178,15 @@ def test_json_api_never_answers_5xx(world):
 
 
 def _fuzz(operation, visitor: Visitor, real: dict, examples: int) -> None:
-    strategies = [operation.as_strategy(GenerationMode.POSITIVE)]
+    strategies = [operation.as_strategy(GenerationMode.POSITIVE),
+                  operation.as_strategy(GenerationMode.NEGATIVE)]
     if real:
         strategies.append(operation.as_strategy(GenerationMode.POSITIVE, path_parameters=real))
-    try:
-        strategies.append(operation.as_strategy(GenerationMode.NEGATIVE))
-    except Exception:  # noqa: BLE001 - an operation with nothing to negate
-        pass
+    ids = [name for name in real if name.endswith("_id")]
+    if ids:  # the ids that overflowed database drivers: hypothesis alone rarely draws them
+        strategies.append(st.sampled_from(EDGE_IDS).flatmap(
+            lambda bad: operation.as_strategy(GenerationMode.POSITIVE,
+                                              path_parameters={name: bad for name in ids})))
     headers, cookies = visitor.headers(), visitor.cookies()
 
     @_settings(examples)
@@ -238,18 +247,20 @@ def test_html_forms_never_answer_5xx(world):
     """Finding 8: every form route, sent any subset of its fields with any values (missing,
     huge numbers, NaN, 5,000 characters, control characters), answers 2xx/3xx/4xx."""
     for role, method, path, data in _forms(world):
-        visitor = world.visitors[role]
-        path_strategy = st.builds(lambda a, b: a + b, st.just(path[0]), path[1]) \
+        paths = st.builds(lambda a, b: a + b, st.just(path[0]), path[1]) \
             if isinstance(path, tuple) else st.just(path)
+        _fuzz_form(world.visitors[role], method, paths, data)
 
-        @_settings(15)
-        @given(where=path_strategy, fields=data)
-        def check(where: str, fields: dict[str, str | None]) -> None:
-            sent = {k: v for k, v in fields.items() if v is not None}
-            if method == "GET":
-                response = visitor.client.get(where, query_string=sent)
-            else:
-                response = visitor.client.post(where, data={**sent, "csrf_token": visitor.csrf})
-            assert response.status_code < 500, (method, where, sent, response.status_code)
 
-        check()
+def _fuzz_form(visitor: Visitor, method: str, paths: Any, data: Any) -> None:
+    @_settings(15)
+    @given(where=paths, fields=data)
+    def check(where: str, fields: dict[str, str | None]) -> None:
+        sent = {k: v for k, v in fields.items() if v is not None}
+        if method == "GET":
+            response = visitor.client.get(where, query_string=sent)
+        else:
+            response = visitor.client.post(where, data={**sent, "csrf_token": visitor.csrf})
+        assert response.status_code < 500, (method, where, sent, response.status_code)
+
+    check()
