@@ -60,32 +60,43 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-class ValueTooLong(DomainError):
-    """A text value longer than its column allows (``field`` names ``table.column``)."""
+class UnstorableText(DomainError):
+    """A text value no backend may store as given (``field`` names ``table.column``)."""
 
-    status, code = 422, "too_long"
+    status, code = 422, "unstorable_text"
+
+
+class ValueTooLong(UnstorableText):
+    """Longer than its ``String(length)`` column allows."""
+
+    code = "too_long"
 
 
 @event.listens_for(Session, "before_flush")
-def _check_lengths(session: Session, flush_context: Any, instances: Any) -> None:
-    """Refuse, before any SQL, a string longer than its ``String(length)`` column.
+def _check_text(session: Session, flush_context: Any, instances: Any) -> None:
+    """Refuse, before any SQL, text that a column cannot hold on every backend: longer than its
+    ``String(length)``, or containing a NUL character (in any text column).
 
-    PostgreSQL enforces the length and SQLite does not: checked here, the same input gives the
-    same clear 422 on both, instead of a 500 on one and a silently stored value on the other.
+    PostgreSQL refuses both (a 500 from the driver) and SQLite stores both: checked here, the
+    same input gives the same clear 422 on both, and nothing of the flush is written.
     """
     for obj in (*session.new, *session.dirty):
-        mapper = inspect(obj).mapper
-        for attr in mapper.column_attrs:
+        for attr in inspect(obj).mapper.column_attrs:
             column = attr.columns[0]
-            limit = getattr(column.type, "length", None)
-            if not isinstance(column.type, String) or limit is None:
+            if not isinstance(column.type, String):
                 continue
             value = getattr(obj, attr.key, None)
-            if isinstance(value, str) and len(value) > limit:
-                field = f"{column.table.name}.{column.name}"
+            if not isinstance(value, str):
+                continue
+            field = f"{column.table.name}.{column.name}"
+            limit = getattr(column.type, "length", None)
+            if limit is not None and len(value) > limit:
                 raise ValueTooLong(
                     f"{attr.key} ({field}) must be at most {limit} characters; "
                     f"{len(value)} were given", field=field, limit=limit)
+            if "\x00" in value:
+                raise UnstorableText(f"{attr.key} ({field}) must not contain a NUL character",
+                                     field=field)
 
 
 class ImmutableRowError(RuntimeError):
@@ -125,5 +136,5 @@ def append_only(cls: type, *, frozen_when: str | None = None) -> type:
     return cls
 
 
-__all__ = ["Base", "ImmutableRowError", "Session", "UTCDateTime", "ValueTooLong", "append_only",
-           "utcnow"]
+__all__ = ["Base", "ImmutableRowError", "Session", "UTCDateTime", "UnstorableText", "ValueTooLong",
+           "append_only", "utcnow"]
