@@ -13,7 +13,7 @@ from werkzeug.exceptions import HTTPException
 
 from assessment.config import Settings
 from assessment.database import Database
-from assessment.users import User
+from assessment.users import User, load_signed_in_user
 from microcred.errors import DomainError
 from microcred.inputs import IdConverter
 from microcred.web import ApiError, RunnerWiring, db_session, wants_json
@@ -37,11 +37,9 @@ login_manager.session_protection = "strong"
 
 
 @login_manager.user_loader
-def _load_user(user_id: str) -> User | None:
-    try:
-        return db_session().get(User, int(user_id))
-    except ValueError:
-        return None
+def _load_user(cookie_id: str) -> User | None:
+    # None when that sign-in has ended on the server (sign-out, password change, deactivation).
+    return load_signed_in_user(db_session(), cookie_id)
 
 
 def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:

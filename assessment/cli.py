@@ -196,7 +196,7 @@ def user() -> None:
 @click.option("--name", "display_name", required=True)
 @click.option("--role", required=True,
               type=click.Choice(["candidate", "proctor", "psychometrician", "admin"]))
-@click.password_option(help="At least 10 characters (prompted when absent).")
+@click.password_option(help="At least 8 characters, hard to guess (prompted when absent).")
 def user_add(email: str, display_name: str, role: str, password: str) -> None:
     """Add a user."""
     from assessment.users import UserError, create_user
@@ -211,6 +211,48 @@ def user_add(email: str, display_name: str, role: str, password: str) -> None:
             raise click.ClickException(str(exc)) from None
         session.commit()
         click.echo(f"added {u.role} {u.email} (id {u.id})")
+
+
+@user.command("password")
+@click.option("--email", required=True)
+@click.password_option(help="The new password (prompted when absent).")
+def user_password(email: str, password: str) -> None:
+    """Set a user's password (e.g. an admin who forgot theirs); ends all their sessions."""
+    from assessment.users import UserError, find_user_by_email, replace_password
+
+    settings = Settings.from_env()
+    _require_migrated(settings)
+    with _database(settings).session() as session:
+        u = find_user_by_email(session, email)
+        if u is None:
+            raise click.ClickException(f"no user with email {email}")
+        try:
+            replace_password(session, u, password)
+        except UserError as exc:
+            raise click.ClickException(str(exc)) from None
+        session.commit()
+        click.echo(f"password changed for {u.email}; every session of theirs has ended")
+
+
+@user.command("deactivate")
+@click.argument("email")
+@click.option("--reactivate", is_flag=True, help="Let the account sign in again instead.")
+def user_deactivate(email: str, reactivate: bool) -> None:
+    """Deactivate an account (its sessions end at once), or reactivate it."""
+    from assessment.users import UserError, find_user_by_email, set_active
+
+    settings = Settings.from_env()
+    _require_migrated(settings)
+    with _database(settings).session() as session:
+        u = find_user_by_email(session, email)
+        if u is None:
+            raise click.ClickException(f"no user with email {email}")
+        try:
+            set_active(session, u, active=reactivate, by=None)
+        except UserError as exc:
+            raise click.ClickException(str(exc)) from None
+        session.commit()
+        click.echo(f"{u.email} {'reactivated' if reactivate else 'deactivated; its sessions ended'}")
 
 
 @main.group()

@@ -10,14 +10,13 @@ is the item's score divided by its maximum (0 or 1) and NaN where the item was n
 when candidates sit different forms. Partial-credit scores are refused with a message, because
 every model offered here is dichotomous.
 
-Parameters are append-only: a calibration adds one ``ItemParameter`` row per estimable item
-version, and the newest row (highest id) of a version is its current parameters, superseding
-earlier calibrations without touching them. Rows of one calibration share a run id in ``source``.
+A calibration is stored as a run (:mod:`assessment.calibration_runs`) with its estimates; it
+changes no parameters until a psychometrician approves it. Approval adds ``ItemParameter`` rows
+(append-only: the newest row of a version is current).
 """
 from __future__ import annotations
 
 import time
-import uuid
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -26,9 +25,10 @@ import numpy as np
 from sqlalchemy import Select, case, func, select
 from sqlalchemy.orm import Session, selectinload
 
+from assessment.calibration_runs import CalibrationEstimate, CalibrationRun
 from assessment.delivery.models import Attempt, ItemScore, Result, ResultRelease
 from assessment.exams import Exam
-from itembank.models import Form, ItemParameter, ItemVersion
+from itembank.models import Form, ItemVersion
 from psychometrics import (
     Calibration,
     ItemAnalysis,
@@ -39,12 +39,17 @@ from psychometrics import (
 )
 from psychometrics.ctt import (
     FlagRules,
+    ItemStatistics,
     ReliabilityEstimate,
     ScoreDistribution,
     cronbach_alpha,
     score_distribution,
 )
 from psychometrics.fit import ItemFit
+
+#: The option label of a presented item left unanswered (distractor analysis counts it as a
+#: choice; an empty label means "not presented").
+OMITTED = "(omitted)"
 
 #: IRT models the workspace offers (all dichotomous: the exams are scored 0/1).
 CALIBRATION_MODELS = ("rasch", "2pl", "3pl")
@@ -156,6 +161,10 @@ class ScoreMatrix:
     """Persons x item versions, 0/1 with NaN where the item was not presented."""
 
     scores: np.ndarray
+    #: The chosen option per cell ("A"; "A+C" for a multiple response; ``OMITTED``; "" where the
+    #: item was not presented) and the keyed label per column, for distractor analysis.
+    choices: np.ndarray
+    keys: list[str]
     result_ids: list[int]
     form_ids: np.ndarray  # per person
     versions: list[ItemVersion]  # per column
@@ -195,7 +204,8 @@ def score_matrix(session: Session, exam: Exam) -> ScoreMatrix:
             f"exam {exam.code} has no finalized results yet, so there is nothing to analyse"
         )
     cells = session.execute(
-        select(ItemScore.result_id, ItemScore.item_version_id, ItemScore.score, ItemScore.max_score)
+        select(ItemScore.result_id, ItemScore.item_version_id, ItemScore.score, ItemScore.max_score,
+               ItemScore.response)
         .join(counted, counted.c.result_id == ItemScore.result_id)
     ).all()
     result_ids = [r.result_id for r in people]
@@ -217,6 +227,8 @@ def score_matrix(session: Session, exam: Exam) -> ScoreMatrix:
         (c.score / c.max_score if c.max_score else np.nan for c in cells), dtype=float, count=len(cells)
     )
     scores[rows, cols] = values
+    choices = np.full(scores.shape, "", dtype=object)
+    choices[rows, cols] = [_choice_label(c.response) for c in cells]
     bad = ~np.isnan(scores) & (scores != 0) & (scores != 1)
     if bad.any():
         i, j = np.argwhere(bad)[0]
@@ -226,13 +238,26 @@ def score_matrix(session: Session, exam: Exam) -> ScoreMatrix:
         )
     form_ids = np.array([r.form_id for r in people], dtype=int)
     forms = {f.id: f for f in session.scalars(select(Form).where(Form.id.in_(set(form_ids.tolist()))))}
+    versions = [versions_by_id[vid] for vid in version_ids]
     return ScoreMatrix(
         scores=scores,
+        choices=choices,
+        keys=[_choice_label((v.key or {}).get("correct")) for v in versions],
         result_ids=result_ids,
         form_ids=form_ids,
-        versions=[versions_by_id[vid] for vid in version_ids],
+        versions=versions,
         forms=forms,
     )
+
+
+def _choice_label(response) -> str:
+    """A response as an option label: "B" for one choice, "A+C" for several (all-or-nothing
+    multiple response is right exactly when this equals the key's label)."""
+    if response is None or response == [] or response == "":
+        return OMITTED
+    if isinstance(response, list):
+        return "+".join(sorted(str(r) for r in response))
+    return str(response)
 
 
 # ---------------------------------------------------------------- classical item analysis
@@ -240,13 +265,20 @@ def score_matrix(session: Session, exam: Exam) -> ScoreMatrix:
 
 @dataclass
 class FormReliability:
+    """A form's own classical analysis over the candidates who sat it: alpha, the score
+    distribution and each item's alpha-if-deleted (which need everyone to have seen every
+    item, so they exist per form, not pooled over forms)."""
+
     form: Form
     reliability: ReliabilityEstimate
     distribution: ScoreDistribution
+    alpha_if_deleted: dict[int, float | None]  # column -> alpha of the form without the item
 
 
 @dataclass
 class ExamItemAnalysis:
+    """The one classical analysis of an exam: the page and the JSON export both render it."""
+
     exam: Exam
     matrix: ScoreMatrix
     analysis: ItemAnalysis
@@ -255,10 +287,22 @@ class ExamItemAnalysis:
     def flag_reasons(self, flags: Sequence[str]) -> list[str]:
         return [FLAG_REASONS.get(f, f).format(r=self.analysis.rules) for f in flags]
 
+    def alpha_if_deleted(self, column: int) -> dict[str, float | None]:
+        """Form code -> alpha of that form without the item, for each form the item is on."""
+        return {
+            f.form.code: f.alpha_if_deleted[column] for f in self.by_form if column in f.alpha_if_deleted
+        }
+
+    def rows(self) -> list[tuple[int, ItemStatistics]]:
+        """(column, statistics) of every item version, flagged ones first."""
+        pairs = list(enumerate(self.analysis.items))
+        return [p for p in pairs if p[1].flags] + [p for p in pairs if not p[1].flags]
+
     def to_dict(self) -> dict:
         doc = self.analysis.to_dict()
-        for item, version in zip(doc["items"], self.matrix.versions):
+        for j, (item, version) in enumerate(zip(doc["items"], self.matrix.versions)):
             item["item_version_id"] = version.id
+            item["alpha_if_deleted"] = self.alpha_if_deleted(j)
             item["flag_reasons"] = self.flag_reasons(item["flags"])
         doc["exam"] = self.exam.code
         doc["n_persons"] = self.matrix.n_persons
@@ -273,19 +317,43 @@ class ExamItemAnalysis:
 
 def analyse_items(session: Session, exam: Exam, *, rules: FlagRules | None = None) -> ExamItemAnalysis:
     """Classical item analysis (``psychometrics.item_analysis``) of the exam's counted results,
-    plus coefficient alpha per form: pooled alpha needs persons who saw every item, which
-    nobody does when forms differ."""
+    with distractor analysis of the chosen options, plus each form's own alpha, score
+    distribution and alpha-if-deleted: those need persons who saw every item, which nobody
+    does when forms differ.
+
+    The pooled score distribution is of every counted candidate's total over the items they
+    were presented (so its ``n`` is the number of results); pooled alpha and alpha-if-deleted
+    stay per form."""
+    rules = rules or FlagRules()
     matrix = score_matrix(session, exam)
-    analysis = item_analysis(matrix.scores, item_ids=matrix.item_ids, rules=rules)
     by_form = []
     for form_id in sorted(matrix.forms):
         rows, cols = matrix.form_block(form_id)
         block = matrix.scores[np.ix_(rows, cols)]
         if block.size == 0:
             continue
+        form_items = item_analysis(block, rules=rules).items
         by_form.append(
-            FormReliability(matrix.forms[form_id], cronbach_alpha(block), score_distribution(block))
+            FormReliability(
+                matrix.forms[form_id],
+                cronbach_alpha(block),
+                score_distribution(block),
+                {int(j): s.alpha_if_deleted for j, s in zip(cols, form_items)},
+            )
         )
+    analysis = item_analysis(
+        matrix.scores, item_ids=matrix.item_ids, choices=matrix.choices, key=matrix.keys, rules=rules
+    )
+    totals = np.nansum(matrix.scores, axis=1)
+    analysis.distribution = score_distribution(totals[:, None])
+    for j, item in enumerate(analysis.items):
+        alpha_rises = any(
+            f.alpha_if_deleted.get(j) is not None and f.reliability.alpha is not None
+            and f.alpha_if_deleted[j] > f.reliability.alpha
+            for f in by_form
+        )
+        if alpha_rises and "alpha_increases_if_deleted" not in item.flags:
+            item.flags.append("alpha_increases_if_deleted")
     return ExamItemAnalysis(exam, matrix, analysis, by_form)
 
 
@@ -308,10 +376,8 @@ class ExamCalibration:
     exam: Exam
     matrix: ScoreMatrix
     fit: Calibration
-    run_id: str
     seconds: float
-    stored: dict[int, ItemParameter]  # column -> the new row
-    not_stored: dict[int, str]  # column -> why
+    unusable: dict[int, str]  # column -> why its estimate may not become current
     warnings: list[str]
     item_fit: dict[int, list[tuple[str, ItemFit]]]  # column -> [(form code, S-X2 on that form)]
     fit_notes: list[str]
@@ -331,8 +397,7 @@ class ExamCalibration:
                     **self.fit.item_dict(j),
                     "label": self.matrix.item_ids[j],
                     "n": int((~np.isnan(self.matrix.scores[:, j])).sum()),
-                    "stored": j in self.stored,
-                    "not_stored": self.not_stored.get(j),
+                    "unusable": self.unusable.get(j),
                     "truth": self.truth.get(j),
                     "fit": dict(self.item_fit.get(j, [])),
                 }
@@ -365,14 +430,12 @@ def calibrate_exam(
     *,
     model: str = "2pl",
     max_iter: int = DEFAULT_MAX_ITER,
-    calibrated_by: str = "",
 ) -> ExamCalibration:
-    """Calibrate the exam's item versions on its counted results and add the finite estimates
-    as new ``ItemParameter`` rows (flushed, not committed).
+    """Calibrate the exam's item versions on its counted results. Nothing is stored: see
+    :func:`record_run`.
 
     Items the library could not estimate (no variance) and items with a non-finite estimate are
-    not stored, so they keep their previous parameters. A calibration that stops at ``max_iter``
-    still stores its finite estimates; its warning is in ``warnings``.
+    marked unusable: approving the run leaves their previous parameters current.
     """
     model = check_model_choice(model)
     matrix = score_matrix(session, exam)
@@ -386,32 +449,11 @@ def calibrate_exam(
     seconds = time.perf_counter() - started
     messages = list(fit.messages)
     messages += [str(w.message) for w in caught if str(w.message) not in messages]
-
-    run_id = uuid.uuid4().hex[:12]
-    source = _source_text(run_id, exam, fit, calibrated_by)
-    stored, not_stored = {}, {}
-    for j, version in enumerate(matrix.versions):
+    unusable = {}
+    for j in range(len(matrix.versions)):
         reason = _unstorable(fit, j)
         if reason:
-            not_stored[j] = reason
-            continue
-        row = ItemParameter(
-            item_version_id=version.id,
-            model=fit.model,
-            a=float(fit.a[j]),
-            b=float(fit.b[j]),
-            c=float(fit.c[j]) if fit.model == "3pl" else 0.0,
-            thresholds=None,
-            standard_errors={
-                name: _finite_or_none(se[j])
-                for name, se in (("a", fit.se_a), ("b", fit.se_b), ("c", fit.se_c))
-                if fit.model == "3pl" or name != "c"
-            },
-            source=source,
-        )
-        session.add(row)
-        stored[j] = row
-    session.flush()
+            unusable[j] = reason
 
     item_fit, fit_notes = _item_fit_by_form(matrix, fit)
     truth = {
@@ -423,10 +465,8 @@ def calibrate_exam(
         exam=exam,
         matrix=matrix,
         fit=fit,
-        run_id=run_id,
         seconds=seconds,
-        stored=stored,
-        not_stored=not_stored,
+        unusable=unusable,
         warnings=messages,
         item_fit=item_fit,
         fit_notes=fit_notes,
@@ -435,24 +475,85 @@ def calibrate_exam(
     )
 
 
-def _source_text(run_id: str, exam: Exam, fit: Calibration, calibrated_by: str) -> str:
-    parts = [
-        f"calibration {run_id}",
-        f"exam {exam.code}",
-        f"{fit.model} MML-EM",
-        f"N={fit.n_persons}",
-        f"converged in {fit.iterations} cycles"
-        if fit.converged
-        else f"NOT converged ({fit.iterations} cycles)",
-    ]
-    if fit.model == "rasch":
-        parts.append(f"latent SD {fit.latent_sd:.4g}")
-    if calibrated_by:
-        parts.append(f"by {calibrated_by}")
-    return "; ".join(parts)[:200]
+def record_run(
+    session: Session, calibration: ExamCalibration, *, run_by_id: int | None, max_iter: int
+) -> CalibrationRun:
+    """Store ``calibration`` as a proposed run with one estimate row per item version (flushed,
+    not committed). The current parameters do not change."""
+    fit, matrix = calibration.fit, calibration.matrix
+    three = fit.model == "3pl"
+    run = CalibrationRun(
+        exam_id=calibration.exam.id,
+        model=fit.model,
+        options={"max_iter": int(max_iter)},
+        run_by_id=run_by_id,
+        converged=bool(fit.converged),
+        iterations=int(fit.iterations),
+        log_likelihood=_finite_or_none(fit.loglik),
+        fit_summary=_json_safe({
+            "exam": calibration.exam.code,
+            "engine": fit.engine,
+            "n_persons": fit.n_persons,
+            "n_items": fit.n_items,
+            "forms": [matrix.forms[f].code for f in sorted(matrix.forms)],
+            "max_change": fit.max_change,
+            "aic": fit.aic,
+            "bic": fit.bic,
+            "n_params": fit.n_params,
+            "latent_mean": fit.latent_mean,
+            "latent_sd": fit.latent_sd,
+            "seconds": calibration.seconds,
+            "recovery": [vars(r) for r in calibration.recovery],
+            "fit_forms": calibration.fit_forms(),
+            "fit_notes": calibration.fit_notes,
+        }),
+        warnings=[str(w) for w in calibration.warnings],
+        status="proposed",
+    )
+    session.add(run)
+    session.flush()
+    for j, version in enumerate(matrix.versions):
+        session.add(CalibrationEstimate(
+            run_id=run.id,
+            item_version_id=version.id,
+            position=j,
+            n_responses=int((~np.isnan(matrix.scores[:, j])).sum()),
+            a=_finite_or_none(fit.a[j]),
+            b=_finite_or_none(fit.b[j]),
+            c=_finite_or_none(fit.c[j]) if three else 0.0,
+            standard_errors={
+                name: _finite_or_none(se[j])
+                for name, se in (("a", fit.se_a), ("b", fit.se_b), ("c", fit.se_c))
+                if three or name != "c"
+            },
+            status=str(fit.status[j])[:20],
+            note=calibration.unusable.get(j),
+            item_fit=_json_safe({
+                code: item.to_dict() for code, item in calibration.item_fit.get(j, [])
+            }),
+        ))
+    session.flush()
+    return run
 
 
-def _finite_or_none(value: float) -> float | None:
+def _json_safe(value):
+    """NaN and infinities become None (JSON has neither), numpy scalars plain numbers."""
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return _finite_or_none(value)
+    return value
+
+
+def _finite_or_none(value: float | None) -> float | None:
+    if value is None:
+        return None
     value = float(value)
     return value if np.isfinite(value) else None
 

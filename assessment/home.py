@@ -1,7 +1,7 @@
 """The landing page: each role goes to its own workspace."""
 from __future__ import annotations
 
-from flask import Blueprint, redirect, render_template, url_for
+from flask import Blueprint, current_app, redirect, render_template, send_from_directory, url_for
 from flask_login import current_user, login_required
 
 bp = Blueprint("home", __name__)
@@ -18,8 +18,6 @@ ROLE_HOME = {
 @login_required
 def index():
     endpoint = ROLE_HOME.get(current_user.role)
-    from flask import current_app
-
     if endpoint and endpoint in current_app.view_functions:
         return redirect(url_for(endpoint))
     return render_template("home.html")
@@ -28,3 +26,11 @@ def index():
 @bp.get("/healthz")
 def healthz():
     return {"status": "ok"}
+
+
+@bp.get("/favicon.ico")
+def favicon():
+    """Browsers and feed readers ask for /favicon.ico whatever the page links; pages link the
+    SVG (base.html)."""
+    return send_from_directory(current_app.static_folder, "favicon.ico",
+                               mimetype="image/vnd.microsoft.icon", max_age=86400)

@@ -6,12 +6,25 @@ on the demo (500 candidates x 31 item versions on two 20-item forms sharing 9) t
 S-X2 per form, the new rows) 0.1-0.3 s, measured on a busy 2-core machine. A background job would
 add machinery without sparing anyone a wait; move it to the job queue (RQ) when programs grow
 past a couple of seconds (``bench/calibration.py`` gives the library's figures by size).
+
+A calibration is stored as a proposed run and changes nothing until a psychometrician approves it
+on the run's page (:mod:`assessment.calibration_runs`); earlier runs stay there to be approved
+again.
 """
 from __future__ import annotations
 
-from flask import Blueprint, render_template, request
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
+from sqlalchemy import select
 
+from assessment.calibration_runs import (
+    CalibrationRefused,
+    CalibrationRun,
+    approve_run,
+    get_run,
+    reject_run,
+    runs_of_exam,
+)
 from assessment.exam_analysis import (
     CALIBRATION_MODELS,
     DEFAULT_MAX_ITER,
@@ -24,14 +37,18 @@ from assessment.exam_analysis import (
     check_model_choice,
     exam_item_versions,
     exam_summaries,
+    record_run,
     version_label,
 )
 from assessment.exams import Exam, exam_by_code
+from assessment.users import User
 from itembank.parameters import current_parameters
 from microcred.web import ApiError, db_session, role_required
 
 bp = Blueprint("psych", __name__, url_prefix="/psych")
 ROLES = ("psychometrician", "admin")
+#: Largest id a route accepts: ids are 32-bit integers on PostgreSQL.
+MAX_ID = 2**31 - 1
 
 
 @bp.record_once
@@ -73,11 +90,10 @@ def items(code: str):
         result = analyse_items(db_session(), exam)
     except AnalysisError as exc:
         return render_template("psych/items.html", exam=exam, result=None, problem=str(exc))
-    flagged = [i for i in result.analysis.items if i.flags]
-    clean = [i for i in result.analysis.items if not i.flags]
+    rows = result.rows()
     return render_template(
-        "psych/items.html", exam=exam, result=result, rows=flagged + clean, n_flagged=len(flagged),
-        problem=None,
+        "psych/items.html", exam=exam, result=result, rows=rows,
+        n_flagged=sum(1 for _, i in rows if i.flags), problem=None,
     )
 
 
@@ -105,7 +121,7 @@ def _calibration_form(exam: Exam, *, problem: str | None = None, model: str = "2
     return render_template(
         "psych/calibrate.html", exam=exam, versions=versions, current=current,
         label=version_label, models=CALIBRATION_MODELS, model=model, max_iter=max_iter,
-        max_iter_limit=MAX_ITER_LIMIT, problem=problem,
+        max_iter_limit=MAX_ITER_LIMIT, problem=problem, runs=runs_of_exam(session, exam.id)[:5],
     ), status
 
 
@@ -118,15 +134,109 @@ def calibrate(code: str):
     max_iter = request.form.get("max_iter", "")
     try:
         cycles = check_max_iter(max_iter)
-        result = calibrate_exam(
-            session, exam, model=check_model_choice(model), max_iter=cycles,
-            calibrated_by=current_user.email,
-        )
+        result = calibrate_exam(session, exam, model=check_model_choice(model), max_iter=cycles)
     except AnalysisError as exc:
         session.rollback()
         return _calibration_form(exam, problem=str(exc), model=model, max_iter=max_iter, status=422)
+    run = record_run(session, result, run_by_id=current_user.id, max_iter=cycles)
     session.commit()
-    return render_template(
-        "psych/calibration.html", exam=exam, result=result, fit_alpha=FIT_ALPHA,
-        models=CALIBRATION_MODELS, max_iter=cycles, max_iter_limit=MAX_ITER_LIMIT,
+    flash(
+        f"Calibration run {run.id} is stored as proposed. It changes no parameters until it is"
+        " approved below.", "info",
     )
+    return redirect(url_for("psych.run_detail", run_id=run.id)), 303
+
+
+# ---------------------------------------------------------------- calibration runs
+
+
+@bp.get("/exams/<code>/runs")
+@role_required(*ROLES)
+def runs(code: str):
+    exam = _exam(code)
+    session = db_session()
+    all_runs = runs_of_exam(session, exam.id)
+    return render_template("psych/runs.html", exam=exam, runs=all_runs,
+                           people=_people(session, all_runs))
+
+
+def _run(run_id: int, *, for_update: bool = False) -> CalibrationRun:
+    run = get_run(db_session(), run_id, for_update=for_update) if run_id <= MAX_ID else None
+    if run is None:
+        raise UnknownExam(f"there is no calibration run {run_id}")
+    return run
+
+
+def _people(session, runs: list[CalibrationRun]) -> dict[int, User]:
+    ids = {r.run_by_id for r in runs} | {r.decided_by_id for r in runs}
+    ids |= {d.by_id for r in runs for d in r.decisions}
+    ids.discard(None)
+    if not ids:
+        return {}
+    return {u.id: u for u in session.scalars(select(User).where(User.id.in_(ids)))}
+
+
+@bp.get("/runs/<int:run_id>")
+@role_required(*ROLES)
+def run_detail(run_id: int):
+    return _run_page(_run(run_id))
+
+
+def _run_page(run: CalibrationRun, *, problem: str | None = None, form: dict | None = None,
+              status: int = 200):
+    session = db_session()
+    exam = session.get(Exam, run.exam_id)
+    if exam is None:  # runs belong to exams, which are never deleted
+        abort(404)
+    current_ids = {
+        p.id for p in current_parameters(session, [e.item_version_id for e in run.estimates]).values()
+    }
+    truth = {
+        e.id: e.item_version.meta["simulation"]
+        for e in run.estimates
+        if isinstance((e.item_version.meta or {}).get("simulation"), dict)
+    }
+    return render_template(
+        "psych/run.html", exam=exam, run=run, label=version_label, fit_alpha=FIT_ALPHA, truth=truth,
+        people=_people(session, [run]), problem=problem, form=form or {},
+        models=CALIBRATION_MODELS, max_iter=run.options.get("max_iter", DEFAULT_MAX_ITER),
+        max_iter_limit=MAX_ITER_LIMIT, n_current=len(current_ids),
+    ), status
+
+
+@bp.post("/runs/<int:run_id>/approve")
+@role_required(*ROLES)
+def approve(run_id: int):
+    session = db_session()
+    run = _run(run_id, for_update=True)
+    reason = request.form.get("reason", "")
+    override = request.form.get("override_not_converged") == "yes"
+    try:
+        approve_run(session, run, by=current_user, reason=reason, override_not_converged=override)
+    except CalibrationRefused as exc:
+        session.rollback()
+        form = {"action": "approve", "reason": reason, "override": override}
+        return _run_page(_run(run_id), problem=f"Not approved: {exc}.", form=form, status=422)
+    session.commit()
+    flash(
+        f"Calibration run {run.id} is approved: its {len(run.usable_estimates)} usable estimates"
+        " are now the current parameters.", "info",
+    )
+    return redirect(url_for("psych.run_detail", run_id=run.id)), 303
+
+
+@bp.post("/runs/<int:run_id>/reject")
+@role_required(*ROLES)
+def reject(run_id: int):
+    session = db_session()
+    run = _run(run_id, for_update=True)
+    reason = request.form.get("reason", "")
+    try:
+        reject_run(session, run, by=current_user, reason=reason)
+    except CalibrationRefused as exc:
+        session.rollback()
+        form = {"action": "reject", "reason": reason}
+        return _run_page(_run(run_id), problem=f"Not rejected: {exc}.", form=form, status=422)
+    session.commit()
+    flash(f"Calibration run {run.id} is rejected; the current parameters are unchanged.", "info")
+    return redirect(url_for("psych.run_detail", run_id=run.id)), 303

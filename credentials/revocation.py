@@ -1,11 +1,13 @@
 """Revocation and suspension over the database: status list slots, status events, and the
 signed, cached Bitstring Status List credentials Microcred publishes.
 
-A credential's ``credentialStatus`` is a single ``BitstringStatusListEntry`` with purpose
-``revocation`` pointing at ``/status/<list>/revocation``. Suspension (a reversible hold during
-a misconduct investigation) is a second list of the same issuer at the same index,
-``/status/<list>/suspension``; Microcred's verifier and badge pages check both. Revocation is
-final (Bitstring Status List §2.1: "not reversible"); suspension can be restored.
+A credential's ``credentialStatus`` holds two ``BitstringStatusListEntry`` objects at the same
+index: purpose ``revocation`` pointing at ``/status/<list>/revocation`` and purpose
+``suspension`` (a reversible hold during a misconduct investigation) pointing at
+``/status/<list>/suspension``, so any Bitstring Status List verifier sees both. (Credentials
+issued before carried only the revocation entry; Microcred's own verifier still finds their
+suspension list by the same index.) Revocation is final (Bitstring Status List §2.1: "not
+reversible"); suspension can be restored.
 
 Status is derived from append-only ``StatusEvent`` rows; a published list records the newest
 event it reflects (``through_event_id``) so a stale cached list is never served.

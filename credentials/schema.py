@@ -1,21 +1,42 @@
 """The ``credentialSchema`` check: validate a credential against the JSON Schemas it names,
-for the schemas Microcred bundles (``credentials/schemas/``). Nothing is fetched."""
+for the schemas Microcred bundles. Nothing is fetched.
+
+The only schema bundled is 1EdTech's own AchievementCredential schema, verbatim (see
+``schemas/1edtech/README.md`` for its source and licence). Microcred writes no schema of its
+own under 1EdTech's identifier: a report saying "matches 1EdTech's AchievementCredential
+schema" means exactly that file accepted the credential.
+"""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from jsonschema import Draft202012Validator
+from jsonschema.protocols import Validator
+from jsonschema.validators import validator_for
 
 from credentials.errors import CredentialError
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 SCHEMA_VALIDATOR_TYPE = "1EdTechJsonSchemaValidator2019"
-BUNDLED = {
-    "https://purl.imsglobal.org/spec/ob/v3p0/schema/json/"
-    "ob_v3p0_achievementcredential_schema.json": "ob_v3p0_achievementcredential.json",
+#: The URL OB 3.0 publishes the AchievementCredential schema at (§ credentialSchema examples)
+OB_ACHIEVEMENT_CREDENTIAL_SCHEMA = (
+    "https://purl.imsglobal.org/spec/ob/v3p0/schema/json/ob_v3p0_achievementcredential_schema.json"
+)
+
+
+@dataclass(frozen=True)
+class BundledSchema:
+    file: str
+    #: how a report names it
+    title: str
+
+
+BUNDLED: dict[str, BundledSchema] = {
+    OB_ACHIEVEMENT_CREDENTIAL_SCHEMA: BundledSchema(
+        "1edtech/achievementcredential.json", "1EdTech's AchievementCredential schema"),
 }
 
 
@@ -24,13 +45,41 @@ class SchemaViolation(CredentialError):
 
 
 @cache
-def _validator(name: str) -> Draft202012Validator:
-    schema = json.loads((SCHEMA_DIR / name).read_text(encoding="utf-8"))
-    return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+def validator(file: str) -> Validator:
+    """A validator for a bundled schema, of the JSON Schema draft the file declares."""
+    schema = json.loads((SCHEMA_DIR / file).read_text(encoding="utf-8"))
+    cls = validator_for(schema)
+    return cls(schema, format_checker=cls.FORMAT_CHECKER)
+
+
+#: Properties that OB 3.0 allows once (1EdTech's schema: an object) but VC Data Model 2.0
+#: allows as a list, and that Microcred lists: ``credentialStatus`` carries a revocation and a
+#: suspension entry so that every Bitstring Status List verifier sees a suspension (1EdTech
+#: tracks allowing this for OB 3.1: openbadges-specification issue 623).
+LISTED_BEYOND_OB = ("credentialStatus",)
+
+
+def violations(credential: dict[str, Any], schema_id: str) -> list[str]:
+    """Every violation of the bundled schema ``schema_id``, as ``path: message``."""
+    errors = sorted(validator(BUNDLED[schema_id].file).iter_errors(credential),
+                    key=lambda e: [str(p) for p in e.absolute_path])
+    return [("/".join(str(p) for p in e.absolute_path) or "(root)") + ": " + e.message
+            for e in errors]
+
+
+def _as_ob_judges(credential: dict[str, Any]) -> tuple[str | None, list[dict[str, Any]]]:
+    """The credential in the form(s) 1EdTech's schema can judge: when a property of
+    ``LISTED_BEYOND_OB`` is a list, one copy per entry with that entry in the list's place (so
+    every entry, and everything else, is still checked against 1EdTech's schema)."""
+    for prop in LISTED_BEYOND_OB:
+        value = credential.get(prop)
+        if isinstance(value, list) and value:
+            return prop, [{**credential, prop: entry} for entry in value]
+    return None, [credential]
 
 
 def check(credential: dict[str, Any]) -> list[str]:
-    """Validate against each declared, bundled schema; return the ids checked.
+    """Validate against each declared, bundled schema; return the titles of those it matches.
 
     Raises SchemaViolation naming the first failing path, or when no declared schema is known.
     """
@@ -42,15 +91,16 @@ def check(credential: dict[str, Any]) -> list[str]:
     for item in declared:
         if not isinstance(item, dict):
             raise SchemaViolation("credentialSchema entries must be objects with id and type")
-        name = BUNDLED.get(item.get("id", ""))
-        if name is None or item.get("type") != SCHEMA_VALIDATOR_TYPE:
+        bundled = BUNDLED.get(item.get("id", ""))
+        if bundled is None or item.get("type") != SCHEMA_VALIDATOR_TYPE:
             continue
-        errors = sorted(_validator(name).iter_errors(credential), key=lambda e: list(e.path))
-        if errors:
-            err = errors[0]
-            where = "/".join(str(p) for p in err.absolute_path) or "(root)"
-            raise SchemaViolation(f"{where}: {err.message}")
-        checked.append(item["id"])
+        listed, forms = _as_ob_judges(credential)
+        problems = next((p for p in (violations(f, item["id"]) for f in forms) if p), [])
+        if problems:
+            raise SchemaViolation(f"does not match {bundled.title}: {problems[0]}")
+        checked.append(bundled.title + (
+            f", with each of its {len(credential[listed])} {listed} entries checked in turn "
+            f"(OB 3.0 allows one {listed}; VC Data Model 2.0 allows a list)" if listed else ""))
     if not checked:
         raise SchemaViolation("none of the declared schemas is one Microcred can check offline: "
                               + ", ".join(str(i.get("id")) for i in declared if isinstance(i, dict)))

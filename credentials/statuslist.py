@@ -111,7 +111,7 @@ def list_credential(
 def status_bit(list_credential_doc: dict[str, Any], status_entry: dict[str, Any]) -> bool:
     """The bit an entry points at, after the checks of §3.3 (the proof is checked apart)."""
     if not isinstance(status_entry, dict):
-        raise StatusListError("credentialStatus must be a single object")
+        raise StatusListError("a credentialStatus entry must be an object")
     if status_entry.get("type") != "BitstringStatusListEntry":
         raise StatusListError(f"unsupported credentialStatus type {status_entry.get('type')!r}")
     try:

@@ -5,17 +5,20 @@ follow VC Data Model 2.0 §7.1 (verification) and OB 3.0 §9 (verification):
 
 1. ``format``: it parses, and it is a VerifiableCredential / OpenBadgeCredential with the
    VC 2.0 context first.
-2. ``issuer key``: the proof's verification method resolves (did:key offline; did:web and
-   status lists only through the resolver, never the network), is controlled by the issuer, and
-   is listed for ``assertionMethod``.
+2. ``issuer key``: the proof's verification method resolves (did:key from the identifier;
+   did:web and status lists through the resolver: this module's own never uses the network,
+   ``credentials.resolution`` has the database's and the guarded network one), is controlled
+   by the issuer, and is listed for ``assertionMethod``.
 3. ``proof``: the eddsa-rdfc-2022 Data Integrity proof (or the JWT's EdDSA signature) verifies.
-4. ``status``: the Bitstring Status List credential is signed by the same issuer and the
-   credential's bit is not set; the issuer's suspension list (same index) is checked too.
+4. ``status``: for each ``credentialStatus`` entry (revocation, suspension), its Bitstring
+   Status List credential is signed by the same issuer and the credential's bit is not set.
 5. ``dates``: now is within ``validFrom`` .. ``validUntil``.
-6. ``schema``: it matches the JSON Schema it declares (bundled copy).
+6. ``schema``: it matches the JSON Schema it declares (1EdTech's file, bundled).
 
-Every step is run and reported; the overall verdict is "verified" only when every step passed.
-A valid signature on a revoked, suspended or expired credential is **not** verified.
+Every step is reported; the overall verdict is "verified" only when every step passed. A valid
+signature on a revoked, suspended or expired credential is **not** verified. Nothing after a
+failed (or unchecked) proof is checked: an unproven document's dates and status entry are the
+forger's, so those steps say "not checked" and the verdict is "invalid", never "revoked".
 """
 from __future__ import annotations
 
@@ -83,7 +86,8 @@ class Resolver:
     did:key is resolved from the identifier itself. did:web documents and status list
     credentials must be given (``did_documents``, ``status_lists``) or supplied by a subclass
     (Microcred's database resolver). ``suspension_lists`` maps a revocation list URL to the
-    issuer's matching suspension list credential.
+    issuer's matching suspension list credential, for credentials issued with a revocation
+    entry only (before they carried a suspension entry).
     """
 
     def __init__(
@@ -159,6 +163,7 @@ def parse_input(data: bytes | str | dict) -> Parsed:
     """A credential dict, JSON text, a compact JWT, or a baked PNG/SVG."""
     if isinstance(data, dict):
         return Parsed(data)
+    from_file = isinstance(data, bytes)  # an upload or a request body; pasted text is a str
     if isinstance(data, bytes):
         if len(data) > MAX_INPUT_BYTES:
             raise MalformedInput("the input is larger than 8 MB")
@@ -167,7 +172,8 @@ def parse_input(data: bytes | str | dict) -> Parsed:
         try:
             data = data.decode("utf-8")
         except UnicodeDecodeError:
-            raise MalformedInput("the input is neither a PNG/SVG image nor UTF-8 text") from None
+            raise MalformedInput("This is not a credential: the file is not a baked badge image "
+                                 "(PNG or SVG), and not text either") from None
     text = data.strip()
     if not text:
         raise MalformedInput("the input is empty")
@@ -179,11 +185,27 @@ def parse_input(data: bytes | str | dict) -> Parsed:
     try:
         doc = parse_json(text, where="the credential")
     except InvalidInput as exc:
-        raise MalformedInput(f"not JSON, a JWT or a badge image: {exc.message}") from None
+        raise MalformedInput(_not_json(text, exc, from_file)) from None
     if not isinstance(doc, dict):
         raise MalformedInput("a credential is a JSON object, not a "
                              f"{type(doc).__name__}")
     return Parsed(doc)
+
+
+def _not_json(text: str, exc: InvalidInput, from_file: bool) -> str:
+    """Why text that should be a credential is not one, in people's words (the parser's own
+    message, "Expecting value at line 1 column 1", means nothing to them)."""
+    if "max_depth" in exc.extra:
+        return (f"This is not a credential: its JSON nests deeper than {exc.extra['max_depth']} "
+                "levels, and no credential does")
+    if text[:1] in "{[" and "line" in exc.extra:
+        return (f"This credential's JSON is broken at line {exc.extra['line']}, character "
+                f"{exc.extra['column']}: look for a missing comma, quote or bracket there, or "
+                "copy it again in full")
+    if from_file:
+        return ("This is not a credential: the file is not a baked badge image (PNG or SVG), "
+                "not credential JSON and not a JWT")
+    return "This is not a credential: the text is not JSON, and not a JWT either"
 
 
 # --- steps ------------------------------------------------------------------------------------
@@ -236,7 +258,13 @@ def verify(
 
     issuer = vcjwt.issuer_id(cred)
     key_ok = _step_issuer_key(report, cred, parsed, resolver, issuer)
-    _step_proof(report, cred, parsed, resolver, key_ok)
+    if not _step_proof(report, cred, parsed, resolver, key_ok):
+        # Nothing an unproven document says can be trusted, its dates and status entry
+        # included: a tampered copy of a revoked credential is "invalid", not "revoked".
+        report.steps += [Step(n, None, "not checked: the proof did not verify")
+                         for n in STEPS[STEPS.index("proof") + 1:]]
+        report.status = "invalid"
+        return report
     _step_status(report, cred, resolver, issuer)
     _step_dates(report, cred, now)
     _step_schema(report, cred)
@@ -274,10 +302,10 @@ def _step_issuer_key(report: Report, cred: dict, parsed: Parsed, resolver: Resol
 
 
 def _step_proof(report: Report, cred: dict, parsed: Parsed, resolver: Resolver,
-                key_ok: bool) -> None:
+                key_ok: bool) -> bool:
     if not key_ok:
         report.steps.append(Step("proof", None, "not checked: the issuer's key is unknown"))
-        return
+        return False
 
     def resolve(vm_id: str, purpose: str) -> Ed25519PublicKey:
         return resolver.verification_method(vm_id, purpose)[0]
@@ -293,8 +321,9 @@ def _step_proof(report: Report, cred: dict, parsed: Parsed, resolver: Resolver,
             message = "the eddsa-rdfc-2022 Data Integrity proof is valid"
     except CredentialError as exc:
         report.steps.append(Step("proof", False, str(exc)))
-        return
+        return False
     report.steps.append(Step("proof", True, message))
+    return True
 
 
 def _signed_list(resolver: Resolver, doc: dict[str, Any], issuer: str) -> None:
@@ -303,43 +332,68 @@ def _signed_list(resolver: Resolver, doc: dict[str, Any], issuer: str) -> None:
     dataintegrity.verify_proof(doc, lambda vm, p: resolver.verification_method(vm, p)[0])
 
 
+def _status_entries(cred: dict) -> list[dict[str, Any]]:
+    """The credential's ``credentialStatus`` entries (VC Data Model 2.0 §4.10: one object or a
+    list of them)."""
+    value = cred.get("credentialStatus")
+    entries = value if isinstance(value, list) else [value]
+    if not entries or not all(isinstance(e, dict) for e in entries):
+        raise StatusListError("credentialStatus must be a BitstringStatusListEntry or a list of "
+                              "them")
+    return entries
+
+
+def _checked_bit(resolver: Resolver, entry: dict[str, Any], issuer: str,
+                 doc: dict[str, Any] | None = None) -> bool:
+    """The entry's bit, read from its signed status list (fetched unless given)."""
+    url = entry.get("statusListCredential")
+    if not isinstance(url, str):
+        raise StatusListError("credentialStatus has no statusListCredential URL")
+    doc = resolver.status_list(url) if doc is None else doc
+    _signed_list(resolver, doc, issuer)
+    return statuslist.status_bit(doc, entry)
+
+
 def _step_status(report: Report, cred: dict, resolver: Resolver, issuer: str) -> None:
-    entry = cred.get("credentialStatus")
-    if entry is None:
+    if cred.get("credentialStatus") is None:
         report.steps.append(Step("status", True, "the credential has no status entry "
                                                  "(it cannot be revoked)"))
         return
     try:
-        if not isinstance(entry, dict):
-            raise StatusListError("credentialStatus must be a single BitstringStatusListEntry")
-        url = entry.get("statusListCredential")
-        if not isinstance(url, str):
-            raise StatusListError("credentialStatus has no statusListCredential URL")
-        doc = resolver.status_list(url)
-        _signed_list(resolver, doc, issuer)
-        if statuslist.status_bit(doc, entry):
-            purpose = entry.get("statusPurpose")
-            report.status = "revoked" if purpose == "revocation" else str(purpose)
-            reason = getattr(resolver, "status_reason", lambda *_: None)(cred.get("id"))
-            report.steps.append(Step("status", False, f"the credential is {report.status}"
-                                     + (f": {reason}" if reason else "")))
-            return
-        suspension = resolver.suspension_list(url)
-        if suspension is not None and entry.get("statusPurpose") == "revocation":
-            _signed_list(resolver, suspension, issuer)
-            sus_entry = dict(entry, statusPurpose="suspension",
-                             statusListCredential=suspension.get("id"))
-            if statuslist.status_bit(suspension, sus_entry):
-                report.status = "suspended"
-                reason = getattr(resolver, "status_reason", lambda *_: None)(cred.get("id"))
-                report.steps.append(Step("status", False, "the credential is suspended"
-                                         + (f": {reason}" if reason else "")))
-                return
+        entries = _status_entries(cred)
+        unknown = [e.get("statusPurpose") for e in entries
+                   if e.get("statusPurpose") not in statuslist.PURPOSES]
+        if unknown:
+            raise StatusListError(f"unsupported status purpose {unknown[0]!r} (revocation and "
+                                  "suspension are)")
+        found: dict[str, bool] = {}
+        for e in entries:  # every entry is checked; any set bit of a purpose counts
+            bit = _checked_bit(resolver, e, issuer)
+            found[e["statusPurpose"]] = found.get(e["statusPurpose"], False) or bit
+        revocation = next((e for e in entries if e.get("statusPurpose") == "revocation"), None)
+        if "suspension" not in found and revocation is not None:
+            # credentials issued before they carried a suspension entry: the issuer's
+            # suspension list at the same index, if the resolver knows it
+            suspension = resolver.suspension_list(revocation["statusListCredential"])
+            if suspension is not None:
+                found["suspension"] = _checked_bit(
+                    resolver, dict(revocation, statusPurpose="suspension",
+                                   statusListCredential=suspension.get("id")),
+                    issuer, suspension)
     except CredentialError as exc:
         report.steps.append(Step("status", False, f"status could not be checked: {exc}"))
         return
-    report.steps.append(Step("status", True, "not revoked" + (
-        " or suspended" if suspension is not None else "")))
+    for purpose, label in (("revocation", "revoked"), ("suspension", "suspended")):
+        if found.get(purpose):
+            report.status = label
+            reason = getattr(resolver, "status_reason", lambda *_: None)(cred.get("id"))
+            report.steps.append(Step("status", False, f"the credential is {label}"
+                                     + (f": {reason}" if reason else "")))
+            return
+    checked = " or ".join(
+        label for purpose, label in (("revocation", "revoked"), ("suspension", "suspended"))
+        if purpose in found)
+    report.steps.append(Step("status", True, f"not {checked}"))
 
 
 def _step_dates(report: Report, cred: dict, now: dt.datetime) -> None:
@@ -372,5 +426,4 @@ def _step_schema(report: Report, cred: dict) -> None:
     except CredentialError as exc:
         report.steps.append(Step("schema", False, str(exc)))
         return
-    report.steps.append(Step("schema", True, "matches " + ", ".join(
-        c.rsplit("/", 1)[-1] for c in checked)))
+    report.steps.append(Step("schema", True, "matches " + " and ".join(checked)))

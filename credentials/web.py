@@ -54,6 +54,15 @@ def init_app(app: Flask) -> None:
         wiring.nav_links.append(("candidate", "credentials.wallet", "My badges"))
         wiring.nav_links.append(("admin", "credentials.admin_credentials", "Credentials"))
         wiring.nav_links.append(("*", "credentials.verify_page", "Verify a badge"))
+        wiring.result_links.append(badge_links)
+
+
+def badge_links(session: Any, result_id: int) -> list[tuple[str, str]]:
+    """The public pages of the badges a result earned, for the candidate's result page."""
+    rows = session.scalars(select(Credential).where(Credential.result_id == result_id)
+                           .order_by(Credential.id))
+    return [(f"View your badge: {c.achievement.name}",
+             url_for("credentials.badge", public_id=c.public_id)) for c in rows]
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -134,6 +143,8 @@ def _badge_context(credential: Credential) -> dict[str, Any]:
         "image_url": cfg.url(url_for("credentials.badge_png", public_id=credential.public_id)),
         "linkedin_url": _linkedin_url(credential, page_url, doc["issuer"].get("name", "")),
         "results": doc["credentialSubject"].get("result", []),
+        # one proof or a list of them (credentials issued before carried one object)
+        "proofs": doc["proof"] if isinstance(doc.get("proof"), list) else [doc.get("proof", {})],
     }
 
 
@@ -323,6 +334,16 @@ def wallet() -> Any:
 
 # --- administration ---------------------------------------------------------------------------
 
+def _holders(credentials: list[Credential]) -> dict[int, Any]:
+    """Holder id -> the user, so admin tables name people rather than ids."""
+    from assessment.users import User
+
+    ids = {c.holder_id for c in credentials}
+    if not ids:
+        return {}
+    return {u.id: u for u in db_session().scalars(select(User).where(User.id.in_(ids)))}
+
+
 @bp.get("/admin/credentials")
 @role_required(*MANAGERS)
 def admin_credentials() -> str:
@@ -331,8 +352,17 @@ def admin_credentials() -> str:
                         default=60)
     creds = session.scalars(select(Credential).order_by(Credential.id.desc()).limit(200)).all()
     rows = [(c, revocation.status_of(session, c)) for c in creds]
-    return render_template("credentials/admin.html", rows=rows, days=days,
-                           expiring=issuance.expiring(session, within_days=days))
+    expiring = issuance.expiring(session, within_days=days)
+    return render_template("credentials/admin.html", rows=rows, days=days, expiring=expiring,
+                           holders=_holders([*creds, *expiring]))
+
+
+def _confirm_revoke(cred: Credential, reason: str, *, problem: str | None = None,
+                    status: int = 200) -> tuple[str, int]:
+    """The page that asks before a revocation, which no one can undo (it works without JS)."""
+    holder = _holders([cred]).get(cred.holder_id)
+    return render_template("credentials/confirm_revoke.html", credential=cred, holder=holder,
+                           reason=reason, problem=problem), status
 
 
 @bp.post("/admin/credentials/<public_id>/status")
@@ -345,9 +375,14 @@ def admin_status(public_id: str) -> Any:
               "restore": revocation.restore}.get(action)
     if change is None:
         abort(400)
+    reason = request.form.get("reason", "").strip()
+    if action == "revoke" and request.form.get("confirmed") != "yes":
+        return _confirm_revoke(cred, reason)
+    if action == "revoke" and not reason:
+        return _confirm_revoke(cred, reason, status=422, problem=(
+            "Give the reason for revoking: it is recorded with the revocation."))
     try:
-        change(session, cfg, cred, reason=request.form.get("reason", ""),
-               by_user_id=current_user.id)
+        change(session, cfg, cred, reason=reason, by_user_id=current_user.id)
     except CredentialError as exc:
         session.rollback()
         flash(str(exc), "error")
@@ -403,7 +438,8 @@ def admin_achievements() -> Any:
             session.commit()
             flash("Achievement created.", "success")
         return redirect(url_for("credentials.admin_achievements"))
+    exams = session.scalars(select(Exam).order_by(Exam.code)).all()
     return render_template(
         "credentials/achievements.html",
         achievements=session.scalars(select(Achievement).order_by(Achievement.code)).all(),
-        exams=session.scalars(select(Exam).order_by(Exam.code)).all())
+        exams=exams, exams_by_id={e.id: e for e in exams})

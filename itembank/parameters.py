@@ -1,14 +1,36 @@
-"""Which calibrated parameters are current. ``ItemParameter`` rows are never edited: a new
-calibration adds rows, and the newest row (highest id) of an item version is the current one.
-One place answers that, for the workspace now and for IRT scoring later."""
+"""Which calibrated parameters are current, and the one way to make new ones current.
+
+``ItemParameter`` rows are never edited: a new calibration adds rows, and the newest row (highest
+id) of an item version is the current one. One place answers that, for the workspace now and for
+IRT scoring later, and one function writes the rows (:func:`supersede_parameters`), so nobody
+edits a row in place or invents another notion of "current".
+"""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from itembank.models import ItemParameter
+
+#: Length of ``ItemParameter.source``.
+SOURCE_LENGTH = 200
+
+
+@dataclass(frozen=True)
+class ParameterValues:
+    """The parameters of one item version, as a calibration estimated them."""
+
+    item_version_id: int
+    model: str
+    a: float
+    b: float | None
+    c: float = 0.0
+    thresholds: list[Any] | None = None
+    standard_errors: dict[str, Any] = field(default_factory=dict)
 
 
 def current_parameters(session: Session, version_ids: Sequence[int]) -> dict[int, ItemParameter]:
@@ -22,3 +44,26 @@ def current_parameters(session: Session, version_ids: Sequence[int]) -> dict[int
     )
     rows = session.scalars(select(ItemParameter).where(ItemParameter.id.in_(newest)))
     return {row.item_version_id: row for row in rows}
+
+
+def supersede_parameters(
+    session: Session, values: Iterable[ParameterValues], *, source: str
+) -> list[ItemParameter]:
+    """Make ``values`` the current parameters of their item versions by adding new rows
+    (flushed, not committed); the rows they supersede stay as they were."""
+    rows = [
+        ItemParameter(
+            item_version_id=v.item_version_id,
+            model=v.model,
+            a=v.a,
+            b=v.b,
+            c=v.c,
+            thresholds=v.thresholds,
+            standard_errors=dict(v.standard_errors),
+            source=source[:SOURCE_LENGTH],
+        )
+        for v in values
+    ]
+    session.add_all(rows)
+    session.flush()
+    return rows

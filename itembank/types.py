@@ -48,6 +48,10 @@ def _option_ids(interaction: dict) -> list[str]:
 class ChoiceType:
     """Single choice (one key) and multiple response (several keys).
 
+    A multiple-response item may state how many options to select (``interaction.select``, like
+    QTI's ``maxChoices``, e.g. 2 for "Select TWO."): a response with more is refused, and the
+    runner stops the candidate at that number. Fewer is a valid (incomplete) response.
+
     Multiple response is scored all-or-nothing by default (``scoring.method = "all_or_nothing"``):
     the response must be exactly the keyed set. ``"partial"`` gives, per option, credit for a
     correct selection or a correct omission, scaled to ``max_score`` (the "partial-credit
@@ -77,6 +81,18 @@ class ChoiceType:
             raise ItemDefinitionError(f"{self.name}: exactly one key, got {len(correct)}")
         if self.multiple and len(correct) < 2:
             raise ItemDefinitionError(f"{self.name}: at least two keys, got {len(correct)}")
+        select = interaction.get("select")
+        if select is not None:
+            if not self.multiple:
+                raise ItemDefinitionError(f"{self.name}: 'select' is for multiple response only")
+            if not isinstance(select, int) or isinstance(select, bool):
+                raise ItemDefinitionError(
+                    f"{self.name}: select must be a whole number of options, got {select!r}")
+            # a limit below the key's size would make the keyed answer impossible to give
+            if not len(correct) <= select <= len(options):
+                raise ItemDefinitionError(
+                    f"{self.name}: select must be between the {len(correct)} keyed options and "
+                    f"the {len(options)} options, got {select}")
         method = scoring.get("method", "all_or_nothing")
         if method not in {"all_or_nothing", "partial"}:
             raise ItemDefinitionError(f"{self.name}: unknown scoring method {method!r}")
@@ -117,6 +133,10 @@ class ChoiceType:
             raise ResponseShapeError(f"options {unknown} are not among this item's options")
         if len(set(value)) != len(value):
             raise ResponseShapeError("an option is selected twice")
+        select = version.interaction.get("select")
+        if select is not None and len(value) > select:
+            raise ResponseShapeError(
+                f"this item asks for {select} options; {len(value)} were selected")
         return sorted(value) or None
 
     def score(self, version: ItemVersion, value: Any) -> float:

@@ -81,12 +81,13 @@ def parse_json(data: bytes | str, *, where: str = "the body",
             raise InvalidInput(f"{where} is not UTF-8 text", field=where) from None
     if json_depth(data) > max_depth:
         raise InvalidInput(f"{where} nests arrays/objects deeper than {max_depth} levels",
-                           field=where)
+                           field=where, max_depth=max_depth)
     try:
         return json.loads(data)
     except json.JSONDecodeError as exc:
         raise InvalidInput(f"{where} is not valid JSON: {exc.msg} at line {exc.lineno} column "
-                           f"{exc.colno}", field=where) from None
+                           f"{exc.colno}", field=where, line=exc.lineno,
+                           column=exc.colno) from None
     except (ValueError, RecursionError):  # e.g. a number too long to convert
         raise InvalidInput(f"{where} is not valid JSON", field=where) from None
 

@@ -32,6 +32,12 @@ review_decided = _signals.signal("review-decided")
 #: exam_id, passed
 result_released = _signals.signal("result-released")
 
+#: Asked by a package that needs what proctoring recorded about an attempt (credentials, for a
+#: badge's evidence), so that it never reads proctoring's tables. kwargs: session, attempt_id.
+#: Proctoring answers with ``proctoring.sessions.attempt_summary``: plain data, or None when the
+#: attempt had no proctoring session. The asker takes the first answer that is not None.
+attempt_proctoring = _signals.signal("attempt-proctoring")
+
 
 def send_isolated(signal: Any, sender: str, *, session: Any, **kwargs: Any) -> None:
     """Send ``signal`` for something already decided (a released result), each receiver in its

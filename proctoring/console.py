@@ -19,7 +19,7 @@ from assessment.exams import Exam, exam_by_code
 from assessment.users import User, find_user_by_email
 from microcred.db import utcnow
 from microcred.inputs import json_body
-from microcred.web import ApiError, db_session, role_required, wants_json
+from microcred.web import ApiError, db_session, role_required, safe_next, wants_json
 from proctoring import actions, events, identity, review
 from proctoring.assignments import assign, assignments, exam_ids_for, require_access, unassign
 from proctoring.errors import Invalid, NotFound
@@ -192,8 +192,8 @@ def action(session_id: int, action: str):
     if wants_json():
         return {"ok": True, "message": said, "state": ps.state}
     flash(said, "info")
-    return redirect(request.form.get("next") or url_for("proctoring.session_page", session_id=ps.id),
-                    code=303)
+    back = url_for("proctoring.session_page", session_id=ps.id)
+    return redirect(safe_next(request.form.get("next"), back), code=303)
 
 
 @bp.get("/proctor/images/<int:image_id>", endpoint="image")

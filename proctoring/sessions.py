@@ -9,13 +9,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Protocol
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from microcred.db import utcnow
 from proctoring import audit, hooks
 from proctoring.errors import Conflict, NotFound
-from proctoring.models import ProctorSession, Transition
+from proctoring.models import IdentityCheck, ProctorSession, ReviewDecision, Snapshot, Transition
 from proctoring.policy import ProctoringPolicy, parse_policy
 from proctoring.states import BEFORE_EXAM, State, TransitionRefused, check_transition
 
@@ -143,3 +143,46 @@ def transitions(session: Session, ps: ProctorSession) -> list[Transition]:
     return list(session.scalars(
         select(Transition).where(Transition.session_id == ps.id).order_by(Transition.id)
     ))
+
+
+def attempt_summary(session: Session, attempt_id: int) -> dict[str, Any] | None:
+    """What the proctoring record shows about an attempt, as plain data for other packages
+    (credentials word a badge's evidence from it); None when the attempt had no proctoring
+    session. Only recorded facts, never the policy's intentions:
+
+    - ``identity``: None unless the session was admitted after an identity check; else when
+      (``admitted_at``), by whom (``admitted_by_id``, None for an automatic admission) and which
+      verifiers passed (``verifiers``, e.g. ``["face_count", "proctor"]``).
+    - ``snapshots``: how many camera snapshots were recorded during the exam.
+    - ``review``: None, or the latest review decision (``verdict``, ``reviewer_id``, ``at``).
+    """
+    ps = session_for_attempt(session, attempt_id)
+    if ps is None:
+        return None
+    admitted = session.scalar(
+        select(Transition).where(Transition.session_id == ps.id,
+                                 Transition.to_state == State.ADMITTED.value)
+        .order_by(Transition.id.desc()).limit(1))
+    passed = list(session.execute(
+        select(IdentityCheck.submission, IdentityCheck.verifier)
+        .where(IdentityCheck.session_id == ps.id, IdentityCheck.outcome == "passed")
+        .order_by(IdentityCheck.id)).all())
+    identity = None
+    if admitted is not None and passed:  # admitted with no check passing: no identity check
+        # the admitted submission is the one the last passing check belongs to
+        identity = {"admitted_at": admitted.at.isoformat(),
+                    "admitted_by_id": admitted.by_user_id,
+                    "verifiers": list(dict.fromkeys(
+                        p.verifier for p in passed if p.submission == passed[-1].submission))}
+    review = session.scalar(select(ReviewDecision).where(ReviewDecision.session_id == ps.id)
+                            .order_by(ReviewDecision.id.desc()).limit(1))
+    return {
+        "session_id": ps.id,
+        "state": ps.state,
+        "identity": identity,
+        "snapshots": session.scalar(select(func.count()).select_from(Snapshot)
+                                    .where(Snapshot.session_id == ps.id)) or 0,
+        "review": None if review is None else {
+            "verdict": review.verdict, "reviewer_id": review.reviewer_id,
+            "at": review.at.isoformat()},
+    }

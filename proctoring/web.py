@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from flask import Blueprint, Flask, flash, redirect, render_template, request
 
-from microcred.web import ApiError, db_session, wants_json
+from microcred.web import ApiError, db_session, same_site_referrer, wants_json
 from proctoring.errors import ProctoringError
 from proctoring.images import ImageVault, load_key, retention_days
 
@@ -53,7 +53,8 @@ def init_app(app: Flask) -> None:
         db_session().rollback()
         if wants_json():
             return ApiError(exc.status, exc.code, exc.message, **exc.extra).response()
-        if request.method == "POST" and request.referrer:
+        back = same_site_referrer("") if request.method == "POST" else ""
+        if back:
             flash(exc.message, "error")
-            return redirect(request.referrer)
+            return redirect(back)
         return render_template("error.html", status=exc.status, message=exc.message), exc.status

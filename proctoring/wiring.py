@@ -6,7 +6,8 @@
 - :func:`runner_extras` is a runner *state contributor*: the heartbeat carries the session's
   state, its policy for the page (full screen, snapshot interval) and the proctor's messages.
 - The receivers of ``attempt_started`` and ``result_finalized`` tie the session to the attempt
-  and hold the result for review. They connect when this module is imported
+  and hold the result for review; the receiver of ``attempt_proctoring`` answers with
+  :func:`proctoring.sessions.attempt_summary` (what the record shows, for a badge's evidence). They connect when this module is imported
   (``proctoring.web`` and ``proctoring.cli`` import it).
 - :class:`DeliveryControl` carries the proctor's pause, resume, extend and terminate to
   delivery's clock.
@@ -45,6 +46,7 @@ from proctoring.models import Flag, IdentityCheck, ProctorSession, Snapshot, Tra
 from proctoring.policy import PolicyError, ProctoringPolicy, parse_policy, policy_of_exam
 from proctoring.review import on_finalized
 from proctoring.sessions import (
+    attempt_summary,
     create_session,
     info,
     open_session,
@@ -119,6 +121,12 @@ def _on_result_finalized(sender: Any, *, session: Session, attempt_id: int, resu
             return "the exam is proctored but this attempt has no proctoring session"
         return None
     return on_finalized(session, ps, reason=reason)
+
+
+@signals.attempt_proctoring.connect
+def _on_attempt_proctoring(sender: Any, *, session: Session, attempt_id: int,
+                           **_: Any) -> dict[str, Any] | None:
+    return attempt_summary(session, attempt_id)
 
 
 # ---------------------------------------------------------------- the candidate's runner

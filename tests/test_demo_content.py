@@ -142,6 +142,11 @@ def test_multiple_response_items(items: list[dict]) -> None:
         assert {NUMBER_WORDS[w] for w in found} == {len(it["key"])}, (
             f"{it['code']}: stem asks for {found} but the key has {len(it['key'])} options"
         )
+        # the number is data on the item, not only words in the stem: the runner and the
+        # server enforce it (issue 9, finding 22)
+        assert it.get("select") == NUMBER_WORDS[found[0]], (
+            f"{it['code']}: stem says 'Select {found[0]}' but select is {it.get('select')!r}"
+        )
 
 
 def test_no_all_or_none_of_the_above(items: list[dict]) -> None:

@@ -206,14 +206,21 @@ def test_constant_items_invalidated_results_and_non_finite_estimates(
         return fit
 
     monkeypatch.setattr(exam_analysis, "calibrate", with_a_bad_estimate)
+    token = csrf_token(psychometrician)
     resp = psychometrician.post(f"/psych/exams/{demo_exam.code}/calibrate",
-                                data={"model": "2pl", "csrf_token": csrf_token(psychometrician)})
+                                data={"model": "2pl", "csrf_token": token}, follow_redirects=True)
     assert resp.status_code == 200
     html = resp.get_data(as_text=True)
     assert "The calibration did not converge" in html
     assert "every presented response is the same" in html  # the library's warning on item 1
     assert "not estimable (constant)" in _row(html, versions[0].item.code)
     assert "non-finite b: not stored" in _row(html, versions[1].item.code)
+    assert _count(db, ItemParameter) == 0  # a run is only proposed
+    run_url = resp.request.path
+    approved = psychometrician.post(f"{run_url}/approve", data={
+        "csrf_token": token, "override_not_converged": "yes", "reason": "checking the storage"})
+    assert approved.status_code == 303
+    db.commit()
     stored = db.scalars(select(ItemParameter)).all()
     assert sorted(p.item_version_id for p in stored) == sorted(v.id for v in versions[2:])
     assert all(np.isfinite([p.a, p.b, p.c]).all() for p in stored)
@@ -243,7 +250,10 @@ def test_overview_and_item_analysis_match_the_library(client, demo_psychometrici
     assert sorted(by_id) == codes
     for item in expected["items"]:
         mine = by_id[item["id"]]
-        assert mine["flags"] == item["flags"] and mine["n"] == item["n"]
+        # the workspace adds what the library cannot see in a bare score matrix: the chosen
+        # options and each form's alpha-if-deleted (tests/test_psych_export.py checks those)
+        added = {"distractor_attracts_high_scorers", "alpha_increases_if_deleted"}
+        assert set(mine["flags"]) - added == set(item["flags"]) and mine["n"] == item["n"]
         for key in ("p", "corrected_r", "point_biserial", "biserial", "upper_lower_d"):
             assert (mine[key] is None) == (item[key] is None), (item["id"], key)
             if item[key] is not None:
@@ -264,12 +274,13 @@ def test_overview_and_item_analysis_match_the_library(client, demo_psychometrici
 
     html = psychometrician.get(f"/psych/exams/{demo.code}/items").get_data(as_text=True)
     assert "<caption>" in html and 'scope="col"' in html
-    flagged = [i for i in expected["items"] if i["flags"]]
-    clean = [i for i in expected["items"] if not i["flags"]]
+    flagged = [i for i in got["items"] if i["flags"]]
+    clean = [i for i in got["items"] if not i["flags"]]
     assert flagged and clean
     assert html.index(f'<th scope="row">{flagged[-1]["id"]}</th>') < html.index(f'<th scope="row">{clean[0]["id"]}</th>')
-    row = _row(html, flagged[0]["id"])
-    assert "Flagged" in row and f'{flagged[0]["p"]:.3f}' in row and f'{flagged[0]["corrected_r"]:.3f}' in row
+    hard = next(i for i in flagged if "too_hard" in i["flags"])
+    row = _row(html, hard["id"])
+    assert "Flagged" in row and f'{hard["p"]:.3f}' in row and f'{hard["corrected_r"]:.3f}' in row
     assert "too hard: p below 0.20" in row
     for form in got["forms"]:
         assert f'{form["reliability"]["alpha"]:.3f}' in _row(html, f'Form {form["form"]}')
@@ -281,10 +292,13 @@ def test_calibration_stores_new_rows_and_recovers_the_simulated_parameters(
     psychometrician, demo = client, demo_psychometrician
     url = f"/psych/exams/{demo.code}/calibrate"
     token = csrf_token(psychometrician)
-    first = psychometrician.post(url, data={"model": "2pl", "csrf_token": token})
+    first = psychometrician.post(url, data={"model": "2pl", "csrf_token": token}, follow_redirects=True)
     assert first.status_code == 200
     html = first.get_data(as_text=True)
-    assert "Stored 31 new parameter rows" in html and "Yes, in" in html
+    assert "is stored as proposed" in html and "Yes, in" in html
+    assert _count(db, ItemParameter) == 0
+    approved = psychometrician.post(f"{first.request.path}/approve", data={"csrf_token": token})
+    assert approved.status_code == 303
     for label in ("Log-likelihood", "AIC", "BIC", "Simulated b", "S-X2, CCF-FORM-A"):
         assert label in html
 
@@ -306,9 +320,14 @@ def test_calibration_stores_new_rows_and_recovers_the_simulated_parameters(
     assert recovery_b and float(recovery_b.group(1)) > 0.9
 
     before = [(r.id, r.item_version_id, r.a, r.b, r.c, r.source, r.created_at) for r in rows]
-    second = psychometrician.post(url, data={"model": "3pl", "max_iter": "3", "csrf_token": token})
+    second = psychometrician.post(url, data={"model": "3pl", "max_iter": "3", "csrf_token": token},
+                                  follow_redirects=True)
     assert second.status_code == 200
     assert "The calibration did not converge" in second.get_data(as_text=True)
+    db.commit()
+    assert _count(db, ItemParameter) == 31  # not converged: proposed, nothing changes
+    psychometrician.post(f"{second.request.path}/approve", data={
+        "csrf_token": token, "override_not_converged": "yes", "reason": "to test supersession"})
     db.commit()
     all_rows = db.scalars(select(ItemParameter).order_by(ItemParameter.id)).all()
     assert len(all_rows) == 62

@@ -235,6 +235,8 @@ def clock_payload(c: Clock, now: dt.datetime) -> dict[str, Any]:
         "deadline": c.deadline.isoformat(),
         "remaining_ms": int(c.remaining_seconds * 1000),
         "paused": c.paused,
+        # the runner tells the candidate when this grows (the proctor gave more time)
+        "extension_seconds": c.extension_seconds,
     }
 
 
@@ -418,9 +420,10 @@ def finalize_if_expired(
 
 def finalize_attempt(
     session: Session, attempt: Attempt, *, reason: str, now: dt.datetime | None = None,
-    by_user_id: int | None = None,
+    by_user_id: int | None = None, note: str = "",
 ) -> Result:
-    """Score the attempt from its newest saves and write its Result, exactly once."""
+    """Score the attempt from its newest saves and write its Result, exactly once. ``note`` is
+    the proctor's reason for a termination: the candidate's result page shows it."""
     now = now or utcnow()
     c = attempt_clock(session, attempt, now)
     finalized_at = min(now, c.deadline) if reason == "time_expired" else now
@@ -442,7 +445,8 @@ def finalize_attempt(
         if ret
     ]
     if reason == "terminated":
-        _release(session, result, "invalidated", "the proctor terminated the attempt", by_user_id)
+        _release(session, result, "invalidated",
+                 note.strip() or "the proctor terminated the attempt", by_user_id)
     elif holds:
         _release(session, result, "held", "; ".join(holds), None)
     else:
@@ -604,7 +608,8 @@ def terminate_attempt(session: Session, attempt: Attempt, *, by_user_id: int | N
     _require_running(attempt)
     if not reason.strip():
         raise Invalid("terminating an attempt needs a reason")
-    return finalize_attempt(session, attempt, reason="terminated", by_user_id=by_user_id)
+    return finalize_attempt(session, attempt, reason="terminated", by_user_id=by_user_id,
+                            note=reason)
 
 
 def _require_running(attempt: Attempt) -> None:

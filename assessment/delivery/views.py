@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import session as browser_session
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -26,6 +27,25 @@ def _extras(session: Any, attempt: Attempt) -> dict[str, Any]:
     for contribute in runner_wiring().state_contributors:
         extras.update(contribute(session, attempt) or {})
     return extras
+
+
+#: The candidate agreement is accepted once, before anything else (the identity check too):
+#: the acceptance is kept in the browser's signed session until the attempt starts.
+_AGREEMENTS = "microcred.agreements"
+
+
+def _agreed(exam: Exam) -> bool:
+    return exam.code in browser_session.get(_AGREEMENTS, {})
+
+
+def _remember_agreement(exam: Exam) -> None:
+    browser_session[_AGREEMENTS] = {**browser_session.get(_AGREEMENTS, {}),
+                                    exam.code: utcnow().isoformat()}
+
+
+def _forget_agreement(exam: Exam) -> None:
+    kept = {k: v for k, v in browser_session.get(_AGREEMENTS, {}).items() if k != exam.code}
+    browser_session[_AGREEMENTS] = kept
 
 
 def _my_attempt(attempt_id: int, *, lock: bool = False) -> Attempt:
@@ -67,7 +87,8 @@ def exam(code: str):
     if exam is None or not exam.is_open:
         raise service.NotFound(f"no open exam {code}")
     current = service.in_progress_attempt(session, current_user, exam)
-    return render_template("delivery/exam.html", exam=exam, current=current)
+    return render_template("delivery/exam.html", exam=exam, current=current,
+                           agreed=_agreed(exam))
 
 
 @bp.post("/exams/<code>/start")
@@ -78,17 +99,21 @@ def start(code: str):
     if exam is None or not exam.is_open:
         raise service.NotFound(f"no open exam {code}")
     if service.in_progress_attempt(session, current_user, exam) is None:
+        # the agreement comes first, before any start gate (the identity check), and once
+        if request.form.get("agree") == "yes":
+            _remember_agreement(exam)
+        elif not _agreed(exam):
+            flash("To start, confirm that you accept the candidate agreement.", "error")
+            return render_template("delivery/exam.html", exam=exam, current=None,
+                                   agreed=False, agree_error=True), 422
         for gate in runner_wiring().start_gates:
             target = gate(session, current_user, exam)
             if target:
                 session.commit()
                 return redirect(target)
-    agreed = request.form.get("agree") == "yes"
-    if not agreed and service.in_progress_attempt(session, current_user, exam) is None:
-        flash("To start, confirm that you accept the candidate agreement.", "error")
-        return render_template("delivery/exam.html", exam=exam, current=None, agree_error=True), 422
     attempt = service.start_attempt(session, current_user, exam, agreed=True)
     session.commit()
+    _forget_agreement(exam)  # one acceptance starts one attempt
     return redirect(url_for("delivery.runner", attempt_id=attempt.id))
 
 
@@ -121,8 +146,11 @@ def result(attempt_id: int):
     res = session.scalar(select(Result).where(Result.attempt_id == attempt.id))
     release = service.release_status(session, res.id)
     exam = session.get(Exam, attempt.exam_id)
+    links = [link for contribute in runner_wiring().result_links
+             for link in contribute(session, res.id) or []]
     return render_template(
-        "delivery/result.html", attempt=attempt, result=res, release=release, exam=exam
+        "delivery/result.html", attempt=attempt, result=res, release=release, exam=exam,
+        links=links,
     )
 
 

@@ -20,6 +20,7 @@ const urls = {
 };
 const HEARTBEAT_MS = 5000;
 const SAVE_DEBOUNCE_MS = 250;
+const MAX_RETRY_MS = 15000;
 const storeKey = (name) => `microcred:attempt:${attemptId}:${name}`;
 
 const $ = (id) => document.getElementById(id);
@@ -32,7 +33,7 @@ const els = {
   confirmText: $("confirm-text"), confirmYes: $("confirm-yes"), confirmCancel: $("confirm-cancel"),
   navigator: $("navigator-list"), timer: $("timer"), saveStatus: $("save-status"),
   announcer: $("announcer"), paused: $("paused-overlay"), pausedHeading: $("paused-heading"),
-  timeup: $("timeup-overlay"), timeupHeading: $("timeup-heading"),
+  timeup: $("timeup-overlay"), timeupHeading: $("timeup-heading"), selectStatus: $("select-status"),
 };
 
 // The question on screen is kept on this device until the server has it, so a reload before
@@ -44,7 +45,7 @@ let finished = false;
 
 // ------------------------------------------------------------------ the clock
 
-const clock = { deadline: 0, paused: false, offset: 0, frozenRemaining: 0 };
+const clock = { deadline: 0, paused: false, offset: 0, frozenRemaining: 0, extension: null };
 const announced = new Set();
 
 function applyClock(c, sentAt) {
@@ -54,6 +55,28 @@ function applyClock(c, sentAt) {
   clock.deadline = Date.parse(c.deadline);
   clock.frozenRemaining = c.remaining_ms;
   setPaused(Boolean(c.paused));
+  noticeExtension(c.extension_seconds);
+}
+
+// The proctor gave more time: the timer shows it at the next tick; say it too, since a
+// screen reader does not read a timer that changes every second.
+function noticeExtension(total) {
+  if (typeof total !== "number") return;
+  const before = clock.extension;
+  clock.extension = total;
+  if (before === null || total <= before) return;
+  tick();
+  announce(`The proctor has given you ${describeSeconds(total - before)} more. ` +
+    `Time left: ${formatTime(remainingMs())}.`);
+}
+
+function describeSeconds(seconds) {
+  const m = Math.floor(seconds / 60);
+  const s = seconds % 60;
+  const parts = [];
+  if (m) parts.push(`${m} minute${m === 1 ? "" : "s"}`);
+  if (s || !m) parts.push(`${s} second${s === 1 ? "" : "s"}`);
+  return parts.join(" ");
 }
 
 function remainingMs() {
@@ -92,18 +115,65 @@ function announce(text) {
   window.setTimeout(() => { els.announcer.textContent = text; }, 50);
 }
 
+// ------------------------------------------------------------------ modal overlays
+//
+// The paused and time-up overlays are modal: while one shows, everything else on the page is
+// inert (no focus, no clicks, nothing for assistive technology), so no answer can change behind
+// it. Regions that only speak (the announcer, the proctor's messages: data-stays-live) stay live.
+
+const modalStack = [];
+let inertNodes = [];
+
+function refreshModality() {
+  inertNodes.forEach((node) => { node.inert = false; });
+  inertNodes = [];
+  const top = modalStack[modalStack.length - 1];
+  if (!top) return;
+  for (let node = top; node !== document.body && node.parentElement; node = node.parentElement) {
+    for (const sibling of node.parentElement.children) {
+      if (sibling === node || sibling.inert || sibling.hasAttribute("data-stays-live")) continue;
+      if (sibling.tagName === "SCRIPT" || sibling.tagName === "TEMPLATE") continue;
+      sibling.inert = true;
+      inertNodes.push(sibling);
+    }
+  }
+}
+
+function openModal(overlay, focusTarget) {
+  if (els.dialog.open) els.dialog.close();
+  overlay.hidden = false;
+  if (!modalStack.includes(overlay)) modalStack.push(overlay);
+  refreshModality();
+  focusTarget.focus();
+}
+
+function closeModal(overlay) {
+  overlay.hidden = true;
+  const i = modalStack.indexOf(overlay);
+  if (i >= 0) modalStack.splice(i, 1);
+  refreshModality();
+}
+
+function inputBlocked() {
+  return clock.paused || timeUpStarted || finished;
+}
+
 function setPaused(paused) {
   if (paused === clock.paused && els.paused.hidden === !paused) return;
   clock.paused = paused;
-  els.paused.hidden = !paused;
   root.classList.toggle("is-paused", paused);
   if (paused) {
-    els.pausedHeading.focus();
+    openModal(els.paused, els.pausedHeading);
     announce("The proctor has paused your exam. Your time is stopped.");
-  } else if (!finished) {
-    announce("Your exam has resumed.");
-    els.heading.focus();
+  } else {
+    closeModal(els.paused);
+    if (!finished) {
+      announce("Your exam has resumed.");
+      (els.reviewView.hidden ? els.heading : els.reviewHeading).focus();
+      if (queue.length) scheduleFlush(0);  // what waited for the pause to end goes now
+    }
   }
+  refreshSaveStatus();
 }
 
 // ------------------------------------------------------------------ the save queue
@@ -136,13 +206,16 @@ let online = navigator.onLine;
 let retryDelay = 1000;
 
 function setSaveStatus(text, kind) {
-  els.saveStatus.textContent = text;
+  // a live region: rewrite it only when it says something new
+  if (els.saveStatus.textContent !== text) els.saveStatus.textContent = text;
   els.saveStatus.dataset.state = kind;
 }
 
 function refreshSaveStatus() {
   if (!online) setSaveStatus("Offline: your answers are kept on this device", "offline");
-  else if (queue.length || flushing) setSaveStatus("Saving…", "saving");
+  else if (queue.length && clock.paused) {
+    setSaveStatus("Paused: your last answers are kept and saved when the exam resumes", "paused");
+  } else if (queue.length || flushing) setSaveStatus("Saving…", "saving");
   else setSaveStatus("Saved", "saved");
 }
 
@@ -184,7 +257,9 @@ async function flushOnce() {
     refreshSaveStatus();
     return;
   }
+  if (clock.paused) return;  // the server refuses saves while paused; resuming flushes
   flushing = true;
+  let progress = false;  // whether this round moved the queue on (else the next one waits)
   const batch = queue.slice(0, 100);
   batch.forEach((s) => { s.sending = true; });
   refreshSaveStatus();
@@ -215,6 +290,7 @@ async function flushOnce() {
           done.add(ack.seq);
         }
       }
+      progress = done.size > 0;
       queue = queue.filter((s) => !done.has(s.seq));
       queue.forEach((s) => { s.sending = false; });
       storeQueue(queue);
@@ -225,12 +301,14 @@ async function flushOnce() {
       finish(body.result_url || urls.result);
       return;
     } else if (response.status === 409 && body.error === "conflict") {
+      // paused by the proctor: not retried until the heartbeat says the exam resumed
       batch.forEach((s) => { s.sending = false; });
       setPaused(true);
     } else if (response.status >= 400 && response.status < 500 && response.status !== 408 && response.status !== 429) {
       // The server refused the content: keep the rest of the queue moving and say so.
       queue = queue.filter((s) => !batch.includes(s));
       storeQueue(queue);
+      progress = true;
       announce(`An answer could not be saved: ${body.message || response.statusText}`);
     } else {
       throw new Error(`server answered ${response.status}`);
@@ -238,13 +316,19 @@ async function flushOnce() {
   } catch (err) {
     online = false;
     batch.forEach((s) => { s.sending = false; });
-    retryDelay = Math.min(retryDelay * 2, 15000);
-    scheduleFlush(retryDelay);
   } finally {
     flushing = false;
     refreshSaveStatus();
   }
-  if (queue.length && online) scheduleFlush(50);
+  if (!queue.length || clock.paused || finished) return;
+  if (progress && online) {
+    retryDelay = 1000;
+    scheduleFlush(0);
+  } else {
+    // nothing moved (offline, a server error, only conflicts): wait longer each time
+    retryDelay = Math.min(retryDelay * 2, MAX_RETRY_MS);
+    scheduleFlush(retryDelay);
+  }
 }
 
 let lastSentPosition = state.position;
@@ -286,7 +370,7 @@ function renderQuestion(focus = true) {
   els.stem.replaceChildren(...item.stem.split(/\n\n+/).map((p) => el("p", {}, p)));
   const multiple = item.type === "multiple_response";
   els.legend.textContent = multiple
-    ? `Answer options for question ${item.number}. Select all that apply${item.select ? ` (${item.select})` : ""}.`
+    ? `Answer options for question ${item.number}. ${item.select ? `Select ${item.select}.` : "Select all that apply."}`
     : `Answer options for question ${item.number}. Select one.`;
   const chosen = new Set(Array.isArray(item.answer) ? item.answer : item.answer ? [item.answer] : []);
   const rows = item.options.map((opt, i) => {
@@ -303,12 +387,27 @@ function renderQuestion(focus = true) {
     return row;
   });
   els.options.replaceChildren(...rows);
+  applySelectLimit(item);
   els.flag.setAttribute("aria-pressed", String(item.flagged));
   els.flag.textContent = item.flagged ? "Flagged for review" : "Flag for review";
   els.prev.disabled = position === 0;
   els.next.disabled = position === total - 1;
   renderNavigator();
   if (focus) els.heading.focus();
+}
+
+// "Select TWO.": at the stated number the other boxes are disabled, and the status says so.
+function applySelectLimit(item) {
+  const limit = item.type === "multiple_response" ? item.select : null;
+  els.selectStatus.hidden = !limit;
+  if (!limit) return;
+  const inputs = [...els.options.querySelectorAll("input")];
+  const n = inputs.filter((x) => x.checked).length;
+  for (const x of inputs) x.disabled = !x.checked && n >= limit;
+  els.selectStatus.dataset.state = n >= limit ? "full" : "open";
+  els.selectStatus.textContent = n >= limit
+    ? `Select ${limit}; you have selected ${n}. To choose another option, first clear one.`
+    : `Select ${limit}; you have selected ${n}.`;
 }
 
 function renderNavigator() {
@@ -364,10 +463,13 @@ function goTo(i) {
 }
 
 function onAnswer(item) {
+  if (inputBlocked()) { renderQuestion(false); return; }  // nothing changes behind an overlay
   const inputs = [...els.options.querySelectorAll("input")];
   if (item.type === "multiple_response") {
     const picked = inputs.filter((x) => x.checked).map((x) => x.value);
+    if (item.select && picked.length > item.select) { renderQuestion(false); return; }
     item.answer = picked.length ? picked : null;
+    applySelectLimit(item);
   } else {
     const picked = inputs.find((x) => x.checked);
     item.answer = picked ? picked.value : null;
@@ -379,6 +481,7 @@ function onAnswer(item) {
 els.prev.addEventListener("click", () => goTo(position - 1));
 els.next.addEventListener("click", () => goTo(position + 1));
 els.flag.addEventListener("click", () => {
+  if (inputBlocked()) return;
   const item = state.items[position];
   item.flagged = !item.flagged;
   enqueue(item);
@@ -391,10 +494,16 @@ els.backToQuestion.addEventListener("click", () => goTo(position));
 // ------------------------------------------------------------------ submit and time up
 
 els.submitOpen.addEventListener("click", () => {
+  if (inputBlocked()) return;
   const unanswered = state.items.filter((it) => !isAnswered(it)).length;
-  els.confirmText.textContent = unanswered
-    ? `You have ${unanswered} unanswered question${unanswered === 1 ? "" : "s"}. Once you submit, you cannot change your answers.`
-    : "All questions are answered. Once you submit, you cannot change your answers.";
+  const flagged = state.items.filter((it) => it.flagged).length;
+  els.confirmText.textContent = [
+    unanswered
+      ? `You have ${unanswered} unanswered question${unanswered === 1 ? "" : "s"}.`
+      : "All questions are answered.",
+    flagged ? `${flagged} question${flagged === 1 ? " is" : "s are"} flagged for review.` : "",
+    "Once you submit, you cannot change your answers.",
+  ].filter(Boolean).join(" ");
   els.dialog.showModal();
   els.confirmCancel.focus();
 });
@@ -433,8 +542,7 @@ let timeUpStarted = false;
 async function timeUp() {
   if (timeUpStarted) return;
   timeUpStarted = true;
-  els.timeup.hidden = false;
-  els.timeupHeading.focus();
+  openModal(els.timeup, els.timeupHeading);
   announce("Time is up. Your saved answers are being submitted.");
   await drainQueue();
   // The server finalizes once its own deadline plus the grace period has passed.
@@ -443,7 +551,8 @@ async function timeUp() {
     if (!finished && !(body && body.status !== "in_progress")) {
       if (body && body.clock && body.clock.remaining_ms > 0) {
         timeUpStarted = false;  // an extension arrived
-        els.timeup.hidden = true;
+        closeModal(els.timeup);
+        (els.reviewView.hidden ? els.heading : els.reviewHeading).focus();
         return;
       }
       window.setTimeout(poll, 1000);
@@ -478,7 +587,7 @@ async function heartbeat() {
     }
     applyClock(body.clock, sentAt);
     document.dispatchEvent(new CustomEvent("microcred:state", { detail: body }));
-    if (queue.length) scheduleFlush(0);
+    if (queue.length && !clock.paused) scheduleFlush(0);
     return body;
   } catch {
     online = false;

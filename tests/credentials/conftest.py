@@ -29,17 +29,19 @@ class Issued:
 
     def signed_list(self, purpose: str) -> dict:
         bits = self.revocation if purpose == "revocation" else self.suspension
-        url = self.list_url if purpose == "revocation" else self.list_url.replace(
-            "/revocation", "/suspension")
+        url = self.list_url if purpose == "revocation" else self.suspension_url
         doc = statuslist.list_credential(list_url=url, issuer=self.did, purpose=purpose,
                                          bitstring=bits, valid_from="2026-01-01T00:00:00Z")
         return dataintegrity.add_proof(doc, self.private_key, verification_method=self.vm,
                                        created=NOW)
 
+    @property
+    def suspension_url(self) -> str:
+        return self.list_url.replace("/revocation", "/suspension")
+
     def resolver(self) -> Resolver:
-        sus = self.signed_list("suspension")
-        return Resolver(status_lists={self.list_url: self.signed_list("revocation")},
-                        suspension_lists={self.list_url: sus})
+        return Resolver(status_lists={self.list_url: self.signed_list("revocation"),
+                                      self.suspension_url: self.signed_list("suspension")})
 
 
 def make_issued(valid_until: str | None = "2028-03-01T12:00:00Z", index: int = 42,
@@ -69,7 +71,9 @@ def make_issued(valid_until: str | None = "2028-03-01T12:00:00Z", index: int = 4
         score=81.5,
         evidence=[openbadge.EvidenceInfo(
             name="Python Fundamentals Exam", narrative="Identity verified and proctored.")],
-        credential_status=statuslist.entry(list_url, index, "revocation"),
+        credential_status=[
+            statuslist.entry(list_url.replace("/revocation", f"/{purpose}"), index, purpose)
+            for purpose in statuslist.PURPOSES],
     )
     if extra:
         unsigned.update(extra)
@@ -107,13 +111,16 @@ def make_issued_credential():
 
 # --- database-backed helpers (use the suite's ``db``, ``make_user`` and ``build_exam``) ------
 
-def take_exam(session, candidate, exam, *, correct: bool = True):
+def take_exam(session, candidate, exam, *, correct: bool = True, during=None):
     """Sit ``exam`` through delivery's services, answering everything right (or wrong), and
-    submit: delivery releases the result and sends ``result_released``."""
+    submit: delivery releases the result and sends ``result_released``. ``during(attempt)``
+    runs between the start and the answers (e.g. camera snapshots)."""
     from assessment.delivery import service
     from itembank.models import ItemVersion
 
     attempt = service.start_attempt(session, candidate, exam, agreed=True)
+    if during is not None:
+        during(attempt)
     saves = []
     for n, version_id in enumerate(attempt.item_order, start=1):
         version = session.get(ItemVersion, version_id)

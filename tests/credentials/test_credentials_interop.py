@@ -1,5 +1,7 @@
-"""Interoperability: a credential Microcred signs is verified by an independent implementation,
-Digital Bazaar's Node packages (tools/ob3-verify), offline with the same bundled contexts.
+"""Interoperability: a credential Microcred signs is verified by independent implementations,
+offline with the same bundled contexts: Digital Bazaar's Node packages (tools/ob3-verify/
+verify.js, status through @digitalbazaar/vc-bitstring-status-list) and the Digital Credentials
+Consortium's verifier-core (tools/ob3-verify/dcc-verify.js, its network answered from files).
 
 ``npm ci`` runs once when tools/ob3-verify/node_modules is missing (the npm registry must be
 reachable then); the test skips loudly only when Node or npm is not installed at all.
@@ -14,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from credentials import dataintegrity, keys
+from credentials import dataintegrity, keys, schema
 
 TOOL = Path(__file__).resolve().parents[2] / "tools" / "ob3-verify"
 
@@ -25,20 +27,37 @@ def node_verifier() -> Path:
     if not node or not npm:
         pytest.skip("INTEROP NOT TESTED: node/npm are not installed on this machine "
                     "(apt-get install nodejs npm)")
-    if not (TOOL / "node_modules" / "@digitalbazaar" / "vc").is_dir():
+    needed = ("@digitalbazaar/vc", "@digitalbazaar/vc-bitstring-status-list",
+              "@digitalcredentials/verifier-core")
+    if not all((TOOL / "node_modules" / name).is_dir() for name in needed):
         subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=TOOL, check=True,
                        capture_output=True, timeout=300)
     return TOOL / "verify.js"
 
 
-def _run(script: Path, tmp_path: Path, credential: dict, dids: dict) -> tuple[int, dict]:
-    (tmp_path / "credential.json").write_text(json.dumps(credential))
-    (tmp_path / "dids.json").write_text(json.dumps(dids))
-    proc = subprocess.run(["node", str(script), str(tmp_path / "credential.json"),
-                           str(tmp_path / "dids.json")], capture_output=True, text=True,
-                          timeout=60, check=False)
+def _run(script: Path, tmp_path: Path, credential: dict, *documents: dict) -> tuple[int, dict]:
+    """Run a verifier script on ``credential`` and the given JSON documents (one file each)."""
+    paths = [tmp_path / "credential.json"]
+    paths[0].write_text(json.dumps(credential))
+    for n, doc in enumerate(documents):
+        paths.append(tmp_path / f"documents-{n}.json")
+        paths[-1].write_text(json.dumps(doc))
+    proc = subprocess.run(["node", str(script), *map(str, paths)], capture_output=True,
+                          text=True, timeout=60, check=False)
     assert proc.returncode in (0, 1), proc.stderr
     return proc.returncode, json.loads(proc.stdout)
+
+
+def _status_lists(issued) -> dict:
+    return {issued.list_url: issued.signed_list("revocation"),
+            issued.suspension_url: issued.signed_list("suspension")}
+
+
+def _web(status_lists: dict) -> dict:
+    """What the DCC verifier may fetch: the status lists and 1EdTech's schema."""
+    return {**status_lists, schema.OB_ACHIEVEMENT_CREDENTIAL_SCHEMA: json.loads(
+        (schema.SCHEMA_DIR / schema.BUNDLED[schema.OB_ACHIEVEMENT_CREDENTIAL_SCHEMA].file)
+        .read_text())}
 
 
 def test_digital_bazaar_verifies_our_did_key_credential(node_verifier, tmp_path, issued):
@@ -69,3 +88,81 @@ def test_digital_bazaar_verifies_a_did_web_issuer_after_rotation(node_verifier, 
     retired = keys.controller_document(did, methods, assertion=[f"{did}#key-2"])
     code, out = _run(node_verifier, tmp_path, signed_old, {did: retired})
     assert code == 1, out
+
+
+@pytest.mark.parametrize("held", [None, "suspension", "revocation"])
+def test_digital_bazaar_reads_both_status_entries(node_verifier, tmp_path, issued, held):
+    if held:
+        getattr(issued, held).set(issued.index)
+    dids = {issued.did: keys.did_key_document(issued.did)}
+    code, out = _run(node_verifier, tmp_path, issued.credential, dids, _status_lists(issued))
+    assert out["errors"] == [], out
+    assert {s["statusPurpose"]: s["set"] for s in out["status"]} == {
+        "revocation": held == "revocation", "suspension": held == "suspension"}
+    assert (code == 0) is (held is None) and out["verified"] is (held is None)
+
+
+@pytest.fixture(scope="session")
+def dcc_verifier(node_verifier) -> Path:
+    return node_verifier.parent / "dcc-verify.js"
+
+
+@pytest.mark.parametrize("held", [None, "suspension", "revocation"])
+def test_dcc_verifier_reports_suspension_and_revocation(dcc_verifier, tmp_path, issued, held):
+    if held:
+        getattr(issued, held).set(issued.index)
+    code, out = _run(dcc_verifier, tmp_path, issued.credential, _web(_status_lists(issued)))
+    assert out["errors"] == [], out
+    assert {"id": "valid_signature", "valid": True} in out["log"]
+    assert out["status"] == {"revocation": held != "revocation",
+                             "suspension": held != "suspension"}, out
+    assert (code == 0) is (held is None), out
+
+
+def test_dcc_runs_1edtechs_schema_and_objects_only_to_the_status_list(dcc_verifier, tmp_path,
+                                                                       issued, now):
+    """The DCC verifier validates against 1EdTech's schema with its own validator (ajv). OB 3.0
+    allows one credentialStatus; Microcred lists two (revocation and suspension) so that
+    suspension is visible. This pins that this is the one and only objection."""
+    _, out = _run(dcc_verifier, tmp_path, issued.credential, _web(_status_lists(issued)))
+    [result] = out["schema"]["results"]
+    assert result["schema"] == schema.OB_ACHIEVEMENT_CREDENTIAL_SCHEMA
+    assert {(e["instancePath"], e["keyword"]) for e in result["result"]["errors"]} == {
+        ("/credentialStatus", "type")}, result
+    single = copy.deepcopy(issued.unsigned)
+    single["credentialStatus"] = single["credentialStatus"][0]
+    signed = dataintegrity.add_proof(single, issued.private_key,
+                                     verification_method=issued.vm, created=now)
+    _, out = _run(dcc_verifier, tmp_path, signed, _web(_status_lists(issued)))
+    assert out["schema"]["results"][0]["result"]["valid"] is True, out["schema"]
+
+
+def test_a_credential_suspended_in_microcred_is_suspended_for_both_verifiers(
+        node_verifier, dcc_verifier, tmp_path, db, cred_cfg, make_user, build_exam, take_exam):
+    """End to end: issued on a pass, suspended by an admin, the published status lists read by
+    Digital Bazaar and by the DCC verifier."""
+    from sqlalchemy import select
+
+    import credentials.issuance  # noqa: F401  (connects the result_released receiver)
+    from credentials import issuance, revocation
+    from credentials.models import Credential
+
+    exam = build_exam(db, code="INTEROP")
+    issuance.create_achievement(db, cred_cfg, code="INTEROP-1", name="Interop badge",
+                                description="Interoperates.", exam_id=exam.id)
+    db.commit()
+    take_exam(db, make_user("candidate"), exam)
+    cred = db.scalar(select(Credential))
+    revocation.suspend(db, cred_cfg, cred, reason="misconduct review", by_user_id=None)
+    db.commit()
+    lists = {e["statusListCredential"]: revocation.published_list(
+        db, cred_cfg, cred.status_list_id, e["statusPurpose"])
+        for e in cred.json["credentialStatus"]}
+    issuer_did = cred.json["issuer"]["id"]
+    assert issuer_did.startswith("did:key:")
+    dids = {issuer_did: keys.did_key_document(issuer_did)}
+    code, out = _run(node_verifier, tmp_path, cred.json, dids, lists)
+    assert code == 1 and {s["statusPurpose"]: s["set"] for s in out["status"]} == {
+        "revocation": False, "suspension": True}, out
+    code, out = _run(dcc_verifier, tmp_path, cred.json, _web(lists))
+    assert code == 1 and out["status"] == {"revocation": True, "suspension": False}, out

@@ -38,7 +38,9 @@ def test_a_pass_issues_a_verifiable_credential(db, cred_cfg, make_user, build_ex
     assert subject["identifier"][0]["identityHash"].startswith("sha256$")
     assert "ada@example.org" not in cred.document
     assert doc["validUntil"] > doc["validFrom"]
-    assert doc["credentialStatus"]["type"] == "BitstringStatusListEntry"
+    assert [(e["type"], e["statusPurpose"]) for e in doc["credentialStatus"]] == [
+        ("BitstringStatusListEntry", "revocation"), ("BitstringStatusListEntry", "suspension")]
+    assert len({e["statusListIndex"] for e in doc["credentialStatus"]}) == 1
     report = verify(cred.document, DatabaseResolver(db, cred_cfg))
     assert report.verified, report.to_dict()
     token = issuance.as_jwt(db, cred_cfg, cred)
@@ -101,7 +103,7 @@ def test_status_list_is_published_signed_and_fresh(db, cred_cfg, make_user, buil
     cred = db.scalar(select(Credential))
     doc = revocation.published_list(db, cred_cfg, cred.status_list_id, "revocation")
     assert doc["credentialSubject"]["statusPurpose"] == "revocation"
-    assert doc["proof"]["cryptosuite"] == "eddsa-rdfc-2022"
+    assert doc["proof"][0]["cryptosuite"] == "eddsa-rdfc-2022"
     revocation.revoke(db, cred_cfg, cred, reason="r", by_user_id=None)
     db.commit()
     fresh = revocation.published_list(db, cred_cfg, cred.status_list_id, "revocation")

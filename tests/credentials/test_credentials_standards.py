@@ -82,7 +82,10 @@ def test_data_integrity_sign_then_verify(issued):
 
 def test_canonical_form_covers_extension_terms(issued):
     nquads = dataintegrity.canonicalize(issued.unsigned)
-    assert "https://w3id.org/openbadges/extensions#assessmentType" in nquads
+    # the terms as 1EdTech's Assessment Extension 2.0 context maps them
+    assert "<https://purl.imsglobal.org/spec/vc/ob/vocab.html#AssessmentResultDescription>" \
+        in nquads
+    assert "<https://w3id.org/openbadges/extensions#assessmentType> \"Exam\"" in nquads
     assert "#1EdTechJsonSchemaValidator2019" in nquads
 
 

@@ -100,16 +100,17 @@ def test_schema_violation_is_named(make_issued_credential, now):
     report = verify(bad.credential, bad.resolver(), now=now)
     assert report.step("proof").ok is True
     assert _failed(report) == "schema"
-    assert report.step("schema").message.startswith("name: 5 is not of type")
+    assert "AchievementCredential schema: name: 5 is not of type" in report.step("schema").message
 
 
 @pytest.mark.parametrize("data,message", [
-    ("{not json", "not JSON"),
+    ("{not json", "JSON is broken at line 1, character 2"),
+    ("not json", "the text is not JSON"),
     ("[1, 2]", "JSON object"),
     ('{"@context": ["https://www.w3.org/ns/credentials/v2"], "type": ["Thing"]}',
      "not a credential"),
     ("", "empty"),
-    (b"\xff\xfe\x00garbage", "neither"),
+    (b"\xff\xfe\x00garbage", "the file is not a baked badge image"),
 ])
 def test_bad_input_fails_at_format_with_a_clear_message(data, message):
     report = verify(data)
@@ -122,3 +123,55 @@ def test_did_web_issuer_unknown_offline(issued, now):
     doc["issuer"]["id"] = "did:web:elsewhere.example"
     report = verify(doc, Resolver(), now=now)
     assert _failed(report) in ("issuer key",)
+
+
+# --- nothing after a failed proof is trusted (issue 9, finding 17) --------------------------
+
+@pytest.mark.parametrize("field,value", [
+    ("validUntil", "2099-01-01T00:00:00Z"),
+    ("validFrom", "2020-01-01T00:00:00Z"),
+])
+def test_tampered_dates_are_not_checked_let_alone_ok(issued, field, value):
+    doc = copy.deepcopy(issued.credential)
+    doc[field] = value
+    later = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)  # past the signed validUntil
+    report = verify(doc, issued.resolver(), now=later)
+    assert _failed(report) == "proof" and report.status == "invalid"
+    after = report.steps[STEPS.index("proof") + 1:]
+    assert [s.name for s in after] == ["status", "dates", "schema"]
+    assert all(s.ok is None and s.message.startswith("not checked") for s in after)
+
+
+def test_a_tampered_copy_of_a_revoked_credential_is_invalid_not_revoked(issued, now):
+    issued.revocation.set(issued.index)
+    doc = copy.deepcopy(issued.credential)
+    doc["credentialSubject"]["achievement"]["name"] = "Python Grandmaster"
+    report = verify(doc, issued.resolver(), now=now)
+    assert report.status == "invalid" and _failed(report) == "proof"
+    assert report.to_dict()["status"] == "invalid"
+    # the genuine copy is, of course, revoked
+    assert verify(issued.credential, issued.resolver(), now=now).status == "revoked"
+
+
+def test_unknown_issuer_key_leaves_the_rest_unchecked(issued, now):
+    doc = copy.deepcopy(issued.unsigned)
+    doc["issuer"]["id"] = "did:web:elsewhere.example"
+    report = verify(doc, Resolver(), now=now)
+    assert report.status == "invalid"
+    assert [s.ok for s in report.steps[1:]] == [False, None, None, None, None]
+
+
+def test_both_status_entries_are_read_and_a_legacy_single_entry_still_finds_suspension(
+        make_issued_credential, now):
+    issued = make_issued_credential()
+    issued.suspension.set(issued.index)
+    report = verify(issued.credential, issued.resolver(), now=now)
+    assert report.status == "suspended" and _failed(report) == "status"
+    # credentials issued before the suspension entry existed: one revocation entry, the
+    # suspension list found by the resolver at the same index
+    legacy = make_issued_credential(extra={
+        "credentialStatus": issued.unsigned["credentialStatus"][0]})
+    legacy.suspension.set(legacy.index)
+    resolver = Resolver(status_lists={legacy.list_url: legacy.signed_list("revocation")},
+                        suspension_lists={legacy.list_url: legacy.signed_list("suspension")})
+    assert verify(legacy.credential, resolver, now=now).status == "suspended"

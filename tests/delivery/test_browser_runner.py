@@ -397,7 +397,8 @@ def test_review_confirm_submit_and_result_without_any_key_before(page, live_serv
     dialog = page.get_by_role("dialog", name="Submit your exam?")
     expect(dialog).to_be_visible()
     expect(dialog).to_contain_text(
-        "You have 1 unanswered question. Once you submit, you cannot change your answers.")
+        "You have 1 unanswered question. 1 question is flagged for review. "
+        "Once you submit, you cannot change your answers.")
     assert _focused(page, "#confirm-cancel"), "the safe choice should have the focus"
     dialog.get_by_role("button", name="Keep working").click()
     expect(dialog).to_be_hidden()
@@ -527,7 +528,7 @@ def test_every_control_has_a_name_and_the_runner_works_by_keyboard_alone(page, l
     expect(page.get_by_role("status")).to_have_text("Saved")
     page.get_by_role("button", name="Question 4, not answered").click()
     expect(page.get_by_role(
-        "group", name="Answer options for question 4. Select all that apply (2).")).to_be_visible()
+        "group", name="Answer options for question 4. Select 2.")).to_be_visible()
     expect(page.get_by_role("checkbox", name="Option C of B1", exact=True)).to_be_visible()
     assert _nameless_controls(page) == []
     page.get_by_role("button", name="Question 1, not answered").click()

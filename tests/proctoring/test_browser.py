@@ -66,7 +66,7 @@ def test_candidate_and_proctor(browser, live_server, db, proctored):
 
         # the candidate's page notices within a few seconds and goes on to the exam
         cand.locator("#continue-link").click(timeout=15_000)
-        cand.check("#agree")
+        expect(cand.locator("#agreement-accepted")).to_be_visible()  # accepted once, before
         cand.click("text=Start the exam")
         expect(cand.locator("#timer")).to_have_text(re.compile(r"\d+:\d\d"))
         expect(row).to_contain_text("In progress", timeout=10_000)

@@ -10,11 +10,14 @@
  * credentials/contexts/ (through its index.json) and the DID documents in a file the caller
  * gives; any other URL is an error.
  *
- * Usage: node verify.js CREDENTIAL.json DIDS.json
+ * Usage: node verify.js CREDENTIAL.json DIDS.json [STATUS.json]
  *   DIDS.json: {"did:...": {DID document}, ...}
+ *   STATUS.json: {"https://.../status/1/revocation": {BitstringStatusListCredential}, ...}
  * Prints a JSON result and exits 0 when verified, 1 when not, 2 on usage errors.
- * Status (revocation, suspension) is Microcred's own step; this script checks the proof and
- * the VC data model (dates) only.
+ * With STATUS.json, every credentialStatus entry is checked by Digital Bazaar's
+ * @digitalbazaar/vc-bitstring-status-list (the list's proof, issuer and purpose, then the bit);
+ * "status" in the result lists each entry's purpose and whether its bit is set, and a set bit
+ * makes the credential not verified. Without it, status is not checked.
  */
 import {readFileSync} from 'node:fs';
 import {dirname, join} from 'node:path';
@@ -24,6 +27,7 @@ import {DataIntegrityProof} from '@digitalbazaar/data-integrity';
 import {cryptosuite as eddsaRdfc2022CryptoSuite} from
   '@digitalbazaar/eddsa-rdfc-2022-cryptosuite';
 import * as vc from '@digitalbazaar/vc';
+import {checkStatus as checkBitstringStatus} from '@digitalbazaar/vc-bitstring-status-list';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const contextDir = process.env.OB3_CONTEXT_DIR ||
@@ -34,7 +38,7 @@ function usage(message) {
   process.exit(2);
 }
 
-const [credentialPath, didsPath] = process.argv.slice(2);
+const [credentialPath, didsPath, statusPath] = process.argv.slice(2);
 if(!credentialPath || !didsPath) {
   usage('two files are needed');
 }
@@ -43,8 +47,12 @@ const index = JSON.parse(readFileSync(join(contextDir, 'index.json'), 'utf8'));
 const contexts = new Map(Object.entries(index).map(
   ([url, file]) => [url, JSON.parse(readFileSync(join(contextDir, file), 'utf8'))]));
 const dids = JSON.parse(readFileSync(didsPath, 'utf8'));
+const statusLists = statusPath ? JSON.parse(readFileSync(statusPath, 'utf8')) : {};
 
 function documentLoader(url) {
+  if(Object.hasOwn(statusLists, url)) {
+    return {contextUrl: null, documentUrl: url, document: statusLists[url]};
+  }
   if(contexts.has(url)) {
     return {contextUrl: null, documentUrl: url, document: contexts.get(url)};
   }
@@ -75,17 +83,30 @@ const credential = JSON.parse(readFileSync(credentialPath, 'utf8'));
 const suite = new DataIntegrityProof({cryptosuite: eddsaRdfc2022CryptoSuite});
 
 let result;
+let statusResult = null;
 try {
   result = await vc.verifyCredential({
     credential,
     suite,
     documentLoader,
-    // Status is checked by Microcred (Bitstring Status List); here we only say so.
-    checkStatus: async () => ({verified: true})
+    checkStatus: statusPath ? async options => {
+      statusResult = await checkBitstringStatus({...options, suite, documentLoader});
+      return statusResult;
+    } : async () => ({verified: true})
   });
 } catch(e) {
   result = {verified: false, error: {name: e.name, message: e.message}};
 }
+
+const status = (statusResult?.results || []).map(r => ({
+  statusPurpose: r.credentialStatus.statusPurpose,
+  statusListCredential: r.credentialStatus.statusListCredential,
+  set: r.status
+}));
+if(statusResult?.error) {
+  result.verified = false;
+}
+const verified = !!result.verified && !status.some(s => s.set);
 
 const errors = [];
 const collect = err => {
@@ -103,5 +124,6 @@ const collect = err => {
 };
 collect(result.error);
 (result.results || []).forEach(r => collect(r.error));
-process.stdout.write(JSON.stringify({verified: !!result.verified, errors}, null, 2) + '\n');
-process.exit(result.verified ? 0 : 1);
+collect(statusResult?.error);
+process.stdout.write(JSON.stringify({verified, status, errors}, null, 2) + '\n');
+process.exit(verified ? 0 : 1);

@@ -1,0 +1,261 @@
+"""Calibration runs: a calibration is stored as a run, and its estimates become an exam's current
+item parameters only when a psychometrician approves the run.
+
+A run is ``proposed`` when stored. Approving it writes its usable estimates as new
+``ItemParameter`` rows through :func:`itembank.parameters.supersede_parameters` (the newest row of
+an item version is current), marks the exam's previously approved run ``superseded`` and the run
+``approved``. A run that did not converge is approved only with an explicit override and a
+reason. Rejecting a proposed run leaves the parameters alone. Any run that is not the current
+one (proposed, rejected or superseded) may be approved later: that is the way back to an earlier
+calibration, and it again adds rows rather than editing any.
+
+The run's ``status`` and "last decision" columns say where it stands now; every decision is also
+kept as an append-only :class:`CalibrationDecision` row (who, when, why, override), which is the
+audit trail.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import ForeignKey, String, select
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
+
+from itembank.models import ItemVersion
+from itembank.parameters import ParameterValues, supersede_parameters
+from microcred.db import Base, append_only, utcnow
+
+RUN_STATUSES = ("proposed", "approved", "rejected", "superseded")
+REASON_LENGTH = 500
+
+
+class CalibrationRefused(ValueError):
+    """An approval or rejection that may not happen; the message says why, for people."""
+
+
+class CalibrationRun(Base):
+    """One IRT calibration of an exam's item versions on its counted results (all forms at once,
+    on the common scale their shared items give)."""
+
+    __tablename__ = "calibration_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    exam_id: Mapped[int] = mapped_column(ForeignKey("exams.id"), index=True)
+    model: Mapped[str] = mapped_column(String(10))
+    #: What was asked: ``{"max_iter": 500}``.
+    options: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    run_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    converged: Mapped[bool]
+    iterations: Mapped[int]
+    log_likelihood: Mapped[float | None]
+    #: Everything else the run page shows: persons, items, forms, AIC, BIC, latent distribution,
+    #: computing time, recovery of simulated parameters, notes on item fit.
+    fit_summary: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    warnings: Mapped[list[Any]] = mapped_column(default=list)
+    status: Mapped[str] = mapped_column(String(20), default="proposed")
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    decided_at: Mapped[dt.datetime | None]
+    decision_reason: Mapped[str] = mapped_column(String(REASON_LENGTH), default="")
+    approved_with_override: Mapped[bool] = mapped_column(default=False)
+
+    estimates: Mapped[list[CalibrationEstimate]] = relationship(
+        back_populates="run", order_by="CalibrationEstimate.position"
+    )
+    decisions: Mapped[list[CalibrationDecision]] = relationship(
+        order_by="CalibrationDecision.id"
+    )
+
+    @property
+    def usable_estimates(self) -> list[CalibrationEstimate]:
+        return [e for e in self.estimates if e.note is None]
+
+    @property
+    def approvable(self) -> bool:
+        return self.status != "approved"
+
+    @property
+    def rejectable(self) -> bool:
+        return self.status == "proposed"
+
+
+class CalibrationEstimate(Base):
+    """One item version's estimates in a run. ``note`` says why the estimate may not become
+    current (not estimable, non-finite); None when it may."""
+
+    __tablename__ = "calibration_estimates"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("calibration_runs.id"), index=True)
+    item_version_id: Mapped[int] = mapped_column(ForeignKey("item_versions.id"))
+    position: Mapped[int]
+    n_responses: Mapped[int]
+    a: Mapped[float | None]
+    b: Mapped[float | None]
+    c: Mapped[float | None]
+    standard_errors: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(20))
+    note: Mapped[str | None] = mapped_column(String(200))
+    #: S-X2 per form code: ``{"F1": {"statistic": ..., "df": ..., "p_value": ...}}``.
+    item_fit: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    run: Mapped[CalibrationRun] = relationship(back_populates="estimates")
+    item_version: Mapped[ItemVersion] = relationship()
+
+
+append_only(CalibrationEstimate)
+
+
+class CalibrationDecision(Base):
+    """An approval or rejection of a run: who, when, why, and whether a non-converged run was
+    approved on purpose. Never edited."""
+
+    __tablename__ = "calibration_decisions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("calibration_runs.id"), index=True)
+    decision: Mapped[str] = mapped_column(String(20))  # approved | rejected
+    by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    reason: Mapped[str] = mapped_column(String(REASON_LENGTH), default="")
+    override_not_converged: Mapped[bool] = mapped_column(default=False)
+
+
+append_only(CalibrationDecision)
+
+
+# ---------------------------------------------------------------- reading
+
+
+def runs_of_exam(session: Session, exam_id: int) -> list[CalibrationRun]:
+    """The exam's runs, newest first."""
+    return list(
+        session.scalars(
+            select(CalibrationRun)
+            .where(CalibrationRun.exam_id == exam_id)
+            .order_by(CalibrationRun.id.desc())
+        )
+    )
+
+
+def get_run(session: Session, run_id: int, *, for_update: bool = False) -> CalibrationRun | None:
+    query = select(CalibrationRun).where(CalibrationRun.id == run_id)
+    if for_update:
+        query = query.with_for_update()
+    return session.scalar(query)
+
+
+# ---------------------------------------------------------------- deciding
+
+
+def _check_reason(reason: str, *, required: str | None) -> str:
+    reason = (reason or "").strip()
+    if required and not reason:
+        raise CalibrationRefused(required)
+    if len(reason) > REASON_LENGTH:
+        raise CalibrationRefused(
+            f"the reason is {len(reason)} characters long; keep it to {REASON_LENGTH}"
+        )
+    return reason
+
+
+def _decide(session: Session, run: CalibrationRun, decision: str, by: Any, reason: str,
+            override: bool) -> CalibrationDecision:
+    now = utcnow()
+    run.status = decision
+    run.decided_by_id = by.id
+    run.decided_at = now
+    run.decision_reason = reason
+    run.approved_with_override = override and decision == "approved"
+    row = CalibrationDecision(run_id=run.id, decision=decision, by_id=by.id, at=now,
+                              reason=reason, override_not_converged=run.approved_with_override)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def approve_run(session: Session, run: CalibrationRun, *, by: Any, reason: str = "",
+                override_not_converged: bool = False) -> CalibrationDecision:
+    """Make the run's usable estimates the current parameters (new rows; flushed, not
+    committed). Raises :class:`CalibrationRefused` when the run is already current, did not
+    converge and the override is not given with a reason, or has nothing usable."""
+    # Two approvals of runs of the same exam at once would each supersede the other's previous
+    # run and leave two "approved": lock the exam's runs so they happen one after the other.
+    session.execute(
+        select(CalibrationRun.id).where(CalibrationRun.exam_id == run.exam_id).with_for_update()
+    )
+    session.refresh(run)
+    if run.status == "approved":
+        raise CalibrationRefused(
+            f"calibration run {run.id} is already approved: its estimates are the current ones"
+        )
+    if not run.converged:
+        if not override_not_converged:
+            raise CalibrationRefused(
+                f"calibration run {run.id} did not converge (it stopped after {run.iterations} "
+                "EM cycles). Run the calibration again with more cycles, or tick \u201cApprove "
+                "although it did not converge\u201d and give the reason"
+            )
+        reason = _check_reason(
+            reason, required="approving a run that did not converge needs a reason: say why "
+            "these estimates are good enough to use",
+        )
+    else:
+        reason = _check_reason(reason, required=None)
+    usable = run.usable_estimates
+    if not usable:
+        raise CalibrationRefused(
+            f"calibration run {run.id} has no usable estimates, so approving it would change nothing"
+        )
+    for previous in session.scalars(
+        select(CalibrationRun).where(
+            CalibrationRun.exam_id == run.exam_id,
+            CalibrationRun.status == "approved",
+            CalibrationRun.id != run.id,
+        )
+    ):
+        previous.status = "superseded"
+    decision = _decide(session, run, "approved", by, reason, override_not_converged)
+    supersede_parameters(
+        session,
+        [
+            ParameterValues(
+                item_version_id=e.item_version_id,
+                model=run.model,
+                a=float(e.a),
+                b=e.b,
+                c=float(e.c or 0.0),
+                standard_errors=e.standard_errors,
+            )
+            for e in usable
+        ],
+        source=parameter_source(run, by),
+    )
+    return decision
+
+
+def reject_run(session: Session, run: CalibrationRun, *, by: Any,
+               reason: str) -> CalibrationDecision:
+    """Record that the run's estimates are not to be used; the parameters stay as they are."""
+    if run.status != "proposed":
+        raise CalibrationRefused(
+            f"calibration run {run.id} is {run.status}; only a proposed run can be rejected"
+        )
+    reason = _check_reason(reason, required="say why the run is rejected")
+    return _decide(session, run, "rejected", by, reason, False)
+
+
+def parameter_source(run: CalibrationRun, by: Any) -> str:
+    """The ``ItemParameter.source`` text of rows written by approving ``run``."""
+    summary = run.fit_summary or {}
+    parts = [
+        f"calibration run {run.id}",
+        f"exam {summary.get('exam', run.exam_id)}",
+        f"{run.model} MML-EM",
+        f"N={summary.get('n_persons', '?')}",
+        f"converged in {run.iterations} cycles"
+        if run.converged
+        else f"NOT converged ({run.iterations} cycles; approved with override)",
+        f"approved by {by.email}",
+    ]
+    return "; ".join(parts)

@@ -1,0 +1,209 @@
+"""axe-core on every page, as each role sees it (issue 9, finding 28).
+
+The demo program is loaded, a candidate has earned a badge, has an exam in progress and has an
+identity check waiting, so every kind of page has something on it. Then, for the public and for
+each role, the test signs in and walks the site the way a person would: from the start page along
+every same-site link (one page per route shape), running axe-core (bundled with the
+``axe-playwright-python`` package, so nothing is fetched at test time) on each page. Serious and
+critical violations fail the test, listed per page. The same walk checks that nothing marked
+``hidden`` is drawn (the identity page once showed two empty image boxes). The runner's other
+states (review, the submit dialog, the paused overlay) are checked in place.
+"""
+from __future__ import annotations
+
+import re
+from collections import deque
+from urllib.parse import urljoin, urlsplit
+
+import pytest
+
+pytestmark = [pytest.mark.browser,
+              pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)]
+
+FAILING_IMPACTS = {"serious", "critical"}
+#: links to files, not pages; and the ones that change state or leave the session
+SKIP_PATH = re.compile(r"\.(json|jwt|png|svg|pdf|csv|ico|txt)$|^/static/|^/signout|^/api/")
+MAX_PAGES_PER_ROLE = 40
+
+
+def _shape(path: str) -> str:
+    """One page per route shape: /badges/<id>, /attempts/<n>, /psych/exams/<code>/items."""
+    path = re.sub(r"/[0-9a-f]{8}-[0-9a-f-]{27,}", "/{uuid}", path)
+    path = re.sub(r"/\d+(?=/|$)", "/{n}", path)
+    return re.sub(r"/(exams|achievements)/[^/]+", r"/\1/{code}", path)
+
+
+@pytest.fixture
+def site(app, db, build_exam):
+    """The demo, plus: a badge earned on exam AXE, an attempt in progress on exam AXE-RUN, an
+    identity check waiting on the demo's proctored exam. Returns sign-ins and extra start URLs."""
+    from types import SimpleNamespace
+
+    from sqlalchemy import select
+
+    from assessment.delivery import service
+    from assessment.demo_program import load_demo
+    from assessment.users import User
+    from credentials import issuance
+    from credentials.config import current
+    from credentials.models import Credential
+    from proctoring.wiring import identity_gate
+
+    creds = {role: (email, password) for role, email, password in load_demo(db, history=40)}
+    db.commit()
+    candidate = db.scalar(select(User).where(User.email == creds["candidate"][0]))
+    earned = build_exam(db, code="AXE")
+    running = build_exam(db, code="AXE-RUN")
+    with app.app_context():
+        issuance.create_achievement(db, current(), code="AXE-1", name="Accessible Badge",
+                                    description="Passed the AXE exam.", exam_id=earned.id)
+        db.commit()
+        attempt = service.start_attempt(db, candidate, earned, agreed=True)
+        state = service.runner_state(db, attempt)
+        service.save_responses(db, attempt, [
+            service.SaveRequest(n, it["id"], ["A", "C"] if it["type"] == "multiple_response"
+                                else "B", n == 1)
+            for n, it in enumerate(state["items"], start=1)])
+        service.submit_attempt(db, attempt)
+        db.commit()
+        in_progress = service.start_attempt(db, candidate, running, agreed=True)
+        db.commit()
+        identity = identity_gate(db, candidate, _demo_exam(db), url_for=_identity_url)
+        db.commit()
+    credential = db.scalar(select(Credential))
+    assert credential is not None, "the pass on AXE earned a badge"
+    return SimpleNamespace(
+        creds=creds,
+        extra={
+            "anonymous": [f"/badges/{credential.public_id}", "/achievements/AXE-1"],
+            "candidate": [f"/attempts/{attempt.id}/result", f"/attempts/{in_progress.id}",
+                          identity, "/wallet"],
+        },
+        runner=f"/attempts/{in_progress.id}",
+        attempt_id=in_progress.id,
+    )
+
+
+def _demo_exam(db):
+    from sqlalchemy import select
+
+    from assessment.exams import Exam
+
+    return db.scalar(select(Exam).where(Exam.code.not_in(["AXE", "AXE-RUN"])))
+
+
+def _identity_url(endpoint: str, **values) -> str:
+    assert endpoint == "proctoring.identity_page"
+    return f"/proctoring/identity/{values['session_id']}"
+
+
+def _signin(page, base: str, email: str, password: str) -> None:
+    page.goto(base + "/signin")
+    page.fill("#email", email)
+    page.fill("#password", password)
+    page.click("button[type=submit]")
+    page.wait_for_load_state()
+    assert "/signin" not in page.url, f"could not sign in as {email}"
+
+
+def _audit(page, where: str) -> list[str]:
+    """Serious and critical axe violations on the page as it is now, and drawn hidden elements."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    found = []
+    results = Axe().run(page).response
+    for v in results["violations"]:
+        if v["impact"] in FAILING_IMPACTS:
+            targets = "; ".join(" ".join(n["target"]) for n in v["nodes"][:5])
+            found.append(f"{where}: {v['id']} ({v['impact']}): {v['help']} -> {targets}")
+    drawn = page.evaluate("""() => [...document.querySelectorAll('[hidden]')]
+        .filter((el) => el.getClientRects().length > 0).map((el) => el.outerHTML.slice(0, 100))""")
+    found += [f"{where}: drawn although hidden: {html}" for html in drawn]
+    return found
+
+
+def _walk(page, base: str, starts: list[str],
+          seen_shapes: set[str]) -> tuple[list[str], list[str]]:
+    """Breadth-first along same-site links from ``starts``, skipping route shapes audited
+    already (by another role too: only the header differs); (pages audited, problems)."""
+    queue = deque(starts)
+    audited: list[str] = []
+    problems: list[str] = []
+    while queue and len(audited) < MAX_PAGES_PER_ROLE:
+        path = queue.popleft()
+        shape = _shape(path)
+        if shape in seen_shapes or SKIP_PATH.search(path):
+            continue
+        seen_shapes.add(shape)
+        response = page.goto(base + path)
+        if response is None or response.status >= 400 or \
+                "text/html" not in response.headers.get("content-type", ""):
+            if response is not None and response.status >= 500:
+                problems.append(f"{path}: HTTP {response.status}")
+            continue
+        page.wait_for_load_state("load")
+        page.wait_for_timeout(200)  # the page's modules have run
+        audited.append(path)
+        problems += _audit(page, path)
+        for href in page.eval_on_selector_all("a[href]:not([download])",
+                                              "(as) => as.map((a) => a.getAttribute('href'))"):
+            url = urlsplit(urljoin(base + path, href))
+            if f"{url.scheme}://{url.netloc}" == base and url.path:
+                queue.append(url.path + (f"?{url.query}" if url.query else ""))
+    return audited, problems
+
+
+ROLES = ["anonymous", "candidate", "proctor", "psychometrician", "admin"]
+
+
+def test_axe_finds_nothing_serious_on_any_page_for_any_role(browser, live_server, site, db):
+    """One walk per role (one site to set up: the demo takes seconds to load), then the
+    runner's states that no link reaches: review, the submit dialog, the paused overlay."""
+    base = live_server.url
+    problems: list[str] = []
+    seen: set[str] = set()
+    for role in ROLES:
+        seen.discard("/")  # each role's start page, with that role's header
+        context = browser.new_context(permissions=["camera"])
+        try:
+            page = context.new_page()
+            page.set_default_timeout(15_000)
+            if role != "anonymous":
+                _signin(page, base, *site.creds[role])
+            starts = ["/", "/signin", "/verify"] if role == "anonymous" else ["/"]
+            audited, found = _walk(page, base, starts + site.extra.get(role, []), seen)
+            assert len(audited) >= 2, f"only {audited} were reached as {role}"
+            problems += [f"as {role}: {p}" for p in found]
+        finally:
+            context.close()
+    problems += _runner_states(browser, base, site, db)
+    assert not problems, "\n".join(problems)
+
+
+def _runner_states(browser, base: str, site, db) -> list[str]:
+    from playwright.sync_api import expect
+
+    from assessment.delivery import service
+
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        _signin(page, base, *site.creds["candidate"])
+        page.goto(base + site.runner)
+        expect(page.locator("#timer")).to_have_text(re.compile(r"\d+:\d\d"))
+        problems = _audit(page, "runner, question")
+        page.get_by_role("button", name="Review answers").click()
+        problems += _audit(page, "runner, review")
+        page.get_by_role("button", name="Submit the exam").click()
+        expect(page.get_by_role("dialog")).to_be_visible()
+        problems += _audit(page, "runner, submit dialog")
+        page.keyboard.press("Escape")
+        db.commit()  # end the test's read transaction before writing beside the app
+        service.pause_attempt(db, service.get_attempt(db, site.attempt_id), by_user_id=None)
+        db.commit()
+        expect(page.locator("#paused-overlay")).to_be_visible(timeout=8000)
+        problems += _audit(page, "runner, paused")
+        return problems
+    finally:
+        context.close()
