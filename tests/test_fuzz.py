@@ -241,6 +241,13 @@ def _forms(world: World) -> list[tuple[str, str, str, Any]]:
         ("admin", "POST", "/proctor/assignments", _form("proctor", "exam", "remove")),
         ("proctor", "POST", (f"/proctor/sessions/{sid}/actions/", actions),
          _form("reason", "minutes", "text", "verdict", "next")),
+        ("admin", "POST", "/admin/users/status", _form("email", "action")),
+        ("psychometrician", "POST", ("/psych/runs/1/", st.sampled_from(["approve", "reject"])),
+         _form("reason", "override_not_converged")),
+        ("psychometrician", "POST", f"/psych/exams/{world.plain_exam_code}/calibrate",
+         _form("model", "max_iter")),
+        ("candidate", "POST", "/account/password",
+         _form("current_password", "new_password", "confirm_password")),
         ("candidate", "POST", "/wallet", _form("name_display", "did")),
         ("candidate", "POST", f"/exams/{code}/start", _form("agree")),
     ]
