@@ -405,3 +405,16 @@ def test_a_nul_character_is_the_same_422_on_every_database(people, db):
     assert "display_name (users.display_name) must not contain a NUL character" in \
         resp.get_data(as_text=True)
     assert _count(db, User) == before
+
+
+@pytest.mark.parametrize("args", [["credentials", "expiring", "--days", "99999999999"],
+                                  ["proctoring", "purge", "--days", "99999999999"]])
+def test_cli_day_counts_are_bounded(args):
+    """The same bound on the command line: a usage error, not an OverflowError traceback."""
+    from click.testing import CliRunner
+
+    from assessment.cli import main
+
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.output
+    assert "99999999999 is not in the range 1<=x<=36500" in result.output
