@@ -16,7 +16,8 @@ from assessment.database import Database
 from assessment.users import User, load_signed_in_user
 from microcred.errors import DomainError
 from microcred.inputs import IdConverter
-from microcred.web import ApiError, RunnerWiring, db_session, wants_json
+from microcred.web import ApiError, BodyLimitedRequest, RunnerWiring, db_session, wants_json
+from microcred.words import plural
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -52,6 +53,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     )
     # every <int:...> in every package's routes: ids beyond the database's range are a 404
     app.url_map.converters["int"] = IdConverter
+    app.request_class = BodyLimitedRequest  # per-view body limits, before the CSRF check reads
     app.config.update(
         SECRET_KEY=settings.secret_key,
         MAX_CONTENT_LENGTH=settings.max_body_bytes,
@@ -76,6 +78,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     login_manager.init_app(app)
     _register_errors(app)
     _register_security_headers(app)
+    app.jinja_env.filters["plural"] = plural
 
     @app.teardown_appcontext
     def _close_session(exc: BaseException | None) -> None:
@@ -130,7 +133,8 @@ def _register_errors(app: Flask) -> None:
         if "db_session" in g:  # a failed flush must not break the error page itself
             g.db_session.rollback()
         messages = {
-            413: f"the request body is larger than {app.config['MAX_CONTENT_LENGTH']} bytes",
+            413: f"the request body is larger than {request.max_content_length} bytes, the "
+                 f"most {request.path} accepts",
             404: "there is nothing at this address",
             403: "you may not see this page",
             405: "this address does not accept that method",

@@ -177,12 +177,14 @@ def sweep(every: int) -> None:
 
 def _sweep_once(db: Database, settings: Settings) -> tuple[list[int], list]:
     from assessment.delivery.service import sweep as finalize_expired
+    from proctoring.checkpoints import checkpoint_if_due
     from proctoring.events import sweep_rules
 
     with db.session() as session:
         done = finalize_expired(session, grace_seconds=settings.save_grace_seconds)
         session.commit()
         flags = sweep_rules(session)  # a closed page sends nothing that would flag it
+        checkpoint_if_due(session, settings.instance_dir)  # sign the audit head, off the database
     return done, flags
 
 
@@ -293,6 +295,37 @@ def accommodation_grant(email: str, multiplier: float, reason: str, exam_code: s
             raise click.ClickException(str(exc)) from None
         session.commit()
     click.echo(f"{email}: {multiplier}x time")
+
+
+@main.group()
+def exam() -> None:
+    """Exams' rules."""
+
+
+@exam.command("retakes")
+@click.argument("code")
+@click.option("--max-attempts", type=int, default=None,
+              help="Attempts a candidate may start; no limit when absent.")
+@click.option("--wait-hours", type=int, default=0, show_default=True,
+              help="Hours to wait after an attempt that did not pass.")
+def exam_retakes(code: str, max_attempts: int | None, wait_hours: int) -> None:
+    """Set an exam's retake rules (attempt limit, wait after a failed or terminated attempt)."""
+    from assessment.exams import exam_by_code
+    from assessment.retakes import RetakePolicyError, set_retake_policy
+
+    settings = Settings.from_env()
+    _require_migrated(settings)
+    with _database(settings).session() as session:
+        found = exam_by_code(session, code)
+        if found is None:
+            raise click.ClickException(f"no exam {code}")
+        try:
+            rules = set_retake_policy(found, {"max_attempts": max_attempts,
+                                              "wait_hours": wait_hours})
+        except RetakePolicyError as exc:
+            raise click.ClickException(str(exc)) from None
+        session.commit()
+    click.echo(f"{code}: " + (" ".join(rules.describe()) or "no retake limits"))
 
 
 def _redact(url: str) -> str:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from flask import abort, current_app, g, jsonify, request
+from flask import Request, abort, current_app, g, jsonify, request
 from flask_login import current_user
 from sqlalchemy.orm import Session
 from werkzeug.urls import iri_to_uri
@@ -26,6 +26,47 @@ def db_session() -> Session:
         database = current_app.extensions["microcred.database"]
         g.db_session = database.session(write=request.method not in ("GET", "HEAD", "OPTIONS"))
     return g.db_session
+
+
+def body_limit(max_bytes: int) -> Callable:
+    """Let this view take a request body of up to ``max_bytes`` (photos) instead of the app-wide
+    ``MAX_CONTENT_LENGTH``. Every view that takes a large body declares it here, and only here:
+    :class:`BodyLimitedRequest` applies it before anything reads the body."""
+
+    def decorator(view: Callable) -> Callable:
+        view.max_body_bytes = max_bytes  # type: ignore[attr-defined]
+        return view
+
+    return decorator
+
+
+def declared_body_limit(endpoint: str | None) -> int | None:
+    """The limit the endpoint's view declared with :func:`body_limit`, or None."""
+    view = current_app.view_functions.get(endpoint) if endpoint else None
+    return getattr(view, "max_body_bytes", None)
+
+
+class BodyLimitedRequest(Request):
+    """A request whose body limit is its view's declared one (:func:`body_limit`), else the
+    app's ``MAX_CONTENT_LENGTH``.
+
+    The limit is the request's own property, known from the matched endpoint as soon as the URL
+    is routed, so it holds for the first reader of the body whoever that is: the CSRF check
+    parses the form in a ``before_request`` hook, before the view could raise its limit."""
+
+    @property
+    def max_content_length(self) -> int | None:
+        if self._max_content_length is not None:
+            return self._max_content_length
+        if current_app:
+            declared = declared_body_limit(self.endpoint)
+            if declared is not None:
+                return declared
+        return super().max_content_length
+
+    @max_content_length.setter
+    def max_content_length(self, value: int | None) -> None:
+        self._max_content_length = value
 
 
 class ApiError(Exception):
