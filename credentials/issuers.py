@@ -44,7 +44,7 @@ def create_issuer(session: Session, cfg: CredentialConfig, *, slug: str, name: s
         url = http_url(url, "the issuer's url") or ""
     except InvalidInput as exc:
         raise CredentialError(exc.message) from None
-    if not url:
+    if not url and not is_default:  # the default issuer's empty url follows the public URL
         raise CredentialError("an issuer needs an http(s) url")
     issuer = Issuer(slug=slug, name=name.strip(), url=url, email=email, description=description,
                     is_default=is_default)
