@@ -14,6 +14,7 @@ from assessment.users import (
     create_user,
     find_user_by_email,
     grant_accommodation,
+    set_active,
 )
 from microcred.web import db_session, role_required
 
@@ -110,6 +111,30 @@ def add_user():
         return redirect(url_for("admin.index")), 303
     session.commit()
     flash(f"Created {user.role} {user.email}.", "info")
+    return redirect(url_for("admin.index")), 303
+
+
+@bp.post("/users/status")
+@role_required("admin")
+def set_user_status():
+    """Deactivate an account (its sessions end at once) or reactivate it."""
+    session = db_session()
+    email = request.form.get("email", "")
+    action = request.form.get("action", "")
+    user = find_user_by_email(session, email) if email.strip() else None
+    try:
+        if action not in ("deactivate", "reactivate"):
+            raise UserError(f"unknown action {action!r}; use deactivate or reactivate")
+        if user is None:
+            raise UserError(f"no user with email {email!r}")
+        set_active(session, user, active=action == "reactivate", by=current_user)
+    except UserError as exc:
+        session.rollback()
+        flash(f"Account not changed: {exc}.", "error")
+        return redirect(url_for("admin.index")), 303
+    session.commit()
+    done = "deactivated; every session it had is ended" if action == "deactivate" else "reactivated"
+    flash(f"Account {user.email} {done}.", "info")
     return redirect(url_for("admin.index")), 303
 
 

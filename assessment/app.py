@@ -14,8 +14,9 @@ from werkzeug.exceptions import HTTPException
 from assessment.config import Settings
 from assessment.database import Database
 from assessment.delivery.service import DeliveryError
-from assessment.users import User
-from microcred.web import ApiError, RunnerWiring, db_session, wants_json
+from assessment.users import User, load_signed_in_user
+from microcred.web import ApiError, BodyLimitedRequest, RunnerWiring, db_session, wants_json
+from microcred.words import plural
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,11 +37,9 @@ login_manager.session_protection = "strong"
 
 
 @login_manager.user_loader
-def _load_user(user_id: str) -> User | None:
-    try:
-        return db_session().get(User, int(user_id))
-    except ValueError:
-        return None
+def _load_user(cookie_id: str) -> User | None:
+    # None when that sign-in has ended on the server (sign-out, password change, deactivation).
+    return load_signed_in_user(db_session(), cookie_id)
 
 
 def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
@@ -51,6 +50,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         static_folder=str(ROOT / "static"),
         instance_path=str(settings.instance_dir),
     )
+    app.request_class = BodyLimitedRequest  # per-view body limits, before the CSRF check reads
     app.config.update(
         SECRET_KEY=settings.secret_key,
         MAX_CONTENT_LENGTH=settings.max_body_bytes,
@@ -72,6 +72,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     login_manager.init_app(app)
     _register_errors(app)
     _register_security_headers(app)
+    app.jinja_env.filters["plural"] = plural
 
     @app.teardown_appcontext
     def _close_session(exc: BaseException | None) -> None:
@@ -124,7 +125,8 @@ def _register_errors(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
         messages = {
-            413: f"the request body is larger than {app.config['MAX_CONTENT_LENGTH']} bytes",
+            413: f"the request body is larger than {request.max_content_length} bytes, the "
+                 f"most {request.path} accepts",
             404: "there is nothing at this address",
             403: "you may not see this page",
             405: "this address does not accept that method",

@@ -177,12 +177,14 @@ def sweep(every: int) -> None:
 
 def _sweep_once(db: Database, settings: Settings) -> tuple[list[int], list]:
     from assessment.delivery.service import sweep as finalize_expired
+    from proctoring.checkpoints import checkpoint_if_due
     from proctoring.events import sweep_rules
 
     with db.session() as session:
         done = finalize_expired(session, grace_seconds=settings.save_grace_seconds)
         session.commit()
         flags = sweep_rules(session)  # a closed page sends nothing that would flag it
+        checkpoint_if_due(session, settings.instance_dir)  # sign the audit head, off the database
     return done, flags
 
 
@@ -196,7 +198,7 @@ def user() -> None:
 @click.option("--name", "display_name", required=True)
 @click.option("--role", required=True,
               type=click.Choice(["candidate", "proctor", "psychometrician", "admin"]))
-@click.password_option(help="At least 10 characters (prompted when absent).")
+@click.password_option(help="At least 8 characters, hard to guess (prompted when absent).")
 def user_add(email: str, display_name: str, role: str, password: str) -> None:
     """Add a user."""
     from assessment.users import UserError, create_user
@@ -211,6 +213,48 @@ def user_add(email: str, display_name: str, role: str, password: str) -> None:
             raise click.ClickException(str(exc)) from None
         session.commit()
         click.echo(f"added {u.role} {u.email} (id {u.id})")
+
+
+@user.command("password")
+@click.option("--email", required=True)
+@click.password_option(help="The new password (prompted when absent).")
+def user_password(email: str, password: str) -> None:
+    """Set a user's password (e.g. an admin who forgot theirs); ends all their sessions."""
+    from assessment.users import UserError, find_user_by_email, replace_password
+
+    settings = Settings.from_env()
+    _require_migrated(settings)
+    with _database(settings).session() as session:
+        u = find_user_by_email(session, email)
+        if u is None:
+            raise click.ClickException(f"no user with email {email}")
+        try:
+            replace_password(session, u, password)
+        except UserError as exc:
+            raise click.ClickException(str(exc)) from None
+        session.commit()
+        click.echo(f"password changed for {u.email}; every session of theirs has ended")
+
+
+@user.command("deactivate")
+@click.argument("email")
+@click.option("--reactivate", is_flag=True, help="Let the account sign in again instead.")
+def user_deactivate(email: str, reactivate: bool) -> None:
+    """Deactivate an account (its sessions end at once), or reactivate it."""
+    from assessment.users import UserError, find_user_by_email, set_active
+
+    settings = Settings.from_env()
+    _require_migrated(settings)
+    with _database(settings).session() as session:
+        u = find_user_by_email(session, email)
+        if u is None:
+            raise click.ClickException(f"no user with email {email}")
+        try:
+            set_active(session, u, active=reactivate, by=None)
+        except UserError as exc:
+            raise click.ClickException(str(exc)) from None
+        session.commit()
+        click.echo(f"{u.email} {'reactivated' if reactivate else 'deactivated; its sessions ended'}")
 
 
 @main.group()
@@ -251,6 +295,37 @@ def accommodation_grant(email: str, multiplier: float, reason: str, exam_code: s
             raise click.ClickException(str(exc)) from None
         session.commit()
     click.echo(f"{email}: {multiplier}x time")
+
+
+@main.group()
+def exam() -> None:
+    """Exams' rules."""
+
+
+@exam.command("retakes")
+@click.argument("code")
+@click.option("--max-attempts", type=int, default=None,
+              help="Attempts a candidate may start; no limit when absent.")
+@click.option("--wait-hours", type=int, default=0, show_default=True,
+              help="Hours to wait after an attempt that did not pass.")
+def exam_retakes(code: str, max_attempts: int | None, wait_hours: int) -> None:
+    """Set an exam's retake rules (attempt limit, wait after a failed or terminated attempt)."""
+    from assessment.exams import exam_by_code
+    from assessment.retakes import RetakePolicyError, set_retake_policy
+
+    settings = Settings.from_env()
+    _require_migrated(settings)
+    with _database(settings).session() as session:
+        found = exam_by_code(session, code)
+        if found is None:
+            raise click.ClickException(f"no exam {code}")
+        try:
+            rules = set_retake_policy(found, {"max_attempts": max_attempts,
+                                              "wait_hours": wait_hours})
+        except RetakePolicyError as exc:
+            raise click.ClickException(str(exc)) from None
+        session.commit()
+    click.echo(f"{code}: " + (" ".join(rules.describe()) or "no retake limits"))
 
 
 def _redact(url: str) -> str:

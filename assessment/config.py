@@ -70,6 +70,10 @@ class Settings:
     signin_max_failures_per_account: int = 5
     signin_max_failures_per_address: int = 30
     signin_window_seconds: int = 900
+    #: After the free tries, each sign-in try waits twice as long as the last, from the base
+    #: up to the cap (assessment/signin_throttle.py).
+    signin_backoff_base_seconds: float = 2.0
+    signin_backoff_cap_seconds: float = 300.0
     redis_url: str | None = None
     public_base_url: str = "http://127.0.0.1:5000"
     extra: dict = field(default_factory=dict)
@@ -91,6 +95,10 @@ class Settings:
                 "MICROCRED_SIGNIN_MAX_FAILURES_PER_ADDRESS", 30, minimum=1
             ),
             signin_window_seconds=_number("MICROCRED_SIGNIN_WINDOW_SECONDS", 900, minimum=1),
+            signin_backoff_base_seconds=_number(
+                "MICROCRED_SIGNIN_BACKOFF_BASE_SECONDS", 2.0, float, minimum=0.1),
+            signin_backoff_cap_seconds=_number(
+                "MICROCRED_SIGNIN_BACKOFF_CAP_SECONDS", 300.0, float, minimum=1),
             redis_url=os.environ.get("MICROCRED_REDIS_URL") or None,
             public_base_url=os.environ.get("MICROCRED_PUBLIC_URL", "http://127.0.0.1:5000"),
         )

@@ -6,18 +6,51 @@ with "database is locked" when it upgrades a read snapshot to a write.
 """
 from __future__ import annotations
 
+import os
+import stat
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+#: The database holds password hashes and candidates' answers: owner-only, like the key files.
+SQLITE_FILE_MODE = 0o600
+_SQLITE_COMPANIONS = ("", "-wal", "-shm", "-journal")
+
+
+def private_sqlite_file(url: str) -> Path | None:
+    """Create the SQLite file of ``url`` with mode 0600 before SQLite does (it would use the
+    umask, usually 0644), and take group and other access away from an existing database
+    and its -wal/-shm files (SQLite creates those with the database file's mode)."""
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    path = Path(database)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, SQLITE_FILE_MODE))
+    except FileExistsError:
+        pass
+    for suffix in _SQLITE_COMPANIONS:
+        companion = path.with_name(path.name + suffix)
+        try:
+            mode = stat.S_IMODE(companion.stat().st_mode)
+            if mode & 0o077:
+                companion.chmod(mode & 0o700)
+        except FileNotFoundError:
+            continue
+        except PermissionError:
+            pass  # not ours to change (another user's database); SQLite reports real problems
+    return path
 
 
 def make_engine(url: str, *, immediate: bool = False, **kwargs: Any) -> Engine:
     """Create an engine for ``url``; on SQLite set the pragmas and the transaction mode."""
     if url.startswith("sqlite"):
+        private_sqlite_file(url)
         engine = create_engine(
             url,
             connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},

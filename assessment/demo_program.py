@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from assessment.delivery.models import Attempt, ItemScore, Result, ResultRelease
 from assessment.exams import create_exam
-from assessment.users import Role, User, create_user
+from assessment.users import Role, User, create_user, password_problem
 from itembank.authoring import create_blueprint, create_form, create_item, publish_version
 from itembank.models import ItemVersion
 from itembank.types import item_type
@@ -49,6 +49,15 @@ def load_content(path: Path = CONTENT) -> dict[str, Any]:
         raise DemoError(f"demo content is missing: {path}") from None
 
 
+def _demo_password(email: str, name: str) -> str:
+    """A fresh random password that passes the same checks as any other (it nearly always
+    does at once; a draw that happens to spell a guessable pattern is drawn again)."""
+    while True:
+        password = secrets.token_urlsafe(12)
+        if password_problem(password, (email, name)) is None:
+            return password
+
+
 def load_demo(
     session: Session, *, history: int = 500, if_empty: bool = False, content: dict | None = None
 ) -> list[tuple[str, str, str]] | None:
@@ -67,7 +76,7 @@ def load_demo(
     creds = []
     users: dict[str, User] = {}
     for role, email, name in DEMO_USERS:
-        password = secrets.token_urlsafe(9)
+        password = _demo_password(email, name)
         users[role.value] = create_user(
             session, email=email, password=password, role=role, display_name=name
         )

@@ -5,8 +5,9 @@ import datetime as dt
 from typing import Any
 
 from sqlalchemy import ForeignKey, String, Text, select
-from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship, validates
 
+from assessment.retakes import check_exam_policy
 from itembank.models import Blueprint, Form
 from microcred.db import Base, utcnow
 
@@ -33,6 +34,12 @@ class Exam(Base):
 
     blueprint: Mapped[Blueprint] = relationship()
     forms: Mapped[list[ExamForm]] = relationship(back_populates="exam", order_by="ExamForm.id")
+
+    @validates("policy")
+    def _check_policy(self, _key: str, value: dict[str, Any]) -> dict[str, Any]:
+        # every write of the policy, from any caller, meets the same checks
+        check_exam_policy(value)
+        return value
 
 
 class ExamForm(Base):

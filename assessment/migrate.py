@@ -12,7 +12,9 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine
+from sqlalchemy import pool
+
+from assessment.database import make_engine
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES_WITH_MIGRATIONS = ("itembank", "proctoring", "credentials")
@@ -43,7 +45,7 @@ def pending(database_url: str) -> bool:
     makes that revision an ancestor, not a head, so the applied set is the current heads plus
     everything they descend from (their ``down_revision`` and ``depends_on`` ancestors)."""
     script = ScriptDirectory.from_config(alembic_config(database_url))
-    engine = create_engine(database_url)
+    engine = make_engine(database_url, poolclass=pool.NullPool)
     try:
         with engine.connect() as conn:
             current = MigrationContext.configure(conn).get_current_heads()

@@ -8,6 +8,7 @@ from microcred.db import Base
 #: Model modules of every package. A package that is not built yet is simply absent.
 MODEL_MODULES = (
     "assessment.users",
+    "assessment.signin_throttle",
     "itembank.models",
     "assessment.exams",
     "assessment.delivery.models",

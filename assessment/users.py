@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import re
+from collections.abc import Iterable
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from flask_login import UserMixin
-from sqlalchemy import ForeignKey, Index, String, func, select
+from sqlalchemy import ForeignKey, Index, String, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
+from zxcvbn import zxcvbn
 
 from microcred.db import Base, append_only, utcnow
 
@@ -32,16 +35,24 @@ class User(UserMixin, Base):
     password_hash: Mapped[str] = mapped_column(String(200))
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    #: The generation of this user's sign-ins. Every session cookie (and remember cookie)
+    #: carries the value it was issued under; sign-out, a password change and deactivation
+    #: raise it, so every cookie issued before stops working, replayed or not.
+    session_epoch: Mapped[int] = mapped_column(default=0, server_default="0")
 
     @property
     def is_active(self) -> bool:  # Flask-Login
         return self.active
 
+    def get_id(self) -> str:  # Flask-Login: what the session and remember cookies hold
+        return f"{self.id}:{self.session_epoch}"
+
     def has_role(self, *roles: Role | str) -> bool:
         return self.role in {r.value if isinstance(r, Role) else r for r in roles}
 
     def set_password(self, password: str) -> None:
-        validate_password(password)
+        """Hash ``password`` after checking it against this user's own words (email, name)."""
+        validate_password(password, context=(self.email or "", self.display_name or ""))
         self.password_hash = _hasher.hash(password)
 
     def check_password(self, password: str) -> bool:
@@ -72,11 +83,67 @@ class UserError(ValueError):
     """A user could not be created or changed; the message says why."""
 
 
-def validate_password(password: str) -> None:
-    if len(password) < 10:
-        raise UserError("password must be at least 10 characters long")
-    if len(password) > 200:
-        raise UserError("password must be at most 200 characters long")
+#: NIST SP 800-63B 3.1.1.2: at least 8 characters, and at least 64 allowed.
+PASSWORD_MIN_LENGTH = 8
+PASSWORD_MAX_LENGTH = 256
+#: zxcvbn's score (0-4) a password needs: 3 is "safely unguessable" (about 10^8 guesses),
+#: enough with argon2 and sign-in throttling. Common passwords, repeats, sequences, dates and
+#: the user's own words all score below.
+PASSWORD_MIN_SCORE = 3
+#: zxcvbn's cost grows with length; the guessable part of a password is in its start anyway.
+_SCORED_PREFIX = 72  # also zxcvbn's own limit
+#: Words every Microcred password is checked against besides the user's own.
+SITE_WORDS = ("microcred", "micro-credential", "microcredential", "credential", "exam")
+
+
+def password_problem(password: str, context: Iterable[str] = ()) -> str | None:
+    """Why ``password`` may not be used, in words for the person choosing it, or None."""
+    if len(password) < PASSWORD_MIN_LENGTH:
+        return f"a password needs at least {PASSWORD_MIN_LENGTH} characters"
+    if len(password) > PASSWORD_MAX_LENGTH:
+        return f"a password may have at most {PASSWORD_MAX_LENGTH} characters"
+    words = [*SITE_WORDS]
+    for item in context:
+        item = (item or "").strip().lower()
+        local = item.split("@")[0]
+        # The whole value, its email local part, and each with and without its separators:
+        # "Jane Doe" / "jane.doe@x.org" also rule out "janedoe1985".
+        for variant in (item, local):
+            words.append(variant)
+            words.append("".join(ch for ch in variant if ch.isalnum()))
+        words.extend(part for part in re.split(r"[\W_]+", item) if len(part) >= 3)
+    words = [w for w in dict.fromkeys(words) if w]
+    verdict = zxcvbn(password[:_SCORED_PREFIX], user_inputs=words)
+    built_on_context = any(
+        match.get("dictionary_name") == "user_inputs" for match in verdict["sequence"])
+    if verdict["score"] >= PASSWORD_MIN_SCORE and not _only_context(password, words):
+        return None
+    if built_on_context or verdict["score"] >= PASSWORD_MIN_SCORE:
+        reason = "it is built on your email, your name or the site's name"
+    else:
+        reason = (verdict["feedback"].get("warning") or "").rstrip(".") or (
+            "it would be found quickly by a program that guesses common passwords")
+        reason = reason[0].lower() + reason[1:]
+    advice = " ".join(verdict["feedback"].get("suggestions") or [])
+    advice = advice or "Use a few uncommon words together, or a password manager."
+    return f"this password is too easy to guess: {reason}. {advice}"
+
+
+def _only_context(password: str, words: list[str]) -> bool:
+    """The password is the user's own words rearranged, with separators and digits: zxcvbn
+    scores "Jane Doe jane.doe" or "doe-jane-2026" highly, a guesser who knows her would not."""
+    whole = rest = "".join(ch for ch in password.lower() if ch.isalnum())
+    for word in sorted(("".join(c for c in w if c.isalnum()) for w in words), key=len,
+                       reverse=True):
+        if len(word) >= 3:
+            rest = rest.replace(word, "")
+    return rest != whole and len(re.sub(r"\d", "", rest)) < 4
+
+
+def validate_password(password: str, *, context: Iterable[str] = ()) -> None:
+    problem = password_problem(password, context)
+    if problem:
+        raise UserError(problem)
 
 
 def normalize_email(email: str) -> str:
@@ -130,26 +197,47 @@ class SigninAttempt(Base):
 append_only(SigninAttempt)
 
 
-def recent_failures(
-    session: Session, *, email: str | None = None, address: str | None = None, window_s: int
-) -> int:
-    """Failed sign-ins since the last success (per account) or in the window (per address)."""
-    since = utcnow() - dt.timedelta(seconds=window_s)
-    q = select(func.count()).select_from(SigninAttempt).where(
-        SigninAttempt.at >= since, SigninAttempt.succeeded.is_(False)
+def load_signed_in_user(session: Session, cookie_id: str) -> User | None:
+    """The user a session or remember cookie names, or None when that sign-in has ended: the
+    cookie's generation is not the user's current one (signed out, password changed,
+    deactivated since), the account is inactive, or the value is not ``"<id>:<epoch>"``."""
+    user_id, sep, epoch = (cookie_id or "").partition(":")
+    if not (sep and user_id.isdigit() and epoch.isdigit()) or len(cookie_id) > 40:
+        return None
+    user = session.get(User, int(user_id))
+    if user is None or not user.active or user.session_epoch != int(epoch):
+        return None
+    return user
+
+
+def end_sessions(session: Session, user: User) -> None:
+    """End every sign-in of ``user`` on every device: cookies issued before stop working.
+
+    One UPDATE raises the generation, so two requests ending sessions at once both count."""
+    session.execute(
+        update(User).where(User.id == user.id).values(session_epoch=User.session_epoch + 1)
+        .execution_options(synchronize_session=False)
     )
-    if email is not None:
-        last_ok = session.scalar(
-            select(func.max(SigninAttempt.at)).where(
-                SigninAttempt.email == email, SigninAttempt.succeeded.is_(True)
-            )
-        )
-        q = q.where(SigninAttempt.email == email)
-        if last_ok is not None and last_ok > since:
-            q = q.where(SigninAttempt.at > last_ok)
-    if address is not None:
-        q = q.where(SigninAttempt.address == address)
-    return int(session.scalar(q) or 0)
+    session.refresh(user, ["session_epoch"])
+
+
+def replace_password(session: Session, user: User, new: str) -> None:
+    """Give ``user`` a new password (checked like any other) and end all their sessions.
+    The caller has established the right to: the current password, or an admin's say."""
+    user.set_password(new)
+    session.flush()
+    end_sessions(session, user)
+
+
+def set_active(session: Session, user: User, *, active: bool, by: User | None) -> None:
+    """Deactivate (ending every session at once) or reactivate an account; ``by`` is the admin
+    doing it, None from the command line."""
+    if by is not None and user.id == by.id and not active:
+        raise UserError("you cannot deactivate your own account")
+    user.active = active
+    session.flush()
+    if not active:
+        end_sessions(session, user)
 
 
 class Accommodation(Base):

@@ -7,13 +7,16 @@ The Flask application itself is built in ``assessment.app``; packages with views
 from __future__ import annotations
 
 import functools
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
-from flask import abort, current_app, g, jsonify, request
+from flask import Request, abort, current_app, g, jsonify, request
 from flask_login import current_user
 from sqlalchemy.orm import Session
+from werkzeug.urls import iri_to_uri
 
 
 def db_session() -> Session:
@@ -23,6 +26,47 @@ def db_session() -> Session:
         database = current_app.extensions["microcred.database"]
         g.db_session = database.session(write=request.method not in ("GET", "HEAD", "OPTIONS"))
     return g.db_session
+
+
+def body_limit(max_bytes: int) -> Callable:
+    """Let this view take a request body of up to ``max_bytes`` (photos) instead of the app-wide
+    ``MAX_CONTENT_LENGTH``. Every view that takes a large body declares it here, and only here:
+    :class:`BodyLimitedRequest` applies it before anything reads the body."""
+
+    def decorator(view: Callable) -> Callable:
+        view.max_body_bytes = max_bytes  # type: ignore[attr-defined]
+        return view
+
+    return decorator
+
+
+def declared_body_limit(endpoint: str | None) -> int | None:
+    """The limit the endpoint's view declared with :func:`body_limit`, or None."""
+    view = current_app.view_functions.get(endpoint) if endpoint else None
+    return getattr(view, "max_body_bytes", None)
+
+
+class BodyLimitedRequest(Request):
+    """A request whose body limit is its view's declared one (:func:`body_limit`), else the
+    app's ``MAX_CONTENT_LENGTH``.
+
+    The limit is the request's own property, known from the matched endpoint as soon as the URL
+    is routed, so it holds for the first reader of the body whoever that is: the CSRF check
+    parses the form in a ``before_request`` hook, before the view could raise its limit."""
+
+    @property
+    def max_content_length(self) -> int | None:
+        if self._max_content_length is not None:
+            return self._max_content_length
+        if current_app:
+            declared = declared_body_limit(self.endpoint)
+            if declared is not None:
+                return declared
+        return super().max_content_length
+
+    @max_content_length.setter
+    def max_content_length(self, value: int | None) -> None:
+        self._max_content_length = value
 
 
 class ApiError(Exception):
@@ -36,6 +80,61 @@ class ApiError(Exception):
         resp = jsonify({"error": self.code, "message": self.message, **self.extra})
         resp.status_code = self.status
         return resp
+
+
+#: How many rounds of percent-decoding ``safe_next`` looks through (``%2525...`` nests).
+_DECODE_ROUNDS = 4
+
+
+def _same_site_path(value: str) -> bool:
+    """``value`` is a path on this site: no control, separator or invisible characters
+    (browsers drop tab, CR and LF, so a tab between two slashes makes ``//evil``), no
+    backslash (browsers read it as ``/``), no surrounding spaces, no scheme, no host, one
+    leading slash."""
+    if any(unicodedata.category(ch)[0] in "CZ" and ch != " " for ch in value):
+        return False
+    if "\\" in value or value != value.strip() or value.startswith("//"):
+        return False
+    parts = urlsplit(value)
+    return (
+        not parts.scheme
+        and not parts.netloc
+        and parts.path.startswith("/")
+        and not parts.path.startswith("//")
+    )
+
+
+def safe_next(value: str | None, default: str) -> str:
+    """Where to send the browser after a form: ``value`` when it is a path on this site, else
+    ``default``. Every ``next`` a request carries goes through here (sign-in, proctor actions),
+    so none can send a signed-in user to another site or break the Location header.
+
+    The value is checked as sent, after each round of percent-decoding (``/%2F%2Fevil``) and
+    after Unicode compatibility folding (a fullwidth solidus is a ``/`` to some parsers); the
+    path that passes is returned as an ASCII URI."""
+    if not value or len(value) > 2000:
+        return default
+    seen = value
+    for _ in range(_DECODE_ROUNDS + 1):
+        if not (_same_site_path(seen) and _same_site_path(unicodedata.normalize("NFKC", seen))):
+            return default
+        decoded = unquote(seen)
+        if decoded == seen:
+            break
+        seen = decoded
+    else:
+        return default  # still percent-encoded after all rounds: nobody links like that
+    return iri_to_uri(value)
+
+
+def same_site_referrer(default: str) -> str:
+    """The page a form was posted from, as a path on this site, else ``default``."""
+    referrer = request.referrer or ""
+    parts = urlsplit(referrer)
+    if parts.scheme not in ("http", "https") or parts.netloc != request.host:
+        return default
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    return safe_next(path, default)
 
 
 def wants_json() -> bool:

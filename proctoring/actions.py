@@ -16,11 +16,61 @@ from proctoring import audit, hooks
 from proctoring.errors import Conflict, Invalid
 from proctoring.models import ProctorMessage, ProctorNote, ProctorSession
 from proctoring.sessions import Actor, info, transition
-from proctoring.states import FINAL, RUNNING, State
+from proctoring.states import ACTIVE, RUNNING, State, can_transition, label
 
 MAX_MESSAGE = 1000
 MAX_NOTE = 5000
 MAX_EXTENSION_MINUTES = 240
+
+#: every action a proctor can take on a session
+NAMES = ("admit", "reject", "pause", "resume", "extend", "message", "note", "terminate", "review")
+
+
+def allowed(state: str) -> tuple[str, ...]:
+    """The actions a session in ``state`` allows, read from the state machine: the console's
+    dialog, the session page's forms and the server's check all ask this one function."""
+    s = State(state)
+    ok = {
+        "admit": can_transition(s, State.ADMITTED),
+        "reject": can_transition(s, State.IDENTITY_REJECTED),
+        "pause": can_transition(s, State.PAUSED),
+        "resume": s in RUNNING and can_transition(s, State.IN_PROGRESS),
+        "extend": s in RUNNING,
+        "message": s in ACTIVE,
+        "note": True,
+        "terminate": can_transition(s, State.TERMINATED),
+        "review": s == State.IN_REVIEW,
+    }
+    return tuple(name for name in NAMES if ok[name])
+
+
+def refusal(action: str, state: str) -> str:
+    """Why ``action`` is not possible in ``state``, in the proctor's words."""
+    s, said = State(state), label(state)
+    already = {("pause", State.PAUSED): "This session is already paused.",
+               ("resume", State.IN_PROGRESS): "This session is not paused: the exam is running.",
+               ("terminate", State.TERMINATED): "This session is already terminated.",
+               ("reject", State.IDENTITY_REJECTED): "This identity is already rejected."}
+    if (action, s) in already:
+        return already[(action, s)]
+    if action == "admit" and s in (State.ADMITTED, *RUNNING):
+        return "This candidate is already admitted."
+    return {
+        "admit": f"There is no identity check to decide: this session is {said}.",
+        "reject": f"There is no identity check to decide: this session is {said}.",
+        "pause": f"Only a running exam can be paused; this session is {said}.",
+        "resume": f"Only a paused exam can be resumed; this session is {said}.",
+        "extend": f"Only a running exam can be given more time; this session is {said}.",
+        "message": f"The candidate is no longer in the exam: this session is {said}.",
+        "terminate": f"This session has ended ({said}); there is nothing to terminate.",
+        "review": f"This session is not awaiting review: it is {said}.",
+    }.get(action, f"This is not possible now: the session is {said}.")
+
+
+def check_allowed(action: str, ps: ProctorSession) -> None:
+    """Refuse, in words, an action the session's state does not allow."""
+    if action not in allowed(ps.state):
+        raise Conflict(refusal(action, ps.state), state=ps.state)
 
 
 class AttemptControl(Protocol):
@@ -50,6 +100,7 @@ def pause(session: Session, ps: ProctorSession, control: AttemptControl, *, by: 
           reason: str = "") -> ProctorSession:
     """Stop the candidate's clock; the runner shows its pause screen at the next heartbeat."""
     reason = _text(reason, "reason", MAX_MESSAGE, required=False)
+    check_allowed("pause", ps)
     transition(session, ps, State.PAUSED, by=by, reason=reason or "paused by the proctor")
     control.pause(session, ps.attempt_id, by_user_id=by.id, reason=reason)
     hooks.call("microcred_session_paused", session=info(ps), by_user_id=by.id, reason=reason)
@@ -59,6 +110,7 @@ def pause(session: Session, ps: ProctorSession, control: AttemptControl, *, by: 
 def resume(session: Session, ps: ProctorSession, control: AttemptControl, *, by: Actor,
            reason: str = "") -> ProctorSession:
     reason = _text(reason, "reason", MAX_MESSAGE, required=False)
+    check_allowed("resume", ps)
     transition(session, ps, State.IN_PROGRESS, by=by, reason=reason or "resumed by the proctor")
     control.resume(session, ps.attempt_id, by_user_id=by.id, reason=reason)
     hooks.call("microcred_session_resumed", session=info(ps), by_user_id=by.id, reason=reason)
@@ -72,9 +124,7 @@ def extend(session: Session, ps: ProctorSession, control: AttemptControl, *, by:
         raise Invalid(f"minutes must be a whole number from 1 to {MAX_EXTENSION_MINUTES}",
                       field="minutes")
     reason = _text(reason, "reason", MAX_MESSAGE)
-    if State(ps.state) not in RUNNING:
-        raise Conflict(f"the session is {ps.state}; only a running exam can be extended",
-                       state=ps.state)
+    check_allowed("extend", ps)
     control.extend(session, ps.attempt_id, seconds=minutes * 60, by_user_id=by.id, reason=reason)
     audit.record(session, "session.extended", actor=by, subject_type="proctoring_session",
                  subject_id=ps.id, data={"minutes": minutes, "reason": reason,
@@ -85,9 +135,7 @@ def extend(session: Session, ps: ProctorSession, control: AttemptControl, *, by:
 def message(session: Session, ps: ProctorSession, *, by: Actor, text: object) -> ProctorMessage:
     """A message the candidate sees in the runner (announced politely to screen readers)."""
     body = _text(text, "text", MAX_MESSAGE)
-    if State(ps.state) in FINAL or ps.state in (State.SUBMITTED, State.IN_REVIEW):
-        raise Conflict(f"the session is {ps.state}; the candidate is no longer in the exam",
-                       state=ps.state)
+    check_allowed("message", ps)
     row = ProctorMessage(session_id=ps.id, author_id=by.id, text=body)
     session.add(row)
     session.flush()
@@ -111,6 +159,7 @@ def terminate(session: Session, ps: ProctorSession, control: AttemptControl, *, 
               reason: object) -> ProctorSession:
     """End the session for good; a started attempt is finalized and its result invalidated."""
     why = _text(reason, "reason", MAX_MESSAGE)
+    check_allowed("terminate", ps)
     had_attempt = ps.attempt_id is not None and State(ps.state) in RUNNING
     transition(session, ps, State.TERMINATED, by=by, reason=why)
     if had_attempt:

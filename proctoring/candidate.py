@@ -7,7 +7,7 @@ from typing import Any
 from flask import redirect, render_template, request, url_for
 from flask_login import current_user
 
-from microcred.web import ApiError, db_session, role_required
+from microcred.web import ApiError, body_limit, db_session, role_required
 from proctoring import events, identity
 from proctoring.errors import Invalid, NotFound
 from proctoring.models import ProctorSession
@@ -15,7 +15,9 @@ from proctoring.sessions import get_session, policy
 from proctoring.states import State
 from proctoring.web import bp, config
 
-#: identity photos from a phone can be large; they are shrunk before storage
+#: The two views that take photos, and the most each takes (declared on the view with
+#: ``body_limit``; every other view keeps the app's small MAX_CONTENT_LENGTH). Identity photos
+#: from a phone can be large (two of them per request); they are shrunk before storage.
 IDENTITY_MAX_BYTES = 16 * 1024 * 1024
 SNAPSHOT_MAX_BYTES = 1024 * 1024
 
@@ -44,14 +46,16 @@ def identity_page(session_id: int):
 
 
 @bp.post("/proctoring/identity/<int:session_id>", endpoint="identity_submit")
+@body_limit(IDENTITY_MAX_BYTES)
 @role_required("candidate")
 def identity_submit(session_id: int):
-    request.max_content_length = IDENTITY_MAX_BYTES
     files = {name: request.files.get(name) for name in ("selfie", "id_document")}
     for name, label in (("selfie", "a photo of yourself"), ("id_document", "a photo of your ID")):
         if files[name] is None or not files[name].filename:
             raise Invalid(f"add {label} (take it with the camera or choose a file)", field=name)
     session = db_session()
+    identity.count_attempt(session, _mine(session_id, lock=True), config().identity_attempts)
+    session.commit()  # counted even if the photos are refused below
     ps = _mine(session_id, lock=True)
     identity.submit(session, ps, config().vault, selfie=files["selfie"].read(),
                     id_document=files["id_document"].read(), by=current_user)
@@ -92,9 +96,9 @@ def api_events(session_id: int):
 
 
 @bp.post("/api/proctoring/sessions/<int:session_id>/snapshots", endpoint="api_snapshots")
+@body_limit(SNAPSHOT_MAX_BYTES)
 @role_required("candidate")
 def api_snapshots(session_id: int):
-    request.max_content_length = SNAPSHOT_MAX_BYTES
     if request.mimetype not in ("image/jpeg", "image/png", "image/webp"):
         raise ApiError(415, "unsupported_media_type", "send the snapshot as image/jpeg")
     seq = request.headers.get("X-Snapshot-Seq", "")

@@ -1,5 +1,6 @@
-"""``microcred audit verify``, ``microcred proctor assign|unassign|list``,
-``microcred proctoring purge`` and ``microcred proctoring sweep``. ``register(group)`` adds
+"""``microcred audit verify|checkpoint|export-checkpoints``,
+``microcred proctor assign|unassign|list``, ``microcred proctoring purge`` and
+``microcred proctoring sweep``. ``register(group)`` adds
 them to the ``microcred`` command.
 
 Importing this module also connects proctoring's signal receivers (``proctoring.wiring``), so
@@ -22,6 +23,12 @@ def _session():
     load_all()
     settings = Settings.from_env()
     return Database(settings.database_url).session(), settings
+
+
+def _settings():
+    from assessment.config import Settings
+
+    return Settings.from_env()
 
 
 def _user(session, email: str):
@@ -48,21 +55,79 @@ def register(group: click.Group) -> None:
         """The tamper-evident audit log."""
 
     @audit_group.command("verify")
-    def audit_verify() -> None:
-        """Check the audit chain; exit 1 and list every edited, deleted or reordered row."""
-        from proctoring.audit import verify
+    @click.option("--checkpoints", "checkpoints_path", type=click.Path(dir_okay=False),
+                  default=None, help="Checkpoints to check against: an export, or a copy of the "
+                  "instance folder's audit_checkpoints.jsonl (default: that file).")
+    @click.option("--public-key", default=None,
+                  help="The checkpoint key's public half, as printed by export-checkpoints "
+                  "(default: the instance folder's key).")
+    def audit_verify(checkpoints_path: str | None, public_key: str | None) -> None:
+        """Check the audit chain and every signed checkpoint; exit 1 and list every edited,
+        deleted or reordered row, and every rewrite the checkpoints reveal."""
+        from proctoring import checkpoints as cps
 
-        session, _ = _session()
+        session, settings = _session()
+        try:
+            key = (cps.parse_public_key(public_key) if public_key
+                   else cps.load_signer(settings.instance_dir).public_key)
+            signed = cps.read_checkpoints(checkpoints_path or
+                                          cps.checkpoint_path(settings.instance_dir))
+        except (cps.CheckpointError, ValueError) as exc:
+            raise click.ClickException(str(exc)) from None
         with session:
-            report = verify(session)
+            report = cps.verify_anchored(session, signed, key)
+        for note in report.notes:
+            click.echo(f"note: {note}")
         if report.ok:
-            click.echo(f"audit log intact: {report.records} records, hash chain verified")
+            last = report.last_checkpoint
+            anchored = (f"; anchored by {report.checkpoints} signed checkpoint(s), the last of "
+                        f"{last.at} at seq {last.seq}") if last else ""
+            click.echo(f"audit log intact: {report.records} records, hash chain verified{anchored}")
             return
         click.echo(f"audit log TAMPERED: {len(report.problems)} problem(s) in "
                    f"{report.records} records", err=False)
         for problem in report.problems:
             click.echo(f"  - {problem}")
         sys.exit(1)
+
+    @audit_group.command("checkpoint")
+    def audit_checkpoint() -> None:
+        """Sign the chain's current head now and append it to the instance folder's checkpoint
+        file (the sweeper of `microcred serve` does this every few minutes)."""
+        from proctoring import checkpoints as cps
+
+        session, settings = _session()
+        with session:
+            try:
+                cp = cps.write_checkpoint(session, settings.instance_dir)
+            except cps.CheckpointError as exc:
+                raise click.ClickException(str(exc)) from None
+        click.echo(f"checkpoint {cp.at}: {cp.seq} records, head {cp.head[:16]}, "
+                   f"key {cp.key_id}, in {cps.checkpoint_path(settings.instance_dir)}")
+
+    @audit_group.command("export-checkpoints")
+    @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+                  help="Write to this file (default: standard output).")
+    def audit_export_checkpoints(output: str | None) -> None:
+        """Every signed checkpoint and the public key that checks them, as JSON: keep it where
+        the server cannot write, and check against it with `audit verify --checkpoints`."""
+        import json
+
+        from proctoring import checkpoints as cps
+
+        settings = _settings()
+        try:
+            doc = cps.export(settings.instance_dir)
+        except cps.CheckpointError as exc:
+            raise click.ClickException(str(exc)) from None
+        text = json.dumps(doc, indent=1) + "\n"
+        if output:
+            with open(output, "w") as fh:
+                fh.write(text)
+            click.echo(f"{len(doc['checkpoints'])} checkpoint(s) and public key "
+                       f"{doc['public_key']} written to {output}", err=True)
+        else:
+            click.echo(text, nl=False)
 
     @group.group("proctor")
     def proctor_group() -> None:

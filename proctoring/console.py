@@ -18,7 +18,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from assessment.exams import Exam, exam_by_code
 from assessment.users import User, find_user_by_email
 from microcred.db import utcnow
-from microcred.web import ApiError, db_session, role_required, wants_json
+from microcred.web import ApiError, db_session, role_required, safe_next, wants_json
+from microcred.words import plural
 from proctoring import actions, events, identity, review
 from proctoring.assignments import assign, assignments, exam_ids_for, require_access, unassign
 from proctoring.errors import Invalid, NotFound
@@ -28,8 +29,15 @@ from proctoring.images import ImageGone
 from proctoring.models import ProctorSession, StoredImage
 from proctoring.sessions import get_session, policy
 from proctoring.states import LABELS, State
+from proctoring.verifiers import label as verifier_label
 from proctoring.web import bp, config
-from proctoring.wiring import DeliveryControl, live_sessions, unflagged_silences
+from proctoring.wiring import (
+    RECENTLY_ENDED_S,
+    DeliveryControl,
+    live_sessions,
+    time_extensions,
+    unflagged_silences,
+)
 
 log = logging.getLogger(__name__)
 STAFF = ("proctor", "admin")
@@ -53,7 +61,8 @@ def _session_for_staff(session_id: int, *, lock: bool = False) -> ProctorSession
 def console():
     rows = live_sessions(db_session(), current_user)
     return render_template("proctor/console.html", rows=rows, poll_ms=POLL_MS,
-                           server_now=utcnow().isoformat())
+                           server_now=utcnow().isoformat(),
+                           recent_minutes=RECENTLY_ENDED_S // 60)
 
 
 @bp.get("/api/proctoring/console", endpoint="api_console")
@@ -117,7 +126,7 @@ def _names(ids: set[int | None]) -> dict[int, str]:
 def session_page(session_id: int):
     session = db_session()
     ps = _session_for_staff(session_id)
-    items = review.timeline(session, ps)
+    items = review.timeline(session, ps, extra=time_extensions(session, ps))
     notes = actions.notes(session, ps)
     names = _names({i["by"] for i in items} | {ps.candidate_id})
     return render_template(
@@ -126,6 +135,8 @@ def session_page(session_id: int):
         identity=identity.status(session, ps), policy=policy(ps), timeline=items, names=names,
         flags=flags_of(session, ps), snapshots=snapshots_of(session, ps)[-24:], notes=notes,
         messages=actions.messages(session, ps), decisions=review.decisions(session, ps),
+        allowed=actions.allowed(ps.state),
+        verifiers=" + ".join(verifier_label(v) for v in policy(ps).identity) or "none",
     )
 
 
@@ -142,13 +153,13 @@ def _params() -> dict[str, Any]:
     return params
 
 
-ACTIONS = ("admit", "reject", "pause", "resume", "extend", "message", "note", "terminate",
-           "review")
+ACTIONS = actions.NAMES
 
 
 def _run(action: str, ps: ProctorSession, p: dict[str, Any]) -> str:
     """Do one action; returns what to tell the proctor."""
     session, me = db_session(), current_user
+    actions.check_allowed(action, ps)  # refused in words, before any other check
     if action == "admit":
         identity.decide(session, ps, admit=True, reason=p.get("reason") or "", by=me)
         return "Candidate admitted."
@@ -164,7 +175,7 @@ def _run(action: str, ps: ProctorSession, p: dict[str, Any]) -> str:
     if action == "extend":
         actions.extend(session, ps, CONTROL, by=me, minutes=p.get("minutes"),
                        reason=p.get("reason") or "")
-        return f"Added {p.get('minutes')} minutes."
+        return f"Added {plural(p['minutes'], 'minute')}."
     if action == "message":
         actions.message(session, ps, by=me, text=p.get("text"))
         return "Message sent."
@@ -191,8 +202,8 @@ def action(session_id: int, action: str):
     if wants_json():
         return {"ok": True, "message": said, "state": ps.state}
     flash(said, "info")
-    return redirect(request.form.get("next") or url_for("proctoring.session_page", session_id=ps.id),
-                    code=303)
+    back = url_for("proctoring.session_page", session_id=ps.id)
+    return redirect(safe_next(request.form.get("next"), back), code=303)
 
 
 @bp.get("/proctor/images/<int:image_id>", endpoint="image")

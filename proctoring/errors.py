@@ -29,3 +29,9 @@ class Invalid(ProctoringError):
     """The request is malformed; ``field`` names what was wrong."""
 
     status, code = 422, "invalid"
+
+
+class TooManyRequests(ProctoringError):
+    """A rate limit was reached; ``retry_after`` (seconds) says when the next try is allowed."""
+
+    status, code = 429, "too_many_requests"

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from microcred.db import utcnow
 from proctoring import hooks
 from proctoring.errors import Conflict, Invalid
-from proctoring.faces import ImageUnreadable, count_faces
+from proctoring.faces import count_faces
 from proctoring.flags import (
     EVENT_KINDS,
     History,
@@ -29,7 +29,7 @@ from proctoring.flags import (
     running_spans,
     snapshots_missing,
 )
-from proctoring.images import ImageVault
+from proctoring.images import ImageTooLarge, ImageUnreadable, ImageVault
 from proctoring.models import Flag, IntegrityEvent, ProctorSession, Snapshot, Transition
 from proctoring.sessions import get_session, info, policy
 from proctoring.states import RUNNING, State
@@ -181,6 +181,8 @@ def record_snapshot(
         return existing, False
     try:
         stored = vault.store(session, session_id=ps.id, kind="snapshot", image=image)
+    except ImageTooLarge as exc:
+        raise Invalid(f"the snapshot is too large: {exc}", field="image") from None
     except ImageUnreadable as exc:
         raise Invalid(f"the snapshot is not an image: {exc}", field="image") from None
     faces = count_faces(vault.open(stored)).faces

@@ -13,13 +13,13 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from proctoring.images import ImageUnreadable, decode
+
+__all__ = ["FaceCount", "ImageUnreadable", "count_faces"]
+
 CASCADE = "haarcascade_frontalface_default.xml"
 MAX_SIDE = 640
 _local = threading.local()
-
-
-class ImageUnreadable(ValueError):
-    """The bytes are not an image OpenCV can decode."""
 
 
 @dataclass(frozen=True)
@@ -41,18 +41,9 @@ def _cascade() -> cv2.CascadeClassifier:
     return classifier
 
 
-def decode(image: bytes) -> np.ndarray:
-    """Decode JPEG/PNG/WebP bytes into a BGR array, or raise :class:`ImageUnreadable`."""
-    if not image:
-        raise ImageUnreadable("the image is empty")
-    array = cv2.imdecode(np.frombuffer(image, dtype=np.uint8), cv2.IMREAD_COLOR)
-    if array is None:
-        raise ImageUnreadable("the file is not a JPEG, PNG or WebP image")
-    return array
-
-
 def count_faces(image: bytes | np.ndarray) -> FaceCount:
-    """How many frontal faces the image shows, with their boxes in the image's own pixels."""
+    """How many frontal faces the image shows, with their boxes in the image's own pixels.
+    Bytes are decoded by :func:`proctoring.images.decode`, which refuses oversized images."""
     bgr = decode(image) if isinstance(image, (bytes, bytearray)) else image
     height, width = bgr.shape[:2]
     scale = min(1.0, MAX_SIDE / max(height, width))

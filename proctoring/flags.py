@@ -127,10 +127,14 @@ def focus_losses(policy: ProctoringPolicy, h: History) -> Iterable[FlagSpec]:
     limit = policy.max_focus_losses
     if episodes > limit:
         yield FlagSpec("focus_loss", "over", "medium",
-                       f"left the exam window {episodes} times (allowed: {limit})")
+                       f"left the exam window {_times(episodes)} (allowed: {limit})")
     if episodes > max(3 * limit, limit + 5):
         yield FlagSpec("focus_loss", "far_over", "high",
-                       f"left the exam window {episodes} times, far more than the {limit} allowed")
+                       f"left the exam window {_times(episodes)}, far more than the {limit} allowed")
+
+
+def _times(n: int) -> str:
+    return "once" if n == 1 else f"{n} times"
 
 
 def fullscreen_left(policy: ProctoringPolicy, h: History) -> Iterable[FlagSpec]:
@@ -164,7 +168,7 @@ def clipboard_and_print(policy: ProctoringPolicy, h: History) -> Iterable[FlagSp
 def right_clicks(policy: ProctoringPolicy, h: History) -> Iterable[FlagSpec]:
     n = sum(1 for e in h.events if e.kind == "right_click")
     if n > RIGHT_CLICKS_TOLERATED:
-        yield FlagSpec("right_click", "many", "low", f"opened the context menu {n} times")
+        yield FlagSpec("right_click", "many", "low", f"opened the context menu {_times(n)}")
 
 
 def offline(policy: ProctoringPolicy, h: History) -> Iterable[FlagSpec]:

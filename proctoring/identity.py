@@ -9,40 +9,104 @@ A proctor's admit or reject decides, whatever the automated verifiers said.
 """
 from __future__ import annotations
 
+import datetime as dt
+import math
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from microcred.db import utcnow
 from proctoring import audit, hooks
-from proctoring.errors import Conflict, Invalid
+from proctoring.errors import Conflict, Invalid, TooManyRequests
 from proctoring.events import raise_flags
-from proctoring.faces import ImageUnreadable
-from proctoring.images import ImageVault
-from proctoring.models import IdentityCheck, ProctorSession, StoredImage
+from proctoring.images import ImageTooLarge, ImageUnreadable, ImageVault
+from proctoring.models import IdentityAttempt, IdentityCheck, ProctorSession, StoredImage
 from proctoring.sessions import Actor, info, policy, transition
 from proctoring.states import State
+from proctoring.verifiers import finding, label, outcome_words
 
 MAX_REASON = 2000
+SUBMITTABLE = (State.CREATED, State.IDENTITY_REJECTED)
+
+
+@dataclass(frozen=True)
+class AttemptLimit:
+    """At most ``attempts`` identity submissions per session in any ``window_s`` seconds."""
+
+    attempts: int = 5
+    window_s: int = 600
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> AttemptLimit:
+        env = os.environ if environ is None else environ
+        values = []
+        for name, default in (("MICROCRED_IDENTITY_ATTEMPTS", cls.attempts),
+                              ("MICROCRED_IDENTITY_WINDOW_SECONDS", cls.window_s)):
+            raw = env.get(name, "").strip() or str(default)
+            if not raw.isdigit() or int(raw) < 1:
+                raise ValueError(f"{name} must be a whole number of at least 1, got {raw!r}")
+            values.append(int(raw))
+        return cls(*values)
+
+
+def _require_submittable(ps: ProctorSession) -> None:
+    if ps.state not in SUBMITTABLE:
+        raise Conflict(f"the identity check cannot be submitted now: the session is {ps.state}",
+                       state=ps.state)
+
+
+def count_attempt(session: Session, ps: ProctorSession, limit: AttemptLimit, *,
+                  now: dt.datetime | None = None) -> IdentityAttempt:
+    """Count one identity submission against the session's limit, or raise
+    :class:`TooManyRequests` (``retry_after`` in seconds) when the window is full.
+
+    The caller holds the session row's lock, so concurrent submissions (any worker) are counted
+    one after the other, and commits the attempt before processing the photos: a refused photo
+    counts too (the session stays ``created``, so a refusal alone would never stop anyone)."""
+    _require_submittable(ps)
+    now = now or utcnow()
+    since = now - dt.timedelta(seconds=limit.window_s)
+    count, oldest = session.execute(
+        select(func.count(), func.min(IdentityAttempt.at))
+        .where(IdentityAttempt.session_id == ps.id, IdentityAttempt.at > since)).one()
+    if count >= limit.attempts:
+        wait = max(1, math.ceil((oldest - since).total_seconds()))
+        raise TooManyRequests(
+            f"{count} identity submissions in the last {_span(limit.window_s)} is the most "
+            f"allowed; try again in {_span(wait)}", retry_after=wait)
+    attempt = IdentityAttempt(session_id=ps.id, at=now)
+    session.add(attempt)
+    session.flush()
+    return attempt
+
+
+def _span(seconds: int) -> str:
+    n, unit = (seconds // 60, "minute") if seconds % 60 == 0 else (seconds, "second")
+    return f"{n} {unit}{'' if n == 1 else 's'}"
+
+
+def _store(session: Session, vault: ImageVault, ps: ProctorSession, kind: str, image: bytes,
+           label: str) -> StoredImage:
+    try:
+        return vault.store(session, session_id=ps.id, kind=kind, image=image)
+    except ImageTooLarge as exc:
+        raise Invalid(f"{label} is too large: {exc}", field=kind) from None
+    except ImageUnreadable as exc:
+        raise Invalid(f"{label} is not an image: {exc}", field=kind) from None
 
 
 def submit(
     session: Session, ps: ProctorSession, vault: ImageVault, *, selfie: bytes, id_document: bytes,
     by: Actor,
 ) -> list[IdentityCheck]:
-    """Store the two images encrypted, run the verifiers, and admit when they all pass."""
-    if ps.state not in (State.CREATED, State.IDENTITY_REJECTED):
-        raise Conflict(f"the identity check cannot be submitted now: the session is {ps.state}",
-                       state=ps.state)
-    try:
-        selfie_row = vault.store(session, session_id=ps.id, kind="selfie", image=selfie)
-    except ImageUnreadable as exc:
-        raise Invalid(f"the photo of you is not an image: {exc}", field="selfie") from None
-    try:
-        id_row = vault.store(session, session_id=ps.id, kind="id_document", image=id_document)
-    except ImageUnreadable as exc:
-        raise Invalid(f"the photo of your ID is not an image: {exc}", field="id_document") from None
+    """Store the two images encrypted, run the verifiers, and admit when they all pass. (The web
+    view counts the submission first: :func:`count_attempt`.)"""
+    _require_submittable(ps)
+    selfie_row = _store(session, vault, ps, "selfie", selfie, "the photo of you")
+    id_row = _store(session, vault, ps, "id_document", id_document, "the photo of your ID")
     submission = int(session.scalar(select(func.count()).select_from(StoredImage).where(
         StoredImage.session_id == ps.id, StoredImage.kind == "selfie")) or 1)
     transition(session, ps, State.IDENTITY_PENDING, by=by, reason="identity images submitted",
@@ -72,8 +136,7 @@ def submit(
         if name != "proctor" and (c is None or c.outcome in ("failed", "error")):
             what = c.reason if c else "this verifier is not installed"
             raise_flags(session, ps, [hooks.FlagSpec(
-                "identity_check", f"{name}-{submission}", "medium",
-                f"identity check {name!r} did not pass: {what}")])
+                "identity_check", f"{name}-{submission}", "medium", finding(name, what))])
     if required and all(by_verifier.get(n) and by_verifier[n].outcome == "passed" for n in required):
         transition(session, ps, State.ADMITTED, by=None,
                    reason="every required identity verifier passed: " + ", ".join(required))
@@ -136,7 +199,8 @@ def latest_submission(session: Session, ps: ProctorSession) -> Submission | None
 def status(session: Session, ps: ProctorSession) -> dict[str, Any]:
     """A short account for the console and the candidate: what is known and who decided."""
     sub = latest_submission(session, ps)
-    checks = sub.checks if sub else []
+    # one line per verifier, its newest word: the proctor's decision replaces "waiting"
+    checks = list({c.verifier: c for c in (sub.checks if sub else [])}.values())
     decided = [c for c in checks if c.verifier == "proctor" and c.by_user_id]
     summary = {
         State.CREATED: "not submitted",
@@ -146,13 +210,15 @@ def status(session: Session, ps: ProctorSession) -> dict[str, Any]:
     if ps.state == State.IDENTITY_PENDING:
         failed = [c for c in checks if c.outcome in ("failed", "error")]
         if failed:
-            summary = "to check: " + "; ".join(f"{c.verifier}: {c.reason}" for c in failed)
+            summary = "to check: " + "; ".join(finding(c.verifier, c.reason) for c in failed)
     return {
         "summary": summary,
         "submission": sub.number if sub else 0,
         "selfie_image_id": sub.selfie_image_id if sub else None,
         "id_image_id": sub.id_image_id if sub else None,
         "checks": [{"verifier": c.verifier, "outcome": c.outcome, "reason": c.reason,
+                    "label": label(c.verifier), "outcome_words": outcome_words(c.outcome),
+                    "finding": finding(c.verifier, c.reason),
                     "by_user_id": c.by_user_id, "at": c.at.isoformat()} for c in checks],
         "decision_reason": decided[-1].reason if decided else None,
     }

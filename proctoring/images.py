@@ -1,4 +1,12 @@
-"""Identity photos and snapshots, encrypted at rest with AES-256-GCM, and their retention.
+"""Identity photos and snapshots: read safely, encrypted at rest with AES-256-GCM, and their
+retention.
+
+Every image's header is read first (Pillow's ``Image.open`` reads only the header) and an image
+of more than ``MICROCRED_MAX_IMAGE_PIXELS`` pixels (default 4096x4096, more than any webcam or
+phone camera gives) is refused before anything decodes it: a 48 KB PNG can claim 20000x20000
+pixels, and decoding it would take gigabytes of memory and seconds of CPU. :func:`decode` is
+the one way proctoring turns bytes into pixels, so identity photos, snapshots and face counting
+all pass this check.
 
 Every image is decoded and re-encoded as JPEG before storage (which strips EXIF data such as GPS
 positions and refuses anything that is not an image), then encrypted with a fresh 96-bit nonce.
@@ -14,26 +22,118 @@ import base64
 import binascii
 import datetime as dt
 import hashlib
+import io
 import os
+import re
 import secrets
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
+import numpy as np
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from PIL import Image, UnidentifiedImageError
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from microcred.db import utcnow
 from microcred.keyfile import read_or_create
-from proctoring.faces import decode
 from proctoring.models import StoredImage
 
 KINDS = ("selfie", "id_document", "snapshot")
 MAX_SIDE = {"selfie": 1280, "id_document": 1600, "snapshot": 640}
 JPEG_QUALITY = 85
 DEFAULT_RETENTION_DAYS = 30
+#: 16.8 megapixels: a 4096x4096 picture, more than webcams (1080p: 2.1 Mpx) and most phones give
+DEFAULT_MAX_PIXELS = 4096 * 4096
+FORMATS = {"JPEG", "PNG", "WEBP"}
+
+#: the most MICROCRED_MAX_IMAGE_PIXELS may be set to (100 Mpx)
+PIXELS_CEILING = 100_000_000
+
+# Pillow's own bomb guard, as a second line: at our limit rather than its 89 Mpx (an ImageVault
+# configured for more raises it), and an error rather than a warning below twice the limit, so
+# any image over it is refused wherever Pillow opens it in this process. (It also stops Pillow's
+# WebP reader allocating a canvas for a huge image before read_header sees the size.) Our limit
+# is checked explicitly in read_header too, with a message that says why.
+Image.MAX_IMAGE_PIXELS = DEFAULT_MAX_PIXELS
+warnings.simplefilter("error", Image.DecompressionBombWarning)
+
+
+class ImageRefused(ValueError):
+    """Bytes that proctoring will not decode; the message says why."""
+
+
+class ImageUnreadable(ImageRefused):
+    """The bytes are not a JPEG, PNG or WebP image."""
+
+
+class ImageTooLarge(ImageRefused):
+    """The image's header claims more pixels than :func:`max_image_pixels` allows."""
+
+
+@dataclass(frozen=True)
+class ImageHeader:
+    format: str
+    width: int
+    height: int
+
+
+def max_image_pixels(environ: dict[str, str] | None = None) -> int:
+    """``MICROCRED_MAX_IMAGE_PIXELS``: the most pixels an uploaded image may have."""
+    env = os.environ if environ is None else environ
+    raw = env.get("MICROCRED_MAX_IMAGE_PIXELS", "").strip() or str(DEFAULT_MAX_PIXELS)
+    try:
+        pixels = int(raw)
+    except ValueError:
+        raise ValueError(f"MICROCRED_MAX_IMAGE_PIXELS must be a whole number, got {raw!r}") from None
+    if not 1 <= pixels <= PIXELS_CEILING:
+        raise ValueError(
+            f"MICROCRED_MAX_IMAGE_PIXELS must be between 1 and {PIXELS_CEILING}, got {raw!r}")
+    return pixels
+
+
+def read_header(image: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageHeader:
+    """The image's format and size from its header alone: nothing is decompressed. Raises
+    :class:`ImageUnreadable` for anything but JPEG, PNG or WebP, and :class:`ImageTooLarge` when
+    width x height exceeds ``max_pixels``."""
+    if not image:
+        raise ImageUnreadable("the image is empty")
+    try:
+        with Image.open(io.BytesIO(image)) as im:  # parses the header; load() would decode
+            header = ImageHeader(str(im.format), *im.size)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        claimed = re.search(r"\((\d+) pixels\)", str(exc))  # Pillow's guard gives only the count
+        raise _too_large(int(claimed[1]) if claimed else None, max_pixels) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        raise ImageUnreadable("the file is not a JPEG, PNG or WebP image") from None
+    if header.format not in FORMATS:
+        raise ImageUnreadable(f"the file is a {header.format} image, not a JPEG, PNG or WebP")
+    if header.width * header.height > max_pixels:
+        raise _too_large(header.width * header.height, max_pixels,
+                         f"{header.width}x{header.height} = ")
+    return header
+
+
+def _too_large(pixels: int | None, max_pixels: int, dims: str = "") -> ImageTooLarge:
+    size = f"{dims}{pixels:,} pixels ({pixels / 1e6:.1f} megapixels)" if pixels else "too many pixels"
+    return ImageTooLarge(f"the image has {size}; at most {max_pixels:,} pixels are accepted, "
+                         "and a camera photo has fewer")
+
+
+def decode(image: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode JPEG/PNG/WebP bytes into a BGR array, after :func:`read_header` has checked the
+    pixel count; raises :class:`ImageUnreadable` or :class:`ImageTooLarge`."""
+    header = read_header(image, max_pixels=max_pixels)
+    array = cv2.imdecode(np.frombuffer(image, dtype=np.uint8), cv2.IMREAD_COLOR)
+    if array is None:
+        raise ImageUnreadable("the file is not a JPEG, PNG or WebP image")
+    if array.shape[1] * array.shape[0] > header.width * header.height:
+        # OpenCV and Pillow read the same header; should they ever disagree, refuse
+        raise ImageUnreadable("the image's header does not match its pixels")
+    return array
 
 
 class ProctoringKeyError(ValueError):
@@ -84,9 +184,10 @@ class PreparedImage:
     height: int
 
 
-def prepare(image: bytes, kind: str) -> PreparedImage:
-    """Decode, shrink to the kind's size, and re-encode as JPEG (raises ImageUnreadable)."""
-    bgr = decode(image)
+def prepare(image: bytes, kind: str, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> PreparedImage:
+    """Check the header, decode, shrink to the kind's size, and re-encode as JPEG (raises
+    :class:`ImageRefused`)."""
+    bgr = decode(image, max_pixels=max_pixels)
     h, w = bgr.shape[:2]
     scale = min(1.0, MAX_SIDE[kind] / max(h, w))
     if scale < 1.0:
@@ -101,11 +202,14 @@ def prepare(image: bytes, kind: str) -> PreparedImage:
 class ImageVault:
     """Encrypts and decrypts images with one AES-256-GCM key."""
 
-    def __init__(self, key: bytes) -> None:
+    def __init__(self, key: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
         if len(key) != 32:
             raise ProctoringKeyError("the image key must be 32 bytes")
         self._aead = AESGCM(key)
         self.key_id = hashlib.sha256(key).hexdigest()[:16]
+        self.max_pixels = max_pixels
+        # Pillow's guard must not refuse what this vault accepts
+        Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, max_pixels)
 
     @staticmethod
     def _aad(session_id: int, kind: str) -> bytes:
@@ -115,7 +219,7 @@ class ImageVault:
         """Prepare, encrypt and add an image row (flushed, so it has an id)."""
         if kind not in KINDS:
             raise ValueError(f"unknown image kind {kind!r}")
-        prepared = prepare(image, kind)
+        prepared = prepare(image, kind, max_pixels=self.max_pixels)
         nonce = secrets.token_bytes(12)
         row = StoredImage(
             session_id=session_id, kind=kind, content_type="image/jpeg", key_id=self.key_id,

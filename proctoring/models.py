@@ -129,6 +129,22 @@ class IdentityCheck(Base):
 append_only(IdentityCheck)
 
 
+class IdentityAttempt(Base):
+    """One identity submission that got past the rate limit, whatever became of it (stored, or
+    refused as unreadable or oversized): what :func:`proctoring.identity.count_attempt` counts,
+    in the database so that the limit holds across workers."""
+
+    __tablename__ = "proctoring_identity_attempts"
+    __table_args__ = (Index("ix_proctoring_identity_attempts_session_at", "session_id", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("proctoring_sessions.id"))
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+append_only(IdentityAttempt)
+
+
 class IntegrityEvent(Base):
     """Something the candidate's page reported. ``seq`` is the page's own counter, unique per
     session, so a retried batch is stored once. ``server_at`` is when it arrived here."""

@@ -11,6 +11,7 @@ invalidates the result. An invalidated result never passes.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -22,7 +23,8 @@ from proctoring.errors import Conflict, Invalid
 from proctoring.events import apply_rules
 from proctoring.models import ProctorSession, ReviewDecision
 from proctoring.sessions import Actor, info, policy, transition
-from proctoring.states import RUNNING, State
+from proctoring.states import LABELS, RUNNING, State
+from proctoring.verifiers import finding, outcome_words
 
 VERDICTS = ("cleared", "invalidated")
 MAX_REASON = 2000
@@ -93,21 +95,22 @@ def decisions(session: Session, ps: ProctorSession) -> list[ReviewDecision]:
                                 .order_by(ReviewDecision.id)))
 
 
-def timeline(session: Session, ps: ProctorSession) -> list[dict]:
-    """Everything that happened in the session, oldest first, for the reviewer."""
+def timeline(session: Session, ps: ProctorSession, extra: Iterable[dict] = ()) -> list[dict]:
+    """Everything that happened in the session, oldest first, for the reviewer. ``extra``: items
+    kept outside proctoring (the wiring passes the attempt's time extensions)."""
     from proctoring.events import events_of, flags_of, snapshots_of
     from proctoring.models import IdentityCheck, ProctorMessage, ProctorNote, Transition
 
-    items: list[dict] = []
+    items: list[dict] = list(extra)
 
     def add(at: dt.datetime, kind: str, text: str, by: int | None = None, **extra: object) -> None:
         items.append({"at": at, "kind": kind, "text": text, "by": by, **extra})
 
     for t in session.scalars(select(Transition).where(Transition.session_id == ps.id)):
-        add(t.at, "state", f"{t.from_state} → {t.to_state}" + (f": {t.reason}" if t.reason else ""),
-            t.by_user_id)
+        add(t.at, "state", f"{_label(t.from_state)} → {_label(t.to_state)}"
+            + (f": {t.reason}" if t.reason else ""), t.by_user_id)
     for c in session.scalars(select(IdentityCheck).where(IdentityCheck.session_id == ps.id)):
-        add(c.at, "identity", f"{c.verifier}: {c.outcome}" + (f" ({c.reason})" if c.reason else ""),
+        add(c.at, "identity", f"{finding(c.verifier, c.reason)} ({outcome_words(c.outcome)})",
             c.by_user_id)
     for e in events_of(session, ps):
         client = f" (page clock {e.client_at.isoformat(timespec='seconds')})" if e.client_at else ""
@@ -124,5 +127,12 @@ def timeline(session: Session, ps: ProctorSession) -> list[dict]:
         add(m.at, "message", m.text, m.author_id)
     for d in decisions(session, ps):
         add(d.at, "review", f"{d.verdict}: {d.reason}", d.reviewer_id)
-    order = {"state": 0, "identity": 1, "event": 2, "snapshot": 3, "flag": 4}
-    return sorted(items, key=lambda i: (i["at"], order.get(i["kind"], 5)))
+    order = {"state": 0, "identity": 1, "time": 2, "event": 3, "snapshot": 4, "flag": 5}
+    return sorted(items, key=lambda i: (i["at"], order.get(i["kind"], 6)))
+
+
+def _label(state: str) -> str:
+    try:
+        return LABELS[State(state)]
+    except ValueError:
+        return state

@@ -17,7 +17,7 @@ from proctoring import audit, hooks
 from proctoring.errors import Conflict, NotFound
 from proctoring.models import IdentityCheck, ProctorSession, ReviewDecision, Snapshot, Transition
 from proctoring.policy import ProctoringPolicy, parse_policy
-from proctoring.states import BEFORE_EXAM, State, TransitionRefused, check_transition
+from proctoring.states import BEFORE_EXAM, State, TransitionRefused, check_transition, label
 
 
 class Actor(Protocol):
@@ -125,7 +125,7 @@ def transition(
     ).rowcount
     if won != 1:
         session.refresh(ps)
-        raise Conflict(f"the session changed to {ps.state!r} meanwhile; reload and try again",
+        raise Conflict(f"This session became {label(ps.state)} meanwhile; reload and try again.",
                        state=ps.state)
     ps.state, ps.state_changed_at = to.value, now
     session.add(Transition(session_id=ps.id, from_state=current, to_state=to.value,

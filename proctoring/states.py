@@ -83,15 +83,28 @@ LABELS: dict[State, str] = {
 
 
 class TransitionRefused(Exception):
-    """A transition the state machine does not allow; the message names both states."""
+    """A transition the state machine does not allow; the message says so in words."""
 
     def __init__(self, from_state: str, to_state: str) -> None:
-        self.from_state, self.to_state = from_state, to_state
-        allowed = ", ".join(sorted(TRANSITIONS.get(State(from_state), ()))) if from_state in State._value2member_map_ else ""
-        super().__init__(
-            f"a session that is {from_state!r} cannot become {to_state!r}"
-            + (f" (it may become: {allowed})" if allowed else " (it is final)")
-        )
+        self.from_state, self.to_state = str(from_state), str(to_state)
+        super().__init__(refusal(self.from_state, self.to_state))
+
+
+def label(state: str) -> str:
+    """A state in words (``in progress``), for sentences."""
+    try:
+        return LABELS[State(state)].lower()
+    except ValueError:
+        return str(state)
+
+
+def refusal(from_state: str, to_state: str) -> str:
+    """Why a session in ``from_state`` cannot move to ``to_state``, for people."""
+    if from_state == to_state:
+        return f"This session is already {label(to_state)}."
+    if from_state in State._value2member_map_ and State(from_state) in FINAL:
+        return f"This session is {label(from_state)}: it has ended and cannot change any more."
+    return f"This session is {label(from_state)}, so it cannot become {label(to_state)}."
 
 
 def can_transition(from_state: str, to_state: str) -> bool:

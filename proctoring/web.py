@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask import Blueprint, Flask, flash, redirect, render_template, request
+from flask import Blueprint, Flask, flash, make_response, redirect, render_template, request
 
-from microcred.web import ApiError, db_session, wants_json
+from microcred.web import ApiError, db_session, same_site_referrer, wants_json
 from proctoring.errors import ProctoringError
-from proctoring.images import ImageVault, load_key, retention_days
+from proctoring.identity import AttemptLimit
+from proctoring.images import ImageVault, load_key, max_image_pixels, retention_days
 
 RUNNER_SCRIPT = "proctor/runner.js"
 
@@ -24,6 +25,7 @@ bp = Blueprint("proctoring", __name__)
 class ProctoringConfig:
     vault: ImageVault
     retention_days: int
+    identity_attempts: AttemptLimit
 
 
 def config(app: Flask | None = None) -> ProctoringConfig:
@@ -36,7 +38,8 @@ def init_app(app: Flask) -> None:
     from proctoring import candidate, console, wiring
 
     app.extensions["microcred.proctoring"] = ProctoringConfig(
-        vault=ImageVault(load_key(app.instance_path)), retention_days=retention_days())
+        vault=ImageVault(load_key(app.instance_path), max_pixels=max_image_pixels()),
+        retention_days=retention_days(), identity_attempts=AttemptLimit.from_env())
     assert candidate.bp is console.bp is bp  # the modules add their routes to bp on import
     app.register_blueprint(bp)
     w = app.extensions["microcred.wiring"]
@@ -52,8 +55,13 @@ def init_app(app: Flask) -> None:
     def _proctoring_error(exc: ProctoringError):
         db_session().rollback()
         if wants_json():
-            return ApiError(exc.status, exc.code, exc.message, **exc.extra).response()
-        if request.method == "POST" and request.referrer:
+            response = ApiError(exc.status, exc.code, exc.message, **exc.extra).response()
+        elif back := (same_site_referrer("") if request.method == "POST" else ""):
             flash(exc.message, "error")
-            return redirect(request.referrer)
-        return render_template("error.html", status=exc.status, message=exc.message), exc.status
+            return redirect(back)
+        else:
+            response = make_response(
+                render_template("error.html", status=exc.status, message=exc.message), exc.status)
+        if "retry_after" in exc.extra:
+            response.headers["Retry-After"] = str(exc.extra["retry_after"])
+        return response

@@ -26,11 +26,13 @@ from assessment.delivery import service as delivery
 from assessment.delivery.models import Attempt, ClockEvent, ResponseSave
 from assessment.delivery.timing import clock
 from assessment.exams import Exam
+from assessment.retakes import retake_policy_of, wait_refusal
 from assessment.users import User
 from microcred import signals
 from microcred.db import utcnow
+from microcred.words import plural
 from proctoring import hooks
-from proctoring.actions import messages
+from proctoring.actions import allowed, messages
 from proctoring.assignments import exam_ids_for
 from proctoring.errors import Conflict
 from proctoring.flags import (
@@ -55,6 +57,7 @@ from proctoring.sessions import (
     transition,
 )
 from proctoring.states import ACTIVE, LABELS, RUNNING, State
+from proctoring.verifiers import finding
 
 #: A page not heard from for this long shows as disconnected on the console.
 CONNECTION_LOST_AFTER_S = 30
@@ -79,12 +82,28 @@ def identity_gate(session: Session, user: User, exam: Exam, *, url_for: Any = No
         return None
     ps = open_session(session, user.id, exam.id)
     if ps is None:
+        _refuse_while_waiting(session, user, exam)
         ps = create_session(session, candidate_id=user.id, exam_id=exam.id, policy=pol)
     if ps.state == State.ADMITTED:
         return None
     if url_for is None:
         from flask import url_for
     return url_for("proctoring.identity_page", session_id=ps.id)
+
+
+def _refuse_while_waiting(session: Session, user: User, exam: Exam) -> None:
+    """A session terminated before its attempt started (e.g. at the identity check) counts as a
+    terminated attempt for the exam's retake wait; delivery enforces the wait after attempts."""
+    rules = retake_policy_of(exam.policy)
+    if not rules.wait_hours:
+        return
+    ended = session.scalar(select(ProctorSession.state_changed_at).where(
+        ProctorSession.candidate_id == user.id, ProctorSession.exam_id == exam.id,
+        ProctorSession.state == State.TERMINATED.value, ProctorSession.attempt_id.is_(None))
+        .order_by(ProctorSession.id.desc()).limit(1))
+    if ended is not None and utcnow() < rules.retake_from(ended):
+        retake_from = rules.retake_from(ended)
+        raise Conflict(wait_refusal(retake_from), retake_from=retake_from.isoformat())
 
 
 # ---------------------------------------------------------------- signals from delivery
@@ -150,7 +169,39 @@ def runner_extras(session: Session, attempt: Attempt) -> dict[str, Any]:
         "snapshots_url": url_for("proctoring.api_snapshots", session_id=ps.id),
         "messages": [{"id": m.id, "text": m.text, "at": m.at.isoformat()}
                      for m in messages(session, ps)],
+        # the proctor's reason, for the candidate, once the session is terminated (else None)
+        "termination_reason": _termination_reason(session, ps),
     }}
+
+
+def _termination_reason(session: Session, ps: ProctorSession) -> str | None:
+    if ps.state != State.TERMINATED:
+        return None
+    return session.scalar(select(Transition.reason).where(
+        Transition.session_id == ps.id, Transition.to_state == State.TERMINATED.value)
+        .order_by(Transition.id.desc()).limit(1))
+
+
+def time_extensions(session: Session, ps: ProctorSession) -> list[dict[str, Any]]:
+    """The attempt's time extensions as session timeline items, read from delivery's clock
+    events (the record the deadline is computed from), each with the deadline it set."""
+    if ps.attempt_id is None:
+        return []
+    attempt = session.get(Attempt, ps.attempt_id)
+    events = delivery.clock_events(session, attempt)
+    items = []
+    for i, ev in enumerate(events):
+        if ev.kind != "extend":
+            continue
+        deadline = clock(attempt, events[: i + 1], ev.at).deadline
+        minutes = ev.seconds / 60
+        amount = (plural(int(minutes), "minute") if minutes == int(minutes)
+                  else plural(ev.seconds, "second"))
+        items.append({"at": ev.at, "kind": "time", "by": ev.by_user_id,
+                      "text": f"time extended by {amount}, new deadline "
+                              f"{deadline.strftime('%H:%M:%S')} UTC"
+                              + (f": {ev.reason}" if ev.reason else "")})
+    return items
 
 
 # ---------------------------------------------------------------- the proctor's clock controls
@@ -191,7 +242,8 @@ class DeliveryControl:
 
 _SESSION_COLS = (ProctorSession.id, ProctorSession.candidate_id, ProctorSession.exam_id,
                  ProctorSession.attempt_id, ProctorSession.state, ProctorSession.risk_score,
-                 ProctorSession.last_seen_at, ProctorSession.policy)
+                 ProctorSession.last_seen_at, ProctorSession.policy,
+                 ProctorSession.state_changed_at)
 _SEVERITY_RANK = case(*[(Flag.severity == s, i) for i, s in enumerate(SEVERITY_ORDER)], else_=-1)
 #: what an unanswered item's newest save holds (JSON text); anything else is an answer
 _NO_ANSWER = ("null", "[]", '""')
@@ -258,14 +310,20 @@ def _camera(ps: Row, pol: ProctoringPolicy | None, last: Row | None,
 
 def live_sessions(session: Session, viewer: User, now: dt.datetime | None = None) -> list[dict[str, Any]]:
     """One row per session the viewer may watch, for the console: a fixed number of queries
-    (at most 13), each returning at most a row or a few per session, whatever the number of
-    sessions, events, flags or saves."""
+    (at most 14), each returning at most a row or a few per session, whatever the number of
+    sessions, events, flags or saves.
+
+    Live sessions (``ACTIVE``) carry the clock, connection and camera; a session that ended in
+    the last :data:`RECENTLY_ENDED_S` seconds is ``finished``: its outcome and when it ended,
+    and no clock or connection (nobody is expected to be there any more)."""
     now = now or utcnow()
     sessions = _visible_sessions(session, viewer, now)
     if not sessions:
         return []
     ids = [ps.id for ps in sessions]
-    attempt_ids = [ps.attempt_id for ps in sessions if ps.attempt_id]
+    live = [ps for ps in sessions if State(ps.state) in ACTIVE]
+    attempt_ids = [ps.attempt_id for ps in live if ps.attempt_id]
+    outcomes = _outcome_reasons(session, [ps.id for ps in sessions if State(ps.state) not in ACTIVE])
     users = {u.id: u for u in session.execute(select(User.id, User.display_name, User.email)
                                               .where(User.id.in_({ps.candidate_id for ps in sessions})))}
     exams = dict(session.execute(select(Exam.id, Exam.code).where(
@@ -311,6 +369,7 @@ def live_sessions(session: Session, viewer: User, now: dt.datetime | None = None
     for ps in sessions:
         cand = users.get(ps.candidate_id)
         attempt = attempts.get(ps.attempt_id) if ps.attempt_id else None
+        finished = State(ps.state) not in ACTIVE
         row: dict[str, Any] = {
             "id": ps.id,
             "candidate": cand.display_name if cand else f"#{ps.candidate_id}",
@@ -321,7 +380,16 @@ def live_sessions(session: Session, viewer: User, now: dt.datetime | None = None
             "identity": _identity_label(ps, failing.get(ps.id)),
             "risk": ps.risk_score,
             "attempt_id": ps.attempt_id,
+            "finished": finished,
+            "actions": list(allowed(ps.state)),
         }
+        row["flags"] = flags.get(ps.id) or {"count": 0, "worst": None, "latest": None,
+                                            "latest_id": None}
+        if finished:
+            row.update(ended_at=ps.state_changed_at.isoformat(), outcome=outcomes.get(ps.id, ""),
+                       connection=None, last_seen_s=None, snapshot=None, camera=None)
+            rows.append(row)
+            continue
         if attempt is not None:
             c = clock(attempt, events.get(attempt.id, []), now)
             row.update(answered=answered.get(attempt.id, 0), items=len(attempt.item_order),
@@ -332,8 +400,6 @@ def live_sessions(session: Session, viewer: User, now: dt.datetime | None = None
         row["connection"] = ("not yet" if seen is None else
                              "online" if (now - seen).total_seconds() <= CONNECTION_LOST_AFTER_S
                              else "lost")
-        row["flags"] = flags.get(ps.id) or {"count": 0, "worst": None, "latest": None,
-                                            "latest_id": None}
         snap = snaps.get(ps.id)
         row["snapshot"] = ({"id": snap.id, "image_id": snap.image_id, "faces": snap.faces,
                             "age_s": int((now - snap.server_at).total_seconds())} if snap else None)
@@ -344,6 +410,16 @@ def live_sessions(session: Session, viewer: User, now: dt.datetime | None = None
         rows.append(row)
     _mark_flagged_silences(session, rows)
     return rows
+
+
+def _outcome_reasons(session: Session, ids: list[int]) -> dict[int, str]:
+    """Per finished session, the reason of its last transition (why it ended): one query."""
+    if not ids:
+        return {}
+    last = select(func.max(Transition.id)).where(Transition.session_id.in_(ids)) \
+        .group_by(Transition.session_id)
+    return dict(session.execute(select(Transition.session_id, Transition.reason)
+                                .where(Transition.id.in_(last))).all())
 
 
 def _mark_flagged_silences(session: Session, rows: list[dict[str, Any]]) -> None:
@@ -372,7 +448,7 @@ def _identity_label(ps: Row, failing: Row | None) -> str:
     if state == State.CREATED:
         return "not submitted"
     if state == State.IDENTITY_PENDING:
-        return f"to check ({failing.verifier}: {failing.reason})" if failing else "to check"
+        return f"to check ({finding(failing.verifier, failing.reason)})" if failing else "to check"
     if state == State.IDENTITY_REJECTED:
         return "rejected"
     if state == State.TERMINATED and ps.attempt_id is None:

@@ -298,14 +298,63 @@ CHROMIUM_ARGS = [
 ]
 
 
+def photo_like_frame(seed: int, width: int = 1280, height: int = 720):
+    """A BGR frame that compresses like a camera photo, not like a test card: colour gradients
+    under sensor-like noise. At 1280x720 its JPEG (quality 90) is some 400 KB, where the fake
+    camera's flat green frames make a few KB and once hid a 64 KB upload limit."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    phase = seed * 0.7
+    base = np.stack([x * 255 / width, y * 255 / height,
+                     127 + 100 * np.sin((x + y) / 97 + phase)], axis=-1)
+    noise = rng.normal(0, 18, (height, width, 3)).astype(np.float32)
+    return np.clip(base + noise, 0, 255).astype(np.uint8)
+
+
+def camera_jpeg(seed: int, width: int = 1280, height: int = 720, quality: int = 90) -> bytes:
+    """A camera-sized JPEG (:func:`photo_like_frame`), encoded with Pillow."""
+    import io
+
+    from PIL import Image
+
+    rgb = photo_like_frame(seed, width, height)[:, :, ::-1]
+    out = io.BytesIO()
+    Image.fromarray(rgb).save(out, "JPEG", quality=quality)
+    return out.getvalue()
+
+
 @pytest.fixture(scope="session")
-def browser() -> Iterator:
+def camera_photos() -> tuple[bytes, bytes]:
+    """Two different 1280x720 camera photos (a selfie and an ID), some 400 KB each."""
+    return camera_jpeg(1), camera_jpeg(2)
+
+
+def fake_camera_video(path: Path, frames: int = 6) -> Path:
+    """A 1280x720 Y4M video of :func:`photo_like_frame` frames, for Chromium's fake camera
+    (``--use-file-for-fake-video-capture``), which loops it: photos taken in the browser then
+    weigh what a real webcam's do (hundreds of KB)."""
+    import cv2
+
+    with path.open("wb") as fh:
+        fh.write(b"YUV4MPEG2 W1280 H720 F10:1 Ip A1:1 C420jpeg\n")
+        for i in range(frames):
+            fh.write(b"FRAME\n")
+            fh.write(cv2.cvtColor(photo_like_frame(i), cv2.COLOR_BGR2YUV_I420).tobytes())
+    return path
+
+
+@pytest.fixture(scope="session")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     if not Path(CHROMIUM).exists():
         pytest.fail(f"Chromium is not installed at {CHROMIUM}; `make test` installs it (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
 
+    video = fake_camera_video(tmp_path_factory.mktemp("camera") / "camera.y4m")
+    args = [*CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={video}"]
     with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=args, headless=True)
         yield b
         b.close()
 

@@ -248,7 +248,7 @@ def test_user_add(demo):
 
     short = run(demo.env, "user", "add", "--email", "s@example.org", "--name", "S",
                 "--role", "candidate", "--password", "short")
-    assert short.exit_code == 1 and "at least 10 characters" in short.output
+    assert short.exit_code == 1 and "at least 8 characters" in short.output
 
     not_email = run(demo.env, "user", "add", "--email", "nobody", "--name", "N",
                     "--role", "candidate", "--password", "a long enough password")

@@ -6,7 +6,6 @@ in tests/conftest.py)."""
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import re
 from collections import deque
 from pathlib import Path
@@ -129,7 +128,8 @@ def _crawl(client, seeds: list[str], limit: int = 80) -> dict[str, str]:
 #: Lower thresholds than the defaults (5 per account, 30 per address, 15 minutes), set through
 #: the configuration: every failed try costs an argon2 verification (~0.2 s here).
 STRICT = {"signin_max_failures_per_account": 3, "signin_max_failures_per_address": 6,
-          "signin_window_seconds": 600}
+          "signin_window_seconds": 600, "signin_backoff_base_seconds": 30.0,
+          "signin_backoff_cap_seconds": 600.0}
 
 
 @pytest.fixture
@@ -144,14 +144,18 @@ def strict_app(settings, db):
 def test_throttle_defaults_and_their_configuration(tmp_path, monkeypatch):
     monkeypatch.setenv("MICROCRED_INSTANCE_DIR", str(tmp_path))
     for name in ("MICROCRED_SIGNIN_MAX_FAILURES", "MICROCRED_SIGNIN_MAX_FAILURES_PER_ADDRESS",
-                 "MICROCRED_SIGNIN_WINDOW_SECONDS"):
+                 "MICROCRED_SIGNIN_WINDOW_SECONDS", "MICROCRED_SIGNIN_BACKOFF_BASE_SECONDS",
+                 "MICROCRED_SIGNIN_BACKOFF_CAP_SECONDS"):
         monkeypatch.delenv(name, raising=False)
     defaults = Settings.from_env()
     assert (defaults.signin_max_failures_per_account, defaults.signin_max_failures_per_address,
-            defaults.signin_window_seconds) == (5, 30, 900)
+            defaults.signin_window_seconds, defaults.signin_backoff_base_seconds,
+            defaults.signin_backoff_cap_seconds) == (5, 30, 900, 2.0, 300.0)
     monkeypatch.setenv("MICROCRED_SIGNIN_MAX_FAILURES", "3")
     monkeypatch.setenv("MICROCRED_SIGNIN_MAX_FAILURES_PER_ADDRESS", "6")
     monkeypatch.setenv("MICROCRED_SIGNIN_WINDOW_SECONDS", "600")
+    monkeypatch.setenv("MICROCRED_SIGNIN_BACKOFF_BASE_SECONDS", "30")
+    monkeypatch.setenv("MICROCRED_SIGNIN_BACKOFF_CAP_SECONDS", "600")
     configured = Settings.from_env()
     assert {k: getattr(configured, k) for k in STRICT} == STRICT
 
@@ -173,30 +177,30 @@ def test_repeated_wrong_passwords_throttle_the_account(strict_app, make_user, db
     refused = _post_signin(client, user.email, "wrong password!", token)
     assert refused.status_code == 429
     message = _flash(refused.get_data(as_text=True))
-    minutes = settings.signin_window_seconds // 60
-    assert message == [f"Too many failed sign-ins. Wait {minutes} minutes and try again."]
-    assert refused.headers["Retry-After"] == str(settings.signin_window_seconds)
-    # the right password is refused too, and the throttled tries write nothing
+    wait = settings.signin_backoff_base_seconds  # the first delay; it doubles from there
+    left = int(refused.headers["Retry-After"])  # what remains of it (the tries took time)
+    assert 1 <= left <= wait
+    unit = "second" if left == 1 else "seconds"
+    assert message == [f"Too many failed sign-ins. Wait {left} {unit} and try again."]
+    # the right password from this address waits too, and the throttled tries write nothing
     right = _post_signin(client, user.email.upper(), PASSWORD, token)
     assert right.status_code == 429 and THROTTLED in right.get_data(as_text=True)
     assert not _signed_in(client)
     assert _count(db, SigninAttempt) == rows
     _assert_security_headers(right)
 
-    # another account from the same address is not affected by this account's lock
+    # another account from the same address is not affected by this account's delay
     other = make_user("candidate")
     fresh = app.test_client()
     assert _post_signin(fresh, other.email, PASSWORD, csrf_token(fresh)).status_code == 302
 
-    # once the window has passed, the right password signs in
-    from assessment import users
+    # once the delay has passed, the right password signs in
+    from assessment import signin_throttle
 
-    real_now = users.utcnow
-    later = real_now() + dt.timedelta(seconds=settings.signin_window_seconds + 1)
-    monkeypatch.setattr(users, "utcnow", lambda: later)
+    later = signin_throttle.clock() + wait + 0.5
+    monkeypatch.setattr(signin_throttle, "clock", lambda: later)
     assert _post_signin(client, user.email, PASSWORD, token).status_code == 302
     assert _signed_in(client)
-    monkeypatch.setattr(users, "utcnow", real_now)
     # a success clears the account's count: one more wrong password is a plain failure
     client.post("/signout", data={"csrf_token": csrf_token(client)})
     token = csrf_token(client)
@@ -222,7 +226,7 @@ def test_many_accounts_from_one_address_are_throttled(strict_app, make_user, db,
     assert not _signed_in(client)
     assert _count(db, SigninAttempt) == written
 
-    # from another address the same account signs in
+    # from another address the same account signs in at once
     elsewhere = app.test_client()
     env = {"REMOTE_ADDR": "198.51.100.7"}
     page = elsewhere.get("/signin", environ_base=env).get_data(as_text=True)

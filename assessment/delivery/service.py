@@ -18,9 +18,10 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, load_only
 
+from assessment.delivery.eligibility import eligibility
 from assessment.delivery.models import (
     Attempt,
     ClockEvent,
@@ -115,6 +116,16 @@ def in_progress_attempt(session: Session, candidate: User, exam: Exam) -> Attemp
     )
 
 
+def check_may_start(session: Session, candidate: User, exam: Exam,
+                    now: dt.datetime | None = None) -> None:
+    """Raise :class:`Conflict` saying when the candidate may retake, when the exam's retake
+    rules (attempt limit, wait after an attempt that did not pass) refuse a new attempt now."""
+    verdict = eligibility(session, candidate.id, exam, now or utcnow())
+    if not verdict.may_start:
+        raise Conflict(verdict.refusal, retake_from=verdict.retake_from.isoformat()
+                       if verdict.retake_from else None)
+
+
 def start_attempt(
     session: Session,
     candidate: User,
@@ -135,15 +146,7 @@ def start_attempt(
         raise Conflict(f"exam {exam.code} is not open")
     if not agreed:
         raise Invalid("you must accept the candidate agreement to start", field="agree")
-    max_attempts = exam.policy.get("max_attempts")
-    if max_attempts:
-        taken = session.scalar(
-            select(func.count()).select_from(Attempt).where(
-                Attempt.candidate_id == candidate.id, Attempt.exam_id == exam.id
-            )
-        )
-        if taken >= max_attempts:
-            raise Conflict(f"you have used all {max_attempts} attempts at this exam")
+    check_may_start(session, candidate, exam, now)
     forms = [ef for ef in exam.forms if ef.active]
     if not forms:
         raise Conflict(f"exam {exam.code} has no active form")

@@ -9,6 +9,7 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from assessment.delivery import service
+from assessment.delivery.eligibility import eligibility
 from assessment.delivery.models import Attempt, Result
 from assessment.exams import Exam, exam_by_code, open_exams
 from microcred.db import utcnow
@@ -96,7 +97,8 @@ def exam(code: str):
         raise service.NotFound(f"no open exam {code}")
     current = service.in_progress_attempt(session, current_user, exam)
     return render_template("delivery/exam.html", exam=exam, current=current,
-                           agreed=_agreed(exam))
+                           agreed=_agreed(exam),
+                           retake=eligibility(session, current_user.id, exam, utcnow()))
 
 
 @bp.post("/exams/<code>/start")
@@ -107,13 +109,17 @@ def start(code: str):
     if exam is None or not exam.is_open:
         raise service.NotFound(f"no open exam {code}")
     if service.in_progress_attempt(session, current_user, exam) is None:
+        # retake rules first: no identity check for an attempt that could not start anyway
+        service.check_may_start(session, current_user, exam)
         # the agreement comes first, before any start gate (the identity check), and once
         if request.form.get("agree") == "yes":
             _remember_agreement(exam)
         elif not _agreed(exam):
             flash("To start, confirm that you accept the candidate agreement.", "error")
             return render_template("delivery/exam.html", exam=exam, current=None,
-                                   agreed=False, agree_error=True), 422
+                                   agreed=False, agree_error=True,
+                                   retake=eligibility(session, current_user.id, exam,
+                                                      utcnow())), 422
         for gate in runner_wiring().start_gates:
             target = gate(session, current_user, exam)
             if target:
@@ -193,6 +199,7 @@ def api_heartbeat(attempt_id: int):
     }
     if attempt.status != "in_progress":
         body["result_url"] = url_for("delivery.result", attempt_id=attempt.id)
+        body["finalize_reason"] = attempt.finalize_reason  # submitted | time_expired | terminated
     return body
 
 

@@ -1,10 +1,13 @@
 // The live proctor console: polls the sessions every few seconds and updates the table in
 // place (rows keyed by session id, cells rewritten only when their text changes, so focus and
 // screen-reader position survive). New flags, identity checks and sessions are announced
-// politely once, not every poll. Actions open one shared dialog and post JSON.
+// politely once, not every poll. A session that ends moves to the "finished" table (its outcome,
+// no clock, no connection). Actions open one shared dialog that shows only what the session's
+// state allows (the server's list, from the state machine) and post JSON.
 
 const table = document.getElementById("console-table");
 const tbody = document.getElementById("console-rows");
+const finishedBody = document.getElementById("finished-rows");
 const announcer = document.getElementById("console-announcer");
 const dialog = document.getElementById("action-dialog");
 const csrfToken = document.querySelector('meta[name="csrf-token"]').content;
@@ -12,9 +15,12 @@ const pollMs = Number(table.dataset.pollMs || 3000);
 const initial = JSON.parse(document.getElementById("console-data").textContent);
 
 const known = new Map();   // id -> last row
-const rowEls = new Map();  // id -> {tr, cells: {col: td}, frame, silence}: no DOM search per poll
+const rowEls = new Map();  // id -> {tr, cells: {col: td}, frame, silence, finished}: no DOM search per poll
 let current = null;        // the row the dialog acts on
 let first = true;
+
+// "1 live session", "2 live sessions": never "1 sessions"
+const plural = (n, one, many) => `${n} ${n === 1 ? one : (many || one + "s")}`;
 
 const urlFor = (template, id, action) =>
   template.replace(/\/0(?=\/|$)/, `/${id}`).replace("ACTION", action || "");
@@ -27,7 +33,7 @@ function fmtTime(s) {
 }
 
 function cellsFor(r) {
-  const flags = r.flags.count ? `${r.flags.count} (${r.flags.worst})${r.flags.latest ? ": " + r.flags.latest : ""}` : "none";
+  const flags = flagsText(r);
   const conn = r.connection === "lost" ? `lost (${r.last_seen_s} s ago)` : r.connection;
   return {
     state: r.state_label,
@@ -41,19 +47,75 @@ function cellsFor(r) {
 }
 
 const COLS = ["state", "identity", "progress", "time", "connection", "flags", "risk"];
+const FINISHED_COLS = ["outcome", "ended", "flags", "risk"];
 
-function buildRow(r) {
-  const tr = document.createElement("tr");
-  tr.dataset.id = r.id;
+function flagsText(r) {
+  return r.flags.count ? `${r.flags.count} (${r.flags.worst})${r.flags.latest ? ": " + r.flags.latest : ""}` : "none";
+}
+
+function finishedCellsFor(r) {
+  return {
+    outcome: r.outcome ? `${r.state_label}: ${r.outcome}` : r.state_label,
+    ended: new Date(r.ended_at).toLocaleTimeString(),
+    flags: flagsText(r),
+    risk: String(r.risk),
+  };
+}
+
+function nameCell(r) {
   const th = document.createElement("th");
   th.scope = "row";
   const a = document.createElement("a");
   a.href = urlFor(table.dataset.sessionUrl, r.id);
   a.textContent = r.candidate;
   th.appendChild(a);
+  return th;
+}
+
+function actionsCell(tr, r) {
+  const act = document.createElement("td");
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "button small";
+  button.textContent = "Actions";
+  button.setAttribute("aria-label", `Actions for ${r.candidate}`);
+  button.addEventListener("click", () => openDialog(Number(tr.dataset.id), button));
+  act.appendChild(button);
+  return act;
+}
+
+function buildFinishedRow(r) {
+  const tr = document.createElement("tr");
+  tr.dataset.id = r.id;
   const exam = document.createElement("td");
   exam.textContent = r.exam;
-  tr.append(th, exam);
+  tr.append(nameCell(r), exam);
+  const cells = {};
+  for (const c of FINISHED_COLS) {
+    const td = document.createElement("td");
+    td.dataset.col = c;
+    tr.appendChild(td);
+    cells[c] = td;
+  }
+  tr.appendChild(actionsCell(tr, r));
+  return { tr, cells, finished: true };
+}
+
+function updateFinishedRow(el, r) {
+  const texts = finishedCellsFor(r);
+  for (const c of FINISHED_COLS) {
+    if (el.cells[c].textContent !== texts[c]) el.cells[c].textContent = texts[c];
+  }
+  const cls = [r.flags.worst ? `sev-${r.flags.worst}` : "", `state-${r.state}`].join(" ").trim();
+  if (el.tr.className !== cls) el.tr.className = cls;
+}
+
+function buildRow(r) {
+  const tr = document.createElement("tr");
+  tr.dataset.id = r.id;
+  const exam = document.createElement("td");
+  exam.textContent = r.exam;
+  tr.append(nameCell(r), exam);
   const cells = {};
   for (const c of COLS) {
     const td = document.createElement("td");
@@ -68,16 +130,8 @@ function buildRow(r) {
   const silence = document.createElement("span");  // "no snapshot for 03:10" when the camera is silent
   silence.dataset.part = "silence";
   snap.append(frame, silence);
-  const act = document.createElement("td");
-  const button = document.createElement("button");
-  button.type = "button";
-  button.className = "button small";
-  button.textContent = "Actions";
-  button.setAttribute("aria-label", `Actions for ${r.candidate}`);
-  button.addEventListener("click", () => openDialog(Number(tr.dataset.id), button));
-  act.appendChild(button);
-  tr.append(snap, act);
-  return { tr, cells, frame, silence };
+  tr.append(snap, actionsCell(tr, r));
+  return { tr, cells, frame, silence, finished: false };
 }
 
 function updateRow(el, r) {
@@ -98,7 +152,7 @@ function updateRow(el, r) {
       const img = document.createElement("img");
       img.src = urlFor(table.dataset.imageUrl, r.snapshot.image_id);
       img.width = 80; img.height = 60; img.loading = "lazy"; img.decoding = "async";
-      img.alt = `Snapshot: ${r.snapshot.faces === null ? "not analysed" : r.snapshot.faces + " face(s)"}`;
+      img.alt = `Snapshot: ${r.snapshot.faces === null ? "not analysed" : plural(r.snapshot.faces, "face")}`;
       frame.appendChild(img);
     }
   }
@@ -124,33 +178,52 @@ function render(data) {
   const news = [];
   const seen = new Set();
   const fresh = document.createDocumentFragment();  // new rows go in at once: one layout
+  const freshFinished = [];
   for (const r of data.sessions) {
     seen.add(r.id);
     let el = rowEls.get(r.id);
     const before = known.get(r.id);
+    if (el && el.finished !== r.finished) {  // the session ended: it leaves the live table
+      const hadFocus = el.tr.contains(document.activeElement);
+      el.tr.remove();
+      rowEls.delete(r.id);
+      el = null;
+      if (hadFocus) document.getElementById("finished-heading").focus();
+    }
     if (!el) {
-      el = buildRow(r);
+      el = r.finished ? buildFinishedRow(r) : buildRow(r);
       rowEls.set(r.id, el);
-      fresh.appendChild(el.tr);
+      if (r.finished) freshFinished.push(el); else fresh.appendChild(el.tr);
       if (!first && !before) news.push(`New session: ${r.candidate} (${r.exam}).`);
     }
     if (!first && before) {
       if (r.flags.latest_id && r.flags.latest_id !== before.flags.latest_id) news.push(`New flag for ${r.candidate}: ${r.flags.latest}.`);
       if (r.state === "identity_pending" && before.state !== "identity_pending") news.push(`${r.candidate} sent the identity photos.`);
+      if (r.finished && !before.finished) news.push(`${r.candidate}'s session ended: ${r.state_label}.`);
     }
-    updateRow(el, r);
+    if (r.finished) updateFinishedRow(el, r); else updateRow(el, r);
     known.set(r.id, r);
     if (current && current.id === r.id) { current = r; refreshDialog(); }
   }
   tbody.appendChild(fresh);
+  freshFinished.sort((x, y) => known.get(Number(x.tr.dataset.id)).ended_at.localeCompare(known.get(Number(y.tr.dataset.id)).ended_at));
+  for (const el of freshFinished) finishedBody.prepend(el.tr);  // newest first
   for (const [id, el] of rowEls) {
     if (!seen.has(id)) { el.tr.remove(); rowEls.delete(id); known.delete(id); }
   }
-  document.getElementById("console-count").textContent = String(data.sessions.length);
-  document.getElementById("console-empty").hidden = data.sessions.length > 0;
+  const live = data.sessions.filter((r) => !r.finished).length;
+  const ended = data.sessions.length - live;
+  setText(document.getElementById("console-count"), plural(live, "live session"));
+  document.getElementById("console-empty").hidden = live > 0;
+  document.getElementById("finished-empty").hidden = ended > 0;
+  document.getElementById("finished-region").hidden = ended === 0;
   document.getElementById("console-updated").textContent = new Date().toLocaleTimeString();
   if (news.length) announce(news.slice(0, 3).join(" ") + (news.length > 3 ? ` And ${news.length - 3} more.` : ""));
   first = false;
+}
+
+function setText(el, text) {
+  if (el.textContent !== text) el.textContent = text;
 }
 
 async function poll() {
@@ -174,20 +247,20 @@ function openDialog(id, button) {
 
 function refreshDialog() {
   if (!current) return;
-  document.getElementById("action-heading").textContent = `Actions for ${current.candidate} (${current.exam})`;
-  document.getElementById("action-state").textContent = `State: ${current.state_label}. Identity: ${current.identity}.`;
+  setText(document.getElementById("action-heading"), `Actions for ${current.candidate} (${current.exam})`);
+  setText(document.getElementById("action-state"), `State: ${current.state_label}. Identity: ${current.identity}.`);
   document.getElementById("action-session-link").href = urlFor(table.dataset.sessionUrl, current.id);
   document.getElementById("action-identity-link").href = urlFor(table.dataset.sessionUrl, current.id);
-  const s = current.state;
-  const when = {
-    identity: s === "identity_pending" || s === "created",
-    running: s === "in_progress" || s === "paused",
-    active: ["created", "identity_pending", "identity_rejected", "admitted", "in_progress", "paused"].includes(s),
-    any: true,
-  };
-  for (const group of dialog.querySelectorAll(".action-group")) group.hidden = !when[group.dataset.when];
-  document.getElementById("action-pause").closest("form").hidden = s !== "in_progress";
-  document.getElementById("action-resume").closest("form").hidden = s !== "paused";
+  // only the actions the state allows: the server's list, from the state machine
+  const allowed = new Set(current.actions || []);
+  for (const form of dialog.querySelectorAll("form[data-action]")) form.hidden = !allowed.has(form.dataset.action);
+  for (const p of dialog.querySelectorAll("[data-for]")) p.hidden = !allowed.has(p.dataset.for);
+  for (const group of dialog.querySelectorAll(".action-group")) {
+    group.hidden = !group.querySelector("form:not([hidden])");
+  }
+  document.getElementById("action-none").hidden = !current.finished;
+  // an action that hid the control in focus must not drop focus to <body>
+  if (dialog.open && !dialog.contains(document.activeElement)) document.getElementById("action-result").focus();
 }
 
 for (const form of dialog.querySelectorAll("form[data-action]")) {
@@ -212,6 +285,9 @@ for (const form of dialog.querySelectorAll("form[data-action]")) {
     }
     const fresh = await fetch(table.dataset.url, { credentials: "same-origin" }).then((r) => r.json()).catch(() => null);
     if (fresh) render(fresh);
+    // the result keeps the focus (the button pressed may now be hidden): it is read out, and
+    // Tab goes on from inside the dialog
+    result.focus();
   });
 }
 

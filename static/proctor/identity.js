@@ -17,6 +17,8 @@ async function setUpCamera() {
   }
   try {
     video.srcObject = await navigator.mediaDevices.getUserMedia({ video: { width: 1280, height: 720 }, audio: false });
+    // offer the buttons once a frame has arrived: before that a photo would be blank
+    if (video.readyState < 2) await new Promise((ready) => video.addEventListener("loadeddata", ready, { once: true }));
   } catch (err) {
     note.textContent = "The camera could not be used (" + (err && err.name || "blocked") + "): choose photo files instead.";
     return;
@@ -29,9 +31,10 @@ async function setUpCamera() {
 }
 
 function take(video, target, note) {
+  if (!video.videoWidth) { note.textContent = "The camera is not ready yet; try again in a moment."; return; }
   const canvas = document.createElement("canvas");
-  canvas.width = video.videoWidth || 640;
-  canvas.height = video.videoHeight || 480;
+  canvas.width = video.videoWidth;
+  canvas.height = video.videoHeight;
   canvas.getContext("2d").drawImage(video, 0, 0, canvas.width, canvas.height);
   canvas.toBlob((blob) => {
     if (!blob) { note.textContent = "The photo could not be taken; try again or choose a file."; return; }

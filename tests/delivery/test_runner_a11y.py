@@ -401,3 +401,40 @@ def test_the_identity_page_shows_no_empty_image_boxes(browser, live_server, db, 
     finally:
         context.close()
 
+
+
+def test_at_320px_no_candidate_page_scrolls_sideways(browser, live_server, db, candidate,
+                                                     build_exam):
+    """WCAG 1.4.10 (reflow) on every page of the candidate's way through an exam."""
+    from playwright.sync_api import expect
+
+    exam = build_exam(db, code="REFLOW-320")
+    context = browser.new_context(viewport={"width": 320, "height": 568})
+    try:
+        page = context.new_page()
+        page.set_default_timeout(10_000)
+        base = live_server.url
+        _signin(page, base, candidate.email)
+        wide = []
+        for path in ("/exams", f"/exams/{exam.code}", "/wallet", "/verify"):
+            page.goto(base + path)
+            if _scrolls_sideways(page):
+                wide.append(path)
+        attempt_id = _start(page, base, exam)
+        if _scrolls_sideways(page):
+            wide.append("runner: question")
+        page.get_by_role("button", name="Review answers").click()
+        if _scrolls_sideways(page):
+            wide.append("runner: review")
+        page.get_by_role("button", name="Submit the exam").click()
+        page.get_by_role("dialog").get_by_role("button", name="Submit now").click()
+        page.wait_for_url(re.compile(rf"/attempts/{attempt_id}/result$"))
+        expect(page.locator("#result-heading")).to_be_focused()
+        if _scrolls_sideways(page):
+            wide.append("result")
+        page.goto(base + "/exams")
+        if _scrolls_sideways(page):
+            wide.append("/exams with an attempt")
+        assert not wide, f"these scroll sideways at 320 px: {wide}"
+    finally:
+        context.close()

@@ -1,5 +1,5 @@
-"""Two Chromium contexts: a candidate passes the identity check with the fake camera and sits
-the exam; a proctor watches the session appear on the console, admits, pauses (the candidate's
+"""Two Chromium contexts: a candidate passes the identity check with the fake camera (playing a
+1280x720 photo-like video, so the photos weigh what a real webcam's do) and sits the exam; a proctor watches the session appear on the console, admits, pauses (the candidate's
 timer stops), sends a message, resumes and extends time."""
 from __future__ import annotations
 
@@ -7,6 +7,9 @@ import re
 import time
 
 import pytest
+from sqlalchemy import select
+
+from proctoring.models import StoredImage
 
 PASSWORD = "correct horse battery staple"
 pytestmark = pytest.mark.browser
@@ -51,8 +54,16 @@ def test_candidate_and_proctor(browser, live_server, db, proctored):
         cand.click("#take-selfie")
         cand.click("#take-id")
         expect(cand.locator("#id_document-preview")).to_be_visible()
-        cand.click("#identity-submit")
+        with cand.expect_request(lambda r: r.method == "POST" and "/proctoring/identity/" in r.url
+                                 ) as sent:
+            cand.click("#identity-submit")
         expect(cand.locator("#identity-status")).to_contain_text("A proctor is checking")
+        # two camera photos of hundreds of KB each went through the CSRF check and were kept
+        body = int(sent.value.all_headers()["content-length"])
+        assert body > 400_000, body
+        db.commit()
+        stored = db.execute(select(StoredImage.width, StoredImage.size)).all()
+        assert [w for w, _ in stored] == [1280, 1280] and min(s for _, s in stored) > 100_000, stored
 
         # the proctor sees the session appear and admits the candidate
         _signin(proc, base, ns.proctor.email)

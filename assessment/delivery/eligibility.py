@@ -1,0 +1,79 @@
+"""Whether a candidate may start an attempt at an exam now, under the exam's retake rules
+(:mod:`assessment.retakes`): the attempt limit, and the wait after an attempt that did not pass.
+
+The same answer is enforced when an attempt starts (``service.start_attempt``), checked before
+the candidate is sent through any start gate (the identity check), and shown on the exam page.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from assessment.delivery.models import Attempt, Result, ResultRelease
+from assessment.exams import Exam
+from assessment.retakes import RetakePolicy, retake_policy_of, wait_refusal
+from microcred.words import plural
+
+#: how a finalized attempt ended when it did not pass: the wait applies after each of these
+NOT_PASSED = ("failed", "terminated", "invalidated")
+
+
+@dataclass(frozen=True)
+class Eligibility:
+    rules: RetakePolicy
+    attempts_used: int
+    #: when the candidate may retake, while a wait after an attempt that did not pass runs
+    retake_from: dt.datetime | None
+    #: why the candidate may not start now, in their words; None: they may
+    refusal: str | None
+
+    @property
+    def may_start(self) -> bool:
+        return self.refusal is None
+
+    @property
+    def attempts_left(self) -> int | None:
+        if self.rules.max_attempts is None:
+            return None
+        return max(0, self.rules.max_attempts - self.attempts_used)
+
+
+def outcome(session: Session, attempt_id: int, finalize_reason: str | None) -> str:
+    """How a finalized attempt ended: passed, failed, terminated, invalidated or held."""
+    if finalize_reason == "terminated":
+        return "terminated"
+    result = session.scalar(select(Result).where(Result.attempt_id == attempt_id))
+    if result is None:
+        return "failed"
+    release = session.scalar(select(ResultRelease.status)
+                             .where(ResultRelease.result_id == result.id)
+                             .order_by(ResultRelease.id.desc()).limit(1))
+    if release == "invalidated":
+        return "invalidated"
+    if not result.passed:
+        return "failed"
+    return "held" if release == "held" else "passed"
+
+
+def eligibility(session: Session, candidate_id: int, exam: Exam, now: dt.datetime) -> Eligibility:
+    """May ``candidate_id`` start a new attempt at ``exam`` at ``now``?"""
+    rules = retake_policy_of(exam.policy)
+    attempts = list(session.execute(
+        select(Attempt.id, Attempt.status, Attempt.finalized_at, Attempt.finalize_reason)
+        .where(Attempt.candidate_id == candidate_id, Attempt.exam_id == exam.id)
+        .order_by(Attempt.id)))
+    used = len(attempts)
+    if rules.max_attempts is not None and used >= rules.max_attempts:
+        return Eligibility(rules, used, None,
+                           f"You have used all {plural(rules.max_attempts, 'attempt')} "
+                           "at this exam.")
+    last = next((a for a in reversed(attempts) if a.status == "finalized"), None)
+    if rules.wait_hours and last is not None and last.finalized_at is not None \
+            and outcome(session, last.id, last.finalize_reason) in NOT_PASSED:
+        retake_from = rules.retake_from(last.finalized_at)
+        if now < retake_from:
+            return Eligibility(rules, used, retake_from, wait_refusal(retake_from))
+    return Eligibility(rules, used, None, None)
