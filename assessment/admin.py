@@ -16,6 +16,7 @@ from assessment.users import (
     grant_accommodation,
     set_active,
 )
+from microcred.inputs import InvalidInput, form_id
 from microcred.web import db_session, role_required
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -151,8 +152,7 @@ def add_accommodation():
             multiplier = float(request.form.get("time_multiplier", ""))
         except ValueError:
             raise UserError("time multiplier must be a number such as 1.5") from None
-        exam_raw = request.form.get("exam_id") or ""
-        exam_id = int(exam_raw) if exam_raw.isdigit() else None
+        exam_id = form_id("exam_id")
         grant_accommodation(
             session,
             candidate=candidate,
@@ -161,7 +161,7 @@ def add_accommodation():
             granted_by=current_user,
             exam_id=exam_id,
         )
-    except UserError as exc:
+    except (UserError, InvalidInput) as exc:
         session.rollback()
         flash(f"Accommodation not granted: {exc}.", "error")
         return redirect(url_for("admin.index")), 303

@@ -13,8 +13,9 @@ from werkzeug.exceptions import HTTPException
 
 from assessment.config import Settings
 from assessment.database import Database
-from assessment.delivery.service import DeliveryError
 from assessment.users import User, load_signed_in_user
+from microcred.errors import DomainError
+from microcred.inputs import IdConverter
 from microcred.web import ApiError, BodyLimitedRequest, RunnerWiring, db_session, wants_json
 from microcred.words import plural
 
@@ -50,6 +51,8 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         static_folder=str(ROOT / "static"),
         instance_path=str(settings.instance_dir),
     )
+    # every <int:...> in every package's routes: ids beyond the database's range are a 404
+    app.url_map.converters["int"] = IdConverter
     app.request_class = BodyLimitedRequest  # per-view body limits, before the CSRF check reads
     app.config.update(
         SECRET_KEY=settings.secret_key,
@@ -62,6 +65,9 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         REMEMBER_COOKIE_SAMESITE="Lax",
         WTF_CSRF_TIME_LIMIT=None,
         WTF_CSRF_SSL_STRICT=False,
+        # a form without a field it needs is the client's 400, in debug mode too (Flask's
+        # default traps BadRequestKeyError in debug and answers 500)
+        TRAP_BAD_REQUEST_ERRORS=False,
         MICROCRED=settings,
     )
     app.config.update(overrides)
@@ -82,10 +88,10 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
                 session.rollback()
             session.close()
 
-    from assessment import admin, auth, home, psych
+    from assessment import admin, api_docs, auth, home, psych
     from assessment.delivery import views as delivery_views
 
-    for module in (auth, home, delivery_views, admin, psych):
+    for module in (auth, home, delivery_views, admin, psych, api_docs):
         app.register_blueprint(module.bp)
     for name in PLUGGED_PACKAGES:
         try:
@@ -108,8 +114,8 @@ def _register_errors(app: Flask) -> None:
     def _api_error(exc: ApiError):
         return exc.response()
 
-    @app.errorhandler(DeliveryError)
-    def _delivery_error(exc: DeliveryError):
+    @app.errorhandler(DomainError)
+    def _domain_error(exc: DomainError):
         db_session().rollback()
         if wants_json():
             return ApiError(exc.status, exc.code, exc.message, **exc.extra).response()
@@ -124,6 +130,8 @@ def _register_errors(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
+        if "db_session" in g:  # a failed flush must not break the error page itself
+            g.db_session.rollback()
         messages = {
             413: f"the request body is larger than {request.max_content_length} bytes, the "
                  f"most {request.path} accepts",

@@ -279,6 +279,11 @@ def grant_accommodation(
         )
     if not reason.strip():
         raise UserError("an accommodation needs a reason (e.g. the approved request)")
+    if exam_id is not None:
+        from assessment.exams import Exam
+
+        if session.get(Exam, exam_id) is None:
+            raise UserError(f"there is no exam {exam_id}")
     acc = Accommodation(
         candidate_id=candidate.id,
         exam_id=exam_id,

@@ -91,7 +91,7 @@ def rotate_key(slug: str) -> None:
 
 
 @credentials_group.command("expiring", help="List credentials expiring soon, not yet renewed.")
-@click.option("--days", default=60, show_default=True)
+@click.option("--days", default=60, show_default=True, type=click.IntRange(1, 36_500))
 def expiring_command(days: int) -> None:
     from credentials.issuance import expiring
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from typing import Any
 
 from sqlalchemy import select
@@ -26,6 +27,13 @@ from credentials.evidence import exam_evidence, proctoring_summary
 from credentials.models import Achievement, Credential, HolderChoice, Issuer
 from microcred import signals
 from microcred.db import utcnow
+from microcred.inputs import InvalidInput, add_days, http_url
+
+#: A credential may be valid for at most a century: longer is a typo, and it keeps every
+#: expiry date far from datetime's year-9999 limit.
+MAX_VALIDITY_DAYS = 36_500
+#: Achievement codes appear in URLs (/achievements/<code>) and file names.
+CODE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 class IssuanceError(CredentialError):
@@ -72,10 +80,22 @@ def create_achievement(session: Session, cfg: CredentialConfig, *, code: str, na
                        stack_required: int | None = None, issuer: Issuer | None = None,
                        tags: list[str] | None = None) -> Achievement:
     """Define an achievement earned by an exam pass, or a stack of others (N of M)."""
+    if not CODE_PATTERN.fullmatch(code or ""):
+        raise IssuanceError("an achievement needs a code of 1 to 64 letters, digits, dots, "
+                            "dashes or underscores, starting with a letter or digit")
+    if not (name or "").strip():
+        raise IssuanceError("an achievement needs a name")
     if session.scalar(select(Achievement.id).where(Achievement.code == code)) is not None:
         raise IssuanceError(f"an achievement with code {code} already exists")
-    if validity_days is not None and validity_days < 1:
-        raise IssuanceError("validity_days must be at least 1 (or empty for no expiry)")
+    if validity_days is not None and not 1 <= validity_days <= MAX_VALIDITY_DAYS:
+        raise IssuanceError(f"validity_days must be from 1 to {MAX_VALIDITY_DAYS} "
+                            "(or empty for no expiry)")
+    from assessment.exams import Exam
+
+    for field, exam_ref in (("exam_id", exam_id),
+                            ("recertification_exam_id", recertification_exam_id)):
+        if exam_ref is not None and session.get(Exam, exam_ref) is None:
+            raise IssuanceError(f"{field}: there is no exam {exam_ref}")
     is_stack = bool(stack_components)
     if is_stack:
         if exam_id:
@@ -150,8 +170,11 @@ def issue(
     key = issuers.current_key(session, issuer)
     status_list, index = revocation.allocate_slot(session, issuer, key)
     public_id, credential_id = openbadge.new_credential_id(cfg.base_url)
-    valid_until = now + dt.timedelta(days=achievement.validity_days) \
-        if achievement.validity_days else None
+    try:
+        valid_until = add_days(now, achievement.validity_days, "validity_days") \
+            if achievement.validity_days else None
+    except InvalidInput as exc:
+        raise IssuanceError(f"achievement {achievement.code}: {exc.message}") from None
     choice = holder_choice(session, holder.id)
     unsigned = openbadge.build_credential(
         credential_id=credential_id,
@@ -280,6 +303,10 @@ def recertify_with_evidence(session: Session, cfg: CredentialConfig, *, credenti
 
     if not narrative.strip():
         raise IssuanceError("describe the continuing-education evidence")
+    try:
+        evidence_url = http_url(evidence_url, "evidence_url")
+    except InvalidInput as exc:
+        raise IssuanceError(exc.message) from None
     if revocation.status_of(session, credential).revoked:
         raise IssuanceError("a revoked credential cannot be renewed")
     newer = latest_credential(session, credential.holder_id, credential.achievement_id)

@@ -18,6 +18,7 @@ from credentials.config import CredentialConfig
 from credentials.errors import CredentialError
 from credentials.models import Issuer, IssuerKey
 from credentials.openbadge import IssuerInfo
+from microcred.inputs import InvalidInput, http_url
 
 
 def default_issuer(session: Session, cfg: CredentialConfig) -> Issuer:
@@ -37,6 +38,12 @@ def create_issuer(session: Session, cfg: CredentialConfig, *, slug: str, name: s
         raise CredentialError(f"issuer slug {slug!r}: use lowercase letters, digits and dashes")
     if not name.strip():
         raise CredentialError("an issuer needs a name")
+    try:
+        url = http_url(url, "the issuer's url") or ""
+    except InvalidInput as exc:
+        raise CredentialError(exc.message) from None
+    if not url:
+        raise CredentialError("an issuer needs an http(s) url")
     issuer = Issuer(slug=slug, name=name.strip(), url=url, email=email, description=description,
                     is_default=is_default)
     session.add(issuer)

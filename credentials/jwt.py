@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from credentials import keys
 from credentials.errors import MalformedInput, ProofError
 from credentials.multibase import b64url_decode, b64url_encode
+from microcred.inputs import InvalidInput, parse_json, parse_timestamp
 
 JWT_CLAIMS = ("iss", "jti", "sub", "iat", "nbf", "exp")
 
@@ -28,15 +29,16 @@ def _epoch(value: str) -> int:
     return int(parse_datetime(value).timestamp())
 
 
-def parse_datetime(value: str) -> dt.datetime:
-    """Parse an XMLSchema dateTime with a zone (``Z`` or an offset)."""
+def parse_datetime(value: Any) -> dt.datetime:
+    """Parse an XMLSchema dateTime with a zone (``Z`` or an offset), as UTC; anything else
+    (another type, no zone, a year out of range) is MalformedInput."""
     try:
-        moment = dt.datetime.fromisoformat(value)
-    except (ValueError, AttributeError):
-        raise MalformedInput(f"not a date-time: {value!r}") from None
-    if moment.tzinfo is None:
-        raise MalformedInput(f"date-time {value!r} has no time zone")
-    return moment.astimezone(dt.UTC)
+        moment = parse_timestamp(value, "the date-time")
+    except InvalidInput as exc:
+        raise MalformedInput(f"{exc.message}: {str(value)[:40]!r}") from None
+    if moment is None:
+        raise MalformedInput("not a date-time: None")
+    return moment
 
 
 def issuer_id(credential: dict[str, Any]) -> str | None:
@@ -82,9 +84,11 @@ def split(token: str) -> tuple[dict[str, Any], dict[str, Any], bytes, bytes]:
     if len(parts) != 3:
         raise MalformedInput("a JWT has three dot-separated parts")
     try:
-        header = json.loads(b64url_decode(parts[0]))
-        payload = json.loads(b64url_decode(parts[1]))
-    except (ValueError, UnicodeDecodeError) as exc:
+        header = parse_json(b64url_decode(parts[0]), where="the JWT header")
+        payload = parse_json(b64url_decode(parts[1]), where="the JWT payload")
+    except InvalidInput as exc:
+        raise MalformedInput(exc.message) from None
+    except ValueError as exc:
         raise MalformedInput(f"the JWT header or payload is not base64url JSON: {exc}") from None
     if not isinstance(header, dict) or not isinstance(payload, dict):
         raise MalformedInput("the JWT header and payload must be JSON objects")

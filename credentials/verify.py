@@ -23,7 +23,6 @@ forger's, so those steps say "not checked" and the verdict is "invalid", never "
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -38,6 +37,7 @@ from credentials.errors import (
     StatusListError,
 )
 from microcred.db import utcnow
+from microcred.inputs import InvalidInput, parse_json
 
 STEPS = ("format", "issuer key", "proof", "status", "dates", "schema")
 MAX_INPUT_BYTES = 8 * 1024 * 1024
@@ -183,8 +183,8 @@ def parse_input(data: bytes | str | dict) -> Parsed:
         _, payload, _, _ = vcjwt.split(text)
         return Parsed(vcjwt.credential_from_payload(payload), jwt=text)
     try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
+        doc = parse_json(text, where="the credential")
+    except InvalidInput as exc:
         raise MalformedInput(_not_json(text, exc, from_file)) from None
     if not isinstance(doc, dict):
         raise MalformedInput("a credential is a JSON object, not a "
@@ -192,12 +192,16 @@ def parse_input(data: bytes | str | dict) -> Parsed:
     return Parsed(doc)
 
 
-def _not_json(text: str, exc: json.JSONDecodeError, from_file: bool) -> str:
+def _not_json(text: str, exc: InvalidInput, from_file: bool) -> str:
     """Why text that should be a credential is not one, in people's words (the parser's own
     message, "Expecting value at line 1 column 1", means nothing to them)."""
-    if text[:1] in "{[":
-        return (f"This credential's JSON is broken at line {exc.lineno}, character {exc.colno}: "
-                "look for a missing comma, quote or bracket there, or copy it again in full")
+    if "max_depth" in exc.extra:
+        return (f"This is not a credential: its JSON nests deeper than {exc.extra['max_depth']} "
+                "levels, and no credential does")
+    if text[:1] in "{[" and "line" in exc.extra:
+        return (f"This credential's JSON is broken at line {exc.extra['line']}, character "
+                f"{exc.extra['column']}: look for a missing comma, quote or bracket there, or "
+                "copy it again in full")
     if from_file:
         return ("This is not a credential: the file is not a baked badge image (PNG or SVG), "
                 "not credential JSON and not a JWT")

@@ -30,9 +30,11 @@ from sqlalchemy import select
 from credentials import artwork, baking, issuance, issuers, revocation, stacks
 from credentials.config import current
 from credentials.errors import CredentialError
+from credentials.issuance import MAX_VALIDITY_DAYS
 from credentials.models import Achievement, Credential, Issuer
 from credentials.resolution import DatabaseResolver
 from credentials.verify import verify
+from microcred.inputs import InvalidInput, form_id, whole_number
 from microcred.web import ApiError, db_session, role_required, runner_wiring
 
 bp = Blueprint("credentials", __name__)
@@ -346,7 +348,8 @@ def _holders(credentials: list[Credential]) -> dict[int, Any]:
 @role_required(*MANAGERS)
 def admin_credentials() -> str:
     session = db_session()
-    days = request.args.get("days", 60, type=int)
+    days = whole_number(request.args.get("days"), "days", low=1, high=MAX_VALIDITY_DAYS,
+                        default=60)
     creds = session.scalars(select(Credential).order_by(Credential.id.desc()).limit(200)).all()
     rows = [(c, revocation.status_of(session, c)) for c in creds]
     expiring = issuance.expiring(session, within_days=days)
@@ -421,12 +424,14 @@ def admin_achievements() -> Any:
                 session, cfg, code=f.get("code", "").strip(), name=f.get("name", "").strip(),
                 description=f.get("description", "").strip(),
                 criteria=f.get("criteria", "").strip() or None,
-                exam_id=f.get("exam_id", type=int) or None,
-                recertification_exam_id=f.get("recertification_exam_id", type=int) or None,
-                validity_days=f.get("validity_days", type=int) or None,
+                exam_id=form_id("exam_id"),
+                recertification_exam_id=form_id("recertification_exam_id"),
+                validity_days=whole_number(f.get("validity_days"), "validity_days", low=1,
+                                           high=MAX_VALIDITY_DAYS),
                 stack_components=components or None,
-                stack_required=f.get("stack_required", type=int) or None)
-        except CredentialError as exc:
+                stack_required=whole_number(f.get("stack_required"), "stack_required", low=1,
+                                            high=len(components) or 1))
+        except (CredentialError, InvalidInput) as exc:
             session.rollback()
             flash(str(exc), "error")
         else:

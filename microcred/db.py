@@ -9,9 +9,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, ClassVar
 
-from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy import DateTime, MetaData, String, event, inspect
 from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.types import JSON, TypeDecorator
+
+from microcred.errors import DomainError
 
 NAMING = {
     "ix": "ix_%(column_0_N_label)s",
@@ -58,6 +60,45 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+class UnstorableText(DomainError):
+    """A text value no backend may store as given (``field`` names ``table.column``)."""
+
+    status, code = 422, "unstorable_text"
+
+
+class ValueTooLong(UnstorableText):
+    """Longer than its ``String(length)`` column allows."""
+
+    code = "too_long"
+
+
+@event.listens_for(Session, "before_flush")
+def _check_text(session: Session, flush_context: Any, instances: Any) -> None:
+    """Refuse, before any SQL, text that a column cannot hold on every backend: longer than its
+    ``String(length)``, or containing a NUL character (in any text column).
+
+    PostgreSQL refuses both (a 500 from the driver) and SQLite stores both: checked here, the
+    same input gives the same clear 422 on both, and nothing of the flush is written.
+    """
+    for obj in (*session.new, *session.dirty):
+        for attr in inspect(obj).mapper.column_attrs:
+            column = attr.columns[0]
+            if not isinstance(column.type, String):
+                continue
+            value = getattr(obj, attr.key, None)
+            if not isinstance(value, str):
+                continue
+            field = f"{column.table.name}.{column.name}"
+            limit = getattr(column.type, "length", None)
+            if limit is not None and len(value) > limit:
+                raise ValueTooLong(
+                    f"{attr.key} ({field}) must be at most {limit} characters; "
+                    f"{len(value)} were given", field=field, limit=limit)
+            if "\x00" in value:
+                raise UnstorableText(f"{attr.key} ({field}) must not contain a NUL character",
+                                     field=field)
+
+
 class ImmutableRowError(RuntimeError):
     """Raised when code tries to change or delete a row that is never edited in place."""
 
@@ -95,4 +136,5 @@ def append_only(cls: type, *, frozen_when: str | None = None) -> type:
     return cls
 
 
-__all__ = ["Base", "ImmutableRowError", "Session", "UTCDateTime", "append_only", "utcnow"]
+__all__ = ["Base", "ImmutableRowError", "Session", "UTCDateTime", "UnstorableText", "ValueTooLong",
+           "append_only", "utcnow"]

@@ -3,7 +3,12 @@
 Every receiver gets the SQLAlchemy ``session`` the sender works in, so its writes commit (or roll
 back) with the sender's. Receivers must not commit.
 """
+import logging
+from typing import Any
+
 from blinker import Namespace
+
+_log = logging.getLogger(__name__)
 
 _signals = Namespace()
 
@@ -32,3 +37,20 @@ result_released = _signals.signal("result-released")
 #: Proctoring answers with ``proctoring.sessions.attempt_summary``: plain data, or None when the
 #: attempt had no proctoring session. The asker takes the first answer that is not None.
 attempt_proctoring = _signals.signal("attempt-proctoring")
+
+
+def send_isolated(signal: Any, sender: str, *, session: Any, **kwargs: Any) -> None:
+    """Send ``signal`` for something already decided (a released result), each receiver in its
+    own SAVEPOINT: a receiver that fails (e.g. a badge that cannot be issued) is rolled back and
+    logged, and neither the sender's work nor the other receivers' is lost with it. An attempt
+    is never left half-finalized by what listens to it."""
+    for receiver in signal.receivers_for(sender):
+        savepoint = session.begin_nested()
+        try:
+            receiver(sender, session=session, **kwargs)
+        except Exception:  # noqa: BLE001 - whatever it was, it must not undo the sender's write
+            savepoint.rollback()
+            _log.exception("receiver %s of %s failed; its writes were rolled back (%r)",
+                           getattr(receiver, "__qualname__", receiver), signal.name, kwargs)
+        else:
+            savepoint.commit()

@@ -7,6 +7,7 @@ from typing import Any
 from flask import redirect, render_template, request, url_for
 from flask_login import current_user
 
+from microcred.inputs import json_body
 from microcred.web import ApiError, body_limit, db_session, role_required
 from proctoring import events, identity
 from proctoring.errors import Invalid, NotFound
@@ -75,19 +76,10 @@ def api_identity(session_id: int):
     return body
 
 
-def _json_body() -> Any:
-    if not request.is_json:
-        raise ApiError(415, "unsupported_media_type", "send the body as application/json")
-    body = request.get_json(silent=True)
-    if body is None:
-        raise ApiError(400, "malformed_json", "the body is not valid JSON")
-    return body
-
-
 @bp.post("/api/proctoring/sessions/<int:session_id>/events", endpoint="api_events")
 @role_required("candidate")
 def api_events(session_id: int):
-    batch = events.parse_events(_json_body())
+    batch = events.parse_events(json_body())
     session = db_session()
     ps = _mine(session_id, lock=True)
     out = events.ingest_events(session, ps, batch)

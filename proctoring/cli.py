@@ -191,7 +191,7 @@ def register(group: click.Group) -> None:
         click.echo(f"{len(raised)} new flag(s)")
 
     @proctoring_group.command("purge")
-    @click.option("--days", type=int, default=None,
+    @click.option("--days", type=click.IntRange(1, 36_500), default=None,
                   help="Retention in days (default: MICROCRED_IMAGE_RETENTION_DAYS or 30).")
     def proctoring_purge(days: int | None) -> None:
         """Delete identity photos and snapshots older than the retention period."""

@@ -18,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from assessment.exams import Exam, exam_by_code
 from assessment.users import User, find_user_by_email
 from microcred.db import utcnow
+from microcred.inputs import json_body
 from microcred.web import ApiError, db_session, role_required, safe_next, wants_json
 from microcred.words import plural
 from proctoring import actions, events, identity, review
@@ -142,7 +143,7 @@ def session_page(session_id: int):
 
 def _params() -> dict[str, Any]:
     if request.is_json:
-        body = request.get_json(silent=True)
+        body = json_body()
         if not isinstance(body, dict):
             raise ApiError(400, "malformed_json", "the body must be a JSON object")
         return body

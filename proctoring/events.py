@@ -17,6 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from microcred.db import utcnow
+from microcred.inputs import InvalidInput, parse_timestamp
 from proctoring import hooks
 from proctoring.errors import Conflict, Invalid
 from proctoring.faces import count_faces
@@ -49,18 +50,13 @@ class EventIn:
 
 
 def parse_client_time(value: Any, where: str) -> dt.datetime | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise Invalid(f"{where} must be an ISO 8601 time with a zone, e.g. 2026-01-01T09:00:00Z",
-                      field=where)
+    """The page's own clock for an event or snapshot (None if not sent). Refused, naming
+    ``where``, if it is not a zoned ISO 8601 time within range; 422 like every other bad field
+    of an event."""
     try:
-        parsed = dt.datetime.fromisoformat(value)
-    except ValueError:
-        raise Invalid(f"{where} is not an ISO 8601 time: {value[:40]!r}", field=where) from None
-    if parsed.tzinfo is None:
-        raise Invalid(f"{where} must carry a time zone (e.g. a trailing Z)", field=where)
-    return parsed.astimezone(dt.UTC)
+        return parse_timestamp(value, where)
+    except InvalidInput as exc:
+        raise Invalid(exc.message, field=where) from None
 
 
 def parse_seq(value: Any, where: str) -> int:

@@ -530,7 +530,10 @@ def _release(
     session.flush()
     if status == "released":
         attempt = session.get(Attempt, result.attempt_id)
-        signals.result_released.send(
+        # isolated: a receiver's failure (a badge that cannot be issued) must not undo the
+        # finalization and release the candidate was just told about
+        signals.send_isolated(
+            signals.result_released,
             "delivery",
             session=session,
             result_id=result.id,

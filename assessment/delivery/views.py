@@ -13,6 +13,7 @@ from assessment.delivery.eligibility import eligibility
 from assessment.delivery.models import Attempt, Result
 from assessment.exams import Exam, exam_by_code, open_exams
 from microcred.db import utcnow
+from microcred.inputs import json_body
 from microcred.web import ApiError, db_session, role_required, runner_wiring
 
 bp = Blueprint("delivery", __name__)
@@ -20,15 +21,6 @@ bp = Blueprint("delivery", __name__)
 
 def _grace() -> float:
     return current_app.config["MICROCRED"].save_grace_seconds
-
-
-def _json_body() -> Any:
-    if not request.is_json:
-        raise ApiError(415, "unsupported_media_type", "send the body as application/json")
-    body = request.get_json(silent=True)
-    if body is None:
-        raise ApiError(400, "malformed_json", "the body is not valid JSON")
-    return body
 
 
 def _extras(session: Any, attempt: Attempt) -> dict[str, Any]:
@@ -206,7 +198,7 @@ def api_heartbeat(attempt_id: int):
 @bp.post("/api/attempts/<int:attempt_id>/saves")
 @role_required("candidate")
 def api_saves(attempt_id: int):
-    saves, position = service.parse_saves(_json_body())
+    saves, position = service.parse_saves(json_body())
     session = db_session()
     attempt = _my_attempt(attempt_id, lock=True)
     try:
@@ -223,7 +215,7 @@ def api_saves(attempt_id: int):
 @bp.post("/api/attempts/<int:attempt_id>/submit")
 @role_required("candidate")
 def api_submit(attempt_id: int):
-    body = _json_body()
+    body = json_body()
     if not isinstance(body, dict) or body.get("confirm") is not True:
         raise ApiError(422, "not_confirmed", "submitting needs {\"confirm\": true}")
     session = db_session()
