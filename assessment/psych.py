@@ -47,8 +47,6 @@ from microcred.web import ApiError, db_session, role_required
 
 bp = Blueprint("psych", __name__, url_prefix="/psych")
 ROLES = ("psychometrician", "admin")
-#: Largest id a route accepts: ids are 32-bit integers on PostgreSQL.
-MAX_ID = 2**31 - 1
 
 
 @bp.record_once
@@ -161,7 +159,7 @@ def runs(code: str):
 
 
 def _run(run_id: int, *, for_update: bool = False) -> CalibrationRun:
-    run = get_run(db_session(), run_id, for_update=for_update) if run_id <= MAX_ID else None
+    run = get_run(db_session(), run_id, for_update=for_update)  # ids in range: IdConverter
     if run is None:
         raise UnknownExam(f"there is no calibration run {run_id}")
     return run

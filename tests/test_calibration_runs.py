@@ -17,6 +17,7 @@ from assessment.users import User
 from itembank.models import ItemParameter
 from itembank.parameters import current_parameters
 from microcred.db import ImmutableRowError
+from tests.test_axe import _audit
 
 PASSWORD = "correct horse battery staple"
 
@@ -205,6 +206,7 @@ def test_approving_with_the_override_by_keyboard(demo, db, live_server, page):
     page.click("button[type=submit]")
     page.wait_for_load_state()
     page.goto(f"{base}/psych/runs/{run.id}")
+    assert _audit(page, "run page") == []
     override = page.get_by_label("Approve although it did not converge")
     reason = page.get_by_label("Reason (required with the override)")
     expect(override).to_be_visible()
@@ -215,6 +217,7 @@ def test_approving_with_the_override_by_keyboard(demo, db, live_server, page):
     expect(page.get_by_role("button", name=f"Approve run {run.id}")).to_be_focused()
     page.keyboard.press("Enter")
     expect(page.get_by_role("alert")).to_contain_text("did not converge")
+    assert _audit(page, "refused approval") == []
     # now tick the box with the keyboard, keep the reason, approve
     page.get_by_label("Approve although it did not converge").focus()
     page.keyboard.press("Space")
@@ -226,3 +229,5 @@ def test_approving_with_the_override_by_keyboard(demo, db, live_server, page):
     page.keyboard.press("Enter")
     expect(page.get_by_role("status")).to_contain_text(f"Calibration run {run.id} is approved")
     assert _run(db, run.id).status == "approved"
+    page.goto(f"{base}/psych/exams/{exam.code}/runs")
+    assert _audit(page, "run list") == []
