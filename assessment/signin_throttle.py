@@ -22,8 +22,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import Float, Integer, String, case, delete, or_, select, update
@@ -31,12 +30,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, mapped_column
 
 from assessment.database import Database
+from microcred import clock as microcred_clock  # the one clock, which tests move
 from microcred.db import Base
 
 log = logging.getLogger(__name__)
-
-#: The clock every counter uses (seconds since the epoch); tests move it instead of sleeping.
-clock: Callable[[], float] = time.time
 
 
 @dataclass(frozen=True)
@@ -240,7 +237,8 @@ class SigninThrottle:
         """Reserve one try for ``email`` from ``address``: 0 when it may go ahead, else the
         whole seconds to wait (nothing is counted then)."""
         pair, addr = self._keys(email, address)
-        wait = self.counters.reserve([(addr, self.per_address), (pair, self.per_account)], clock())
+        wait = self.counters.reserve([(addr, self.per_address), (pair, self.per_account)],
+                                     microcred_clock.timestamp())
         return 0 if wait <= 0 else max(1, math.ceil(wait))
 
     def succeeded(self, email: str, address: str) -> None:

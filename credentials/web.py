@@ -8,7 +8,6 @@ nav links (the ``result_released`` receiver is connected by ``microcred.packages
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import json
 from typing import Any
 from urllib.parse import urlencode
@@ -34,6 +33,7 @@ from credentials.issuance import MAX_VALIDITY_DAYS
 from credentials.models import Achievement, Credential, Issuer
 from credentials.resolution import DatabaseResolver
 from credentials.verify import verify
+from microcred.db import utcnow
 from microcred.inputs import InvalidInput, form_id, whole_number
 from microcred.web import ApiError, db_session, role_required, runner_wiring
 
@@ -116,7 +116,7 @@ def _badge_context(credential: Credential) -> dict[str, Any]:
     session, cfg = db_session(), current()
     doc = credential.json
     state = revocation.status_of(session, credential)
-    now = dt.datetime.now(dt.UTC)
+    now = utcnow()
     if state.label != "active":
         status = state.label
     elif credential.valid_until and credential.valid_until <= now:

@@ -13,6 +13,7 @@ from sqlalchemy import DateTime, MetaData, String, event, inspect
 from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.types import JSON, TypeDecorator
 
+from microcred import clock
 from microcred.errors import DomainError
 
 NAMING = {
@@ -56,8 +57,9 @@ class Base(DeclarativeBase):
 
 
 def utcnow() -> dt.datetime:
-    """The server's clock. Every deadline and timestamp in Microcred comes from here."""
-    return dt.datetime.now(dt.UTC)
+    """The server's clock. Every deadline and timestamp in Microcred comes from here; it reads
+    the one clock, :mod:`microcred.clock`, so tests move time for every call site at once."""
+    return clock.now()
 
 
 class UnstorableText(DomainError):

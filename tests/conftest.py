@@ -27,6 +27,7 @@ from assessment.config import Settings
 from assessment.database import Database
 from assessment.migrate import upgrade
 from assessment.models import load_all
+from microcred import clock as microcred_clock
 from microcred.packages import connect_receivers
 
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -78,6 +79,19 @@ def _require_postgres() -> None:
     reason = _postgres_available()
     if reason:
         pytest.skip(reason)
+
+
+@pytest.fixture
+def clock() -> Iterator[microcred_clock.ManualClock]:
+    """The one clock, standing still at the real time until moved: ``clock.set(when)``,
+    ``clock.advance(seconds)``. Every call site reads it (``microcred.clock.now`` behind
+    ``microcred.db.utcnow``), in this process and in a live server's threads."""
+    manual = microcred_clock.ManualClock()
+    microcred_clock.set_source(manual)
+    try:
+        yield manual
+    finally:
+        microcred_clock.set_source(None)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import os
 import re
 import stat
@@ -420,11 +421,8 @@ def test_concurrent_wrong_passwords_never_pass_the_limit(app, quick_hashes, live
         assert _count(db, SigninCounter) >= 2
 
 
-def test_delays_grow_to_the_cap_per_account_and_address(app, counters, monkeypatch):
-    from assessment import signin_throttle
-
-    now = [1_900_000_000.0]
-    monkeypatch.setattr(signin_throttle, "clock", lambda: now[0])
+def test_delays_grow_to_the_cap_per_account_and_address(app, counters, clock):
+    clock.set(dt.datetime.fromtimestamp(1_900_000_000, dt.UTC))
     throttle = _use(app, counters, signin_max_failures_per_account=3,
                     signin_max_failures_per_address=100, signin_backoff_base_seconds=2,
                     signin_backoff_cap_seconds=20)
@@ -435,7 +433,7 @@ def test_delays_grow_to_the_cap_per_account_and_address(app, counters, monkeypat
         wait = throttle.reserve(email, here)
         waits.append(wait)
         assert throttle.reserve(email, here) == wait  # refused tries do not add to it
-        now[0] += wait
+        clock.advance(wait)
         assert throttle.reserve(email, here) == 0
     assert waits == [2, 4, 8, 16, 20, 20]
     assert Backoff(3, 2, 20, 60).wait_after(3) == 2 and Backoff(3, 2, 20, 60).wait_after(9) == 20
@@ -447,15 +445,12 @@ def test_delays_grow_to_the_cap_per_account_and_address(app, counters, monkeypat
     assert throttle.reserve(email, here) == 2
 
 
-def test_database_counters_are_forgotten_after_the_window(app, db, monkeypatch):
-    from assessment import signin_throttle
-
-    now = [1_900_000_000.0]
-    monkeypatch.setattr(signin_throttle, "clock", lambda: now[0])
+def test_database_counters_are_forgotten_after_the_window(app, db, clock):
+    clock.set(dt.datetime.fromtimestamp(1_900_000_000, dt.UTC))
     throttle = _use(app, DatabaseCounters(app.extensions["microcred.database"]),
                     signin_max_failures_per_account=2, signin_window_seconds=600)
     assert [throttle.reserve("a@example.org", "192.0.2.9") for _ in range(3)] == [0, 0, 2]
-    now[0] += 2 + 600 + 1
+    clock.advance(2 + 600 + 1)
     assert [throttle.reserve("a@example.org", "192.0.2.9") for _ in range(3)] == [0, 0, 2]
 
 

@@ -88,18 +88,15 @@ def test_a_camera_that_keeps_sending_is_not_flagged(db, proctored, vault, face_j
 
 
 def test_a_closed_page_is_flagged_at_submission(db, proctored, make_user, vault, face_jpeg,
-                                                monkeypatch):
+                                                clock):
     """Nothing arrives at all (no ping, no snapshot); the rules' last run at submission counts
     the silence up to the submission."""
-    import proctoring.review
-    import proctoring.sessions
 
     ns, ps, attempt, t0 = _started(db, proctored)
     ps2, attempt2 = _start(db, make_user("candidate"), ns.exam)
     _page_that_works(db, ps2, vault, face_jpeg, ps2.state_changed_at, 120)
     end = ps2.state_changed_at + dt.timedelta(seconds=130)
-    monkeypatch.setattr(proctoring.sessions, "utcnow", lambda: end)
-    monkeypatch.setattr(proctoring.review, "utcnow", lambda: end)
+    clock.set(end)
     for a in (attempt, attempt2):
         delivery.submit_attempt(db, delivery.get_attempt(db, a.id, lock=True), now=end)
         db.commit()
@@ -129,7 +126,7 @@ def proctor_client(app, signin):
 
 
 def test_the_console_poll_flags_a_silent_camera_once(db, proctored, make_user, vault, face_jpeg,
-                                                    proctor_client, monkeypatch):
+                                                    proctor_client, monkeypatch, clock):
     import proctoring.console
 
     ns, silent, _a, t0 = _started(db, proctored)
@@ -138,7 +135,7 @@ def test_the_console_poll_flags_a_silent_camera_once(db, proctored, make_user, v
     working, _a3 = _start(db, make_user("candidate"), ns.exam)
     _page_that_works(db, working, vault, face_jpeg, t0, 130)
     now = t0 + dt.timedelta(seconds=130)
-    monkeypatch.setattr(proctoring.console, "utcnow", lambda: now)
+    clock.set(now)
     monkeypatch.setattr(proctoring.console, "MAX_SILENCE_FLAGS_PER_POLL", 2)
     before = db.scalar(select(func.count()).select_from(Flag))
 
@@ -169,8 +166,7 @@ def test_the_console_poll_flags_a_silent_camera_once(db, proctored, make_user, v
     assert db.scalar(select(func.count()).select_from(Flag)) == before + 3
 
 
-def test_sweep_command_flags_silent_cameras(db, proctored, settings, monkeypatch):
-    import proctoring.events
+def test_sweep_command_flags_silent_cameras(db, proctored, settings, monkeypatch, clock):
     from assessment.cli import main
 
     _ns, ps, _attempt, t0 = _started(db, proctored)
@@ -179,7 +175,7 @@ def test_sweep_command_flags_silent_cameras(db, proctored, settings, monkeypatch
     early = CliRunner().invoke(main, ["proctoring", "sweep"])
     assert early.exit_code == 0, early.output
     assert early.output.endswith("0 new flag(s)\n")
-    monkeypatch.setattr(proctoring.events, "utcnow", lambda: t0 + dt.timedelta(seconds=150))
+    clock.set(t0 + dt.timedelta(seconds=150))
     swept = CliRunner().invoke(main, ["proctoring", "sweep"])
     assert swept.exit_code == 0, swept.output
     assert "no camera snapshot received for 150 s" in swept.output
@@ -189,16 +185,16 @@ def test_sweep_command_flags_silent_cameras(db, proctored, settings, monkeypatch
     assert len(_silence_flags(db, ps)) == 1
 
 
-def test_the_delivery_sweep_runs_the_camera_rule_too(db, proctored, settings, monkeypatch):
+def test_the_delivery_sweep_runs_the_camera_rule_too(db, proctored, settings, monkeypatch,
+                                                     clock):
     """`microcred sweep` (and the sweeper of `microcred serve`, which calls the same functions)
     flags a camera gone silent on a page that sends nothing any more."""
-    import proctoring.events
     from assessment.cli import main
 
     _ns, ps, _attempt, t0 = _started(db, proctored)
     monkeypatch.setenv("MICROCRED_DATABASE_URL", settings.database_url)
     monkeypatch.setenv("MICROCRED_INSTANCE_DIR", str(settings.instance_dir))
-    monkeypatch.setattr(proctoring.events, "utcnow", lambda: t0 + dt.timedelta(seconds=150))
+    clock.set(t0 + dt.timedelta(seconds=150))
     swept = CliRunner().invoke(main, ["sweep"])
     assert swept.exit_code == 0, swept.output
     assert "1 new proctoring flag(s)" in swept.output
