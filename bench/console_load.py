@@ -234,13 +234,13 @@ def populate(db: Any, n: int, seed: int) -> dict[str, Any]:
             identity.submit(s, ps, vault, selfie=images["face"], id_document=images["id"], by=cand)
             identity.decide(s, ps, admit=True, reason="", by=proctor)
             s.commit()
-            attempt = delivery.start_attempt(s, cand, exam, agreed=True)
+            attempt = delivery.start_attempt(s, cand, exam, agreed=True, grace_seconds=5)
             s.commit()
             answered = rng.randint(0, ITEMS)
             saves = [SaveRequest(k + 1, item, rng.choice("ABCD"), rng.random() < 0.1)
                      for k, item in enumerate(attempt.item_order[:answered])]
             for k in range(0, len(saves), 5):
-                delivery.save_responses(s, attempt, saves[k:k + 5], position=min(k + 5, ITEMS - 1))
+                delivery.save_responses(s, attempt, saves[k:k + 5], position=min(k + 5, ITEMS - 1), grace_seconds=5)
                 s.commit()
             sessions.append(ps.id)
             kinds = event_script(rng)

@@ -135,15 +135,18 @@ def start_attempt(
     exam: Exam,
     *,
     agreed: bool,
+    grace_seconds: float,
     seed: int | None = None,
     now: dt.datetime | None = None,
 ) -> Attempt:
-    """Start an attempt, or return the one already in progress (a double click starts one)."""
+    """Start an attempt, or return the one already in progress (a double click starts one).
+    One whose time ran out is finalized first (``grace_seconds``: the settings' save grace)."""
     now = now or utcnow()
     if not candidate.has_role("candidate"):
         raise Invalid("only candidates sit exams")
     existing = in_progress_attempt(session, candidate, exam)
-    if existing is not None and finalize_if_expired(session, existing, now) is None:
+    if existing is not None and finalize_if_expired(session, existing, now,
+                                                    grace_seconds=grace_seconds) is None:
         return existing
     if not exam.is_open:
         raise Conflict(f"exam {exam.code} is not open")
@@ -235,9 +238,12 @@ def current_saves(
     return latest
 
 
-def clock_payload(c: Clock, now: dt.datetime) -> dict[str, Any]:
+def clock_payload(c: Clock, now: dt.datetime, *, grace_seconds: float) -> dict[str, Any]:
     return {
         "server_now": now.isoformat(),
+        # time ran out (the one rule, grace included): a GET reports it and writes nothing; the
+        # runner then posts, and the POST (or the sweeper) finalizes
+        "expired": c.time_up(grace_seconds),
         "deadline": c.deadline.isoformat(),
         "remaining_ms": int(c.remaining_seconds * 1000),
         "paused": c.paused,
@@ -246,8 +252,10 @@ def clock_payload(c: Clock, now: dt.datetime) -> dict[str, Any]:
     }
 
 
-def runner_state(session: Session, attempt: Attempt, now: dt.datetime | None = None) -> dict:
-    """Everything the runner page needs, and nothing it must not see (no keys, no rules)."""
+def runner_state(session: Session, attempt: Attempt, now: dt.datetime | None = None, *,
+                 grace_seconds: float) -> dict:
+    """Everything the runner page needs, and nothing it must not see (no keys, no rules).
+    A read: an attempt whose time ran out is reported (``clock.expired``), not finalized."""
     now = now or utcnow()
     versions = _versions(session, attempt)
     saves = current_saves(session, attempt)
@@ -273,7 +281,8 @@ def runner_state(session: Session, attempt: Attempt, now: dt.datetime | None = N
         "position": attempt.position,
         "last_seq": attempt.last_seq,
         "items": items,
-        "clock": clock_payload(attempt_clock(session, attempt, now), now),
+        "clock": clock_payload(attempt_clock(session, attempt, now), now,
+                               grace_seconds=grace_seconds),
     }
 
 
@@ -325,7 +334,7 @@ def save_responses(
     saves: list[SaveRequest],
     *,
     position: int | None = None,
-    grace_seconds: float = 5.0,
+    grace_seconds: float,
     now: dt.datetime | None = None,
 ) -> dict[str, Any]:
     """Store a batch of saves. Returns per-save acks: ``saved``, ``duplicate`` (this seq is
@@ -334,14 +343,7 @@ def save_responses(
     now = now or utcnow()
     if attempt.status != "in_progress":
         raise Finalized("this attempt has been submitted; no more answers are accepted")
-    c = attempt_clock(session, attempt, now)
-    late_by = (now - c.deadline).total_seconds()
-    if late_by > grace_seconds and not c.paused:
-        finalize_attempt(session, attempt, reason="time_expired", now=now)
-        raise TimeUp(
-            f"time ran out at {c.deadline.isoformat()}; this save arrived {late_by:.1f} s "
-            "later and was not accepted. Answers saved before then have been submitted."
-        )
+    c = refuse_if_time_up(session, attempt, now, grace_seconds=grace_seconds, what="save")
     if c.paused and saves:
         raise Conflict("the exam is paused by the proctor; answers are not accepted until resumed")
     if position is not None and not 0 <= position < len(attempt.item_order):
@@ -398,30 +400,51 @@ def save_responses(
         for k, v in changes.items():
             setattr(attempt, k, v)
     session.flush()
-    return {"acks": acks, "last_seq": top, "clock": clock_payload(c, now)}
+    return {"acks": acks, "last_seq": top,
+            "clock": clock_payload(c, now, grace_seconds=grace_seconds)}
 
 
 # ---------------------------------------------------------------- finalizing
 
 
-def submit_attempt(session: Session, attempt: Attempt, *, now: dt.datetime | None = None) -> Result:
+def submit_attempt(session: Session, attempt: Attempt, *, grace_seconds: float,
+                   now: dt.datetime | None = None) -> Result:
+    """The candidate's submit. Once time ran out, the attempt is finalized as timed out and
+    :class:`TimeUp` raised, exactly as for a late save (the caller commits, then answers)."""
     now = now or utcnow()
     if attempt.status != "in_progress":
         raise Finalized("this attempt has already been submitted")
+    refuse_if_time_up(session, attempt, now, grace_seconds=grace_seconds, what="submit")
     return finalize_attempt(session, attempt, reason="submitted", now=now)
 
 
 def finalize_if_expired(
-    session: Session, attempt: Attempt, now: dt.datetime | None = None, *, grace_seconds: float = 5.0
+    session: Session, attempt: Attempt, now: dt.datetime | None = None, *, grace_seconds: float
 ) -> Result | None:
-    """Finalize an attempt whose time (plus the save grace) has run out; else None."""
+    """Finalize an attempt whose time ran out (:meth:`Clock.time_up`); else None. For writes
+    only (a POST, the sweeper): a GET reports ``expired`` instead."""
     now = now or utcnow()
     if attempt.status != "in_progress":
         return None
-    c = attempt_clock(session, attempt, now)
-    if c.paused or (now - c.deadline).total_seconds() <= grace_seconds:
+    if not attempt_clock(session, attempt, now).time_up(grace_seconds):
         return None
     return finalize_attempt(session, attempt, reason="time_expired", now=now)
+
+
+def refuse_if_time_up(session: Session, attempt: Attempt, now: dt.datetime, *,
+                      grace_seconds: float, what: str) -> Clock:
+    """The attempt's clock, if time has not run out. Else finalize it as timed out and raise
+    :class:`TimeUp` (the one answer to "too late", for a save and a submit alike): the caller
+    commits the finalization before answering."""
+    c = attempt_clock(session, attempt, now)
+    if c.time_up(grace_seconds):
+        finalize_attempt(session, attempt, reason="time_expired", now=now)
+        raise TimeUp(
+            f"time ran out at {c.deadline.isoformat()}; this {what} arrived "
+            f"{c.late_seconds:.1f} s later and was not accepted. Answers saved before then "
+            "have been submitted."
+        )
+    return c
 
 
 def finalize_attempt(
@@ -602,7 +625,7 @@ def _on_review_decided(sender: Any, *, session: Session, attempt_id: int, verdic
              decided_by_id)
 
 
-def sweep(session: Session, *, now: dt.datetime | None = None, grace_seconds: float = 5.0) -> list[int]:
+def sweep(session: Session, *, grace_seconds: float, now: dt.datetime | None = None) -> list[int]:
     """Finalize every in-progress attempt whose time has run out. Returns their ids.
 
     Each attempt is finalized, with its receivers, in a transaction of its own: the sweep

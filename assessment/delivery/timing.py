@@ -2,6 +2,10 @@
 
     deadline = started_at + time_limit x accommodation multiplier + extensions + time paused
 
+and the one rule for "time ran out": :meth:`Clock.time_up`, the deadline plus the save grace
+(``MICROCRED_SAVE_GRACE_SECONDS``, which every caller passes from the settings) has passed and
+the clock is not paused. Saves, submits, the sweeper and the runner's GETs all ask it.
+
 A pause still open counts up to ``now``, so while an attempt is paused its remaining time stands
 still. The server's clock is the only clock; the browser is told ``server_now`` so it can
 correct for its own offset.
@@ -22,10 +26,13 @@ class Clock:
     paused: bool
     extension_seconds: int
     paused_seconds: float
+    #: seconds past the deadline (negative while time remains)
+    late_seconds: float
 
-    @property
-    def expired(self) -> bool:
-        return self.remaining_seconds <= 0 and not self.paused
+    def time_up(self, grace_seconds: float) -> bool:
+        """Time ran out: more than ``grace_seconds`` past the deadline, and not paused (a paused
+        attempt never runs out). The grace lets a save sent just before the deadline land."""
+        return not self.paused and self.late_seconds > grace_seconds
 
 
 def clock(attempt: Attempt, events: Iterable[ClockEvent], now: dt.datetime) -> Clock:
@@ -52,4 +59,5 @@ def clock(attempt: Attempt, events: Iterable[ClockEvent], now: dt.datetime) -> C
         paused=pause_started is not None,
         extension_seconds=extension,
         paused_seconds=paused_total,
+        late_seconds=-remaining,
     )

@@ -20,6 +20,8 @@ bp = Blueprint("delivery", __name__)
 
 
 def _grace() -> float:
+    """The save grace from the settings (``MICROCRED_SAVE_GRACE_SECONDS``): every "time ran
+    out" question the views ask passes it to the one rule, ``Clock.time_up``."""
     return current_app.config["MICROCRED"].save_grace_seconds
 
 
@@ -65,17 +67,17 @@ def exams():
             select(Attempt).where(Attempt.candidate_id == current_user.id).order_by(Attempt.id.desc())
         )
     )
-    changed = False
-    for attempt in mine:
-        changed |= service.finalize_if_expired(session, attempt, grace_seconds=_grace()) is not None
-    if changed:
-        session.commit()
+    # a read: an attempt whose time ran out shows so; the sweeper (or its runner) finalizes it
+    now = utcnow()
+    time_up = {a.id for a in mine if a.status == "in_progress"
+               and service.attempt_clock(session, a, now).time_up(_grace())}
     exams_by_id = {e.id: e for e in session.scalars(select(Exam))}
     return render_template(
         "delivery/exams.html",
         exams=open_exams(session),
         attempts=mine,
         exams_by_id=exams_by_id,
+        time_up=time_up,
         releases={a.id: service.release_status(session, a.result.id) for a in mine if a.result},
     )
 
@@ -117,7 +119,8 @@ def start(code: str):
             if target:
                 session.commit()
                 return redirect(target)
-    attempt = service.start_attempt(session, current_user, exam, agreed=True)
+    attempt = service.start_attempt(session, current_user, exam, agreed=True,
+                                    grace_seconds=_grace())
     session.commit()
     _forget_agreement(exam)  # one acceptance starts one attempt
     return redirect(url_for("delivery.runner", attempt_id=attempt.id))
@@ -128,11 +131,10 @@ def start(code: str):
 def runner(attempt_id: int):
     session = db_session()
     attempt = _my_attempt(attempt_id)
-    if service.finalize_if_expired(session, attempt, grace_seconds=_grace()):
-        session.commit()
     if attempt.status != "in_progress":
         return redirect(url_for("delivery.result", attempt_id=attempt.id))
-    state = service.runner_state(session, attempt)
+    # time ran out: the page opens in its time-up state and posts, which finalizes
+    state = service.runner_state(session, attempt, grace_seconds=_grace())
     state["extras"] = _extras(session, attempt)
     exam = session.get(Exam, attempt.exam_id)
     return render_template(
@@ -145,9 +147,7 @@ def runner(attempt_id: int):
 def result(attempt_id: int):
     session = db_session()
     attempt = _my_attempt(attempt_id)
-    if service.finalize_if_expired(session, attempt, grace_seconds=_grace()):
-        session.commit()
-    if attempt.status != "finalized":
+    if attempt.status != "finalized":  # the runner finalizes one whose time ran out
         return redirect(url_for("delivery.runner", attempt_id=attempt.id))
     res = session.scalar(select(Result).where(Result.attempt_id == attempt.id))
     release = service.release_status(session, res.id)
@@ -168,9 +168,7 @@ def result(attempt_id: int):
 def api_state(attempt_id: int):
     session = db_session()
     attempt = _my_attempt(attempt_id)
-    if service.finalize_if_expired(session, attempt, grace_seconds=_grace()):
-        session.commit()
-    state = service.runner_state(session, attempt)
+    state = service.runner_state(session, attempt, grace_seconds=_grace())
     state["extras"] = _extras(session, attempt)
     return state
 
@@ -179,13 +177,32 @@ def api_state(attempt_id: int):
 @role_required("candidate")
 def api_heartbeat(attempt_id: int):
     session = db_session()
-    attempt = _my_attempt(attempt_id)
-    now = utcnow()
-    if service.finalize_if_expired(session, attempt, now, grace_seconds=_grace()):
+    # A read, at the deadline too (when every candidate is connected): it reports ``expired``
+    # and the runner posts to ``api_time_up``, which finalizes. A GET that wrote would upgrade
+    # to a write lock on SQLite ("database is locked").
+    return _heartbeat(session, _my_attempt(attempt_id))
+
+
+@bp.post("/api/attempts/<int:attempt_id>/time-up")
+@role_required("candidate")
+def api_time_up(attempt_id: int):
+    """The runner's "time is up": finalize the attempt, with the answers saved in time, if the
+    server's clock agrees (grace included); else answer the clock as it stands (an extension
+    may have come). A 200 either way: the heartbeat's body."""
+    session = db_session()
+    attempt = _my_attempt(attempt_id, lock=True)
+    if service.finalize_if_expired(session, attempt, grace_seconds=_grace()):
         session.commit()
+    return _heartbeat(session, attempt)
+
+
+def _heartbeat(session: Any, attempt: Attempt) -> dict[str, Any]:
+    now = utcnow()
+    clock = service.attempt_clock(session, attempt, now)
     body: dict[str, Any] = {
         "status": attempt.status,
-        "clock": service.clock_payload(service.attempt_clock(session, attempt, now), now),
+        "expired": attempt.status == "in_progress" and clock.time_up(_grace()),
+        "clock": service.clock_payload(clock, now, grace_seconds=_grace()),
         "last_seq": attempt.last_seq,
         "extras": _extras(session, attempt),
     }
@@ -205,9 +222,9 @@ def api_saves(attempt_id: int):
         out = service.save_responses(
             session, attempt, saves, position=position, grace_seconds=_grace()
         )
-    except service.TimeUp:
+    except service.TimeUp as exc:
         session.commit()  # keep the finalization the late save triggered
-        raise
+        raise _with_result_url(exc, attempt) from None
     session.commit()
     return out
 
@@ -220,10 +237,16 @@ def api_submit(attempt_id: int):
         raise ApiError(422, "not_confirmed", "submitting needs {\"confirm\": true}")
     session = db_session()
     attempt = _my_attempt(attempt_id, lock=True)
-    if service.finalize_if_expired(session, attempt, grace_seconds=_grace()):
-        session.commit()
-        raise service.Finalized("time ran out; your saved answers were submitted",
-                                result_url=url_for("delivery.result", attempt_id=attempt.id))
-    service.submit_attempt(session, attempt)
+    try:
+        service.submit_attempt(session, attempt, grace_seconds=_grace())
+    except service.TimeUp as exc:
+        session.commit()  # keep the finalization: time ran out, the saved answers count
+        raise _with_result_url(exc, attempt) from None
     session.commit()
     return {"status": "finalized", "result_url": url_for("delivery.result", attempt_id=attempt.id)}
+
+
+def _with_result_url(exc: service.TimeUp, attempt: Attempt) -> service.TimeUp:
+    """The one "time ran out" answer of a save and a submit: 409 ``time_up``, where to go."""
+    return service.TimeUp(exc.message, **exc.extra,
+                          result_url=url_for("delivery.result", attempt_id=attempt.id))

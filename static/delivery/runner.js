@@ -16,6 +16,7 @@ const urls = {
   saves: root.dataset.savesUrl,
   heartbeat: root.dataset.heartbeatUrl,
   submit: root.dataset.submitUrl,
+  timeUp: root.dataset.timeUpUrl,
   result: root.dataset.resultUrl,
 };
 const HEARTBEAT_MS = 5000;
@@ -561,6 +562,24 @@ async function timeUp() {
   window.setTimeout(poll, 1000);
 }
 
+// A GET never finalizes: once the heartbeat says time ran out, this POST has the server
+// finalize the attempt with the answers saved in time (only if its own clock agrees: not a
+// submit, so an extension that arrived meanwhile cannot turn it into one).
+let finalizing = false;
+async function finalizeTimeUp() {
+  if (finalizing || finished) return;
+  finalizing = true;
+  try {
+    const response = await postJSON(urls.timeUp, {});
+    const body = await response.json().catch(() => ({}));
+    if (response.ok && body.status !== "in_progress") finish(body.result_url || urls.result);
+  } catch {
+    // offline: the next heartbeat asks again
+  } finally {
+    finalizing = false;
+  }
+}
+
 function finish(resultUrl) {
   if (finished) return;
   finished = true;
@@ -583,6 +602,11 @@ async function heartbeat() {
     refreshSaveStatus();
     if (body.status !== "in_progress") {
       finish(body.result_url || urls.result);
+      return body;
+    }
+    if (body.expired) {  // time ran out, grace included: the heartbeat only reports it
+      timeUp();
+      finalizeTimeUp();
       return body;
     }
     applyClock(body.clock, sentAt);

@@ -6,7 +6,7 @@ import json
 import threading
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, update
 
 from assessment.delivery import service
 from assessment.delivery.models import Attempt, ItemScore, ResponseSave, Result, ResultRelease
@@ -249,7 +249,7 @@ def test_closed_browser_is_finalized_by_the_sweep_with_saved_answers(client, sta
     attempt_id, token = started
     item = next(i for i in _state(client, attempt_id)["items"] if i["type"] == "single_choice")
     _save(client, token, attempt_id, [{"seq": 1, "item": item["id"], "value": "B"}])
-    assert service.sweep(db) == []
+    assert service.sweep(db, grace_seconds=5) == []
     _backdate(db, attempt_id, 600 + 10)
     assert service.sweep(db, grace_seconds=2) == [attempt_id]
     db.commit()
@@ -258,11 +258,100 @@ def test_closed_browser_is_finalized_by_the_sweep_with_saved_answers(client, sta
     assert client.get(f"/attempts/{attempt_id}").status_code == 302  # to the result page
 
 
-def test_finalized_at_next_access_when_time_ran_out(client, started, db):
-    attempt_id, _ = started
-    _backdate(db, attempt_id, 600 + 30)
+def _writes_during(app, action):
+    """The INSERT/UPDATE/DELETE statements the app's engines run while ``action`` runs."""
+    database = app.extensions["microcred.database"]
+    engines = {database.engine, database.write_engine}
+    writes: list[str] = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().split(None, 1)[0].upper() in ("INSERT", "UPDATE", "DELETE"):
+            writes.append(statement)
+
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", seen)
+    try:
+        return action(), writes
+    finally:
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", seen)
+
+
+def test_a_get_after_time_ran_out_writes_nothing_and_reports_it(app, clock, client, started,
+                                                                   db):
+    """GET never writes, at the deadline least of all (every candidate's heartbeat arrives then,
+    and on SQLite a read that upgrades to a write gets "database is locked"): the runner's
+    GETs report the time-up state; the runner's POST finalizes."""
+    attempt_id, token = started
+    clock.advance(600 + 30)  # past the deadline and the 2 s grace
+
+    def read_everything():
+        return {url: client.get(url) for url in (
+            f"/api/attempts/{attempt_id}/heartbeat", f"/api/attempts/{attempt_id}/state",
+            f"/attempts/{attempt_id}", f"/attempts/{attempt_id}/result", "/exams")}
+
+    pages, writes = _writes_during(app, read_everything)
+    assert writes == []
+    beat = pages[f"/api/attempts/{attempt_id}/heartbeat"]
+    assert beat.json["status"] == "in_progress" and beat.json["expired"] is True
+    assert beat.json["clock"]["expired"] is True and beat.json["clock"]["remaining_ms"] == 0
+    assert pages[f"/api/attempts/{attempt_id}/state"].json["clock"]["expired"] is True
+    assert pages[f"/attempts/{attempt_id}"].status_code == 200  # the runner, in its time-up state
+    assert pages[f"/attempts/{attempt_id}/result"].headers["Location"].endswith(
+        f"/attempts/{attempt_id}")
+    assert "Time is up" in pages["/exams"].get_data(as_text=True)
+    db.commit()  # a fresh snapshot
+    db.expire_all()
+    assert db.get(Attempt, attempt_id).status == "in_progress" and _count(db, Result) == 0
+
+    done = client.post(f"/api/attempts/{attempt_id}/time-up", headers={"X-CSRFToken": token})
+    assert done.status_code == 200 and done.json["status"] == "finalized"
+    assert done.json["result_url"].endswith("/result")
+    assert done.json["finalize_reason"] == "time_expired"
+    db.commit()  # a fresh snapshot
+    db.expire_all()
+    assert db.get(Attempt, attempt_id).finalize_reason == "time_expired"
+
+
+def test_a_time_up_post_before_time_ran_out_finalizes_nothing(app, clock, client, started, db):
+    """Inside the grace (or after an extension) the runner's time-up POST only answers the
+    clock: the one rule decides, not the browser."""
+    attempt_id, token = started
+    clock.advance(600 + 1)  # past the deadline, inside the 2 s grace
     beat = client.get(f"/api/attempts/{attempt_id}/heartbeat")
-    assert beat.json["status"] == "finalized" and beat.json["result_url"].endswith("/result")
+    assert beat.json["expired"] is False
+    early = client.post(f"/api/attempts/{attempt_id}/time-up", headers={"X-CSRFToken": token})
+    assert early.status_code == 200 and early.json["status"] == "in_progress"
+    assert early.json["expired"] is False
+    assert _count(db, Result) == 0
+
+
+def test_a_submit_after_time_ran_out_gets_the_one_time_up_answer(clock, client, started, db):
+    """A late submit and a late save meet the same rule and the same answer: 409 ``time_up``,
+    the attempt finalized as timed out with the answers saved in time."""
+    attempt_id, token = started
+    item = next(i for i in _state(client, attempt_id)["items"] if i["type"] == "single_choice")
+    _save(client, token, attempt_id, [{"seq": 1, "item": item["id"], "value": "B"}])
+    clock.advance(600 + 3)  # past the deadline and the 2 s grace
+    late = client.post(f"/api/attempts/{attempt_id}/submit", json={"confirm": True},
+                       headers={"X-CSRFToken": token})
+    assert late.status_code == 409 and late.json["error"] == "time_up"
+    assert "was not accepted" in late.json["message"]
+    assert late.json["result_url"].endswith(f"/attempts/{attempt_id}/result")
+    db.commit()  # a fresh snapshot
+    db.expire_all()
+    attempt = db.get(Attempt, attempt_id)
+    assert attempt.status == "finalized" and attempt.finalize_reason == "time_expired"
+    result = db.scalar(select(Result).where(Result.attempt_id == attempt_id))
+    assert result.answered == 1
+
+
+def test_the_sweeper_finalizes_with_the_grace_it_is_given(clock, client, started, db):
+    attempt_id, _ = started
+    clock.advance(600 + 3)
+    assert service.sweep(db, grace_seconds=5) == []  # still inside a 5 s grace
+    assert service.sweep(db, grace_seconds=2) == [attempt_id]
+    db.commit()  # a fresh snapshot
     db.expire_all()
     assert db.get(Attempt, attempt_id).finalize_reason == "time_expired"
 
@@ -277,7 +366,7 @@ def test_racing_submits_finalize_exactly_once(app, started, db, database):
         try:
             barrier.wait()  # all four start together, each in its own write transaction
             attempt = service.get_attempt(session, attempt_id, lock=True)
-            service.submit_attempt(session, attempt)
+            service.submit_attempt(session, attempt, grace_seconds=5)
             session.commit()
             outcomes.append("ok")
         except service.Finalized:
@@ -317,15 +406,15 @@ def test_accommodation_multiplies_the_time(client, candidate, make_user, signin,
 
 
 def test_shuffle_is_reproducible_from_the_seed(db, candidate, demo_exam):
-    a1 = service.start_attempt(db, candidate, demo_exam, agreed=True, seed=1234)
+    a1 = service.start_attempt(db, candidate, demo_exam, agreed=True, seed=1234, grace_seconds=5)
     db.commit()
-    service.submit_attempt(db, a1)
-    a2 = service.start_attempt(db, candidate, demo_exam, agreed=True, seed=1234)
+    service.submit_attempt(db, a1, grace_seconds=5)
+    a2 = service.start_attempt(db, candidate, demo_exam, agreed=True, seed=1234, grace_seconds=5)
     db.commit()
     assert a1.id != a2.id
     assert (a1.item_order, a1.option_orders) == (a2.item_order, a2.option_orders)
-    service.submit_attempt(db, a2)
-    a3 = service.start_attempt(db, candidate, demo_exam, agreed=True, seed=7)
+    service.submit_attempt(db, a2, grace_seconds=5)
+    a3 = service.start_attempt(db, candidate, demo_exam, agreed=True, seed=7, grace_seconds=5)
     db.commit()
     assert sorted(a3.item_order) == sorted(a1.item_order)  # the same items, another order
     assert (a3.item_order, a3.option_orders) != (a1.item_order, a1.option_orders)
@@ -337,8 +426,8 @@ def test_published_versions_and_saves_are_never_edited(db, demo_exam, candidate)
     with pytest.raises(ImmutableRowError):
         db.flush()
     db.rollback()
-    attempt = service.start_attempt(db, candidate, demo_exam, agreed=True)
-    service.save_responses(db, attempt, [service.SaveRequest(1, attempt.item_order[0], None, False)])
+    attempt = service.start_attempt(db, candidate, demo_exam, agreed=True, grace_seconds=5)
+    service.save_responses(db, attempt, [service.SaveRequest(1, attempt.item_order[0], None, False)], grace_seconds=5)
     db.commit()
     save = db.scalar(select(ResponseSave))
     save.flagged = True
@@ -349,13 +438,13 @@ def test_published_versions_and_saves_are_never_edited(db, demo_exam, candidate)
 
 def test_paused_attempt_refuses_answers_and_keeps_its_time(db, demo_exam, candidate, make_user):
     proctor = make_user("proctor")
-    attempt = service.start_attempt(db, candidate, demo_exam, agreed=True)
+    attempt = service.start_attempt(db, candidate, demo_exam, agreed=True, grace_seconds=5)
     service.pause_attempt(db, attempt, by_user_id=proctor.id)
     db.commit()
     with pytest.raises(service.Conflict, match="paused"):
-        service.save_responses(db, attempt, [service.SaveRequest(1, attempt.item_order[0], None, False)])
+        service.save_responses(db, attempt, [service.SaveRequest(1, attempt.item_order[0], None, False)], grace_seconds=5)
     later = utcnow() + dt.timedelta(hours=3)
-    assert service.finalize_if_expired(db, attempt, later) is None
+    assert service.finalize_if_expired(db, attempt, later, grace_seconds=5) is None
     service.resume_attempt(db, attempt, by_user_id=proctor.id)
     service.extend_attempt(db, attempt, seconds=120, by_user_id=proctor.id, reason="technical issue")
     c = service.attempt_clock(db, attempt)

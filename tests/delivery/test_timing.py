@@ -19,7 +19,7 @@ def test_plain_limit():
     c = clock(_attempt(), [], T0 + dt.timedelta(minutes=10))
     assert c.deadline == T0 + dt.timedelta(minutes=30)
     assert c.remaining_seconds == 20 * 60
-    assert not c.paused and not c.expired
+    assert not c.paused and not c.time_up(0)
 
 
 def test_accommodation_multiplier():
@@ -40,12 +40,19 @@ def test_open_pause_freezes_remaining_time():
     at_50 = clock(_attempt(), events, T0 + dt.timedelta(minutes=50))
     assert at_12.paused and at_50.paused
     assert at_12.remaining_seconds == at_50.remaining_seconds == 20 * 60
-    assert not at_50.expired  # a paused attempt never runs out
+    assert not at_50.time_up(0)  # a paused attempt never runs out
 
 
 def test_expired_after_deadline():
     c = clock(_attempt(limit=60), [], T0 + dt.timedelta(minutes=2))
-    assert c.remaining_seconds == 0 and c.expired
+    assert c.remaining_seconds == 0 and c.time_up(0)
+
+
+def test_time_is_up_only_once_the_grace_has_passed():
+    """The one rule: past the deadline by more than the grace, and not paused."""
+    c = clock(_attempt(limit=60), [], T0 + dt.timedelta(seconds=63))
+    assert c.remaining_seconds == 0 and c.late_seconds == 3
+    assert not c.time_up(5) and c.time_up(2)
 
 
 def test_finalized_attempt_clock_stops_at_finalization():

@@ -27,7 +27,7 @@ def _started(db, proctored, code="P-CAM"):
 
 
 def _start(db, candidate, exam):
-    attempt = delivery.start_attempt(db, candidate, exam, agreed=True)
+    attempt = delivery.start_attempt(db, candidate, exam, agreed=True, grace_seconds=5)
     db.commit()
     ps = session_for_attempt(db, attempt.id)
     assert ps.state == "in_progress"
@@ -98,7 +98,7 @@ def test_a_closed_page_is_flagged_at_submission(db, proctored, make_user, vault,
     end = ps2.state_changed_at + dt.timedelta(seconds=130)
     clock.set(end)
     for a in (attempt, attempt2):
-        delivery.submit_attempt(db, delivery.get_attempt(db, a.id, lock=True), now=end)
+        delivery.submit_attempt(db, delivery.get_attempt(db, a.id, lock=True), now=end, grace_seconds=5)
         db.commit()
     (flag,) = _silence_flags(db, ps)
     assert flag.key == "start" and "still none" not in flag.message
