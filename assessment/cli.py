@@ -198,12 +198,18 @@ def sweep(every: int) -> None:
 
 def _sweep_once(db: Database, settings: Settings) -> tuple[list[int], list]:
     from assessment.delivery.service import sweep as finalize_expired
+    from credentials.config import current as credential_config
+    from credentials.revocation import publish_stale
     from proctoring.checkpoints import checkpoint_if_due
     from proctoring.events import sweep_rules
 
     with db.session() as session:
         # each attempt in its own transaction: one that fails is logged and the rest go on
         done = finalize_expired(session, grace_seconds=settings.save_grace_seconds)
+        # status lists are signed where they change; this stores any left unsigned (lists from
+        # before that), so the public GET that serves them never has to write
+        if publish_stale(session, credential_config()):
+            session.commit()
         flags = sweep_rules(session)  # a closed page sends nothing that would flag it
         checkpoint_if_due(session, settings.instance_dir)  # sign the audit head, off the database
     return done, flags

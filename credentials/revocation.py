@@ -47,9 +47,12 @@ def list_url(cfg: CredentialConfig, list_id: int, purpose: str) -> str:
     return cfg.url(f"/status/{list_id}/{purpose}")
 
 
-def allocate_slot(session: Session, issuer: Issuer, key: IssuerKey) -> tuple[StatusList, int]:
+def allocate_slot(session: Session, issuer: Issuer, key: IssuerKey, cfg: CredentialConfig
+                  ) -> tuple[StatusList, int]:
     """A random free index on the newest list of the issuer's signing key (random, so that
-    neighbouring bits do not reveal issuance order: Bitstring Status List §6 Privacy)."""
+    neighbouring bits do not reveal issuance order: Bitstring Status List §6 Privacy). A new
+    list is signed and stored here, in the issuing write transaction: the public GET that
+    serves it only reads."""
     current = session.scalar(select(StatusList).where(StatusList.issuer_key_id == key.id)
                              .order_by(StatusList.id.desc()).limit(1))
     if current is not None:
@@ -61,6 +64,8 @@ def allocate_slot(session: Session, issuer: Issuer, key: IssuerKey) -> tuple[Sta
         current = StatusList(issuer_id=issuer.id, issuer_key_id=key.id, size=statuslist.MIN_BITS)
         session.add(current)
         session.flush()
+        for purpose in statuslist.PURPOSES:
+            publish(session, cfg, current, purpose)
     for _ in range(64):
         index = secrets.randbelow(current.size)
         taken = session.scalar(select(Credential.id).where(
@@ -167,15 +172,14 @@ def _latest_event_id(session: Session, status: StatusList) -> int:
                           .where(StatusEvent.status_list_id == status.id)) or 0
 
 
-def publish(session: Session, cfg: CredentialConfig, status: StatusList,
-            purpose: str, *, now: dt.datetime | None = None) -> StatusListPublication:
-    """Sign the list as it stands and store it (the caller commits)."""
+def _signed(session: Session, cfg: CredentialConfig, status: StatusList, purpose: str,
+            now: dt.datetime) -> tuple[dict, int]:
+    """The list as it stands, signed, and the newest status event it includes."""
     if purpose not in statuslist.PURPOSES:
         raise CredentialError(f"unknown status purpose {purpose!r}")
     issuer = session.get(Issuer, status.issuer_id)
     key = session.get(IssuerKey, status.issuer_key_id)
     bits, through = _bitstring(session, status, purpose)
-    now = now or utcnow()
     doc = statuslist.list_credential(
         list_url=list_url(cfg, status.id, purpose), issuer=issuers.issuer_did(cfg, issuer, key),
         purpose=purpose, bitstring=bits, valid_from=dataintegrity.xsd_datetime(now),
@@ -183,6 +187,14 @@ def publish(session: Session, cfg: CredentialConfig, status: StatusList,
     signed = dataintegrity.add_proof(
         doc, issuers.private_key(cfg, issuer, key),
         verification_method=issuers.verification_method(cfg, issuer, key), created=now)
+    return signed, through
+
+
+def publish(session: Session, cfg: CredentialConfig, status: StatusList,
+            purpose: str, *, now: dt.datetime | None = None) -> StatusListPublication:
+    """Sign the list as it stands and store it (the caller commits). Called where the list
+    changes (a new list, a revoke, suspend or restore) and by the sweeper, never by a GET."""
+    signed, through = _signed(session, cfg, status, purpose, now or utcnow())
     row = StatusListPublication(status_list_id=status.id, purpose=purpose,
                                 through_event_id=through, document=json.dumps(signed))
     session.add(row)
@@ -190,17 +202,39 @@ def publish(session: Session, cfg: CredentialConfig, status: StatusList,
     return row
 
 
-def published_list(session: Session, cfg: CredentialConfig, list_id: int,
-                   purpose: str) -> dict | None:
-    """The signed status list credential, fresh: the cached one unless events came since."""
-    status = session.get(StatusList, list_id)
-    if status is None or purpose not in statuslist.PURPOSES:
-        return None
-    latest = session.scalar(
+def _latest_publication(session: Session, list_id: int,
+                        purpose: str) -> StatusListPublication | None:
+    return session.scalar(
         select(StatusListPublication)
         .where(StatusListPublication.status_list_id == list_id,
                StatusListPublication.purpose == purpose)
         .order_by(StatusListPublication.id.desc()).limit(1))
+
+
+def publish_stale(session: Session, cfg: CredentialConfig) -> int:
+    """Sign and store every list whose stored publication is missing or older than its newest
+    status event (lists made before publication moved to the write path); for the sweeper.
+    Returns how many were published (the caller commits)."""
+    published = 0
+    for status in session.scalars(select(StatusList).order_by(StatusList.id)):
+        newest = _latest_event_id(session, status)
+        for purpose in statuslist.PURPOSES:
+            latest = _latest_publication(session, status.id, purpose)
+            if latest is None or latest.through_event_id < newest:
+                publish(session, cfg, status, purpose)
+                published += 1
+    return published
+
+
+def published_list(session: Session, cfg: CredentialConfig, list_id: int,
+                   purpose: str) -> dict | None:
+    """The signed status list credential, fresh: the stored one unless events came since. A
+    read (the public GET serves it): a missing or stale one is signed for this answer and not
+    stored; the write paths and the sweeper store them."""
+    status = session.get(StatusList, list_id)
+    if status is None or purpose not in statuslist.PURPOSES:
+        return None
+    latest = _latest_publication(session, list_id, purpose)
     if latest is None or latest.through_event_id < _latest_event_id(session, status):
-        latest = publish(session, cfg, status, purpose)
+        return _signed(session, cfg, status, purpose, utcnow())[0]
     return json.loads(latest.document)

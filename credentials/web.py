@@ -264,7 +264,6 @@ def status_list(list_id: int, purpose: str) -> Response:
     doc = revocation.published_list(session, current(), list_id, purpose)
     if doc is None:
         abort(404)
-    session.commit()  # keep a freshly signed list cached
     resp = Response(json.dumps(doc), mimetype=JSONLD)
     resp.headers["Cache-Control"] = f"public, max-age={revocation.TTL_MS // 1000}"
     return resp

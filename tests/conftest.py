@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import create_engine, event, make_url, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -92,6 +92,31 @@ def clock() -> Iterator[microcred_clock.ManualClock]:
         yield manual
     finally:
         microcred_clock.set_source(None)
+
+
+@pytest.fixture
+def writes_during(app):
+    """``writes_during(action)`` runs ``action`` and returns its value and the INSERT, UPDATE
+    and DELETE statements the app's engines ran meanwhile (a GET must run none)."""
+    database = app.extensions["microcred.database"]
+    engines = {database.engine, database.write_engine}
+
+    def run(action):
+        writes: list[str] = []
+
+        def seen(conn, cursor, statement, parameters, context, executemany):
+            if statement.lstrip().split(None, 1)[0].upper() in ("INSERT", "UPDATE", "DELETE"):
+                writes.append(statement)
+
+        for engine in engines:
+            event.listen(engine, "before_cursor_execute", seen)
+        try:
+            return action(), writes
+        finally:
+            for engine in engines:
+                event.remove(engine, "before_cursor_execute", seen)
+
+    return run
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -6,7 +6,7 @@ import json
 import threading
 
 import pytest
-from sqlalchemy import event, func, select, update
+from sqlalchemy import func, select, update
 
 from assessment.delivery import service
 from assessment.delivery.models import Attempt, ItemScore, ResponseSave, Result, ResultRelease
@@ -258,27 +258,8 @@ def test_closed_browser_is_finalized_by_the_sweep_with_saved_answers(client, sta
     assert client.get(f"/attempts/{attempt_id}").status_code == 302  # to the result page
 
 
-def _writes_during(app, action):
-    """The INSERT/UPDATE/DELETE statements the app's engines run while ``action`` runs."""
-    database = app.extensions["microcred.database"]
-    engines = {database.engine, database.write_engine}
-    writes: list[str] = []
-
-    def seen(conn, cursor, statement, parameters, context, executemany):
-        if statement.lstrip().split(None, 1)[0].upper() in ("INSERT", "UPDATE", "DELETE"):
-            writes.append(statement)
-
-    for engine in engines:
-        event.listen(engine, "before_cursor_execute", seen)
-    try:
-        return action(), writes
-    finally:
-        for engine in engines:
-            event.remove(engine, "before_cursor_execute", seen)
-
-
-def test_a_get_after_time_ran_out_writes_nothing_and_reports_it(app, clock, client, started,
-                                                                   db):
+def test_a_get_after_time_ran_out_writes_nothing_and_reports_it(clock, client, started, db,
+                                                                   writes_during):
     """GET never writes, at the deadline least of all (every candidate's heartbeat arrives then,
     and on SQLite a read that upgrades to a write gets "database is locked"): the runner's
     GETs report the time-up state; the runner's POST finalizes."""
@@ -290,7 +271,7 @@ def test_a_get_after_time_ran_out_writes_nothing_and_reports_it(app, clock, clie
             f"/api/attempts/{attempt_id}/heartbeat", f"/api/attempts/{attempt_id}/state",
             f"/attempts/{attempt_id}", f"/attempts/{attempt_id}/result", "/exams")}
 
-    pages, writes = _writes_during(app, read_everything)
+    pages, writes = writes_during(read_everything)
     assert writes == []
     beat = pages[f"/api/attempts/{attempt_id}/heartbeat"]
     assert beat.json["status"] == "in_progress" and beat.json["expired"] is True
