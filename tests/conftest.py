@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, event, make_url, text
+from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -98,23 +98,15 @@ def clock() -> Iterator[microcred_clock.ManualClock]:
 def writes_during(app):
     """``writes_during(action)`` runs ``action`` and returns its value and the INSERT, UPDATE
     and DELETE statements the app's engines ran meanwhile (a GET must run none)."""
+    from tests.query_count import count_statements
+
     database = app.extensions["microcred.database"]
-    engines = {database.engine, database.write_engine}
 
     def run(action):
-        writes: list[str] = []
-
-        def seen(conn, cursor, statement, parameters, context, executemany):
-            if statement.lstrip().split(None, 1)[0].upper() in ("INSERT", "UPDATE", "DELETE"):
-                writes.append(statement)
-
-        for engine in engines:
-            event.listen(engine, "before_cursor_execute", seen)
-        try:
-            return action(), writes
-        finally:
-            for engine in engines:
-                event.remove(engine, "before_cursor_execute", seen)
+        with count_statements(database.engine, database.write_engine) as sent:
+            value = action()
+        return value, [s for s in sent
+                       if s.lstrip().split(None, 1)[0].upper() in ("INSERT", "UPDATE", "DELETE")]
 
     return run
 
