@@ -161,7 +161,7 @@ def test_throttle_defaults_and_their_configuration(tmp_path, monkeypatch):
 
 
 def test_repeated_wrong_passwords_throttle_the_account(strict_app, make_user, db, csrf_token,
-                                                      monkeypatch):
+                                                      clock):
     app, settings = strict_app, strict_app.config["MICROCRED"]
     client = app.test_client()
     user = make_user("candidate")
@@ -195,10 +195,7 @@ def test_repeated_wrong_passwords_throttle_the_account(strict_app, make_user, db
     assert _post_signin(fresh, other.email, PASSWORD, csrf_token(fresh)).status_code == 302
 
     # once the delay has passed, the right password signs in
-    from assessment import signin_throttle
-
-    later = signin_throttle.clock() + wait + 0.5
-    monkeypatch.setattr(signin_throttle, "clock", lambda: later)
+    clock.advance(wait + 0.5)
     assert _post_signin(client, user.email, PASSWORD, token).status_code == 302
     assert _signed_in(client)
     # a success clears the account's count: one more wrong password is a plain failure
