@@ -168,7 +168,7 @@ def issue(
     now = (now or utcnow()).replace(microsecond=0)
     issuer = session.get(Issuer, achievement.issuer_id)
     key = issuers.current_key(session, issuer)
-    status_list, index = revocation.allocate_slot(session, issuer, key, cfg)
+    status_list, index = revocation.allocate_slot(session, issuer, key)
     public_id, credential_id = openbadge.new_credential_id(cfg.base_url)
     try:
         valid_until = add_days(now, achievement.validity_days, "validity_days") \

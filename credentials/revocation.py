@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import secrets
 from dataclasses import dataclass
 
@@ -35,6 +36,8 @@ from credentials.models import (
 )
 from microcred.db import utcnow
 
+log = logging.getLogger(__name__)
+
 LIST_FILL_LIMIT = 0.5  # open a new list before random slots get hard to find
 TTL_MS = 5 * 60 * 1000
 
@@ -47,12 +50,9 @@ def list_url(cfg: CredentialConfig, list_id: int, purpose: str) -> str:
     return cfg.url(f"/status/{list_id}/{purpose}")
 
 
-def allocate_slot(session: Session, issuer: Issuer, key: IssuerKey, cfg: CredentialConfig
-                  ) -> tuple[StatusList, int]:
+def allocate_slot(session: Session, issuer: Issuer, key: IssuerKey) -> tuple[StatusList, int]:
     """A random free index on the newest list of the issuer's signing key (random, so that
-    neighbouring bits do not reveal issuance order: Bitstring Status List §6 Privacy). A new
-    list is signed and stored here, in the issuing write transaction: the public GET that
-    serves it only reads."""
+    neighbouring bits do not reveal issuance order: Bitstring Status List §6 Privacy)."""
     current = session.scalar(select(StatusList).where(StatusList.issuer_key_id == key.id)
                              .order_by(StatusList.id.desc()).limit(1))
     if current is not None:
@@ -64,8 +64,6 @@ def allocate_slot(session: Session, issuer: Issuer, key: IssuerKey, cfg: Credent
         current = StatusList(issuer_id=issuer.id, issuer_key_id=key.id, size=statuslist.MIN_BITS)
         session.add(current)
         session.flush()
-        for purpose in statuslist.PURPOSES:
-            publish(session, cfg, current, purpose)
     for _ in range(64):
         index = secrets.randbelow(current.size)
         taken = session.scalar(select(Credential.id).where(
@@ -212,16 +210,21 @@ def _latest_publication(session: Session, list_id: int,
 
 
 def publish_stale(session: Session, cfg: CredentialConfig) -> int:
-    """Sign and store every list whose stored publication is missing or older than its newest
-    status event (lists made before publication moved to the write path); for the sweeper.
-    Returns how many were published (the caller commits)."""
+    """Sign and store every list whose stored publication is missing (a new list) or older
+    than its newest status event; for the sweeper, so the public GET never has to. Returns how
+    many were published (the caller commits). A list that cannot be signed (its key cannot be
+    opened) is logged and skipped: the rest of the sweep goes on."""
     published = 0
     for status in session.scalars(select(StatusList).order_by(StatusList.id)):
         newest = _latest_event_id(session, status)
         for purpose in statuslist.PURPOSES:
             latest = _latest_publication(session, status.id, purpose)
             if latest is None or latest.through_event_id < newest:
-                publish(session, cfg, status, purpose)
+                try:
+                    publish(session, cfg, status, purpose)
+                except CredentialError:
+                    log.exception("status list %s (%s) could not be signed", status.id, purpose)
+                    continue
                 published += 1
     return published
 
