@@ -29,6 +29,7 @@ from assessment.calibration_runs import CalibrationEstimate, CalibrationRun
 from assessment.delivery.models import Attempt, ItemScore, Result, ResultRelease
 from assessment.exams import Exam
 from itembank.models import Form, ItemVersion
+from microcred.errors import DomainError
 from psychometrics import (
     Calibration,
     ItemAnalysis,
@@ -69,8 +70,10 @@ FLAG_REASONS = {
 }
 
 
-class AnalysisError(ValueError):
+class AnalysisError(DomainError):
     """The exam's results cannot be analysed as asked; the message says why."""
+
+    status, code = 409, "no_data"
 
 
 # ---------------------------------------------------------------- which results count
@@ -444,7 +447,7 @@ def calibrate_exam(
         warnings.simplefilter("always")
         try:
             fit = calibrate(matrix.scores, model=model, item_ids=matrix.item_ids, max_iter=max_iter)
-        except (PsychometricsError, ValueError) as exc:
+        except PsychometricsError as exc:
             raise AnalysisError(f"the calibration of exam {exam.code} failed: {exc}") from exc
     seconds = time.perf_counter() - started
     messages = list(fit.messages)
@@ -593,7 +596,7 @@ def _item_fit_by_form(
                     latent_mean=fit.latent_mean,
                     latent_sd=fit.latent_sd,
                 )
-        except (PsychometricsError, ValueError) as exc:
+        except PsychometricsError as exc:
             notes.append(f"form {code}: S-X2 not available ({exc})")
             continue
         for j, item in zip(cols, fits):

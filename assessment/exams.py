@@ -10,6 +10,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, relationship, validat
 from assessment.retakes import check_exam_policy
 from itembank.models import Blueprint, Form
 from microcred.db import Base, utcnow
+from microcred.errors import DomainError
 
 
 class Exam(Base):
@@ -54,8 +55,10 @@ class ExamForm(Base):
     form: Mapped[Form] = relationship()
 
 
-class ExamError(ValueError):
-    pass
+class ExamError(DomainError):
+    """An exam could not be created or changed; the message says why."""
+
+    status, code = 422, "invalid_exam"
 
 
 def create_exam(

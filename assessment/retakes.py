@@ -16,6 +16,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from microcred.errors import DomainError
 from microcred.words import moment, plural
 
 #: upper bounds that keep every date computed from the rules representable
@@ -24,8 +25,10 @@ MAX_WAIT_HOURS = 24 * 366
 KEYS = ("max_attempts", "wait_hours")
 
 
-class RetakePolicyError(ValueError):
+class RetakePolicyError(DomainError):
     """The exam's retake rules are malformed; the message names the field."""
+
+    status, code = 422, "invalid_retake_policy"
 
 
 @dataclass(frozen=True)

@@ -16,14 +16,19 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from itembank.models import ItemVersion
+from microcred.errors import DomainError
 
 
-class ResponseShapeError(ValueError):
+class ResponseShapeError(DomainError):
     """A response does not fit its item's type; the message says what was expected."""
 
+    status, code = 422, "invalid_response"
 
-class ItemDefinitionError(ValueError):
+
+class ItemDefinitionError(DomainError):
     """An item's content is not valid for its type."""
+
+    status, code = 422, "invalid_item"
 
 
 class ItemType(Protocol):

@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from microcred.errors import DomainError
+
 IDENTITY_ALIASES: dict[str, tuple[str, ...]] = {
     "none": (),
     "proctor": ("proctor",),
@@ -23,8 +25,10 @@ IDENTITY_ALIASES: dict[str, tuple[str, ...]] = {
 REVIEW_MODES = ("always", "flagged", "never")
 
 
-class PolicyError(ValueError):
+class PolicyError(DomainError):
     """The exam's proctoring policy is malformed; the message names the field."""
+
+    status, code = 422, "invalid_policy"
 
 
 @dataclass(frozen=True)
