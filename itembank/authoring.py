@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from itembank.models import Blueprint, BlueprintDomain, Form, FormItem, Item, ItemVersion
@@ -118,19 +118,3 @@ def create_form(
     form.published_at = utcnow()
     session.flush()
     return form
-
-
-def latest_published_versions(session: Session) -> list[ItemVersion]:
-    sub = (
-        select(ItemVersion.item_id, func.max(ItemVersion.version).label("v"))
-        .where(ItemVersion.is_published.is_(True))
-        .group_by(ItemVersion.item_id)
-        .subquery()
-    )
-    return list(
-        session.scalars(
-            select(ItemVersion).join(
-                sub, (ItemVersion.item_id == sub.c.item_id) & (ItemVersion.version == sub.c.v)
-            )
-        )
-    )

@@ -169,7 +169,3 @@ def item_type(name: str) -> ItemType:
         raise ItemDefinitionError(
             f"unknown item type {name!r}; known: {', '.join(sorted(ITEM_TYPES))}"
         ) from None
-
-
-def score_response(version: ItemVersion, value: Any) -> float:
-    return item_type(version.item_type).score(version, value)

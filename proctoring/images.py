@@ -35,7 +35,7 @@ import numpy as np
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from PIL import Image, UnidentifiedImageError
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from microcred.db import utcnow
@@ -268,9 +268,3 @@ def purge(session: Session, *, older_than_days: int, now: dt.datetime | None = N
             .execution_options(synchronize_session=False)
         )
     return len(ids)
-
-
-def stored_count(session: Session) -> int:
-    return int(session.scalar(
-        select(func.count()).select_from(StoredImage).where(StoredImage.purged_at.is_(None))
-    ) or 0)

@@ -215,6 +215,8 @@ def time_extensions(session: Session, ps: ProctorSession) -> list[dict[str, Any]
 class DeliveryControl:
     """:class:`proctoring.actions.AttemptControl` over delivery's services."""
 
+    max_extension_seconds = delivery.MAX_EXTENSION_SECONDS
+
     def _attempt(self, session: Session, attempt_id: int | None) -> Attempt:
         if attempt_id is None:
             raise Conflict("the candidate has not started the exam yet")
@@ -249,6 +251,7 @@ _SESSION_COLS = (ProctorSession.id, ProctorSession.candidate_id, ProctorSession.
                  ProctorSession.attempt_id, ProctorSession.state, ProctorSession.risk_score,
                  ProctorSession.last_seen_at, ProctorSession.policy,
                  ProctorSession.state_changed_at)
+#: flags.severity_rank in SQL, so the database finds each session's worst flag.
 _SEVERITY_RANK = case(*[(Flag.severity == s, i) for i, s in enumerate(SEVERITY_ORDER)], else_=-1)
 #: what an unanswered item's newest save holds (JSON text); anything else is an answer
 _NO_ANSWER = ("null", "[]", '""')
