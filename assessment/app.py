@@ -117,10 +117,11 @@ def _register_errors(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def _domain_error(exc: DomainError):
         """Every package's domain errors end here: nothing of the request is written; a JSON
-        caller gets ``{"error": code, "message": ...}``, a form post goes back to its page with
-        the message, anything else gets the error page, each with the error's status."""
+        caller (or a ``.json`` address) gets ``{"error": code, "message": ...}``, a form post
+        goes back to its page with the message, anything else gets the error page, each with
+        the error's status."""
         db_session().rollback()
-        if wants_json():
+        if wants_json() or request.path.endswith(".json"):
             response = ApiError(exc.status, exc.code, exc.message, **exc.extra).response()
         elif back := (same_site_referrer("") if request.method == "POST" else ""):
             flash(exc.message, "error")

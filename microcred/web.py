@@ -138,9 +138,7 @@ def same_site_referrer(default: str) -> str:
 
 
 def wants_json() -> bool:
-    """The request is for JSON (the API, a ``.json`` address, or a JSON body): errors answer
-    in JSON too."""
-    return request.path.startswith("/api/") or request.path.endswith(".json") or request.is_json
+    return request.path.startswith("/api/") or request.is_json
 
 
 def role_required(*roles: str) -> Callable:
