@@ -8,7 +8,7 @@ PACKAGE = Package(
     name="assessment",
     order=0,
     models=("assessment.users", "assessment.signin_throttle", "assessment.exams",
-            "assessment.delivery.models", "assessment.calibration_runs"),
+            "assessment.delivery.models", "assessment.psych.runs"),
     migrations="migrations/versions",
     receivers="assessment.delivery.service:connect_receivers",
     policy={"retake": "assessment.retakes:parse_retake_policy"},

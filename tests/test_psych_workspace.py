@@ -12,10 +12,10 @@ import pytest
 from sqlalchemy import func, select
 
 import psychometrics
-from assessment import exam_analysis
 from assessment.delivery.models import Attempt, ItemScore, Result, ResultRelease
 from assessment.demo_program import load_demo
 from assessment.exams import Exam
+from assessment.psych import calibration as exam_analysis
 from assessment.users import User
 from itembank.models import Form, Item, ItemParameter, ItemVersion
 from itembank.parameters import current_parameters
