@@ -4,18 +4,16 @@ items (or runs) of the exam. The old templates loaded each estimate's item versi
 form's items and each run's decisions one row at a time."""
 from __future__ import annotations
 
-import datetime as dt
+import math
 import random
 
 import pytest
 
-from assessment.delivery.models import Attempt, ItemScore, Result, ResultRelease
 from assessment.psych.calibration import calibrate_exam
 from assessment.psych.runs import approve_run, record_run
-from assessment.users import User
-from microcred.db import utcnow
 from tests.conftest import build_exam
 from tests.query_count import count_statements
+from tests.sittings import sit
 
 #: Statements per page, counted on SQLite (PostgreSQL sends one fewer: its BEGIN is implicit),
 #: including loading the signed-in user. Lower them when a page gets cheaper; a page that needs
@@ -27,41 +25,15 @@ SIZES = {"SMALL": ((2, 2), 1), "LARGE": ((9, 7), 3)}
 CANDIDATES = 40
 
 
-def _sit(db, exam, rng: random.Random) -> None:
-    """Finalized, released results of CANDIDATES candidates on the exam's form, scored 0/1 by a
-    2PL-like rule so that every item varies and a calibration has something to fit."""
-    form = exam.forms[0].form
-    versions = [fi.item_version for fi in form.items]
-    start = utcnow() - dt.timedelta(hours=2)
-    for i in range(CANDIDATES):
-        user = User(email=f"{exam.code.lower()}-sitter{i}@example.org", display_name=f"Sitter {i}",
-                    role="candidate", password_hash="!", active=False)
-        db.add(user)
-        db.flush()
-        attempt = Attempt(candidate_id=user.id, exam_id=exam.id, form_id=form.id,
-                          status="finalized", seed=i, item_order=[v.id for v in versions],
-                          option_orders={}, started_at=start, time_limit_seconds=600,
-                          agreement_accepted_at=start, finalized_at=start + dt.timedelta(minutes=5),
-                          finalize_reason="submitted")
-        db.add(attempt)
-        db.flush()
+def _scores(n_items: int, rng: random.Random) -> list[list[int]]:
+    """0/1 scores of CANDIDATES candidates by a 2PL-like rule, so that a calibration has
+    something to fit."""
+    difficulties = [rng.uniform(-1, 1) for _ in range(n_items)]
+    out = []
+    for _ in range(CANDIDATES):
         theta = rng.gauss(0, 1)
-        scores = [int(rng.random() < 1 / (1 + 2.718 ** -(theta - rng.uniform(-1, 1))))
-                  for _ in versions]
-        raw = float(sum(scores))
-        percent = round(100 * raw / len(versions), 2)
-        result = Result(attempt_id=attempt.id, raw_score=raw, max_score=float(len(versions)),
-                        percent=percent, pass_percent=exam.pass_percent,
-                        passed=percent >= exam.pass_percent, answered=len(versions),
-                        n_items=len(versions), domain_scores=[], theta=None, theta_se=None)
-        db.add(result)
-        db.flush()
-        for pos, (v, s) in enumerate(zip(versions, scores)):
-            db.add(ItemScore(result_id=result.id, item_version_id=v.id, position=pos,
-                             domain_code=v.domain_code, response="B" if s else "A",
-                             score=float(s), max_score=1.0))
-        db.add(ResultRelease(result_id=result.id, status="released"))
-    db.commit()
+        out.append([int(rng.random() < 1 / (1 + math.exp(b - theta))) for b in difficulties])
+    return out
 
 
 @pytest.fixture
@@ -72,7 +44,7 @@ def exams(db, make_user):
     out = {}
     for code, (n_per_domain, n_runs) in SIZES.items():
         exam = build_exam(db, code=code, n_per_domain=n_per_domain)
-        _sit(db, exam, rng)
+        sit(db, exam, _scores(sum(n_per_domain), rng), who=f"{code.lower()}-sitter")
         for _ in range(n_runs):
             run = record_run(db, calibrate_exam(db, exam, max_iter=50), run_by_id=approver.id,
                              max_iter=50)
