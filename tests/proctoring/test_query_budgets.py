@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from sqlalchemy import select
 
 from microcred.querycount import Queries, count_queries
 
@@ -121,7 +122,7 @@ def _running_sessions(db, ns, make_user, vault, face_jpeg, n: int) -> None:
         db.commit()
 
 
-def _console_queries(app, proctor_client) -> Queries:
+def _console_queries(app, proctor_client) -> tuple[Queries, list[dict]]:
     queries, resp = _counted(app, lambda: proctor_client.get("/api/proctoring/console"))
     return queries, resp.json["sessions"]
 
@@ -131,36 +132,31 @@ def test_console_poll_budget_does_not_grow_with_sessions(app, db, proctored, mak
     """N and 2N running sessions (plus, each time, one session waiting for an identity decision
     with a failed automated check, and one the proctor terminated): the same statements."""
     from proctoring import actions, identity
+    from proctoring.assignments import assign
+    from proctoring.models import ProctorSession
+    from proctoring.sessions import open_session
     from proctoring.wiring import DeliveryControl, identity_gate
 
     ns = proctored({"identity": "none", "snapshot_interval_s": 30})
     checked = proctored({"identity": "automated+proctor"}, code="P-ID")
-    proctor = app.test_client()
-    signin(proctor, ns.proctor)
-    from proctoring.assignments import assign
-
     assign(db, ns.proctor, checked.exam, ns.admin)
     waiting = make_user("candidate")
     identity_gate(db, waiting, checked.exam, url_for=lambda *a, **k: "/identity")
-    from proctoring.sessions import open_session
-
-    ps = open_session(db, waiting.id, checked.exam.id)
-    identity.submit(db, ps, vault, selfie=blank_jpeg, id_document=blank_jpeg, by=waiting)
-    db.commit()
-
+    identity.submit(db, open_session(db, waiting.id, checked.exam.id), vault,
+                    selfie=blank_jpeg, id_document=blank_jpeg, by=waiting)
     _running_sessions(db, ns, make_user, vault, face_jpeg, 3)
-    from proctoring.models import ProctorSession
-    from sqlalchemy import select
-
     ended = db.scalar(select(ProctorSession).where(ProctorSession.attempt_id.is_not(None))
                       .order_by(ProctorSession.id).limit(1))
     actions.terminate(db, ended, DeliveryControl(), by=ns.proctor, reason="a second screen")
     db.commit()
+    proctor = app.test_client()
+    signin(proctor, ns.proctor)
 
     small, rows = _console_queries(app, proctor)
     states = sorted(r["state"] for r in rows)
     assert states == ["identity_pending", "in_progress", "in_progress", "terminated"], states
-    assert all(r["answered"] == 1 and r["snapshot"] for r in rows if r["state"] == "in_progress")
+    running = [r for r in rows if r["state"] == "in_progress"]
+    assert all(r["answered"] == 1 and r["snapshot"] and r["flags"]["count"] for r in running)
 
     _running_sessions(db, ns, make_user, vault, face_jpeg, 3)
     large, rows = _console_queries(app, proctor)
