@@ -86,8 +86,9 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
                 session.rollback()
             session.close()
 
-    from assessment import admin, api_docs, auth, home, psych
+    from assessment import admin, api_docs, auth, home
     from assessment.delivery import views as delivery_views
+    from assessment.psych import views as psych
 
     for module in (auth, home, delivery_views, admin, psych, api_docs):
         app.register_blueprint(module.bp)

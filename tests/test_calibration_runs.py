@@ -10,9 +10,9 @@ import re
 import pytest
 from sqlalchemy import func, select
 
-from assessment.calibration_runs import CalibrationDecision, CalibrationRun
 from assessment.demo_program import load_demo
 from assessment.exams import Exam
+from assessment.psych.runs import CalibrationDecision, CalibrationRun
 from assessment.users import User
 from itembank.models import ItemParameter
 from itembank.parameters import current_parameters
@@ -194,7 +194,8 @@ def test_rejecting_a_run_keeps_the_parameters_and_it_can_still_be_approved(psych
 def test_approving_with_the_override_by_keyboard(demo, db, live_server, page):
     from playwright.sync_api import expect
 
-    from assessment.exam_analysis import calibrate_exam, record_run
+    from assessment.psych.calibration import calibrate_exam
+    from assessment.psych.runs import record_run
 
     exam, (email, password) = demo
     run = record_run(db, calibrate_exam(db, exam, max_iter=2), run_by_id=None, max_iter=2)

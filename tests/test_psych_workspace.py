@@ -3,7 +3,6 @@ roles, the exam overview, item analysis against the library, calibration storage
 of the demo's simulated parameters, and bad input."""
 from __future__ import annotations
 
-import datetime as dt
 import random
 import re
 
@@ -12,15 +11,15 @@ import pytest
 from sqlalchemy import func, select
 
 import psychometrics
-from assessment import exam_analysis
-from assessment.delivery.models import Attempt, ItemScore, Result, ResultRelease
+from assessment.delivery.models import Attempt, ItemScore, Result
 from assessment.demo_program import load_demo
 from assessment.exams import Exam
+from assessment.psych import calibration as exam_analysis
 from assessment.users import User
 from itembank.models import Form, Item, ItemParameter, ItemVersion
 from itembank.parameters import current_parameters
-from microcred.db import utcnow
 from psychometrics.ctt import cronbach_alpha
+from tests.sittings import sit as _sit
 
 
 @pytest.fixture
@@ -74,41 +73,6 @@ def _row(html, label):
     match = re.search(rf'<th scope="row">{re.escape(label)}</th>(.*?)</tr>', html, re.DOTALL)
     assert match, f"no table row for {label}"
     return match.group(1)
-
-
-def _sit(db, exam, scores, *, invalidate=()):
-    """Write finalized attempts of ``exam``'s first form with the given 0/1 ``scores``
-    (persons x form items); results in ``invalidate`` get an 'invalidated' release."""
-    form = exam.forms[0].form
-    versions = [fi.item_version for fi in form.items]
-    now = utcnow()
-    for i, person_scores in enumerate(scores):
-        user = User(email=f"sitter{i}@example.org", display_name=f"Sitter {i}", role="candidate",
-                    password_hash="!", active=False)
-        db.add(user)
-        db.flush()
-        start = now - dt.timedelta(hours=2)
-        attempt = Attempt(candidate_id=user.id, exam_id=exam.id, form_id=form.id, status="finalized",
-                          seed=i, item_order=[v.id for v in versions], option_orders={},
-                          started_at=start, time_limit_seconds=600, agreement_accepted_at=start,
-                          finalized_at=start + dt.timedelta(minutes=5), finalize_reason="submitted")
-        db.add(attempt)
-        db.flush()
-        raw = float(sum(person_scores))
-        percent = round(100 * raw / len(versions), 2)
-        result = Result(attempt_id=attempt.id, raw_score=raw, max_score=float(len(versions)),
-                        percent=percent, pass_percent=exam.pass_percent,
-                        passed=percent >= exam.pass_percent, answered=len(versions),
-                        n_items=len(versions), domain_scores=[], theta=None, theta_se=None)
-        db.add(result)
-        db.flush()
-        for pos, (v, s) in enumerate(zip(versions, person_scores)):
-            db.add(ItemScore(result_id=result.id, item_version_id=v.id, position=pos,
-                             domain_code=v.domain_code, response=None, score=float(s), max_score=1.0))
-        db.add(ResultRelease(result_id=result.id,
-                             status="invalidated" if i in invalidate else "released"))
-    db.commit()
-    return versions
 
 
 # ---------------------------------------------------------------- roles

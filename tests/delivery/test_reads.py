@@ -5,7 +5,7 @@ from __future__ import annotations
 from assessment.delivery import reads, service
 from assessment.delivery.eligibility import outcome
 from assessment.delivery.models import ResponseSave, Result, ResultRelease
-from assessment.exam_analysis import counted_results
+from assessment.psych.results import counted_results
 from itembank.models import ItemVersion
 from itembank.types import ITEM_TYPES
 from microcred.db import utcnow

@@ -1,9 +1,9 @@
 """Calibration runs: a calibration is stored as a run, and its estimates become an exam's current
 item parameters only when a psychometrician approves the run.
 
-A run is ``proposed`` when stored. Approving it writes its usable estimates as new
-``ItemParameter`` rows through :func:`itembank.parameters.supersede_parameters` (the newest row of
-an item version is current), marks the exam's previously approved run ``superseded`` and the run
+A run is ``proposed`` when stored (:func:`record_run`). Approving it writes its usable estimates
+as new ``ItemParameter`` rows through :func:`itembank.parameters.supersede_parameters`, the one
+writer of those rows (the newest row of an item version is current), and marks the exam's previously approved run ``superseded`` and the run
 ``approved``. A run that did not converge is approved only with an explicit override and a
 reason. Rejecting a proposed run leaves the parameters alone. Any run that is not the current
 one (proposed, rejected or superseded) may be approved later: that is the way back to an earlier
@@ -18,9 +18,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import numpy as np
 from sqlalchemy import ForeignKey, String, select
-from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship, selectinload
 
+from assessment.psych.calibration import ExamCalibration
 from itembank.models import ItemVersion
 from itembank.parameters import ParameterValues, supersede_parameters
 from microcred.db import Base, append_only, utcnow
@@ -124,25 +126,131 @@ class CalibrationDecision(Base):
 append_only(CalibrationDecision)
 
 
+# ---------------------------------------------------------------- storing
+
+
+def record_run(
+    session: Session, calibration: ExamCalibration, *, run_by_id: int | None, max_iter: int
+) -> CalibrationRun:
+    """Store ``calibration`` as a proposed run with one estimate row per item version (flushed,
+    not committed). The current parameters do not change."""
+    fit, matrix = calibration.fit, calibration.matrix
+    three = fit.model == "3pl"
+    run = CalibrationRun(
+        exam_id=calibration.exam.id,
+        model=fit.model,
+        options={"max_iter": int(max_iter)},
+        run_by_id=run_by_id,
+        converged=bool(fit.converged),
+        iterations=int(fit.iterations),
+        log_likelihood=_finite_or_none(fit.loglik),
+        fit_summary=_json_safe({
+            "exam": calibration.exam.code,
+            "engine": fit.engine,
+            "n_persons": fit.n_persons,
+            "n_items": fit.n_items,
+            "forms": [matrix.forms[f].code for f in sorted(matrix.forms)],
+            "max_change": fit.max_change,
+            "aic": fit.aic,
+            "bic": fit.bic,
+            "n_params": fit.n_params,
+            "latent_mean": fit.latent_mean,
+            "latent_sd": fit.latent_sd,
+            "seconds": calibration.seconds,
+            "recovery": [vars(r) for r in calibration.recovery],
+            "fit_forms": calibration.fit_forms(),
+            "fit_notes": calibration.fit_notes,
+        }),
+        warnings=[str(w) for w in calibration.warnings],
+        status="proposed",
+    )
+    session.add(run)
+    session.flush()
+    for j, version in enumerate(matrix.versions):
+        session.add(CalibrationEstimate(
+            run_id=run.id,
+            item_version_id=version.id,
+            position=j,
+            n_responses=int((~np.isnan(matrix.scores[:, j])).sum()),
+            a=_finite_or_none(fit.a[j]),
+            b=_finite_or_none(fit.b[j]),
+            c=_finite_or_none(fit.c[j]) if three else 0.0,
+            standard_errors={
+                name: _finite_or_none(se[j])
+                for name, se in (("a", fit.se_a), ("b", fit.se_b), ("c", fit.se_c))
+                if three or name != "c"
+            },
+            status=str(fit.status[j])[:20],
+            note=calibration.unusable.get(j),
+            item_fit=_json_safe({
+                code: item.to_dict() for code, item in calibration.item_fit.get(j, [])
+            }),
+        ))
+    session.flush()
+    return run
+
+
+def _json_safe(value):
+    """NaN and infinities become None (JSON has neither), numpy scalars plain numbers."""
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return _finite_or_none(value)
+    return value
+
+
+def _finite_or_none(value: float | None) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    return value if np.isfinite(value) else None
+
+
+
 # ---------------------------------------------------------------- reading
 
 
-def runs_of_exam(session: Session, exam_id: int) -> list[CalibrationRun]:
-    """The exam's runs, newest first."""
+def runs_of_exam(session: Session, exam_id: int, *, limit: int | None = None) -> list[CalibrationRun]:
+    """The exam's runs, newest first, with their decisions (the pages name who decided)."""
     return list(
         session.scalars(
             select(CalibrationRun)
             .where(CalibrationRun.exam_id == exam_id)
             .order_by(CalibrationRun.id.desc())
+            .limit(limit)
+            .options(selectinload(CalibrationRun.decisions))
         )
     )
 
 
 def get_run(session: Session, run_id: int, *, for_update: bool = False) -> CalibrationRun | None:
+    """The run alone: what deciding on it needs (:func:`approve_run` locks and refreshes it)."""
     query = select(CalibrationRun).where(CalibrationRun.id == run_id)
     if for_update:
         query = query.with_for_update()
     return session.scalar(query)
+
+
+def run_with_details(session: Session, run_id: int) -> CalibrationRun | None:
+    """The run with everything its page shows loaded up front: the estimates with their item
+    versions and items, and the decisions. A fixed number of queries however many items the
+    run has (``tests/test_psych_queries.py`` holds the page to it)."""
+    return session.scalar(
+        select(CalibrationRun)
+        .where(CalibrationRun.id == run_id)
+        .options(
+            selectinload(CalibrationRun.estimates)
+            .selectinload(CalibrationEstimate.item_version)
+            .selectinload(ItemVersion.item),
+            selectinload(CalibrationRun.decisions),
+        )
+    )
 
 
 # ---------------------------------------------------------------- deciding

@@ -1,15 +1,19 @@
-"""The psychometrician's workspace: exam overview, classical item analysis, IRT calibration.
+"""The psychometrician's workspace: exam overview, classical item analysis, IRT calibration
+and its runs.
 
-Thin views over :mod:`assessment.exam_analysis`. Calibration runs inside the request, on purpose:
-on the demo (500 candidates x 31 item versions on two 20-item forms sharing 9) the EM fit takes
-0.04-0.14 s (median of 10 runs, 2PL/3PL/Rasch) and the whole service call (score matrix, fit,
-S-X2 per form, the new rows) 0.1-0.3 s, measured on a busy 2-core machine. A background job would
-add machinery without sparing anyone a wait; move it to the job queue (RQ) when programs grow
-past a couple of seconds (``bench/calibration.py`` gives the library's figures by size).
+Thin views over the package's services. Every page loads what it shows in the view, a fixed
+number of queries however many items an exam has: templates get plain values and eagerly
+loaded rows, never a relationship to load row by row.
+
+Calibration runs inside the request, on purpose: on the demo (500 candidates x 31 item versions
+on two 20-item forms sharing 9) the EM fit takes 0.04-0.14 s (median of 10 runs, 2PL/3PL/Rasch)
+and the whole service call (score matrix, fit, S-X2 per form, the new rows) 0.1-0.3 s, measured
+on a busy 2-core machine. A background job would add machinery without sparing anyone a wait;
+move it to the job queue (RQ) when programs grow past a couple of seconds
+(``bench/calibration.py`` gives the library's figures by size).
 
 A calibration is stored as a proposed run and changes nothing until a psychometrician approves it
-on the run's page (:mod:`assessment.calibration_runs`); earlier runs stay there to be approved
-again.
+on the run's page (:mod:`assessment.psych.runs`); earlier runs stay there to be approved again.
 """
 from __future__ import annotations
 
@@ -17,30 +21,31 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_login import current_user
 from sqlalchemy import select
 
-from assessment.calibration_runs import (
-    CalibrationRefused,
-    CalibrationRun,
-    approve_run,
-    get_run,
-    reject_run,
-    runs_of_exam,
-)
-from assessment.exam_analysis import (
+from assessment.exams import Exam, exam_by_code
+from assessment.psych.calibration import (
     CALIBRATION_MODELS,
     DEFAULT_MAX_ITER,
     FIT_ALPHA,
     MAX_ITER_LIMIT,
-    AnalysisError,
-    analyse_items,
     calibrate_exam,
     check_max_iter,
     check_model_choice,
     exam_item_versions,
-    exam_summaries,
-    record_run,
-    version_label,
 )
-from assessment.exams import Exam, exam_by_code
+from assessment.psych.errors import AnalysisError
+from assessment.psych.item_statistics import analyse_items
+from assessment.psych.response_matrix import version_label
+from assessment.psych.results import exam_summaries
+from assessment.psych.runs import (
+    CalibrationRefused,
+    CalibrationRun,
+    approve_run,
+    get_run,
+    record_run,
+    reject_run,
+    run_with_details,
+    runs_of_exam,
+)
 from assessment.users import User
 from itembank.parameters import current_parameters
 from microcred.web import ApiError, db_session, role_required
@@ -119,7 +124,7 @@ def _calibration_form(exam: Exam, *, problem: str | None = None, model: str = "2
     return render_template(
         "psych/calibrate.html", exam=exam, versions=versions, current=current,
         label=version_label, models=CALIBRATION_MODELS, model=model, max_iter=max_iter,
-        max_iter_limit=MAX_ITER_LIMIT, problem=problem, runs=runs_of_exam(session, exam.id)[:5],
+        max_iter_limit=MAX_ITER_LIMIT, problem=problem, runs=runs_of_exam(session, exam.id, limit=5),
     ), status
 
 
@@ -160,6 +165,10 @@ def runs(code: str):
 
 def _run(run_id: int, *, for_update: bool = False) -> CalibrationRun:
     run = get_run(db_session(), run_id, for_update=for_update)  # ids in range: IdConverter
+    return _found(run, run_id)
+
+
+def _found(run: CalibrationRun | None, run_id: int) -> CalibrationRun:
     if run is None:
         raise UnknownExam(f"there is no calibration run {run_id}")
     return run
@@ -177,12 +186,13 @@ def _people(session, runs: list[CalibrationRun]) -> dict[int, User]:
 @bp.get("/runs/<int:run_id>")
 @role_required(*ROLES)
 def run_detail(run_id: int):
-    return _run_page(_run(run_id))
+    return _run_page(run_id)
 
 
-def _run_page(run: CalibrationRun, *, problem: str | None = None, form: dict | None = None,
+def _run_page(run_id: int, *, problem: str | None = None, form: dict | None = None,
               status: int = 200):
     session = db_session()
+    run = _found(run_with_details(session, run_id), run_id)
     exam = session.get(Exam, run.exam_id)
     if exam is None:  # runs belong to exams, which are never deleted
         abort(404)
@@ -214,7 +224,7 @@ def approve(run_id: int):
     except CalibrationRefused as exc:
         session.rollback()
         form = {"action": "approve", "reason": reason, "override": override}
-        return _run_page(_run(run_id), problem=f"Not approved: {exc}.", form=form, status=422)
+        return _run_page(run_id, problem=f"Not approved: {exc}.", form=form, status=422)
     session.commit()
     flash(
         f"Calibration run {run.id} is approved: its {len(run.usable_estimates)} usable estimates"
@@ -234,7 +244,7 @@ def reject(run_id: int):
     except CalibrationRefused as exc:
         session.rollback()
         form = {"action": "reject", "reason": reason}
-        return _run_page(_run(run_id), problem=f"Not rejected: {exc}.", form=form, status=422)
+        return _run_page(run_id, problem=f"Not rejected: {exc}.", form=form, status=422)
     session.commit()
     flash(f"Calibration run {run.id} is rejected; the current parameters are unchanged.", "info")
     return redirect(url_for("psych.run_detail", run_id=run.id)), 303
