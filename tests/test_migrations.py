@@ -5,6 +5,7 @@ the server of ``MICROCRED_TEST_POSTGRES_URL`` (dropped afterwards; the PostgreSQ
 the reason in the summary, when the server does not answer)."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -162,5 +163,35 @@ def test_itembank_branch_keeps_the_published_state_in_status(empty_url: str):
         with engine.connect() as conn:
             rows = conn.execute(text("SELECT id, is_published FROM item_versions ORDER BY id"))
             assert [(i, bool(flag)) for i, flag in rows] == [(1, True), (2, True), (3, False)]
+    finally:
+        engine.dispose()
+
+
+
+def test_the_demos_unread_policy_key_is_dropped(empty_url: str):
+    """Exam policies hold only registered sections (``microcred.policy``): 0004 drops the demo's
+    unread ``achievement_code`` so the exam's policy can still be edited, and keeps the rest."""
+    from alembic import command
+
+    cfg = alembic_config(empty_url)
+    command.upgrade(cfg, "0003_sessions_counters")
+    engine = create_engine(empty_url)
+    at = "'2026-01-01 00:00:00'"
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO blueprints (id, code, name, created_at) "
+                              f"VALUES (1, 'BP', 'BP', {at})"))
+            exam = ("INSERT INTO exams (id, code, title, program_name, description, instructions, "
+                    "agreement, blueprint_id, time_limit_seconds, pass_percent, shuffle_items, "
+                    "shuffle_options, is_open, policy, created_at) VALUES ({id}, 'E{id}', 'E', '', "
+                    "'', '[]', '', 1, 600, 60, true, true, true, :policy, " + at + ")")
+            demo = {"proctoring": {"identity": "proctor"}, "achievement_code": "CC-101"}
+            conn.execute(text(exam.format(id=1)), {"policy": json.dumps(demo)})
+            conn.execute(text(exam.format(id=2)), {"policy": json.dumps({"retake": {}})})
+        upgrade(empty_url)
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT id, policy FROM exams ORDER BY id")).all()
+        policies = [json.loads(p) if isinstance(p, str) else p for _, p in rows]
+        assert policies == [{"proctoring": {"identity": "proctor"}}, {"retake": {}}]
     finally:
         engine.dispose()
