@@ -6,7 +6,9 @@ There is one scoring function per item type, and it lives here. Each type knows 
   rationale or the scoring rule);
 - ``normalize(version, value)``: check a response's shape and return its canonical form, or raise
   :class:`ResponseShapeError` saying what was wrong;
-- ``score(version, value)``: the points earned, between 0 and ``version.max_score``.
+- ``score(version, value)``: the points earned, between 0 and ``version.max_score``;
+- ``is_answered(value)``: whether a stored response counts as an answer (the runner's, the
+  result's and the proctor console's "answered").
 
 New types (text entry, numeric, order, match, hotspot...) register themselves in ``ITEM_TYPES``.
 """
@@ -43,6 +45,8 @@ class ItemType(Protocol):
     def score(self, version: ItemVersion, value: Any) -> float: ...
 
     def shuffle_targets(self, version: ItemVersion) -> list[str]: ...
+
+    def is_answered(self, value: Any) -> bool: ...
 
 
 def _option_ids(interaction: dict) -> list[str]:
@@ -143,6 +147,11 @@ class ChoiceType:
             raise ResponseShapeError(
                 f"this item asks for {select} options; {len(value)} were selected")
         return sorted(value) or None
+
+    def is_answered(self, value: Any) -> bool:
+        """Whether a stored response answers the item: an option chosen (a cleared choice is
+        stored as None; an empty list or string, from older saves, chose nothing either)."""
+        return value not in (None, [], "")
 
     def score(self, version: ItemVersion, value: Any) -> float:
         correct = set(version.key["correct"])

@@ -181,11 +181,14 @@ def api_heartbeat(attempt_id: int):
     session = db_session()
     attempt = _my_attempt(attempt_id)
     now = utcnow()
-    if service.finalize_if_expired(session, attempt, now, grace_seconds=_grace()):
+    # the clock is read once: the expiry check and the payload share it
+    c = service.attempt_clock(session, attempt, now)
+    if service.finalize_if_expired(session, attempt, now, grace_seconds=_grace(), clock_now=c):
         session.commit()
+        c = service.attempt_clock(session, attempt, now)  # stopped at the finalization
     body: dict[str, Any] = {
         "status": attempt.status,
-        "clock": service.clock_payload(service.attempt_clock(session, attempt, now), now),
+        "clock": service.clock_payload(c, now),
         "last_seq": attempt.last_seq,
         "extras": _extras(session, attempt),
     }
