@@ -7,6 +7,10 @@ RUN_STAMP := $(VENV)/.run-stamp
 TEST_STAMP := $(VENV)/.test-stamp
 HOST ?= 127.0.0.1
 PORT ?= 5000
+# Two pytest workers: the suite is mostly waiting on browsers, servers and databases, and two
+# workers keep it well under CI's budget on a 2-core machine. `make test PYTEST_WORKERS=0` runs it
+# in one process.
+PYTEST_WORKERS ?= 2
 PYTEST_ARGS ?=
 
 .PHONY: run test install chromium lint bench clean
@@ -35,7 +39,7 @@ run: $(RUN_STAMP)
 
 # The whole suite: unit, integration on SQLite and PostgreSQL, and browser tests in Chromium.
 test: $(TEST_STAMP) chromium
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 # Browser tests drive Debian's chromium; install it when missing and we may.
 chromium:

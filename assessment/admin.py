@@ -16,6 +16,7 @@ from assessment.users import (
     grant_accommodation,
     set_active,
 )
+from microcred.errors import DomainError
 from microcred.inputs import InvalidInput, form_id
 from microcred.web import db_session, role_required
 
@@ -28,8 +29,10 @@ USERS_PER_PAGE = 50
 MAX_SEARCH = 254
 
 
-class ListRequestError(ValueError):
+class ListRequestError(DomainError):
     """A search or page number that cannot be served; the message says why."""
+
+    status, code = 400, "bad_list_request"
 
 
 def _like_pattern(text: str) -> str:

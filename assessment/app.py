@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, g, render_template, request
+from flask import Flask, flash, g, make_response, redirect, render_template, request
 from flask_login import LoginManager
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
@@ -16,7 +16,14 @@ from assessment.users import User, load_signed_in_user
 from microcred.errors import DomainError
 from microcred.inputs import IdConverter
 from microcred.packages import connect_receivers, hook, packages
-from microcred.web import ApiError, BodyLimitedRequest, RunnerWiring, db_session, wants_json
+from microcred.web import (
+    ApiError,
+    BodyLimitedRequest,
+    RunnerWiring,
+    db_session,
+    same_site_referrer,
+    wants_json,
+)
 from microcred.words import plural
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -110,10 +117,22 @@ def _register_errors(app: Flask) -> None:
 
     @app.errorhandler(DomainError)
     def _domain_error(exc: DomainError):
+        """Every package's domain errors end here: nothing of the request is written; a JSON
+        caller (or a ``.json`` address) gets ``{"error": code, "message": ...}``, a form post
+        goes back to its page with the message, anything else gets the error page, each with
+        the error's status."""
         db_session().rollback()
-        if wants_json():
-            return ApiError(exc.status, exc.code, exc.message, **exc.extra).response()
-        return render_template("error.html", status=exc.status, message=exc.message), exc.status
+        if wants_json() or request.path.endswith(".json"):
+            response = ApiError(exc.status, exc.code, exc.message, **exc.extra).response()
+        elif back := (same_site_referrer("") if request.method == "POST" else ""):
+            flash(exc.message, "error")
+            return redirect(back)
+        else:
+            response = make_response(
+                render_template("error.html", status=exc.status, message=exc.message), exc.status)
+        if "retry_after" in exc.extra:
+            response.headers["Retry-After"] = str(exc.extra["retry_after"])
+        return response
 
     @app.errorhandler(CSRFError)
     def _csrf_error(exc: CSRFError):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from microcred.keyfile import read_or_create
@@ -84,7 +84,6 @@ class Settings:
     signin_backoff_cap_seconds: float = 300.0
     redis_url: str | None = None
     public_base_url: str = "http://127.0.0.1:5000"
-    extra: dict = field(default_factory=dict)
 
     @classmethod
     def from_env(cls) -> Settings:

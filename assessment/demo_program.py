@@ -136,10 +136,10 @@ def load_demo(
         forms=forms,
         time_limit_seconds=int(exam_def["time_limit_minutes"]) * 60,
         pass_percent=float(exam_def["pass_percent"]),
+        # (the badge links to the exam through its achievement's exam_id, not the policy)
         policy={
             "proctoring": {"identity": "proctor", "review": "flagged", "fullscreen": False,
                            "snapshot_interval_s": 60},
-            "achievement_code": content["program"]["code"],
         },
     )
     _assign_proctor(session, users["proctor"], exam, users["admin"])

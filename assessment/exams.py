@@ -7,9 +7,10 @@ from typing import Any
 from sqlalchemy import ForeignKey, String, Text, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship, validates
 
-from assessment.retakes import check_exam_policy
 from itembank.models import Blueprint, Form
 from microcred.db import Base, utcnow
+from microcred.errors import DomainError
+from microcred.policy import check_policy
 
 
 class Exam(Base):
@@ -28,7 +29,9 @@ class Exam(Base):
     shuffle_items: Mapped[bool] = mapped_column(default=True)
     shuffle_options: Mapped[bool] = mapped_column(default=True)
     is_open: Mapped[bool] = mapped_column(default=True)
-    #: Free-form policy the other packages read (proctoring: identity, review; credentials: badge).
+    #: Sections owned by the packages that read them (``retake``: delivery's retake rules,
+    #: ``proctoring``: proctoring's policy), each checked by its owner's validator on every write
+    #: (``microcred.policy``).
     policy: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
@@ -37,8 +40,8 @@ class Exam(Base):
 
     @validates("policy")
     def _check_policy(self, _key: str, value: dict[str, Any]) -> dict[str, Any]:
-        # every write of the policy, from any caller, meets the same checks
-        check_exam_policy(value)
+        # every write of the policy, from any caller, on create or update, meets the same checks
+        check_policy(value)
         return value
 
 
@@ -54,8 +57,10 @@ class ExamForm(Base):
     form: Mapped[Form] = relationship()
 
 
-class ExamError(ValueError):
-    pass
+class ExamError(DomainError):
+    """An exam could not be created or changed; the message says why."""
+
+    status, code = 422, "invalid_exam"
 
 
 def create_exam(

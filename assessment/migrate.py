@@ -49,9 +49,8 @@ def pending(database_url: str) -> bool:
             current = MigrationContext.configure(conn).get_current_heads()
     finally:
         engine.dispose()
-    revision_map = script.revision_map
-    applied = {
-        rev.revision
-        for rev in revision_map._get_ancestor_nodes(revision_map.get_revisions(current))
-    }
+    # ScriptDirectory.iterate_revisions walks down from the current heads through both
+    # down_revision and depends_on: alembic's public API, not its revision map's internals.
+    applied = ({rev.revision for rev in script.iterate_revisions(current, "base")}
+               if current else set())
     return bool(set(script.get_heads()) - applied)

@@ -7,7 +7,8 @@ Example::
 ``max_attempts`` bounds the attempts a candidate may start (absent: no limit). ``wait_hours`` is
 how long a candidate waits after an attempt that did not pass (failed, terminated by a proctor,
 or invalidated in review) before starting another. The rules are checked when the policy is set
-(:class:`assessment.exams.Exam` validates its ``policy``) and enforced by delivery when an
+(:class:`assessment.exams.Exam` validates its ``policy``; this module's
+:func:`parse_retake_policy` is the ``retake`` section's validator in ``microcred.policy``) and enforced by delivery when an
 attempt starts (:mod:`assessment.delivery.eligibility`).
 """
 from __future__ import annotations
@@ -16,6 +17,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from microcred.policy import PolicyError
 from microcred.words import moment, plural
 
 #: upper bounds that keep every date computed from the rules representable
@@ -24,7 +26,7 @@ MAX_WAIT_HOURS = 24 * 366
 KEYS = ("max_attempts", "wait_hours")
 
 
-class RetakePolicyError(ValueError):
+class RetakePolicyError(PolicyError):
     """The exam's retake rules are malformed; the message names the field."""
 
 
@@ -92,18 +94,6 @@ def parse_retake_policy(raw: Any) -> RetakePolicy:
 
 def retake_policy_of(exam_policy: dict[str, Any] | None) -> RetakePolicy:
     return parse_retake_policy((exam_policy or {}).get("retake"))
-
-
-def check_exam_policy(exam_policy: Any) -> None:
-    """Refuse an exam policy whose retake rules are malformed (called whenever it is set)."""
-    if exam_policy is None:
-        return
-    if not isinstance(exam_policy, dict):
-        raise RetakePolicyError("an exam's policy must be an object")
-    if "max_attempts" in exam_policy:
-        raise RetakePolicyError('the attempt limit belongs in the retake rules: '
-                                'policy["retake"]["max_attempts"]')
-    parse_retake_policy(exam_policy.get("retake"))
 
 
 def set_retake_policy(exam: Any, raw: Any) -> RetakePolicy:

@@ -84,7 +84,11 @@ class DatabaseCounters:
         insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(
             SigninCounter.__table__)
         first_wait = rule.wait_after(1)
-        stmt = insert.values(key=key, tries=1, wait_s=first_wait, blocked_until=now + first_wait,
+        # A try that imposes no wait blocks nobody: blocked_until stays 0, not "now". A
+        # concurrent request whose clock reading is a hair older than this one's would otherwise
+        # see the counter as still waiting and be refused for no reason.
+        stmt = insert.values(key=key, tries=1, wait_s=first_wait,
+                             blocked_until=now + first_wait if first_wait else 0.0,
                              expires_at=now + first_wait + rule.keep_s)
         # Evaluated against the row as it was: an expired counter starts again at one try.
         fresh = t.expires_at <= now
@@ -99,7 +103,8 @@ class DatabaseCounters:
         stmt = stmt.on_conflict_do_update(
             index_elements=[t.key],
             set_={"tries": case((fresh, 1), else_=t.tries + 1), "wait_s": wait,
-                  "blocked_until": now + wait, "expires_at": now + wait + rule.keep_s},
+                  "blocked_until": case((wait > 0, now + wait), else_=0.0),
+                  "expires_at": now + wait + rule.keep_s},
             # A counter still waiting is left as it is, and the upsert returns no row.
             where=or_(fresh, t.blocked_until <= now),
         )
@@ -152,7 +157,9 @@ for i, key in ipairs(KEYS) do
   local tries = redis.call('HINCRBY', key, 'tries', 1)
   local delay = tonumber(redis.call('HGET', key, 'wait') or '0')
   if tries < free then delay = 0 else delay = math.min(math.max(delay * 2, base), cap) end
-  redis.call('HSET', key, 'wait', tostring(delay), 'blocked_until', tostring(now + delay))
+  local hold = 0
+  if delay > 0 then hold = now + delay end
+  redis.call('HSET', key, 'wait', tostring(delay), 'blocked_until', tostring(hold))
   redis.call('PEXPIRE', key, math.ceil((delay + keep) * 1000))
 end
 return '0'

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from zxcvbn import zxcvbn
 
 from microcred.db import Base, append_only, utcnow
+from microcred.errors import DomainError
 
 _hasher = PasswordHasher()
 
@@ -79,8 +80,10 @@ def spend_password_check(password: str) -> bool:
     return False
 
 
-class UserError(ValueError):
+class UserError(DomainError):
     """A user could not be created or changed; the message says why."""
+
+    status, code = 422, "invalid_user"
 
 
 #: NIST SP 800-63B 3.1.1.2: at least 8 characters, and at least 64 allowed.

@@ -17,7 +17,7 @@ What it does, end to end:
    it then runs ANALYZE, as autovacuum soon would on a live server.
 3. The console API, ``GET /api/proctoring/console``, through the Flask test client signed in
    as the proctor: ``--polls`` polls, latency p50/p95/max, response size, and the SQL
-   statements each poll runs (a ``before_cursor_execute`` listener on the app's engines).
+   statements each poll runs (``microcred.querycount``, as the query-budget tests count them).
    The count must not depend on N: run with ``--sessions 50`` and ``--sessions 200`` and
    compare. The time spent in ``proctoring.wiring.live_sessions`` alone is reported too.
 4. In Chromium (Playwright, ``/usr/bin/chromium``) against the same app on a threaded
@@ -283,18 +283,6 @@ def populate(db: Any, n: int, seed: int) -> dict[str, Any]:
 # ---------------------------------------------------------------- measuring the API
 
 
-class QueryCounter:
-    def __init__(self, engines: list[Any]) -> None:
-        from sqlalchemy import event
-
-        self.n = 0
-        for engine in engines:
-            event.listen(engine, "before_cursor_execute", self._count)
-
-    def _count(self, *args: Any) -> None:
-        self.n += 1
-
-
 def pct(values: list[float], p: float) -> float:
     s = sorted(values)
     return s[min(len(s) - 1, max(0, round(p / 100 * (len(s) - 1))))]
@@ -309,23 +297,21 @@ def signin(client: Any, email: str) -> None:
 
 
 def measure_api(app: Any, n: int, polls: int) -> dict[str, Any]:
+    from microcred.querycount import count_queries
     from proctoring.wiring import live_sessions
 
     database = app.extensions["microcred.database"]
-    engines = [database.engine] + ([database.write_engine]
-                                   if database.write_engine is not database.engine else [])
-    counter = QueryCounter(engines)
     client = app.test_client()
     signin(client, "bench-proctor@bench.microcred.test")
     client.get("/api/proctoring/console")  # warm caches (templates, compiled statements)
     times, sizes, queries = [], [], []
     for _ in range(polls):
-        before = counter.n
-        t = time.perf_counter()
-        resp = client.get("/api/proctoring/console")
-        body = resp.get_data()
-        times.append(time.perf_counter() - t)
-        queries.append(counter.n - before)
+        with count_queries(database.engine, database.write_engine) as sent:
+            t = time.perf_counter()
+            resp = client.get("/api/proctoring/console")
+            body = resp.get_data()
+            times.append(time.perf_counter() - t)
+        queries.append(len(sent))
         sizes.append(len(body))
         if resp.status_code != 200:
             raise RuntimeError(f"console API: {resp.status_code} {body[:200]!r}")
@@ -369,6 +355,7 @@ def measure_silence_poll(app: Any, n: int) -> dict[str, Any]:
     it took, and the poll after."""
     from sqlalchemy import func, select, update
 
+    from microcred.querycount import count_queries
     from proctoring.flags import MISSING_SNAPSHOT_RULE
     from proctoring.models import Flag, ProctorSession
 
@@ -378,9 +365,6 @@ def measure_silence_poll(app: Any, n: int) -> dict[str, Any]:
             **POLICY, "snapshot_interval_s": 5, "missing_snapshot_intervals": 1}))
         s.commit()
     time.sleep(6)  # longer than the new limit since the newest snapshot
-    engines = [database.engine] + ([database.write_engine]
-                                   if database.write_engine is not database.engine else [])
-    counter = QueryCounter(engines)
     client = app.test_client()
     signin(client, "bench-proctor@bench.microcred.test")
     def flagged() -> int:
@@ -389,11 +373,13 @@ def measure_silence_poll(app: Any, n: int) -> dict[str, Any]:
                             .where(Flag.rule == MISSING_SNAPSHOT_RULE))
 
     def poll() -> tuple[float, int]:
-        before, t = counter.n, time.perf_counter()
-        resp = client.get("/api/proctoring/console")
+        with count_queries(database.engine, database.write_engine) as sent:
+            t = time.perf_counter()
+            resp = client.get("/api/proctoring/console")
+            took = time.perf_counter() - t
         if resp.status_code != 200:
             raise RuntimeError(f"console API: {resp.status_code}")
-        return time.perf_counter() - t, counter.n - before
+        return took, len(sent)
 
     writing: list[tuple[float, int]] = []
     while flagged() < n and len(writing) < n:

@@ -11,8 +11,8 @@ What it does, end to end:
    its identity check needs a proctor to admit each candidate, which is not what this measures.
    All candidates share one password, hashed once with cheap argon2 parameters and copied to
    every account (the hash carries its salt and parameters, so sign-in verifies as usual):
-   at the default cost each sign-in verifies for ~0.1 s, and on SQLite it does so inside the
-   sign-in's write transaction, so 200 sign-ins take ~40 s. Sign-in is not what is measured.
+   at the default cost each sign-in spends ~0.1 s of CPU verifying the password, so 200
+   sign-ins would add tens of seconds of setup. Sign-in is not what is measured.
 3. Starts ``microcred serve`` on 127.0.0.1 (a free port; gunicorn workers and threads from
    ``--workers`` / ``--threads``, else the serve command's defaults: 2 x cores + 1 sync
    workers; its sweeper stays on, as in production) with its output in a log file, and waits

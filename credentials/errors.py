@@ -1,13 +1,19 @@
 """The exceptions the credentials package raises; each message names what was wrong."""
 from __future__ import annotations
 
+from microcred.errors import DomainError
 
-class CredentialError(ValueError):
+
+class CredentialError(DomainError):
     """Base class: a credential, key, image or status list could not be processed."""
+
+    status, code = 422, "credential_refused"
 
 
 class MalformedInput(CredentialError):
     """The input is not what was asked for (not JSON, not a credential, a broken image)."""
+
+    status, code = 400, "malformed_input"
 
 
 class ContextNotBundled(CredentialError):

@@ -1,14 +1,39 @@
-"""Creating items, publishing versions, blueprints and forms."""
+"""Creating items, revising drafts, publishing versions, blueprints and forms.
+
+A version is edited only while it is a draft; a published one (and so every item on a published
+form) is refused with :class:`PublishedVersionError`: the change becomes a new version
+(:func:`new_version`), so responses keep pointing at the wording their candidates saw."""
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from itembank.models import Blueprint, BlueprintDomain, Form, FormItem, Item, ItemVersion
+from itembank.models import (
+    DRAFT,
+    PUBLISHED,
+    Blueprint,
+    BlueprintDomain,
+    Form,
+    FormItem,
+    Item,
+    ItemVersion,
+)
 from itembank.types import ItemDefinitionError, item_type
 from microcred.db import utcnow
+from microcred.errors import DomainError
+
+#: what a draft's revision may change (the item, its version number and status are not content)
+CONTENT = ("item_type", "domain_code", "stem", "interaction", "key", "scoring", "rationale",
+           "meta", "max_score")
+
+
+class PublishedVersionError(DomainError, ValueError):
+    """A published item version was to be edited."""
+
+    status = 409
+    code = "published_item_version"
 
 
 def create_item(
@@ -53,14 +78,48 @@ def create_item(
     return version
 
 
+def revise_version(session: Session, version: ItemVersion, **changes: Any) -> ItemVersion:
+    """Change a draft's content (the fields of :data:`CONTENT`); a published version refuses."""
+    code = session.scalar(select(Item.code).where(Item.id == version.item_id))
+    if version.status != DRAFT:
+        raise PublishedVersionError(
+            f"item {code} version {version.version} is {version.status} and is never edited: "
+            "make a new version of the item instead", item=code, version=version.version)
+    unknown = sorted(set(changes) - set(CONTENT))
+    if unknown:
+        raise ItemDefinitionError(f"item {code}: {unknown[0]!r} is not an item version's "
+                                  f"content; the fields are {', '.join(CONTENT)}")
+    merged = {name: changes.get(name, getattr(version, name)) for name in CONTENT}
+    if not str(merged["stem"]).strip():
+        raise ItemDefinitionError(f"item {code}: the stem is empty")
+    item_type(merged["item_type"]).validate_definition(
+        merged["interaction"], merged["key"], merged["scoring"])
+    for name, value in changes.items():
+        setattr(version, name, value)
+    session.flush()
+    return version
+
+
+def new_version(session: Session, item: Item) -> ItemVersion:
+    """A new draft of ``item``, a copy of its newest version's content to revise."""
+    newest = session.scalar(select(ItemVersion).where(ItemVersion.item_id == item.id)
+                            .order_by(ItemVersion.version.desc()).limit(1))
+    if newest is None:
+        raise ItemDefinitionError(f"item {item.code} has no version to start from")
+    draft = ItemVersion(item_id=item.id, version=newest.version + 1,
+                        **{name: getattr(newest, name) for name in CONTENT})
+    session.add(draft)
+    session.flush()
+    return draft
+
+
 def publish_version(session: Session, version: ItemVersion) -> ItemVersion:
-    if version.is_published:
+    if version.status == PUBLISHED:
         return version
     item_type(version.item_type).validate_definition(
         version.interaction, version.key, version.scoring
     )
-    version.is_published = True
-    version.status = "published"
+    version.status = PUBLISHED
     version.published_at = utcnow()
     session.flush()
     return version
@@ -114,23 +173,8 @@ def create_form(
     session.flush()
     for pos, v in enumerate(versions):
         session.add(FormItem(form_id=form.id, position=pos, item_version_id=v.id))
+    session.flush()  # the items go in before the form is published: after, they are fixed
     form.is_published = True
     form.published_at = utcnow()
     session.flush()
     return form
-
-
-def latest_published_versions(session: Session) -> list[ItemVersion]:
-    sub = (
-        select(ItemVersion.item_id, func.max(ItemVersion.version).label("v"))
-        .where(ItemVersion.is_published.is_(True))
-        .group_by(ItemVersion.item_id)
-        .subquery()
-    )
-    return list(
-        session.scalars(
-            select(ItemVersion).join(
-                sub, (ItemVersion.item_id == sub.c.item_id) & (ItemVersion.version == sub.c.v)
-            )
-        )
-    )

@@ -1,6 +1,7 @@
 """Items, their versions, calibrated parameters, blueprints and forms.
 
-An ``Item`` is the stable identity of a question; an ``ItemVersion`` is one wording of it. A
+An ``Item`` is the stable identity of a question; an ``ItemVersion`` is one wording of it. Its
+``status`` is the one record of where it is in its life (``draft``, then ``published``). A
 published version is never edited (``microcred.db.append_only``): a change makes a new version.
 Candidates' responses and results point at the version they saw, so history stays true.
 """
@@ -9,10 +10,15 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy import ForeignKey, String, Text, UniqueConstraint, event, select
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
-from microcred.db import Base, append_only, utcnow
+from microcred.db import Base, ImmutableRowError, append_only, utcnow
+
+#: An item version's life: written and revised as a ``draft``, then ``published`` and frozen.
+DRAFT = "draft"
+PUBLISHED = "published"
+STATUSES = (DRAFT, PUBLISHED)
 
 
 class Item(Base):
@@ -37,7 +43,7 @@ class ItemVersion(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     item_id: Mapped[int] = mapped_column(ForeignKey("items.id"), index=True)
     version: Mapped[int]
-    status: Mapped[str] = mapped_column(String(20), default="draft")
+    status: Mapped[str] = mapped_column(String(20), default=DRAFT)
     item_type: Mapped[str] = mapped_column(String(40))
     domain_code: Mapped[str] = mapped_column(String(40))
     stem: Mapped[str] = mapped_column(Text)
@@ -47,14 +53,25 @@ class ItemVersion(Base):
     rationale: Mapped[str] = mapped_column(Text, default="")
     meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
     max_score: Mapped[float] = mapped_column(default=1.0)
-    is_published: Mapped[bool] = mapped_column(default=False)
     published_at: Mapped[dt.datetime | None]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     item: Mapped[Item] = relationship(back_populates="versions")
 
+    @property
+    def is_published(self) -> bool:
+        """Read from ``status``, the one source (there is no flag to set)."""
+        return self.status == PUBLISHED
 
-append_only(ItemVersion, frozen_when="is_published")
+    @validates("status")
+    def _check_status(self, _key: str, value: str) -> str:
+        if value not in STATUSES:
+            raise ValueError(f"item version status must be one of {', '.join(STATUSES)}, "
+                             f"got {value!r}")
+        return value
+
+
+append_only(ItemVersion, frozen_when="status", frozen_if=lambda status: status != DRAFT)
 
 
 class ItemParameter(Base):
@@ -141,3 +158,15 @@ class FormItem(Base):
 
     form: Mapped[Form] = relationship(back_populates="items")
     item_version: Mapped[ItemVersion] = relationship()
+
+
+# A published form's items are fixed: its rows are never edited or deleted, and none is added.
+append_only(FormItem)
+
+
+@event.listens_for(FormItem, "before_insert")
+def _no_item_added_to_a_published_form(mapper: Any, connection: Any, target: FormItem) -> None:
+    published = connection.scalar(select(Form.is_published).where(Form.id == target.form_id))
+    if published:
+        raise ImmutableRowError(f"form {target.form_id} is published: its items are fixed; "
+                                "build a new form instead")

@@ -1,5 +1,7 @@
 """What the item bank brings to every Microcred process (see ``microcred.packages``): its
-tables, migrated for now by the foundation's revisions."""
+tables and its migration branch (``itembank``; the tables it started with were created by the
+foundation's first revision, which the branch depends on)."""
 from microcred.packages import Package
 
-PACKAGE = Package(name="itembank", order=10, models=("itembank.models",))
+PACKAGE = Package(name="itembank", order=10, models=("itembank.models",),
+                  migrations="migrations")

@@ -6,7 +6,9 @@ There is one scoring function per item type, and it lives here. Each type knows 
   rationale or the scoring rule);
 - ``normalize(version, value)``: check a response's shape and return its canonical form, or raise
   :class:`ResponseShapeError` saying what was wrong;
-- ``score(version, value)``: the points earned, between 0 and ``version.max_score``.
+- ``score(version, value)``: the points earned, between 0 and ``version.max_score``;
+- ``is_answered(value)``: whether a stored response counts as an answer (the runner's, the
+  result's and the proctor console's "answered").
 
 New types (text entry, numeric, order, match, hotspot...) register themselves in ``ITEM_TYPES``.
 """
@@ -16,14 +18,19 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from itembank.models import ItemVersion
+from microcred.errors import DomainError
 
 
-class ResponseShapeError(ValueError):
+class ResponseShapeError(DomainError):
     """A response does not fit its item's type; the message says what was expected."""
 
+    status, code = 422, "invalid_response"
 
-class ItemDefinitionError(ValueError):
+
+class ItemDefinitionError(DomainError):
     """An item's content is not valid for its type."""
+
+    status, code = 422, "invalid_item"
 
 
 class ItemType(Protocol):
@@ -38,6 +45,8 @@ class ItemType(Protocol):
     def score(self, version: ItemVersion, value: Any) -> float: ...
 
     def shuffle_targets(self, version: ItemVersion) -> list[str]: ...
+
+    def is_answered(self, value: Any) -> bool: ...
 
 
 def _option_ids(interaction: dict) -> list[str]:
@@ -139,6 +148,11 @@ class ChoiceType:
                 f"this item asks for {select} options; {len(value)} were selected")
         return sorted(value) or None
 
+    def is_answered(self, value: Any) -> bool:
+        """Whether a stored response answers the item: an option chosen (a cleared choice is
+        stored as None; an empty list or string, from older saves, chose nothing either)."""
+        return value not in (None, [], "")
+
     def score(self, version: ItemVersion, value: Any) -> float:
         correct = set(version.key["correct"])
         if value is None:
@@ -164,7 +178,3 @@ def item_type(name: str) -> ItemType:
         raise ItemDefinitionError(
             f"unknown item type {name!r}; known: {', '.join(sorted(ITEM_TYPES))}"
         ) from None
-
-
-def score_response(version: ItemVersion, value: Any) -> float:
-    return item_type(version.item_type).score(version, value)

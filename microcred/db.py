@@ -7,6 +7,7 @@ package's rows by foreign key only.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from sqlalchemy import DateTime, MetaData, String, event, inspect
@@ -105,11 +106,14 @@ class ImmutableRowError(RuntimeError):
     """Raised when code tries to change or delete a row that is never edited in place."""
 
 
-def append_only(cls: type, *, frozen_when: str | None = None) -> type:
+def append_only(cls: type, *, frozen_when: str | None = None,
+                frozen_if: Callable[[Any], bool] = bool) -> type:
     """Refuse UPDATE and DELETE of a model's rows through the ORM.
 
-    ``frozen_when`` names a boolean attribute (e.g. ``is_published``): the row is editable until it
-    becomes true, and frozen after. Without it, the row is frozen as soon as it is inserted.
+    ``frozen_when`` names an attribute (e.g. ``is_published``): the row is editable until its
+    stored value satisfies ``frozen_if`` (default: is true), and frozen after (e.g. an item
+    version's ``status`` once it is no longer a draft). Without it, the row is frozen as soon as
+    it is inserted.
     New rows supersede old ones instead.
     """
 
@@ -120,7 +124,7 @@ def append_only(cls: type, *, frozen_when: str | None = None) -> type:
 
         hist = inspect(target).attrs[frozen_when].history
         was = hist.deleted[0] if hist.deleted else getattr(target, frozen_when)
-        return bool(was)
+        return frozen_if(was)
 
     @event.listens_for(cls, "before_update")
     def _no_update(mapper: Any, connection: Any, target: Any) -> None:

@@ -9,7 +9,8 @@ packages exists. From the registry:
 - ``assessment.migrate`` finds every package's migration folder,
 - ``assessment.app.create_app`` calls each package's ``init_app(app)``,
 - ``assessment.cli`` adds each package's commands,
-- :func:`connect_receivers` connects each package's signal receivers.
+- :func:`connect_receivers` connects each package's signal receivers,
+- ``microcred.policy`` checks each package's sections of an exam's policy.
 
 Receivers never connect as a side effect of importing a module: a process that forgot to import
 the right module once finalized results without issuing their badges. Every process that can
@@ -22,7 +23,7 @@ import importlib
 import threading
 import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -56,6 +57,9 @@ class Package:
     web: str | None = None
     #: ``"module:function"``: ``register(group)`` adds the package's commands to ``microcred``.
     cli: str | None = None
+    #: The sections of ``Exam.policy`` the package owns: section name -> ``"module:function"``
+    #: validator of that section (``microcred.policy``).
+    policy: dict[str, str] = field(default_factory=dict)
 
     def folder(self) -> Path:
         module = importlib.import_module(self.name)

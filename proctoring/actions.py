@@ -20,7 +20,6 @@ from proctoring.states import ACTIVE, RUNNING, State, can_transition, label
 
 MAX_MESSAGE = 1000
 MAX_NOTE = 5000
-MAX_EXTENSION_MINUTES = 240
 
 #: every action a proctor can take on a session
 NAMES = ("admit", "reject", "pause", "resume", "extend", "message", "note", "terminate", "review")
@@ -74,7 +73,10 @@ def check_allowed(action: str, ps: ProctorSession) -> None:
 
 
 class AttemptControl(Protocol):
-    """The candidate's clock, as delivery keeps it."""
+    """The candidate's clock, as delivery keeps it. ``max_extension_seconds`` is its cap on one
+    extension: the clock's owner sets it, the proctor's form only shows it."""
+
+    max_extension_seconds: int
 
     def pause(self, session: Session, attempt_id: int, *, by_user_id: int, reason: str) -> None: ...
     def resume(self, session: Session, attempt_id: int, *, by_user_id: int, reason: str) -> None: ...
@@ -120,9 +122,9 @@ def resume(session: Session, ps: ProctorSession, control: AttemptControl, *, by:
 def extend(session: Session, ps: ProctorSession, control: AttemptControl, *, by: Actor,
            minutes: object, reason: str) -> ProctorSession:
     """Give the candidate more time (whole minutes, with a reason)."""
-    if not isinstance(minutes, int) or isinstance(minutes, bool) or not 1 <= minutes <= MAX_EXTENSION_MINUTES:
-        raise Invalid(f"minutes must be a whole number from 1 to {MAX_EXTENSION_MINUTES}",
-                      field="minutes")
+    most = control.max_extension_seconds // 60
+    if not isinstance(minutes, int) or isinstance(minutes, bool) or not 1 <= minutes <= most:
+        raise Invalid(f"minutes must be a whole number from 1 to {most}", field="minutes")
     reason = _text(reason, "reason", MAX_MESSAGE)
     check_allowed("extend", ps)
     control.extend(session, ps.attempt_id, seconds=minutes * 60, by_user_id=by.id, reason=reason)

@@ -43,6 +43,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from microcred.db import utcnow
+from microcred.errors import DomainError
 from microcred.keyfile import read_or_create
 from proctoring.audit import GENESIS, HEAD_ID, VerifyReport, canonical, link_hash, verify
 from proctoring.models import AuditChainHead, AuditRecord
@@ -56,7 +57,7 @@ DEFAULT_EVERY_S = 300
 log = logging.getLogger("microcred.audit")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(DomainError):
     """A checkpoint cannot be written (the chain no longer extends the last one) or read."""
 
 

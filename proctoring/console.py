@@ -25,7 +25,7 @@ from proctoring import actions, events, identity, review
 from proctoring.assignments import assign, assignments, exam_ids_for, require_access, unassign
 from proctoring.errors import Invalid, NotFound
 from proctoring.events import flags_of, snapshots_of
-from proctoring.flags import SEVERITY_ORDER
+from proctoring.flags import worst
 from proctoring.images import ImageGone
 from proctoring.models import ProctorSession, StoredImage
 from proctoring.sessions import get_session, policy
@@ -63,7 +63,8 @@ def console():
     rows = live_sessions(db_session(), current_user)
     return render_template("proctor/console.html", rows=rows, poll_ms=POLL_MS,
                            server_now=utcnow().isoformat(),
-                           recent_minutes=RECENTLY_ENDED_S // 60)
+                           recent_minutes=RECENTLY_ENDED_S // 60,
+                           max_extension_minutes=CONTROL.max_extension_seconds // 60)
 
 
 @bp.get("/api/proctoring/console", endpoint="api_console")
@@ -104,9 +105,8 @@ def _flag_silent_cameras(rows: list[dict[str, Any]], session_ids: list[int], now
         if not new:
             continue
         fl = row["flags"]
-        worst = max([fl["worst"], *(f.severity for f in new)],
-                    key=lambda s: SEVERITY_ORDER.index(s) if s in SEVERITY_ORDER else -1)
-        row["flags"] = {"count": fl["count"] + len(new), "worst": worst,
+        row["flags"] = {"count": fl["count"] + len(new),
+                        "worst": worst([fl["worst"], *(f.severity for f in new)]),
                         "latest": new[-1].message, "latest_id": new[-1].id}
         row["risk"] = risk[row["id"]]
         row["camera"]["flagged"] = True
@@ -137,6 +137,7 @@ def session_page(session_id: int):
         flags=flags_of(session, ps), snapshots=snapshots_of(session, ps)[-24:], notes=notes,
         messages=actions.messages(session, ps), decisions=review.decisions(session, ps),
         allowed=actions.allowed(ps.state),
+        max_extension_minutes=CONTROL.max_extension_seconds // 60,
         verifiers=" + ".join(verifier_label(v) for v in policy(ps).identity) or "none",
     )
 

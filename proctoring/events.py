@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from microcred.db import utcnow
 from microcred.inputs import InvalidInput, parse_timestamp
@@ -105,7 +106,8 @@ def touch(session: Session, ps: ProctorSession, now: dt.datetime) -> None:
     """Note that the candidate's page was heard from (the console's connection column)."""
     session.execute(update(ProctorSession).where(ProctorSession.id == ps.id)
                     .values(last_seen_at=now).execution_options(synchronize_session=False))
-    ps.last_seen_at = now
+    # stored already: a plain assignment would mark the row dirty and flush the same UPDATE
+    set_committed_value(ps, "last_seen_at", now)
 
 
 def ingest_events(

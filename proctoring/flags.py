@@ -290,6 +290,13 @@ def risk_score(flags: Iterable[FlagLike]) -> int:
     return sum(sum(sorted(p, reverse=True)[:MAX_COUNTED_PER_RULE]) for p in by_rule.values())
 
 
-def worst(flags: Iterable[FlagLike]) -> str | None:
-    levels = [SEVERITY_ORDER.index(f.severity) for f in flags if f.severity in SEVERITY_ORDER]
-    return SEVERITY_ORDER[max(levels)] if levels else None
+def severity_rank(severity: str | None) -> int:
+    """Where ``severity`` stands in :data:`SEVERITY_ORDER`; -1 for none or an unknown one."""
+    return SEVERITY_ORDER.index(severity) if severity in SEVERITY_ORDER else -1
+
+
+def worst(severities: Iterable[str | None]) -> str | None:
+    """The worst of ``severities`` (None where there is none): the console's one rule, also
+    what the database computes for it in ``proctoring.wiring``."""
+    rank = max(map(severity_rank, severities), default=-1)
+    return SEVERITY_ORDER[rank] if rank >= 0 else None

@@ -17,9 +17,11 @@ others still run: an outside service must never break a candidate's exam.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import pluggy
 
@@ -124,9 +126,48 @@ class ProctoringSpec:
         """Any state change (see proctoring.states), after the specific hook if there is one."""
 
 
+class Answer(NamedTuple):
+    """One plugin's answer to a hook: what :func:`call` returns, and what a hookwrapper sees."""
+
+    plugin: str
+    value: Any
+
+
+def _isolated(function: Callable[..., Any], hook: str, plugin: str,
+              firstresult: bool) -> Callable[..., Any]:
+    """``function`` that answers with its plugin's name and never raises: a failure is logged
+    and answered as :func:`failed` (skipped, for a ``firstresult`` hook, so the next answers)."""
+
+    @functools.wraps(function)
+    def isolated(*args: Any, **kwargs: Any) -> Answer | None:
+        try:
+            value = function(*args, **kwargs)
+        except Exception:  # a provider's failure must not break the exam
+            log.exception("proctoring plugin %s failed in %s", plugin, hook)
+            return None if firstresult else Answer(plugin, _Failure(hook))
+        return None if value is None else Answer(plugin, value)
+
+    return isolated
+
+
+class _PluginManager(pluggy.PluginManager):
+    """Pluggy's manager, each plugin's implementations isolated as it is registered; calls go
+    through pluggy's own calling, so hookwrappers, ``tryfirst`` and ``firstresult`` work."""
+
+    def register(self, plugin: object, name: str | None = None) -> str | None:
+        plugin_name = super().register(plugin, name)
+        for caller in self.get_hookcallers(plugin) or []:
+            firstresult = bool(caller.spec and caller.spec.opts.get("firstresult"))
+            for impl in caller.get_hookimpls():
+                if impl.plugin is plugin and not (impl.hookwrapper or impl.wrapper):
+                    impl.function = _isolated(impl.function, caller.name, impl.plugin_name,
+                                              firstresult)
+        return plugin_name
+
+
 def make_plugin_manager(*, load_entry_points: bool = True) -> pluggy.PluginManager:
     """A plugin manager with the specification and every installed plugin."""
-    pm = pluggy.PluginManager(PROJECT)
+    pm = _PluginManager(PROJECT)
     pm.add_hookspecs(ProctoringSpec)
     if load_entry_points:
         pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
@@ -160,25 +201,18 @@ def set_plugin_manager(pm: pluggy.PluginManager | None) -> None:
     _pm = pm
 
 
-def call(hook_name: str, **kwargs: Any) -> list[Any]:
-    """Call every implementation of ``hook_name``; a plugin that raises is logged and skipped.
+def call(hook_name: str, **kwargs: Any) -> list[Answer]:
+    """Call ``hook_name`` through pluggy (``pm.hook.<name>(...)``); a plugin that raises is
+    logged and skipped (see :class:`_PluginManager`).
 
-    Returns the non-None results with the plugin names: ``[(name, result), ...]``.
+    Returns the non-None answers with the plugin names: ``[(name, result), ...]`` (at most one
+    for a ``firstresult`` hook).
     """
-    pm = plugin_manager()
-    caller = getattr(pm.hook, hook_name)
-    results = []
-    for impl in reversed(caller.get_hookimpls()):
-        args = {name: kwargs[name] for name in impl.argnames}
-        try:
-            out = impl.function(**args)
-        except Exception:  # a provider's failure must not break the exam
-            log.exception("proctoring plugin %s failed in %s", impl.plugin_name, hook_name)
-            results.append((impl.plugin_name, _Failure(hook_name)))
-            continue
-        if out is not None:
-            results.append((impl.plugin_name, out))
-    return results
+    caller = getattr(plugin_manager().hook, hook_name)
+    out = caller(**kwargs)
+    if caller.spec is not None and caller.spec.opts.get("firstresult"):
+        return [] if out is None else [out]
+    return list(out)
 
 
 @dataclass(frozen=True)

@@ -35,10 +35,11 @@ import numpy as np
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from PIL import Image, UnidentifiedImageError
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from microcred.db import utcnow
+from microcred.errors import DomainError
 from microcred.keyfile import read_or_create
 from proctoring.models import StoredImage
 
@@ -62,8 +63,10 @@ Image.MAX_IMAGE_PIXELS = DEFAULT_MAX_PIXELS
 warnings.simplefilter("error", Image.DecompressionBombWarning)
 
 
-class ImageRefused(ValueError):
+class ImageRefused(DomainError):
     """Bytes that proctoring will not decode; the message says why."""
+
+    status, code = 422, "image_refused"
 
 
 class ImageUnreadable(ImageRefused):
@@ -140,8 +143,10 @@ class ProctoringKeyError(ValueError):
     """The configured key is not 32 bytes."""
 
 
-class ImageGone(LookupError):
+class ImageGone(DomainError):
     """The image was purged at the end of its retention period."""
+
+    status, code = 410, "image_gone"
 
 
 def parse_key(raw: str) -> bytes:
@@ -263,9 +268,3 @@ def purge(session: Session, *, older_than_days: int, now: dt.datetime | None = N
             .execution_options(synchronize_session=False)
         )
     return len(ids)
-
-
-def stored_count(session: Session) -> int:
-    return int(session.scalar(
-        select(func.count()).select_from(StoredImage).where(StoredImage.purged_at.is_(None))
-    ) or 0)

@@ -9,4 +9,5 @@ PACKAGE = Package(
     receivers="proctoring.wiring:connect_receivers",
     web="proctoring.web:init_app",
     cli="proctoring.cli:register",
+    policy={"proctoring": "proctoring.policy:parse_policy"},
 )

@@ -8,11 +8,15 @@ Example::
 ``identity`` names the verifiers that must pass: ``"none"``, ``"proctor"``, ``"automated"``
 (the face-count verifier alone), ``"automated+proctor"`` (both), or a list of verifier plugin
 names (e.g. ``["face_count", "acme_live"]``). An exam without the key is not proctored.
+:func:`parse_policy` is the ``proctoring`` section's validator (``microcred.policy``): a malformed
+policy is refused when the exam's policy is written.
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from typing import Any
+
+from microcred.policy import PolicyError as ExamPolicyError
 
 IDENTITY_ALIASES: dict[str, tuple[str, ...]] = {
     "none": (),
@@ -21,9 +25,13 @@ IDENTITY_ALIASES: dict[str, tuple[str, ...]] = {
     "automated+proctor": ("face_count", "proctor"),
 }
 REVIEW_MODES = ("always", "flagged", "never")
+#: every field a proctoring policy may hold: a misspelt one would silently take its default
+FIELDS = ("enabled", "identity", "review", "fullscreen", "snapshot_interval_s", "max_focus_losses",
+          "fullscreen_grace_s", "offline_grace_s", "review_threshold",
+          "missing_snapshot_intervals")
 
 
-class PolicyError(ValueError):
+class PolicyError(ExamPolicyError):
     """The exam's proctoring policy is malformed; the message names the field."""
 
 
@@ -62,6 +70,10 @@ def parse_policy(raw: Any) -> ProctoringPolicy | None:
         raw = {}
     if not isinstance(raw, dict):
         raise PolicyError("proctoring policy must be an object")
+    unknown = sorted(set(raw) - set(FIELDS))
+    if unknown:
+        raise PolicyError(f"proctoring policy: unknown field {unknown[0]!r}; "
+                          f"the fields are {', '.join(FIELDS)}", field=unknown[0])
     if raw.get("enabled", True) is False:
         return None
     ident = raw.get("identity", "proctor")

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from microcred.errors import DomainError
+
 
 class State(StrEnum):
     CREATED = "created"
@@ -82,8 +84,10 @@ LABELS: dict[State, str] = {
 }
 
 
-class TransitionRefused(Exception):
+class TransitionRefused(DomainError):
     """A transition the state machine does not allow; the message says so in words."""
+
+    status, code = 409, "conflict"
 
     def __init__(self, from_state: str, to_state: str) -> None:
         self.from_state, self.to_state = str(from_state), str(to_state)

@@ -1,17 +1,15 @@
 """Plug proctoring into the Flask app: ``init_app(app)`` is called by ``assessment.app``.
 
 Registers the candidate's and the proctor's views, the identity start gate, the runner state
-contributor and runner script, the header links, the image vault (key from configuration) and
-the error handler that turns a :class:`~proctoring.errors.ProctoringError` into a 4xx.
+contributor and runner script, the header links and the image vault (key from configuration).
+A :class:`~proctoring.errors.ProctoringError` becomes a 4xx in the app's one domain-error handler.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask import Blueprint, Flask, flash, make_response, redirect, render_template, request
+from flask import Blueprint, Flask
 
-from microcred.web import ApiError, db_session, same_site_referrer, wants_json
-from proctoring.errors import ProctoringError
 from proctoring.identity import AttemptLimit
 from proctoring.images import ImageVault, load_key, max_image_pixels, retention_days
 
@@ -51,17 +49,3 @@ def init_app(app: Flask) -> None:
         w.nav_links.append((role, "proctoring.review_queue", "Review queue"))
     w.nav_links.append(("admin", "proctoring.assignments", "Proctor assignments"))
 
-    @app.errorhandler(ProctoringError)
-    def _proctoring_error(exc: ProctoringError):
-        db_session().rollback()
-        if wants_json():
-            response = ApiError(exc.status, exc.code, exc.message, **exc.extra).response()
-        elif back := (same_site_referrer("") if request.method == "POST" else ""):
-            flash(exc.message, "error")
-            return redirect(back)
-        else:
-            response = make_response(
-                render_template("error.html", status=exc.status, message=exc.message), exc.status)
-        if "retry_after" in exc.extra:
-            response.headers["Retry-After"] = str(exc.extra["retry_after"])
-        return response

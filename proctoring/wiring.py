@@ -20,11 +20,12 @@ import datetime as dt
 import json
 from typing import Any
 
-from sqlalchemy import Row, Text, and_, case, cast, func, select
+from sqlalchemy import Row, case, func, select
 from sqlalchemy.orm import Session
 
+from assessment.delivery import reads as delivery_reads
 from assessment.delivery import service as delivery
-from assessment.delivery.models import Attempt, ClockEvent, ResponseSave
+from assessment.delivery.models import Attempt
 from assessment.delivery.timing import clock
 from assessment.exams import Exam
 from assessment.retakes import retake_policy_of, wait_refusal
@@ -215,6 +216,8 @@ def time_extensions(session: Session, ps: ProctorSession) -> list[dict[str, Any]
 class DeliveryControl:
     """:class:`proctoring.actions.AttemptControl` over delivery's services."""
 
+    max_extension_seconds = delivery.MAX_EXTENSION_SECONDS
+
     def _attempt(self, session: Session, attempt_id: int | None) -> Attempt:
         if attempt_id is None:
             raise Conflict("the candidate has not started the exam yet")
@@ -249,9 +252,8 @@ _SESSION_COLS = (ProctorSession.id, ProctorSession.candidate_id, ProctorSession.
                  ProctorSession.attempt_id, ProctorSession.state, ProctorSession.risk_score,
                  ProctorSession.last_seen_at, ProctorSession.policy,
                  ProctorSession.state_changed_at)
+#: flags.severity_rank in SQL, so the database finds each session's worst flag.
 _SEVERITY_RANK = case(*[(Flag.severity == s, i) for i, s in enumerate(SEVERITY_ORDER)], else_=-1)
-#: what an unanswered item's newest save holds (JSON text); anything else is an answer
-_NO_ANSWER = ("null", "[]", '""')
 
 
 def _visible_sessions(session: Session, viewer: User, now: dt.datetime) -> list[Row]:
@@ -265,25 +267,6 @@ def _visible_sessions(session: Session, viewer: User, now: dt.datetime) -> list[
     if exam_ids is not None:
         q = q.where(ProctorSession.exam_id.in_(exam_ids))
     return list(session.execute(q.order_by(ProctorSession.id)))
-
-
-def _answered(session: Session, attempt_ids: list[int]) -> dict[int, int]:
-    """Items whose newest save holds an answer, per attempt: one query for all, counted by the
-    database (one row per attempt, not one per item)."""
-    if not attempt_ids:
-        return {}
-    newest = (select(ResponseSave.attempt_id, ResponseSave.item_version_id,
-                     func.max(ResponseSave.seq).label("seq"))
-              .where(ResponseSave.attempt_id.in_(attempt_ids))
-              .group_by(ResponseSave.attempt_id, ResponseSave.item_version_id).subquery())
-    rows = session.execute(
-        select(ResponseSave.attempt_id, func.count())
-        .join(newest, and_(ResponseSave.attempt_id == newest.c.attempt_id,
-                           ResponseSave.seq == newest.c.seq))
-        .where(ResponseSave.value.is_not(None),
-               cast(ResponseSave.value, Text).not_in(_NO_ANSWER))
-        .group_by(ResponseSave.attempt_id))
-    return {attempt_id: n for attempt_id, n in rows}
 
 
 def _flag_summaries(session: Session, ids: list[int]) -> dict[int, dict[str, Any]]:
@@ -315,8 +298,9 @@ def _camera(ps: Row, pol: ProctoringPolicy | None, last: Row | None,
 
 def live_sessions(session: Session, viewer: User, now: dt.datetime | None = None) -> list[dict[str, Any]]:
     """One row per session the viewer may watch, for the console: a fixed number of queries
-    (at most 14), each returning at most a row or a few per session, whatever the number of
-    sessions, events, flags or saves.
+    (13, one more when a camera is silent past its limit; the viewer's sign-in check aside;
+    ``tests/proctoring/test_query_budgets.py`` pins it), each returning at most a row or a
+    few per session, whatever the number of sessions, events, flags or saves.
 
     Live sessions (``ACTIVE``) carry the clock, connection and camera; a session that ended in
     the last :data:`RECENTLY_ENDED_S` seconds is ``finished``: its outcome and when it ended,
@@ -333,18 +317,8 @@ def live_sessions(session: Session, viewer: User, now: dt.datetime | None = None
                                               .where(User.id.in_({ps.candidate_id for ps in sessions})))}
     exams = dict(session.execute(select(Exam.id, Exam.code).where(
         Exam.id.in_({ps.exam_id for ps in sessions}))).all())
-    attempts: dict[int, Row] = {}
-    events: dict[int, list[Row]] = {}
-    if attempt_ids:
-        attempts = {a.id: a for a in session.execute(
-            select(Attempt.id, Attempt.item_order, Attempt.position, Attempt.started_at,
-                   Attempt.time_limit_seconds, Attempt.time_multiplier, Attempt.finalized_at)
-            .where(Attempt.id.in_(attempt_ids)))}
-        for ev in session.execute(select(ClockEvent.attempt_id, ClockEvent.id, ClockEvent.kind,
-                                         ClockEvent.seconds, ClockEvent.at)
-                                  .where(ClockEvent.attempt_id.in_(attempt_ids))):
-            events.setdefault(ev.attempt_id, []).append(ev)
-    answered = _answered(session, attempt_ids)
+    # answers, position and clock from delivery's read API (three queries for all attempts)
+    progress = delivery_reads.progress(session, attempt_ids, now)
     flags = _flag_summaries(session, ids)
     last_snap_ids = select(func.max(Snapshot.id)).where(Snapshot.session_id.in_(ids)) \
         .group_by(Snapshot.session_id)
@@ -373,7 +347,7 @@ def live_sessions(session: Session, viewer: User, now: dt.datetime | None = None
     rows = []
     for ps in sessions:
         cand = users.get(ps.candidate_id)
-        attempt = attempts.get(ps.attempt_id) if ps.attempt_id else None
+        p = progress.get(ps.attempt_id) if ps.attempt_id else None
         finished = State(ps.state) not in ACTIVE
         row: dict[str, Any] = {
             "id": ps.id,
@@ -395,11 +369,9 @@ def live_sessions(session: Session, viewer: User, now: dt.datetime | None = None
                        connection=None, last_seen_s=None, snapshot=None, camera=None)
             rows.append(row)
             continue
-        if attempt is not None:
-            c = clock(attempt, events.get(attempt.id, []), now)
-            row.update(answered=answered.get(attempt.id, 0), items=len(attempt.item_order),
-                       position=attempt.position + 1, remaining_s=int(c.remaining_seconds),
-                       paused=c.paused)
+        if p is not None:
+            row.update(answered=p.answered, items=p.items, position=p.position + 1,
+                       remaining_s=int(p.remaining_s), paused=p.paused)
         seen = ps.last_seen_at
         row["last_seen_s"] = int((now - seen).total_seconds()) if seen else None
         row["connection"] = ("not yet" if seen is None else

@@ -17,7 +17,7 @@ import numpy as np
 from scipy import stats
 
 from psychometrics.data import check_responses, collapse_patterns
-from psychometrics.errors import CalibrationWarning, ConvergenceWarning
+from psychometrics.errors import CalibrationWarning, ConvergenceWarning, PsychometricsError
 from psychometrics.irt.estimation import (
     EStep,
     ParameterMap,
@@ -192,11 +192,11 @@ def calibrate(
     n_persons, n_items = x.shape
     ids = _item_ids(item_ids, n_items)
     if backend not in ("microcred", "girth"):
-        raise ValueError(f"backend must be 'microcred' or 'girth', got {backend!r}")
+        raise PsychometricsError(f"backend must be 'microcred' or 'girth', got {backend!r}")
     if int(max_iter) < 1:
-        raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}")
+        raise PsychometricsError(f"max_iter must be a positive integer, got {max_iter!r}")
     if not tol > 0:
-        raise ValueError(f"tol must be positive, got {tol!r}")
+        raise PsychometricsError(f"tol must be positive, got {tol!r}")
     priors = ItemPriors(c_beta=c_prior if model == "3pl" else None, a_lognormal=a_prior)
     messages: list[str] = []
 
@@ -222,7 +222,7 @@ def calibrate(
                 )
     free = ~(constant | fixed_idx)
     if not free.any():
-        raise ValueError("responses: no item can be estimated (all are fixed or constant)")
+        raise PsychometricsError("responses: no item can be estimated (all are fixed or constant)")
 
     xi = start_xi(model, x, n_cat, width)
     xi[constant] = _placeholder_xi(model, x, obs, n_cat, width, constant, xi)
@@ -352,9 +352,9 @@ def _item_ids(item_ids, n_items: int) -> list[str]:
         return [f"item{j + 1}" for j in range(n_items)]
     ids = [str(i) for i in item_ids]
     if len(ids) != n_items:
-        raise ValueError(f"item_ids has {len(ids)} names for {n_items} items")
+        raise PsychometricsError(f"item_ids has {len(ids)} names for {n_items} items")
     if len(set(ids)) != len(ids):
-        raise ValueError("item_ids must be unique")
+        raise PsychometricsError("item_ids must be unique")
     return ids
 
 
@@ -405,14 +405,14 @@ def _fixed_items(fixed, ids, model, n_cat, width):
     for key, spec in fixed.items():
         if isinstance(key, (int, np.integer)):
             if not 0 <= key < j_n:
-                raise ValueError(f"fixed: column index {key} outside 0..{j_n - 1}")
+                raise PsychometricsError(f"fixed: column index {key} outside 0..{j_n - 1}")
             j = int(key)
         elif key in ids:
             j = ids.index(key)
         else:
-            raise ValueError(f"fixed: unknown item id {key!r}")
+            raise PsychometricsError(f"fixed: unknown item id {key!r}")
         if "b" not in spec:
-            raise ValueError(f"fixed[{key!r}] needs at least 'b'")
+            raise PsychometricsError(f"fixed[{key!r}] needs at least 'b'")
         a = float(spec.get("a", 1.0))
         c = float(spec.get("c", 0.0) or 0.0)
         if model in DICHOTOMOUS_MODELS:
@@ -421,7 +421,7 @@ def _fixed_items(fixed, ids, model, n_cat, width):
             b = np.full((1, width - 1), np.nan)
             given = np.asarray(spec["b"], dtype=float).reshape(-1)
             if given.size != n_cat[j] - 1:
-                raise ValueError(
+                raise PsychometricsError(
                     f"fixed[{key!r}]: {given.size} thresholds for an item with {n_cat[j]} "
                     "observed categories"
                 )
@@ -488,10 +488,10 @@ def likelihood_ratio_test(restricted: Calibration, general: Calibration) -> Like
     The 3PL is Bayes modal: its log-likelihood excludes the prior, so the test is approximate.
     """
     if restricted.n_persons != general.n_persons or restricted.n_items != general.n_items:
-        raise ValueError("restricted and general must be calibrations of the same data")
+        raise PsychometricsError("restricted and general must be calibrations of the same data")
     df = general.n_params - restricted.n_params
     if df <= 0:
-        raise ValueError(
+        raise PsychometricsError(
             f"general must have more parameters than restricted ({general.n_params} vs "
             f"{restricted.n_params}); pass the nested (smaller) model first"
         )
@@ -508,9 +508,9 @@ def parameters_from_dict(doc: Mapping) -> tuple[list[str], ItemParameters]:
         model = check_model(doc["model"])
         items = list(doc["items"])
     except (KeyError, TypeError) as exc:
-        raise ValueError(f"calibration document lacks {exc}; expected 'model' and 'items'") from exc
+        raise PsychometricsError(f"calibration document lacks {exc}; expected 'model' and 'items'") from exc
     if not items:
-        raise ValueError("calibration document has no items")
+        raise PsychometricsError("calibration document has no items")
     ids = [str(item["id"]) for item in items]
     a = np.array([float(item["a"]) for item in items])
     if model in DICHOTOMOUS_MODELS:

@@ -111,8 +111,6 @@ def calibrate(responses, model, out, n_quad, max_iter, tol, backend):
             )
         except PsychometricsError as exc:
             raise click.ClickException(f"{responses}: {exc}") from exc
-        except ValueError as exc:
-            raise click.ClickException(str(exc)) from exc
     for w in caught:
         click.echo(f"warning: {w.message}", err=True)
     _emit(fit.to_dict(), out)
@@ -159,7 +157,7 @@ def score(responses, params_path, method, out):
     x = data.scores
     try:
         est = score_persons(x, params.subset(cols), method.lower())
-    except (PsychometricsError, ValueError) as exc:
+    except PsychometricsError as exc:
         raise click.ClickException(f"{responses}: {exc}") from exc
     persons = []
     for i in range(x.shape[0]):
@@ -221,7 +219,7 @@ def item_analysis(responses, out, p_min, p_max, r_min):
     try:
         rules = FlagRules(p_min=p_min, p_max=p_max, corrected_r_min=r_min)
         result = run_item_analysis(data.scores, item_ids=data.item_ids, rules=rules)
-    except (PsychometricsError, ValueError) as exc:
+    except PsychometricsError as exc:
         raise click.ClickException(f"{responses}: {exc}") from exc
     doc = result.to_dict()
     doc["n_persons"] = int(data.scores.shape[0])

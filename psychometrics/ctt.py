@@ -26,6 +26,7 @@ import numpy as np
 from scipy import stats
 
 from psychometrics.data import check_responses
+from psychometrics.errors import PsychometricsError
 
 UPPER_LOWER_FRACTION = 0.27
 
@@ -42,7 +43,7 @@ class FlagRules:
 
     def __post_init__(self) -> None:
         if not 0 <= self.p_min < self.p_max <= 1:
-            raise ValueError("flag rules need 0 <= p_min < p_max <= 1")
+            raise PsychometricsError("flag rules need 0 <= p_min < p_max <= 1")
 
 
 @dataclass
@@ -149,7 +150,7 @@ def cronbach_alpha(scores, *, confidence: float = 0.95) -> ReliabilityEstimate:
     """Coefficient alpha / KR-20 with Feldt's (1965) confidence interval, over complete rows."""
     x = check_responses(scores, name="scores")
     if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
+        raise PsychometricsError(f"confidence must be in (0, 1), got {confidence!r}")
     complete = x[~np.isnan(x).any(axis=1)]
     n, k = complete.shape
     kr20 = bool(np.isin(complete, (0, 1)).all())
@@ -211,16 +212,16 @@ def distractor_analysis(
     rules = rules or FlagRules()
     ch = np.asarray(choices, dtype=object)
     if ch.ndim != 2:
-        raise ValueError("choices must be a 2-d persons x items array")
+        raise PsychometricsError("choices must be a 2-d persons x items array")
     key = [str(k) for k in key]
     if len(key) != ch.shape[1]:
-        raise ValueError(f"key has {len(key)} entries for {ch.shape[1]} items")
+        raise PsychometricsError(f"key has {len(key)} entries for {ch.shape[1]} items")
     labels = np.vectorize(_label, otypes=[object])(ch)
     seen = labels != ""
     correct = (labels == np.array(key, dtype=object)[None, :]) & seen
     tot = correct.sum(axis=1).astype(float) if total is None else np.asarray(total, float)
     if tot.shape != (ch.shape[0],):
-        raise ValueError(f"total must have one value per person ({ch.shape[0]})")
+        raise PsychometricsError(f"total must have one value per person ({ch.shape[0]})")
     out = []
     for j in range(ch.shape[1]):
         sel = seen[:, j]
@@ -285,7 +286,7 @@ def item_analysis(
     k = x.shape[1]
     ids = [f"item{j + 1}" for j in range(k)] if item_ids is None else [str(i) for i in item_ids]
     if len(ids) != k:
-        raise ValueError(f"item_ids has {len(ids)} names for {k} items")
+        raise PsychometricsError(f"item_ids has {len(ids)} names for {k} items")
     obs = ~np.isnan(x)
     xv = np.where(obs, x, 0.0)
     if max_scores is None:
@@ -293,17 +294,17 @@ def item_analysis(
         max_scores = np.maximum(top, 1.0)
     max_scores = np.asarray(max_scores, dtype=float)
     if max_scores.shape != (k,) or np.any(max_scores <= 0):
-        raise ValueError(f"max_scores must hold {k} positive values")
+        raise PsychometricsError(f"max_scores must hold {k} positive values")
     total = xv.sum(axis=1)
     reliability = cronbach_alpha(x, confidence=confidence)
     complete = obs.all(axis=1)
     options = None
     if choices is not None:
         if key is None:
-            raise ValueError("key is required with choices")
+            raise PsychometricsError("key is required with choices")
         options = distractor_analysis(choices, key, rules=rules)
         if len(options) != k:
-            raise ValueError("choices must have the same items as scores")
+            raise PsychometricsError("choices must have the same items as scores")
     items = []
     for j in range(k):
         sel = obs[:, j]

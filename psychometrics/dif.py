@@ -29,6 +29,7 @@ from scipy import stats
 from scipy.special import expit
 
 from psychometrics.data import check_responses
+from psychometrics.errors import PsychometricsError
 
 D_SCALE = -2.35
 
@@ -70,15 +71,15 @@ def _groups(responses, group, focal):
     x = check_responses(responses, name="responses")
     g = np.asarray(group)
     if g.shape != (x.shape[0],):
-        raise ValueError(f"group must have one entry per person ({x.shape[0]}), got {g.shape}")
+        raise PsychometricsError(f"group must have one entry per person ({x.shape[0]}), got {g.shape}")
     is_focal = g == focal
     if not is_focal.any():
-        raise ValueError(f"group: no person belongs to the focal group {focal!r}")
+        raise PsychometricsError(f"group: no person belongs to the focal group {focal!r}")
     if is_focal.all():
-        raise ValueError("group: every person is in the focal group; need a reference group")
+        raise PsychometricsError("group: every person is in the focal group; need a reference group")
     complete = ~np.isnan(x).any(axis=1)
     if complete.sum() < 2:
-        raise ValueError("responses: DIF needs persons who saw every item")
+        raise PsychometricsError("responses: DIF needs persons who saw every item")
     return x[complete], is_focal[complete]
 
 
@@ -102,10 +103,10 @@ def mantel_haenszel(
     group, ``matching`` optionally replaces the total score as the stratifying variable."""
     x, foc = _groups(responses, group, focal)
     if not np.isin(x, (0, 1)).all():
-        raise ValueError("responses: Mantel-Haenszel needs 0/1 scores")
+        raise PsychometricsError("responses: Mantel-Haenszel needs 0/1 scores")
     score = x.sum(axis=1) if matching is None else np.asarray(matching, float)
     if score.shape != (x.shape[0],):
-        raise ValueError("matching must have one value per (complete) person")
+        raise PsychometricsError("matching must have one value per (complete) person")
     ids = _ids(item_ids, x.shape[1])
     strata = np.unique(score)
     out = []
@@ -192,7 +193,7 @@ def logistic_dif(
     """Logistic-regression DIF for 0/1 items: uniform, non-uniform and total tests."""
     x, foc = _groups(responses, group, focal)
     if not np.isin(x, (0, 1)).all():
-        raise ValueError("responses: logistic DIF needs 0/1 scores")
+        raise PsychometricsError("responses: logistic DIF needs 0/1 scores")
     score = x.sum(axis=1) if matching is None else np.asarray(matching, float)
     z = (score - score.mean()) / (score.std() or 1.0)
     g = foc.astype(float)

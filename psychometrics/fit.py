@@ -21,6 +21,7 @@ from scipy import stats
 
 from psychometrics.calibration import Calibration
 from psychometrics.data import check_responses
+from psychometrics.errors import PsychometricsError
 from psychometrics.irt.models import ItemParameters
 from psychometrics.irt.quadrature import DEFAULT_BOUND, DEFAULT_N_QUAD, normal_quadrature
 from psychometrics.scoring import lord_wingersky
@@ -59,13 +60,13 @@ def s_x2(
     if not isinstance(params, ItemParameters):
         raise TypeError("params must be ItemParameters or a Calibration")
     if not min_expected > 0:
-        raise ValueError(f"min_expected must be positive, got {min_expected!r}")
+        raise PsychometricsError(f"min_expected must be positive, got {min_expected!r}")
     x = check_responses(responses, model=params.model, name="responses")
     if x.shape[1] != params.n_items:
-        raise ValueError(f"responses has {x.shape[1]} items but params describes {params.n_items}")
+        raise PsychometricsError(f"responses has {x.shape[1]} items but params describes {params.n_items}")
     x = x[~np.isnan(x).any(axis=1)]
     if x.shape[0] == 0:
-        raise ValueError("responses: S-X2 needs persons who saw every item; there are none")
+        raise PsychometricsError("responses: S-X2 needs persons who saw every item; there are none")
     ids = item_ids or [f"item{j + 1}" for j in range(params.n_items)]
     quad = normal_quadrature(n_quad, bound, latent_mean, latent_sd)
     p = params.prob(quad.points)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import optimize
 
+from psychometrics.errors import PsychometricsError
 from psychometrics.irt.models import ItemParameters
 from psychometrics.irt.quadrature import normal_quadrature
 
@@ -67,22 +68,22 @@ def link(
     """
     method = str(method).lower().replace("_", "-")
     if method not in METHODS:
-        raise ValueError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
+        raise PsychometricsError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
     if not isinstance(new, ItemParameters) or not isinstance(base, ItemParameters):
         raise TypeError("new and base must be ItemParameters")
     if new.model != base.model or new.n_items != base.n_items:
-        raise ValueError(
+        raise PsychometricsError(
             f"new ({new.model}, {new.n_items} items) and base ({base.model}, {base.n_items} "
             "items) must hold the same common items under the same model"
         )
     if not np.array_equal(new.n_categories, base.n_categories):
-        raise ValueError("new and base common items differ in their category counts")
+        raise PsychometricsError("new and base common items differ in their category counts")
     if new.n_items < 2 and method in ("mean-sigma",):
-        raise ValueError("mean-sigma linking needs at least 2 common items")
+        raise PsychometricsError("mean-sigma linking needs at least 2 common items")
     b_new, b_base = _flat_b(new), _flat_b(base)
     sd_new = b_new.std()
     if sd_new == 0:
-        raise ValueError("new: the common items' difficulties do not vary; use mean-mean")
+        raise PsychometricsError("new: the common items' difficulties do not vary; use mean-mean")
     a_ms = b_base.std() / sd_new
     start = (a_ms, b_base.mean() - a_ms * b_new.mean())
     if method == "mean-sigma":

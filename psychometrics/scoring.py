@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from psychometrics.data import check_responses, collapse_patterns
+from psychometrics.errors import PsychometricsError
 from psychometrics.irt.estimation import pattern_loglik
 from psychometrics.irt.information import category_derivatives
 from psychometrics.irt.models import ItemParameters
@@ -54,11 +55,11 @@ def _check_inputs(responses, params: ItemParameters) -> np.ndarray:
         x = x[None, :]
     x = check_responses(x, model=params.model, name="responses")
     if x.shape[1] != params.n_items:
-        raise ValueError(f"responses has {x.shape[1]} items but params describes {params.n_items}")
+        raise PsychometricsError(f"responses has {x.shape[1]} items but params describes {params.n_items}")
     over = ~np.isnan(x) & (x >= params.n_categories[None, :])
     if over.any():
         i, j = np.argwhere(over)[0]
-        raise ValueError(
+        raise PsychometricsError(
             f"responses[{i}, {j}] = {x[i, j]:g} is outside item {j}'s categories "
             f"0..{params.n_categories[j] - 1}"
         )
@@ -67,9 +68,9 @@ def _check_inputs(responses, params: ItemParameters) -> np.ndarray:
 
 def _check_prior(prior_mean: float, prior_sd: float) -> None:
     if not np.isfinite(prior_mean):
-        raise ValueError(f"prior_mean must be finite, got {prior_mean!r}")
+        raise PsychometricsError(f"prior_mean must be finite, got {prior_mean!r}")
     if not prior_sd > 0:
-        raise ValueError(f"prior_sd must be positive, got {prior_sd!r}")
+        raise PsychometricsError(f"prior_sd must be positive, got {prior_sd!r}")
 
 
 def theta_eap(
@@ -157,7 +158,7 @@ def _solve_estimating_equation(x, params, method, lower, upper, prior_mean, prio
 
 def _point_estimate(responses, params, method, lower, upper, prior_mean, prior_sd):
     if not lower < upper:
-        raise ValueError(f"bounds must satisfy lower < upper, got ({lower}, {upper})")
+        raise PsychometricsError(f"bounds must satisfy lower < upper, got ({lower}, {upper})")
     x = _check_inputs(responses, params)
     pats = collapse_patterns(x, params.n_categories)
     xu = np.where(pats.codes < 0, np.nan, pats.codes).astype(float)
@@ -204,7 +205,7 @@ def score(responses, params: ItemParameters, method: str = "eap", **options) -> 
     method = str(method).lower()
     fn = {"eap": theta_eap, "map": theta_map, "mle": theta_mle, "wle": theta_wle}.get(method)
     if fn is None:
-        raise ValueError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
+        raise PsychometricsError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
     return fn(responses, params, **options)
 
 
@@ -244,7 +245,7 @@ class SummedScoreTable:
     def lookup(self, summed_score) -> tuple[np.ndarray, np.ndarray]:
         s = np.asarray(summed_score)
         if np.any((s < 0) | (s > self.scores[-1]) | (s != np.round(s))):
-            raise ValueError(f"summed_score must be integers in 0..{int(self.scores[-1])}")
+            raise PsychometricsError(f"summed_score must be integers in 0..{int(self.scores[-1])}")
         idx = s.astype(int)
         return self.theta[idx], self.se[idx]
 

@@ -98,12 +98,12 @@ def clock() -> Iterator[microcred_clock.ManualClock]:
 def writes_during(app):
     """``writes_during(action)`` runs ``action`` and returns its value and the INSERT, UPDATE
     and DELETE statements the app's engines ran meanwhile (a GET must run none)."""
-    from tests.query_count import count_statements
+    from microcred.querycount import count_queries
 
     database = app.extensions["microcred.database"]
 
     def run(action):
-        with count_statements(database.engine, database.write_engine) as sent:
+        with count_queries(database.engine, database.write_engine) as sent:
             value = action()
         return value, [s for s in sent
                        if s.lstrip().split(None, 1)[0].upper() in ("INSERT", "UPDATE", "DELETE")]

@@ -624,3 +624,16 @@ def test_sqlite_database_and_its_wal_are_created_owner_only(tmp_path):
         assert _mode(loose) == 0o600
     finally:
         os.umask(old_umask)
+
+
+def test_a_try_that_imposes_no_wait_does_not_refuse_a_concurrent_one(app, counters, clock):
+    """Two workers read the clock, then reserve in the other order: while tries are free, the
+    later reservation with the slightly older reading is not refused (CI refused it on
+    PostgreSQL when "no wait" was stored as "blocked until now")."""
+    clock.set(dt.datetime.fromtimestamp(1_900_000_000, dt.UTC))
+    throttle = _use(app, counters, signin_max_failures_per_account=5,
+                    signin_max_failures_per_address=9, signin_backoff_base_seconds=120)
+    assert throttle.reserve("cand@example.org", "192.0.2.1") == 0
+    clock.advance(-0.25)  # the next reservation's clock reading was taken a moment earlier
+    assert throttle.reserve("cand@example.org", "192.0.2.1") == 0
+    assert throttle.reserve("other@example.org", "192.0.2.1") == 0

@@ -49,8 +49,9 @@ def site(app, db, build_exam):
     from credentials.models import Credential
     from proctoring.wiring import identity_gate
 
-    creds = {role: (email, password) for role, email, password in load_demo(db, history=40)}
-    db.commit()
+    with app.app_context():  # the demo's issuer key is made under the app's instance folder
+        creds = {role: (email, password) for role, email, password in load_demo(db, history=40)}
+        db.commit()
     candidate = db.scalar(select(User).where(User.email == creds["candidate"][0]))
     earned = build_exam(db, code="AXE")
     running = build_exam(db, code="AXE-RUN")

@@ -5,6 +5,7 @@ the server of ``MICROCRED_TEST_POSTGRES_URL`` (dropped afterwards; the PostgreSQ
 the reason in the summary, when the server does not answer)."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -120,4 +121,77 @@ def test_migration_scripts_never_call_create_all():
     root = Path(__file__).resolve().parents[1]
     packages = {Path(rev.path).resolve().relative_to(root).parts[0]
                 for rev in script.walk_revisions()}
-    assert {"assessment", "proctoring", "credentials"} <= packages
+    assert {"assessment", "itembank", "proctoring", "credentials"} <= packages
+
+
+def test_itembank_branch_keeps_the_published_state_in_status(empty_url: str):
+    """The item bank's branch drops ``is_published`` (issue 10, item 8) with no data lost: a
+    version the flag called published is published by its status, and the rows that point at it
+    (a form's items) stay; downgrading brings the flag back from the status."""
+    from alembic import command
+
+    cfg = alembic_config(empty_url)
+    command.upgrade(cfg, "foundation@head")
+    engine = create_engine(empty_url)
+    at = "'2026-01-01 00:00:00'"
+    version = ("INSERT INTO item_versions (id, item_id, version, status, item_type, domain_code, "
+               "stem, interaction, key, scoring, rationale, meta, max_score, is_published, "
+               "published_at, created_at) VALUES ({id}, 1, {id}, '{status}', 'single_choice', "
+               "'A', 'Which?', '{{}}', '{{}}', '{{}}', '', '{{}}', 1.0, {flag}, NULL, " + at + ")")
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(f"INSERT INTO items (id, code, created_at) VALUES (1, 'Q1', {at})"))
+            conn.execute(text(version.format(id=1, status="published", flag="true")))
+            # written by hand: the flag said published, the status did not
+            conn.execute(text(version.format(id=2, status="draft", flag="true")))
+            conn.execute(text(version.format(id=3, status="draft", flag="false")))
+            conn.execute(text("INSERT INTO blueprints (id, code, name, created_at) "
+                              f"VALUES (1, 'BP', 'BP', {at})"))
+            conn.execute(text("INSERT INTO forms (id, code, blueprint_id, is_published, "
+                              f"published_at, created_at) VALUES (1, 'F', 1, true, {at}, {at})"))
+            conn.execute(text("INSERT INTO form_items (id, form_id, position, item_version_id) "
+                              "VALUES (1, 1, 0, 1)"))
+        upgrade(empty_url)
+        assert pending(empty_url) is False
+        with engine.connect() as conn:
+            assert "is_published" not in {c["name"] for c in inspect(conn).get_columns(
+                "item_versions")}
+            assert conn.execute(text("SELECT id, status FROM item_versions ORDER BY id")).all() \
+                == [(1, "published"), (2, "published"), (3, "draft")]
+            assert conn.execute(text("SELECT item_version_id FROM form_items")).all() == [(1,)]
+        command.downgrade(cfg, "itembank@base")
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT id, is_published FROM item_versions ORDER BY id"))
+            assert [(i, bool(flag)) for i, flag in rows] == [(1, True), (2, True), (3, False)]
+    finally:
+        engine.dispose()
+
+
+
+def test_the_demos_unread_policy_key_is_dropped(empty_url: str):
+    """Exam policies hold only registered sections (``microcred.policy``): 0004 drops the demo's
+    unread ``achievement_code`` so the exam's policy can still be edited, and keeps the rest."""
+    from alembic import command
+
+    cfg = alembic_config(empty_url)
+    command.upgrade(cfg, "0003_sessions_counters")
+    engine = create_engine(empty_url)
+    at = "'2026-01-01 00:00:00'"
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO blueprints (id, code, name, created_at) "
+                              f"VALUES (1, 'BP', 'BP', {at})"))
+            exam = ("INSERT INTO exams (id, code, title, program_name, description, instructions, "
+                    "agreement, blueprint_id, time_limit_seconds, pass_percent, shuffle_items, "
+                    "shuffle_options, is_open, policy, created_at) VALUES ({id}, 'E{id}', 'E', '', "
+                    "'', '[]', '', 1, 600, 60, true, true, true, :policy, " + at + ")")
+            demo = {"proctoring": {"identity": "proctor"}, "achievement_code": "CC-101"}
+            conn.execute(text(exam.format(id=1)), {"policy": json.dumps(demo)})
+            conn.execute(text(exam.format(id=2)), {"policy": json.dumps({"retake": {}})})
+        upgrade(empty_url)
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT id, policy FROM exams ORDER BY id")).all()
+        policies = [json.loads(p) if isinstance(p, str) else p for _, p in rows]
+        assert policies == [{"proctoring": {"identity": "proctor"}}, {"retake": {}}]
+    finally:
+        engine.dispose()

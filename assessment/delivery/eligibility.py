@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from assessment.delivery.models import Attempt, Result, ResultRelease
+from assessment.delivery.models import Attempt, Result
+from assessment.delivery.reads import release_status
 from assessment.exams import Exam
 from assessment.retakes import RetakePolicy, retake_policy_of, wait_refusal
 from microcred.words import plural
@@ -48,9 +49,8 @@ def outcome(session: Session, attempt_id: int, finalize_reason: str | None) -> s
     result = session.scalar(select(Result).where(Result.attempt_id == attempt_id))
     if result is None:
         return "failed"
-    release = session.scalar(select(ResultRelease.status)
-                             .where(ResultRelease.result_id == result.id)
-                             .order_by(ResultRelease.id.desc()).limit(1))
+    standing = release_status(session, result.id)
+    release = standing.status if standing else None
     if release == "invalidated":
         return "invalidated"
     if not result.passed:

@@ -44,7 +44,7 @@ class Attempt(Base):
 
 
 class ClockEvent(Base):
-    """Pauses, resumes and extensions: the deadline is computed from these (timing.deadline)."""
+    """Pauses, resumes and extensions: the deadline is computed from these (timing.clock)."""
 
     __tablename__ = "attempt_clock_events"
 

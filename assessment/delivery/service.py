@@ -19,7 +19,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, load_only
 
 from assessment.delivery.eligibility import eligibility
@@ -30,6 +30,10 @@ from assessment.delivery.models import (
     ResponseSave,
     Result,
     ResultRelease,
+)
+from assessment.delivery.reads import (  # release_status: reads owns it; views, credentials
+    newest_release_id,
+    release_status,  # noqa: F401
 )
 from assessment.delivery.timing import Clock, clock
 from assessment.exams import Exam, ExamForm
@@ -514,7 +518,7 @@ def _score(session: Session, attempt: Attempt) -> Result:
         save = saves.get(vid)
         value = save.value if save else None
         points = item_type(v.item_type).score(v, value)
-        answered += value is not None
+        answered += item_type(v.item_type).is_answered(value)
         raw += points
         maximum += v.max_score
         d = domains.setdefault(
@@ -571,15 +575,6 @@ def _release(
     return row
 
 
-def release_status(session: Session, result_id: int) -> ResultRelease | None:
-    return session.scalar(
-        select(ResultRelease)
-        .where(ResultRelease.result_id == result_id)
-        .order_by(ResultRelease.id.desc())
-        .limit(1)
-    )
-
-
 @dataclass(frozen=True)
 class ReleasedPass:
     """A pass whose result is released now (its newest release row says so)."""
@@ -595,14 +590,12 @@ class ReleasedPass:
 def released_passes(session: Session, exam_id: int) -> list[ReleasedPass]:
     """The released passes of ``exam_id`` by active accounts, oldest first: for issuing what
     passes released earlier have earned (a deactivated account is not issued anything)."""
-    newest = (select(func.max(ResultRelease.id)).where(ResultRelease.result_id == Result.id)
-              .correlate(Result).scalar_subquery())
     rows = session.execute(
         select(Result.id, Attempt.id, User.id, User.display_name, Result.percent,
                Attempt.finalized_at)
         .join(Attempt, Attempt.id == Result.attempt_id)
         .join(User, User.id == Attempt.candidate_id)
-        .join(ResultRelease, ResultRelease.id == newest)
+        .join(ResultRelease, ResultRelease.id == newest_release_id(Result.id))
         .where(Attempt.exam_id == exam_id, Result.passed.is_(True), User.active.is_(True),
                ResultRelease.status == "released")
         .order_by(Attempt.finalized_at, Result.id))

@@ -114,7 +114,7 @@ def calibrate_exam(
         warnings.simplefilter("always")
         try:
             fit = calibrate(matrix.scores, model=model, item_ids=matrix.item_ids, max_iter=max_iter)
-        except (PsychometricsError, ValueError) as exc:
+        except PsychometricsError as exc:
             raise AnalysisError(f"the calibration of exam {exam.code} failed: {exc}") from exc
     seconds = time.perf_counter() - started
     messages = list(fit.messages)
@@ -182,7 +182,7 @@ def _item_fit_by_form(
                     latent_mean=fit.latent_mean,
                     latent_sd=fit.latent_sd,
                 )
-        except (PsychometricsError, ValueError) as exc:
+        except PsychometricsError as exc:
             notes.append(f"form {code}: S-X2 not available ({exc})")
             continue
         for j, item in zip(cols, fits):

@@ -12,20 +12,14 @@ from sqlalchemy import Select, case, func, select
 from sqlalchemy.orm import Session
 
 from assessment.delivery.models import Attempt, Result, ResultRelease
+from assessment.delivery.reads import newest_release_id
 from assessment.exams import Exam
 
 
 def _invalidated_result_ids() -> Select:
-    newest = (
-        select(func.max(ResultRelease.id).label("id"))
-        .group_by(ResultRelease.result_id)
-        .subquery()
-    )
-    return (
-        select(ResultRelease.result_id)
-        .join(newest, newest.c.id == ResultRelease.id)
-        .where(ResultRelease.status == "invalidated")
-    )
+    return select(ResultRelease.result_id).where(
+        ResultRelease.id == newest_release_id(ResultRelease.result_id),
+        ResultRelease.status == "invalidated")
 
 
 def counted_results(exam_id: int | None = None) -> Select:

@@ -26,13 +26,16 @@ from assessment.psych.calibration import ExamCalibration
 from itembank.models import ItemVersion
 from itembank.parameters import ParameterValues, supersede_parameters
 from microcred.db import Base, append_only, utcnow
+from microcred.errors import DomainError
 
 RUN_STATUSES = ("proposed", "approved", "rejected", "superseded")
 REASON_LENGTH = 500
 
 
-class CalibrationRefused(ValueError):
+class CalibrationRefused(DomainError):
     """An approval or rejection that may not happen; the message says why, for people."""
+
+    status, code = 409, "calibration_refused"
 
 
 class CalibrationRun(Base):

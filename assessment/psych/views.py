@@ -48,7 +48,8 @@ from assessment.psych.runs import (
 )
 from assessment.users import User
 from itembank.parameters import current_parameters
-from microcred.web import ApiError, db_session, role_required
+from microcred.errors import DomainError
+from microcred.web import db_session, role_required
 
 bp = Blueprint("psych", __name__, url_prefix="/psych")
 ROLES = ("psychometrician", "admin")
@@ -61,15 +62,8 @@ def _nav_links(state) -> None:
         wiring.nav_links.append((role, "psych.index", "Psychometrics"))
 
 
-class UnknownExam(LookupError):
-    pass
-
-
-@bp.errorhandler(UnknownExam)
-def _unknown_exam(exc: UnknownExam):
-    if request.path.endswith(".json"):
-        return ApiError(404, "unknown_exam", str(exc)).response()
-    return render_template("error.html", status=404, message=str(exc)), 404
+class UnknownExam(DomainError):
+    status, code = 404, "unknown_exam"
 
 
 def _exam(code: str) -> Exam:
@@ -103,11 +97,7 @@ def items(code: str):
 @bp.get("/exams/<code>/items.json")
 @role_required(*ROLES)
 def items_json(code: str):
-    exam = _exam(code)
-    try:
-        return analyse_items(db_session(), exam).to_dict()
-    except AnalysisError as exc:
-        raise ApiError(409, "no_data", str(exc)) from None
+    return analyse_items(db_session(), _exam(code)).to_dict()
 
 
 @bp.get("/exams/<code>/calibrate")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from psychometrics.errors import PsychometricsError
 from psychometrics.irt.models import ItemParameters
 
 THETA_STEP = 1e-4
@@ -23,7 +24,7 @@ THETA_STEP = 1e-4
 def _theta(theta) -> np.ndarray:
     t = np.atleast_1d(np.asarray(theta, dtype=float))
     if t.ndim != 1 or not np.all(np.isfinite(t)):
-        raise ValueError("theta must be a finite scalar or 1-d array")
+        raise PsychometricsError("theta must be a finite scalar or 1-d array")
     return t
 
 

@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.special import expit, log_expit, logit
 
+from psychometrics.errors import PsychometricsError
+
 DICHOTOMOUS_MODELS = ("rasch", "1pl", "2pl", "3pl")
 POLYTOMOUS_MODELS = ("grm", "gpcm")
 MODELS = DICHOTOMOUS_MODELS + POLYTOMOUS_MODELS
@@ -41,7 +43,7 @@ def check_model(model: str) -> str:
     """Return the canonical model name or raise naming the ``model`` argument."""
     name = str(model).lower()
     if name not in MODELS:
-        raise ValueError(f"model must be one of {', '.join(MODELS)}; got {model!r}")
+        raise PsychometricsError(f"model must be one of {', '.join(MODELS)}; got {model!r}")
     return name
 
 
@@ -183,15 +185,15 @@ class ItemParameters:
             if self.n_categories is None:
                 self.n_categories = 1 + (~np.isnan(self.b)).sum(axis=1)
         if self.b.shape[0] != j:
-            raise ValueError(f"b must have one row per item ({j}); got shape {self.b.shape}")
+            raise PsychometricsError(f"b must have one row per item ({j}); got shape {self.b.shape}")
         self.c = np.zeros(j) if self.c is None else np.atleast_1d(np.asarray(self.c, float))
         if self.c.shape != (j,):
-            raise ValueError(f"c must have one value per item ({j}); got shape {self.c.shape}")
+            raise PsychometricsError(f"c must have one value per item ({j}); got shape {self.c.shape}")
         self.n_categories = np.asarray(self.n_categories, dtype=int)
         if not np.all(np.isfinite(self.a)):
-            raise ValueError("a must be finite for every item")
+            raise PsychometricsError("a must be finite for every item")
         if np.any((self.c < 0) | (self.c >= 1)):
-            raise ValueError("c must lie in [0, 1) for every item")
+            raise PsychometricsError("c must lie in [0, 1) for every item")
 
     @property
     def n_items(self) -> int:

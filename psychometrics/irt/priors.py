@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import expit
 
+from psychometrics.errors import PsychometricsError
+
 
 @dataclass(frozen=True)
 class ItemPriors:
@@ -24,11 +26,11 @@ class ItemPriors:
 
     def __post_init__(self) -> None:
         if self.c_beta is not None and (len(self.c_beta) != 2 or min(self.c_beta) < 1):
-            raise ValueError(f"c_prior must be (alpha, beta) with both >= 1, got {self.c_beta!r}")
+            raise PsychometricsError(f"c_prior must be (alpha, beta) with both >= 1, got {self.c_beta!r}")
         if self.a_lognormal is not None and (
             len(self.a_lognormal) != 2 or not self.a_lognormal[1] > 0
         ):
-            raise ValueError(
+            raise PsychometricsError(
                 f"a_prior must be (mu, sigma) with sigma > 0, got {self.a_lognormal!r}"
             )
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from psychometrics.errors import PsychometricsError
+
 DEFAULT_N_QUAD = 61
 DEFAULT_BOUND = 6.0
 
@@ -36,11 +38,11 @@ def normal_quadrature(
     fixed-parameter calibration needs (Kim, 2006).
     """
     if int(n_quad) != n_quad or n_quad < 5:
-        raise ValueError(f"n_quad must be an integer >= 5, got {n_quad!r}")
+        raise PsychometricsError(f"n_quad must be an integer >= 5, got {n_quad!r}")
     if not np.isfinite(bound) or bound <= 0:
-        raise ValueError(f"bound must be a positive number, got {bound!r}")
+        raise PsychometricsError(f"bound must be a positive number, got {bound!r}")
     if not sd > 0:
-        raise ValueError(f"sd must be positive, got {sd!r}")
+        raise PsychometricsError(f"sd must be positive, got {sd!r}")
     points = np.linspace(-bound, bound, int(n_quad))
     log_w = -0.5 * ((points - mean) / sd) ** 2
     weights = np.exp(log_w - log_w.max())

@@ -205,3 +205,14 @@ def test_the_limit_is_configurable_per_exam():
     assert missing(history, ProctoringPolicy(snapshot_interval_s=60)) == [("after-s1", "medium")]
     assert parse_policy({"snapshot_interval_s": 20}).missing_snapshot_intervals == 3
     assert parse_policy({"missing_snapshot_intervals": 5}).missing_snapshot_intervals == 5
+
+
+def test_worst_severity_is_one_rule():
+    """The console's worst severity (issue 10, item 9): one function over severities, which
+    the live rows and the database's aggregate both follow."""
+    from proctoring.flags import SEVERITY_ORDER, severity_rank, worst
+
+    assert worst(["low", None, "high", "medium", "bogus"]) == "high"
+    assert worst([None, "bogus"]) is None and worst([]) is None
+    assert [severity_rank(s) for s in SEVERITY_ORDER] == list(range(len(SEVERITY_ORDER)))
+    assert severity_rank(None) == severity_rank("bogus") == -1

@@ -55,6 +55,60 @@ def test_a_failing_plugin_is_skipped_not_fatal():
     assert ("fine", "ok") in out and any(hooks.failed(r) for _, r in out)
 
 
+def test_calls_go_through_pluggy_so_wrappers_and_firstresult_work():
+    """hooks.call is pm.hook.<name>(...) (issue 10, item 9): a hookwrapper sees and may add to
+    the answers, a firstresult hook stops at the first answer, and a failing plugin is still
+    skipped rather than fatal in both."""
+
+    class Extra:
+        @hooks.hookspec(firstresult=True)
+        def microcred_pick(self, n):
+            """A firstresult hook, for this test."""
+
+    class Wrapper:
+        @hooks.hookimpl(wrapper=True)
+        def microcred_session_started(self, session):
+            answers = yield
+            return [*answers, hooks.Answer("wrapper", f"saw {len(answers)}")]
+
+    class Fine:
+        @hooks.hookimpl
+        def microcred_session_started(self, session):
+            return "ok"
+
+        @hooks.hookimpl
+        def microcred_pick(self, n):
+            return n * 2
+
+    class Broken:
+        @hooks.hookimpl
+        def microcred_session_started(self, session):
+            raise RuntimeError("provider down")
+
+        @hooks.hookimpl
+        def microcred_pick(self, n):
+            raise RuntimeError("provider down")
+
+    class Silent:
+        @hooks.hookimpl
+        def microcred_pick(self, n):
+            return None
+
+    pm = hooks.make_plugin_manager(load_entry_points=False)
+    pm.add_hookspecs(Extra)
+    for name, plugin in (("fine", Fine()), ("broken", Broken()), ("silent", Silent()),
+                         ("wrap", Wrapper())):
+        pm.register(plugin, name=name)
+    hooks.set_plugin_manager(pm)
+    try:
+        out = hooks.call("microcred_session_started", session=hooks.SessionInfo(9, 1, 1, 1, "x"))
+        assert out[-1] == ("wrapper", "saw 2")
+        assert ("fine", "ok") in out and hooks.failed(dict(out)["broken"])
+        assert hooks.call("microcred_pick", n=21) == [("fine", 42)]
+    finally:
+        hooks.set_plugin_manager(None)
+
+
 def test_keys(tmp_path):
     key = load_key(tmp_path, environ={})
     assert len(key) == 32 and load_key(tmp_path, environ={}) == key  # generated once, kept

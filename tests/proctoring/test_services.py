@@ -326,3 +326,18 @@ def test_identity_checks_are_append_only(db, proctored, vault, face_jpeg):
     with pytest.raises(ImmutableRowError):
         db.flush()
     db.rollback()
+
+
+def test_one_extension_cap_set_by_the_clock_owner(db, proctored, vault, face_jpeg):
+    """The proctor's cap is delivery's (issue 10, item 9): a longer extension delivery would
+    refuse is refused in the proctor's words, and the longest it allows goes through."""
+    most = delivery.MAX_EXTENSION_SECONDS // 60
+    assert CONTROL.max_extension_seconds == delivery.MAX_EXTENSION_SECONDS
+    ns = proctored()
+    ps, attempt = _admitted_and_started(db, ns, vault, face_jpeg)
+    with pytest.raises(Invalid, match=f"from 1 to {most}$"):
+        actions.extend(db, ps, CONTROL, by=ns.proctor, minutes=most + 1, reason="x")
+    before = delivery.attempt_clock(db, attempt)
+    actions.extend(db, ps, CONTROL, by=ns.proctor, minutes=most, reason="power cut")
+    assert delivery.attempt_clock(db, attempt).deadline - before.deadline \
+        == dt.timedelta(minutes=most)

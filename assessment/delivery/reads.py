@@ -1,0 +1,94 @@
+"""What other packages read of delivery's records, so they never query its tables themselves.
+
+- :func:`newest_release_id`: which release decision of a result stands. Release rows are
+  append-only and a later decision supersedes the earlier (held, then cleared): the newest row
+  wins, and this is the one place that says so.
+- :func:`release_status`: that row for one result.
+- :func:`progress`: for the proctor console, each attempt's answered and total items, position
+  and clock, read for many attempts in a fixed number of queries (three, whatever their number).
+  "Answered" is the item type's word (:meth:`itembank.types.ItemType.is_answered`), the same
+  as on the candidate's result.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, ScalarSelect, Text, and_, cast, func, select
+from sqlalchemy.orm import Session, aliased
+
+from assessment.delivery.models import Attempt, ClockEvent, ResponseSave, ResultRelease
+from assessment.delivery.timing import clock
+from itembank.models import ItemVersion
+from itembank.types import item_type
+
+
+def newest_release_id(result_id: ColumnElement[int] | int) -> ScalarSelect[int]:
+    """The id of ``result_id``'s newest release row (a result id, or a column to correlate
+    with, e.g. ``Result.id`` in a query over results)."""
+    newer = aliased(ResultRelease)
+    return select(func.max(newer.id)).where(newer.result_id == result_id).scalar_subquery()
+
+
+def release_status(session: Session, result_id: int) -> ResultRelease | None:
+    """The release decision that stands for ``result_id`` (None: none recorded)."""
+    return session.scalar(select(ResultRelease).where(
+        ResultRelease.id == newest_release_id(result_id)))
+
+
+@dataclass(frozen=True)
+class Progress:
+    answered: int
+    items: int
+    #: the item the candidate is on, from 0
+    position: int
+    remaining_s: float
+    paused: bool
+
+
+def progress(session: Session, attempt_ids: list[int], now: dt.datetime) -> dict[int, Progress]:
+    """Per attempt: how far the candidate got and the clock at ``now`` (three queries)."""
+    if not attempt_ids:
+        return {}
+    attempts = list(session.execute(
+        select(Attempt.id, Attempt.item_order, Attempt.position, Attempt.started_at,
+               Attempt.time_limit_seconds, Attempt.time_multiplier, Attempt.finalized_at)
+        .where(Attempt.id.in_(attempt_ids))))
+    events: dict[int, list[Any]] = {}
+    for ev in session.execute(select(ClockEvent.attempt_id, ClockEvent.id, ClockEvent.kind,
+                                     ClockEvent.seconds, ClockEvent.at)
+                              .where(ClockEvent.attempt_id.in_(attempt_ids))):
+        events.setdefault(ev.attempt_id, []).append(ev)
+    answered = _answered(session, attempt_ids)
+    out = {}
+    for a in attempts:
+        c = clock(a, events.get(a.id, []), now)
+        out[a.id] = Progress(answered=answered.get(a.id, 0), items=len(a.item_order),
+                             position=a.position, remaining_s=c.remaining_seconds,
+                             paused=c.paused)
+    return out
+
+
+def _answered(session: Session, attempt_ids: list[int]) -> dict[int, int]:
+    """Items whose newest save answers them, per attempt, in one query. The database groups
+    the newest saves by attempt, item type and response, so a poll reads a few rows per
+    attempt (one per distinct response), not one per item; the item type judges each."""
+    newest = (select(ResponseSave.attempt_id, ResponseSave.item_version_id,
+                     func.max(ResponseSave.seq).label("seq"))
+              .where(ResponseSave.attempt_id.in_(attempt_ids))
+              .group_by(ResponseSave.attempt_id, ResponseSave.item_version_id).subquery())
+    response = cast(ResponseSave.value, Text)
+    rows = session.execute(
+        select(ResponseSave.attempt_id, ItemVersion.item_type, response, func.count())
+        .join(newest, and_(ResponseSave.attempt_id == newest.c.attempt_id,
+                           ResponseSave.seq == newest.c.seq))
+        .join(ItemVersion, ItemVersion.id == ResponseSave.item_version_id)
+        .group_by(ResponseSave.attempt_id, ItemVersion.item_type, response))
+    counts: dict[int, int] = {}
+    for attempt_id, type_name, text, n in rows:
+        value = None if text is None else json.loads(text)
+        if item_type(type_name).is_answered(value):
+            counts[attempt_id] = counts.get(attempt_id, 0) + n
+    return counts

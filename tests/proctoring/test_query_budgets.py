@@ -1,0 +1,165 @@
+"""Query budgets of the hot paths: the statements one request sends, pinned on both databases.
+
+The runner autosaves and beats every few seconds per candidate, its proctoring script pings and
+uploads snapshots, and every proctor's console polls every 3 s over all sessions: these requests
+are what a busy exam multiplies. Each budget here is exact, so a change that adds a statement
+fails here, in review, and one that removes some lowers the budget with it (edit the number).
+The console's budget must not grow with the number of sessions (no N+1).
+
+Counted: every statement the request sends, the sign-in check included; not counted: BEGIN,
+COMMIT and the like (see ``microcred.querycount``).
+"""
+from __future__ import annotations
+
+import re
+
+import pytest
+from sqlalchemy import select
+
+from microcred.querycount import Queries, count_queries
+
+#: statements per request, the same on SQLite and PostgreSQL
+BUDGETS = {
+    "autosave": 7,  # sign-in, attempt (locked), clock, item types, seq check, insert, update
+    "heartbeat": 5,  # sign-in, attempt, clock (once), proctoring session, proctor's messages
+    "ping": 5,  # sign-in, session (locked), last seen, the camera rule's snapshots, spans
+    "event": 9,  # sign-in, session, last seen, seq check, insert, the rules' history, flags
+    "snapshot": 10,  # sign-in, session, last seen, seq check, image, snapshot, the rules' history
+    "console": 14,  # sign-in, then 13 for any number of sessions (proctoring.wiring)
+}
+
+
+def _counted(app, call) -> tuple[Queries, object]:
+    database = app.extensions["microcred.database"]
+    with count_queries(database.engine, database.write_engine) as queries:
+        response = call()
+    assert response.status_code == 200, response.get_data(as_text=True)[:500]
+    return queries, response
+
+
+def _answer(db, version_id: int):
+    from itembank.models import ItemVersion
+
+    v = db.get(ItemVersion, version_id)
+    return ["A", "C"] if v.item_type == "multiple_response" else "B"
+
+
+@pytest.fixture
+def runner(app, client, db, proctored, signin, csrf_token):
+    """A candidate signed in, running a proctored exam (camera on, no identity check)."""
+    from types import SimpleNamespace
+
+    ns = proctored({"identity": "none", "snapshot_interval_s": 30})
+    signin(client, ns.candidate)
+    token = csrf_token(client)
+    started = client.post(f"/exams/{ns.exam.code}/start", data={"agree": "yes", "csrf_token": token})
+    assert started.status_code == 302, started.get_data(as_text=True)[:300]
+    attempt_id = int(re.search(r"/attempts/(\d+)", started.headers["Location"]).group(1))
+    beat = client.get(f"/api/attempts/{attempt_id}/heartbeat").json
+    state = client.get(f"/api/attempts/{attempt_id}/state").json
+    return SimpleNamespace(ns=ns, client=client, token=token, attempt_id=attempt_id,
+                           items=[it["id"] for it in state["items"]],
+                           extras=beat["extras"]["proctoring"])
+
+
+def test_autosave_budget(app, db, runner):
+    item = runner.items[0]
+    save = {"saves": [{"seq": 1, "item": item, "value": _answer(db, item)}], "position": 1}
+    queries, resp = _counted(app, lambda: runner.client.post(
+        f"/api/attempts/{runner.attempt_id}/saves", json=save,
+        headers={"X-CSRFToken": runner.token}))
+    assert resp.json["acks"] == [{"seq": 1, "status": "saved"}]
+    assert len(queries) == BUDGETS["autosave"], queries.report()
+
+
+def test_heartbeat_budget(app, runner):
+    queries, resp = _counted(app, lambda: runner.client.get(
+        f"/api/attempts/{runner.attempt_id}/heartbeat"))
+    assert resp.json["status"] == "in_progress"
+    assert len(queries) == BUDGETS["heartbeat"], queries.report()
+
+
+def test_ping_and_event_budgets(app, runner):
+    url = runner.extras["events_url"]
+    queries, resp = _counted(app, lambda: runner.client.post(
+        url, json={"events": []}, headers={"X-CSRFToken": runner.token}))
+    assert len(queries) == BUDGETS["ping"], queries.report()
+    queries, resp = _counted(app, lambda: runner.client.post(url, json={"events": [
+        {"seq": 1, "kind": "window_blur", "at": "2026-01-01T09:00:00Z"}]},
+        headers={"X-CSRFToken": runner.token}))
+    assert resp.json["acks"] == [{"seq": 1, "status": "stored"}]
+    assert len(queries) == BUDGETS["event"], queries.report()
+
+
+def test_snapshot_budget(app, runner, face_jpeg):
+    queries, resp = _counted(app, lambda: runner.client.post(
+        runner.extras["snapshots_url"], data=face_jpeg, content_type="image/jpeg",
+        headers={"X-CSRFToken": runner.token, "X-Snapshot-Seq": "1"}))
+    assert resp.json["status"] == "stored"
+    assert len(queries) == BUDGETS["snapshot"], queries.report()
+
+
+# ---------------------------------------------------------------- the console poll
+
+
+def _running_sessions(db, ns, make_user, vault, face_jpeg, n: int) -> None:
+    """``n`` running sessions, each with what the console reads: answers, an extension, a flag,
+    a snapshot, a transition."""
+    from assessment.delivery import service
+    from proctoring import events, hooks
+    from proctoring.sessions import session_for_attempt
+
+    for _ in range(n):
+        cand = make_user("candidate")
+        attempt = service.start_attempt(db, cand, ns.exam, agreed=True, grace_seconds=5)
+        item = attempt.item_order[0]
+        service.save_responses(db, attempt, [service.SaveRequest(1, item, _answer(db, item), False)], grace_seconds=5)
+        service.extend_attempt(db, attempt, seconds=60, by_user_id=ns.proctor.id, reason="late start")
+        ps = session_for_attempt(db, attempt.id)
+        events.raise_flags(db, ps, [hooks.FlagSpec("paste", "1", "low", "pasted text")])
+        events.record_snapshot(db, ps, vault, seq=1, image=face_jpeg)
+        events.touch(db, ps, ps.state_changed_at)
+        db.commit()
+
+
+def _console_queries(app, proctor_client) -> tuple[Queries, list[dict]]:
+    queries, resp = _counted(app, lambda: proctor_client.get("/api/proctoring/console"))
+    return queries, resp.json["sessions"]
+
+
+def test_console_poll_budget_does_not_grow_with_sessions(app, db, proctored, make_user, signin,
+                                                         vault, face_jpeg, blank_jpeg):
+    """N and 2N running sessions (plus, each time, one session waiting for an identity decision
+    with a failed automated check, and one the proctor terminated): the same statements."""
+    from proctoring import actions, identity
+    from proctoring.assignments import assign
+    from proctoring.models import ProctorSession
+    from proctoring.sessions import open_session
+    from proctoring.wiring import DeliveryControl, identity_gate
+
+    ns = proctored({"identity": "none", "snapshot_interval_s": 30})
+    checked = proctored({"identity": "automated+proctor"}, code="P-ID")
+    assign(db, ns.proctor, checked.exam, ns.admin)
+    waiting = make_user("candidate")
+    identity_gate(db, waiting, checked.exam, url_for=lambda *a, **k: "/identity")
+    identity.submit(db, open_session(db, waiting.id, checked.exam.id), vault,
+                    selfie=blank_jpeg, id_document=blank_jpeg, by=waiting)
+    _running_sessions(db, ns, make_user, vault, face_jpeg, 3)
+    ended = db.scalar(select(ProctorSession).where(ProctorSession.attempt_id.is_not(None))
+                      .order_by(ProctorSession.id).limit(1))
+    actions.terminate(db, ended, DeliveryControl(), by=ns.proctor, reason="a second screen")
+    db.commit()
+    proctor = app.test_client()
+    signin(proctor, ns.proctor)
+
+    small, rows = _console_queries(app, proctor)
+    states = sorted(r["state"] for r in rows)
+    assert states == ["identity_pending", "in_progress", "in_progress", "terminated"], states
+    running = [r for r in rows if r["state"] == "in_progress"]
+    assert all(r["answered"] == 1 and r["snapshot"] and r["flags"]["count"] for r in running)
+
+    _running_sessions(db, ns, make_user, vault, face_jpeg, 3)
+    large, rows = _console_queries(app, proctor)
+    assert len(rows) == 7
+    assert len(large) == len(small), f"{len(small)} then {len(large)}:\n{large.report()}"
+    assert len(large) == BUDGETS["console"], large.report()
