@@ -242,12 +242,10 @@ def user_add(email: str, display_name: str, role: str, password: str) -> None:
         click.echo(f"added {u.role} {u.email} (id {u.id})")
 
 
-@user.command("password")
-@click.option("--email", required=True)
-@click.password_option(help="The new password (prompted when absent).")
-def user_password(email: str, password: str) -> None:
-    """Set a user's password (e.g. an admin who forgot theirs); ends all their sessions."""
-    from assessment.users import UserError, find_user_by_email, replace_password
+def _change_user(email: str, change) -> str:
+    """Apply ``change(session, user)`` to the user with ``email`` and commit; a UserError or an
+    unknown email becomes the command's error message. Returns the user's email."""
+    from assessment.users import UserError, find_user_by_email
 
     settings = Settings.from_env()
     _require_migrated(settings)
@@ -256,11 +254,22 @@ def user_password(email: str, password: str) -> None:
         if u is None:
             raise click.ClickException(f"no user with email {email}")
         try:
-            replace_password(session, u, password)
+            change(session, u)
         except UserError as exc:
             raise click.ClickException(str(exc)) from None
         session.commit()
-        click.echo(f"password changed for {u.email}; every session of theirs has ended")
+        return u.email
+
+
+@user.command("password")
+@click.option("--email", required=True)
+@click.password_option(help="The new password (prompted when absent).")
+def user_password(email: str, password: str) -> None:
+    """Set a user's password (e.g. an admin who forgot theirs); ends all their sessions."""
+    from assessment.users import replace_password
+
+    changed = _change_user(email, lambda session, u: replace_password(session, u, password))
+    click.echo(f"password changed for {changed}; every session of theirs has ended")
 
 
 @user.command("deactivate")
@@ -268,20 +277,11 @@ def user_password(email: str, password: str) -> None:
 @click.option("--reactivate", is_flag=True, help="Let the account sign in again instead.")
 def user_deactivate(email: str, reactivate: bool) -> None:
     """Deactivate an account (its sessions end at once), or reactivate it."""
-    from assessment.users import UserError, find_user_by_email, set_active
+    from assessment.users import set_active
 
-    settings = Settings.from_env()
-    _require_migrated(settings)
-    with _database(settings).session() as session:
-        u = find_user_by_email(session, email)
-        if u is None:
-            raise click.ClickException(f"no user with email {email}")
-        try:
-            set_active(session, u, active=reactivate, by=None)
-        except UserError as exc:
-            raise click.ClickException(str(exc)) from None
-        session.commit()
-        click.echo(f"{u.email} {'reactivated' if reactivate else 'deactivated; its sessions ended'}")
+    changed = _change_user(email, lambda session, u: set_active(session, u, active=reactivate,
+                                                                 by=None))
+    click.echo(f"{changed} {'reactivated' if reactivate else 'deactivated; its sessions ended'}")
 
 
 @main.group()
