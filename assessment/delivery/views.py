@@ -188,7 +188,10 @@ def api_heartbeat(attempt_id: int):
 def api_time_up(attempt_id: int):
     """The runner's "time is up": finalize the attempt, with the answers saved in time, if the
     server's clock agrees (grace included); else answer the clock as it stands (an extension
-    may have come). A 200 either way: the heartbeat's body."""
+    may have come). A 200 either way: the heartbeat's body. Its body is optional and unused,
+    but a body sent is read like every JSON endpoint's, so a malformed one is a clear 400."""
+    if request.content_length:
+        json_body()
     session = db_session()
     attempt = _my_attempt(attempt_id, lock=True)
     if service.finalize_if_expired(session, attempt, grace_seconds=_grace()):
