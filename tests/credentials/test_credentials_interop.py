@@ -9,6 +9,7 @@ reachable then); the test skips loudly only when Node or npm is not installed at
 from __future__ import annotations
 
 import copy
+import fcntl
 import json
 import shutil
 import subprocess
@@ -29,9 +30,13 @@ def node_verifier() -> Path:
                     "(apt-get install nodejs npm)")
     needed = ("@digitalbazaar/vc", "@digitalbazaar/vc-bitstring-status-list",
               "@digitalcredentials/verifier-core")
-    if not all((TOOL / "node_modules" / name).is_dir() for name in needed):
-        subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=TOOL, check=True,
-                       capture_output=True, timeout=300)
+    # Two pytest workers may both get here on a fresh clone: `npm ci` empties node_modules first,
+    # so one installs while the other waits on the lock, then finds the packages there.
+    with open(TOOL / ".npm-install.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not all((TOOL / "node_modules" / name).is_dir() for name in needed):
+            subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=TOOL, check=True,
+                           capture_output=True, timeout=300)
     return TOOL / "verify.js"
 
 
