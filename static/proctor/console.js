@@ -84,19 +84,25 @@ function actionsCell(tr, r) {
   return act;
 }
 
-function buildFinishedRow(r) {
+// A row's name and exam cells, then one empty cell per column, kept by name for updates.
+function rowWithCells(r, cols) {
   const tr = document.createElement("tr");
   tr.dataset.id = r.id;
   const exam = document.createElement("td");
   exam.textContent = r.exam;
   tr.append(nameCell(r), exam);
   const cells = {};
-  for (const c of FINISHED_COLS) {
+  for (const c of cols) {
     const td = document.createElement("td");
     td.dataset.col = c;
     tr.appendChild(td);
     cells[c] = td;
   }
+  return { tr, cells };
+}
+
+function buildFinishedRow(r) {
+  const { tr, cells } = rowWithCells(r, FINISHED_COLS);
   tr.appendChild(actionsCell(tr, r));
   return { tr, cells, finished: true };
 }
@@ -111,18 +117,7 @@ function updateFinishedRow(el, r) {
 }
 
 function buildRow(r) {
-  const tr = document.createElement("tr");
-  tr.dataset.id = r.id;
-  const exam = document.createElement("td");
-  exam.textContent = r.exam;
-  tr.append(nameCell(r), exam);
-  const cells = {};
-  for (const c of COLS) {
-    const td = document.createElement("td");
-    td.dataset.col = c;
-    tr.appendChild(td);
-    cells[c] = td;
-  }
+  const { tr, cells } = rowWithCells(r, COLS);
   const snap = document.createElement("td");
   snap.dataset.col = "snapshot";
   const frame = document.createElement("span");   // the thumbnail, replaced when a new one comes
