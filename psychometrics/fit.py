@@ -74,7 +74,6 @@ def s_x2(
     total = x.sum(axis=1).astype(int)
     max_score = full.size - 1
     counts_s = np.bincount(total, minlength=max_score + 1).astype(float)
-    n_par = PARAMS_PER_ITEM.get(params.model)
     out = []
     for j in range(params.n_items):
         k_n = int(params.n_categories[j])
@@ -92,7 +91,7 @@ def s_x2(
         e_counts = expected * counts_s[:, None]
         groups = _collapse(e_counts[informative], observed[informative], min_expected)
         n_groups = len(groups)
-        params_j = n_par if n_par is not None else k_n
+        params_j = _n_item_parameters(params.item_models[j], k_n)
         df = n_groups * (k_n - 1) - params_j
         if n_groups == 0 or df <= 0:
             out.append(ItemFit(ids[j], None, int(df), None, n_groups))
@@ -100,6 +99,14 @@ def s_x2(
         stat = sum(float(((o - e) ** 2 / e).sum()) for e, o in groups)
         out.append(ItemFit(ids[j], stat, int(df), float(stats.chi2.sf(stat, df)), n_groups))
     return out
+
+
+def _n_item_parameters(model: str, n_cat: int) -> int:
+    """Estimated parameters of one item: a and K-1 intercepts, K-1 thresholds for the PCM (the
+    slope is shared), 1 location for the RSM (the steps are shared)."""
+    if model in PARAMS_PER_ITEM:
+        return PARAMS_PER_ITEM[model]
+    return {"pcm": n_cat - 1, "rsm": 1}.get(model, n_cat)
 
 
 def _collapse(expected: np.ndarray, observed: np.ndarray, min_expected: float):

@@ -21,7 +21,7 @@ import numpy as np
 
 from psychometrics.data import ResponsePatterns
 from psychometrics.irt.estimation import DERIV_STEP, ParameterMap, dlogp, e_step
-from psychometrics.irt.models import DICHOTOMOUS_MODELS, log_prob
+from psychometrics.irt.models import DICHOTOMOUS_MODELS, log_prob, per_item
 from psychometrics.irt.priors import ItemPriors
 
 CHUNK_CELLS = 2_000_000
@@ -79,9 +79,10 @@ def observed_information(
     d = dlogp(model, xi, n_cat, theta)
     n_pat = patterns.codes.shape[0]
     chunk = max(1, CHUNK_CELLS // max(1, j * m))
+    dichotomous = all(name in DICHOTOMOUS_MODELS for name in per_item(model, j))
     for start in range(0, n_pat, chunk):
         sl = slice(start, min(n_pat, start + chunk))
-        if model in DICHOTOMOUS_MODELS:
+        if dichotomous:
             cross, gram = _dichotomous_terms(patterns, sl, est.posterior[sl], logp, d)
         else:
             cross, gram = _general_terms(patterns, sl, est.posterior[sl], d)
