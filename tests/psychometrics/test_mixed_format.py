@@ -111,7 +111,7 @@ def test_partial_credit_and_rating_scale_on_01_items_reproduce_mirt_rasch(lsat7,
 
 def test_mixed_3pl_gpcm_recovers_known_parameters_with_missing_cells():
     models = ["3pl"] * 10 + ["gpcm"] * 4 + ["2pl"] * 2
-    x, a, b, c = simulate_mixed(4000, models, missing=0.3, seed=11)
+    x, a, b, _ = simulate_mixed(4000, models, missing=0.3, seed=11)
     fit = calibrate(x, models)
     assert fit.converged
     poly = np.arange(10, 14)
@@ -126,7 +126,7 @@ def test_mixed_3pl_gpcm_recovers_known_parameters_with_missing_cells():
     assert doc["model"] == "mixed"
     assert [item["model"] for item in doc["items"]] == models
     assert isinstance(doc["items"][0]["b"], float) and len(doc["items"][10]["b"]) == 3
-    ids, params = parameters_from_dict(doc)
+    _, params = parameters_from_dict(doc)
     assert params.item_models == tuple(models)
     np.testing.assert_allclose(params.b[poly], fit.b[poly])
     np.testing.assert_allclose(params.c, fit.c)
@@ -134,7 +134,7 @@ def test_mixed_3pl_gpcm_recovers_known_parameters_with_missing_cells():
 
 def test_rating_scale_recovers_common_steps_and_is_nested_in_partial_credit():
     models = ["rsm"] * 8
-    x, a, b, _ = simulate_mixed(3000, models, seed=5)
+    x, _, b, _ = simulate_mixed(3000, models, seed=5)
     rsm = calibrate(x, "rsm")
     pcm = calibrate(x, "pcm")
     steps = np.array([item["steps"] for item in rsm.to_dict()["items"]])
