@@ -37,6 +37,7 @@ from psychometrics.errors import (
     ResponseDataError,
 )
 from psychometrics.fit import s_x2
+from psychometrics.global_fit import M2Fit, m2
 from psychometrics.irt.information import (
     conditional_sem,
     item_information,
@@ -45,6 +46,13 @@ from psychometrics.irt.information import (
 )
 from psychometrics.irt.models import ItemParameters
 from psychometrics.linking import LinkingConstants, link
+from psychometrics.local_dependence import (
+    LDChi2,
+    LocalDependence,
+    ld_chi2,
+    local_dependence,
+    yen_q3,
+)
 from psychometrics.reliability import (
     ConditionalSEMCurve,
     SummedScoreReliability,
@@ -76,8 +84,11 @@ __all__ = [
     "FlagRules",
     "ItemAnalysis",
     "ItemParameters",
+    "LDChi2",
     "LikelihoodRatioTest",
     "LinkingConstants",
+    "LocalDependence",
+    "M2Fit",
     "PsychometricsError",
     "ResponseDataError",
     "ResponseMatrix",
@@ -93,10 +104,13 @@ __all__ = [
     "equipercentile",
     "item_analysis",
     "item_information",
+    "ld_chi2",
     "likelihood_ratio_test",
     "link",
+    "local_dependence",
     "logistic_dif",
     "lord_wingersky",
+    "m2",
     "mantel_haenszel",
     "marginal_reliability",
     "observed_score_distribution",
@@ -117,4 +131,5 @@ __all__ = [
     "theta_mle",
     "theta_wle",
     "true_score_equating",
+    "yen_q3",
 ]
