@@ -18,6 +18,18 @@ from psychometrics.calibration import (
 from psychometrics.ctt import FlagRules, ItemAnalysis, cronbach_alpha, item_analysis
 from psychometrics.data import ResponseMatrix, check_responses, read_responses_csv
 from psychometrics.dif import logistic_dif, mantel_haenszel
+from psychometrics.equating import (
+    ConversionTable,
+    EquatingTable,
+    conversion_table,
+    equipercentile,
+    observed_score_distribution,
+    observed_score_equating,
+    raw_for_theta,
+    raw_score_sem,
+    theta_for_raw,
+    true_score_equating,
+)
 from psychometrics.errors import (
     CalibrationWarning,
     ConvergenceWarning,
@@ -33,6 +45,14 @@ from psychometrics.irt.information import (
 )
 from psychometrics.irt.models import ItemParameters
 from psychometrics.linking import LinkingConstants, link
+from psychometrics.reliability import (
+    ConditionalSEMCurve,
+    SummedScoreReliability,
+    conditional_sem_curve,
+    empirical_reliability,
+    marginal_reliability,
+    summed_score_reliability,
+)
 from psychometrics.scoring import (
     AbilityEstimates,
     SummedScoreTable,
@@ -49,7 +69,10 @@ __all__ = [
     "AbilityEstimates",
     "Calibration",
     "CalibrationWarning",
+    "ConditionalSEMCurve",
     "ConvergenceWarning",
+    "ConversionTable",
+    "EquatingTable",
     "FlagRules",
     "ItemAnalysis",
     "ItemParameters",
@@ -58,11 +81,16 @@ __all__ = [
     "PsychometricsError",
     "ResponseDataError",
     "ResponseMatrix",
+    "SummedScoreReliability",
     "SummedScoreTable",
     "calibrate",
     "check_responses",
     "conditional_sem",
+    "conditional_sem_curve",
+    "conversion_table",
     "cronbach_alpha",
+    "empirical_reliability",
+    "equipercentile",
     "item_analysis",
     "item_information",
     "likelihood_ratio_test",
@@ -70,15 +98,23 @@ __all__ = [
     "logistic_dif",
     "lord_wingersky",
     "mantel_haenszel",
+    "marginal_reliability",
+    "observed_score_distribution",
+    "observed_score_equating",
     "parameters_from_dict",
+    "raw_for_theta",
+    "raw_score_sem",
     "read_responses_csv",
     "s_x2",
     "score",
+    "summed_score_reliability",
     "summed_score_table",
     "test_characteristic_curve",
     "test_information",
     "theta_eap",
+    "theta_for_raw",
     "theta_map",
     "theta_mle",
     "theta_wle",
+    "true_score_equating",
 ]
