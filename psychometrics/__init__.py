@@ -32,7 +32,7 @@ from psychometrics.irt.information import (
     test_information,
 )
 from psychometrics.irt.models import ItemParameters
-from psychometrics.linking import LinkingConstants, link
+from psychometrics.linking import AnchorDrift, LinkingConstants, anchor_drift, link
 from psychometrics.scoring import (
     AbilityEstimates,
     SummedScoreTable,
@@ -47,6 +47,7 @@ from psychometrics.scoring import (
 
 __all__ = [
     "AbilityEstimates",
+    "AnchorDrift",
     "Calibration",
     "CalibrationWarning",
     "ConvergenceWarning",
@@ -59,6 +60,7 @@ __all__ = [
     "ResponseDataError",
     "ResponseMatrix",
     "SummedScoreTable",
+    "anchor_drift",
     "calibrate",
     "check_responses",
     "conditional_sem",
