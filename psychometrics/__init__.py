@@ -17,7 +17,19 @@ from psychometrics.calibration import (
 )
 from psychometrics.ctt import FlagRules, ItemAnalysis, cronbach_alpha, item_analysis
 from psychometrics.data import ResponseMatrix, check_responses, read_responses_csv
-from psychometrics.dif import logistic_dif, mantel_haenszel
+from psychometrics.dif import (
+    CochranMantelHaenszel,
+    DIFPurification,
+    MantelHaenszelTest,
+    PolytomousDIFResult,
+    cochran_mantel_haenszel,
+    logistic_dif,
+    mantel_haenszel,
+    mantel_haenszel_test,
+    ordinal_logistic_dif,
+    polytomous_dif,
+    purify_dif,
+)
 from psychometrics.errors import (
     CalibrationWarning,
     ConvergenceWarning,
@@ -50,12 +62,16 @@ __all__ = [
     "AnchorDrift",
     "Calibration",
     "CalibrationWarning",
+    "CochranMantelHaenszel",
     "ConvergenceWarning",
+    "DIFPurification",
     "FlagRules",
     "ItemAnalysis",
     "ItemParameters",
     "LikelihoodRatioTest",
     "LinkingConstants",
+    "MantelHaenszelTest",
+    "PolytomousDIFResult",
     "PsychometricsError",
     "ResponseDataError",
     "ResponseMatrix",
@@ -63,6 +79,7 @@ __all__ = [
     "anchor_drift",
     "calibrate",
     "check_responses",
+    "cochran_mantel_haenszel",
     "conditional_sem",
     "cronbach_alpha",
     "item_analysis",
@@ -72,7 +89,11 @@ __all__ = [
     "logistic_dif",
     "lord_wingersky",
     "mantel_haenszel",
+    "mantel_haenszel_test",
+    "ordinal_logistic_dif",
     "parameters_from_dict",
+    "polytomous_dif",
+    "purify_dif",
     "read_responses_csv",
     "s_x2",
     "score",
