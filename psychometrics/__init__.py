@@ -17,7 +17,19 @@ from psychometrics.calibration import (
 )
 from psychometrics.ctt import FlagRules, ItemAnalysis, cronbach_alpha, item_analysis
 from psychometrics.data import ResponseMatrix, check_responses, read_responses_csv
-from psychometrics.dif import logistic_dif, mantel_haenszel
+from psychometrics.dif import (
+    CochranMantelHaenszel,
+    DIFPurification,
+    MantelHaenszelTest,
+    PolytomousDIFResult,
+    cochran_mantel_haenszel,
+    logistic_dif,
+    mantel_haenszel,
+    mantel_haenszel_test,
+    ordinal_logistic_dif,
+    polytomous_dif,
+    purify_dif,
+)
 from psychometrics.equating import (
     ConversionTable,
     EquatingTable,
@@ -45,7 +57,7 @@ from psychometrics.irt.information import (
     test_information,
 )
 from psychometrics.irt.models import ItemParameters
-from psychometrics.linking import LinkingConstants, link
+from psychometrics.linking import AnchorDrift, LinkingConstants, anchor_drift, link
 from psychometrics.local_dependence import (
     LDChi2,
     LocalDependence,
@@ -75,11 +87,14 @@ from psychometrics.scoring import (
 
 __all__ = [
     "AbilityEstimates",
+    "AnchorDrift",
     "Calibration",
     "CalibrationWarning",
+    "CochranMantelHaenszel",
     "ConditionalSEMCurve",
     "ConvergenceWarning",
     "ConversionTable",
+    "DIFPurification",
     "EquatingTable",
     "FlagRules",
     "ItemAnalysis",
@@ -89,13 +104,17 @@ __all__ = [
     "LinkingConstants",
     "LocalDependence",
     "M2Fit",
+    "MantelHaenszelTest",
+    "PolytomousDIFResult",
     "PsychometricsError",
     "ResponseDataError",
     "ResponseMatrix",
     "SummedScoreReliability",
     "SummedScoreTable",
+    "anchor_drift",
     "calibrate",
     "check_responses",
+    "cochran_mantel_haenszel",
     "conditional_sem",
     "conditional_sem_curve",
     "conversion_table",
@@ -112,10 +131,14 @@ __all__ = [
     "lord_wingersky",
     "m2",
     "mantel_haenszel",
+    "mantel_haenszel_test",
     "marginal_reliability",
     "observed_score_distribution",
     "observed_score_equating",
+    "ordinal_logistic_dif",
     "parameters_from_dict",
+    "polytomous_dif",
+    "purify_dif",
     "raw_for_theta",
     "raw_score_sem",
     "read_responses_csv",
