@@ -123,7 +123,9 @@ def m2(
         if estimated_latent is None:
             estimated_latent = any(s == "fixed" for s in cal.status)
     if not isinstance(params, ItemParameters):
-        raise TypeError(f"params must be ItemParameters or a Calibration, got {type(params).__name__}")
+        raise TypeError(
+            f"params must be ItemParameters or a Calibration, got {type(params).__name__}"
+        )
     if not 0 < ci_level < 1:
         raise PsychometricsError(f"ci_level must lie in (0, 1), got {ci_level!r}")
     j_n = params.n_items
@@ -138,7 +140,9 @@ def m2(
     over = ~np.isnan(x) & (x >= np.asarray(params.n_categories)[None, :])
     if over.any():
         i, j = np.argwhere(over)[0]
-        raise PsychometricsError(f"responses[{i}, {j}] = {x[i, j]:g} is outside item {j}'s categories")
+        raise PsychometricsError(
+            f"responses[{i}, {j}] = {x[i, j]:g} is outside item {j}'s categories"
+        )
     obs = ~np.isnan(x)
     if (obs.sum(axis=1) == 0).any():
         x, obs = x[obs.any(axis=1)], obs[obs.any(axis=1)]

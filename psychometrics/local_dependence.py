@@ -39,7 +39,9 @@ def _inputs(responses, params, latent_mean, latent_sd, item_ids):
         latent_mean, latent_sd = params.latent_mean, params.latent_sd
         params = params.params
     if not isinstance(params, ItemParameters):
-        raise TypeError(f"params must be ItemParameters or a Calibration, got {type(params).__name__}")
+        raise TypeError(
+            f"params must be ItemParameters or a Calibration, got {type(params).__name__}"
+        )
     x = check_responses(responses, name="responses")
     if x.shape[1] != params.n_items:
         raise PsychometricsError(
@@ -50,7 +52,9 @@ def _inputs(responses, params, latent_mean, latent_sd, item_ids):
     over = ~np.isnan(x) & (x >= np.asarray(params.n_categories)[None, :])
     if over.any():
         i, j = np.argwhere(over)[0]
-        raise PsychometricsError(f"responses[{i}, {j}] = {x[i, j]:g} is outside item {j}'s categories")
+        raise PsychometricsError(
+            f"responses[{i}, {j}] = {x[i, j]:g} is outside item {j}'s categories"
+        )
     ids = list(item_ids) if item_ids is not None else [f"item{j + 1}" for j in range(x.shape[1])]
     if len(ids) != x.shape[1]:
         raise PsychometricsError(f"item_ids has {len(ids)} names for {x.shape[1]} items")
