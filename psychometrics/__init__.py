@@ -57,6 +57,8 @@ from psychometrics.irt.information import (
 )
 from psychometrics.irt.models import ItemParameters
 from psychometrics.linking import AnchorDrift, LinkingConstants, anchor_drift, link
+from psychometrics.personfit import PersonFit, PersonFitRules, person_fit
+from psychometrics.rasch import ItemResidualFit, WrightMap, item_infit_outfit, wright_map
 from psychometrics.reliability import (
     ConditionalSEMCurve,
     SummedScoreReliability,
@@ -91,15 +93,19 @@ __all__ = [
     "FlagRules",
     "ItemAnalysis",
     "ItemParameters",
+    "ItemResidualFit",
     "LikelihoodRatioTest",
     "LinkingConstants",
     "MantelHaenszelTest",
+    "PersonFit",
+    "PersonFitRules",
     "PolytomousDIFResult",
     "PsychometricsError",
     "ResponseDataError",
     "ResponseMatrix",
     "SummedScoreReliability",
     "SummedScoreTable",
+    "WrightMap",
     "anchor_drift",
     "calibrate",
     "check_responses",
@@ -111,6 +117,7 @@ __all__ = [
     "empirical_reliability",
     "equipercentile",
     "item_analysis",
+    "item_infit_outfit",
     "item_information",
     "likelihood_ratio_test",
     "link",
@@ -123,6 +130,7 @@ __all__ = [
     "observed_score_equating",
     "ordinal_logistic_dif",
     "parameters_from_dict",
+    "person_fit",
     "polytomous_dif",
     "purify_dif",
     "raw_for_theta",
@@ -140,4 +148,5 @@ __all__ = [
     "theta_mle",
     "theta_wle",
     "true_score_equating",
+    "wright_map",
 ]
