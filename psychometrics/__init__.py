@@ -49,6 +49,7 @@ from psychometrics.errors import (
     ResponseDataError,
 )
 from psychometrics.fit import s_x2
+from psychometrics.global_fit import M2Fit, m2
 from psychometrics.irt.information import (
     conditional_sem,
     item_information,
@@ -57,6 +58,13 @@ from psychometrics.irt.information import (
 )
 from psychometrics.irt.models import ItemParameters
 from psychometrics.linking import AnchorDrift, LinkingConstants, anchor_drift, link
+from psychometrics.local_dependence import (
+    LDChi2,
+    LocalDependence,
+    ld_chi2,
+    local_dependence,
+    yen_q3,
+)
 from psychometrics.personfit import PersonFit, PersonFitRules, person_fit
 from psychometrics.rasch import ItemResidualFit, WrightMap, item_infit_outfit, wright_map
 from psychometrics.reliability import (
@@ -94,8 +102,11 @@ __all__ = [
     "ItemAnalysis",
     "ItemParameters",
     "ItemResidualFit",
+    "LDChi2",
     "LikelihoodRatioTest",
     "LinkingConstants",
+    "LocalDependence",
+    "M2Fit",
     "MantelHaenszelTest",
     "PersonFit",
     "PersonFitRules",
@@ -119,10 +130,13 @@ __all__ = [
     "item_analysis",
     "item_infit_outfit",
     "item_information",
+    "ld_chi2",
     "likelihood_ratio_test",
     "link",
+    "local_dependence",
     "logistic_dif",
     "lord_wingersky",
+    "m2",
     "mantel_haenszel",
     "mantel_haenszel_test",
     "marginal_reliability",
@@ -149,4 +163,5 @@ __all__ = [
     "theta_wle",
     "true_score_equating",
     "wright_map",
+    "yen_q3",
 ]
