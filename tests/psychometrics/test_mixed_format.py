@@ -182,15 +182,18 @@ def test_scoring_information_and_fit_accept_mixed_parameters():
 
 
 def test_s_x2_counts_parameters_per_item_model():
-    models = ["2pl"] * 6 + ["gpcm"] * 2
+    # df = cells - score groups - the item's own parameters (mirt's convention), minus one for
+    # the parameter Rasch-family items share
+    models = ["2pl"] * 5 + ["gpcm"] * 2 + ["3pl"]
     x, *_ = simulate_mixed(1500, models, n_cat=3, seed=9)
-    fit = calibrate(x, models)
-    res = s_x2(x, fit)
-    assert len(res) == 8
-    for r in res[6:]:
-        assert r.df == r.n_groups * 2 - 3  # a + 2 intercepts
-    for r in res[:6]:
-        assert r.df == r.n_groups - 2
+    res = s_x2(x, calibrate(x, models))
+    assert [r.df for r in res] == [r.n_cells - r.n_groups - k for r, k in
+                                   zip(res, [2] * 5 + [3] * 2 + [3])]  # fmt: skip
+    models = ["rasch"] * 5 + ["pcm"] * 2 + ["rsm"]
+    x, *_ = simulate_mixed(1500, models, n_cat=3, seed=9)
+    res = s_x2(x, calibrate(x, models))
+    assert [r.df for r in res] == [r.n_cells - r.n_groups - k - 1 for r, k in
+                                   zip(res, [1] * 5 + [2] * 2 + [1])]  # fmt: skip
 
 
 def test_bad_model_specifications_are_refused(lsat7):
