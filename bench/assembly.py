@@ -31,20 +31,19 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import create_engine, text  # noqa: E402
+from sqlalchemy import create_engine, text
 
-from assessment.database import Database  # noqa: E402
-from assessment.migrate import upgrade  # noqa: E402
-from itembank.assembly import (  # noqa: E402
+from assessment.database import Database
+from assessment.migrate import upgrade
+from itembank.assembly import (
     AssemblyTarget,
     assemble,
     assemble_loft_form,
-    load_bank,
 )
-from itembank.blueprints import save_blueprint  # noqa: E402
-from itembank.models import Item, ItemEnemy, ItemVersion  # noqa: E402
-from itembank.parameters import ParameterValues, supersede_parameters  # noqa: E402
-from itembank.pool import claim_form, fill_pool  # noqa: E402
+from itembank.blueprints import save_blueprint
+from itembank.models import Item, ItemEnemy, ItemVersion
+from itembank.parameters import ParameterValues, supersede_parameters
+from itembank.pool import claim_form, fill_pool
 
 DOMAINS = ("D1", "D2", "D3", "D4", "D5")
 BANK_SIZE = 2000

@@ -52,6 +52,8 @@ from microcred.errors import DomainError
 TIME_LIMIT_S = 10.0
 #: a solve stops when its form is within this fraction of the best possible
 MIP_GAP = 1e-6
+#: the relative gap a target-curve solve stops at (its deviation y within 10% of the best)
+CURVE_GAP = 0.1
 MAX_THETA = 6.0
 
 
@@ -328,7 +330,7 @@ def solve(bank: Bank, slots: Slots, target: AssemblyTarget, *, rng: random.Rando
     chosen = np.flatnonzero(op | pre)  # the program only sees rows that may be chosen
     m = chosen.size
     local = {int(g): k for k, g in enumerate(chosen)}
-    n_vars = m + (1 if curve else 0)
+    n_vars = m + (2 if curve else 0)  # a curve adds y and a constant (see below)
     dom = np.array(bank.domains, dtype=object)[chosen]
     sub = np.array(bank.subdomains, dtype=object)[chosen]
     is_op, is_pre = op[chosen], pre[chosen]
@@ -376,24 +378,31 @@ def solve(bank: Bank, slots: Slots, target: AssemblyTarget, *, rng: random.Rando
             add(np.append(members, y), np.append(coef, -1.0), -np.inf, t)
             add(np.append(members, y), np.append(coef, 1.0), t, np.inf)
         c[y] = 1.0
+        # the constant variable (fixed at 1) adds the tolerance to the objective, so the
+        # relative gap becomes "within 10% of the tolerance" rather than of a y near 0
+        c[m + 1] = max(target.tolerance or 0.0, 1e-3)
         c[:m] = 1e-6 * noise * scored_weight * target.randomness + exposure_cost
     else:
         weight = info[:, 0] * (1.0 + target.randomness * noise)
         c[:m] = -weight * scored_weight + exposure_cost
     integrality = np.ones(n_vars)
     upper = np.ones(n_vars)
+    lower = np.zeros(n_vars)
     if curve:
-        integrality[m] = 0
+        integrality[m] = integrality[m + 1] = 0
         upper[m] = target.tolerance if use_tolerance and target.tolerance is not None else np.inf
+        lower[m + 1] = 1.0
     constraints = []
     if lo:
         matrix = coo_matrix((np.concatenate(vals), (np.concatenate(rows),
                                                     np.concatenate(cols))),
                             shape=(len(lo), n_vars)).tocsr()
         constraints = [LinearConstraint(matrix, np.array(lo), np.array(hi))]
-    result = milp(c, integrality=integrality, bounds=Bounds(np.zeros(n_vars), upper),
+    # a curve is met once within tolerance: proving the closest fit optimal can take long
+    gap = CURVE_GAP if curve else MIP_GAP
+    result = milp(c, integrality=integrality, bounds=Bounds(lower, upper),
                   constraints=constraints,
-                  options={"time_limit": TIME_LIMIT_S, "mip_rel_gap": MIP_GAP})
+                  options={"time_limit": TIME_LIMIT_S, "mip_rel_gap": gap})
     if result.x is None:
         _explain(bank, slots, target, used=used, use_enemies=use_enemies,
                  use_tolerance=use_tolerance, rng=rng)
