@@ -379,7 +379,7 @@ def _scale_function(scale: ScaleSpec, decimals: int | None, limits) -> Callable:
         out = np.asarray(base(np.asarray(theta, dtype=float)), dtype=float)
         if limits is not None:
             out = np.clip(out, lo, hi)
-        if decimals is not None:  # half away from zero, as score reports round (numpy rounds to even)
+        if decimals is not None:  # halves away from zero as reports do (numpy rounds to even)
             f = 10.0 ** int(decimals)
             out = np.sign(out) * np.floor(np.abs(out) * f + 0.5) / f
         return out
