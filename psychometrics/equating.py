@@ -66,7 +66,10 @@ def lowest_true_score(params: ItemParameters) -> float:
 
 def raw_for_theta(params: ItemParameters, theta) -> np.ndarray:
     """Expected raw score (true score) at each theta: the test characteristic curve
-    ``T(theta) = sum_j E[x_j | theta]`` (Lord, 1980, eq. 4-5). Shape of ``theta`` (1-d)."""
+    ``T(theta) = sum_j E[x_j | theta]`` (Lord, 1980, eq. 4-5). Shape of ``theta`` (1-d).
+
+    A theta cut carried to a whole raw cut ("at least") is ``ceil(raw_for_theta(params, cut))``.
+    """
     if not isinstance(params, ItemParameters):
         raise TypeError(f"params must be ItemParameters, got {type(params).__name__}")
     t = np.atleast_1d(np.asarray(theta, dtype=float))
@@ -376,8 +379,9 @@ def _scale_function(scale: ScaleSpec, decimals: int | None, limits) -> Callable:
         out = np.asarray(base(np.asarray(theta, dtype=float)), dtype=float)
         if limits is not None:
             out = np.clip(out, lo, hi)
-        if decimals is not None:
-            out = np.round(out, int(decimals))
+        if decimals is not None:  # halves away from zero as reports do (numpy rounds to even)
+            f = 10.0 ** int(decimals)
+            out = np.sign(out) * np.floor(np.abs(out) * f + 0.5) / f
         return out
 
     return convert
@@ -403,7 +407,8 @@ def conversion_table(
     params : the form's items on the reporting theta scale.
     scale : ``(slope, intercept)`` for ``scale = slope * theta + intercept``, any vectorised
         callable of theta, or None for theta itself.
-    decimals, scale_limits : round reported scale scores, clip them to [lower, upper].
+    decimals, scale_limits : round reported scale scores (halves away from zero), clip them to
+        [lower, upper].
     theta_from : "eap" (EAP[theta | raw score] from the Lord-Wingersky recursion, Thissen et al.,
         1995; defined for every raw score) or "tcc" (the test characteristic curve's inverse,
         true-score scoring; raw scores with no inverse, at or below the lowest true score or at
