@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from psychometrics.calibration import Calibration
 from psychometrics.errors import PsychometricsError
 from psychometrics.irt.information import conditional_sem
 from psychometrics.irt.models import ItemParameters
@@ -388,7 +389,7 @@ def _scale_function(scale: ScaleSpec, decimals: int | None, limits) -> Callable:
 
 
 def conversion_table(
-    params: ItemParameters,
+    params: ItemParameters | Calibration,
     *,
     scale: ScaleSpec = None,
     decimals: int | None = None,
@@ -404,7 +405,8 @@ def conversion_table(
 
     Parameters
     ----------
-    params : the form's items on the reporting theta scale.
+    params : the form's items on the reporting theta scale; a Calibration also gives the latent
+        mean and SD (else ``latent_mean``, ``latent_sd``) that EAP scoring uses.
     scale : ``(slope, intercept)`` for ``scale = slope * theta + intercept``, any vectorised
         callable of theta, or None for theta itself.
     decimals, scale_limits : round reported scale scores (halves away from zero), clip them to
@@ -420,6 +422,9 @@ def conversion_table(
     ``sqrt(sum_s sc(s)^2 P(s | theta) - (sum_s sc(s) P(s | theta))^2)`` with ``sc`` this table's
     conversion and ``P(s | theta)`` from the Lord-Wingersky recursion.
     """
+    if isinstance(params, Calibration):
+        latent_mean, latent_sd = params.latent_mean, params.latent_sd
+        params = params.params
     params = _check_params(params)
     theta_from = str(theta_from).lower()
     if theta_from not in ("eap", "tcc"):
