@@ -65,6 +65,12 @@ from psychometrics.local_dependence import (
     local_dependence,
     yen_q3,
 )
+from psychometrics.multigroup import (
+    IRTLikelihoodRatioDIF,
+    MultipleGroupCalibration,
+    calibrate_groups,
+    irt_lr_dif,
+)
 from psychometrics.personfit import PersonFit, PersonFitRules, person_fit
 from psychometrics.rasch import ItemResidualFit, WrightMap, item_infit_outfit, wright_map
 from psychometrics.reliability import (
@@ -99,6 +105,7 @@ __all__ = [
     "DIFPurification",
     "EquatingTable",
     "FlagRules",
+    "IRTLikelihoodRatioDIF",
     "ItemAnalysis",
     "ItemParameters",
     "ItemResidualFit",
@@ -108,6 +115,7 @@ __all__ = [
     "LocalDependence",
     "M2Fit",
     "MantelHaenszelTest",
+    "MultipleGroupCalibration",
     "PersonFit",
     "PersonFitRules",
     "PolytomousDIFResult",
@@ -119,6 +127,7 @@ __all__ = [
     "WrightMap",
     "anchor_drift",
     "calibrate",
+    "calibrate_groups",
     "check_responses",
     "cochran_mantel_haenszel",
     "conditional_sem",
@@ -127,6 +136,7 @@ __all__ = [
     "cronbach_alpha",
     "empirical_reliability",
     "equipercentile",
+    "irt_lr_dif",
     "item_analysis",
     "item_infit_outfit",
     "item_information",
