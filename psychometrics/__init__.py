@@ -29,6 +29,7 @@ from psychometrics.dif import (
     ordinal_logistic_dif,
     polytomous_dif,
     purify_dif,
+    select_anchor,
 )
 from psychometrics.equating import (
     ConversionTable,
@@ -162,6 +163,7 @@ __all__ = [
     "read_responses_csv",
     "s_x2",
     "score",
+    "select_anchor",
     "summed_score_reliability",
     "summed_score_table",
     "test_characteristic_curve",
