@@ -129,3 +129,36 @@ def test_bad_inputs_are_refused(lsat7, lsat7_2pl):
         PersonFitRules(mnsq_above=0.9)
     with pytest.raises(ValueError, match="item_ids must name"):
         item_infit_outfit(lsat7, lsat7_2pl.params, item_ids=["a"])
+
+
+def test_person_fit_command(tmp_path, sim):
+    import json
+
+    from click.testing import CliRunner
+
+    from psychometrics.cli import main
+
+    x, _ = sim.dichotomous(400, 12, seed=44)
+    x[0] = (np.arange(12) % 2).astype(float)  # a Guttman-breaking pattern
+    path = tmp_path / "r.csv"
+    lines = ["person_id," + ",".join(f"q{j}" for j in range(12))]
+    lines += [f"p{i}," + ",".join(str(int(v)) for v in row) for i, row in enumerate(x)]
+    path.write_text("\n".join(lines) + "\n")
+    fit_path = tmp_path / "fit.json"
+    runner = CliRunner()
+    assert runner.invoke(main, ["calibrate", str(path), "--out", str(fit_path)]).exit_code == 0
+    result = runner.invoke(main, ["person-fit", str(path), "--params", str(fit_path)])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["n_persons"] == 400 and len(doc["items"]) == 12
+    assert doc["items"][0]["item"] == "q0"
+    assert all(p["flags"] for p in doc["persons"])
+    assert set(doc["flagged"]) == {p["person"] for p in doc["persons"]}
+    result = runner.invoke(
+        main, ["person-fit", str(path), "--params", str(fit_path), "--all-persons"]
+    )
+    assert len(json.loads(result.stdout)["persons"]) == 400
+    other = tmp_path / "other.csv"
+    other.write_text("a,b\n1,0\n")
+    result = runner.invoke(main, ["person-fit", str(other), "--params", str(fit_path)])
+    assert result.exit_code != 0 and "are not those of" in result.output
