@@ -48,6 +48,11 @@ Purification (Holland & Thayer, 1988; Candell & Drasgow, 1988): run the analysis
 flagged items from the matching score (the studied item always stays in its own), and repeat
 until the flagged set no longer changes. :func:`purify_dif` does this for every method and
 returns the anchor it settled on.
+
+Anchor choice by rank (Woods, 2009): analyse every item against the rest, rank the items by
+their DIF statistic (the MH or Mantel chi-square, or the logistic total chi-square) and take
+the least DIF-prone ones, by default the 20 % Woods recommends (at least one item), as the
+anchor: :func:`select_anchor`.
 """
 
 from __future__ import annotations
@@ -598,15 +603,18 @@ def _cumulative_logit_fit(design: np.ndarray, y: np.ndarray, n_cat: int) -> floa
             step = np.linalg.solve(hess - 1e-10 * np.eye(hess.shape[0]), -grad)
         except np.linalg.LinAlgError:
             break
-        scale = 1.0
+        scale, accepted = 1.0, None
         for _ in range(30):
             trial = theta + scale * step
-            if np.all(np.diff(trial[:k1]) < 0) or k1 == 1:
+            if k1 == 1 or np.all(np.diff(trial[:k1]) < 0):
                 new = value(trial)
                 if new >= current - 1e-12:
+                    accepted = (trial, new)
                     break
             scale /= 2
-        theta = trial
+        if accepted is None:
+            break
+        theta, new = accepted
         change = new - current
         current = new
         if abs(change) < 1e-10 and np.abs(scale * step).max() < 1e-8:
@@ -743,3 +751,56 @@ def purify_dif(
         iterations,
         converged,
     )
+
+
+def _dif_statistic(result) -> float:
+    if isinstance(result, MantelHaenszelResult):
+        return result.chi_square if result.chi_square is not None else 0.0
+    if isinstance(result, PolytomousDIFResult):
+        return result.mantel_chi2 if result.mantel_chi2 is not None else 0.0
+    return result.total_chi2
+
+
+def select_anchor(
+    responses,
+    group,
+    *,
+    method: str = "mantel-haenszel",
+    focal=1,
+    item_ids=None,
+    proportion: float = 0.2,
+    n_anchor: int | None = None,
+    **options,
+) -> list[str]:
+    """Ids of the anchor items: the ``n_anchor`` (or ``proportion`` of all) items with the
+    smallest DIF statistics when each is matched on the total score (Woods, 2009).
+
+    Pass the result as ``anchor=`` to any DIF function.
+    """
+    method = str(method).lower().replace("_", "-")
+    funcs = {
+        "mantel-haenszel": mantel_haenszel,
+        "logistic": logistic_dif,
+        "polytomous": polytomous_dif,
+        "ordinal-logistic": ordinal_logistic_dif,
+    }
+    if method not in funcs:
+        raise PsychometricsError(
+            f"method must be one of {', '.join(PURIFY_METHODS)}; got {method!r}"
+        )
+    if "matching" in options or "anchor" in options:
+        raise PsychometricsError(
+            "select_anchor matches on the total score; do not pass matching or anchor"
+        )
+    results = funcs[method](responses, group, focal=focal, item_ids=item_ids, **options)
+    n_items = len(results)
+    if n_anchor is None:
+        if not 0 < proportion <= 1:
+            raise PsychometricsError(f"proportion must be in (0, 1], got {proportion!r}")
+        n_anchor = max(1, round(proportion * n_items))
+    if int(n_anchor) != n_anchor or not 1 <= n_anchor < n_items:
+        raise PsychometricsError(
+            f"n_anchor must be an integer in 1..{n_items - 1}, got {n_anchor!r}"
+        )
+    order = sorted(range(n_items), key=lambda k: (_dif_statistic(results[k]), k))
+    return [results[k].item for k in sorted(order[: int(n_anchor)])]
