@@ -22,6 +22,7 @@ from psychometrics.irt.estimation import (
     EStep,
     ParameterMap,
     ProgressCallback,
+    at_bound,
     build_parameter_map,
     e_step,
     run_em,
@@ -48,9 +49,15 @@ DEFAULT_C_PRIOR = (5.0, 17.0)
 class Calibration:
     """Result of :func:`calibrate`. Arrays are per item, in input column order.
 
-    ``status`` per item: ``"estimated"``, ``"fixed"`` (held at given values) or ``"constant"``
-    (every presented response identical: not estimable, given a bounded placeholder and no SE).
+    ``status`` per item: ``"estimated"``, ``"fixed"`` (held at given values), ``"constant"``
+    (every presented response identical: not estimable, given a bounded placeholder and no SE)
+    or ``"at_bound"`` (its slope or an intercept stopped at the bound that keeps a runaway item
+    finite, +-20 or +-50: the value is an artefact of the bound, not an estimate).
     For the Rasch model slopes are 1 and the latent SD is estimated (``latent_sd``).
+
+    ``messages`` (``to_dict()["warnings"]``) holds every warning the calibration raised: a
+    psychometrician reads them before using the parameters. ``n_persons`` counts the persons
+    with at least one response; ``n_excluded`` those left out for having none.
     """
 
     model: str
@@ -73,6 +80,7 @@ class Calibration:
     covariance: np.ndarray | None = None
     engine: str = "microcred"
     messages: list[str] = field(default_factory=list)
+    n_excluded: int = 0
 
     @property
     def n_items(self) -> int:
@@ -123,6 +131,7 @@ class Calibration:
         return {
             "model": self.model,
             "n_persons": int(self.n_persons),
+            "n_persons_excluded": int(self.n_excluded),
             "n_items": int(self.n_items),
             "loglik": _num(self.loglik),
             "aic": _num(self.aic),
@@ -189,6 +198,7 @@ def calibrate(
     """
     model = check_model(model)
     x = check_responses(responses, model=model, name="responses")
+    x, n_excluded = _drop_empty_persons(x)
     n_persons, n_items = x.shape
     ids = _item_ids(item_ids, n_items)
     if backend not in ("microcred", "girth"):
@@ -199,6 +209,11 @@ def calibrate(
         raise PsychometricsError(f"tol must be positive, got {tol!r}")
     priors = ItemPriors(c_beta=c_prior if model == "3pl" else None, a_lognormal=a_prior)
     messages: list[str] = []
+    if n_excluded:
+        messages.append(
+            f"{n_excluded} person(s) with no response at all were left out: they carry no"
+            f" information, and N = {n_persons} (used in BIC) counts only persons who responded"
+        )
 
     obs = ~np.isnan(x)
     n_cat = _categories(x, model)
@@ -223,6 +238,7 @@ def calibrate(
     free = ~(constant | fixed_idx)
     if not free.any():
         raise PsychometricsError("responses: no item can be estimated (all are fixed or constant)")
+    messages += _sample_size_notes(model, ids, obs, free)
 
     xi = start_xi(model, x, n_cat, width)
     xi[constant] = _placeholder_xi(model, x, obs, n_cat, width, constant, xi)
@@ -235,6 +251,9 @@ def calibrate(
         model, n_cat, width, free, shared_slope_free=not (model == "rasch" and estimate_latent)
     )
     patterns = collapse_patterns(x, n_cat)
+    under = _under_identified(model, pmap, n_cat, estimate_latent)
+    if under:
+        messages.append(under)
 
     if backend == "girth":
         from psychometrics.backends.girth_backend import girth_xi
@@ -273,6 +292,11 @@ def calibrate(
             progress=progress,
         )
         engine = "microcred"
+        if em.non_finite:
+            messages.append(
+                f"numerical trouble: EM cycle {em.iterations} produced NaN or infinite values;"
+                " the estimates are those of the last finite cycle and did not converge"
+            )
         if not em.converged:
             messages.append(
                 f"EM stopped after {em.iterations} iterations with max change {em.max_change:.2g}"
@@ -285,12 +309,18 @@ def calibrate(
         patterns, log_prob(model, xi, n_cat, em.quadrature.points), em.quadrature.weights
     )
 
+    bound_slots = at_bound(model, xi, pmap.index >= 0)
+    messages += _bound_notes(model, ids, xi, bound_slots, estimate_latent)
+    se_map = pmap.without(bound_slots)
     cov = None
-    if standard_errors and pmap.n_free:
-        info = observed_information(
-            model, xi, patterns, em.quadrature.points, em.quadrature.weights, pmap, priors
-        )
-        cov = covariance_from_information(info)
+    if standard_errors and under:
+        pass  # the counting rule failed: no standard error would mean anything
+    elif standard_errors and se_map.n_free:
+        with np.errstate(all="ignore"):
+            info = observed_information(
+                model, xi, patterns, em.quadrature.points, em.quadrature.weights, se_map, priors
+            )
+        cov = covariance_from_information(info) if np.isfinite(info).all() else None
         if cov is None:
             messages.append(
                 "the observed information matrix is not positive definite: standard errors"
@@ -301,9 +331,18 @@ def calibrate(
             warnings.warn(msg, CalibrationWarning, stacklevel=2)
 
     a, b, c = irt_from_xi(model, xi, n_cat)
-    se_a, se_b, se_c = _item_standard_errors(model, xi, n_cat, pmap, cov)
+    se_a, se_b, se_c = _item_standard_errors(model, xi, n_cat, se_map, cov)
+    runaway = bound_slots[:, :2].any(axis=1) if model == "3pl" else bound_slots.any(axis=1)
+    if model in ("rasch", "1pl"):
+        runaway = bound_slots[:, 1:].any(axis=1)  # the shared slope is reported once, above
     status = [
-        "fixed" if fixed_idx[j] else "constant" if constant[j] else "estimated"
+        "fixed"
+        if fixed_idx[j]
+        else "constant"
+        if constant[j]
+        else "at_bound"
+        if runaway[j]
+        else "estimated"
         for j in range(n_items)
     ]
     latent_sd, se_latent_sd = em.latent_sd, None
@@ -311,8 +350,10 @@ def calibrate(
         # 1PL with N(0,1) == Rasch with slope 1 and theta ~ N(0, a^2): b_rasch = a * b_1pl = -d
         latent_sd = float(xi[free][0, 0])
         se_latent_sd = float(se_a[free][0]) if cov is not None else None
+        if se_latent_sd is not None and not np.isfinite(se_latent_sd):
+            se_latent_sd = None
         b = -xi[:, 1].copy()
-        se_b = _rasch_se_b(xi, pmap, cov)
+        se_b = _rasch_se_b(xi, se_map, cov)
         a = np.ones(n_items)
         se_a = np.full(n_items, np.nan)
     se_a[~free], se_c[~free] = np.nan, np.nan
@@ -344,7 +385,128 @@ def calibrate(
         covariance=cov,
         engine=engine,
         messages=messages,
+        n_excluded=n_excluded,
     )
+
+
+def _drop_empty_persons(x: np.ndarray) -> tuple[np.ndarray, int]:
+    """Rows with no observed score add nothing to the likelihood but would inflate N."""
+    answered = np.ones(x.shape[0], dtype=bool)
+    for start in range(0, x.shape[0], 10_000):  # blocks keep the NaN mask small
+        answered[start : start + 10_000] = ~np.isnan(x[start : start + 10_000]).all(axis=1)
+    n_out = int(x.shape[0] - answered.sum())
+    return (x[answered] if n_out else x), n_out
+
+
+#: Rules of thumb for the smallest calibration sample (persons answering an item), with their
+#: basis. They are published simulation findings, not guarantees: below them parameter
+#: recovery is known to be poor for typical test lengths.
+MIN_SAMPLE = {
+    "rasch": (
+        100,
+        ("Linacre (1994, Rasch Meas. Trans. 7, 328): 64-144 persons for difficulties stable"
+        " within +-0.5 logit at 95% confidence"),
+    ),
+    "1pl": (100, "Linacre (1994, Rasch Meas. Trans. 7, 328), as for the Rasch model"),
+    "2pl": (
+        500,
+        ("Hulin, Lissak & Drasgow (1982, Appl. Psych. Meas. 6, 249-260): about 500 persons"
+        " for the 2PL"),
+    ),
+    "3pl": (
+        1000,
+        ("Hulin, Lissak & Drasgow (1982, Appl. Psych. Meas. 6, 249-260): about 1,000 persons"
+        " for the 3PL"),
+    ),
+    "grm": (500, "Reise & Yu (1990, J. Educ. Meas. 27, 133-144): 500 persons for the GRM"),
+    "gpcm": (
+        500,
+        ("Reise & Yu (1990, J. Educ. Meas. 27, 133-144) for the GRM, applied to the GPCM by"
+        " analogy"),
+    ),
+}
+
+
+def _sample_size_notes(model: str, ids, obs: np.ndarray, free: np.ndarray) -> list[str]:
+    rule = MIN_SAMPLE.get(model)
+    if rule is None:
+        return []
+    minimum, basis = rule
+    counts = obs.sum(axis=0)
+    short = [j for j in np.flatnonzero(free) if counts[j] < minimum]
+    if not short:
+        return []
+    if len(short) == int(free.sum()) and np.ptp(counts[short]) == 0:
+        where = f"all {len(short)} estimated items have {int(counts[short[0]])} responses"
+    else:
+        names = ", ".join(f"{ids[j]!r} ({int(counts[j])})" for j in short[:10])
+        more = f" and {len(short) - 10} more" if len(short) > 10 else ""
+        where = f"{len(short)} item(s) have fewer responses: {names}{more}"
+    note = (
+        f"small sample for the {model}: {where}, below the rule-of-thumb minimum of {minimum}"
+        f" ({basis}); expect large standard errors and unstable estimates"
+    )
+    return [note]
+
+
+def _under_identified(model: str, pmap: ParameterMap, n_cat, estimate_latent: bool) -> str:
+    """The counting rule: a model of the multinomial table of response patterns cannot identify
+    more parameters than the table has free cells, prod_j K_j - 1 (Bartholomew, Knott &
+    Moustaki, 2011, sec. 4.9, on degrees of freedom of latent trait models). Necessary, not
+    sufficient: passing it does not prove identification."""
+    k = pmap.n_free + (2 if estimate_latent else 0)
+    cells = float(np.prod(np.asarray(n_cat, dtype=float))) - 1
+    if k <= cells:
+        return ""
+    return (
+        f"under-identified: the {model} here has {k} free parameters but {len(n_cat)} item(s)"
+        f" give a response-pattern table with only {int(cells)} free cells; the estimates are"
+        " arbitrary and no standard errors are reported (add items or use a simpler model)"
+    )
+
+
+def _bound_notes(model, ids, xi, bound_slots, estimate_latent) -> list[str]:
+    """One warning per kind of parameter that stopped at a bound of the M-step box."""
+    notes = []
+    if model in ("rasch", "1pl"):
+        if bound_slots[:, 0].any():
+            what = "latent SD" if model == "rasch" and not estimate_latent else "common slope"
+            notes.append(
+                f"the {what} stopped at its bound {xi[bound_slots[:, 0], 0][0]:g}: the data are"
+                " perfectly or almost perfectly separated (persons ordered without error);"
+                " the scale and the difficulties are not estimable from them"
+            )
+        slope_rows = np.zeros(xi.shape[0], dtype=bool)
+    else:
+        slope_rows = bound_slots[:, 0]
+    for j in np.flatnonzero(slope_rows):
+        notes.append(
+            f"item {ids[j]!r}: slope stopped at its bound a = {xi[j, 0]:g}; the item orders the"
+            " persons (almost) perfectly or the sample is too small, so the value is an"
+            " artefact of the bound, not an estimate, and it has no standard error"
+        )
+    icols = slice(1, 2) if model == "3pl" else slice(1, None)
+    for j in np.flatnonzero(bound_slots[:, icols].any(axis=1)):
+        notes.append(
+            f"item {ids[j]!r}: an intercept stopped at its bound (+-50): a category is (almost)"
+            " never or always reached; the value is an artefact of the bound"
+        )
+    if model == "3pl":
+        low = bound_slots[:, 2] & (xi[:, 2] < 0)
+        high = bound_slots[:, 2] & (xi[:, 2] > 0)
+        if low.any():
+            names = ", ".join(repr(ids[j]) for j in np.flatnonzero(low))
+            notes.append(
+                f"item(s) {names}: lower asymptote c estimated at its boundary 0; such an item"
+                " behaves as a 2PL item and c has no standard error"
+            )
+        if high.any():
+            names = ", ".join(repr(ids[j]) for j in np.flatnonzero(high))
+            notes.append(
+                f"item(s) {names}: lower asymptote c stopped at its upper bound .95: the item is"
+                " answered right regardless of ability; the value is not an estimate"
+            )
+    return notes
 
 
 def _item_ids(item_ids, n_items: int) -> list[str]:
@@ -438,7 +600,7 @@ def _item_standard_errors(model, xi, n_cat, pmap: ParameterMap, cov):
     se_a = np.full(j_n, np.nan)
     se_b = np.full((j_n, k_b), np.nan)
     se_c = np.full(j_n, np.nan)
-    if cov is None:
+    if cov is None or not (pmap.index >= 0).any():
         return se_a, (se_b[:, 0] if model in DICHOTOMOUS_MODELS else se_b), se_c
     t = pmap.design().reshape(j_n, m, -1)
     for j in range(j_n):
@@ -448,13 +610,16 @@ def _item_standard_errors(model, xi, n_cat, pmap: ParameterMap, cov):
         jac = irt_jacobian(model, xi[j], int(n_cat[j]))
         var = np.diag(jac @ cov_xi @ jac.T)
         se = np.sqrt(np.maximum(var, 0.0))
-        se_a[j] = se[0] if pmap.index[j, 0] >= 0 else np.nan
+        # a slot outside the map (at a bound) has no SE, nor has what is computed from it
+        held = pmap.index[j] < 0
+        se_a[j] = se[0] if not held[0] else np.nan
         if model in DICHOTOMOUS_MODELS:
-            se_b[j, 0] = se[1]
+            se_b[j, 0] = se[1] if not held[1] else np.nan
             if model == "3pl":
-                se_c[j] = se[2]
+                se_c[j] = se[2] if not held[2] else np.nan
         else:
-            se_b[j, : n_cat[j] - 1] = se[1 : n_cat[j]]
+            k = int(n_cat[j])
+            se_b[j, : k - 1] = np.where(held[1:k], np.nan, se[1:k])
     if model in DICHOTOMOUS_MODELS:
         return se_a, se_b[:, 0], se_c
     return se_a, se_b, se_c

@@ -61,6 +61,14 @@ class ParameterMap:
         out[free] = phi[self.index[free]]
         return out
 
+    def without(self, held: np.ndarray) -> ParameterMap:
+        """The map with the slots flagged in ``held`` (J, m) fixed, free positions renumbered."""
+        index = np.where(held, -1, self.index)
+        kept = np.unique(index[index >= 0])
+        renumber = np.full(self.n_free, -1)
+        renumber[kept] = np.arange(kept.size)
+        return ParameterMap(np.where(index >= 0, renumber[np.maximum(index, 0)], -1))
+
     def design(self) -> np.ndarray:
         """Dense 0/1 matrix T with ``vec(xi)[free] = T @ phi`` (rows over all J*m slots)."""
         flat = self.index.reshape(-1)
@@ -183,12 +191,11 @@ def _dlogp_dichotomous(model: str, xi: np.ndarray, theta: np.ndarray) -> np.ndar
     if model == "3pl":
         c = expit(xi[:, 2:3])
         p = c + (1 - c) * s
-        q = (1 - c) * (1 - s)  # 1 - P without cancellation
         dz = (1 - c) * s * (1 - s)
         dg = c * (1 - c) * (1 - s)
         inv_p = 1 / p
         out[:, 2, 1] = dg * inv_p
-        out[:, 2, 0] = -dg / q
+        out[:, 2, 0] = -c  # d log[(1 - c)(1 - s)] / dg, exactly (no 0/0 where s rounds to 1)
         # dP/dz / (1 - P) = s, exactly
         out[:, 0, 1] = dz * inv_p * theta
         out[:, 1, 1] = dz * inv_p
@@ -316,7 +323,7 @@ def m_step(
 def _itemwise_step(model, xi, n_cat, theta, counts, free, priors):
     score, info = _item_information(model, xi, n_cat, theta, counts, priors)
     move = free & ~_pinned(model, xi, score, free)
-    j, m = xi.shape
+    m = xi.shape[1]
     eye = np.broadcast_to(np.eye(m), info.shape)
     both = move[:, :, None] & move[:, None, :]
     system = np.where(both, info, eye)
