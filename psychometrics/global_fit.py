@@ -35,7 +35,7 @@ import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import optimize, stats
+from scipy import linalg, optimize, stats
 
 from psychometrics.calibration import Calibration
 from psychometrics.data import check_responses
@@ -124,7 +124,9 @@ def m2(
         if estimated_latent is None:
             estimated_latent = any(s == "fixed" for s in cal.status)
     if not isinstance(params, ItemParameters):
-        raise TypeError(f"params must be ItemParameters or a Calibration, got {type(params).__name__}")
+        raise TypeError(
+            f"params must be ItemParameters or a Calibration, got {type(params).__name__}"
+        )
     if not 0 < ci_level < 1:
         raise PsychometricsError(f"ci_level must lie in (0, 1), got {ci_level!r}")
     j_n = params.n_items
@@ -139,7 +141,9 @@ def m2(
     over = ~np.isnan(x) & (x >= np.asarray(params.n_categories)[None, :])
     if over.any():
         i, j = np.argwhere(over)[0]
-        raise PsychometricsError(f"responses[{i}, {j}] = {x[i, j]:g} is outside item {j}'s categories")
+        raise PsychometricsError(
+            f"responses[{i}, {j}] = {x[i, j]:g} is outside item {j}'s categories"
+        )
     obs = ~np.isnan(x)
     if (obs.sum(axis=1) == 0).any():
         x, obs = x[obs.any(axis=1)], obs[obs.any(axis=1)]
@@ -337,9 +341,28 @@ def _moment_derivatives(params, free, quad, estimated_latent, mu, sd, n_quad, bo
 
 
 def _quadratic_form(resid, n_moment, n_full, delta, xi) -> float:
+    """``r' Delta_c (Delta_c' Xi Delta_c)^{-1} Delta_c' r`` on the weighted residuals.
+
+    When Xi is positive definite this equals ``r' (Xi^-1 - Xi^-1 Delta (Delta' Xi^-1 Delta)^-1
+    Delta' Xi^-1) r`` (Maydeu-Olivares & Joe, 2005, eq. 11), computed through a Cholesky factor
+    without forming the complement; otherwise the complement comes from a complete QR of Delta.
+    """
+    weighted = resid * n_moment / np.sqrt(n_full)
+    try:
+        chol = linalg.cholesky(xi, lower=True)
+    except linalg.LinAlgError:
+        chol = None
+    if chol is not None:
+        a = linalg.solve_triangular(chol, delta, lower=True)
+        b = linalg.solve_triangular(chol, weighted, lower=True)
+        ab = a.T @ b
+        try:
+            inner = np.linalg.solve(a.T @ a, ab)
+        except np.linalg.LinAlgError:
+            inner = np.linalg.lstsq(a.T @ a, ab, rcond=None)[0]
+        return float(abs(b @ b - ab @ inner))
     q_full, _ = np.linalg.qr(delta, mode="complete")
     comp = q_full[:, delta.shape[1] :]
-    weighted = resid * n_moment / np.sqrt(n_full)
     u = comp.T @ weighted
     inner = comp.T @ xi @ comp
     try:

@@ -39,7 +39,9 @@ def _inputs(responses, params, latent_mean, latent_sd, item_ids):
         latent_mean, latent_sd = params.latent_mean, params.latent_sd
         params = params.params
     if not isinstance(params, ItemParameters):
-        raise TypeError(f"params must be ItemParameters or a Calibration, got {type(params).__name__}")
+        raise TypeError(
+            f"params must be ItemParameters or a Calibration, got {type(params).__name__}"
+        )
     x = check_responses(responses, name="responses")
     if x.shape[1] != params.n_items:
         raise PsychometricsError(
@@ -50,7 +52,9 @@ def _inputs(responses, params, latent_mean, latent_sd, item_ids):
     over = ~np.isnan(x) & (x >= np.asarray(params.n_categories)[None, :])
     if over.any():
         i, j = np.argwhere(over)[0]
-        raise PsychometricsError(f"responses[{i}, {j}] = {x[i, j]:g} is outside item {j}'s categories")
+        raise PsychometricsError(
+            f"responses[{i}, {j}] = {x[i, j]:g} is outside item {j}'s categories"
+        )
     ids = list(item_ids) if item_ids is not None else [f"item{j + 1}" for j in range(x.shape[1])]
     if len(ids) != x.shape[1]:
         raise PsychometricsError(f"item_ids has {len(ids)} names for {x.shape[1]} items")
@@ -85,17 +89,23 @@ def _q3(x, params, theta, mu, sd) -> np.ndarray:
         )
     resid = x - params.expected_score(t).T  # NaN where not answered
     obs = ~np.isnan(resid)
-    j_n = x.shape[1]
-    out = np.eye(j_n)
-    for i in range(j_n):
-        for j in range(i + 1, j_n):
-            both = obs[:, i] & obs[:, j]
-            a, b = resid[both, i], resid[both, j]
-            if both.sum() < 3 or a.std() == 0 or b.std() == 0:
-                r = np.nan
-            else:
-                r = float(np.corrcoef(a, b)[0, 1])
-            out[i, j] = out[j, i] = r
+    z = np.where(obs, resid, 0.0)
+    o = obs.astype(float)
+    # pairwise-complete moments through matrix products: n_ij, sums and sums of squares
+    n = o.T @ o
+    s_i = z.T @ o  # s_i[i, j]: sum of item i's residuals over persons who answered i and j
+    ss_i = (z**2).T @ o
+    cross = z.T @ z
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean_i = s_i / n
+        mean_j = mean_i.T
+        cov = cross / n - mean_i * mean_j
+        var_i = ss_i / n - mean_i**2
+        var_j = var_i.T
+        out = cov / np.sqrt(var_i * var_j)
+    bad = (n < 3) | ~(var_i > 1e-14) | ~(var_j > 1e-14)
+    out = np.where(bad, np.nan, np.clip(out, -1.0, 1.0))
+    np.fill_diagonal(out, 1.0)
     return out
 
 
@@ -130,28 +140,40 @@ def _ld_chi2(x, params, mu, sd, n_quad, bound) -> LDChi2:
     n_cat = np.asarray(params.n_categories)
     j_n = x.shape[1]
     obs = ~np.isnan(x)
-    codes = np.where(obs, x, 0).astype(int)
+    # one-hot scores (persons x all categories) make every pair's observed table one block of a
+    # single matrix product; the model's joint category probabilities likewise
+    start = np.concatenate([[0], np.cumsum(n_cat)])
+    onehot = np.zeros((x.shape[0], int(start[-1])))
+    rows = np.arange(x.shape[0])
+    for j in range(j_n):
+        seen = obs[:, j]
+        onehot[rows[seen], start[j] + x[seen, j].astype(int)] = 1.0
+    observed = onehot.T @ onehot
+    flat = np.concatenate([prob[j, : n_cat[j]] for j in range(j_n)])
+    joint = (flat * quad.weights) @ flat.T
+    answered = obs.astype(float).T @ obs.astype(float)
     shape = (j_n, j_n)
     x2, df, p, v, z = (np.full(shape, np.nan) for _ in range(5))
     for i in range(j_n):
         for j in range(i + 1, j_n):
-            both = obs[:, i] & obs[:, j]
-            n_ij = int(both.sum())
+            n_ij = answered[i, j]
             if n_ij == 0:
                 continue
+            block = np.s_[start[i] : start[i + 1], start[j] : start[j + 1]]
+            table = observed[block]
+            expected = n_ij * joint[block]
             ki, kj = int(n_cat[i]), int(n_cat[j])
-            table = np.zeros((ki, kj))
-            np.add.at(table, (codes[both, i], codes[both, j]), 1.0)
-            expected = n_ij * (prob[i, :ki] * quad.weights) @ prob[j, :kj].T
             stat = float(((table - expected) ** 2 / np.maximum(expected, 1e-300)).sum())
             d = (ki - 1) * (kj - 1)
             sign = np.sign(_gamma(table) - _gamma(expected))
             sign = 1.0 if sign == 0 or not np.isfinite(sign) else sign
             x2[i, j] = x2[j, i] = stat
             df[i, j] = df[j, i] = d
-            p[i, j] = p[j, i] = float(stats.chi2.sf(stat, d))
             v[i, j] = v[j, i] = sign * np.sqrt(stat / (n_ij * (min(ki, kj) - 1)))
             z[i, j] = z[j, i] = np.sqrt(2 * stat) - np.sqrt(2 * d - 1)
+    iu = np.triu_indices(j_n, 1)
+    p[iu] = stats.chi2.sf(x2[iu], df[iu])
+    p.T[iu] = p[iu]
     return LDChi2(statistic=x2, df=df, p_value=p, cramers_v=v, z=z)
 
 

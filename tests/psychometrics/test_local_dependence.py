@@ -52,6 +52,14 @@ def test_q3_is_the_correlation_of_residuals_at_eap(lsat7, lsat7_fit):
     np.testing.assert_allclose(q3, np.corrcoef(resid.T), atol=1e-12)
     # a given theta is used as is
     np.testing.assert_allclose(yen_q3(lsat7, lsat7_fit, theta=theta), q3)
+    # with missing responses each pair uses the persons who answered both
+    x = lsat7.copy()
+    rng = np.random.default_rng(0)
+    x[rng.random(x.shape) < 0.2] = np.nan
+    q3m = yen_q3(x, lsat7_fit, theta=theta)
+    resid = x - lsat7_fit.params.expected_score(theta).T
+    both = ~np.isnan(resid[:, 1]) & ~np.isnan(resid[:, 3])
+    assert q3m[1, 3] == pytest.approx(np.corrcoef(resid[both, 1], resid[both, 3])[0, 1])
 
 
 def test_planted_dependence_is_flagged_by_both_statistics(sim):
