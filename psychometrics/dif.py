@@ -625,15 +625,18 @@ def _cumulative_logit_fit(design: np.ndarray, y: np.ndarray, n_cat: int) -> floa
             step = np.linalg.solve(hess - 1e-10 * np.eye(hess.shape[0]), -grad)
         except np.linalg.LinAlgError:
             break
-        scale = 1.0
+        scale, accepted = 1.0, None
         for _ in range(30):
             trial = theta + scale * step
-            if np.all(np.diff(trial[:k1]) < 0) or k1 == 1:
+            if k1 == 1 or np.all(np.diff(trial[:k1]) < 0):
                 new = value(trial)
                 if new >= current - 1e-12:
+                    accepted = (trial, new)
                     break
             scale /= 2
-        theta = trial
+        if accepted is None:
+            break
+        theta, new = accepted
         change = new - current
         current = new
         if abs(change) < 1e-10 and np.abs(scale * step).max() < 1e-8:

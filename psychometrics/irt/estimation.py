@@ -24,7 +24,14 @@ import numpy as np
 from scipy.special import expit
 
 from psychometrics.data import ResponsePatterns
-from psychometrics.irt.models import DICHOTOMOUS_MODELS, log_prob
+from psychometrics.irt.models import (
+    COMMON_SLOPE_MODELS,
+    DICHOTOMOUS_MODELS,
+    log_prob,
+    model_groups,
+    n_xi,
+    per_item,
+)
 from psychometrics.irt.priors import ItemPriors
 from psychometrics.irt.quadrature import Quadrature, normal_quadrature, posterior_moments
 
@@ -79,30 +86,42 @@ class ParameterMap:
 
 
 def build_parameter_map(
-    model: str,
+    model,
     n_cat: np.ndarray,
     width: int,
     free_items: np.ndarray,
     shared_slope_free: bool = True,
 ) -> ParameterMap:
-    """Free parameters of ``model`` for the items flagged in ``free_items``.
+    """Free parameters of ``model`` (one name, or one per item) for the items in ``free_items``.
 
-    1PL/Rasch: one slope shared by all free items plus one intercept each. 2PL: (a, d).
-    3PL: (a, d, logit c). GRM/GPCM: a and one intercept per category boundary.
-    With ``shared_slope_free=False`` the common slope stays at its current value (a Rasch
-    calibration onto a scale fixed by anchor items).
+    1PL/Rasch/PCM/RSM: one slope shared by all free items of these models plus their intercepts.
+    2PL: (a, d). 3PL: (a, d, logit c). GRM/GPCM: a and one intercept per category boundary.
+    RSM: the item intercept c_j, and step intercepts e_2..e_{K-1} shared by every rating-scale
+    item (e_1 = 0 identifies them). With ``shared_slope_free=False`` the common slope stays at its
+    current value (a Rasch calibration onto a scale fixed by anchor items).
     """
     j = n_cat.size
+    models = per_item(model, j)
     index = np.full((j, width), -1, dtype=int)
     nxt = 0
-    shared = model in ("rasch", "1pl")
-    if shared and shared_slope_free and free_items.any():
-        index[free_items, 0] = 0
+    shared = np.array([m in COMMON_SLOPE_MODELS for m in models], dtype=bool)
+    if shared_slope_free and (free_items & shared).any():
+        index[free_items & shared, 0] = 0
         nxt = 1
+    rsm_steps: dict[int, int] = {}
     for item in np.flatnonzero(free_items):
-        cols = range(1, width) if shared else range(width)
+        m = models[item]
+        cols = range(1 if shared[item] else 0, n_xi(m, int(n_cat[item])))
         for col in cols:
-            if model not in DICHOTOMOUS_MODELS and col >= n_cat[item]:
+            if m == "rsm" and col >= 2:
+                if col == 2:
+                    continue  # e_1 = 0
+                if col not in rsm_steps:
+                    rsm_steps[col] = nxt
+                    nxt += 1
+                index[item, col] = rsm_steps[col]
+                continue
+            if m not in DICHOTOMOUS_MODELS and col >= n_cat[item]:
                 continue
             index[item, col] = nxt
             nxt += 1
@@ -164,7 +183,10 @@ def dlogp(model: str, xi: np.ndarray, n_cat: np.ndarray, theta: np.ndarray) -> n
     Closed form for the dichotomous models (z = a theta + d, s = logistic(z), c = logistic(g)):
     dP/da = (1 - c) s (1 - s) theta, dP/dd = (1 - c) s (1 - s), dP/dg = c (1 - c)(1 - s), and
     d log P_1 = dP / P, d log P_0 = -dP / (1 - P). Central differences for GRM and GPCM.
+    With one model per item the parts are computed model by model and padded.
     """
+    if not isinstance(model, str):
+        return _per_model(model, xi, n_cat, lambda m, x, nc: dlogp(m, x, nc, theta))
     if model in DICHOTOMOUS_MODELS:
         return _dlogp_dichotomous(model, xi, theta)
     j, m = xi.shape
@@ -225,24 +247,52 @@ def item_objective(
     return obj
 
 
-def xi_bounds(model: str, xi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _per_model(model, xi: np.ndarray, n_cat: np.ndarray, fn) -> np.ndarray:
+    """``fn(model_g, xi_g, n_cat_g)`` per model group, laid into one array padded with zeros
+    (axis 1 to the width of ``xi``, axis 2 to the most categories)."""
+    out = None
+    for m, idx in model_groups(model, n_cat.size):
+        width = n_xi(m, int(n_cat[idx].max()))
+        part = fn(m, xi[idx, :width], n_cat[idx])
+        if out is None:
+            shape = list(part.shape)
+            shape[0] = n_cat.size
+            if len(shape) > 1:
+                shape[1] = xi.shape[1]
+            if len(shape) > 2:
+                shape[2] = int(n_cat.max())
+            out = np.zeros(shape)
+        out[(idx,) + tuple(slice(0, k) for k in part.shape[1:])] = part
+    return out
+
+
+def three_pl_rows(model, n_items: int) -> np.ndarray:
+    """(J,) flags: the items whose column 2 is logit(c) (the 3PL items)."""
+    if isinstance(model, str):
+        return np.full(n_items, model == "3pl")
+    return np.array([m == "3pl" for m in per_item(model, n_items)], dtype=bool)
+
+
+def xi_bounds(model, xi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Lower and upper bounds of every slot of ``xi`` (J, m): slopes +-20, intercepts +-50 and,
-    for the 3PL, logit(c) in [-12, 3] (c between 6e-6, i.e. zero for practical purposes, and .95).
+    for 3PL items, logit(c) in [-12, 3] (c between 6e-6, zero for practical purposes, and .95).
+    ``model`` is one name or one per item.
     """
     lo = np.full(xi.shape, -XI_BOUND_INTERCEPT)
     hi = np.full(xi.shape, XI_BOUND_INTERCEPT)
     lo[:, 0], hi[:, 0] = -XI_BOUND_SLOPE, XI_BOUND_SLOPE
-    if model == "3pl":
-        lo[:, 2], hi[:, 2] = XI_BOUND_LOGIT_C
+    guess = three_pl_rows(model, xi.shape[0])
+    if guess.any():
+        lo[guess, 2], hi[guess, 2] = XI_BOUND_LOGIT_C
     return lo, hi
 
 
-def clip_xi(model: str, xi: np.ndarray) -> np.ndarray:
+def clip_xi(model, xi: np.ndarray) -> np.ndarray:
     lo, hi = xi_bounds(model, xi)
     return np.clip(xi, lo, hi)
 
 
-def at_bound(model: str, xi: np.ndarray, free: np.ndarray, rtol: float = 1e-6) -> np.ndarray:
+def at_bound(model, xi: np.ndarray, free: np.ndarray, rtol: float = 1e-6) -> np.ndarray:
     """(J, m) flags: a free slot that sits on its bound."""
     lo, hi = xi_bounds(model, xi)
     span = rtol * (hi - lo)
@@ -275,13 +325,12 @@ def _pinned(model, xi, score, free):
     return free & (((xi <= lo + span) & (score < 0)) | ((xi >= hi - span) & (score > 0)))
 
 
-def _limit_step(model: str, step: np.ndarray) -> np.ndarray:
+def _limit_step(model, step: np.ndarray) -> np.ndarray:
     """Trust region per item (not one scale for all items): each item's step is shrunk as a
     whole, keeping its Newton direction (an ascent direction), until no slope or intercept moves
     by more than 1 and logit(c) by no more than 3. Slots pinned at a bound take no part."""
-    cap = np.ones(step.shape[1])
-    if model == "3pl":
-        cap[2] = 3.0
+    cap = np.ones(step.shape)
+    cap[three_pl_rows(model, step.shape[0]), 2:3] = 3.0
     ratio = (np.abs(step) / cap).max(axis=1, keepdims=True)
     return step / np.maximum(ratio, 1.0)
 

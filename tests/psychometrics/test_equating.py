@@ -9,6 +9,7 @@ import pytest
 from psychometrics import (
     ItemParameters,
     PsychometricsError,
+    calibrate,
     conversion_table,
     equipercentile,
     observed_score_distribution,
@@ -213,7 +214,9 @@ def test_conversion_table_with_conditional_sems(kb_forms):
     assert eap.scores.tolist() == list(range(37))
     assert np.all(np.diff(eap.theta) > 0) and np.all(np.diff(eap.scale) >= 0)
     assert eap.scale.min() >= 70 and eap.scale.max() <= 130
-    assert eap.scale == pytest.approx(np.clip(np.round(10 * eap.theta + 100), 70, 130))
+    assert eap.scale == pytest.approx(np.clip(np.floor(10 * eap.theta + 100.5), 70, 130))
+    half = conversion_table(form_x, scale=lambda t: np.full_like(t, 102.5), decimals=0)
+    assert np.all(half.scale == 103)  # halves round up, not to even
     # the scale CSEM of an unrounded linear conversion of a 0/1 test at theta is the SD of
     # slope * theta_EAP(s) over P(s | theta): check one row against the definition
     lin = conversion_table(form_x, scale=(10, 100))
@@ -236,3 +239,12 @@ def test_conversion_table_with_conditional_sems(kb_forms):
         conversion_table(form_x, scale="T-score")
     with pytest.raises(PsychometricsError, match="scale_limits must satisfy"):
         conversion_table(form_x, scale=(10, 100), scale_limits=(5, 1))
+
+
+def test_conversion_table_of_a_calibration_uses_its_latent_scale(lsat6):
+    fit = calibrate(lsat6, "rasch", standard_errors=False)
+    table = conversion_table(fit)
+    direct = conversion_table(fit.params, latent_sd=fit.latent_sd)
+    np.testing.assert_allclose(table.theta, direct.theta)
+    assert fit.latent_sd != pytest.approx(1.0, abs=0.1)
+    assert not np.allclose(table.theta, conversion_table(fit.params).theta)

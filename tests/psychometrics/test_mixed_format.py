@@ -1,0 +1,218 @@
+"""Mixed-format calibration (one model per item), the partial credit and rating scale models.
+
+Published values (R mirt, ``tests/testthat/test-01-mirtOne.R`` and the ``read.mirt`` reference
+page, LSAT7 = ``expand.table(LSAT7)``, 1000 persons, 5 items):
+
+* 2PL: a = 0.988, 1.081, 1.706, 0.765, 0.736; d = 1.856, 0.808, 1.804, 0.486, 1.855;
+  log-likelihood -2658.805.
+* ``itemtype = 'Rasch'`` (mirt's Rasch is Masters' partial credit model for any number of
+  categories, so on 0/1 items it is the PCM and the RSM alike): d = 1.868, 0.791, 1.461, 0.522,
+  1.993, latent variance 1.023, df 25 (31 cells - 6 parameters).
+
+A GPCM item with two categories is a 2PL item and a PCM or RSM item with two categories is a
+Rasch item, so a mixed calibration of these 0/1 items through the polytomous code paths must
+land on the published dichotomous estimates. Polytomous recovery is checked by simulation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from psychometrics import (
+    ItemParameters,
+    calibrate,
+    item_information,
+    parameters_from_dict,
+    summed_score_table,
+    theta_eap,
+    theta_mle,
+    theta_wle,
+)
+from psychometrics.errors import PsychometricsError, ResponseDataError
+from psychometrics.fit import s_x2
+
+LSAT7_FREQUENCIES = [12, 19, 1, 7, 3, 19, 3, 17, 10, 5, 3, 7, 7, 23, 8, 28,
+                     7, 39, 11, 34, 14, 51, 15, 90, 6, 25, 7, 35, 18, 136, 32, 308]  # fmt: skip
+MIRT_2PL_A = [0.988, 1.081, 1.706, 0.765, 0.736]
+MIRT_2PL_D = [1.856, 0.808, 1.804, 0.486, 1.855]
+MIRT_2PL_LOGLIK = -2658.805
+MIRT_RASCH_D = [1.868, 0.791, 1.461, 0.522, 1.993]
+MIRT_RASCH_VAR = 1.023
+
+
+@pytest.fixture(scope="module")
+def lsat7() -> np.ndarray:
+    patterns = np.array([[int(c) for c in format(i, "05b")] for i in range(32)], dtype=float)
+    return np.repeat(patterns, LSAT7_FREQUENCIES, axis=0)
+
+
+def simulate_mixed(n_persons, models, n_cat=4, *, missing=0.0, seed=0, theta=None):
+    """Responses and true (a, b, c) for items of the given models (b: (J, n_cat-1) NaN-padded);
+    rating-scale items share steps tau = linspace(-1, 1)."""
+    rng = np.random.default_rng(seed)
+    j_n = len(models)
+    th = rng.normal(size=n_persons) if theta is None else theta
+    a = rng.lognormal(0.0, 0.25, j_n)
+    c = np.zeros(j_n)
+    b = np.full((j_n, n_cat - 1), np.nan)
+    taus = np.linspace(-1.0, 1.0, n_cat - 1)
+    x = np.empty((th.size, j_n))
+    for j, m in enumerate(models):
+        if m in ("rasch", "pcm", "rsm"):
+            a[j] = 1.0
+        if m in ("rasch", "1pl", "2pl", "3pl"):
+            b[j, 0] = rng.normal()
+            c[j] = rng.uniform(0.1, 0.25) if m == "3pl" else 0.0
+            p = c[j] + (1 - c[j]) / (1 + np.exp(-a[j] * (th - b[j, 0])))
+            x[:, j] = rng.random(th.size) < p
+            continue
+        if m == "rsm":
+            b[j] = rng.normal(0, 0.7) + taus
+        else:
+            b[j] = np.sort(rng.normal(0, 1, n_cat - 1)) * 0.8 + rng.normal(0, 0.5)
+        z = a[j] * (th[:, None] - b[j][None, :])
+        num = np.concatenate([np.zeros((th.size, 1)), np.cumsum(z, axis=1)], axis=1)
+        p = np.exp(num - num.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        x[:, j] = (rng.random((th.size, 1)) > np.cumsum(p, axis=1)).sum(axis=1)
+    if missing:
+        x[rng.random(x.shape) < missing] = np.nan
+    return x, a, b, c
+
+
+def test_gpcm_items_among_2pl_items_reproduce_mirt_2pl(lsat7):
+    fit = calibrate(lsat7, ["2pl", "gpcm", "2pl", "gpcm", "2pl"], tol=1e-6)
+    assert fit.model == "mixed" and fit.item_models[1] == "gpcm"
+    assert fit.converged
+    np.testing.assert_allclose(fit.a, MIRT_2PL_A, atol=2e-3)
+    np.testing.assert_allclose(-fit.a * fit.b[:, 0], MIRT_2PL_D, atol=2e-3)
+    assert fit.loglik == pytest.approx(MIRT_2PL_LOGLIK, abs=2e-3)
+    assert fit.n_params == 10
+    # the same standard errors whichever code path an item took
+    uniform = calibrate(lsat7, "2pl", tol=1e-6)
+    np.testing.assert_allclose(fit.se_a, uniform.se_a, rtol=1e-3)
+    np.testing.assert_allclose(fit.se_b[:, 0], uniform.se_b, rtol=1e-3)
+
+
+@pytest.mark.parametrize(
+    "model", ["pcm", "rsm", ["rasch", "pcm", "rasch", "rsm", "pcm"], {"item1": "rasch",
+              "item2": "rasch", "item3": "pcm", "item4": "pcm", "item5": "rasch"}]
+)
+def test_partial_credit_and_rating_scale_on_01_items_reproduce_mirt_rasch(lsat7, model):
+    fit = calibrate(lsat7, model, tol=1e-6)
+    assert fit.converged
+    np.testing.assert_allclose(np.asarray(fit.b).reshape(5, -1)[:, 0], -np.array(MIRT_RASCH_D),
+                               atol=3e-3)  # fmt: skip
+    assert fit.latent_sd**2 == pytest.approx(MIRT_RASCH_VAR, abs=2e-3)
+    np.testing.assert_allclose(fit.a, 1.0)
+    assert 31 - fit.n_params == 25  # mirt's df
+
+
+def test_mixed_3pl_gpcm_recovers_known_parameters_with_missing_cells():
+    models = ["3pl"] * 10 + ["gpcm"] * 4 + ["2pl"] * 2
+    x, a, b, _ = simulate_mixed(4000, models, missing=0.3, seed=11)
+    fit = calibrate(x, models)
+    assert fit.converged
+    poly = np.arange(10, 14)
+    dich = np.r_[0:10, 14:16]
+    assert np.sqrt(np.mean((fit.a[poly] - a[poly]) ** 2)) < 0.12
+    assert np.sqrt(np.mean((fit.b[poly] - b[poly]) ** 2)) < 0.15
+    assert np.sqrt(np.mean((fit.b[dich, 0] - b[dich, 0]) ** 2)) < 0.3
+    assert np.isnan(fit.se_c[10:]).all() and np.isfinite(fit.se_c[:10]).all()
+    assert np.isfinite(fit.se_b[poly]).all() and np.isnan(fit.b[dich, 1:]).all()
+    assert fit.n_params == 10 * 3 + 4 * 4 + 2 * 2
+    doc = fit.to_dict()
+    assert doc["model"] == "mixed"
+    assert [item["model"] for item in doc["items"]] == models
+    assert isinstance(doc["items"][0]["b"], float) and len(doc["items"][10]["b"]) == 3
+    _, params = parameters_from_dict(doc)
+    assert params.item_models == tuple(models)
+    np.testing.assert_allclose(params.b[poly], fit.b[poly])
+    np.testing.assert_allclose(params.c, fit.c)
+
+
+def test_rating_scale_recovers_common_steps_and_is_nested_in_partial_credit():
+    models = ["rsm"] * 8
+    x, _, b, _ = simulate_mixed(3000, models, seed=5)
+    rsm = calibrate(x, "rsm")
+    pcm = calibrate(x, "pcm")
+    steps = np.array([item["steps"] for item in rsm.to_dict()["items"]])
+    np.testing.assert_allclose(steps, np.broadcast_to(steps[0], steps.shape))  # shared
+    np.testing.assert_allclose(steps[0], np.linspace(-1, 1, 3), atol=0.1)
+    locations = [item["location"] for item in rsm.to_dict()["items"]]
+    np.testing.assert_allclose(locations, b.mean(axis=1), atol=0.12)
+    assert rsm.latent_sd == pytest.approx(1.0, abs=0.08)
+    # Andrich's model is the PCM with (J - 1)(K - 2) constraints
+    assert pcm.n_params - rsm.n_params == (8 - 1) * (4 - 2)
+    assert rsm.loglik <= pcm.loglik + 1e-6
+    np.testing.assert_allclose(pcm.b, b, atol=0.2)
+
+
+def test_scoring_information_and_fit_accept_mixed_parameters():
+    models = ("3pl", "2pl", "gpcm", "grm", "pcm")
+    b = np.array([[0.2, np.nan, np.nan], [-0.5, np.nan, np.nan], [-1.0, 0.0, 1.0],
+                  [-0.8, 0.3, np.nan], [-0.4, 0.6, np.nan]])  # fmt: skip
+    params = ItemParameters(models, [1.2, 0.9, 1.1, 1.4, 1.0], b, [0.2, 0, 0, 0, 0])
+    assert params.model == "mixed"
+    assert list(params.n_categories) == [2, 2, 4, 3, 3]
+    theta = np.linspace(-3, 3, 7)
+    # item information is each item's own model's information
+    info = item_information(params, theta)
+    for j, m in enumerate(models):
+        alone = ItemParameters(m, params.a[j : j + 1], b[j : j + 1, : params.n_categories[j] - 1]
+                               if m not in ("2pl", "3pl") else b[j : j + 1, 0],
+                               params.c[j : j + 1])  # fmt: skip
+        np.testing.assert_allclose(info[j], item_information(alone, theta)[0], rtol=1e-6)
+    # EAP against the posterior mean by brute-force quadrature
+    x = np.array([[1, 0, 2, 1, np.nan], [0, 0, 0, 0, 0], [1, 1, 3, 2, 2]])
+    eap = theta_eap(x, params)
+    grid = np.linspace(-6, 6, 2001)
+    lp = params.log_prob(grid)
+    for i, row in enumerate(x):
+        ll = sum(lp[j, int(v)] for j, v in enumerate(row) if not np.isnan(v))
+        w = np.exp(ll - ll.max()) * np.exp(-0.5 * grid**2)
+        assert eap.theta[i] == pytest.approx((grid * w).sum() / w.sum(), abs=2e-3)
+    mle = theta_mle(x, params)
+    assert mle.theta[1] == -4.0 and mle.theta[2] == 4.0 and -4 < mle.theta[0] < 4
+    assert np.isfinite(theta_wle(x, params).theta).all()
+    table = summed_score_table(params)
+    assert table.scores[-1] == 1 + 1 + 3 + 2 + 2
+    assert table.probability.sum() == pytest.approx(1.0)
+
+
+def test_s_x2_counts_parameters_per_item_model():
+    # df = cells - score groups - the item's own parameters (mirt's convention), minus one for
+    # the parameter Rasch-family items share
+    models = ["2pl"] * 5 + ["gpcm"] * 2 + ["3pl"]
+    x, *_ = simulate_mixed(1500, models, n_cat=3, seed=9)
+    res = s_x2(x, calibrate(x, models))
+    assert [r.df for r in res] == [r.n_cells - r.n_groups - k for r, k in
+                                   zip(res, [2] * 5 + [3] * 2 + [3])]  # fmt: skip
+    models = ["rasch"] * 5 + ["pcm"] * 2 + ["rsm"]
+    x, *_ = simulate_mixed(1500, models, n_cat=3, seed=9)
+    res = s_x2(x, calibrate(x, models))
+    assert [r.df for r in res] == [r.n_cells - r.n_groups - k - 1 for r, k in
+                                   zip(res, [1] * 5 + [2] * 2 + [1])]  # fmt: skip
+
+
+def test_bad_model_specifications_are_refused(lsat7):
+    with pytest.raises(PsychometricsError, match="3 models for 5 items"):
+        calibrate(lsat7, ["2pl", "2pl", "3pl"])
+    with pytest.raises(PsychometricsError, match="model for item 2"):
+        calibrate(lsat7, ["2pl", "2pl", "4pl", "2pl", "2pl"])
+    with pytest.raises(PsychometricsError, match="no model given for item.*item5"):
+        calibrate(lsat7, {"item1": "2pl", "item2": "2pl", "item3": "2pl", "item4": "2pl"})
+    with pytest.raises(PsychometricsError, match="unknown item id 'q9'"):
+        calibrate(lsat7, {"q9": "2pl"})
+    with pytest.raises(PsychometricsError, match="backend 'girth'"):
+        calibrate(lsat7, ["2pl", "gpcm", "2pl", "2pl", "2pl"], backend="girth")
+    x = lsat7.copy()
+    x[3, 1] = 2
+    with pytest.raises(ResponseDataError, match="row 3, column 1: .*not 0 or 1"):
+        calibrate(x, ["2pl", "2pl", "gpcm", "2pl", "2pl"])
+    calibrate(x[:200], ["2pl", "gpcm", "2pl", "2pl", "2pl"], standard_errors=False)
+    with pytest.raises(PsychometricsError, match="rating-scale item"):
+        calibrate(x, ["2pl", "rsm", "rsm", "2pl", "2pl"], fixed={"item2": {"b": [0.0, 1.0]}})
+    with pytest.raises(PsychometricsError, match="item_models"):
+        ItemParameters("mixed", [1.0], [0.0])
