@@ -241,7 +241,8 @@ def item_objective(
 ) -> np.ndarray:
     """Per-item expected complete-data log-likelihood plus log prior, shape (J,)."""
     lp = log_prob(model, xi, n_cat, theta)
-    obj = np.einsum("jkq,jkq->j", counts, lp)
+    # a subset of a mixed test may have fewer categories than the counts array holds
+    obj = np.einsum("jkq,jkq->j", counts[:, : lp.shape[1]], lp)
     if priors.active(model):
         obj = obj + priors.logpdf(model, xi)
     return obj
@@ -394,8 +395,9 @@ def _itemwise_step(model, xi, n_cat, theta, counts, free, priors):
     for _halving in range(20):
         if todo.size == 0:
             break
-        cand = clip_xi(model, xi[todo] + step[todo])
-        cand_obj = item_objective(model, cand, n_cat[todo], theta, counts[todo], priors)
+        sub = model if isinstance(model, str) else tuple(model[i] for i in todo)
+        cand = clip_xi(sub, xi[todo] + step[todo])
+        cand_obj = item_objective(sub, cand, n_cat[todo], theta, counts[todo], priors)
         good = np.isfinite(cand_obj) & (cand_obj >= obj[todo] - 1e-12 * np.abs(obj[todo]))
         out[todo[good]] = cand[good]
         todo = todo[~good]
