@@ -1,5 +1,5 @@
 """Command-line face of the psychometrics library: ``calibrate``, ``score``, ``item-analysis``,
-``conversion-table``, ``equate`` and ``model-fit``.
+``conversion-table``, ``equate``, ``model-fit`` and ``person-fit``.
 
 The application's ``microcred`` click group adds these with :func:`register`; ``python -m
 psychometrics`` offers the same commands standalone. Every command reads a responses CSV (a header
@@ -29,6 +29,8 @@ from psychometrics.errors import PsychometricsError
 from psychometrics.global_fit import m2
 from psychometrics.irt.models import MODELS
 from psychometrics.local_dependence import local_dependence
+from psychometrics.personfit import PersonFitRules, person_fit
+from psychometrics.rasch import item_infit_outfit
 from psychometrics.reliability import marginal_reliability, summed_score_reliability
 from psychometrics.scoring import METHODS
 from psychometrics.scoring import score as score_persons
@@ -365,7 +367,60 @@ def model_fit(responses, params_path, out):
     _emit(out_doc, out)
 
 
-COMMANDS = (calibrate, score, item_analysis, conversion_table, equate, model_fit)
+@click.command("person-fit")
+@click.argument("responses", type=click.Path(dir_okay=False))
+@click.option(
+    "--params",
+    "params_path",
+    type=click.Path(dir_okay=False),
+    required=True,
+    help="Calibration JSON written by `calibrate`.",
+)
+@click.option(
+    "--method",
+    type=click.Choice(METHODS),
+    default="eap",
+    show_default=True,
+    help="Ability estimates the statistics are taken at.",
+)
+@click.option("--all-persons", is_flag=True, help="List every person, not only the flagged ones.")
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the JSON here.")
+def person_fit_command(responses, params_path, method, all_persons, out):
+    """Person fit (lz / Zh, infit, outfit) with its flag list, and item infit/outfit."""
+    ids, params, _ = _read_params(params_path)
+    data = _read(responses, params.model)
+    if data.item_ids != ids:
+        raise click.ClickException(
+            f"{responses}: its items {data.item_ids[:5]} are not those of {params_path}"
+            f" {ids[:5]} in the same order"
+        )
+    people = data.person_ids or [str(i + 1) for i in range(data.scores.shape[0])]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            fit = person_fit(data.scores, params, method=method, rules=PersonFitRules())
+            items = item_infit_outfit(data.scores, params, theta=fit.theta, item_ids=ids)
+    except PsychometricsError as exc:
+        raise click.ClickException(f"{responses}: {exc}") from exc
+    doc = fit.to_dict()
+    listing = [fit.row(i) | {"person": people[i]} for i in range(len(people))]
+    doc["persons"] = listing if all_persons else fit.flag_list(people)
+    doc["flagged"] = [people[i] for i in fit.flagged]
+    doc["n_persons"] = len(people)
+    doc["method"] = method
+    doc["items"] = [i.to_dict() for i in items]
+    _emit(doc, out)
+
+
+COMMANDS = (
+    calibrate,
+    score,
+    item_analysis,
+    conversion_table,
+    equate,
+    model_fit,
+    person_fit_command,
+)
 
 
 def register(group: click.Group) -> None:
@@ -376,7 +431,8 @@ def register(group: click.Group) -> None:
 
 @click.group("psychometrics")
 def main() -> None:
-    """Microcred psychometrics: calibrate, score, analyse items, equate, check model fit."""
+    """Microcred psychometrics: calibrate, score, analyse items, equate, check model and person
+    fit."""
 
 
 register(main)

@@ -179,7 +179,7 @@ def _mixed_terms(patterns, sl, post, logp, d, models):
         axis=1,
     )
     p1 = np.exp(logp[dich, 1, :])  # (D, Q)
-    y1 = ys[0][:, dich]
+    y1 = ys[0][:, dich]  # some item is polytomous, so there is an indicator of score 1
     od = obs[:, dich]
     root_fw = np.sqrt(post * f[:, None])
     basis = np.empty((obs.shape[0], nb))
@@ -193,11 +193,12 @@ def _mixed_terms(patterns, sl, post, logp, d, models):
     # expected node scores g_u = sum_q w_uq B_uq H_q, category by category
     dd = d.reshape(j_n * m, k_max, q_n)
     g_dich = np.zeros((obs.shape[0], j_n, m))
-    hy = post @ hd.reshape(n_d * m, q_n).T  # (n, D*m)
-    hp = post @ (p1[:, None, :] * hd).reshape(n_d * m, q_n).T
-    g_dich[:, dich, :] = (
-        y1[:, :, None] * hy.reshape(-1, n_d, m) - od[:, :, None] * hp.reshape(-1, n_d, m)
-    )
+    if n_d:
+        hy = post @ hd.reshape(n_d * m, q_n).T  # (n, D*m)
+        hp = post @ (p1[:, None, :] * hd).reshape(n_d * m, q_n).T
+        g_dich[:, dich, :] = (
+            y1[:, :, None] * hy.reshape(-1, n_d, m) - od[:, :, None] * hp.reshape(-1, n_d, m)
+        )
     base = (post @ dd[:, 0, :].T).reshape(-1, j_n, m)
     g_poly = obs[:, :, None] * base
     for k, y in enumerate(ys, start=1):

@@ -9,6 +9,12 @@ page, LSAT7 = ``expand.table(LSAT7)``, 1000 persons, 5 items):
   categories, so on 0/1 items it is the PCM and the RSM alike): d = 1.868, 0.791, 1.461, 0.522,
   1.993, latent variance 1.023, df 25 (31 cells - 6 parameters).
 
+Science (Karlheinz & Melich, 1992; mirt's ``Science``, 392 persons, 4 items scored 1-4 here
+0-3) with ``itemtype = c(rep('graded', 3), 'gpcm')``, mirt ``tests/testthat/test-02-mirtTwo.R``
+(``modp5``): graded a = 1.057, 1.219, 2.254 with intercepts (4.876, 2.65, -1.472),
+(2.918, 0.9, -2.263), (5.177, 2.19, -1.942); GPCM a = 0.771 with mirt's cumulative intercepts
+d = 2.16, 2.973, 1.767 (d_k = sum_{v<=k} of our step intercepts).
+
 A GPCM item with two categories is a 2PL item and a PCM or RSM item with two categories is a
 Rasch item, so a mixed calibration of these 0/1 items through the polytomous code paths must
 land on the published dichotomous estimates. Polytomous recovery is checked by simulation.
@@ -39,6 +45,17 @@ MIRT_2PL_D = [1.856, 0.808, 1.804, 0.486, 1.855]
 MIRT_2PL_LOGLIK = -2658.805
 MIRT_RASCH_D = [1.868, 0.791, 1.461, 0.522, 1.993]
 MIRT_RASCH_VAR = 1.023
+# Science response patterns (items Comfort, Work, Future, Benefit scored 0-3) : frequency
+SCIENCE = (
+    "0000:2 0210:1 0312:1 0320:1 1000:1 1013:1 1100:1 1111:4 1112:2 1120:1 1121:1 1122:1 1132:1 "
+    "1202:1 1211:2 1212:1 1221:3 1222:3 1223:2 1230:1 1232:2 1310:1 1332:2 1333:1 2000:1 2002:2 "
+    "2011:2 2012:4 2021:5 2022:5 2023:3 2032:1 2033:1 2101:1 2103:1 2110:1 2111:10 2112:7 2120:1 "
+    "2121:16 2122:22 2123:5 2130:1 2131:1 2132:3 2133:2 2202:2 2210:1 2211:13 2212:10 2213:2 "
+    "2220:5 2221:23 2222:52 2223:8 2231:7 2232:13 2233:12 2302:1 2312:1 2321:2 2322:4 2323:4 "
+    "2330:1 2331:1 2332:6 2333:3 3003:1 3011:1 3013:2 3023:1 3110:1 3112:3 3122:8 3123:2 3131:1 "
+    "3133:1 3212:1 3221:2 3222:21 3223:3 3231:2 3232:5 3233:8 3321:1 3322:2 3323:3 3331:2 3332:6 "
+    "3333:12"
+)
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +96,26 @@ def simulate_mixed(n_persons, models, n_cat=4, *, missing=0.0, seed=0, theta=Non
     if missing:
         x[rng.random(x.shape) < missing] = np.nan
     return x, a, b, c
+
+
+def science() -> np.ndarray:
+    pairs = [tok.split(":") for tok in SCIENCE.split()]
+    patterns = np.array([[int(ch) for ch in p] for p, _ in pairs], dtype=float)
+    return np.repeat(patterns, [int(f) for _, f in pairs], axis=0)
+
+
+def test_graded_and_gpcm_items_together_reproduce_mirt_on_science():
+    x = science()
+    assert x.shape == (392, 4)
+    fit = calibrate(x, ["grm", "grm", "grm", "gpcm"], tol=1e-6)
+    assert fit.converged and fit.item_models == ("grm", "grm", "grm", "gpcm")
+    np.testing.assert_allclose(fit.a, [1.057, 1.219, 2.254, 0.771], atol=3e-3)
+    d = -fit.a[:, None] * fit.b
+    np.testing.assert_allclose(
+        d[:3], [[4.876, 2.65, -1.472], [2.918, 0.9, -2.263], [5.177, 2.19, -1.942]], atol=3e-3
+    )
+    np.testing.assert_allclose(np.cumsum(d[3]), [2.16, 2.973, 1.767], atol=3e-3)
+    assert fit.n_params == 16 and np.isfinite(fit.se_b).all()
 
 
 def test_gpcm_items_among_2pl_items_reproduce_mirt_2pl(lsat7):
@@ -216,3 +253,34 @@ def test_bad_model_specifications_are_refused(lsat7):
         calibrate(x, ["2pl", "rsm", "rsm", "2pl", "2pl"], fixed={"item2": {"b": [0.0, 1.0]}})
     with pytest.raises(PsychometricsError, match="item_models"):
         ItemParameters("mixed", [1.0], [0.0])
+
+
+def test_mixed_louis_terms_equal_the_general_node_score_terms():
+    """The indicator-basis shortcut for mixed tests against the explicit node scores."""
+    from psychometrics.data import collapse_patterns
+    from psychometrics.irt import standard_errors as se
+    from psychometrics.irt.estimation import dlogp, e_step
+    from psychometrics.irt.models import log_prob
+    from psychometrics.irt.quadrature import normal_quadrature
+
+    models = ("3pl", "gpcm", "2pl", "grm", "rsm", "rsm")
+    x, *_ = simulate_mixed(300, ["3pl", "gpcm", "2pl", "gpcm", "rsm", "rsm"], n_cat=3,
+                           missing=0.2, seed=2)  # fmt: skip
+    fit = calibrate(x, list(models))
+    assert np.isfinite(fit.se_a).all()
+    n_cat = fit.params.n_categories
+    quad = normal_quadrature(21, 5.0)
+    pats = collapse_patterns(x, n_cat)
+    rng = np.random.default_rng(0)
+    xi = np.zeros((6, 4))
+    xi[:, 0] = rng.uniform(0.7, 1.5, 6)
+    xi[:, 1:3] = rng.normal(0, 0.5, (6, 2))
+    xi[0, 2] = -1.5
+    logp = log_prob(models, xi, n_cat, quad.points)
+    post = e_step(pats, logp, quad.weights).posterior
+    d = dlogp(models, xi, n_cat, quad.points)
+    sl = slice(0, pats.codes.shape[0])
+    fast = se._mixed_terms(pats, sl, post, logp, d, models)
+    slow = se._general_terms(pats, sl, post, d)
+    np.testing.assert_allclose(fast[0], slow[0], rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(fast[1], slow[1], rtol=1e-9, atol=1e-9)
