@@ -199,7 +199,7 @@ def mantel_haenszel_test(tables, *, correction: bool = True) -> MantelHaenszelTe
     )
 
 
-def _matching(x: np.ndarray, matching, anchor, j: int, item_ids) -> np.ndarray:
+def _matching(x: np.ndarray, matching, anchor, j: int) -> np.ndarray:
     """Matching score for item j: given, anchor items + item j, or the total score."""
     if matching is not None:
         return matching
@@ -269,7 +269,7 @@ def mantel_haenszel(
     anchor = _anchor_indices(anchor, ids, matching)
     out = []
     for j in range(x.shape[1]):
-        score = _matching(x, given, anchor, j, ids)
+        score = _matching(x, given, anchor, j)
         try:
             mh = mantel_haenszel_test(_two_by_two(x[:, j], foc, score), correction=correction)
         except PsychometricsError:
@@ -362,7 +362,7 @@ def logistic_dif(
     ones = np.ones(n)
     out = []
     for j in range(x.shape[1]):
-        z = _standardised(_matching(x, given, anchor, j, ids))
+        z = _standardised(_matching(x, given, anchor, j))
         y = x[:, j]
         designs = [
             np.column_stack([ones, z]),
@@ -503,7 +503,7 @@ def polytomous_dif(
     for j in range(x.shape[1]):
         y = x[:, j].astype(int)
         cats = np.unique(y)
-        score = _matching(x, given, anchor, j, ids)
+        score = _matching(x, given, anchor, j)
         strata, idx = np.unique(score, return_inverse=True)
         col = np.searchsorted(cats, y)
         t = np.zeros((strata.size, 2, cats.size))
@@ -643,7 +643,7 @@ def ordinal_logistic_dif(
                 LogisticDIFResult(ids[j], 0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 0.0, "negligible")
             )
             continue
-        z = _standardised(_matching(x, given, anchor, j, ids))
+        z = _standardised(_matching(x, given, anchor, j))
         counts = np.bincount(y, minlength=cats.size)
         ll0 = float(counts @ np.log(counts / n))
         designs = [z[:, None], np.column_stack([z, g]), np.column_stack([z, g, z * g])]

@@ -284,3 +284,33 @@ def test_mixed_louis_terms_equal_the_general_node_score_terms():
     slow = se._general_terms(pats, sl, post, d)
     np.testing.assert_allclose(fast[0], slow[0], rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(fast[1], slow[1], rtol=1e-9, atol=1e-9)
+
+
+def test_cli_calibrates_and_scores_a_mixed_format_test(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from psychometrics.cli import main
+
+    models = ["2pl"] * 5 + ["gpcm"]
+    x, *_ = simulate_mixed(400, models, n_cat=3, seed=21)
+    path = tmp_path / "r.csv"
+    rows = ["q1,q2,q3,q4,q5,essay"] + [",".join(str(int(v)) for v in row) for row in x]
+    path.write_text("\n".join(rows) + "\n")
+    fit_path = tmp_path / "fit.json"
+    runner = CliRunner()
+    result = runner.invoke(
+        main, ["calibrate", str(path), "--item-model", "essay=gpcm", "--out", str(fit_path)]
+    )
+    assert result.exit_code == 0, result.output
+    doc = json.loads(fit_path.read_text())
+    assert doc["model"] == "mixed" and [i["model"] for i in doc["items"]] == models
+    assert doc == json.loads(json.dumps(calibrate(x, models, item_ids=rows[0].split(",")).to_dict()))
+    result = runner.invoke(main, ["score", str(path), "--params", str(fit_path)])
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.stdout)["persons"]) == 400
+    result = runner.invoke(main, ["calibrate", str(path), "--item-model", "q9=gpcm"])
+    assert result.exit_code != 0 and "'q9' is not a column" in result.output
+    result = runner.invoke(main, ["calibrate", str(path), "--item-model", "essay=4pl"])
+    assert result.exit_code != 0 and "'4pl' is not one of" in result.output
