@@ -96,6 +96,13 @@ class _Progress:
     help="IRT model.",
 )
 @click.option(
+    "--item-model",
+    "item_models",
+    multiple=True,
+    metavar="ITEM=MODEL",
+    help="Model for one item of a mixed-format test (repeatable); other items take --model.",
+)
+@click.option(
     "--out",
     type=click.Path(dir_okay=False),
     default=None,
@@ -111,16 +118,17 @@ class _Progress:
     show_default=True,
     help="Estimation engine.",
 )
-def calibrate(responses, model, out, n_quad, max_iter, tol, backend):
+def calibrate(responses, model, item_models, out, n_quad, max_iter, tol, backend):
     """Calibrate item parameters by marginal maximum likelihood from RESPONSES (CSV)."""
     model = model.lower()
-    data = _read(responses, model)
+    data = _read(responses, None if item_models else model)
+    spec = _item_model_spec(model, item_models, data.item_ids) if item_models else model
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             fit = calibrate_items(
                 data.scores,
-                model,
+                spec,
                 item_ids=data.item_ids,
                 n_quad=n_quad,
                 max_iter=max_iter,
@@ -138,6 +146,26 @@ def _warn(messages) -> None:
     """Every warning of a result on stderr, once each, in order (never silent)."""
     for msg in dict.fromkeys(messages):
         click.echo(f"warning: {msg}", err=True)
+
+
+def _item_model_spec(default: str, pairs, item_ids: list[str]) -> dict[str, str]:
+    """{item id: model} from ``--item-model ITEM=MODEL`` options, ``default`` for the rest."""
+    spec = dict.fromkeys(item_ids, default)
+    for pair in pairs:
+        item, sep, name = pair.partition("=")
+        if not sep or not item.strip() or not name.strip():
+            raise click.BadParameter(f"{pair!r} is not ITEM=MODEL", param_hint="--item-model")
+        if item.strip() not in spec:
+            raise click.BadParameter(
+                f"item {item.strip()!r} is not a column of the responses", param_hint="--item-model"
+            )
+        if name.strip().lower() not in MODELS:
+            raise click.BadParameter(
+                f"model {name.strip()!r} is not one of {', '.join(MODELS)}",
+                param_hint="--item-model",
+            )
+        spec[item.strip()] = name.strip().lower()
+    return spec
 
 
 @click.command("score")
