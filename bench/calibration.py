@@ -51,20 +51,24 @@ def simulate(n_persons: int, n_items: int, *, model="2pl", missing=0.0, seed=202
 
 
 def simulate_mixed(n_persons: int, n_3pl: int, n_gpcm: int, *, n_cat=4, missing=0.3, seed=2024):
-    """3PL items then GPCM items (a ~ lognormal(0, .25), thresholds ordered around N(0, .7))."""
-    x3, a3, b3, c3 = simulate(n_persons, n_3pl, model="3pl", seed=seed)
-    rng = np.random.default_rng(seed + 1)
-    a = rng.lognormal(0.0, 0.25, n_gpcm)
-    b = np.sort(rng.normal(0, 1, (n_gpcm, n_cat - 1)), axis=1) * 0.8 + rng.normal(0, 0.7, (n_gpcm, 1))
-    th = np.random.default_rng(seed).normal(size=n_persons)  # not the 3PL thetas: only speed is timed
-    z = a[None, :, None] * (th[:, None, None] - b[None])
+    """3PL items then GPCM items on one theta ~ N(0, 1): 3PL as in :func:`simulate`, GPCM
+    a ~ lognormal(0, .25) and ordered thresholds around a N(0, .7) location."""
+    rng = np.random.default_rng(seed)
+    a3 = rng.lognormal(0.0, 0.3, n_3pl)
+    b3 = rng.normal(0.0, 1.0, n_3pl)
+    c3 = rng.uniform(0.1, 0.25, n_3pl)
+    ag = rng.lognormal(0.0, 0.25, n_gpcm)
+    bg = np.sort(rng.normal(0, 1, (n_gpcm, n_cat - 1)), axis=1) * 0.8 + rng.normal(0, 0.7, (n_gpcm, 1))
+    th = rng.normal(size=n_persons)
+    p3 = c3 + (1 - c3) / (1 + np.exp(-a3 * (th[:, None] - b3)))
+    z = ag[None, :, None] * (th[:, None, None] - bg[None])
     num = np.concatenate([np.zeros((n_persons, n_gpcm, 1)), np.cumsum(z, axis=2)], axis=2)
-    p = np.exp(num - num.max(axis=2, keepdims=True))
-    p /= p.sum(axis=2, keepdims=True)
-    xg = (rng.random((n_persons, n_gpcm, 1)) > np.cumsum(p, axis=2)).sum(axis=2).astype(float)
-    x = np.hstack([x3, xg])
+    pg = np.exp(num - num.max(axis=2, keepdims=True))
+    pg /= pg.sum(axis=2, keepdims=True)
+    xg = (rng.random((n_persons, n_gpcm, 1)) > np.cumsum(pg, axis=2)).sum(axis=2)
+    x = np.hstack([(rng.random(p3.shape) < p3).astype(float), xg.astype(float)])
     x[rng.random(x.shape) < missing] = np.nan
-    return x, np.r_[a3, a], b3, c3, b
+    return x, np.r_[a3, ag], b3, c3, bg
 
 
 def run_mixed():

@@ -109,6 +109,20 @@ def _groups(responses, group, focal):
         raise PsychometricsError(
             f"group must have one entry per person ({x.shape[0]}), got {g.shape}"
         )
+    missing = _missing_labels(g)
+    if missing.any():
+        rows = np.flatnonzero(missing)
+        raise PsychometricsError(
+            f"group: {rows.size} person(s) have no group label (first at row {int(rows[0])});"
+            " DIF needs every person in the reference or the focal group (drop or label them;"
+            " they are never pooled into the reference group)"
+        )
+    levels = sorted({v.item() if isinstance(v, np.generic) else v for v in g}, key=repr)
+    if len(levels) > 2:
+        raise PsychometricsError(
+            f"group has {len(levels)} levels {levels[:6]!r}; DIF compares exactly two groups"
+            f" (focal {focal!r} against one reference): recode or subset the persons"
+        )
     is_focal = g == focal
     if not is_focal.any():
         raise PsychometricsError(f"group: no person belongs to the focal group {focal!r}")
@@ -120,6 +134,19 @@ def _groups(responses, group, focal):
     if complete.sum() < 2:
         raise PsychometricsError("responses: DIF needs persons who saw every item")
     return x[complete], is_focal[complete]
+
+
+def _missing_labels(g: np.ndarray) -> np.ndarray:
+    """NaN, None or an empty string in a group label vector of any dtype."""
+    if g.dtype.kind == "f":
+        return np.isnan(g)
+    if g.dtype.kind in "iub":
+        return np.zeros(g.shape, dtype=bool)
+    return np.array(
+        [v is None or (isinstance(v, float) and np.isnan(v)) or (isinstance(v, str) and not v.strip())
+         for v in g.tolist()],
+        dtype=bool,
+    )
 
 
 def _ids(item_ids, k):
@@ -199,7 +226,7 @@ def mantel_haenszel_test(tables, *, correction: bool = True) -> MantelHaenszelTe
     )
 
 
-def _matching(x: np.ndarray, matching, anchor, j: int, item_ids) -> np.ndarray:
+def _matching(x: np.ndarray, matching, anchor, j: int) -> np.ndarray:
     """Matching score for item j: given, anchor items + item j, or the total score."""
     if matching is not None:
         return matching
@@ -269,7 +296,7 @@ def mantel_haenszel(
     anchor = _anchor_indices(anchor, ids, matching)
     out = []
     for j in range(x.shape[1]):
-        score = _matching(x, given, anchor, j, ids)
+        score = _matching(x, given, anchor, j)
         try:
             mh = mantel_haenszel_test(_two_by_two(x[:, j], foc, score), correction=correction)
         except PsychometricsError:
@@ -362,7 +389,7 @@ def logistic_dif(
     ones = np.ones(n)
     out = []
     for j in range(x.shape[1]):
-        z = _standardised(_matching(x, given, anchor, j, ids))
+        z = _standardised(_matching(x, given, anchor, j))
         y = x[:, j]
         designs = [
             np.column_stack([ones, z]),
@@ -503,7 +530,7 @@ def polytomous_dif(
     for j in range(x.shape[1]):
         y = x[:, j].astype(int)
         cats = np.unique(y)
-        score = _matching(x, given, anchor, j, ids)
+        score = _matching(x, given, anchor, j)
         strata, idx = np.unique(score, return_inverse=True)
         col = np.searchsorted(cats, y)
         t = np.zeros((strata.size, 2, cats.size))
@@ -643,7 +670,7 @@ def ordinal_logistic_dif(
                 LogisticDIFResult(ids[j], 0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 0.0, "negligible")
             )
             continue
-        z = _standardised(_matching(x, given, anchor, j, ids))
+        z = _standardised(_matching(x, given, anchor, j))
         counts = np.bincount(y, minlength=cats.size)
         ll0 = float(counts @ np.log(counts / n))
         designs = [z[:, None], np.column_stack([z, g]), np.column_stack([z, g, z * g])]
