@@ -14,6 +14,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from sqlalchemy import select
 
 from assessment.exams import Exam, ExamError, exam_by_code, save_exam
+from itembank.assembly import AssemblyError, target_from_fields
 from itembank.models import FIXED, Form
 from itembank.models import Blueprint as BlueprintRow
 from microcred.errors import DomainError
@@ -108,13 +109,12 @@ def _save(session: Any, exam: Exam | None) -> Exam:
     forms = list(session.scalars(select(Form).where(Form.code.in_(form_codes)))) \
         if form_codes else []
     minutes = _number("time_limit_minutes")
-    assembly: dict[str, Any] = {}
-    cut = _number("cut_theta")
-    if cut is not None:
-        assembly["cut_theta"] = cut
-    ceiling = _whole("exposure_ceiling", low=1, high=10**9)
-    if ceiling is not None:
-        assembly["exposure_ceiling"] = ceiling
+    try:
+        assembly = target_from_fields(
+            cut_theta=f.get("cut_theta", ""), exposure_ceiling=f.get("exposure_ceiling", ""),
+            curve=f.get("target_curve", ""), tolerance=f.get("tolerance", ""))
+    except AssemblyError as exc:
+        raise ExamError(exc.message, field=exc.extra.get("field")) from None
     saved = save_exam(
         session, exam=exam, code=f.get("code", ""), title=f.get("title", ""),
         blueprint=blueprint, forms=forms,
@@ -158,6 +158,10 @@ def exam_editor(code: str | None) -> Any:
             flash(f"Exam {saved.code} saved.", "success")
             return redirect(url_for("exam_editor.exam_editor", code=saved.code))
     achievement = exam_achievement(session, exam.id) if exam else None
+    target = (exam.assembly or {}).get("target") if exam else None
+    curve_text = ", ".join(f"{t:g}:{i:g}" for t, i in zip(target["thetas"],
+                                                          target["information"])) \
+        if target else ""
     return render_template(
         "admin/exam.html", exam=exam, error=error,
         error_field=(getattr(error, "field", None) or error.extra.get("field"))
@@ -171,4 +175,5 @@ def exam_editor(code: str | None) -> Any:
         achievements=achievement_choices(session),
         achievement=achievement.code if achievement else "",
         identity_choices=_identity_choices(), review_choices=REVIEW_CHOICES,
+        curve_text=curve_text,
         ), (422 if error else 200)

@@ -160,14 +160,10 @@ def forms_page() -> Any:
 
 
 def _target_fields() -> dict[str, Any]:
-    raw: dict[str, Any] = {}
-    cut = request.form.get("cut_theta", "").strip()
-    if cut:
-        raw["cut_theta"] = cut
-    ceiling = request.form.get("exposure_ceiling", "").strip()
-    if ceiling:
-        raw["exposure_ceiling"] = int(ceiling) if ceiling.isdigit() else ceiling
-    return raw
+    f = request.form
+    return assembly.target_from_fields(
+        cut_theta=f.get("cut_theta", ""), exposure_ceiling=f.get("exposure_ceiling", ""),
+        curve=f.get("target_curve", ""), tolerance=f.get("tolerance", ""))
 
 
 def _curve(session: Any, version_ids: list[int], cut: float | None) -> dict[str, Any]:

@@ -18,6 +18,13 @@ gets its own parameters in each group, and G^2 = 2 (logL_free - logL_baseline) i
 chi-square with df = the item's parameter count x (groups - 1). This is the "add" scheme of
 mirt's ``DIF()`` over a fully constrained ``multipleGroup`` model.
 
+Standard errors: the observed information is the negative Hessian of the marginal
+log-likelihood in the item parameters and the focal groups' mu and sigma, by central differences
+of its analytic gradient. By Fisher's identity the gradient is the posterior expectation of the
+complete-data score (Louis, 1982): sum_kq r_jkq d log P_jk(X_q) / d xi for the items and, with
+the normalised weights A_q proportional to phi((X_q - mu) / sigma),
+sum_q m_gq (d log A_q / d mu) and (d log A_q / d sigma) for group g's node masses m_gq.
+
 Items of the Rasch family share one slope across groups and items; results are reported in the
 1PL metric (the common slope as ``a``, the reference latent SD 1). With the Beta prior on the
 3PL asymptote (Bayes modal) the log-likelihood excludes the prior, so the test is approximate.
@@ -36,10 +43,11 @@ from psychometrics.calibration import (
     _categories,
     _check_dichotomous_columns,
     _item_ids,
+    _item_standard_errors,
 )
 from psychometrics.data import check_responses, collapse_patterns
 from psychometrics.errors import ConvergenceWarning, PsychometricsError
-from psychometrics.irt.estimation import build_parameter_map, e_step, m_step
+from psychometrics.irt.estimation import build_parameter_map, dlogp, e_step, m_step
 from psychometrics.irt.models import (
     DICHOTOMOUS_MODELS,
     ItemParameters,
@@ -57,7 +65,10 @@ from psychometrics.irt.quadrature import (
     normal_quadrature,
     posterior_moments,
 )
+from psychometrics.irt.standard_errors import covariance_from_information
 from psychometrics.irt.start_values import start_xi
+
+HESSIAN_STEP = 1e-4
 
 
 @dataclass
@@ -66,7 +77,8 @@ class MultipleGroupCalibration:
 
     ``params[g]`` are group g's item parameters (identical across groups for anchor items),
     ``latent_mean[g]`` and ``latent_sd[g]`` its latent distribution (0 and 1 for the reference
-    group), ``anchored[j]`` whether item j is invariant.
+    group), ``anchored[j]`` whether item j is invariant. ``se_a[g]`` etc. are standard errors
+    (None when not computed or when the information matrix is singular).
     """
 
     groups: list
@@ -84,6 +96,11 @@ class MultipleGroupCalibration:
     iterations: int
     max_change: float
     messages: list[str] = field(default_factory=list)
+    se_a: dict | None = None
+    se_b: dict | None = None
+    se_c: dict | None = None
+    se_latent_mean: dict | None = None
+    se_latent_sd: dict | None = None
     _xi: np.ndarray | None = field(default=None, repr=False)  # (G, J, width) per group
 
     @property
@@ -96,6 +113,8 @@ class MultipleGroupCalibration:
 
     def to_dict(self) -> dict:
         def num(v):
+            if v is None:
+                return None
             v = float(v)
             return v if np.isfinite(v) else None
 
@@ -117,6 +136,15 @@ class MultipleGroupCalibration:
                         "c": num(p.c[j]),
                     }
                 )
+                if self.se_a is not None:
+                    se_b = np.atleast_1d(self.se_b[g][j])[: max(int(p.n_categories[j]) - 1, 1)]
+                    items[-1]["se_a"] = num(self.se_a[g][j])
+                    items[-1]["se_b"] = (
+                        [num(v) for v in se_b]
+                        if self.item_models[j] not in DICHOTOMOUS_MODELS
+                        else num(se_b[0])
+                    )
+                    items[-1]["se_c"] = num(self.se_c[g][j])
             groups.append(
                 {
                     "group": _label(g),
@@ -124,6 +152,10 @@ class MultipleGroupCalibration:
                     "n_persons": int(self.n_persons[g]),
                     "latent_mean": num(self.latent_mean[g]),
                     "latent_sd": num(self.latent_sd[g]),
+                    "se_latent_mean": None
+                    if self.se_latent_mean is None
+                    else num(self.se_latent_mean[g]),
+                    "se_latent_sd": None if self.se_latent_sd is None else num(self.se_latent_sd[g]),
                     "items": items,
                 }
             )
@@ -197,6 +229,7 @@ def calibrate_groups(
     tol: float = 1e-4,
     c_prior: tuple[float, float] | None = DEFAULT_C_PRIOR,
     a_prior: tuple[float, float] | None = None,
+    standard_errors: bool = True,
     start: MultipleGroupCalibration | None = None,
 ) -> MultipleGroupCalibration:
     """Calibrate items in several groups at once (see the module docstring).
@@ -211,6 +244,7 @@ def calibrate_groups(
         sorted order.
     estimate_latent : estimate the other groups' latent mean and SD (needs at least one anchor);
         False holds them at N(0, 1).
+    standard_errors : observed-information SEs of the item parameters and latent means and SDs.
     start : a previous result on the same data whose estimates start the EM.
     """
     if isinstance(model, str):
@@ -298,6 +332,22 @@ def calibrate_groups(
         )
         warnings.warn(messages[-1], ConvergenceWarning, stacklevel=2)
 
+    ses = None
+    if standard_errors:
+        latent_free = list(range(1, n_groups)) if estimate_latent else []
+        cov = _covariance(
+            vspec, xi, vcat, points, patterns, means, sds, pmap, priors, latent_free,
+            n_quad, bound,
+        )  # fmt: skip
+        if cov is None:
+            messages.append(
+                "the observed information matrix is not positive definite: standard errors"
+                " are not available"
+            )
+        else:
+            ses = _group_standard_errors(
+                cov, vmodels, xi, vcat, pmap, cols, levels, n_items, n_cat, latent_free
+            )
     per_group = np.zeros((n_groups, n_items, width))
     for e, (j, g) in enumerate(cols):
         targets = range(n_groups) if g < 0 else [g]
@@ -323,8 +373,82 @@ def calibrate_groups(
         iterations=iteration,
         max_change=change,
         messages=messages,
+        **(ses or {}),
         _xi=per_group,
     )
+
+
+def _gradient(vspec, xi, vcat, points, patterns, means, sds, pmap, priors, latent_free,
+              n_quad, bound) -> np.ndarray:  # fmt: skip
+    """Gradient of the marginal log-likelihood (posterior) in (phi, mu_g, sigma_g for g free)."""
+    logp = log_prob(vspec, xi, vcat, points)
+    counts = 0.0
+    latent = []
+    for g, pats in enumerate(patterns):
+        w = normal_quadrature(n_quad, bound, means[g], sds[g]).weights
+        est = e_step(pats, logp, w)
+        counts = counts + est.counts
+        if g in latent_free:
+            z = (points - means[g]) / sds[g]
+            d_mu = z / sds[g]
+            d_sd = (z**2 - 1) / sds[g]
+            latent += [est.node_mass @ (d_mu - w @ d_mu), est.node_mass @ (d_sd - w @ d_sd)]
+    score = np.einsum("jkq,jmkq->jm", counts, dlogp(vspec, xi, vcat, points))
+    if priors.active(vspec):
+        score = score + priors.gradient(vspec, xi)
+    free = pmap.index >= 0
+    phi = np.bincount(pmap.index[free], weights=score[free], minlength=pmap.n_free)
+    return np.r_[phi, latent]
+
+
+def _covariance(vspec, xi, vcat, points, patterns, means, sds, pmap, priors, latent_free,
+                n_quad, bound) -> np.ndarray | None:  # fmt: skip
+    """Inverse of the negative Hessian, by central differences of :func:`_gradient`."""
+    phi0 = pmap.pack(xi)
+    lat0 = np.array([v for g in latent_free for v in (means[g], sds[g])])
+    theta0 = np.r_[phi0, lat0]
+    n_phi = phi0.size
+
+    def grad(theta):
+        mu, sd = means.copy(), sds.copy()
+        for k, g in enumerate(latent_free):
+            mu[g], sd[g] = theta[n_phi + 2 * k], theta[n_phi + 2 * k + 1]
+        x = pmap.unpack(theta[:n_phi], xi)
+        return _gradient(vspec, x, vcat, points, patterns, mu, sd, pmap, priors, latent_free,
+                         n_quad, bound)  # fmt: skip
+
+    hess = np.empty((theta0.size, theta0.size))
+    for i in range(theta0.size):
+        h = HESSIAN_STEP * max(1.0, abs(theta0[i]))
+        up, dn = theta0.copy(), theta0.copy()
+        up[i] += h
+        dn[i] -= h
+        hess[:, i] = (grad(up) - grad(dn)) / (2 * h)
+    return covariance_from_information(-0.5 * (hess + hess.T))
+
+
+def _group_standard_errors(cov, vmodels, xi, vcat, pmap, cols, levels, n_items, n_cat,
+                           latent_free) -> dict:  # fmt: skip
+    """SEs of each group's (a, b, c) and of the free groups' latent mean and SD."""
+    n_phi = pmap.n_free
+    se_a_v, se_b_v, se_c_v = _item_standard_errors(vmodels, xi, vcat, pmap, cov[:n_phi, :n_phi])
+    poly = se_b_v.ndim == 2
+    out = {"se_a": {}, "se_b": {}, "se_c": {}, "se_latent_mean": {}, "se_latent_sd": {}}
+    for k, level in enumerate(levels):
+        se_a = np.full(n_items, np.nan)
+        se_b = np.full((n_items, se_b_v.shape[1]) if poly else n_items, np.nan)
+        se_c = np.full(n_items, np.nan)
+        for e, (j, g) in enumerate(cols):
+            if g < 0 or g == k:
+                se_a[j], se_b[j], se_c[j] = se_a_v[e], se_b_v[e], se_c_v[e]
+        out["se_a"][level], out["se_b"][level], out["se_c"][level] = se_a, se_b, se_c
+        out["se_latent_mean"][level] = np.nan
+        out["se_latent_sd"][level] = np.nan
+    diag = np.sqrt(np.maximum(np.diag(cov), 0.0))
+    for k, g in enumerate(latent_free):
+        out["se_latent_mean"][levels[g]] = float(diag[n_phi + 2 * k])
+        out["se_latent_sd"][levels[g]] = float(diag[n_phi + 2 * k + 1])
+    return out
 
 
 @dataclass
@@ -391,6 +515,7 @@ def irt_lr_dif(
     """
     if not 0 < alpha < 1:
         raise PsychometricsError(f"alpha must lie in (0, 1), got {alpha!r}")
+    options.setdefault("standard_errors", False)
     base = calibrate_groups(
         responses, group, model, item_ids=item_ids, reference=reference, **options
     )

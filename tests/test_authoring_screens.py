@@ -154,7 +154,21 @@ def test_exam_editor_creates_and_refuses_with_named_fields(client, db, make_user
     db.rollback()
     exam = db.scalar(select(Exam).where(Exam.code == "SCR-NEW"))
     assert (exam.delivery_mode, exam.assembly) == ("loft", {"cut_theta": 0.5})
+    curve = _post(client, csrf_token, "/admin/exams/SCR-NEW", {
+        **fields, "delivery_mode": "loft", "forms": "", "target_curve": "-1:2, 0:3 1:2"})
+    assert curve.status_code == 422
+    assert "assembly.target.information[1] must be a number" in curve.get_data(as_text=True)
+    no_tolerance = _post(client, csrf_token, "/admin/exams/SCR-NEW", {
+        **fields, "delivery_mode": "loft", "forms": "", "target_curve": "-1:2, 0:3"})
+    assert "assembly.target.tolerance must be a number" in no_tolerance.get_data(as_text=True)
+    assert _post(client, csrf_token, "/admin/exams/SCR-NEW", {
+        **fields, "delivery_mode": "loft", "forms": "", "target_curve": "-1:2, 0:3, 1:2",
+        "tolerance": "0.5"}).status_code == 302
+    db.rollback()
+    assert db.scalar(select(Exam.assembly).where(Exam.code == "SCR-NEW"))["target"] == {
+        "thetas": [-1.0, 0.0, 1.0], "information": [2.0, 3.0, 2.0], "tolerance": 0.5}
+    assert 'value="-1:2, 0:3, 1:2"' in client.get("/admin/exams/SCR-NEW").get_data(as_text=True)
     assert "SCR-NEW" in client.get("/admin/exams/").get_data(as_text=True)
     editor = client.get("/admin/exams/SCR-NEW").get_data(as_text=True)
-    assert 'value="loft" checked' in editor and 'value="0.5"' in editor
+    assert 'value="loft" checked' in editor
     assert client.get("/bank/blueprints/SCR-EX-BP").status_code == 200

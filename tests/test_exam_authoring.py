@@ -24,6 +24,9 @@ from itembank.pool import pool_status
 from microcred.db import utcnow
 from microcred.policy import PolicyError
 
+#: the database-independent tests run on SQLite only; pool claims and LOFT starts run on both
+SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
 OPTIONS = {"options": [{"id": x, "text": f"Option {x}"} for x in "ABCD"]}
 
 
@@ -64,6 +67,7 @@ BAD_FIELDS = [
 ]
 
 
+@SQLITE_ONLY
 def test_exam_fields_are_checked_and_named(db):
     _, versions = _bank(db, per_domain=1)
     a = [v for v in versions if v.domain_code == "A"]
@@ -79,6 +83,7 @@ def test_exam_fields_are_checked_and_named(db):
     assert db.scalar(select(func.count()).select_from(Exam)) == 0
 
 
+@SQLITE_ONLY
 def test_policy_and_form_blueprint_are_checked(db):
     bp, versions = _bank(db, per_domain=2)
     form = build_form(db, code="EA-F", blueprint=bp,
@@ -101,6 +106,7 @@ def test_policy_and_form_blueprint_are_checked(db):
                                                               (second.id, True)]
 
 
+@SQLITE_ONLY
 def test_the_window_is_enforced_at_start(db, make_user, clock):
     _, versions = _bank(db, per_domain=1)
     form = build_form(db, code="EA-F", blueprint=save_blueprint(
@@ -146,6 +152,7 @@ def test_loft_candidates_get_unique_forms_from_the_pool_then_assembled(db, make_
         fill_exam_pool(db, save_exam(db, **_fields(bp, [fixed], code="EA-FIXED")), 1)
 
 
+@SQLITE_ONLY
 def test_pretest_items_are_recorded_but_not_scored(db, make_user):
     _, versions = _bank(db, per_domain=2)
     a = [v for v in versions if v.domain_code == "A"]
@@ -174,6 +181,7 @@ def test_pretest_items_are_recorded_but_not_scored(db, make_user):
     assert sum(s.scored for s in rows.values()) == 3
 
 
+@SQLITE_ONLY
 def test_the_achievement_is_linked_through_credentials(db):
     from credentials.config import current
     from credentials.errors import CredentialError

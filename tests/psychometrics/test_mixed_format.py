@@ -6,8 +6,9 @@ page, LSAT7 = ``expand.table(LSAT7)``, 1000 persons, 5 items):
 * 2PL: a = 0.988, 1.081, 1.706, 0.765, 0.736; d = 1.856, 0.808, 1.804, 0.486, 1.855;
   log-likelihood -2658.805.
 * ``itemtype = 'Rasch'`` (mirt's Rasch is Masters' partial credit model for any number of
-  categories, so on 0/1 items it is the PCM and the RSM alike): d = 1.868, 0.791, 1.461, 0.522,
-  1.993, latent variance 1.023, df 25 (31 cells - 6 parameters).
+  categories, so on 0/1 items it is the PCM and the RSM alike): d = 1.8680155, 0.7908857,
+  1.4607798, 0.5214175, 1.9927099 and SE(d_1) = 0.100416 (``tests/testthat/test-15-IRTpars.R``),
+  latent variance 1.023, df 25 (31 cells - 6 parameters) (``test-01-mirtOne.R``).
 
 Science (Karlheinz & Melich, 1992; mirt's ``Science``, 392 persons, 4 items scored 1-4 here
 0-3) with ``itemtype = c(rep('graded', 3), 'gpcm')``, mirt ``tests/testthat/test-02-mirtTwo.R``
@@ -43,7 +44,7 @@ LSAT7_FREQUENCIES = [12, 19, 1, 7, 3, 19, 3, 17, 10, 5, 3, 7, 7, 23, 8, 28,
 MIRT_2PL_A = [0.988, 1.081, 1.706, 0.765, 0.736]
 MIRT_2PL_D = [1.856, 0.808, 1.804, 0.486, 1.855]
 MIRT_2PL_LOGLIK = -2658.805
-MIRT_RASCH_D = [1.868, 0.791, 1.461, 0.522, 1.993]
+MIRT_RASCH_D = [1.8680155, 0.7908857, 1.4607798, 0.5214175, 1.9927099]
 MIRT_RASCH_VAR = 1.023
 # Science response patterns (items Comfort, Work, Future, Benefit scored 0-3) : frequency
 SCIENCE = (
@@ -140,7 +141,8 @@ def test_partial_credit_and_rating_scale_on_01_items_reproduce_mirt_rasch(lsat7,
     fit = calibrate(lsat7, model, tol=1e-6)
     assert fit.converged
     np.testing.assert_allclose(np.asarray(fit.b).reshape(5, -1)[:, 0], -np.array(MIRT_RASCH_D),
-                               atol=3e-3)  # fmt: skip
+                               atol=1e-3)  # fmt: skip
+    assert np.ravel(fit.se_b)[0] == pytest.approx(0.100416, abs=1e-4)
     assert fit.latent_sd**2 == pytest.approx(MIRT_RASCH_VAR, abs=2e-3)
     np.testing.assert_allclose(fit.a, 1.0)
     assert 31 - fit.n_params == 25  # mirt's df
@@ -314,3 +316,17 @@ def test_cli_calibrates_and_scores_a_mixed_format_test(tmp_path):
     assert result.exit_code != 0 and "'q9' is not a column" in result.output
     result = runner.invoke(main, ["calibrate", str(path), "--item-model", "essay=4pl"])
     assert result.exit_code != 0 and "'4pl' is not one of" in result.output
+
+
+def test_pretest_gpcm_items_land_on_a_fixed_2pl_scale():
+    """Fixed-parameter calibration (Kim, 2006) across formats: 2PL operational items held at
+    their true values put polytomous pretest items and the latent N(0.5, 1.2^2) on their scale."""
+    models = ["2pl"] * 8 + ["gpcm"] * 2
+    theta = np.random.default_rng(0).normal(0.5, 1.2, 3000)
+    x, a, b, _ = simulate_mixed(3000, models, n_cat=3, seed=4, theta=theta)
+    fit = calibrate(x, models, fixed={j: {"a": a[j], "b": b[j, 0]} for j in range(8)})
+    assert fit.status[:8] == ["fixed"] * 8 and fit.status[8:] == ["estimated"] * 2
+    assert fit.latent_mean == pytest.approx(0.5, abs=0.08)
+    assert fit.latent_sd == pytest.approx(1.2, abs=0.08)
+    np.testing.assert_allclose(fit.b[8:], b[8:], atol=0.2)
+    assert fit.n_params == 2 * 3 + 2

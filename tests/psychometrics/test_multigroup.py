@@ -3,7 +3,8 @@
 Published anchor: with every item invariant and every group held at N(0, 1) the multiple-group
 likelihood is the single-group one, so LSAT7 split into any two groups must give mirt's 2PL
 log-likelihood -2658.805 (mirt ``read.mirt`` reference page; ``tests/testthat/test-01-mirtOne.R``
-for the estimates). The estimation of the focal mean and SD and the DIF test are checked by
+for the estimates, and an earlier version of that test for the standard errors of a:
+0.177, 0.169, 0.320, 0.134, 0.151). The estimation of the focal mean and SD and the DIF test are checked by
 simulation with a known group difference and one planted DIF item (mirt's own
 ``multipleGroup``/``DIF`` tests simulate with R's generator, which cannot be replayed here).
 """
@@ -13,7 +14,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from psychometrics import calibrate_groups, irt_lr_dif
+from psychometrics import calibrate, calibrate_groups, irt_lr_dif
+from psychometrics.data import collapse_patterns
 from psychometrics.errors import PsychometricsError
 
 LSAT7_FREQUENCIES = [12, 19, 1, 7, 3, 19, 3, 17, 10, 5, 3, 7, 7, 23, 8, 28,
@@ -55,6 +57,41 @@ def test_invariant_groups_at_the_reference_distribution_reproduce_mirt_2pl(lsat7
     np.testing.assert_allclose(fit.params[0].a, [0.988, 1.081, 1.706, 0.765, 0.736], atol=2e-3)
     np.testing.assert_allclose(fit.params[1].b, fit.params[0].b)
     assert fit.n_params == 10 and fit.reference == 0
+    np.testing.assert_allclose(fit.se_a[1], [0.177, 0.169, 0.320, 0.134, 0.151], atol=1.5e-3)
+    single = calibrate(lsat7, "2pl", tol=1e-6)  # Louis (1982) SEs of the one-group calibration
+    np.testing.assert_allclose(fit.se_a[0], single.se_a, rtol=1e-4)
+    np.testing.assert_allclose(fit.se_b[0], single.se_b, rtol=1e-4)
+    assert fit.se_latent_mean == {0: pytest.approx(np.nan, nan_ok=True), 1: pytest.approx(np.nan, nan_ok=True)}
+
+
+def test_latent_score_is_the_gradient_of_the_marginal_log_likelihood():
+    """The analytic d logL / d(mu, sigma) behind the SEs against differences of logL."""
+    from psychometrics.irt.estimation import build_parameter_map, e_step
+    from psychometrics.irt.models import log_prob
+    from psychometrics.irt.priors import ItemPriors
+    from psychometrics.irt.quadrature import normal_quadrature
+    from psychometrics.multigroup import _gradient
+
+    x, group, a, b = two_groups(n=300, n_items=6, dif_item=None, seed=8)
+    gi = (group == "focal").astype(int)
+    pats = [collapse_patterns(x[gi == g], np.full(6, 2)) for g in (0, 1)]
+    xi = np.column_stack([a, -a * b])
+    n_cat = np.full(6, 2)
+    pmap = build_parameter_map("2pl", n_cat, 2, np.ones(6, dtype=bool))
+    points = normal_quadrature(41, 6.0).points
+
+    def loglik(mu, sd):
+        logp = log_prob("2pl", xi, n_cat, points)
+        return sum(
+            e_step(p, logp, normal_quadrature(41, 6.0, m, s).weights).loglik
+            for p, m, s in zip(pats, (0.0, mu), (1.0, sd))
+        )
+
+    means, sds = np.array([0.0, 0.3]), np.array([1.0, 1.2])
+    grad = _gradient("2pl", xi, n_cat, points, pats, means, sds, pmap, ItemPriors(), [1], 41, 6.0)
+    h = 1e-5
+    assert grad[-2] == pytest.approx((loglik(0.3 + h, 1.2) - loglik(0.3 - h, 1.2)) / (2 * h), rel=1e-5)
+    assert grad[-1] == pytest.approx((loglik(0.3, 1.2 + h) - loglik(0.3, 1.2 - h)) / (2 * h), rel=1e-5)
 
 
 def test_focal_mean_and_sd_are_recovered_with_anchors():
@@ -66,6 +103,10 @@ def test_focal_mean_and_sd_are_recovered_with_anchors():
     np.testing.assert_allclose(fit.params["ref"].a, a, atol=0.12)
     np.testing.assert_allclose(fit.params["ref"].b, b, atol=0.12)
     assert fit.n_params == 2 * 10 + 2
+    # the SE of the focal mean: about sd / sqrt(n) inflated by measurement error
+    assert 0.8 / np.sqrt(3000) < fit.se_latent_mean["focal"] < 0.05
+    assert 0 < fit.se_latent_sd["focal"] < 0.05
+    assert np.isfinite(fit.se_a["focal"]).all() and np.isnan(fit.se_latent_mean["ref"])
     doc = fit.to_dict()
     assert [g["group"] for g in doc["groups"]] == ["ref", "focal"]
     assert doc["groups"][0]["reference"] and doc["groups"][1]["latent_sd"] == fit.latent_sd["focal"]
