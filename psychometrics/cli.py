@@ -138,9 +138,14 @@ def calibrate(responses, model, item_models, out, n_quad, max_iter, tol, backend
             )
         except PsychometricsError as exc:
             raise click.ClickException(f"{responses}: {exc}") from exc
-    for w in caught:
-        click.echo(f"warning: {w.message}", err=True)
+    _warn(fit.messages + [str(w.message) for w in caught])
     _emit(fit.to_dict(), out)
+
+
+def _warn(messages) -> None:
+    """Every warning of a result on stderr, once each, in order (never silent)."""
+    for msg in dict.fromkeys(messages):
+        click.echo(f"warning: {msg}", err=True)
 
 
 def _item_model_spec(default: str, pairs, item_ids: list[str]) -> dict[str, str]:
@@ -205,16 +210,20 @@ def score(responses, params_path, method, out):
     persons = []
     for i in range(x.shape[0]):
         pid = data.person_ids[i] if data.person_ids is not None else str(i + 1)
-        se = est.se[i]
+        theta, se = est.theta[i], est.se[i]
         persons.append(
             {
                 "person_id": pid,
-                "theta": float(est.theta[i]),
+                "theta": float(theta) if np.isfinite(theta) else None,
                 "se": float(se) if np.isfinite(se) else None,
                 "summed_score": float(np.nansum(x[i])),
                 "n_items": int((~np.isnan(x[i])).sum()),
+                "no_response": bool(est.no_response[i]),
             }
         )
+    if est.no_response.any():
+        what = "the prior" if est.method in ("eap", "map") else "no estimate (null)"
+        _warn([f"{int(est.no_response.sum())} person(s) answered no item: they get {what}"])
     _emit(
         {
             "method": est.method,

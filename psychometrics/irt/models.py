@@ -351,7 +351,8 @@ class ItemParameters:
     def __post_init__(self) -> None:
         self.a = np.atleast_1d(np.asarray(self.a, dtype=float))
         j = self.a.size
-        spec = self.model if self.model != "mixed" else self.item_models
+        mixed = isinstance(self.model, str) and self.model == "mixed"
+        spec = self.item_models if mixed else self.model
         if spec is None:
             raise PsychometricsError("model 'mixed' needs item_models, one model name per item")
         spec = check_item_models(spec, j)

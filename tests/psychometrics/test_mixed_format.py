@@ -316,3 +316,17 @@ def test_cli_calibrates_and_scores_a_mixed_format_test(tmp_path):
     assert result.exit_code != 0 and "'q9' is not a column" in result.output
     result = runner.invoke(main, ["calibrate", str(path), "--item-model", "essay=4pl"])
     assert result.exit_code != 0 and "'4pl' is not one of" in result.output
+
+
+def test_pretest_gpcm_items_land_on_a_fixed_2pl_scale():
+    """Fixed-parameter calibration (Kim, 2006) across formats: 2PL operational items held at
+    their true values put polytomous pretest items and the latent N(0.5, 1.2^2) on their scale."""
+    models = ["2pl"] * 8 + ["gpcm"] * 2
+    theta = np.random.default_rng(0).normal(0.5, 1.2, 3000)
+    x, a, b, _ = simulate_mixed(3000, models, n_cat=3, seed=4, theta=theta)
+    fit = calibrate(x, models, fixed={j: {"a": a[j], "b": b[j, 0]} for j in range(8)})
+    assert fit.status[:8] == ["fixed"] * 8 and fit.status[8:] == ["estimated"] * 2
+    assert fit.latent_mean == pytest.approx(0.5, abs=0.08)
+    assert fit.latent_sd == pytest.approx(1.2, abs=0.08)
+    np.testing.assert_allclose(fit.b[8:], b[8:], atol=0.2)
+    assert fit.n_params == 2 * 3 + 2
