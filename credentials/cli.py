@@ -11,23 +11,15 @@ import click
 
 from credentials.issuance import IssuanceError
 from credentials.verify import Resolver, verify
+from microcred.commands import migrated_session
 
 
 def _session_and_cfg():
     """A session on the configured database when it is migrated, else None (offline)."""
-    from assessment.config import Settings
-    from assessment.database import Database
-    from assessment.migrate import pending
-
-    settings = Settings.from_env()
-    try:
-        if pending(settings.database_url):
-            return None, None
-    except Exception:  # noqa: BLE001 - no database: verify offline
-        return None, None
     from credentials.config import current
 
-    return Database(settings.database_url).session(write=True), current()
+    session = migrated_session()
+    return (None, None) if session is None else (session, current())
 
 
 @click.command("verify", help="Verify an Open Badges 3.0 credential: a JSON file, a JWT or a "

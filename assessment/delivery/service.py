@@ -31,10 +31,7 @@ from assessment.delivery.models import (
     Result,
     ResultRelease,
 )
-from assessment.delivery.reads import (  # release_status: reads owns it; views, credentials
-    newest_release_id,
-    release_status,  # noqa: F401
-)
+from assessment.delivery.reads import result_summary
 from assessment.delivery.timing import Clock, clock
 from assessment.exams import Exam, ExamForm
 from assessment.users import User, time_multiplier_for
@@ -542,47 +539,11 @@ def _release(
     session.add(row)
     session.flush()
     if status == "released":
-        attempt = session.get(Attempt, result.attempt_id)
         # isolated: a receiver's failure (a badge that cannot be issued) must not undo the
         # finalization and release the candidate was just told about
-        signals.send_isolated(
-            signals.result_released,
-            "delivery",
-            session=session,
-            result_id=result.id,
-            attempt_id=result.attempt_id,
-            candidate_id=attempt.candidate_id,
-            exam_id=attempt.exam_id,
-            passed=result.passed,
-        )
+        signals.send_isolated(signals.result_released, "delivery", session=session,
+                              released=result_summary(session, result, released_at=row.at))
     return row
-
-
-@dataclass(frozen=True)
-class ReleasedPass:
-    """A pass whose result is released now (its newest release row says so)."""
-
-    result_id: int
-    attempt_id: int
-    candidate_id: int
-    candidate_name: str
-    percent: float
-    finalized_at: dt.datetime
-
-
-def released_passes(session: Session, exam_id: int) -> list[ReleasedPass]:
-    """The released passes of ``exam_id`` by active accounts, oldest first: for issuing what
-    passes released earlier have earned (a deactivated account is not issued anything)."""
-    rows = session.execute(
-        select(Result.id, Attempt.id, User.id, User.display_name, Result.percent,
-               Attempt.finalized_at)
-        .join(Attempt, Attempt.id == Result.attempt_id)
-        .join(User, User.id == Attempt.candidate_id)
-        .join(ResultRelease, ResultRelease.id == newest_release_id(Result.id))
-        .where(Attempt.exam_id == exam_id, Result.passed.is_(True), User.active.is_(True),
-               ResultRelease.status == "released")
-        .order_by(Attempt.finalized_at, Result.id))
-    return [ReleasedPass(*row) for row in rows]
 
 
 def connect_receivers() -> None:
