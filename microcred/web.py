@@ -193,7 +193,7 @@ class RunnerWiring:
 
     - ``start_gates``: ``f(session, user, exam) -> str | None``; a URL to send the candidate to
       before the attempt may start (e.g. the identity check), or None to let it start.
-    - ``state_contributors``: ``f(session, attempt) -> dict``; merged into the runner's state
+    - ``state_contributors``: ``f(session, attempt_id) -> dict``; merged into the runner's state
       under ``extras`` (e.g. ``{"proctoring": {...}}``), sent with every heartbeat.
     - ``runner_scripts``: static URLs of extra ES modules the runner page loads.
     - ``nav_links``: ``(role, endpoint, label)`` shown in the header for that role.

@@ -250,9 +250,9 @@ def record_camera_silences(session: Session, sessions: list[ProctorSession], *,
     sessions in progress or paused; returns the new flags by session id.
 
     Cheaper than :func:`apply_rules` (no events read) and a fixed number of queries for any
-    number of sessions: it runs on the page's pings and when the console's poll sees silent
-    cameras (maybe many at once), because a closed page sends nothing that would run the
-    rules (``microcred proctoring sweep`` runs them all). The caller holds the rows' locks
+    number of sessions: it runs on the page's pings, because a closed page sends nothing that
+    would run the rules (the sweeper, ``microcred proctoring sweep``, runs them all; the
+    console's poll only shows the flag due). The caller holds the rows' locks
     (:func:`lock_sessions`), so two callers store a flag once."""
     now = now or utcnow()
     watch = {}

@@ -11,6 +11,8 @@
   and clock, read for many attempts in a fixed number of queries (three, whatever their number).
   "Answered" is the item type's word (:meth:`itembank.types.ItemType.is_answered`), the same
   as on the candidate's result.
+- :func:`extensions`: the time a proctor added to an attempt, each with the deadline it set
+  (for the session's timeline).
 """
 from __future__ import annotations
 
@@ -101,6 +103,36 @@ def exam_info(exam: Exam) -> ExamInfo:
         pass_percent=exam.pass_percent,
         domains=tuple(ExamDomain(d.code, d.name, d.description or "")
                       for d in exam.blueprint.domains))
+
+
+@dataclass(frozen=True)
+class Extension:
+    at: dt.datetime
+    seconds: int
+    by_user_id: int | None
+    reason: str
+    #: the deadline once this extension was given
+    deadline: dt.datetime
+
+
+def extensions(session: Session, attempt_id: int) -> list[Extension]:
+    """The attempt's time extensions, read from its clock events (the record the deadline is
+    computed from), in order (two queries)."""
+    attempt = session.execute(select(*_CLOCK_COLS).where(Attempt.id == attempt_id)).first()
+    if attempt is None:
+        return []
+    events = list(session.execute(
+        select(ClockEvent.id, ClockEvent.kind, ClockEvent.seconds, ClockEvent.at,
+               ClockEvent.by_user_id, ClockEvent.reason)
+        .where(ClockEvent.attempt_id == attempt_id).order_by(ClockEvent.id)))
+    return [Extension(at=ev.at, seconds=ev.seconds, by_user_id=ev.by_user_id,
+                      reason=ev.reason or "", deadline=clock(attempt, events[: i + 1], ev.at).deadline)
+            for i, ev in enumerate(events) if ev.kind == "extend"]
+
+
+#: what :func:`timing.clock` reads of an attempt
+_CLOCK_COLS = (Attempt.id, Attempt.started_at, Attempt.time_limit_seconds,
+               Attempt.time_multiplier, Attempt.finalized_at)
 
 
 @dataclass(frozen=True)

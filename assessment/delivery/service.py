@@ -453,7 +453,8 @@ def finalize_attempt(
     holds = [
         str(ret)
         for _, ret in signals.result_finalized.send(
-            "delivery", session=session, attempt_id=attempt.id, result_id=result.id, reason=reason
+            "delivery", session=session, attempt_id=attempt.id, exam_id=attempt.exam_id,
+            result_id=result.id, reason=reason
         )
         if ret
     ]

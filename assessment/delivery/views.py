@@ -28,7 +28,7 @@ def _grace() -> float:
 def _extras(session: Any, attempt: Attempt) -> dict[str, Any]:
     extras: dict[str, Any] = {}
     for contribute in runner_wiring().state_contributors:
-        extras.update(contribute(session, attempt) or {})
+        extras.update(contribute(session, attempt.id) or {})
     return extras
 
 
