@@ -22,6 +22,14 @@ def _session_and_cfg():
     return (None, None) if session is None else (session, current())
 
 
+def _migrated_session_and_cfg():
+    """A session on the configured database, which must be migrated (else a click error)."""
+    session, cfg = _session_and_cfg()
+    if session is None:
+        raise click.ClickException("the database is not migrated: run `microcred init`")
+    return session, cfg
+
+
 @click.command("verify", help="Verify an Open Badges 3.0 credential: a JSON file, a JWT or a "
                               "baked PNG/SVG ('-' reads standard input). Exit 0 when verified. "
                               "Status lists and did:web documents that are not this "
@@ -71,9 +79,7 @@ def rotate_key(slug: str) -> None:
     from credentials import issuers
     from credentials.models import Issuer
 
-    session, cfg = _session_and_cfg()
-    if session is None:
-        raise click.ClickException("the database is not migrated: run `microcred init`")
+    session, cfg = _migrated_session_and_cfg()
     with session:
         issuer = session.scalar(select(Issuer).where(Issuer.slug == slug))
         if issuer is None:
@@ -88,9 +94,7 @@ def rotate_key(slug: str) -> None:
 def expiring_command(days: int) -> None:
     from credentials.issuance import expiring
 
-    session, _ = _session_and_cfg()
-    if session is None:
-        raise click.ClickException("the database is not migrated: run `microcred init`")
+    session, _ = _migrated_session_and_cfg()
     with session:
         for c in expiring(session, within_days=days):
             click.echo(f"{c.valid_until.date()}  {c.public_id}  {c.achievement.code}  "
@@ -107,9 +111,7 @@ def issue_missing_command(code: str, dry_run: bool) -> None:
     from credentials.backfill import BATCH, issue_missing, missing_badges
     from credentials.models import Achievement
 
-    session, cfg = _session_and_cfg()
-    if session is None:
-        raise click.ClickException("the database is not migrated: run `microcred init`")
+    session, cfg = _migrated_session_and_cfg()
     with session:
         achievement = session.scalar(select(Achievement).where(Achievement.code == code))
         if achievement is None:

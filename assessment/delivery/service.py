@@ -40,6 +40,7 @@ from itembank.types import ResponseShapeError, item_type
 from microcred import signals
 from microcred.db import utcnow
 from microcred.errors import Conflict, Invalid, NotFound
+from microcred.inputs import object_list
 
 log = logging.getLogger(__name__)
 
@@ -283,18 +284,8 @@ class SaveRequest:
 
 def parse_saves(payload: Any) -> tuple[list[SaveRequest], int | None]:
     """Check the shape of a save request body; raise :class:`Invalid` naming the bad field."""
-    if not isinstance(payload, dict):
-        raise Invalid("the body must be a JSON object with a 'saves' list")
-    raw = payload.get("saves", [])
-    if not isinstance(raw, list):
-        raise Invalid("'saves' must be a list", field="saves")
-    if len(raw) > MAX_SAVES_PER_REQUEST:
-        raise Invalid(f"at most {MAX_SAVES_PER_REQUEST} saves per request", field="saves")
     saves = []
-    for i, s in enumerate(raw):
-        where = f"saves[{i}]"
-        if not isinstance(s, dict):
-            raise Invalid(f"{where} must be an object", field=where)
+    for where, s in object_list(payload, "saves", most=MAX_SAVES_PER_REQUEST):
         seq, item = s.get("seq"), s.get("item")
         if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1 or seq > 2**53:
             raise Invalid(f"{where}.seq must be a positive integer", field=f"{where}.seq")
