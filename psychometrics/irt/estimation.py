@@ -24,7 +24,14 @@ import numpy as np
 from scipy.special import expit
 
 from psychometrics.data import ResponsePatterns
-from psychometrics.irt.models import DICHOTOMOUS_MODELS, log_prob
+from psychometrics.irt.models import (
+    COMMON_SLOPE_MODELS,
+    DICHOTOMOUS_MODELS,
+    log_prob,
+    model_groups,
+    n_xi,
+    per_item,
+)
 from psychometrics.irt.priors import ItemPriors
 from psychometrics.irt.quadrature import Quadrature, normal_quadrature, posterior_moments
 
@@ -69,30 +76,42 @@ class ParameterMap:
 
 
 def build_parameter_map(
-    model: str,
+    model,
     n_cat: np.ndarray,
     width: int,
     free_items: np.ndarray,
     shared_slope_free: bool = True,
 ) -> ParameterMap:
-    """Free parameters of ``model`` for the items flagged in ``free_items``.
+    """Free parameters of ``model`` (one name, or one per item) for the items in ``free_items``.
 
-    1PL/Rasch: one slope shared by all free items plus one intercept each. 2PL: (a, d).
-    3PL: (a, d, logit c). GRM/GPCM: a and one intercept per category boundary.
-    With ``shared_slope_free=False`` the common slope stays at its current value (a Rasch
-    calibration onto a scale fixed by anchor items).
+    1PL/Rasch/PCM/RSM: one slope shared by all free items of these models plus their intercepts.
+    2PL: (a, d). 3PL: (a, d, logit c). GRM/GPCM: a and one intercept per category boundary.
+    RSM: the item intercept c_j, and step intercepts e_2..e_{K-1} shared by every rating-scale
+    item (e_1 = 0 identifies them). With ``shared_slope_free=False`` the common slope stays at its
+    current value (a Rasch calibration onto a scale fixed by anchor items).
     """
     j = n_cat.size
+    models = per_item(model, j)
     index = np.full((j, width), -1, dtype=int)
     nxt = 0
-    shared = model in ("rasch", "1pl")
-    if shared and shared_slope_free and free_items.any():
-        index[free_items, 0] = 0
+    shared = np.array([m in COMMON_SLOPE_MODELS for m in models], dtype=bool)
+    if shared_slope_free and (free_items & shared).any():
+        index[free_items & shared, 0] = 0
         nxt = 1
+    rsm_steps: dict[int, int] = {}
     for item in np.flatnonzero(free_items):
-        cols = range(1, width) if shared else range(width)
+        m = models[item]
+        cols = range(1 if shared[item] else 0, n_xi(m, int(n_cat[item])))
         for col in cols:
-            if model not in DICHOTOMOUS_MODELS and col >= n_cat[item]:
+            if m == "rsm" and col >= 2:
+                if col == 2:
+                    continue  # e_1 = 0
+                if col not in rsm_steps:
+                    rsm_steps[col] = nxt
+                    nxt += 1
+                index[item, col] = rsm_steps[col]
+                continue
+            if m not in DICHOTOMOUS_MODELS and col >= n_cat[item]:
                 continue
             index[item, col] = nxt
             nxt += 1
@@ -154,7 +173,10 @@ def dlogp(model: str, xi: np.ndarray, n_cat: np.ndarray, theta: np.ndarray) -> n
     Closed form for the dichotomous models (z = a theta + d, s = logistic(z), c = logistic(g)):
     dP/da = (1 - c) s (1 - s) theta, dP/dd = (1 - c) s (1 - s), dP/dg = c (1 - c)(1 - s), and
     d log P_1 = dP / P, d log P_0 = -dP / (1 - P). Central differences for GRM and GPCM.
+    With one model per item the parts are computed model by model and padded.
     """
+    if not isinstance(model, str):
+        return _per_model(model, xi, n_cat, lambda m, x, nc: dlogp(m, x, nc, theta))
     if model in DICHOTOMOUS_MODELS:
         return _dlogp_dichotomous(model, xi, theta)
     j, m = xi.shape
@@ -216,7 +238,31 @@ def item_objective(
     return obj
 
 
-def clip_xi(model: str, xi: np.ndarray) -> np.ndarray:
+def _per_model(model, xi: np.ndarray, n_cat: np.ndarray, fn) -> np.ndarray:
+    """``fn(model_g, xi_g, n_cat_g)`` per model group, laid into one array padded with zeros
+    (axis 1 to the width of ``xi``, axis 2 to the most categories)."""
+    out = None
+    for m, idx in model_groups(model, n_cat.size):
+        width = n_xi(m, int(n_cat[idx].max()))
+        part = fn(m, xi[idx, :width], n_cat[idx])
+        if out is None:
+            shape = list(part.shape)
+            shape[0] = n_cat.size
+            if len(shape) > 1:
+                shape[1] = xi.shape[1]
+            if len(shape) > 2:
+                shape[2] = int(n_cat.max())
+            out = np.zeros(shape)
+        out[(idx,) + tuple(slice(0, k) for k in part.shape[1:])] = part
+    return out
+
+
+def clip_xi(model, xi: np.ndarray) -> np.ndarray:
+    if not isinstance(model, str):
+        out = xi.copy()
+        for m, idx in model_groups(model, xi.shape[0]):
+            out[idx] = clip_xi(m, xi[idx])
+        return out
     out = xi.copy()
     out[:, 0] = np.clip(out[:, 0], -XI_BOUND_SLOPE, XI_BOUND_SLOPE)
     if model == "3pl":
