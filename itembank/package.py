@@ -5,4 +5,5 @@ the blueprint editor and the form builder)."""
 from microcred.packages import Package
 
 PACKAGE = Package(name="itembank", order=10, models=("itembank.models",),
-                  migrations="migrations", web="itembank.builder:init_app")
+                  migrations="migrations", web="itembank.builder:init_app",
+                  cli="itembank.cli:register")

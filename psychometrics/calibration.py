@@ -27,6 +27,7 @@ from psychometrics.irt.estimation import (
     EStep,
     ParameterMap,
     ProgressCallback,
+    at_bound,
     build_parameter_map,
     e_step,
     run_em,
@@ -41,6 +42,7 @@ from psychometrics.irt.models import (
     irt_from_xi,
     irt_jacobian,
     log_prob,
+    model_groups,
     n_xi,
     per_item,
     xi_from_irt,
@@ -57,10 +59,16 @@ DEFAULT_C_PRIOR = (5.0, 17.0)
 class Calibration:
     """Result of :func:`calibrate`. Arrays are per item, in input column order.
 
-    ``status`` per item: ``"estimated"``, ``"fixed"`` (held at given values) or ``"constant"``
-    (every presented response identical: not estimable, given a bounded placeholder and no SE).
+    ``status`` per item: ``"estimated"``, ``"fixed"`` (held at given values), ``"constant"``
+    (every presented response identical: not estimable, given a bounded placeholder and no SE)
+    or ``"at_bound"`` (its slope or an intercept stopped at the bound that keeps a runaway item
+    finite, +-20 or +-50: the value is an artefact of the bound, not an estimate).
     For the Rasch model slopes are 1 and the latent SD is estimated (``latent_sd``).
     ``model`` is the common model or ``"mixed"``; ``item_models`` gives every item's model.
+
+    ``messages`` (``to_dict()["warnings"]``) holds every warning the calibration raised: a
+    psychometrician reads them before using the parameters. ``n_persons`` counts the persons
+    with at least one response; ``n_excluded`` those left out for having none.
     """
 
     model: str
@@ -83,6 +91,7 @@ class Calibration:
     covariance: np.ndarray | None = None
     engine: str = "microcred"
     messages: list[str] = field(default_factory=list)
+    n_excluded: int = 0
 
     @property
     def n_items(self) -> int:
@@ -146,6 +155,7 @@ class Calibration:
         return {
             "model": self.model,
             "n_persons": int(self.n_persons),
+            "n_persons_excluded": int(self.n_excluded),
             "n_items": int(self.n_items),
             "loglik": _num(self.loglik),
             "aic": _num(self.aic),
@@ -215,6 +225,7 @@ def calibrate(
     x = check_responses(
         responses, model=model if isinstance(model, str) else None, name="responses"
     )
+    x, n_excluded = _drop_empty_persons(x)
     n_persons, n_items = x.shape
     ids = _item_ids(item_ids, n_items)
     spec = check_item_models(model, n_items, ids)
@@ -235,6 +246,11 @@ def calibrate(
         raise PsychometricsError(f"tol must be positive, got {tol!r}")
     priors = ItemPriors(c_beta=c_prior if "3pl" in models else None, a_lognormal=a_prior)
     messages: list[str] = []
+    if n_excluded:
+        messages.append(
+            f"{n_excluded} person(s) with no response at all were left out: they carry no"
+            f" information, and N = {n_persons} (used in BIC) counts only persons who responded"
+        )
     # the Rasch metric (slopes 1, latent SD estimated) when every item is of the Rasch family
     rasch_metric = all(m in RASCH_METRIC_MODELS for m in models)
 
@@ -262,6 +278,7 @@ def calibrate(
     free = ~(constant | fixed_idx)
     if not free.any():
         raise PsychometricsError("responses: no item can be estimated (all are fixed or constant)")
+    messages += _sample_size_notes(models, ids, obs, free)
 
     xi = start_xi(spec, x, n_cat, width)
     xi[constant] = _placeholder_xi(models, x, obs, n_cat, width, constant, xi)
@@ -276,6 +293,9 @@ def calibrate(
     )
     xi = pmap.unpack(pmap.pack(xi), xi)  # shared parameters start equal
     patterns = collapse_patterns(x, n_cat)
+    under = _under_identified(spec, pmap, n_cat, estimate_latent)
+    if under:
+        messages.append(under)
 
     if backend == "girth":
         from psychometrics.backends.girth_backend import girth_xi
@@ -314,6 +334,11 @@ def calibrate(
             progress=progress,
         )
         engine = "microcred"
+        if em.non_finite:
+            messages.append(
+                f"numerical trouble: EM cycle {em.iterations} produced NaN or infinite values;"
+                " the estimates are those of the last finite cycle and did not converge"
+            )
         if not em.converged:
             messages.append(
                 f"EM stopped after {em.iterations} iterations with max change {em.max_change:.2g}"
@@ -326,12 +351,18 @@ def calibrate(
         patterns, log_prob(spec, xi, n_cat, em.quadrature.points), em.quadrature.weights
     )
 
+    bound_slots = at_bound(spec, xi, pmap.index >= 0)
+    messages += _bound_notes(models, ids, xi, bound_slots, estimate_latent, rasch_metric)
+    se_map = pmap.without(bound_slots)
     cov = None
-    if standard_errors and pmap.n_free:
-        info = observed_information(
-            spec, xi, patterns, em.quadrature.points, em.quadrature.weights, pmap, priors
-        )
-        cov = covariance_from_information(info)
+    if standard_errors and under:
+        pass  # the counting rule failed: no standard error would mean anything
+    elif standard_errors and se_map.n_free:
+        with np.errstate(all="ignore"):
+            info = observed_information(
+                spec, xi, patterns, em.quadrature.points, em.quadrature.weights, se_map, priors
+            )
+        cov = covariance_from_information(info) if np.isfinite(info).all() else None
         if cov is None:
             messages.append(
                 "the observed information matrix is not positive definite: standard errors"
@@ -344,15 +375,26 @@ def calibrate(
     a, b, c = irt_from_xi(spec, xi, n_cat)
     latent_sd, se_latent_sd = em.latent_sd, None
     to_rasch = rasch_metric and not estimate_latent
-    se_a, se_b, se_c = _item_standard_errors(models, xi, n_cat, pmap, cov, rasch_metric=to_rasch)
+    se_a, se_b, se_c = _item_standard_errors(
+        models, xi, n_cat, se_map, cov, rasch_metric=to_rasch
+    )
+    runaway = _runaway_items(models, bound_slots)
     status = [
-        "fixed" if fixed_idx[j] else "constant" if constant[j] else "estimated"
+        "fixed"
+        if fixed_idx[j]
+        else "constant"
+        if constant[j]
+        else "at_bound"
+        if runaway[j]
+        else "estimated"
         for j in range(n_items)
     ]
     if to_rasch:
         # 1PL with N(0,1) == Rasch with slope 1 and theta ~ N(0, a^2): b_rasch = a * b_1pl = -d
         latent_sd = float(xi[free][0, 0])
         se_latent_sd = float(se_a[free][0]) if cov is not None else None
+        if se_latent_sd is not None and not np.isfinite(se_latent_sd):
+            se_latent_sd = None
         b = b * (a[:, None] if b.ndim == 2 else a)
         a = np.ones(n_items)
         se_a = np.full(n_items, np.nan)
@@ -382,7 +424,146 @@ def calibrate(
         covariance=cov,
         engine=engine,
         messages=messages,
+        n_excluded=n_excluded,
     )
+
+
+def _drop_empty_persons(x: np.ndarray) -> tuple[np.ndarray, int]:
+    """Rows with no observed score add nothing to the likelihood but would inflate N."""
+    answered = np.ones(x.shape[0], dtype=bool)
+    for start in range(0, x.shape[0], 10_000):  # blocks keep the NaN mask small
+        answered[start : start + 10_000] = ~np.isnan(x[start : start + 10_000]).all(axis=1)
+    n_out = int(x.shape[0] - answered.sum())
+    return (x[answered] if n_out else x), n_out
+
+
+#: Rules of thumb for the smallest calibration sample (persons answering an item), with their
+#: basis. They are published simulation findings, not guarantees: below them parameter
+#: recovery is known to be poor for typical test lengths.
+MIN_SAMPLE = {
+    "rasch": (
+        100,
+        ("Linacre (1994, Rasch Meas. Trans. 7, 328): 64-144 persons for difficulties stable"
+        " within +-0.5 logit at 95% confidence"),
+    ),
+    "1pl": (100, "Linacre (1994, Rasch Meas. Trans. 7, 328), as for the Rasch model"),
+    "pcm": (100, "Linacre (1994, Rasch Meas. Trans. 7, 328), as for the Rasch model"),
+    "rsm": (100, "Linacre (1994, Rasch Meas. Trans. 7, 328), as for the Rasch model"),
+    "2pl": (
+        500,
+        ("Hulin, Lissak & Drasgow (1982, Appl. Psych. Meas. 6, 249-260): about 500 persons"
+        " for the 2PL"),
+    ),
+    "3pl": (
+        1000,
+        ("Hulin, Lissak & Drasgow (1982, Appl. Psych. Meas. 6, 249-260): about 1,000 persons"
+        " for the 3PL"),
+    ),
+    "grm": (500, "Reise & Yu (1990, J. Educ. Meas. 27, 133-144): 500 persons for the GRM"),
+    "gpcm": (
+        500,
+        ("Reise & Yu (1990, J. Educ. Meas. 27, 133-144) for the GRM, applied to the GPCM by"
+        " analogy"),
+    ),
+}
+
+
+def _sample_size_notes(models, ids, obs: np.ndarray, free: np.ndarray) -> list[str]:
+    """One note per item model whose free items have fewer responses than MIN_SAMPLE says."""
+    counts = obs.sum(axis=0)
+    notes = []
+    for name, idx in model_groups(models, len(models)):
+        rule = MIN_SAMPLE.get(name)
+        if rule is None:
+            continue
+        minimum, basis = rule
+        mine = idx[free[idx]]
+        short = [j for j in mine if counts[j] < minimum]
+        if not short:
+            continue
+        if len(short) == mine.size and np.ptp(counts[short]) == 0:
+            where = f"all {len(short)} estimated items have {int(counts[short[0]])} responses"
+        else:
+            names = ", ".join(f"{ids[j]!r} ({int(counts[j])})" for j in short[:10])
+            more = f" and {len(short) - 10} more" if len(short) > 10 else ""
+            where = f"{len(short)} item(s) have fewer responses: {names}{more}"
+        notes.append(
+            f"small sample for the {name}: {where}, below the rule-of-thumb minimum of {minimum}"
+            f" ({basis}); expect large standard errors and unstable estimates"
+        )
+    return notes
+
+
+def _under_identified(spec, pmap: ParameterMap, n_cat, estimate_latent: bool) -> str:
+    """The counting rule: a model of the multinomial table of response patterns cannot identify
+    more parameters than the table has free cells, prod_j K_j - 1 (Bartholomew, Knott &
+    Moustaki, 2011, sec. 4.9, on degrees of freedom of latent trait models). Necessary, not
+    sufficient: passing it does not prove identification."""
+    k = pmap.n_free + (2 if estimate_latent else 0)
+    cells = float(np.prod(np.asarray(n_cat, dtype=float))) - 1
+    if k <= cells:
+        return ""
+    name = spec if isinstance(spec, str) else "mixed-format model"
+    return (
+        f"under-identified: the {name} here has {k} free parameters but {len(n_cat)} item(s)"
+        f" give a response-pattern table with only {int(cells)} free cells; the estimates are"
+        " arbitrary and no standard errors are reported (add items or use a simpler model)"
+    )
+
+
+def _runaway_items(models, bound_slots: np.ndarray) -> np.ndarray:
+    """Items with an own slope or an intercept on its bound (the shared slope of the Rasch
+    family and the 3PL asymptote are reported separately, see _bound_notes)."""
+    own = bound_slots.copy()
+    for j, name in enumerate(models):
+        if name in COMMON_SLOPE_MODELS:
+            own[j, 0] = False
+        if name == "3pl":
+            own[j, 2] = False
+    return own.any(axis=1)
+
+
+def _bound_notes(models, ids, xi, bound_slots, estimate_latent, rasch_metric) -> list[str]:
+    """One warning per parameter (or kind of parameter) that stopped on its M-step bound."""
+    notes = []
+    common = np.array([m in COMMON_SLOPE_MODELS for m in models], dtype=bool)
+    guess = np.array([m == "3pl" for m in models], dtype=bool)
+    if (bound_slots[:, 0] & common).any():
+        what = "latent SD" if rasch_metric and not estimate_latent else "common slope"
+        notes.append(
+            f"the {what} stopped at its bound {xi[bound_slots[:, 0] & common, 0][0]:g}: the data"
+            " are perfectly or almost perfectly separated (persons ordered without error); the"
+            " scale and the difficulties are not estimable from them"
+        )
+    for j in np.flatnonzero(bound_slots[:, 0] & ~common):
+        notes.append(
+            f"item {ids[j]!r}: slope stopped at its bound a = {xi[j, 0]:g}; the item orders the"
+            " persons (almost) perfectly or the sample is too small, so the value is an"
+            " artefact of the bound, not an estimate, and it has no standard error"
+        )
+    intercepts = bound_slots[:, 1:].copy()
+    intercepts[guess, 1:] = False
+    for j in np.flatnonzero(intercepts.any(axis=1)):
+        notes.append(
+            f"item {ids[j]!r}: an intercept stopped at its bound (+-50): a category is (almost)"
+            " never or always reached; the value is an artefact of the bound"
+        )
+    if guess.any():
+        low = guess & bound_slots[:, 2] & (xi[:, 2] < 0)
+        high = guess & bound_slots[:, 2] & (xi[:, 2] > 0)
+        if low.any():
+            names = ", ".join(repr(ids[j]) for j in np.flatnonzero(low))
+            notes.append(
+                f"item(s) {names}: lower asymptote c estimated at its boundary 0; such an item"
+                " behaves as a 2PL item and c has no standard error"
+            )
+        if high.any():
+            names = ", ".join(repr(ids[j]) for j in np.flatnonzero(high))
+            notes.append(
+                f"item(s) {names}: lower asymptote c stopped at its upper bound .95: the item is"
+                " answered right regardless of ability; the value is not an estimate"
+            )
+    return notes
 
 
 def _check_dichotomous_columns(x: np.ndarray, models: tuple[str, ...]) -> None:
@@ -529,13 +710,16 @@ def _item_standard_errors(models, xi, n_cat, pmap: ParameterMap, cov, rasch_metr
             if rasch_metric:
                 jac[1:, 0] = 0.0
             se = np.sqrt(np.maximum(np.diag(jac @ cov_xi @ jac.T), 0.0))
-            se_a[j] = se[0] if pmap.index[j, 0] >= 0 else np.nan
+            # a slot outside the map (at a bound) has no SE, nor has what is computed from it
+            held = pmap.index[j] < 0
+            se_a[j] = se[0] if not held[0] else np.nan
             if model in DICHOTOMOUS_MODELS:
-                se_b[j, 0] = se[1]
+                se_b[j, 0] = se[1] if not held[1] else np.nan
                 if model == "3pl":
-                    se_c[j] = se[2]
+                    se_c[j] = se[2] if not held[2] else np.nan
             else:
-                se_b[j, : n_cat[j] - 1] = se[1 : n_cat[j]]
+                k = int(n_cat[j])
+                se_b[j, : k - 1] = np.where(held[1:k], np.nan, se[1:k])
     return se_a, (se_b if poly else se_b[:, 0]), se_c
 
 

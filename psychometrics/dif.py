@@ -109,6 +109,20 @@ def _groups(responses, group, focal):
         raise PsychometricsError(
             f"group must have one entry per person ({x.shape[0]}), got {g.shape}"
         )
+    missing = _missing_labels(g)
+    if missing.any():
+        rows = np.flatnonzero(missing)
+        raise PsychometricsError(
+            f"group: {rows.size} person(s) have no group label (first at row {int(rows[0])});"
+            " DIF needs every person in the reference or the focal group (drop or label them;"
+            " they are never pooled into the reference group)"
+        )
+    levels = sorted({v.item() if isinstance(v, np.generic) else v for v in g}, key=repr)
+    if len(levels) > 2:
+        raise PsychometricsError(
+            f"group has {len(levels)} levels {levels[:6]!r}; DIF compares exactly two groups"
+            f" (focal {focal!r} against one reference): recode or subset the persons"
+        )
     is_focal = g == focal
     if not is_focal.any():
         raise PsychometricsError(f"group: no person belongs to the focal group {focal!r}")
@@ -120,6 +134,19 @@ def _groups(responses, group, focal):
     if complete.sum() < 2:
         raise PsychometricsError("responses: DIF needs persons who saw every item")
     return x[complete], is_focal[complete]
+
+
+def _missing_labels(g: np.ndarray) -> np.ndarray:
+    """NaN, None or an empty string in a group label vector of any dtype."""
+    if g.dtype.kind == "f":
+        return np.isnan(g)
+    if g.dtype.kind in "iub":
+        return np.zeros(g.shape, dtype=bool)
+    return np.array(
+        [v is None or (isinstance(v, float) and np.isnan(v)) or (isinstance(v, str) and not v.strip())
+         for v in g.tolist()],
+        dtype=bool,
+    )
 
 
 def _ids(item_ids, k):
