@@ -4,6 +4,6 @@ foundation's first revision, which the branch depends on) and its screens (``ite
 the blueprint editor and the form builder)."""
 from microcred.packages import Package
 
-PACKAGE = Package(name="itembank", order=10, models=("itembank.models",),
+PACKAGE = Package(name="itembank", order=10, models=("itembank.models", "itembank.qti.uploads"),
                   migrations="migrations", web="itembank.builder:init_app",
                   cli="itembank.cli:register")
