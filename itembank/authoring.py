@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from itembank.content import clean_item_content
 from itembank.models import (
     DRAFT,
     PUBLISHED,
@@ -20,13 +21,14 @@ from itembank.models import (
     Item,
     ItemVersion,
 )
+from itembank.stimuli import check_sets_adjacent
 from itembank.types import ItemDefinitionError, item_type
 from microcred.db import utcnow
 from microcred.errors import DomainError
 
 #: what a draft's revision may change (the item, its version number and status are not content)
 CONTENT = ("item_type", "domain_code", "stem", "interaction", "key", "scoring", "rationale",
-           "meta", "max_score")
+           "meta", "max_score", "stimulus_id")
 
 
 class PublishedVersionError(DomainError, ValueError):
@@ -49,12 +51,16 @@ def create_item(
     rationale: str = "",
     meta: dict[str, Any] | None = None,
     max_score: float = 1.0,
+    stimulus_id: int | None = None,
 ) -> ItemVersion:
-    """Create an item with its first (draft) version."""
+    """Create an item with its first (draft) version; ``stimulus_id`` makes it a member of
+    that stimulus's item set. Its HTML is sanitized (``itembank.content``) before it is kept."""
     scoring = scoring or {}
     if not stem.strip():
         raise ItemDefinitionError(f"item {code}: the stem is empty")
     item_type(item_type_name).validate_definition(interaction, key, scoring)
+    stem, interaction, rationale = clean_item_content(
+        item_type_name, stem=stem, interaction=interaction, rationale=rationale)
     if session.scalar(select(Item.id).where(Item.code == code)) is not None:
         raise ItemDefinitionError(f"an item with code {code} already exists")
     item = Item(code=code)
@@ -72,6 +78,7 @@ def create_item(
         rationale=rationale,
         meta=meta or {},
         max_score=max_score,
+        stimulus_id=stimulus_id,
     )
     session.add(version)
     session.flush()
@@ -94,6 +101,12 @@ def revise_version(session: Session, version: ItemVersion, **changes: Any) -> It
         raise ItemDefinitionError(f"item {code}: the stem is empty")
     item_type(merged["item_type"]).validate_definition(
         merged["interaction"], merged["key"], merged["scoring"])
+    stem, interaction, rationale = clean_item_content(
+        merged["item_type"], stem=merged["stem"], interaction=merged["interaction"],
+        rationale=merged["rationale"])
+    for name, value in (("stem", stem), ("interaction", interaction), ("rationale", rationale)):
+        if name in changes:
+            changes[name] = value
     for name, value in changes.items():
         setattr(version, name, value)
     session.flush()
@@ -159,6 +172,7 @@ def create_form(
         raise ItemDefinitionError(f"form {code}: item versions {unpublished} are not published")
     if len({v.item_id for v in versions}) != len(versions):
         raise ItemDefinitionError(f"form {code}: an item appears twice")
+    check_sets_adjacent(versions, form_code=code)
     counts: dict[str, int] = {}
     for v in versions:
         counts[v.domain_code] = counts.get(v.domain_code, 0) + 1

@@ -1,7 +1,7 @@
 """What the item bank brings to every Microcred process (see ``microcred.packages``): its
-tables and its migration branch (``itembank``; the tables it started with were created by the
-foundation's first revision, which the branch depends on)."""
+tables, its migration branch (``itembank``; the tables it started with were created by the
+foundation's first revision, which the branch depends on) and its views."""
 from microcred.packages import Package
 
 PACKAGE = Package(name="itembank", order=10, models=("itembank.models",),
-                  migrations="migrations")
+                  migrations="migrations", web="itembank.web:init_app")

@@ -984,3 +984,13 @@ def item_type(name: str) -> ItemType:
         raise ItemDefinitionError(
             f"unknown item type {name!r}; known: {', '.join(sorted(ITEM_TYPES))}"
         ) from None
+
+
+def public_payload(version: ItemVersion, option_order: list[str] | None = None) -> dict[str, Any]:
+    """What any page may show of an item: its type's public payload, and the stimulus of its
+    item set if it has one. Never the key, the scoring rule or the rationale."""
+    payload = item_type(version.item_type).public(version, option_order)
+    if version.stimulus_id is not None and version.stimulus is not None:
+        s = version.stimulus
+        payload["stimulus"] = {"id": s.id, "kind": s.kind, "title": s.title, "content": s.content}
+    return payload
