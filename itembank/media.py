@@ -40,9 +40,19 @@ def media_url(sha256: str) -> str:
     return f"/media/{sha256}"
 
 
+def _mpeg_frame(head: bytes) -> bool:
+    """An MPEG audio frame header: the sync bits, and no reserved version, layer, bit rate or
+    sample rate (what a random file rarely has)."""
+    if len(head) < 4 or head[0] != 0xFF or head[1] & 0xE0 != 0xE0:
+        return False
+    version, layer = (head[1] >> 3) & 0b11, (head[1] >> 1) & 0b11
+    bitrate, rate = head[2] >> 4, (head[2] >> 2) & 0b11
+    return version != 0b01 and layer != 0b00 and bitrate not in (0, 0b1111) and rate != 0b11
+
+
 def _audio_type(data: bytes) -> str | None:
     head = data[:16]
-    if head.startswith(b"ID3") or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0):
+    if (head.startswith(b"ID3") and len(data) > 10) or _mpeg_frame(head):
         return "audio/mpeg"
     if head.startswith(b"OggS"):
         return "audio/ogg"
@@ -50,7 +60,7 @@ def _audio_type(data: bytes) -> str | None:
         return "audio/wav"
     if head.startswith(b"fLaC"):
         return "audio/flac"
-    if head[4:8] == b"ftyp":
+    if head[4:8] == b"ftyp" and head[8:12] in (b"M4A ", b"M4B ", b"mp42", b"isom", b"dash"):
         return "audio/mp4"
     if head.startswith(b"\x1a\x45\xdf\xa3"):
         return "audio/webm"

@@ -18,7 +18,7 @@ from flask import Flask, render_template
 from markupsafe import Markup
 
 from itembank.content import display_html
-from itembank.types import sentence_parts
+from itembank.types import public_payload, sentence_parts
 
 
 def _content(value: str) -> Markup:
@@ -37,9 +37,13 @@ def _gap_parts(sentence: str) -> list[tuple[Markup, str | None]]:
 
 
 def init_app(app: Flask) -> None:
+    """The filters the item templates use, and ``render_item`` / ``item_payload`` for any page
+    that shows an item (``{{ render_item(item_payload(version), prefix="a1") }}``)."""
     app.jinja_env.filters["content"] = _content
     app.jinja_env.filters["inline_content"] = _inline_content
     app.jinja_env.filters["gap_parts"] = _gap_parts
+    app.jinja_env.globals["render_item"] = render_item
+    app.jinja_env.globals["item_payload"] = public_payload
 
 
 def _context(item: dict[str, Any], prefix: str, label: str | None,

@@ -101,6 +101,9 @@ class ChoiceType:
         options = interaction.get("options")
         if not isinstance(options, list) or len(options) < 2:
             raise ItemDefinitionError(f"{self.name}: needs at least 2 options")
+        if not all(isinstance(o, dict) and isinstance(o.get("id"), str) for o in options):
+            raise _fail(self.name, "each option needs an id (a string) and a text",
+                        "interaction.options")
         ids = _option_ids(interaction)
         if len(set(ids)) != len(ids):
             raise ItemDefinitionError(f"{self.name}: option ids must be unique, got {ids}")
@@ -108,7 +111,8 @@ class ChoiceType:
             if not str(opt.get("text", "")).strip():
                 raise ItemDefinitionError(f"{self.name}: option {opt.get('id')} has no text")
         correct = key.get("correct")
-        if not isinstance(correct, list) or not correct:
+        if not isinstance(correct, list) or not correct \
+                or not all(isinstance(k, str) for k in correct):
             raise ItemDefinitionError(f"{self.name}: key.correct must list the keyed option ids")
         unknown = [k for k in correct if k not in ids]
         if unknown:
@@ -694,7 +698,7 @@ class MatchingType:
         if not isinstance(pairs, dict) or set(pairs) != set(sources):
             raise _fail(self.name, f"key.pairs must give a target for every source {sources}",
                         "key.pairs")
-        bad = [t for t in pairs.values() if t not in targets]
+        bad = [t for t in pairs.values() if not isinstance(t, str) or t not in targets]
         if bad:
             raise _fail(self.name, f"key.pairs names unknown targets {bad}", "key.pairs")
         reuse = interaction.get("reuse_targets", False)

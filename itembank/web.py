@@ -1,6 +1,6 @@
-"""The item bank's web surface owned here: stored media (upload and serving) and the item
-preview the editor shows as the author types. (The bank's list, editor and review screens are
-``itembank``'s too; they build on these.)"""
+"""The item bank's web surface: stored media (``POST /api/bank/media`` to upload, ``GET
+/media/<sha256>`` to serve) and the item preview the editor shows as the author types (``POST
+/api/bank/preview``). The bank's list, editor and review screens build on these."""
 from __future__ import annotations
 
 from typing import Any
@@ -13,6 +13,7 @@ from itembank.content import ContentError, clean_item_content
 from itembank.media import MAX_AUDIO_BYTES, MediaError, media_bytes, media_url, store_media
 from itembank.models import ItemVersion
 from itembank.types import ItemDefinitionError, item_type, public_payload
+from microcred.inputs import json_body
 from microcred.web import ApiError, body_limit, db_session, role_required
 
 bp = Blueprint("itembank", __name__)
@@ -23,7 +24,7 @@ AUTHORS = ("admin", "psychometrician", "item_author")
 UPLOAD_OVERHEAD = 64 * 1024
 
 
-@bp.post("/bank/media")
+@bp.post("/api/bank/media")
 @role_required(*AUTHORS)
 @body_limit(MAX_AUDIO_BYTES + UPLOAD_OVERHEAD)
 def upload_media():
@@ -69,7 +70,14 @@ def preview_version(body: Any) -> ItemVersion:
     ``key``, ``scoring``), checked and sanitized as a save would be."""
     if not isinstance(body, dict):
         raise ApiError(422, "invalid_item", "the body must be a JSON object")
-    type_name = body.get("item_type", "")
+    type_name = body.get("item_type")
+    if not isinstance(type_name, str):
+        raise ApiError(422, "invalid_item", "item_type must name an item type", field="item_type")
+    for name in ("interaction", "key", "scoring"):
+        if not isinstance(body.get(name) or {}, dict):
+            raise ApiError(422, "invalid_item", f"{name} must be an object", field=name)
+    if not isinstance(body.get("stem") or "", str):
+        raise ApiError(422, "invalid_item", "stem must be text (HTML)", field="stem")
     try:
         item_type(type_name).validate_definition(
             body.get("interaction") or {}, body.get("key") or {}, body.get("scoring") or {})
@@ -82,12 +90,12 @@ def preview_version(body: Any) -> ItemVersion:
                        max_score=1.0)
 
 
-@bp.post("/bank/preview")
+@bp.post("/api/bank/preview")
 @role_required(*AUTHORS)
 def preview():
     """The item as candidates will see it, from the editor's unsaved fields: ``{"html"}``, or
     422 naming the field to fix."""
-    version = preview_version(request.get_json(silent=True))
+    version = preview_version(json_body())
     return jsonify({"html": str(rendering.render_item(public_payload(version), prefix="preview",
                                                       label="this question"))})
 
