@@ -6,8 +6,9 @@ field. An item joins the set by naming the stimulus (``ItemVersion.stimulus_id``
 it; after that a change is a new version (:func:`new_stimulus_version`), which drafts then
 point at, so what candidates saw stays true.
 
-Forms keep a set's members next to each other (:func:`check_sets_adjacent`), and an attempt's
-item shuffle moves a set as one block (:func:`shuffle_keeping_sets`).
+Forms keep a set's members next to each other (``itembank.forms`` places them at the first
+member's place), and an attempt's item shuffle moves a set as one block
+(:func:`shuffle_keeping_sets`).
 """
 from __future__ import annotations
 
@@ -96,29 +97,6 @@ def _blocks(ids: Sequence[int], stimulus_of: dict[int, int | None]) -> list[list
             where[sid] = [vid]
             blocks.append(where[sid])
     return blocks
-
-
-def check_sets_adjacent(versions: Sequence[ItemVersion], *, form_code: str = "") -> None:
-    """Refuse a form order that separates an item set's members."""
-    seen: set[int] = set()
-    previous: int | None = None
-    for v in versions:
-        sid = v.stimulus_id
-        if sid is not None and sid != previous and sid in seen:
-            raise ItemDefinitionError(
-                f"form {form_code}: the items of an item set (stimulus {sid}) must be next to "
-                "each other", field="items")
-        if sid is not None:
-            seen.add(sid)
-        previous = sid
-
-
-def group_sets(versions: Sequence[ItemVersion]) -> list[ItemVersion]:
-    """``versions`` reordered so each set's members follow its first member (others keep their
-    places): what a form builder or an assembler does before creating the form."""
-    by_id = {v.id: v for v in versions}
-    blocks = _blocks([v.id for v in versions], {v.id: v.stimulus_id for v in versions})
-    return [by_id[vid] for block in blocks for vid in block]
 
 
 def shuffle_keeping_sets(order: list[int], stimulus_of: dict[int, int | None],

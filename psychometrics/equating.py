@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from psychometrics.calibration import Calibration
 from psychometrics.errors import PsychometricsError
 from psychometrics.irt.information import conditional_sem
 from psychometrics.irt.models import ItemParameters
@@ -66,7 +67,10 @@ def lowest_true_score(params: ItemParameters) -> float:
 
 def raw_for_theta(params: ItemParameters, theta) -> np.ndarray:
     """Expected raw score (true score) at each theta: the test characteristic curve
-    ``T(theta) = sum_j E[x_j | theta]`` (Lord, 1980, eq. 4-5). Shape of ``theta`` (1-d)."""
+    ``T(theta) = sum_j E[x_j | theta]`` (Lord, 1980, eq. 4-5). Shape of ``theta`` (1-d).
+
+    A theta cut carried to a whole raw cut ("at least") is ``ceil(raw_for_theta(params, cut))``.
+    """
     if not isinstance(params, ItemParameters):
         raise TypeError(f"params must be ItemParameters, got {type(params).__name__}")
     t = np.atleast_1d(np.asarray(theta, dtype=float))
@@ -376,15 +380,16 @@ def _scale_function(scale: ScaleSpec, decimals: int | None, limits) -> Callable:
         out = np.asarray(base(np.asarray(theta, dtype=float)), dtype=float)
         if limits is not None:
             out = np.clip(out, lo, hi)
-        if decimals is not None:
-            out = np.round(out, int(decimals))
+        if decimals is not None:  # halves away from zero as reports do (numpy rounds to even)
+            f = 10.0 ** int(decimals)
+            out = np.sign(out) * np.floor(np.abs(out) * f + 0.5) / f
         return out
 
     return convert
 
 
 def conversion_table(
-    params: ItemParameters,
+    params: ItemParameters | Calibration,
     *,
     scale: ScaleSpec = None,
     decimals: int | None = None,
@@ -400,10 +405,12 @@ def conversion_table(
 
     Parameters
     ----------
-    params : the form's items on the reporting theta scale.
+    params : the form's items on the reporting theta scale; a Calibration also gives the latent
+        mean and SD (else ``latent_mean``, ``latent_sd``) that EAP scoring uses.
     scale : ``(slope, intercept)`` for ``scale = slope * theta + intercept``, any vectorised
         callable of theta, or None for theta itself.
-    decimals, scale_limits : round reported scale scores, clip them to [lower, upper].
+    decimals, scale_limits : round reported scale scores (halves away from zero), clip them to
+        [lower, upper].
     theta_from : "eap" (EAP[theta | raw score] from the Lord-Wingersky recursion, Thissen et al.,
         1995; defined for every raw score) or "tcc" (the test characteristic curve's inverse,
         true-score scoring; raw scores with no inverse, at or below the lowest true score or at
@@ -415,6 +422,9 @@ def conversion_table(
     ``sqrt(sum_s sc(s)^2 P(s | theta) - (sum_s sc(s) P(s | theta))^2)`` with ``sc`` this table's
     conversion and ``P(s | theta)`` from the Lord-Wingersky recursion.
     """
+    if isinstance(params, Calibration):
+        latent_mean, latent_sd = params.latent_mean, params.latent_sd
+        params = params.params
     params = _check_params(params)
     theta_from = str(theta_from).lower()
     if theta_from not in ("eap", "tcc"):

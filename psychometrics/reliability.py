@@ -44,7 +44,9 @@ def _unpack(params, latent_mean, latent_sd):
     if isinstance(params, Calibration):
         return params.params, params.latent_mean, params.latent_sd
     if not isinstance(params, ItemParameters):
-        raise TypeError(f"params must be ItemParameters or a Calibration, got {type(params).__name__}")
+        raise TypeError(
+            f"params must be ItemParameters or a Calibration, got {type(params).__name__}"
+        )
     if not np.isfinite(latent_mean):
         raise PsychometricsError(f"latent_mean must be finite, got {latent_mean!r}")
     if not latent_sd > 0:

@@ -43,7 +43,7 @@ from itembank.stimuli import shuffle_keeping_sets
 from itembank.types import ResponseShapeError, item_type, public_payload
 from microcred import signals
 from microcred.db import utcnow
-from microcred.errors import DomainError
+from microcred.errors import Conflict, Invalid, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -51,28 +51,12 @@ MAX_SAVES_PER_REQUEST = 200
 MAX_EXTENSION_SECONDS = 4 * 3600
 
 
-class DeliveryError(DomainError):
-    """A request the attempt cannot honour."""
-
-
-class NotFound(DeliveryError):
-    status, code = 404, "not_found"
-
-
-class Conflict(DeliveryError):
-    status, code = 409, "conflict"
-
-
-class Finalized(DeliveryError):
+class Finalized(Conflict):
     status, code = 409, "attempt_finalized"
 
 
-class TimeUp(DeliveryError):
+class TimeUp(Conflict):
     status, code = 409, "time_up"
-
-
-class Invalid(DeliveryError):
-    status, code = 422, "invalid"
 
 
 # ---------------------------------------------------------------- loading and the clock
@@ -139,13 +123,14 @@ def start_attempt(
     candidate: User,
     exam: Exam,
     *,
-    agreed: bool,
     grace_seconds: float,
     seed: int | None = None,
     now: dt.datetime | None = None,
 ) -> Attempt:
     """Start an attempt, or return the one already in progress (a double click starts one).
-    One whose time ran out is finalized first (``grace_seconds``: the settings' save grace)."""
+    One whose time ran out is finalized first (``grace_seconds``: the settings' save grace).
+    The candidate's acceptance of the agreement is the start view's to take, before any start
+    gate; the attempt records when it started as when the agreement was accepted."""
     now = now or utcnow()
     if not candidate.has_role("candidate"):
         raise Invalid("only candidates sit exams")
@@ -155,8 +140,6 @@ def start_attempt(
         return existing
     if not exam.is_open:
         raise Conflict(f"exam {exam.code} is not open")
-    if not agreed:
-        raise Invalid("you must accept the candidate agreement to start", field="agree")
     check_may_start(session, candidate, exam, now)
     forms = [ef for ef in exam.forms if ef.active]
     if not forms:

@@ -20,7 +20,7 @@ OPTIONS = {"options": [{"id": x, "text": f"Option {x}"} for x in "ABCD"]}
     ('<p onclick="steal()">Hi</p>', "steal"),
     ('<a href="javascript:alert(1)">link</a>', "javascript"),
     ('<a href="JaVaScRiPt:alert(1)">link</a>', "alert"),
-    ('<img src="%s" alt="x" onerror="steal()">' % IMG, "steal"),
+    (f'<img src="{IMG}" alt="x" onerror="steal()">', "steal"),
     ("<style>p { color: red }</style><p>x</p>", "color"),
     ('<p style="background:url(evil)">x</p>', "evil"),
     ('<iframe src="https://evil.example"></iframe>', "iframe"),

@@ -9,6 +9,7 @@ import pytest
 from psychometrics import (
     ItemParameters,
     PsychometricsError,
+    calibrate,
     conversion_table,
     equipercentile,
     observed_score_distribution,
@@ -19,7 +20,7 @@ from psychometrics import (
 )
 from psychometrics.scoring import lord_wingersky
 
-# Kolen & Brennan (2014, Test Equating, Scaling, and Linking, 3rd ed., Table 6.5): 3PL parameters
+# Kolen & Brennan (2014, Test Equating, Scaling, and Linking, 3rd ed., ch. 6): 3PL parameters
 # (a, b, c) of the 36-item Forms X and Y in the D = 1.7 metric, Form X already on Form Y's scale;
 # as entered in jMetrik's IrtTrueScoreEquatingTest (meyerjp3/psychometrics).
 KB_FORM_X = [
@@ -99,9 +100,21 @@ KB_FORM_Y = [
     (0.925521, 2.133706, 0.125873),
 ]
 # Form-Y true-score equivalents of Form-X scores 0..36 and the Form-X thetas of scores 7..35, from
-# Kolen's PIE/POLYEQUATE program (Kolen & Brennan, 2014, Table 6.6; jMetrik's test, to 1e-6).
-KB_Y_EQUIVALENTS = [0.0, 0.888027, 1.776054, 2.66408, 3.552107, 4.440134, 5.328161, 6.134033, 7.185802, 8.39496, 9.621725, 10.82559, 12.000215, 13.149525, 14.280262, 15.399495, 16.513518, 17.627108, 18.742944, 19.861174, 20.979305, 22.09259, 23.194994, 24.280626, 25.345249, 26.387408, 27.408805, 28.413824, 29.408303, 30.397704, 31.384411, 32.363711, 33.317925, 34.209551, 34.979905, 35.575623, 36.0]
-KB_X_THETA = [-4.336128, -2.770096, -2.063286, -1.607182, -1.26817, -0.995059, -0.763274, -0.559258, -0.37474, -0.204264, -0.044016, 0.108779, 0.256195, 0.399813, 0.540889, 0.680503, 0.819717, 0.95975, 1.102159, 1.249018, 1.403104, 1.56813, 1.749146, 1.95332, 2.191603, 2.482434, 2.860365, 3.399176, 4.321431]
+# Kolen's POLYEQUATE program for this example (Kolen & Brennan, 2014, ch. 6), 6 decimals, as
+# jMetrik's IrtTrueScoreEquatingTest asserts them.
+KB_Y_EQUIVALENTS = [
+    0.0, 0.888027, 1.776054, 2.66408, 3.552107, 4.440134, 5.328161, 6.134033, 7.185802,
+    8.39496, 9.621725, 10.82559, 12.000215, 13.149525, 14.280262, 15.399495, 16.513518,
+    17.627108, 18.742944, 19.861174, 20.979305, 22.09259, 23.194994, 24.280626, 25.345249,
+    26.387408, 27.408805, 28.413824, 29.408303, 30.397704, 31.384411, 32.363711, 33.317925,
+    34.209551, 34.979905, 35.575623, 36.0,
+]
+KB_X_THETA = [
+    -4.336128, -2.770096, -2.063286, -1.607182, -1.26817, -0.995059, -0.763274, -0.559258,
+    -0.37474, -0.204264, -0.044016, 0.108779, 0.256195, 0.399813, 0.540889, 0.680503,
+    0.819717, 0.95975, 1.102159, 1.249018, 1.403104, 1.56813, 1.749146, 1.95332, 2.191603,
+    2.482434, 2.860365, 3.399176, 4.321431,
+]
 
 
 def kb_form(rows) -> ItemParameters:
@@ -114,7 +127,7 @@ def kb_forms():
     return kb_form(KB_FORM_X), kb_form(KB_FORM_Y)
 
 
-def test_true_score_equating_reproduces_kolen_brennan_table_6_6(kb_forms):
+def test_true_score_equating_reproduces_kolen_brennan_example(kb_forms):
     form_x, form_y = kb_forms
     table = true_score_equating(form_x, form_y)
     np.testing.assert_allclose(table.equivalents, KB_Y_EQUIVALENTS, atol=5e-6)
@@ -201,7 +214,9 @@ def test_conversion_table_with_conditional_sems(kb_forms):
     assert eap.scores.tolist() == list(range(37))
     assert np.all(np.diff(eap.theta) > 0) and np.all(np.diff(eap.scale) >= 0)
     assert eap.scale.min() >= 70 and eap.scale.max() <= 130
-    assert eap.scale == pytest.approx(np.clip(np.round(10 * eap.theta + 100), 70, 130))
+    assert eap.scale == pytest.approx(np.clip(np.floor(10 * eap.theta + 100.5), 70, 130))
+    half = conversion_table(form_x, scale=lambda t: np.full_like(t, 102.5), decimals=0)
+    assert np.all(half.scale == 103)  # halves round up, not to even
     # the scale CSEM of an unrounded linear conversion of a 0/1 test at theta is the SD of
     # slope * theta_EAP(s) over P(s | theta): check one row against the definition
     lin = conversion_table(form_x, scale=(10, 100))
@@ -224,3 +239,12 @@ def test_conversion_table_with_conditional_sems(kb_forms):
         conversion_table(form_x, scale="T-score")
     with pytest.raises(PsychometricsError, match="scale_limits must satisfy"):
         conversion_table(form_x, scale=(10, 100), scale_limits=(5, 1))
+
+
+def test_conversion_table_of_a_calibration_uses_its_latent_scale(lsat6):
+    fit = calibrate(lsat6, "rasch", standard_errors=False)
+    table = conversion_table(fit)
+    direct = conversion_table(fit.params, latent_sd=fit.latent_sd)
+    np.testing.assert_allclose(table.theta, direct.theta)
+    assert fit.latent_sd != pytest.approx(1.0, abs=0.1)
+    assert not np.allclose(table.theta, conversion_table(fit.params).theta)
