@@ -49,13 +49,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index(op.f('ix_item_versions_stimulus_id'), table_name='item_versions')
-    if op.get_bind().dialect.name == 'sqlite':
-        # SQLite will not DROP COLUMN a column with a foreign key: the table is copied instead
-        with op.batch_alter_table('item_versions') as batch_op:
-            batch_op.drop_column('stimulus_id')
-    else:
-        op.drop_constraint(op.f('fk_item_versions_stimulus_id_stimuli'), 'item_versions',
-                           type_='foreignkey')
-        op.drop_column('item_versions', 'stimulus_id')
+    # a plain DROP COLUMN (SQLite >= 3.35, PostgreSQL), which takes the column's foreign key
+    # with it; batch mode would copy item_versions, that other tables reference
+    op.execute("ALTER TABLE item_versions DROP COLUMN stimulus_id")
     op.drop_table('stimuli')
     op.drop_table('media')

@@ -87,7 +87,7 @@ def test_an_attempt_shows_the_stimulus_beside_each_member(db, make_user):
                        agreement="I will work alone.", policy={})
     db.commit()
     for seed in range(12):
-        attempt = service.start_attempt(db, make_user("candidate"), exam, agreed=True,
+        attempt = service.start_attempt(db, make_user("candidate"), exam,
                                         grace_seconds=5, seed=seed)
         state = service.runner_state(db, attempt, grace_seconds=5)
         members = [it for it in state["items"] if "stimulus" in it]
