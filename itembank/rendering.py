@@ -8,7 +8,8 @@ Jinja template per interaction, ``templates/items/interactions/<type>.html``.
   the stem and the interaction in its own layout and receives them in its item payload;
   ``static/items/interactions.js`` reads and restores each interaction's value there.
 
-The Jinja filters the templates use are registered by :func:`init_app`.
+The item editor's per-type fields are ``templates/items/editors/<type>.html``, read back by
+``itembank.editors``. The Jinja filters the templates use are registered by :func:`init_app`.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from flask import Flask, render_template
 from markupsafe import Markup
 
 from itembank.content import display_html
-from itembank.types import public_payload, sentence_parts
+from itembank.types import GAP_MARK, public_payload, sentence_parts
 
 
 def _content(value: str) -> Markup:
@@ -42,6 +43,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["content"] = _content
     app.jinja_env.filters["inline_content"] = _inline_content
     app.jinja_env.filters["gap_parts"] = _gap_parts
+    app.jinja_env.filters["gap_ids"] = lambda sentence: GAP_MARK.findall(sentence or "")
     app.jinja_env.globals["render_item"] = render_item
     app.jinja_env.globals["item_payload"] = public_payload
 
