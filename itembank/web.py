@@ -101,5 +101,9 @@ def preview():
 
 
 def init_app(app: Flask) -> None:
+    """The item bank's views: these, and the builder's screens (``itembank.builder``)."""
+    from itembank import builder
+
     rendering.init_app(app)
     app.register_blueprint(bp)
+    builder.init_app(app)

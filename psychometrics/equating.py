@@ -284,7 +284,14 @@ def observed_score_equating(
     """IRT observed-score equating (Lord, 1980; Zeng & Kolen, 1995; Kolen & Brennan, 2014,
     sec. 6.6.3): the Lord-Wingersky summed-score distributions of both forms over one population
     (the synthetic population of a common-item design: pass its nodes ``theta`` and ``weights``,
-    e.g. ``w1 g1 + w2 g2`` on one grid), equated equipercentile."""
+    e.g. ``w1 g1 + w2 g2`` on one grid), equated equipercentile.
+
+    For two groups N(mu1, sd1^2) and N(mu2, sd2^2) on the common scale, weighted w1 and w2::
+
+        q1 = normal_quadrature(61, 6.0, mu1, sd1)   # the nodes do not move with mu and sd
+        q2 = normal_quadrature(61, 6.0, mu2, sd2)
+        observed_score_equating(x, y, theta=q1.points, weights=w1 * q1.weights + w2 * q2.weights)
+    """
     for name, p in (("form_x", form_x), ("form_y", form_y)):
         if not isinstance(p, ItemParameters):
             raise TypeError(f"{name} must be ItemParameters, got {type(p).__name__}")

@@ -36,8 +36,10 @@ from assessment.delivery.reads import (  # release_status: reads owns it; views,
     release_status,  # noqa: F401
 )
 from assessment.delivery.timing import Clock, clock
-from assessment.exams import Exam, ExamForm
+from assessment.exams import Exam, ExamForm, loft_target, window_refusal
 from assessment.users import User, time_multiplier_for
+from itembank.exposure import record_delivery
+from itembank.forms import unscored_versions
 from itembank.models import FormItem, ItemVersion
 from itembank.stimuli import shuffle_keeping_sets
 from itembank.types import ResponseShapeError, item_type, public_payload
@@ -140,18 +142,19 @@ def start_attempt(
         return existing
     if not exam.is_open:
         raise Conflict(f"exam {exam.code} is not open")
+    closed = window_refusal(exam, now)
+    if closed:
+        raise Conflict(closed)
     check_may_start(session, candidate, exam, now)
-    forms = [ef for ef in exam.forms if ef.active]
-    if not forms:
-        raise Conflict(f"exam {exam.code} has no active form")
     seed = seed if seed is not None else secrets.randbits(48)
     rng = random.Random(seed)
-    exam_form: ExamForm = rng.choice(forms)
+    form_id = _choose_form(session, exam, rng, seed)
+    record_delivery(session, form_id)
     versions = list(
         session.scalars(
             select(ItemVersion)
             .join(FormItem, FormItem.item_version_id == ItemVersion.id)
-            .where(FormItem.form_id == exam_form.form_id)
+            .where(FormItem.form_id == form_id)
             .order_by(FormItem.position)
         )
     )
@@ -168,7 +171,7 @@ def start_attempt(
     attempt = Attempt(
         candidate_id=candidate.id,
         exam_id=exam.id,
-        form_id=exam_form.form_id,
+        form_id=form_id,
         seed=seed,
         item_order=order,
         option_orders=option_orders,
@@ -187,6 +190,29 @@ def start_attempt(
         exam_id=exam.id,
     )
     return attempt
+
+
+def _choose_form(session: Session, exam: Exam, rng: random.Random, seed: int) -> int:
+    """One of the exam's active forms, or for a linear-on-the-fly exam a form of the
+    candidate's own: taken from the exam's pool, or assembled now when the pool is empty."""
+    if exam.delivery_mode == "loft":
+        from itembank.assembly import InfeasibleAssembly, assemble_loft_form
+        from itembank.pool import claim_form
+
+        form_id = claim_form(session, exam.code)
+        if form_id is not None:
+            return form_id
+        try:
+            return assemble_loft_form(session, loft_key=exam.code, blueprint=exam.blueprint,
+                                      target=loft_target(exam), seed=seed).id
+        except InfeasibleAssembly as exc:
+            log.error("exam %s: no form could be assembled: %s", exam.code, exc)
+            raise Conflict(f"exam {exam.code} has no form ready; try again later") from exc
+    forms = [ef for ef in exam.forms if ef.active]
+    if not forms:
+        raise Conflict(f"exam {exam.code} has no active form")
+    exam_form: ExamForm = rng.choice(forms)
+    return exam_form.form_id
 
 
 # ---------------------------------------------------------------- the runner's state
@@ -503,11 +529,18 @@ def _score(session: Session, attempt: Attempt) -> Result:
         theta_se=None,
     )
     scores = []
+    # pretest items ride along unscored: their responses are kept for calibration only
+    unscored = unscored_versions(session, attempt.form_id)
     for pos, vid in enumerate(attempt.item_order):
         v = versions[vid]
         save = saves.get(vid)
         value = save.value if save else None
         points = item_type(v.item_type).score(v, value)
+        if vid in unscored:
+            scores.append(ItemScore(item_version_id=vid, position=pos, domain_code=v.domain_code,
+                                    response=value, score=points, max_score=v.max_score,
+                                    scored=False))
+            continue
         answered += item_type(v.item_type).is_answered(value)
         raw += points
         maximum += v.max_score
@@ -531,6 +564,7 @@ def _score(session: Session, attempt: Attempt) -> Result:
     result.raw_score, result.max_score, result.percent = raw, maximum, percent
     result.passed = percent >= exam.pass_percent
     result.answered = answered
+    result.n_items = len(attempt.item_order) - len(unscored & set(attempt.item_order))
     for d in domains.values():
         d["percent"] = round(100.0 * d["score"] / d["max"], 1) if d["max"] else None
     result.domain_scores = [d for d in domains.values() if d["items"]]
