@@ -260,22 +260,23 @@ def angoff_cut(
             )
         if np.any(top <= 0):
             raise PsychometricsError("item_max must be positive for every item")
+    p_ids = _ids(panelist_ids, n_p, "panelist_ids", "panelist")
+    i_ids = _ids(item_ids, n_i, "item_ids", "item")
     if yes_no and not np.all((r == 0) | (r == 1)):
-        idx = tuple(int(i) for i in np.argwhere((r != 0) & (r != 1))[0])
+        rd, p, j = (int(i) for i in np.argwhere((r != 0) & (r != 1))[0])
         raise PsychometricsError(
-            f"ratings: Yes/No Angoff ratings must be 0 or 1; entry {idx} is {r[idx]:g}"
+            f"ratings: round {rd + 1}, panelist {p_ids[p]}, item {i_ids[j]} is {r[rd, p, j]:g}; "
+            "Yes/No Angoff ratings must be 0 or 1"
         )
     bad = (r < 0) | (r > top[None, None, :])
     if bad.any():
         rd, p, j = (int(i) for i in np.argwhere(bad)[0])
         raise PsychometricsError(
-            f"ratings: round {rd + 1}, panelist {p}, item {j} is {r[rd, p, j]:g}; ratings must lie "
-            f"in 0..{top[j]:g} (the item's maximum score)"
+            f"ratings: round {rd + 1}, panelist {p_ids[p]}, item {i_ids[j]} is {r[rd, p, j]:g}; "
+            f"ratings must lie in 0..{top[j]:g} (the item's maximum score)"
         )
     if not 0 < flag_sd:
         raise PsychometricsError(f"flag_sd must be positive, got {flag_sd!r}")
-    p_ids = _ids(panelist_ids, n_p, "panelist_ids", "panelist")
-    i_ids = _ids(item_ids, n_i, "item_ids", "item")
     max_score = float(top.sum())
     rounds = []
     for k in range(n_rounds):

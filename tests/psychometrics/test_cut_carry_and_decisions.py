@@ -8,9 +8,11 @@ and binomial tables worked by hand, and against each other where theory says the
 from __future__ import annotations
 
 import itertools
+import json
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from scipy import stats
 
 from psychometrics import (
@@ -28,6 +30,7 @@ from psychometrics import (
     subkoviak,
     theta_cut_from_raw,
 )
+from psychometrics.cli import main
 from tests.psychometrics.test_equating import (
     KB_FORM_X,
     KB_FORM_Y,
@@ -211,3 +214,59 @@ def test_cut_report_sem_and_pass_rates(kb):
     assert rep.csem_theta > 0 and rep.csem_raw > 0
     scores = cut_report(form_x, theta_c, scores=[20, 25, 26, 30])
     assert scores.pass_rate_sample == 0.75
+
+
+def _fit_json(path, rows, prefix="i"):
+    doc = {
+        "model": "3pl",
+        "latent": {"mean": 0.0, "sd": 1.0},
+        "items": [
+            {"id": f"{prefix}{j + 1}", "a": 1.7 * a, "b": b, "c": c}
+            for j, (a, b, c) in enumerate(rows)
+        ],
+    }
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_cut_score_command_carries_angoff_cut_to_forms(tmp_path):
+    fit_x = _fit_json(tmp_path / "x.json", KB_FORM_X)
+    fit_y = _fit_json(tmp_path / "y.json", KB_FORM_Y, prefix="y")
+    items = [f"i{j + 1}" for j in range(36)]
+    lines = ["panelist,round," + ",".join(reversed(items))]  # any column order
+    for rnd in (1, 2):
+        for who, base in (("ann", 0.70), ("bob", 0.68 if rnd == 2 else 0.60)):
+            lines.append(f"{who},{rnd}," + ",".join([f"{base:.2f}"] * 36))
+    ratings = tmp_path / "ratings.csv"
+    ratings.write_text("\n".join(lines) + "\n")
+    result = CliRunner().invoke(
+        main, ["cut-score", str(ratings), "--params", str(fit_x), "--form", f"Y={fit_y}"]
+    )
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["angoff"]["cut"] == pytest.approx(36 * 0.69)  # round 2: (25.2 + 24.48) / 2
+    assert len(doc["angoff"]["rounds"]) == 2
+    theta_c = doc["carried"]["theta_cut"]
+    assert theta_c == pytest.approx(theta_cut_from_raw(kb_form(KB_FORM_X), 36 * 0.69))
+    names = [f["form"] for f in doc["carried"]["forms"]]
+    assert names == ["reference", "Y"]
+    assert doc["carried"]["forms"][0]["raw_cut"] == 25  # ceil(24.84)
+    assert doc["carried"]["scale"]["cut_scale"] == 350.0
+    for name in names:
+        dec = doc["decisions"][name]
+        assert 0.5 < dec["rudner"]["accuracy"] < 1 and 0.5 < dec["lee"]["accuracy"] < 1
+        assert dec["at_cut"]["csem_theta"] > 0
+
+
+def test_cut_score_command_reports_bad_ratings(tmp_path):
+    fit_x = _fit_json(tmp_path / "x.json", KB_FORM_X[:3])
+    bad = tmp_path / "bad.csv"
+    bad.write_text("panelist,i1,i2,i3\nann,0.5,x,0.7\n")
+    result = CliRunner().invoke(main, ["cut-score", str(bad), "--params", str(fit_x)])
+    assert result.exit_code != 0 and "row 2, column i2" in result.output
+    bad.write_text("panelist,i1,i2\nann,0.5,0.6\n")
+    result = CliRunner().invoke(main, ["cut-score", str(bad), "--params", str(fit_x)])
+    assert result.exit_code != 0 and "missing i3" in result.output
+    bad.write_text("panelist,i1,i2,i3\nann,0.5,0.6,1.5\n")
+    result = CliRunner().invoke(main, ["cut-score", str(bad), "--params", str(fit_x)])
+    assert result.exit_code != 0 and "panelist ann, item i3 is 1.5" in result.output

@@ -101,7 +101,7 @@ def test_yes_no_angoff_and_polytomous_item_max():
 @pytest.mark.parametrize(
     "bad, kwargs, match",
     [
-        ([[0.5, 1.2]], {}, "round 1, panelist 0, item 1 is 1.2"),
+        ([[0.5, 1.2]], {}, "round 1, panelist panelist1, item item2 is 1.2"),
         ([[0.5, np.nan]], {}, "ratings must be finite"),
         ([0.5, 0.6], {}, "ratings must have 2 or 3"),
         ([[0.5, 0.6]], {"item_max": [1]}, "item_max must have one value per item"),
