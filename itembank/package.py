@@ -5,6 +5,6 @@ the item preview and the rendering of items; ``itembank.builder``: the blueprint
 form builder) and its commands."""
 from microcred.packages import Package
 
-PACKAGE = Package(name="itembank", order=10, models=("itembank.models",),
+PACKAGE = Package(name="itembank", order=10, models=("itembank.models", "itembank.qti.uploads"),
                   migrations="migrations", web="itembank.web:init_app",
                   cli="itembank.cli:register")

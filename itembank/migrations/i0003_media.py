@@ -1,7 +1,7 @@
 """itembank: media stored once by content hash, stimuli shared by item sets
 
 Revision ID: i0003_media
-Revises: i0004_assembly
+Revises: i0005_qti
 Create Date: 2026-11-26 15:10:00
 """
 import sqlalchemy as sa
@@ -10,7 +10,7 @@ from alembic import op
 import microcred.db
 
 revision = 'i0003_media'
-down_revision = 'i0004_assembly'
+down_revision = 'i0005_qti'
 branch_labels = None
 depends_on = None
 

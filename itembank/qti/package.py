@@ -73,12 +73,12 @@ def record_of(session: Session, version: ItemVersion) -> ItemRecord:
 def _person(session: Session, user_id: int | None) -> dict[str, str] | None:
     if user_id is None:
         return None
-    from assessment.users import User  # the bank names people; users are assessment's
+    from microcred.records import records  # people are assessment's records
 
-    user = session.get(User, user_id)
-    if user is None:
+    person = records().person(session, user_id)
+    if person is None:
         return None
-    return {"name": getattr(user, "name", "") or user.email, "email": user.email}
+    return {"name": person.display_name or person.email, "email": person.email}
 
 
 def _metadata_of(session: Session, version: ItemVersion, code: str) -> dict[str, Any]:
