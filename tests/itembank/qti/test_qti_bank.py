@@ -75,6 +75,7 @@ def test_bank_round_trip_keeps_items_metadata_statistics_and_enemies(db, dialect
     assert params.standard_errors == {"a": 0.11, "b": 0.07, "c": 0.03}
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_preview_writes_nothing_and_a_second_import_skips_existing_codes(db):
     _bank(db)
     db.commit()
@@ -101,6 +102,7 @@ CSV = (b"code,stem,option_a,option_b,option_c,key,domain\n"
        b"C-6,<script>alert(1)</script>,a,b,,A,X\n")
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_csv_rows_are_checked_and_named_by_row_and_column(db):
     plan = read_csv(CSV, "bank.csv")
     outcomes = {o.where: o for o in plan.report.items}
@@ -116,6 +118,7 @@ def test_csv_rows_are_checked_and_named_by_row_and_column(db):
     assert "<script>" not in c6.stem and "&lt;script&gt;" in c6.stem
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_cli_import_prints_the_report_and_export_writes_a_package(db, database_url, tmp_path):
     _bank(db)
     db.commit()

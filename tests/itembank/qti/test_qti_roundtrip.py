@@ -165,3 +165,23 @@ def test_templates_are_recognised_by_name_whatever_the_uri():
     assert rp.template_name(".../rptemplates/map_response.XML") == "map_response"
     with pytest.raises(rp.UnsupportedProcessing, match="map_response_cc2"):
         rp.template_rules("map_response_cc2")
+
+
+@pytest.mark.parametrize("dialect", ["qti3", "qti21"])
+def test_an_item_set_keeps_its_shared_stimulus(dialect):
+    """QTI 3.0 writes the stimulus once (``qti-assessment-stimulus``) and refers to it from each
+    member; QTI 2.1 has no stimulus, so it goes into each member's body and comes back out."""
+    from itembank.qti.record import StimulusRecord
+
+    passage = StimulusRecord(code="CASE-1", kind="case", title="A patient",
+                             content="<p>A 54-year-old man presents with chest pain.</p>")
+    members = [ItemRecord(**s) for s in samples()[:2]]
+    for m in members:
+        m.stimulus = passage
+    data = package_records(members, dialect)
+    names = zipfile.ZipFile(io.BytesIO(data)).namelist()
+    assert ("items/stimuli/CASE-1.xml" in names) == (dialect == "qti3")
+    plan = read_package(data, "set.zip")
+    for planned, member in zip(plan.items, members, strict=True):
+        assert planned.record.definition() == member.definition()
+        assert planned.record.stimulus == passage
