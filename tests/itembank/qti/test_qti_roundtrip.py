@@ -20,9 +20,9 @@ from itembank.qti.record import ItemRecord
 from itembank.types import item_type
 from tests.itembank.qti.samples import samples
 
-PNG = bytes.fromhex(  # a 1 x 1 PNG
+PNG = bytes.fromhex(  # a 1 x 1 PNG (a valid one: the bank refuses an image that will not decode)
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
-    "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082")
+    "1f15c4890000000d49444154789c63f8cfc0f01f00050001ff89993d1d0000000049454e44ae426082")
 SHA = hashlib.sha256(PNG).hexdigest()
 
 
