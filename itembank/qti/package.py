@@ -139,10 +139,36 @@ def _statistics_of(session: Session, version: ItemVersion) -> list[dict[str, Any
             if ses.get(name) is not None:
                 stat["std_error"] = float(ses[name])
             stats.append(stat)
-    for stat in (version.meta or {}).get("statistics", []):
-        if stat.get("name") in ("p", "rpb"):
-            stats.append({**stat, "version": version.version})
+    classical = _classical(session, version)
+    if not classical:  # none from responses here: what an earlier import brought
+        classical = [s for s in (version.meta or {}).get("statistics", [])
+                     if s.get("name") in ("p", "rpb")]
+    stats += [{**stat, "version": version.version} for stat in classical]
     return stats
+
+
+def _classical(session: Session, version: ItemVersion) -> list[dict[str, Any]]:
+    """p (mean fraction of the points earned) and r-pb (the corrected item-total correlation:
+    the item's score against the rest of the test, Henrysson, 1963) from the version's scored
+    responses, read through delivery's published read API."""
+    try:
+        from assessment.delivery.reads import item_score_rows  # type: ignore[attr-defined]
+    except ImportError:
+        return []
+    rows = item_score_rows(session, version.id)
+    n = len(rows)
+    if n < 2:
+        return []
+    import numpy as np
+
+    earned = np.array([s / m if m else 0.0 for s, m, _ in rows])
+    item = np.array([s for s, _, _ in rows], dtype=float)
+    rest = np.array([raw - s for s, _, raw in rows], dtype=float)
+    out = [{"name": "p", "value": float(earned.mean()), "case_count": n}]
+    if item.std() > 0 and rest.std() > 0:
+        out.append({"name": "rpb", "value": float(np.corrcoef(item, rest)[0, 1]),
+                    "case_count": n})
+    return out
 
 
 def _extension(rec: ItemRecord) -> dict[str, Any]:
