@@ -15,7 +15,13 @@ from itembank import authoring
 from itembank.enemies import add_enemy, enemies_of
 from itembank.models import Item, ItemParameter, ItemVersion
 from itembank.qti.csv_import import import_csv, read_csv
-from itembank.qti.package import export_package, newest_versions, read_package, write_plan
+from itembank.qti.package import (
+    export_package,
+    newest_versions,
+    read_package,
+    record_of,
+    write_plan,
+)
 from tests.itembank.qti.samples import samples
 from tests.itembank.qti.test_qti_roundtrip import PNG
 
@@ -67,6 +73,11 @@ def test_bank_round_trip_keeps_items_metadata_statistics_and_enemies(db, dialect
         code = db.get(Item, original.item_id).code
         copy = db.scalar(select(ItemVersion).join(Item).where(Item.code == f"{code}-B"))
         assert _content(copy) == _content(original), code
+        before, after = record_of(db, original), record_of(db, copy)
+        for enemy in after.metadata.get("enemies", []):
+            enemy["code"] = enemy["code"].removesuffix("-B")
+        assert after.metadata == before.metadata, code
+        assert after.statistics == before.statistics, code
     first = db.scalar(select(Item).where(Item.code == "SC-1-B"))
     assert [db.get(Item, i).code for i in enemies_of(db, first.id)] == ["SC-2-B"]
     params = db.scalar(select(ItemParameter).join(ItemVersion).where(
