@@ -393,7 +393,8 @@ def _plan_item(plan: Plan, archive: Archive, path: str, root: etree._Element,
     try:
         rec = read_item(root, media)
         _apply_metadata(rec, meta)
-        _attach_stimulus(rec, archive, path, root, media)
+        _attach_stimulus(rec, archive, path, root,
+                         lambda href: lambda src: _media_url(plan, archive, href, src))
     except ItemRefused as exc:
         outcome.reason = str(exc)
         return Planned(outcome)
@@ -444,7 +445,9 @@ def _apply_metadata(rec: ItemRecord, meta: etree._Element | None) -> None:
 
 
 def _attach_stimulus(rec: ItemRecord, archive: Archive, path: str, root: etree._Element,
-                     media: Callable[[str], str]) -> None:
+                     media_for: Callable[[str], Callable[[str], str]]) -> None:
+    """The item's ``assessment-stimulus-ref`` read into its record (media relative to the
+    stimulus's own file)."""
     from itembank.qti.content import inner_html
 
     tree = canonical_tree(root)
@@ -465,6 +468,7 @@ def _attach_stimulus(rec: ItemRecord, archive: Archive, path: str, root: etree._
         kind = next((c for c in inner.get("class", "").split() if c != "microcred-stimulus"),
                     "passage")
         body = inner
+    media = media_for(href)
     for node in body.iter():
         for attr in ("src", "data"):
             if isinstance(node.tag, str) and node.get(attr):

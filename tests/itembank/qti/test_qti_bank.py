@@ -35,9 +35,15 @@ def _image_src(db) -> str:
 
 
 def _bank(db) -> list[ItemVersion]:
+    from itembank.stimuli import create_stimulus
+
+    case = create_stimulus(db, code="CASE-1", kind="case", title="A patient",
+                           content="<p>A 54-year-old man presents with chest pain.</p>")
     versions = []
     for s in samples(_image_src(db)):
         s = dict(s)
+        if s["code"].startswith("MR-"):  # an item set of two
+            s["stimulus_id"] = case.id
         version = authoring.create_item(db, code=s.pop("code"), item_type_name=s.pop("item_type"),
                                         domain_code="D1", **s)
         versions.append(version)
@@ -54,7 +60,9 @@ def _bank(db) -> list[ItemVersion]:
 def _content(v: ItemVersion) -> dict:
     return {"item_type": v.item_type, "stem": v.stem, "interaction": v.interaction,
             "key": v.key, "scoring": v.scoring, "max_score": v.max_score,
-            "domain_code": v.domain_code, "status": v.status, "version": v.version}
+            "domain_code": v.domain_code, "status": v.status, "version": v.version,
+            "stimulus": v.stimulus and (v.stimulus.code, v.stimulus.kind, v.stimulus.title,
+                                        v.stimulus.content)}
 
 
 @pytest.mark.parametrize("dialect", ["qti3", "qti21"])
