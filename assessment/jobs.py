@@ -17,7 +17,7 @@ _building = threading.Lock()
 
 def build_queue(settings: Settings, open_session: Callable, *, immediate: bool = False) -> JobQueue:
     huey = make_huey(instance_dir=settings.instance_dir, redis_url=settings.redis_url,
-                     immediate=immediate)
+                     name=settings.jobs_queue, immediate=immediate)
     return JobQueue(huey, open_session)
 
 

@@ -70,15 +70,16 @@ def load_jobs() -> dict[str, JobSpec]:
     return dict(_JOBS)
 
 
-def make_huey(*, instance_dir: Path, redis_url: str | None, immediate: bool = False) -> Huey:
+def make_huey(*, instance_dir: Path, redis_url: str | None, name: str = QUEUE_NAME,
+              immediate: bool = False) -> Huey:
     """The huey instance of the settings: Redis when ``redis_url`` is given, else a SQLite
     file under ``instance_dir``; ``immediate`` (tests only) runs each job as it is enqueued."""
     if immediate:
-        return Huey(QUEUE_NAME, immediate=True)
+        return Huey(name, immediate=True)
     if redis_url:
-        return RedisHuey(QUEUE_NAME, url=redis_url)
+        return RedisHuey(name, url=redis_url)
     Path(instance_dir).mkdir(parents=True, exist_ok=True)
-    return SqliteHuey(QUEUE_NAME, filename=str(Path(instance_dir) / SQLITE_FILE))
+    return SqliteHuey(name, filename=str(Path(instance_dir) / SQLITE_FILE))
 
 
 class JobQueue:
