@@ -287,3 +287,32 @@ def test_the_run_page_shows_progress_until_the_job_finishes(app, client, demo, d
     html = done.get_data(as_text=True)
     assert "is stored as proposed" in html and "Proposed: awaiting approval" in html
     assert "run-progress.js" not in html and 'id="run-status"' not in html
+
+
+@pytest.mark.browser
+@SQLITE_ONLY
+def test_the_run_page_follows_the_job_in_the_browser(demo, db, database, live_server, page):
+    """The page of a queued run passes axe, announces the job's state in its live region, and
+    shows the estimates by itself once a worker has finished the run."""
+    from playwright.sync_api import expect
+
+    from tests.test_axe import _audit
+
+    exam, user = demo
+    run_id = _queued(db, exam, user)
+    base = live_server.url
+    page.goto(base + "/signin")
+    page.fill("#email", user.email)
+    page.fill("#password", user.demo_password)
+    page.click("button[type=submit]")
+    page.wait_for_load_state()
+    page.goto(f"{base}/psych/runs/{run_id}")
+    status = page.locator("#run-status")
+    expect(status).to_have_text("Queued: waiting for a job worker to start it.")
+    expect(page.get_by_label("EM cycles done")).to_be_visible()
+    assert _audit(page, "queued run page") == []
+    with database.session() as session:  # what the worker does
+        assert calibrate_run(session, run_id) == "finished"
+    expect(page.get_by_role("button", name=f"Approve run {run_id}")).to_be_visible(timeout=20_000)
+    expect(page.locator("#run-status")).to_have_count(0)
+    assert _audit(page, "finished run page") == []
