@@ -106,3 +106,13 @@ def test_export_downloads_the_filtered_bank(client, db, make_user):
     names = zipfile.ZipFile(io.BytesIO(resp.data)).namelist()
     assert sorted(n for n in names if n.startswith("items/")) == ["items/MR-1.xml",
                                                                    "items/MR-2.xml"]
+
+
+def test_a_csv_bank_goes_through_the_same_page(client, db, make_user):
+    from tests.itembank.qti.test_qti_bank import CSV
+
+    signin(client, make_user("admin"))
+    resp = _upload(client, CSV, "bank.csv")
+    page = client.get(resp.location).get_data(as_text=True)
+    assert "3 item(s) will be imported, 3 skipped" in page
+    assert "column key: D names no option (options A-B)" in page
