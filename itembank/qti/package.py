@@ -651,7 +651,7 @@ def _apply_status(session: Session, version: ItemVersion, status: str, actor: An
 def _write_enemies(session: Session, codes: dict[str, tuple[ItemVersion, Planned]]) -> None:
     from itembank.enemies import add_enemy
 
-    for code, (version, planned) in codes.items():
+    for version, planned in codes.values():
         for enemy in planned.record.metadata.get("enemies", []) if planned.record else []:
             other = session.scalar(select(Item).where(Item.code == enemy["code"]))
             if other is None:
