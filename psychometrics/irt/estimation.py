@@ -131,50 +131,108 @@ def build_parameter_map(
 @dataclass
 class EStep:
     loglik: float
-    posterior: np.ndarray  # (U, Q) posterior weights per pattern, rows sum to one
+    posterior: np.ndarray | None  # (U, Q) posterior weights per pattern (None if not kept)
     counts: np.ndarray  # (J, K, Q) expected counts r_jkq
     node_mass: np.ndarray  # (Q,) expected number of persons at each node
 
 
-def pattern_loglik(patterns: ResponsePatterns, logp: np.ndarray) -> np.ndarray:
-    """log L_u(X_q) for every pattern and node, shape (U, Q)."""
+# patterns per E-step block: the (block, Q) work arrays stay near 16 MB however many persons
+E_STEP_BLOCK_CELLS = 2_000_000
+
+
+def _stacked_indicators(patterns: ResponsePatterns) -> np.ndarray | None:
+    """[Y_1 | Y_2 | ... | Y_{K-1}], (U, J (K-1)): one matrix product serves every category.
+    Built once per pattern set (a 0/1 test needs no copy: it is Y_1 itself)."""
+    if not patterns.indicators:
+        return None
+    if len(patterns.indicators) == 1:
+        return patterns.indicators[0]
+    cached = getattr(patterns, "_stacked", None)
+    if cached is None:
+        cached = np.hstack(patterns.indicators)
+        patterns._stacked = cached  # type: ignore[attr-defined]
+    return cached
+
+
+def _category_contrasts(logp: np.ndarray) -> np.ndarray:
+    """(J (K-1), Q): log P_k - log P_0 for k = 1..K-1, stacked k-major like the indicators."""
+    diff = logp[:, 1:, :] - logp[:, :1, :]
+    return np.ascontiguousarray(diff.transpose(1, 0, 2)).reshape(-1, logp.shape[2])
+
+
+def pattern_loglik(
+    patterns: ResponsePatterns, logp: np.ndarray, rows: slice | None = None
+) -> np.ndarray:
+    """log L_u(X_q) for every pattern (or the patterns in ``rows``) and node, shape (U, Q)."""
+    rows = rows if rows is not None else slice(None)
     base = logp[:, 0, :]
+    n = patterns.codes[rows].shape[0]
     if patterns.observed is None:
-        ll = np.broadcast_to(base.sum(axis=0), (patterns.codes.shape[0], base.shape[1])).copy()
+        ll = np.broadcast_to(base.sum(axis=0), (n, base.shape[1])).copy()
     else:
-        ll = patterns.observed @ base
-    for k, y in enumerate(patterns.indicators, start=1):
-        ll += y @ (logp[:, k, :] - base)
+        ll = patterns.observed[rows] @ base
+    y = _stacked_indicators(patterns)
+    if y is not None:
+        ll += y[rows] @ _category_contrasts(logp)
     return ll
 
 
-def e_step(patterns: ResponsePatterns, logp: np.ndarray, weights: np.ndarray) -> EStep:
-    """Posterior weights, marginal log-likelihood and expected counts (see module docstring)."""
-    ll = pattern_loglik(patterns, logp)
-    with np.errstate(divide="ignore"):
-        ll += np.log(weights)
-    mx = ll.max(axis=1, keepdims=True)
-    np.subtract(ll, mx, out=ll)
-    np.exp(ll, out=ll)
-    total = ll.sum(axis=1)
-    loglik = float(patterns.freq @ (np.log(total) + mx[:, 0]))
-    ll /= total[:, None]
-    post = ll
-    fw = post * patterns.freq[:, None]
+def e_step(
+    patterns: ResponsePatterns,
+    logp: np.ndarray,
+    weights: np.ndarray,
+    keep_posterior: bool = True,
+) -> EStep:
+    """Posterior weights, marginal log-likelihood and expected counts (see module docstring).
+
+    Patterns are processed in blocks, so without ``keep_posterior`` (the EM loop) memory is
+    bounded by a block however many persons there are; the counts of all categories k >= 1
+    come from one matrix product ``[Y_1 | ... | Y_{K-1}]^T (f * W)``.
+    """
     j, k_max, q = logp.shape
+    n_pat = patterns.codes.shape[0]
+    y = _stacked_indicators(patterns)
+    contrasts = _category_contrasts(logp)
+    base_sum = logp[:, 0, :].sum(axis=0)
+    with np.errstate(divide="ignore"):
+        log_w = np.log(weights)
+    post_all = np.empty((n_pat, q)) if keep_posterior else None
+    upper = np.zeros((contrasts.shape[0], q))
+    n_jq = np.zeros((j, q)) if patterns.observed is not None else None
+    node_mass = np.zeros(q)
+    loglik = 0.0
+    block = max(1, E_STEP_BLOCK_CELLS // max(q, 1))
+    for start in range(0, n_pat, block):
+        rows = slice(start, min(n_pat, start + block))
+        if patterns.observed is None:
+            ll = np.empty((rows.stop - rows.start, q))
+            ll[:] = base_sum
+        else:
+            ll = patterns.observed[rows] @ logp[:, 0, :]
+        if y is not None:
+            ll += y[rows] @ contrasts
+        ll += log_w
+        mx = ll.max(axis=1, keepdims=True)
+        np.subtract(ll, mx, out=ll)
+        np.exp(ll, out=ll)
+        total = ll.sum(axis=1)
+        freq = patterns.freq[rows]
+        loglik += float(freq @ (np.log(total) + mx[:, 0]))
+        ll /= total[:, None]
+        if post_all is not None:
+            post_all[rows] = ll
+        fw = np.multiply(ll, freq[:, None], out=ll)
+        node_mass += fw.sum(axis=0)
+        if y is not None:
+            upper += y[rows].T @ fw
+        if n_jq is not None:
+            n_jq += patterns.observed[rows].T @ fw
     counts = np.empty((j, k_max, q))
-    node_mass = fw.sum(axis=0)
-    n_jq = (
-        np.broadcast_to(node_mass, (j, q))
-        if patterns.observed is None
-        else (patterns.observed.T @ fw)
-    )
-    rest = np.array(n_jq, copy=True)
-    for k, y in enumerate(patterns.indicators, start=1):
-        counts[:, k, :] = y.T @ fw
-        rest -= counts[:, k, :]
-    counts[:, 0, :] = np.maximum(rest, 0.0)
-    return EStep(loglik=loglik, posterior=post, counts=counts, node_mass=node_mass)
+    if k_max > 1:
+        counts[:, 1:, :] = upper.reshape(k_max - 1, j, q).transpose(1, 0, 2)
+    rest = np.broadcast_to(node_mass, (j, q)) if n_jq is None else n_jq
+    counts[:, 0, :] = np.maximum(rest - counts[:, 1:, :].sum(axis=1), 0.0)
+    return EStep(loglik=loglik, posterior=post_all, counts=counts, node_mass=node_mass)
 
 
 def dlogp(model: str, xi: np.ndarray, n_cat: np.ndarray, theta: np.ndarray) -> np.ndarray:
@@ -499,7 +557,7 @@ def run_em(
     with np.errstate(all="ignore"):
         for iteration in range(1, max_iter + 1):
             logp = log_prob(model, xi, n_cat, quad.points)
-            estep = e_step(patterns, logp, quad.weights)
+            estep = e_step(patterns, logp, quad.weights, keep_posterior=False)
             if not np.isfinite(estep.loglik) or not np.isfinite(estep.counts).all():
                 non_finite += 1
                 break
