@@ -116,8 +116,8 @@ def _weighted_gram(a: np.ndarray, weight: np.ndarray) -> np.ndarray:
     work of a general product)."""
     if a.shape[0] == 0:
         return np.zeros((a.shape[1], a.shape[1]))
-    root = np.asarray(a * np.sqrt(weight)[:, None], dtype=float, order="F")
-    upper = dsyrk(1.0, root, trans=1)
+    root = a * np.sqrt(weight)[:, None]  # C order: its transpose is Fortran order, no copy
+    upper = dsyrk(1.0, root.T, trans=0)
     return np.triu(upper) + np.triu(upper, 1).T
 
 
@@ -149,25 +149,29 @@ def _dichotomous_terms(patterns, sl, post, logp, d):
 
 
 def _general_terms(patterns, sl, post, d):
-    """The same two sums for polytomous items, with node scores built explicitly."""
+    """The same two sums for polytomous items. A pattern's node score is a gather,
+    s_uq,(j,m) = d log P_{j, x_uj}(X_q) / d xi_jm (zero where item j was not presented), taken
+    for the patterns with posterior weight at the node only; the expected scores
+    g_u = sum_q w_uq s_uq come from one product of the posterior with all category derivatives.
+    """
     f = patterns.freq[sl]
-    ys = [ind[sl] for ind in patterns.indicators]
-    obs = patterns.observed_mask()[sl]
-    y0 = obs - sum(ys) if ys else obs
-    cats = [y0] + ys
-    j, m, _, q_n = d.shape
+    j, m, k_max, q_n = d.shape
+    codes = patterns.codes[sl].astype(np.intp)
+    codes[codes < 0] = k_max  # the zero "category" of an item not presented
+    padded = np.zeros((j, m, k_max + 1, q_n))
+    padded[:, :, :k_max] = d
+    by_node = np.ascontiguousarray(padded.transpose(3, 0, 2, 1))  # (Q, J, K+1, m)
+    items = np.arange(j)
     n = post.shape[0]
-    cross = np.zeros((j * m, j * m))
-    g = np.zeros((n, j * m))
     fw = post * f[:, None]
+    cross = np.zeros((j * m, j * m))
     for q in range(q_n):
         rows = _node_rows(fw[:, q])
-        s = np.zeros((rows.size, j, m))
-        for k, yk in enumerate(cats):
-            s += yk[rows, :, None] * d[None, :, :, k, q]
-        s = s.reshape(rows.size, j * m)
+        s = by_node[q][items, codes[rows]].reshape(rows.size, j * m)
         cross += _weighted_gram(s, fw[rows, q])
-        g[rows] += post[rows, q : q + 1] * s
+    expected = (post @ padded.reshape(-1, q_n).T).reshape(n, j, m, k_max + 1)
+    g = np.take_along_axis(expected, codes[:, :, None, None], axis=3)[..., 0]
+    g = g.reshape(n, j * m)
     gram = (g * f[:, None]).T @ g
     return cross.reshape(j, m, j, m), gram.reshape(j, m, j, m)
 
