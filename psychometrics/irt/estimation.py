@@ -202,26 +202,27 @@ def e_step(
     node_mass = np.zeros(q)
     loglik = 0.0
     block = max(1, E_STEP_BLOCK_CELLS // max(q, 1))
+    offset = log_w + (base_sum if patterns.observed is None else 0.0)
     for start in range(0, n_pat, block):
         rows = slice(start, min(n_pat, start + block))
-        if patterns.observed is None:
-            ll = np.empty((rows.stop - rows.start, q))
-            ll[:] = base_sum
-        else:
-            ll = patterns.observed[rows] @ logp[:, 0, :]
         if y is not None:
-            ll += y[rows] @ contrasts
-        ll += log_w
+            ll = y[rows] @ contrasts
+            if patterns.observed is not None:
+                ll += patterns.observed[rows] @ logp[:, 0, :]
+        elif patterns.observed is not None:
+            ll = patterns.observed[rows] @ logp[:, 0, :]
+        else:
+            ll = np.zeros((rows.stop - rows.start, q))
+        ll += offset
         mx = ll.max(axis=1, keepdims=True)
-        np.subtract(ll, mx, out=ll)
+        ll -= mx
         np.exp(ll, out=ll)
         total = ll.sum(axis=1)
         freq = patterns.freq[rows]
         loglik += float(freq @ (np.log(total) + mx[:, 0]))
-        ll /= total[:, None]
         if post_all is not None:
-            post_all[rows] = ll
-        fw = np.multiply(ll, freq[:, None], out=ll)
+            np.divide(ll, total[:, None], out=post_all[rows])
+        fw = np.multiply(ll, (freq / total)[:, None], out=ll)  # f_u w_uq in one pass
         node_mass += fw.sum(axis=0)
         if y is not None:
             upper += y[rows].T @ fw
