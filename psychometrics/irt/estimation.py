@@ -501,6 +501,18 @@ def _shared_step(model, xi, n_cat, theta, counts, pmap, priors):
     return xi, 0.0
 
 
+def _squarem_point(cycle: list[np.ndarray], alpha_max: float):
+    """SQUAREM's extrapolated point from three successive EM iterates (scheme S3), or None."""
+    r = cycle[1] - cycle[0]
+    v = cycle[2] - 2 * cycle[1] + cycle[0]
+    vv = float(v @ v)
+    if not vv > 0 or not np.isfinite(vv):
+        return None
+    alpha = -np.sqrt(float(r @ r) / vv)
+    alpha = float(np.clip(alpha, -alpha_max, -1.0))
+    return cycle[0] - 2 * alpha * r + alpha**2 * v, alpha
+
+
 @dataclass
 class EMResult:
     xi: np.ndarray
@@ -543,6 +555,15 @@ def run_em(
     With ``estimate_latent`` (fixed-parameter calibration) the latent mean and SD are updated
     each cycle from the posterior node masses, the "multiple weights updating" scheme of
     Kim (2006), so pretest items land on the operational scale.
+
+    Otherwise EM is accelerated by SQUAREM (Varadhan & Roland, 2008, scheme S3): after two EM
+    steps theta_1 = F(theta_0), theta_2 = F(theta_1), with r = theta_1 - theta_0 and
+    v = theta_2 - 2 theta_1 + theta_0, the point theta_0 - 2 alpha r + alpha^2 v with
+    alpha = -|r| / |v| (at most ``alpha_max`` in size) is projected into the parameter box and,
+    if its log-likelihood is no lower than that of theta_1, followed by an EM step; else the
+    plain theta_2 is kept. The many slowly converging cycles of plain EM on long tests (the
+    common scale of all slopes converges at a rate near 1) become a few. Every E-step counts
+    as one iteration.
     """
     n_cat = patterns.n_cat
     quad = normal_quadrature(n_quad, bound)
@@ -555,11 +576,27 @@ def run_em(
     iteration = 0
     non_finite = 0
     estep = None
+    accelerate = not estimate_latent and pmap.n_free > 0
+    cycle = [phi]  # the points of the current SQUAREM cycle
+    trial = None  # (plain EM point to fall back to, log-likelihood to beat) after extrapolating
+    alpha_max = 4.0
     with np.errstate(all="ignore"):
         for iteration in range(1, max_iter + 1):
             logp = log_prob(model, xi, n_cat, quad.points)
             estep = e_step(patterns, logp, quad.weights, keep_posterior=False)
-            if not np.isfinite(estep.loglik) or not np.isfinite(estep.counts).all():
+            finite = np.isfinite(estep.loglik) and np.isfinite(estep.counts).all()
+            if trial is not None:
+                fallback, to_beat, alpha = trial
+                trial = None
+                if not finite or estep.loglik < to_beat - 1e-12 * abs(to_beat):
+                    alpha_max = max(1.0, alpha_max / 4)
+                    xi, phi = fallback, pmap.pack(fallback)
+                    cycle = [phi]
+                    continue
+                if abs(alpha) >= alpha_max:
+                    alpha_max *= 4
+                cycle = []
+            if not finite:
                 non_finite += 1
                 break
             ll_change = estep.loglik - last_ll
@@ -580,6 +617,15 @@ def run_em(
             if change < tol and abs(ll_change) <= LOGLIK_RTOL * (1 + abs(estep.loglik)):
                 converged = True
                 break
+            cycle.append(phi)
+            if accelerate and len(cycle) == 3:
+                step = _squarem_point(cycle, alpha_max)
+                cycle = [phi]
+                if step is not None:
+                    point, alpha = step
+                    trial = (xi, estep.loglik, alpha)
+                    xi = clip_xi(model, pmap.unpack(point, xi))
+                    phi = pmap.pack(xi)
         logp = log_prob(model, xi, n_cat, quad.points)
         estep = e_step(patterns, logp, quad.weights)
     return EMResult(
