@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from assessment.delivery.models import Attempt, ItemScore, Result
 from assessment.demo_program import load_demo
 from assessment.exams import Exam
 from assessment.users import User
-from itembank.models import Form, Item, ItemVersion
+from itembank.models import ItemVersion
+from tests.sittings import scored_items
 
 
 @pytest.fixture
@@ -26,9 +26,11 @@ def demo(client, db, signin):
     return db.scalar(select(Exam))
 
 
-def _label(response) -> str:
-    if response is None or response == []:
+def _label(response, item_type: str = "single_choice", score: float = 0.0) -> str:
+    if response is None or response in ([], "", {}):
         return "(omitted)"
+    if item_type not in {"single_choice", "multiple_response", "true_false"}:
+        return "(full credit)" if score >= 1 else "(other answer)"  # (every demo item scores 0/1)
     return "+".join(sorted(response)) if isinstance(response, list) else str(response)
 
 
@@ -39,15 +41,7 @@ def _alpha(x: np.ndarray) -> float:
 
 def test_export_has_the_result_count_options_and_alpha_if_deleted(client, demo, db):
     exam = demo
-    rows = db.execute(
-        select(ItemScore.result_id, Item.code, ItemScore.score, ItemScore.response, Form.code.label("form"))
-        .join(Result, Result.id == ItemScore.result_id)
-        .join(Attempt, Attempt.id == Result.attempt_id)
-        .join(Form, Form.id == Attempt.form_id)
-        .join(ItemVersion, ItemVersion.id == ItemScore.item_version_id)
-        .join(Item, Item.id == ItemVersion.item_id)
-        .where(Attempt.exam_id == exam.id, Attempt.status == "finalized")
-    ).all()
+    rows = scored_items(db, exam)
     people = sorted({r.result_id for r in rows})
     codes = sorted({r.code for r in rows})
     x = np.full((len(people), len(codes)), np.nan)
@@ -55,9 +49,11 @@ def test_export_has_the_result_count_options_and_alpha_if_deleted(client, demo, 
     form_of = {}
     for r in rows:
         i, j = people.index(r.result_id), codes.index(r.code)
-        x[i, j], chosen[i, j] = r.score, _label(r.response)
+        x[i, j], chosen[i, j] = r.score, _label(r.response, r.item_type, r.score)
         form_of[i] = r.form
-    keys = {v.item.code: _label(v.key["correct"]) for v in db.scalars(select(ItemVersion))}
+    # (items of other types than choices are analysed by credit: their "key" is full credit)
+    keys = {v.item.code: _label(v.key["correct"], v.item_type, 1.0) if "correct" in v.key
+            else "(full credit)" for v in db.scalars(select(ItemVersion))}
 
     index = client.get("/psych/").get_data(as_text=True)
     doc = client.get(f"/psych/exams/{exam.code}/items.json").json

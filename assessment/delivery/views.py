@@ -8,10 +8,11 @@ from flask import session as browser_session
 from flask_login import current_user
 from sqlalchemy import select
 
-from assessment.delivery import service
+from assessment.delivery import reads, service
 from assessment.delivery.eligibility import eligibility
 from assessment.delivery.models import Attempt, Result
 from assessment.exams import Exam, exam_by_code, open_exams
+from itembank.rendering import item_parts
 from microcred.db import utcnow
 from microcred.inputs import json_body
 from microcred.web import ApiError, db_session, role_required, runner_wiring
@@ -28,7 +29,7 @@ def _grace() -> float:
 def _extras(session: Any, attempt: Attempt) -> dict[str, Any]:
     extras: dict[str, Any] = {}
     for contribute in runner_wiring().state_contributors:
-        extras.update(contribute(session, attempt) or {})
+        extras.update(contribute(session, attempt.id) or {})
     return extras
 
 
@@ -78,7 +79,7 @@ def exams():
         attempts=mine,
         exams_by_id=exams_by_id,
         time_up=time_up,
-        releases={a.id: service.release_status(session, a.result.id) for a in mine if a.result},
+        releases={a.id: reads.release_status(session, a.result.id) for a in mine if a.result},
     )
 
 
@@ -133,7 +134,7 @@ def runner(attempt_id: int):
     if attempt.status != "in_progress":
         return redirect(url_for("delivery.result", attempt_id=attempt.id))
     # time ran out: the page opens in its time-up state and posts, which finalizes
-    state = service.runner_state(session, attempt, grace_seconds=_grace())
+    state = _with_item_html(service.runner_state(session, attempt, grace_seconds=_grace()))
     state["extras"] = _extras(session, attempt)
     exam = session.get(Exam, attempt.exam_id)
     return render_template(
@@ -149,7 +150,7 @@ def result(attempt_id: int):
     if attempt.status != "finalized":  # the runner finalizes one whose time ran out
         return redirect(url_for("delivery.runner", attempt_id=attempt.id))
     res = session.scalar(select(Result).where(Result.attempt_id == attempt.id))
-    release = service.release_status(session, res.id)
+    release = reads.release_status(session, res.id)
     exam = session.get(Exam, attempt.exam_id)
     links = [link for contribute in runner_wiring().result_links
              for link in contribute(session, res.id) or []]
@@ -167,8 +168,16 @@ def result(attempt_id: int):
 def api_state(attempt_id: int):
     session = db_session()
     attempt = _my_attempt(attempt_id)
-    state = service.runner_state(session, attempt, grace_seconds=_grace())
+    state = _with_item_html(service.runner_state(session, attempt, grace_seconds=_grace()))
     state["extras"] = _extras(session, attempt)
+    return state
+
+
+def _with_item_html(state: dict[str, Any]) -> dict[str, Any]:
+    """Each item's stimulus, stem and interaction as HTML, from the same templates as every
+    other view of an item (``itembank.rendering``); the runner places them."""
+    for item in state["items"]:
+        item["html"] = item_parts(item, prefix=f"q{item['id']}")
     return state
 
 
