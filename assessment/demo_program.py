@@ -1,6 +1,9 @@
 """The demo program: "Clinical Coding Fundamentals", its users, and a simulated history.
 
-The items come from ``assessment/demo/clinical_coding.json``, and so do the program's achievement
+The items come from ``assessment/demo/clinical_coding.json`` and enter the bank the way a
+person's do (``itembank.workflow``): the demo item author writes each as a draft and submits it,
+the psychometrician signs off the program's review stages and approves it, and each item's
+history says so. The program's achievement
 (the badge a pass earns) and a stack built on it, created through credentials' services. Two
 forms share half their items
 (so psychometric screens see linked, sparse data, as with real LOFT or multi-form programs).
@@ -24,7 +27,8 @@ from sqlalchemy.orm import Session
 from assessment.delivery.models import Attempt, ItemScore, Result, ResultRelease
 from assessment.exams import create_exam
 from assessment.users import Role, User, create_user, password_problem
-from itembank.authoring import create_blueprint, create_form, create_item, publish_version
+from itembank import workflow
+from itembank.authoring import create_blueprint, create_form
 from itembank.models import ItemVersion
 from itembank.types import item_type
 from microcred.db import utcnow
@@ -36,7 +40,10 @@ DEMO_USERS = (
     (Role.PROCTOR, "proctor@demo.microcred.test", "Parker Proctor"),
     (Role.PSYCHOMETRICIAN, "psychometrician@demo.microcred.test", "Morgan Psychometrician"),
     (Role.ADMIN, "admin@demo.microcred.test", "Alex Admin"),
+    (Role.ITEM_AUTHOR, "author@demo.microcred.test", "Avery Author"),
 )
+#: The demo program's review path: each stage is signed off before an item is approved.
+DEMO_REVIEW_STAGES = (("content", "Content review"), ("bias", "Bias and sensitivity review"))
 SIMULATION_SEED = 20261125
 
 
@@ -63,7 +70,7 @@ def _demo_password(email: str, name: str) -> str:
 def load_demo(
     session: Session, *, history: int = 500, if_empty: bool = False, content: dict | None = None
 ) -> list[tuple[str, str, str]] | None:
-    """Load the demo; returns ``(role, email, password)`` for the four demo users, with fresh
+    """Load the demo; returns ``(role, email, password)`` for the demo users, with fresh
     random passwords, or None when ``if_empty`` and the database already has users."""
     if if_empty and session.scalar(select(func.count()).select_from(User)):
         return None
@@ -89,14 +96,17 @@ def load_demo(
     )
     rng = random.Random(SIMULATION_SEED)
     versions_by_domain: dict[str, list[ItemVersion]] = {}
+    author, reviewer = users[Role.ITEM_AUTHOR.value], users[Role.PSYCHOMETRICIAN.value]
+    stages = workflow.set_review_stages(session, users[Role.ADMIN.value], DEMO_REVIEW_STAGES)
     for spec in content["items"]:
         a = round(rng.uniform(0.7, 1.9), 3)
         b = round(DIFFICULTY_B[spec.get("difficulty", "medium")] + rng.gauss(0, 0.35), 3)
         interaction: dict[str, Any] = {"options": spec["options"]}
         if "select" in spec:  # "Select TWO.": the runner and the server hold the candidate to it
             interaction["select"] = spec["select"]
-        version = create_item(
+        version = workflow.create_draft(
             session,
+            author,
             code=spec["code"],
             item_type_name=spec["type"],
             domain_code=spec["domain"],
@@ -104,13 +114,16 @@ def load_demo(
             interaction=interaction,
             key={"correct": spec["key"]},
             rationale=spec.get("rationale", ""),
+            reference=spec.get("references", ""),
             meta={
                 "difficulty": spec.get("difficulty"),
-                "references": spec.get("references", ""),
                 "simulation": {"model": "2pl", "a": a, "b": b},
             },
         )
-        publish_version(session, version)
+        workflow.submit_for_review(session, author, version)
+        for stage in stages:
+            workflow.sign_off(session, reviewer, version, stage.code)
+        workflow.approve(session, reviewer, version)
         versions_by_domain.setdefault(spec["domain"], []).append(version)
     forms = []
     for index, code in enumerate(("CCF-FORM-A", "CCF-FORM-B")):

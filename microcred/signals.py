@@ -38,6 +38,18 @@ result_released = _signals.signal("result-released")
 #: attempt had no proctoring session. The asker takes the first answer that is not None.
 attempt_proctoring = _signals.signal("attempt-proctoring")
 
+#: Sent by the item bank when a psychometrician re-keys a published item version (or drops it
+#: from scoring). kwargs: session, item_version_id, rekey_id, reason, by_id. Delivery rescores
+#: every affected attempt and returns its report (``assessment.delivery.rescore``).
+item_rekeyed = _signals.signal("item-rekeyed")
+
+#: Sent by delivery when a rescoring changes a result from a pass to a fail (or back).
+#: kwargs: session, attempt_id, candidate_id, exam_id, old_result_id, new_result_id, passed,
+#: rekey_id. A credential issued on the old pass is *not* revoked by this: it is reported for
+#: a person's review. A new pass that is released is also sent as ``result_released`` (its
+#: badge is issued the usual way).
+result_rescored = _signals.signal("result-rescored")
+
 
 def send_isolated(signal: Any, sender: str, *, session: Any, **kwargs: Any) -> None:
     """Send ``signal`` for something already decided (a released result), each receiver in its

@@ -1,5 +1,7 @@
 """What other packages read of delivery's records, so they never query its tables themselves.
 
+- :func:`current_result_id` / :func:`current_result`: an attempt's standing result. Results
+  are append-only and a rescoring adds one that supersedes the last: the newest wins.
 - :func:`newest_release_id`: which release decision of a result stands. Release rows are
   append-only and a later decision supersedes the earlier (held, then cleared): the newest row
   wins, and this is the one place that says so.
@@ -19,10 +21,28 @@ from typing import Any
 from sqlalchemy import ColumnElement, ScalarSelect, Text, and_, cast, func, select
 from sqlalchemy.orm import Session, aliased
 
-from assessment.delivery.models import Attempt, ClockEvent, ResponseSave, ResultRelease
+from assessment.delivery.models import Attempt, ClockEvent, ResponseSave, Result, ResultRelease
 from assessment.delivery.timing import clock
 from itembank.models import ItemVersion
 from itembank.types import item_type
+
+
+def current_result_id(attempt_id: ColumnElement[int] | int) -> ScalarSelect[int]:
+    """The id of ``attempt_id``'s standing (newest) result (an attempt id, or a column to
+    correlate with, e.g. ``Attempt.id`` or ``Result.attempt_id``)."""
+    newer = aliased(Result)
+    return select(func.max(newer.id)).where(newer.attempt_id == attempt_id).scalar_subquery()
+
+
+def current_result(session: Session, attempt_id: int) -> Result | None:
+    """The attempt's standing result (None: not finalized)."""
+    return session.scalar(select(Result).where(Result.attempt_id == attempt_id)
+                          .order_by(Result.id.desc()).limit(1))
+
+
+def is_current_result() -> ColumnElement[bool]:
+    """A condition on ``Result``: the row is its attempt's standing result."""
+    return Result.id == current_result_id(Result.attempt_id)
 
 
 def newest_release_id(result_id: ColumnElement[int] | int) -> ScalarSelect[int]:

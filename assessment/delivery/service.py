@@ -32,6 +32,8 @@ from assessment.delivery.models import (
     ResultRelease,
 )
 from assessment.delivery.reads import (  # release_status: reads owns it; views, credentials
+    current_result,
+    is_current_result,
     newest_release_id,
     release_status,  # noqa: F401
 )
@@ -39,6 +41,7 @@ from assessment.delivery.timing import Clock, clock
 from assessment.exams import Exam, ExamForm
 from assessment.users import User, time_multiplier_for
 from itembank.models import FormItem, ItemVersion
+from itembank.rekeys import ScoringView, scoring_views
 from itembank.types import ResponseShapeError, item_type
 from microcred import signals
 from microcred.db import utcnow
@@ -489,9 +492,29 @@ def finalize_attempt(
 
 
 def _score(session: Session, attempt: Attempt) -> Result:
-    versions = _versions(session, attempt)
     saves = current_saves(session, attempt)
     exam = session.get(Exam, attempt.exam_id)
+    result, scores = score_responses(session, exam, attempt.item_order,
+                                     {vid: save.value for vid, save in saves.items()})
+    result.attempt_id = attempt.id
+    session.add(result)
+    session.flush()
+    for s in scores:
+        s.result_id = result.id
+        session.add(s)
+    return result
+
+
+def score_responses(session: Session, exam: Exam, item_order: list[int],
+                    responses: dict[int, Any], *, views: dict[int, ScoringView] | None = None,
+                    ) -> tuple[Result, list[ItemScore]]:
+    """Score ``responses`` (item version id -> final response) to the items of ``item_order``
+    under each item's standing key (its newest re-key, ``itembank.rekeys``): an unsaved
+    Result (no attempt yet) and its ItemScores. Finalization and rescoring both score here
+    (``views``: the items' scoring views, when the caller has them already)."""
+    if views is None:
+        views = scoring_views(session, session.scalars(
+            select(ItemVersion).where(ItemVersion.id.in_(item_order))))
     domain_names = {d.code: d.name for d in exam.blueprint.domains}
     domains: dict[str, dict[str, Any]] = {
         code: {"code": code, "name": name, "score": 0.0, "max": 0.0, "items": 0}
@@ -499,25 +522,11 @@ def _score(session: Session, attempt: Attempt) -> Result:
     }
     raw = maximum = 0.0
     answered = 0
-    result = Result(
-        attempt_id=attempt.id,
-        raw_score=0,
-        max_score=0,
-        percent=0,
-        pass_percent=exam.pass_percent,
-        passed=False,
-        answered=0,
-        n_items=len(attempt.item_order),
-        domain_scores=[],
-        theta=None,
-        theta_se=None,
-    )
     scores = []
-    for pos, vid in enumerate(attempt.item_order):
-        v = versions[vid]
-        save = saves.get(vid)
-        value = save.value if save else None
-        points = item_type(v.item_type).score(v, value)
+    for pos, vid in enumerate(item_order):
+        v = views[vid]
+        value = responses.get(vid)
+        points = v.score(value)
         answered += item_type(v.item_type).is_answered(value)
         raw += points
         maximum += v.max_score
@@ -538,18 +547,21 @@ def _score(session: Session, attempt: Attempt) -> Result:
             )
         )
     percent = round(100.0 * raw / maximum, 2) if maximum else 0.0
-    result.raw_score, result.max_score, result.percent = raw, maximum, percent
-    result.passed = percent >= exam.pass_percent
-    result.answered = answered
     for d in domains.values():
         d["percent"] = round(100.0 * d["score"] / d["max"], 1) if d["max"] else None
-    result.domain_scores = [d for d in domains.values() if d["items"]]
-    session.add(result)
-    session.flush()
-    for s in scores:
-        s.result_id = result.id
-        session.add(s)
-    return result
+    result = Result(
+        raw_score=raw,
+        max_score=maximum,
+        percent=percent,
+        pass_percent=exam.pass_percent,
+        passed=percent >= exam.pass_percent,
+        answered=answered,
+        n_items=len(item_order),
+        domain_scores=[d for d in domains.values() if d["items"]],
+        theta=None,
+        theta_se=None,
+    )
+    return result, scores
 
 
 def _release(
@@ -597,19 +609,22 @@ def released_passes(session: Session, exam_id: int) -> list[ReleasedPass]:
         .join(User, User.id == Attempt.candidate_id)
         .join(ResultRelease, ResultRelease.id == newest_release_id(Result.id))
         .where(Attempt.exam_id == exam_id, Result.passed.is_(True), User.active.is_(True),
-               ResultRelease.status == "released")
+               ResultRelease.status == "released", is_current_result())
         .order_by(Attempt.finalized_at, Result.id))
     return [ReleasedPass(*row) for row in rows]
 
 
 def connect_receivers() -> None:
     """Delivery's receivers (called by ``microcred.packages.connect_receivers``)."""
+    from assessment.delivery import rescore
+
     signals.review_decided.connect(_on_review_decided, weak=False)
+    signals.item_rekeyed.connect(rescore.on_item_rekeyed, weak=False)
 
 
 def _on_review_decided(sender: Any, *, session: Session, attempt_id: int, verdict: str,
                        reason: str, decided_by_id: int | None) -> None:
-    result = session.scalar(select(Result).where(Result.attempt_id == attempt_id))
+    result = current_result(session, attempt_id)
     if result is None:
         raise NotFound(f"attempt {attempt_id} has no result to review")
     if verdict not in ("cleared", "invalidated"):
