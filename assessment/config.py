@@ -84,6 +84,9 @@ class Settings:
     signin_backoff_cap_seconds: float = 300.0
     redis_url: str | None = None
     public_base_url: str = "http://127.0.0.1:5000"
+    #: Scored responses a pretest item needs before it is flagged ready for calibration and
+    #: review (the item bank's list and review queue).
+    pretest_min_responses: int = 200
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -108,4 +111,5 @@ class Settings:
                 "MICROCRED_SIGNIN_BACKOFF_CAP_SECONDS", 300.0, float, minimum=1),
             redis_url=os.environ.get("MICROCRED_REDIS_URL") or None,
             public_base_url=os.environ.get("MICROCRED_PUBLIC_URL", "http://127.0.0.1:5000"),
+            pretest_min_responses=_number("MICROCRED_PRETEST_MIN_RESPONSES", 200, minimum=1),
         )

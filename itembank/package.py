@@ -1,7 +1,8 @@
 """What the item bank brings to every Microcred process (see ``microcred.packages``): its
-tables and its migration branch (``itembank``; the tables it started with were created by the
-foundation's first revision, which the branch depends on)."""
+tables, its migration branch (``itembank``; the tables it started with were created by the
+foundation's first revision, which the branch depends on) and its screens (``itembank.web``:
+the item list, the editor and the review queue)."""
 from microcred.packages import Package
 
 PACKAGE = Package(name="itembank", order=10, models=("itembank.models",),
-                  migrations="migrations")
+                  migrations="migrations", web="itembank.web:init_app")

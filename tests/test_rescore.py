@@ -77,9 +77,10 @@ def test_a_rekey_rescores_and_flips_results_both_ways(db, make_user, build_exam,
     db.commit()
     [report] = outcome.reports
     assert (report.affected, report.rescored) == (3, 2)  # the steady candidate's score holds
-    flips = {f.attempt_id: (f.old_percent, f.new_percent, f.direction) for f in report.flips}
-    assert flips == {p_result.attempt_id: (60.0, 40.0, "pass -> fail"),
-                     f_result.attempt_id: (40.0, 60.0, "fail -> pass")}
+    flips = {f.attempt_id: (f.old_percent, f.new_percent, f.direction, f.credentials_to_review)
+             for f in report.flips}
+    assert flips == {p_result.attempt_id: (60.0, 40.0, "pass -> fail", (badge_of_old_pass,)),
+                     f_result.attempt_id: (40.0, 60.0, "fail -> pass", ())}
     assert sorted(heard) == sorted([(p_result.attempt_id, False), (f_result.attempt_id, True)])
 
     # the published version is as it was; the re-key is its own row: who, when, why

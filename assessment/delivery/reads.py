@@ -18,10 +18,19 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, ScalarSelect, Text, and_, cast, func, select
+from collections.abc import Sequence
+
+from sqlalchemy import ColumnElement, ScalarSelect, Select, Text, and_, case, cast, func, select
 from sqlalchemy.orm import Session, aliased
 
-from assessment.delivery.models import Attempt, ClockEvent, ResponseSave, Result, ResultRelease
+from assessment.delivery.models import (
+    Attempt,
+    ClockEvent,
+    ItemScore,
+    ResponseSave,
+    Result,
+    ResultRelease,
+)
 from assessment.delivery.timing import clock
 from itembank.models import ItemVersion
 from itembank.types import item_type
@@ -112,3 +121,27 @@ def _answered(session: Session, attempt_ids: list[int]) -> dict[int, int]:
         if item_type(type_name).is_answered(value):
             counts[attempt_id] = counts.get(attempt_id, 0) + n
     return counts
+
+
+def response_stats(version_ids: Sequence[int] | None = None) -> Select:
+    """Per item version, over standing results: ``item_version_id``, ``n`` (scored
+    responses) and ``p`` (mean proportion of the maximum earned; None for an item dropped from
+    scoring). For the item bank's list, its statistics flags and pretest readiness."""
+    proportion = case((ItemScore.max_score > 0, ItemScore.score / ItemScore.max_score), else_=None)
+    query = (select(ItemScore.item_version_id, func.count().label("n"),
+                    func.avg(proportion).label("p"))
+             .join(Result, Result.id == ItemScore.result_id)
+             .where(is_current_result())
+             .group_by(ItemScore.item_version_id))
+    if version_ids is not None:
+        query = query.where(ItemScore.item_version_id.in_(list(version_ids)))
+    return query
+
+
+def item_score_rows(session: Session, version_id: int) -> list[tuple[float, float, float]]:
+    """``(score, max_score, the result's raw score)`` of each standing result that scored the
+    version: what an item-total correlation needs."""
+    return [tuple(row) for row in session.execute(
+        select(ItemScore.score, ItemScore.max_score, Result.raw_score)
+        .join(Result, Result.id == ItemScore.result_id)
+        .where(ItemScore.item_version_id == version_id, is_current_result()))]

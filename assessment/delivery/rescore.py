@@ -14,7 +14,7 @@ credential. A result whose score does not change is left standing.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import select
@@ -42,6 +42,8 @@ class Flip:
     new_percent: float
     passed: bool
     release: str | None
+    #: credentials issued on the old result, to review (a pass turned fail); never revoked here
+    credentials_to_review: tuple[int, ...] = ()
 
     @property
     def direction(self) -> str:
@@ -80,8 +82,7 @@ def rescore_version(session: Session, item_version_id: int, *, rekey_id: int, re
         _rescore_chunk(session, affected[start:start + CHUNK], report, exams, views,
                        rekey_id=rekey_id, reason=reason, by_id=by_id)
     session.flush()
-    for flip in report.flips:
-        _announce(session, flip, rekey_id)
+    report.flips = [_announce(session, flip, rekey_id) for flip in report.flips]
     return report
 
 
@@ -138,8 +139,8 @@ def _rescore_chunk(session: Session, result_ids: list[int], report: RescoreRepor
                 release=standing))
 
 
-def _announce(session: Session, flip: Flip, rekey_id: int) -> None:
-    signals.send_isolated(
+def _announce(session: Session, flip: Flip, rekey_id: int) -> Flip:
+    answers = signals.send_isolated(
         signals.result_rescored, "delivery", session=session, attempt_id=flip.attempt_id,
         candidate_id=flip.candidate_id, exam_id=flip.exam_id,
         old_result_id=flip.old_result_id, new_result_id=flip.new_result_id,
@@ -149,3 +150,5 @@ def _announce(session: Session, flip: Flip, rekey_id: int) -> None:
             signals.result_released, "delivery", session=session,
             result_id=flip.new_result_id, attempt_id=flip.attempt_id,
             candidate_id=flip.candidate_id, exam_id=flip.exam_id, passed=True)
+    to_review = tuple(cid for answer in answers for cid in (answer or ()))
+    return replace(flip, credentials_to_review=to_review)
