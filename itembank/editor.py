@@ -170,7 +170,7 @@ class EditorForm:
             errors["cognitive_level"] = f"choose one of {', '.join(COGNITIVE_LEVELS)}"
         try:
             score = float(self.max_score)
-            if not (0 < score <= 1000) or score != score:
+            if not 0 < score <= 1000:  # (also refuses NaN)
                 raise ValueError
         except ValueError:
             errors["max_score"] = f"a number of points above 0 (at most 1000), not {self.max_score!r}"

@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
-
-from collections.abc import Sequence
 
 from sqlalchemy import ColumnElement, ScalarSelect, Select, Text, and_, case, cast, func, select
 from sqlalchemy.orm import Session, aliased
