@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from itembank.models import Item, ItemVersion
-from itembank.types import ITEM_TYPES, ItemDefinitionError, item_type
+from itembank.types import ITEM_TYPES, ItemDefinitionError
 
 CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 MAX_OPTIONS = 8
@@ -207,13 +207,20 @@ class EditorForm:
             values["item_type"] = self.item_type
         return values
 
+    #: what candidates see: the preview waits for these, not for the key or the metadata
+    SEEN = ("item_type", "stem", "options", "select")
+
+    def preview_errors(self) -> dict[str, str]:
+        return {k: v for k, v in self.errors.items() if k in self.SEEN}
+
     def transient_version(self) -> ItemVersion:
-        """An unsaved version of what the form holds, checked by its type: for the preview."""
-        f = self.fields(new=False)
-        item_type(self.item_type).validate_definition(f["interaction"], f["key"], f["scoring"])
+        """An unsaved version of what candidates would see (no key needed): for the preview."""
+        if self.preview_errors() or self._type_fields is None:
+            raise ItemDefinitionError("the item is not complete: " + "; ".join(
+                self.preview_errors().values()))
         return ItemVersion(item_type=self.item_type, stem=self.stem, domain_code=self.domain_code,
-                           interaction=f["interaction"], key=f["key"], scoring=f["scoring"],
-                           max_score=f["max_score"])
+                           interaction=self._type_fields.interaction, key={}, scoring={},
+                           max_score=1.0)
 
     def add_error(self, exc: Exception) -> None:
         """Put a service's refusal next to the field it is about (or above the form)."""

@@ -303,14 +303,10 @@ def preview():
     """The item as candidates will see it, from the editor's unsaved form (an HTML fragment
     for the editor's live preview; nothing is stored)."""
     form = editor.EditorForm.from_form(request.form, new=False, code="preview")
-    if form.errors:
-        return render_template("itembank/_preview_errors.html", form=form), 422
-    try:
-        version = form.transient_version()
-    except ItemDefinitionError as exc:
-        form.add_error(exc)
-        return render_template("itembank/_preview_errors.html", form=form), 422
-    return render_template("itembank/_preview.html", item=_public(version))
+    if form.preview_errors():
+        return render_template("itembank/_preview_errors.html",
+                               errors=form.preview_errors()), 422
+    return render_template("itembank/_preview.html", item=_public(form.transient_version()))
 
 
 def _public(version: ItemVersion) -> dict[str, Any]:
@@ -332,11 +328,8 @@ def _editor_page(item_row: Item | None, form: editor.EditorForm, *,
     if version is not None:
         preview_item = _public(version)
         context.update(_item_context(session, item_row, version))
-    elif form.complete:
-        try:
-            preview_item = _public(form.transient_version())
-        except (ItemDefinitionError, KeyError, TypeError, ValueError):
-            preview_item = None
+    elif form._type_fields is not None and not form.preview_errors():
+        preview_item = _public(form.transient_version())
     context["preview_item"] = preview_item
     return render_template("itembank/item.html", **context), status
 

@@ -30,6 +30,7 @@ def _shape(path: str) -> str:
     """One page per route shape: /badges/<id>, /attempts/<n>, /psych/exams/<code>/items."""
     path = re.sub(r"/[0-9a-f]{8}-[0-9a-f-]{27,}", "/{uuid}", path)
     path = re.sub(r"/\d+(?=/|$)", "/{n}", path)
+    path = re.sub(r"/bank/items/(?!new(?:$|\?))[^/]+", "/bank/items/{code}", path)
     return re.sub(r"/(exams|achievements)/[^/]+", r"/\1/{code}", path)
 
 
@@ -154,7 +155,7 @@ def _walk(page, base: str, starts: list[str],
     return audited, problems
 
 
-ROLES = ["anonymous", "candidate", "proctor", "psychometrician", "admin"]
+ROLES = ["anonymous", "candidate", "proctor", "psychometrician", "admin", "item_author"]
 
 
 def test_axe_finds_nothing_serious_on_any_page_for_any_role(browser, live_server, site, db):
