@@ -29,6 +29,15 @@ class Exam(Base):
     shuffle_items: Mapped[bool] = mapped_column(default=True)
     shuffle_options: Mapped[bool] = mapped_column(default=True)
     is_open: Mapped[bool] = mapped_column(default=True)
+    #: ``forms``: each candidate sits one of the exam's forms; ``loft``: each gets a form of
+    #: their own, assembled to the blueprint and ``assembly`` (taken from the pool when one waits)
+    delivery_mode: Mapped[str] = mapped_column(String(10), default="forms")
+    #: the information target of automated assembly: ``{"cut_theta": 0.0, "exposure_ceiling":
+    #: 200}`` or ``{"target": {"thetas": [...], "information": [...], "tolerance": 0.5}}``
+    assembly: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: the availability window: candidates may start only between these (None: no bound)
+    opens_at: Mapped[dt.datetime | None]
+    closes_at: Mapped[dt.datetime | None]
     #: Sections owned by the packages that read them (``retake``: delivery's retake rules,
     #: ``proctoring``: proctoring's policy), each checked by its owner's validator on every write
     #: (``microcred.policy``).

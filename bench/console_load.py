@@ -234,7 +234,7 @@ def populate(db: Any, n: int, seed: int) -> dict[str, Any]:
             identity.submit(s, ps, vault, selfie=images["face"], id_document=images["id"], by=cand)
             identity.decide(s, ps, admit=True, reason="", by=proctor)
             s.commit()
-            attempt = delivery.start_attempt(s, cand, exam, agreed=True, grace_seconds=5)
+            attempt = delivery.start_attempt(s, cand, exam, grace_seconds=5)
             s.commit()
             answered = rng.randint(0, ITEMS)
             saves = [SaveRequest(k + 1, item, rng.choice("ABCD"), rng.random() < 0.1)

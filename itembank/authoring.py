@@ -16,14 +16,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from itembank.blueprints import save_blueprint
+from itembank.forms import build_form
 from itembank.lifecycle import ACTIONS, check_transition
 from itembank.models import (
     DRAFT,
     PUBLISHED,
     Blueprint,
-    BlueprintDomain,
     Form,
-    FormItem,
     Item,
     ItemEvent,
     ItemVersion,
@@ -210,55 +210,19 @@ def publish_version(session: Session, version: ItemVersion, *, status: str = PUB
 
 
 def create_blueprint(
-    session: Session, *, code: str, name: str, domains: list[dict[str, Any]]
+    session: Session, *, code: str, name: str, domains: list[dict[str, Any]],
+    total_items: int | None = None,
 ) -> Blueprint:
-    total = sum(float(d["weight"]) for d in domains)
-    if abs(total - 1.0) > 1e-6:
-        raise ItemDefinitionError(f"blueprint {code}: domain weights sum to {total}, not 1")
-    bp = Blueprint(code=code, name=name)
-    session.add(bp)
-    session.flush()
-    for pos, d in enumerate(domains):
-        session.add(
-            BlueprintDomain(
-                blueprint_id=bp.id,
-                position=pos,
-                code=d["code"],
-                name=d["name"],
-                description=d.get("description", ""),
-                weight=float(d["weight"]),
-                items_on_form=int(d["items_on_form"]),
-            )
-        )
-    session.flush()
-    return bp
+    """A blueprint (see :func:`itembank.blueprints.save_blueprint`, which checks it)."""
+    return save_blueprint(session, code=code, name=name, domains=domains,
+                          total_items=total_items)
 
 
 def create_form(
-    session: Session, *, code: str, blueprint: Blueprint, versions: list[ItemVersion]
+    session: Session, *, code: str, blueprint: Blueprint, versions: list[ItemVersion],
+    pretest: list[ItemVersion] | None = None, name: str = "",
 ) -> Form:
-    """A published form of published item versions, checked against the blueprint's counts."""
-    unpublished = [v.id for v in versions if not v.is_published]
-    if unpublished:
-        raise ItemDefinitionError(f"form {code}: item versions {unpublished} are not published")
-    if len({v.item_id for v in versions}) != len(versions):
-        raise ItemDefinitionError(f"form {code}: an item appears twice")
-    counts: dict[str, int] = {}
-    for v in versions:
-        counts[v.domain_code] = counts.get(v.domain_code, 0) + 1
-    for dom in blueprint.domains:
-        if counts.get(dom.code, 0) != dom.items_on_form:
-            raise ItemDefinitionError(
-                f"form {code}: domain {dom.code} needs {dom.items_on_form} items, "
-                f"has {counts.get(dom.code, 0)}"
-            )
-    form = Form(code=code, blueprint_id=blueprint.id)
-    session.add(form)
-    session.flush()
-    for pos, v in enumerate(versions):
-        session.add(FormItem(form_id=form.id, position=pos, item_version_id=v.id))
-    session.flush()  # the items go in before the form is published: after, they are fixed
-    form.is_published = True
-    form.published_at = utcnow()
-    session.flush()
-    return form
+    """A published form of deliverable item versions, checked against the blueprint's counts
+    (see :func:`itembank.forms.build_form`)."""
+    return build_form(session, code=code, blueprint=blueprint, versions=versions,
+                      pretest=pretest or (), name=name)

@@ -13,7 +13,16 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, event, select
+from sqlalchemy import (
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    event,
+    select,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from microcred.db import Base, ImmutableRowError, append_only, utcnow
@@ -258,17 +267,38 @@ class BlueprintDomain(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     weight: Mapped[float]
     items_on_form: Mapped[int]
+    #: the domain this one is a subdomain of (its code); None: a top-level domain
+    parent_code: Mapped[str | None] = mapped_column(String(40))
+    #: unscored pretest slots of this domain seeded on every form built to the blueprint
+    pretest_items: Mapped[int] = mapped_column(default=0)
 
     blueprint: Mapped[Blueprint] = relationship(back_populates="domains")
 
 
+#: how a form came to be: built (by hand or assembled) for an exam's list of forms, or
+#: assembled for one candidate of a linear-on-the-fly exam
+FIXED = "fixed"
+LOFT = "loft"
+
+
 class Form(Base):
-    """A fixed set of published item versions in a base order, built to a blueprint."""
+    """A fixed set of published item versions in a base order, built to a blueprint.
+
+    A draft form (not yet published) is what the form builder edits; publishing freezes it.
+    ``loft_key`` names the linear-on-the-fly exam a one-candidate form was assembled for, and
+    ``item_set_digest`` (SHA-256 of its sorted item ids) makes two such forms with the same
+    items impossible (a unique pair)."""
 
     __tablename__ = "forms"
+    __table_args__ = (Index("ix_forms_loft_key_item_set_digest", "loft_key", "item_set_digest",
+                            unique=True),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    kind: Mapped[str] = mapped_column(String(10), default=FIXED)
+    loft_key: Mapped[str | None] = mapped_column(String(64))
+    item_set_digest: Mapped[str | None] = mapped_column(String(64))
     blueprint_id: Mapped[int] = mapped_column(ForeignKey("blueprints.id"))
     is_published: Mapped[bool] = mapped_column(default=False)
     published_at: Mapped[dt.datetime | None]
@@ -294,18 +324,65 @@ class FormItem(Base):
     form_id: Mapped[int] = mapped_column(ForeignKey("forms.id"), index=True)
     position: Mapped[int]
     item_version_id: Mapped[int] = mapped_column(ForeignKey("item_versions.id"))
+    #: False: a pretest item riding along, answered but not counted in the candidate's score
+    scored: Mapped[bool] = mapped_column(default=True)
 
     form: Mapped[Form] = relationship(back_populates="items")
     item_version: Mapped[ItemVersion] = relationship()
 
 
-# A published form's items are fixed: its rows are never edited or deleted, and none is added.
-append_only(FormItem)
-
-
+# A published form's items are fixed: none is added, edited or deleted. A draft's are the
+# form builder's to change.
 @event.listens_for(FormItem, "before_insert")
-def _no_item_added_to_a_published_form(mapper: Any, connection: Any, target: FormItem) -> None:
+@event.listens_for(FormItem, "before_update")
+@event.listens_for(FormItem, "before_delete")
+def _published_form_items_are_fixed(mapper: Any, connection: Any, target: FormItem) -> None:
     published = connection.scalar(select(Form.is_published).where(Form.id == target.form_id))
     if published:
         raise ImmutableRowError(f"form {target.form_id} is published: its items are fixed; "
                                 "build a new form instead")
+
+
+class ItemEnemy(Base):
+    """Two items that must never be on one form together (one cues the other's answer, or they
+    test the same fact). Symmetric: stored once, the lower item id first."""
+
+    __tablename__ = "item_enemies"
+    __table_args__ = (
+        UniqueConstraint("item_id", "enemy_id"),
+        CheckConstraint("item_id < enemy_id", name="ordered_pair"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id"), index=True)
+    enemy_id: Mapped[int] = mapped_column(ForeignKey("items.id"), index=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class FormDelivery(Base):
+    """One delivery of a form to a candidate (written when an attempt starts on it): the item
+    bank's own record of exposure, so it never reads delivery's tables."""
+
+    __tablename__ = "form_deliveries"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    form_id: Mapped[int] = mapped_column(ForeignKey("forms.id"), index=True)
+    delivered_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+append_only(FormDelivery)
+
+
+class PooledForm(Base):
+    """A linear-on-the-fly form assembled ahead of time, waiting in its exam's pool for one
+    candidate: ``claimed_at`` is set once, by the start that takes it."""
+
+    __tablename__ = "pooled_forms"
+    __table_args__ = (Index("ix_pooled_forms_pool_claimed_at", "pool", "claimed_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pool: Mapped[str] = mapped_column(String(64))
+    form_id: Mapped[int] = mapped_column(ForeignKey("forms.id"), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    claimed_at: Mapped[dt.datetime | None]

@@ -12,8 +12,8 @@ from typing import Protocol
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from microcred.errors import Conflict, Invalid
 from proctoring import audit, hooks
-from proctoring.errors import Conflict, Invalid
 from proctoring.models import ProctorMessage, ProctorNote, ProctorSession
 from proctoring.sessions import Actor, info, transition
 from proctoring.states import ACTIVE, RUNNING, State, can_transition, label

@@ -7,8 +7,8 @@ from typing import Protocol
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from microcred.errors import Forbidden, Invalid, NotFound
 from proctoring import audit
-from proctoring.errors import Forbidden, Invalid, NotFound
 from proctoring.models import ProctorAssignment, ProctorSession
 from proctoring.sessions import Actor
 

@@ -7,10 +7,10 @@ from typing import Any
 from flask import redirect, render_template, request, url_for
 from flask_login import current_user
 
+from microcred.errors import Invalid, NotFound
 from microcred.inputs import json_body
 from microcred.web import ApiError, body_limit, db_session, role_required
 from proctoring import events, identity
-from proctoring.errors import Invalid, NotFound
 from proctoring.models import ProctorSession
 from proctoring.sessions import get_session, policy
 from proctoring.states import State

@@ -135,15 +135,15 @@ def register(group: click.Group) -> None:
     @click.option("--by", "by_email", default=None, help="Email of the admin making the assignment.")
     def proctor_assign(email: str, exam_code: str, by_email: str | None) -> None:
         """Let the proctor EMAIL watch and act on the sessions of EXAM_CODE."""
+        from microcred.errors import DomainError
         from proctoring.assignments import assign
-        from proctoring.errors import ProctoringError
 
         session, _ = _session()
         with session:
             by = _user(session, by_email) if by_email else None
             try:
                 assign(session, _user(session, email), _exam(session, exam_code), by)
-            except ProctoringError as exc:
+            except DomainError as exc:
                 raise click.ClickException(exc.message) from None
             session.commit()
         click.echo(f"{email} proctors {exam_code}")
@@ -154,15 +154,15 @@ def register(group: click.Group) -> None:
     @click.option("--by", "by_email", default=None, help="Email of the admin.")
     def proctor_unassign(email: str, exam_code: str, by_email: str | None) -> None:
         """Withdraw the proctor EMAIL from EXAM_CODE."""
+        from microcred.errors import DomainError
         from proctoring.assignments import unassign
-        from proctoring.errors import ProctoringError
 
         session, _ = _session()
         with session:
             by = _user(session, by_email) if by_email else None
             try:
                 gone = unassign(session, _user(session, email), _exam(session, exam_code), by)
-            except ProctoringError as exc:
+            except DomainError as exc:
                 raise click.ClickException(exc.message) from None
             session.commit()
         click.echo(f"{email} {'no longer proctors' if gone else 'was not assigned to'} {exam_code}")

@@ -18,12 +18,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from assessment.exams import Exam, exam_by_code
 from assessment.users import User, find_user_by_email
 from microcred.db import utcnow
+from microcred.errors import Invalid, NotFound
 from microcred.inputs import json_body
 from microcred.web import ApiError, db_session, role_required, safe_next, wants_json
 from microcred.words import plural
 from proctoring import actions, events, identity, review
 from proctoring.assignments import assign, assignments, exam_ids_for, require_access, unassign
-from proctoring.errors import Invalid, NotFound
 from proctoring.events import flags_of, snapshots_of
 from proctoring.flags import worst
 from proctoring.images import ImageGone

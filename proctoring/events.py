@@ -18,9 +18,9 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from microcred.db import utcnow
+from microcred.errors import Conflict, Invalid
 from microcred.inputs import InvalidInput, parse_timestamp
 from proctoring import hooks
-from proctoring.errors import Conflict, Invalid
 from proctoring.faces import count_faces
 from proctoring.flags import (
     EVENT_KINDS,

@@ -19,8 +19,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from microcred.db import utcnow
+from microcred.errors import Conflict, Invalid, TooManyRequests
 from proctoring import audit, hooks
-from proctoring.errors import Conflict, Invalid, TooManyRequests
 from proctoring.events import raise_flags
 from proctoring.images import ImageTooLarge, ImageUnreadable, ImageVault
 from proctoring.models import IdentityAttempt, IdentityCheck, ProctorSession, StoredImage

@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session
 
 from microcred import signals
 from microcred.db import utcnow
+from microcred.errors import Conflict, Invalid
 from proctoring import hooks
-from proctoring.errors import Conflict, Invalid
 from proctoring.events import apply_rules
 from proctoring.models import ProctorSession, ReviewDecision
 from proctoring.sessions import Actor, info, policy, transition

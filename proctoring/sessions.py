@@ -13,8 +13,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from microcred.db import utcnow
+from microcred.errors import Conflict, NotFound
 from proctoring import audit, hooks
-from proctoring.errors import Conflict, NotFound
 from proctoring.models import IdentityCheck, ProctorSession, ReviewDecision, Snapshot, Transition
 from proctoring.policy import ProctoringPolicy, parse_policy
 from proctoring.states import BEFORE_EXAM, State, TransitionRefused, check_transition, label

@@ -2,7 +2,7 @@
 
 Registers the candidate's and the proctor's views, the identity start gate, the runner state
 contributor and runner script, the header links and the image vault (key from configuration).
-A :class:`~proctoring.errors.ProctoringError` becomes a 4xx in the app's one domain-error handler.
+A :class:`~microcred.errors.DomainError` becomes a 4xx in the app's one domain-error handler.
 """
 from __future__ import annotations
 

@@ -32,11 +32,11 @@ from assessment.retakes import retake_policy_of, wait_refusal
 from assessment.users import User
 from microcred import signals
 from microcred.db import utcnow
+from microcred.errors import Conflict
 from microcred.words import plural
 from proctoring import hooks
 from proctoring.actions import allowed, messages
 from proctoring.assignments import exam_ids_for
-from proctoring.errors import Conflict
 from proctoring.flags import (
     MISSING_SNAPSHOT_RULE,
     SEVERITY_ORDER,

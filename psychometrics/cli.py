@@ -1,10 +1,11 @@
-"""Command-line face of the psychometrics library: ``calibrate``, ``score``, ``item-analysis``.
+"""Command-line face of the psychometrics library: ``calibrate``, ``score``, ``item-analysis``,
+``conversion-table``, ``equate`` and ``model-fit``.
 
 The application's ``microcred`` click group adds these with :func:`register`; ``python -m
 psychometrics`` offers the same commands standalone. Every command reads a responses CSV (a header
 of item ids, an optional first column ``person_id``, one row per person, integer scores, an empty
 cell for not presented), writes JSON to ``--out`` or stdout, and exits non-zero with the row and
-column at fault when the CSV is bad.
+column at fault when the CSV is bad. Item parameters come from the JSON ``calibrate`` writes.
 """
 
 from __future__ import annotations
@@ -22,8 +23,13 @@ from psychometrics.calibration import parameters_from_dict
 from psychometrics.ctt import FlagRules
 from psychometrics.ctt import item_analysis as run_item_analysis
 from psychometrics.data import read_responses_csv
+from psychometrics.equating import conversion_table as build_conversion_table
+from psychometrics.equating import observed_score_equating, true_score_equating
 from psychometrics.errors import PsychometricsError
+from psychometrics.global_fit import m2
 from psychometrics.irt.models import MODELS
+from psychometrics.local_dependence import local_dependence
+from psychometrics.reliability import marginal_reliability, summed_score_reliability
 from psychometrics.scoring import METHODS
 from psychometrics.scoring import score as score_persons
 
@@ -47,6 +53,17 @@ def _read(path: str, model: str | None = None):
         raise click.ClickException(f"{path}: {exc}") from exc
     except OSError as exc:
         raise click.ClickException(f"{path}: {exc.strerror or exc}") from exc
+
+
+def _read_params(path: str):
+    """Item ids, ItemParameters and the whole document of a ``calibrate`` JSON file."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            doc = json.load(fh)
+        ids, params = parameters_from_dict(doc)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise click.ClickException(f"{path}: {exc}") from exc
+    return ids, params, doc
 
 
 class _Progress:
@@ -140,11 +157,7 @@ def calibrate(responses, model, out, n_quad, max_iter, tol, backend):
 )
 def score(responses, params_path, method, out):
     """Estimate ability for every person in RESPONSES with calibrated item parameters."""
-    try:
-        with open(params_path, encoding="utf-8") as fh:
-            ids, params = parameters_from_dict(json.load(fh))
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise click.ClickException(f"{params_path}: {exc}") from exc
+    ids, params, _ = _read_params(params_path)
     data = _read(responses, params.model)
     position = {item: j for j, item in enumerate(ids)}
     unknown = [item for item in data.item_ids if item not in position]
@@ -227,18 +240,134 @@ def item_analysis(responses, out, p_min, p_max, r_min):
     _emit(doc, out)
 
 
-COMMANDS = (calibrate, score, item_analysis)
+@click.command("conversion-table")
+@click.argument("params_path", metavar="PARAMS", type=click.Path(dir_okay=False))
+@click.option(
+    "--slope", type=float, default=1.0, show_default=True, help="Scale = slope * theta + intercept."
+)
+@click.option("--intercept", type=float, default=0.0, show_default=True, help="See --slope.")
+@click.option("--decimals", type=int, default=None, help="Round scale scores to N decimals.")
+@click.option("--scale-min", type=float, default=None, help="Lowest reported scale score.")
+@click.option("--scale-max", type=float, default=None, help="Highest reported scale score.")
+@click.option(
+    "--theta-from",
+    type=click.Choice(["eap", "tcc"]),
+    default="eap",
+    show_default=True,
+    help="EAP by summed score, or the test characteristic curve's inverse.",
+)
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the JSON here.")
+def conversion_table(
+    params_path, slope, intercept, decimals, scale_min, scale_max, theta_from, out
+):
+    """Raw-to-scale conversion table with conditional SEMs for the items in PARAMS (JSON)."""
+    _, params, doc = _read_params(params_path)
+    limits = None
+    if scale_min is not None or scale_max is not None:
+        limits = (
+            -np.inf if scale_min is None else scale_min,
+            np.inf if scale_max is None else scale_max,
+        )
+    latent = doc.get("latent") or {}
+    try:
+        table = build_conversion_table(
+            params,
+            scale=(slope, intercept),
+            decimals=decimals,
+            scale_limits=limits,
+            theta_from=theta_from,
+            latent_mean=float(latent.get("mean") or 0.0),
+            latent_sd=float(latent.get("sd") or 1.0),
+        )
+    except PsychometricsError as exc:
+        raise click.ClickException(f"{params_path}: {exc}") from exc
+    _emit(table.to_dict(), out)
+
+
+@click.command("equate")
+@click.argument("form_x", type=click.Path(dir_okay=False))
+@click.argument("form_y", type=click.Path(dir_okay=False))
+@click.option(
+    "--method",
+    type=click.Choice(["true-score", "observed-score"]),
+    default="true-score",
+    show_default=True,
+    help="IRT true-score or observed-score equating.",
+)
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the JSON here.")
+def equate(form_x, form_y, method, out):
+    """Form-Y equivalents of every FORM_X raw score; both calibrations (JSON) on one scale."""
+    _, params_x, _ = _read_params(form_x)
+    _, params_y, _ = _read_params(form_y)
+    try:
+        if method == "true-score":
+            table = true_score_equating(params_x, params_y)
+        else:
+            table = observed_score_equating(params_x, params_y)
+    except PsychometricsError as exc:
+        raise click.ClickException(str(exc)) from exc
+    _emit(table.to_dict(), out)
+
+
+@click.command("model-fit")
+@click.argument("responses", type=click.Path(dir_okay=False))
+@click.option(
+    "--params",
+    "params_path",
+    type=click.Path(dir_okay=False),
+    required=True,
+    help="Calibration JSON written by `calibrate` from these responses.",
+)
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the JSON here.")
+def model_fit(responses, params_path, out):
+    """M2 global fit, local dependence (Q3, LD X2) and reliability of a calibration."""
+    ids, params, doc = _read_params(params_path)
+    data = _read(responses, params.model)
+    if data.item_ids != ids:
+        raise click.ClickException(
+            f"{responses}: its items {data.item_ids[:5]} are not those of {params_path}"
+            f" {ids[:5]} in the same order"
+        )
+    latent = doc.get("latent") or {}
+    mu, sd = float(latent.get("mean") or 0.0), float(latent.get("sd") or 1.0)
+    status = [item.get("status", "estimated") for item in doc["items"]]
+    x = data.scores
+    out_doc: dict = {"n_persons": int(x.shape[0]), "n_items": len(ids)}
+    try:
+        out_doc["m2"] = m2(
+            x,
+            params,
+            free=[s == "estimated" for s in status],
+            latent_mean=mu,
+            latent_sd=sd,
+            estimated_latent="fixed" in status,
+        ).to_dict()
+        out_doc["local_dependence"] = local_dependence(
+            x, params, item_ids=ids, latent_mean=mu, latent_sd=sd
+        ).to_dict()
+        reliability = {"marginal": marginal_reliability(params, latent_mean=mu, latent_sd=sd)}
+        complete = ~np.isnan(x).any(axis=1)
+        if complete.any():
+            summed = summed_score_reliability(x[complete], params, latent_mean=mu, latent_sd=sd)
+            reliability["summed_score"] = summed.to_dict()
+        out_doc["reliability"] = reliability
+    except PsychometricsError as exc:
+        raise click.ClickException(f"{responses}: {exc}") from exc
+    _emit(out_doc, out)
+
+
+COMMANDS = (calibrate, score, item_analysis, conversion_table, equate, model_fit)
 
 
 def register(group: click.Group) -> None:
-    """Add ``calibrate``, ``score`` and ``item-analysis`` to the application's click group."""
+    """Add the psychometrics commands (``COMMANDS``) to the application's click group."""
     for command in COMMANDS:
         group.add_command(command)
 
 
 @click.group("psychometrics")
 def main() -> None:
-    """Microcred psychometrics: calibrate items, score persons, analyse items."""
+    """Microcred psychometrics: calibrate, score, analyse items, equate, check model fit."""
 
 
 register(main)

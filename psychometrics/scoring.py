@@ -6,8 +6,14 @@
   SE = 1 / sqrt(I(theta) + 1 / sigma^2).
 * MLE: root of d log L / d theta = 0, bounded to [lower, upper] (all-correct and all-wrong
   patterns get the bound); SE = 1 / sqrt(I(theta)).
-* WLE (Warm, 1989): root of d log L / d theta + J(theta) / (2 I(theta)) = 0 with
-  J = sum_jk P'_jk P''_jk / P_jk; finite for perfect patterns, SE = 1 / sqrt(I(theta)).
+* WLE (Warm, 1989): root of g(theta) = d log L / d theta + J(theta) / (2 I(theta)) = 0 with
+  J = sum_jk P'_jk P''_jk / P_jk; finite for perfect patterns. Two standard errors, named by
+  ``se``: ``"information"`` (default), 1 / sqrt(I(theta)) (Warm, 1989); ``"hessian"``,
+  1 / sqrt(-g'(theta)), the curvature of the weighted likelihood at its maximum. For the
+  Rasch/1PL, 2PL and GPCM J = I', so g is the derivative of log L + log sqrt(I) and this is the
+  SE mirt's ``fscores(method = "WLE")`` reports from the Hessian of that criterion (Chalmers,
+  2012); for the 3PL and GRM, where J differs from I', it is the curvature of Warm's equation.
+  g' is a central difference of the exact g (step 1e-3).
 * Summed-score EAP tables through the Lord-Wingersky (1984) recursion for P(X = s | theta)
   (Thissen, Pommerich, Billeaud & Williams, 1995).
 
@@ -38,10 +44,12 @@ class AbilityEstimates:
     method: str
     theta: np.ndarray
     se: np.ndarray
+    se_method: str = "information"
 
     def to_dict(self) -> dict:
         return {
             "method": self.method,
+            "se_method": self.se_method,
             "theta": [float(v) for v in self.theta],
             "se": [float(v) if np.isfinite(v) else None for v in self.se],
         }
@@ -156,7 +164,26 @@ def _solve_estimating_equation(x, params, method, lower, upper, prior_mean, prio
     return theta, info
 
 
-def _point_estimate(responses, params, method, lower, upper, prior_mean, prior_sd):
+WLE_SE_METHODS = ("information", "hessian")
+WLE_HESSIAN_STEP = 1e-3
+
+
+def _wle_function(x, params, theta) -> np.ndarray:
+    grad, info, warm = _score_terms(x, params, theta)
+    return grad + np.where(info > 0, warm / (2 * np.maximum(info, 1e-300)), 0.0)
+
+
+def _wle_hessian_se(x, params, theta) -> np.ndarray:
+    """1 / sqrt(-g'(theta)) with g Warm's estimating function (see the module docstring)."""
+    h = WLE_HESSIAN_STEP
+    slope = (_wle_function(x, params, theta + h) - _wle_function(x, params, theta - h)) / (2 * h)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(slope < 0, 1 / np.sqrt(-slope), np.inf)
+
+
+def _point_estimate(
+    responses, params, method, lower, upper, prior_mean, prior_sd, se="information"
+):
     if not lower < upper:
         raise PsychometricsError(f"bounds must satisfy lower < upper, got ({lower}, {upper})")
     x = _check_inputs(responses, params)
@@ -168,9 +195,12 @@ def _point_estimate(responses, params, method, lower, upper, prior_mean, prior_s
     )
     if method == "map":
         info = info + 1 / prior_sd**2
-    with np.errstate(divide="ignore"):
-        se = 1 / np.sqrt(info)
-    return AbilityEstimates(method, theta[pats.inverse], se[pats.inverse])
+    if se == "hessian":
+        errors = _wle_hessian_se(xu, params, theta)
+    else:
+        with np.errstate(divide="ignore"):
+            errors = 1 / np.sqrt(info)
+    return AbilityEstimates(method, theta[pats.inverse], errors[pats.inverse], se)
 
 
 def theta_map(
@@ -194,10 +224,20 @@ def theta_mle(
 
 
 def theta_wle(
-    responses, params: ItemParameters, *, bounds: tuple[float, float] = (-6.0, 6.0)
+    responses,
+    params: ItemParameters,
+    *,
+    bounds: tuple[float, float] = (-6.0, 6.0),
+    se: str = "information",
 ) -> AbilityEstimates:
-    """Warm's (1989) weighted likelihood ability, bias-corrected and finite for all patterns."""
-    return _point_estimate(responses, params, "wle", *bounds, 0.0, 1.0)
+    """Warm's (1989) weighted likelihood ability, bias-corrected and finite for all patterns.
+
+    ``se="information"`` gives 1 / sqrt(I(theta)), ``se="hessian"`` the curvature-based SE
+    mirt reports (module docstring).
+    """
+    if se not in WLE_SE_METHODS:
+        raise PsychometricsError(f"se must be one of {', '.join(WLE_SE_METHODS)}; got {se!r}")
+    return _point_estimate(responses, params, "wle", *bounds, 0.0, 1.0, se)
 
 
 def score(responses, params: ItemParameters, method: str = "eap", **options) -> AbilityEstimates:

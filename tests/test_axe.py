@@ -60,7 +60,7 @@ def site(app, db, build_exam):
         issuance.create_achievement(db, current(), code="AXE-1", name="Accessible Badge",
                                     description="Passed the AXE exam.", exam_id=earned.id)
         db.commit()
-        attempt = service.start_attempt(db, candidate, earned, agreed=True, grace_seconds=5)
+        attempt = service.start_attempt(db, candidate, earned, grace_seconds=5)
         state = service.runner_state(db, attempt, grace_seconds=5)
         service.save_responses(db, attempt, [
             service.SaveRequest(n, it["id"], ["A", "C"] if it["type"] == "multiple_response"
@@ -68,7 +68,7 @@ def site(app, db, build_exam):
             for n, it in enumerate(state["items"], start=1)], grace_seconds=5)
         service.submit_attempt(db, attempt, grace_seconds=5)
         db.commit()
-        in_progress = service.start_attempt(db, candidate, running, agreed=True, grace_seconds=5)
+        in_progress = service.start_attempt(db, candidate, running, grace_seconds=5)
         db.commit()
         identity = identity_gate(db, candidate, _demo_exam(db), url_for=_identity_url)
         db.commit()

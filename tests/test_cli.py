@@ -334,8 +334,8 @@ def test_sweep_finalizes_attempts_whose_time_ran_out(demo):
         late = find_user_by_email(s, "candidate@demo.microcred.test")
         on_time = create_user(s, email="sweep.ontime@example.org", password="long enough pass",
                               role="candidate", display_name="On Time")
-        expired = service.start_attempt(s, late, exam, agreed=True, grace_seconds=5)
-        running = service.start_attempt(s, on_time, exam, agreed=True, grace_seconds=5)
+        expired = service.start_attempt(s, late, exam, grace_seconds=5)
+        running = service.start_attempt(s, on_time, exam, grace_seconds=5)
         expired.started_at = expired.started_at - dt.timedelta(
             seconds=exam.time_limit_seconds + 120)
         s.commit()
@@ -382,7 +382,7 @@ def _expired_attempt(s, demo, *, code: str, email: str, passing: bool = True,
     who = create_user(s, email=email, password="long enough pass", role="candidate",
                       display_name=email.split("@")[0].title())
     began = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=exam.time_limit_seconds + 3600)
-    attempt = service.start_attempt(s, who, exam, agreed=True, now=began, grace_seconds=5)
+    attempt = service.start_attempt(s, who, exam, now=began, grace_seconds=5)
     saves = []
     for n, version_id in enumerate(attempt.item_order, start=1):
         version = s.get(ItemVersion, version_id)

@@ -28,7 +28,7 @@ RIGHT = {"A1": "B", "A2": "B", "A3": "B", "B1": ["A", "C"], "B2": "B"}
 
 def _sit(db, make_user, exam, answers):
     candidate = make_user("candidate")
-    attempt = service.start_attempt(db, candidate, exam, agreed=True, grace_seconds=5)
+    attempt = service.start_attempt(db, candidate, exam, grace_seconds=5)
     codes = {v.id: db.get(Item, v.item_id).code.split("-")[-1]
              for v in db.scalars(select(ItemVersion).where(ItemVersion.id.in_(attempt.item_order)))}
     saves = [service.SaveRequest(n, vid, answers[codes[vid]], False)

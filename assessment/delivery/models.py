@@ -137,6 +137,8 @@ class ItemScore(Base):
     response: Mapped[Any | None] = mapped_column(type_=JSON)
     score: Mapped[float]
     max_score: Mapped[float]
+    #: False: a pretest item, recorded for calibration but not counted in the result
+    scored: Mapped[bool] = mapped_column(default=True)
 
 
 append_only(ItemScore)

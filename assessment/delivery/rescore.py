@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from assessment.delivery.models import Attempt, ItemScore, Result, ResultRelease
 from assessment.delivery.reads import is_current_result, newest_release_id
 from assessment.exams import Exam
+from itembank.forms import unscored_versions
 from itembank.models import ItemVersion
 from itembank.rekeys import scoring_views
 from microcred import signals
@@ -78,8 +79,9 @@ def rescore_version(session: Session, item_version_id: int, *, rekey_id: int, re
     report.affected = len(affected)
     exams: dict[int, Exam] = {}
     views: dict[int, Any] = {}
+    unscored: dict[int, set[int]] = {}
     for start in range(0, len(affected), CHUNK):
-        _rescore_chunk(session, affected[start:start + CHUNK], report, exams, views,
+        _rescore_chunk(session, affected[start:start + CHUNK], report, exams, views, unscored,
                        rekey_id=rekey_id, reason=reason, by_id=by_id)
     session.flush()
     report.flips = [_announce(session, flip, rekey_id) for flip in report.flips]
@@ -87,8 +89,8 @@ def rescore_version(session: Session, item_version_id: int, *, rekey_id: int, re
 
 
 def _rescore_chunk(session: Session, result_ids: list[int], report: RescoreReport,
-                   exams: dict[int, Exam], views: dict[int, Any], *, rekey_id: int, reason: str,
-                   by_id: int | None) -> None:
+                   exams: dict[int, Exam], views: dict[int, Any], unscored: dict[int, set[int]],
+                   *, rekey_id: int, reason: str, by_id: int | None) -> None:
     rows = list(session.execute(select(Result, Attempt)
                                 .join(Attempt, Attempt.id == Result.attempt_id)
                                 .where(Result.id.in_(result_ids)).order_by(Result.id)))
@@ -108,10 +110,12 @@ def _rescore_chunk(session: Session, result_ids: list[int], report: RescoreRepor
     for old, attempt in rows:
         exam = exams.get(attempt.exam_id) or exams.setdefault(
             attempt.exam_id, session.get(Exam, attempt.exam_id))
+        if attempt.form_id not in unscored:
+            unscored[attempt.form_id] = unscored_versions(session, attempt.form_id)
         given = old_scores.get(old.id, {})
         new, scores = score_responses(
-            session, exam, attempt.item_order,
-            {vid: s.response for vid, s in given.items()}, views=views)
+            session, exam, attempt.item_order, {vid: s.response for vid, s in given.items()},
+            unscored=unscored[attempt.form_id], views=views)
         unchanged = all(
             vid in given and (given[vid].score, given[vid].max_score) == (s.score, s.max_score)
             for vid, s in ((s.item_version_id, s) for s in scores))

@@ -40,12 +40,13 @@ from assessment.delivery.reads import (  # release_status: reads owns it; views,
 from assessment.delivery.timing import Clock, clock
 from assessment.exams import Exam, ExamForm
 from assessment.users import User, time_multiplier_for
+from itembank.forms import unscored_versions
 from itembank.models import FormItem, ItemVersion
 from itembank.rekeys import ScoringView, scoring_views
 from itembank.types import ResponseShapeError, item_type
 from microcred import signals
 from microcred.db import utcnow
-from microcred.errors import DomainError
+from microcred.errors import Conflict, Invalid, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -53,28 +54,12 @@ MAX_SAVES_PER_REQUEST = 200
 MAX_EXTENSION_SECONDS = 4 * 3600
 
 
-class DeliveryError(DomainError):
-    """A request the attempt cannot honour."""
-
-
-class NotFound(DeliveryError):
-    status, code = 404, "not_found"
-
-
-class Conflict(DeliveryError):
-    status, code = 409, "conflict"
-
-
-class Finalized(DeliveryError):
+class Finalized(Conflict):
     status, code = 409, "attempt_finalized"
 
 
-class TimeUp(DeliveryError):
+class TimeUp(Conflict):
     status, code = 409, "time_up"
-
-
-class Invalid(DeliveryError):
-    status, code = 422, "invalid"
 
 
 # ---------------------------------------------------------------- loading and the clock
@@ -141,13 +126,14 @@ def start_attempt(
     candidate: User,
     exam: Exam,
     *,
-    agreed: bool,
     grace_seconds: float,
     seed: int | None = None,
     now: dt.datetime | None = None,
 ) -> Attempt:
     """Start an attempt, or return the one already in progress (a double click starts one).
-    One whose time ran out is finalized first (``grace_seconds``: the settings' save grace)."""
+    One whose time ran out is finalized first (``grace_seconds``: the settings' save grace).
+    The candidate's acceptance of the agreement is the start view's to take, before any start
+    gate; the attempt records when it started as when the agreement was accepted."""
     now = now or utcnow()
     if not candidate.has_role("candidate"):
         raise Invalid("only candidates sit exams")
@@ -157,8 +143,6 @@ def start_attempt(
         return existing
     if not exam.is_open:
         raise Conflict(f"exam {exam.code} is not open")
-    if not agreed:
-        raise Invalid("you must accept the candidate agreement to start", field="agree")
     check_may_start(session, candidate, exam, now)
     forms = [ef for ef in exam.forms if ef.active]
     if not forms:
@@ -495,7 +479,8 @@ def _score(session: Session, attempt: Attempt) -> Result:
     saves = current_saves(session, attempt)
     exam = session.get(Exam, attempt.exam_id)
     result, scores = score_responses(session, exam, attempt.item_order,
-                                     {vid: save.value for vid, save in saves.items()})
+                                     {vid: save.value for vid, save in saves.items()},
+                                     unscored=unscored_versions(session, attempt.form_id))
     result.attempt_id = attempt.id
     session.add(result)
     session.flush()
@@ -506,12 +491,15 @@ def _score(session: Session, attempt: Attempt) -> Result:
 
 
 def score_responses(session: Session, exam: Exam, item_order: list[int],
-                    responses: dict[int, Any], *, views: dict[int, ScoringView] | None = None,
+                    responses: dict[int, Any], *, unscored: set[int] = frozenset(),
+                    views: dict[int, ScoringView] | None = None,
                     ) -> tuple[Result, list[ItemScore]]:
     """Score ``responses`` (item version id -> final response) to the items of ``item_order``
     under each item's standing key (its newest re-key, ``itembank.rekeys``): an unsaved
     Result (no attempt yet) and its ItemScores. Finalization and rescoring both score here
-    (``views``: the items' scoring views, when the caller has them already)."""
+    (``views``: the items' scoring views, when the caller has them already). The versions in
+    ``unscored`` (the form's pretest items) ride along: their responses are kept, scored, for
+    calibration (``ItemScore.scored`` False), and left out of the result."""
     if views is None:
         views = scoring_views(session, session.scalars(
             select(ItemVersion).where(ItemVersion.id.in_(item_order))))
@@ -527,6 +515,11 @@ def score_responses(session: Session, exam: Exam, item_order: list[int],
         v = views[vid]
         value = responses.get(vid)
         points = v.score(value)
+        if vid in unscored:
+            scores.append(ItemScore(item_version_id=vid, position=pos, domain_code=v.domain_code,
+                                    response=value, score=points, max_score=v.max_score,
+                                    scored=False))
+            continue
         answered += item_type(v.item_type).is_answered(value)
         raw += points
         maximum += v.max_score
@@ -556,7 +549,7 @@ def score_responses(session: Session, exam: Exam, item_order: list[int],
         pass_percent=exam.pass_percent,
         passed=percent >= exam.pass_percent,
         answered=answered,
-        n_items=len(item_order),
+        n_items=len(item_order) - len(set(unscored) & set(item_order)),
         domain_scores=[d for d in domains.values() if d["items"]],
         theta=None,
         theta_se=None,

@@ -119,8 +119,7 @@ def start(code: str):
             if target:
                 session.commit()
                 return redirect(target)
-    attempt = service.start_attempt(session, current_user, exam, agreed=True,
-                                    grace_seconds=_grace())
+    attempt = service.start_attempt(session, current_user, exam, grace_seconds=_grace())
     session.commit()
     _forget_agreement(exam)  # one acceptance starts one attempt
     return redirect(url_for("delivery.runner", attempt_id=attempt.id))

@@ -118,7 +118,7 @@ def take_exam(session, candidate, exam, *, correct: bool = True, during=None):
     from assessment.delivery import service
     from itembank.models import ItemVersion
 
-    attempt = service.start_attempt(session, candidate, exam, agreed=True, grace_seconds=5)
+    attempt = service.start_attempt(session, candidate, exam, grace_seconds=5)
     if during is not None:
         during(attempt)
     saves = []

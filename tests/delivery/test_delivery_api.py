@@ -387,15 +387,15 @@ def test_accommodation_multiplies_the_time(client, candidate, make_user, signin,
 
 
 def test_shuffle_is_reproducible_from_the_seed(db, candidate, demo_exam):
-    a1 = service.start_attempt(db, candidate, demo_exam, agreed=True, seed=1234, grace_seconds=5)
+    a1 = service.start_attempt(db, candidate, demo_exam, seed=1234, grace_seconds=5)
     db.commit()
     service.submit_attempt(db, a1, grace_seconds=5)
-    a2 = service.start_attempt(db, candidate, demo_exam, agreed=True, seed=1234, grace_seconds=5)
+    a2 = service.start_attempt(db, candidate, demo_exam, seed=1234, grace_seconds=5)
     db.commit()
     assert a1.id != a2.id
     assert (a1.item_order, a1.option_orders) == (a2.item_order, a2.option_orders)
     service.submit_attempt(db, a2, grace_seconds=5)
-    a3 = service.start_attempt(db, candidate, demo_exam, agreed=True, seed=7, grace_seconds=5)
+    a3 = service.start_attempt(db, candidate, demo_exam, seed=7, grace_seconds=5)
     db.commit()
     assert sorted(a3.item_order) == sorted(a1.item_order)  # the same items, another order
     assert (a3.item_order, a3.option_orders) != (a1.item_order, a1.option_orders)
@@ -407,7 +407,7 @@ def test_published_versions_and_saves_are_never_edited(db, demo_exam, candidate)
     with pytest.raises(ImmutableRowError):
         db.flush()
     db.rollback()
-    attempt = service.start_attempt(db, candidate, demo_exam, agreed=True, grace_seconds=5)
+    attempt = service.start_attempt(db, candidate, demo_exam, grace_seconds=5)
     service.save_responses(db, attempt, [service.SaveRequest(1, attempt.item_order[0], None, False)], grace_seconds=5)
     db.commit()
     save = db.scalar(select(ResponseSave))
@@ -419,7 +419,7 @@ def test_published_versions_and_saves_are_never_edited(db, demo_exam, candidate)
 
 def test_paused_attempt_refuses_answers_and_keeps_its_time(db, demo_exam, candidate, make_user):
     proctor = make_user("proctor")
-    attempt = service.start_attempt(db, candidate, demo_exam, agreed=True, grace_seconds=5)
+    attempt = service.start_attempt(db, candidate, demo_exam, grace_seconds=5)
     service.pause_attempt(db, attempt, by_user_id=proctor.id)
     db.commit()
     with pytest.raises(service.Conflict, match="paused"):

@@ -17,7 +17,7 @@ def _keyed(db, version_id: int):
 
 
 def _passed_result(db, make_user, exam) -> Result:
-    attempt = service.start_attempt(db, make_user("candidate"), exam, agreed=True, grace_seconds=5)
+    attempt = service.start_attempt(db, make_user("candidate"), exam, grace_seconds=5)
     saves = [service.SaveRequest(i + 1, vid, _keyed(db, vid), False)
              for i, vid in enumerate(attempt.item_order)]
     service.save_responses(db, attempt, saves, grace_seconds=5)
@@ -67,7 +67,7 @@ def test_is_answered_per_item_type():
 def test_progress_counts_what_the_item_type_calls_answered(db, make_user, demo_exam):
     """The newest save of each item decides; a cleared answer is not one; empty values saved
     by an older runner are not either; the console's count equals the result's."""
-    attempt = service.start_attempt(db, make_user("candidate"), demo_exam, agreed=True, grace_seconds=5)
+    attempt = service.start_attempt(db, make_user("candidate"), demo_exam, grace_seconds=5)
     first, second, third = attempt.item_order[:3]
     service.save_responses(db, attempt, [
         service.SaveRequest(1, first, _keyed(db, first), False),

@@ -20,7 +20,7 @@ from microcred.policy import PolicyError
 
 def _submit_unanswered(db, candidate, exam, at):
     """A failing attempt (nothing answered), started and submitted at ``at``."""
-    attempt = service.start_attempt(db, candidate, exam, agreed=True, now=at, grace_seconds=5)
+    attempt = service.start_attempt(db, candidate, exam, now=at, grace_seconds=5)
     service.submit_attempt(db, attempt, now=at + dt.timedelta(minutes=5), grace_seconds=5)
     db.commit()
     return attempt
@@ -68,7 +68,7 @@ def test_wait_after_a_failed_attempt_is_enforced_with_the_date(db, build_exam, m
     _submit_unanswered(db, candidate, exam, at)  # finalized 14:04:30
     too_soon = at + dt.timedelta(hours=24)
     with pytest.raises(service.Conflict) as refused:
-        service.start_attempt(db, candidate, exam, agreed=True, now=too_soon, grace_seconds=5)
+        service.start_attempt(db, candidate, exam, now=too_soon, grace_seconds=5)
     # 72 h after 14:04:30, rounded up to the minute the candidate is told
     assert refused.value.message == "You may retake this exam from 3 December 2026 14:05 UTC."
     assert refused.value.extra["retake_from"] == "2026-12-03T14:05:00+00:00"
@@ -76,14 +76,14 @@ def test_wait_after_a_failed_attempt_is_enforced_with_the_date(db, build_exam, m
     assert db.scalar(select(func.count()).select_from(Attempt)) == 1
     just_before = dt.datetime(2026, 12, 3, 14, 4, 59, tzinfo=dt.UTC)
     assert not eligibility(db, candidate.id, exam, just_before).may_start
-    again = service.start_attempt(db, candidate, exam, agreed=True,
+    again = service.start_attempt(db, candidate, exam,
                                   now=dt.datetime(2026, 12, 3, 14, 5, tzinfo=dt.UTC), grace_seconds=5)
     assert again.status == "in_progress"
 
 
 def _pass(db, candidate, exam, now):
     """An attempt with every item answered by its key (build_exam's keys: B; A and C)."""
-    attempt = service.start_attempt(db, candidate, exam, agreed=True, now=now, grace_seconds=5)
+    attempt = service.start_attempt(db, candidate, exam, now=now, grace_seconds=5)
     saves = [service.SaveRequest(i + 1, item["id"],
                                  "B" if item["type"] == "single_choice" else ["A", "C"], False)
              for i, item in enumerate(service.runner_state(db, attempt, now, grace_seconds=5)["items"])]
@@ -105,7 +105,7 @@ def test_no_wait_after_a_pass_but_the_limit_counts_every_attempt(db, build_exam,
     assert verdict.refusal == "You have used all 2 attempts at this exam."
     assert verdict.attempts_left == 0
     with pytest.raises(service.Conflict, match="used all 2 attempts"):
-        service.start_attempt(db, candidate, exam, agreed=True, now=now + dt.timedelta(days=365), grace_seconds=5)
+        service.start_attempt(db, candidate, exam, now=now + dt.timedelta(days=365), grace_seconds=5)
 
 
 def test_exam_page_shows_the_rules_and_start_refuses_before_any_gate(

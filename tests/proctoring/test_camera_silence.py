@@ -27,7 +27,7 @@ def _started(db, proctored, code="P-CAM"):
 
 
 def _start(db, candidate, exam):
-    attempt = delivery.start_attempt(db, candidate, exam, agreed=True, grace_seconds=5)
+    attempt = delivery.start_attempt(db, candidate, exam, grace_seconds=5)
     db.commit()
     ps = session_for_attempt(db, attempt.id)
     assert ps.state == "in_progress"

@@ -25,7 +25,7 @@ def _admitted_and_started(db, ns):
     ps = db.scalar(select(ProctorSession).where(ProctorSession.candidate_id == ns.candidate.id))
     identity.decide(db, ps, admit=True, reason="checked in person", by=ns.proctor)
     db.commit()
-    attempt = delivery.start_attempt(db, ns.candidate, ns.exam, agreed=True, grace_seconds=5)
+    attempt = delivery.start_attempt(db, ns.candidate, ns.exam, grace_seconds=5)
     db.commit()
     db.refresh(ps)
     return ps, attempt

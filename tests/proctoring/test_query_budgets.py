@@ -111,7 +111,7 @@ def _running_sessions(db, ns, make_user, vault, face_jpeg, n: int) -> None:
 
     for _ in range(n):
         cand = make_user("candidate")
-        attempt = service.start_attempt(db, cand, ns.exam, agreed=True, grace_seconds=5)
+        attempt = service.start_attempt(db, cand, ns.exam, grace_seconds=5)
         item = attempt.item_order[0]
         service.save_responses(db, attempt, [service.SaveRequest(1, item, _answer(db, item), False)], grace_seconds=5)
         service.extend_attempt(db, attempt, seconds=60, by_user_id=ns.proctor.id, reason="late start")

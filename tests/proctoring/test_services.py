@@ -9,9 +9,9 @@ from sqlalchemy import select
 
 from assessment.delivery import service as delivery
 from assessment.delivery.models import ResultRelease
+from microcred.errors import Conflict, Invalid, NotFound
 from proctoring import actions, audit, events, hooks, identity, review, wiring
 from proctoring.assignments import require_access
-from proctoring.errors import Conflict, Invalid, NotFound
 from proctoring.models import Flag, IdentityCheck, Transition
 
 CONTROL = wiring.DeliveryControl()
@@ -35,7 +35,7 @@ def _admitted_and_started(db, ns, vault, face_jpeg):
     identity.submit(db, ps, vault, selfie=face_jpeg, id_document=face_jpeg, by=ns.candidate)
     identity.decide(db, ps, admit=True, reason="", by=ns.proctor)
     db.commit()
-    attempt = delivery.start_attempt(db, ns.candidate, ns.exam, agreed=True, grace_seconds=5)
+    attempt = delivery.start_attempt(db, ns.candidate, ns.exam, grace_seconds=5)
     db.commit()
     db.refresh(ps)
     return ps, attempt
@@ -54,7 +54,7 @@ def test_proctor_admits_then_the_attempt_starts(db, proctored, vault, face_jpeg,
     ps = _session(db, ns)
     assert ps.state == "created"
     with pytest.raises(Conflict, match="identity check must admit"):
-        delivery.start_attempt(db, ns.candidate, ns.exam, agreed=True, grace_seconds=5)
+        delivery.start_attempt(db, ns.candidate, ns.exam, grace_seconds=5)
     db.rollback()
     checks = identity.submit(db, ps, vault, selfie=face_jpeg, id_document=face_jpeg, by=ns.candidate)
     assert ps.state == "identity_pending"
@@ -63,7 +63,7 @@ def test_proctor_admits_then_the_attempt_starts(db, proctored, vault, face_jpeg,
     identity.decide(db, ps, admit=True, reason="", by=ns.proctor)
     db.commit()
     assert _gate(db, ns) is None
-    attempt = delivery.start_attempt(db, ns.candidate, ns.exam, agreed=True, grace_seconds=5)
+    attempt = delivery.start_attempt(db, ns.candidate, ns.exam, grace_seconds=5)
     db.commit()
     db.refresh(ps)
     assert ps.state == "in_progress" and ps.attempt_id == attempt.id
@@ -127,7 +127,7 @@ def test_junk_images_are_refused_naming_which(db, proctored, vault, face_jpeg):
 def test_no_identity_policy_admits_at_once(db, proctored):
     ns = proctored({"identity": "none"})
     assert _gate(db, ns) is None
-    attempt = delivery.start_attempt(db, ns.candidate, ns.exam, agreed=True, grace_seconds=5)
+    attempt = delivery.start_attempt(db, ns.candidate, ns.exam, grace_seconds=5)
     db.commit()
     from proctoring.sessions import session_for_attempt
 
@@ -138,7 +138,7 @@ def test_unproctored_exam_is_left_alone(db, make_user, build_exam):
     exam = build_exam(db, code="FREE")
     cand = make_user("candidate")
     assert wiring.identity_gate(db, cand, exam, url_for=lambda *a, **k: "/x") is None
-    attempt = delivery.start_attempt(db, cand, exam, agreed=True, grace_seconds=5)
+    attempt = delivery.start_attempt(db, cand, exam, grace_seconds=5)
     delivery.submit_attempt(db, attempt, grace_seconds=5)
     db.commit()
     assert _release(db, attempt).status == "released"

@@ -20,8 +20,8 @@ import pytest
 from flask import request
 from sqlalchemy import func, select
 
+from microcred.errors import TooManyRequests
 from proctoring import identity
-from proctoring.errors import TooManyRequests
 from proctoring.images import DEFAULT_MAX_PIXELS, ImageTooLarge, ImageVault, read_header
 from proctoring.models import IdentityAttempt, ProctorSession, StoredImage
 from proctoring.sessions import session_for_attempt

@@ -53,6 +53,17 @@ LSAT6_FREQUENCIES = [
 ]
 
 
+# LSAT Section 7: 1000 examinees, 5 items, same pattern order (Bock & Lieberman, 1970; the
+# `LSAT7` data of mirt, whose `expand.table(LSAT7)` example shows the first rows 12, 19, 1, 7, 3,
+# 19). Item proportions correct .828, .658, .772, .606, .843 (mirt `itemstats`).
+LSAT7_FREQUENCIES = [
+    12, 19, 1, 7, 3, 19, 3, 17,
+    10, 5, 3, 7, 7, 23, 8, 28,
+    7, 39, 11, 34, 14, 51, 15, 90,
+    6, 25, 7, 35, 18, 136, 32, 308,
+]  # fmt: skip
+
+
 def lsat6_patterns() -> np.ndarray:
     return np.array([[int(c) for c in format(i, "05b")] for i in range(32)], dtype=float)
 
@@ -60,6 +71,11 @@ def lsat6_patterns() -> np.ndarray:
 @pytest.fixture(scope="session")
 def lsat6() -> np.ndarray:
     return np.repeat(lsat6_patterns(), LSAT6_FREQUENCIES, axis=0)
+
+
+@pytest.fixture(scope="session")
+def lsat7() -> np.ndarray:
+    return np.repeat(lsat6_patterns(), LSAT7_FREQUENCIES, axis=0)
 
 
 def simulate_dichotomous(n_persons, n_items, *, model="2pl", missing=0.0, seed=0):

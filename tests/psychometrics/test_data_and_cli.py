@@ -126,7 +126,9 @@ def test_score_and_item_analysis_commands(tmp_path, sim):
 def test_register_adds_the_commands_to_a_group():
     group = click.Group("microcred")
     register(group)
-    assert {"calibrate", "score", "item-analysis"} <= set(group.commands)
+    assert {
+        "calibrate", "score", "item-analysis", "conversion-table", "equate", "model-fit"
+    } <= set(group.commands)
 
 
 def test_python_dash_m_runs_in_a_real_process(tmp_path, sim):
@@ -153,3 +155,37 @@ def test_python_dash_m_runs_in_a_real_process(tmp_path, sim):
         check=False,
     )
     assert proc.returncode != 0 and "duplicate item id" in proc.stderr
+
+
+def test_conversion_table_equate_and_model_fit_commands(tmp_path, sim):
+    x, _ = sim.dichotomous(500, 8, seed=35)
+    path = write_csv(tmp_path / "r.csv", x)
+    fit_path = tmp_path / "fit.json"
+    runner = CliRunner()
+    assert runner.invoke(main, ["calibrate", str(path), "--out", str(fit_path)]).exit_code == 0
+    args = ["conversion-table", str(fit_path), "--slope", "10", "--intercept", "50"]
+    result = runner.invoke(main, args + ["--decimals", "0", "--scale-min", "30"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)["rows"]
+    assert [r["raw"] for r in rows] == list(range(9))
+    assert all(r["scale"] >= 30 and r["scale"] == round(r["scale"]) for r in rows)
+    assert all(r["csem_scale"] > 0 and r["csem_raw"] > 0 for r in rows)
+    result = runner.invoke(main, ["equate", str(fit_path), str(fit_path)])
+    assert result.exit_code == 0, result.output
+    table = json.loads(result.stdout)
+    assert table["method"] == "irt-true-score"
+    assert [round(r["equivalent"], 6) for r in table["rows"]] == list(range(9))
+    result = runner.invoke(
+        main, ["equate", str(fit_path), str(fit_path), "--method", "observed-score"]
+    )
+    assert result.exit_code == 0 and json.loads(result.stdout)["method"] == "irt-observed-score"
+    result = runner.invoke(main, ["model-fit", str(path), "--params", str(fit_path)])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["m2"]["df"] == 36 - 16 and doc["m2"]["M2"] > 0
+    assert len(doc["local_dependence"]["pairs"]) == 28
+    assert 0 < doc["reliability"]["marginal"] < 1
+    assert 0 < doc["reliability"]["summed_score"]["rxx"] < 1
+    other = write_csv(tmp_path / "other.csv", x[:, :7])
+    result = runner.invoke(main, ["model-fit", str(other), "--params", str(fit_path)])
+    assert result.exit_code != 0 and "are not those of" in result.output

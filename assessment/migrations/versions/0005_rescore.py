@@ -4,14 +4,14 @@ constraint on attempt_id becomes an index; results gain supersedes_id and rekey_
 in the item bank's branch, whose rescoring wrote the row).
 
 Revision ID: 0005_rescore
-Revises: 0004_policy_sections
+Revises: 0006_exam_authoring
 Create Date: 2026-11-26 15:25:00
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = '0005_rescore'
-down_revision = '0004_policy_sections'
+down_revision = '0006_exam_authoring'
 branch_labels = None
 depends_on = 'i0002_workflow'
 
