@@ -93,11 +93,11 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
                 session.rollback()
             session.close()
 
-    from assessment import admin, api_docs, auth, home
+    from assessment import admin, api_docs, auth, exam_editor, home
     from assessment.delivery import views as delivery_views
     from assessment.psych import views as psych
 
-    for module in (auth, home, delivery_views, admin, psych, api_docs):
+    for module in (auth, home, delivery_views, admin, exam_editor, psych, api_docs):
         app.register_blueprint(module.bp)
     for package in packages():
         if package.web:

@@ -355,6 +355,36 @@ def exam_retakes(code: str, max_attempts: int | None, wait_hours: int) -> None:
     click.echo(f"{code}: " + (" ".join(rules.describe()) or "no retake limits"))
 
 
+@exam.command("pool")
+@click.option("--exam", "code", required=True, help="The linear-on-the-fly exam's code.")
+@click.option("--size", type=click.IntRange(1, 10_000), required=True,
+              help="How many forms to pre-assemble into its pool.")
+@click.option("--seed", type=int, default=None, help="Seed of the assembly's randomness.")
+def exam_pool(code: str, size: int, seed: int | None) -> None:
+    """Pre-assemble forms of a linear-on-the-fly exam into its pool before its window opens."""
+    import time
+
+    from assessment.exams import exam_by_code, fill_exam_pool
+    from itembank.pool import pool_status
+    from microcred.errors import DomainError
+
+    settings = Settings.from_env()
+    _require_migrated(settings)
+    with _database(settings).session() as session:
+        found = exam_by_code(session, code)
+        if found is None:
+            raise click.ClickException(f"no exam {code}")
+        started = time.perf_counter()
+        try:
+            made = fill_exam_pool(session, found, size, seed=seed)
+        except DomainError as exc:
+            raise click.ClickException(str(exc)) from None
+        session.commit()
+        status = pool_status(session, code)
+    click.echo(f"{code}: {len(made)} forms assembled in {time.perf_counter() - started:.1f} s; "
+               f"{status.waiting} waiting in the pool, {status.claimed} taken")
+
+
 def _redact(url: str) -> str:
     if "@" in url and "://" in url:
         scheme, rest = url.split("://", 1)

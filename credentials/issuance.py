@@ -127,6 +127,43 @@ def create_achievement(session: Session, cfg: CredentialConfig, *, code: str, na
     return achievement
 
 
+def achievement_choices(session: Session) -> list[Achievement]:
+    """The achievements an exam may lead to (active, not stacks), by code: the exam editor's
+    list."""
+    return list(session.scalars(select(Achievement).where(
+        Achievement.active.is_(True), Achievement.is_stack.is_(False)).order_by(Achievement.code)))
+
+
+def exam_achievement(session: Session, exam_id: int) -> Achievement | None:
+    """The achievement a pass of ``exam_id`` earns, if any."""
+    return session.scalar(select(Achievement).where(Achievement.exam_id == exam_id))
+
+
+def link_exam_achievement(session: Session, exam_id: int, code: str | None) -> None:
+    """Make a pass of ``exam_id`` earn the achievement ``code`` (None: no achievement). An
+    achievement earned by another exam, or a stack, is refused."""
+    current = exam_achievement(session, exam_id)
+    if code is None or code == "":
+        if current is not None:
+            current.exam_id = None
+            session.flush()
+        return
+    chosen = session.scalar(select(Achievement).where(Achievement.code == code))
+    if chosen is None or not chosen.active:
+        raise IssuanceError(f"there is no active achievement {code}", field="achievement")
+    if chosen.is_stack:
+        raise IssuanceError(f"achievement {code} is a stack, earned by its components, not by "
+                            "an exam", field="achievement")
+    if chosen.exam_id not in (None, exam_id):
+        raise IssuanceError(f"achievement {code} is already earned by another exam",
+                            field="achievement")
+    if current is not None and current.id != chosen.id:
+        current.exam_id = None
+        session.flush()
+    chosen.exam_id = exam_id
+    session.flush()
+
+
 # --- holders ----------------------------------------------------------------------------------
 
 def holder_choice(session: Session, user_id: int) -> HolderChoice | None:

@@ -139,6 +139,33 @@ class AssemblyTarget:
                    exposure_ceiling=ceiling, randomness=randomness)
 
 
+def target_from_fields(*, cut_theta: str = "", exposure_ceiling: str = "", curve: str = "",
+                       tolerance: str = "") -> dict[str, Any]:
+    """An assembly target (as :meth:`AssemblyTarget.from_dict` takes it) from a screen's text
+    fields; ``curve`` is written ``theta:information`` pairs, e.g. ``-1:4, 0:6, 1:4``. The
+    result is checked, and a bad part named (``assembly.target.thetas``)."""
+    raw: dict[str, Any] = {}
+    if cut_theta.strip():
+        raw["cut_theta"] = cut_theta.strip()
+    if exposure_ceiling.strip():
+        text = exposure_ceiling.strip()
+        raw["exposure_ceiling"] = int(text) if text.isdigit() else text
+    if curve.strip():
+        thetas, values = [], []
+        for k, pair in enumerate(p for p in curve.replace(";", ",").split(",") if p.strip()):
+            theta, sep, value = pair.partition(":")
+            if not sep:
+                raise AssemblyError(f"target curve: point {k + 1} ({pair.strip()!r}) must be "
+                                    "written theta:information, e.g. 0:6",
+                                    field="assembly.target.thetas")
+            thetas.append(theta.strip())
+            values.append(value.strip())
+        raw["target"] = {"thetas": thetas, "information": values,
+                         "tolerance": tolerance.strip() or None}
+    target = AssemblyTarget.from_dict(raw)
+    return target.as_dict()
+
+
 def _number(raw: Any, name: str, low: float, high: float) -> float:
     if isinstance(raw, bool):
         raw = None

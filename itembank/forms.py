@@ -51,10 +51,12 @@ def item_set_digest(version_ids: Iterable[int]) -> str:
 
 
 def subdomain_of(version: Any) -> str | None:
-    """The blueprint subdomain code an item version is written to (its metadata's
-    ``subdomain``), or None."""
-    meta = getattr(version, "meta", None) or {}
-    code = meta.get("subdomain") if isinstance(meta, dict) else None
+    """The blueprint subdomain code an item version is written to (its ``subdomain_code``, or
+    for versions written before that field its metadata's ``subdomain``), or None."""
+    code = getattr(version, "subdomain_code", None)
+    if not code:
+        meta = getattr(version, "meta", None) or {}
+        code = meta.get("subdomain") if isinstance(meta, dict) else None
     return str(code) if code else None
 
 

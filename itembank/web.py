@@ -62,6 +62,11 @@ FLAG_MIN_RESPONSES = 30
 
 
 def init_app(app: Flask) -> None:
+    """The bank's screens: these, and the blueprint editor and form builder
+    (``itembank.builder``)."""
+    from itembank import builder
+
+    builder.init_app(app)
     app.register_blueprint(bp)
     w = app.extensions["microcred.wiring"]
     for role in BANK:

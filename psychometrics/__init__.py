@@ -29,6 +29,7 @@ from psychometrics.dif import (
     ordinal_logistic_dif,
     polytomous_dif,
     purify_dif,
+    select_anchor,
 )
 from psychometrics.equating import (
     ConversionTable,
@@ -65,6 +66,12 @@ from psychometrics.local_dependence import (
     local_dependence,
     yen_q3,
 )
+from psychometrics.multigroup import (
+    IRTLikelihoodRatioDIF,
+    MultipleGroupCalibration,
+    calibrate_groups,
+    irt_lr_dif,
+)
 from psychometrics.personfit import PersonFit, PersonFitRules, person_fit
 from psychometrics.rasch import ItemResidualFit, WrightMap, item_infit_outfit, wright_map
 from psychometrics.reliability import (
@@ -99,6 +106,7 @@ __all__ = [
     "DIFPurification",
     "EquatingTable",
     "FlagRules",
+    "IRTLikelihoodRatioDIF",
     "ItemAnalysis",
     "ItemParameters",
     "ItemResidualFit",
@@ -108,6 +116,7 @@ __all__ = [
     "LocalDependence",
     "M2Fit",
     "MantelHaenszelTest",
+    "MultipleGroupCalibration",
     "PersonFit",
     "PersonFitRules",
     "PolytomousDIFResult",
@@ -119,6 +128,7 @@ __all__ = [
     "WrightMap",
     "anchor_drift",
     "calibrate",
+    "calibrate_groups",
     "check_responses",
     "cochran_mantel_haenszel",
     "conditional_sem",
@@ -127,6 +137,7 @@ __all__ = [
     "cronbach_alpha",
     "empirical_reliability",
     "equipercentile",
+    "irt_lr_dif",
     "item_analysis",
     "item_infit_outfit",
     "item_information",
@@ -152,6 +163,7 @@ __all__ = [
     "read_responses_csv",
     "s_x2",
     "score",
+    "select_anchor",
     "summed_score_reliability",
     "summed_score_table",
     "test_characteristic_curve",

@@ -1,5 +1,5 @@
 """Command-line face of the psychometrics library: ``calibrate``, ``score``, ``item-analysis``,
-``conversion-table``, ``equate`` and ``model-fit``.
+``conversion-table``, ``equate``, ``model-fit`` and ``person-fit``.
 
 The application's ``microcred`` click group adds these with :func:`register`; ``python -m
 psychometrics`` offers the same commands standalone. Every command reads a responses CSV (a header
@@ -29,6 +29,8 @@ from psychometrics.errors import PsychometricsError
 from psychometrics.global_fit import m2
 from psychometrics.irt.models import MODELS
 from psychometrics.local_dependence import local_dependence
+from psychometrics.personfit import PersonFitRules, person_fit
+from psychometrics.rasch import item_infit_outfit
 from psychometrics.reliability import marginal_reliability, summed_score_reliability
 from psychometrics.scoring import METHODS
 from psychometrics.scoring import score as score_persons
@@ -94,6 +96,13 @@ class _Progress:
     help="IRT model.",
 )
 @click.option(
+    "--item-model",
+    "item_models",
+    multiple=True,
+    metavar="ITEM=MODEL",
+    help="Model for one item of a mixed-format test (repeatable); other items take --model.",
+)
+@click.option(
     "--out",
     type=click.Path(dir_okay=False),
     default=None,
@@ -109,16 +118,17 @@ class _Progress:
     show_default=True,
     help="Estimation engine.",
 )
-def calibrate(responses, model, out, n_quad, max_iter, tol, backend):
+def calibrate(responses, model, item_models, out, n_quad, max_iter, tol, backend):
     """Calibrate item parameters by marginal maximum likelihood from RESPONSES (CSV)."""
     model = model.lower()
-    data = _read(responses, model)
+    data = _read(responses, None if item_models else model)
+    spec = _item_model_spec(model, item_models, data.item_ids) if item_models else model
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             fit = calibrate_items(
                 data.scores,
-                model,
+                spec,
                 item_ids=data.item_ids,
                 n_quad=n_quad,
                 max_iter=max_iter,
@@ -128,9 +138,34 @@ def calibrate(responses, model, out, n_quad, max_iter, tol, backend):
             )
         except PsychometricsError as exc:
             raise click.ClickException(f"{responses}: {exc}") from exc
-    for w in caught:
-        click.echo(f"warning: {w.message}", err=True)
+    _warn(fit.messages + [str(w.message) for w in caught])
     _emit(fit.to_dict(), out)
+
+
+def _warn(messages) -> None:
+    """Every warning of a result on stderr, once each, in order (never silent)."""
+    for msg in dict.fromkeys(messages):
+        click.echo(f"warning: {msg}", err=True)
+
+
+def _item_model_spec(default: str, pairs, item_ids: list[str]) -> dict[str, str]:
+    """{item id: model} from ``--item-model ITEM=MODEL`` options, ``default`` for the rest."""
+    spec = dict.fromkeys(item_ids, default)
+    for pair in pairs:
+        item, sep, name = pair.partition("=")
+        if not sep or not item.strip() or not name.strip():
+            raise click.BadParameter(f"{pair!r} is not ITEM=MODEL", param_hint="--item-model")
+        if item.strip() not in spec:
+            raise click.BadParameter(
+                f"item {item.strip()!r} is not a column of the responses", param_hint="--item-model"
+            )
+        if name.strip().lower() not in MODELS:
+            raise click.BadParameter(
+                f"model {name.strip()!r} is not one of {', '.join(MODELS)}",
+                param_hint="--item-model",
+            )
+        spec[item.strip()] = name.strip().lower()
+    return spec
 
 
 @click.command("score")
@@ -175,16 +210,20 @@ def score(responses, params_path, method, out):
     persons = []
     for i in range(x.shape[0]):
         pid = data.person_ids[i] if data.person_ids is not None else str(i + 1)
-        se = est.se[i]
+        theta, se = est.theta[i], est.se[i]
         persons.append(
             {
                 "person_id": pid,
-                "theta": float(est.theta[i]),
+                "theta": float(theta) if np.isfinite(theta) else None,
                 "se": float(se) if np.isfinite(se) else None,
                 "summed_score": float(np.nansum(x[i])),
                 "n_items": int((~np.isnan(x[i])).sum()),
+                "no_response": bool(est.no_response[i]),
             }
         )
+    if est.no_response.any():
+        what = "the prior" if est.method in ("eap", "map") else "no estimate (null)"
+        _warn([f"{int(est.no_response.sum())} person(s) answered no item: they get {what}"])
     _emit(
         {
             "method": est.method,
@@ -356,7 +395,60 @@ def model_fit(responses, params_path, out):
     _emit(out_doc, out)
 
 
-COMMANDS = (calibrate, score, item_analysis, conversion_table, equate, model_fit)
+@click.command("person-fit")
+@click.argument("responses", type=click.Path(dir_okay=False))
+@click.option(
+    "--params",
+    "params_path",
+    type=click.Path(dir_okay=False),
+    required=True,
+    help="Calibration JSON written by `calibrate`.",
+)
+@click.option(
+    "--method",
+    type=click.Choice(METHODS),
+    default="eap",
+    show_default=True,
+    help="Ability estimates the statistics are taken at.",
+)
+@click.option("--all-persons", is_flag=True, help="List every person, not only the flagged ones.")
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the JSON here.")
+def person_fit_command(responses, params_path, method, all_persons, out):
+    """Person fit (lz / Zh, infit, outfit) with its flag list, and item infit/outfit."""
+    ids, params, _ = _read_params(params_path)
+    data = _read(responses, params.model)
+    if data.item_ids != ids:
+        raise click.ClickException(
+            f"{responses}: its items {data.item_ids[:5]} are not those of {params_path}"
+            f" {ids[:5]} in the same order"
+        )
+    people = data.person_ids or [str(i + 1) for i in range(data.scores.shape[0])]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            fit = person_fit(data.scores, params, method=method, rules=PersonFitRules())
+            items = item_infit_outfit(data.scores, params, theta=fit.theta, item_ids=ids)
+    except PsychometricsError as exc:
+        raise click.ClickException(f"{responses}: {exc}") from exc
+    doc = fit.to_dict()
+    listing = [fit.row(i) | {"person": people[i]} for i in range(len(people))]
+    doc["persons"] = listing if all_persons else fit.flag_list(people)
+    doc["flagged"] = [people[i] for i in fit.flagged]
+    doc["n_persons"] = len(people)
+    doc["method"] = method
+    doc["items"] = [i.to_dict() for i in items]
+    _emit(doc, out)
+
+
+COMMANDS = (
+    calibrate,
+    score,
+    item_analysis,
+    conversion_table,
+    equate,
+    model_fit,
+    person_fit_command,
+)
 
 
 def register(group: click.Group) -> None:
@@ -367,7 +459,8 @@ def register(group: click.Group) -> None:
 
 @click.group("psychometrics")
 def main() -> None:
-    """Microcred psychometrics: calibrate, score, analyse items, equate, check model fit."""
+    """Microcred psychometrics: calibrate, score, analyse items, equate, check model and person
+    fit."""
 
 
 register(main)

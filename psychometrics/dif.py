@@ -48,6 +48,11 @@ Purification (Holland & Thayer, 1988; Candell & Drasgow, 1988): run the analysis
 flagged items from the matching score (the studied item always stays in its own), and repeat
 until the flagged set no longer changes. :func:`purify_dif` does this for every method and
 returns the anchor it settled on.
+
+Anchor choice by rank (Woods, 2009): analyse every item against the rest, rank the items by
+their DIF statistic (the MH or Mantel chi-square, or the logistic total chi-square) and take
+the least DIF-prone ones, by default the 20 % Woods recommends (at least one item), as the
+anchor: :func:`select_anchor`.
 """
 
 from __future__ import annotations
@@ -104,6 +109,20 @@ def _groups(responses, group, focal):
         raise PsychometricsError(
             f"group must have one entry per person ({x.shape[0]}), got {g.shape}"
         )
+    missing = _missing_labels(g)
+    if missing.any():
+        rows = np.flatnonzero(missing)
+        raise PsychometricsError(
+            f"group: {rows.size} person(s) have no group label (first at row {int(rows[0])});"
+            " DIF needs every person in the reference or the focal group (drop or label them;"
+            " they are never pooled into the reference group)"
+        )
+    levels = sorted({v.item() if isinstance(v, np.generic) else v for v in g}, key=repr)
+    if len(levels) > 2:
+        raise PsychometricsError(
+            f"group has {len(levels)} levels {levels[:6]!r}; DIF compares exactly two groups"
+            f" (focal {focal!r} against one reference): recode or subset the persons"
+        )
     is_focal = g == focal
     if not is_focal.any():
         raise PsychometricsError(f"group: no person belongs to the focal group {focal!r}")
@@ -115,6 +134,19 @@ def _groups(responses, group, focal):
     if complete.sum() < 2:
         raise PsychometricsError("responses: DIF needs persons who saw every item")
     return x[complete], is_focal[complete]
+
+
+def _missing_labels(g: np.ndarray) -> np.ndarray:
+    """NaN, None or an empty string in a group label vector of any dtype."""
+    if g.dtype.kind == "f":
+        return np.isnan(g)
+    if g.dtype.kind in "iub":
+        return np.zeros(g.shape, dtype=bool)
+    return np.array(
+        [v is None or (isinstance(v, float) and np.isnan(v)) or (isinstance(v, str) and not v.strip())
+         for v in g.tolist()],
+        dtype=bool,
+    )
 
 
 def _ids(item_ids, k):
@@ -194,7 +226,7 @@ def mantel_haenszel_test(tables, *, correction: bool = True) -> MantelHaenszelTe
     )
 
 
-def _matching(x: np.ndarray, matching, anchor, j: int, item_ids) -> np.ndarray:
+def _matching(x: np.ndarray, matching, anchor, j: int) -> np.ndarray:
     """Matching score for item j: given, anchor items + item j, or the total score."""
     if matching is not None:
         return matching
@@ -264,7 +296,7 @@ def mantel_haenszel(
     anchor = _anchor_indices(anchor, ids, matching)
     out = []
     for j in range(x.shape[1]):
-        score = _matching(x, given, anchor, j, ids)
+        score = _matching(x, given, anchor, j)
         try:
             mh = mantel_haenszel_test(_two_by_two(x[:, j], foc, score), correction=correction)
         except PsychometricsError:
@@ -357,7 +389,7 @@ def logistic_dif(
     ones = np.ones(n)
     out = []
     for j in range(x.shape[1]):
-        z = _standardised(_matching(x, given, anchor, j, ids))
+        z = _standardised(_matching(x, given, anchor, j))
         y = x[:, j]
         designs = [
             np.column_stack([ones, z]),
@@ -498,7 +530,7 @@ def polytomous_dif(
     for j in range(x.shape[1]):
         y = x[:, j].astype(int)
         cats = np.unique(y)
-        score = _matching(x, given, anchor, j, ids)
+        score = _matching(x, given, anchor, j)
         strata, idx = np.unique(score, return_inverse=True)
         col = np.searchsorted(cats, y)
         t = np.zeros((strata.size, 2, cats.size))
@@ -598,15 +630,18 @@ def _cumulative_logit_fit(design: np.ndarray, y: np.ndarray, n_cat: int) -> floa
             step = np.linalg.solve(hess - 1e-10 * np.eye(hess.shape[0]), -grad)
         except np.linalg.LinAlgError:
             break
-        scale = 1.0
+        scale, accepted = 1.0, None
         for _ in range(30):
             trial = theta + scale * step
-            if np.all(np.diff(trial[:k1]) < 0) or k1 == 1:
+            if k1 == 1 or np.all(np.diff(trial[:k1]) < 0):
                 new = value(trial)
                 if new >= current - 1e-12:
+                    accepted = (trial, new)
                     break
             scale /= 2
-        theta = trial
+        if accepted is None:
+            break
+        theta, new = accepted
         change = new - current
         current = new
         if abs(change) < 1e-10 and np.abs(scale * step).max() < 1e-8:
@@ -635,7 +670,7 @@ def ordinal_logistic_dif(
                 LogisticDIFResult(ids[j], 0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 0.0, "negligible")
             )
             continue
-        z = _standardised(_matching(x, given, anchor, j, ids))
+        z = _standardised(_matching(x, given, anchor, j))
         counts = np.bincount(y, minlength=cats.size)
         ll0 = float(counts @ np.log(counts / n))
         designs = [z[:, None], np.column_stack([z, g]), np.column_stack([z, g, z * g])]
@@ -743,3 +778,56 @@ def purify_dif(
         iterations,
         converged,
     )
+
+
+def _dif_statistic(result) -> float:
+    if isinstance(result, MantelHaenszelResult):
+        return result.chi_square if result.chi_square is not None else 0.0
+    if isinstance(result, PolytomousDIFResult):
+        return result.mantel_chi2 if result.mantel_chi2 is not None else 0.0
+    return result.total_chi2
+
+
+def select_anchor(
+    responses,
+    group,
+    *,
+    method: str = "mantel-haenszel",
+    focal=1,
+    item_ids=None,
+    proportion: float = 0.2,
+    n_anchor: int | None = None,
+    **options,
+) -> list[str]:
+    """Ids of the anchor items: the ``n_anchor`` (or ``proportion`` of all) items with the
+    smallest DIF statistics when each is matched on the total score (Woods, 2009).
+
+    Pass the result as ``anchor=`` to any DIF function.
+    """
+    method = str(method).lower().replace("_", "-")
+    funcs = {
+        "mantel-haenszel": mantel_haenszel,
+        "logistic": logistic_dif,
+        "polytomous": polytomous_dif,
+        "ordinal-logistic": ordinal_logistic_dif,
+    }
+    if method not in funcs:
+        raise PsychometricsError(
+            f"method must be one of {', '.join(PURIFY_METHODS)}; got {method!r}"
+        )
+    if "matching" in options or "anchor" in options:
+        raise PsychometricsError(
+            "select_anchor matches on the total score; do not pass matching or anchor"
+        )
+    results = funcs[method](responses, group, focal=focal, item_ids=item_ids, **options)
+    n_items = len(results)
+    if n_anchor is None:
+        if not 0 < proportion <= 1:
+            raise PsychometricsError(f"proportion must be in (0, 1], got {proportion!r}")
+        n_anchor = max(1, round(proportion * n_items))
+    if int(n_anchor) != n_anchor or not 1 <= n_anchor < n_items:
+        raise PsychometricsError(
+            f"n_anchor must be an integer in 1..{n_items - 1}, got {n_anchor!r}"
+        )
+    order = sorted(range(n_items), key=lambda k: (_dif_statistic(results[k]), k))
+    return [results[k].item for k in sorted(order[: int(n_anchor)])]

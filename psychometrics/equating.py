@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from psychometrics.calibration import Calibration
 from psychometrics.errors import PsychometricsError
 from psychometrics.irt.information import conditional_sem
 from psychometrics.irt.models import ItemParameters
@@ -283,7 +284,14 @@ def observed_score_equating(
     """IRT observed-score equating (Lord, 1980; Zeng & Kolen, 1995; Kolen & Brennan, 2014,
     sec. 6.6.3): the Lord-Wingersky summed-score distributions of both forms over one population
     (the synthetic population of a common-item design: pass its nodes ``theta`` and ``weights``,
-    e.g. ``w1 g1 + w2 g2`` on one grid), equated equipercentile."""
+    e.g. ``w1 g1 + w2 g2`` on one grid), equated equipercentile.
+
+    For two groups N(mu1, sd1^2) and N(mu2, sd2^2) on the common scale, weighted w1 and w2::
+
+        q1 = normal_quadrature(61, 6.0, mu1, sd1)   # the nodes do not move with mu and sd
+        q2 = normal_quadrature(61, 6.0, mu2, sd2)
+        observed_score_equating(x, y, theta=q1.points, weights=w1 * q1.weights + w2 * q2.weights)
+    """
     for name, p in (("form_x", form_x), ("form_y", form_y)):
         if not isinstance(p, ItemParameters):
             raise TypeError(f"{name} must be ItemParameters, got {type(p).__name__}")
@@ -388,7 +396,7 @@ def _scale_function(scale: ScaleSpec, decimals: int | None, limits) -> Callable:
 
 
 def conversion_table(
-    params: ItemParameters,
+    params: ItemParameters | Calibration,
     *,
     scale: ScaleSpec = None,
     decimals: int | None = None,
@@ -404,7 +412,8 @@ def conversion_table(
 
     Parameters
     ----------
-    params : the form's items on the reporting theta scale.
+    params : the form's items on the reporting theta scale; a Calibration also gives the latent
+        mean and SD (else ``latent_mean``, ``latent_sd``) that EAP scoring uses.
     scale : ``(slope, intercept)`` for ``scale = slope * theta + intercept``, any vectorised
         callable of theta, or None for theta itself.
     decimals, scale_limits : round reported scale scores (halves away from zero), clip them to
@@ -420,6 +429,9 @@ def conversion_table(
     ``sqrt(sum_s sc(s)^2 P(s | theta) - (sum_s sc(s) P(s | theta))^2)`` with ``sc`` this table's
     conversion and ``P(s | theta)`` from the Lord-Wingersky recursion.
     """
+    if isinstance(params, Calibration):
+        latent_mean, latent_sd = params.latent_mean, params.latent_sd
+        params = params.params
     params = _check_params(params)
     theta_from = str(theta_from).lower()
     if theta_from not in ("eap", "tcc"):

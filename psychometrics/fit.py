@@ -46,7 +46,7 @@ from psychometrics.scoring import lord_wingersky
 
 PARAMS_PER_ITEM = {"rasch": 1, "1pl": 1, "2pl": 2, "3pl": 3}
 # models whose items share one estimated parameter (latent variance or common slope)
-SHARED_PARAMETER_MODELS = ("rasch", "1pl")
+SHARED_PARAMETER_MODELS = ("rasch", "1pl", "pcm", "rsm")
 
 
 @dataclass
@@ -123,8 +123,9 @@ def s_x2(
         if cells is not None:
             o, e = cells
             used = ~np.isnan(e)
-            df = int(used.sum() - e.shape[0] - item_parameter_count(params.model, k_n))
-            if shared_df and params.model in SHARED_PARAMETER_MODELS:
+            model_j = params.item_models[j]
+            df = int(used.sum() - e.shape[0] - item_parameter_count(model_j, k_n))
+            if shared_df and model_j in SHARED_PARAMETER_MODELS:
                 df -= 1
         if cells is None or df <= 0:
             n_groups = 0 if cells is None else int(cells[1].shape[0])
@@ -147,8 +148,12 @@ def s_x2(
 
 
 def item_parameter_count(model: str, n_categories: int) -> int:
-    """Parameters estimated for one item, not counting any shared by all items."""
-    return PARAMS_PER_ITEM.get(model, n_categories)
+    """Parameters estimated for one item, not counting any shared by all items: a and K-1
+    intercepts (GRM/GPCM), K-1 thresholds for the partial credit model (the slope is shared),
+    the location alone for a rating-scale item (its steps are shared, and not subtracted)."""
+    if model in PARAMS_PER_ITEM:
+        return PARAMS_PER_ITEM[model]
+    return {"pcm": n_categories - 1, "rsm": 1}.get(model, n_categories)
 
 
 def collapse_cells(observed: np.ndarray, expected: np.ndarray, mincell: float = 1.0):

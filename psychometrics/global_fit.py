@@ -86,8 +86,7 @@ class M2Fit:
 
 
 def _item_models(params: ItemParameters) -> tuple[str, ...]:
-    model = params.model
-    return (model,) * params.n_items if isinstance(model, str) else tuple(model)
+    return tuple(params.item_models)
 
 
 def m2(

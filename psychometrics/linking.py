@@ -81,7 +81,7 @@ class LinkingConstants:
 
 def _rescale(params: ItemParameters, A: float, B: float) -> ItemParameters:
     return ItemParameters(
-        params.model, params.a / A, A * params.b + B, params.c, params.n_categories
+        params.item_models, params.a / A, A * params.b + B, params.c, params.n_categories
     )
 
 
@@ -148,7 +148,7 @@ def link(
         raise PsychometricsError(f"se must be None or 'jackknife'; got {se!r}")
     if not isinstance(new, ItemParameters) or not isinstance(base, ItemParameters):
         raise TypeError("new and base must be ItemParameters")
-    if new.model != base.model or new.n_items != base.n_items:
+    if new.item_models != base.item_models or new.n_items != base.n_items:
         raise PsychometricsError(
             f"new ({new.model}, {new.n_items} items) and base ({base.model}, {base.n_items} "
             "items) must hold the same common items under the same model"
@@ -165,8 +165,8 @@ def link(
     grid = _grid(theta, weights, (quad.points, quad.weights), "")
     new_grid = _grid(new_theta, new_weights, grid, "new_")
     if D != 1.0:
-        new = ItemParameters(new.model, new.a * D, new.b, new.c, new.n_categories)
-        base = ItemParameters(base.model, base.a * D, base.b, base.c, base.n_categories)
+        new = ItemParameters(new.item_models, new.a * D, new.b, new.c, new.n_categories)
+        base = ItemParameters(base.item_models, base.a * D, base.b, base.c, base.n_categories)
     out = _link(new, base, method, grid, new_grid, bool(symmetric))
     if se == "jackknife":
         out = _jackknife(out, new, base, method, grid, new_grid, bool(symmetric))
@@ -198,7 +198,7 @@ def _link(new, base, method, grid, new_grid, symmetric) -> LinkingConstants:
         )
         if symmetric:
             back = ItemParameters(
-                base.model, base.a * A, (base.b - B) / A, base.c, base.n_categories
+                base.item_models, base.a * A, (base.b - B) / A, base.c, base.n_categories
             )
             value += _criterion(target_new - _curves(back, t_new, method), w_new, method)
         return value
@@ -302,7 +302,7 @@ def anchor_drift(
     loc_base = np.nanmean(base.b.reshape(base.n_items, -1), axis=1)
     A = float(np.median(new.a / base.a))
     B = float(np.median(loc_base - A * loc_new))
-    moved = ItemParameters(new.model, new.a / A, A * new.b + B, new.c, new.n_categories)
+    moved = ItemParameters(new.item_models, new.a / A, A * new.b + B, new.c, new.n_categories)
     loc_new = A * loc_new + B
     d_b = loc_base - loc_new
     d_a = np.log(base.a / moved.a)

@@ -18,7 +18,11 @@ C_j = sum_k (k - E_j)^4 P_jk::
     ZSTD = (MS^(1/3) - 1) (3 / q) + q / 3                   (Wilson-Hilferty cube root)
 
 As in mirt's ``personfit`` (Chalmers, 2012), W_j is floored at sqrt(1e-5) and q at sqrt(2) so
-that persons far outside the items' range do not divide by zero. The same cell terms summed
+that persons far outside the items' range do not divide by zero. With missing responses n is
+the number of items the person answered throughout (Wright & Masters, 1982); mirt divides the
+outfit's q^2 term by the square of the full test length instead, so its z_outfit differs there.
+Checked against Winsteps on the Knox Cube Test (Wright & Stone, 1979) and, through item Zh,
+against mirt on LSAT7 (tests/psychometrics/test_person_fit.py). The same cell terms summed
 over persons instead of items give item infit/outfit and item Zh (:mod:`psychometrics.rasch`).
 
 Abilities default to EAP estimates (mirt's default); pass ``theta`` to use others (WLE is the

@@ -19,6 +19,10 @@
 
 Responses follow the library convention: (persons, items), NaN for items not presented; a single
 person may be given as a 1-d vector. Items are those of the ``ItemParameters`` in the same order.
+
+A person with no response at all has no likelihood. Such persons are flagged in
+``AbilityEstimates.no_response``; EAP and MAP return the prior (its mean, and its SD as the SE:
+the posterior is the prior), MLE and WLE return NaN (serialised as null), never a bound.
 """
 
 from __future__ import annotations
@@ -39,19 +43,26 @@ METHODS = ("eap", "map", "mle", "wle")
 
 @dataclass
 class AbilityEstimates:
-    """``theta`` and ``se`` per person (input row order) from ``method``."""
+    """``theta`` and ``se`` per person (input row order) from ``method``; ``no_response`` flags
+    persons who answered nothing (see the module docstring for what they get)."""
 
     method: str
     theta: np.ndarray
     se: np.ndarray
     se_method: str = "information"
+    no_response: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.no_response is None:
+            self.no_response = np.zeros(np.shape(self.theta), dtype=bool)
 
     def to_dict(self) -> dict:
         return {
             "method": self.method,
             "se_method": self.se_method,
-            "theta": [float(v) for v in self.theta],
+            "theta": [float(v) if np.isfinite(v) else None for v in self.theta],
             "se": [float(v) if np.isfinite(v) else None for v in self.se],
+            "no_response": [bool(v) for v in self.no_response],
         }
 
 
@@ -102,7 +113,15 @@ def theta_eap(
     post /= post.sum(axis=1, keepdims=True)
     mean = post @ quad.points
     var = post @ quad.points**2 - mean**2
-    return AbilityEstimates("eap", mean[pats.inverse], np.sqrt(np.maximum(var, 0.0))[pats.inverse])
+    empty = _empty_rows(x)
+    theta = mean[pats.inverse]
+    se = np.sqrt(np.maximum(var, 0.0))[pats.inverse]
+    theta[empty], se[empty] = prior_mean, prior_sd  # the exact posterior, not its grid version
+    return AbilityEstimates("eap", theta, se, no_response=empty)
+
+
+def _empty_rows(x: np.ndarray) -> np.ndarray:
+    return np.isnan(x).all(axis=1)
 
 
 def _score_terms(x: np.ndarray, params: ItemParameters, theta: np.ndarray):
@@ -200,7 +219,13 @@ def _point_estimate(
     else:
         with np.errstate(divide="ignore"):
             errors = 1 / np.sqrt(info)
-    return AbilityEstimates(method, theta[pats.inverse], errors[pats.inverse], se)
+    theta, errors = theta[pats.inverse], errors[pats.inverse]
+    empty = _empty_rows(x)
+    if method == "map":
+        theta[empty], errors[empty] = prior_mean, prior_sd
+    else:
+        theta[empty], errors[empty] = np.nan, np.nan
+    return AbilityEstimates(method, theta, errors, se, no_response=empty)
 
 
 def theta_map(
@@ -219,7 +244,8 @@ def theta_map(
 def theta_mle(
     responses, params: ItemParameters, *, bounds: tuple[float, float] = (-4.0, 4.0)
 ) -> AbilityEstimates:
-    """Bounded maximum likelihood ability; perfect and zero patterns get the bounds."""
+    """Bounded maximum likelihood ability; perfect and zero patterns get the bounds, persons with
+    no response NaN (flagged in ``no_response``)."""
     return _point_estimate(responses, params, "mle", *bounds, 0.0, 1.0)
 
 
@@ -230,7 +256,8 @@ def theta_wle(
     bounds: tuple[float, float] = (-6.0, 6.0),
     se: str = "information",
 ) -> AbilityEstimates:
-    """Warm's (1989) weighted likelihood ability, bias-corrected and finite for all patterns.
+    """Warm's (1989) weighted likelihood ability, bias-corrected and finite for every pattern with
+    at least one response; persons with none get NaN (flagged in ``no_response``).
 
     ``se="information"`` gives 1 / sqrt(I(theta)), ``se="hessian"`` the curvature-based SE
     mirt reports (module docstring).

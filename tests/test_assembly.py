@@ -53,9 +53,13 @@ from microcred.db import ImmutableRowError
 from psychometrics.irt.information import item_information
 from psychometrics.irt.models import ItemParameters
 
+#: the database-independent tests run on SQLite only; pool claims and LOFT starts run on both
+SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
 # ------------------------------------------------------------------ blueprints
 
 
+@SQLITE_ONLY
 def test_blueprint_by_counts_derives_weights_and_by_weights_derives_counts(db):
     bp = save_blueprint(db, code="BP-C", name="Counts", domains=[
         {"code": "A", "name": "Alpha", "items_on_form": 6},
@@ -100,6 +104,7 @@ def test_blueprint_validation_names_the_field(domains, extra, field, message):
     assert caught.value.field == field
 
 
+@SQLITE_ONLY
 def test_a_refused_blueprint_writes_nothing(db):
     with pytest.raises(BlueprintError, match="domain code A is used twice"):
         save_blueprint(db, code="BP-BAD", name="Bad", domains=[
@@ -112,6 +117,7 @@ def test_a_refused_blueprint_writes_nothing(db):
     assert db.scalar(select(Blueprint).where(Blueprint.code == "BP-BAD")) is None
 
 
+@SQLITE_ONLY
 def test_blueprint_codes_are_unique_and_an_edit_replaces_the_domains(db):
     bp = save_blueprint(db, code="BP-1", name="One", domains=[
         {"code": "A", "name": "A", "items_on_form": 1}])
@@ -146,6 +152,7 @@ def _blueprint(db, code="BP", counts=(("A", 2), ("B", 1))):
         {"code": c, "name": f"Domain {c}", "items_on_form": n} for c, n in counts])
 
 
+@SQLITE_ONLY
 def test_enemies_are_symmetric_and_refused_on_one_form(db):
     bp = _blueprint(db)
     a1, a2, b1 = _item(db, "E-A1", "A"), _item(db, "E-A2", "A"), _item(db, "E-B1", "B")
@@ -165,6 +172,7 @@ def test_enemies_are_symmetric_and_refused_on_one_form(db):
     assert [fi.position for fi in form.items] == [0, 1, 2]
 
 
+@SQLITE_ONLY
 def test_the_form_builder_tracks_coverage_and_publishes_only_a_complete_form(db):
     bp = _blueprint(db)
     a1, a2, b1 = _item(db, "FB-A1", "A"), _item(db, "FB-A2", "A"), _item(db, "FB-B1", "B")
@@ -197,6 +205,7 @@ def test_the_form_builder_tracks_coverage_and_publishes_only_a_complete_form(db)
     db.rollback()
 
 
+@SQLITE_ONLY
 def test_exposure_counts_deliveries_and_unclaimed_pooled_forms(db):
     bp = _blueprint(db, counts=(("A", 1),))
     v1, v2 = _item(db, "X-1", "A", b=0.0), _item(db, "X-2", "A", b=2.5)
@@ -218,6 +227,7 @@ def test_exposure_counts_deliveries_and_unclaimed_pooled_forms(db):
                       target=AssemblyTarget(cut_theta=0.0, exposure_ceiling=1))
 
 
+@SQLITE_ONLY
 def test_infeasible_constraints_are_named(db):
     bp = _blueprint(db, counts=(("A", 2), ("B", 1)))
     a1, a2 = _item(db, "N-A1", "A"), _item(db, "N-A2", "A")
@@ -418,6 +428,7 @@ def test_concurrent_claims_never_take_one_form_twice(database, db):
     assert sorted(got) == sorted(made)  # every form once, none twice
 
 
+@SQLITE_ONLY
 def test_pretest_slots_ride_along_unscored(db):
     import itembank.forms as forms_module
 
@@ -437,6 +448,7 @@ def test_pretest_slots_ride_along_unscored(db):
     assert sum(fi.scored for fi in form.items) == 2
 
 
+@SQLITE_ONLY
 def test_item_of_unknown_form_code_refused(db):
     bp = _blueprint(db)
     create_draft_form(db, code="F-DUP", blueprint=bp)

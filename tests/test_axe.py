@@ -31,7 +31,7 @@ def _shape(path: str) -> str:
     path = re.sub(r"/[0-9a-f]{8}-[0-9a-f-]{27,}", "/{uuid}", path)
     path = re.sub(r"/\d+(?=/|$)", "/{n}", path)
     path = re.sub(r"/bank/items/(?!new(?:$|\?))[^/?]+", "/bank/items/{code}", path)
-    return re.sub(r"/(exams|achievements)/[^/]+", r"/\1/{code}", path)
+    return re.sub(r"/(exams|achievements|forms|blueprints)/[^/]+", r"/\1/{code}", path)
 
 
 @pytest.fixture
@@ -72,6 +72,11 @@ def site(app, db, build_exam):
         db.commit()
         identity = identity_gate(db, candidate, _demo_exam(db), url_for=_identity_url)
         db.commit()
+    from itembank.forms import add_to_form, create_draft_form
+
+    draft = create_draft_form(db, code="AXE-DRAFT", blueprint=earned.blueprint)
+    add_to_form(db, draft, earned.forms[0].form.items[0].item_version)
+    db.commit()
     credential = db.scalar(select(Credential))
     assert credential is not None, "the pass on AXE earned a badge"
     bank = _bank_items(db, creds)
@@ -81,6 +86,7 @@ def site(app, db, build_exam):
             "anonymous": [f"/badges/{credential.public_id}", "/achievements/AXE-1"],
             "candidate": [f"/attempts/{attempt.id}/result", f"/attempts/{in_progress.id}",
                           identity, "/wallet"],
+            "admin": ["/bank/forms/AXE-DRAFT", "/admin/exams/new"],
             **bank,
         },
         runner=f"/attempts/{in_progress.id}",

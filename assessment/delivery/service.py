@@ -38,8 +38,9 @@ from assessment.delivery.reads import (  # release_status: reads owns it; views,
     release_status,  # noqa: F401
 )
 from assessment.delivery.timing import Clock, clock
-from assessment.exams import Exam, ExamForm
+from assessment.exams import Exam, ExamForm, loft_target, window_refusal
 from assessment.users import User, time_multiplier_for
+from itembank.exposure import record_delivery
 from itembank.forms import unscored_versions
 from itembank.models import FormItem, ItemVersion
 from itembank.rekeys import ScoringView, scoring_views
@@ -143,18 +144,19 @@ def start_attempt(
         return existing
     if not exam.is_open:
         raise Conflict(f"exam {exam.code} is not open")
+    closed = window_refusal(exam, now)
+    if closed:
+        raise Conflict(closed)
     check_may_start(session, candidate, exam, now)
-    forms = [ef for ef in exam.forms if ef.active]
-    if not forms:
-        raise Conflict(f"exam {exam.code} has no active form")
     seed = seed if seed is not None else secrets.randbits(48)
     rng = random.Random(seed)
-    exam_form: ExamForm = rng.choice(forms)
+    form_id = _choose_form(session, exam, rng, seed)
+    record_delivery(session, form_id)
     versions = list(
         session.scalars(
             select(ItemVersion)
             .join(FormItem, FormItem.item_version_id == ItemVersion.id)
-            .where(FormItem.form_id == exam_form.form_id)
+            .where(FormItem.form_id == form_id)
             .order_by(FormItem.position)
         )
     )
@@ -171,7 +173,7 @@ def start_attempt(
     attempt = Attempt(
         candidate_id=candidate.id,
         exam_id=exam.id,
-        form_id=exam_form.form_id,
+        form_id=form_id,
         seed=seed,
         item_order=order,
         option_orders=option_orders,
@@ -190,6 +192,29 @@ def start_attempt(
         exam_id=exam.id,
     )
     return attempt
+
+
+def _choose_form(session: Session, exam: Exam, rng: random.Random, seed: int) -> int:
+    """One of the exam's active forms, or for a linear-on-the-fly exam a form of the
+    candidate's own: taken from the exam's pool, or assembled now when the pool is empty."""
+    if exam.delivery_mode == "loft":
+        from itembank.assembly import InfeasibleAssembly, assemble_loft_form
+        from itembank.pool import claim_form
+
+        form_id = claim_form(session, exam.code)
+        if form_id is not None:
+            return form_id
+        try:
+            return assemble_loft_form(session, loft_key=exam.code, blueprint=exam.blueprint,
+                                      target=loft_target(exam), seed=seed).id
+        except InfeasibleAssembly as exc:
+            log.error("exam %s: no form could be assembled: %s", exam.code, exc)
+            raise Conflict(f"exam {exam.code} has no form ready; try again later") from exc
+    forms = [ef for ef in exam.forms if ef.active]
+    if not forms:
+        raise Conflict(f"exam {exam.code} has no active form")
+    exam_form: ExamForm = rng.choice(forms)
+    return exam_form.form_id
 
 
 # ---------------------------------------------------------------- the runner's state

@@ -24,7 +24,14 @@ import numpy as np
 from scipy.special import expit
 
 from psychometrics.data import ResponsePatterns
-from psychometrics.irt.models import DICHOTOMOUS_MODELS, log_prob
+from psychometrics.irt.models import (
+    COMMON_SLOPE_MODELS,
+    DICHOTOMOUS_MODELS,
+    log_prob,
+    model_groups,
+    n_xi,
+    per_item,
+)
 from psychometrics.irt.priors import ItemPriors
 from psychometrics.irt.quadrature import Quadrature, normal_quadrature, posterior_moments
 
@@ -33,6 +40,8 @@ XI_BOUND_SLOPE = 20.0
 XI_BOUND_INTERCEPT = 50.0
 XI_BOUND_LOGIT_C = (-12.0, 3.0)
 DERIV_STEP = 1e-6
+# EM stops only when the log-likelihood also changes by less than this, relative (see run_em)
+LOGLIK_RTOL = 1e-8
 
 ProgressCallback = Callable[[int, float, float], None]
 
@@ -59,6 +68,14 @@ class ParameterMap:
         out[free] = phi[self.index[free]]
         return out
 
+    def without(self, held: np.ndarray) -> ParameterMap:
+        """The map with the slots flagged in ``held`` (J, m) fixed, free positions renumbered."""
+        index = np.where(held, -1, self.index)
+        kept = np.unique(index[index >= 0])
+        renumber = np.full(self.n_free, -1)
+        renumber[kept] = np.arange(kept.size)
+        return ParameterMap(np.where(index >= 0, renumber[np.maximum(index, 0)], -1))
+
     def design(self) -> np.ndarray:
         """Dense 0/1 matrix T with ``vec(xi)[free] = T @ phi`` (rows over all J*m slots)."""
         flat = self.index.reshape(-1)
@@ -69,30 +86,42 @@ class ParameterMap:
 
 
 def build_parameter_map(
-    model: str,
+    model,
     n_cat: np.ndarray,
     width: int,
     free_items: np.ndarray,
     shared_slope_free: bool = True,
 ) -> ParameterMap:
-    """Free parameters of ``model`` for the items flagged in ``free_items``.
+    """Free parameters of ``model`` (one name, or one per item) for the items in ``free_items``.
 
-    1PL/Rasch: one slope shared by all free items plus one intercept each. 2PL: (a, d).
-    3PL: (a, d, logit c). GRM/GPCM: a and one intercept per category boundary.
-    With ``shared_slope_free=False`` the common slope stays at its current value (a Rasch
-    calibration onto a scale fixed by anchor items).
+    1PL/Rasch/PCM/RSM: one slope shared by all free items of these models plus their intercepts.
+    2PL: (a, d). 3PL: (a, d, logit c). GRM/GPCM: a and one intercept per category boundary.
+    RSM: the item intercept c_j, and step intercepts e_2..e_{K-1} shared by every rating-scale
+    item (e_1 = 0 identifies them). With ``shared_slope_free=False`` the common slope stays at its
+    current value (a Rasch calibration onto a scale fixed by anchor items).
     """
     j = n_cat.size
+    models = per_item(model, j)
     index = np.full((j, width), -1, dtype=int)
     nxt = 0
-    shared = model in ("rasch", "1pl")
-    if shared and shared_slope_free and free_items.any():
-        index[free_items, 0] = 0
+    shared = np.array([m in COMMON_SLOPE_MODELS for m in models], dtype=bool)
+    if shared_slope_free and (free_items & shared).any():
+        index[free_items & shared, 0] = 0
         nxt = 1
+    rsm_steps: dict[int, int] = {}
     for item in np.flatnonzero(free_items):
-        cols = range(1, width) if shared else range(width)
+        m = models[item]
+        cols = range(1 if shared[item] else 0, n_xi(m, int(n_cat[item])))
         for col in cols:
-            if model not in DICHOTOMOUS_MODELS and col >= n_cat[item]:
+            if m == "rsm" and col >= 2:
+                if col == 2:
+                    continue  # e_1 = 0
+                if col not in rsm_steps:
+                    rsm_steps[col] = nxt
+                    nxt += 1
+                index[item, col] = rsm_steps[col]
+                continue
+            if m not in DICHOTOMOUS_MODELS and col >= n_cat[item]:
                 continue
             index[item, col] = nxt
             nxt += 1
@@ -154,7 +183,10 @@ def dlogp(model: str, xi: np.ndarray, n_cat: np.ndarray, theta: np.ndarray) -> n
     Closed form for the dichotomous models (z = a theta + d, s = logistic(z), c = logistic(g)):
     dP/da = (1 - c) s (1 - s) theta, dP/dd = (1 - c) s (1 - s), dP/dg = c (1 - c)(1 - s), and
     d log P_1 = dP / P, d log P_0 = -dP / (1 - P). Central differences for GRM and GPCM.
+    With one model per item the parts are computed model by model and padded.
     """
+    if not isinstance(model, str):
+        return _per_model(model, xi, n_cat, lambda m, x, nc: dlogp(m, x, nc, theta))
     if model in DICHOTOMOUS_MODELS:
         return _dlogp_dichotomous(model, xi, theta)
     j, m = xi.shape
@@ -181,12 +213,11 @@ def _dlogp_dichotomous(model: str, xi: np.ndarray, theta: np.ndarray) -> np.ndar
     if model == "3pl":
         c = expit(xi[:, 2:3])
         p = c + (1 - c) * s
-        q = (1 - c) * (1 - s)  # 1 - P without cancellation
         dz = (1 - c) * s * (1 - s)
         dg = c * (1 - c) * (1 - s)
         inv_p = 1 / p
         out[:, 2, 1] = dg * inv_p
-        out[:, 2, 0] = -dg / q
+        out[:, 2, 0] = -c  # d log[(1 - c)(1 - s)] / dg, exactly (no 0/0 where s rounds to 1)
         # dP/dz / (1 - P) = s, exactly
         out[:, 0, 1] = dz * inv_p * theta
         out[:, 1, 1] = dz * inv_p
@@ -210,21 +241,99 @@ def item_objective(
 ) -> np.ndarray:
     """Per-item expected complete-data log-likelihood plus log prior, shape (J,)."""
     lp = log_prob(model, xi, n_cat, theta)
-    obj = np.einsum("jkq,jkq->j", counts, lp)
+    # a subset of a mixed test may have fewer categories than the counts array holds
+    obj = np.einsum("jkq,jkq->j", counts[:, : lp.shape[1]], lp)
     if priors.active(model):
         obj = obj + priors.logpdf(model, xi)
     return obj
 
 
-def clip_xi(model: str, xi: np.ndarray) -> np.ndarray:
-    out = xi.copy()
-    out[:, 0] = np.clip(out[:, 0], -XI_BOUND_SLOPE, XI_BOUND_SLOPE)
-    if model == "3pl":
-        out[:, 1] = np.clip(out[:, 1], -XI_BOUND_INTERCEPT, XI_BOUND_INTERCEPT)
-        out[:, 2] = np.clip(out[:, 2], *XI_BOUND_LOGIT_C)
-    else:
-        out[:, 1:] = np.clip(out[:, 1:], -XI_BOUND_INTERCEPT, XI_BOUND_INTERCEPT)
+def _per_model(model, xi: np.ndarray, n_cat: np.ndarray, fn) -> np.ndarray:
+    """``fn(model_g, xi_g, n_cat_g)`` per model group, laid into one array padded with zeros
+    (axis 1 to the width of ``xi``, axis 2 to the most categories)."""
+    out = None
+    for m, idx in model_groups(model, n_cat.size):
+        width = n_xi(m, int(n_cat[idx].max()))
+        part = fn(m, xi[idx, :width], n_cat[idx])
+        if out is None:
+            shape = list(part.shape)
+            shape[0] = n_cat.size
+            if len(shape) > 1:
+                shape[1] = xi.shape[1]
+            if len(shape) > 2:
+                shape[2] = int(n_cat.max())
+            out = np.zeros(shape)
+        out[(idx,) + tuple(slice(0, k) for k in part.shape[1:])] = part
     return out
+
+
+def three_pl_rows(model, n_items: int) -> np.ndarray:
+    """(J,) flags: the items whose column 2 is logit(c) (the 3PL items)."""
+    if isinstance(model, str):
+        return np.full(n_items, model == "3pl")
+    return np.array([m == "3pl" for m in per_item(model, n_items)], dtype=bool)
+
+
+def xi_bounds(model, xi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Lower and upper bounds of every slot of ``xi`` (J, m): slopes +-20, intercepts +-50 and,
+    for 3PL items, logit(c) in [-12, 3] (c between 6e-6, zero for practical purposes, and .95).
+    ``model`` is one name or one per item.
+    """
+    lo = np.full(xi.shape, -XI_BOUND_INTERCEPT)
+    hi = np.full(xi.shape, XI_BOUND_INTERCEPT)
+    lo[:, 0], hi[:, 0] = -XI_BOUND_SLOPE, XI_BOUND_SLOPE
+    guess = three_pl_rows(model, xi.shape[0])
+    if guess.any():
+        lo[guess, 2], hi[guess, 2] = XI_BOUND_LOGIT_C
+    return lo, hi
+
+
+def clip_xi(model, xi: np.ndarray) -> np.ndarray:
+    lo, hi = xi_bounds(model, xi)
+    return np.clip(xi, lo, hi)
+
+
+def at_bound(model, xi: np.ndarray, free: np.ndarray, rtol: float = 1e-6) -> np.ndarray:
+    """(J, m) flags: a free slot that sits on its bound."""
+    lo, hi = xi_bounds(model, xi)
+    span = rtol * (hi - lo)
+    return free & ((xi <= lo + span) | (xi >= hi - span))
+
+
+def _item_information(model, xi, n_cat, theta, counts, priors):
+    """Score (J, m) and expected information (J, m, m) of the M-step objective per item."""
+    n_jq = counts.sum(axis=1)
+    d = dlogp(model, xi, n_cat, theta)
+    p = np.exp(log_prob(model, xi, n_cat, theta))
+    score = np.einsum("jkq,jmkq->jm", counts, d)
+    # expected information sum_q n_jq sum_k P_jkq D_jmkq D_jnkq as one batched product
+    root = d * np.sqrt(n_jq[:, None, None, :] * p[:, None, :, :])
+    root = root.reshape(root.shape[0], root.shape[1], -1)
+    info = root @ root.transpose(0, 2, 1)
+    if priors.active(model):
+        score += priors.gradient(model, xi)
+        m = xi.shape[1]
+        info[:, np.arange(m), np.arange(m)] += priors.neg_hessian_diag(model, xi)
+    return score, info
+
+
+def _pinned(model, xi, score, free):
+    """Active set of the bound constraints (Bertsekas, 1982, projected Newton): free slots on a
+    bound whose gradient points out of the box. They are held where they are for this step, so
+    an asymptote heading to 0 cannot dictate the step of the item's slope and intercept."""
+    lo, hi = xi_bounds(model, xi)
+    span = 1e-9 * (hi - lo)
+    return free & (((xi <= lo + span) & (score < 0)) | ((xi >= hi - span) & (score > 0)))
+
+
+def _limit_step(model, step: np.ndarray) -> np.ndarray:
+    """Trust region per item (not one scale for all items): each item's step is shrunk as a
+    whole, keeping its Newton direction (an ascent direction), until no slope or intercept moves
+    by more than 1 and logit(c) by no more than 3. Slots pinned at a bound take no part."""
+    cap = np.ones(step.shape)
+    cap[three_pl_rows(model, step.shape[0]), 2:3] = 3.0
+    ratio = (np.abs(step) / cap).max(axis=1, keepdims=True)
+    return step / np.maximum(ratio, 1.0)
 
 
 def m_step(
@@ -238,53 +347,99 @@ def m_step(
     n_steps: int = 1,
     tol: float = 1e-7,
 ) -> np.ndarray:
-    """Fisher-scoring ascent of the expected complete-data log-posterior over free parameters."""
+    """Projected Fisher scoring of the expected complete-data log-posterior over free parameters.
+
+    Every item's objective depends on its own parameters only, so unless a parameter is shared
+    between items (the common 1PL slope) each item takes its own Newton step, trust limit and
+    step-halving line search. Bounds are handled by an active set and projection (Bertsekas,
+    1982): a slot on its bound with the gradient pointing outward is held fixed and dropped from
+    that item's Newton system; the other slots step and are projected back into the box.
+    """
     if pmap.n_free == 0:
         return xi
     free = pmap.index >= 0
-    n_jq = counts.sum(axis=1)
-    # pairs (j, m, n) of free slots of the same item, scattered into the phi information matrix
-    jj, mm, nn = np.nonzero(free[:, :, None] & free[:, None, :])
-    rows, cols = pmap.index[jj, mm], pmap.index[jj, nn]
-    phi = pmap.pack(xi)
-    obj = item_objective(model, xi, n_cat, theta, counts, priors).sum()
+    shared = np.bincount(pmap.index[free], minlength=pmap.n_free).max() > 1
     for _ in range(n_steps):
-        d = dlogp(model, xi, n_cat, theta)
-        p = np.exp(log_prob(model, xi, n_cat, theta))
-        score_xi = np.einsum("jkq,jmkq->jm", counts, d)
-        # expected information sum_q n_jq sum_k P_jkq D_jmkq D_jnkq as one batched product
-        root = d * np.sqrt(n_jq[:, None, None, :] * p[:, None, :, :])
-        root = root.reshape(root.shape[0], root.shape[1], -1)
-        info_xi = root @ root.transpose(0, 2, 1)
-        if priors.active(model):
-            score_xi += priors.gradient(model, xi)
-            info_xi[:, np.arange(xi.shape[1]), np.arange(xi.shape[1])] += priors.neg_hessian_diag(
-                model, xi
-            )
-        score = np.bincount(pmap.index[free], weights=score_xi[free], minlength=pmap.n_free)
-        info = np.zeros((pmap.n_free, pmap.n_free))
-        np.add.at(info, (rows, cols), info_xi[jj, mm, nn])
-        info[np.diag_indices_from(info)] += 1e-8 * (1 + np.abs(np.diag(info)))
-        try:
-            step = np.linalg.solve(info, score)
-        except np.linalg.LinAlgError:
-            step = score / np.maximum(np.diag(info), 1e-8)
-        biggest = np.abs(step).max()
-        if biggest > 1.0:
-            step /= biggest
-        for _halving in range(12):
-            cand = clip_xi(model, pmap.unpack(phi + step, xi))
-            cand_obj = item_objective(model, cand, n_cat, theta, counts, priors).sum()
-            if np.isfinite(cand_obj) and cand_obj >= obj - 1e-9 * abs(obj):
-                break
-            step /= 2
-        else:
-            break
-        phi = pmap.pack(cand)
-        xi, obj = cand, cand_obj
-        if np.abs(step).max() < tol:
+        with np.errstate(all="ignore"):
+            if shared:
+                xi, moved = _shared_step(model, xi, n_cat, theta, counts, pmap, priors)
+            else:
+                xi, moved = _itemwise_step(model, xi, n_cat, theta, counts, free, priors)
+        if moved < tol:
             break
     return xi
+
+
+def _itemwise_step(model, xi, n_cat, theta, counts, free, priors):
+    score, info = _item_information(model, xi, n_cat, theta, counts, priors)
+    move = free & ~_pinned(model, xi, score, free)
+    m = xi.shape[1]
+    eye = np.broadcast_to(np.eye(m), info.shape)
+    both = move[:, :, None] & move[:, None, :]
+    system = np.where(both, info, eye)
+    diag = np.arange(m)
+    system[:, diag, diag] += np.where(move, 1e-8 * (1 + np.abs(info[:, diag, diag])), 0.0)
+    rhs = np.where(move, score, 0.0)
+    ok = np.isfinite(system).all(axis=(1, 2)) & np.isfinite(rhs).all(axis=1)
+    step = np.zeros_like(xi)
+    if ok.any():
+        try:
+            step[ok] = np.linalg.solve(system[ok], rhs[ok][:, :, None])[:, :, 0]
+        except np.linalg.LinAlgError:
+            step[ok] = rhs[ok] / np.maximum(np.abs(system[ok][:, diag, diag]), 1e-8)
+    step = np.where(move & np.isfinite(step), step, 0.0)
+    step = _limit_step(model, step)
+    obj = item_objective(model, xi, n_cat, theta, counts, priors)
+    todo = np.flatnonzero(np.abs(step).max(axis=1) > 0)
+    out = xi.copy()
+    for _halving in range(20):
+        if todo.size == 0:
+            break
+        sub = model if isinstance(model, str) else tuple(model[i] for i in todo)
+        cand = clip_xi(sub, xi[todo] + step[todo])
+        cand_obj = item_objective(sub, cand, n_cat[todo], theta, counts[todo], priors)
+        good = np.isfinite(cand_obj) & (cand_obj >= obj[todo] - 1e-12 * np.abs(obj[todo]))
+        out[todo[good]] = cand[good]
+        todo = todo[~good]
+        step[todo] /= 2
+    return out, float(np.abs(out - xi).max())
+
+
+def _shared_step(model, xi, n_cat, theta, counts, pmap, priors):
+    """One projected Fisher-scoring step on the full free vector (parameters shared by items)."""
+    free = pmap.index >= 0
+    score_xi, info_xi = _item_information(model, xi, n_cat, theta, counts, priors)
+    jj, mm, nn = np.nonzero(free[:, :, None] & free[:, None, :])
+    rows, cols = pmap.index[jj, mm], pmap.index[jj, nn]
+    score = np.bincount(pmap.index[free], weights=score_xi[free], minlength=pmap.n_free)
+    info = np.zeros((pmap.n_free, pmap.n_free))
+    np.add.at(info, (rows, cols), info_xi[jj, mm, nn])
+    info[np.diag_indices_from(info)] += 1e-8 * (1 + np.abs(np.diag(info)))
+    phi = pmap.pack(xi)
+    lo, hi = xi_bounds(model, xi)
+    lo_phi, hi_phi = pmap.pack(lo), pmap.pack(hi)
+    span = 1e-9 * (hi_phi - lo_phi)
+    pinned = ((phi <= lo_phi + span) & (score < 0)) | ((phi >= hi_phi - span) & (score > 0))
+    move = ~pinned & np.isfinite(score)
+    step = np.zeros_like(phi)
+    sub = info[np.ix_(move, move)]
+    if move.any() and np.isfinite(sub).all():
+        try:
+            step[move] = np.linalg.solve(sub, score[move])
+        except np.linalg.LinAlgError:
+            step[move] = score[move] / np.maximum(np.diag(sub), 1e-8)
+    step = np.where(np.isfinite(step), step, 0.0)
+    biggest = np.abs(step).max() if step.size else 0.0
+    if biggest > 1.0:
+        step /= biggest
+    obj = item_objective(model, xi, n_cat, theta, counts, priors).sum()
+    for _halving in range(20):
+        cand = clip_xi(model, pmap.unpack(phi + step, xi))
+        cand_obj = item_objective(model, cand, n_cat, theta, counts, priors).sum()
+        if np.isfinite(cand_obj) and cand_obj >= obj - 1e-12 * abs(obj):
+            return cand, float(np.abs(cand - xi).max())
+        step /= 2
+    return xi, 0.0
 
 
 @dataclass
@@ -298,6 +453,8 @@ class EMResult:
     latent_sd: float
     estep: EStep
     quadrature: Quadrature
+    loglik_change: float = np.inf
+    non_finite: int = 0  # EM cycles whose E- or M-step produced NaN or infinities
 
 
 def run_em(
@@ -314,7 +471,15 @@ def run_em(
     estimate_latent: bool = False,
     progress: ProgressCallback | None = None,
 ) -> EMResult:
-    """Iterate E- and M-steps until the largest change in a free parameter is below ``tol``.
+    """Iterate E- and M-steps until converged: the largest change in a free parameter is below
+    ``tol`` *and* the marginal log-likelihood rose by less than ``LOGLIK_RTOL * (1 + |logL|)``
+    over the cycle. A parameter criterion alone stops an EM that is crawling (small steps, a
+    log-likelihood still climbing), which can be far from the maximum (Dempster, Laird & Rubin,
+    1977, on EM's linear rate; McLachlan & Krishnan, 2008, sec. 3.9 on stopping rules).
+
+    Floating-point trouble (a NaN or infinity in the log-likelihood or the parameters) never
+    escapes as a numpy RuntimeWarning: the cycle is undone, counted in ``non_finite`` and the
+    iteration stops unconverged, for the caller to report.
 
     With ``estimate_latent`` (fixed-parameter calibration) the latent mean and SD are updated
     each cycle from the posterior node masses, the "multiple weights updating" scheme of
@@ -326,25 +491,38 @@ def run_em(
     phi = pmap.pack(xi)
     converged = False
     change = np.inf
+    ll_change = np.inf
+    last_ll = -np.inf
     iteration = 0
+    non_finite = 0
     estep = None
-    for iteration in range(1, max_iter + 1):
+    with np.errstate(all="ignore"):
+        for iteration in range(1, max_iter + 1):
+            logp = log_prob(model, xi, n_cat, quad.points)
+            estep = e_step(patterns, logp, quad.weights)
+            if not np.isfinite(estep.loglik) or not np.isfinite(estep.counts).all():
+                non_finite += 1
+                break
+            ll_change = estep.loglik - last_ll
+            last_ll = estep.loglik
+            if estimate_latent:
+                mean, sd = posterior_moments(quad, estep.node_mass)
+                quad = normal_quadrature(n_quad, bound, mean, sd)
+            new_xi = m_step(model, xi, n_cat, quad.points, estep.counts, pmap, priors)
+            if not np.isfinite(new_xi).all():
+                non_finite += 1
+                break
+            xi = new_xi
+            new_phi = pmap.pack(xi)
+            change = float(np.abs(new_phi - phi).max()) if phi.size else 0.0
+            phi = new_phi
+            if progress is not None:
+                progress(iteration, estep.loglik, change)
+            if change < tol and abs(ll_change) <= LOGLIK_RTOL * (1 + abs(estep.loglik)):
+                converged = True
+                break
         logp = log_prob(model, xi, n_cat, quad.points)
         estep = e_step(patterns, logp, quad.weights)
-        if estimate_latent:
-            mean, sd = posterior_moments(quad, estep.node_mass)
-            quad = normal_quadrature(n_quad, bound, mean, sd)
-        xi = m_step(model, xi, n_cat, quad.points, estep.counts, pmap, priors)
-        new_phi = pmap.pack(xi)
-        change = float(np.abs(new_phi - phi).max()) if phi.size else 0.0
-        phi = new_phi
-        if progress is not None:
-            progress(iteration, estep.loglik, change)
-        if change < tol:
-            converged = True
-            break
-    logp = log_prob(model, xi, n_cat, quad.points)
-    estep = e_step(patterns, logp, quad.weights)
     return EMResult(
         xi=xi,
         loglik=estep.loglik,
@@ -355,4 +533,6 @@ def run_em(
         latent_sd=sd,
         estep=estep,
         quadrature=quad,
+        loglik_change=float(ll_change),
+        non_finite=non_finite,
     )

@@ -34,8 +34,9 @@ class ItemPriors:
                 f"a_prior must be (mu, sigma) with sigma > 0, got {self.a_lognormal!r}"
             )
 
-    def active(self, model: str) -> bool:
-        return self.a_lognormal is not None or (self.c_beta is not None and model == "3pl")
+    def active(self, model) -> bool:
+        """``model`` is one name or one per item (a mixed-format test)."""
+        return self.a_lognormal is not None or (self.c_beta is not None and _any_3pl(model))
 
     def logpdf(self, model: str, xi: np.ndarray) -> np.ndarray:
         out = np.zeros(xi.shape[0])
@@ -43,10 +44,10 @@ class ItemPriors:
             mu, sigma = self.a_lognormal
             a = np.maximum(xi[:, 0], 1e-8)
             out += -np.log(a) - (np.log(a) - mu) ** 2 / (2 * sigma**2)
-        if self.c_beta is not None and model == "3pl":
+        if self.c_beta is not None and _any_3pl(model):
             alpha, beta = self.c_beta
-            c = expit(xi[:, 2])
-            out += (alpha - 1) * np.log(c) + (beta - 1) * np.log1p(-c)
+            c = expit(np.where(_rows_3pl(model, xi) > 0, xi[:, 2], 0.0))
+            out += _rows_3pl(model, xi) * ((alpha - 1) * np.log(c) + (beta - 1) * np.log1p(-c))
         return out
 
     def gradient(self, model: str, xi: np.ndarray) -> np.ndarray:
@@ -55,10 +56,10 @@ class ItemPriors:
             mu, sigma = self.a_lognormal
             a = np.maximum(xi[:, 0], 1e-8)
             out[:, 0] = -1 / a - (np.log(a) - mu) / (sigma**2 * a)
-        if self.c_beta is not None and model == "3pl":
+        if self.c_beta is not None and _any_3pl(model):
             alpha, beta = self.c_beta
-            c = expit(xi[:, 2])
-            out[:, 2] = (alpha - 1) * (1 - c) - (beta - 1) * c
+            c = expit(np.where(_rows_3pl(model, xi) > 0, xi[:, 2], 0.0))
+            out[:, 2] = _rows_3pl(model, xi) * ((alpha - 1) * (1 - c) - (beta - 1) * c)
         return out
 
     def neg_hessian_diag(self, model: str, xi: np.ndarray) -> np.ndarray:
@@ -67,8 +68,19 @@ class ItemPriors:
             mu, sigma = self.a_lognormal
             a = np.maximum(xi[:, 0], 1e-8)
             out[:, 0] = -(1 / a**2 - (1 - (np.log(a) - mu)) / (sigma**2 * a**2))
-        if self.c_beta is not None and model == "3pl":
+        if self.c_beta is not None and _any_3pl(model):
             alpha, beta = self.c_beta
-            c = expit(xi[:, 2])
-            out[:, 2] = (alpha + beta - 2) * c * (1 - c)
+            c = expit(np.where(_rows_3pl(model, xi) > 0, xi[:, 2], 0.0))
+            out[:, 2] = _rows_3pl(model, xi) * (alpha + beta - 2) * c * (1 - c)
         return out
+
+
+def _any_3pl(model) -> bool:
+    return model == "3pl" if isinstance(model, str) else "3pl" in model
+
+
+def _rows_3pl(model, xi: np.ndarray) -> np.ndarray:
+    """1.0 for the rows (items) that are 3PL, else 0.0: the asymptote prior applies only there."""
+    if isinstance(model, str):
+        return np.ones(xi.shape[0])
+    return np.array([m == "3pl" for m in model], dtype=float)

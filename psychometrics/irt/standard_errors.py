@@ -21,7 +21,7 @@ import numpy as np
 
 from psychometrics.data import ResponsePatterns
 from psychometrics.irt.estimation import DERIV_STEP, ParameterMap, dlogp, e_step
-from psychometrics.irt.models import DICHOTOMOUS_MODELS, log_prob
+from psychometrics.irt.models import DICHOTOMOUS_MODELS, log_prob, per_item
 from psychometrics.irt.priors import ItemPriors
 
 CHUNK_CELLS = 2_000_000
@@ -79,10 +79,13 @@ def observed_information(
     d = dlogp(model, xi, n_cat, theta)
     n_pat = patterns.codes.shape[0]
     chunk = max(1, CHUNK_CELLS // max(1, j * m))
+    dichotomous = all(name in DICHOTOMOUS_MODELS for name in per_item(model, j))
     for start in range(0, n_pat, chunk):
         sl = slice(start, min(n_pat, start + chunk))
-        if model in DICHOTOMOUS_MODELS:
+        if dichotomous:
             cross, gram = _dichotomous_terms(patterns, sl, est.posterior[sl], logp, d)
+        elif not isinstance(model, str):
+            cross, gram = _mixed_terms(patterns, sl, est.posterior[sl], logp, d, model)
         else:
             cross, gram = _general_terms(patterns, sl, est.posterior[sl], d)
         info_xi -= cross
@@ -143,6 +146,66 @@ def _general_terms(patterns, sl, post, d):
         g += post[:, q : q + 1] * s
     gram = (g * f[:, None]).T @ g
     return cross.reshape(j, m, j, m), gram.reshape(j, m, j, m)
+
+
+def _mixed_terms(patterns, sl, post, logp, d, models):
+    """The two sums for a mixed-format test, on a small basis of response indicators.
+
+    A pattern's node score is s_uq = B_uq H_q: a dichotomous item contributes one basis column
+    e = y - P(X_q) with coefficients h = dlog P_1 - dlog P_0 (as in the all-dichotomous path), a
+    polytomous item the columns "presented" and "scored k" (k >= 1) with coefficients dlog P_0
+    and dlog P_k - dlog P_0. The cross-products then cost (basis size)^2 per pattern and node
+    rather than (number of parameters)^2.
+    """
+    f = patterns.freq[sl]
+    obs = patterns.observed_mask()[sl]
+    ys = [ind[sl] for ind in patterns.indicators]
+    j_n, m, k_max, q_n = d.shape
+    is_dich = np.array([name in DICHOTOMOUS_MODELS for name in models])
+    dich = np.flatnonzero(is_dich)
+    poly = np.flatnonzero(~is_dich)
+    n_d, n_p = dich.size, poly.size
+    nb = n_d + n_p * k_max
+    # coefficients H[q, basis, item, param]
+    h = np.zeros((q_n, nb, j_n, m))
+    hd = d[dich, :, 1, :] - d[dich, :, 0, :]  # (D, m, Q)
+    h[:, np.arange(n_d), dich, :] = hd.transpose(2, 0, 1)
+    for k in range(k_max):
+        coef = d[poly, :, k, :] - (d[poly, :, 0, :] if k else 0.0)  # (P, m, Q)
+        h[:, n_d + k * n_p + np.arange(n_p), poly, :] = coef.transpose(2, 0, 1)
+    h = h.reshape(q_n, nb, j_n * m)
+    constant = np.concatenate(
+        [obs[:, poly]] + [y[:, poly] for y in ys] + [np.zeros((obs.shape[0], n_p))] * (k_max - 1 - len(ys)),
+        axis=1,
+    )
+    p1 = np.exp(logp[dich, 1, :])  # (D, Q)
+    y1 = ys[0][:, dich]  # some item is polytomous, so there is an indicator of score 1
+    od = obs[:, dich]
+    root_fw = np.sqrt(post * f[:, None])
+    basis = np.empty((obs.shape[0], nb))
+    cross = np.zeros((j_n * m, j_n * m))
+    for q in range(q_n):
+        basis[:, :n_d] = y1 - od * p1[:, q]
+        basis[:, n_d:] = constant
+        basis *= root_fw[:, q : q + 1]
+        c = basis.T @ basis  # one symmetric rank-k product
+        cross += h[q].T @ c @ h[q]
+    # expected node scores g_u = sum_q w_uq B_uq H_q, category by category
+    dd = d.reshape(j_n * m, k_max, q_n)
+    g_dich = np.zeros((obs.shape[0], j_n, m))
+    if n_d:
+        hy = post @ hd.reshape(n_d * m, q_n).T  # (n, D*m)
+        hp = post @ (p1[:, None, :] * hd).reshape(n_d * m, q_n).T
+        g_dich[:, dich, :] = (
+            y1[:, :, None] * hy.reshape(-1, n_d, m) - od[:, :, None] * hp.reshape(-1, n_d, m)
+        )
+    base = (post @ dd[:, 0, :].T).reshape(-1, j_n, m)
+    g_poly = obs[:, :, None] * base
+    for k, y in enumerate(ys, start=1):
+        g_poly += y[:, :, None] * ((post @ dd[:, k, :].T).reshape(-1, j_n, m) - base)
+    g = np.where(is_dich[None, :, None], g_dich, g_poly).reshape(obs.shape[0], j_n * m)
+    gram = (g * f[:, None]).T @ g
+    return cross.reshape(j_n, m, j_n, m), gram.reshape(j_n, m, j_n, m)
 
 
 def covariance_from_information(info: np.ndarray) -> np.ndarray | None:

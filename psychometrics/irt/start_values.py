@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import logit
 
-from psychometrics.irt.models import DICHOTOMOUS_MODELS
+from psychometrics.irt.models import COMMON_SLOPE_MODELS, DICHOTOMOUS_MODELS, model_groups, n_xi
 
 
 def item_rest_correlation(x: np.ndarray) -> np.ndarray:
@@ -34,12 +34,40 @@ def item_rest_correlation(x: np.ndarray) -> np.ndarray:
     return np.nan_to_num(r)
 
 
-def start_xi(model: str, x: np.ndarray, n_cat: np.ndarray, width: int) -> np.ndarray:
-    """Starting slope-intercept array (J, width) for ``model`` from the score matrix ``x``."""
+def start_xi(
+    model, x: np.ndarray, n_cat: np.ndarray, width: int, r: np.ndarray | None = None
+) -> np.ndarray:
+    """Starting slope-intercept array (J, width) for ``model`` from the score matrix ``x``.
+
+    ``model`` may give one model per item (a mixed-format test): each model's items start as
+    they would alone, with item-rest correlations over the whole test and one common slope for
+    all Rasch-family items. Rating-scale items start from their adjacent-category logits split
+    into an item intercept and steps averaged over the rating-scale items.
+    """
+    if r is None:
+        r = item_rest_correlation(x)
+    if not isinstance(model, str):
+        xi = np.zeros((x.shape[1], width))
+        for m, idx in model_groups(model, x.shape[1]):
+            w = n_xi(m, int(n_cat[idx].max()))
+            xi[idx, :w] = start_xi(m, x[:, idx], n_cat[idx], w, r[idx])
+        common = np.array([m in COMMON_SLOPE_MODELS for m in model])
+        if common.any():
+            xi[common, 0] = float(np.median(xi[common, 0]))
+        return xi
+    if model == "rsm":
+        d = start_xi("pcm", x, n_cat, width - 1, r)
+        k_n = int(n_cat.max())
+        steps = (d[:, 1:k_n] - d[:, 1:2]).mean(axis=0)
+        xi = np.zeros((x.shape[1], width))
+        xi[:, 0] = d[:, 0]
+        xi[:, 1] = (d[:, 1:k_n] - steps).mean(axis=1)
+        xi[:, 2 : k_n + 1] = steps
+        return xi
     j = x.shape[1]
-    r = np.clip(item_rest_correlation(x), 0.05, 0.9)
+    r = np.clip(r, 0.05, 0.9)
     a = np.clip(1.7 * r / np.sqrt(1 - r**2), 0.3, 2.5)
-    if model in ("rasch", "1pl"):
+    if model in COMMON_SLOPE_MODELS:
         a = np.full(j, float(np.median(a)))
     scale = np.sqrt(1 + np.pi * a**2 / 8)
     xi = np.zeros((j, width))

@@ -28,6 +28,7 @@ from psychometrics import (
     ordinal_logistic_dif,
     polytomous_dif,
     purify_dif,
+    select_anchor,
 )
 
 CHINA = [
@@ -214,3 +215,20 @@ def test_purification_drops_dif_items_from_the_anchor():
         purify_dif(x, g, method="sibtest")
     with pytest.raises(ValueError, match="chooses the anchor"):
         purify_dif(x, g, anchor=[1])
+
+
+def test_select_anchor_picks_items_without_dif():
+    rng = np.random.default_rng(12)
+    n, j = 3000, 15
+    theta = rng.normal(size=n)
+    g = (rng.random(n) < 0.5).astype(int)
+    b = np.tile(rng.normal(0, 1, j), (n, 1))
+    b[g == 1, :3] += 1.0
+    x = (rng.random((n, j)) < 1 / (1 + np.exp(-(theta[:, None] - b)))).astype(float)
+    anchor = select_anchor(x, g)
+    assert len(anchor) == 3 and not set(anchor) & {"item1", "item2", "item3"}
+    assert len(select_anchor(x, g, method="logistic", n_anchor=5)) == 5
+    res = mantel_haenszel(x, g, anchor=anchor)
+    assert all(r.d_dif < -1.5 for r in res[:3])  # about -2.35 x 1.0 logit
+    with pytest.raises(ValueError, match="n_anchor must be"):
+        select_anchor(x, g, n_anchor=15)

@@ -9,6 +9,7 @@ import pytest
 from psychometrics import (
     ItemParameters,
     PsychometricsError,
+    calibrate,
     conversion_table,
     equipercentile,
     observed_score_distribution,
@@ -238,3 +239,12 @@ def test_conversion_table_with_conditional_sems(kb_forms):
         conversion_table(form_x, scale="T-score")
     with pytest.raises(PsychometricsError, match="scale_limits must satisfy"):
         conversion_table(form_x, scale=(10, 100), scale_limits=(5, 1))
+
+
+def test_conversion_table_of_a_calibration_uses_its_latent_scale(lsat6):
+    fit = calibrate(lsat6, "rasch", standard_errors=False)
+    table = conversion_table(fit)
+    direct = conversion_table(fit.params, latent_sd=fit.latent_sd)
+    np.testing.assert_allclose(table.theta, direct.theta)
+    assert fit.latent_sd != pytest.approx(1.0, abs=0.1)
+    assert not np.allclose(table.theta, conversion_table(fit.params).theta)

@@ -102,3 +102,18 @@ def test_m2_input_errors(lsat7, lsat7_fit):
         m2(lsat7, lsat7_fit.params, free=[True, False])
     with pytest.raises(TypeError, match="params must be ItemParameters or a Calibration"):
         m2(lsat7, None)
+
+
+def test_m2_of_a_mixed_format_calibration(sim):
+    # 8 2PL items and 4 three-category GRM items driven by one theta: M2* moments 12 + 66,
+    # estimated parameters 8 * 2 + 4 * 3
+    x, truth = sim.dichotomous(2000, 8, model="2pl", seed=5)
+    rng = np.random.default_rng(6)
+    a = rng.lognormal(0.0, 0.25, 4)
+    b = np.sort(rng.normal(0.0, 1.0, (4, 2)), axis=1)
+    z = a[None, :, None] * (truth["theta"][:, None, None] - b[None, :, :])
+    y = (rng.random((2000, 4, 1)) < 1 / (1 + np.exp(-z))).sum(axis=2).astype(float)
+    responses = np.c_[x, y]
+    fit = m2(responses, calibrate(responses, ["2pl"] * 8 + ["grm"] * 4, standard_errors=False))
+    assert fit.df == 78 - 28
+    assert fit.p_value > 0.001 and fit.rmsea < 0.03

@@ -5,7 +5,11 @@ on the 2PL of LSAT7 at EAP abilities): item Zh 1.431838, 6.354917, 5.310844, 5.8
 0.696139, checked there to +-0.01. Item Zh is the person-level lz's terms summed over persons
 instead of items, so it checks lz's ingredients (the log-likelihood of the responses, its
 expectation and its variance) on published data. The infit/outfit mean squares and their
-Wilson-Hilferty standardisation are checked by hand below (Wright & Masters, 1982, ch. 5).
+Wilson-Hilferty standardisation are checked by hand below (Wright & Masters, 1982, ch. 5) and
+against Winsteps 3.73 on the Knox Cube Test (Wright & Stone, 1979, p. 31; the Winsteps person
+and item tables quoted by the rpf package's ``kct`` data and its test-raschfit.R): six persons'
+responses to the 14 non-extreme items, the item measures and the person measures as printed
+(two decimals, which limits the agreement to about 0.5 %).
 """
 
 from __future__ import annotations
@@ -35,6 +39,53 @@ def test_item_zh_matches_mirt_on_lsat7(lsat7, lsat7_2pl):
     res = item_infit_outfit(lsat7, lsat7_2pl.params)
     np.testing.assert_allclose([r.zh for r in res], MIRT_LSAT7_ZH, atol=0.01)
     assert all(r.n == 1000 for r in res)
+
+
+KCT_ITEM_MEASURES = [
+    -4.4,
+    -3.83,
+    -3.38,
+    -3.83,
+    -2.35,
+    -3.38,
+    -1.57,
+    0.79,
+    2.24,
+    1.95,
+    3.37,
+    4.8,
+    4.8,
+    4.8,
+]
+# person: measure, responses to items 4-17, Winsteps IN.MSQ, IN.ZSTD, OUT.MSQ, OUT.ZSTD
+KCT_PERSONS = {
+    "Richard": (
+        -2.94,
+        [1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+        (0.6093, -1.1894, 0.2926, -0.2397),
+    ),
+    "Tracie": (
+        -0.26,
+        [1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0],
+        (0.1798, -1.3298, 0.0814, -0.7299),
+    ),
+    "Walter": (-0.26, [1, 1, 1, 1, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0], (1.9396, 1.1819, 1.1879, 0.6012)),
+    "Mike": (-0.26, [1, 1, 0, 0, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0], (4.122, 2.4941, 5.2793, 2.0453)),
+    "Rod": (-1.37, [1, 0, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0], (1.163, 0.4512, 0.9659, 0.451)),
+    "Anne": (-0.26, [1, 1, 1, 0, 0, 1, 1, 1, 0, 0, 1, 0, 0, 0], (4.0796, 2.4741, 6.066, 2.2261)),
+}
+
+
+def test_person_infit_outfit_match_winsteps_on_the_knox_cube_test():
+    params = ItemParameters("rasch", np.ones(14), KCT_ITEM_MEASURES)
+    theta = [v[0] for v in KCT_PERSONS.values()]
+    x = np.array([v[1] for v in KCT_PERSONS.values()], float)
+    res = person_fit(x, params, theta=theta)
+    published = np.array([v[2] for v in KCT_PERSONS.values()])
+    np.testing.assert_allclose(res.infit, published[:, 0], rtol=0.01)
+    np.testing.assert_allclose(res.z_infit, published[:, 1], atol=0.03)
+    np.testing.assert_allclose(res.outfit, published[:, 2], rtol=0.005)
+    np.testing.assert_allclose(res.z_outfit, published[:, 3], atol=0.03)
 
 
 def test_person_statistics_by_hand():
@@ -129,3 +180,36 @@ def test_bad_inputs_are_refused(lsat7, lsat7_2pl):
         PersonFitRules(mnsq_above=0.9)
     with pytest.raises(ValueError, match="item_ids must name"):
         item_infit_outfit(lsat7, lsat7_2pl.params, item_ids=["a"])
+
+
+def test_person_fit_command(tmp_path, sim):
+    import json
+
+    from click.testing import CliRunner
+
+    from psychometrics.cli import main
+
+    x, _ = sim.dichotomous(400, 12, seed=44)
+    x[0] = (np.arange(12) % 2).astype(float)  # a Guttman-breaking pattern
+    path = tmp_path / "r.csv"
+    lines = ["person_id," + ",".join(f"q{j}" for j in range(12))]
+    lines += [f"p{i}," + ",".join(str(int(v)) for v in row) for i, row in enumerate(x)]
+    path.write_text("\n".join(lines) + "\n")
+    fit_path = tmp_path / "fit.json"
+    runner = CliRunner()
+    assert runner.invoke(main, ["calibrate", str(path), "--out", str(fit_path)]).exit_code == 0
+    result = runner.invoke(main, ["person-fit", str(path), "--params", str(fit_path)])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["n_persons"] == 400 and len(doc["items"]) == 12
+    assert doc["items"][0]["item"] == "q0"
+    assert all(p["flags"] for p in doc["persons"])
+    assert set(doc["flagged"]) == {p["person"] for p in doc["persons"]}
+    result = runner.invoke(
+        main, ["person-fit", str(path), "--params", str(fit_path), "--all-persons"]
+    )
+    assert len(json.loads(result.stdout)["persons"]) == 400
+    other = tmp_path / "other.csv"
+    other.write_text("a,b\n1,0\n")
+    result = runner.invoke(main, ["person-fit", str(other), "--params", str(fit_path)])
+    assert result.exit_code != 0 and "are not those of" in result.output

@@ -1,0 +1,110 @@
+"""From an item to a candidate's answer, in Chromium (issue 11): an admin writes a blueprint in
+the blueprint editor, puts a published item on a form in the form builder (watching coverage),
+publishes the form, attaches it to a new exam in the exam editor, and a candidate sits the exam
+and answers the item; the result counts it.
+
+The item itself is authored through the authoring service here, not the item editor's screen
+(that screen belongs to the item bank's workflow and is tested with it)."""
+from __future__ import annotations
+
+import re
+
+import pytest
+from sqlalchemy import select
+
+from assessment.delivery.models import Result
+from itembank.authoring import create_item, publish_version
+
+PASSWORD = "correct horse battery staple"
+pytestmark = [pytest.mark.browser,
+              pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)]
+
+
+def _signin(page, base: str, email: str) -> None:
+    page.goto(base + "/signin")
+    page.fill("#email", email)
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_load_state()
+
+
+def test_author_build_a_form_attach_it_and_answer_it(browser, live_server, db, make_user):
+    from playwright.sync_api import expect
+
+    admin, candidate = make_user("admin"), make_user("candidate")
+    version = create_item(
+        db, code="E2E-1", item_type_name="single_choice", domain_code="GEO",
+        stem="Which city is the capital of France?",
+        interaction={"options": [{"id": "A", "text": "Lyon"}, {"id": "B", "text": "Paris"},
+                                 {"id": "C", "text": "Marseille"}]},
+        key={"correct": ["B"]})
+    publish_version(db, version)
+    db.commit()
+    base = live_server.url
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    _signin(page, base, admin.email)
+
+    # the blueprint, in the blueprint editor
+    page.get_by_role("link", name="Blueprints").click()
+    page.get_by_role("link", name="New blueprint").click()
+    page.get_by_label("Code", exact=True).fill("E2E-BP")
+    page.get_by_label("Name", exact=True).fill("Geography")
+    page.get_by_label("Domain 1 code").fill("GEO")
+    page.get_by_label("Domain 1 name").fill("Capitals")
+    page.get_by_label("Domain 1 scored items").fill("1")
+    page.get_by_role("button", name="Save blueprint").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Blueprint E2E-BP")
+
+    # the form, in the form builder: coverage goes from 0 of 1 to met
+    page.get_by_role("link", name="Forms", exact=True).click()
+    page.get_by_label("Code").fill("E2E-FORM")
+    page.get_by_label("Blueprint").select_option("E2E-BP")
+    page.get_by_role("button", name="Build by hand").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Form E2E-FORM")
+    expect(page.locator("#coverage")).to_contain_text("0 of 1")
+    page.get_by_label("Item version").select_option(str(version.id))
+    page.get_by_role("button", name="Add to the form").click()
+    expect(page.locator("#coverage")).to_contain_text("Met")
+    expect(page.locator("#placed")).to_contain_text("E2E-1 v1")
+    page.get_by_role("button", name="Publish the form").click()
+    expect(page.get_by_text("Published", exact=True)).to_be_visible()
+
+    # the exam, in the exam editor
+    page.get_by_role("link", name="Exams", exact=True).click()
+    page.get_by_role("link", name="New exam").click()
+    page.get_by_label("Code", exact=True).fill("E2E-EXAM")
+    page.get_by_label("Title", exact=True).fill("Capitals of Europe")
+    page.get_by_label("Candidate agreement").fill("I will work alone.")
+    page.get_by_label("Blueprint", exact=True).select_option("E2E-BP")
+    page.get_by_label("E2E-FORM").check()
+    page.get_by_label("Time limit (minutes)").fill("10")
+    page.get_by_label("Pass mark (percent)").fill("50")
+    page.get_by_label("Proctored").uncheck()
+    page.get_by_role("button", name="Save exam").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Exam E2E-EXAM")
+    context.close()
+
+    # the candidate answers it
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    _signin(page, base, candidate.email)
+    page.goto(base + "/exams")
+    page.get_by_role("link", name="Capitals of Europe").click()
+    page.get_by_label("I have read and accept the candidate agreement.").check()
+    page.get_by_role("button", name="Start the exam").click()
+    page.wait_for_url(re.compile(r"/attempts/\d+$"))
+    expect(page.get_by_text("Which city is the capital of France?")).to_be_visible()
+    page.get_by_role("radio", name=re.compile("Paris")).check()
+    expect(page.locator("#save-status")).to_have_text("Saved")
+    page.get_by_role("button", name="Review answers").click()
+    page.get_by_role("button", name="Submit the exam").click()
+    page.get_by_role("dialog").get_by_role("button", name="Submit now").click()
+    page.wait_for_url(re.compile(r"/attempts/\d+/result$"))
+    attempt_id = int(page.url.rsplit("/", 2)[1])
+    context.close()
+    db.rollback()
+    result = db.scalar(select(Result).where(Result.attempt_id == attempt_id))
+    assert (result.raw_score, result.max_score, result.passed) == (1.0, 1.0, True)
