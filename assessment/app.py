@@ -21,7 +21,7 @@ from microcred.web import (
     BodyLimitedRequest,
     RunnerWiring,
     db_session,
-    same_site_referrer,
+    form_error_page,
     wants_json,
 )
 from microcred.words import plural
@@ -119,12 +119,12 @@ def _register_errors(app: Flask) -> None:
     def _domain_error(exc: DomainError):
         """Every package's domain errors end here: nothing of the request is written; a JSON
         caller (or a ``.json`` address) gets ``{"error": code, "message": ...}``, a form post
-        goes back to its page with the message, anything else gets the error page, each with
-        the error's status."""
+        goes back to its page with the message (``microcred.web.form_page``), anything else
+        gets the error page, each with the error's status."""
         db_session().rollback()
         if wants_json() or request.path.endswith(".json"):
             response = ApiError(exc.status, exc.code, exc.message, **exc.extra).response()
-        elif back := (same_site_referrer("") if request.method == "POST" else ""):
+        elif back := form_error_page():
             flash(exc.message, "error")
             return redirect(back)
         else:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import click
 
 from assessment.config import Settings
+from microcred.commands import CommandContext
 from microcred.packages import connect_receivers, hook, packages
 
 if TYPE_CHECKING:
@@ -34,8 +35,24 @@ class _Group(click.Group):
 
 
 @click.group(cls=_Group, help="Microcred: proctored micro-credential exams.")
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     connect_receivers()
+    ctx.obj = CommandContext(open_session=_open_session, migrated=_migrated)
+
+
+def _open_session():
+    return _database(Settings.from_env()).session(write=True)
+
+
+def _migrated() -> bool:
+    from assessment.migrate import pending
+
+    settings = Settings.from_env()  # a bad setting stops the command with its message
+    try:
+        return not pending(settings.database_url)
+    except Exception:  # noqa: BLE001 - no database (yet): not migrated
+        return False
 
 
 def _database(settings: Settings):

@@ -10,13 +10,8 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from microcred.environment import DEFAULT_PUBLIC_URL, instance_dir, public_url
 from microcred.keyfile import read_or_create
-
-
-def _instance_dir() -> Path:
-    path = Path(os.environ.get("MICROCRED_INSTANCE_DIR", Path.cwd() / "instance")).resolve()
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def _secret_key(instance: Path) -> str:
@@ -83,14 +78,14 @@ class Settings:
     signin_backoff_base_seconds: float = 2.0
     signin_backoff_cap_seconds: float = 300.0
     redis_url: str | None = None
-    public_base_url: str = "http://127.0.0.1:5000"
+    public_base_url: str = DEFAULT_PUBLIC_URL
     #: Scored responses a pretest item needs before it is flagged ready for calibration and
     #: review (the item bank's list and review queue).
     pretest_min_responses: int = 200
 
     @classmethod
     def from_env(cls) -> Settings:
-        instance = _instance_dir()
+        instance = instance_dir()
         return cls(
             instance_dir=instance,
             database_url=os.environ.get(
@@ -110,6 +105,6 @@ class Settings:
             signin_backoff_cap_seconds=_number(
                 "MICROCRED_SIGNIN_BACKOFF_CAP_SECONDS", 300.0, float, minimum=1),
             redis_url=os.environ.get("MICROCRED_REDIS_URL") or None,
-            public_base_url=os.environ.get("MICROCRED_PUBLIC_URL", "http://127.0.0.1:5000"),
+            public_base_url=public_url(),
             pretest_min_responses=_number("MICROCRED_PRETEST_MIN_RESPONSES", 200, minimum=1),
         )

@@ -1,7 +1,7 @@
 """What the foundation brings to every Microcred process (see ``microcred.packages``): users,
 exams and delivery's tables, the foundation's migrations, delivery's receiver of a proctor's
-review, and the retake rules of an exam's policy. Its own views and commands are the app and the
-command themselves."""
+review, the records other packages read (``assessment.records``), and the retake rules of an
+exam's policy. Its own views and commands are the app and the command themselves."""
 from microcred.packages import Package
 
 PACKAGE = Package(
@@ -11,5 +11,6 @@ PACKAGE = Package(
             "assessment.delivery.models", "assessment.psych.runs"),
     migrations="migrations/versions",
     receivers="assessment.delivery.service:connect_receivers",
+    records="assessment.records:RECORDS",
     policy={"retake": "assessment.retakes:parse_retake_policy"},
 )

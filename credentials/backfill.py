@@ -14,22 +14,22 @@ from sqlalchemy.orm import Session
 from credentials.config import CredentialConfig
 from credentials.issuance import IssuanceError, issue_for_result
 from credentials.models import Achievement, Credential
+from microcred.records import ReleasedPass, records
 
 #: Passes badged per transaction (per click on the admin page): signing is not free, and a
 #: request must end well within the server's timeout.
 BATCH = 100
 
 
-def missing_badges(session: Session, achievement: Achievement) -> list:
+def missing_badges(session: Session, achievement: Achievement) -> list[ReleasedPass]:
     """The released passes of the achievement's exam by active accounts that hold no
-    credential of it for that result (``assessment.delivery.service.ReleasedPass`` rows)."""
-    from assessment.delivery.service import released_passes
-
+    credential of it for that result."""
     if achievement.exam_id is None or not achievement.active:
         return []
     have = set(session.scalars(select(Credential.result_id).where(
         Credential.achievement_id == achievement.id, Credential.result_id.is_not(None))))
-    return [p for p in released_passes(session, achievement.exam_id) if p.result_id not in have]
+    return [p for p in records().released_passes(session, achievement.exam_id)
+            if p.result_id not in have]
 
 
 def issue_missing(session: Session, cfg: CredentialConfig, achievement: Achievement, *,
@@ -45,6 +45,7 @@ def issue_missing(session: Session, cfg: CredentialConfig, achievement: Achievem
                     .with_for_update())
     issued: list[Credential] = []
     for p in missing_badges(session, achievement)[:limit]:
-        issued += issue_for_result(session, cfg, result_id=p.result_id,
-                                   candidate_id=p.candidate_id, exam_id=achievement.exam_id)
+        released = records().released_result(session, p.result_id)
+        if released is not None:
+            issued += issue_for_result(session, cfg, released)
     return issued

@@ -11,23 +11,23 @@ import click
 
 from credentials.issuance import IssuanceError
 from credentials.verify import Resolver, verify
+from microcred.commands import migrated_session
 
 
 def _session_and_cfg():
     """A session on the configured database when it is migrated, else None (offline)."""
-    from assessment.config import Settings
-    from assessment.database import Database
-    from assessment.migrate import pending
-
-    settings = Settings.from_env()
-    try:
-        if pending(settings.database_url):
-            return None, None
-    except Exception:  # noqa: BLE001 - no database: verify offline
-        return None, None
     from credentials.config import current
 
-    return Database(settings.database_url).session(write=True), current()
+    session = migrated_session()
+    return (None, None) if session is None else (session, current())
+
+
+def _migrated_session_and_cfg():
+    """A session on the configured database, which must be migrated (else a click error)."""
+    session, cfg = _session_and_cfg()
+    if session is None:
+        raise click.ClickException("the database is not migrated: run `microcred init`")
+    return session, cfg
 
 
 @click.command("verify", help="Verify an Open Badges 3.0 credential: a JSON file, a JWT or a "
@@ -79,9 +79,7 @@ def rotate_key(slug: str) -> None:
     from credentials import issuers
     from credentials.models import Issuer
 
-    session, cfg = _session_and_cfg()
-    if session is None:
-        raise click.ClickException("the database is not migrated: run `microcred init`")
+    session, cfg = _migrated_session_and_cfg()
     with session:
         issuer = session.scalar(select(Issuer).where(Issuer.slug == slug))
         if issuer is None:
@@ -96,9 +94,7 @@ def rotate_key(slug: str) -> None:
 def expiring_command(days: int) -> None:
     from credentials.issuance import expiring
 
-    session, _ = _session_and_cfg()
-    if session is None:
-        raise click.ClickException("the database is not migrated: run `microcred init`")
+    session, _ = _migrated_session_and_cfg()
     with session:
         for c in expiring(session, within_days=days):
             click.echo(f"{c.valid_until.date()}  {c.public_id}  {c.achievement.code}  "
@@ -115,9 +111,7 @@ def issue_missing_command(code: str, dry_run: bool) -> None:
     from credentials.backfill import BATCH, issue_missing, missing_badges
     from credentials.models import Achievement
 
-    session, cfg = _session_and_cfg()
-    if session is None:
-        raise click.ClickException("the database is not migrated: run `microcred init`")
+    session, cfg = _migrated_session_and_cfg()
     with session:
         achievement = session.scalar(select(Achievement).where(Achievement.code == code))
         if achievement is None:

@@ -1,6 +1,6 @@
 """Where credentials read their settings: the running app's ``Settings`` when there is one,
-else the environment (``MICROCRED_*``), so that services and the signal receiver work with and
-without a Flask request.
+else the environment (``MICROCRED_*``, read by ``microcred.environment`` as the app reads it),
+so that services and the signal receiver work with and without a Flask request.
 
 - ``MICROCRED_PUBLIC_URL``: the public base URL that badge pages, status lists and ids use.
 - ``MICROCRED_DID_WEB``: ``1`` to identify issuers by ``did:web`` on that host (it must serve
@@ -15,6 +15,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from microcred import environment
 
 
 @dataclass(frozen=True)
@@ -35,23 +37,17 @@ def _flag(name: str) -> bool:
 
 
 def current() -> CredentialConfig:
-    settings = None
-    try:
-        from flask import current_app, has_app_context
+    from flask import current_app, has_app_context
 
-        if has_app_context():
-            settings = current_app.config.get("MICROCRED")
-    except ImportError:  # pragma: no cover - Flask is a dependency
-        pass
-    if settings is None:
-        from assessment.config import Settings
-
-        settings = Settings.from_env()
-    extra = getattr(settings, "extra", {}) or {}
+    settings = current_app.config.get("MICROCRED") if has_app_context() else None
+    if settings is not None:  # the app's (tests give it their own base URL and folder)
+        base_url, instance = settings.public_base_url, Path(settings.instance_dir)
+    else:
+        base_url, instance = environment.public_url(), environment.instance_dir()
     return CredentialConfig(
-        base_url=settings.public_base_url.rstrip("/"),
-        instance_dir=Path(settings.instance_dir),
-        did_web=bool(extra.get("did_web", _flag("MICROCRED_DID_WEB"))),
+        base_url=base_url.rstrip("/"),
+        instance_dir=instance,
+        did_web=_flag("MICROCRED_DID_WEB"),
         issuer_name=os.environ.get("MICROCRED_ISSUER_NAME", "Microcred"),
         issuer_url=os.environ.get("MICROCRED_ISSUER_URL") or None,
         issuer_email=os.environ.get("MICROCRED_ISSUER_EMAIL") or None,

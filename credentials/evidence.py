@@ -2,32 +2,20 @@
 proctored as the proctoring record shows it.
 
 A signed credential is never edited, so it must claim only what was recorded. Proctoring's
-facts come from proctoring itself, through the ``attempt_proctoring`` signal
-(``proctoring.sessions.attempt_summary``), never from the exam's policy (what was intended) nor
-from proctoring's tables. No answer (no proctoring session, or proctoring not wired in this
-process): no proctoring claim at all.
+facts come from proctoring itself: the released result carries what it answered
+(:attr:`microcred.records.ReleasedResult.proctoring`, ``proctoring.sessions.attempt_summary``),
+never the exam's policy (what was intended) nor proctoring's tables. Not proctored (no
+proctoring session, or proctoring not installed): no proctoring claim at all.
 """
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from credentials.openbadge import EvidenceInfo
-from microcred import signals
 
 #: How an automated identity verifier is named in the evidence
 AUTOMATED = {"face_count": "automated face check"}
-
-
-def proctoring_summary(session: Session, attempt_id: int) -> dict[str, Any] | None:
-    """What proctoring recorded about the attempt (plain data), or None."""
-    for _receiver, answer in signals.attempt_proctoring.send(
-            "credentials", session=session, attempt_id=attempt_id):
-        if answer is not None:
-            return answer
-    return None
 
 
 def _day(iso: str) -> str:
@@ -68,7 +56,7 @@ def proctoring_narrative(summary: dict[str, Any] | None,
 
 def exam_evidence(*, exam_title: str, exam_code: str, program_name: str | None,
                   passed_on: str, percent: float, pass_percent: float,
-                  proctoring: dict[str, Any] | None,
+                  proctored: bool, proctoring: dict[str, Any] | None,
                   name_of: Callable[[int], str | None]) -> EvidenceInfo:
     how = proctoring_narrative(proctoring, name_of)
     return EvidenceInfo(
@@ -76,5 +64,5 @@ def exam_evidence(*, exam_title: str, exam_code: str, program_name: str | None,
         description=f"Exam {exam_code}" + (f", {program_name}" if program_name else ""),
         narrative=f"Passed on {passed_on} with a scaled score of {percent:g} "
                   f"(pass mark {pass_percent:g})." + (f" {how}" if how else ""),
-        genre="Proctored exam" if proctoring is not None else "Exam",
+        genre="Proctored exam" if proctored else "Exam",
     )

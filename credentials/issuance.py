@@ -1,6 +1,10 @@
 """Issuing credentials: build the OpenBadgeCredential, sign it (eddsa-rdfc-2022), store it
 verbatim; and the ``result_released`` receiver that does so on a clean pass.
 
+Credentials never import ``assessment``: the released result arrives as a
+:class:`microcred.records.ReleasedResult` (who, which exam, the score, whether proctoring
+proctored it), and people and exams are read through :func:`microcred.records.records`.
+
 :func:`connect_receivers` connects the receiver (every process calls it through
 ``microcred.packages.connect_receivers``). The receiver never commits: it writes in the sender's session, so the credential exists exactly
 when the released result does.
@@ -23,11 +27,12 @@ from credentials import dataintegrity, issuers, openbadge, revocation, statuslis
 from credentials import jwt as vcjwt
 from credentials.config import CredentialConfig, current
 from credentials.errors import CredentialError
-from credentials.evidence import exam_evidence, proctoring_summary
+from credentials.evidence import exam_evidence
 from credentials.models import Achievement, Credential, HolderChoice, Issuer
 from microcred import signals
 from microcred.db import utcnow
 from microcred.inputs import InvalidInput, add_days, http_url
+from microcred.records import Person, ReleasedResult, records
 
 #: A credential may be valid for at most a century: longer is a typo, and it keeps every
 #: expiry date far from datetime's year-9999 limit.
@@ -49,17 +54,14 @@ def achievement_url(cfg: CredentialConfig, achievement: Achievement) -> str:
 def achievement_info(session: Session, cfg: CredentialConfig,
                      achievement: Achievement) -> openbadge.AchievementInfo:
     """The OB 3.0 Achievement: alignment to the exam blueprint's domains, the pass mark."""
-    from assessment.exams import Exam
-
     url = achievement_url(cfg, achievement)
     domains: list[openbadge.Domain] = []
     required = exam_title = None
-    exam = session.get(Exam, achievement.exam_id) if achievement.exam_id else None
+    exam = records().exam(session, achievement.exam_id) if achievement.exam_id else None
     if exam is not None:
         required, exam_title = exam.pass_percent, exam.title
-        domains = [openbadge.Domain(d.code, d.name, d.description or "",
-                                    f"{url}#domain-{d.code}")
-                   for d in exam.blueprint.domains]
+        domains = [openbadge.Domain(d.code, d.name, d.description, f"{url}#domain-{d.code}")
+                   for d in exam.domains]
     domains += [openbadge.Domain(a["code"], a["name"], a.get("description", ""),
                                  a.get("url", f"{url}#domain-{a['code']}"))
                 for a in achievement.extra_alignment or []]
@@ -90,11 +92,9 @@ def create_achievement(session: Session, cfg: CredentialConfig, *, code: str, na
     if validity_days is not None and not 1 <= validity_days <= MAX_VALIDITY_DAYS:
         raise IssuanceError(f"validity_days must be from 1 to {MAX_VALIDITY_DAYS} "
                             "(or empty for no expiry)")
-    from assessment.exams import Exam
-
     for field, exam_ref in (("exam_id", exam_id),
                             ("recertification_exam_id", recertification_exam_id)):
-        if exam_ref is not None and session.get(Exam, exam_ref) is None:
+        if exam_ref is not None and records().exam(session, exam_ref) is None:
             raise IssuanceError(f"{field}: there is no exam {exam_ref}")
     is_stack = bool(stack_components)
     if is_stack:
@@ -197,11 +197,12 @@ def shown_name(display_name: str, choice: HolderChoice | None) -> str | None:
 
 def issue(
     session: Session, cfg: CredentialConfig, *, achievement: Achievement, holder: Any,
-    kind: str, evidence: list[openbadge.EvidenceInfo], result: Any = None,
+    kind: str, evidence: list[openbadge.EvidenceInfo], result_id: int | None = None,
     score: float | None = None, supersedes: Credential | None = None,
     now: dt.datetime | None = None,
 ) -> Credential:
-    """Build, sign and store one credential for ``holder`` (a User)."""
+    """Build, sign and store one credential for ``holder`` (a :class:`~microcred.records.Person`,
+    or anything with its ``id`` and ``email``)."""
     now = (now or utcnow()).replace(microsecond=0)
     issuer = session.get(Issuer, achievement.issuer_id)
     key = issuers.current_key(session, issuer)
@@ -232,7 +233,7 @@ def issue(
         verification_method=issuers.verification_method(cfg, issuer, key), created=now)
     row = Credential(
         public_id=public_id, achievement_id=achievement.id, issuer_key_id=key.id,
-        holder_id=holder.id, result_id=getattr(result, "id", None), kind=kind,
+        holder_id=holder.id, result_id=result_id, kind=kind,
         supersedes_id=supersedes.id if supersedes else None, status_list_id=status_list.id,
         status_index=index, valid_from=now, valid_until=valid_until,
         document=json.dumps(signed, ensure_ascii=False), issued_at=now,
@@ -259,19 +260,18 @@ def latest_credential(session: Session, holder_id: int,
         .order_by(Credential.id.desc()).limit(1))
 
 
-def _exam_evidence(session: Session, exam: Any, result: Any,
+def _exam_evidence(session: Session, released: ReleasedResult,
                    recert_of: Credential | None) -> list[openbadge.EvidenceInfo]:
-    from assessment.users import User
-
     def name_of(user_id: int) -> str | None:
-        user = session.get(User, user_id)
-        return user.display_name if user else None
+        person = records().person(session, user_id)
+        return person.display_name if person else None
 
+    exam = released.exam
     items = [exam_evidence(
-        exam_title=exam.title, exam_code=exam.code, program_name=exam.program_name,
-        passed_on=result.created_at.date().isoformat(), percent=result.percent,
-        pass_percent=result.pass_percent,
-        proctoring=proctoring_summary(session, result.attempt_id), name_of=name_of)]
+        exam_title=exam.title, exam_code=exam.code, program_name=exam.program_name or None,
+        passed_on=released.scored_at.date().isoformat(), percent=released.percent,
+        pass_percent=released.pass_percent, proctored=released.proctored,
+        proctoring=released.proctoring, name_of=name_of)]
     if recert_of is not None:
         items.append(openbadge.EvidenceInfo(
             id=recert_of.json["id"], name="Recertification",
@@ -280,23 +280,12 @@ def _exam_evidence(session: Session, exam: Any, result: Any,
     return items
 
 
-def issue_for_result(session: Session, cfg: CredentialConfig, *, result_id: int,
-                     candidate_id: int, exam_id: int) -> list[Credential]:
+def issue_for_result(session: Session, cfg: CredentialConfig,
+                     released: ReleasedResult) -> list[Credential]:
     """Issue what a released pass earns: the exam's achievement, or a renewal; then stacks."""
-    from assessment.delivery.models import Result
-    from assessment.exams import Exam
-    from assessment.users import User
-
-    result = session.get(Result, result_id)
-    if result is None or not result.passed:
+    if not released.passed:
         return []
-    from assessment.delivery.service import release_status
-
-    release = release_status(session, result_id)
-    if release is None or release.status != "released":
-        return []
-    exam = session.get(Exam, exam_id)
-    holder = session.get(User, candidate_id)
+    exam_id, holder = released.exam.id, released.candidate
     issued: list[Credential] = []
     earned = session.scalar(select(Achievement).where(Achievement.exam_id == exam_id,
                                                       Achievement.active.is_(True)))
@@ -306,15 +295,15 @@ def issue_for_result(session: Session, cfg: CredentialConfig, *, result_id: int,
         if achievement is None:
             continue
         if session.scalar(select(Credential.id).where(
-                Credential.result_id == result_id,
+                Credential.result_id == released.result_id,
                 Credential.achievement_id == achievement.id)) is not None:
             continue  # idempotent: this result already earned it
         previous = latest_credential(session, holder.id, achievement.id) \
             if kind == "recertification" else None
         issued.append(issue(
-            session, cfg, achievement=achievement, holder=holder, result=result,
-            kind=kind if previous else "exam", score=result.percent, supersedes=previous,
-            evidence=_exam_evidence(session, exam, result, previous)))
+            session, cfg, achievement=achievement, holder=holder, result_id=released.result_id,
+            kind=kind if previous else "exam", score=released.percent, supersedes=previous,
+            evidence=_exam_evidence(session, released, previous)))
     if issued:
         from credentials import stacks
 
@@ -339,21 +328,17 @@ def on_result_rescored(sender: Any, *, session: Session, old_result_id: int, pas
                                 .order_by(Credential.id)))
 
 
-def on_result_released(sender: Any, *, session: Session, result_id: int, attempt_id: int,
-                       candidate_id: int, exam_id: int, passed: bool, **_: Any) -> None:
+def on_result_released(sender: Any, *, session: Session, released: ReleasedResult,
+                       **_: Any) -> None:
     """Issue the badge a clean pass earns, in the sender's session (never commits)."""
-    if not passed:
-        return
-    issue_for_result(session, current(), result_id=result_id, candidate_id=candidate_id,
-                     exam_id=exam_id)
+    if released.passed:
+        issue_for_result(session, current(), released)
 
 
 def recertify_with_evidence(session: Session, cfg: CredentialConfig, *, credential: Credential,
                             narrative: str, by_user_id: int | None,
                             evidence_url: str | None = None) -> Credential:
     """Renew ``credential`` on continuing-education evidence: a new credential linked to it."""
-    from assessment.users import User
-
     if not narrative.strip():
         raise IssuanceError("describe the continuing-education evidence")
     try:
@@ -375,8 +360,15 @@ def recertify_with_evidence(session: Session, cfg: CredentialConfig, *, credenti
                       f"{credential.issued_at.date().isoformat()}."),
     ]
     return issue(session, cfg, achievement=achievement,
-                 holder=session.get(User, credential.holder_id), kind="recertification",
+                 holder=_holder(session, credential.holder_id), kind="recertification",
                  evidence=evidence, supersedes=credential)
+
+
+def _holder(session: Session, user_id: int) -> Person:
+    person = records().person(session, user_id)
+    if person is None:
+        raise IssuanceError(f"the holder (user {user_id}) no longer exists")
+    return person
 
 
 def expiring(session: Session, *, within_days: int = 60,

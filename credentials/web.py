@@ -28,14 +28,14 @@ from sqlalchemy import select
 
 from credentials import artwork, baking, issuance, issuers, revocation, stacks
 from credentials.config import current
-from credentials.errors import CredentialError
 from credentials.issuance import MAX_VALIDITY_DAYS
 from credentials.models import Achievement, Credential, Issuer
 from credentials.resolution import DatabaseResolver
 from credentials.verify import verify
 from microcred.db import utcnow
-from microcred.inputs import InvalidInput, form_id, whole_number
-from microcred.web import ApiError, db_session, role_required, runner_wiring
+from microcred.inputs import form_id, whole_number
+from microcred.records import Person, records
+from microcred.web import ApiError, db_session, form_page, role_required, runner_wiring
 
 bp = Blueprint("credentials", __name__)
 JSONLD = "application/ld+json"
@@ -72,10 +72,8 @@ def _credential(public_id: str) -> Credential:
     return row
 
 
-def _holder(credential: Credential) -> Any:
-    from assessment.users import User
-
-    return db_session().get(User, credential.holder_id)
+def _holder(credential: Credential) -> Person | None:
+    return records().person(db_session(), credential.holder_id)
 
 
 def _baked_png(credential: Credential) -> bytes:
@@ -124,6 +122,9 @@ def _badge_context(credential: Credential) -> dict[str, Any]:
     else:
         status = "valid"
     holder = _holder(credential)
+    holder_name = issuance.shown_name(holder.display_name,
+                                      issuance.holder_choice(session, holder.id)) \
+        if holder is not None else None
     renewed_by = session.scalar(select(Credential).where(
         Credential.supersedes_id == credential.id))
     page_url = cfg.url(url_for("credentials.badge", public_id=credential.public_id))
@@ -132,8 +133,7 @@ def _badge_context(credential: Credential) -> dict[str, Any]:
         "doc": doc,
         "achievement": doc["credentialSubject"]["achievement"],
         "issuer": doc["issuer"],
-        "holder_name": issuance.shown_name(holder.display_name,
-                                           issuance.holder_choice(session, holder.id)),
+        "holder_name": holder_name,
         "status": status,
         "state": state,
         "renewed_by": renewed_by,
@@ -305,20 +305,16 @@ def did_issuer(slug: str) -> Response:
 # --- the candidate's wallet -------------------------------------------------------------------
 
 @bp.route("/wallet", methods=["GET", "POST"])
+@form_page()
 @role_required("candidate")
 def wallet() -> Any:
     session = db_session()
     if request.method == "POST":
-        try:
-            issuance.set_holder_choice(session, current_user.id,
-                                       name_display=request.form.get("name_display", "full"),
-                                       did=request.form.get("did"))
-        except CredentialError as exc:
-            session.rollback()
-            flash(str(exc), "error")
-        else:
-            session.commit()
-            flash("Saved. New badges will use these choices.", "success")
+        issuance.set_holder_choice(session, current_user.id,
+                                   name_display=request.form.get("name_display", "full"),
+                                   did=request.form.get("did"))
+        session.commit()
+        flash("Saved. New badges will use these choices.", "success")
         return redirect(url_for("credentials.wallet"))
     creds = session.scalars(select(Credential).where(Credential.holder_id == current_user.id)
                             .order_by(Credential.id.desc())).all()
@@ -331,14 +327,9 @@ def wallet() -> Any:
 
 # --- administration ---------------------------------------------------------------------------
 
-def _holders(credentials: list[Credential]) -> dict[int, Any]:
-    """Holder id -> the user, so admin tables name people rather than ids."""
-    from assessment.users import User
-
-    ids = {c.holder_id for c in credentials}
-    if not ids:
-        return {}
-    return {u.id: u for u in db_session().scalars(select(User).where(User.id.in_(ids)))}
+def _holders(credentials: list[Credential]) -> dict[int, Person]:
+    """Holder id -> the person, so admin tables name people rather than ids."""
+    return records().people(db_session(), {c.holder_id for c in credentials})
 
 
 @bp.get("/admin/credentials")
@@ -363,6 +354,7 @@ def _confirm_revoke(cred: Credential, reason: str, *, problem: str | None = None
 
 
 @bp.post("/admin/credentials/<public_id>/status")
+@form_page("credentials.admin_credentials")
 @role_required(*MANAGERS)
 def admin_status(public_id: str) -> Any:
     session, cfg = db_session(), current()
@@ -378,64 +370,49 @@ def admin_status(public_id: str) -> Any:
     if action == "revoke" and not reason:
         return _confirm_revoke(cred, reason, status=422, problem=(
             "Give the reason for revoking: it is recorded with the revocation."))
-    try:
-        change(session, cfg, cred, reason=reason, by_user_id=current_user.id)
-    except CredentialError as exc:
-        session.rollback()
-        flash(str(exc), "error")
-    else:
-        session.commit()
-        flash(f"Credential {public_id}: {action} recorded.", "success")
+    change(session, cfg, cred, reason=reason, by_user_id=current_user.id)
+    session.commit()
+    flash(f"Credential {public_id}: {action} recorded.", "success")
     return redirect(url_for("credentials.admin_credentials"))
 
 
 @bp.post("/admin/credentials/<public_id>/recertify")
+@form_page("credentials.admin_credentials")
 @role_required(*MANAGERS)
 def admin_recertify(public_id: str) -> Any:
     session, cfg = db_session(), current()
-    try:
-        new = issuance.recertify_with_evidence(
-            session, cfg, credential=_credential(public_id),
-            narrative=request.form.get("narrative", ""), by_user_id=current_user.id,
-            evidence_url=request.form.get("evidence_url") or None)
-    except CredentialError as exc:
-        session.rollback()
-        flash(str(exc), "error")
-        return redirect(url_for("credentials.admin_credentials"))
+    new = issuance.recertify_with_evidence(
+        session, cfg, credential=_credential(public_id),
+        narrative=request.form.get("narrative", ""), by_user_id=current_user.id,
+        evidence_url=request.form.get("evidence_url") or None)
     session.commit()
     flash("Renewed: a new credential was issued and linked to the old one.", "success")
     return redirect(url_for("credentials.badge", public_id=new.public_id))
 
 
 @bp.route("/admin/achievements", methods=["GET", "POST"])
+@form_page()
 @role_required(*MANAGERS)
 def admin_achievements() -> Any:
-    from assessment.exams import Exam
-
     session, cfg = db_session(), current()
     if request.method == "POST":
         f = request.form
         components = [c.strip() for c in f.get("components", "").split(",") if c.strip()]
-        try:
-            issuance.create_achievement(
-                session, cfg, code=f.get("code", "").strip(), name=f.get("name", "").strip(),
-                description=f.get("description", "").strip(),
-                criteria=f.get("criteria", "").strip() or None,
-                exam_id=form_id("exam_id"),
-                recertification_exam_id=form_id("recertification_exam_id"),
-                validity_days=whole_number(f.get("validity_days"), "validity_days", low=1,
-                                           high=MAX_VALIDITY_DAYS),
-                stack_components=components or None,
-                stack_required=whole_number(f.get("stack_required"), "stack_required", low=1,
-                                            high=len(components) or 1))
-        except (CredentialError, InvalidInput) as exc:
-            session.rollback()
-            flash(str(exc), "error")
-        else:
-            session.commit()
-            flash("Achievement created.", "success")
+        issuance.create_achievement(
+            session, cfg, code=f.get("code", "").strip(), name=f.get("name", "").strip(),
+            description=f.get("description", "").strip(),
+            criteria=f.get("criteria", "").strip() or None,
+            exam_id=form_id("exam_id"),
+            recertification_exam_id=form_id("recertification_exam_id"),
+            validity_days=whole_number(f.get("validity_days"), "validity_days", low=1,
+                                       high=MAX_VALIDITY_DAYS),
+            stack_components=components or None,
+            stack_required=whole_number(f.get("stack_required"), "stack_required", low=1,
+                                        high=len(components) or 1))
+        session.commit()
+        flash("Achievement created.", "success")
         return redirect(url_for("credentials.admin_achievements"))
-    exams = session.scalars(select(Exam).order_by(Exam.code)).all()
+    exams = records().exams(session)
     return render_template(
         "credentials/achievements.html",
         achievements=session.scalars(select(Achievement).order_by(Achievement.code)).all(),
@@ -443,6 +420,7 @@ def admin_achievements() -> Any:
 
 
 @bp.route("/admin/achievements/<code>", methods=["GET", "POST"])
+@form_page()
 @role_required(*MANAGERS)
 def admin_achievement(code: str) -> Any:
     """One achievement: the released passes that hold no badge of it yet (passes released
@@ -454,16 +432,11 @@ def admin_achievement(code: str) -> Any:
     if achievement is None:
         abort(404)
     if request.method == "POST":
-        try:
-            issued = issue_missing(session, cfg, achievement, limit=BATCH)
-        except CredentialError as exc:
-            session.rollback()
-            flash(str(exc), "error")
-        else:
-            session.commit()
-            flash(f"Issued {len(issued)} credential(s)." if issued
-                  else "Nothing to issue: every released pass already holds this badge.",
-                  "success")
+        issued = issue_missing(session, cfg, achievement, limit=BATCH)
+        session.commit()
+        flash(f"Issued {len(issued)} credential(s)." if issued
+              else "Nothing to issue: every released pass already holds this badge.",
+              "success")
         return redirect(url_for("credentials.admin_achievement", code=code))
     return render_template("credentials/admin_achievement.html", achievement=achievement,
                            passes=missing_badges(session, achievement), batch=BATCH)

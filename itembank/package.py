@@ -6,4 +6,5 @@ blueprint editor and the form builder)."""
 from microcred.packages import Package
 
 PACKAGE = Package(name="itembank", order=10, models=("itembank.models",),
-                  migrations="migrations", web="itembank.web:init_app")
+                  migrations="migrations", web="itembank.web:init_app",
+                  cli="itembank.cli:register")

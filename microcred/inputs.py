@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from flask import request
 from werkzeug.routing import IntegerConverter
 
-from microcred.errors import DomainError
+from microcred.errors import DomainError, Invalid
 
 #: Primary keys are INTEGER columns: PostgreSQL's is signed 32-bit (SQLite's 64-bit is wider).
 MAX_ID = 2**31 - 1
@@ -113,6 +113,26 @@ def json_body(*, max_bytes: int = MAX_JSON_BYTES) -> Any:
 
 
 # --- times ------------------------------------------------------------------------------------
+
+def object_list(payload: Any, key: str, *, most: int) -> list[tuple[str, dict[str, Any]]]:
+    """The ``key`` list of a JSON object body (``{"saves": [...]}``), at most ``most`` entries,
+    each an object: ``(where, entry)`` pairs, ``where`` naming the entry (``saves[3]``) for the
+    caller's messages. Raises :class:`~microcred.errors.Invalid` naming what is wrong."""
+    if not isinstance(payload, dict):
+        raise Invalid(f"the body must be a JSON object whose '{key}' is a list")
+    raw = payload.get(key, [])
+    if not isinstance(raw, list):
+        raise Invalid(f"'{key}' must be a list", field=key)
+    if len(raw) > most:
+        raise Invalid(f"at most {most} {key} per request", field=key)
+    out = []
+    for i, entry in enumerate(raw):
+        where = f"{key}[{i}]"
+        if not isinstance(entry, dict):
+            raise Invalid(f"{where} must be an object", field=where)
+        out.append((where, entry))
+    return out
+
 
 def parse_timestamp(value: Any, field: str) -> dt.datetime | None:
     """An ISO 8601 time with a zone, as UTC; None stays None. Refuses other types, naive times

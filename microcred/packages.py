@@ -10,7 +10,9 @@ packages exists. From the registry:
 - ``assessment.app.create_app`` calls each package's ``init_app(app)``,
 - ``assessment.cli`` adds each package's commands,
 - :func:`connect_receivers` connects each package's signal receivers,
-- ``microcred.policy`` checks each package's sections of an exam's policy.
+- ``microcred.policy`` checks each package's sections of an exam's policy,
+- ``microcred.records`` finds the read interface other packages read people, exams and
+  results through.
 
 Receivers never connect as a side effect of importing a module: a process that forgot to import
 the right module once finalized results without issuing their badges. Every process that can
@@ -57,6 +59,9 @@ class Package:
     web: str | None = None
     #: ``"module:function"``: ``register(group)`` adds the package's commands to ``microcred``.
     cli: str | None = None
+    #: ``"module:object"``: the :class:`microcred.records.Records` other packages read people,
+    #: exams and results through (one package provides it: ``assessment``).
+    records: str | None = None
     #: The sections of ``Exam.policy`` the package owns: section name -> ``"module:function"``
     #: validator of that section (``microcred.policy``).
     policy: dict[str, str] = field(default_factory=dict)

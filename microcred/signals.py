@@ -16,7 +16,7 @@ _signals = Namespace()
 attempt_started = _signals.signal("attempt-started")
 
 #: Sent by delivery right after an attempt is finalized and its Result row written, before the
-#: result's release is decided. kwargs: session, attempt_id, result_id, reason
+#: result's release is decided. kwargs: session, attempt_id, exam_id, result_id, reason
 #: ("submitted" | "time_expired" | "terminated"). A receiver that returns a non-empty string
 #: *holds* the result (e.g. proctoring: "awaiting proctor review"); if no receiver holds it,
 #: delivery releases it and sends ``result_released``.
@@ -28,12 +28,14 @@ result_finalized = _signals.signal("result-finalized")
 review_decided = _signals.signal("review-decided")
 
 #: Sent by delivery when a result becomes final and visible (released). Credentials listen
-#: and issue a badge when it is a pass. kwargs: session, result_id, attempt_id, candidate_id,
-#: exam_id, passed
+#: and issue a badge when it is a pass. kwargs: session, released (a
+#: ``microcred.records.ReleasedResult``: the candidate, the exam, the score, when, and
+#: whether proctoring proctored the attempt, so a receiver reads nothing of delivery's)
 result_released = _signals.signal("result-released")
 
-#: Asked by a package that needs what proctoring recorded about an attempt (credentials, for a
-#: badge's evidence), so that it never reads proctoring's tables. kwargs: session, attempt_id.
+#: Asked by delivery when it releases a result (``ReleasedResult.proctoring``: what the
+#: proctoring record shows, for a badge's evidence), so that nobody reads proctoring's tables
+#: or re-reads its policy. kwargs: session, attempt_id.
 #: Proctoring answers with ``proctoring.sessions.attempt_summary``: plain data, or None when the
 #: attempt had no proctoring session. The asker takes the first answer that is not None.
 attempt_proctoring = _signals.signal("attempt-proctoring")

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from flask import Request, abort, current_app, g, jsonify, request
+from flask import Request, abort, current_app, g, jsonify, request, url_for
 from flask_login import current_user
 from sqlalchemy.orm import Session
 from werkzeug.urls import iri_to_uri
@@ -137,6 +137,31 @@ def same_site_referrer(default: str) -> str:
     return safe_next(path, default)
 
 
+def form_page(endpoint: str | None = None) -> Callable:
+    """Declare the page a form posted to this view goes back to when the request fails with a
+    :class:`~microcred.errors.DomainError`: the app's one handler rolls back, flashes the
+    error's message and redirects to the page the form was posted from, or, when the browser
+    named none, to this page (``endpoint``, which takes no arguments; None: the view's own
+    address, a page that shows its form). Views keep no ``try``/``except`` of their own."""
+
+    def decorator(view: Callable) -> Callable:
+        view.form_page = endpoint or ""  # type: ignore[attr-defined]
+        return view
+
+    return decorator
+
+
+def form_error_page() -> str:
+    """Where the one handler sends a failed form post: the same-site page it came from, else
+    the page its view declared with :func:`form_page`; empty when neither (an error page)."""
+    if request.method != "POST":
+        return ""
+    view = current_app.view_functions.get(request.endpoint) if request.endpoint else None
+    declared = getattr(view, "form_page", None)
+    fallback = "" if declared is None else url_for(declared) if declared else request.path
+    return same_site_referrer(fallback)
+
+
 def wants_json() -> bool:
     return request.path.startswith("/api/") or request.is_json
 
@@ -168,7 +193,7 @@ class RunnerWiring:
 
     - ``start_gates``: ``f(session, user, exam) -> str | None``; a URL to send the candidate to
       before the attempt may start (e.g. the identity check), or None to let it start.
-    - ``state_contributors``: ``f(session, attempt) -> dict``; merged into the runner's state
+    - ``state_contributors``: ``f(session, attempt_id) -> dict``; merged into the runner's state
       under ``extras`` (e.g. ``{"proctoring": {...}}``), sent with every heartbeat.
     - ``runner_scripts``: static URLs of extra ES modules the runner page loads.
     - ``nav_links``: ``(role, endpoint, label)`` shown in the header for that role.

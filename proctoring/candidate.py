@@ -2,13 +2,12 @@
 events and camera snapshots. Thin: parse, call a service, render."""
 from __future__ import annotations
 
-from typing import Any
-
 from flask import redirect, render_template, request, url_for
 from flask_login import current_user
 
 from microcred.errors import Invalid, NotFound
 from microcred.inputs import json_body
+from microcred.records import ExamInfo, records
 from microcred.web import ApiError, body_limit, db_session, role_required
 from proctoring import events, identity
 from proctoring.models import ProctorSession
@@ -30,10 +29,11 @@ def _mine(session_id: int, *, lock: bool = False) -> ProctorSession:
     return ps
 
 
-def _exam(ps: ProctorSession) -> Any:
-    from assessment.exams import Exam
-
-    return db_session().get(Exam, ps.exam_id)
+def _exam(ps: ProctorSession) -> ExamInfo:
+    exam = records().exam(db_session(), ps.exam_id)
+    if exam is None:
+        raise NotFound(f"no exam {ps.exam_id}")
+    return exam
 
 
 @bp.get("/proctoring/identity/<int:session_id>", endpoint="identity_page")

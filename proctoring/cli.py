@@ -176,7 +176,7 @@ def register(group: click.Group) -> None:
         """Run the flag rules over every session in progress, for the rules that depend on time
         (a camera that stopped sending snapshots, a full-screen exit not ended): a closed page
         sends nothing that would run them. Run it every minute or so when nobody watches the
-        console (whose polls flag silent cameras too)."""
+        console (whose polls show a silent camera's flag but store nothing)."""
         from proctoring.events import sweep_rules
 
         session, _ = _session()

@@ -3,7 +3,7 @@ and the admins' assignment page. Every view checks the proctor's assignment to t
 exam (``require_access``); a session of another exam is "not found".
 
 This is a wiring module: proctor actions on the candidate's clock go to delivery through
-``proctoring.wiring.DeliveryControl``.
+``proctoring.wiring.CONTROL`` (delivery's ``DeliveryControl``).
 """
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from typing import Any
 from flask import flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
-from sqlalchemy.exc import SQLAlchemyError
 
 from assessment.exams import Exam, exam_by_code
 from assessment.users import User, find_user_by_email
@@ -22,10 +21,9 @@ from microcred.errors import Invalid, NotFound
 from microcred.inputs import json_body
 from microcred.web import ApiError, db_session, role_required, safe_next, wants_json
 from microcred.words import plural
-from proctoring import actions, events, identity, review
+from proctoring import actions, identity, review
 from proctoring.assignments import assign, assignments, exam_ids_for, require_access, unassign
 from proctoring.events import flags_of, snapshots_of
-from proctoring.flags import worst
 from proctoring.images import ImageGone
 from proctoring.models import ProctorSession, StoredImage
 from proctoring.sessions import get_session, policy
@@ -33,20 +31,15 @@ from proctoring.states import LABELS, State
 from proctoring.verifiers import label as verifier_label
 from proctoring.web import bp, config
 from proctoring.wiring import (
+    CONTROL,
     RECENTLY_ENDED_S,
-    DeliveryControl,
     live_sessions,
     time_extensions,
-    unflagged_silences,
 )
 
 log = logging.getLogger(__name__)
 STAFF = ("proctor", "admin")
 POLL_MS = 3000
-#: silent cameras one poll flags at most (the rest on the next polls): bounds the poll's time
-#: and its write transaction when many cameras stop at once, e.g. a network outage
-MAX_SILENCE_FLAGS_PER_POLL = 25
-CONTROL = DeliveryControl()
 
 
 def _session_for_staff(session_id: int, *, lock: bool = False) -> ProctorSession:
@@ -72,44 +65,7 @@ def console():
 def api_console():
     now = utcnow()
     rows = live_sessions(db_session(), current_user, now)
-    silent = unflagged_silences(rows)[:MAX_SILENCE_FLAGS_PER_POLL]
-    if silent:
-        _flag_silent_cameras(rows, silent, now)
     return {"server_now": now.isoformat(), "sessions": rows}
-
-
-def _flag_silent_cameras(rows: list[dict[str, Any]], session_ids: list[int], now: Any) -> None:
-    """Raise the missing-snapshot flag of sessions whose camera the poll found silent too long,
-    and show it in this poll's rows.
-
-    A closed page sends nothing that would run the rules, so the console, which already reads
-    every running session, records it. The poll is a read, and stays one: this opens a short
-    write transaction only for sessions that crossed the limit and are not flagged yet (once
-    per silent stretch, whatever the number of proctors polling: the session rows are locked
-    and the rule re-checked inside). Failure (e.g. the database busy) costs only this poll's
-    attempt; the next poll, the page's pings or the sweep try again."""
-    write = _write_session()
-    try:
-        locked = events.lock_sessions(write, session_ids)
-        raised = events.record_camera_silences(write, locked, now=now)
-        risk = {ps.id: ps.risk_score for ps in locked}
-        write.commit()
-    except SQLAlchemyError:  # the poll answers even when the write could not be made
-        write.rollback()
-        log.warning("could not record silent cameras of sessions %s", session_ids, exc_info=True)
-        return
-    finally:
-        write.close()
-    for row in rows:
-        new = raised.get(row["id"])
-        if not new:
-            continue
-        fl = row["flags"]
-        row["flags"] = {"count": fl["count"] + len(new),
-                        "worst": worst([fl["worst"], *(f.severity for f in new)]),
-                        "latest": new[-1].message, "latest_id": new[-1].id}
-        row["risk"] = risk[row["id"]]
-        row["camera"]["flagged"] = True
 
 
 # ---------------------------------------------------------------- one session

@@ -19,7 +19,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from microcred.db import utcnow
 from microcred.errors import Conflict, Invalid
-from microcred.inputs import InvalidInput, parse_timestamp
+from microcred.inputs import InvalidInput, object_list, parse_timestamp
 from proctoring import hooks
 from proctoring.faces import count_faces
 from proctoring.flags import (
@@ -68,18 +68,8 @@ def parse_seq(value: Any, where: str) -> int:
 
 def parse_events(payload: Any) -> list[EventIn]:
     """Check a batch ``{"events": [{"seq", "kind", "at", "detail"}]}``; name any bad field."""
-    if not isinstance(payload, dict):
-        raise Invalid("the body must be a JSON object with an 'events' list")
-    raw = payload.get("events", [])
-    if not isinstance(raw, list):
-        raise Invalid("'events' must be a list", field="events")
-    if len(raw) > MAX_EVENTS_PER_BATCH:
-        raise Invalid(f"at most {MAX_EVENTS_PER_BATCH} events per request", field="events")
     out = []
-    for i, e in enumerate(raw):
-        where = f"events[{i}]"
-        if not isinstance(e, dict):
-            raise Invalid(f"{where} must be an object", field=where)
+    for where, e in object_list(payload, "events", most=MAX_EVENTS_PER_BATCH):
         seq = parse_seq(e.get("seq"), f"{where}.seq")
         kind = e.get("kind")
         if kind not in EVENT_KINDS:
@@ -250,9 +240,9 @@ def record_camera_silences(session: Session, sessions: list[ProctorSession], *,
     sessions in progress or paused; returns the new flags by session id.
 
     Cheaper than :func:`apply_rules` (no events read) and a fixed number of queries for any
-    number of sessions: it runs on the page's pings and when the console's poll sees silent
-    cameras (maybe many at once), because a closed page sends nothing that would run the
-    rules (``microcred proctoring sweep`` runs them all). The caller holds the rows' locks
+    number of sessions: it runs on the page's pings, because a closed page sends nothing that
+    would run the rules (the sweeper, ``microcred proctoring sweep``, runs them all; the
+    console's poll only shows the flag due). The caller holds the rows' locks
     (:func:`lock_sessions`), so two callers store a flag once."""
     now = now or utcnow()
     watch = {}

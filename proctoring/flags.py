@@ -10,8 +10,9 @@ Risk score: the sum of the flags' severity points, each rule counting at most
 Two rules depend on the time of evaluation, not only on what the page sent: a full-screen exit
 that has not ended, and a camera that has gone silent (:func:`snapshots_missing`). The page
 may send nothing at all (closed, crashed, script blocked), so the latter is also evaluated on
-the page's pings, by the console's poll and by ``microcred proctoring sweep``
-(:func:`proctoring.events.record_camera_silence`), and at submission.
+the page's pings and by the sweeper (:func:`proctoring.events.record_camera_silence`,
+``microcred proctoring sweep``), and at submission; the console's poll shows it as soon as it
+is due (:func:`silence_flag`) and writes nothing.
 """
 from __future__ import annotations
 
@@ -255,15 +256,23 @@ def snapshots_missing(policy: ProctoringPolicy, h: History) -> Iterable[FlagSpec
     intervals of exam time (policy; default 3): camera off or covered, page closed, script
     blocked, or a long network outage. One flag per silent stretch, raised as soon as it is
     too long (it need not end first)."""
-    limit = missing_snapshot_limit_s(policy)
     for gap in camera_silences(policy, h):
-        if gap.seconds > limit:
-            since = ("since the exam started" if gap.after_seq is None
-                     else f"after snapshot {gap.after_seq}")
-            still = ", and still none" if gap.ongoing else ""
-            yield FlagSpec(MISSING_SNAPSHOT_RULE, gap.key, "medium",
-                           f"no camera snapshot received for {gap.seconds:.0f} s {since}{still} "
-                           f"(one expected every {policy.snapshot_interval_s} s)")
+        flag = silence_flag(policy, gap)
+        if flag is not None:
+            yield flag
+
+
+def silence_flag(policy: ProctoringPolicy, gap: CameraSilence) -> FlagSpec | None:
+    """The flag one silent stretch raises, None while it is within the limit (the console
+    shows it as soon as it is due, before the pings or the sweep store it)."""
+    if gap.seconds <= missing_snapshot_limit_s(policy):
+        return None
+    since = ("since the exam started" if gap.after_seq is None
+             else f"after snapshot {gap.after_seq}")
+    still = ", and still none" if gap.ongoing else ""
+    return FlagSpec(MISSING_SNAPSHOT_RULE, gap.key, "medium",
+                    f"no camera snapshot received for {gap.seconds:.0f} s {since}{still} "
+                    f"(one expected every {policy.snapshot_interval_s} s)")
 
 
 RULES: tuple[Rule, ...] = (

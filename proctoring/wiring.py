@@ -1,5 +1,7 @@
 """Where proctoring meets the exam runner: the one module, beside the views, that imports
-``assessment``.
+``assessment``; of delivery, only what it publishes: its read API
+(``assessment.delivery.reads``) and its clock controls (``assessment.delivery.control``),
+never its rows or services.
 
 - :func:`identity_gate` is a runner *start gate*: a proctored exam starts only once the session
   is admitted; until then the candidate is sent to the identity check.
@@ -10,23 +12,21 @@
   :func:`proctoring.sessions.attempt_summary` (what the record shows, for a badge's evidence).
   :func:`connect_receivers` connects them; every process calls it through
   ``microcred.packages.connect_receivers``.
-- :class:`DeliveryControl` carries the proctor's pause, resume, extend and terminate to
-  delivery's clock.
+- :class:`DeliveryControl` (delivery's) carries the proctor's pause, resume, extend and
+  terminate to delivery's clock.
 - :func:`live_sessions` assembles the console's rows in a fixed number of queries.
 """
 from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Row, case, func, select
 from sqlalchemy.orm import Session
 
 from assessment.delivery import reads as delivery_reads
-from assessment.delivery import service as delivery
-from assessment.delivery.models import Attempt
-from assessment.delivery.timing import clock
+from assessment.delivery.control import DeliveryControl
 from assessment.exams import Exam
 from assessment.retakes import retake_policy_of, wait_refusal
 from assessment.users import User
@@ -38,13 +38,16 @@ from proctoring import hooks
 from proctoring.actions import allowed, messages
 from proctoring.assignments import exam_ids_for
 from proctoring.flags import (
-    MISSING_SNAPSHOT_RULE,
     SEVERITY_ORDER,
     History,
     Span,
     camera_silences,
     missing_snapshot_limit_s,
+    points,
+    risk_score,
     running_spans,
+    silence_flag,
+    worst,
 )
 from proctoring.models import Flag, IdentityCheck, ProctorSession, Snapshot, Transition
 from proctoring.policy import PolicyError, ProctoringPolicy, parse_policy, policy_of_exam
@@ -61,6 +64,8 @@ from proctoring.sessions import (
 from proctoring.states import ACTIVE, LABELS, RUNNING, State
 from proctoring.verifiers import finding
 
+#: The proctor's clock controls (``proctoring.actions.AttemptControl``): delivery's.
+CONTROL = DeliveryControl()
 #: A page not heard from for this long shows as disconnected on the console.
 CONNECTION_LOST_AFTER_S = 30
 #: Finished sessions stay on the console this long, so the proctor sees them end.
@@ -137,12 +142,11 @@ def _on_attempt_started(sender: Any, *, session: Session, attempt_id: int, candi
     hooks.call("microcred_session_started", session=info(ps))
 
 
-def _on_result_finalized(sender: Any, *, session: Session, attempt_id: int, result_id: int,
-                         reason: str) -> str | None:
+def _on_result_finalized(sender: Any, *, session: Session, attempt_id: int, exam_id: int,
+                         result_id: int, reason: str) -> str | None:
     ps = session_for_attempt(session, attempt_id, lock=True)
     if ps is None:
-        attempt = session.get(Attempt, attempt_id)
-        exam = session.get(Exam, attempt.exam_id) if attempt else None
+        exam = session.get(Exam, exam_id)
         if exam is not None and exam_policy(exam) is not None and reason != "terminated":
             return "the exam is proctored but this attempt has no proctoring session"
         return None
@@ -157,9 +161,9 @@ def _on_attempt_proctoring(sender: Any, *, session: Session, attempt_id: int,
 # ---------------------------------------------------------------- the candidate's runner
 
 
-def runner_extras(session: Session, attempt: Attempt) -> dict[str, Any]:
+def runner_extras(session: Session, attempt_id: int) -> dict[str, Any]:
     """The heartbeat's ``extras["proctoring"]`` for the runner script."""
-    ps = session_for_attempt(session, attempt.id)
+    ps = session_for_attempt(session, attempt_id)
     if ps is None:
         return {}
     from flask import url_for
@@ -189,17 +193,13 @@ def _termination_reason(session: Session, ps: ProctorSession) -> str | None:
 
 
 def time_extensions(session: Session, ps: ProctorSession) -> list[dict[str, Any]]:
-    """The attempt's time extensions as session timeline items, read from delivery's clock
-    events (the record the deadline is computed from), each with the deadline it set."""
+    """The attempt's time extensions as session timeline items (delivery's record, read
+    through its read API), each with the deadline it set."""
     if ps.attempt_id is None:
         return []
-    attempt = session.get(Attempt, ps.attempt_id)
-    events = delivery.clock_events(session, attempt)
     items = []
-    for i, ev in enumerate(events):
-        if ev.kind != "extend":
-            continue
-        deadline = clock(attempt, events[: i + 1], ev.at).deadline
+    for ev in delivery_reads.extensions(session, ps.attempt_id):
+        deadline = ev.deadline
         minutes = ev.seconds / 60
         amount = (plural(int(minutes), "minute") if minutes == int(minutes)
                   else plural(ev.seconds, "second"))
@@ -208,37 +208,6 @@ def time_extensions(session: Session, ps: ProctorSession) -> list[dict[str, Any]
                               f"{deadline.strftime('%H:%M:%S')} UTC"
                               + (f": {ev.reason}" if ev.reason else "")})
     return items
-
-
-# ---------------------------------------------------------------- the proctor's clock controls
-
-
-class DeliveryControl:
-    """:class:`proctoring.actions.AttemptControl` over delivery's services."""
-
-    max_extension_seconds = delivery.MAX_EXTENSION_SECONDS
-
-    def _attempt(self, session: Session, attempt_id: int | None) -> Attempt:
-        if attempt_id is None:
-            raise Conflict("the candidate has not started the exam yet")
-        return delivery.get_attempt(session, attempt_id, lock=True)
-
-    def pause(self, session: Session, attempt_id: int | None, *, by_user_id: int, reason: str) -> None:
-        delivery.pause_attempt(session, self._attempt(session, attempt_id), by_user_id=by_user_id,
-                               reason=reason)
-
-    def resume(self, session: Session, attempt_id: int | None, *, by_user_id: int, reason: str) -> None:
-        delivery.resume_attempt(session, self._attempt(session, attempt_id), by_user_id=by_user_id,
-                                reason=reason)
-
-    def extend(self, session: Session, attempt_id: int | None, *, seconds: int, by_user_id: int,
-               reason: str) -> None:
-        delivery.extend_attempt(session, self._attempt(session, attempt_id), seconds=seconds,
-                                by_user_id=by_user_id, reason=reason)
-
-    def terminate(self, session: Session, attempt_id: int | None, *, by_user_id: int, reason: str) -> None:
-        delivery.terminate_attempt(session, self._attempt(session, attempt_id),
-                                   by_user_id=by_user_id, reason=reason)
 
 
 # ---------------------------------------------------------------- the console's rows
@@ -285,15 +254,17 @@ def _flag_summaries(session: Session, ids: list[int]) -> dict[int, dict[str, Any
 
 def _camera(ps: Row, pol: ProctoringPolicy | None, last: Row | None,
             spans: list[Span], now: dt.datetime) -> dict[str, Any] | None:
-    """How long the camera of a running session has been silent, in exam time (computed,
-    nothing written: the flag itself is raised by ``events.record_camera_silence``)."""
+    """How long the camera of a running session has been silent, in exam time, and the flag
+    that silence raises once past the limit (computed, nothing written: the page's pings and
+    the sweeper store it, ``events.record_camera_silences``)."""
     if pol is None or not pol.snapshot_interval_s or State(ps.state) not in RUNNING or not spans:
         return None
     history = History(events=[], snapshots=[last] if last is not None else [], now=now,
                       running=spans)
     gap = camera_silences(pol, history)[-1]
     return {"silent_s": int(gap.seconds), "interval_s": pol.snapshot_interval_s,
-            "limit_s": missing_snapshot_limit_s(pol), "key": gap.key, "flagged": False}
+            "limit_s": missing_snapshot_limit_s(pol), "flag": silence_flag(pol, gap),
+            "flagged": False}
 
 
 def live_sessions(session: Session, viewer: User, now: dt.datetime | None = None) -> list[dict[str, Any]]:
@@ -385,7 +356,7 @@ def live_sessions(session: Session, viewer: User, now: dt.datetime | None = None
             policies[key] = parse_policy(ps.policy)
         row["camera"] = _camera(ps, policies[key], snap, running_spans(spans.get(ps.id, [])), now)
         rows.append(row)
-    _mark_flagged_silences(session, rows)
+    _show_silence_flags(session, rows)
     return rows
 
 
@@ -399,25 +370,34 @@ def _outcome_reasons(session: Session, ids: list[int]) -> dict[int, str]:
                                 .where(Transition.id.in_(last))).all())
 
 
-def _mark_flagged_silences(session: Session, rows: list[dict[str, Any]]) -> None:
-    """For cameras silent past the limit, whether that silence is flagged already (a query only
-    when there are such sessions)."""
-    late = {r["id"]: r["camera"] for r in rows
-            if r["camera"] and r["camera"]["silent_s"] > r["camera"]["limit_s"]}
+def _show_silence_flags(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Cameras silent past the limit are flagged on the console at once: a flag already stored
+    shows as stored; one not stored yet (the pings or the sweeper store it) is shown in the
+    row's flags and risk as it will be stored. A query only when there are such sessions; the
+    console's GET writes nothing."""
+    late = {r["id"]: r for r in rows if r["camera"] and r["camera"]["flag"] is not None}
     if late:
-        stored = {(sid, key) for sid, key in session.execute(select(Flag.session_id, Flag.key).where(
-            Flag.session_id.in_(late), Flag.rule == MISSING_SNAPSHOT_RULE))}
-        for sid, cam in late.items():
-            cam["flagged"] = (sid, cam["key"]) in stored
+        stored: dict[int, list[Row]] = {}
+        for f in session.execute(select(Flag.session_id, Flag.rule, Flag.key, Flag.points)
+                                 .where(Flag.session_id.in_(late))):
+            stored.setdefault(f.session_id, []).append(f)
+        for sid, row in late.items():
+            due = row["camera"]["flag"]
+            have = stored.get(sid, [])
+            if not any((f.rule, f.key) == (due.rule, due.key) for f in have):
+                fl = row["flags"]
+                row["flags"] = {"count": fl["count"] + 1, "worst": worst([fl["worst"], due.severity]),
+                                "latest": due.message, "latest_id": fl["latest_id"]}
+                row["risk"] = risk_score([*have, _Due(due.rule, points(due.severity))])
+            row["camera"]["flagged"] = True
     for r in rows:
         if r["camera"]:
-            del r["camera"]["key"]
+            del r["camera"]["flag"]
 
 
-def unflagged_silences(rows: list[dict[str, Any]]) -> list[int]:
-    """Sessions of :func:`live_sessions` whose camera is silent past the limit, not flagged yet."""
-    return [r["id"] for r in rows if r.get("camera") and not r["camera"]["flagged"]
-            and r["camera"]["silent_s"] > r["camera"]["limit_s"]]
+class _Due(NamedTuple):
+    rule: str
+    points: int
 
 
 def _identity_label(ps: Row, failing: Row | None) -> str:

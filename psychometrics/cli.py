@@ -1,5 +1,5 @@
 """Command-line face of the psychometrics library: ``calibrate``, ``score``, ``item-analysis``,
-``conversion-table``, ``equate``, ``model-fit`` and ``person-fit``.
+``conversion-table``, ``equate``, ``model-fit``, ``person-fit`` and ``cut-score``.
 
 The application's ``microcred`` click group adds these with :func:`register`; ``python -m
 psychometrics`` offers the same commands standalone. Every command reads a responses CSV (a header
@@ -10,6 +10,7 @@ column at fault when the CSV is bad. Item parameters come from the JSON ``calibr
 
 from __future__ import annotations
 
+import csv
 import json
 import sys
 import time
@@ -22,7 +23,9 @@ from psychometrics.calibration import calibrate as calibrate_items
 from psychometrics.calibration import parameters_from_dict
 from psychometrics.ctt import FlagRules
 from psychometrics.ctt import item_analysis as run_item_analysis
+from psychometrics.cut_scores import ROUNDING_RULES, ScaleTransform, carry_cut, theta_cut_from_raw
 from psychometrics.data import read_responses_csv
+from psychometrics.decision_consistency import cut_report, lee, rudner
 from psychometrics.equating import conversion_table as build_conversion_table
 from psychometrics.equating import observed_score_equating, true_score_equating
 from psychometrics.errors import PsychometricsError
@@ -34,6 +37,7 @@ from psychometrics.rasch import item_infit_outfit
 from psychometrics.reliability import marginal_reliability, summed_score_reliability
 from psychometrics.scoring import METHODS
 from psychometrics.scoring import score as score_persons
+from psychometrics.standard_setting import angoff_cut
 
 PROGRESS_INTERVAL = 1.0  # seconds between progress lines on stderr
 
@@ -440,6 +444,155 @@ def person_fit_command(responses, params_path, method, all_persons, out):
     _emit(doc, out)
 
 
+def _read_ratings(path: str, item_ids: list[str]):
+    """Angoff ratings CSV -> (rounds x panelists x items array, panelist ids).
+
+    Header: ``panelist``, an optional ``round`` column, then one column per item of the reference
+    form (every item, any order). One row per panelist and round.
+    """
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            rows = list(csv.reader(fh))
+    except OSError as exc:
+        raise click.ClickException(f"{path}: {exc.strerror or exc}") from exc
+    if not rows:
+        raise click.ClickException(f"{path}: the file is empty")
+    header = [h.strip() for h in rows[0]]
+    if not header or header[0] != "panelist":
+        raise click.ClickException(f"{path}: row 1: the first column must be 'panelist'")
+    has_round = len(header) > 1 and header[1] == "round"
+    cols = header[2:] if has_round else header[1:]
+    unknown = [c for c in cols if c not in item_ids]
+    missing = [i for i in item_ids if i not in cols]
+    if unknown or missing:
+        raise click.ClickException(
+            f"{path}: row 1: the item columns must be the reference form's items; "
+            + (f"unknown {', '.join(unknown[:5])}; " if unknown else "")
+            + (f"missing {', '.join(missing[:5])}" if missing else "")
+        )
+    order = [cols.index(i) for i in item_ids]
+    offset = 2 if has_round else 1
+    table: dict[int, dict[str, list[float]]] = {}
+    for r, row in enumerate(rows[1:], start=2):
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) != len(header):
+            raise click.ClickException(
+                f"{path}: row {r}: {len(row)} cells, header has {len(header)}"
+            )
+        who = row[0].strip()
+        try:
+            rnd = int(row[1]) if has_round else 1
+        except ValueError:
+            raise click.ClickException(f"{path}: row {r}, column round: not an integer") from None
+        values = []
+        for k in order:
+            try:
+                values.append(float(row[offset + k]))
+            except ValueError:
+                raise click.ClickException(
+                    f"{path}: row {r}, column {cols[k]}: {row[offset + k]!r} is not a number"
+                ) from None
+        if who in table.setdefault(rnd, {}):
+            raise click.ClickException(f"{path}: row {r}: panelist {who!r} rated round {rnd} twice")
+        table[rnd][who] = values
+    if not table:
+        raise click.ClickException(f"{path}: no ratings")
+    rounds = sorted(table)
+    panelists = list(table[rounds[0]])
+    for rnd in rounds:
+        if set(table[rnd]) != set(panelists):
+            raise click.ClickException(
+                f"{path}: round {rnd} does not have the same panelists as round {rounds[0]}"
+            )
+    data = np.array([[table[rnd][p] for p in panelists] for rnd in rounds])
+    return data, panelists
+
+
+@click.command("cut-score")
+@click.argument("ratings", type=click.Path(dir_okay=False))
+@click.option(
+    "--params",
+    "params_path",
+    type=click.Path(dir_okay=False),
+    required=True,
+    help="Calibration JSON of the reference form the panel rated.",
+)
+@click.option(
+    "--form",
+    "forms",
+    multiple=True,
+    metavar="NAME=FIT.json",
+    help="Another form (calibration on the same scale) to carry the cut to (repeatable).",
+)
+@click.option("--yes-no", is_flag=True, help="Ratings are Yes/No (0/1) judgments.")
+@click.option(
+    "--rounding",
+    type=click.Choice(ROUNDING_RULES),
+    default="ceil",
+    show_default=True,
+    help="How the expected score at the theta cut becomes a whole raw cut.",
+)
+@click.option(
+    "--scale-cut", type=float, default=350.0, show_default=True, help="Scale score at the cut."
+)
+@click.option(
+    "--scale-slope",
+    type=float,
+    default=50.0,
+    show_default=True,
+    help="Scale points per theta unit.",
+)
+@click.option(
+    "--scale-min", type=float, default=100.0, show_default=True, help="Lowest scale score."
+)
+@click.option(
+    "--scale-max", type=float, default=500.0, show_default=True, help="Highest scale score."
+)
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the JSON here.")
+def cut_score(
+    ratings, params_path, forms, yes_no, rounding, scale_cut, scale_slope, scale_min, scale_max, out
+):
+    """Angoff cut from RATINGS (CSV: panelist[,round],item...) carried to theta and every form,
+    with Rudner and Lee decision accuracy/consistency and the CSEM at the cut."""
+    ids, params, doc = _read_params(params_path)
+    data, panelists = _read_ratings(ratings, ids)
+    all_forms = {"reference": params}
+    for spec in forms:
+        name, sep, path = spec.partition("=")
+        if not sep or not name or not path:
+            raise click.ClickException(f"--form {spec!r}: expected NAME=FIT.json")
+        if name in all_forms:
+            raise click.ClickException(f"--form {spec!r}: form name {name!r} given twice")
+        all_forms[name] = _read_params(path)[1]
+    latent = doc.get("latent") or {}
+    mean, sd = float(latent.get("mean") or 0.0), float(latent.get("sd") or 1.0)
+    try:
+        angoff = angoff_cut(
+            data,
+            item_max=params.n_categories - 1,
+            yes_no=yes_no,
+            panelist_ids=panelists,
+            item_ids=ids,
+        )
+        theta_c = theta_cut_from_raw(params, angoff.cut)
+        scale = ScaleTransform(theta_c, scale_cut, scale_slope, (scale_min, scale_max), 0)
+        carried = carry_cut(theta_c, all_forms, rounding=rounding, scale=scale)
+        decisions = {}
+        for f in carried.forms:
+            p = all_forms[f.form]
+            decisions[f.form] = {
+                "rudner": rudner(theta_c, params=p, latent_mean=mean, latent_sd=sd).to_dict(),
+                "lee": lee(p, f.raw_cut, latent_mean=mean, latent_sd=sd).to_dict(),
+                "at_cut": cut_report(
+                    p, theta_c, raw_cut=f.raw_cut, latent_mean=mean, latent_sd=sd
+                ).to_dict(),
+            }
+    except PsychometricsError as exc:
+        raise click.ClickException(f"{ratings}: {exc}") from exc
+    _emit({"angoff": angoff.to_dict(), "carried": carried.to_dict(), "decisions": decisions}, out)
+
+
 COMMANDS = (
     calibrate,
     score,
@@ -448,6 +601,7 @@ COMMANDS = (
     equate,
     model_fit,
     person_fit_command,
+    cut_score,
 )
 
 
@@ -460,7 +614,7 @@ def register(group: click.Group) -> None:
 @click.group("psychometrics")
 def main() -> None:
     """Microcred psychometrics: calibrate, score, analyse items, equate, check model and person
-    fit."""
+    fit, set and carry cut scores."""
 
 
 register(main)

@@ -7,6 +7,8 @@ other items have their own parameters in each group. The marginal log-likelihood
 the groups' ones, ``logL = sum_g sum_{i in g} log sum_q L_i(X_q) A_q(mu_g, sigma_g)``.
 
 EM: the E-step runs per group on the same quadrature nodes with that group's normal weights;
+convergence needs both the largest parameter change below ``tol`` and a relative change of the
+log-likelihood below 1e-8;
 the expected counts r_jkq of an anchor item are summed over groups, so the M-step is the
 single-group one over "virtual" items (an anchor item once, a free item once per group, each
 seeing only its group's persons). The focal groups' mu and sigma are then the mean and SD of
@@ -69,6 +71,7 @@ from psychometrics.irt.standard_errors import covariance_from_information
 from psychometrics.irt.start_values import start_xi
 
 HESSIAN_STEP = 1e-4
+LOGLIK_RTOL = 1e-8
 
 
 @dataclass
@@ -309,9 +312,16 @@ def calibrate_groups(
             for g in range(n_groups)
         ]
 
-    converged, change, iteration = False, np.inf, 0
+    converged, change, iteration, last_ll = False, np.inf, 0, -np.inf
     for iteration in range(1, int(max_iter) + 1):
         steps = e_steps()
+        ll = float(sum(s.loglik for s in steps))
+        if not np.isfinite(ll):
+            raise PsychometricsError(
+                f"the log-likelihood became {ll} at EM cycle {iteration}; the data may be"
+                " perfectly separated in a group (check items every person there answers alike)"
+            )
+        ll_change, last_ll = ll - last_ll, ll
         counts = sum(s.counts for s in steps)
         old = np.r_[pmap.pack(xi), means, sds]
         if estimate_latent:
@@ -320,7 +330,8 @@ def calibrate_groups(
                 means[g], sds[g] = posterior_moments(quad, steps[g].node_mass)
         xi = m_step(vspec, xi, vcat, points, counts, pmap, priors)
         change = float(np.abs(np.r_[pmap.pack(xi), means, sds] - old).max())
-        if change < tol:
+        # parameters and log-likelihood both settled: a crawl along a bound is not convergence
+        if change < tol and abs(ll_change) <= LOGLIK_RTOL * (1 + abs(ll)):
             converged = True
             break
     loglik = float(sum(s.loglik for s in e_steps()))

@@ -1,11 +1,14 @@
-"""Finalized results written straight into the database, for tests of what is computed from
-them (the psychometrician's workspace)."""
+"""Finalized results written straight into the database, and read back independently of the
+app, for tests of what is computed from them (the psychometrician's workspace)."""
 from __future__ import annotations
 
 import datetime as dt
 
+from sqlalchemy import select
+
 from assessment.delivery.models import Attempt, ItemScore, Result, ResultRelease
 from assessment.users import User
+from itembank.models import Form, Item, ItemVersion
 from microcred.db import utcnow
 
 
@@ -43,3 +46,18 @@ def sit(db, exam, scores, *, invalidate=(), who: str = "sitter"):
                              status="invalidated" if i in invalidate else "released"))
     db.commit()
     return versions
+
+
+def scored_items(db, exam) -> list:
+    """Every item score of ``exam``'s finalized attempts, read here without the app: rows of
+    ``result_id, code`` (the item's), ``score, max_score, response, form`` (the form's code)."""
+    return db.execute(
+        select(ItemScore.result_id, Item.code, ItemScore.score, ItemScore.max_score,
+               ItemScore.response, Form.code.label("form"))
+        .join(Result, Result.id == ItemScore.result_id)
+        .join(Attempt, Attempt.id == Result.attempt_id)
+        .join(Form, Form.id == Attempt.form_id)
+        .join(ItemVersion, ItemVersion.id == ItemScore.item_version_id)
+        .join(Item, Item.id == ItemVersion.item_id)
+        .where(Attempt.exam_id == exam.id, Attempt.status == "finalized")
+    ).all()

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from assessment.delivery.models import Attempt, ItemScore, Result
 from assessment.demo_program import load_demo
 from assessment.exams import Exam
 from assessment.users import User
-from itembank.models import Form, Item, ItemVersion
+from itembank.models import ItemVersion
+from tests.sittings import scored_items
 
 
 @pytest.fixture
@@ -39,15 +39,7 @@ def _alpha(x: np.ndarray) -> float:
 
 def test_export_has_the_result_count_options_and_alpha_if_deleted(client, demo, db):
     exam = demo
-    rows = db.execute(
-        select(ItemScore.result_id, Item.code, ItemScore.score, ItemScore.response, Form.code.label("form"))
-        .join(Result, Result.id == ItemScore.result_id)
-        .join(Attempt, Attempt.id == Result.attempt_id)
-        .join(Form, Form.id == Attempt.form_id)
-        .join(ItemVersion, ItemVersion.id == ItemScore.item_version_id)
-        .join(Item, Item.id == ItemVersion.item_id)
-        .where(Attempt.exam_id == exam.id, Attempt.status == "finalized")
-    ).all()
+    rows = scored_items(db, exam)
     people = sorted({r.result_id for r in rows})
     codes = sorted({r.code for r in rows})
     x = np.full((len(people), len(codes)), np.nan)

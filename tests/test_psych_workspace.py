@@ -11,14 +11,15 @@ import pytest
 from sqlalchemy import func, select
 
 import psychometrics
-from assessment.delivery.models import Attempt, ItemScore, Result
+from assessment.delivery.models import Attempt, Result
 from assessment.demo_program import load_demo
 from assessment.exams import Exam
 from assessment.psych import calibration as exam_analysis
 from assessment.users import User
-from itembank.models import Form, Item, ItemParameter, ItemVersion
+from itembank.models import Form, ItemParameter, ItemVersion
 from itembank.parameters import current_parameters
 from psychometrics.ctt import cronbach_alpha
+from tests.sittings import scored_items
 from tests.sittings import sit as _sit
 
 
@@ -53,14 +54,7 @@ def _count(db, model, *where):
 
 def _matrix(db, exam):
     """The exam's persons x items 0/1 matrix, built here independently of the app."""
-    rows = db.execute(
-        select(ItemScore.result_id, Item.code, ItemScore.score, ItemScore.max_score)
-        .join(Result, Result.id == ItemScore.result_id)
-        .join(Attempt, Attempt.id == Result.attempt_id)
-        .join(ItemVersion, ItemVersion.id == ItemScore.item_version_id)
-        .join(Item, Item.id == ItemVersion.item_id)
-        .where(Attempt.exam_id == exam.id, Attempt.status == "finalized")
-    ).all()
+    rows = scored_items(db, exam)
     people = sorted({r.result_id for r in rows})
     codes = sorted({r.code for r in rows})
     x = np.full((len(people), len(codes)), np.nan)

@@ -6,10 +6,15 @@
   append-only and a later decision supersedes the earlier (held, then cleared): the newest row
   wins, and this is the one place that says so.
 - :func:`release_status`: that row for one result.
+- :func:`released_result`: a released result as ``result_released`` carries it (a
+  :class:`microcred.records.ReleasedResult`), and :func:`released_passes`: an exam's released
+  passes; what credentials read of results (through ``assessment.records``).
 - :func:`progress`: for the proctor console, each attempt's answered and total items, position
   and clock, read for many attempts in a fixed number of queries (three, whatever their number).
   "Answered" is the item type's word (:meth:`itembank.types.ItemType.is_answered`), the same
   as on the candidate's result.
+- :func:`extensions`: the time a proctor added to an attempt, each with the deadline it set
+  (for the session's timeline).
 """
 from __future__ import annotations
 
@@ -31,8 +36,12 @@ from assessment.delivery.models import (
     ResultRelease,
 )
 from assessment.delivery.timing import clock
+from assessment.exams import Exam
+from assessment.users import User
 from itembank.models import ItemVersion
 from itembank.types import item_type
+from microcred import signals
+from microcred.records import ExamDomain, ExamInfo, Person, ReleasedPass, ReleasedResult
 
 
 def current_result_id(attempt_id: ColumnElement[int] | int) -> ScalarSelect[int]:
@@ -64,6 +73,94 @@ def release_status(session: Session, result_id: int) -> ResultRelease | None:
     """The release decision that stands for ``result_id`` (None: none recorded)."""
     return session.scalar(select(ResultRelease).where(
         ResultRelease.id == newest_release_id(result_id)))
+
+
+def released_passes(session: Session, exam_id: int) -> list[ReleasedPass]:
+    """The released passes of ``exam_id`` by active accounts, oldest first: for issuing what
+    passes released earlier have earned (a deactivated account is not issued anything)."""
+    rows = session.execute(
+        select(Result.id, Attempt.id, User.id, User.display_name, Result.percent,
+               Attempt.finalized_at)
+        .join(Attempt, Attempt.id == Result.attempt_id)
+        .join(User, User.id == Attempt.candidate_id)
+        .join(ResultRelease, ResultRelease.id == newest_release_id(Result.id))
+        .where(Attempt.exam_id == exam_id, Result.passed.is_(True), User.active.is_(True),
+               ResultRelease.status == "released", is_current_result())
+        .order_by(Attempt.finalized_at, Result.id))
+    return [ReleasedPass(*row) for row in rows]
+
+
+def released_result(session: Session, result_id: int) -> ReleasedResult | None:
+    """The result as ``result_released`` carries it, when its standing decision releases it
+    (None: no such result, or held or invalidated)."""
+    release = release_status(session, result_id)
+    result = session.get(Result, result_id)
+    if result is None or release is None or release.status != "released":
+        return None
+    return result_summary(session, result, released_at=release.at)
+
+
+def result_summary(session: Session, result: Result, *, released_at: dt.datetime) -> ReleasedResult:
+    """Everything a receiver of ``result_released`` needs, as plain data. Whether the attempt
+    was proctored is proctoring's answer (``signals.attempt_proctoring``), never a reading of
+    the exam's policy here."""
+    attempt = session.get(Attempt, result.attempt_id)
+    user = session.get(User, attempt.candidate_id)
+    return ReleasedResult(
+        result_id=result.id, attempt_id=attempt.id, candidate=person_of(user),
+        exam=exam_info(session.get(Exam, attempt.exam_id)), percent=result.percent,
+        pass_percent=result.pass_percent, passed=result.passed, scored_at=result.created_at,
+        released_at=released_at, proctoring=_proctoring_record(session, attempt.id))
+
+
+def _proctoring_record(session: Session, attempt_id: int) -> dict[str, Any] | None:
+    for _receiver, answer in signals.attempt_proctoring.send(
+            "delivery", session=session, attempt_id=attempt_id):
+        if answer is not None:
+            return answer
+    return None
+
+
+def person_of(user: User) -> Person:
+    return Person(id=user.id, display_name=user.display_name, email=user.email)
+
+
+def exam_info(exam: Exam) -> ExamInfo:
+    return ExamInfo(
+        id=exam.id, code=exam.code, title=exam.title, program_name=exam.program_name or "",
+        pass_percent=exam.pass_percent,
+        domains=tuple(ExamDomain(d.code, d.name, d.description or "")
+                      for d in exam.blueprint.domains))
+
+
+@dataclass(frozen=True)
+class Extension:
+    at: dt.datetime
+    seconds: int
+    by_user_id: int | None
+    reason: str
+    #: the deadline once this extension was given
+    deadline: dt.datetime
+
+
+def extensions(session: Session, attempt_id: int) -> list[Extension]:
+    """The attempt's time extensions, read from its clock events (the record the deadline is
+    computed from), in order (two queries)."""
+    attempt = session.execute(select(*_CLOCK_COLS).where(Attempt.id == attempt_id)).first()
+    if attempt is None:
+        return []
+    events = list(session.execute(
+        select(ClockEvent.id, ClockEvent.kind, ClockEvent.seconds, ClockEvent.at,
+               ClockEvent.by_user_id, ClockEvent.reason)
+        .where(ClockEvent.attempt_id == attempt_id).order_by(ClockEvent.id)))
+    return [Extension(at=ev.at, seconds=ev.seconds, by_user_id=ev.by_user_id,
+                      reason=ev.reason or "", deadline=clock(attempt, events[: i + 1], ev.at).deadline)
+            for i, ev in enumerate(events) if ev.kind == "extend"]
+
+
+#: what :func:`timing.clock` reads of an attempt
+_CLOCK_COLS = (Attempt.id, Attempt.started_at, Attempt.time_limit_seconds,
+               Attempt.time_multiplier, Attempt.finalized_at)
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from assessment.delivery.models import Attempt, ItemScore, Result, ResultRelease
-from assessment.delivery.reads import is_current_result, newest_release_id
+from assessment.delivery.reads import is_current_result, newest_release_id, result_summary
 from assessment.exams import Exam
 from itembank.forms import unscored_versions
 from itembank.models import ItemVersion
@@ -150,9 +150,8 @@ def _announce(session: Session, flip: Flip, rekey_id: int) -> Flip:
         old_result_id=flip.old_result_id, new_result_id=flip.new_result_id,
         passed=flip.passed, rekey_id=rekey_id)
     if flip.passed and flip.release == "released":
-        signals.send_isolated(
-            signals.result_released, "delivery", session=session,
-            result_id=flip.new_result_id, attempt_id=flip.attempt_id,
-            candidate_id=flip.candidate_id, exam_id=flip.exam_id, passed=True)
+        new = session.get(Result, flip.new_result_id)
+        signals.send_isolated(signals.result_released, "delivery", session=session,
+                              released=result_summary(session, new, released_at=new.created_at))
     to_review = tuple(cid for answer in answers for cid in (answer or ()))
     return replace(flip, credentials_to_review=to_review)

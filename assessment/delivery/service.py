@@ -31,12 +31,7 @@ from assessment.delivery.models import (
     Result,
     ResultRelease,
 )
-from assessment.delivery.reads import (  # release_status: reads owns it; views, credentials
-    current_result,
-    is_current_result,
-    newest_release_id,
-    release_status,  # noqa: F401
-)
+from assessment.delivery.reads import current_result, result_summary
 from assessment.delivery.timing import Clock, clock
 from assessment.exams import Exam, ExamForm, loft_target, window_refusal
 from assessment.users import User, time_multiplier_for
@@ -48,6 +43,7 @@ from itembank.types import ResponseShapeError, item_type
 from microcred import signals
 from microcred.db import utcnow
 from microcred.errors import Conflict, Invalid, NotFound
+from microcred.inputs import object_list
 
 log = logging.getLogger(__name__)
 
@@ -315,18 +311,8 @@ class SaveRequest:
 
 def parse_saves(payload: Any) -> tuple[list[SaveRequest], int | None]:
     """Check the shape of a save request body; raise :class:`Invalid` naming the bad field."""
-    if not isinstance(payload, dict):
-        raise Invalid("the body must be a JSON object with a 'saves' list")
-    raw = payload.get("saves", [])
-    if not isinstance(raw, list):
-        raise Invalid("'saves' must be a list", field="saves")
-    if len(raw) > MAX_SAVES_PER_REQUEST:
-        raise Invalid(f"at most {MAX_SAVES_PER_REQUEST} saves per request", field="saves")
     saves = []
-    for i, s in enumerate(raw):
-        where = f"saves[{i}]"
-        if not isinstance(s, dict):
-            raise Invalid(f"{where} must be an object", field=where)
+    for where, s in object_list(payload, "saves", most=MAX_SAVES_PER_REQUEST):
         seq, item = s.get("seq"), s.get("item")
         if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1 or seq > 2**53:
             raise Invalid(f"{where}.seq must be a positive integer", field=f"{where}.seq")
@@ -485,7 +471,8 @@ def finalize_attempt(
     holds = [
         str(ret)
         for _, ret in signals.result_finalized.send(
-            "delivery", session=session, attempt_id=attempt.id, result_id=result.id, reason=reason
+            "delivery", session=session, attempt_id=attempt.id, exam_id=attempt.exam_id,
+            result_id=result.id, reason=reason
         )
         if ret
     ]
@@ -589,47 +576,11 @@ def _release(
     session.add(row)
     session.flush()
     if status == "released":
-        attempt = session.get(Attempt, result.attempt_id)
         # isolated: a receiver's failure (a badge that cannot be issued) must not undo the
         # finalization and release the candidate was just told about
-        signals.send_isolated(
-            signals.result_released,
-            "delivery",
-            session=session,
-            result_id=result.id,
-            attempt_id=result.attempt_id,
-            candidate_id=attempt.candidate_id,
-            exam_id=attempt.exam_id,
-            passed=result.passed,
-        )
+        signals.send_isolated(signals.result_released, "delivery", session=session,
+                              released=result_summary(session, result, released_at=row.at))
     return row
-
-
-@dataclass(frozen=True)
-class ReleasedPass:
-    """A pass whose result is released now (its newest release row says so)."""
-
-    result_id: int
-    attempt_id: int
-    candidate_id: int
-    candidate_name: str
-    percent: float
-    finalized_at: dt.datetime
-
-
-def released_passes(session: Session, exam_id: int) -> list[ReleasedPass]:
-    """The released passes of ``exam_id`` by active accounts, oldest first: for issuing what
-    passes released earlier have earned (a deactivated account is not issued anything)."""
-    rows = session.execute(
-        select(Result.id, Attempt.id, User.id, User.display_name, Result.percent,
-               Attempt.finalized_at)
-        .join(Attempt, Attempt.id == Result.attempt_id)
-        .join(User, User.id == Attempt.candidate_id)
-        .join(ResultRelease, ResultRelease.id == newest_release_id(Result.id))
-        .where(Attempt.exam_id == exam_id, Result.passed.is_(True), User.active.is_(True),
-               ResultRelease.status == "released", is_current_result())
-        .order_by(Attempt.finalized_at, Result.id))
-    return [ReleasedPass(*row) for row in rows]
 
 
 def connect_receivers() -> None:

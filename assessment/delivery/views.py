@@ -28,7 +28,7 @@ def _grace() -> float:
 def _extras(session: Any, attempt: Attempt) -> dict[str, Any]:
     extras: dict[str, Any] = {}
     for contribute in runner_wiring().state_contributors:
-        extras.update(contribute(session, attempt) or {})
+        extras.update(contribute(session, attempt.id) or {})
     return extras
 
 
@@ -78,7 +78,7 @@ def exams():
         attempts=mine,
         exams_by_id=exams_by_id,
         time_up=time_up,
-        releases={a.id: service.release_status(session, a.result.id) for a in mine if a.result},
+        releases={a.id: reads.release_status(session, a.result.id) for a in mine if a.result},
     )
 
 
@@ -149,7 +149,7 @@ def result(attempt_id: int):
     if attempt.status != "finalized":  # the runner finalizes one whose time ran out
         return redirect(url_for("delivery.runner", attempt_id=attempt.id))
     res = reads.current_result(session, attempt.id)
-    release = service.release_status(session, res.id)
+    release = reads.release_status(session, res.id)
     exam = session.get(Exam, attempt.exam_id)
     links = [link for contribute in runner_wiring().result_links
              for link in contribute(session, res.id) or []]

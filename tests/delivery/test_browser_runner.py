@@ -12,10 +12,9 @@ from sqlalchemy import select
 
 from assessment.delivery import service
 from assessment.delivery.models import Attempt, ResponseSave, Result
+from tests.runner_pages import TIMER, seconds, signin, start, watched
 
-PASSWORD = "correct horse battery staple"
 RATIONALE = "Because the key says so."
-TIMER = re.compile(r"^\d+:\d\d$")
 pytestmark = pytest.mark.browser
 
 
@@ -30,43 +29,11 @@ def candidate(make_user):
 @pytest.fixture
 def watch(page):
     """Fail on any script error or 4xx/5xx answer of the server (a missing favicon aside)."""
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
-    page.on("response", lambda r: errors.append(f"{r.status} {r.url}")
-            if r.status >= 400 and "favicon" not in r.url else None)
-    page.set_default_timeout(10_000)
-    yield errors
-    assert not errors, errors
-
-
-def _signin(page, base: str, email: str) -> None:
-    page.goto(base + "/signin")
-    page.fill("#email", email)
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(re.compile(r"/exams$|/$"))
-
-
-def _start(page, base: str, exam) -> int:
-    """Open the exam from "My exams", accept the agreement, start; the attempt's id."""
-    from playwright.sync_api import expect
-
-    page.goto(base + "/exams")
-    page.get_by_role("link", name=exam.title).click()
-    expect(page.get_by_role("heading", level=1)).to_have_text(exam.title)
-    page.get_by_label("I have read and accept the candidate agreement.").check()
-    page.get_by_role("button", name="Start the exam").click()
-    page.wait_for_url(re.compile(r"/attempts/\d+$"))
-    expect(page.locator("#timer")).to_have_text(TIMER)
-    return int(page.url.rsplit("/", 1)[1])
-
-
-def _seconds(text: str) -> int:
-    return sum(int(v) * 60 ** i for i, v in enumerate(reversed(text.strip().split(":"))))
+    yield from watched(page, refusals_fail=True)
 
 
 def _timer(page) -> int:
-    return _seconds(page.locator("#timer").inner_text())
+    return seconds(page.locator("#timer").inner_text())
 
 
 def _saved(page, timeout: float = 10_000) -> None:
@@ -156,8 +123,8 @@ def test_keyboard_answers_flag_and_reload_keep_everything(page, live_server, db,
 
     exam = build_exam(db, code="RELOAD", minutes=10, shuffle=False)  # A1, A2, A3, B1, B2; A..D
     base = live_server.url
-    _signin(page, base, candidate.email)
-    attempt_id = _start(page, base, exam)
+    signin(page, base, candidate.email)
+    attempt_id = start(page, base, exam, from_list=True)
     heading = page.locator("#question-heading")
     expect(heading).to_have_text("Question 1 of 5")
     assert page.locator("#prev").is_disabled()
@@ -242,8 +209,8 @@ def test_offline_answers_wait_on_the_device_and_reach_the_server(page, live_serv
     from playwright.sync_api import expect
 
     base = live_server.url
-    _signin(page, base, candidate.email)
-    attempt_id = _start(page, base, demo_exam)
+    signin(page, base, candidate.email)
+    attempt_id = start(page, base, demo_exam, from_list=True)
     status = page.locator("#save-status")
     expect(status).to_have_text("Saved")
 
@@ -280,8 +247,8 @@ def test_time_running_out_submits_the_saved_answers(page, live_server, db, candi
 
     exam = build_exam(db, code="SHORT", minutes=0.1)  # six seconds; the test app's grace is 2 s
     base = live_server.url
-    _signin(page, base, candidate.email)
-    attempt_id = _start(page, base, exam)
+    signin(page, base, candidate.email)
+    attempt_id = start(page, base, exam, from_list=True)
     assert _timer(page) <= 6
     code = _answer_correctly(page)
     _saved(page)
@@ -352,8 +319,8 @@ def test_review_confirm_submit_and_result_without_any_key_before(page, live_serv
           });
         }
     """)
-    _signin(page, base, candidate.email)
-    attempt_id = _start(page, base, demo_exam)
+    signin(page, base, candidate.email)
+    attempt_id = start(page, base, demo_exam, from_list=True)
     heading = page.locator("#question-heading")
 
     # every question but the multiple-response one (B1) is answered with its key; B1 is flagged
@@ -450,8 +417,8 @@ def test_submit_waits_for_a_save_still_on_its_way(page, app, live_server, db, ca
 
     slow = _slow_saves(app, seconds=1.5)
     base = live_server.url
-    _signin(page, base, candidate.email)
-    attempt_id = _start(page, base, demo_exam)
+    signin(page, base, candidate.email)
+    attempt_id = start(page, base, demo_exam, from_list=True)
     _answer_correctly(page)
     slow.on = True
     page.wait_for_timeout(500)  # past the debounce: the save is on its way, and slow
@@ -511,8 +478,8 @@ def test_every_control_has_a_name_and_the_runner_works_by_keyboard_alone(page, l
 
     exam = build_exam(db, code="KEYS", shuffle=False)  # A1, A2, A3 single choice; B1 multiple
     base = live_server.url
-    _signin(page, base, candidate.email)
-    attempt_id = _start(page, base, exam)
+    signin(page, base, candidate.email)
+    attempt_id = start(page, base, exam, from_list=True)
     heading = page.locator("#question-heading")
 
     # names: the question view, with radios and (question 4) checkboxes
@@ -591,8 +558,8 @@ def test_at_200_percent_zoom_the_question_fits_without_horizontal_scrolling(brow
         page = context.new_page()
         page.set_default_timeout(10_000)
         base = live_server.url
-        _signin(page, base, candidate.email)
-        _start(page, base, demo_exam)
+        signin(page, base, candidate.email)
+        start(page, base, demo_exam, from_list=True)
 
         def fits(*locators) -> None:
             width = page.evaluate("document.documentElement.clientWidth")

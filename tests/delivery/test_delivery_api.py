@@ -8,7 +8,7 @@ import threading
 import pytest
 from sqlalchemy import func, select, update
 
-from assessment.delivery import service
+from assessment.delivery import reads, service
 from assessment.delivery.models import Attempt, ItemScore, ResponseSave, Result, ResultRelease
 from itembank.models import ItemVersion
 from microcred.db import ImmutableRowError, utcnow
@@ -433,4 +433,4 @@ def test_paused_attempt_refuses_answers_and_keeps_its_time(db, demo_exam, candid
     with pytest.raises(service.Invalid):
         service.extend_attempt(db, attempt, seconds=0, by_user_id=proctor.id, reason="x")
     result = service.terminate_attempt(db, attempt, by_user_id=proctor.id, reason="second person in room")
-    assert service.release_status(db, result.id).status == "invalidated"
+    assert reads.release_status(db, result.id).status == "invalidated"

@@ -15,9 +15,8 @@ import pytest
 
 from assessment.delivery import service
 from assessment.delivery.models import Attempt
+from tests.runner_pages import seconds, signin, start, watched
 
-PASSWORD = "correct horse battery staple"
-TIMER = re.compile(r"^\d+:\d\d$")
 pytestmark = [pytest.mark.browser,
               pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)]
 
@@ -33,37 +32,7 @@ def candidate(make_user):
 @pytest.fixture
 def watch(page):
     """Fail on any script error; collect the server's 4xx/5xx answers for the test to judge."""
-    errors: list[str] = []
-    refused: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
-    page.on("response", lambda r: refused.append(f"{r.status} {r.url}")
-            if r.status >= 400 and "favicon" not in r.url else None)
-    page.set_default_timeout(10_000)
-    yield refused
-    assert not errors, errors
-
-
-def _signin(page, base: str, email: str) -> None:
-    page.goto(base + "/signin")
-    page.fill("#email", email)
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(re.compile(r"/exams$|/$"))
-
-
-def _start(page, base: str, exam) -> int:
-    from playwright.sync_api import expect
-
-    page.goto(f"{base}/exams/{exam.code}")
-    page.get_by_label("I have read and accept the candidate agreement.").check()
-    page.get_by_role("button", name="Start the exam").click()
-    page.wait_for_url(re.compile(r"/attempts/\d+$"))
-    expect(page.locator("#timer")).to_have_text(TIMER)
-    return int(page.url.rsplit("/", 1)[1])
-
-
-def _seconds(text: str) -> int:
-    return sum(int(v) * 60 ** i for i, v in enumerate(reversed(text.strip().split(":"))))
+    yield from watched(page, refusals_fail=False)
 
 
 def _focused(page, selector: str) -> bool:
@@ -106,8 +75,8 @@ def test_a_select_two_item_stops_at_two_and_says_so(page, live_server, db, candi
     from playwright.sync_api import expect
 
     exam = build_exam(db, code="PICK2", shuffle=False)  # question 4 is B1: select 2 of A-D
-    _signin(page, live_server.url, candidate.email)
-    attempt_id = _start(page, live_server.url, exam)
+    signin(page, live_server.url, candidate.email)
+    attempt_id = start(page, live_server.url, exam)
     page.get_by_role("button", name="Question 4, not answered").click()
     group = page.get_by_role("group", name="Answer options for question 4. Select 2.")
     expect(group).to_be_visible()
@@ -158,8 +127,8 @@ def test_the_paused_overlay_is_modal_and_a_refused_save_is_not_retried_in_a_loop
     from playwright.sync_api import expect
 
     exam = build_exam(db, code="PAUSE", shuffle=False)
-    _signin(page, live_server.url, candidate.email)
-    attempt_id = _start(page, live_server.url, exam)
+    signin(page, live_server.url, candidate.email)
+    attempt_id = start(page, live_server.url, exam)
     saves: list[float] = []
     page.on("request", lambda r: saves.append(time.monotonic()) if r.url.endswith("/saves")
             else None)
@@ -218,8 +187,8 @@ def test_the_time_up_overlay_is_modal_and_focus_lands_on_the_result(page, live_s
     from playwright.sync_api import expect
 
     exam = build_exam(db, code="TIMEUP", minutes=0.1)
-    _signin(page, live_server.url, candidate.email)
-    attempt_id = _start(page, live_server.url, exam)
+    signin(page, live_server.url, candidate.email)
+    attempt_id = start(page, live_server.url, exam)
     expect(page.get_by_role("alertdialog", name="Time is up")).to_be_visible(timeout=10_000)
     assert _focused(page, "#timeup-heading")
     assert page.evaluate("document.querySelector('.runner-body').inert")
@@ -237,9 +206,9 @@ def test_an_extension_is_announced_and_a_termination_says_why(page, live_server,
 
     proctor = make_user("proctor")
     exam = build_exam(db, code="EXTEND", minutes=10)
-    _signin(page, live_server.url, candidate.email)
-    attempt_id = _start(page, live_server.url, exam)
-    before = _seconds(page.locator("#timer").inner_text())
+    signin(page, live_server.url, candidate.email)
+    attempt_id = start(page, live_server.url, exam)
+    before = seconds(page.locator("#timer").inner_text())
     service.extend_attempt(db, service.get_attempt(db, attempt_id), seconds=600,
                            by_user_id=proctor.id, reason="camera trouble")
     db.commit()
@@ -247,7 +216,7 @@ def test_an_extension_is_announced_and_a_termination_says_why(page, live_server,
     expect(announcer).to_contain_text("The proctor has given you 10 minutes more.",
                                       timeout=8000)
     expect(announcer).to_contain_text(re.compile(r"Time left: (19|20):\d\d\."))
-    assert _seconds(page.locator("#timer").inner_text()) >= before + 590
+    assert seconds(page.locator("#timer").inner_text()) >= before + 590
 
     reason = "Your phone was in view of the camera."
     service.terminate_attempt(db, service.get_attempt(db, attempt_id), by_user_id=proctor.id,
@@ -267,8 +236,8 @@ def test_the_confirmation_counts_flagged_questions_and_focus_lands_on_the_result
     from playwright.sync_api import expect
 
     exam = build_exam(db, code="FLAGS", shuffle=False)
-    _signin(page, live_server.url, candidate.email)
-    attempt_id = _start(page, live_server.url, exam)
+    signin(page, live_server.url, candidate.email)
+    attempt_id = start(page, live_server.url, exam)
     page.get_by_role("radio", name="Option B of A1", exact=True).check()
     page.get_by_role("button", name="Flag for review").click()
     page.get_by_role("button", name="Next").click()
@@ -317,8 +286,8 @@ def test_at_320px_nothing_scrolls_sideways_and_the_camera_covers_nothing(browser
     try:
         page = context.new_page()
         page.set_default_timeout(10_000)
-        _signin(page, live_server.url, candidate.email)
-        _start(page, live_server.url, exam)
+        signin(page, live_server.url, candidate.email)
+        start(page, live_server.url, exam)
         expect(page.locator(".proctor-camera video")).to_be_visible()
         expect(page.locator(".proctor-camera figcaption")).to_have_text("Camera on")
         assert not _scrolls_sideways(page)
@@ -354,8 +323,8 @@ def test_the_flag_marker_stands_out_on_answered_and_unanswered_buttons(page, liv
     from playwright.sync_api import expect
 
     exam = build_exam(db, code="MARK", shuffle=False)
-    _signin(page, live_server.url, candidate.email)
-    _start(page, live_server.url, exam)
+    signin(page, live_server.url, candidate.email)
+    start(page, live_server.url, exam)
     page.get_by_role("radio", name="Option B of A1", exact=True).check()
     page.get_by_role("button", name="Flag for review").click()
     page.get_by_role("button", name="Next").click()
@@ -385,7 +354,7 @@ def test_the_identity_page_shows_no_empty_image_boxes(browser, live_server, db, 
     try:
         page = context.new_page()
         page.set_default_timeout(10_000)
-        _signin(page, live_server.url, candidate.email)
+        signin(page, live_server.url, candidate.email)
         page.goto(f"{live_server.url}/exams/{exam.code}")
         page.get_by_label("I have read and accept the candidate agreement.").check()
         page.get_by_role("button", name="Start the exam").click()
@@ -414,13 +383,13 @@ def test_at_320px_no_candidate_page_scrolls_sideways(browser, live_server, db, c
         page = context.new_page()
         page.set_default_timeout(10_000)
         base = live_server.url
-        _signin(page, base, candidate.email)
+        signin(page, base, candidate.email)
         wide = []
         for path in ("/exams", f"/exams/{exam.code}", "/wallet", "/verify"):
             page.goto(base + path)
             if _scrolls_sideways(page):
                 wide.append(path)
-        attempt_id = _start(page, base, exam)
+        attempt_id = start(page, base, exam)
         if _scrolls_sideways(page):
             wide.append("runner: question")
         page.get_by_role("button", name="Review answers").click()

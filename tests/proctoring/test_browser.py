@@ -10,22 +10,9 @@ import pytest
 from sqlalchemy import select
 
 from proctoring.models import StoredImage
+from tests.runner_pages import seconds, signin
 
-PASSWORD = "correct horse battery staple"
 pytestmark = pytest.mark.browser
-
-
-def _signin(page, base: str, email: str) -> None:
-    page.goto(base + "/signin")
-    page.fill("#email", email)
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_load_state()
-
-
-def _seconds(text: str) -> int:
-    parts = [int(p) for p in text.strip().split(":")]
-    return sum(v * 60 ** i for i, v in enumerate(reversed(parts)))
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -46,7 +33,7 @@ def test_candidate_and_proctor(browser, live_server, db, proctored):
             pg.set_default_timeout(15_000)
 
         # the candidate starts and is sent to the identity check; photos from the fake camera
-        _signin(cand, base, ns.candidate.email)
+        signin(cand, base, ns.candidate.email)
         cand.goto(f"{base}/exams/{ns.exam.code}")
         cand.check("#agree")
         cand.click("text=Start the exam")
@@ -66,7 +53,7 @@ def test_candidate_and_proctor(browser, live_server, db, proctored):
         assert [w for w, _ in stored] == [1280, 1280] and min(s for _, s in stored) > 100_000, stored
 
         # the proctor sees the session appear and admits the candidate
-        _signin(proc, base, ns.proctor.email)
+        signin(proc, base, ns.proctor.email)
         proc.goto(f"{base}/proctor")
         row = proc.locator("#console-rows tr", has_text=ns.candidate.display_name)
         expect(row).to_contain_text("Identity pending")
@@ -105,15 +92,15 @@ def test_candidate_and_proctor(browser, live_server, db, proctored):
         proc.locator("#action-resume").click()
         expect(proc.locator("#action-result")).to_contain_text("resumed")
         expect(cand.locator("#paused-overlay")).to_be_hidden(timeout=12_000)
-        before = _seconds(cand.locator("#timer").inner_text())
+        before = seconds(cand.locator("#timer").inner_text())
         proc.fill("#extend-minutes", "10")
         proc.fill("#extend-reason", "the candidate lost time to a camera problem")
         proc.locator("#action-dialog form[data-action=extend] button").click()
         expect(proc.locator("#action-result")).to_contain_text("Added 10 minutes")
         deadline = time.time() + 12
-        while time.time() < deadline and _seconds(cand.locator("#timer").inner_text()) < before + 500:
+        while time.time() < deadline and seconds(cand.locator("#timer").inner_text()) < before + 500:
             time.sleep(0.5)
-        assert _seconds(cand.locator("#timer").inner_text()) >= before + 500
+        assert seconds(cand.locator("#timer").inner_text()) >= before + 500
         proc.click("#action-close")
 
         # the fake camera's frames have no face: snapshots arrive and are flagged

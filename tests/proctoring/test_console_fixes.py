@@ -10,6 +10,7 @@ import re
 import pytest
 from sqlalchemy import select
 
+from assessment.delivery import reads as delivery_reads
 from assessment.delivery import service as delivery
 from proctoring import actions, identity, wiring
 from proctoring.models import ProctorSession
@@ -159,7 +160,7 @@ def test_heartbeat_carries_extensions_and_the_termination_reason(web, db):
     assert beat["extras"]["proctoring"]["termination_reason"] == "a phone on the desk"
     db.commit()
     result = db.scalar(select(delivery.Result).where(delivery.Result.attempt_id == attempt.id))
-    release = delivery.release_status(db, result.id)
+    release = delivery_reads.release_status(db, result.id)
     assert release.reason == "a phone on the desk"  # the result page shows it
 
 

@@ -227,7 +227,7 @@ def _extras(db, attempt):
     app.add_url_rule("/e/<int:session_id>", "proctoring.api_events")
     app.add_url_rule("/s/<int:session_id>", "proctoring.api_snapshots")
     with app.test_request_context():
-        return wiring.runner_extras(db, attempt)
+        return wiring.runner_extras(db, attempt.id)
 
 
 def test_terminate_invalidates_the_result(db, proctored, vault, face_jpeg):

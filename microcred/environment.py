@@ -1,0 +1,23 @@
+"""The settings every package reads from the environment, in any process: where the instance
+folder is and the public address Microcred is reached at. ``assessment.config.Settings`` (the
+app's full configuration) reads these two here, so a package that needs only them (credentials,
+outside a request) reads the same values without importing the app."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+#: The address of ``microcred serve``'s default bind, when ``MICROCRED_PUBLIC_URL`` is unset.
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:5000"
+
+
+def instance_dir() -> Path:
+    """``MICROCRED_INSTANCE_DIR`` (default: ``./instance``), created when missing."""
+    path = Path(os.environ.get("MICROCRED_INSTANCE_DIR", Path.cwd() / "instance")).resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def public_url() -> str:
+    """``MICROCRED_PUBLIC_URL``: the base of badge pages, status lists and credential ids."""
+    return os.environ.get("MICROCRED_PUBLIC_URL", DEFAULT_PUBLIC_URL)
