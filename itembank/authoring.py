@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from itembank.blueprints import save_blueprint
+from itembank.content import clean_item_content
 from itembank.forms import build_form
 from itembank.lifecycle import ACTIONS, check_transition
 from itembank.models import (
@@ -34,7 +35,8 @@ from microcred.errors import DomainError
 
 #: what a draft's revision may change (the item, its version number and status are not content)
 CONTENT = ("item_type", "domain_code", "stem", "interaction", "key", "scoring", "rationale",
-           "meta", "max_score", "subdomain_code", "cognitive_level", "reference", "keywords")
+           "meta", "max_score", "stimulus_id", "subdomain_code", "cognitive_level", "reference",
+           "keywords")
 #: a changed value longer than this (as JSON) is summarised in the history, not copied
 HISTORY_VALUE_LIMIT = 2000
 
@@ -98,18 +100,23 @@ def create_item(
     rationale: str = "",
     meta: dict[str, Any] | None = None,
     max_score: float = 1.0,
+    stimulus_id: int | None = None,
     subdomain_code: str = "",
     cognitive_level: str = "",
     reference: str = "",
     keywords: list[str] | str = (),
     actor: Any = None,
 ) -> ItemVersion:
-    """Create an item with its first (draft) version, written by ``actor`` (None: a program)."""
+    """Create an item with its first (draft) version, written by ``actor`` (None: a program);
+    ``stimulus_id`` makes it a member of that stimulus's item set. Its HTML is sanitized
+    (``itembank.content``) before it is kept."""
     scoring = scoring or {}
     keywords = _clean_keywords(list(keywords) if isinstance(keywords, tuple) else keywords)
     if not stem.strip():
         raise ItemDefinitionError(f"item {code}: the stem is empty")
     item_type(item_type_name).validate_definition(interaction, key, scoring)
+    stem, interaction, rationale = clean_item_content(
+        item_type_name, stem=stem, interaction=interaction, rationale=rationale)
     if session.scalar(select(Item.id).where(Item.code == code)) is not None:
         raise ItemDefinitionError(f"an item with code {code} already exists")
     item = Item(code=code)
@@ -127,6 +134,7 @@ def create_item(
         rationale=rationale,
         meta=meta or {},
         max_score=max_score,
+        stimulus_id=stimulus_id,
         subdomain_code=subdomain_code.strip(),
         cognitive_level=cognitive_level.strip(),
         reference=reference,
@@ -160,6 +168,12 @@ def revise_version(session: Session, version: ItemVersion, *, actor: Any = None,
         raise ItemDefinitionError(f"item {code}: the stem is empty")
     item_type(merged["item_type"]).validate_definition(
         merged["interaction"], merged["key"], merged["scoring"])
+    stem, interaction, rationale = clean_item_content(
+        merged["item_type"], stem=merged["stem"], interaction=merged["interaction"],
+        rationale=merged["rationale"])
+    for name, value in (("stem", stem), ("interaction", interaction), ("rationale", rationale)):
+        if name in changes:
+            changes[name] = value
     changed = diff({name: getattr(version, name) for name in changes}, changes)
     for name, value in changes.items():
         setattr(version, name, value)

@@ -31,7 +31,10 @@ DOMAIN_FIELDS = ("code", "name", "parent_code", "items_on_form", "weight", "pret
 
 
 def init_app(app: Flask) -> None:
+    from itembank.qti import screens  # QTI import and export, the bank's other screens
+
     app.register_blueprint(bp)
+    screens.init_app(app)
     wiring = app.extensions["microcred.wiring"]
     for role in ROLES:
         wiring.nav_links.append((role, "builder.forms_page", "Forms"))

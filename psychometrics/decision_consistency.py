@@ -17,10 +17,9 @@ the expected proportions p_k in each category.
   T(theta). Averaged as above (cacIRT's ``Lee.P`` / ``Lee.D``; works for any IRT model here).
 * Livingston & Lewis (1995): the effective test length
   ``n = ((mu - min)(max - mu) - r s^2) / (s^2 (1 - r))`` (rounded), true proportion-correct
-  scores ~ Beta, observed scores on the n-item scale ~ Binomial(n, tau). The true-score beta is
-  fitted by moments to mean ``mu_p`` and variance ``r s_p^2`` of the proportion scores (the
-  two-parameter beta; Hanson & Brennan, 1990, use four parameters, and fall back to two when the
-  four-parameter fit fails).
+  scores ~ four-parameter beta fitted to Lord's (1965) true-score moments (Hanson, 1991; a
+  two-parameter beta on [0, 1] when that fit fails), observed scores on the n-item scale ~
+  Binomial(n, tau).
 * Subkoviak (1976): each examinee's true proportion is estimated by Kelley's regression
   ``p_i = r x_i / n + (1 - r) mean(x) / n`` and the probability of passing on a parallel form is
   ``P_i = P(Binomial(n, p_i) >= c)``; consistency is ``mean(P_i^2 + (1 - P_i)^2)``, chance
@@ -212,7 +211,10 @@ def rudner(
             raise PsychometricsError("give theta and se, or params for SE(theta) = 1 / sqrt(I)")
         p = _params(params)
         t, w, letter = _population(params, theta, weights, latent_mean, latent_sd, n_quad, bound)
+        # no information at a node (far below a 3PL floor): an infinitely wide error, which
+        # classifies half and half, is the limit of the normal model there
         s = conditional_sem(p, t)
+        s = np.where(np.isfinite(s), s, 1e12)
     if not np.all(np.isfinite(s) & (s > 0)):
         i = int(np.flatnonzero(~(np.isfinite(s) & (s > 0)))[0])
         raise PsychometricsError(f"se must be positive and finite; entry {i} is {s[i]!r}")
@@ -265,6 +267,50 @@ def _binomial_category_probs(n: int, tau: np.ndarray, cut_counts: np.ndarray) ->
     return np.diff(cdf, axis=1)
 
 
+def true_score_moments(counts, n: int) -> np.ndarray:
+    """Raw moments E[tau^k], k = 1..4, of the true proportion-correct score under binomial error
+    on ``n`` items, from the observed counts' factorial moments (Lord, 1965):
+    ``E[tau^k] = E[x (x - 1) ... (x - k + 1)] / (n (n - 1) ... (n - k + 1))``."""
+    x = np.asarray(counts, dtype=float)
+    out = np.empty(4)
+    fall_x = np.ones_like(x)
+    fall_n = 1.0
+    for k in range(4):
+        fall_x = fall_x * (x - k)
+        fall_n *= n - k
+        out[k] = fall_x.mean() / fall_n if fall_n != 0 else np.nan
+    return out
+
+
+def beta4_from_moments(moments) -> tuple[float, float, float, float] | None:
+    """Four-parameter beta (alpha, beta, l, u) matching mean, variance, skewness and kurtosis
+    (method of moments, Hanson, 1991; Johnson, Kotz & Balakrishnan, 1995, ch. 25), or None when
+    no beta has those moments."""
+    m1, m2, m3, m4 = (float(v) for v in moments)
+    var = m2 - m1**2
+    if not var > 0:
+        return None
+    g3 = (m3 - 3 * m1 * m2 + 2 * m1**3) / var**1.5
+    g4 = (m4 - 4 * m1 * m3 + 6 * m1**2 * m2 - 3 * m1**4) / var**2
+    den = 6 + 3 * g3**2 - 2 * g4
+    if den == 0:
+        return None
+    phi = 6 * (g4 - g3**2 - 1) / den
+    inner = (phi + 2) * (phi + 3) * g4 - 3 * (phi + 1) * (phi - 6)
+    if not phi > 0 or inner == 0:
+        return None
+    disc = 1 - 24 * (phi + 1) / inner
+    if not 0 <= disc <= 1:
+        return None
+    big, small = phi / 2 * (1 + np.sqrt(disc)), phi / 2 * (1 - np.sqrt(disc))
+    a, b = (big, small) if g3 < 0 else (small, big)  # negative skew: alpha > beta
+    if not (a > 0 and b > 0):
+        return None
+    width = np.sqrt(var * (a + b) ** 2 * (a + b + 1) / (a * b))
+    lower = m1 - width * a / (a + b)
+    return float(a), float(b), float(lower), float(lower + width)
+
+
 def livingston_lewis(
     scores,
     reliability: float,
@@ -272,17 +318,26 @@ def livingston_lewis(
     *,
     max_score: float,
     min_score: float = 0.0,
+    true_model: str = "4p",
     n_nodes: int = 2000,
 ) -> ClassificationIndices:
     """Livingston & Lewis (1995) accuracy and consistency from observed scores and reliability.
 
     ``scores`` are observed total scores on ``min_score..max_score`` (any metric: weighted or
     polytomous scores are what the method is for); ``cuts`` are on that metric (a score at or
-    above a cut passes it). The effective test length n is rounded to an integer >= 1; scores and
-    cuts are carried to the n-item scale, a two-parameter beta with mean ``mu_p`` and variance
-    ``r s_p^2`` is the true proportion distribution, observed counts given tau are
-    Binomial(n, tau) and an observed count passes at ``ceil(n * cut_p)``; true proportions pass at
-    ``tau >= cut_p``. Integrals over tau use ``n_nodes`` midpoints in the beta's quantile space.
+    above a cut passes it).
+
+    1. Effective test length ``n = ((mu - min)(max - mu) - r s^2) / (s^2 (1 - r))``, rounded to
+       an integer >= 4 (eq. 3 of the paper).
+    2. Scores are rescaled to counts on n items, ``n (x - min) / (max - min)``; the true
+       proportion's first four moments follow from Lord's (1965) binomial-error relations
+       (:func:`true_score_moments`) and a four-parameter beta is fitted to them (Hanson, 1991).
+       When that fit fails or leaves [0, 1] (the fail-safe of the BB-CLASS program, Brennan,
+       2004), or with ``true_model="2p"``, a beta on [0, 1] with the true mean and variance is
+       used; ``details["true_model"]`` says which.
+    3. Observed counts given tau are Binomial(n, tau); an observed score passes cut c at
+       ``ceil(n (c - min) / (max - min))`` and a true proportion at ``tau >= (c - min) / (max -
+       min)``. Integrals over tau use ``n_nodes`` midpoints of the beta's quantiles.
     """
     x = np.asarray(scores, dtype=float).reshape(-1)
     if x.size < 2 or not np.all(np.isfinite(x)):
@@ -297,6 +352,9 @@ def livingston_lewis(
         raise PsychometricsError(
             f"reliability must lie strictly between 0 and 1, got {reliability!r}"
         )
+    model = str(true_model).lower()
+    if model not in ("4p", "2p"):
+        raise PsychometricsError(f"true_model must be '4p' or '2p'; got {true_model!r}")
     c = _cuts(cuts)
     if np.any((c <= lo) | (c > hi)):
         raise PsychometricsError(f"cuts must lie in ({lo:g}, {hi:g}]")
@@ -304,17 +362,23 @@ def livingston_lewis(
     if var <= 0:
         raise PsychometricsError("scores have no variance")
     n_eff = ((mu - lo) * (hi - mu) - r * var) / (var * (1 - r))
-    n = max(round(n_eff), 1)
-    p = (x - lo) / (hi - lo)
-    m, v = float(p.mean()), r * float(p.var(ddof=1))
-    if not (0 < m < 1) or v >= m * (1 - m):
-        raise PsychometricsError(
-            "the true-score beta cannot be fitted: mean at a bound or variance too large"
-        )
-    k = m * (1 - m) / v - 1
-    alpha, beta = m * k, (1 - m) * k
+    n = max(round(n_eff), 4)
+    moments = true_score_moments(n * (x - lo) / (hi - lo), n)
+    fit = beta4_from_moments(moments) if model == "4p" else None
+    if fit is not None and fit[2] >= 0 and fit[3] <= 1:
+        alpha, beta, t_lo, t_hi = fit
+        used = "4p"
+    else:
+        m, v = moments[0], moments[1] - moments[0] ** 2
+        if not (0 < m < 1) or not 0 < v < m * (1 - m):
+            raise PsychometricsError(
+                "the true-score beta cannot be fitted: mean at a bound or variance out of range"
+            )
+        k = m * (1 - m) / v - 1
+        alpha, beta, t_lo, t_hi = m * k, (1 - m) * k, 0.0, 1.0
+        used = "2p"
     u = (np.arange(n_nodes) + 0.5) / n_nodes
-    tau = stats.beta.ppf(u, alpha, beta)
+    tau = t_lo + (t_hi - t_lo) * stats.beta.ppf(u, alpha, beta)
     w = np.full(n_nodes, 1.0 / n_nodes)
     cut_p = (c - lo) / (hi - lo)
     counts = np.ceil(n * cut_p - 1e-9).astype(int)
@@ -323,8 +387,11 @@ def livingston_lewis(
     details = {
         "effective_test_length": float(n_eff),
         "n": n,
+        "true_model": used,
         "alpha": float(alpha),
         "beta": float(beta),
+        "lower": float(t_lo),
+        "upper": float(t_hi),
     }
     return _summarise("livingston_lewis", c, probs, true_cat, w, tau, details)
 

@@ -79,6 +79,8 @@ def site(app, db, build_exam):
     db.commit()
     credential = db.scalar(select(Credential))
     assert credential is not None, "the pass on AXE earned a badge"
+    admin = db.scalar(select(User).where(User.email == creds["admin"][0]))
+    pending_import = _pending_import(db, admin)
     bank = _bank_items(db, creds)
     return SimpleNamespace(
         creds=creds,
@@ -86,7 +88,7 @@ def site(app, db, build_exam):
             "anonymous": [f"/badges/{credential.public_id}", "/achievements/AXE-1"],
             "candidate": [f"/attempts/{attempt.id}/result", f"/attempts/{in_progress.id}",
                           identity, "/wallet"],
-            "admin": ["/bank/forms/AXE-DRAFT", "/admin/exams/new"],
+            "admin": ["/bank/forms/AXE-DRAFT", "/admin/exams/new", pending_import],
             **bank,
         },
         runner=f"/attempts/{in_progress.id}",
@@ -115,6 +117,20 @@ def _bank_items(db, creds) -> dict[str, list[str]]:
     db.commit()
     return {"item_author": ["/bank/items/AXE-D1"],
             "psychometrician": ["/bank/items/AXE-R1", f"/bank/items/{approved}?version=1"]}
+
+
+def _pending_import(db, admin) -> str:
+    """The QTI import's report page of an upload waiting for its commit (a real package of
+    1EdTech's examples, so the report has imported and refused items)."""
+    from itembank.qti import uploads
+    from itembank.qti.package import read_package
+    from tests.itembank.qti.test_qti_real_packages import DATA, _zip
+
+    data = _zip(DATA / "qtiv3-bbqs")
+    report = read_package(data, "BBQsTest.zip").report
+    row = uploads.hold(db, admin.id, "BBQsTest.zip", data, report.as_dict())
+    db.commit()
+    return f"/bank/import/{row.key}"
 
 
 def _demo_exam(db):
@@ -195,6 +211,7 @@ def test_axe_finds_nothing_serious_on_any_page_for_any_role(browser, live_server
     base = live_server.url
     problems: list[str] = []
     seen: set[str] = set()
+    walked: list[str] = []
     for role in ROLES:
         seen.discard("/")  # each role's start page, with that role's header
         # the bank's pages differ by role (what each may do to an item), not only the header
@@ -208,9 +225,11 @@ def test_axe_finds_nothing_serious_on_any_page_for_any_role(browser, live_server
             starts = ["/", "/signin", "/verify"] if role == "anonymous" else ["/"]
             audited, found = _walk(page, base, starts + site.extra.get(role, []), seen)
             assert len(audited) >= 2, f"only {audited} were reached as {role}"
+            walked += audited
             problems += [f"as {role}: {p}" for p in found]
         finally:
             context.close()
+    assert {"/bank/import", "/bank/export", site.extra["admin"][2]} <= set(walked)
     problems += _runner_states(browser, base, site, db)
     assert not problems, "\n".join(problems)
 

@@ -123,7 +123,8 @@ sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 EXAMPLES_FOR_OWNER, EXAMPLES_FOR_OTHERS = 12, 3
 EDGE_IDS = (0, -1, 2**31 - 1, 2**31, 2**63 - 1, 2**63, 2**64)
 OWNERS = {"runner": {"candidate"}, "proctoring": {"candidate", "proctor", "admin"},
-          "psychometrics": {"psychometrician", "admin"}, "credentials": {"anonymous"}}
+          "psychometrics": {"psychometrician", "admin"}, "credentials": {"anonymous"},
+          "itembank": {"psychometrician", "admin"}}
 
 
 def _settings(examples: int):

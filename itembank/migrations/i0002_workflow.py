@@ -4,14 +4,14 @@ blueprint metadata, an author and a review round; new tables: the item history (
 review stages, reviewer assignments, review notes (comments and stage sign-offs) and re-keys.
 
 Revision ID: i0002_workflow
-Revises: i0004_assembly
+Revises: i0003_media
 Create Date: 2026-11-26 15:20:00
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = 'i0002_workflow'
-down_revision = 'i0004_assembly'
+down_revision = 'i0003_media'
 branch_labels = None
 depends_on = None
 

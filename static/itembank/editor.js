@@ -1,7 +1,7 @@
 // The item editor's live preview: after each change (debounced), the editor's form is posted
 // to the preview endpoint, which answers with the item as candidates see it (an HTML fragment
-// rendered by the server from the same template as every preview). Also shows the
-// multiple-response fields only for that type.
+// rendered by the server from the one template per interaction). On a new item, choosing
+// another type reloads the form with that type's fields.
 const form = document.getElementById("item-editor");
 const preview = document.getElementById("preview");
 const csrfToken = document.querySelector('meta[name="csrf-token"]').content;
@@ -33,16 +33,19 @@ function schedule() {
   timer = setTimeout(refresh, DELAY_MS);
 }
 
-function showTypeFields() {
-  const type = form.elements.item_type.value;
-  const multiple = document.getElementById("mr-fields");
-  if (multiple) multiple.hidden = type !== "multiple_response";
+function changeType(select) {
+  const url = new URL(form.dataset.newUrl, window.location.href);
+  url.searchParams.set("type", select.value);
+  window.location.assign(url);
 }
 
 if (form && preview) {
   form.addEventListener("input", schedule);
   form.addEventListener("change", (event) => {
-    if (event.target.name === "item_type") showTypeFields();
+    if (event.target.name === "item_type" && event.target.tagName === "SELECT") {
+      changeType(event.target);
+      return;
+    }
     schedule();
   });
 }

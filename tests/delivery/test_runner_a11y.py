@@ -80,7 +80,7 @@ def test_a_select_two_item_stops_at_two_and_says_so(page, live_server, db, candi
     page.get_by_role("button", name="Question 4, not answered").click()
     group = page.get_by_role("group", name="Answer options for question 4. Select 2.")
     expect(group).to_be_visible()
-    status = page.locator("#select-status")
+    status = page.locator("[data-select-status]")
     expect(status).to_have_text("Select 2; you have selected 0.")
     expect(status).to_have_attribute("aria-live", "polite")
     box = {x: page.get_by_role("checkbox", name=f"Option {x} of B1", exact=True) for x in "ABCD"}

@@ -21,6 +21,7 @@ from psychometrics import (
     ScaleTransform,
     angoff_cut,
     carry_cut,
+    conversion_table,
     cut_report,
     lee,
     livingston_lewis,
@@ -31,6 +32,7 @@ from psychometrics import (
     theta_cut_from_raw,
 )
 from psychometrics.cli import main
+from psychometrics.decision_consistency import beta4_from_moments, true_score_moments
 from tests.psychometrics.test_equating import (
     KB_FORM_X,
     KB_FORM_Y,
@@ -98,7 +100,8 @@ def test_scale_transform_100_500_cut_350():
     assert s([0.4 + 1.0, 0.4 - 2.0]).tolist() == [400.0, 250.0]
     assert s([10.0, -10.0]).tolist() == [500.0, 100.0]  # clipped
     fine = ScaleTransform(theta_cut=0.0, cut_scale=350, slope=2, limits=(100, 500))
-    assert fine([0.25, -0.25]).tolist() == [351.0, 350.0]  # 350.5, 349.5: halves round up
+    # 350.5 rounds half up to 351; 349.5 would round to 350, but it is below the cut: 349
+    assert fine([0.25, -0.25]).tolist() == [351.0, 349.0]
     assert s.inverse(400) == pytest.approx(1.4)
     two = ScaleTransform.through(
         0.4, cut_scale=350, theta_anchor=-1.6, scale_anchor=250, limits=(100, 500)
@@ -108,6 +111,19 @@ def test_scale_transform_100_500_cut_350():
         ScaleTransform(0.0, cut_scale=600)
     with pytest.raises(PsychometricsError, match="slope must be positive"):
         ScaleTransform(0.0, slope=-1)
+
+
+def test_scale_conversion_table_never_shows_the_cut_to_a_failing_score(kb):
+    form_x, _ = kb
+    theta_c = theta_cut_from_raw(form_x, 24.6)
+    scale = ScaleTransform(theta_c, cut_scale=350, slope=50, limits=(100, 500))
+    # 349.6 would round to 350; below the cut it reports 349
+    assert scale(theta_c - 0.4 / 50) == 349.0 and scale(theta_c) == 350.0
+    table = conversion_table(form_x, scale=scale, theta_from="tcc")
+    raw_cut = carry_cut(theta_c, form_x).forms[0].raw_cut
+    assert raw_cut == 25
+    assert table.scale[raw_cut] >= 350 and table.scale[raw_cut - 1] < 350
+    assert table.scale.min() >= 100 and table.scale.max() <= 500
 
 
 def test_rudner_single_examinee_normal_table():
@@ -185,6 +201,54 @@ def test_livingston_lewis_effective_length_and_limits():
         livingston_lewis(scores, 1.0, 32, max_score=50)
     with pytest.raises(PsychometricsError, match="scores must lie"):
         livingston_lewis(scores, 0.9, 32, max_score=40)
+    with pytest.raises(PsychometricsError, match="true_model must be"):
+        livingston_lewis(scores, 0.9, 32, max_score=50, true_model="3p")
+
+
+def test_four_parameter_beta_recovers_generating_distribution():
+    # Lord's (1965) true-score moments of binomial counts, then Hanson's (1991) moment fit:
+    # with tau ~ Beta(5, 3) on [.25, .75] (the example of betafunctions' Beta.tp.fit) and
+    # 40 000 examinees the fit lands near the generating values
+    rng = np.random.default_rng(5)
+    tau = 0.25 + 0.5 * rng.beta(5, 3, 40_000)
+    x = rng.binomial(40, tau)
+    a, b, lo, hi = beta4_from_moments(true_score_moments(x, 40))
+    assert lo == pytest.approx(0.25, abs=0.04) and hi == pytest.approx(0.75, abs=0.04)
+    assert a / (a + b) == pytest.approx(5 / 8, abs=0.05)
+
+
+def test_livingston_lewis_matches_simulated_parallel_forms():
+    # Livingston & Lewis (1995) report their estimates within 1 percentage point of the actual
+    # values; here the truth is simulated: true proportions from a four-parameter beta, two
+    # independent binomial forms of 40 items, reliability their correlation.
+    rng = np.random.default_rng(5)
+    tau = 0.25 + 0.5 * rng.beta(5, 3, 40_000)
+    x1, x2 = rng.binomial(40, tau), rng.binomial(40, tau)
+    r = np.corrcoef(x1, x2)[0, 1]
+    res = livingston_lewis(x1, r, 26, max_score=40)
+    assert res.details["true_model"] == "4p"
+    assert res.accuracy == pytest.approx(np.mean((x1 >= 26) == (tau >= 26 / 40)), abs=0.01)
+    assert res.consistency == pytest.approx(np.mean((x1 >= 26) == (x2 >= 26)), abs=0.01)
+    two = livingston_lewis(x1, r, 26, max_score=40, true_model="2p")
+    assert two.details["true_model"] == "2p" and two.details["lower"] == 0.0
+
+
+def test_lee_matches_simulated_parallel_forms(kb):
+    # Lee's (2010) indices are exact under the model: simulate theta ~ N(0, 1) and two
+    # independent administrations of Kolen & Brennan's Form X, classify at raw cut 25
+    form_x, _ = kb
+    rng = np.random.default_rng(11)
+    theta = rng.normal(size=20_000)
+    p = form_x.prob(theta)[:, 1, :].T  # (persons, items)
+    x1 = (rng.random(p.shape) < p).sum(axis=1)
+    x2 = (rng.random(p.shape) < p).sum(axis=1)
+    true_pass = raw_for_theta(form_x, theta) >= 25
+    res = lee(form_x, 25)
+    assert res.accuracy == pytest.approx(np.mean((x1 >= 25) == true_pass), abs=0.01)
+    assert res.consistency == pytest.approx(np.mean((x1 >= 25) == (x2 >= 25)), abs=0.01)
+    assert res.expected_proportions[1] == pytest.approx(np.mean(x1 >= 25), abs=0.01)
+    # the P method over the simulated thetas agrees with the D method
+    assert lee(form_x, 25, theta=theta[:2000]).accuracy == pytest.approx(res.accuracy, abs=0.02)
 
 
 def test_subkoviak_by_hand():
@@ -200,6 +264,17 @@ def test_subkoviak_by_hand():
     assert subkoviak(scores, 2, 0.0, 2).kappa == pytest.approx(0.0)
     with pytest.raises(PsychometricsError, match="number-correct scores in 0..2"):
         subkoviak([0, 3], 2, 0.8, 2)
+
+
+def test_subkoviak_matches_simulated_parallel_forms():
+    # Subkoviak's (1976) estimate against the observed agreement of two simulated parallel
+    # forms (equally difficult items, his model's assumption), reliability their correlation
+    rng = np.random.default_rng(5)
+    tau = 0.25 + 0.5 * rng.beta(5, 3, 20_000)
+    x1, x2 = rng.binomial(30, tau), rng.binomial(30, tau)
+    r = np.corrcoef(x1, x2)[0, 1]
+    res = subkoviak(x1, 30, r, 20)
+    assert res.consistency == pytest.approx(np.mean((x1 >= 20) == (x2 >= 20)), abs=0.015)
 
 
 def test_cut_report_sem_and_pass_rates(kb):

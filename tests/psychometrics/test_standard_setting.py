@@ -87,6 +87,15 @@ def test_angoff_rounds_report_each_round_and_final_cut():
     assert res.rounds[1].sd < res.rounds[0].sd
 
 
+def test_angoff_rounds_carry_impact_data():
+    # round cuts 3.90 and 3.86 both need a raw score of 4: impact = share of scores >= 4
+    scores = [1, 2, 3, 4, 4, 5, 6, 3, 2, 6]
+    res = angoff_cut(ANGOFF_ROUND1, scores=scores)
+    assert res.rounds[0].pass_rate == pytest.approx(0.5)
+    assert res.to_dict()["rounds"][0]["pass_rate"] == pytest.approx(0.5)
+    assert angoff_cut(ANGOFF_ROUND1).rounds[0].pass_rate is None
+
+
 def test_yes_no_angoff_and_polytomous_item_max():
     yn = np.array([[1, 1, 0, 1], [1, 0, 0, 1], [1, 1, 1, 1]])
     res = angoff_cut(yn, yes_no=True)
