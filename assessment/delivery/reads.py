@@ -5,7 +5,10 @@
 - :func:`newest_release_id`: which release decision of a result stands. Release rows are
   append-only and a later decision supersedes the earlier (held, then cleared): the newest row
   wins, and this is the one place that says so.
-- :func:`release_status`: that row for one result.
+- :func:`release_status`: that row for one result; :func:`invalidated_result_ids`: results
+  whose standing decision invalidates them (they count in no statistics).
+- :func:`item_score_rows`: an item version's scored responses in counted results (the item
+  bank's classical statistics of an exported item).
 - :func:`released_result`: a released result as ``result_released`` carries it (a
   :class:`microcred.records.ReleasedResult`), and :func:`released_passes`: an exam's released
   passes; what credentials read of results (through ``assessment.records``).
@@ -67,6 +70,25 @@ def newest_release_id(result_id: ColumnElement[int] | int) -> ScalarSelect[int]:
     with, e.g. ``Result.id`` in a query over results)."""
     newer = aliased(ResultRelease)
     return select(func.max(newer.id)).where(newer.result_id == result_id).scalar_subquery()
+
+
+def invalidated_result_ids() -> Select:
+    """The ids of results whose newest release decision is ``invalidated``."""
+    return select(ResultRelease.result_id).where(
+        ResultRelease.id == newest_release_id(ResultRelease.result_id),
+        ResultRelease.status == "invalidated")
+
+
+def item_score_rows(session: Session, item_version_id: int) -> list[tuple[float, float, float]]:
+    """``(score, max_score, the result's raw score)`` of each response to the item version in a
+    result that counts (a finalized attempt's standing result, not invalidated), one query."""
+    return [tuple(r) for r in session.execute(
+        select(ItemScore.score, ItemScore.max_score, Result.raw_score)
+        .join(Result, Result.id == ItemScore.result_id)
+        .join(Attempt, Attempt.id == Result.attempt_id)
+        .where(ItemScore.item_version_id == item_version_id, Attempt.status == "finalized",
+               is_current_result(), Result.id.not_in(invalidated_result_ids()))
+        .order_by(ItemScore.id))]
 
 
 def release_status(session: Session, result_id: int) -> ResultRelease | None:
@@ -220,24 +242,15 @@ def _answered(session: Session, attempt_ids: list[int]) -> dict[int, int]:
 
 
 def response_stats(version_ids: Sequence[int] | None = None) -> Select:
-    """Per item version, over standing results: ``item_version_id``, ``n`` (scored
-    responses) and ``p`` (mean proportion of the maximum earned; None for an item dropped from
+    """Per item version, over standing results that count (not invalidated):
+    ``item_version_id``, ``n`` (scored responses) and ``p`` (mean proportion of the maximum earned; None for an item dropped from
     scoring). For the item bank's list, its statistics flags and pretest readiness."""
     proportion = case((ItemScore.max_score > 0, ItemScore.score / ItemScore.max_score), else_=None)
     query = (select(ItemScore.item_version_id, func.count().label("n"),
                     func.avg(proportion).label("p"))
              .join(Result, Result.id == ItemScore.result_id)
-             .where(is_current_result())
+             .where(is_current_result(), Result.id.not_in(invalidated_result_ids()))
              .group_by(ItemScore.item_version_id))
     if version_ids is not None:
         query = query.where(ItemScore.item_version_id.in_(list(version_ids)))
     return query
-
-
-def item_score_rows(session: Session, version_id: int) -> list[tuple[float, float, float]]:
-    """``(score, max_score, the result's raw score)`` of each standing result that scored the
-    version: what an item-total correlation needs."""
-    return [tuple(row) for row in session.execute(
-        select(ItemScore.score, ItemScore.max_score, Result.raw_score)
-        .join(Result, Result.id == ItemScore.result_id)
-        .where(ItemScore.item_version_id == version_id, is_current_result()))]

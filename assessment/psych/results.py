@@ -11,15 +11,9 @@ from dataclasses import dataclass
 from sqlalchemy import Select, case, func, select
 from sqlalchemy.orm import Session
 
-from assessment.delivery.models import Attempt, Result, ResultRelease
-from assessment.delivery.reads import is_current_result, newest_release_id
+from assessment.delivery.models import Attempt, Result
+from assessment.delivery.reads import invalidated_result_ids, is_current_result
 from assessment.exams import Exam
-
-
-def _invalidated_result_ids() -> Select:
-    return select(ResultRelease.result_id).where(
-        ResultRelease.id == newest_release_id(ResultRelease.result_id),
-        ResultRelease.status == "invalidated")
 
 
 def counted_results(exam_id: int | None = None) -> Select:
@@ -35,7 +29,7 @@ def counted_results(exam_id: int | None = None) -> Select:
         )
         .join(Attempt, Attempt.id == Result.attempt_id)
         .where(Attempt.status == "finalized", is_current_result(),
-               Result.id.not_in(_invalidated_result_ids()))
+               Result.id.not_in(invalidated_result_ids()))
     )
     return query if exam_id is None else query.where(Attempt.exam_id == exam_id)
 
@@ -67,7 +61,7 @@ def exam_summaries(session: Session) -> list[ExamSummary]:
         session.execute(
             select(Attempt.exam_id, func.count())
             .join(Result, Result.attempt_id == Attempt.id)
-            .where(is_current_result(), Result.id.in_(_invalidated_result_ids()))
+            .where(is_current_result(), Result.id.in_(invalidated_result_ids()))
             .group_by(Attempt.exam_id)
         ).all()
     )

@@ -22,6 +22,7 @@ from typing import Any
 
 from lxml import etree
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from itembank.models import Item, ItemParameter, ItemVersion
@@ -507,10 +508,11 @@ def write_plan(session: Session, plan: Plan, *, actor: Any = None, keep_status: 
                                       keep_status)
                 inner.commit()
                 codes[planned.record.code] = (version, planned)
-            except (DomainError, ValueError) as exc:
+            except (DomainError, ValueError, SQLAlchemyError) as exc:
                 inner.rollback()
                 planned.outcome.status = SKIPPED
-                planned.outcome.reason = getattr(exc, "message", str(exc))
+                planned.outcome.reason = getattr(exc, "message", None) or \
+                    f"the bank refused it: {str(exc).splitlines()[0]}"
         _write_enemies(session, codes)
         if commit:
             outer.commit()
@@ -649,7 +651,7 @@ def _apply_status(session: Session, version: ItemVersion, status: str, actor: An
 def _write_enemies(session: Session, codes: dict[str, tuple[ItemVersion, Planned]]) -> None:
     from itembank.enemies import add_enemy
 
-    for code, (version, planned) in codes.items():
+    for version, planned in codes.values():
         for enemy in planned.record.metadata.get("enemies", []) if planned.record else []:
             other = session.scalar(select(Item).where(Item.code == enemy["code"]))
             if other is None:
@@ -657,9 +659,7 @@ def _write_enemies(session: Session, codes: dict[str, tuple[ItemVersion, Planned
                                              "not linked")
                 continue
             item = session.get(Item, version.item_id)
-            if enemy["code"] < code and enemy["code"] in codes:
-                continue  # the pair is written once, from its first item
-            try:
+            try:  # idempotent: a pair both items list is written once
                 add_enemy(session, item, other, reason=enemy.get("reason", ""))
             except DomainError as exc:
                 planned.outcome.notes.append(f"enemy {enemy['code']}: {exc.message}")
