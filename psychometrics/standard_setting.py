@@ -483,11 +483,12 @@ def bookmark_cut(
 
     ``bookmarks[p]`` is the 1-based page on which panelist p placed the bookmark: the first page
     the minimally competent candidate would *not* answer with probability ``rp`` (Mitzel et al.,
-    2001). A panelist's theta cut is, by ``placement``: "bookmarked" the RP location of the
-    bookmarked page (the usual practice, Mitzel et al., 2001), "before" that of the last mastered
-    page (page - 1), or "midpoint" the mean of the two (Cizek & Bunch, 2007, ch. 10 discuss the
-    three). A bookmark may be placed after the last page (``n_pages + 1``: every page mastered)
-    only with "before".
+    2001). The judgment places the candidate's theta in [loc(page - 1), loc(page)); programs
+    differ on which point of that interval is the cut, so ``placement`` chooses: "bookmarked"
+    the RP location of the bookmarked page (the default), "before" that of the last mastered
+    page, or "midpoint" the mean of the two (Cizek & Bunch, 2007, ch. 10, and Karantonis &
+    Sireci, 2006, review the variants). A bookmark may be placed after the last page
+    (``n_pages + 1``: every page mastered) only with "before".
 
     The panel's cut is the median (default, Mitzel et al., 2001) or mean of the panelist cuts;
     the SE is ``SD / sqrt(P)`` for the mean and ``1.2533 SD / sqrt(P)`` (sqrt(pi / 2), the

@@ -256,3 +256,28 @@ def test_borderline_group_and_regression():
         borderline_group_cut(scores, ratings, borderline=9)
     with pytest.raises(PsychometricsError, match="no spread"):
         borderline_regression_cut(scores, np.ones(10))
+
+
+def test_mixed_format_booklet_has_a_page_per_score_point():
+    # a 3PL item, a 2PL item and a three-category GPCM item: 1 + 1 + 2 pages
+    mixed = ItemParameters(
+        "mixed",
+        a=[1.2, 0.8, 1.0],
+        b=[[0.0, np.nan], [-1.0, np.nan], [-0.5, 0.7]],
+        c=[0.2, 0.0, 0.0],
+        item_models=("3pl", "2pl", "gpcm"),
+    )
+    book = ordered_item_booklet(mixed, item_ids=["mc", "tf", "essay"])
+    assert book.n_pages == 4
+    assert sorted(zip(book.item.tolist(), book.score_point.tolist(), strict=True)) == [
+        (0, 1),
+        (1, 1),
+        (2, 1),
+        (2, 2),
+    ]
+    assert np.all(np.diff(book.location) >= 0)
+    # the 3PL page: b + ln((.67 - .2) / .33) / a
+    page = int(np.flatnonzero(book.item == 0)[0])
+    assert book.location[page] == pytest.approx(np.log(0.47 / 0.33) / 1.2)
+    res = bookmark_cut(book, [2, 3, 4])
+    assert res.cut == pytest.approx(book.location[2])

@@ -185,3 +185,33 @@ def test_an_item_set_keeps_its_shared_stimulus(dialect):
     for planned, member in zip(plan.items, members, strict=True):
         assert planned.record.definition() == member.definition()
         assert planned.record.stimulus == passage
+
+
+METADATA = {"domain_code": "D2", "subdomain_code": "D2.1", "cognitive_level": "apply",
+            "keywords": ["cardiology", "ecg"], "status": "approved", "version": 3,
+            "author": {"name": "Ada Author", "email": "ada@example.org"},
+            "reviewers": [{"name": "Rex Reviewer", "email": "rex@example.org"}],
+            "enemies": [{"code": "SC-2", "reason": "same fact"}],
+            "reference": "Harrison's, 21st ed., ch. 12"}
+STATISTICS = [{"name": "p", "value": 0.62, "case_count": 410, "version": 3},
+              {"name": "rpb", "value": 0.41, "case_count": 410, "version": 3},
+              {"name": "irt_a", "value": 1.2, "std_error": 0.11, "version": 3},
+              {"name": "irt_b", "value": -0.4, "std_error": 0.07, "version": 3},
+              {"name": "irt_c", "value": 0.18, "std_error": 0.03, "version": 3}]
+
+
+@pytest.mark.parametrize("dialect", ["qti3", "qti21"])
+def test_metadata_and_statistics_come_back_unchanged(dialect):
+    rec = ItemRecord(**samples()[0])
+    rec.metadata = dict(METADATA)
+    rec.statistics = [dict(s) for s in STATISTICS]
+    data = package_records([rec], dialect)
+    manifest = zipfile.ZipFile(io.BytesIO(data)).read("imsmanifest.xml").decode()
+    assert "<imsmd:taxonPath>" in manifest and "<imsmd:lifeCycle>" in manifest
+    assert "qtiMetadata" in manifest and "usagedata.xml" in manifest
+    back = read_package(data).items[0].record
+    assert back.metadata == METADATA
+    assert back.domain_code == "D2"
+    assert back.statistics == STATISTICS
+    usage = zipfile.ZipFile(io.BytesIO(data)).read("usagedata.xml").decode()
+    assert "urn:microcred:item:SC-1:version:3" in usage
