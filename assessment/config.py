@@ -89,6 +89,9 @@ class Settings:
     #: The job queue's name (huey's): installs sharing one Redis each need their own.
     jobs_queue: str = "microcred"
     public_base_url: str = DEFAULT_PUBLIC_URL
+    #: Scored responses a pretest item needs before it is flagged ready for calibration and
+    #: review (the item bank's list and review queue).
+    pretest_min_responses: int = 200
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -114,4 +117,5 @@ class Settings:
             redis_url=os.environ.get("MICROCRED_REDIS_URL") or None,
             jobs_queue=_queue_name(os.environ.get("MICROCRED_JOBS_QUEUE") or "microcred"),
             public_base_url=public_url(),
+            pretest_min_responses=_number("MICROCRED_PRETEST_MIN_RESPONSES", 200, minimum=1),
         )
