@@ -201,7 +201,7 @@ def e_step(
     n_jq = np.zeros((j, q)) if patterns.observed is not None else None
     node_mass = np.zeros(q)
     loglik = 0.0
-    block = max(1, E_STEP_BLOCK_CELLS // max(q, 1))
+    block = max(1, E_STEP_BLOCK_CELLS // max(q, contrasts.shape[0], 1))
     offset = log_w + (base_sum if patterns.observed is None else 0.0)
     for start in range(0, n_pat, block):
         rows = slice(start, min(n_pat, start + block))
@@ -629,7 +629,7 @@ def run_em(
                     xi = clip_xi(model, pmap.unpack(point, xi))
                     phi = pmap.pack(xi)
         logp = log_prob(model, xi, n_cat, quad.points)
-        estep = e_step(patterns, logp, quad.weights)
+        estep = e_step(patterns, logp, quad.weights, keep_posterior=False)
     return EMResult(
         xi=xi,
         loglik=estep.loglik,
