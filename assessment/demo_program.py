@@ -25,7 +25,9 @@ from assessment.delivery.models import Attempt, ItemScore, Result, ResultRelease
 from assessment.exams import create_exam
 from assessment.users import Role, User, create_user, password_problem
 from itembank.authoring import create_blueprint, create_form, create_item, publish_version
+from itembank.media import media_url, store_media
 from itembank.models import ItemVersion
+from itembank.stimuli import create_stimulus
 from itembank.types import item_type
 from microcred.db import utcnow
 
@@ -112,6 +114,9 @@ def load_demo(
         )
         publish_version(session, version)
         versions_by_domain.setdefault(spec["domain"], []).append(version)
+    # the other item types and an item set come first in their domains: both forms show them
+    for domain, versions in _load_interaction_items(session, content, rng).items():
+        versions_by_domain[domain] = versions + versions_by_domain.get(domain, [])
     forms = []
     for index, code in enumerate(("CCF-FORM-A", "CCF-FORM-B")):
         chosen: list[ItemVersion] = []
@@ -147,6 +152,72 @@ def load_demo(
     simulate_history(session, exam=exam, forms=forms, n=history, seed=SIMULATION_SEED)
     session.flush()
     return creds
+
+
+def _load_interaction_items(session: Session, content: dict[str, Any],
+                            rng: random.Random) -> dict[str, list[ItemVersion]]:
+    """The demo's items of every other type (``interaction_items``, each with its interaction,
+    key and scoring as an author writes them) and the stimuli of its item sets, through the
+    same authoring services; a hotspot's picture is drawn here and stored as bank media."""
+    stimuli = {s["code"]: create_stimulus(session, code=s["code"], kind=s["kind"],
+                                          title=s["title"], content=s["content"])
+               for s in content.get("stimuli", [])}
+    by_domain: dict[str, list[ItemVersion]] = {}
+    for spec in content.get("interaction_items", []):
+        a = round(rng.uniform(0.7, 1.9), 3)
+        b = round(DIFFICULTY_B[spec.get("difficulty", "medium")] + rng.gauss(0, 0.35), 3)
+        interaction = dict(spec["interaction"])
+        if spec.get("image") == "claim_form":
+            media = store_media(session, _claim_form_png(), filename="claim-form.png")
+            interaction["image"] = {"src": media_url(media.sha256), "alt": CLAIM_FORM_ALT,
+                                    "width": media.width, "height": media.height}
+        stimulus = stimuli[spec["stimulus"]] if spec.get("stimulus") else None
+        version = create_item(
+            session, code=spec["code"], item_type_name=spec["type"], domain_code=spec["domain"],
+            stem=spec["stem"], interaction=interaction, key=spec["key"],
+            scoring=spec.get("scoring"), rationale=spec.get("rationale", ""),
+            stimulus_id=stimulus.id if stimulus else None,
+            meta={"difficulty": spec.get("difficulty"), "references": spec.get("references", ""),
+                  "simulation": {"model": "2pl", "a": a, "b": b}})
+        publish_version(session, version)
+        by_domain.setdefault(spec["domain"], []).append(version)
+    return by_domain
+
+
+CLAIM_FORM_ALT = ("A simplified CMS-1500 claim form with labelled boxes, top to bottom: item 2, "
+                  "patient's name; item 14, date of current illness, beside item 17, referring "
+                  "provider; item 21, diagnosis or nature of illness or injury, with lines A to "
+                  "D; the service lines, items 24A date of service, 24D procedures, 24E "
+                  "diagnosis pointer and 24F charges; item 33, billing provider.")
+CLAIM_FORM_BOXES = (
+    ((20, 20, 580, 70), "2. PATIENT'S NAME (Last, First, Middle Initial)"),
+    ((20, 80, 290, 140), "14. DATE OF CURRENT ILLNESS"),
+    ((300, 80, 580, 140), "17. NAME OF REFERRING PROVIDER"),
+    ((20, 150, 580, 220), ("21. DIAGNOSIS OR NATURE OF ILLNESS OR INJURY\n"
+                          "A. ________   B. ________   C. ________   D. ________")),
+    ((20, 230, 150, 320), "24A. DATE(S)\nOF SERVICE"),
+    ((150, 230, 360, 320), "24D. PROCEDURES,\nSERVICES, OR SUPPLIES\n(CPT/HCPCS, MODIFIER)"),
+    ((360, 230, 470, 320), "24E. DIAGNOSIS\nPOINTER"),
+    ((470, 230, 580, 320), "24F. $ CHARGES"),
+    ((20, 330, 580, 380), "33. BILLING PROVIDER INFO & PH #"),
+)
+
+
+def _claim_form_png() -> bytes:
+    """The hotspot item's picture: a simplified claim form, drawn (the same bytes every time)."""
+    import io
+
+    from PIL import Image, ImageDraw, ImageFont
+
+    img = Image.new("RGB", (600, 400), "white")
+    draw = ImageDraw.Draw(img)
+    font = ImageFont.load_default(size=13)
+    for (x1, y1, x2, y2), label in CLAIM_FORM_BOXES:
+        draw.rectangle((x1, y1, x2, y2), outline=(176, 32, 32), width=2)
+        draw.multiline_text((x1 + 6, y1 + 5), label, fill=(40, 40, 40), font=font, spacing=4)
+    out = io.BytesIO()
+    img.save(out, format="PNG", optimize=False)
+    return out.getvalue()
 
 
 def _assign_proctor(session: Session, proctor: User, exam: Any, admin: User) -> None:
@@ -263,13 +334,5 @@ def _p2pl(theta: float, a: float, b: float) -> float:
 
 
 def _simulated_response(v: ItemVersion, correct: bool, rng: random.Random) -> Any:
-    keys = list(v.key["correct"])
-    ids = [str(o["id"]) for o in v.interaction["options"]]
-    if v.item_type == "single_choice":
-        return keys[0] if correct else rng.choice([i for i in ids if i not in keys])
-    if correct:
-        return sorted(keys)
-    wrong = sorted(rng.sample(ids, len(keys)))
-    while wrong == sorted(keys):
-        wrong = sorted(rng.sample(ids, len(keys)))
-    return wrong
+    """A keyed response, or a wrong one (for choices, a distractor at random)."""
+    return item_type(v.item_type).sample_response(v, correct, rng)

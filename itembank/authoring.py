@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from itembank.blueprints import save_blueprint
+from itembank.content import clean_item_content
 from itembank.forms import build_form
 from itembank.models import (
     DRAFT,
@@ -26,7 +27,7 @@ from microcred.errors import DomainError
 
 #: what a draft's revision may change (the item, its version number and status are not content)
 CONTENT = ("item_type", "domain_code", "stem", "interaction", "key", "scoring", "rationale",
-           "meta", "max_score")
+           "meta", "max_score", "stimulus_id")
 
 
 class PublishedVersionError(DomainError, ValueError):
@@ -49,12 +50,16 @@ def create_item(
     rationale: str = "",
     meta: dict[str, Any] | None = None,
     max_score: float = 1.0,
+    stimulus_id: int | None = None,
 ) -> ItemVersion:
-    """Create an item with its first (draft) version."""
+    """Create an item with its first (draft) version; ``stimulus_id`` makes it a member of
+    that stimulus's item set. Its HTML is sanitized (``itembank.content``) before it is kept."""
     scoring = scoring or {}
     if not stem.strip():
         raise ItemDefinitionError(f"item {code}: the stem is empty")
     item_type(item_type_name).validate_definition(interaction, key, scoring)
+    stem, interaction, rationale = clean_item_content(
+        item_type_name, stem=stem, interaction=interaction, rationale=rationale)
     if session.scalar(select(Item.id).where(Item.code == code)) is not None:
         raise ItemDefinitionError(f"an item with code {code} already exists")
     item = Item(code=code)
@@ -72,6 +77,7 @@ def create_item(
         rationale=rationale,
         meta=meta or {},
         max_score=max_score,
+        stimulus_id=stimulus_id,
     )
     session.add(version)
     session.flush()
@@ -94,6 +100,12 @@ def revise_version(session: Session, version: ItemVersion, **changes: Any) -> It
         raise ItemDefinitionError(f"item {code}: the stem is empty")
     item_type(merged["item_type"]).validate_definition(
         merged["interaction"], merged["key"], merged["scoring"])
+    stem, interaction, rationale = clean_item_content(
+        merged["item_type"], stem=merged["stem"], interaction=merged["interaction"],
+        rationale=merged["rationale"])
+    for name, value in (("stem", stem), ("interaction", interaction), ("rationale", rationale)):
+        if name in changes:
+            changes[name] = value
     for name, value in changes.items():
         setattr(version, name, value)
     session.flush()

@@ -14,6 +14,7 @@ from sqlalchemy import (
     CheckConstraint,
     ForeignKey,
     Index,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -62,10 +63,13 @@ class ItemVersion(Base):
     rationale: Mapped[str] = mapped_column(Text, default="")
     meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
     max_score: Mapped[float] = mapped_column(default=1.0)
+    #: the shared passage, exhibit or case of an item set (members share one stimulus)
+    stimulus_id: Mapped[int | None] = mapped_column(ForeignKey("stimuli.id"), index=True)
     published_at: Mapped[dt.datetime | None]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     item: Mapped[Item] = relationship(back_populates="versions")
+    stimulus: Mapped[Stimulus | None] = relationship()
 
     @property
     def is_published(self) -> bool:
@@ -247,3 +251,41 @@ class PooledForm(Base):
     form_id: Mapped[int] = mapped_column(ForeignKey("forms.id"), unique=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     claimed_at: Mapped[dt.datetime | None]
+
+
+class Stimulus(Base):
+    """What an item set's members share: a passage, an exhibit or a case (sanitized HTML). One
+    ``code`` may have several versions; a version stops being editable once a published item
+    version uses it (``itembank.stimuli``), so what candidates saw stays true."""
+
+    __tablename__ = "stimuli"
+    __table_args__ = (UniqueConstraint("code", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(default=1)
+    kind: Mapped[str] = mapped_column(String(20))
+    title: Mapped[str] = mapped_column(String(200))
+    content: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Media(Base):
+    """An image or audio file, stored once by its content's SHA-256 (``itembank.media``). In the
+    database rather than a folder: every app node sees it (nodes are stateless), it is backed
+    up with the items that use it, and the hash key makes a second upload a no-op."""
+
+    __tablename__ = "media"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(10))
+    content_type: Mapped[str] = mapped_column(String(40))
+    size: Mapped[int]
+    width: Mapped[int | None]
+    height: Mapped[int | None]
+    filename: Mapped[str] = mapped_column(String(200), default="")
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+append_only(Media)

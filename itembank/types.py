@@ -101,6 +101,9 @@ class ChoiceType:
         options = interaction.get("options")
         if not isinstance(options, list) or len(options) < 2:
             raise ItemDefinitionError(f"{self.name}: needs at least 2 options")
+        if not all(isinstance(o, dict) and isinstance(o.get("id"), str) for o in options):
+            raise _fail(self.name, "each option needs an id (a string) and a text",
+                        "interaction.options")
         ids = _option_ids(interaction)
         if len(set(ids)) != len(ids):
             raise ItemDefinitionError(f"{self.name}: option ids must be unique, got {ids}")
@@ -108,7 +111,8 @@ class ChoiceType:
             if not str(opt.get("text", "")).strip():
                 raise ItemDefinitionError(f"{self.name}: option {opt.get('id')} has no text")
         correct = key.get("correct")
-        if not isinstance(correct, list) or not correct:
+        if not isinstance(correct, list) or not correct \
+                or not all(isinstance(k, str) for k in correct):
             raise ItemDefinitionError(f"{self.name}: key.correct must list the keyed option ids")
         unknown = [k for k in correct if k not in ids]
         if unknown:
@@ -694,7 +698,7 @@ class MatchingType:
         if not isinstance(pairs, dict) or set(pairs) != set(sources):
             raise _fail(self.name, f"key.pairs must give a target for every source {sources}",
                         "key.pairs")
-        bad = [t for t in pairs.values() if t not in targets]
+        bad = [t for t in pairs.values() if not isinstance(t, str) or t not in targets]
         if bad:
             raise _fail(self.name, f"key.pairs names unknown targets {bad}", "key.pairs")
         reuse = interaction.get("reuse_targets", False)
@@ -984,3 +988,13 @@ def item_type(name: str) -> ItemType:
         raise ItemDefinitionError(
             f"unknown item type {name!r}; known: {', '.join(sorted(ITEM_TYPES))}"
         ) from None
+
+
+def public_payload(version: ItemVersion, option_order: list[str] | None = None) -> dict[str, Any]:
+    """What any page may show of an item: its type's public payload, and the stimulus of its
+    item set if it has one. Never the key, the scoring rule or the rationale."""
+    payload = item_type(version.item_type).public(version, option_order)
+    if version.stimulus_id is not None and version.stimulus is not None:
+        s = version.stimulus
+        payload["stimulus"] = {"id": s.id, "kind": s.kind, "title": s.title, "content": s.content}
+    return payload

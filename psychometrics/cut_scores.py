@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from psychometrics.calibration import Calibration
 from psychometrics.equating import max_score, raw_for_theta, theta_for_raw
 from psychometrics.errors import PsychometricsError
 from psychometrics.irt.information import conditional_sem
@@ -61,7 +62,10 @@ def round_raw_cut(expected: float | np.ndarray, rounding: str = "ceil") -> np.nd
 @dataclass
 class ScaleTransform:
     """Reported scale score ``cut_scale + slope * (theta - theta_cut)``, clipped to ``limits`` and
-    rounded to ``decimals`` (halves away from zero); ``inverse`` maps a scale score back."""
+    rounded to ``decimals`` (halves away from zero), except that a theta below the cut reports at
+    most ``cut_scale`` minus one rounding unit, so a failing score never shows the passing
+    scale score. ``inverse`` maps a scale score back. Callable: pass it as ``scale`` to
+    :func:`psychometrics.conversion_table` for a raw-to-scale table anchored at the cut."""
 
     theta_cut: float
     cut_scale: float = 350.0
@@ -118,6 +122,8 @@ class ScaleTransform:
         if self.decimals is not None:
             f = 10.0 ** int(self.decimals)
             out = np.sign(out) * np.floor(np.abs(out) * f + 0.5) / f
+            # a theta below the cut never reports the cut's scale score (349.6 is not 350)
+            out = np.where(t < self.theta_cut, np.minimum(out, self.cut_scale - 1.0 / f), out)
         return out
 
     def inverse(self, scale) -> np.ndarray:
@@ -197,7 +203,7 @@ def carry_cut(
     t = float(theta_cut)
     if not np.isfinite(t):
         raise PsychometricsError(f"theta_cut must be finite, got {theta_cut!r}")
-    if isinstance(forms, ItemParameters):
+    if isinstance(forms, (ItemParameters, Calibration)):
         forms = {"form": forms}
     if not isinstance(forms, Mapping) or not forms:
         raise PsychometricsError(
@@ -207,6 +213,8 @@ def carry_cut(
         raise PsychometricsError(f"scale must be a ScaleTransform, got {type(scale).__name__}")
     out = []
     for name, params in forms.items():
+        if isinstance(params, Calibration):
+            params = params.params
         if not isinstance(params, ItemParameters):
             raise PsychometricsError(f"form {name!r}: parameters must be ItemParameters")
         expected = float(raw_for_theta(params, t)[0])

@@ -211,7 +211,10 @@ def rudner(
             raise PsychometricsError("give theta and se, or params for SE(theta) = 1 / sqrt(I)")
         p = _params(params)
         t, w, letter = _population(params, theta, weights, latent_mean, latent_sd, n_quad, bound)
+        # no information at a node (far below a 3PL floor): an infinitely wide error, which
+        # classifies half and half, is the limit of the normal model there
         s = conditional_sem(p, t)
+        s = np.where(np.isfinite(s), s, 1e12)
     if not np.all(np.isfinite(s) & (s > 0)):
         i = int(np.flatnonzero(~(np.isfinite(s) & (s > 0)))[0])
         raise PsychometricsError(f"se must be positive and finite; entry {i} is {s[i]!r}")

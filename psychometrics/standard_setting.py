@@ -164,10 +164,12 @@ class AngoffRound:
     item_sd: np.ndarray
     flagged_items: list
     icc: IntraclassCorrelation | None
+    pass_rate: float | None = None  # impact: share of ``scores`` at or above ceil(cut)
 
     def to_dict(self) -> dict:
         return {
             "round": self.round,
+            "pass_rate": _num(self.pass_rate) if self.pass_rate is not None else None,
             "cut": _num(self.cut),
             "cut_percent": _num(self.cut_percent),
             "panelist_cuts": _list(self.panelist_cuts),
@@ -224,6 +226,7 @@ def angoff_cut(
     flag_sd: float = 0.15,
     panelist_ids=None,
     item_ids=None,
+    scores=None,
 ) -> AngoffResult:
     """Cut score from (modified or Yes/No) Angoff ratings over one or more rounds.
 
@@ -236,6 +239,9 @@ def angoff_cut(
     item_max : maximum score of each item (default 1 for every item).
     flag_sd : an item is flagged in a round when the SD of its ratings across panelists exceeds
         ``flag_sd * item_max[j]`` (0.15 of the item's range by default).
+    scores : observed raw scores on the rated form; each round then reports the impact data
+        shown to the panel before the next round, the share of candidates at or above the
+        round's cut rounded up to a whole score.
 
     The panel cut of a round is ``sum_j mean_p r_pj`` = the mean of the panelist cuts
     ``sum_j r_pj`` (Angoff, 1971); its standard error is ``SD(panelist cuts) / sqrt(P)`` with the
@@ -278,6 +284,7 @@ def angoff_cut(
     if not 0 < flag_sd:
         raise PsychometricsError(f"flag_sd must be positive, got {flag_sd!r}")
     max_score = float(top.sum())
+    observed = None if scores is None else _finite(_array(scores, "scores", 1), "scores")
     rounds = []
     for k in range(n_rounds):
         x = r[k]
@@ -301,6 +308,9 @@ def angoff_cut(
                 item_sd=item_sd,
                 flagged_items=flagged,
                 icc=icc,
+                pass_rate=(
+                    None if observed is None else float(np.mean(observed >= np.ceil(cut - 1e-9)))
+                ),
             )
         )
     last = rounds[-1]
@@ -473,11 +483,12 @@ def bookmark_cut(
 
     ``bookmarks[p]`` is the 1-based page on which panelist p placed the bookmark: the first page
     the minimally competent candidate would *not* answer with probability ``rp`` (Mitzel et al.,
-    2001). A panelist's theta cut is, by ``placement``: "bookmarked" the RP location of the
-    bookmarked page (the usual practice, Mitzel et al., 2001), "before" that of the last mastered
-    page (page - 1), or "midpoint" the mean of the two (Cizek & Bunch, 2007, ch. 10 discuss the
-    three). A bookmark may be placed after the last page (``n_pages + 1``: every page mastered)
-    only with "before".
+    2001). The judgment places the candidate's theta in [loc(page - 1), loc(page)); programs
+    differ on which point of that interval is the cut, so ``placement`` chooses: "bookmarked"
+    the RP location of the bookmarked page (the default), "before" that of the last mastered
+    page, or "midpoint" the mean of the two (Cizek & Bunch, 2007, ch. 10, and Karantonis &
+    Sireci, 2006, review the variants). A bookmark may be placed after the last page
+    (``n_pages + 1``: every page mastered) only with "before".
 
     The panel's cut is the median (default, Mitzel et al., 2001) or mean of the panelist cuts;
     the SE is ``SD / sqrt(P)`` for the mean and ``1.2533 SD / sqrt(P)`` (sqrt(pi / 2), the

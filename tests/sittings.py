@@ -50,10 +50,11 @@ def sit(db, exam, scores, *, invalidate=(), who: str = "sitter"):
 
 def scored_items(db, exam) -> list:
     """Every item score of ``exam``'s finalized attempts, read here without the app: rows of
-    ``result_id, code`` (the item's), ``score, max_score, response, form`` (the form's code)."""
+    ``result_id, code`` (the item's), ``score, max_score, response, form`` (the form's code),
+    ``item_type``."""
     return db.execute(
         select(ItemScore.result_id, Item.code, ItemScore.score, ItemScore.max_score,
-               ItemScore.response, Form.code.label("form"))
+               ItemScore.response, Form.code.label("form"), ItemVersion.item_type)
         .join(Result, Result.id == ItemScore.result_id)
         .join(Attempt, Attempt.id == Result.attempt_id)
         .join(Form, Form.id == Attempt.form_id)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import random
 import re
 import stat
 import subprocess
@@ -30,6 +31,7 @@ from assessment.config import Settings
 from assessment.database import Database
 from assessment.migrate import pending
 from assessment.models import load_all
+from itembank.types import item_type
 
 MICROCRED = Path(sys.executable).parent / "microcred"
 DEMO_ROLES = ["candidate", "proctor", "psychometrician", "admin"]
@@ -386,12 +388,7 @@ def _expired_attempt(s, demo, *, code: str, email: str, passing: bool = True,
     saves = []
     for n, version_id in enumerate(attempt.item_order, start=1):
         version = s.get(ItemVersion, version_id)
-        key = sorted(version.key["correct"])
-        options = [str(o["id"]) for o in version.interaction["options"]]
-        wrong = [o for o in options if o not in key][:len(key)]
-        value = key if passing else wrong
-        if version.item_type == "single_choice":
-            value = value[0]
+        value = item_type(version.item_type).sample_response(version, passing, random.Random(n))
         saves.append(service.SaveRequest(n, version_id, value, False))
     service.save_responses(s, attempt, saves, now=began + dt.timedelta(seconds=60), grace_seconds=5)
     s.commit()

@@ -40,7 +40,7 @@ def domains(content: dict) -> dict[str, dict]:
 
 
 def test_top_level_shape(content: dict) -> None:
-    assert set(content) == {"program", "blueprint", "exam", "items"}
+    assert set(content) == {"program", "blueprint", "exam", "items", "stimuli", "interaction_items"}
     program = content["program"]
     assert program["code"] == "CCF"
     assert program["name"] == "Clinical Coding Fundamentals"
@@ -163,3 +163,25 @@ def test_type_mix_and_single_choice_key_spread(items: list[dict]) -> None:
     singles = types["single_choice"]
     for letter in "ABCD":
         assert keys[letter] >= 0.15 * singles, f"key {letter} used only {keys[letter]} times: {dict(keys)}"
+
+
+def test_interaction_items_show_every_other_type_and_an_item_set(content: dict) -> None:
+    """``interaction_items``: one item (at least) of every type beyond the choices, each valid
+    for its type, all scored 0/1 (the workspace analyses dichotomous items), and an item set of
+    two or more items sharing one of the ``stimuli``."""
+    from itembank.types import ITEM_TYPES, item_type
+
+    extra = content["interaction_items"]
+    stimuli = {s["code"] for s in content["stimuli"]}
+    assert set(ITEM_TYPES) - TYPES <= {it["type"] for it in extra}
+    for it in extra:
+        assert it["domain"] in {d["code"] for d in content["blueprint"]["domains"]}, it["code"]
+        assert it["difficulty"] in DIFFICULTIES and it["rationale"].strip(), it["code"]
+        assert it.get("scoring", {}).get("method", "all_or_nothing") == "all_or_nothing"
+        interaction = dict(it["interaction"])
+        if it.get("image"):  # drawn and stored by the demo loader
+            interaction["image"] = {"src": "/media/" + "0" * 64, "alt": "x", "width": 600,
+                                    "height": 400}
+        item_type(it["type"]).validate_definition(interaction, it["key"], it.get("scoring", {}))
+    members = Counter(it["stimulus"] for it in extra if it.get("stimulus"))
+    assert members and set(members) <= stimuli and max(members.values()) >= 2

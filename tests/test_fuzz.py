@@ -123,7 +123,8 @@ sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 EXAMPLES_FOR_OWNER, EXAMPLES_FOR_OTHERS = 12, 3
 EDGE_IDS = (0, -1, 2**31 - 1, 2**31, 2**63 - 1, 2**63, 2**64)
 OWNERS = {"runner": {"candidate"}, "proctoring": {"candidate", "proctor", "admin"},
-          "psychometrics": {"psychometrician", "admin"}, "credentials": {"anonymous"}}
+          "psychometrics": {"psychometrician", "admin"}, "credentials": {"anonymous"},
+          "itembank": {"psychometrician", "admin"}}
 
 
 def _settings(examples: int):
@@ -230,6 +231,9 @@ def _forms(world: World) -> list[tuple[str, str, str, Any]]:
         ("anonymous", "POST", "/signin", _form("email", "password", "next")),
         ("anonymous", "POST", "/verify", _form("credential", "badge")),
         ("admin", "POST", "/admin/users", _form("email", "password", "role", "display_name")),
+        ("admin", "GET", "/bank/export", _form("q", "status", "type", "domain")),
+        ("admin", "GET", "/bank/export.zip", _form("format", "q", "status", "type", "domain")),
+        ("admin", "POST", ("/bank/import/", st.text(max_size=80)), _form("action")),
         ("admin", "POST", "/admin/accommodations",
          _form("candidate_email", "time_multiplier", "reason", "exam_id")),
         ("admin", "POST", "/admin/achievements",

@@ -26,9 +26,11 @@ def demo(client, db, signin):
     return db.scalar(select(Exam))
 
 
-def _label(response) -> str:
-    if response is None or response == []:
+def _label(response, item_type: str = "single_choice", score: float = 0.0) -> str:
+    if response is None or response in ([], "", {}):
         return "(omitted)"
+    if item_type not in {"single_choice", "multiple_response", "true_false"}:
+        return "(full credit)" if score >= 1 else "(other answer)"  # (every demo item scores 0/1)
     return "+".join(sorted(response)) if isinstance(response, list) else str(response)
 
 
@@ -47,9 +49,11 @@ def test_export_has_the_result_count_options_and_alpha_if_deleted(client, demo, 
     form_of = {}
     for r in rows:
         i, j = people.index(r.result_id), codes.index(r.code)
-        x[i, j], chosen[i, j] = r.score, _label(r.response)
+        x[i, j], chosen[i, j] = r.score, _label(r.response, r.item_type, r.score)
         form_of[i] = r.form
-    keys = {v.item.code: _label(v.key["correct"]) for v in db.scalars(select(ItemVersion))}
+    # (items of other types than choices are analysed by credit: their "key" is full credit)
+    keys = {v.item.code: _label(v.key["correct"], v.item_type, 1.0) if "correct" in v.key
+            else "(full credit)" for v in db.scalars(select(ItemVersion))}
 
     index = client.get("/psych/").get_data(as_text=True)
     doc = client.get(f"/psych/exams/{exam.code}/items.json").json

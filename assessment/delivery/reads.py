@@ -3,7 +3,10 @@
 - :func:`newest_release_id`: which release decision of a result stands. Release rows are
   append-only and a later decision supersedes the earlier (held, then cleared): the newest row
   wins, and this is the one place that says so.
-- :func:`release_status`: that row for one result.
+- :func:`release_status`: that row for one result; :func:`invalidated_result_ids`: results
+  whose standing decision invalidates them (they count in no statistics).
+- :func:`item_score_rows`: an item version's scored responses in counted results (the item
+  bank's classical statistics of an exported item).
 - :func:`released_result`: a released result as ``result_released`` carries it (a
   :class:`microcred.records.ReleasedResult`), and :func:`released_passes`: an exam's released
   passes; what credentials read of results (through ``assessment.records``).
@@ -21,10 +24,17 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, ScalarSelect, Text, and_, cast, func, select
+from sqlalchemy import ColumnElement, ScalarSelect, Select, Text, and_, cast, func, select
 from sqlalchemy.orm import Session, aliased
 
-from assessment.delivery.models import Attempt, ClockEvent, ResponseSave, Result, ResultRelease
+from assessment.delivery.models import (
+    Attempt,
+    ClockEvent,
+    ItemScore,
+    ResponseSave,
+    Result,
+    ResultRelease,
+)
 from assessment.delivery.timing import clock
 from assessment.exams import Exam
 from assessment.users import User
@@ -39,6 +49,25 @@ def newest_release_id(result_id: ColumnElement[int] | int) -> ScalarSelect[int]:
     with, e.g. ``Result.id`` in a query over results)."""
     newer = aliased(ResultRelease)
     return select(func.max(newer.id)).where(newer.result_id == result_id).scalar_subquery()
+
+
+def invalidated_result_ids() -> Select:
+    """The ids of results whose newest release decision is ``invalidated``."""
+    return select(ResultRelease.result_id).where(
+        ResultRelease.id == newest_release_id(ResultRelease.result_id),
+        ResultRelease.status == "invalidated")
+
+
+def item_score_rows(session: Session, item_version_id: int) -> list[tuple[float, float, float]]:
+    """``(score, max_score, the result's raw score)`` of each response to the item version in a
+    result that counts (a finalized attempt's, not invalidated), one query."""
+    return [tuple(r) for r in session.execute(
+        select(ItemScore.score, ItemScore.max_score, Result.raw_score)
+        .join(Result, Result.id == ItemScore.result_id)
+        .join(Attempt, Attempt.id == Result.attempt_id)
+        .where(ItemScore.item_version_id == item_version_id, Attempt.status == "finalized",
+               Result.id.not_in(invalidated_result_ids()))
+        .order_by(ItemScore.id))]
 
 
 def release_status(session: Session, result_id: int) -> ResultRelease | None:

@@ -38,7 +38,8 @@ from assessment.users import User, time_multiplier_for
 from itembank.exposure import record_delivery
 from itembank.forms import unscored_versions
 from itembank.models import FormItem, ItemVersion
-from itembank.types import ResponseShapeError, item_type
+from itembank.stimuli import shuffle_keeping_sets
+from itembank.types import ResponseShapeError, item_type, public_payload
 from microcred import signals
 from microcred.db import utcnow
 from microcred.errors import Conflict, Invalid, NotFound
@@ -156,8 +157,8 @@ def start_attempt(
         )
     )
     order = [v.id for v in versions]
-    if exam.shuffle_items:
-        rng.shuffle(order)
+    if exam.shuffle_items:  # an item set's members move as one block, in their form order
+        order = shuffle_keeping_sets(order, {v.id: v.stimulus_id for v in versions}, rng)
     option_orders: dict[str, list[str]] = {}
     for v in versions:
         targets = item_type(v.item_type).shuffle_targets(v)
@@ -271,9 +272,15 @@ def runner_state(session: Session, attempt: Attempt, now: dt.datetime | None = N
     versions = _versions(session, attempt)
     saves = current_saves(session, attempt)
     items = []
+    set_numbers: dict[int, list[int]] = {}  # stimulus -> the numbers of its questions
+    for pos, vid in enumerate(attempt.item_order):
+        if versions[vid].stimulus_id is not None:
+            set_numbers.setdefault(versions[vid].stimulus_id, []).append(pos + 1)
     for pos, vid in enumerate(attempt.item_order):
         v = versions[vid]
-        public = item_type(v.item_type).public(v, attempt.option_orders.get(str(vid)))
+        public = public_payload(v, attempt.option_orders.get(str(vid)))
+        if "stimulus" in public:
+            public["stimulus"]["shared_by"] = set_numbers[v.stimulus_id]
         save = saves.get(vid)
         items.append(
             {

@@ -12,6 +12,7 @@ from assessment.delivery import reads, service
 from assessment.delivery.eligibility import eligibility
 from assessment.delivery.models import Attempt, Result
 from assessment.exams import Exam, exam_by_code, open_exams
+from itembank.rendering import item_parts
 from microcred.db import utcnow
 from microcred.inputs import json_body
 from microcred.web import ApiError, db_session, role_required, runner_wiring
@@ -133,7 +134,7 @@ def runner(attempt_id: int):
     if attempt.status != "in_progress":
         return redirect(url_for("delivery.result", attempt_id=attempt.id))
     # time ran out: the page opens in its time-up state and posts, which finalizes
-    state = service.runner_state(session, attempt, grace_seconds=_grace())
+    state = _with_item_html(service.runner_state(session, attempt, grace_seconds=_grace()))
     state["extras"] = _extras(session, attempt)
     exam = session.get(Exam, attempt.exam_id)
     return render_template(
@@ -167,8 +168,16 @@ def result(attempt_id: int):
 def api_state(attempt_id: int):
     session = db_session()
     attempt = _my_attempt(attempt_id)
-    state = service.runner_state(session, attempt, grace_seconds=_grace())
+    state = _with_item_html(service.runner_state(session, attempt, grace_seconds=_grace()))
     state["extras"] = _extras(session, attempt)
+    return state
+
+
+def _with_item_html(state: dict[str, Any]) -> dict[str, Any]:
+    """Each item's stimulus, stem and interaction as HTML, from the same templates as every
+    other view of an item (``itembank.rendering``); the runner places them."""
+    for item in state["items"]:
+        item["html"] = item_parts(item, prefix=f"q{item['id']}")
     return state
 
 

@@ -23,6 +23,11 @@ from itembank.models import Form, ItemVersion
 #: The option label of a presented item left unanswered (distractor analysis counts it as a
 #: choice; an empty label means "not presented").
 OMITTED = "(omitted)"
+#: Items whose responses are option ids, analysed option by option; the responses of the other
+#: types (typed text, numbers, orders, pairs, points) are labelled by their credit instead.
+CHOICE_TYPES = {"single_choice", "multiple_response", "true_false"}
+FULL_CREDIT = "(full credit)"
+OTHER_ANSWER = "(other answer)"
 
 
 @dataclass
@@ -115,7 +120,9 @@ def score_matrix(
     )
     scores[rows, cols] = values
     choices = np.full(scores.shape, "", dtype=object)
-    choices[rows, cols] = [_choice_label(c.response) for c in cells]
+    kinds = {vid: versions_by_id[vid].item_type for vid in version_ids}
+    choices[rows, cols] = [_choice_label(c.response) if kinds[c.item_version_id] in CHOICE_TYPES
+                           else _credit_label(c.response, c.score, c.max_score) for c in cells]
     bad = ~np.isnan(scores) & (scores != 0) & (scores != 1)
     if bad.any():
         i, j = np.argwhere(bad)[0]
@@ -129,12 +136,20 @@ def score_matrix(
     return ScoreMatrix(
         scores=scores,
         choices=choices,
-        keys=[_choice_label((v.key or {}).get("correct")) for v in versions],
+        keys=[_choice_label((v.key or {}).get("correct")) if v.item_type in CHOICE_TYPES
+              else FULL_CREDIT for v in versions],
         result_ids=result_ids,
         form_ids=form_ids,
         versions=versions,
         forms=forms,
     )
+
+
+def _credit_label(response, score: float, max_score: float) -> str:
+    """A response of a type without options, as its credit: full, other, or omitted."""
+    if response is None or response in ([], "", {}):
+        return OMITTED
+    return FULL_CREDIT if max_score and score >= max_score else OTHER_ANSWER
 
 
 def _choice_label(response) -> str:

@@ -11,15 +11,9 @@ from dataclasses import dataclass
 from sqlalchemy import Select, case, func, select
 from sqlalchemy.orm import Session
 
-from assessment.delivery.models import Attempt, Result, ResultRelease
-from assessment.delivery.reads import newest_release_id
+from assessment.delivery.models import Attempt, Result
+from assessment.delivery.reads import invalidated_result_ids
 from assessment.exams import Exam
-
-
-def _invalidated_result_ids() -> Select:
-    return select(ResultRelease.result_id).where(
-        ResultRelease.id == newest_release_id(ResultRelease.result_id),
-        ResultRelease.status == "invalidated")
 
 
 def counted_results(exam_id: int | None = None) -> Select:
@@ -34,7 +28,7 @@ def counted_results(exam_id: int | None = None) -> Select:
             Result.passed,
         )
         .join(Attempt, Attempt.id == Result.attempt_id)
-        .where(Attempt.status == "finalized", Result.id.not_in(_invalidated_result_ids()))
+        .where(Attempt.status == "finalized", Result.id.not_in(invalidated_result_ids()))
     )
     return query if exam_id is None else query.where(Attempt.exam_id == exam_id)
 
@@ -66,7 +60,7 @@ def exam_summaries(session: Session) -> list[ExamSummary]:
         session.execute(
             select(Attempt.exam_id, func.count())
             .join(Result, Result.attempt_id == Attempt.id)
-            .where(Result.id.in_(_invalidated_result_ids()))
+            .where(Result.id.in_(invalidated_result_ids()))
             .group_by(Attempt.exam_id)
         ).all()
     )

@@ -22,6 +22,7 @@ from typing import Any
 
 from lxml import etree
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from itembank.models import Item, ItemParameter, ItemVersion
@@ -92,10 +93,12 @@ def _metadata_of(session: Session, version: ItemVersion, code: str) -> dict[str,
             data[name] = getattr(version, name)
     if getattr(version, "keywords", None):
         data["keywords"] = list(version.keywords)
-    author = _person(session, getattr(version, "author_id", None))
+    provenance = (version.meta or {}).get("provenance", {})
+    author = provenance.get("author") or _person(session, getattr(version, "author_id", None))
     if author:
         data["author"] = author
-    reviewers = _reviewers(session, version)
+    reviewers = list(provenance.get("reviewers", []))
+    reviewers += [r for r in _reviewers(session, version) if r not in reviewers]
     if reviewers:
         data["reviewers"] = reviewers
     enemies = []
@@ -139,10 +142,36 @@ def _statistics_of(session: Session, version: ItemVersion) -> list[dict[str, Any
             if ses.get(name) is not None:
                 stat["std_error"] = float(ses[name])
             stats.append(stat)
-    for stat in (version.meta or {}).get("statistics", []):
-        if stat.get("name") in ("p", "rpb"):
-            stats.append({**stat, "version": version.version})
+    classical = _classical(session, version)
+    if not classical:  # none from responses here: what an earlier import brought
+        classical = [s for s in (version.meta or {}).get("statistics", [])
+                     if s.get("name") in ("p", "rpb")]
+    stats += [{**stat, "version": version.version} for stat in classical]
     return stats
+
+
+def _classical(session: Session, version: ItemVersion) -> list[dict[str, Any]]:
+    """p (mean fraction of the points earned) and r-pb (the corrected item-total correlation:
+    the item's score against the rest of the test, Henrysson, 1963) from the version's scored
+    responses, read through delivery's published read API."""
+    try:
+        from assessment.delivery.reads import item_score_rows  # type: ignore[attr-defined]
+    except ImportError:
+        return []
+    rows = item_score_rows(session, version.id)
+    n = len(rows)
+    if n < 2:
+        return []
+    import numpy as np
+
+    earned = np.array([s / m if m else 0.0 for s, m, _ in rows])
+    item = np.array([s for s, _, _ in rows], dtype=float)
+    rest = np.array([raw - s for s, _, raw in rows], dtype=float)
+    out = [{"name": "p", "value": float(earned.mean()), "case_count": n}]
+    if item.std() > 0 and rest.std() > 0:
+        out.append({"name": "rpb", "value": float(np.corrcoef(item, rest)[0, 1]),
+                    "case_count": n})
+    return out
 
 
 def _extension(rec: ItemRecord) -> dict[str, Any]:
@@ -365,7 +394,8 @@ def _plan_item(plan: Plan, archive: Archive, path: str, root: etree._Element,
     try:
         rec = read_item(root, media)
         _apply_metadata(rec, meta)
-        _attach_stimulus(rec, archive, path, root, media)
+        _attach_stimulus(rec, archive, path, root,
+                         lambda href: lambda src: _media_url(plan, archive, href, src))
     except ItemRefused as exc:
         outcome.reason = str(exc)
         return Planned(outcome)
@@ -416,7 +446,9 @@ def _apply_metadata(rec: ItemRecord, meta: etree._Element | None) -> None:
 
 
 def _attach_stimulus(rec: ItemRecord, archive: Archive, path: str, root: etree._Element,
-                     media: Callable[[str], str]) -> None:
+                     media_for: Callable[[str], Callable[[str], str]]) -> None:
+    """The item's ``assessment-stimulus-ref`` read into its record (media relative to the
+    stimulus's own file)."""
     from itembank.qti.content import inner_html
 
     tree = canonical_tree(root)
@@ -437,6 +469,7 @@ def _attach_stimulus(rec: ItemRecord, archive: Archive, path: str, root: etree._
         kind = next((c for c in inner.get("class", "").split() if c != "microcred-stimulus"),
                     "passage")
         body = inner
+    media = media_for(href)
     for node in body.iter():
         for attr in ("src", "data"):
             if isinstance(node.tag, str) and node.get(attr):
@@ -475,10 +508,11 @@ def write_plan(session: Session, plan: Plan, *, actor: Any = None, keep_status: 
                                       keep_status)
                 inner.commit()
                 codes[planned.record.code] = (version, planned)
-            except (DomainError, ValueError) as exc:
+            except (DomainError, ValueError, SQLAlchemyError) as exc:
                 inner.rollback()
                 planned.outcome.status = SKIPPED
-                planned.outcome.reason = getattr(exc, "message", str(exc))
+                planned.outcome.reason = getattr(exc, "message", None) or \
+                    f"the bank refused it: {str(exc).splitlines()[0]}"
         _write_enemies(session, codes)
         if commit:
             outer.commit()
@@ -495,6 +529,7 @@ def write_plan(session: Session, plan: Plan, *, actor: Any = None, keep_status: 
 
 def _write_item(session: Session, plan: Plan, rec: ItemRecord, stimuli: dict[str, Any],
                 actor: Any, keep_status: bool) -> ItemVersion:
+    from itembank import authoring
     from itembank.authoring import create_item
 
     if session.scalar(select(Item.id).where(Item.code == rec.code)) is not None:
@@ -515,11 +550,14 @@ def _write_item(session: Session, plan: Plan, rec: ItemRecord, stimuli: dict[str
         fields["actor"] = actor
     if rec.stimulus is not None and "stimulus_id" in accepted:
         fields["stimulus_id"] = _stimulus(session, rec.stimulus, stimuli).id
-    extra_meta = {}
+    extra_meta: dict[str, Any] = {}
     if rec.statistics:
         extra_meta["statistics"] = [s for s in rec.statistics if s["name"] in ("p", "rpb")]
-    if meta.get("author") and "actor" not in accepted:
-        extra_meta["author"] = meta["author"]
+    # who wrote and reviewed the item at its source: people of another system, kept as the
+    # item's provenance (never turned into sign-offs in this bank's review)
+    provenance = {k: meta[k] for k in ("author", "reviewers") if meta.get(k)}
+    if provenance:
+        extra_meta["provenance"] = provenance
     version = create_item(
         session, code=rec.code, item_type_name=rec.item_type,
         domain_code=rec.domain_code or meta.get("domain_code") or "", stem=rec.stem,
@@ -530,6 +568,10 @@ def _write_item(session: Session, plan: Plan, rec: ItemRecord, stimuli: dict[str
         # the item's number in its source bank: history continues from there
         version.version = meta["version"]
         session.flush()
+    if hasattr(authoring, "record_event"):
+        authoring.record_event(session, version, action="imported", actor=actor,
+                               summary=f"imported as version {version.version} from a "
+                               "package (QTI or CSV)")
     _write_parameters(session, version, rec.statistics)
     if keep_status and meta.get("status"):
         _apply_status(session, version, meta["status"], actor)
@@ -585,23 +627,23 @@ def _write_parameters(session: Session, version: ItemVersion,
 
 
 def _apply_status(session: Session, version: ItemVersion, status: str, actor: Any) -> None:
+    """Give the imported draft the lifecycle state its package states (through
+    ``publish_version``, which records in the history that it skipped review here)."""
     from itembank import authoring
     from itembank.models import STATUSES
 
-    if status == "draft" or status not in STATUSES and status != "published":
-        return
-    if status == "in_review":
+    if status == "published":  # a bank that has one deliverable state calls it this
+        status = "approved" if "approved" in STATUSES else "published"
+    if status not in STATUSES or status in ("draft", "in_review"):
         return  # review happens in this bank: the item waits as a draft
-    if status in ("approved", "pretest", "published"):
-        try:
-            authoring.publish_version(session, version, status=status, actor=actor)
-        except TypeError:  # a bank without review stages has one published status
-            authoring.publish_version(session, version)
-    elif status == "retired":
-        try:
-            authoring.publish_version(session, version, actor=actor)
-        except TypeError:
-            authoring.publish_version(session, version)
+    deliverable = "pretest" if status == "pretest" else (
+        "approved" if "approved" in STATUSES else "published")
+    try:
+        authoring.publish_version(session, version, status=deliverable, actor=actor,
+                                  note="imported from a QTI package, reviewed at its source")
+    except TypeError:  # a bank without review stages has one published status
+        authoring.publish_version(session, version)
+    if status == "retired":
         version.status = "retired"
         session.flush()
 
@@ -609,7 +651,7 @@ def _apply_status(session: Session, version: ItemVersion, status: str, actor: An
 def _write_enemies(session: Session, codes: dict[str, tuple[ItemVersion, Planned]]) -> None:
     from itembank.enemies import add_enemy
 
-    for code, (version, planned) in codes.items():
+    for version, planned in codes.values():
         for enemy in planned.record.metadata.get("enemies", []) if planned.record else []:
             other = session.scalar(select(Item).where(Item.code == enemy["code"]))
             if other is None:
@@ -617,9 +659,7 @@ def _write_enemies(session: Session, codes: dict[str, tuple[ItemVersion, Planned
                                              "not linked")
                 continue
             item = session.get(Item, version.item_id)
-            if enemy["code"] < code and enemy["code"] in codes:
-                continue  # the pair is written once, from its first item
-            try:
+            try:  # idempotent: a pair both items list is written once
                 add_enemy(session, item, other, reason=enemy.get("reason", ""))
             except DomainError as exc:
                 planned.outcome.notes.append(f"enemy {enemy['code']}: {exc.message}")

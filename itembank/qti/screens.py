@@ -151,7 +151,12 @@ FILTERS = ("status", "type", "domain", "q")
 
 
 def _filters() -> dict[str, str]:
-    return {name: request.args.get(name, "").strip()[:80] for name in FILTERS}
+    """The filters asked for; a value with control characters is no filter value at all."""
+    out = {}
+    for name in FILTERS:
+        value = request.args.get(name, "").strip()[:80]
+        out[name] = "" if any(ord(c) < 32 for c in value) else value
+    return out
 
 
 def _matching(filters: dict[str, str]) -> list[ItemVersion]:

@@ -4,6 +4,7 @@ a random key, for its owner only, until it expires."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 import secrets
 from typing import Any
 
@@ -17,6 +18,8 @@ from microcred.errors import NotFound
 TTL = dt.timedelta(hours=1)
 #: uploads one person may have waiting (the oldest goes first)
 PER_OWNER = 3
+#: what a key looks like (``secrets.token_urlsafe(32)``); anything else is no key
+KEY = re.compile(r"[A-Za-z0-9_-]{20,64}")
 
 
 class PendingImport(Base):
@@ -53,7 +56,7 @@ def hold(session: Session, owner_id: int, filename: str, data: bytes,
 def pending(session: Session, key: str, owner_id: int) -> PendingImport:
     """The owner's upload under ``key``; :class:`NotFound` for another's, an unknown or an
     expired one (which cannot be told apart)."""
-    row = session.get(PendingImport, key) if key and len(key) <= 64 else None
+    row = session.get(PendingImport, key) if KEY.fullmatch(key or "") else None
     if row is None or row.owner_id != owner_id or _aware(row.expires_at) < utcnow():
         raise NotFound("no such upload waiting (it may have expired: upload it again)")
     return row

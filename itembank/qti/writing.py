@@ -71,7 +71,7 @@ def _mapping(decl: etree._Element, entries: list[tuple[str, float, bool | None]]
             upper_bound=None if upper is None else _num(upper))
     for key, value, case in entries:
         _el(m, "map-entry", map_key=key, mapped_value=_num(value),
-            case_sensitive=None if case is None else str(case).lower())
+            case_sensitive=str(case is not False).lower())
 
 
 def _template(root: etree._Element, dialect: Dialect, name: str) -> None:

@@ -131,50 +131,109 @@ def build_parameter_map(
 @dataclass
 class EStep:
     loglik: float
-    posterior: np.ndarray  # (U, Q) posterior weights per pattern, rows sum to one
+    posterior: np.ndarray | None  # (U, Q) posterior weights per pattern (None if not kept)
     counts: np.ndarray  # (J, K, Q) expected counts r_jkq
     node_mass: np.ndarray  # (Q,) expected number of persons at each node
 
 
-def pattern_loglik(patterns: ResponsePatterns, logp: np.ndarray) -> np.ndarray:
-    """log L_u(X_q) for every pattern and node, shape (U, Q)."""
+# patterns per E-step block: the (block, Q) work arrays stay near 16 MB however many persons
+E_STEP_BLOCK_CELLS = 2_000_000
+
+
+def _stacked_indicators(patterns: ResponsePatterns) -> np.ndarray | None:
+    """[Y_1 | Y_2 | ... | Y_{K-1}], (U, J (K-1)): one matrix product serves every category.
+    Built once per pattern set (a 0/1 test needs no copy: it is Y_1 itself)."""
+    if not patterns.indicators:
+        return None
+    if len(patterns.indicators) == 1:
+        return patterns.indicators[0]
+    cached = getattr(patterns, "_stacked", None)
+    if cached is None:
+        cached = np.hstack(patterns.indicators)
+        patterns._stacked = cached  # type: ignore[attr-defined]
+    return cached
+
+
+def _category_contrasts(logp: np.ndarray) -> np.ndarray:
+    """(J (K-1), Q): log P_k - log P_0 for k = 1..K-1, stacked k-major like the indicators."""
+    diff = logp[:, 1:, :] - logp[:, :1, :]
+    return np.ascontiguousarray(diff.transpose(1, 0, 2)).reshape(-1, logp.shape[2])
+
+
+def pattern_loglik(
+    patterns: ResponsePatterns, logp: np.ndarray, rows: slice | None = None
+) -> np.ndarray:
+    """log L_u(X_q) for every pattern (or the patterns in ``rows``) and node, shape (U, Q)."""
+    rows = rows if rows is not None else slice(None)
     base = logp[:, 0, :]
+    n = patterns.codes[rows].shape[0]
     if patterns.observed is None:
-        ll = np.broadcast_to(base.sum(axis=0), (patterns.codes.shape[0], base.shape[1])).copy()
+        ll = np.broadcast_to(base.sum(axis=0), (n, base.shape[1])).copy()
     else:
-        ll = patterns.observed @ base
-    for k, y in enumerate(patterns.indicators, start=1):
-        ll += y @ (logp[:, k, :] - base)
+        ll = patterns.observed[rows] @ base
+    y = _stacked_indicators(patterns)
+    if y is not None:
+        ll += y[rows] @ _category_contrasts(logp)
     return ll
 
 
-def e_step(patterns: ResponsePatterns, logp: np.ndarray, weights: np.ndarray) -> EStep:
-    """Posterior weights, marginal log-likelihood and expected counts (see module docstring)."""
-    ll = pattern_loglik(patterns, logp)
-    with np.errstate(divide="ignore"):
-        ll += np.log(weights)
-    mx = ll.max(axis=1, keepdims=True)
-    np.subtract(ll, mx, out=ll)
-    np.exp(ll, out=ll)
-    total = ll.sum(axis=1)
-    loglik = float(patterns.freq @ (np.log(total) + mx[:, 0]))
-    ll /= total[:, None]
-    post = ll
-    fw = post * patterns.freq[:, None]
+def e_step(
+    patterns: ResponsePatterns,
+    logp: np.ndarray,
+    weights: np.ndarray,
+    keep_posterior: bool = True,
+) -> EStep:
+    """Posterior weights, marginal log-likelihood and expected counts (see module docstring).
+
+    Patterns are processed in blocks, so without ``keep_posterior`` (the EM loop) memory is
+    bounded by a block however many persons there are; the counts of all categories k >= 1
+    come from one matrix product ``[Y_1 | ... | Y_{K-1}]^T (f * W)``.
+    """
     j, k_max, q = logp.shape
+    n_pat = patterns.codes.shape[0]
+    y = _stacked_indicators(patterns)
+    contrasts = _category_contrasts(logp)
+    base_sum = logp[:, 0, :].sum(axis=0)
+    with np.errstate(divide="ignore"):
+        log_w = np.log(weights)
+    post_all = np.empty((n_pat, q)) if keep_posterior else None
+    upper = np.zeros((contrasts.shape[0], q))
+    n_jq = np.zeros((j, q)) if patterns.observed is not None else None
+    node_mass = np.zeros(q)
+    loglik = 0.0
+    block = max(1, E_STEP_BLOCK_CELLS // max(q, 1))
+    offset = log_w + (base_sum if patterns.observed is None else 0.0)
+    for start in range(0, n_pat, block):
+        rows = slice(start, min(n_pat, start + block))
+        if y is not None:
+            ll = y[rows] @ contrasts
+            if patterns.observed is not None:
+                ll += patterns.observed[rows] @ logp[:, 0, :]
+        elif patterns.observed is not None:
+            ll = patterns.observed[rows] @ logp[:, 0, :]
+        else:
+            ll = np.zeros((rows.stop - rows.start, q))
+        ll += offset
+        mx = ll.max(axis=1, keepdims=True)
+        ll -= mx
+        np.exp(ll, out=ll)
+        total = ll.sum(axis=1)
+        freq = patterns.freq[rows]
+        loglik += float(freq @ (np.log(total) + mx[:, 0]))
+        if post_all is not None:
+            np.divide(ll, total[:, None], out=post_all[rows])
+        fw = np.multiply(ll, (freq / total)[:, None], out=ll)  # f_u w_uq in one pass
+        node_mass += fw.sum(axis=0)
+        if y is not None:
+            upper += y[rows].T @ fw
+        if n_jq is not None:
+            n_jq += patterns.observed[rows].T @ fw
     counts = np.empty((j, k_max, q))
-    node_mass = fw.sum(axis=0)
-    n_jq = (
-        np.broadcast_to(node_mass, (j, q))
-        if patterns.observed is None
-        else (patterns.observed.T @ fw)
-    )
-    rest = np.array(n_jq, copy=True)
-    for k, y in enumerate(patterns.indicators, start=1):
-        counts[:, k, :] = y.T @ fw
-        rest -= counts[:, k, :]
-    counts[:, 0, :] = np.maximum(rest, 0.0)
-    return EStep(loglik=loglik, posterior=post, counts=counts, node_mass=node_mass)
+    if k_max > 1:
+        counts[:, 1:, :] = upper.reshape(k_max - 1, j, q).transpose(1, 0, 2)
+    rest = np.broadcast_to(node_mass, (j, q)) if n_jq is None else n_jq
+    counts[:, 0, :] = np.maximum(rest - counts[:, 1:, :].sum(axis=1), 0.0)
+    return EStep(loglik=loglik, posterior=post_all, counts=counts, node_mass=node_mass)
 
 
 def dlogp(model: str, xi: np.ndarray, n_cat: np.ndarray, theta: np.ndarray) -> np.ndarray:
@@ -442,6 +501,18 @@ def _shared_step(model, xi, n_cat, theta, counts, pmap, priors):
     return xi, 0.0
 
 
+def _squarem_point(cycle: list[np.ndarray], alpha_max: float):
+    """SQUAREM's extrapolated point from three successive EM iterates (scheme S3), or None."""
+    r = cycle[1] - cycle[0]
+    v = cycle[2] - 2 * cycle[1] + cycle[0]
+    vv = float(v @ v)
+    if not vv > 0 or not np.isfinite(vv):
+        return None
+    alpha = -np.sqrt(float(r @ r) / vv)
+    alpha = float(np.clip(alpha, -alpha_max, -1.0))
+    return cycle[0] - 2 * alpha * r + alpha**2 * v, alpha
+
+
 @dataclass
 class EMResult:
     xi: np.ndarray
@@ -484,6 +555,15 @@ def run_em(
     With ``estimate_latent`` (fixed-parameter calibration) the latent mean and SD are updated
     each cycle from the posterior node masses, the "multiple weights updating" scheme of
     Kim (2006), so pretest items land on the operational scale.
+
+    Otherwise EM is accelerated by SQUAREM (Varadhan & Roland, 2008, scheme S3): after two EM
+    steps theta_1 = F(theta_0), theta_2 = F(theta_1), with r = theta_1 - theta_0 and
+    v = theta_2 - 2 theta_1 + theta_0, the point theta_0 - 2 alpha r + alpha^2 v with
+    alpha = -|r| / |v| (at most ``alpha_max`` in size) is projected into the parameter box and,
+    if its log-likelihood is no lower than that of theta_1, followed by an EM step; else the
+    plain theta_2 is kept. The many slowly converging cycles of plain EM on long tests (the
+    common scale of all slopes converges at a rate near 1) become a few. Every E-step counts
+    as one iteration.
     """
     n_cat = patterns.n_cat
     quad = normal_quadrature(n_quad, bound)
@@ -496,11 +576,27 @@ def run_em(
     iteration = 0
     non_finite = 0
     estep = None
+    accelerate = not estimate_latent and pmap.n_free > 0
+    cycle = [phi]  # the points of the current SQUAREM cycle
+    trial = None  # (plain EM point to fall back to, log-likelihood to beat) after extrapolating
+    alpha_max = 4.0
     with np.errstate(all="ignore"):
         for iteration in range(1, max_iter + 1):
             logp = log_prob(model, xi, n_cat, quad.points)
-            estep = e_step(patterns, logp, quad.weights)
-            if not np.isfinite(estep.loglik) or not np.isfinite(estep.counts).all():
+            estep = e_step(patterns, logp, quad.weights, keep_posterior=False)
+            finite = np.isfinite(estep.loglik) and np.isfinite(estep.counts).all()
+            if trial is not None:
+                fallback, to_beat, alpha = trial
+                trial = None
+                if not finite or estep.loglik < to_beat - 1e-12 * abs(to_beat):
+                    alpha_max = max(1.0, alpha_max / 4)
+                    xi, phi = fallback, pmap.pack(fallback)
+                    cycle = [phi]
+                    continue
+                if abs(alpha) >= alpha_max:
+                    alpha_max *= 4
+                cycle = []
+            if not finite:
                 non_finite += 1
                 break
             ll_change = estep.loglik - last_ll
@@ -521,6 +617,15 @@ def run_em(
             if change < tol and abs(ll_change) <= LOGLIK_RTOL * (1 + abs(estep.loglik)):
                 converged = True
                 break
+            cycle.append(phi)
+            if accelerate and len(cycle) == 3:
+                step = _squarem_point(cycle, alpha_max)
+                cycle = [phi]
+                if step is not None:
+                    point, alpha = step
+                    trial = (xi, estep.loglik, alpha)
+                    xi = clip_xi(model, pmap.unpack(point, xi))
+                    phi = pmap.pack(xi)
         logp = log_prob(model, xi, n_cat, quad.points)
         estep = e_step(patterns, logp, quad.weights)
     return EMResult(

@@ -18,6 +18,7 @@ log-prior Hessian (the posterior information). Work is chunked over patterns to 
 from __future__ import annotations
 
 import numpy as np
+from scipy.linalg.blas import dsyrk
 
 from psychometrics.data import ResponsePatterns
 from psychometrics.irt.estimation import DERIV_STEP, ParameterMap, dlogp, e_step
@@ -100,6 +101,26 @@ def observed_information(
     return 0.5 * (info + info.T)
 
 
+# a pattern whose posterior weight at a node is below this adds nothing measurable there
+NODE_WEIGHT_FLOOR = 1e-12
+
+
+def _node_rows(weight: np.ndarray) -> np.ndarray:
+    """Patterns that carry posterior weight at a node: for a test of any length a pattern's
+    posterior covers a fraction of the grid, so most (pattern, node) pairs can be skipped."""
+    return np.flatnonzero(weight > NODE_WEIGHT_FLOOR)
+
+
+def _weighted_gram(a: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """a^T diag(weight) a for weight >= 0, as one symmetric rank-k update (BLAS syrk, half the
+    work of a general product)."""
+    if a.shape[0] == 0:
+        return np.zeros((a.shape[1], a.shape[1]))
+    root = a * np.sqrt(weight)[:, None]  # C order: its transpose is Fortran order, no copy
+    upper = dsyrk(1.0, root.T, trans=0)
+    return np.triu(upper) + np.triu(upper, 1).T
+
+
 def _dichotomous_terms(patterns, sl, post, logp, d):
     """(E[s s^T], E[s] E[s]^T) summed over the patterns in ``sl`` for 0/1 items."""
     y = patterns.indicators[0][sl]
@@ -111,8 +132,9 @@ def _dichotomous_terms(patterns, sl, post, logp, d):
     cross = np.zeros((j, m, j, m))
     fw = post * f[:, None]
     for q in range(q_n):
-        e = y - (p1[:, q] if mask is None else mask * p1[:, q])
-        c = (e * fw[:, q : q + 1]).T @ e  # (J, J)
+        rows = _node_rows(fw[:, q])
+        e = y[rows] - (p1[:, q] if mask is None else mask[rows] * p1[:, q])
+        c = _weighted_gram(e, fw[rows, q])  # (J, J)
         hq = h[:, :, q]
         cross += c[:, None, :, None] * hq[:, :, None, None] * hq[None, None, :, :]
     # expected node score per pattern: g_u,(j,m) = sum_q w_uq e_ujq h_jmq
@@ -127,23 +149,29 @@ def _dichotomous_terms(patterns, sl, post, logp, d):
 
 
 def _general_terms(patterns, sl, post, d):
-    """The same two sums for polytomous items, with node scores built explicitly."""
+    """The same two sums for polytomous items. A pattern's node score is a gather,
+    s_uq,(j,m) = d log P_{j, x_uj}(X_q) / d xi_jm (zero where item j was not presented), taken
+    for the patterns with posterior weight at the node only; the expected scores
+    g_u = sum_q w_uq s_uq come from one product of the posterior with all category derivatives.
+    """
     f = patterns.freq[sl]
-    ys = [ind[sl] for ind in patterns.indicators]
-    obs = patterns.observed_mask()[sl]
-    y0 = obs - sum(ys) if ys else obs
-    cats = [y0] + ys
-    j, m, _, q_n = d.shape
+    j, m, k_max, q_n = d.shape
+    codes = patterns.codes[sl].astype(np.intp)
+    codes[codes < 0] = k_max  # the zero "category" of an item not presented
+    padded = np.zeros((j, m, k_max + 1, q_n))
+    padded[:, :, :k_max] = d
+    by_node = np.ascontiguousarray(padded.transpose(3, 0, 2, 1))  # (Q, J, K+1, m)
+    items = np.arange(j)
     n = post.shape[0]
+    fw = post * f[:, None]
     cross = np.zeros((j * m, j * m))
-    g = np.zeros((n, j * m))
     for q in range(q_n):
-        s = np.zeros((n, j, m))
-        for k, yk in enumerate(cats):
-            s += yk[:, :, None] * d[None, :, :, k, q]
-        s = s.reshape(n, j * m)
-        cross += (s * (post[:, q] * f)[:, None]).T @ s
-        g += post[:, q : q + 1] * s
+        rows = _node_rows(fw[:, q])
+        s = by_node[q][items, codes[rows]].reshape(rows.size, j * m)
+        cross += _weighted_gram(s, fw[rows, q])
+    expected = (post @ padded.reshape(-1, q_n).T).reshape(n, j, m, k_max + 1)
+    g = np.take_along_axis(expected, codes[:, :, None, None], axis=3)[..., 0]
+    g = g.reshape(n, j * m)
     gram = (g * f[:, None]).T @ g
     return cross.reshape(j, m, j, m), gram.reshape(j, m, j, m)
 
@@ -185,10 +213,11 @@ def _mixed_terms(patterns, sl, post, logp, d, models):
     basis = np.empty((obs.shape[0], nb))
     cross = np.zeros((j_n * m, j_n * m))
     for q in range(q_n):
-        basis[:, :n_d] = y1 - od * p1[:, q]
-        basis[:, n_d:] = constant
-        basis *= root_fw[:, q : q + 1]
-        c = basis.T @ basis  # one symmetric rank-k product
+        rows = _node_rows(root_fw[:, q])
+        part = basis[rows]
+        part[:, :n_d] = y1[rows] - od[rows] * p1[:, q]
+        part[:, n_d:] = constant[rows]
+        c = _weighted_gram(part, root_fw[rows, q] ** 2)
         cross += h[q].T @ c @ h[q]
     # expected node scores g_u = sum_q w_uq B_uq H_q, category by category
     dd = d.reshape(j_n * m, k_max, q_n)

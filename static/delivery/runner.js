@@ -7,6 +7,12 @@
 //   microcred:attempt   {attempt_id, csrf_token}        once, at load
 //   microcred:state     heartbeat body (clock, extras)  after every heartbeat
 //   microcred:finalized {result_url}                    when the attempt is over
+//
+// Each item arrives with its HTML (item.html: stimulus, stem, interaction), rendered by the server
+// from the same templates as every other view of the item; static/items/interactions.js reads
+// and restores its value.
+
+import { attach } from "../items/interactions.js";
 
 const root = document.getElementById("runner");
 const state = JSON.parse(document.getElementById("attempt-state").textContent);
@@ -27,14 +33,14 @@ const storeKey = (name) => `microcred:attempt:${attemptId}:${name}`;
 const $ = (id) => document.getElementById(id);
 const els = {
   heading: $("question-heading"), stem: $("question-stem"), options: $("options-list"),
-  legend: $("question-legend"), prev: $("prev"), next: $("next"), flag: $("flag"),
+  stimulus: $("question-stimulus"), prev: $("prev"), next: $("next"), flag: $("flag"),
   toReview: $("to-review"), questionView: $("question-view"), reviewView: $("review-view"),
   reviewRows: $("review-rows"), reviewSummary: $("review-summary"), reviewHeading: $("review-heading"),
   backToQuestion: $("back-to-question"), submitOpen: $("submit-open"), dialog: $("confirm-submit"),
   confirmText: $("confirm-text"), confirmYes: $("confirm-yes"), confirmCancel: $("confirm-cancel"),
   navigator: $("navigator-list"), timer: $("timer"), saveStatus: $("save-status"),
   announcer: $("announcer"), paused: $("paused-overlay"), pausedHeading: $("paused-heading"),
-  timeup: $("timeup-overlay"), timeupHeading: $("timeup-heading"), selectStatus: $("select-status"),
+  timeup: $("timeup-overlay"), timeupHeading: $("timeup-heading"),
 };
 
 // The question on screen is kept on this device until the server has it, so a reload before
@@ -350,8 +356,14 @@ window.addEventListener("offline", () => { online = false; refreshSaveStatus(); 
 
 // ------------------------------------------------------------------ rendering
 
+// the runner's "answered" is the server's (itembank.types: is_answered): an empty list, text
+// or object answers nothing
 function isAnswered(item) {
-  return Array.isArray(item.answer) ? item.answer.length > 0 : item.answer !== null && item.answer !== undefined;
+  const a = item.answer;
+  if (a === null || a === undefined || a === "") return false;
+  if (Array.isArray(a)) return a.length > 0;
+  if (typeof a === "object") return Object.keys(a).length > 0;
+  return true;
 }
 
 function el(tag, attrs = {}, text) {
@@ -364,51 +376,30 @@ function el(tag, attrs = {}, text) {
   return node;
 }
 
+let control = null;  // the interaction on screen: { read, write }
+
 function renderQuestion(focus = true) {
   const item = state.items[position];
   const total = state.items.length;
   els.heading.textContent = `Question ${item.number} of ${total}`;
-  els.stem.replaceChildren(...item.stem.split(/\n\n+/).map((p) => el("p", {}, p)));
-  const multiple = item.type === "multiple_response";
-  els.legend.textContent = multiple
-    ? `Answer options for question ${item.number}. ${item.select ? `Select ${item.select}.` : "Select all that apply."}`
-    : `Answer options for question ${item.number}. Select one.`;
-  const chosen = new Set(Array.isArray(item.answer) ? item.answer : item.answer ? [item.answer] : []);
-  const rows = item.options.map((opt, i) => {
-    const id = `opt-${item.id}-${opt.id}`;
-    const input = el("input", {
-      type: multiple ? "checkbox" : "radio", id, name: `item-${item.id}`, value: opt.id,
-    });
-    input.checked = chosen.has(opt.id);
-    input.addEventListener("change", () => onAnswer(item));
-    const label = el("label", { for: id });
-    label.append(el("span", { class: "option-letter", "aria-hidden": "true" }, String.fromCharCode(65 + i)), el("span", { class: "option-text" }, opt.text));
-    const row = el("div", { class: "option" });
-    row.append(input, label);
-    return row;
-  });
-  els.options.replaceChildren(...rows);
-  applySelectLimit(item);
+  // the stimulus of an item set stays in place (and scrolled) from one of its questions to the next
+  const stimulus = item.html.stimulus || "";
+  if (els.stimulus.dataset.shown !== String(item.stimulus ? item.stimulus.id : "")) {
+    els.stimulus.innerHTML = stimulus;
+    els.stimulus.dataset.shown = item.stimulus ? String(item.stimulus.id) : "";
+  }
+  els.stimulus.hidden = !stimulus;
+  els.questionView.classList.toggle("with-stimulus", Boolean(stimulus));
+  els.stem.innerHTML = item.html.stem;
+  els.options.innerHTML = item.html.interaction;
+  control = attach(els.options, { onChange: () => onAnswer(item), announce });
+  control.write(item.answer);
   els.flag.setAttribute("aria-pressed", String(item.flagged));
   els.flag.textContent = item.flagged ? "Flagged for review" : "Flag for review";
   els.prev.disabled = position === 0;
   els.next.disabled = position === total - 1;
   renderNavigator();
   if (focus) els.heading.focus();
-}
-
-// "Select TWO.": at the stated number the other boxes are disabled, and the status says so.
-function applySelectLimit(item) {
-  const limit = item.type === "multiple_response" ? item.select : null;
-  els.selectStatus.hidden = !limit;
-  if (!limit) return;
-  const inputs = [...els.options.querySelectorAll("input")];
-  const n = inputs.filter((x) => x.checked).length;
-  for (const x of inputs) x.disabled = !x.checked && n >= limit;
-  els.selectStatus.dataset.state = n >= limit ? "full" : "open";
-  els.selectStatus.textContent = n >= limit
-    ? `Select ${limit}; you have selected ${n}. To choose another option, first clear one.`
-    : `Select ${limit}; you have selected ${n}.`;
 }
 
 function renderNavigator() {
@@ -465,16 +456,7 @@ function goTo(i) {
 
 function onAnswer(item) {
   if (inputBlocked()) { renderQuestion(false); return; }  // nothing changes behind an overlay
-  const inputs = [...els.options.querySelectorAll("input")];
-  if (item.type === "multiple_response") {
-    const picked = inputs.filter((x) => x.checked).map((x) => x.value);
-    if (item.select && picked.length > item.select) { renderQuestion(false); return; }
-    item.answer = picked.length ? picked : null;
-    applySelectLimit(item);
-  } else {
-    const picked = inputs.find((x) => x.checked);
-    item.answer = picked ? picked.value : null;
-  }
+  item.answer = control.read();
   enqueue(item);
   renderNavigator();
 }

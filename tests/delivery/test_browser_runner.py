@@ -12,24 +12,13 @@ from sqlalchemy import select
 
 from assessment.delivery import service
 from assessment.delivery.models import Attempt, ResponseSave, Result
-from tests.runner_pages import TIMER, seconds, signin, start, watched
+from tests.runner_pages import TIMER, seconds, signin, start
 
 RATIONALE = "Because the key says so."
 pytestmark = pytest.mark.browser
 
 
 # ---------------------------------------------------------------- helpers
-
-
-@pytest.fixture
-def candidate(make_user):
-    return make_user("candidate")
-
-
-@pytest.fixture
-def watch(page):
-    """Fail on any script error or 4xx/5xx answer of the server (a missing favicon aside)."""
-    yield from watched(page, refusals_fail=True)
 
 
 def _timer(page) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from assessment.delivery import reads, service
 from assessment.delivery.eligibility import outcome
-from assessment.delivery.models import ResponseSave, Result, ResultRelease
+from assessment.delivery.models import Attempt, ResponseSave, Result, ResultRelease
 from assessment.psych.results import counted_results
 from itembank.models import ItemVersion
 from itembank.types import ITEM_TYPES
@@ -91,3 +91,16 @@ def test_progress_counts_what_the_item_type_calls_answered(db, make_user, demo_e
     result = service.submit_attempt(db, attempt, grace_seconds=5)
     db.commit()
     assert result.answered == got.answered  # one definition of "answered" (the item type's)
+
+
+def test_item_score_rows_count_what_the_statistics_count(db, make_user, demo_exam):
+    """An item's scored responses in counted results: an invalidated result drops out."""
+    a, b = _passed_result(db, make_user, demo_exam), _passed_result(db, make_user, demo_exam)
+    shared = set(db.get(Attempt, a.attempt_id).item_order) & set(db.get(Attempt, b.attempt_id).item_order)
+    version_id = min(shared)
+    rows = reads.item_score_rows(db, version_id)
+    assert len(rows) == 2 and all(score == maximum > 0 for score, maximum, _ in rows)
+    assert sorted(raw for _, _, raw in rows) == sorted([a.raw_score, b.raw_score])
+    db.add(ResultRelease(result_id=a.id, status="invalidated", reason="review", by_user_id=None))
+    db.commit()
+    assert [raw for _, _, raw in reads.item_score_rows(db, version_id)] == [b.raw_score]

@@ -15,24 +15,13 @@ import pytest
 
 from assessment.delivery import service
 from assessment.delivery.models import Attempt
-from tests.runner_pages import seconds, signin, start, watched
+from tests.runner_pages import seconds, signin, start
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)]
 
 
 # ---------------------------------------------------------------- helpers
-
-
-@pytest.fixture
-def candidate(make_user):
-    return make_user("candidate")
-
-
-@pytest.fixture
-def watch(page):
-    """Fail on any script error; collect the server's 4xx/5xx answers for the test to judge."""
-    yield from watched(page, refusals_fail=False)
 
 
 def _focused(page, selector: str) -> bool:
@@ -71,7 +60,7 @@ def _tab_stays_in(page, overlay: str, presses: int = 12) -> None:
 
 
 def test_a_select_two_item_stops_at_two_and_says_so(page, live_server, db, candidate, build_exam,
-                                                    watch):
+                                                    refusals):
     from playwright.sync_api import expect
 
     exam = build_exam(db, code="PICK2", shuffle=False)  # question 4 is B1: select 2 of A-D
@@ -80,7 +69,7 @@ def test_a_select_two_item_stops_at_two_and_says_so(page, live_server, db, candi
     page.get_by_role("button", name="Question 4, not answered").click()
     group = page.get_by_role("group", name="Answer options for question 4. Select 2.")
     expect(group).to_be_visible()
-    status = page.locator("#select-status")
+    status = page.locator("[data-select-status]")
     expect(status).to_have_text("Select 2; you have selected 0.")
     expect(status).to_have_attribute("aria-live", "polite")
     box = {x: page.get_by_role("checkbox", name=f"Option {x} of B1", exact=True) for x in "ABCD"}
@@ -116,14 +105,14 @@ def test_a_select_two_item_stops_at_two_and_says_so(page, live_server, db, candi
     expect(status).to_have_text("Select 2; you have selected 1.")
     for x in "BCD":
         expect(box[x]).to_be_enabled()
-    assert not watch, watch
+    assert not refusals, refusals
 
 
 # ---------------------------------------------------------------- 26. modal overlays
 
 
 def test_the_paused_overlay_is_modal_and_a_refused_save_is_not_retried_in_a_loop(
-        page, live_server, db, candidate, build_exam, watch):
+        page, live_server, db, candidate, build_exam, refusals):
     from playwright.sync_api import expect
 
     exam = build_exam(db, code="PAUSE", shuffle=False)
@@ -146,7 +135,7 @@ def test_the_paused_overlay_is_modal_and_a_refused_save_is_not_retried_in_a_loop
         new MutationObserver(() => { window.statusWrites += 1; }).observe(
           document.getElementById('save-status'), {childList: true, characterData: true, subtree: true}); }""")
     refused_at = len(saves)
-    assert refused_at >= 1 and any("/saves" in r and r.startswith("409") for r in watch), watch
+    assert refused_at >= 1 and any("/saves" in r and r.startswith("409") for r in refusals), refusals
 
     # modal: the rest of the page is inert; Tab never leaves the overlay
     for selector in (".runner-body", ".runner-bar", "header"):
@@ -183,7 +172,7 @@ def _first_item(db, attempt_id: int) -> int:
 
 
 def test_the_time_up_overlay_is_modal_and_focus_lands_on_the_result(page, live_server, db,
-                                                                    candidate, build_exam, watch):
+                                                                    candidate, build_exam, refusals):
     from playwright.sync_api import expect
 
     exam = build_exam(db, code="TIMEUP", minutes=0.1)
@@ -201,7 +190,7 @@ def test_the_time_up_overlay_is_modal_and_focus_lands_on_the_result(page, live_s
 
 
 def test_an_extension_is_announced_and_a_termination_says_why(page, live_server, db, candidate,
-                                                              make_user, build_exam, watch):
+                                                              make_user, build_exam, refusals):
     from playwright.sync_api import expect
 
     proctor = make_user("proctor")
@@ -232,7 +221,7 @@ def test_an_extension_is_announced_and_a_termination_says_why(page, live_server,
 
 
 def test_the_confirmation_counts_flagged_questions_and_focus_lands_on_the_result(
-        page, live_server, db, candidate, build_exam, watch):
+        page, live_server, db, candidate, build_exam, refusals):
     from playwright.sync_api import expect
 
     exam = build_exam(db, code="FLAGS", shuffle=False)
@@ -316,7 +305,7 @@ def _contrast(a: tuple[int, int, int], b: tuple[int, int, int]) -> float:
 
 def test_the_flag_marker_stands_out_on_answered_and_unanswered_buttons(page, live_server, db,
                                                                        candidate, build_exam,
-                                                                       watch):
+                                                                       refusals):
     """WCAG 1.4.11: the marker that says "flagged" needs 3:1 against the button around it,
     measured on the pixels Chromium draws."""
     from PIL import Image

@@ -21,6 +21,7 @@ from psychometrics import (
     ScaleTransform,
     angoff_cut,
     carry_cut,
+    conversion_table,
     cut_report,
     lee,
     livingston_lewis,
@@ -99,7 +100,8 @@ def test_scale_transform_100_500_cut_350():
     assert s([0.4 + 1.0, 0.4 - 2.0]).tolist() == [400.0, 250.0]
     assert s([10.0, -10.0]).tolist() == [500.0, 100.0]  # clipped
     fine = ScaleTransform(theta_cut=0.0, cut_scale=350, slope=2, limits=(100, 500))
-    assert fine([0.25, -0.25]).tolist() == [351.0, 350.0]  # 350.5, 349.5: halves round up
+    # 350.5 rounds half up to 351; 349.5 would round to 350, but it is below the cut: 349
+    assert fine([0.25, -0.25]).tolist() == [351.0, 349.0]
     assert s.inverse(400) == pytest.approx(1.4)
     two = ScaleTransform.through(
         0.4, cut_scale=350, theta_anchor=-1.6, scale_anchor=250, limits=(100, 500)
@@ -109,6 +111,19 @@ def test_scale_transform_100_500_cut_350():
         ScaleTransform(0.0, cut_scale=600)
     with pytest.raises(PsychometricsError, match="slope must be positive"):
         ScaleTransform(0.0, slope=-1)
+
+
+def test_scale_conversion_table_never_shows_the_cut_to_a_failing_score(kb):
+    form_x, _ = kb
+    theta_c = theta_cut_from_raw(form_x, 24.6)
+    scale = ScaleTransform(theta_c, cut_scale=350, slope=50, limits=(100, 500))
+    # 349.6 would round to 350; below the cut it reports 349
+    assert scale(theta_c - 0.4 / 50) == 349.0 and scale(theta_c) == 350.0
+    table = conversion_table(form_x, scale=scale, theta_from="tcc")
+    raw_cut = carry_cut(theta_c, form_x).forms[0].raw_cut
+    assert raw_cut == 25
+    assert table.scale[raw_cut] >= 350 and table.scale[raw_cut - 1] < 350
+    assert table.scale.min() >= 100 and table.scale.max() <= 500
 
 
 def test_rudner_single_examinee_normal_table():

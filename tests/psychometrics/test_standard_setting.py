@@ -87,6 +87,15 @@ def test_angoff_rounds_report_each_round_and_final_cut():
     assert res.rounds[1].sd < res.rounds[0].sd
 
 
+def test_angoff_rounds_carry_impact_data():
+    # round cuts 3.90 and 3.86 both need a raw score of 4: impact = share of scores >= 4
+    scores = [1, 2, 3, 4, 4, 5, 6, 3, 2, 6]
+    res = angoff_cut(ANGOFF_ROUND1, scores=scores)
+    assert res.rounds[0].pass_rate == pytest.approx(0.5)
+    assert res.to_dict()["rounds"][0]["pass_rate"] == pytest.approx(0.5)
+    assert angoff_cut(ANGOFF_ROUND1).rounds[0].pass_rate is None
+
+
 def test_yes_no_angoff_and_polytomous_item_max():
     yn = np.array([[1, 1, 0, 1], [1, 0, 0, 1], [1, 1, 1, 1]])
     res = angoff_cut(yn, yes_no=True)
@@ -247,3 +256,28 @@ def test_borderline_group_and_regression():
         borderline_group_cut(scores, ratings, borderline=9)
     with pytest.raises(PsychometricsError, match="no spread"):
         borderline_regression_cut(scores, np.ones(10))
+
+
+def test_mixed_format_booklet_has_a_page_per_score_point():
+    # a 3PL item, a 2PL item and a three-category GPCM item: 1 + 1 + 2 pages
+    mixed = ItemParameters(
+        "mixed",
+        a=[1.2, 0.8, 1.0],
+        b=[[0.0, np.nan], [-1.0, np.nan], [-0.5, 0.7]],
+        c=[0.2, 0.0, 0.0],
+        item_models=("3pl", "2pl", "gpcm"),
+    )
+    book = ordered_item_booklet(mixed, item_ids=["mc", "tf", "essay"])
+    assert book.n_pages == 4
+    assert sorted(zip(book.item.tolist(), book.score_point.tolist(), strict=True)) == [
+        (0, 1),
+        (1, 1),
+        (2, 1),
+        (2, 2),
+    ]
+    assert np.all(np.diff(book.location) >= 0)
+    # the 3PL page: b + ln((.67 - .2) / .33) / a
+    page = int(np.flatnonzero(book.item == 0)[0])
+    assert book.location[page] == pytest.approx(np.log(0.47 / 0.33) / 1.2)
+    res = bookmark_cut(book, [2, 3, 4])
+    assert res.cut == pytest.approx(book.location[2])

@@ -15,7 +15,13 @@ from itembank import authoring
 from itembank.enemies import add_enemy, enemies_of
 from itembank.models import Item, ItemParameter, ItemVersion
 from itembank.qti.csv_import import import_csv, read_csv
-from itembank.qti.package import export_package, newest_versions, read_package, write_plan
+from itembank.qti.package import (
+    export_package,
+    newest_versions,
+    read_package,
+    record_of,
+    write_plan,
+)
 from tests.itembank.qti.samples import samples
 from tests.itembank.qti.test_qti_roundtrip import PNG
 
@@ -29,9 +35,15 @@ def _image_src(db) -> str:
 
 
 def _bank(db) -> list[ItemVersion]:
+    from itembank.stimuli import create_stimulus
+
+    case = create_stimulus(db, code="CASE-1", kind="case", title="A patient",
+                           content="<p>A 54-year-old man presents with chest pain.</p>")
     versions = []
     for s in samples(_image_src(db)):
         s = dict(s)
+        if s["code"].startswith("MR-"):  # an item set of two
+            s["stimulus_id"] = case.id
         version = authoring.create_item(db, code=s.pop("code"), item_type_name=s.pop("item_type"),
                                         domain_code="D1", **s)
         versions.append(version)
@@ -48,7 +60,9 @@ def _bank(db) -> list[ItemVersion]:
 def _content(v: ItemVersion) -> dict:
     return {"item_type": v.item_type, "stem": v.stem, "interaction": v.interaction,
             "key": v.key, "scoring": v.scoring, "max_score": v.max_score,
-            "domain_code": v.domain_code, "status": v.status, "version": v.version}
+            "domain_code": v.domain_code, "status": v.status, "version": v.version,
+            "stimulus": v.stimulus and (v.stimulus.code, v.stimulus.kind, v.stimulus.title,
+                                        v.stimulus.content)}
 
 
 @pytest.mark.parametrize("dialect", ["qti3", "qti21"])
@@ -67,6 +81,11 @@ def test_bank_round_trip_keeps_items_metadata_statistics_and_enemies(db, dialect
         code = db.get(Item, original.item_id).code
         copy = db.scalar(select(ItemVersion).join(Item).where(Item.code == f"{code}-B"))
         assert _content(copy) == _content(original), code
+        before, after = record_of(db, original), record_of(db, copy)
+        for enemy in after.metadata.get("enemies", []):
+            enemy["code"] = enemy["code"].removesuffix("-B")
+        assert after.metadata == before.metadata, code
+        assert after.statistics == before.statistics, code
     first = db.scalar(select(Item).where(Item.code == "SC-1-B"))
     assert [db.get(Item, i).code for i in enemies_of(db, first.id)] == ["SC-2-B"]
     params = db.scalar(select(ItemParameter).join(ItemVersion).where(
@@ -75,6 +94,7 @@ def test_bank_round_trip_keeps_items_metadata_statistics_and_enemies(db, dialect
     assert params.standard_errors == {"a": 0.11, "b": 0.07, "c": 0.03}
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_preview_writes_nothing_and_a_second_import_skips_existing_codes(db):
     _bank(db)
     db.commit()
@@ -101,6 +121,7 @@ CSV = (b"code,stem,option_a,option_b,option_c,key,domain\n"
        b"C-6,<script>alert(1)</script>,a,b,,A,X\n")
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_csv_rows_are_checked_and_named_by_row_and_column(db):
     plan = read_csv(CSV, "bank.csv")
     outcomes = {o.where: o for o in plan.report.items}
@@ -116,6 +137,7 @@ def test_csv_rows_are_checked_and_named_by_row_and_column(db):
     assert "<script>" not in c6.stem and "&lt;script&gt;" in c6.stem
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_cli_import_prints_the_report_and_export_writes_a_package(db, database_url, tmp_path):
     _bank(db)
     db.commit()

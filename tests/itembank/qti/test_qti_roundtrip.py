@@ -20,9 +20,9 @@ from itembank.qti.record import ItemRecord
 from itembank.types import item_type
 from tests.itembank.qti.samples import samples
 
-PNG = bytes.fromhex(  # a 1 x 1 PNG
+PNG = bytes.fromhex(  # a 1 x 1 PNG (a valid one: the bank refuses an image that will not decode)
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
-    "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082")
+    "1f15c4890000000d49444154789c63f8cfc0f01f00050001ff89993d1d0000000049454e44ae426082")
 SHA = hashlib.sha256(PNG).hexdigest()
 
 
@@ -165,3 +165,53 @@ def test_templates_are_recognised_by_name_whatever_the_uri():
     assert rp.template_name(".../rptemplates/map_response.XML") == "map_response"
     with pytest.raises(rp.UnsupportedProcessing, match="map_response_cc2"):
         rp.template_rules("map_response_cc2")
+
+
+@pytest.mark.parametrize("dialect", ["qti3", "qti21"])
+def test_an_item_set_keeps_its_shared_stimulus(dialect):
+    """QTI 3.0 writes the stimulus once (``qti-assessment-stimulus``) and refers to it from each
+    member; QTI 2.1 has no stimulus, so it goes into each member's body and comes back out."""
+    from itembank.qti.record import StimulusRecord
+
+    passage = StimulusRecord(code="CASE-1", kind="case", title="A patient",
+                             content="<p>A 54-year-old man presents with chest pain.</p>")
+    members = [ItemRecord(**s) for s in samples()[:2]]
+    for m in members:
+        m.stimulus = passage
+    data = package_records(members, dialect)
+    names = zipfile.ZipFile(io.BytesIO(data)).namelist()
+    assert ("items/stimuli/CASE-1.xml" in names) == (dialect == "qti3")
+    plan = read_package(data, "set.zip")
+    for planned, member in zip(plan.items, members, strict=True):
+        assert planned.record.definition() == member.definition()
+        assert planned.record.stimulus == passage
+
+
+METADATA = {"domain_code": "D2", "subdomain_code": "D2.1", "cognitive_level": "apply",
+            "keywords": ["cardiology", "ecg"], "status": "approved", "version": 3,
+            "author": {"name": "Ada Author", "email": "ada@example.org"},
+            "reviewers": [{"name": "Rex Reviewer", "email": "rex@example.org"}],
+            "enemies": [{"code": "SC-2", "reason": "same fact"}],
+            "reference": "Harrison's, 21st ed., ch. 12"}
+STATISTICS = [{"name": "p", "value": 0.62, "case_count": 410, "version": 3},
+              {"name": "rpb", "value": 0.41, "case_count": 410, "version": 3},
+              {"name": "irt_a", "value": 1.2, "std_error": 0.11, "version": 3},
+              {"name": "irt_b", "value": -0.4, "std_error": 0.07, "version": 3},
+              {"name": "irt_c", "value": 0.18, "std_error": 0.03, "version": 3}]
+
+
+@pytest.mark.parametrize("dialect", ["qti3", "qti21"])
+def test_metadata_and_statistics_come_back_unchanged(dialect):
+    rec = ItemRecord(**samples()[0])
+    rec.metadata = dict(METADATA)
+    rec.statistics = [dict(s) for s in STATISTICS]
+    data = package_records([rec], dialect)
+    manifest = zipfile.ZipFile(io.BytesIO(data)).read("imsmanifest.xml").decode()
+    assert "<imsmd:taxonPath>" in manifest and "<imsmd:lifeCycle>" in manifest
+    assert "qtiMetadata" in manifest and "usagedata.xml" in manifest
+    back = read_package(data).items[0].record
+    assert back.metadata == METADATA
+    assert back.domain_code == "D2"
+    assert back.statistics == STATISTICS
+    usage = zipfile.ZipFile(io.BytesIO(data)).read("usagedata.xml").decode()
+    assert "urn:microcred:item:SC-1:version:3" in usage

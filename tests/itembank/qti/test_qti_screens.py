@@ -106,3 +106,33 @@ def test_export_downloads_the_filtered_bank(client, db, make_user):
     names = zipfile.ZipFile(io.BytesIO(resp.data)).namelist()
     assert sorted(n for n in names if n.startswith("items/")) == ["items/MR-1.xml",
                                                                    "items/MR-2.xml"]
+
+
+def test_a_csv_bank_goes_through_the_same_page(client, db, make_user):
+    from tests.itembank.qti.test_qti_bank import CSV
+
+    signin(client, make_user("admin"))
+    resp = _upload(client, CSV, "bank.csv")
+    page = client.get(resp.location).get_data(as_text=True)
+    assert "3 item(s) will be imported, 3 skipped" in page
+    assert "column key: D names no option (options A-B)" in page
+
+
+def test_an_item_author_imports_drafts_without_statistics(client, db, make_user):
+    pytest.importorskip("itembank.workflow")
+    from itembank.models import ItemParameter, ItemVersion
+
+    rec = ItemRecord(**samples()[0])
+    rec.metadata = {"status": "approved", "version": 2}
+    rec.statistics = [{"name": "irt_a", "value": 1.1, "version": 2},
+                      {"name": "irt_b", "value": 0.2, "version": 2}]
+    data = package_records([rec], "qti3")
+    signin(client, make_user("item_author"))
+    assert client.get("/bank/export").status_code == 403
+    key = _upload(client, data).location.rsplit("/", 1)[-1]
+    client.post(f"/bank/import/{key}", data={"csrf_token": csrf_token(client),
+                                             "action": "commit"})
+    db.rollback()
+    version = db.scalar(select(ItemVersion))
+    assert version.status == "draft"
+    assert db.scalar(select(func.count()).select_from(ItemParameter)) == 0
