@@ -87,6 +87,7 @@ def test_the_page_has_every_table_and_a_section_per_item(psych_client, db):
     section = html.split(f'id="item-{v.id}"')[1].split("</section>")[0]
     assert v.item_type in section and v.domain_code in section
     assert re.sub(r"<[^>]+>", "", v.stem).split()[0] in section
+    assert "as candidates see it" in section  # the bank's rendering of the whole item
 
 
 @sqlite_only
@@ -113,23 +114,32 @@ def test_numbers_match_the_engine_on_the_same_matrix(psych_client, db):
 def test_with_approved_parameters_the_report_has_irt_fit_and_the_cut_in_theta(approved, db):
     exam = approved
     report = build_report(db, ReportScope(exam), with_charts=False)
-    assert report.irt_note is None and report.has_irt
-    assert all(i.irt is not None and i.irt.se.get("b") for i in report.items)
+    assert report.has_irt
+    calibrated = [i for i in report.items if i.irt is not None]
+    assert len(calibrated) >= len(report.items) - 2 and all(i.irt.se.get("b") for i in calibrated)
     assert any(i.irt.fit for i in report.items)  # S-X2 on each complete form
     matrix = score_matrix(db, exam)
     rows = current_parameters(db, [v.id for v in matrix.versions])
+    assert any(form.theta_cut is not None for form in report.forms), report.notes
     for form in report.forms:
+        if form.theta_cut is None:  # 30 candidates a form: a slope may come out negative
+            assert any(f"form {form.code}: no theta for the raw cut" in n and "not increasing" in n
+                       for n in report.notes), report.notes
+            continue
         # the theta cut is where the form's test characteristic curve reaches the raw cut
         form_id = next(f.id for f in matrix.forms.values() if f.code == form.code)
         vs = [matrix.versions[j] for j in matrix.form_block(form_id)[1]]
-        params = ItemParameters("2pl", [rows[v.id].a for v in vs], [rows[v.id].b for v in vs])
-        assert raw_for_theta(params, [form.theta_cut])[0] == pytest.approx(form.raw_cut, abs=1e-6)
         assert form.raw_cut == int(np.ceil(exam.pass_percent / 100 * form.n_items - 1e-9))
+        vs = [v for v in vs if v.id in rows]
+        params = ItemParameters("2pl", [rows[v.id].a for v in vs], [rows[v.id].b for v in vs])
+        expected_raw = (form.raw_cut if len(vs) == form.n_items
+                        else exam.pass_percent / 100 * len(vs))  # the calibrated items only
+        assert raw_for_theta(params, [form.theta_cut])[0] == pytest.approx(expected_raw, abs=1e-6)
         # CSEM at the cut = 1/sqrt(test information there) (Lord, 1980, eq. 5-5)
         info = (params.a**2 * (p := params.prob([form.theta_cut])[:, 1, 0]) * (1 - p)).sum()
         assert form.csem_theta_at_cut == pytest.approx(1 / np.sqrt(info), rel=1e-6)
     tables = report.tables()
-    assert "irt" in tables and len(tables["irt"][1]) == len(report.items)
+    assert "irt" in tables and len(tables["irt"][1]) == len(calibrated)
 
 
 def test_the_pdf_has_a_cover_a_summary_and_a_page_per_item():

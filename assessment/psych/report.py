@@ -99,6 +99,7 @@ class ItemSection:
     dif: list[dict] = field(default_factory=list)
     icc: charts.Chart | None = None
     trace: charts.Chart | None = None
+    item_version: Any = None  # the ItemVersion, for the page's rendering of the whole item
 
     @property
     def anchor(self) -> str:
@@ -379,19 +380,30 @@ def report_from_matrix(
         )
         calibrated = [j for j in fcols if int(j) in col_pos]
         summary.n_items_calibrated = len(calibrated)
-        if params is not None and len(calibrated) == n_items and n_items >= 2:
-            fparams = params.subset([col_pos[int(j)] for j in fcols])
+        if params is not None and len(calibrated) >= 2:
+            # the form's calibrated items (all of them, unless some are pretest or new); with
+            # some missing, the cut is the same percent of the calibrated items
+            calibrated = np.array(calibrated, dtype=int)
+            fparams = params.subset([col_pos[int(j)] for j in calibrated])
+            theta_raw = raw_cut if len(calibrated) == n_items else (
+                exam.pass_percent / 100.0 * len(calibrated))
+            if len(calibrated) < n_items:
+                notes.append(
+                    f"form {fr.form.code}: {n_items - len(calibrated)} of its items have no"
+                    f" approved parameters; its theta cut, information and S-X2 use the other"
+                    f" {len(calibrated)} (cut: {exam.pass_percent:g}% of them, {theta_raw:.2f})")
             try:
-                summary.theta_cut = float(theta_for_raw(fparams, raw_cut)[0])
+                summary.theta_cut = float(theta_for_raw(fparams, theta_raw)[0])
                 info_cut = float(test_information(fparams, [summary.theta_cut])[0])
                 summary.csem_theta_at_cut = 1.0 / math.sqrt(info_cut)
                 summary.csem_raw_at_cut = float(raw_score_sem(fparams, [summary.theta_cut])[0])
             except PsychometricsError as exc:
-                notes.append(f"form {fr.form.code}: no theta for the raw cut {raw_cut} ({exc})")
+                notes.append(f"form {fr.form.code}: no theta for the raw cut {theta_raw:g} ({exc})")
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 try:
-                    for j, f in zip(fcols, s_x2(matrix.scores[np.ix_(rows, fcols)], fparams)):
+                    block = matrix.scores[np.ix_(rows, calibrated)]
+                    for j, f in zip(calibrated, s_x2(block, fparams)):
                         fits.setdefault(int(j), {})[fr.form.code] = (f.statistic, f.df, f.p_value)
                 except PsychometricsError as exc:
                     notes.append(f"form {fr.form.code}: S-X2 not available ({exc})")
@@ -401,9 +413,6 @@ def report_from_matrix(
                     THETA, info, 1.0 / np.sqrt(info), cut_theta=summary.theta_cut,
                     title=f"Test information and conditional SEM of form {fr.form.code}",
                 )
-        elif params is not None:
-            notes.append(f"form {fr.form.code}: {n_items - len(calibrated)} of its items have no"
-                         " approved parameters, so it has no theta cut, information or S-X2")
         if with_charts:
             summary.histogram = charts.score_histogram(
                 fr.distribution.frequencies, cut=raw_cut, max_score=n_items,
@@ -454,6 +463,7 @@ def report_from_matrix(
             version_id=v.id, item_type=v.item_type, domain=v.domain_code,
             preview=_preview(v.stem), bank_url=bank_url(v) if bank_url else None, stats=stats,
             flags=flags, forms=form_of_col.get(j, []), irt=irt, dif=dif.get(j, []),
+            item_version=v,
         )
         if with_charts:
             _item_charts(section, matrix, j, irt, params, col_pos, theta)
