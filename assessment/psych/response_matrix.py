@@ -59,9 +59,20 @@ class ScoreMatrix:
         return rows, cols
 
 
+_NO_RESULTS = "exam {code} has no finalized results yet, so there is nothing to analyse"
+
+
 def version_label(version: ItemVersion) -> str:
     code = version.item.code
     return code if version.version == 1 else f"{code} v{version.version}"
+
+
+def require_results(session: Session, exam: Exam) -> None:
+    """Raise :class:`AnalysisError` (as :func:`score_matrix` would) when ``exam`` has no counted
+    results: one cheap query, asked before a calibration is queued."""
+    counted = counted_results(exam.id).subquery()
+    if session.execute(select(counted.c.result_id).limit(1)).first() is None:
+        raise AnalysisError(_NO_RESULTS.format(code=exam.code))
 
 
 def score_matrix(
@@ -91,9 +102,9 @@ def score_matrix(
     if not people:
         scoped = form_id is not None or since is not None or until is not None
         raise AnalysisError(
-            f"exam {exam.code} has no finalized results"
-            + (" in the chosen form and dates" if scoped else " yet")
-            + ", so there is nothing to analyse"
+            _NO_RESULTS.format(code=exam.code) if not scoped else
+            f"exam {exam.code} has no finalized results in the chosen form and dates, so there"
+            " is nothing to analyse"
         )
     cells = session.execute(
         select(ItemScore.result_id, ItemScore.item_version_id, ItemScore.score, ItemScore.max_score,
