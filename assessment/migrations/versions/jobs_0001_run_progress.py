@@ -1,7 +1,7 @@
 """calibration runs run as background jobs: job state, progress, error, start and end
 
 Revision ID: jobs_0001_run_progress
-Revises: 0006_exam_authoring
+Revises: 0005_rescore
 Create Date: 2026-11-26 16:05:00
 """
 import sqlalchemy as sa
@@ -10,7 +10,7 @@ from alembic import op
 import microcred.db
 
 revision = 'jobs_0001_run_progress'
-down_revision = '0006_exam_authoring'
+down_revision = '0005_rescore'
 branch_labels = None
 depends_on = None
 
