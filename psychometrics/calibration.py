@@ -282,6 +282,7 @@ def calibrate(
 
     xi = start_xi(spec, x, n_cat, width)
     xi[constant] = _placeholder_xi(models, x, obs, n_cat, width, constant, xi)
+    del obs  # (persons x items) booleans: not needed past this point
     if fixed_idx.any():
         xi[fixed_idx] = fixed_xi[fixed_idx]
     estimate_latent = bool(fixed_idx.any())
@@ -348,7 +349,10 @@ def calibrate(
     xi = em.xi
     # final E-step at the reported estimates (the girth path needs it too)
     final = e_step(
-        patterns, log_prob(spec, xi, n_cat, em.quadrature.points), em.quadrature.weights
+        patterns,
+        log_prob(spec, xi, n_cat, em.quadrature.points),
+        em.quadrature.weights,
+        keep_posterior=False,
     )
 
     bound_slots = at_bound(spec, xi, pmap.index >= 0)
