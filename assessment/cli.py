@@ -472,3 +472,72 @@ for _package in packages():
 
 if __name__ == "__main__":
     main()
+
+
+@main.group()
+def report() -> None:
+    """Reports of the psychometrician's workspace."""
+
+
+@report.command("item-analysis")
+@click.option("--exam", "exam_ref", required=True, help="The exam's code (or numeric id).")
+@click.option("--form", "form_code", default=None, help="Only this form's candidates.")
+@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), default=None,
+              help="Only attempts finalized on or after this date.")
+@click.option("--until", type=click.DateTime(["%Y-%m-%d"]), default=None,
+              help="Only attempts finalized on or before this date.")
+@click.option("--pdf", "pdf_path", type=click.Path(dir_okay=False), help="Write the PDF here.")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False),
+              help="Write the report as one self-contained HTML file here.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False),
+              help="Write every table as JSON here.")
+@click.option("--csv-zip", "zip_path", type=click.Path(dir_okay=False),
+              help="Write every table as CSV, zipped, here.")
+def report_item_analysis(exam_ref, form_code, since, until, pdf_path, html_path, json_path,
+                         zip_path) -> None:
+    """The item-analysis report of an exam, as the workspace renders it (PDF, HTML, JSON, CSV)."""
+    from pathlib import Path
+
+    from assessment.exams import Exam, exam_by_code
+    from assessment.psych.errors import AnalysisError
+    from assessment.psych.report import ReportScope, build_report
+    from assessment.psych.report_output import (
+        render_pdf,
+        render_pdf_html,
+        report_json,
+        tables_zip,
+    )
+
+    if not (pdf_path or html_path or json_path or zip_path):
+        raise click.UsageError("say where to write the report: --pdf, --html, --json or --csv-zip")
+    settings = Settings.from_env()
+    _require_migrated(settings)
+    with _database(settings).session() as session:
+        found = exam_by_code(session, exam_ref)
+        if found is None and exam_ref.isdigit():
+            found = session.get(Exam, int(exam_ref))
+        if found is None:
+            raise click.ClickException(f"no exam {exam_ref}")
+        form = None
+        if form_code:
+            form = next((ef.form for ef in found.forms if ef.form.code == form_code), None)
+            if form is None:
+                raise click.ClickException(f"exam {found.code} has no form {form_code}")
+        scope = ReportScope(found, form, since.date() if since else None,
+                            until.date() if until else None)
+        try:
+            built = build_report(session, scope, with_charts=bool(pdf_path or html_path))
+        except AnalysisError as exc:
+            raise click.ClickException(str(exc)) from None
+        outputs = {
+            pdf_path: lambda: render_pdf(built),
+            html_path: lambda: render_pdf_html(built).encode(),
+            json_path: lambda: report_json(built).encode(),
+            zip_path: lambda: tables_zip(built),
+        }
+        for path, render in outputs.items():
+            if path:
+                Path(path).write_bytes(render())
+                click.echo(f"wrote {path}")
+    click.echo(f"{found.code}: {len(built.items)} items, {built.n_candidates} candidates,"
+               f" {len(built.flagged)} flagged")

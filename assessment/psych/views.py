@@ -14,7 +14,9 @@ on the run's page (:mod:`assessment.psych.runs`); earlier runs stay there to be 
 """
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+import datetime as dt
+
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -32,6 +34,8 @@ from assessment.psych.calibration import (
 from assessment.psych.errors import AnalysisError
 from assessment.psych.item_statistics import analyse_items
 from assessment.psych.jobs import CALIBRATE
+from assessment.psych.report import ReportScope, build_report
+from assessment.psych.report_output import chart_img, render_pdf, table_csv, tables_zip
 from assessment.psych.response_matrix import require_results, version_label
 from assessment.psych.results import exam_summaries
 from assessment.psych.runs import (
@@ -284,3 +288,100 @@ def reject(run_id: int):
     session.commit()
     flash(f"Calibration run {run.id} is rejected; the current parameters are unchanged.", "info")
     return redirect(url_for("psych.run_detail", run_id=run.id)), 303
+
+
+# ---------------------------------------------------------------- item-analysis report
+
+
+class BadReportScope(DomainError):
+    status, code = 422, "bad_report_scope"
+
+
+def _report_query() -> dict[str, str]:
+    """The report's scope as given in the query string (only the keys given)."""
+    return {k: request.args[k].strip() for k in ("form", "since", "until")
+            if request.args.get(k, "").strip()}
+
+
+def _date(name: str, value: str | None):
+    if not value:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise BadReportScope(f"{name} must be a date as YYYY-MM-DD, got {value[:40]!r}") from None
+
+
+def _report_scope(exam: Exam, query: dict[str, str]) -> ReportScope:
+    form = None
+    if query.get("form"):
+        form = next((ef.form for ef in exam.forms if ef.form.code == query["form"]), None)
+        if form is None:
+            raise BadReportScope(f"exam {exam.code} has no form {query['form'][:64]!r}")
+    since, until = _date("since", query.get("since")), _date("until", query.get("until"))
+    if since and until and since > until:
+        raise BadReportScope(f"the date range is empty: since {since} is after until {until}")
+    return ReportScope(exam=exam, form=form, since=since, until=until)
+
+
+def _build(code: str, *, with_charts: bool):
+    exam = _exam(code)
+    query = _report_query()
+    scope = _report_scope(exam, query)
+    return exam, query, build_report(db_session(), scope, with_charts=with_charts)
+
+
+@bp.get("/exams/<code>/report")
+@role_required(*ROLES)
+def report(code: str):
+    exam = _exam(code)
+    query = _report_query()
+    forms = [ef.form for ef in exam.forms]
+    try:
+        built = build_report(db_session(), _report_scope(exam, query))
+    except (AnalysisError, BadReportScope) as exc:
+        status = 422 if isinstance(exc, BadReportScope) else 200
+        return render_template("psych/report.html", exam=exam, forms=forms, query=query, r=None,
+                               tables=[], problem=str(exc)), status
+    return render_template("psych/report.html", exam=exam, forms=forms, query=query, r=built,
+                           tables=list(built.tables()), problem=None)
+
+
+@bp.get("/exams/<code>/report.pdf")
+@role_required(*ROLES)
+def report_pdf(code: str):
+    exam, _, built = _build(code, with_charts=True)
+    return _download(render_pdf(built), "application/pdf", f"{exam.code}-item-analysis.pdf")
+
+
+@bp.get("/exams/<code>/report.json")
+@role_required(*ROLES)
+def report_json(code: str):
+    _, _, built = _build(code, with_charts=False)
+    return built.to_dict()
+
+
+@bp.get("/exams/<code>/report.zip")
+@role_required(*ROLES)
+def report_zip(code: str):
+    exam, _, built = _build(code, with_charts=False)
+    return _download(tables_zip(built), "application/zip", f"{exam.code}-item-analysis.zip")
+
+
+@bp.get("/exams/<code>/report/<table>.csv")
+@role_required(*ROLES)
+def report_csv(code: str, table: str):
+    exam, _, built = _build(code, with_charts=False)
+    if table not in built.tables():
+        abort(404)
+    return _download(table_csv(built, table).encode(), "text/csv; charset=utf-8",
+                     f"{exam.code}-{table}.csv")
+
+
+def _download(body: bytes, mimetype: str, filename: str) -> Response:
+    response = Response(body, mimetype=mimetype)
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+bp.add_app_template_global(chart_img, "chart_img")
