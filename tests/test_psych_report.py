@@ -282,6 +282,9 @@ def test_charts_are_valid_labelled_deterministic_svg():
         ids = [e.get("id") for e in root.iter() if e.get("id")]
         assert len(ids) == len(set(ids))
         assert chart.alt.startswith(chart.title)
+        # no inline CSS (the site's CSP forbids it): presentation attributes instead
+        assert "style=" not in chart.svg and "<style" not in chart.svg
+        assert 'fill="' in chart.svg and 'stroke="' in chart.svg
     assert "At the cut (theta 0.40)" in made[2].desc
     assert "Cut at 5: 16 of 30 at or above it." in made[3].desc
     again = charts.score_histogram({3: 5, 4: 9, 5: 12, 6: 4}, cut=5, max_score=8)
