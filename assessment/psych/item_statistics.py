@@ -98,8 +98,13 @@ def analyse_items(session: Session, exam: Exam, *, rules: FlagRules | None = Non
     The pooled score distribution is of every counted candidate's total over the items they
     were presented (so its ``n`` is the number of results); pooled alpha and alpha-if-deleted
     stay per form."""
+    return analyse_matrix(exam, score_matrix(session, exam), rules=rules)
+
+
+def analyse_matrix(exam: Exam, matrix: ScoreMatrix, *, rules: FlagRules | None = None
+                   ) -> ExamItemAnalysis:
+    """:func:`analyse_items` of a matrix already read (the report reads one with filters)."""
     rules = rules or FlagRules()
-    matrix = score_matrix(session, exam)
     by_form = []
     for form_id in sorted(matrix.forms):
         rows, cols = matrix.form_block(form_id)
