@@ -669,20 +669,27 @@ def _fixed_items(fixed, ids, models, n_cat, width):
             )
         if "b" not in spec:
             raise PsychometricsError(f"fixed[{key!r}] needs at least 'b'")
-        a = float(spec.get("a", 1.0))
-        c = float(spec.get("c", 0.0) or 0.0)
-        if model in DICHOTOMOUS_MODELS:
-            row = xi_from_irt(model, np.array([a]), np.array([float(spec["b"])]), np.array([c]))
-        else:
-            b = np.full((1, width - 1), np.nan)
-            given = np.asarray(spec["b"], dtype=float).reshape(-1)
-            if given.size != n_cat[j] - 1:
-                raise PsychometricsError(
-                    f"fixed[{key!r}]: {given.size} thresholds for an item with {n_cat[j]} "
-                    "observed categories"
-                )
-            b[0, : given.size] = given
-            row = xi_from_irt(model, np.array([a]), b)
+        try:
+            a = float(spec.get("a", 1.0))
+            c = float(spec.get("c", 0.0) or 0.0)
+            if model in DICHOTOMOUS_MODELS:
+                row = xi_from_irt(model, np.array([a]), np.array([float(spec["b"])]), np.array([c]))
+            else:
+                b = np.full((1, width - 1), np.nan)
+                given = np.asarray(spec["b"], dtype=float).reshape(-1)
+                if given.size != n_cat[j] - 1:
+                    raise PsychometricsError(
+                        f"fixed[{key!r}]: {given.size} thresholds for an item with {n_cat[j]} "
+                        "observed categories"
+                    )
+                b[0, : given.size] = given
+                row = xi_from_irt(model, np.array([a]), b)
+        except PsychometricsError:
+            raise
+        except (TypeError, ValueError) as exc:  # a string, None or a list where a number goes
+            raise PsychometricsError(
+                f"fixed[{key!r}]: 'a', 'b' and 'c' must be numbers ({exc})"
+            ) from exc
         xi[j, : row.shape[1]] = row[0]
         flags[j] = True
     return flags, xi

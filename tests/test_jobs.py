@@ -252,6 +252,10 @@ def test_the_run_page_shows_progress_until_the_job_finishes(app, client, demo, d
     assert '<p id="run-status" role="status" aria-live="polite">Queued: waiting for a job worker' in page
     assert '<progress id="run-progress" max="50" value="0">' in page and "run-progress.js" in page
     assert "Approve run" not in page and "Reject run" not in page
+    listed = client.get(f"/psych/exams/{exam.code}/runs").get_data(as_text=True)
+    assert "Queued: waiting for a job worker" in listed and "stopped at 0" not in listed
+    form = client.get(f"/psych/exams/{exam.code}/calibrate").get_data(as_text=True)
+    assert "did not converge, Queued" not in form and "Queued: waiting for a job worker" in form
     assert client.get(f"/psych/runs/{run_id}/progress.json").json == {
         "run": run_id, "state": "queued", "iteration": 0, "max_iter": 50, "loglik": None,
         "change": None, "error": None, "message": "Queued: waiting for a job worker to start it."}
