@@ -282,6 +282,9 @@ def test_charts_are_valid_labelled_deterministic_svg():
         ids = [e.get("id") for e in root.iter() if e.get("id")]
         assert len(ids) == len(set(ids))
         assert chart.alt.startswith(chart.title)
+        # no inline CSS (the site's CSP forbids it): presentation attributes instead
+        assert "style=" not in chart.svg and "<style" not in chart.svg
+        assert 'fill="' in chart.svg and 'stroke="' in chart.svg
     assert "At the cut (theta 0.40)" in made[2].desc
     assert "Cut at 5: 16 of 30 at or above it." in made[3].desc
     again = charts.score_histogram({3: 5, 4: 9, 5: 12, 6: 4}, cut=5, max_score=8)
@@ -304,3 +307,14 @@ def test_the_command_writes_the_tables(demo, db, settings, monkeypatch, tmp_path
     assert nowhere.exit_code == 2 and "--pdf" in nowhere.output
     missing = CliRunner().invoke(main, ["report", "item-analysis", "--exam", "NOPE", "--json", str(doc)])
     assert missing.exit_code != 0 and "no exam NOPE" in missing.output
+
+
+def test_score_distribution_of_long_forms_counts_totals_beyond_49():
+    """Totals above 49 points were refused as one "item" of the engine's 0..49 categories."""
+    matrix, params = simulate(100, 200)  # two 60-item forms
+    exam = Exam(id=1, code="LONG", title="Long exam", pass_percent=60.0)
+    report = report_from_matrix(ReportScope(exam), matrix, params, with_charts=False)
+    totals = np.nansum(matrix.scores, axis=1).astype(int)
+    assert report.distribution.n == 200 and report.distribution.max == totals.max()
+    assert report.distribution.frequencies == {int(s): int((totals == s).sum()) for s in np.unique(totals)}
+    assert [f.n_items for f in report.forms] == [60, 60]

@@ -61,6 +61,7 @@ def _svg(fig, title: str, desc: str) -> Chart:
     plt.close(fig)
     text = buf.getvalue()
     text = text[text.index("<svg"):]  # drop the XML prolog and doctype: inlined in HTML
+    text = _presentation_attributes(text)
     # ids from the content, so a chart's SVG is the same every time it is drawn
     n = hashlib.sha1(text.encode()).hexdigest()[:10]
     tid, did = f"chart{n}-title", f"chart{n}-desc"
@@ -77,6 +78,23 @@ def _svg(fig, title: str, desc: str) -> Chart:
     text = re.sub(r'url\(#(?!chart[0-9a-f])([^)]+)\)', rf'url(#c{n}-\1)', text)
     text = re.sub(r'xlink:href="#(?!chart[0-9a-f])([^"]+)"', rf'xlink:href="#c{n}-\1"', text)
     return Chart(text, title, desc)
+
+
+_STYLE_ATTR = re.compile(r'style="([^"]*)"')
+
+
+def _presentation_attributes(text: str) -> str:
+    """Inline CSS (``style="fill: #fff"`` and matplotlib's one ``<style>`` element) as SVG
+    presentation attributes (``fill="#fff"``): the site's Content-Security-Policy allows no
+    inline style, so a page that inlines the SVG would otherwise draw it unstyled."""
+    def attrs(match: re.Match) -> str:
+        pairs = [p.split(":", 1) for p in match.group(1).split(";") if ":" in p]
+        return " ".join(f'{k.strip()}="{v.strip()}"' for k, v in pairs)
+
+    text = re.sub(r"\s*<defs>\s*<style[^>]*>[^<]*</style>\s*</defs>", "", text, count=1)
+    text = re.sub(r"<style[^>]*>[^<]*</style>", "", text)
+    text = text.replace("<svg ", '<svg stroke-linejoin="round" stroke-linecap="butt" ', 1)
+    return _STYLE_ATTR.sub(attrs, text)
 
 
 def _figure(width: float = 4.6, height: float = 2.8):

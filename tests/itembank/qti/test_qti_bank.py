@@ -172,3 +172,19 @@ def test_cli_import_prints_the_report_and_export_writes_a_package(db, database_u
     result = CliRunner().invoke(main, ["items", "import", str(bad)], env=env)
     assert result.exit_code != 0
     assert "refused, nothing imported: bad.zip is not a zip archive" in result.output
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_p_and_rpb_come_from_the_versions_scored_responses(db, monkeypatch):
+    """Four results: item scores 1, 0, 1, 0 with totals 5, 3, 4, 2, so rest scores 4, 3, 3, 2:
+    p = 0.5 and the item-rest correlation is 0.25 / sqrt(0.25 * 0.5) = 1/sqrt(2) (by hand)."""
+    from assessment.delivery import reads
+
+    version = _bank(db)[0]
+    monkeypatch.setattr(reads, "item_score_rows",
+                        lambda session, vid: [(1, 1, 5), (0, 1, 3), (1, 1, 4), (0, 1, 2)])
+    stats = {s["name"]: s for s in record_of(db, version).statistics}
+    assert stats["p"]["value"] == pytest.approx(0.5)
+    assert stats["rpb"]["value"] == pytest.approx(2 ** -0.5)
+    assert stats["p"]["case_count"] == 4 and stats["p"]["version"] == version.version
+    assert stats["irt_a"]["std_error"] == 0.11
