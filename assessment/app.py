@@ -99,6 +99,11 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
 
     for module in (auth, home, delivery_views, admin, exam_editor, psych, api_docs):
         app.register_blueprint(module.bp)
+    # pictures are drawn in one place (the workspace's chart module); the item bank's form
+    # builder draws its test information curve through this, importing nothing of the app
+    from assessment.psych.charts import information_and_csem
+
+    app.extensions["microcred.information_chart"] = information_and_csem
     for package in packages():
         if package.web:
             hook(package.web)(app)

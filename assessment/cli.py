@@ -1,4 +1,5 @@
-"""The ``microcred`` command: set up the database, load the demo, serve, manage users, sweep.
+"""The ``microcred`` command: set up the database, load the demo, serve, manage users, sweep,
+run background jobs (``worker``).
 
 Every registered package (``microcred.packages``) adds its commands through the ``register(group)``
 its ``Package.cli`` names, and every command runs with every package's signal receivers
@@ -128,8 +129,12 @@ def demo(if_empty: bool, history: int) -> None:
 @click.option("--threads", default=1, show_default=True, type=int)
 @click.option("--sweep-every", default=30, show_default=True, type=int,
               help="Seconds between sweeps that finalize attempts whose time ran out (0: off).")
-def serve(host: str, port: int, workers: int | None, threads: int, sweep_every: int) -> None:
-    """Serve Microcred with gunicorn."""
+@click.option("--job-workers", default=1, show_default=True, type=click.IntRange(0, 64),
+              help="Threads of the job worker started beside the server (0: start none, run "
+                   "`microcred worker` yourself).")
+def serve(host: str, port: int, workers: int | None, threads: int, sweep_every: int,
+          job_workers: int) -> None:
+    """Serve Microcred with gunicorn, with the sweeper and a job worker beside it."""
     from gunicorn.app.base import BaseApplication
 
     from assessment.config import served_at
@@ -163,16 +168,26 @@ def serve(host: str, port: int, workers: int | None, threads: int, sweep_every: 
     if sweep_every > 0:
         sweeper = subprocess.Popen(
             [sys.executable, "-m", "assessment.cli", "sweep", "--every", str(sweep_every)])
+    # Background jobs (calibrations) run in a worker process of their own, never in a web worker.
+    worker = None
+    if job_workers > 0:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "assessment.cli", "worker", "--workers", str(job_workers),
+             "--exit-with-parent"])
+    else:
+        click.echo("no job worker started: run `microcred worker` (calibrations wait for one)")
     click.echo(f"serving on http://{host}:{port} with {workers} workers")
     try:
         Server().run()
     finally:
-        if sweeper is not None:
-            sweeper.terminate()
+        for child in (sweeper, worker):
+            if child is None:
+                continue
+            child.terminate()
             try:
-                sweeper.wait(10)
+                child.wait(10)
             except subprocess.TimeoutExpired:
-                sweeper.kill()
+                child.kill()
 
 
 def _close_listeners(server, worker) -> None:
@@ -213,6 +228,46 @@ def sweep(every: int) -> None:
             click.echo(f"sweep: {len(flags)} new proctoring flag(s)", err=True)
 
 
+@main.command()
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Jobs run at once (threads of this process).")
+@click.option("--exit-with-parent", is_flag=True, hidden=True,
+              help="Stop when the process that started this one ends (`microcred serve`).")
+def worker(workers: int, exit_with_parent: bool) -> None:
+    """Run background jobs (calibrations) from the job queue: huey's consumer over the SQLite
+    file instance/jobs.db, or over Redis when MICROCRED_REDIS_URL is set. Run one or more
+    wherever the app runs; every job is safe to run again."""
+    import logging
+    import signal
+    import threading
+
+    from huey.consumer import Consumer
+
+    from assessment.jobs import build_queue
+
+    settings = Settings.from_env()
+    _require_migrated(settings)
+    db = _database(settings)  # receivers are connected: the group did it before this command
+    queue = build_queue(settings, db.session)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    click.echo(f"job worker on the {queue.backend} queue with {workers} thread(s); jobs: "
+               f"{', '.join(queue.names) or 'none'}", err=True)
+    if exit_with_parent:
+        parent = os.getppid()
+
+        def watch() -> None:  # a worker left behind by a killed server stops by itself
+            while os.getppid() == parent:
+                time.sleep(2)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+        threading.Thread(target=watch, daemon=True, name="parent-watch").start()
+    consumer = Consumer(queue.huey, workers=workers, worker_type="thread", periodic=False)
+    try:
+        consumer.run()
+    finally:
+        db.dispose()
+
+
 def _sweep_once(db: Database, settings: Settings) -> tuple[list[int], list]:
     from assessment.delivery.service import sweep as finalize_expired
     from credentials.config import current as credential_config
@@ -241,7 +296,7 @@ def user() -> None:
 @click.option("--email", required=True)
 @click.option("--name", "display_name", required=True)
 @click.option("--role", required=True,
-              type=click.Choice(["candidate", "proctor", "psychometrician", "admin"]))
+              type=click.Choice(["candidate", "proctor", "psychometrician", "admin", "item_author"]))
 @click.password_option(help="At least 8 characters, hard to guess (prompted when absent).")
 def user_add(email: str, display_name: str, role: str, password: str) -> None:
     """Add a user."""
@@ -417,3 +472,72 @@ for _package in packages():
 
 if __name__ == "__main__":
     main()
+
+
+@main.group()
+def report() -> None:
+    """Reports of the psychometrician's workspace."""
+
+
+@report.command("item-analysis")
+@click.option("--exam", "exam_ref", required=True, help="The exam's code (or numeric id).")
+@click.option("--form", "form_code", default=None, help="Only this form's candidates.")
+@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), default=None,
+              help="Only attempts finalized on or after this date.")
+@click.option("--until", type=click.DateTime(["%Y-%m-%d"]), default=None,
+              help="Only attempts finalized on or before this date.")
+@click.option("--pdf", "pdf_path", type=click.Path(dir_okay=False), help="Write the PDF here.")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False),
+              help="Write the report as one self-contained HTML file here.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False),
+              help="Write every table as JSON here.")
+@click.option("--csv-zip", "zip_path", type=click.Path(dir_okay=False),
+              help="Write every table as CSV, zipped, here.")
+def report_item_analysis(exam_ref, form_code, since, until, pdf_path, html_path, json_path,
+                         zip_path) -> None:
+    """The item-analysis report of an exam, as the workspace renders it (PDF, HTML, JSON, CSV)."""
+    from pathlib import Path
+
+    from assessment.exams import Exam, exam_by_code
+    from assessment.psych.errors import AnalysisError
+    from assessment.psych.report import ReportScope, build_report
+    from assessment.psych.report_output import (
+        render_pdf,
+        render_pdf_html,
+        report_json,
+        tables_zip,
+    )
+
+    if not (pdf_path or html_path or json_path or zip_path):
+        raise click.UsageError("say where to write the report: --pdf, --html, --json or --csv-zip")
+    settings = Settings.from_env()
+    _require_migrated(settings)
+    with _database(settings).session() as session:
+        found = exam_by_code(session, exam_ref)
+        if found is None and exam_ref.isdigit():
+            found = session.get(Exam, int(exam_ref))
+        if found is None:
+            raise click.ClickException(f"no exam {exam_ref}")
+        form = None
+        if form_code:
+            form = next((ef.form for ef in found.forms if ef.form.code == form_code), None)
+            if form is None:
+                raise click.ClickException(f"exam {found.code} has no form {form_code}")
+        scope = ReportScope(found, form, since.date() if since else None,
+                            until.date() if until else None)
+        try:
+            built = build_report(session, scope, with_charts=bool(pdf_path or html_path))
+        except AnalysisError as exc:
+            raise click.ClickException(str(exc)) from None
+        outputs = {
+            pdf_path: lambda: render_pdf(built),
+            html_path: lambda: render_pdf_html(built).encode(),
+            json_path: lambda: report_json(built).encode(),
+            zip_path: lambda: tables_zip(built),
+        }
+        for path, render in outputs.items():
+            if path:
+                Path(path).write_bytes(render())
+                click.echo(f"wrote {path}")
+    click.echo(f"{found.code}: {len(built.items)} items, {built.n_candidates} candidates,"
+               f" {len(built.flagged)} flagged")

@@ -60,6 +60,14 @@ def _number(name: str, default: float, kind: type = int, minimum: float = 0) -> 
     return value
 
 
+def _queue_name(raw: str) -> str:
+    name = raw.strip()
+    if not name or len(name) > 64 or not all(c.isalnum() or c in "-_." for c in name):
+        raise ConfigError(f"MICROCRED_JOBS_QUEUE must be 1-64 letters, digits, '-', '_' or '.', "
+                          f"got {raw!r}")
+    return name
+
+
 @dataclass
 class Settings:
     """Everything Microcred reads from its environment."""
@@ -78,7 +86,12 @@ class Settings:
     signin_backoff_base_seconds: float = 2.0
     signin_backoff_cap_seconds: float = 300.0
     redis_url: str | None = None
+    #: The job queue's name (huey's): installs sharing one Redis each need their own.
+    jobs_queue: str = "microcred"
     public_base_url: str = DEFAULT_PUBLIC_URL
+    #: Scored responses a pretest item needs before it is flagged ready for calibration and
+    #: review (the item bank's list and review queue).
+    pretest_min_responses: int = 200
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -102,5 +115,7 @@ class Settings:
             signin_backoff_cap_seconds=_number(
                 "MICROCRED_SIGNIN_BACKOFF_CAP_SECONDS", 300.0, float, minimum=1),
             redis_url=os.environ.get("MICROCRED_REDIS_URL") or None,
+            jobs_queue=_queue_name(os.environ.get("MICROCRED_JOBS_QUEUE") or "microcred"),
             public_base_url=public_url(),
+            pretest_min_responses=_number("MICROCRED_PRETEST_MIN_RESPONSES", 200, minimum=1),
         )

@@ -1,6 +1,9 @@
 """The demo program: "Clinical Coding Fundamentals", its users, and a simulated history.
 
-The items come from ``assessment/demo/clinical_coding.json``, and so do the program's achievement
+The items come from ``assessment/demo/clinical_coding.json`` and enter the bank the way a
+person's do (``itembank.workflow``): the demo item author writes each as a draft and submits it,
+the psychometrician signs off the program's review stages and approves it, and each item's
+history says so. The program's achievement
 (the badge a pass earns) and a stack built on it, created through credentials' services. Two
 forms share half their items
 (so psychometric screens see linked, sparse data, as with real LOFT or multi-form programs).
@@ -24,7 +27,8 @@ from sqlalchemy.orm import Session
 from assessment.delivery.models import Attempt, ItemScore, Result, ResultRelease
 from assessment.exams import create_exam
 from assessment.users import Role, User, create_user, password_problem
-from itembank.authoring import create_blueprint, create_form, create_item, publish_version
+from itembank import workflow
+from itembank.authoring import create_blueprint, create_form
 from itembank.media import media_url, store_media
 from itembank.models import ItemVersion
 from itembank.stimuli import create_stimulus
@@ -38,7 +42,10 @@ DEMO_USERS = (
     (Role.PROCTOR, "proctor@demo.microcred.test", "Parker Proctor"),
     (Role.PSYCHOMETRICIAN, "psychometrician@demo.microcred.test", "Morgan Psychometrician"),
     (Role.ADMIN, "admin@demo.microcred.test", "Alex Admin"),
+    (Role.ITEM_AUTHOR, "author@demo.microcred.test", "Avery Author"),
 )
+#: The demo program's review path: each stage is signed off before an item is approved.
+DEMO_REVIEW_STAGES = (("content", "Content review"), ("bias", "Bias and sensitivity review"))
 SIMULATION_SEED = 20261125
 
 
@@ -65,7 +72,7 @@ def _demo_password(email: str, name: str) -> str:
 def load_demo(
     session: Session, *, history: int = 500, if_empty: bool = False, content: dict | None = None
 ) -> list[tuple[str, str, str]] | None:
-    """Load the demo; returns ``(role, email, password)`` for the four demo users, with fresh
+    """Load the demo; returns ``(role, email, password)`` for the demo users, with fresh
     random passwords, or None when ``if_empty`` and the database already has users."""
     if if_empty and session.scalar(select(func.count()).select_from(User)):
         return None
@@ -91,14 +98,16 @@ def load_demo(
     )
     rng = random.Random(SIMULATION_SEED)
     versions_by_domain: dict[str, list[ItemVersion]] = {}
+    author, reviewer = users[Role.ITEM_AUTHOR.value], users[Role.PSYCHOMETRICIAN.value]
+    stages = workflow.set_review_stages(session, users[Role.ADMIN.value], DEMO_REVIEW_STAGES)
     for spec in content["items"]:
         a = round(rng.uniform(0.7, 1.9), 3)
         b = round(DIFFICULTY_B[spec.get("difficulty", "medium")] + rng.gauss(0, 0.35), 3)
         interaction: dict[str, Any] = {"options": spec["options"]}
         if "select" in spec:  # "Select TWO.": the runner and the server hold the candidate to it
             interaction["select"] = spec["select"]
-        version = create_item(
-            session,
+        version = _through_review(
+            session, author, reviewer, stages,
             code=spec["code"],
             item_type_name=spec["type"],
             domain_code=spec["domain"],
@@ -106,16 +115,16 @@ def load_demo(
             interaction=interaction,
             key={"correct": spec["key"]},
             rationale=spec.get("rationale", ""),
+            reference=spec.get("references", ""),
             meta={
                 "difficulty": spec.get("difficulty"),
-                "references": spec.get("references", ""),
                 "simulation": {"model": "2pl", "a": a, "b": b},
             },
         )
-        publish_version(session, version)
         versions_by_domain.setdefault(spec["domain"], []).append(version)
     # the other item types and an item set come first in their domains: both forms show them
-    for domain, versions in _load_interaction_items(session, content, rng).items():
+    reviewing = (author, reviewer, stages)
+    for domain, versions in _load_interaction_items(session, content, rng, reviewing).items():
         versions_by_domain[domain] = versions + versions_by_domain.get(domain, [])
     forms = []
     for index, code in enumerate(("CCF-FORM-A", "CCF-FORM-B")):
@@ -154,8 +163,20 @@ def load_demo(
     return creds
 
 
-def _load_interaction_items(session: Session, content: dict[str, Any],
-                            rng: random.Random) -> dict[str, list[ItemVersion]]:
+def _through_review(session: Session, author: User, reviewer: User, stages: list[Any],
+                    **fields: Any) -> ItemVersion:
+    """An item as a person's goes into the bank: the author writes the draft and submits it,
+    the reviewer signs off every review stage and approves it (each step in its history)."""
+    version = workflow.create_draft(session, author, **fields)
+    workflow.submit_for_review(session, author, version)
+    for stage in stages:
+        workflow.sign_off(session, reviewer, version, stage.code)
+    return workflow.approve(session, reviewer, version)
+
+
+def _load_interaction_items(session: Session, content: dict[str, Any], rng: random.Random,
+                            reviewing: tuple[User, User, list[Any]],
+                            ) -> dict[str, list[ItemVersion]]:
     """The demo's items of every other type (``interaction_items``, each with its interaction,
     key and scoring as an author writes them) and the stimuli of its item sets, through the
     same authoring services; a hotspot's picture is drawn here and stored as bank media."""
@@ -172,14 +193,13 @@ def _load_interaction_items(session: Session, content: dict[str, Any],
             interaction["image"] = {"src": media_url(media.sha256), "alt": CLAIM_FORM_ALT,
                                     "width": media.width, "height": media.height}
         stimulus = stimuli[spec["stimulus"]] if spec.get("stimulus") else None
-        version = create_item(
-            session, code=spec["code"], item_type_name=spec["type"], domain_code=spec["domain"],
-            stem=spec["stem"], interaction=interaction, key=spec["key"],
-            scoring=spec.get("scoring"), rationale=spec.get("rationale", ""),
-            stimulus_id=stimulus.id if stimulus else None,
-            meta={"difficulty": spec.get("difficulty"), "references": spec.get("references", ""),
+        version = _through_review(
+            session, *reviewing, code=spec["code"], item_type_name=spec["type"],
+            domain_code=spec["domain"], stem=spec["stem"], interaction=interaction,
+            key=spec["key"], scoring=spec.get("scoring"), rationale=spec.get("rationale", ""),
+            stimulus_id=stimulus.id if stimulus else None, reference=spec.get("references", ""),
+            meta={"difficulty": spec.get("difficulty"),
                   "simulation": {"model": "2pl", "a": a, "b": b}})
-        publish_version(session, version)
         by_domain.setdefault(spec["domain"], []).append(version)
     return by_domain
 

@@ -11,6 +11,7 @@ ROLE_HOME = {
     "proctor": "proctoring.console",
     "psychometrician": "psych.index",
     "admin": "admin.index",
+    "item_author": "itembank.items",
 }
 
 

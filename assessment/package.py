@@ -13,4 +13,5 @@ PACKAGE = Package(
     receivers="assessment.delivery.service:connect_receivers",
     records="assessment.records:RECORDS",
     policy={"retake": "assessment.retakes:parse_retake_policy"},
+    jobs=("assessment.psych.jobs",),
 )

@@ -24,6 +24,8 @@ class Role(str, enum.Enum):
     PROCTOR = "proctor"
     PSYCHOMETRICIAN = "psychometrician"
     ADMIN = "admin"
+    #: writes item drafts in the bank (itembank.workflow); approves nothing
+    ITEM_AUTHOR = "item_author"
 
 
 class User(UserMixin, Base):

@@ -1,6 +1,6 @@
 """Benchmark: automated form assembly and the linear-on-the-fly pool.
 
-A bank of 2,000 published single-choice items in five domains (2PL and 3PL parameters drawn
+A bank of 2,000 single-choice items (1,900 approved, 100 pretest) in five domains (2PL and 3PL parameters drawn
 a ~ lognormal(0, 0.3), b ~ N(0, 1); 10% of items in 100 enemy pairs; 100 pretest items), a
 blueprint of 40 scored items (8 per domain) and 5 pretest slots, in a fresh migrated database
 (SQLite file; PostgreSQL too with ``--postgres URL``). Prints:
@@ -60,7 +60,7 @@ def build_bank(db: Database, *, seed: int = 2026) -> None:
         for i, item in enumerate(items):
             versions.append(ItemVersion(
                 item_id=item.id, version=1,
-                status="published" if i >= PRETEST else "pretest" if _has_pretest() else "draft",
+                status="approved" if i >= PRETEST else "pretest",
                 item_type="single_choice", domain_code=DOMAINS[i % len(DOMAINS)],
                 stem=f"Bench question {i}?",
                 interaction={"options": [{"id": x, "text": x} for x in "ABCD"]},
@@ -78,15 +78,8 @@ def build_bank(db: Database, *, seed: int = 2026) -> None:
                             enemy_id=max(items[p].id, items[q].id)) for p, q in pairs)
         save_blueprint(s, code="BENCH-BP", name="Bench blueprint", domains=[
             {"code": d, "name": f"Domain {d}", "items_on_form": 8, "pretest_items": 1}
-            for d in DOMAINS] if _has_pretest() else [
-            {"code": d, "name": f"Domain {d}", "items_on_form": 8} for d in DOMAINS])
+            for d in DOMAINS])
         s.commit()
-
-
-def _has_pretest() -> bool:
-    from itembank.models import STATUSES
-
-    return "pretest" in STATUSES
 
 
 def _blueprint(s):

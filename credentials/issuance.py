@@ -314,6 +314,18 @@ def issue_for_result(session: Session, cfg: CredentialConfig,
 def connect_receivers() -> None:
     """Credentials' receivers (called by ``microcred.packages.connect_receivers``)."""
     signals.result_released.connect(on_result_released, weak=False)
+    signals.result_rescored.connect(on_result_rescored, weak=False)
+
+
+def on_result_rescored(sender: Any, *, session: Session, old_result_id: int, passed: bool,
+                       **_: Any) -> list[int]:
+    """A rescoring turned a result into a fail (or a pass): the credentials the old result
+    earned, for a person to review. Nothing is revoked here: a re-key can be wrong too, and
+    revoking is a decision with a reason (``credentials.revocation``)."""
+    if passed:
+        return []
+    return list(session.scalars(select(Credential.id).where(Credential.result_id == old_result_id)
+                                .order_by(Credential.id)))
 
 
 def on_result_released(sender: Any, *, session: Session, released: ReleasedResult,

@@ -217,7 +217,7 @@ def load_bank(session: Session, target: AssemblyTarget) -> Bank:
     abilities, its exposure and its enemies (plain rows: no ORM objects for 2,000 items)."""
     rows = session.execute(
         select(ItemVersion.id, ItemVersion.item_id, ItemVersion.status,
-               ItemVersion.domain_code, ItemVersion.meta, Item.code)
+               ItemVersion.domain_code, ItemVersion.subdomain_code, ItemVersion.meta, Item.code)
         .join(Item, Item.id == ItemVersion.item_id)
         .where(ItemVersion.status.in_(DELIVERABLE_STATUSES))
         .order_by(ItemVersion.item_id, ItemVersion.version.desc())).all()

@@ -3,13 +3,26 @@
 Thin views over :mod:`itembank.blueprints`, :mod:`itembank.forms` and :mod:`itembank.assembly`:
 parse the submitted form, call the service, render; a refusal is shown next to the field it
 names, and nothing is stored. The form builder shows the blueprint's coverage as items are
-placed and the test information curve (``microcred.charts``, with a table of the same numbers).
+placed and the test information curve (drawn by the app's one chart module, with a table of
+the same numbers).
 """
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Flask, abort, flash, redirect, render_template, request, url_for
+import numpy as np
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from markupsafe import Markup
 from sqlalchemy import func, or_, select
 
 from itembank import assembly, forms
@@ -17,7 +30,6 @@ from itembank.blueprints import blueprint_definition, in_use, save_blueprint
 from itembank.information import CURVE_THETAS, test_information_curve
 from itembank.models import FIXED, Form, FormItem, Item, ItemVersion
 from itembank.models import Blueprint as BlueprintRow
-from microcred.charts import line_chart
 from microcred.errors import DomainError
 from microcred.web import db_session, role_required
 
@@ -170,16 +182,18 @@ def _target_fields() -> dict[str, Any]:
 
 
 def _curve(session: Any, version_ids: list[int], cut: float | None) -> dict[str, Any]:
+    """The scored items' test information and CSEM, drawn by the one chart module the app
+    provides (``app.extensions["microcred.information_chart"]``: the psychometrics workspace's
+    ``information_and_csem``; the bank imports nothing of the application), and as a table."""
     info, missing = test_information_curve(session, version_ids)
     xs = [float(t) for t in CURVE_THETAS]
-    peak = int(info.argmax()) if len(info) else 0
-    description = (f"Test information of the {len(version_ids)} scored items from theta -4 to 4"
-                   f"; highest {info[peak]:.2f} at theta {xs[peak]:g}." if info.any()
-                   else "No scored item has calibrated parameters yet: the curve is flat.")
-    svg = line_chart(xs, [("Test information", info.tolist())],
-                     title="Test information curve", description=description,
-                     x_label="Ability (theta)", y_label="Information",
-                     marks=[(cut, "cut")] if cut is not None else [])
+    with np.errstate(divide="ignore"):
+        csem = 1.0 / np.sqrt(info)  # Lord (1980): SE(theta) = 1 / sqrt(I(theta))
+    svg = None
+    draw = current_app.extensions.get("microcred.information_chart")
+    if draw is not None and info.any():
+        svg = Markup(draw(xs, info.tolist(), csem.tolist(), cut_theta=cut,
+                          title="Test information curve").svg)
     table = [(x, float(v)) for x, v in zip(xs, info) if float(x).is_integer()]
     return {"svg": svg, "table": table, "missing": missing}
 

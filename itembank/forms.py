@@ -19,15 +19,23 @@ from sqlalchemy.orm import Session
 
 from itembank.blueprints import top_domains
 from itembank.enemies import enemy_pairs
-from itembank.models import FIXED, Blueprint, Form, FormItem, Item, ItemVersion
+from itembank.models import (
+    APPROVED,
+    FIXED,
+    PRETEST,
+    Blueprint,
+    Form,
+    FormItem,
+    Item,
+    ItemVersion,
+)
 from microcred.db import utcnow
 from microcred.errors import DomainError
 
-#: statuses of versions that may fill a scored slot (``published`` is the bank's word for an
-#: approved version until review stages exist)
-OPERATIONAL_STATUSES = ("approved", "published")
+#: statuses of versions that may fill a scored slot (``itembank.lifecycle``)
+OPERATIONAL_STATUSES = (APPROVED,)
 #: statuses of versions that may fill only an unscored pretest slot
-PRETEST_STATUSES = ("pretest",)
+PRETEST_STATUSES = (PRETEST,)
 DELIVERABLE_STATUSES = OPERATIONAL_STATUSES + PRETEST_STATUSES
 
 

@@ -1,9 +1,12 @@
-"""Items, their versions, calibrated parameters, blueprints and forms.
+"""Items, their versions, their history and review, calibrated parameters, blueprints and forms.
 
 An ``Item`` is the stable identity of a question; an ``ItemVersion`` is one wording of it. Its
-``status`` is the one record of where it is in its life (``draft``, then ``published``). A
-published version is never edited (``microcred.db.append_only``): a change makes a new version.
-Candidates' responses and results point at the version they saw, so history stays true.
+``status`` is the one record of where it is in its life (``itembank.lifecycle``: draft, in
+review, approved or pretest, retired). Only a draft's content is ever edited
+(``microcred.db.append_only``): once submitted, only the status moves on, and a change of
+content makes a new version. Candidates' responses and results point at the version they saw,
+so history stays true. What happened to an item, and who did it, is its ``ItemEvent`` rows;
+its review is ``ReviewNote`` and ``ReviewAssignment`` rows; a re-key is an ``ItemRekey`` row.
 """
 from __future__ import annotations
 
@@ -25,10 +28,18 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from microcred.db import Base, ImmutableRowError, append_only, utcnow
 
-#: An item version's life: written and revised as a ``draft``, then ``published`` and frozen.
+#: An item version's life (the transitions between them: ``itembank.lifecycle``).
 DRAFT = "draft"
-PUBLISHED = "published"
-STATUSES = (DRAFT, PUBLISHED)
+IN_REVIEW = "in_review"
+APPROVED = "approved"
+PRETEST = "pretest"
+RETIRED = "retired"
+STATUSES = (DRAFT, IN_REVIEW, APPROVED, PRETEST, RETIRED)
+#: What may be put on a form and delivered: operational (scored) and pretest (unscored) items.
+DELIVERABLE = frozenset({APPROVED, PRETEST})
+#: The status ``publish_version`` gives: operational. (Before review stages existed, this was
+#: the one "published" status; migration i0002 turned stored "published" into "approved".)
+PUBLISHED = APPROVED
 
 
 class Item(Base):
@@ -48,7 +59,13 @@ class ItemVersion(Base):
     ``scoring`` never leave the server."""
 
     __tablename__ = "item_versions"
-    __table_args__ = (UniqueConstraint("item_id", "version"),)
+    __table_args__ = (
+        UniqueConstraint("item_id", "version"),
+        # the item list filters on these
+        Index("ix_item_versions_status", "status"),
+        Index("ix_item_versions_item_type", "item_type"),
+        Index("ix_item_versions_domain_code", "domain_code"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     item_id: Mapped[int] = mapped_column(ForeignKey("items.id"), index=True)
@@ -65,6 +82,15 @@ class ItemVersion(Base):
     max_score: Mapped[float] = mapped_column(default=1.0)
     #: the shared passage, exhibit or case of an item set (members share one stimulus)
     stimulus_id: Mapped[int | None] = mapped_column(ForeignKey("stimuli.id"), index=True)
+    #: Blueprint metadata beyond ``domain_code``, and where the item comes from.
+    subdomain_code: Mapped[str] = mapped_column(String(40), default="", server_default="")
+    cognitive_level: Mapped[str] = mapped_column(String(40), default="", server_default="")
+    reference: Mapped[str] = mapped_column(Text, default="", server_default="")
+    keywords: Mapped[list[Any]] = mapped_column(default=list)
+    #: Who wrote this version (None: loaded by a program, not a person).
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    #: How many times this version was submitted for review: sign-offs count for their round.
+    review_round: Mapped[int] = mapped_column(default=0, server_default="0")
     published_at: Mapped[dt.datetime | None]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
@@ -73,8 +99,13 @@ class ItemVersion(Base):
 
     @property
     def is_published(self) -> bool:
-        """Read from ``status``, the one source (there is no flag to set)."""
-        return self.status == PUBLISHED
+        """Whether the version may be delivered (approved or pretest), read from ``status``,
+        the one source (there is no flag to set)."""
+        return self.status in DELIVERABLE
+
+    @property
+    def is_draft(self) -> bool:
+        return self.status == DRAFT
 
     @validates("status")
     def _check_status(self, _key: str, value: str) -> str:
@@ -84,7 +115,115 @@ class ItemVersion(Base):
         return value
 
 
-append_only(ItemVersion, frozen_when="status", frozen_if=lambda status: status != DRAFT)
+# Once out of draft, a version's content is frozen; its status (and when it was published)
+# still moves on, each move checked by ``itembank.lifecycle`` (below).
+append_only(ItemVersion, frozen_when="status", frozen_if=lambda status: status != DRAFT,
+            still_changes=("status", "published_at"))
+
+
+@event.listens_for(ItemVersion, "before_update")
+def _status_moves_only_as_the_lifecycle_allows(mapper: Any, connection: Any,
+                                               target: ItemVersion) -> None:
+    from sqlalchemy import inspect
+
+    from itembank.lifecycle import check_transition
+
+    hist = inspect(target).attrs["status"].history
+    if hist.deleted and hist.added and hist.deleted[0] != hist.added[0]:
+        check_transition(hist.deleted[0], hist.added[0], without_review=True)
+
+
+class ItemEvent(Base):
+    """One thing that happened to an item: who (``actor_id``; None for a program), when, what
+    (``action``) and a summary of the change in words, with the changed fields in ``changes``.
+    The item's history is these rows; they are never edited or deleted."""
+
+    __tablename__ = "item_events"
+    __table_args__ = (Index("ix_item_events_item_id_id", "item_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id"))
+    item_version_id: Mapped[int | None] = mapped_column(ForeignKey("item_versions.id"))
+    version: Mapped[int | None]
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    action: Mapped[str] = mapped_column(String(40))
+    summary: Mapped[str] = mapped_column(Text, default="")
+    changes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+append_only(ItemEvent)
+
+
+class ReviewStage(Base):
+    """A review stage a program adds to the path from "in review" to approval (content, bias,
+    psychometric...): each active stage needs a reviewer's sign-off before a version may be
+    approved or pretested. Stages are the bank's configuration, changed by an admin."""
+
+    __tablename__ = "review_stages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(40), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    position: Mapped[int] = mapped_column(default=0)
+    active: Mapped[bool] = mapped_column(default=True)
+
+
+class ReviewAssignment(Base):
+    """A reviewer asked to review a version (optionally for one stage)."""
+
+    __tablename__ = "review_assignments"
+    __table_args__ = (Index("ix_review_assignments_reviewer_id", "reviewer_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    item_version_id: Mapped[int] = mapped_column(ForeignKey("item_versions.id"), index=True)
+    reviewer_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    stage_code: Mapped[str] = mapped_column(String(40), default="")
+    assigned_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+append_only(ReviewAssignment)
+
+
+class ReviewNote(Base):
+    """A reviewer's comment on a version, or a stage sign-off (``verdict``: ``passed`` or
+    ``changes`` for changes requested; empty for a plain comment), in review ``round``."""
+
+    __tablename__ = "review_notes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    item_version_id: Mapped[int] = mapped_column(ForeignKey("item_versions.id"), index=True)
+    round: Mapped[int] = mapped_column(default=0)
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    stage_code: Mapped[str] = mapped_column(String(40), default="")
+    verdict: Mapped[str] = mapped_column(String(20), default="")
+    body: Mapped[str] = mapped_column(Text, default="")
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+append_only(ReviewNote)
+
+
+class ItemRekey(Base):
+    """A psychometrician's change to how a published version is scored: a new ``key``, a new
+    ``scoring`` rule or ``max_score``, or ``dropped`` from scoring altogether. The version stays
+    as published; scoring consults the newest re-key row of a version (``itembank.rekeys``)."""
+
+    __tablename__ = "item_rekeys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    item_version_id: Mapped[int] = mapped_column(ForeignKey("item_versions.id"), index=True)
+    key: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    scoring: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    max_score: Mapped[float]
+    dropped: Mapped[bool] = mapped_column(default=False)
+    reason: Mapped[str] = mapped_column(Text)
+    by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+append_only(ItemRekey)
 
 
 class ItemParameter(Base):

@@ -1,6 +1,7 @@
 """The item bank's web surface: stored media (``POST /api/bank/media`` to upload, ``GET
 /media/<sha256>`` to serve) and the item preview the editor shows as the author types (``POST
-/api/bank/preview``). The bank's list, editor and review screens build on these."""
+/api/bank/preview``). The bank's list, editor and review screens (``itembank.screens``) add
+their routes to this blueprint."""
 from __future__ import annotations
 
 from typing import Any
@@ -101,9 +102,11 @@ def preview():
 
 
 def init_app(app: Flask) -> None:
-    """The item bank's views: these, and the builder's screens (``itembank.builder``)."""
-    from itembank import builder
+    """The item bank's views: these, the list, editor and review screens (``itembank.screens``,
+    routes on this blueprint) and the builder's screens (``itembank.builder``)."""
+    from itembank import builder, screens
 
     rendering.init_app(app)
+    screens.add_nav_links(app)
     app.register_blueprint(bp)
     builder.init_app(app)

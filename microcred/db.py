@@ -107,14 +107,17 @@ class ImmutableRowError(RuntimeError):
 
 
 def append_only(cls: type, *, frozen_when: str | None = None,
-                frozen_if: Callable[[Any], bool] = bool) -> type:
+                frozen_if: Callable[[Any], bool] = bool, still_changes: tuple[str, ...] = (),
+                ) -> type:
     """Refuse UPDATE and DELETE of a model's rows through the ORM.
 
     ``frozen_when`` names an attribute (e.g. ``is_published``): the row is editable until its
     stored value satisfies ``frozen_if`` (default: is true), and frozen after (e.g. an item
     version's ``status`` once it is no longer a draft). Without it, the row is frozen as soon as
     it is inserted.
-    New rows supersede old ones instead.
+    ``still_changes`` names the attributes a frozen row may still change (an item version's
+    ``status`` moves on after its content is frozen); an update that changes anything else is
+    refused. New rows supersede old ones instead.
     """
 
     def _frozen(target: Any) -> bool:
@@ -126,9 +129,18 @@ def append_only(cls: type, *, frozen_when: str | None = None,
         was = hist.deleted[0] if hist.deleted else getattr(target, frozen_when)
         return frozen_if(was)
 
+    def _changes_only_what_may_change(target: Any) -> bool:
+        if not still_changes:
+            return False
+        from sqlalchemy import inspect
+
+        state = inspect(target)
+        changed = {a.key for a in state.attrs if a.history.has_changes()}
+        return changed <= set(still_changes)
+
     @event.listens_for(cls, "before_update")
     def _no_update(mapper: Any, connection: Any, target: Any) -> None:
-        if _frozen(target):
+        if _frozen(target) and not _changes_only_what_may_change(target):
             raise ImmutableRowError(
                 f"{cls.__name__} {getattr(target, 'id', '?')} is immutable: "
                 "write a new row that supersedes it instead of editing it"

@@ -11,6 +11,7 @@ packages exists. From the registry:
 - ``assessment.cli`` adds each package's commands,
 - :func:`connect_receivers` connects each package's signal receivers,
 - ``microcred.policy`` checks each package's sections of an exam's policy,
+- ``microcred.jobs.load_jobs`` imports each package's job modules (web and worker alike),
 - ``microcred.records`` finds the read interface other packages read people, exams and
   results through.
 
@@ -65,6 +66,9 @@ class Package:
     #: The sections of ``Exam.policy`` the package owns: section name -> ``"module:function"``
     #: validator of that section (``microcred.policy``).
     policy: dict[str, str] = field(default_factory=dict)
+    #: Modules whose import registers the package's background jobs (``microcred.jobs.job``):
+    #: the web that enqueues them and the worker that runs them know the same tasks.
+    jobs: tuple[str, ...] = ()
 
     def folder(self) -> Path:
         module = importlib.import_module(self.name)

@@ -40,19 +40,35 @@ result_released = _signals.signal("result-released")
 #: attempt had no proctoring session. The asker takes the first answer that is not None.
 attempt_proctoring = _signals.signal("attempt-proctoring")
 
+#: Sent by the item bank when a psychometrician re-keys a published item version (or drops it
+#: from scoring). kwargs: session, item_version_id, rekey_id, reason, by_id. Delivery rescores
+#: every affected attempt and returns its report (``assessment.delivery.rescore``).
+item_rekeyed = _signals.signal("item-rekeyed")
 
-def send_isolated(signal: Any, sender: str, *, session: Any, **kwargs: Any) -> None:
+#: Sent by delivery when a rescoring changes a result from a pass to a fail (or back).
+#: kwargs: session, attempt_id, candidate_id, exam_id, old_result_id, new_result_id, passed,
+#: rekey_id. A credential issued on the old pass is *not* revoked by this: credentials answers
+#: with the ids of the credentials issued on the old result, which the rescoring report lists
+#: for a person's review. A new pass that is released is also sent as ``result_released`` (its
+#: badge is issued the usual way).
+result_rescored = _signals.signal("result-rescored")
+
+
+def send_isolated(signal: Any, sender: str, *, session: Any, **kwargs: Any) -> list[Any]:
     """Send ``signal`` for something already decided (a released result), each receiver in its
     own SAVEPOINT: a receiver that fails (e.g. a badge that cannot be issued) is rolled back and
     logged, and neither the sender's work nor the other receivers' is lost with it. An attempt
-    is never left half-finalized by what listens to it."""
+    is never left half-finalized by what listens to it. Returns the answers of the receivers
+    that succeeded."""
+    answers = []
     for receiver in signal.receivers_for(sender):
         savepoint = session.begin_nested()
         try:
-            receiver(sender, session=session, **kwargs)
+            answers.append(receiver(sender, session=session, **kwargs))
         except Exception:  # noqa: BLE001 - whatever it was, it must not undo the sender's write
             savepoint.rollback()
             _log.exception("receiver %s of %s failed; its writes were rolled back (%r)",
                            getattr(receiver, "__qualname__", receiver), signal.name, kwargs)
         else:
             savepoint.commit()
+    return answers

@@ -282,6 +282,7 @@ def calibrate(
 
     xi = start_xi(spec, x, n_cat, width)
     xi[constant] = _placeholder_xi(models, x, obs, n_cat, width, constant, xi)
+    del obs  # (persons x items) booleans: not needed past this point
     if fixed_idx.any():
         xi[fixed_idx] = fixed_xi[fixed_idx]
     estimate_latent = bool(fixed_idx.any())
@@ -348,7 +349,10 @@ def calibrate(
     xi = em.xi
     # final E-step at the reported estimates (the girth path needs it too)
     final = e_step(
-        patterns, log_prob(spec, xi, n_cat, em.quadrature.points), em.quadrature.weights
+        patterns,
+        log_prob(spec, xi, n_cat, em.quadrature.points),
+        em.quadrature.weights,
+        keep_posterior=False,
     )
 
     bound_slots = at_bound(spec, xi, pmap.index >= 0)
@@ -665,20 +669,27 @@ def _fixed_items(fixed, ids, models, n_cat, width):
             )
         if "b" not in spec:
             raise PsychometricsError(f"fixed[{key!r}] needs at least 'b'")
-        a = float(spec.get("a", 1.0))
-        c = float(spec.get("c", 0.0) or 0.0)
-        if model in DICHOTOMOUS_MODELS:
-            row = xi_from_irt(model, np.array([a]), np.array([float(spec["b"])]), np.array([c]))
-        else:
-            b = np.full((1, width - 1), np.nan)
-            given = np.asarray(spec["b"], dtype=float).reshape(-1)
-            if given.size != n_cat[j] - 1:
-                raise PsychometricsError(
-                    f"fixed[{key!r}]: {given.size} thresholds for an item with {n_cat[j]} "
-                    "observed categories"
-                )
-            b[0, : given.size] = given
-            row = xi_from_irt(model, np.array([a]), b)
+        try:
+            a = float(spec.get("a", 1.0))
+            c = float(spec.get("c", 0.0) or 0.0)
+            if model in DICHOTOMOUS_MODELS:
+                row = xi_from_irt(model, np.array([a]), np.array([float(spec["b"])]), np.array([c]))
+            else:
+                b = np.full((1, width - 1), np.nan)
+                given = np.asarray(spec["b"], dtype=float).reshape(-1)
+                if given.size != n_cat[j] - 1:
+                    raise PsychometricsError(
+                        f"fixed[{key!r}]: {given.size} thresholds for an item with {n_cat[j]} "
+                        "observed categories"
+                    )
+                b[0, : given.size] = given
+                row = xi_from_irt(model, np.array([a]), b)
+        except PsychometricsError:
+            raise
+        except (TypeError, ValueError) as exc:  # a string, None or a list where a number goes
+            raise PsychometricsError(
+                f"fixed[{key!r}]: 'a', 'b' and 'c' must be numbers ({exc})"
+            ) from exc
         xi[j, : row.shape[1]] = row[0]
         flags[j] = True
     return flags, xi

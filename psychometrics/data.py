@@ -160,8 +160,8 @@ class ResponsePatterns:
     """Distinct response patterns of a score matrix, the unit the EM algorithm works on.
 
     ``codes`` (U, J) int16 with -1 for not presented; ``freq`` (U,) how many persons share each
-    pattern; ``inverse`` (N,) maps persons to patterns; ``indicators[k-1]`` (U, J) float is 1 where
-    the score is k (k >= 1); ``observed`` (U, J) float is 1 where presented, or None when every
+    pattern; ``inverse`` (N,) maps persons to patterns; ``indicators[k-1]`` (U, J) float32 is 1 where
+    the score is k (k >= 1); ``observed`` (U, J) float32 is 1 where presented, or None when every
     cell is observed (a fast path: no masks in the E-step).
     """
 
@@ -214,8 +214,10 @@ def collapse_patterns(
         n_cat = np.maximum(codes.max(axis=0), 1) + 1
     n_cat = np.asarray(n_cat, dtype=int)
     k_max = int(n_cat.max())
-    indicators = [(uniq == k).astype(float) for k in range(1, k_max)]
-    observed = None if (uniq >= 0).all() else (uniq >= 0).astype(float)
+    # 0/1 matrices are exact in float32 and take half the memory (160 -> 80 MB at 100,000 x 200);
+    # the products that use them are carried out in float64, a pattern block at a time
+    indicators = [(uniq == k).astype(np.float32) for k in range(1, k_max)]
+    observed = None if (uniq >= 0).all() else (uniq >= 0).astype(np.float32)
     return ResponsePatterns(
         codes=uniq,
         freq=freq.astype(float),

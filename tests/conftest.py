@@ -211,7 +211,9 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
 def app(settings: Settings, db: Session):
     from assessment.app import create_app
 
-    application = create_app(settings, TESTING=True)
+    # jobs run as they are enqueued (huey's immediate mode), in tests only: tests/test_jobs.py
+    # runs them on a real worker
+    application = create_app(settings, TESTING=True, JOBS_IMMEDIATE=True)
     yield application
     application.extensions["microcred.database"].dispose()
 

@@ -1,10 +1,8 @@
-"""From an item to a candidate's answer, in Chromium (issue 11): an admin writes a blueprint in
-the blueprint editor, puts a published item on a form in the form builder (watching coverage),
-publishes the form, attaches it to a new exam in the exam editor, and a candidate sits the exam
-and answers the item; the result counts it.
-
-The item itself is authored through the authoring service here, not the item editor's screen
-(that screen belongs to the item bank's workflow and is tested with it)."""
+"""From an item to a candidate's answer, in Chromium (issue 11): an item author writes the item
+in the item editor and submits it; an admin approves it (it is published: operational), writes
+a blueprint in the blueprint editor, puts the item on a form in the form builder (watching
+coverage), publishes the form, attaches it to a new exam in the exam editor; a candidate sits
+the exam and answers the item, and the result counts it."""
 from __future__ import annotations
 
 import re
@@ -13,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from assessment.delivery.models import Result
-from itembank.authoring import create_item, publish_version
+from itembank.models import Item, ItemVersion
 
 PASSWORD = "correct horse battery staple"
 pytestmark = [pytest.mark.browser,
@@ -31,20 +29,44 @@ def _signin(page, base: str, email: str) -> None:
 def test_author_build_a_form_attach_it_and_answer_it(browser, live_server, db, make_user):
     from playwright.sync_api import expect
 
-    admin, candidate = make_user("admin"), make_user("candidate")
-    version = create_item(
-        db, code="E2E-1", item_type_name="single_choice", domain_code="GEO",
-        stem="Which city is the capital of France?",
-        interaction={"options": [{"id": "A", "text": "Lyon"}, {"id": "B", "text": "Paris"},
-                                 {"id": "C", "text": "Marseille"}]},
-        key={"correct": ["B"]})
-    publish_version(db, version)
-    db.commit()
+    author, admin, candidate = (make_user(r) for r in ("item_author", "admin", "candidate"))
     base = live_server.url
+
+    # the item, in the item editor: drafted and submitted by its author
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    _signin(page, base, author.email)
+    page.get_by_role("link", name="Item bank").first.click()
+    page.get_by_role("link", name="New item").click()
+    page.get_by_label("Item code").fill("E2E-1")
+    page.get_by_label("Blueprint domain code").fill("GEO")
+    page.get_by_label("Question (stem)").click()
+    page.keyboard.type("Which city is the capital of France?")
+    page.get_by_label("Option A", exact=True).fill("Lyon")
+    page.get_by_label("Option B", exact=True).fill("Paris")
+    page.get_by_label("Option C", exact=True).fill("Marseille")
+    page.get_by_label("Option B is right").check()
+    expect(page.locator("#preview")).to_contain_text("Which city is the capital of France?")
+    page.get_by_role("button", name="Save draft").click()
+    page.wait_for_url(re.compile(r"/bank/items/E2E-1\?version=1$"))
+    page.get_by_role("button", name="Submit for review").click()
+    expect(page.locator(".flashes")).to_contain_text("is now in review")
+    context.close()
+
+    # the admin approves (publishes) it, then builds the rest
     context = browser.new_context()
     page = context.new_page()
     page.set_default_timeout(15_000)
     _signin(page, base, admin.email)
+    page.goto(base + "/bank/review")
+    page.get_by_role("link", name="E2E-1 v1").click()
+    page.get_by_role("button", name="Approve (operational)").click()
+    expect(page.locator(".flashes")).to_contain_text("is now approved")
+    db.rollback()
+    version = db.scalar(select(ItemVersion).join(Item).where(Item.code == "E2E-1"))
+    assert version.status == "approved"
+    db.rollback()
 
     # the blueprint, in the blueprint editor
     page.get_by_role("link", name="Blueprints").click()

@@ -99,7 +99,7 @@ def test_form_builder_shows_coverage_and_the_information_curve(client, db, make_
     page = client.get("/bank/forms/SCR-F1").get_data(as_text=True)
     assert "1 of 2" in page and "Needs more" in page
     assert "domain A needs 2 scored items, has 1" in page
-    assert '<svg' in page and "<title id=" in page and "Test information curve" in page
+    assert "<svg" in page and "<title id=" in page and "Test information curve" in page
     early = _post(client, csrf_token, "/bank/forms/SCR-F1/items", {"action": "publish"})
     assert early.status_code == 422
     assert "does not meet its blueprint" in early.get_data(as_text=True)

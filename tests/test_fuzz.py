@@ -146,7 +146,8 @@ def test_every_json_route_is_in_the_openapi_document(app, client):
 
     doc = client.get("/api/openapi.json").get_json()
     described = {(path, method.upper()) for path, ops in doc["paths"].items() for method in ops}
-    json_routes = {"delivery.api_", "proctoring.api_", "credentials.api_", "psych.items_json",
+    json_routes = {"delivery.api_", "proctoring.api_", "credentials.api_", "psych.items_json", "psych.run_progress",
+                   "psych.report_json",
                    "credentials.status_list", "credentials.issuer_profile",
                    "credentials.did_default", "credentials.did_issuer", "credentials.badge_json",
                    "home.healthz", "api_docs.openapi"}

@@ -36,7 +36,7 @@ def test_status_is_the_one_source_of_being_published(db):
     assert "is_published" not in ItemVersion.__table__.columns
     with pytest.raises(AttributeError):
         version.is_published = False
-    with pytest.raises(ValueError, match="status must be one of draft, published"):
+    with pytest.raises(ValueError, match="status must be one of draft, in_review, approved, pretest, retired"):
         ItemVersion(status="live")
     assert db.scalars(select(ItemVersion.id).where(ItemVersion.status == PUBLISHED)).all() == [
         version.id]
@@ -62,7 +62,7 @@ def test_a_published_version_refuses_edits_and_a_change_is_a_new_version(db, bui
                                                  ItemVersion.id).limit(1))
     code = db.get(Item, on_form.item_id).code
     with pytest.raises(PublishedVersionError,
-                       match=f"item {code} version 1 is published and is never edited") as refused:
+                       match=f"item {code} version 1 is approved and is never edited") as refused:
         revise_version(db, on_form, stem="Reworded")
     assert (refused.value.status, refused.value.code) == (409, "published_item_version")
     db.rollback()

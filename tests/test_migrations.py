@@ -127,11 +127,12 @@ def test_migration_scripts_never_call_create_all():
 def test_itembank_branch_keeps_the_published_state_in_status(empty_url: str):
     """The item bank's branch drops ``is_published`` (issue 10, item 8) with no data lost: a
     version the flag called published is published by its status, and the rows that point at it
-    (a form's items) stay; downgrading brings the flag back from the status."""
+    (a form's items) stay; downgrading brings the flag back from the status. The workflow's
+    revision (i0002) then calls the published status what it is: approved (operational)."""
     from alembic import command
 
     cfg = alembic_config(empty_url)
-    command.upgrade(cfg, "foundation@head")
+    command.upgrade(cfg, "0001_foundation")
     engine = create_engine(empty_url)
     at = "'2026-01-01 00:00:00'"
     version = ("INSERT INTO item_versions (id, item_id, version, status, item_type, domain_code, "
@@ -157,7 +158,7 @@ def test_itembank_branch_keeps_the_published_state_in_status(empty_url: str):
             assert "is_published" not in {c["name"] for c in inspect(conn).get_columns(
                 "item_versions")}
             assert conn.execute(text("SELECT id, status FROM item_versions ORDER BY id")).all() \
-                == [(1, "published"), (2, "published"), (3, "draft")]
+                == [(1, "approved"), (2, "approved"), (3, "draft")]
             assert conn.execute(text("SELECT item_version_id FROM form_items")).all() == [(1,)]
         command.downgrade(cfg, "itembank@base")
         with engine.connect() as conn:

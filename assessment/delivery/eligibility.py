@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from assessment.delivery.models import Attempt, Result
-from assessment.delivery.reads import release_status
+from assessment.delivery.models import Attempt
+from assessment.delivery.reads import current_result, release_status
 from assessment.exams import Exam
 from assessment.retakes import RetakePolicy, retake_policy_of, wait_refusal
 from microcred.words import plural
@@ -46,7 +46,7 @@ def outcome(session: Session, attempt_id: int, finalize_reason: str | None) -> s
     """How a finalized attempt ended: passed, failed, terminated, invalidated or held."""
     if finalize_reason == "terminated":
         return "terminated"
-    result = session.scalar(select(Result).where(Result.attempt_id == attempt_id))
+    result = current_result(session, attempt_id)
     if result is None:
         return "failed"
     standing = release_status(session, result.id)

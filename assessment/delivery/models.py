@@ -1,7 +1,8 @@
 """Attempts and what happens in them.
 
 Saves, clock events, results, item scores and release decisions are append-only: a newer row
-supersedes an older one, nothing is edited in place. The attempt row itself carries only the
+supersedes an older one, nothing is edited in place. An attempt's result is its newest
+``Result`` row (``reads.current_result``): a rescoring adds one that supersedes the last. The attempt row itself carries only the
 navigation state (position, highest sequence number) and its final status.
 """
 from __future__ import annotations
@@ -40,7 +41,14 @@ class Attempt(Base):
     #: submitted | time_expired | terminated
     finalize_reason: Mapped[str | None] = mapped_column(String(20))
 
-    result: Mapped[Result | None] = relationship(back_populates="attempt", uselist=False)
+    #: newest first: a rescoring adds a result that supersedes the one before
+    results: Mapped[list[Result]] = relationship(back_populates="attempt",
+                                                 order_by="Result.id.desc()")
+
+    @property
+    def result(self) -> Result | None:
+        """The attempt's standing result: its newest (None before it is finalized)."""
+        return self.results[0] if self.results else None
 
 
 class ClockEvent(Base):
@@ -86,10 +94,16 @@ append_only(ResponseSave)
 
 
 class Result(Base):
+    """An attempt's score. The first is written when the attempt is finalized; a rescoring
+    (after a re-key) writes a new one that ``supersedes`` it. The newest stands."""
+
     __tablename__ = "results"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    attempt_id: Mapped[int] = mapped_column(ForeignKey("attempts.id"), unique=True)
+    attempt_id: Mapped[int] = mapped_column(ForeignKey("attempts.id"), index=True)
+    supersedes_id: Mapped[int | None] = mapped_column(ForeignKey("results.id"))
+    #: the re-key whose rescoring wrote this result (None: scored at finalization)
+    rekey_id: Mapped[int | None] = mapped_column(ForeignKey("item_rekeys.id"))
     raw_score: Mapped[float]
     max_score: Mapped[float]
     percent: Mapped[float]
@@ -102,7 +116,7 @@ class Result(Base):
     theta_se: Mapped[float | None]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
-    attempt: Mapped[Attempt] = relationship(back_populates="result")
+    attempt: Mapped[Attempt] = relationship(back_populates="results")
     item_scores: Mapped[list[ItemScore]] = relationship(order_by="ItemScore.position")
 
 

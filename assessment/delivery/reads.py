@@ -1,5 +1,7 @@
 """What other packages read of delivery's records, so they never query its tables themselves.
 
+- :func:`current_result_id` / :func:`current_result`: an attempt's standing result. Results
+  are append-only and a rescoring adds one that supersedes the last: the newest wins.
 - :func:`newest_release_id`: which release decision of a result stands. Release rows are
   append-only and a later decision supersedes the earlier (held, then cleared): the newest row
   wins, and this is the one place that says so.
@@ -21,10 +23,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, ScalarSelect, Select, Text, and_, cast, func, select
+from sqlalchemy import ColumnElement, ScalarSelect, Select, Text, and_, case, cast, func, select
 from sqlalchemy.orm import Session, aliased
 
 from assessment.delivery.models import (
@@ -44,6 +47,24 @@ from microcred import signals
 from microcred.records import ExamDomain, ExamInfo, Person, ReleasedPass, ReleasedResult
 
 
+def current_result_id(attempt_id: ColumnElement[int] | int) -> ScalarSelect[int]:
+    """The id of ``attempt_id``'s standing (newest) result (an attempt id, or a column to
+    correlate with, e.g. ``Attempt.id`` or ``Result.attempt_id``)."""
+    newer = aliased(Result)
+    return select(func.max(newer.id)).where(newer.attempt_id == attempt_id).scalar_subquery()
+
+
+def current_result(session: Session, attempt_id: int) -> Result | None:
+    """The attempt's standing result (None: not finalized)."""
+    return session.scalar(select(Result).where(Result.attempt_id == attempt_id)
+                          .order_by(Result.id.desc()).limit(1))
+
+
+def is_current_result() -> ColumnElement[bool]:
+    """A condition on ``Result``: the row is its attempt's standing result."""
+    return Result.id == current_result_id(Result.attempt_id)
+
+
 def newest_release_id(result_id: ColumnElement[int] | int) -> ScalarSelect[int]:
     """The id of ``result_id``'s newest release row (a result id, or a column to correlate
     with, e.g. ``Result.id`` in a query over results)."""
@@ -60,13 +81,13 @@ def invalidated_result_ids() -> Select:
 
 def item_score_rows(session: Session, item_version_id: int) -> list[tuple[float, float, float]]:
     """``(score, max_score, the result's raw score)`` of each response to the item version in a
-    result that counts (a finalized attempt's, not invalidated), one query."""
+    result that counts (a finalized attempt's standing result, not invalidated), one query."""
     return [tuple(r) for r in session.execute(
         select(ItemScore.score, ItemScore.max_score, Result.raw_score)
         .join(Result, Result.id == ItemScore.result_id)
         .join(Attempt, Attempt.id == Result.attempt_id)
         .where(ItemScore.item_version_id == item_version_id, Attempt.status == "finalized",
-               Result.id.not_in(invalidated_result_ids()))
+               is_current_result(), Result.id.not_in(invalidated_result_ids()))
         .order_by(ItemScore.id))]
 
 
@@ -86,7 +107,7 @@ def released_passes(session: Session, exam_id: int) -> list[ReleasedPass]:
         .join(User, User.id == Attempt.candidate_id)
         .join(ResultRelease, ResultRelease.id == newest_release_id(Result.id))
         .where(Attempt.exam_id == exam_id, Result.passed.is_(True), User.active.is_(True),
-               ResultRelease.status == "released")
+               ResultRelease.status == "released", is_current_result())
         .order_by(Attempt.finalized_at, Result.id))
     return [ReleasedPass(*row) for row in rows]
 
@@ -218,3 +239,18 @@ def _answered(session: Session, attempt_ids: list[int]) -> dict[int, int]:
         if item_type(type_name).is_answered(value):
             counts[attempt_id] = counts.get(attempt_id, 0) + n
     return counts
+
+
+def response_stats(version_ids: Sequence[int] | None = None) -> Select:
+    """Per item version, over standing results that count (not invalidated):
+    ``item_version_id``, ``n`` (scored responses) and ``p`` (mean proportion of the maximum earned; None for an item dropped from
+    scoring). For the item bank's list, its statistics flags and pretest readiness."""
+    proportion = case((ItemScore.max_score > 0, ItemScore.score / ItemScore.max_score), else_=None)
+    query = (select(ItemScore.item_version_id, func.count().label("n"),
+                    func.avg(proportion).label("p"))
+             .join(Result, Result.id == ItemScore.result_id)
+             .where(is_current_result(), Result.id.not_in(invalidated_result_ids()))
+             .group_by(ItemScore.item_version_id))
+    if version_ids is not None:
+        query = query.where(ItemScore.item_version_id.in_(list(version_ids)))
+    return query

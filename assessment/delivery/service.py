@@ -31,13 +31,14 @@ from assessment.delivery.models import (
     Result,
     ResultRelease,
 )
-from assessment.delivery.reads import result_summary
+from assessment.delivery.reads import current_result, result_summary
 from assessment.delivery.timing import Clock, clock
 from assessment.exams import Exam, ExamForm, loft_target, window_refusal
 from assessment.users import User, time_multiplier_for
 from itembank.exposure import record_delivery
 from itembank.forms import unscored_versions
 from itembank.models import FormItem, ItemVersion
+from itembank.rekeys import ScoringView, scoring_views
 from itembank.stimuli import shuffle_keeping_sets
 from itembank.types import ResponseShapeError, item_type, public_payload
 from microcred import signals
@@ -494,9 +495,33 @@ def finalize_attempt(
 
 
 def _score(session: Session, attempt: Attempt) -> Result:
-    versions = _versions(session, attempt)
     saves = current_saves(session, attempt)
     exam = session.get(Exam, attempt.exam_id)
+    result, scores = score_responses(session, exam, attempt.item_order,
+                                     {vid: save.value for vid, save in saves.items()},
+                                     unscored=unscored_versions(session, attempt.form_id))
+    result.attempt_id = attempt.id
+    session.add(result)
+    session.flush()
+    for s in scores:
+        s.result_id = result.id
+        session.add(s)
+    return result
+
+
+def score_responses(session: Session, exam: Exam, item_order: list[int],
+                    responses: dict[int, Any], *, unscored: set[int] = frozenset(),
+                    views: dict[int, ScoringView] | None = None,
+                    ) -> tuple[Result, list[ItemScore]]:
+    """Score ``responses`` (item version id -> final response) to the items of ``item_order``
+    under each item's standing key (its newest re-key, ``itembank.rekeys``): an unsaved
+    Result (no attempt yet) and its ItemScores. Finalization and rescoring both score here
+    (``views``: the items' scoring views, when the caller has them already). The versions in
+    ``unscored`` (the form's pretest items) ride along: their responses are kept, scored, for
+    calibration (``ItemScore.scored`` False), and left out of the result."""
+    if views is None:
+        views = scoring_views(session, session.scalars(
+            select(ItemVersion).where(ItemVersion.id.in_(item_order))))
     domain_names = {d.code: d.name for d in exam.blueprint.domains}
     domains: dict[str, dict[str, Any]] = {
         code: {"code": code, "name": name, "score": 0.0, "max": 0.0, "items": 0}
@@ -504,27 +529,11 @@ def _score(session: Session, attempt: Attempt) -> Result:
     }
     raw = maximum = 0.0
     answered = 0
-    result = Result(
-        attempt_id=attempt.id,
-        raw_score=0,
-        max_score=0,
-        percent=0,
-        pass_percent=exam.pass_percent,
-        passed=False,
-        answered=0,
-        n_items=len(attempt.item_order),
-        domain_scores=[],
-        theta=None,
-        theta_se=None,
-    )
     scores = []
-    # pretest items ride along unscored: their responses are kept for calibration only
-    unscored = unscored_versions(session, attempt.form_id)
-    for pos, vid in enumerate(attempt.item_order):
-        v = versions[vid]
-        save = saves.get(vid)
-        value = save.value if save else None
-        points = item_type(v.item_type).score(v, value)
+    for pos, vid in enumerate(item_order):
+        v = views[vid]
+        value = responses.get(vid)
+        points = v.score(value)
         if vid in unscored:
             scores.append(ItemScore(item_version_id=vid, position=pos, domain_code=v.domain_code,
                                     response=value, score=points, max_score=v.max_score,
@@ -550,19 +559,21 @@ def _score(session: Session, attempt: Attempt) -> Result:
             )
         )
     percent = round(100.0 * raw / maximum, 2) if maximum else 0.0
-    result.raw_score, result.max_score, result.percent = raw, maximum, percent
-    result.passed = percent >= exam.pass_percent
-    result.answered = answered
-    result.n_items = len(attempt.item_order) - len(unscored & set(attempt.item_order))
     for d in domains.values():
         d["percent"] = round(100.0 * d["score"] / d["max"], 1) if d["max"] else None
-    result.domain_scores = [d for d in domains.values() if d["items"]]
-    session.add(result)
-    session.flush()
-    for s in scores:
-        s.result_id = result.id
-        session.add(s)
-    return result
+    result = Result(
+        raw_score=raw,
+        max_score=maximum,
+        percent=percent,
+        pass_percent=exam.pass_percent,
+        passed=percent >= exam.pass_percent,
+        answered=answered,
+        n_items=len(item_order) - len(set(unscored) & set(item_order)),
+        domain_scores=[d for d in domains.values() if d["items"]],
+        theta=None,
+        theta_se=None,
+    )
+    return result, scores
 
 
 def _release(
@@ -581,12 +592,15 @@ def _release(
 
 def connect_receivers() -> None:
     """Delivery's receivers (called by ``microcred.packages.connect_receivers``)."""
+    from assessment.delivery import rescore
+
     signals.review_decided.connect(_on_review_decided, weak=False)
+    signals.item_rekeyed.connect(rescore.on_item_rekeyed, weak=False)
 
 
 def _on_review_decided(sender: Any, *, session: Session, attempt_id: int, verdict: str,
                        reason: str, decided_by_id: int | None) -> None:
-    result = session.scalar(select(Result).where(Result.attempt_id == attempt_id))
+    result = current_result(session, attempt_id)
     if result is None:
         raise NotFound(f"attempt {attempt_id} has no result to review")
     if verdict not in ("cleared", "invalidated"):

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from assessment.delivery import reads, service
 from assessment.delivery.eligibility import eligibility
-from assessment.delivery.models import Attempt, Result
+from assessment.delivery.models import Attempt
 from assessment.exams import Exam, exam_by_code, open_exams
 from itembank.rendering import item_parts
 from microcred.db import utcnow
@@ -149,7 +149,7 @@ def result(attempt_id: int):
     attempt = _my_attempt(attempt_id)
     if attempt.status != "finalized":  # the runner finalizes one whose time ran out
         return redirect(url_for("delivery.runner", attempt_id=attempt.id))
-    res = session.scalar(select(Result).where(Result.attempt_id == attempt.id))
+    res = reads.current_result(session, attempt.id)
     release = reads.release_status(session, res.id)
     exam = session.get(Exam, attempt.exam_id)
     links = [link for contribute in runner_wiring().result_links

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -100,12 +101,15 @@ def calibrate_exam(
     *,
     model: str = "2pl",
     max_iter: int = DEFAULT_MAX_ITER,
+    progress: Callable[[int, float, float], None] | None = None,
 ) -> ExamCalibration:
     """Calibrate the exam's item versions on its counted results. Nothing is stored: see
     :func:`record_run`.
 
     Items the library could not estimate (no variance) and items with a non-finite estimate are
     marked unusable: approving the run leaves their previous parameters current.
+    ``progress(iteration, loglik, change)`` is called after each EM cycle (the engine's
+    ``ProgressCallback``).
     """
     model = check_model_choice(model)
     matrix = score_matrix(session, exam)
@@ -113,7 +117,8 @@ def calibrate_exam(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            fit = calibrate(matrix.scores, model=model, item_ids=matrix.item_ids, max_iter=max_iter)
+            fit = calibrate(matrix.scores, model=model, item_ids=matrix.item_ids, max_iter=max_iter,
+                            progress=progress)
         except PsychometricsError as exc:
             raise AnalysisError(f"the calibration of exam {exam.code} failed: {exc}") from exc
     seconds = time.perf_counter() - started

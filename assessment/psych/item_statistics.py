@@ -98,8 +98,13 @@ def analyse_items(session: Session, exam: Exam, *, rules: FlagRules | None = Non
     The pooled score distribution is of every counted candidate's total over the items they
     were presented (so its ``n`` is the number of results); pooled alpha and alpha-if-deleted
     stay per form."""
+    return analyse_matrix(exam, score_matrix(session, exam), rules=rules)
+
+
+def analyse_matrix(exam: Exam, matrix: ScoreMatrix, *, rules: FlagRules | None = None
+                   ) -> ExamItemAnalysis:
+    """:func:`analyse_items` of a matrix already read (the report reads one with filters)."""
     rules = rules or FlagRules()
-    matrix = score_matrix(session, exam)
     by_form = []
     for form_id in sorted(matrix.forms):
         rows, cols = matrix.form_block(form_id)
@@ -118,8 +123,10 @@ def analyse_items(session: Session, exam: Exam, *, rules: FlagRules | None = Non
     analysis = item_analysis(
         matrix.scores, item_ids=matrix.item_ids, choices=matrix.choices, key=matrix.keys, rules=rules
     )
-    totals = np.nansum(matrix.scores, axis=1)
-    analysis.distribution = score_distribution(totals[:, None])
+    # each candidate's total over the items presented (not presented counts 0); passed as the
+    # 0/1 matrix, not as one column of totals, which the engine would read as an item's scores
+    # and refuse beyond 49 points
+    analysis.distribution = score_distribution(np.nan_to_num(matrix.scores, nan=0.0))
     for j, item in enumerate(analysis.items):
         alpha_rises = any(
             f.alpha_if_deleted.get(j) is not None and f.reliability.alpha is not None

@@ -7,13 +7,14 @@ every model offered here is dichotomous.
 """
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from assessment.delivery.models import ItemScore
+from assessment.delivery.models import Attempt, ItemScore
 from assessment.exams import Exam
 from assessment.psych.errors import AnalysisError
 from assessment.psych.results import counted_results
@@ -58,23 +59,52 @@ class ScoreMatrix:
         return rows, cols
 
 
+_NO_RESULTS = "exam {code} has no finalized results yet, so there is nothing to analyse"
+
+
 def version_label(version: ItemVersion) -> str:
     code = version.item.code
     return code if version.version == 1 else f"{code} v{version.version}"
 
 
-def score_matrix(session: Session, exam: Exam) -> ScoreMatrix:
-    """The counted results of ``exam`` as a persons x item versions matrix (see module doc).
+def require_results(session: Session, exam: Exam) -> None:
+    """Raise :class:`AnalysisError` (as :func:`score_matrix` would) when ``exam`` has no counted
+    results: one cheap query, asked before a calibration is queued."""
+    counted = counted_results(exam.id).subquery()
+    if session.execute(select(counted.c.result_id).limit(1)).first() is None:
+        raise AnalysisError(_NO_RESULTS.format(code=exam.code))
+
+
+def score_matrix(
+    session: Session,
+    exam: Exam,
+    *,
+    form_id: int | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+) -> ScoreMatrix:
+    """The counted results of ``exam`` as a persons x item versions matrix (see module doc),
+    optionally only one form's and only attempts finalized in ``[since, until)``.
 
     Raises :class:`AnalysisError` when the exam has no counted results or a score is not 0/1.
     """
-    counted = counted_results(exam.id).subquery()
+    query = counted_results(exam.id)
+    if form_id is not None:
+        query = query.where(Attempt.form_id == form_id)
+    if since is not None:
+        query = query.where(Attempt.finalized_at >= since)
+    if until is not None:
+        query = query.where(Attempt.finalized_at < until)
+    counted = query.subquery()
     people = session.execute(
         select(counted.c.result_id, counted.c.form_id).order_by(counted.c.result_id)
     ).all()
     if not people:
+        scoped = form_id is not None or since is not None or until is not None
         raise AnalysisError(
-            f"exam {exam.code} has no finalized results yet, so there is nothing to analyse"
+            _NO_RESULTS.format(code=exam.code) if not scoped else
+            f"exam {exam.code} has no finalized results in the chosen form and dates, so there"
+            " is nothing to analyse"
         )
     cells = session.execute(
         select(ItemScore.result_id, ItemScore.item_version_id, ItemScore.score, ItemScore.max_score,

@@ -1,6 +1,6 @@
 """Which results the workspace counts, and the exam overview built on them.
 
-Counted: results of finalized attempts, minus results whose newest release decision is
+Counted: the standing result (the newest, after any rescoring) of finalized attempts, minus results whose newest release decision is
 ``invalidated`` (a terminated attempt or a review that found misconduct is not a measurement).
 Held results are counted: they are scored responses awaiting a proctoring verdict.
 """
@@ -12,7 +12,7 @@ from sqlalchemy import Select, case, func, select
 from sqlalchemy.orm import Session
 
 from assessment.delivery.models import Attempt, Result
-from assessment.delivery.reads import invalidated_result_ids
+from assessment.delivery.reads import invalidated_result_ids, is_current_result
 from assessment.exams import Exam
 
 
@@ -28,7 +28,8 @@ def counted_results(exam_id: int | None = None) -> Select:
             Result.passed,
         )
         .join(Attempt, Attempt.id == Result.attempt_id)
-        .where(Attempt.status == "finalized", Result.id.not_in(invalidated_result_ids()))
+        .where(Attempt.status == "finalized", is_current_result(),
+               Result.id.not_in(invalidated_result_ids()))
     )
     return query if exam_id is None else query.where(Attempt.exam_id == exam_id)
 
@@ -60,7 +61,7 @@ def exam_summaries(session: Session) -> list[ExamSummary]:
         session.execute(
             select(Attempt.exam_id, func.count())
             .join(Result, Result.attempt_id == Attempt.id)
-            .where(Result.id.in_(invalidated_result_ids()))
+            .where(is_current_result(), Result.id.in_(invalidated_result_ids()))
             .group_by(Attempt.exam_id)
         ).all()
     )

@@ -30,6 +30,8 @@ from microcred.errors import DomainError
 
 RUN_STATUSES = ("proposed", "approved", "rejected", "superseded")
 REASON_LENGTH = 500
+ERROR_LENGTH = 1000
+JOB_STATES = ("queued", "running", "finished", "failed")
 
 
 class CalibrationRefused(DomainError):
@@ -63,6 +65,17 @@ class CalibrationRun(Base):
     decided_at: Mapped[dt.datetime | None]
     decision_reason: Mapped[str] = mapped_column(String(REASON_LENGTH), default="")
     approved_with_override: Mapped[bool] = mapped_column(default=False)
+    #: Where the background job stands (:mod:`assessment.psych.jobs`): ``queued``, ``running``,
+    #: ``finished`` (the estimates are stored) or ``failed`` (``error`` says why). Only a
+    #: finished run can be approved or rejected.
+    job_state: Mapped[str] = mapped_column(String(20), default="finished",
+                                           server_default="finished")
+    #: The last EM cycle reported while running: ``{"iteration", "max_iter", "loglik",
+    #: "change", "at"}``.
+    progress: Mapped[dict[str, Any] | None]
+    error: Mapped[str | None] = mapped_column(String(ERROR_LENGTH))
+    started_at: Mapped[dt.datetime | None]
+    finished_at: Mapped[dt.datetime | None]
 
     estimates: Mapped[list[CalibrationEstimate]] = relationship(
         back_populates="run", order_by="CalibrationEstimate.position"
@@ -76,12 +89,16 @@ class CalibrationRun(Base):
         return [e for e in self.estimates if e.note is None]
 
     @property
+    def finished(self) -> bool:
+        return self.job_state == "finished"
+
+    @property
     def approvable(self) -> bool:
-        return self.status != "approved"
+        return self.finished and self.status != "approved"
 
     @property
     def rejectable(self) -> bool:
-        return self.status == "proposed"
+        return self.finished and self.status == "proposed"
 
 
 class CalibrationEstimate(Base):
@@ -132,22 +149,43 @@ append_only(CalibrationDecision)
 # ---------------------------------------------------------------- storing
 
 
+def queue_run(session: Session, exam: Any, *, model: str, max_iter: int,
+              run_by_id: int | None) -> CalibrationRun:
+    """A ``queued`` run of ``exam`` for the job to fill (flushed, not committed): what was asked
+    and by whom, no estimates yet. ``model`` and ``max_iter`` must be checked already
+    (``check_model_choice``, ``check_max_iter``)."""
+    run = CalibrationRun(
+        exam_id=exam.id, model=model, options={"max_iter": int(max_iter)}, run_by_id=run_by_id,
+        converged=False, iterations=0, status="proposed", job_state="queued",
+        progress={"iteration": 0, "max_iter": int(max_iter)},
+    )
+    session.add(run)
+    session.flush()
+    return run
+
+
 def record_run(
-    session: Session, calibration: ExamCalibration, *, run_by_id: int | None, max_iter: int
+    session: Session, calibration: ExamCalibration, *, run_by_id: int | None, max_iter: int,
+    run: CalibrationRun | None = None,
 ) -> CalibrationRun:
     """Store ``calibration`` as a proposed run with one estimate row per item version (flushed,
-    not committed). The current parameters do not change."""
+    not committed): into ``run`` when given (the queued run a job fills), else a new run. The
+    current parameters do not change."""
     fit, matrix = calibration.fit, calibration.matrix
     three = fit.model == "3pl"
-    run = CalibrationRun(
-        exam_id=calibration.exam.id,
-        model=fit.model,
-        options={"max_iter": int(max_iter)},
-        run_by_id=run_by_id,
-        converged=bool(fit.converged),
-        iterations=int(fit.iterations),
-        log_likelihood=_finite_or_none(fit.loglik),
-        fit_summary=_json_safe({
+    if run is None:
+        run = CalibrationRun(exam_id=calibration.exam.id, run_by_id=run_by_id)
+        session.add(run)
+    run.model = fit.model
+    run.options = {**(run.options or {}), "max_iter": int(max_iter)}
+    run.job_state = "finished"
+    run.error = None
+    run.finished_at = utcnow()
+    for name, value in {
+        "converged": bool(fit.converged),
+        "iterations": int(fit.iterations),
+        "log_likelihood": _finite_or_none(fit.loglik),
+        "fit_summary": _json_safe({
             "exam": calibration.exam.code,
             "engine": fit.engine,
             "n_persons": fit.n_persons,
@@ -164,10 +202,10 @@ def record_run(
             "fit_forms": calibration.fit_forms(),
             "fit_notes": calibration.fit_notes,
         }),
-        warnings=[str(w) for w in calibration.warnings],
-        status="proposed",
-    )
-    session.add(run)
+        "warnings": [str(w) for w in calibration.warnings],
+        "status": "proposed",
+    }.items():
+        setattr(run, name, value)
     session.flush()
     for j, version in enumerate(matrix.versions):
         session.add(CalibrationEstimate(
@@ -285,6 +323,15 @@ def _decide(session: Session, run: CalibrationRun, decision: str, by: Any, reaso
     return row
 
 
+def _require_finished(run: CalibrationRun) -> None:
+    if run.job_state != "finished":
+        state = {"queued": "is waiting for a worker", "running": "is still running",
+                 "failed": "failed"}.get(run.job_state, run.job_state)
+        raise CalibrationRefused(
+            f"calibration run {run.id} {state}: only a finished run has estimates to decide on"
+        )
+
+
 def approve_run(session: Session, run: CalibrationRun, *, by: Any, reason: str = "",
                 override_not_converged: bool = False) -> CalibrationDecision:
     """Make the run's usable estimates the current parameters (new rows; flushed, not
@@ -296,6 +343,7 @@ def approve_run(session: Session, run: CalibrationRun, *, by: Any, reason: str =
         select(CalibrationRun.id).where(CalibrationRun.exam_id == run.exam_id).with_for_update()
     )
     session.refresh(run)
+    _require_finished(run)
     if run.status == "approved":
         raise CalibrationRefused(
             f"calibration run {run.id} is already approved: its estimates are the current ones"
@@ -348,6 +396,7 @@ def approve_run(session: Session, run: CalibrationRun, *, by: Any, reason: str =
 def reject_run(session: Session, run: CalibrationRun, *, by: Any,
                reason: str) -> CalibrationDecision:
     """Record that the run's estimates are not to be used; the parameters stay as they are."""
+    _require_finished(run)
     if run.status != "proposed":
         raise CalibrationRefused(
             f"calibration run {run.id} is {run.status}; only a proposed run can be rejected"

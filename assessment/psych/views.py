@@ -5,43 +5,46 @@ Thin views over the package's services. Every page loads what it shows in the vi
 number of queries however many items an exam has: templates get plain values and eagerly
 loaded rows, never a relationship to load row by row.
 
-Calibration runs inside the request, on purpose: on the demo (500 candidates x 31 item versions
-on two 20-item forms sharing 9) the EM fit takes 0.04-0.14 s (median of 10 runs, 2PL/3PL/Rasch)
-and the whole service call (score matrix, fit, S-X2 per form, the new rows) 0.1-0.3 s, measured
-on a busy 2-core machine. A background job would add machinery without sparing anyone a wait;
-move it to the job queue (RQ) when programs grow past a couple of seconds
-(``bench/calibration.py`` gives the library's figures by size).
+Calibration never runs inside the request: starting one stores a queued run and enqueues a
+job (:mod:`assessment.psych.jobs`) that a ``microcred worker`` process runs; the run's page shows
+the job's progress and refreshes itself until the run has finished or failed.
 
 A calibration is stored as a proposed run and changes nothing until a psychometrician approves it
 on the run's page (:mod:`assessment.psych.runs`); earlier runs stay there to be approved again.
 """
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+import datetime as dt
+
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
 from assessment.exams import Exam, exam_by_code
+from assessment.jobs import app_queue
 from assessment.psych.calibration import (
     CALIBRATION_MODELS,
     DEFAULT_MAX_ITER,
     FIT_ALPHA,
     MAX_ITER_LIMIT,
-    calibrate_exam,
     check_max_iter,
     check_model_choice,
     exam_item_versions,
 )
 from assessment.psych.errors import AnalysisError
 from assessment.psych.item_statistics import analyse_items
-from assessment.psych.response_matrix import version_label
+from assessment.psych.jobs import CALIBRATE
+from assessment.psych.report import ReportScope, build_report
+from assessment.psych.report_output import chart_img, render_pdf, table_csv, tables_zip
+from assessment.psych.response_matrix import require_results, version_label
 from assessment.psych.results import exam_summaries
 from assessment.psych.runs import (
+    ERROR_LENGTH,
     CalibrationRefused,
     CalibrationRun,
     approve_run,
     get_run,
-    record_run,
+    queue_run,
     reject_run,
     run_with_details,
     runs_of_exam,
@@ -49,6 +52,7 @@ from assessment.psych.runs import (
 from assessment.users import User
 from itembank.parameters import current_parameters
 from microcred.errors import DomainError
+from microcred.jobs import JobError
 from microcred.web import db_session, role_required
 
 bp = Blueprint("psych", __name__, url_prefix="/psych")
@@ -127,16 +131,27 @@ def calibrate(code: str):
     max_iter = request.form.get("max_iter", "")
     try:
         cycles = check_max_iter(max_iter)
-        result = calibrate_exam(session, exam, model=check_model_choice(model), max_iter=cycles)
+        chosen = check_model_choice(model)
+        require_results(session, exam)  # the one refusal known before any work: say it here
     except AnalysisError as exc:
         session.rollback()
         return _calibration_form(exam, problem=str(exc), model=model, max_iter=max_iter, status=422)
-    run = record_run(session, result, run_by_id=current_user.id, max_iter=cycles)
-    session.commit()
-    flash(
-        f"Calibration run {run.id} is stored as proposed. It changes no parameters until it is"
-        " approved below.", "info",
-    )
+    run = queue_run(session, exam, model=chosen, max_iter=cycles, run_by_id=current_user.id)
+    session.commit()  # the worker reads the run from its own connection
+    try:
+        app_queue().enqueue(CALIBRATE, run.id)
+    except JobError as exc:
+        run.job_state, run.error = "failed", str(exc)[:ERROR_LENGTH]
+        session.commit()
+    session.refresh(run)
+    if run.job_state == "finished":
+        flash(f"Calibration run {run.id} is stored as proposed. It changes no parameters until it"
+              " is approved below.", "info")
+    elif run.job_state == "failed":
+        flash(f"Calibration run {run.id} failed: {run.error}", "error")
+    else:
+        flash(f"Calibration run {run.id} is queued: this page shows its progress. It changes no"
+              " parameters until it is approved.", "info")
     return redirect(url_for("psych.run_detail", run_id=run.id)), 303
 
 
@@ -199,7 +214,42 @@ def _run_page(run_id: int, *, problem: str | None = None, form: dict | None = No
         people=_people(session, [run]), problem=problem, form=form or {},
         models=CALIBRATION_MODELS, max_iter=run.options.get("max_iter", DEFAULT_MAX_ITER),
         max_iter_limit=MAX_ITER_LIMIT, n_current=len(current_ids),
+        progress=run_progress_dict(run),
     ), status
+
+
+@bp.get("/runs/<int:run_id>/progress.json")
+@role_required(*ROLES)
+def run_progress(run_id: int):
+    """Where the run's job stands, for the run page's poll."""
+    return run_progress_dict(_run(run_id))
+
+
+def run_progress_dict(run: CalibrationRun) -> dict:
+    progress = run.progress or {}
+    return {
+        "run": run.id,
+        "state": run.job_state,
+        "iteration": progress.get("iteration", 0),
+        "max_iter": progress.get("max_iter", run.options.get("max_iter", DEFAULT_MAX_ITER)),
+        "loglik": progress.get("loglik"),
+        "change": progress.get("change"),
+        "error": run.error,
+        "message": progress_message(run),
+    }
+
+
+def progress_message(run: CalibrationRun) -> str:
+    """One sentence on where the run's job stands (the page's live status)."""
+    progress = run.progress or {}
+    cap = progress.get("max_iter", run.options.get("max_iter", DEFAULT_MAX_ITER))
+    if run.job_state == "queued":
+        return "Queued: waiting for a job worker to start it."
+    if run.job_state == "running":
+        return f"Running: EM cycle {progress.get('iteration', 0)} of at most {cap}."
+    if run.job_state == "failed":
+        return f"Failed: {run.error or 'no reason was recorded'}"
+    return f"Finished after {run.iterations} EM cycles."
 
 
 @bp.post("/runs/<int:run_id>/approve")
@@ -238,3 +288,100 @@ def reject(run_id: int):
     session.commit()
     flash(f"Calibration run {run.id} is rejected; the current parameters are unchanged.", "info")
     return redirect(url_for("psych.run_detail", run_id=run.id)), 303
+
+
+# ---------------------------------------------------------------- item-analysis report
+
+
+class BadReportScope(DomainError):
+    status, code = 422, "bad_report_scope"
+
+
+def _report_query() -> dict[str, str]:
+    """The report's scope as given in the query string (only the keys given)."""
+    return {k: request.args[k].strip() for k in ("form", "since", "until")
+            if request.args.get(k, "").strip()}
+
+
+def _date(name: str, value: str | None):
+    if not value:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise BadReportScope(f"{name} must be a date as YYYY-MM-DD, got {value[:40]!r}") from None
+
+
+def _report_scope(exam: Exam, query: dict[str, str]) -> ReportScope:
+    form = None
+    if query.get("form"):
+        form = next((ef.form for ef in exam.forms if ef.form.code == query["form"]), None)
+        if form is None:
+            raise BadReportScope(f"exam {exam.code} has no form {query['form'][:64]!r}")
+    since, until = _date("since", query.get("since")), _date("until", query.get("until"))
+    if since and until and since > until:
+        raise BadReportScope(f"the date range is empty: since {since} is after until {until}")
+    return ReportScope(exam=exam, form=form, since=since, until=until)
+
+
+def _build(code: str, *, with_charts: bool):
+    exam = _exam(code)
+    query = _report_query()
+    scope = _report_scope(exam, query)
+    return exam, query, build_report(db_session(), scope, with_charts=with_charts)
+
+
+@bp.get("/exams/<code>/report")
+@role_required(*ROLES)
+def report(code: str):
+    exam = _exam(code)
+    query = _report_query()
+    forms = [ef.form for ef in exam.forms]
+    try:
+        built = build_report(db_session(), _report_scope(exam, query))
+    except (AnalysisError, BadReportScope) as exc:
+        status = 422 if isinstance(exc, BadReportScope) else 200
+        return render_template("psych/report.html", exam=exam, forms=forms, query=query, r=None,
+                               tables=[], problem=str(exc)), status
+    return render_template("psych/report.html", exam=exam, forms=forms, query=query, r=built,
+                           tables=list(built.tables()), problem=None)
+
+
+@bp.get("/exams/<code>/report.pdf")
+@role_required(*ROLES)
+def report_pdf(code: str):
+    exam, _, built = _build(code, with_charts=True)
+    return _download(render_pdf(built), "application/pdf", f"{exam.code}-item-analysis.pdf")
+
+
+@bp.get("/exams/<code>/report.json")
+@role_required(*ROLES)
+def report_json(code: str):
+    _, _, built = _build(code, with_charts=False)
+    return built.to_dict()
+
+
+@bp.get("/exams/<code>/report.zip")
+@role_required(*ROLES)
+def report_zip(code: str):
+    exam, _, built = _build(code, with_charts=False)
+    return _download(tables_zip(built), "application/zip", f"{exam.code}-item-analysis.zip")
+
+
+@bp.get("/exams/<code>/report/<table>.csv")
+@role_required(*ROLES)
+def report_csv(code: str, table: str):
+    exam, _, built = _build(code, with_charts=False)
+    if table not in built.tables():
+        abort(404)
+    return _download(table_csv(built, table).encode(), "text/csv; charset=utf-8",
+                     f"{exam.code}-{table}.csv")
+
+
+def _download(body: bytes, mimetype: str, filename: str) -> Response:
+    response = Response(body, mimetype=mimetype)
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+bp.add_app_template_global(chart_img, "chart_img")

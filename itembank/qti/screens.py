@@ -146,44 +146,70 @@ def commit_import(key: str) -> Any:
 
 
 # ------------------------------------------------------------------------------- export
+#
+# The export takes the item list's filter (``itembank.screens``: search, type, domain, status,
+# statistics flag) and exports what the list shows, each item by its newest version. A bank
+# without that list filters here by type, domain, status and a search of code and question.
 
-FILTERS = ("status", "type", "domain", "q")
+FILTERS = ("q", "type", "domain", "status", "flag")
 
 
 def _filters() -> dict[str, str]:
     """The filters asked for; a value with control characters is no filter value at all."""
     out = {}
     for name in FILTERS:
-        value = request.args.get(name, "").strip()[:80]
+        value = request.args.get(name, "").strip()[:200]
         out[name] = "" if any(ord(c) < 32 for c in value) else value
     return out
 
 
 def _matching(filters: dict[str, str]) -> list[ItemVersion]:
-    versions = newest_versions(db_session(), status=filters["status"] or None,
+    session = db_session()
+    try:
+        from itembank.screens import ListFilters, list_query  # the item list's own filter
+    except ImportError:
+        ListFilters = None
+    if ListFilters is not None:
+        from itembank.models import Item
+
+        query = list_query(ListFilters.from_args({**filters, "page": "1"}))
+        return [v for v, _ in session.execute(query.order_by(Item.code))]
+    versions = newest_versions(session, status=filters["status"] or None,
                                domain=filters["domain"] or None,
                                item_type=filters["type"] or None)
     q = filters["q"].lower()
     if q:
         from itembank.models import Item
 
-        codes = {v.item_id: db_session().get(Item, v.item_id).code for v in versions}
+        codes = {v.item_id: session.get(Item, v.item_id).code for v in versions}
         versions = [v for v in versions if q in codes[v.item_id].lower() or q in v.stem.lower()]
     return versions
 
 
+def _flags() -> dict[str, str]:
+    try:
+        from itembank.screens import FLAGS
+    except ImportError:
+        return {}
+    return dict(FLAGS)
+
+
 @bp.get("/export")
 @role_required(*EXPORTERS)
-def export_page() -> str:
+def export_page() -> Any:
     filters = _filters()
     session = db_session()
     from itembank.models import STATUSES
 
+    try:
+        count = len(_matching(filters))
+    except DomainError as exc:
+        return render_template("error.html", status=400, message=exc.message), 400
     domains = session.scalars(select(ItemVersion.domain_code).distinct()
                               .order_by(ItemVersion.domain_code)).all()
     return render_template("qti/export.html", filters=filters, statuses=STATUSES,
                            types=sorted(ITEM_TYPES), domains=[d for d in domains if d],
-                           count=len(_matching(filters)))
+                           flags=_flags(), count=count)
 
 
 @bp.get("/export.zip")
@@ -193,7 +219,11 @@ def export_download() -> Response:
     if fmt not in ("qti3", "qti21"):
         abort(400)
     filters = _filters()
-    data = export_package(db_session(), _matching(filters), fmt)
+    try:
+        versions = _matching(filters)
+    except DomainError:
+        abort(400)
+    data = export_package(db_session(), versions, fmt)
     name = "microcred-items-" + "-".join(v for v in (fmt, filters["status"], filters["type"],
                                                       filters["domain"]) if v)
     return Response(data, mimetype="application/zip", headers={

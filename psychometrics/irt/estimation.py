@@ -201,16 +201,18 @@ def e_step(
     n_jq = np.zeros((j, q)) if patterns.observed is not None else None
     node_mass = np.zeros(q)
     loglik = 0.0
-    block = max(1, E_STEP_BLOCK_CELLS // max(q, 1))
+    block = max(1, E_STEP_BLOCK_CELLS // max(q, contrasts.shape[0], 1))
     offset = log_w + (base_sum if patterns.observed is None else 0.0)
     for start in range(0, n_pat, block):
         rows = slice(start, min(n_pat, start + block))
-        if y is not None:
-            ll = y[rows] @ contrasts
-            if patterns.observed is not None:
-                ll += patterns.observed[rows] @ logp[:, 0, :]
-        elif patterns.observed is not None:
-            ll = patterns.observed[rows] @ logp[:, 0, :]
+        y_blk = None if y is None else y[rows].astype(float)  # float32 storage, float64 work
+        o_blk = None if patterns.observed is None else patterns.observed[rows].astype(float)
+        if y_blk is not None:
+            ll = y_blk @ contrasts
+            if o_blk is not None:
+                ll += o_blk @ logp[:, 0, :]
+        elif o_blk is not None:
+            ll = o_blk @ logp[:, 0, :]
         else:
             ll = np.zeros((rows.stop - rows.start, q))
         ll += offset
@@ -224,10 +226,10 @@ def e_step(
             np.divide(ll, total[:, None], out=post_all[rows])
         fw = np.multiply(ll, (freq / total)[:, None], out=ll)  # f_u w_uq in one pass
         node_mass += fw.sum(axis=0)
-        if y is not None:
-            upper += y[rows].T @ fw
-        if n_jq is not None:
-            n_jq += patterns.observed[rows].T @ fw
+        if y_blk is not None:
+            upper += y_blk.T @ fw
+        if o_blk is not None:
+            n_jq += o_blk.T @ fw
     counts = np.empty((j, k_max, q))
     if k_max > 1:
         counts[:, 1:, :] = upper.reshape(k_max - 1, j, q).transpose(1, 0, 2)
@@ -627,7 +629,7 @@ def run_em(
                     xi = clip_xi(model, pmap.unpack(point, xi))
                     phi = pmap.pack(xi)
         logp = log_prob(model, xi, n_cat, quad.points)
-        estep = e_step(patterns, logp, quad.weights)
+        estep = e_step(patterns, logp, quad.weights, keep_posterior=False)
     return EMResult(
         xi=xi,
         loglik=estep.loglik,

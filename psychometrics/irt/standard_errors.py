@@ -81,16 +81,21 @@ def observed_information(
     n_pat = patterns.codes.shape[0]
     chunk = max(1, CHUNK_CELLS // max(1, j * m))
     dichotomous = all(name in DICHOTOMOUS_MODELS for name in per_item(model, j))
+    node_grams = np.zeros((theta.size, j, j)) if dichotomous else None
     for start in range(0, n_pat, chunk):
         sl = slice(start, min(n_pat, start + chunk))
         if dichotomous:
-            cross, gram = _dichotomous_terms(patterns, sl, est.posterior[sl], logp, d)
+            grams, gram = _dichotomous_terms(patterns, sl, est.posterior[sl], logp, d)
+            node_grams += grams
+            cross = 0.0
         elif not isinstance(model, str):
             cross, gram = _mixed_terms(patterns, sl, est.posterior[sl], logp, d, model)
         else:
             cross, gram = _general_terms(patterns, sl, est.posterior[sl], d)
         info_xi -= cross
         info_xi += gram
+    if dichotomous:
+        info_xi -= _dichotomous_cross(node_grams, d)
     flat = info_xi.reshape(j * m, j * m)
     t = pmap.design()
     info = t.T @ flat @ t
@@ -121,22 +126,35 @@ def _weighted_gram(a: np.ndarray, weight: np.ndarray) -> np.ndarray:
     return np.triu(upper) + np.triu(upper, 1).T
 
 
+def _dichotomous_cross(node_grams: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """E[s s^T] summed over patterns from the per-node item grams C_q (Q, J, J):
+    cross[(j,m),(k,n)] = sum_q C_q[j,k] h_jmq h_knq, done once for all patterns."""
+    h = d[:, :, 1, :] - d[:, :, 0, :]  # (J, m, Q)
+    j, m, _ = h.shape
+    cross = np.zeros((j, m, j, m))
+    for a in range(m):
+        ha = h[:, a, :].T[:, :, None]  # (Q, J, 1)
+        for b in range(m):
+            hb = h[:, b, :].T[:, None, :]  # (Q, 1, J)
+            cross[:, a, :, b] = (node_grams * ha * hb).sum(axis=0)
+    return cross
+
+
 def _dichotomous_terms(patterns, sl, post, logp, d):
-    """(E[s s^T], E[s] E[s]^T) summed over the patterns in ``sl`` for 0/1 items."""
+    """Per-node item grams C_q = sum_u f_u w_uq e_uq e_uq^T (Q, J, J) and E[s] E[s]^T summed
+    over the patterns in ``sl`` for 0/1 items (the node score factorises, s = e h)."""
     y = patterns.indicators[0][sl]
     mask = None if patterns.observed is None else patterns.observed[sl]
     f = patterns.freq[sl]
     p1 = np.exp(logp[:, 1, :])  # (J, Q)
     h = d[:, :, 1, :] - d[:, :, 0, :]  # (J, m, Q): d log P1 - d log P0 = dP / (P (1 - P))
     j, m, q_n = h.shape
-    cross = np.zeros((j, m, j, m))
+    grams = np.empty((q_n, j, j))
     fw = post * f[:, None]
     for q in range(q_n):
         rows = _node_rows(fw[:, q])
         e = y[rows] - (p1[:, q] if mask is None else mask[rows] * p1[:, q])
-        c = _weighted_gram(e, fw[rows, q])  # (J, J)
-        hq = h[:, :, q]
-        cross += c[:, None, :, None] * hq[:, :, None, None] * hq[None, None, :, :]
+        grams[q] = _weighted_gram(e, fw[rows, q])
     # expected node score per pattern: g_u,(j,m) = sum_q w_uq e_ujq h_jmq
     g = np.empty((y.shape[0], j, m))
     for col in range(m):
@@ -145,7 +163,7 @@ def _dichotomous_terms(patterns, sl, post, logp, d):
         g[:, :, col] = y * hy - (hp if mask is None else mask * hp)
     g = g.reshape(y.shape[0], j * m)
     gram = (g * f[:, None]).T @ g
-    return cross, gram.reshape(j, m, j, m)
+    return grams, gram.reshape(j, m, j, m)
 
 
 def _general_terms(patterns, sl, post, d):

@@ -173,3 +173,9 @@ def test_dif_refuses_missing_or_third_group_labels(sim, dif):
     with pytest.raises(PsychometricsError, match="no group label"):
         dif(x, labels, focal="foc")
     assert len(dif(x, group, focal=1)) == 5
+
+
+@pytest.mark.parametrize("spec", [{"a": "steep", "b": 0.0}, {"b": None}, {"a": 1.0, "b": [0.1, 0.2]}])
+def test_fixed_parameters_that_are_not_numbers_are_refused_by_name(lsat7, spec):
+    with pytest.raises(PsychometricsError, match=r"fixed\['item2'\]: 'a', 'b' and 'c' must be numbers"):
+        calibrate(lsat7, "2pl", item_ids=[f"item{j}" for j in range(1, 6)], fixed={"item2": spec})

@@ -34,16 +34,24 @@ def _image_src(db) -> str:
     return media_url(store_media(db, PNG, filename="map.png").sha256)
 
 
-def _bank(db) -> list[ItemVersion]:
+def _bank(db, author=None) -> list[ItemVersion]:
     from itembank.stimuli import create_stimulus
 
     case = create_stimulus(db, code="CASE-1", kind="case", title="A patient",
                            content="<p>A 54-year-old man presents with chest pain.</p>")
+    import inspect
+
+    accepted = inspect.signature(authoring.create_item).parameters
+    blueprint_metadata = {"subdomain_code": "D1.2", "cognitive_level": "apply",
+                          "reference": "Guide, ch. 3", "keywords": ["ecg", "rhythm"]}
     versions = []
     for s in samples(_image_src(db)):
         s = dict(s)
         if s["code"].startswith("MR-"):  # an item set of two
             s["stimulus_id"] = case.id
+        s.update({k: v for k, v in blueprint_metadata.items() if k in accepted})
+        if author is not None and "actor" in accepted:
+            s["actor"] = author
         version = authoring.create_item(db, code=s.pop("code"), item_type_name=s.pop("item_type"),
                                         domain_code="D1", **s)
         versions.append(version)
@@ -58,7 +66,9 @@ def _bank(db) -> list[ItemVersion]:
 
 
 def _content(v: ItemVersion) -> dict:
-    return {"item_type": v.item_type, "stem": v.stem, "interaction": v.interaction,
+    return {**{name: getattr(v, name) for name in ("subdomain_code", "cognitive_level",
+                                                   "reference", "keywords") if hasattr(v, name)},
+            "item_type": v.item_type, "stem": v.stem, "interaction": v.interaction,
             "key": v.key, "scoring": v.scoring, "max_score": v.max_score,
             "domain_code": v.domain_code, "status": v.status, "version": v.version,
             "stimulus": v.stimulus and (v.stimulus.code, v.stimulus.kind, v.stimulus.title,
@@ -66,8 +76,9 @@ def _content(v: ItemVersion) -> dict:
 
 
 @pytest.mark.parametrize("dialect", ["qti3", "qti21"])
-def test_bank_round_trip_keeps_items_metadata_statistics_and_enemies(db, dialect):
-    originals = _bank(db)
+def test_bank_round_trip_keeps_items_metadata_statistics_and_enemies(db, dialect, make_user):
+    author = make_user("psychometrician", name="Ada Author")
+    originals = _bank(db, author)
     data = export_package(db, newest_versions(db), dialect)
     plan = read_package(data, "bank.zip")
     for planned in plan.items:  # import beside the originals, under new codes
@@ -85,6 +96,8 @@ def test_bank_round_trip_keeps_items_metadata_statistics_and_enemies(db, dialect
         for enemy in after.metadata.get("enemies", []):
             enemy["code"] = enemy["code"].removesuffix("-B")
         assert after.metadata == before.metadata, code
+        if hasattr(original, "author_id"):
+            assert before.metadata["author"] == {"name": "Ada Author", "email": author.email}
         assert after.statistics == before.statistics, code
     first = db.scalar(select(Item).where(Item.code == "SC-1-B"))
     assert [db.get(Item, i).code for i in enemies_of(db, first.id)] == ["SC-2-B"]
@@ -159,3 +172,19 @@ def test_cli_import_prints_the_report_and_export_writes_a_package(db, database_u
     result = CliRunner().invoke(main, ["items", "import", str(bad)], env=env)
     assert result.exit_code != 0
     assert "refused, nothing imported: bad.zip is not a zip archive" in result.output
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_p_and_rpb_come_from_the_versions_scored_responses(db, monkeypatch):
+    """Four results: item scores 1, 0, 1, 0 with totals 5, 3, 4, 2, so rest scores 4, 3, 3, 2:
+    p = 0.5 and the item-rest correlation is 0.25 / sqrt(0.25 * 0.5) = 1/sqrt(2) (by hand)."""
+    from assessment.delivery import reads
+
+    version = _bank(db)[0]
+    monkeypatch.setattr(reads, "item_score_rows",
+                        lambda session, vid: [(1, 1, 5), (0, 1, 3), (1, 1, 4), (0, 1, 2)])
+    stats = {s["name"]: s for s in record_of(db, version).statistics}
+    assert stats["p"]["value"] == pytest.approx(0.5)
+    assert stats["rpb"]["value"] == pytest.approx(2 ** -0.5)
+    assert stats["p"]["case_count"] == 4 and stats["p"]["version"] == version.version
+    assert stats["irt_a"]["std_error"] == 0.11

@@ -136,3 +136,15 @@ def test_an_item_author_imports_drafts_without_statistics(client, db, make_user)
     version = db.scalar(select(ItemVersion))
     assert version.status == "draft"
     assert db.scalar(select(func.count()).select_from(ItemParameter)) == 0
+
+
+def test_the_item_list_links_its_filter_to_the_export(client, db, make_user):
+    signin(client, make_user("admin"))
+    key = _upload(client, _package()).location.rsplit("/", 1)[-1]
+    client.post(f"/bank/import/{key}", data={"csrf_token": csrf_token(client),
+                                             "action": "commit"})
+    page = client.get("/bank/items?type=multiple_response&q=select").get_data(as_text=True)
+    link = re.search(r'href="(/bank/export\?[^"]+)">Export these items', page)
+    assert link, page[:2000]
+    export = client.get(link.group(1).replace("&amp;", "&")).get_data(as_text=True)
+    assert "1 item(s) match." in export  # MR-1 ("Select TWO.") of the two multiple responses

@@ -1,0 +1,227 @@
+"""The workspace's pictures, one module: every chart is drawn here with matplotlib and returned as
+SVG text plus its text alternative, so the same picture serves the web page and the PDF.
+
+Charts draw numbers they are given (curves the engine computed, proportions the report counted);
+no formula lives here. Output is deterministic: the Agg backend (no display), text kept as text
+(``svg.fonttype = 'none'``, so it is searchable and small), a fixed ``svg.hashsalt`` for element
+ids and no date in the metadata. Each SVG carries a ``<title>`` and ``<desc>`` and
+``role="img"`` with ``aria-labelledby``, so it is labelled when inlined in a page.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from html import escape
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display, ever: charts are drawn in web workers and the CLI
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+STYLE = {
+    "svg.fonttype": "none",
+    "svg.hashsalt": "microcred",
+    "font.size": 9,
+    "font.family": "DejaVu Sans",
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+}
+#: Colours with text contrast >= 4.5:1 on white, told apart by line style and marker too.
+COLOURS = ("#1f4e99", "#b3261e", "#2e6b30", "#7a4a00", "#6a1b9a", "#00606b", "#4a4a4a")
+LINESTYLES = ("-", "--", "-.", ":")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+
+
+@dataclass
+class Chart:
+    """One picture: the SVG text (with ``<title>``/``<desc>``) and its text alternative."""
+
+    svg: str
+    title: str
+    desc: str
+
+    @property
+    def alt(self) -> str:
+        return f"{self.title}. {self.desc}"
+
+
+def _fmt(v: float | None, digits: int = 2) -> str:
+    return "n/a" if v is None or not np.isfinite(v) else f"{v:.{digits}f}"
+
+
+def _svg(fig, title: str, desc: str) -> Chart:
+    buf = io.StringIO()
+    with plt.rc_context(STYLE):  # the svg.* settings are read when saving
+        fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
+    plt.close(fig)
+    text = buf.getvalue()
+    text = text[text.index("<svg"):]  # drop the XML prolog and doctype: inlined in HTML
+    text = _presentation_attributes(text)
+    # ids from the content, so a chart's SVG is the same every time it is drawn
+    n = hashlib.sha1(text.encode()).hexdigest()[:10]
+    tid, did = f"chart{n}-title", f"chart{n}-desc"
+    text = re.sub(
+        r"<svg ",
+        f'<svg role="img" aria-labelledby="{tid} {did}" ',
+        text, count=1,
+    )
+    head_end = text.index(">", text.index("<svg")) + 1
+    text = (text[:head_end] + f'\n <title id="{tid}">{escape(title)}</title>'
+            f'\n <desc id="{did}">{escape(desc)}</desc>' + text[head_end:])
+    # ids must stay unique when many charts share a page
+    text = re.sub(r'id="(?!chart[0-9a-f])([^"]+)"', rf'id="c{n}-\1"', text)
+    text = re.sub(r'url\(#(?!chart[0-9a-f])([^)]+)\)', rf'url(#c{n}-\1)', text)
+    text = re.sub(r'xlink:href="#(?!chart[0-9a-f])([^"]+)"', rf'xlink:href="#c{n}-\1"', text)
+    return Chart(text, title, desc)
+
+
+_STYLE_ATTR = re.compile(r'style="([^"]*)"')
+
+
+def _presentation_attributes(text: str) -> str:
+    """Inline CSS (``style="fill: #fff"`` and matplotlib's one ``<style>`` element) as SVG
+    presentation attributes (``fill="#fff"``): the site's Content-Security-Policy allows no
+    inline style, so a page that inlines the SVG would otherwise draw it unstyled."""
+    def attrs(match: re.Match) -> str:
+        pairs = [p.split(":", 1) for p in match.group(1).split(";") if ":" in p]
+        return " ".join(f'{k.strip()}="{v.strip()}"' for k, v in pairs)
+
+    text = re.sub(r"\s*<defs>\s*<style[^>]*>[^<]*</style>\s*</defs>", "", text, count=1)
+    text = re.sub(r"<style[^>]*>[^<]*</style>", "", text)
+    text = text.replace("<svg ", '<svg stroke-linejoin="round" stroke-linecap="butt" ', 1)
+    return _STYLE_ATTR.sub(attrs, text)
+
+
+def _figure(width: float = 4.6, height: float = 2.8):
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=(width, height), dpi=72)
+        # a fixed layout: tight_layout would draw every figure twice
+        fig.subplots_adjust(left=0.6 / width, right=1 - 0.55 / width, bottom=0.45 / height,
+                            top=1 - 0.15 / height)
+    return fig, ax
+
+
+def item_characteristic_curve(
+    label: str,
+    theta: Sequence[float],
+    model_p: Sequence[float],
+    observed_theta: Sequence[float] = (),
+    observed_p: Sequence[float] = (),
+    observed_n: Sequence[int] = (),
+    *,
+    model: str = "",
+) -> Chart:
+    """The model's ICC over the observed proportions correct of ability groups (points sized by
+    the group's count)."""
+    with plt.rc_context(STYLE):
+        fig, ax = _figure()
+        ax.plot(theta, model_p, color=COLOURS[0], lw=1.6, label=f"{model.upper() or 'model'} curve")
+        if len(observed_theta):
+            sizes = 12 + 40 * np.asarray(observed_n, float) / max(max(observed_n), 1)
+            ax.scatter(observed_theta, observed_p, s=sizes, color=COLOURS[1], marker="s",
+                       zorder=3, label="observed (ability groups)")
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("ability (theta)")
+        ax.set_ylabel("P(correct)")
+        ax.legend(loc="lower right", frameon=False, fontsize=7)
+    groups = ", ".join(
+        f"theta {t:.1f}: {p:.2f} of {n}" for t, p, n in zip(observed_theta, observed_p, observed_n)
+    )
+    desc = (f"Model curve rises from {_fmt(model_p[0])} at theta {theta[0]:.0f} to"
+            f" {_fmt(model_p[-1])} at theta {theta[-1]:.0f}.")
+    if groups:
+        desc += f" Observed proportions correct by ability group: {groups}."
+    return _svg(fig, f"Item characteristic curve of {label}", desc)
+
+
+def option_trace_lines(label: str, options: Sequence[tuple[str, bool, Sequence[float]]]) -> Chart:
+    """Proportion choosing each option in each score quintile (1 = lowest); the key is drawn
+    thick. ``options``: (option, is_key, five proportions)."""
+    groups = np.arange(1, 6)
+    with plt.rc_context(STYLE):
+        fig, ax = _figure()
+        for i, (opt, is_key, props) in enumerate(options):
+            ax.plot(groups, props, color=COLOURS[i % len(COLOURS)],
+                    ls=LINESTYLES[0] if is_key else LINESTYLES[1 + i % 3],
+                    marker=MARKERS[i % len(MARKERS)], ms=4, lw=2.4 if is_key else 1.2,
+                    label=f"{opt} (key)" if is_key else opt)
+        ax.set_xticks(groups, ["1 low", "2", "3", "4", "5 high"])
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("score quintile")
+        ax.set_ylabel("proportion choosing")
+        ax.legend(loc="upper left", frameon=False, fontsize=7, ncol=2)
+    desc = "; ".join(
+        f"{opt}{' (key)' if is_key else ''}: " + ", ".join(_fmt(p) for p in props)
+        for opt, is_key, props in options
+    )
+    return _svg(fig, f"Option trace lines of {label}",
+                f"Proportion choosing each option, lowest to highest score quintile. {desc}.")
+
+
+def information_and_csem(
+    theta: Sequence[float],
+    information: Sequence[float],
+    csem: Sequence[float],
+    *,
+    cut_theta: float | None = None,
+    title: str = "Test information and conditional SEM",
+) -> Chart:
+    """Test information (left axis) and the conditional SEM of theta (right axis), the cut
+    marked by a vertical line."""
+    theta = np.asarray(theta, float)
+    info = np.asarray(information, float)
+    sem = np.asarray(csem, float)
+    with plt.rc_context(STYLE):
+        fig, ax = _figure(5.6, 3.0)
+        ax.plot(theta, info, color=COLOURS[0], lw=1.8, label="information")
+        ax.set_xlabel("ability (theta)")
+        ax.set_ylabel("test information")
+        right = ax.twinx()
+        right.spines["right"].set_visible(True)
+        shown = np.where(np.isfinite(sem) & (sem < 5), sem, np.nan)
+        right.plot(theta, shown, color=COLOURS[1], lw=1.4, ls="--", label="CSEM")
+        right.set_ylabel("conditional SEM")
+        if cut_theta is not None and np.isfinite(cut_theta):
+            ax.axvline(cut_theta, color=COLOURS[2], ls=":", lw=1.6)
+            ax.annotate(f"cut {cut_theta:.2f}", (cut_theta, ax.get_ylim()[1] * 0.95),
+                        xytext=(3, 0), textcoords="offset points", color=COLOURS[2], fontsize=8)
+        lines = ax.get_lines()[:1] + right.get_lines()[:1]
+        ax.legend(lines, [ln.get_label() for ln in lines], loc="upper left", frameon=False, fontsize=7)
+    peak = int(np.argmax(info))
+    desc = f"Information peaks at {info[peak]:.2f} at theta {theta[peak]:.2f}."
+    if cut_theta is not None and np.isfinite(cut_theta):
+        at = float(np.interp(cut_theta, theta, info))
+        desc += (f" At the cut (theta {cut_theta:.2f}) information is {at:.2f}"
+                 f" and the conditional SEM {1 / np.sqrt(at):.3f}.")
+    return _svg(fig, title, desc)
+
+
+def score_histogram(
+    frequencies: dict[int, int], *, cut: float | None = None, max_score: int | None = None,
+    title: str = "Score distribution",
+) -> Chart:
+    """Number of candidates at each raw score; the raw cut marked by a vertical line."""
+    scores = sorted(frequencies)
+    counts = [frequencies[s] for s in scores]
+    with plt.rc_context(STYLE):
+        fig, ax = _figure(5.6, 2.8)
+        ax.bar(scores, counts, width=0.85, color=COLOURS[0])
+        if cut is not None:
+            ax.axvline(cut - 0.5, color=COLOURS[1], ls="--", lw=1.6)
+            ax.annotate(f"cut {cut:g}", (cut - 0.5, max(counts or [1])), xytext=(3, -8),
+                        textcoords="offset points", color=COLOURS[1], fontsize=8)
+        if max_score is not None:
+            ax.set_xlim(-0.8, max_score + 0.8)
+        ax.set_xlabel("raw score")
+        ax.set_ylabel("candidates")
+    n = sum(counts)
+    desc = f"{n} candidates, scores {scores[0]} to {scores[-1]}." if scores else "No scores."
+    if cut is not None and n:
+        passing = sum(c for s, c in zip(scores, counts) if s >= cut)
+        desc += f" Cut at {cut:g}: {passing} of {n} at or above it."
+    return _svg(fig, title, desc)

@@ -1,0 +1,114 @@
+"""The workspace's background jobs: a calibration run is calibrated by a job worker, never in
+the request that asked for it (:mod:`microcred.jobs`).
+
+Starting a calibration stores a ``queued`` run (:func:`assessment.psych.runs.queue_run`) and
+enqueues :func:`calibrate_run` with its id. The job marks the run ``running``, writes the EM
+cycle it has reached to the run as it goes (the run page polls it), and stores the estimates
+and the fit in one transaction that also marks the run ``finished``: a job that dies half-way
+leaves no estimates behind, and a retried job for a finished run does nothing. A calibration
+that cannot be done (no counted results, the engine refused the data) marks the run ``failed``
+with the reason and is not retried; an unexpected error (the database went away) marks it
+failed, says it will be tried again, and raises so huey retries it.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from assessment.exams import Exam
+from assessment.psych.calibration import DEFAULT_MAX_ITER, calibrate_exam
+from assessment.psych.errors import AnalysisError
+from assessment.psych.runs import ERROR_LENGTH, CalibrationRun, get_run, record_run
+from microcred.db import utcnow
+from microcred.jobs import job
+
+log = logging.getLogger(__name__)
+
+CALIBRATE = "psych.calibrate_run"
+#: At most one progress write per this many seconds (each is a short transaction of its own).
+PROGRESS_EVERY_SECONDS = 0.5
+
+
+@job(CALIBRATE, retries=2, retry_delay=10)
+def calibrate_run(session: Session, run_id: int) -> str:
+    """Calibrate the queued run ``run_id`` and store its estimates; the run's job state after
+    it (``finished``, ``failed``; ``missing`` when there is no such run)."""
+    run = get_run(session, run_id)
+    if run is None:
+        log.warning("calibration job for run %s: there is no such run", run_id)
+        return "missing"
+    if run.job_state == "finished":  # a retried or duplicated job: the work is done
+        session.rollback()
+        return "finished"
+    exam = session.get(Exam, run.exam_id)
+    max_iter = int((run.options or {}).get("max_iter", DEFAULT_MAX_ITER))
+    model = run.model
+    run.job_state, run.started_at, run.error = "running", utcnow(), None
+    run.progress = {"iteration": 0, "max_iter": max_iter}
+    session.commit()
+
+    last_write = [0.0]
+
+    def progress(iteration: int, loglik: float, change: float) -> None:
+        now = time.monotonic()
+        if now - last_write[0] < PROGRESS_EVERY_SECONDS:
+            return
+        last_write[0] = now
+        _write_progress(session, run_id, {
+            "iteration": int(iteration), "max_iter": max_iter,
+            "loglik": _number(loglik), "change": _number(change), "at": utcnow().isoformat(),
+        })
+
+    try:
+        result = calibrate_exam(session, exam, model=model, max_iter=max_iter, progress=progress)
+    except AnalysisError as exc:
+        session.rollback()
+        _fail(session, run_id, str(exc))
+        return "failed"
+    except Exception as exc:
+        session.rollback()
+        _fail(session, run_id, f"the calibration stopped on an unexpected error "
+                               f"({type(exc).__name__}: {exc}); it will be tried again")
+        raise
+
+    run = get_run(session, run_id, for_update=True)  # one finisher, even if a job ran twice
+    session.refresh(run)
+    if run.job_state == "finished":
+        session.rollback()
+        return "finished"
+    record_run(session, result, run_by_id=run.run_by_id, max_iter=max_iter, run=run)
+    run.progress = {**(run.progress or {}), "iteration": int(result.fit.iterations),
+                    "max_iter": max_iter}
+    session.commit()
+    return "finished"
+
+
+def _write_progress(session: Session, run_id: int, progress: dict) -> None:
+    session.execute(
+        update(CalibrationRun)
+        .where(CalibrationRun.id == run_id, CalibrationRun.job_state == "running")
+        .values(progress=progress)
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+
+
+def _fail(session: Session, run_id: int, message: str) -> None:
+    message = message[:ERROR_LENGTH]
+    log.warning("calibration run %s failed: %s", run_id, message)
+    session.execute(
+        update(CalibrationRun)
+        .where(CalibrationRun.id == run_id, CalibrationRun.job_state != "finished")
+        .values(job_state="failed", error=message, finished_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+
+
+def _number(value: float) -> float | None:
+    value = float(value)
+    return value if math.isfinite(value) else None

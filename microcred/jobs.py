@@ -1,0 +1,130 @@
+"""Background jobs on huey: one queue for every process, embedded by default, on Redis at scale.
+
+Why huey: it is a small, dependable task queue with the two backends Microcred's two shapes
+need. On one machine its SQLite backend keeps the queue in a file under ``instance/`` (no
+server to install, `make run` works on a fresh machine); beyond one machine its Redis backend
+(``MICROCRED_REDIS_URL``) is shared by every app node and worker. Jobs never run on a thread
+of a web worker: a ``microcred worker`` process (huey's consumer) runs them, and
+``microcred serve`` starts one beside the server.
+
+A package declares jobs as plain functions over a SQLAlchemy ``Session`` decorated with
+:func:`job` in the modules its ``Package.jobs`` lists; :func:`load_jobs` imports them, so the
+web (which enqueues) and the worker (which runs) know the same tasks by the same names. A job
+must be idempotent: huey retries a job that raised, and a retried job must not do its work
+twice (a finished calibration run is left alone; a badge is not issued twice).
+
+``immediate`` mode (the job runs inside the call that enqueues it, in memory) exists for tests
+only: :func:`make_huey` takes it as an explicit argument that no setting turns on.
+"""
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from huey import Huey, RedisHuey, SqliteHuey
+
+QUEUE_NAME = "microcred"
+SQLITE_FILE = "jobs.db"
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    name: str
+    function: Callable[..., Any]
+    retries: int
+    retry_delay: int
+
+
+_JOBS: dict[str, JobSpec] = {}
+
+
+class JobError(RuntimeError):
+    """A job that cannot be enqueued (unknown name, queue unreachable); the message says which."""
+
+
+def job(name: str, *, retries: int = 2, retry_delay: int = 10):
+    """Register ``function(session, *args)`` as the job ``name``. The worker opens the session
+    (and closes it afterwards); the function commits what it writes."""
+
+    def register(function: Callable[..., Any]) -> Callable[..., Any]:
+        known = _JOBS.get(name)
+        if known is not None and known.function is not function:
+            raise JobError(f"two jobs are named {name!r}: {known.function.__module__} and "
+                           f"{function.__module__}")
+        _JOBS[name] = JobSpec(name, function, retries, retry_delay)
+        return function
+
+    return register
+
+
+def load_jobs() -> dict[str, JobSpec]:
+    """Import every registered package's job modules; the registered jobs by name."""
+    from microcred.packages import packages
+
+    for package in packages():
+        for module in package.jobs:
+            importlib.import_module(module)
+    return dict(_JOBS)
+
+
+def make_huey(*, instance_dir: Path, redis_url: str | None, name: str = QUEUE_NAME,
+              immediate: bool = False) -> Huey:
+    """The huey instance of the settings: Redis when ``redis_url`` is given, else a SQLite
+    file under ``instance_dir``; ``immediate`` (tests only) runs each job as it is enqueued."""
+    if immediate:
+        return Huey(name, immediate=True)
+    if redis_url:
+        return RedisHuey(name, url=redis_url)
+    Path(instance_dir).mkdir(parents=True, exist_ok=True)
+    return SqliteHuey(name, filename=str(Path(instance_dir) / SQLITE_FILE))
+
+
+class JobQueue:
+    """A huey instance with every registered job bound to a way of opening database sessions."""
+
+    def __init__(self, huey: Huey, open_session: Callable[[], Any]) -> None:
+        self.huey = huey
+        self.open_session = open_session
+        self._tasks: dict[str, Any] = {}
+        for spec in load_jobs().values():
+            self._tasks[spec.name] = huey.task(
+                name=spec.name, retries=spec.retries, retry_delay=spec.retry_delay
+            )(self._runner(spec))
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(self._tasks)
+
+    @property
+    def backend(self) -> str:
+        if self.huey.immediate:
+            return "immediate"
+        return type(self.huey.storage).__name__.removesuffix("Storage").lower()
+
+    def _runner(self, spec: JobSpec) -> Callable[..., Any]:
+        def run(*args: Any) -> Any:
+            session = self.open_session()
+            try:
+                return spec.function(session, *args)
+            finally:
+                session.rollback()  # nothing the job did not commit is kept
+                session.close()
+
+        run.__name__ = spec.function.__name__
+        return run
+
+    def enqueue(self, name: str, *args: Any) -> Any:
+        """Put the job ``name`` with ``args`` on the queue (huey's Result handle). Raises
+        :class:`JobError` when the name is unknown or the queue's store cannot be reached."""
+        task = self._tasks.get(name)
+        if task is None:
+            raise JobError(f"there is no job named {name!r} (known: {', '.join(sorted(self._tasks))})")
+        try:
+            return task(*args)
+        except Exception as exc:
+            if self.huey.immediate:
+                raise
+            raise JobError(f"the job queue ({self.backend}) could not take job {name!r}: {exc}") from exc
