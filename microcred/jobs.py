@@ -74,12 +74,14 @@ def make_huey(*, instance_dir: Path, redis_url: str | None, name: str = QUEUE_NA
               immediate: bool = False) -> Huey:
     """The huey instance of the settings: Redis when ``redis_url`` is given, else a SQLite
     file under ``instance_dir``; ``immediate`` (tests only) runs each job as it is enqueued."""
+    # No result store: a job writes what it did to the database (the run's row); results kept
+    # by huey would pile up unread in Redis or the queue file.
     if immediate:
-        return Huey(name, immediate=True)
+        return Huey(name, immediate=True, results=False)
     if redis_url:
-        return RedisHuey(name, url=redis_url)
+        return RedisHuey(name, url=redis_url, results=False)
     Path(instance_dir).mkdir(parents=True, exist_ok=True)
-    return SqliteHuey(name, filename=str(Path(instance_dir) / SQLITE_FILE))
+    return SqliteHuey(name, filename=str(Path(instance_dir) / SQLITE_FILE), results=False)
 
 
 class JobQueue:
@@ -117,7 +119,8 @@ class JobQueue:
         return run
 
     def enqueue(self, name: str, *args: Any) -> Any:
-        """Put the job ``name`` with ``args`` on the queue (huey's Result handle). Raises
+        """Put the job ``name`` with ``args`` on the queue (no result is kept: the job records
+        its outcome in the database). Raises
         :class:`JobError` when the name is unknown or the queue's store cannot be reached."""
         task = self._tasks.get(name)
         if task is None:
