@@ -23,6 +23,8 @@ import re
 from re import _constants as C  # type: ignore[attr-defined]
 from re import _parser as sre_parse  # type: ignore[attr-defined]
 
+from microcred.errors import Invalid
+
 MAX_PATTERN_LENGTH = 200
 MAX_PATHS = 10**7
 
@@ -32,7 +34,7 @@ _FORBIDDEN = {C.GROUPREF: "backreferences", C.GROUPREF_EXISTS: "conditional grou
 _REPEATS = {C.MAX_REPEAT, C.MIN_REPEAT, getattr(C, "POSSESSIVE_REPEAT", C.MAX_REPEAT)}
 
 
-class UnsafePatternError(ValueError):
+class UnsafePatternError(Invalid, ValueError):
     """A pattern is invalid or could take too long to match; the message says why."""
 
 

@@ -24,12 +24,13 @@ from itembank.qti.record import ItemRecord
 from itembank.qti.report import IMPORTED, SKIPPED, ImportReport, ItemOutcome
 from itembank.qti.safety import PackageRefused
 from itembank.types import ItemDefinitionError, item_type
+from microcred.errors import Invalid
 
 MAX_CSV_BYTES = 10 * 1024 * 1024
 LETTERS = "abcdefgh"
 
 
-class RowError(ValueError):
+class RowError(Invalid, ValueError):
     def __init__(self, column: str, message: str) -> None:
         super().__init__(f"column {column}: {message}")
         self.column = column

@@ -22,13 +22,14 @@ from typing import Any
 from lxml import etree
 
 from itembank.types import point_in_region
+from microcred.errors import Invalid
 
 #: the response-processing templates Microcred scores as their definitions say
 TEMPLATES = ("match_correct", "map_response", "map_response_point")
 OUTCOME = "SCORE"
 
 
-class UnsupportedProcessing(ValueError):
+class UnsupportedProcessing(Invalid, ValueError):
     """A response-processing rule Microcred does not evaluate; the message names the element."""
 
 

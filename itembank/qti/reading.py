@@ -30,6 +30,7 @@ from itembank.types import (
     parse_number,
     point_in_region,
 )
+from microcred.errors import Invalid
 
 SUPPORTED = ("choice-interaction", "order-interaction", "match-interaction",
              "inline-choice-interaction", "text-entry-interaction", "select-point-interaction",
@@ -41,7 +42,7 @@ TABLE_LIMIT = 400
 EPS = 1e-9
 
 
-class ItemRefused(ValueError):
+class ItemRefused(Invalid, ValueError):
     """An item the import cannot take; the message says why (an interaction by name, a rule)."""
 
 
