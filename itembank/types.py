@@ -306,7 +306,7 @@ def _check_mapped(name: str, scoring: dict, allowed: dict[str, set[str] | None],
     unknown = set(scoring) - {"method", "map", "default", "lower", "upper"}
     if unknown:
         raise _fail(name, f"scoring has unknown fields {sorted(unknown)}",
-                    f"scoring.{sorted(unknown)[0]}")
+                    f"scoring.{min(unknown)}")
 
 
 def mapped_points(version: ItemVersion, values: list[float | None]) -> float:

@@ -78,11 +78,12 @@ def test_qti22_weighted_examples_score_as_their_map_response():
     bounds). Each expected score is worked by hand from the package's own mapping (QTI 2.2,
     mapResponse: the sum over distinct values, the default for an unmapped one, then the
     bounds), and checked against the package's rule too."""
+    from lxml import etree
+
     from itembank.qti import processing as rp
     from itembank.qti.dialect import canonical_tree
     from itembank.qti.reading import _declarations
     from itembank.types import item_type
-    from lxml import etree
 
     plan = read_package(_zip(DATA / "qtiv2p2"), "x.zip")
     recs = {Path(p.outcome.where).name: p.record for p in plan.items if p.record}
