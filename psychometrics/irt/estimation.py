@@ -177,6 +177,65 @@ def pattern_loglik(
     return ll
 
 
+@dataclass
+class _PosteriorSetup:
+    y: np.ndarray | None
+    contrasts: np.ndarray
+    base: np.ndarray
+    offset: np.ndarray
+
+
+def _posterior_setup(patterns: ResponsePatterns, logp: np.ndarray, weights: np.ndarray):
+    with np.errstate(divide="ignore"):
+        log_w = np.log(weights)
+    base = logp[:, 0, :]
+    return _PosteriorSetup(
+        y=_stacked_indicators(patterns),
+        contrasts=_category_contrasts(logp),
+        base=base,
+        offset=log_w + (base.sum(axis=0) if patterns.observed is None else 0.0),
+    )
+
+
+def posterior_blocks(patterns: ResponsePatterns, logp: np.ndarray):
+    """Row slices of the pattern blocks the E-step works on (about E_STEP_BLOCK_CELLS each)."""
+    j, k_max, q = logp.shape
+    n_pat = patterns.codes.shape[0]
+    block = max(1, E_STEP_BLOCK_CELLS // max(q, j * (k_max - 1), 1))
+    for start in range(0, n_pat, block):
+        yield slice(start, min(n_pat, start + block))
+
+
+def _block_likelihood(patterns: ResponsePatterns, prep: _PosteriorSetup, rows: slice):
+    """exp(log L_u(X_q) + log A_q - max_q) for the patterns in ``rows`` (a fresh array), with
+    its row sums and row maxima, and the block's float64 indicators and mask."""
+    y_blk = None if prep.y is None else prep.y[rows].astype(float)  # float32 storage, float64 work
+    o_blk = None if patterns.observed is None else patterns.observed[rows].astype(float)
+    if y_blk is not None:
+        ll = y_blk @ prep.contrasts
+        if o_blk is not None:
+            ll += o_blk @ prep.base
+    elif o_blk is not None:
+        ll = o_blk @ prep.base
+    else:
+        ll = np.zeros((rows.stop - rows.start, prep.offset.size))
+    ll += prep.offset
+    mx = ll.max(axis=1, keepdims=True)
+    ll -= mx
+    np.exp(ll, out=ll)
+    return ll, ll.sum(axis=1), mx, y_blk, o_blk
+
+
+def block_posterior(
+    patterns: ResponsePatterns, logp: np.ndarray, weights: np.ndarray, rows: slice
+) -> np.ndarray:
+    """Posterior weights w_uq of the patterns in ``rows`` only, computed exactly as
+    :func:`e_step` computes them (callers that need the posterior of 100,000 patterns take it a
+    block at a time instead of holding the whole (U, Q) array)."""
+    ll, total, _, _, _ = _block_likelihood(patterns, _posterior_setup(patterns, logp, weights), rows)
+    return np.divide(ll, total[:, None], out=ll)
+
+
 def e_step(
     patterns: ResponsePatterns,
     logp: np.ndarray,
@@ -191,35 +250,14 @@ def e_step(
     """
     j, k_max, q = logp.shape
     n_pat = patterns.codes.shape[0]
-    y = _stacked_indicators(patterns)
-    contrasts = _category_contrasts(logp)
-    base_sum = logp[:, 0, :].sum(axis=0)
-    with np.errstate(divide="ignore"):
-        log_w = np.log(weights)
+    prep = _posterior_setup(patterns, logp, weights)
     post_all = np.empty((n_pat, q)) if keep_posterior else None
-    upper = np.zeros((contrasts.shape[0], q))
+    upper = np.zeros((prep.contrasts.shape[0], q))
     n_jq = np.zeros((j, q)) if patterns.observed is not None else None
     node_mass = np.zeros(q)
     loglik = 0.0
-    block = max(1, E_STEP_BLOCK_CELLS // max(q, contrasts.shape[0], 1))
-    offset = log_w + (base_sum if patterns.observed is None else 0.0)
-    for start in range(0, n_pat, block):
-        rows = slice(start, min(n_pat, start + block))
-        y_blk = None if y is None else y[rows].astype(float)  # float32 storage, float64 work
-        o_blk = None if patterns.observed is None else patterns.observed[rows].astype(float)
-        if y_blk is not None:
-            ll = y_blk @ contrasts
-            if o_blk is not None:
-                ll += o_blk @ logp[:, 0, :]
-        elif o_blk is not None:
-            ll = o_blk @ logp[:, 0, :]
-        else:
-            ll = np.zeros((rows.stop - rows.start, q))
-        ll += offset
-        mx = ll.max(axis=1, keepdims=True)
-        ll -= mx
-        np.exp(ll, out=ll)
-        total = ll.sum(axis=1)
+    for rows in posterior_blocks(patterns, logp):
+        ll, total, mx, y_blk, o_blk = _block_likelihood(patterns, prep, rows)
         freq = patterns.freq[rows]
         loglik += float(freq @ (np.log(total) + mx[:, 0]))
         if post_all is not None:

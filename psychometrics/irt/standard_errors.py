@@ -21,7 +21,7 @@ import numpy as np
 from scipy.linalg.blas import dsyrk
 
 from psychometrics.data import ResponsePatterns
-from psychometrics.irt.estimation import DERIV_STEP, ParameterMap, dlogp, e_step
+from psychometrics.irt.estimation import DERIV_STEP, ParameterMap, block_posterior, dlogp, e_step
 from psychometrics.irt.models import DICHOTOMOUS_MODELS, log_prob, per_item
 from psychometrics.irt.priors import ItemPriors
 
@@ -68,14 +68,22 @@ def observed_information(
     weights: np.ndarray,
     pmap: ParameterMap,
     priors: ItemPriors,
+    counts: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Observed (posterior) information matrix of the free parameters ``phi`` (Louis, 1982)."""
+    """Observed (posterior) information matrix of the free parameters ``phi`` (Louis, 1982).
+
+    ``counts`` are the expected counts of an E-step at ``xi`` on this grid when the caller has
+    them (else one is run). The posterior is never held whole: each chunk of patterns gets its
+    own, computed as the E-step computes it, so memory stays at a chunk's worth however many
+    persons there are (a (100,000 x 61) posterior alone is 49 MB).
+    """
     n_cat = patterns.n_cat
     j, m = xi.shape
     logp = log_prob(model, xi, n_cat, theta)
-    est = e_step(patterns, logp, weights)
+    if counts is None:
+        counts = e_step(patterns, logp, weights, keep_posterior=False).counts
     info_xi = np.zeros((j, m, j, m))
-    block = complete_data_information(model, xi, n_cat, theta, est.counts)
+    block = complete_data_information(model, xi, n_cat, theta, counts)
     info_xi[np.arange(j), :, np.arange(j), :] = block
     d = dlogp(model, xi, n_cat, theta)
     n_pat = patterns.codes.shape[0]
@@ -84,14 +92,15 @@ def observed_information(
     node_grams = np.zeros((theta.size, j, j)) if dichotomous else None
     for start in range(0, n_pat, chunk):
         sl = slice(start, min(n_pat, start + chunk))
+        post = block_posterior(patterns, logp, weights, sl)
         if dichotomous:
-            grams, gram = _dichotomous_terms(patterns, sl, est.posterior[sl], logp, d)
+            grams, gram = _dichotomous_terms(patterns, sl, post, logp, d)
             node_grams += grams
             cross = 0.0
         elif not isinstance(model, str):
-            cross, gram = _mixed_terms(patterns, sl, est.posterior[sl], logp, d, model)
+            cross, gram = _mixed_terms(patterns, sl, post, logp, d, model)
         else:
-            cross, gram = _general_terms(patterns, sl, est.posterior[sl], d)
+            cross, gram = _general_terms(patterns, sl, post, d)
         info_xi -= cross
         info_xi += gram
     if dichotomous:
@@ -162,7 +171,7 @@ def _dichotomous_terms(patterns, sl, post, logp, d):
         hp = post @ (p1 * h[:, col, :]).T  # sum_q w_uq P_jq h_jmq
         g[:, :, col] = y * hy - (hp if mask is None else mask * hp)
     g = g.reshape(y.shape[0], j * m)
-    gram = (g * f[:, None]).T @ g
+    gram = _weighted_gram(g, f)  # syrk: half the work of (f g)^T g
     return grams, gram.reshape(j, m, j, m)
 
 
@@ -190,7 +199,7 @@ def _general_terms(patterns, sl, post, d):
     expected = (post @ padded.reshape(-1, q_n).T).reshape(n, j, m, k_max + 1)
     g = np.take_along_axis(expected, codes[:, :, None, None], axis=3)[..., 0]
     g = g.reshape(n, j * m)
-    gram = (g * f[:, None]).T @ g
+    gram = _weighted_gram(g, f)  # syrk: half the work of (f g)^T g
     return cross.reshape(j, m, j, m), gram.reshape(j, m, j, m)
 
 
@@ -251,7 +260,7 @@ def _mixed_terms(patterns, sl, post, logp, d, models):
     for k, y in enumerate(ys, start=1):
         g_poly += y[:, :, None] * ((post @ dd[:, k, :].T).reshape(-1, j_n, m) - base)
     g = np.where(is_dich[None, :, None], g_dich, g_poly).reshape(obs.shape[0], j_n * m)
-    gram = (g * f[:, None]).T @ g
+    gram = _weighted_gram(g, f)  # syrk: half the work of (f g)^T g
     return cross.reshape(j_n, m, j_n, m), gram.reshape(j_n, m, j_n, m)
 
 
