@@ -284,7 +284,31 @@ def _sweep_once(db: Database, settings: Settings) -> tuple[list[int], list]:
             session.commit()
         flags = sweep_rules(session)  # a closed page sends nothing that would flag it
         checkpoint_if_due(session, settings.instance_dir)  # sign the audit head, off the database
+        _requeue_lost_jobs(session, db, settings)
     return done, flags
+
+
+def _requeue_lost_jobs(session, db: Database, settings: Settings) -> None:
+    """Calibration runs whose job was lost (a worker killed mid-run) are queued again."""
+    from assessment.jobs import build_queue
+    from assessment.psych.jobs import requeue_stale_runs
+    from microcred.jobs import JobError
+
+    queues = []
+
+    def enqueue(name: str, *args) -> None:  # the queue is opened only when a job was lost
+        if not queues:
+            queues.append(build_queue(settings, db.session))
+        queues[0].enqueue(name, *args)
+
+    try:
+        requeued = requeue_stale_runs(session, enqueue)
+    except JobError as exc:  # the queue is down: a later sweep tries again
+        session.rollback()
+        click.echo(f"sweep: could not re-queue lost calibration jobs: {exc}", err=True)
+        return
+    if requeued:
+        click.echo(f"sweep: calibration runs {requeued} queued again (their job was lost)", err=True)
 
 
 @main.group()

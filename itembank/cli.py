@@ -10,12 +10,14 @@ import click
 
 
 def _session():
-    from assessment.config import Settings
-    from assessment.database import Database
-    from assessment.models import load_all
+    """A session on the configured database, through the ``microcred`` command's context (the
+    bank's commands never import the app's configuration or database)."""
+    from microcred.commands import migrated_session
 
-    load_all()
-    return Database(Settings.from_env().database_url).session()
+    session = migrated_session()
+    if session is None:
+        raise click.ClickException("the database is missing or not migrated: run `microcred init`")
+    return session
 
 
 def register(group: click.Group) -> None:

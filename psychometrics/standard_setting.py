@@ -586,6 +586,20 @@ class CompromiseResult:
         }
 
 
+def _compromise(method: str, x: np.ndarray, cut, hit, step: float, line: dict) -> CompromiseResult:
+    """The result of a compromise method whose line meets the curve at ``cut``: the raw cut is the
+    next score point at or above it, and the fail rate is the observed one at that raw cut."""
+    raw_cut = float(np.ceil(cut / step - 1e-9) * step)
+    return CompromiseResult(
+        method=method,
+        cut=float(cut),
+        raw_cut=raw_cut,
+        fail_rate=float(fail_rate(x, raw_cut)[0]),
+        intersects=bool(hit),
+        line=line,
+    )
+
+
 def _fail_curve(x: np.ndarray, step: float):
     """Fail rate as a continuous function: linear between the fail rates at consecutive score
     points ``lo, lo + step, ...`` (the usual drawn cumulative curve)."""
@@ -640,15 +654,8 @@ def hofstee_cut(scores, c_min, c_max, f_min, f_max, *, step: float = 1.0) -> Com
         cut, hit = cmax, g_hi == 0
     else:
         cut, hit = brentq(lambda c: curve(c) - line(c), cmin, cmax, xtol=1e-12), True
-    raw_cut = float(np.ceil(cut / step - 1e-9) * step)
-    return CompromiseResult(
-        method="hofstee",
-        cut=float(cut),
-        raw_cut=raw_cut,
-        fail_rate=float(fail_rate(x, raw_cut)[0]),
-        intersects=bool(hit),
-        line={"c_min": cmin, "c_max": cmax, "f_min": fmin, "f_max": fmax},
-    )
+    line = {"c_min": cmin, "c_max": cmax, "f_min": fmin, "f_max": fmax}
+    return _compromise("hofstee", x, cut, hit, step, line)
 
 
 def beuk_cut(scores, panel_cuts, panel_pass_rates, *, step: float = 1.0) -> CompromiseResult:
@@ -688,21 +695,8 @@ def beuk_cut(scores, panel_cuts, panel_pass_rates, *, step: float = 1.0) -> Comp
         cut, hit = (lo if g(lo) < 0 else hi), False
     else:
         cut, hit = brentq(g, lo, hi, xtol=1e-12), True
-    raw_cut = float(np.ceil(cut / step - 1e-9) * step)
-    return CompromiseResult(
-        method="beuk",
-        cut=float(cut),
-        raw_cut=raw_cut,
-        fail_rate=float(fail_rate(x, raw_cut)[0]),
-        intersects=bool(hit),
-        line={
-            "mean_cut": mk,
-            "mean_pass_rate": mv,
-            "sd_cut": sk,
-            "sd_pass_rate": sv,
-            "slope": slope,
-        },
-    )
+    line = {"mean_cut": mk, "mean_pass_rate": mv, "sd_cut": sk, "sd_pass_rate": sv, "slope": slope}
+    return _compromise("beuk", x, cut, hit, step, line)
 
 
 # --------------------------------------------------------------------------- examinee-centred

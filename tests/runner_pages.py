@@ -4,6 +4,7 @@ refused requests."""
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 
 PASSWORD = "correct horse battery staple"  # tests/conftest.py's make_user password
@@ -53,3 +54,18 @@ def start(page, base: str, exam, *, from_list: bool = False) -> int:
 def seconds(text: str) -> int:
     """``"1:02:03"`` / ``"02:03"`` -> seconds."""
     return sum(int(v) * 60 ** i for i, v in enumerate(reversed(text.strip().split(":"))))
+
+
+def until(condition, what: str, timeout: float = 10.0) -> None:
+    """Wait (polling every 0.1 s) until ``condition()``; fail naming ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def focused(page, selector: str) -> bool:
+    """Whether the element with keyboard focus matches ``selector``."""
+    return page.evaluate("(s) => !!document.activeElement && document.activeElement.matches(s)",
+                         selector)

@@ -320,3 +320,36 @@ def test_the_run_page_follows_the_job_in_the_browser(demo, db, database, live_se
     expect(page.get_by_role("button", name=f"Approve run {run_id}")).to_be_visible(timeout=20_000)
     expect(page.locator("#run-status")).to_have_count(0)
     assert _audit(page, "finished run page") == []
+
+
+@SQLITE_ONLY
+def test_the_sweeper_queues_again_a_run_whose_job_was_lost(demo, db):
+    import datetime as dt
+
+    from assessment.psych.jobs import requeue_stale_runs
+
+    exam, user = demo
+    queued_id = _queued(db, exam, user)
+    running_id = _queued(db, exam, user)
+    queued_at = _fresh(db, queued_id).created_at
+    db.execute(CalibrationRun.__table__.update().where(CalibrationRun.id == running_id).values(
+        job_state="running", started_at=queued_at,
+        progress={"iteration": 3, "max_iter": 200, "at": (queued_at + dt.timedelta(minutes=25)).isoformat()}))
+    db.commit()
+    sent = []
+
+    def enqueue(name, *args):
+        sent.append((name, *args))
+
+    def sweep(minutes):
+        return requeue_stale_runs(db, enqueue, now=queued_at + dt.timedelta(minutes=minutes))
+
+    assert sweep(5) == [] and sent == []  # a worker may simply be busy
+    assert sweep(11) == [queued_id] and sent == [(CALIBRATE, queued_id)]
+    assert sweep(12) == []  # noted on the run: one copy per wait, not one per sweep
+    assert sweep(22) == [queued_id]
+    # the running run reported progress at minute 25: lost only 30 minutes after that
+    assert sweep(50) == [queued_id] and sweep(56) == [running_id]
+    db.execute(CalibrationRun.__table__.update().values(job_state="finished"))
+    db.commit()
+    assert sweep(500) == []  # finished runs are never queued again

@@ -12,11 +12,13 @@ failed, says it will be tried again, and raises so huey retries it.
 """
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import math
 import time
+from collections.abc import Callable
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from assessment.exams import Exam
@@ -31,6 +33,11 @@ log = logging.getLogger(__name__)
 CALIBRATE = "psych.calibrate_run"
 #: At most one progress write per this many seconds (each is a short transaction of its own).
 PROGRESS_EVERY_SECONDS = 0.5
+#: A run still queued this long after it was queued (or last re-queued), or running with no
+#: progress reported for this long, lost its job (a worker killed mid-run, a queue emptied): the
+#: sweeper queues it again (:func:`requeue_stale_runs`; the job is idempotent).
+REQUEUE_QUEUED_AFTER = dt.timedelta(minutes=10)
+REQUEUE_RUNNING_AFTER = dt.timedelta(minutes=30)
 
 
 @job(CALIBRATE, retries=2, retry_delay=10)
@@ -112,3 +119,43 @@ def _fail(session: Session, run_id: int, message: str) -> None:
 def _number(value: float) -> float | None:
     value = float(value)
     return value if math.isfinite(value) else None
+
+
+def requeue_stale_runs(session: Session, enqueue: Callable[..., object], *,
+                       now: dt.datetime | None = None) -> list[int]:
+    """Queue again every run whose job seems lost (see ``REQUEUE_*``); the ids queued. Each
+    re-queue is noted in the run's progress (``requeued_at``) and committed before the job is
+    enqueued, so a sweep every 30 s does not pile up copies; a copy that runs anyway finds the
+    run finished and does nothing."""
+    now = now or utcnow()
+    requeued = []
+    stale = session.scalars(
+        select(CalibrationRun).where(CalibrationRun.job_state.in_(("queued", "running")))
+    ).all()
+    for run in stale:
+        progress = dict(run.progress or {})
+        marks = [_when(progress.get("requeued_at")), _when(progress.get("at")), run.started_at,
+                 run.created_at]
+        last = max(m for m in marks if m is not None)
+        limit = REQUEUE_RUNNING_AFTER if run.job_state == "running" else REQUEUE_QUEUED_AFTER
+        if now - last < limit:
+            continue
+        progress["requeued_at"] = now.isoformat()
+        run.progress = progress
+        session.commit()
+        log.warning("calibration run %s was %s with no sign of its job since %s: queued again",
+                    run.id, run.job_state, last.isoformat())
+        enqueue(CALIBRATE, run.id)
+        requeued.append(run.id)
+    session.commit()
+    return requeued
+
+
+def _when(value: object) -> dt.datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from assessment.delivery import service
 from assessment.delivery.models import Attempt, ResponseSave, Result
-from tests.runner_pages import TIMER, seconds, signin, start
+from tests.runner_pages import TIMER, focused, seconds, signin, start, until
 
 RATIONALE = "Because the key says so."
 pytestmark = pytest.mark.browser
@@ -86,21 +86,9 @@ def _tab_until(page, selector: str, limit: int = 40) -> None:
     """Press Tab until the focused element matches ``selector``."""
     for _ in range(limit):
         page.keyboard.press("Tab")
-        if _focused(page, selector):
+        if focused(page, selector):
             return
     raise AssertionError(f"Tab never reached {selector}")
-
-
-def _until(condition, what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
-
-
-def _focused(page, selector: str) -> bool:
-    return page.evaluate("(s) => document.activeElement && document.activeElement.matches(s)", selector)
 
 
 # ---------------------------------------------------------------- 1. answers survive a reload
@@ -133,7 +121,7 @@ def test_keyboard_answers_flag_and_reload_keep_everything(page, live_server, db,
     _tab_until(page, "#next", limit=5)
     page.keyboard.press("Enter")
     expect(heading).to_have_text("Question 2 of 5")
-    assert _focused(page, "#question-heading"), "focus should move to the new question"
+    assert focused(page, "#question-heading"), "focus should move to the new question"
 
     # question 2: answer C, flag it for review
     _option(page, "C", "A2").check()
@@ -149,7 +137,7 @@ def test_keyboard_answers_flag_and_reload_keep_everything(page, live_server, db,
     # once a few seconds have gone by (so a clock restarted at the full limit would show),
     # change the answer to D, go on to question 3 and reload at once: neither the new answer
     # nor the new position has reached the server yet, only this browser's storage
-    _until(lambda: _timer(page) <= 597, "the clock to run for a few seconds")
+    until(lambda: _timer(page) <= 597, "the clock to run for a few seconds")
     _option(page, "D", "A2").check()
     _tab_until(page, "#next", limit=5)
     page.keyboard.press("Enter")
@@ -179,7 +167,7 @@ def test_keyboard_answers_flag_and_reload_keep_everything(page, live_server, db,
 
     # the server has both answers, the flag, and where the candidate is
     _saved(page)
-    _until(lambda: _attempt(db, attempt_id).position == 0, "the position to reach the server")
+    until(lambda: _attempt(db, attempt_id).position == 0, "the position to reach the server")
     attempt = _attempt(db, attempt_id)
     by_code = _codes(db, attempt)
     latest = _latest(db, attempt_id)
@@ -334,7 +322,7 @@ def test_review_confirm_submit_and_result_without_any_key_before(page, live_serv
     review = page.get_by_role("region", name="Review your answers")
     expect(review).to_be_visible()
     expect(page.locator("#question-view")).to_be_hidden()
-    assert _focused(page, "#review-heading")
+    assert focused(page, "#review-heading")
     expect(page.locator("#review-summary")).to_have_text(
         "4 of 5 answered; 1 not answered; 1 flagged for review.")
     rows = review.locator("tbody tr")
@@ -355,7 +343,7 @@ def test_review_confirm_submit_and_result_without_any_key_before(page, live_serv
     expect(dialog).to_contain_text(
         "You have 1 unanswered question. 1 question is flagged for review. "
         "Once you submit, you cannot change your answers.")
-    assert _focused(page, "#confirm-cancel"), "the safe choice should have the focus"
+    assert focused(page, "#confirm-cancel"), "the safe choice should have the focus"
     dialog.get_by_role("button", name="Keep working").click()
     expect(dialog).to_be_hidden()
     assert _attempt(db, attempt_id).status == "in_progress"
@@ -498,7 +486,7 @@ def test_every_control_has_a_name_and_the_runner_works_by_keyboard_alone(page, l
     _tab_until(page, "#next", limit=5)
     page.keyboard.press("Enter")
     expect(heading).to_have_text("Question 2 of 5")
-    assert _focused(page, "#question-heading")
+    assert focused(page, "#question-heading")
     # question 2: flag it with the keyboard
     _tab_until(page, "#flag", limit=5)
     page.keyboard.press("Enter")
@@ -513,7 +501,7 @@ def test_every_control_has_a_name_and_the_runner_works_by_keyboard_alone(page, l
     # review, open the confirmation, Escape closes it, then submit
     _tab_until(page, "#to-review", limit=6)
     page.keyboard.press("Enter")
-    assert _focused(page, "#review-heading")
+    assert focused(page, "#review-heading")
     expect(page.locator("#review-summary")).to_have_text(
         "2 of 5 answered; 3 not answered; 1 flagged for review.")
     assert _nameless_controls(page) == []
@@ -521,15 +509,15 @@ def test_every_control_has_a_name_and_the_runner_works_by_keyboard_alone(page, l
     page.keyboard.press("Enter")
     dialog = page.get_by_role("dialog", name="Submit your exam?")
     expect(dialog).to_be_visible()
-    assert _focused(page, "#confirm-cancel")
+    assert focused(page, "#confirm-cancel")
     assert _nameless_controls(page) == []
     page.keyboard.press("Escape")
     expect(dialog).to_be_hidden()
-    assert _focused(page, "#submit-open"), "focus should return to the button that opened it"
+    assert focused(page, "#submit-open"), "focus should return to the button that opened it"
     page.keyboard.press("Enter")
     expect(dialog).to_be_visible()
     page.keyboard.press("Tab")
-    assert _focused(page, "#confirm-yes")
+    assert focused(page, "#confirm-yes")
     page.keyboard.press("Enter")
     page.wait_for_url(re.compile(rf"/attempts/{attempt_id}/result$"))
     expect(page.locator("dl.facts")).to_contain_text("Score1 of 5")  # B on A1; A on B2 is wrong

@@ -15,7 +15,7 @@ import pytest
 
 from assessment.delivery import service
 from assessment.delivery.models import Attempt
-from tests.runner_pages import seconds, signin, start
+from tests.runner_pages import focused, seconds, signin, start
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)]
@@ -24,24 +24,11 @@ pytestmark = [pytest.mark.browser,
 # ---------------------------------------------------------------- helpers
 
 
-def _focused(page, selector: str) -> bool:
-    return page.evaluate("(s) => !!document.activeElement && document.activeElement.matches(s)",
-                         selector)
-
-
 def _latest(db, attempt_id: int):
     db.commit()
     attempt = db.get(Attempt, attempt_id)
     db.refresh(attempt)
     return service.current_saves(db, attempt)
-
-
-def _until(condition, what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 def _tab_stays_in(page, overlay: str, presses: int = 12) -> None:
@@ -77,12 +64,12 @@ def test_a_select_two_item_stops_at_two_and_says_so(page, live_server, db, candi
     # by keyboard: Space on A, Tab on to C, Space
     page.locator("#question-heading").focus()
     page.keyboard.press("Tab")
-    assert _focused(page, "#options-list input[value=A]")
+    assert focused(page, "#options-list input[value=A]")
     page.keyboard.press("Space")
     expect(status).to_have_text("Select 2; you have selected 1.")
     page.keyboard.press("Tab")
     page.keyboard.press("Tab")
-    assert _focused(page, "#options-list input[value=C]")
+    assert focused(page, "#options-list input[value=C]")
     page.keyboard.press("Space")
     expect(status).to_have_text(
         "Select 2; you have selected 2. To choose another option, first clear one.")
@@ -90,7 +77,7 @@ def test_a_select_two_item_stops_at_two_and_says_so(page, live_server, db, candi
         expect(box[x]).to_be_disabled()
     # the next Tab skips the disabled D and leaves the options
     page.keyboard.press("Tab")
-    assert not _focused(page, "#options-list input")
+    assert not focused(page, "#options-list input")
     # a third tick forced past the disabled box changes nothing
     page.evaluate("() => { const d = document.querySelector('#options-list input[value=D]');"
                   " d.disabled = false; d.click(); }")
@@ -130,7 +117,7 @@ def test_the_paused_overlay_is_modal_and_a_refused_save_is_not_retried_in_a_loop
     page.get_by_role("radio", name="Option B of A1", exact=True).check()
     overlay = page.get_by_role("alertdialog", name="Your exam is paused")
     expect(overlay).to_be_visible()
-    assert _focused(page, "#paused-heading")
+    assert focused(page, "#paused-heading")
     page.evaluate("""() => { window.statusWrites = 0;
         new MutationObserver(() => { window.statusWrites += 1; }).observe(
           document.getElementById('save-status'), {childList: true, characterData: true, subtree: true}); }""")
@@ -161,7 +148,7 @@ def test_the_paused_overlay_is_modal_and_a_refused_save_is_not_retried_in_a_loop
     db.commit()
     expect(overlay).to_be_hidden(timeout=8000)
     assert not page.evaluate("document.querySelector('.runner-body').inert")
-    assert _focused(page, "#question-heading")
+    assert focused(page, "#question-heading")
     expect(page.locator("#save-status")).to_have_text("Saved")
     assert _latest(db, attempt_id)[_first_item(db, attempt_id)].value == "B"
 
@@ -179,7 +166,7 @@ def test_the_time_up_overlay_is_modal_and_focus_lands_on_the_result(page, live_s
     signin(page, live_server.url, candidate.email)
     attempt_id = start(page, live_server.url, exam)
     expect(page.get_by_role("alertdialog", name="Time is up")).to_be_visible(timeout=10_000)
-    assert _focused(page, "#timeup-heading")
+    assert focused(page, "#timeup-heading")
     assert page.evaluate("document.querySelector('.runner-body').inert")
     _tab_stays_in(page, "#timeup-overlay", presses=4)
     page.wait_for_url(re.compile(rf"/attempts/{attempt_id}/result$"), timeout=15_000)
@@ -237,7 +224,7 @@ def test_the_confirmation_counts_flagged_questions_and_focus_lands_on_the_result
         "You have 4 unanswered questions. 2 questions are flagged for review. "
         "Once you submit, you cannot change your answers.")
     page.keyboard.press("Tab")
-    assert _focused(page, "#confirm-yes")
+    assert focused(page, "#confirm-yes")
     page.keyboard.press("Enter")
     page.wait_for_url(re.compile(rf"/attempts/{attempt_id}/result$"))
     expect(page.locator("#result-heading")).to_be_focused()

@@ -20,6 +20,9 @@ import pytest
 from flask import request
 from sqlalchemy import func, select
 
+from itembank.media import MAX_AUDIO_BYTES
+from itembank.qti.safety import MAX_PACKAGE_BYTES
+from itembank.web import UPLOAD_OVERHEAD
 from microcred.errors import TooManyRequests
 from proctoring import identity
 from proctoring.images import DEFAULT_MAX_PIXELS, ImageTooLarge, ImageVault, read_header
@@ -28,6 +31,9 @@ from proctoring.sessions import session_for_attempt
 
 PHOTO_VIEWS = {"proctoring.identity_submit": 16 * 1024 * 1024,
                "proctoring.api_snapshots": 1024 * 1024}
+#: the bank's two file uploads: item media (up to an audio file) and QTI content packages
+FILE_VIEWS = {"itembank.upload_media": MAX_AUDIO_BYTES + UPLOAD_OVERHEAD,
+              "qti.upload": MAX_PACKAGE_BYTES + 1024 * 1024}
 
 
 def png(width: int, height: int, idat: bytes, *, bit_depth: int = 8, colour: int = 2) -> bytes:
@@ -92,7 +98,8 @@ def test_camera_sized_identity_photos_are_accepted(candidate, db, camera_photos)
 
 def test_only_the_photo_views_take_large_bodies(app):
     """Close the class: every view's body limit, as the request sees it before any code reads
-    the body, is the app's small default, except the views that take photos."""
+    the body, is the app's small default, except the views that take photos and the bank's
+    two file uploads."""
     default = app.config["MAX_CONTENT_LENGTH"]
     assert default == 64 * 1024
     seen = {}
@@ -102,8 +109,8 @@ def test_only_the_photo_views_take_large_bodies(app):
                                       method="POST" if "POST" in rule.methods else "GET"):
             assert request.endpoint == rule.endpoint, rule
             seen[rule.endpoint] = request.max_content_length
-    assert {e: n for e, n in seen.items() if n != default} == PHOTO_VIEWS
-    assert set(PHOTO_VIEWS) <= set(seen)
+    assert {e: n for e, n in seen.items() if n != default} == PHOTO_VIEWS | FILE_VIEWS
+    assert set(PHOTO_VIEWS | FILE_VIEWS) <= set(seen)
 
 
 def test_other_forms_refuse_a_large_body_naming_the_limit(client):
