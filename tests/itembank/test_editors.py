@@ -19,7 +19,7 @@ def _form(values: dict) -> MultiDict:
         for v in value if isinstance(value, list) else [value]:
             if v is True:
                 v = "on"
-            if v not in (False, None):
+            if v is not False and v is not None:  # 0 is a value (0 == False)
                 form.add(name, str(v))
     return form
 
@@ -54,7 +54,40 @@ def test_a_form_as_an_author_fills_it():
     assert key["regions"][1] == {"id": "r2", "shape": "circle", "coords": [200.0, 150.0, 20.0]}
 
 
+def test_mapped_scoring_reads_weights_and_bounds_and_fills_back():
+    form = MultiDict([("option-0", "H"), ("option-1", "He"), ("option-2", "O"),
+                      ("option-3", "Cl"), ("correct", "0"), ("correct", "2"),
+                      ("method", "mapped"), ("option-0-points", "1"), ("option-2-points", "1"),
+                      ("option-3-points", "-1"), ("map_default", "-2"), ("map_lower", "0"),
+                      ("map_upper", "2")])
+    interaction, key, scoring = fields_to_item("multiple_response", form)
+    assert scoring == {"method": "mapped", "map": {"A": 1.0, "C": 1.0, "D": -1.0},
+                       "default": -2.0, "lower": 0.0, "upper": 2.0}
+    assert fields_to_item("multiple_response",
+                          _form(item_to_fields("multiple_response", interaction, key,
+                                               scoring))) == (interaction, key, scoring)
+    match = MultiDict([("source-0", "Capulet"), ("source-0-match", "0"), ("source-1", "Prospero"),
+                       ("source-1-match", "1"), ("target-0", "Romeo and Juliet"),
+                       ("target-1", "The Tempest"), ("method", "mapped"),
+                       ("pair_points", "1 1 1\n2 2 0.5\n\n1 2 -0.25")])
+    interaction, key, scoring = fields_to_item("matching", match)
+    assert scoring == {"method": "mapped", "map": {"s1": {"t1": 1.0, "t2": -0.25},
+                                                   "s2": {"t2": 0.5}}, "default": 0}
+    assert fields_to_item("matching", _form(item_to_fields("matching", interaction, key,
+                                                           scoring))) == (interaction, key, scoring)
+
+
 @pytest.mark.parametrize("kind,fields,errors", [
+    ("multiple_response", {"option-0": "a", "option-1": "b", "correct": ["0", "1"],
+                           "method": "mapped", "option-1-points": "many", "map_upper": "x"},
+     {"option-1-points", "map_upper"}),
+    ("multiple_response", {"option-0": "a", "option-1": "b", "correct": ["0", "1"],
+                           "method": "mapped"}, {"_item"}),
+    ("multiple_response", {"option-0": "a", "option-1": "b", "correct": ["0", "1"],
+                           "method": "mapped", "option-0-points": "1", "map_lower": "3",
+                           "map_upper": "1"}, {"map_lower"}),
+    ("matching", {"source-0": "a", "source-0-match": "0", "target-0": "x", "target-1": "y",
+                  "method": "mapped", "pair_points": "1 7 1"}, {"pair_points"}),
     ("single_choice", {"option-0": "Only one"}, {"option-0", "correct"}),
     ("true_false", {}, {"correct"}),
     ("text_entry", {"answer-0": "(a+)+", "answer-0-match": "pattern"}, {"answer-0"}),
