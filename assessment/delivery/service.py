@@ -366,7 +366,9 @@ def save_responses(
         try:
             value = item_type(version.item_type).normalize(version, s.value)
         except ResponseShapeError as exc:
-            raise Invalid(f"saves[{i}] (item {s.item_id}): {exc}", field="value") from None
+            # which save, and why in the candidate's words, so the runner can show it in place
+            raise Invalid(f"saves[{i}] (item {s.item_id}): {exc}", field="value",
+                          item=s.item_id, seq=s.seq, reason=exc.message) from None
         normalized.append((s, value))
     existing = {}
     if saves:

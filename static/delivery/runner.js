@@ -201,6 +201,10 @@ function nextSeq() {
   return seq;
 }
 
+// What the server holds for each item (its last accepted save): an answer the server refused
+// is shown as typed, but the item counts as answered only by what the server kept.
+for (const item of state.items) { item.saved = item.answer; item.refused = null; }
+
 // Answers still in the local queue are newer than what the server sent: show them.
 for (const save of queue) {
   const item = state.items.find((it) => it.id === save.item);
@@ -295,6 +299,12 @@ async function flushOnce() {
           if (s) { seq = Math.max(seq, body.last_seq); s.seq = nextSeq(); s.sending = false; }
         } else {
           done.add(ack.seq);
+          const s = batch.find((b) => b.seq === ack.seq);
+          const item = s && state.items.find((it) => it.id === s.item);
+          if (item) {
+            item.saved = s.value;
+            if (item.refused && item.refused.seq < s.seq) acceptAnswer(item);
+          }
         }
       }
       progress = done.size > 0;
@@ -312,11 +322,22 @@ async function flushOnce() {
       batch.forEach((s) => { s.sending = false; });
       setPaused(true);
     } else if (response.status >= 400 && response.status < 500 && response.status !== 408 && response.status !== 429) {
-      // The server refused the content: keep the rest of the queue moving and say so.
-      queue = queue.filter((s) => !batch.includes(s));
-      storeQueue(queue);
+      // The server refused the content: keep the rest of the queue moving and say so. When it
+      // names the save, only that one is dropped (the others are sent again) and its question
+      // shows why beside the answer, which stays as typed but is not counted as answered.
+      const bad = body.seq !== undefined ? batch.find((b) => b.seq === body.seq) : undefined;
+      const item = bad && state.items.find((it) => it.id === bad.item);
+      if (item) {
+        queue = queue.filter((s) => s !== bad);
+        batch.forEach((s) => { s.sending = false; });
+        storeQueue(queue);
+        refuseAnswer(item, body.reason || body.message || response.statusText, bad.seq);
+      } else {
+        queue = queue.filter((s) => !batch.includes(s));
+        storeQueue(queue);
+        announce(`An answer could not be saved: ${body.message || response.statusText}`);
+      }
       progress = true;
-      announce(`An answer could not be saved: ${body.message || response.statusText}`);
     } else {
       throw new Error(`server answered ${response.status}`);
     }
@@ -366,6 +387,48 @@ function isAnswered(item) {
   return true;
 }
 
+// answered as the server knows it: an item whose last save was refused counts by what the
+// server kept
+function counted(item) {
+  return item.refused ? isAnswered({ answer: item.saved }) : isAnswered(item);
+}
+
+function refuseAnswer(item, message, refusedSeq) {
+  item.refused = { message, seq: refusedSeq };
+  if (state.items[position] === item && !els.questionView.hidden) showAnswerError(item);
+  renderNavigator();
+  if (!els.reviewView.hidden) renderReview();
+  announce(`Question ${item.number}: your answer was not saved. ${message}`);
+}
+
+function acceptAnswer(item) {
+  item.refused = null;
+  if (state.items[position] === item) showAnswerError(item);
+  renderNavigator();
+  if (!els.reviewView.hidden) renderReview();
+  announce(`Question ${item.number}: your answer is saved.`);
+}
+
+// the refusal beside the question's controls: aria-invalid, and named by aria-describedby
+function showAnswerError(item) {
+  const errorId = "answer-error";
+  document.getElementById(errorId)?.remove();
+  const controls = els.options.querySelectorAll("input, textarea, select");
+  for (const c of controls) {
+    const ids = (c.getAttribute("aria-describedby") || "").split(/\s+/).filter((x) => x && x !== errorId);
+    if (item.refused) ids.push(errorId);
+    if (ids.length) c.setAttribute("aria-describedby", ids.join(" "));
+    else c.removeAttribute("aria-describedby");
+    if (item.refused) c.setAttribute("aria-invalid", "true");
+    else c.removeAttribute("aria-invalid");
+  }
+  if (!item.refused) return;
+  const kept = isAnswered({ answer: item.saved })
+    ? "Your last saved answer still stands." : "This question has no saved answer.";
+  els.options.after(el("p", { id: errorId, class: "field-error answer-error" },
+    `Not saved: ${item.refused.message} ${kept}`));
+}
+
 function el(tag, attrs = {}, text) {
   const node = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
@@ -394,6 +457,7 @@ function renderQuestion(focus = true) {
   els.options.innerHTML = item.html.interaction;
   control = attach(els.options, { onChange: () => onAnswer(item), announce });
   control.write(item.answer);
+  showAnswerError(item);
   els.flag.setAttribute("aria-pressed", String(item.flagged));
   els.flag.textContent = item.flagged ? "Flagged for review" : "Flag for review";
   els.prev.disabled = position === 0;
@@ -404,11 +468,11 @@ function renderQuestion(focus = true) {
 
 function renderNavigator() {
   const buttons = state.items.map((item, i) => {
-    const status = [isAnswered(item) ? "answered" : "not answered", item.flagged ? "flagged for review" : null]
+    const status = [counted(item) ? "answered" : "not answered", item.flagged ? "flagged for review" : null]
       .filter(Boolean).join(", ");
     const b = el("button", {
       type: "button",
-      class: ["nav-item", isAnswered(item) ? "answered" : "", item.flagged ? "flagged" : ""].join(" ").trim(),
+      class: ["nav-item", counted(item) ? "answered" : "", item.flagged ? "flagged" : ""].join(" ").trim(),
       "aria-label": `Question ${item.number}, ${status}`,
       "aria-current": i === position && !els.questionView.hidden ? "step" : false,
     }, String(item.number));
@@ -421,7 +485,7 @@ function renderNavigator() {
 }
 
 function renderReview() {
-  const unanswered = state.items.filter((it) => !isAnswered(it)).length;
+  const unanswered = state.items.filter((it) => !counted(it)).length;
   const flagged = state.items.filter((it) => it.flagged).length;
   els.reviewSummary.textContent = `${state.items.length - unanswered} of ${state.items.length} answered; ${unanswered} not answered; ${flagged} flagged for review.`;
   const rows = state.items.map((item, i) => {
@@ -430,7 +494,7 @@ function renderReview() {
     const link = el("button", { type: "button", class: "link-button" }, `Question ${item.number}`);
     link.addEventListener("click", () => goTo(i));
     th.append(link);
-    tr.append(th, el("td", {}, isAnswered(item) ? "Answered" : "Not answered"), el("td", {}, item.flagged ? "Flagged" : ""));
+    tr.append(th, el("td", {}, counted(item) ? "Answered" : "Not answered"), el("td", {}, item.flagged ? "Flagged" : ""));
     return tr;
   });
   els.reviewRows.replaceChildren(...rows);
@@ -478,7 +542,7 @@ els.backToQuestion.addEventListener("click", () => goTo(position));
 
 els.submitOpen.addEventListener("click", () => {
   if (inputBlocked()) return;
-  const unanswered = state.items.filter((it) => !isAnswered(it)).length;
+  const unanswered = state.items.filter((it) => !counted(it)).length;
   const flagged = state.items.filter((it) => it.flagged).length;
   els.confirmText.textContent = [
     unanswered

@@ -257,3 +257,67 @@ def test_every_item_type_by_keyboard_restored_scored_and_axe_clean(page, live_se
     assert {n: s.score for n, s in scores.items()} == pytest.approx(expected)
     assert result.answered == 9
     assert result.raw_score == pytest.approx(sum(expected.values()))
+
+
+def test_a_refused_save_shows_beside_the_answer_and_is_not_counted(page, live_server, db,
+                                                                   make_user):
+    """The server refuses ``1,500`` (1500 or 1.5?): the typed text stays, the question shows why
+    (aria-invalid, aria-describedby, announced) and is not answered until a save succeeds."""
+    from playwright.sync_api import expect
+
+    from assessment.delivery.models import ResponseSave
+
+    exam = build_types_exam(db)
+    candidate = make_user("candidate")
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
+    page.set_default_timeout(10_000)
+    base = live_server.url
+    page.goto(base + "/signin")
+    page.fill("#email", candidate.email)
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(re.compile(r"/exams$|/$"))
+    page.goto(f"{base}/exams/{exam.code}")
+    page.get_by_label("I have read and accept the candidate agreement.").check()
+    page.get_by_role("button", name="Start the exam").click()
+    page.wait_for_url(re.compile(r"/attempts/\d+$"))
+    attempt_id = int(page.url.rsplit("/", 1)[1])
+    page.locator("#question-heading").focus()
+    _next(page, 2)
+    number = page.get_by_label("Your answer to question 2 (a number, in mg)")
+    _tab_to(page, "input[inputmode=decimal]")
+    page.keyboard.type("1,500")
+
+    error = page.locator("#answer-error")
+    expect(error).to_contain_text("could mean 1500 or 1.5")
+    expect(error).to_contain_text("This question has no saved answer.")
+    expect(number).to_have_value("1,500")
+    expect(number).to_have_attribute("aria-invalid", "true")
+    expect(number).to_have_attribute("aria-describedby", re.compile(r"\banswer-error\b"))
+    expect(page.locator("#announcer")).to_contain_text("Question 2: your answer was not saved.")
+    expect(page.get_by_role("button", name="Question 2, not answered")).to_be_visible()
+    expect(number).to_be_focused()  # the candidate keeps typing where they were
+    problems = _audit(page, "refused numeric entry")
+    # the same on the way back to the question, and in the review
+    _next(page, 3)
+    page.get_by_role("button", name="Question 2, not answered").click()
+    expect(number).to_have_value("1,500")
+    expect(error).to_be_visible()
+    page.get_by_role("button", name="Review answers").click()
+    expect(page.locator("#review-summary")).to_contain_text("0 of 9 answered")
+    page.get_by_role("button", name="Question 2, not answered").click()
+
+    # corrected: saved, the error is gone, the question is answered
+    number.fill("12,5")
+    expect(page.get_by_role("button", name="Question 2, answered")).to_be_visible()
+    expect(error).to_have_count(0)
+    expect(number).not_to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#announcer")).to_have_text("Question 2: your answer is saved.")
+    expect(page.locator("#save-status")).to_have_text("Saved")
+    assert not problems, "\n".join(problems)
+    assert not errors, errors
+    db.commit()
+    # the server never stored the refused answer; it stored the corrected one
+    values = db.scalars(select(ResponseSave.value).where(ResponseSave.attempt_id == attempt_id))
+    assert list(values) == ["12,5"]
