@@ -134,3 +134,42 @@ def test_each_editor_partial_labels_every_control(app):
                                errors={"answer-0": "too long"})
         assert 'aria-describedby="f-answer-0-error" aria-invalid="true"' in html
         assert '<p class="field-error" id="f-answer-0-error">too long</p>' in html
+
+
+@pytest.mark.parametrize("kind", sorted(DEFS))
+def test_the_rekey_form_reads_every_types_key_and_never_its_content(kind):
+    """The item page's re-key form posts the type's editor fields: the key and scoring come from
+    them; the content fields are the published version's whatever is posted."""
+    from types import SimpleNamespace
+
+    from itembank.screens import rekey_from_fields
+
+    interaction, key, scoring = DEFS[kind]
+    version = SimpleNamespace(item_type=kind, interaction=interaction, key=key, scoring=scoring)
+    posted = item_to_fields(kind, interaction, key, scoring)
+    tampered = {k: ("changed" if re.fullmatch(r"option-\d+|source-\d+|target-\d+|unit", k)
+                    else v) for k, v in posted.items()}
+    new_key, new_scoring = rekey_from_fields(version, _form(tampered))
+    # unchanged fields give the published key back, under the published ids
+    # (a text entry's answers gain the default match, "exact", spelled out)
+    _, read_key, want_scoring = fields_to_item(kind, _form(posted))
+    assert (new_key, new_scoring) == (read_key if kind == "text_entry" else key, want_scoring)
+    item_type(kind).validate_definition(interaction, new_key, new_scoring)
+
+
+def test_an_ordering_rekey_maps_reordered_steps_to_the_published_ones():
+    from types import SimpleNamespace
+
+    from itembank.screens import rekey_from_fields
+
+    interaction, key, scoring = DEFS["ordering"]
+    version = SimpleNamespace(item_type="ordering", interaction=interaction, key=key,
+                              scoring=scoring)
+    posted = item_to_fields("ordering", interaction, key, scoring)
+    steps = [posted[f"step-{n}"] for n in range(len(key["order"]))]
+    swapped = {**posted, "step-0": steps[1], "step-1": steps[0]}
+    new_key, _ = rekey_from_fields(version, _form(swapped))
+    assert new_key["order"] == [key["order"][1], key["order"][0], *key["order"][2:]]
+    with pytest.raises(EditorErrors) as err:
+        rekey_from_fields(version, _form({**posted, "step-0": "a step nobody wrote"}))
+    assert "step-0" in err.value.errors
