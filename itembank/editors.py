@@ -11,13 +11,17 @@ Form fields, by type (rows are numbered from 0; blank rows are skipped):
 
 - choices: ``option-N`` (HTML), ``correct`` (the row numbers keyed; one for single choice),
   ``select`` (multiple response: how many to select, optional), ``method``, ``fixed_order``;
+  with method ``mapped`` (multiple response), ``option-N-points`` (blank: no entry),
+  ``map_default``, ``map_lower``, ``map_upper``;
 - true/false: ``correct`` (``true`` or ``false``);
 - text entry: ``answer-N``, ``answer-N-match``, ``answer-N-credit``, ``max_length``,
   ``expected_length``;
 - numeric entry: ``value``, ``tolerance``, ``tolerance_mode``, ``unit``;
 - ordering: ``step-N`` in the right order (candidates first see them rotated by one), ``method``;
 - matching: ``source-N`` with ``source-N-match`` (the target's row number), ``target-N``
-  (plain text), ``reuse_targets``, ``method``;
+  (plain text), ``reuse_targets``, ``method``; with method ``mapped``, ``pair_points`` (one
+  pair per line: item row, choice row, points, rows numbered from 1) and ``map_default``,
+  ``map_lower``, ``map_upper``;
 - inline choice: ``sentence`` with gap marks ``[[1]]``, ``[[2]]``...; ``gap-1`` ... one choice
   per line, the right one starting with ``*``; ``method``;
 - hotspot: ``image_src``, ``image_alt``, ``image_width``, ``image_height`` (set by the upload),
@@ -88,9 +92,22 @@ class _Form:
     def flag(self, name: str) -> bool:
         return self.text(name) in ("on", "true", "1", "yes")
 
-    def method(self, default: str = "all_or_nothing") -> dict[str, str]:
+    def method(self, default: str = "all_or_nothing") -> dict[str, Any]:
         method = self.text("method") or default
         return {} if method == "all_or_nothing" else {"method": method}
+
+    def mapped(self, scoring: dict[str, Any], table: dict[str, Any]) -> dict[str, Any]:
+        """``scoring`` with the ``mapped`` method's map, default and bounds added (QTI's
+        mapResponse; see ``itembank.types.mapped_points``)."""
+        if scoring.get("method") != "mapped":
+            return scoring
+        out: dict[str, Any] = {**scoring, "map": table,
+                               "default": self.number("map_default") or 0}
+        for bound in ("lower", "upper"):
+            value = self.number(f"map_{bound}")
+            if value is not None:
+                out[bound] = value
+        return out
 
 
 def _choices(f: _Form, multiple: bool) -> tuple[dict, dict, dict]:
@@ -109,7 +126,11 @@ def _choices(f: _Form, multiple: bool) -> tuple[dict, dict, dict]:
             interaction["select"] = select
     if f.flag("fixed_order"):
         interaction["fixed_order"] = True
-    return interaction, {"correct": keyed}, f.method() if multiple else {}
+    if not multiple:
+        return interaction, {"correct": keyed}, {}
+    points = {ids[n]: f.number(f"option-{n}-points") for n, _ in rows}
+    table = {k: v for k, v in points.items() if v is not None}
+    return interaction, {"correct": keyed}, f.mapped(f.method(), table)
 
 
 def _true_false(f: _Form) -> tuple[dict, dict, dict]:
@@ -176,7 +197,23 @@ def _matching(f: _Form) -> tuple[dict, dict, dict]:
                                                for n, t in targets]}
     if f.flag("reuse_targets"):
         interaction["reuse_targets"] = True
-    return interaction, {"pairs": pairs}, f.method()
+    source_ids = {n: f"s{i + 1}" for i, (n, _) in enumerate(f.rows("source"))}
+    table: dict[str, dict[str, float]] = {}
+    for i, line in enumerate(ln.strip() for ln in f.text("pair_points").splitlines()):
+        if not line:
+            continue
+        parts = line.replace(",", " ").split()
+        try:
+            s_row, t_row, points = int(parts[0]) - 1, int(parts[1]) - 1, float(parts[2])
+            ok = len(parts) == 3 and math.isfinite(points)
+        except (ValueError, IndexError):
+            ok = False
+        if not ok or s_row not in source_ids or t_row not in target_ids:
+            f.errors["pair_points"] = (f"line {i + 1}: write the item's row, the choice's row "
+                                       "and the points, e.g. 1 2 0.5")
+            continue
+        table.setdefault(source_ids[s_row], {})[target_ids[t_row]] = points
+    return interaction, {"pairs": pairs}, f.mapped(f.method(), table)
 
 
 def _inline_choice(f: _Form) -> tuple[dict, dict, dict]:
@@ -258,6 +295,8 @@ _FIELD_MAP = [
     (re.compile(r"key\.(correct|order|pairs)"), "correct"),
     (re.compile(r"key\.value"), "value"),
     (re.compile(r"scoring\.(tolerance_mode|tolerance|method)"), "{0}"),
+    (re.compile(r"scoring\.(default|lower|upper)"), "map_{0}"),
+    (re.compile(r"scoring\.map"), "_mapped"),
 ]
 
 
@@ -283,14 +322,28 @@ def fields_to_item(type_name: str, form: Mapping[str, Any]) -> tuple[dict, dict,
     try:
         item_type(type_name).validate_definition(interaction, key, scoring)
     except ItemDefinitionError as exc:
-        raise EditorErrors({form_field(exc.field): exc.message}) from None
+        field = form_field(exc.field)
+        if field == "_mapped":  # a map entry: the option's points, or the pairs' box
+            field = _map_field(type_name, interaction, exc.field or "")
+        raise EditorErrors({field: exc.message}) from None
     return interaction, key, scoring
+
+
+def _map_field(type_name: str, interaction: dict, path: str) -> str:
+    if type_name == "matching":
+        return "pair_points"
+    ids = [o["id"] for o in interaction.get("options", [])]
+    oid = path.split(".", 2)[2] if path.count(".") >= 2 else ""
+    return f"option-{ids.index(oid)}-points" if oid in ids else "_item"
 
 
 def item_to_fields(type_name: str, interaction: dict, key: dict,
                    scoring: dict) -> dict[str, Any]:
     """The editor's field values for a stored item (the inverse of :func:`fields_to_item`)."""
     values: dict[str, Any] = {"method": scoring.get("method", "all_or_nothing")}
+    for bound in ("default", "lower", "upper"):
+        if scoring.get(bound) is not None:
+            values[f"map_{bound}"] = scoring[bound]
     if type_name in ("single_choice", "multiple_response"):
         ids = [o["id"] for o in interaction.get("options", [])]
         for n, opt in enumerate(interaction.get("options", [])):
@@ -298,6 +351,9 @@ def item_to_fields(type_name: str, interaction: dict, key: dict,
         values["correct"] = [str(ids.index(k)) for k in key.get("correct", []) if k in ids]
         values["select"] = interaction.get("select") or ""
         values["fixed_order"] = bool(interaction.get("fixed_order"))
+        for n, oid in enumerate(ids):
+            if oid in scoring.get("map", {}):
+                values[f"option-{n}-points"] = scoring["map"][oid]
     elif type_name == "true_false":
         values["correct"] = key.get("correct", "")
     elif type_name == "text_entry":
@@ -324,6 +380,11 @@ def item_to_fields(type_name: str, interaction: dict, key: dict,
             match = key.get("pairs", {}).get(s["id"])
             values[f"source-{n}-match"] = str(targets.index(match)) if match in targets else ""
         values["reuse_targets"] = bool(interaction.get("reuse_targets"))
+        rows = {s["id"]: n + 1 for n, s in enumerate(interaction.get("sources", []))}
+        values["pair_points"] = "\n".join(
+            f"{rows[sid]} {targets.index(tid) + 1} {pts:g}"
+            for sid, by_target in scoring.get("map", {}).items() if sid in rows
+            for tid, pts in by_target.items() if tid in targets)
     elif type_name == "inline_choice":
         values["sentence"] = interaction.get("sentence", "")
         for gap in interaction.get("gaps", []):

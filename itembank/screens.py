@@ -10,6 +10,7 @@ calibration runs) is read through ``assessment``'s readers, as proctoring's view
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,8 +26,9 @@ from flask import (
 from flask_login import current_user
 from sqlalchemy import Select, String, cast, exists, func, or_, select
 from sqlalchemy.orm import Session
+from werkzeug.datastructures import MultiDict
 
-from itembank import editor, lifecycle, rekeys, rendering, workflow
+from itembank import editor, editors, lifecycle, rekeys, rendering, workflow
 from itembank.authoring import PublishedVersionError
 from itembank.models import (
     DELIVERABLE,
@@ -314,7 +316,8 @@ def _preview(version: ItemVersion) -> Any:
 
 
 def _editor_page(item_row: Item | None, form: editor.EditorForm, *,
-                 version: ItemVersion | None = None, status: int = 200):
+                 version: ItemVersion | None = None, status: int = 200,
+                 extra: dict[str, Any] | None = None):
     session = db_session()
     user = current_user
     context: dict[str, Any] = {"item": item_row, "form": form, "version": version,
@@ -328,6 +331,7 @@ def _editor_page(item_row: Item | None, form: editor.EditorForm, *,
     if version is not None:
         preview_item = _preview(version)
         context.update(_item_context(session, item_row, version))
+        context.update(extra or {})
     elif form.complete:
         preview_item = _preview(form.transient_version())
     context["preview_item"] = preview_item
@@ -354,10 +358,14 @@ def _item_context(session: Session, item_row: Item, version: ItemVersion) -> dic
         .order_by(User.display_name))) if version.status == IN_REVIEW else []
     stages = workflow.review_stages(session)
     standing = workflow.signoffs(session, version)
+    view = rekeys.scoring_views(session, [version])[version.id]
+    rekey_values = editors.item_to_fields(version.item_type, version.interaction or {},
+                                          view.key or {}, view.scoring or {})
     return {
         "versions": versions, "events": events, "notes": notes, "assigned": assigned,
         "names": names, "reviewers": reviewers, "stages": stages, "standing": standing,
-        "rekeys": rekey_rows, "next_statuses": lifecycle.next_statuses(version.status),
+        "rekeys": rekey_rows, "rekey_values": rekey_values, "rekey_errors": {},
+        "next_statuses": lifecycle.next_statuses(version.status),
         "statistics": _statistics(session, item_row, versions, version),
         "deliverable": version.status in DELIVERABLE,
     }
@@ -521,19 +529,111 @@ def assign(code: str, number: int):
 @bp.post("/bank/items/<code>/versions/<int:number>/rekeys")
 @role_required(*workflow.REKEYERS)
 def rekey(code: str, number: int):
+    """Re-key from the item page: the key part of the type's editor fields (any type), or drop
+    the item. A refused re-key shows the page again with each problem beside its field."""
     session = db_session()
     item_row, version = _item_and_version(session, code, number)
     dropped = request.form.get("dropped") == "on"
-    key = None
-    if not dropped:
-        correct = [c for c in request.form.getlist("correct") if c]
-        key = {"correct": correct}
-    outcome = rekeys.rekey(session, _actor(), version, key=key, dropped=dropped,
-                           reason=request.form.get("reason", ""))
+    try:
+        key = scoring = None
+        if not dropped:
+            key, scoring = rekey_from_fields(version, request.form)
+        outcome = rekeys.rekey(session, _actor(), version, key=key, scoring=scoring,
+                               dropped=dropped, reason=request.form.get("reason", ""))
+    except (ItemDefinitionError, workflow.ReviewInputError) as exc:
+        session.rollback()
+        errors = getattr(exc, "errors", None) or {
+            _rekey_field(exc): exc.message}
+        return _editor_page(item_row, editor.EditorForm.from_version(item_row, version),
+                            version=version, status=422,
+                            extra={"rekey_values": editor._posted_values(request.form),
+                                   "rekey_errors": errors})
     session.commit()
     reports = outcome.reports
     return render_template("itembank/rescored.html", item=item_row, version=version,
                            rekey=outcome.rekey, reports=reports)
+
+
+def _rekey_field(exc: DomainError) -> str:
+    field = exc.extra.get("field")
+    if field == "reason":
+        return "reason"
+    if isinstance(exc, ItemDefinitionError):
+        return editors.form_field(field)
+    return "_item"
+
+
+#: the editor fields that are the question's content, not its key or scoring
+_CONTENT_FIELD = re.compile(r"(option-\d+|select|fixed_order|max_length|expected_length|unit|"
+                            r"source-\d+|target-\d+|reuse_targets|sentence|image_\w+)")
+
+
+def _field_text(value: Any) -> Any:
+    """A stored field value as the form would post it (the readers read text)."""
+    if isinstance(value, bool):
+        return "on" if value else ""
+    if value is None or isinstance(value, (str, list)):
+        return value or ""
+    return str(value)
+
+
+def _pair_ids(read: Any, stored: Any, ids: dict[str, str]) -> None:
+    if isinstance(read, dict) and isinstance(stored, dict):
+        for name, value in read.items():
+            if name in stored:
+                _pair_ids(value, stored[name], ids)
+    elif isinstance(read, list) and isinstance(stored, list):
+        for a, b in zip(read, stored, strict=False):
+            if isinstance(a, dict) and isinstance(b, dict) and "id" in a and "id" in b:
+                ids[str(a["id"])] = b["id"]
+            _pair_ids(a, b, ids)
+
+
+def _renamed(value: Any, ids: dict[str, str]) -> Any:
+    if isinstance(value, str):
+        return ids.get(value, value)
+    if isinstance(value, list):
+        return [_renamed(v, ids) for v in value]
+    if isinstance(value, dict):
+        return {ids.get(k, k): _renamed(v, ids) for k, v in value.items()}
+    return value
+
+
+def rekey_from_fields(version: ItemVersion, form: Any) -> tuple[dict, dict]:
+    """The new ``(key, scoring)`` of ``version`` from the type's editor fields. A re-key changes
+    the key and scoring only: the question's content stays the published version's, so the
+    content fields are taken from the version, not the form; an ordering's steps are matched
+    back to the published steps by their text (the reader numbers steps by their posted order)."""
+    stored = editors.item_to_fields(version.item_type, version.interaction or {},
+                                    version.key or {}, version.scoring or {})
+    posted = form.items(multi=True) if isinstance(form, MultiDict) else form.items()
+    merged = MultiDict([(k, v) for k, v in posted if not _CONTENT_FIELD.fullmatch(k)])
+    for name, value in stored.items():
+        if _CONTENT_FIELD.fullmatch(name):
+            for v in value if isinstance(value, list) else [value]:
+                merged.add(name, _field_text(v))
+    read, key, scoring = editors.fields_to_item(version.item_type, merged)
+    # the readers number options, sources, targets and gap choices by position; the published
+    # version may name them otherwise (an import, a program): map by position back to its ids
+    ids: dict[str, str] = {}
+    _pair_ids(read, version.interaction or {}, ids)
+    if ids:
+        key = {k: _renamed(v, ids) if k in ("correct", "pairs") else v for k, v in key.items()}
+    if version.item_type == "ordering":
+        ids = {o["text"]: o["id"] for o in version.interaction.get("options", [])}
+        order, errors = [], {}
+        for n in range(editors.MAX_ROWS):
+            text = (form.get(f"step-{n}") or "").strip()
+            if not text:
+                continue
+            if text not in ids:
+                errors[f"step-{n}"] = ("not one of the published steps: a re-key only puts "
+                                       "them in another order")
+            order.append(ids.get(text))
+        if errors:
+            raise editors.EditorErrors(errors)
+        key = {"order": order}
+    return key, scoring
 
 
 # ---------------------------------------------------------------- the review queue

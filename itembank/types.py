@@ -91,7 +91,9 @@ class ChoiceType:
     Multiple response is scored all-or-nothing by default (``scoring.method = "all_or_nothing"``):
     the response must be exactly the keyed set. ``"partial"`` gives, per option, credit for a
     correct selection or a correct omission, scaled to ``max_score`` (the "partial-credit
-    true/false" rule described by Frisbie, 1992).
+    true/false" rule described by Frisbie, 1992). ``"mapped"`` is QTI's ``mapResponse``: points
+    per option (``scoring.map``), ``scoring.default`` for a selected option with no entry,
+    bounded by ``scoring.lower``/``scoring.upper`` (see :func:`mapped_points`).
     """
 
     name: str
@@ -133,9 +135,10 @@ class ChoiceType:
                 raise ItemDefinitionError(
                     f"{self.name}: select must be between the {len(correct)} keyed options and "
                     f"the {len(options)} options, got {select}")
-        method = scoring.get("method", "all_or_nothing")
-        if method not in {"all_or_nothing", "partial"}:
-            raise ItemDefinitionError(f"{self.name}: unknown scoring method {method!r}")
+        methods = ("all_or_nothing", "partial", "mapped") if self.multiple else (
+            "all_or_nothing", "partial")
+        if _check_method(self.name, scoring, methods) == "mapped":
+            _check_mapped(self.name, scoring, {i: None for i in ids}, "option")
 
     def shuffle_targets(self, version: ItemVersion) -> list[str]:
         if version.interaction.get("fixed_order"):
@@ -204,7 +207,11 @@ class ChoiceType:
         if value is None:
             return 0.0
         chosen = {value} if isinstance(value, str) else set(value)
-        if version.scoring.get("method", "all_or_nothing") == "all_or_nothing":
+        method = version.scoring.get("method", "all_or_nothing")
+        if method == "mapped":
+            table = version.scoring["map"]
+            return mapped_points(version, [table.get(oid) for oid in chosen])
+        if method == "all_or_nothing":
             return float(version.max_score) if chosen == correct else 0.0
         ids = _option_ids(version.interaction)
         right = sum(1 for oid in ids if (oid in chosen) == (oid in correct))
@@ -251,6 +258,73 @@ def _check_method(name: str, scoring: dict, methods: tuple[str, ...]) -> str:
         raise _fail(name, f"unknown scoring method {method!r}; one of {', '.join(methods)}",
                     "scoring.method")
     return method
+
+
+def _finite_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) \
+        and math.isfinite(value)
+
+
+def _check_mapped(name: str, scoring: dict, allowed: dict[str, set[str] | None],
+                  what: str) -> None:
+    """A ``mapped`` scoring: ``map`` of points per option id (``allowed`` keys, values None),
+    or per source then target (``allowed`` source -> its targets); ``default``, ``lower`` and
+    ``upper`` numbers (bounds optional, lower at most upper)."""
+    table = scoring.get("map")
+    if not isinstance(table, dict) or not table:
+        raise _fail(name, f"scoring.map must give points for at least one {what}",
+                    "scoring.map")
+    for k, v in table.items():
+        where = f"scoring.map.{k}"
+        if k not in allowed:
+            raise _fail(name, f"{where}: {k!r} is not one of the item's {what}s", where)
+        targets = allowed[k]
+        if targets is None:
+            if not _finite_number(v):
+                raise _fail(name, f"{where} must be a number of points, got {v!r}", where)
+            continue
+        if not isinstance(v, dict) or not v:
+            raise _fail(name, f"{where} must give points per target", where)
+        for t, pts in v.items():
+            if t not in targets:
+                raise _fail(name, f"{where}.{t}: {t!r} is not one of the item's targets",
+                            f"{where}.{t}")
+            if not _finite_number(pts):
+                raise _fail(name, f"{where}.{t} must be a number of points, got {pts!r}",
+                            f"{where}.{t}")
+    if not _finite_number(scoring.get("default", 0)):
+        raise _fail(name, f"scoring.default must be a number, got {scoring.get('default')!r}",
+                    "scoring.default")
+    for bound in ("lower", "upper"):
+        if scoring.get(bound) is not None and not _finite_number(scoring[bound]):
+            raise _fail(name, f"scoring.{bound} must be a number or absent, got "
+                        f"{scoring[bound]!r}", f"scoring.{bound}")
+    lower, upper = scoring.get("lower"), scoring.get("upper")
+    if lower is not None and upper is not None and lower > upper:
+        raise _fail(name, f"scoring.lower ({lower:g}) is above scoring.upper ({upper:g})",
+                    "scoring.lower")
+    unknown = set(scoring) - {"method", "map", "default", "lower", "upper"}
+    if unknown:
+        raise _fail(name, f"scoring has unknown fields {sorted(unknown)}",
+                    f"scoring.{min(unknown)}")
+
+
+def mapped_points(version: ItemVersion, values: list[float | None]) -> float:
+    """QTI ``mapResponse`` for the ``mapped`` method: the sum over the distinct selected
+    entries (``values``, one per distinct option or pair; None where the map has no entry, which
+    earns ``scoring.default``), bounded below by ``lower`` and above by ``upper`` when set (lower
+    first, as QTI), then clipped to [0, ``max_score``]. Nothing selected scores 0 (QTI's
+    ``map_response`` template: a null response scores 0)."""
+    if not values:
+        return 0.0
+    s = version.scoring
+    default = float(s.get("default", 0))
+    total = sum(default if v is None else float(v) for v in values)
+    if s.get("lower") is not None:
+        total = max(total, float(s["lower"]))
+    if s.get("upper") is not None:
+        total = min(total, float(s["upper"]))
+    return min(float(version.max_score), max(0.0, total))
 
 
 def _clean_options(interaction: dict, field: str, clean: Clean) -> dict:
@@ -681,8 +755,10 @@ class OrderingType:
 class MatchingType:
     """Match each source (left) to a target (right). Key: ``{"pairs": {source: target}}`` for
     every source; targets may outnumber sources (distractors). ``interaction.reuse_targets``
-    lets one target serve several sources. Scoring ``method``: ``all_or_nothing`` or
-    ``partial`` (the fraction of sources matched right). Targets are plain text (they are
+    lets one target serve several sources. Scoring ``method``: ``all_or_nothing``,
+    ``partial`` (the fraction of sources matched right) or ``mapped`` (QTI's ``mapResponse``:
+    ``scoring.map`` gives points per pair as ``{source: {target: points}}``, ``default`` for a
+    pair with no entry, ``lower``/``upper`` bounds; see :func:`mapped_points`). Targets are plain text (they are
     offered in a list box); the response is ``{source: target}`` for the sources matched.
     """
 
@@ -708,7 +784,9 @@ class MatchingType:
         if not reuse and len(set(pairs.values())) != len(pairs):
             raise _fail(self.name, "two sources share a target but reuse_targets is off",
                         "key.pairs")
-        _check_method(self.name, scoring, ("all_or_nothing", "partial"))
+        if _check_method(self.name, scoring, ("all_or_nothing", "partial", "mapped")) \
+                == "mapped":
+            _check_mapped(self.name, scoring, {s: set(targets) for s in sources}, "source")
 
     def clean_content(self, interaction: dict, clean: Clean) -> dict:
         return _clean_options(interaction, "sources", clean)
@@ -742,8 +820,12 @@ class MatchingType:
         pairs = version.key["pairs"]
         if not isinstance(value, dict):
             return 0.0
+        method = version.scoring.get("method", "all_or_nothing")
+        if method == "mapped":
+            table = version.scoring["map"]
+            return mapped_points(version, [table.get(s, {}).get(t) for s, t in value.items()])
         right = sum(value.get(s) == t for s, t in pairs.items())
-        if version.scoring.get("method", "all_or_nothing") == "all_or_nothing":
+        if method == "all_or_nothing":
             return _points(version, 1.0) if right == len(pairs) else 0.0
         return _points(version, right / len(pairs))
 

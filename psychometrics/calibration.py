@@ -347,13 +347,17 @@ def calibrate(
             )
             warnings.warn(messages[-1], ConvergenceWarning, stacklevel=2)
     xi = em.xi
-    # final E-step at the reported estimates (the girth path needs it too)
-    final = e_step(
-        patterns,
-        log_prob(spec, xi, n_cat, em.quadrature.points),
-        em.quadrature.weights,
-        keep_posterior=False,
-    )
+    # final E-step at the reported estimates: run_em's last one for its own estimates; the girth
+    # path replaced em.xi, so it needs its own
+    if engine == "girth":
+        final = e_step(
+            patterns,
+            log_prob(spec, xi, n_cat, em.quadrature.points),
+            em.quadrature.weights,
+            keep_posterior=False,
+        )
+    else:
+        final = em.estep
 
     bound_slots = at_bound(spec, xi, pmap.index >= 0)
     messages += _bound_notes(models, ids, xi, bound_slots, estimate_latent, rasch_metric)
@@ -364,7 +368,14 @@ def calibrate(
     elif standard_errors and se_map.n_free:
         with np.errstate(all="ignore"):
             info = observed_information(
-                spec, xi, patterns, em.quadrature.points, em.quadrature.weights, se_map, priors
+                spec,
+                xi,
+                patterns,
+                em.quadrature.points,
+                em.quadrature.weights,
+                se_map,
+                priors,
+                counts=final.counts,
             )
         cov = covariance_from_information(info) if np.isfinite(info).all() else None
         if cov is None:

@@ -72,6 +72,40 @@ def _read_params(path: str):
     return ids, params, doc
 
 
+_out_option = click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write the JSON here instead of stdout.",
+)
+
+
+def _params_option(help: str):
+    """The ``--params`` option: a calibration JSON written by ``calibrate``."""
+    return click.option(
+        "--params", "params_path", type=click.Path(dir_okay=False), required=True, help=help
+    )
+
+
+def _latent(doc: dict) -> tuple[float, float]:
+    """Mean and SD of the latent distribution a ``calibrate`` JSON was fitted on (0, 1 unset)."""
+    latent = doc.get("latent") or {}
+    return float(latent.get("mean") or 0.0), float(latent.get("sd") or 1.0)
+
+
+def _read_for_params(responses: str, params_path: str):
+    """Item ids, ItemParameters, the calibration document and the responses read for them; the
+    responses must have exactly the calibration's items, in its order."""
+    ids, params, doc = _read_params(params_path)
+    data = _read(responses, params.model)
+    if data.item_ids != ids:
+        raise click.ClickException(
+            f"{responses}: its items {data.item_ids[:5]} are not those of {params_path}"
+            f" {ids[:5]} in the same order"
+        )
+    return ids, params, doc, data
+
+
 class _Progress:
     """Prints EM progress to stderr once a calibration has run for a while."""
 
@@ -106,12 +140,7 @@ class _Progress:
     metavar="ITEM=MODEL",
     help="Model for one item of a mixed-format test (repeatable); other items take --model.",
 )
-@click.option(
-    "--out",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Write the JSON here instead of stdout.",
-)
+@_out_option
 @click.option("--n-quad", type=int, default=61, show_default=True, help="Quadrature points.")
 @click.option("--max-iter", type=int, default=500, show_default=True, help="EM iteration cap.")
 @click.option("--tol", type=float, default=1e-4, show_default=True, help="EM tolerance.")
@@ -174,13 +203,7 @@ def _item_model_spec(default: str, pairs, item_ids: list[str]) -> dict[str, str]
 
 @click.command("score")
 @click.argument("responses", type=click.Path(dir_okay=False))
-@click.option(
-    "--params",
-    "params_path",
-    type=click.Path(dir_okay=False),
-    required=True,
-    help="Calibration JSON written by `calibrate`.",
-)
+@_params_option("Calibration JSON written by `calibrate`.")
 @click.option(
     "--method",
     type=click.Choice(METHODS, case_sensitive=False),
@@ -188,12 +211,7 @@ def _item_model_spec(default: str, pairs, item_ids: list[str]) -> dict[str, str]
     show_default=True,
     help="Ability estimator.",
 )
-@click.option(
-    "--out",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Write the JSON here instead of stdout.",
-)
+@_out_option
 def score(responses, params_path, method, out):
     """Estimate ability for every person in RESPONSES with calibrated item parameters."""
     ids, params, _ = _read_params(params_path)
@@ -242,12 +260,7 @@ def score(responses, params_path, method, out):
 
 @click.command("item-analysis")
 @click.argument("responses", type=click.Path(dir_okay=False))
-@click.option(
-    "--out",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Write the JSON here instead of stdout.",
-)
+@_out_option
 @click.option(
     "--p-min",
     type=float,
@@ -299,7 +312,7 @@ def item_analysis(responses, out, p_min, p_max, r_min):
     show_default=True,
     help="EAP by summed score, or the test characteristic curve's inverse.",
 )
-@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the JSON here.")
+@_out_option
 def conversion_table(
     params_path, slope, intercept, decimals, scale_min, scale_max, theta_from, out
 ):
@@ -311,7 +324,7 @@ def conversion_table(
             -np.inf if scale_min is None else scale_min,
             np.inf if scale_max is None else scale_max,
         )
-    latent = doc.get("latent") or {}
+    latent_mean, latent_sd = _latent(doc)
     try:
         table = build_conversion_table(
             params,
@@ -319,8 +332,8 @@ def conversion_table(
             decimals=decimals,
             scale_limits=limits,
             theta_from=theta_from,
-            latent_mean=float(latent.get("mean") or 0.0),
-            latent_sd=float(latent.get("sd") or 1.0),
+            latent_mean=latent_mean,
+            latent_sd=latent_sd,
         )
     except PsychometricsError as exc:
         raise click.ClickException(f"{params_path}: {exc}") from exc
@@ -337,7 +350,7 @@ def conversion_table(
     show_default=True,
     help="IRT true-score or observed-score equating.",
 )
-@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the JSON here.")
+@_out_option
 def equate(form_x, form_y, method, out):
     """Form-Y equivalents of every FORM_X raw score; both calibrations (JSON) on one scale."""
     _, params_x, _ = _read_params(form_x)
@@ -354,25 +367,12 @@ def equate(form_x, form_y, method, out):
 
 @click.command("model-fit")
 @click.argument("responses", type=click.Path(dir_okay=False))
-@click.option(
-    "--params",
-    "params_path",
-    type=click.Path(dir_okay=False),
-    required=True,
-    help="Calibration JSON written by `calibrate` from these responses.",
-)
-@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the JSON here.")
+@_params_option("Calibration JSON written by `calibrate` from these responses.")
+@_out_option
 def model_fit(responses, params_path, out):
     """M2 global fit, local dependence (Q3, LD X2) and reliability of a calibration."""
-    ids, params, doc = _read_params(params_path)
-    data = _read(responses, params.model)
-    if data.item_ids != ids:
-        raise click.ClickException(
-            f"{responses}: its items {data.item_ids[:5]} are not those of {params_path}"
-            f" {ids[:5]} in the same order"
-        )
-    latent = doc.get("latent") or {}
-    mu, sd = float(latent.get("mean") or 0.0), float(latent.get("sd") or 1.0)
+    ids, params, doc, data = _read_for_params(responses, params_path)
+    mu, sd = _latent(doc)
     status = [item.get("status", "estimated") for item in doc["items"]]
     x = data.scores
     out_doc: dict = {"n_persons": int(x.shape[0]), "n_items": len(ids)}
@@ -401,13 +401,7 @@ def model_fit(responses, params_path, out):
 
 @click.command("person-fit")
 @click.argument("responses", type=click.Path(dir_okay=False))
-@click.option(
-    "--params",
-    "params_path",
-    type=click.Path(dir_okay=False),
-    required=True,
-    help="Calibration JSON written by `calibrate`.",
-)
+@_params_option("Calibration JSON written by `calibrate`.")
 @click.option(
     "--method",
     type=click.Choice(METHODS),
@@ -416,16 +410,10 @@ def model_fit(responses, params_path, out):
     help="Ability estimates the statistics are taken at.",
 )
 @click.option("--all-persons", is_flag=True, help="List every person, not only the flagged ones.")
-@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the JSON here.")
+@_out_option
 def person_fit_command(responses, params_path, method, all_persons, out):
     """Person fit (lz / Zh, infit, outfit) with its flag list, and item infit/outfit."""
-    ids, params, _ = _read_params(params_path)
-    data = _read(responses, params.model)
-    if data.item_ids != ids:
-        raise click.ClickException(
-            f"{responses}: its items {data.item_ids[:5]} are not those of {params_path}"
-            f" {ids[:5]} in the same order"
-        )
+    ids, params, _, data = _read_for_params(responses, params_path)
     people = data.person_ids or [str(i + 1) for i in range(data.scores.shape[0])]
     try:
         with warnings.catch_warnings():
@@ -511,13 +499,7 @@ def _read_ratings(path: str, item_ids: list[str]):
 
 @click.command("cut-score")
 @click.argument("ratings", type=click.Path(dir_okay=False))
-@click.option(
-    "--params",
-    "params_path",
-    type=click.Path(dir_okay=False),
-    required=True,
-    help="Calibration JSON of the reference form the panel rated.",
-)
+@_params_option("Calibration JSON of the reference form the panel rated.")
 @click.option(
     "--form",
     "forms",
@@ -549,7 +531,7 @@ def _read_ratings(path: str, item_ids: list[str]):
 @click.option(
     "--scale-max", type=float, default=500.0, show_default=True, help="Highest scale score."
 )
-@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the JSON here.")
+@_out_option
 def cut_score(
     ratings, params_path, forms, yes_no, rounding, scale_cut, scale_slope, scale_min, scale_max, out
 ):
@@ -565,8 +547,7 @@ def cut_score(
         if name in all_forms:
             raise click.ClickException(f"--form {spec!r}: form name {name!r} given twice")
         all_forms[name] = _read_params(path)[1]
-    latent = doc.get("latent") or {}
-    mean, sd = float(latent.get("mean") or 0.0), float(latent.get("sd") or 1.0)
+    mean, sd = _latent(doc)
     try:
         angoff = angoff_cut(
             data,

@@ -705,6 +705,23 @@ class DIFPurification:
         }
 
 
+def _dif_method(method: str, options: dict, refusal: str):
+    """The normalised name and the DIF function of ``method`` (one of ``PURIFY_METHODS``); the
+    caller picks the matching score, so ``matching``/``anchor`` in ``options`` raise ``refusal``."""
+    name = str(method).lower().replace("_", "-")
+    funcs = {
+        "mantel-haenszel": mantel_haenszel,
+        "logistic": logistic_dif,
+        "polytomous": polytomous_dif,
+        "ordinal-logistic": ordinal_logistic_dif,
+    }
+    if name not in funcs:
+        raise PsychometricsError(f"method must be one of {', '.join(PURIFY_METHODS)}; got {name!r}")
+    if "matching" in options or "anchor" in options:
+        raise PsychometricsError(refusal)
+    return name, funcs[name]
+
+
 def _is_flagged(result, alpha: float) -> bool:
     if isinstance(result, MantelHaenszelResult):
         return result.ets_class in ("B", "C")
@@ -731,26 +748,13 @@ def purify_dif(
     negligible. Each round matches on the items not flagged in the previous round (the studied
     item always included); the loop stops when the flagged set repeats or after ``max_iter``.
     """
-    method = str(method).lower().replace("_", "-")
-    funcs = {
-        "mantel-haenszel": mantel_haenszel,
-        "logistic": logistic_dif,
-        "polytomous": polytomous_dif,
-        "ordinal-logistic": ordinal_logistic_dif,
-    }
-    if method not in funcs:
-        raise PsychometricsError(
-            f"method must be one of {', '.join(PURIFY_METHODS)}; got {method!r}"
-        )
-    if "matching" in options or "anchor" in options:
-        raise PsychometricsError(
-            "purify_dif chooses the anchor itself; do not pass matching or anchor"
-        )
+    method, fn = _dif_method(
+        method, options, "purify_dif chooses the anchor itself; do not pass matching or anchor"
+    )
     if int(max_iter) != max_iter or max_iter < 1:
         raise PsychometricsError(f"max_iter must be a positive integer, got {max_iter!r}")
     if not 0 < alpha < 1:
         raise PsychometricsError(f"alpha must be in (0, 1), got {alpha!r}")
-    fn = funcs[method]
     results = fn(responses, group, focal=focal, item_ids=item_ids, **options)
     ids = [r.item for r in results]
     flagged = {k for k, r in enumerate(results) if _is_flagged(r, alpha)}
@@ -804,22 +808,12 @@ def select_anchor(
 
     Pass the result as ``anchor=`` to any DIF function.
     """
-    method = str(method).lower().replace("_", "-")
-    funcs = {
-        "mantel-haenszel": mantel_haenszel,
-        "logistic": logistic_dif,
-        "polytomous": polytomous_dif,
-        "ordinal-logistic": ordinal_logistic_dif,
-    }
-    if method not in funcs:
-        raise PsychometricsError(
-            f"method must be one of {', '.join(PURIFY_METHODS)}; got {method!r}"
-        )
-    if "matching" in options or "anchor" in options:
-        raise PsychometricsError(
-            "select_anchor matches on the total score; do not pass matching or anchor"
-        )
-    results = funcs[method](responses, group, focal=focal, item_ids=item_ids, **options)
+    method, fn = _dif_method(
+        method,
+        options,
+        "select_anchor matches on the total score; do not pass matching or anchor",
+    )
+    results = fn(responses, group, focal=focal, item_ids=item_ids, **options)
     n_items = len(results)
     if n_anchor is None:
         if not 0 < proportion <= 1:

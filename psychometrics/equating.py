@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from psychometrics.calibration import Calibration
+from psychometrics.calibration import Calibration, _num
 from psychometrics.errors import PsychometricsError
 from psychometrics.irt.information import conditional_sem
 from psychometrics.irt.models import ItemParameters
@@ -146,10 +146,7 @@ class EquatingTable:
 
     def lookup(self, score) -> np.ndarray:
         """Form-Y equivalents of integer form-X scores."""
-        s = np.asarray(score, dtype=float)
-        if np.any((s < 0) | (s > self.scores[-1]) | (s != np.round(s))):
-            raise PsychometricsError(f"score must be integers in 0..{int(self.scores[-1])}")
-        return self.equivalents[s.astype(int)]
+        return self.equivalents[_score_index(score, self.scores[-1], "score")]
 
     def to_dict(self) -> dict:
         rows = []
@@ -166,9 +163,13 @@ class EquatingTable:
         return doc
 
 
-def _num(value) -> float | None:
-    value = float(value)
-    return value if np.isfinite(value) else None
+def _score_index(values, top: float, name: str) -> np.ndarray:
+    """Integer indices of the whole scores ``values`` in 0..``top``; anything else raises,
+    naming the argument ``name``."""
+    s = np.asarray(values, dtype=float)
+    if np.any((s < 0) | (s > top) | (s != np.round(s))):
+        raise PsychometricsError(f"{name} must be integers in 0..{int(top)}")
+    return s.astype(int)
 
 
 def true_score_equating(
@@ -339,10 +340,7 @@ class ConversionTable:
 
     def lookup(self, raw) -> np.ndarray:
         """Scale scores of integer raw scores."""
-        s = np.asarray(raw, dtype=float)
-        if np.any((s < 0) | (s > self.scores[-1]) | (s != np.round(s))):
-            raise PsychometricsError(f"raw must be integers in 0..{int(self.scores[-1])}")
-        return self.scale[s.astype(int)]
+        return self.scale[_score_index(raw, self.scores[-1], "raw")]
 
     def to_dict(self) -> dict:
         return {

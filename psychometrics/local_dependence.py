@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import stats
 
-from psychometrics.calibration import Calibration
+from psychometrics.calibration import Calibration, _num
 from psychometrics.data import check_responses
 from psychometrics.errors import PsychometricsError
 from psychometrics.irt.models import ItemParameters
@@ -207,9 +207,6 @@ class LocalDependence:
     flags: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        def num(v):
-            return float(v) if np.isfinite(v) else None
-
         pairs = []
         j_n = len(self.item_ids)
         for i in range(j_n):
@@ -217,17 +214,17 @@ class LocalDependence:
                 pairs.append(
                     {
                         "items": [self.item_ids[i], self.item_ids[j]],
-                        "q3": num(self.q3[i, j]),
-                        "q3_adjusted": num(self.q3_adjusted[i, j]),
-                        "ld_x2": num(self.ld.statistic[i, j]),
+                        "q3": _num(self.q3[i, j]),
+                        "q3_adjusted": _num(self.q3_adjusted[i, j]),
+                        "ld_x2": _num(self.ld.statistic[i, j]),
                         "df": None if np.isnan(self.ld.df[i, j]) else int(self.ld.df[i, j]),
-                        "p_value": num(self.ld.p_value[i, j]),
-                        "cramers_v": num(self.ld.cramers_v[i, j]),
-                        "z": num(self.ld.z[i, j]),
+                        "p_value": _num(self.ld.p_value[i, j]),
+                        "cramers_v": _num(self.ld.cramers_v[i, j]),
+                        "z": _num(self.ld.z[i, j]),
                     }
                 )
         return {
-            "q3_mean": num(self.q3_mean),
+            "q3_mean": _num(self.q3_mean),
             "q3_cut": self.q3_cut,
             "alpha": self.alpha,
             "pairs": pairs,

@@ -44,6 +44,7 @@ import numpy as np
 from scipy import stats
 from scipy.optimize import brentq
 
+from psychometrics.calibration import _num
 from psychometrics.errors import PsychometricsError
 from psychometrics.irt.models import DICHOTOMOUS_MODELS, ItemParameters
 
@@ -69,11 +70,6 @@ def _finite(a: np.ndarray, name: str) -> np.ndarray:
         idx = tuple(int(i) for i in np.argwhere(~np.isfinite(a))[0])
         raise PsychometricsError(f"{name} must be finite; entry {idx} is {a[idx]!r}")
     return a
-
-
-def _num(v) -> float | None:
-    v = float(v)
-    return v if np.isfinite(v) else None
 
 
 def _list(a) -> list:
@@ -586,6 +582,20 @@ class CompromiseResult:
         }
 
 
+def _compromise(method: str, x: np.ndarray, cut, hit, step: float, line: dict) -> CompromiseResult:
+    """The result of a compromise method whose line meets the curve at ``cut``: the raw cut is the
+    next score point at or above it, and the fail rate is the observed one at that raw cut."""
+    raw_cut = float(np.ceil(cut / step - 1e-9) * step)
+    return CompromiseResult(
+        method=method,
+        cut=float(cut),
+        raw_cut=raw_cut,
+        fail_rate=float(fail_rate(x, raw_cut)[0]),
+        intersects=bool(hit),
+        line=line,
+    )
+
+
 def _fail_curve(x: np.ndarray, step: float):
     """Fail rate as a continuous function: linear between the fail rates at consecutive score
     points ``lo, lo + step, ...`` (the usual drawn cumulative curve)."""
@@ -640,15 +650,8 @@ def hofstee_cut(scores, c_min, c_max, f_min, f_max, *, step: float = 1.0) -> Com
         cut, hit = cmax, g_hi == 0
     else:
         cut, hit = brentq(lambda c: curve(c) - line(c), cmin, cmax, xtol=1e-12), True
-    raw_cut = float(np.ceil(cut / step - 1e-9) * step)
-    return CompromiseResult(
-        method="hofstee",
-        cut=float(cut),
-        raw_cut=raw_cut,
-        fail_rate=float(fail_rate(x, raw_cut)[0]),
-        intersects=bool(hit),
-        line={"c_min": cmin, "c_max": cmax, "f_min": fmin, "f_max": fmax},
-    )
+    line = {"c_min": cmin, "c_max": cmax, "f_min": fmin, "f_max": fmax}
+    return _compromise("hofstee", x, cut, hit, step, line)
 
 
 def beuk_cut(scores, panel_cuts, panel_pass_rates, *, step: float = 1.0) -> CompromiseResult:
@@ -688,21 +691,8 @@ def beuk_cut(scores, panel_cuts, panel_pass_rates, *, step: float = 1.0) -> Comp
         cut, hit = (lo if g(lo) < 0 else hi), False
     else:
         cut, hit = brentq(g, lo, hi, xtol=1e-12), True
-    raw_cut = float(np.ceil(cut / step - 1e-9) * step)
-    return CompromiseResult(
-        method="beuk",
-        cut=float(cut),
-        raw_cut=raw_cut,
-        fail_rate=float(fail_rate(x, raw_cut)[0]),
-        intersects=bool(hit),
-        line={
-            "mean_cut": mk,
-            "mean_pass_rate": mv,
-            "sd_cut": sk,
-            "sd_pass_rate": sv,
-            "slope": slope,
-        },
-    )
+    line = {"mean_cut": mk, "mean_pass_rate": mv, "sd_cut": sk, "sd_pass_rate": sv, "slope": slope}
+    return _compromise("beuk", x, cut, hit, step, line)
 
 
 # --------------------------------------------------------------------------- examinee-centred

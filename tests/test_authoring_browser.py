@@ -12,18 +12,19 @@ from sqlalchemy import select
 
 from assessment.delivery.models import Result
 from itembank.models import Item, ItemVersion
+from tests.test_item_editor_browser import _signin
 
-PASSWORD = "correct horse battery staple"
 pytestmark = [pytest.mark.browser,
               pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)]
 
 
-def _signin(page, base: str, email: str) -> None:
-    page.goto(base + "/signin")
-    page.fill("#email", email)
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_load_state()
+def _signed_in(browser, base: str, email: str):
+    """A fresh browser context (its own cookies) and a page in it signed in as ``email``."""
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    _signin(page, base, email)
+    return context, page
 
 
 def test_author_build_a_form_attach_it_and_answer_it(browser, live_server, db, make_user):
@@ -33,10 +34,7 @@ def test_author_build_a_form_attach_it_and_answer_it(browser, live_server, db, m
     base = live_server.url
 
     # the item, in the item editor: drafted and submitted by its author
-    context = browser.new_context()
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    _signin(page, base, author.email)
+    context, page = _signed_in(browser, base, author.email)
     page.get_by_role("link", name="Item bank").first.click()
     page.get_by_role("link", name="New item").click()
     page.get_by_label("Item code").fill("E2E-1")
@@ -55,10 +53,7 @@ def test_author_build_a_form_attach_it_and_answer_it(browser, live_server, db, m
     context.close()
 
     # the admin approves (publishes) it, then builds the rest
-    context = browser.new_context()
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    _signin(page, base, admin.email)
+    context, page = _signed_in(browser, base, admin.email)
     page.goto(base + "/bank/review")
     page.get_by_role("link", name="E2E-1 v1").click()
     page.get_by_role("button", name="Approve (operational)").click()
@@ -109,10 +104,7 @@ def test_author_build_a_form_attach_it_and_answer_it(browser, live_server, db, m
     context.close()
 
     # the candidate answers it
-    context = browser.new_context()
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    _signin(page, base, candidate.email)
+    context, page = _signed_in(browser, base, candidate.email)
     page.goto(base + "/exams")
     page.get_by_role("link", name="Capitals of Europe").click()
     page.get_by_label("I have read and accept the candidate agreement.").check()

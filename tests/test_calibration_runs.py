@@ -48,6 +48,28 @@ def _calibrate(client, token, exam, **form) -> tuple[int, str]:
     return run_id, client.get(f"/psych/runs/{run_id}").get_data(as_text=True)
 
 
+def test_classical_statistics_of_a_run_against_hand_computed_values():
+    """p and the corrected item-total r per column, NaN meaning not presented. Hand-computed:
+    item 0 scores (1,1,0,1) against rest scores (1,0,2,2) give r = -0.75 / sqrt(0.75 * 2.75)
+    = -sqrt(3/11); item 2, seen by three persons, (0,1,1) against (2,1,2) gives r = -1/2."""
+    import math
+
+    import numpy as np
+
+    from assessment.psych.runs import classical_statistics
+
+    nan = float("nan")
+    scores = np.array([[1, 1, 0], [1, 0, nan], [0, 1, 1], [1, 1, 1]], dtype=float)
+    p, r = classical_statistics(scores)
+    assert p == pytest.approx([0.75, 0.75, 2 / 3])
+    assert r[0] == pytest.approx(-math.sqrt(3 / 11)) and r[2] == pytest.approx(-0.5)
+    # no variance, one person, nobody: undefined, not zero
+    p, r = classical_statistics(np.array([[1, 0, nan], [1, 1, nan]], dtype=float))
+    assert p[0] == 1.0 and r[0] is None and p[2] is None and r[2] is None
+    p, r = classical_statistics(np.array([[1.0, 0.0]]))
+    assert p == [1.0, 0.0] and r == [None, None]
+
+
 def _current(db, exam) -> dict[int, tuple]:
     """item version id -> (row id, a, b, c, source) of its current parameters."""
     db.commit()  # end the test session's snapshot: the app wrote in its own session
@@ -79,6 +101,17 @@ def test_a_run_that_did_not_converge_changes_nothing_until_approved_with_overrid
     estimates = {e.item_version_id: (e.a, e.b) for e in good.estimates}
     assert {vid: (a, b) for vid, (_, a, b, _, _) in after_good.items()} == estimates
     assert all(src.startswith(f"calibration run {good_id};") for *_, src in after_good.values())
+
+    # each estimate keeps the run's classical p and corrected r, and the item page shows them
+    # per run with its date (the statistics history the issue asks for)
+    first = good.estimates[0]
+    assert 0 < first.p < 1 and -1 <= first.corrected_r <= 1
+    assert all(e.p is not None for e in good.estimates)
+    item_page = client.get(f"/bank/items/{first.item_version.item.code}").get_data(as_text=True)
+    assert "Statistics history per calibration" in item_page
+    row = re.search(rf'<th scope="row">{good_id}</th>(.*?)</tr>', item_page, re.DOTALL).group(1)
+    assert good.created_at.strftime("%Y-%m-%d") in row
+    assert f"{first.p:.3f}" in row and f"{first.corrected_r:.3f}" in row
 
     # a run stopped after 2 EM cycles: stored, proposed, nothing current changes
     bad_id, page = _calibrate(client, token, exam, max_iter="2")

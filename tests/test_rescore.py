@@ -152,3 +152,63 @@ def test_a_held_result_stays_held_when_rescored(db, make_user, build_exam):
     assert reads.release_status(db, new.id).status == "held"
     # no badge before the proctor's verdict: the new pass was not announced as released
     assert db.scalar(select(Credential.id).where(Credential.result_id == new.id)) is None
+
+
+def test_a_numeric_item_is_rekeyed_from_the_item_page_and_rescored(db, make_user, signin, client,
+                                                                   csrf_token):
+    """The page's re-key form is the type's editor fields: a numeric entry item keyed 1500
+    exactly gets a tolerance of 20, and the candidate who typed 1510 now earns the point
+    (0 of 1 -> 1 of 1: 0 % fail -> 100 % pass at a 60 % pass mark)."""
+    from assessment.exams import create_exam
+    from itembank.authoring import create_blueprint, create_form, create_item, publish_version
+
+    bp = create_blueprint(db, code="NR-BP", name="NR", domains=[
+        {"code": "A", "name": "A", "weight": 1, "items_on_form": 1}])
+    version = publish_version(db, create_item(
+        db, code="NR-A1", item_type_name="numeric_entry", domain_code="A",
+        stem="How many mg?", interaction={"unit": "mg"}, key={"value": 1500},
+        scoring={"tolerance": 0}))
+    form = create_form(db, code="NR-F1", blueprint=bp, versions=[version])
+    exam = create_exam(db, code="NR", title="Exam NR", blueprint=bp, forms=[form],
+                       time_limit_seconds=600, pass_percent=60, instructions=["Answer."],
+                       agreement="Alone.", policy={}, shuffle_items=False, shuffle_options=False)
+    db.commit()
+    candidate = make_user("candidate")
+    attempt = service.start_attempt(db, candidate, exam, grace_seconds=5)
+    service.save_responses(db, attempt, [service.SaveRequest(1, version.id, "1510", False)],
+                           grace_seconds=5)
+    result = service.submit_attempt(db, attempt, grace_seconds=5)
+    db.commit()
+    assert (result.raw_score, result.passed) == (0.0, False)
+
+    psych = make_user("psychometrician")
+    signin(client, psych)
+    page = client.get("/bank/items/NR-A1").get_data(as_text=True)
+    assert 'id="f-value"' in page and 'value="1500"' in page and 'id="f-tolerance"' in page
+    url = "/bank/items/NR-A1/versions/1/rekeys"
+    # a bad tolerance is refused beside its field, and nothing is written
+    bad = client.post(url, data={"csrf_token": csrf_token(client), "value": "1500",
+                                 "tolerance": "-3", "tolerance_mode": "absolute",
+                                 "reason": "Rounding in the source table."})
+    html = bad.get_data(as_text=True)
+    assert bad.status_code == 422 and 'id="f-tolerance-error"' in html
+    assert "at least 0" in html and 'aria-invalid="true"' in html
+    assert db.scalars(select(ItemRekey)).all() == []
+    # nor is a re-key without a reason
+    no_reason = client.post(url, data={"csrf_token": csrf_token(client), "value": "1500",
+                                       "tolerance": "20", "tolerance_mode": "absolute"})
+    assert no_reason.status_code == 422 and 'id="rk-reason-error"' in no_reason.get_data(
+        as_text=True)
+    ok = client.post(url, data={"csrf_token": csrf_token(client), "value": "1500",
+                                "tolerance": "20", "tolerance_mode": "absolute",
+                                "unit": "ignored: content is not re-keyed",
+                                "reason": "Rounding in the source table."})
+    assert ok.status_code == 200, ok.get_data(as_text=True)[:800]
+    db.rollback()
+    db.expire_all()
+    row = db.scalar(select(ItemRekey))
+    assert (row.key, row.scoring, row.by_id) == ({"value": 1500.0}, {"tolerance": 20.0}, psych.id)
+    assert db.get(ItemVersion, version.id).interaction == {"unit": "mg"}
+    now = reads.current_result(db, attempt.id)
+    assert (now.raw_score, now.percent, now.passed, now.supersedes_id) == (
+        1.0, 100.0, True, result.id)

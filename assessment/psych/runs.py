@@ -120,6 +120,10 @@ class CalibrationEstimate(Base):
     note: Mapped[str | None] = mapped_column(String(200))
     #: S-X2 per form code: ``{"F1": {"statistic": ..., "df": ..., "p_value": ...}}``.
     item_fit: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: Classical statistics on the run's data, kept so the item's history shows them per run:
+    #: the proportion correct and the corrected item-total correlation (None when not defined).
+    p: Mapped[float | None]
+    corrected_r: Mapped[float | None]
 
     run: Mapped[CalibrationRun] = relationship(back_populates="estimates")
     item_version: Mapped[ItemVersion] = relationship()
@@ -207,6 +211,7 @@ def record_run(
     }.items():
         setattr(run, name, value)
     session.flush()
+    p_values, r_values = classical_statistics(matrix.scores)
     for j, version in enumerate(matrix.versions):
         session.add(CalibrationEstimate(
             run_id=run.id,
@@ -226,9 +231,40 @@ def record_run(
             item_fit=_json_safe({
                 code: item.to_dict() for code, item in calibration.item_fit.get(j, [])
             }),
+            p=p_values[j],
+            corrected_r=r_values[j],
         ))
     session.flush()
     return run
+
+
+def classical_statistics(scores: np.ndarray) -> tuple[list[float | None], list[float | None]]:
+    """Per column of the 0/1 score matrix (NaN: not presented): the proportion correct p and the
+    corrected item-total correlation r, the Pearson correlation of the item score with the rest
+    score (the person's summed score on the other items presented to them) among the persons who
+    saw the item (Henrysson, 1963). None where undefined: no responses, or no variance (r needs
+    two persons)."""
+    seen = ~np.isnan(scores)
+    filled = np.where(seen, scores, 0.0)
+    total = filled.sum(axis=1)
+    ps: list[float | None] = []
+    rs: list[float | None] = []
+    for j in range(scores.shape[1]):
+        rows = seen[:, j]
+        n = int(rows.sum())
+        if not n:
+            ps.append(None)
+            rs.append(None)
+            continue
+        item = filled[rows, j]
+        rest = total[rows] - item
+        ps.append(float(item.mean()))
+        sx, sy = item.std(), rest.std()
+        if n < 2 or sx == 0 or sy == 0:
+            rs.append(None)
+        else:
+            rs.append(float(np.mean((item - item.mean()) * (rest - rest.mean())) / (sx * sy)))
+    return ps, rs
 
 
 def _json_safe(value):

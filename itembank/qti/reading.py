@@ -294,7 +294,8 @@ def _choose_scoring(rec: ItemRecord, methods: list[dict[str, Any]], table, rules
         miss = _agrees(rec, table, rules, declarations)
         if miss is None:
             return rec
-        worst = worst or miss
+        # the mapping read as-is is the closest proposal: its miss says most
+        worst = miss if scoring.get("method") == "mapped" else (worst or miss)
     value, ours, theirs = worst or (None, 0, 0)
     raise ItemRefused(f"its response processing scores in a way Microcred cannot: the "
                       f"response {value!r} earns {theirs:g} in the package, and "
@@ -360,6 +361,11 @@ def _read_choice(tree, body, interactions, declarations, rules, media) -> ItemRe
         rec.max_score = _max_over(rules, declarations, (t[1] for t in table))
         rec.stem = _stem(body, [el])
         methods = [{}, {"method": "partial"}]
+        table_map: dict[str, float] = {}
+        for k, v, _case in decl.entries:
+            if k.strip() in ids:
+                table_map.setdefault(k.strip(), v)  # the first entry for a key counts, as QTI
+        methods += _mapped_proposal(decl, table_map)
     if rec.max_score <= 0:
         raise ItemRefused("no response earns any points under its response processing")
     return _choose_scoring(rec, methods, table, rules, declarations)
@@ -551,7 +557,27 @@ def _read_match(tree, body, interactions, declarations, rules, media) -> ItemRec
     if rec.max_score <= 0:
         raise ItemRefused("the correct matches earn no points under its response processing")
     rec.stem = _stem(body, [el])
-    return _choose_scoring(rec, [{}, {"method": "partial"}], table, rules, declarations)
+    sids = {s["id"] for s in sources}
+    pair_map: dict[str, dict[str, float]] = {}
+    for k, v, _case in decl.entries:
+        parts = k.split()
+        if len(parts) == 2 and parts[0] in sids and parts[1] in tids:
+            pair_map.setdefault(parts[0], {}).setdefault(parts[1], v)  # the first entry counts
+    methods = [{}, {"method": "partial"}, *_mapped_proposal(decl, pair_map)]
+    return _choose_scoring(rec, methods, table, rules, declarations)
+
+
+def _mapped_proposal(decl: rp.Declaration, table: dict[str, Any]) -> list[dict[str, Any]]:
+    """The ``mapped`` scoring (QTI's mapResponse) read from the response's mapping, if it has
+    entries for this item's options or pairs."""
+    if not decl.has_mapping or not table:
+        return []
+    scoring: dict[str, Any] = {"method": "mapped", "map": table, "default": decl.default}
+    if decl.lower is not None:
+        scoring["lower"] = decl.lower
+    if decl.upper is not None:
+        scoring["upper"] = decl.upper
+    return [scoring]
 
 
 def _read_inline(tree, body, interactions, declarations, rules, media) -> ItemRecord:

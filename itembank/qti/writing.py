@@ -8,7 +8,8 @@ same way (standard templates where they fit, plain inline rules otherwise):
 Microcred type       interaction                      scoring
 ===================  ===============================  ======================================
 single choice        choice (max-choices 1)           match_correct (inline if max != 1)
-multiple response    choice (max-choices = select)    match_correct; partial: sum(base, map)
+multiple response    choice (max-choices = select)    match_correct; partial: sum(base, map);
+                                                      mapped: map_response
 true/false           choice, choices ``true``/        match_correct
                      ``false``
 text entry           text-entry, base-type string     map_response (case-sensitive per
@@ -17,7 +18,8 @@ text entry           text-entry, base-type string     map_response (case-sensiti
 numeric entry        text-entry, base-type float      inline equal with tolerance
 ordering             order                            match_correct (pairwise/position kept
                                                       in Microcred's extension)
-matching             match (directedPair)             match_correct; partial: map_response
+matching             match (directedPair)             match_correct; partial, mapped:
+                                                      map_response
 inline choice        inline-choice per gap            inline and(match...); partial: sum of
                                                       map-responses
 hotspot              select-point, area-mapping       map_response_point
@@ -65,13 +67,28 @@ def _declare(root: etree._Element, ident: str, cardinality: str, base_type: str,
 
 
 def _mapping(decl: etree._Element, entries: list[tuple[str, float, bool | None]], *,
-             lower: float | None = None, upper: float | None = None) -> None:
-    m = _el(decl, "mapping", default_value="0",
+             lower: float | None = None, upper: float | None = None,
+             default: float = 0) -> None:
+    m = _el(decl, "mapping", default_value=_num(default),
             lower_bound=None if lower is None else _num(lower),
             upper_bound=None if upper is None else _num(upper))
     for key, value, case in entries:
         _el(m, "map-entry", map_key=key, mapped_value=_num(value),
             case_sensitive=str(case is not False).lower())
+
+
+def _mapped(root: etree._Element, decl: etree._Element, dialect: Dialect, rec: ItemRecord,
+            entries: list[tuple[str, float, bool | None]]) -> None:
+    """The ``mapped`` method as QTI's map_response template. The bank clips the bounded sum to
+    [0, max score]; QTI does not, so the bounds written are the item's bounds clipped to that
+    range (for lower <= upper, clamp(clamp(x, l, u), 0, m) = clamp(x, clamp(l, 0, m),
+    clamp(u, 0, m))). Microcred's extension keeps the bounds as authored."""
+    sc, top = rec.scoring, float(rec.max_score)
+    low = -float("inf") if sc.get("lower") is None else float(sc["lower"])
+    high = float("inf") if sc.get("upper") is None else float(sc["upper"])
+    _mapping(decl, entries, default=float(sc.get("default", 0)),
+             lower=min(max(low, 0.0), top), upper=min(max(high, 0.0), top))
+    _template(root, dialect, "map_response")
 
 
 def _template(root: etree._Element, dialect: Dialect, name: str) -> None:
@@ -125,6 +142,10 @@ def _choice(root, body, rec: ItemRecord, dialect: Dialect) -> None:
     interaction = _el(body, "choice-interaction", response_identifier=RESPONSE,
                       shuffle=str(shuffle).lower(), max_choices=max_choices)
     _choices(interaction, options)
+    if multiple and rec.scoring.get("method") == "mapped":
+        _mapped(root, decl, dialect, rec,
+                [(k, float(v), None) for k, v in rec.scoring["map"].items()])
+        return
     if multiple and rec.scoring.get("method") == "partial":
         # Frisbie's rule: credit per option rightly chosen or rightly left; as QTI, a base of
         # the wrong options' share plus +w per key chosen and -w per distractor chosen
@@ -216,6 +237,11 @@ def _matching(root, body, rec: ItemRecord, dialect: Dialect) -> None:
              match_max=1)
     _choices(_el(interaction, "simple-match-set"), i["targets"], "simple-associable-choice",
              match_max=0 if i.get("reuse_targets") else 1)
+    if rec.scoring.get("method") == "mapped":
+        _mapped(root, decl, dialect, rec, [(f"{s} {t}", float(v), None)
+                                           for s, by_t in rec.scoring["map"].items()
+                                           for t, v in by_t.items()])
+        return
     if rec.scoring.get("method") == "partial":
         w = float(rec.max_score) / len(pairs)
         _mapping(decl, [(f"{s} {t}", w, None) for s, t in pairs.items()], lower=0,

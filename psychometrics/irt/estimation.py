@@ -177,6 +177,104 @@ def pattern_loglik(
     return ll
 
 
+@dataclass
+class _PosteriorSetup:
+    y: np.ndarray | None
+    contrasts: np.ndarray
+    base: np.ndarray
+    offset: np.ndarray
+    # (coefficients (R, 2), basis (2, Q)) when contrasts = coefficients @ basis, else None
+    factors: tuple[np.ndarray, np.ndarray] | None = None
+
+
+# contrasts reproduced by a rank-2 factorisation to this (relative) accuracy are replaced by it
+FACTOR_RTOL = 1e-12
+
+
+def _linear_factors(contrasts: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(coef, basis)`` with ``contrasts = coef @ basis`` and basis rows (t_q, 1), when every row
+    of the contrasts is linear in one node variable t, else None.
+
+    For the 2PL, 1PL and Rasch, log P_1 - log P_0 = a theta + d; for the GPCM, PCM and RSM,
+    log P_k - log P_0 = k a theta + sum of intercepts: both linear in theta. The E-step product
+    ``Y @ contrasts`` (patterns x items x nodes) then becomes ``(Y @ coef) @ basis`` (patterns x
+    items x 2), a factor of Q/2 less work, with the same values to rounding. The test is
+    numerical (a least-squares fit checked entry by entry), so a floored log-probability or a
+    3PL or GRM item simply keeps the full product.
+    """
+    r, q = contrasts.shape
+    if r == 0 or q < 3 or not np.isfinite(contrasts).all():
+        return None
+    spread = contrasts.max(axis=1) - contrasts.min(axis=1)
+    row = int(np.argmax(spread))
+    if not spread[row] > 0:
+        return None
+    t = contrasts[row] - contrasts[row].mean()
+    basis = np.vstack([t / np.abs(t).max(), np.ones(q)])
+    coef = np.linalg.lstsq(basis.T, contrasts.T, rcond=None)[0].T  # (R, 2)
+    resid = np.abs(coef @ basis - contrasts).max()
+    if not resid <= FACTOR_RTOL * (1.0 + np.abs(contrasts).max()):
+        return None
+    return coef, basis
+
+
+def _posterior_setup(patterns: ResponsePatterns, logp: np.ndarray, weights: np.ndarray):
+    with np.errstate(divide="ignore"):
+        log_w = np.log(weights)
+    base = logp[:, 0, :]
+    y = _stacked_indicators(patterns)
+    contrasts = _category_contrasts(logp)
+    return _PosteriorSetup(
+        y=y,
+        contrasts=contrasts,
+        base=base,
+        offset=log_w + (base.sum(axis=0) if patterns.observed is None else 0.0),
+        factors=None if y is None else _linear_factors(contrasts),
+    )
+
+
+def posterior_blocks(patterns: ResponsePatterns, logp: np.ndarray):
+    """Row slices of the pattern blocks the E-step works on (about E_STEP_BLOCK_CELLS each)."""
+    j, k_max, q = logp.shape
+    n_pat = patterns.codes.shape[0]
+    block = max(1, E_STEP_BLOCK_CELLS // max(q, j * (k_max - 1), 1))
+    for start in range(0, n_pat, block):
+        yield slice(start, min(n_pat, start + block))
+
+
+def _block_likelihood(patterns: ResponsePatterns, prep: _PosteriorSetup, rows: slice):
+    """exp(log L_u(X_q) + log A_q - max_q) for the patterns in ``rows`` (a fresh array), with
+    its row sums and row maxima, and the block's float64 indicators and mask."""
+    y_blk = None if prep.y is None else prep.y[rows].astype(float)  # float32 storage, float64 work
+    o_blk = None if patterns.observed is None else patterns.observed[rows].astype(float)
+    if y_blk is not None:
+        if prep.factors is not None:
+            ll = (y_blk @ prep.factors[0]) @ prep.factors[1]
+        else:
+            ll = y_blk @ prep.contrasts
+        if o_blk is not None:
+            ll += o_blk @ prep.base
+    elif o_blk is not None:
+        ll = o_blk @ prep.base
+    else:
+        ll = np.zeros((rows.stop - rows.start, prep.offset.size))
+    ll += prep.offset
+    mx = ll.max(axis=1, keepdims=True)
+    ll -= mx
+    np.exp(ll, out=ll)
+    return ll, ll.sum(axis=1), mx, y_blk, o_blk
+
+
+def block_posterior(
+    patterns: ResponsePatterns, logp: np.ndarray, weights: np.ndarray, rows: slice
+) -> np.ndarray:
+    """Posterior weights w_uq of the patterns in ``rows`` only, computed exactly as
+    :func:`e_step` computes them (callers that need the posterior of 100,000 patterns take it a
+    block at a time instead of holding the whole (U, Q) array)."""
+    ll, total, _, _, _ = _block_likelihood(patterns, _posterior_setup(patterns, logp, weights), rows)
+    return np.divide(ll, total[:, None], out=ll)
+
+
 def e_step(
     patterns: ResponsePatterns,
     logp: np.ndarray,
@@ -191,35 +289,14 @@ def e_step(
     """
     j, k_max, q = logp.shape
     n_pat = patterns.codes.shape[0]
-    y = _stacked_indicators(patterns)
-    contrasts = _category_contrasts(logp)
-    base_sum = logp[:, 0, :].sum(axis=0)
-    with np.errstate(divide="ignore"):
-        log_w = np.log(weights)
+    prep = _posterior_setup(patterns, logp, weights)
     post_all = np.empty((n_pat, q)) if keep_posterior else None
-    upper = np.zeros((contrasts.shape[0], q))
+    upper = np.zeros((prep.contrasts.shape[0], q))
     n_jq = np.zeros((j, q)) if patterns.observed is not None else None
     node_mass = np.zeros(q)
     loglik = 0.0
-    block = max(1, E_STEP_BLOCK_CELLS // max(q, contrasts.shape[0], 1))
-    offset = log_w + (base_sum if patterns.observed is None else 0.0)
-    for start in range(0, n_pat, block):
-        rows = slice(start, min(n_pat, start + block))
-        y_blk = None if y is None else y[rows].astype(float)  # float32 storage, float64 work
-        o_blk = None if patterns.observed is None else patterns.observed[rows].astype(float)
-        if y_blk is not None:
-            ll = y_blk @ contrasts
-            if o_blk is not None:
-                ll += o_blk @ logp[:, 0, :]
-        elif o_blk is not None:
-            ll = o_blk @ logp[:, 0, :]
-        else:
-            ll = np.zeros((rows.stop - rows.start, q))
-        ll += offset
-        mx = ll.max(axis=1, keepdims=True)
-        ll -= mx
-        np.exp(ll, out=ll)
-        total = ll.sum(axis=1)
+    for rows in posterior_blocks(patterns, logp):
+        ll, total, mx, y_blk, o_blk = _block_likelihood(patterns, prep, rows)
         freq = patterns.freq[rows]
         loglik += float(freq @ (np.log(total) + mx[:, 0]))
         if post_all is not None:

@@ -21,7 +21,7 @@ import numpy as np
 from scipy.linalg.blas import dsyrk
 
 from psychometrics.data import ResponsePatterns
-from psychometrics.irt.estimation import DERIV_STEP, ParameterMap, dlogp, e_step
+from psychometrics.irt.estimation import DERIV_STEP, ParameterMap, block_posterior, dlogp, e_step
 from psychometrics.irt.models import DICHOTOMOUS_MODELS, log_prob, per_item
 from psychometrics.irt.priors import ItemPriors
 
@@ -68,33 +68,54 @@ def observed_information(
     weights: np.ndarray,
     pmap: ParameterMap,
     priors: ItemPriors,
+    counts: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Observed (posterior) information matrix of the free parameters ``phi`` (Louis, 1982)."""
+    """Observed (posterior) information matrix of the free parameters ``phi`` (Louis, 1982).
+
+    ``counts`` are the expected counts of an E-step at ``xi`` on this grid when the caller has
+    them (else one is run). The posterior is never held whole: each chunk of patterns gets its
+    own, computed as the E-step computes it, so memory stays at a chunk's worth however many
+    persons there are (a (100,000 x 61) posterior alone is 49 MB).
+    """
     n_cat = patterns.n_cat
     j, m = xi.shape
     logp = log_prob(model, xi, n_cat, theta)
-    est = e_step(patterns, logp, weights)
+    if counts is None:
+        counts = e_step(patterns, logp, weights, keep_posterior=False).counts
     info_xi = np.zeros((j, m, j, m))
-    block = complete_data_information(model, xi, n_cat, theta, est.counts)
+    block = complete_data_information(model, xi, n_cat, theta, counts)
     info_xi[np.arange(j), :, np.arange(j), :] = block
     d = dlogp(model, xi, n_cat, theta)
     n_pat = patterns.codes.shape[0]
     chunk = max(1, CHUNK_CELLS // max(1, j * m))
-    dichotomous = all(name in DICHOTOMOUS_MODELS for name in per_item(model, j))
-    node_grams = np.zeros((theta.size, j, j)) if dichotomous else None
+    names = per_item(model, j)
+    dichotomous = all(name in DICHOTOMOUS_MODELS for name in names)
+    # no guessing parameter and every cell presented: the node score is e_q (theta_q, 1)
+    linear = patterns.observed is None and all(name in LINEAR_SCORE_MODELS for name in names)
+    node_grams = np.zeros((theta.size, j, j)) if dichotomous and not linear else None
+    moments = np.zeros((3, j, j)) if linear else None
     for start in range(0, n_pat, chunk):
         sl = slice(start, min(n_pat, start + chunk))
-        if dichotomous:
-            grams, gram = _dichotomous_terms(patterns, sl, est.posterior[sl], logp, d)
+        post = block_posterior(patterns, logp, weights, sl)
+        if linear:
+            part, gram = _linear_terms(patterns, sl, post, logp, theta)
+            moments += part
+            cross = 0.0
+        elif dichotomous:
+            grams, gram = _dichotomous_terms(patterns, sl, post, logp, d)
             node_grams += grams
             cross = 0.0
         elif not isinstance(model, str):
-            cross, gram = _mixed_terms(patterns, sl, est.posterior[sl], logp, d, model)
+            cross, gram = _mixed_terms(patterns, sl, post, logp, d, model)
         else:
-            cross, gram = _general_terms(patterns, sl, est.posterior[sl], d)
+            cross, gram = _general_terms(patterns, sl, post, d)
         info_xi -= cross
         info_xi += gram
-    if dichotomous:
+    if linear:
+        for a in range(2):
+            for b in range(2):
+                info_xi[:, a, :, b] -= moments[(a == 0) + (b == 0)]
+    elif dichotomous:
         info_xi -= _dichotomous_cross(node_grams, d)
     flat = info_xi.reshape(j * m, j * m)
     t = pmap.design()
@@ -140,6 +161,48 @@ def _dichotomous_cross(node_grams: np.ndarray, d: np.ndarray) -> np.ndarray:
     return cross
 
 
+# models whose node score is e_jq * (theta_q, 1): d log P_1 - d log P_0 w.r.t. (a, d) is
+# (1 - s) (theta, 1) + s (theta, 1) = (theta, 1), the same for every item
+LINEAR_SCORE_MODELS = ("2pl", "1pl", "rasch")
+
+
+def _linear_terms(patterns, sl, post, logp, theta):
+    """E[s s^T] and E[s] E[s]^T summed over the patterns in ``sl`` for 2PL/1PL/Rasch items with
+    every cell presented. The node score is s_uq,(j,m) = e_ujq t_mq with e = y - P_j(X_q) and
+    t = (theta_q, 1) for every item, so E[s s^T] only needs the three item-by-item moments
+
+        M_p = sum_uq f_u w_uq theta_q^p e_uq e_uq^T
+            = Y^T diag(v_p) Y - B_p - B_p^T + P diag(m theta^p) P^T     (p = 0, 1, 2)
+
+    with v_p = (f w) theta^p, B_p = Y^T (f w diag(theta^p)) P^T and m the node masses: three
+    (patterns x items^2) products in place of one per node a pattern has weight at (Louis' cross
+    term for the 2PL was (nodes x patterns x items^2)). The same sums as
+    :func:`_dichotomous_terms`, regrouped; that path's floor on negligible node weights is not
+    needed here. Returns (M (3, J, J), gram (J, 2, J, 2)).
+    """
+    y = patterns.indicators[0][sl].astype(float)
+    f = patterns.freq[sl]
+    p1 = np.exp(logp[:, 1, :])  # (J, Q)
+    fw = post * f[:, None]
+    mass = fw.sum(axis=0)
+    n, j = y.shape
+    powers = (np.ones_like(theta), theta, theta**2)
+    moments = np.empty((3, j, j))
+    for p, tp in enumerate(powers):
+        fwp = fw * tp
+        v = fwp.sum(axis=1)
+        outer = _weighted_gram(y, v) if p != 1 else (y * v[:, None]).T @ y
+        cross = (y.T @ fwp) @ p1.T  # sum_uq f w theta^p y_u P_q^T
+        moments[p] = outer - cross - cross.T + (p1 * (mass * tp)) @ p1.T
+    # expected node scores g_u,(j,m) = y_uj sum_q w_uq t_mq - sum_q w_uq P_jq t_mq
+    g = np.empty((n, j, 2))
+    for col, tp in ((0, theta), (1, powers[0])):
+        g[:, :, col] = y * (post @ tp)[:, None] - post @ (p1 * tp).T
+    g = g.reshape(n, 2 * j)
+    gram = _weighted_gram(g, f)
+    return moments, gram.reshape(j, 2, j, 2)
+
+
 def _dichotomous_terms(patterns, sl, post, logp, d):
     """Per-node item grams C_q = sum_u f_u w_uq e_uq e_uq^T (Q, J, J) and E[s] E[s]^T summed
     over the patterns in ``sl`` for 0/1 items (the node score factorises, s = e h)."""
@@ -162,7 +225,7 @@ def _dichotomous_terms(patterns, sl, post, logp, d):
         hp = post @ (p1 * h[:, col, :]).T  # sum_q w_uq P_jq h_jmq
         g[:, :, col] = y * hy - (hp if mask is None else mask * hp)
     g = g.reshape(y.shape[0], j * m)
-    gram = (g * f[:, None]).T @ g
+    gram = _weighted_gram(g, f)  # syrk: half the work of (f g)^T g
     return grams, gram.reshape(j, m, j, m)
 
 
@@ -178,19 +241,20 @@ def _general_terms(patterns, sl, post, d):
     codes[codes < 0] = k_max  # the zero "category" of an item not presented
     padded = np.zeros((j, m, k_max + 1, q_n))
     padded[:, :, :k_max] = d
-    by_node = np.ascontiguousarray(padded.transpose(3, 0, 2, 1))  # (Q, J, K+1, m)
-    items = np.arange(j)
+    # (Q, J (K+1), m): row j (K+1) + k holds d log P_jk / d xi_j. at node q
+    by_node = np.ascontiguousarray(padded.transpose(3, 0, 2, 1)).reshape(q_n, -1, m)
+    flat = codes + (k_max + 1) * np.arange(j)  # (n, J) rows of by_node[q], one per item
     n = post.shape[0]
     fw = post * f[:, None]
     cross = np.zeros((j * m, j * m))
     for q in range(q_n):
         rows = _node_rows(fw[:, q])
-        s = by_node[q][items, codes[rows]].reshape(rows.size, j * m)
+        s = np.take(by_node[q], flat[rows], axis=0).reshape(rows.size, j * m)
         cross += _weighted_gram(s, fw[rows, q])
     expected = (post @ padded.reshape(-1, q_n).T).reshape(n, j, m, k_max + 1)
     g = np.take_along_axis(expected, codes[:, :, None, None], axis=3)[..., 0]
     g = g.reshape(n, j * m)
-    gram = (g * f[:, None]).T @ g
+    gram = _weighted_gram(g, f)  # syrk: half the work of (f g)^T g
     return cross.reshape(j, m, j, m), gram.reshape(j, m, j, m)
 
 
@@ -251,7 +315,7 @@ def _mixed_terms(patterns, sl, post, logp, d, models):
     for k, y in enumerate(ys, start=1):
         g_poly += y[:, :, None] * ((post @ dd[:, k, :].T).reshape(-1, j_n, m) - base)
     g = np.where(is_dich[None, :, None], g_dich, g_poly).reshape(obs.shape[0], j_n * m)
-    gram = (g * f[:, None]).T @ g
+    gram = _weighted_gram(g, f)  # syrk: half the work of (f g)^T g
     return cross.reshape(j_n, m, j_n, m), gram.reshape(j_n, m, j_n, m)
 
 

@@ -212,6 +212,80 @@ def test_matching_partial_and_one_to_one():
     assert [s["id"] for s in public["targets"]] == ["t4", "t1", "t3", "t2"]
 
 
+# QTI mapResponse (QTI 2.1/3.0 spec, mapResponse and mapping): the sum over the response's
+# distinct values of their mapped values (defaultValue for a value with no entry), then
+# lowerBound and upperBound; Microcred then keeps the score within [0, max_score].
+MR_MAP = {"method": "mapped", "map": {"A": 1.5, "C": 1, "B": -0.5}, "default": -1}
+
+
+@pytest.mark.parametrize("scoring,response,expected", [
+    (MR_MAP, ["A", "C"], 2.0),                          # 2.5, clipped to max_score 2
+    (MR_MAP, ["C"], 1.0),
+    (MR_MAP, ["A", "B"], 1.0),                          # 1.5 - 0.5
+    (MR_MAP, ["A", "D"], 0.5),                          # 1.5 + default -1
+    (MR_MAP, ["B", "D"], 0.0),                          # -1.5, never below 0
+    (MR_MAP, None, 0.0),                                # nothing selected: 0, as map_response
+    ({**MR_MAP, "upper": 1.25}, ["A", "C"], 1.25),      # upper bound
+    ({**MR_MAP, "lower": 0.5}, ["B", "D"], 0.5),        # lower bound lifts a negative sum
+    ({**MR_MAP, "lower": 3}, ["B"], 2.0),               # a lower bound above max_score: max
+    ({**MR_MAP, "upper": -1}, ["A", "C"], 0.0),         # an upper bound below 0: 0
+    ({"method": "mapped", "map": {"A": 1}}, ["A", "D"], 1.0),  # default 0 when not given
+])
+def test_multiple_response_mapped_points(scoring, response, expected):
+    v = version("multiple_response", scoring=scoring)
+    t = item_type("multiple_response")
+    t.validate_definition(v.interaction, v.key, v.scoring)
+    assert t.score(v, response) == pytest.approx(expected)
+
+
+def test_mapped_counts_a_duplicate_selection_once():
+    """QTI: "If a container contains multiple instances of the same value then that value is
+    counted once only" (mapResponse). The runner refuses duplicates; scoring counts them once."""
+    v, t = version("multiple_response", scoring=MR_MAP), item_type("multiple_response")
+    assert t.score(v, ["C", "C", "B"]) == pytest.approx(0.5)
+    with pytest.raises(ResponseShapeError, match="selected twice"):
+        t.normalize(v, ["C", "C"])
+
+
+def test_matching_mapped_points_per_pair():
+    scoring = {"method": "mapped", "map": {"s1": {"t2": 1, "t1": 0.25}, "s2": {"t1": 1}},
+               "default": -0.5, "lower": 0.5}
+    v, t = version("matching", scoring=scoring), item_type("matching")
+    t.validate_definition(v.interaction, v.key, v.scoring)
+    assert t.score(v, {"s1": "t2", "s2": "t1", "s3": "t4"}) == pytest.approx(1.5)  # 1+1-.5
+    assert t.score(v, {"s1": "t1", "s2": "t3"}) == pytest.approx(0.5)  # -0.25, lower 0.5
+    assert t.score(v, {"s1": "t1"}) == pytest.approx(0.5)  # 0.25, lower bound 0.5
+    assert t.score(v, {"s1": "t2", "s2": "t1"}) == pytest.approx(2.0)
+    assert t.score(v, None) == 0.0
+
+
+@pytest.mark.parametrize("kind,scoring,field", [
+    ("multiple_response", {"method": "mapped"}, "scoring.map"),
+    ("multiple_response", {"method": "mapped", "map": {"Z": 1}}, "scoring.map.Z"),
+    ("multiple_response", {"method": "mapped", "map": {"A": "1"}}, "scoring.map.A"),
+    ("multiple_response", {"method": "mapped", "map": {"A": float("nan")}}, "scoring.map.A"),
+    ("multiple_response", {"method": "mapped", "map": {"A": True}}, "scoring.map.A"),
+    ("multiple_response", {"method": "mapped", "map": {"A": 1}, "default": "x"},
+     "scoring.default"),
+    ("multiple_response", {"method": "mapped", "map": {"A": 1}, "upper": float("inf")},
+     "scoring.upper"),
+    ("multiple_response", {"method": "mapped", "map": {"A": 1}, "lower": 2, "upper": 1},
+     "scoring.lower"),
+    ("multiple_response", {"method": "mapped", "map": {"A": 1}, "weights": {}},
+     "scoring.weights"),
+    ("single_choice", {"method": "mapped", "map": {"A": 1}}, "scoring.method"),
+    ("matching", {"method": "mapped", "map": {"s1": 1}}, "scoring.map.s1"),
+    ("matching", {"method": "mapped", "map": {"s9": {"t1": 1}}}, "scoring.map.s9"),
+    ("matching", {"method": "mapped", "map": {"s1": {"t9": 1}}}, "scoring.map.s1.t9"),
+    ("matching", {"method": "mapped", "map": {"s1": {"t1": None}}}, "scoring.map.s1.t1"),
+])
+def test_mapped_definition_errors_name_the_field(kind, scoring, field):
+    interaction, key, _ = DEFS[kind]
+    with pytest.raises(ItemDefinitionError) as err:
+        item_type(kind).validate_definition(interaction, key, scoring)
+    assert err.value.field == field, err.value.message
+
+
 def test_inline_choice_gaps():
     v, t = version("inline_choice"), item_type("inline_choice")
     assert t.score(v, {"g1": "a", "g2": "d"}) == 2.0
@@ -306,3 +380,29 @@ def test_public_payload_never_contains_key_material(kind):
         assert f'"{name}"' not in text, (kind, name)
     for secret in ("Hypertension", "I1[0-6]", "12.5", "coords"):
         assert secret not in text, (kind, secret)
+
+
+_points = st.floats(min_value=-5, max_value=5, allow_nan=False).map(lambda x: round(x, 2))
+
+
+@settings(max_examples=80, deadline=None)
+@given(weights=st.dictionaries(st.sampled_from("ABCD"), _points, min_size=1),
+       default=_points, lower=st.none() | _points, upper=st.none() | _points,
+       chosen=st.lists(st.sampled_from("ABCD"), max_size=6))
+def test_mapped_equals_qti_map_response_clipped(weights, default, lower, upper, chosen):
+    """The bank's mapped score is the QTI evaluator's mapResponse (itembank.qti.processing, a
+    separate implementation) kept within [0, max_score], for any map, default, bounds and
+    selection (repeats included)."""
+    from itembank.qti.processing import Declaration, map_response
+
+    if lower is not None and upper is not None and lower > upper:
+        lower, upper = upper, lower
+    scoring = {"method": "mapped", "map": weights, "default": default, "lower": lower,
+               "upper": upper}
+    v, t = version("multiple_response", scoring=scoring), item_type("multiple_response")
+    t.validate_definition(v.interaction, v.key, v.scoring)
+    decl = Declaration("RESPONSE", "multiple", "identifier")
+    decl.has_mapping, decl.default, decl.lower, decl.upper = True, default, lower, upper
+    decl.entries = [(k, w, True) for k, w in weights.items()]
+    qti = map_response(decl, chosen or None)
+    assert t.score(v, chosen or None) == pytest.approx(min(2.0, max(0.0, qti)))

@@ -88,4 +88,18 @@ def samples(image_src: str = PNG_SRC) -> list[dict[str, Any]]:
                               {"id": "r2", "shape": "circle", "coords": [200, 150, 20]},
                               {"id": "r3", "shape": "polygon",
                                "coords": [300, 10, 390, 10, 345, 90]}]}),
+        # mapped (QTI mapResponse) last: the screens tests take the first five
+        dict(code="MR-3", item_type="multiple_response", stem="<p>Mapped points</p>",
+             interaction={"options": opts}, key={"correct": ["a", "c"]},
+             scoring={"method": "mapped", "map": {"a": 1.5, "c": 1, "b": -0.5},
+                      "default": -1, "lower": -5, "upper": 3}, max_score=2.0),
+        dict(code="MA-3", item_type="matching", stem="<p>Mapped pairs</p>",
+             interaction={"sources": [{"id": "fr", "text": "France"},
+                                      {"id": "de", "text": "Germany"}],
+                          "targets": [{"id": "pa", "text": "Paris"},
+                                      {"id": "be", "text": "Berlin"},
+                                      {"id": "ro", "text": "Rome"}]},
+             key={"pairs": {"fr": "pa", "de": "be"}},
+             scoring={"method": "mapped", "map": {"fr": {"pa": 1, "ro": 0.25}, "de": {"be": 1}},
+                      "default": -0.5}, max_score=2.0),
     ]

@@ -33,13 +33,12 @@ def test_qti22_examples_of_1edtech():
     assert report.format == "QTI 2.2"
     expected = {"choice.xml": "single_choice", "order.xml": "ordering",
                 "text_entry.xml": "text_entry", "inline_choice.xml": "inline_choice",
-                "select_point.xml": "hotspot", "hotspot.xml": "hotspot"}
+                "select_point.xml": "hotspot", "hotspot.xml": "hotspot",
+                "choice_multiple.xml": "multiple_response", "match.xml": "matching"}
     for name, kind in expected.items():
         assert (items[name].status, items[name].item_type) == ("imported", kind), items[name]
     assert "unsupported interaction associateInteraction" in items["associate.xml"].reason
     assert "unsupported interaction extendedTextInteraction" in items["extended_text.xml"].reason
-    assert "scores in a way Microcred cannot" in items["choice_multiple.xml"].reason
-    assert "scores in a way Microcred cannot" in items["match.xml"].reason
     assert "no response processing" in items["likert.xml"].reason
 
 
@@ -66,6 +65,59 @@ def test_qti22_text_entry_and_hotspot_keys():
     assert spot.interaction["image"]["alt"] == "UK Map"
     assert spot.interaction["image"]["src"].startswith("/media/")
     assert len(spot.key["regions"]) == 1
+
+
+class _Version:
+    def __init__(self, rec) -> None:
+        self.interaction, self.key, self.scoring = rec.interaction, rec.key, rec.scoring
+        self.max_score, self.item_type = rec.max_score, rec.item_type
+
+
+def test_qti22_weighted_examples_score_as_their_map_response():
+    """1EdTech's choice_multiple.xml and match.xml: map_response with a mapping (defaultValue,
+    bounds). Each expected score is worked by hand from the package's own mapping (QTI 2.2,
+    mapResponse: the sum over distinct values, the default for an unmapped one, then the
+    bounds), and checked against the package's rule too."""
+    from lxml import etree
+
+    from itembank.qti import processing as rp
+    from itembank.qti.dialect import canonical_tree
+    from itembank.qti.reading import _declarations
+    from itembank.types import item_type
+
+    plan = read_package(_zip(DATA / "qtiv2p2"), "x.zip")
+    recs = {Path(p.outcome.where).name: p.record for p in plan.items if p.record}
+    water = recs["choice_multiple.xml"]
+    assert water.key == {"correct": ["H", "O"]}
+    assert water.scoring == {"method": "mapped", "map": {"H": 1.0, "O": 1.0, "Cl": -1.0},
+                             "default": -2.0, "lower": 0.0, "upper": 2.0}
+    assert water.max_score == 2.0
+    plays = recs["match.xml"]
+    assert plays.key == {"pairs": {"C": "R", "D": "M", "L": "M", "P": "T"}}
+    assert plays.scoring == {"method": "mapped", "default": 0.0, "map": {
+        "C": {"R": 1.0}, "D": {"M": 0.5}, "L": {"M": 0.5}, "P": {"T": 1.0}}}
+    assert plays.max_score == 3.0
+    cases = [
+        ("choice_multiple.xml", water, ["H", "O"], 2.0),
+        ("choice_multiple.xml", water, ["H"], 1.0),
+        ("choice_multiple.xml", water, ["Cl", "H", "O"], 1.0),   # 1 + 1 - 1
+        ("choice_multiple.xml", water, ["Cl", "H"], 0.0),        # 1 - 1
+        ("choice_multiple.xml", water, ["H", "N", "O"], 0.0),    # 1 + 1 - 2 (default)
+        ("choice_multiple.xml", water, ["He"], 0.0),             # -2, lower bound 0
+        ("choice_multiple.xml", water, None, 0.0),
+        ("match.xml", plays, {"C": "R", "D": "M", "L": "M", "P": "T"}, 3.0),
+        ("match.xml", plays, {"C": "R", "D": "M"}, 1.5),
+        ("match.xml", plays, {"C": "M", "D": "M", "L": "M", "P": "T"}, 2.0),  # .5 + .5 + 1
+        ("match.xml", plays, {"C": "T", "P": "R"}, 0.0),
+        ("match.xml", plays, None, 0.0),
+    ]
+    for name, rec, value, expected in cases:
+        assert item_type(rec.item_type).score(_Version(rec), value) == expected, (name, value)
+        tree = canonical_tree(etree.fromstring((DATA / "qtiv2p2" / name).read_bytes()))
+        qti = None if value is None else (list(value.items()) if isinstance(value, dict)
+                                          else value)
+        assert rp.score(rp.resolve(tree.find("response-processing")), _declarations(tree),
+                        {"RESPONSE": qti}) == expected, (name, value)
 
 
 def test_qti3_bbqs_package_of_1edtech():

@@ -215,3 +215,56 @@ def test_metadata_and_statistics_come_back_unchanged(dialect):
     assert back.statistics == STATISTICS
     usage = zipfile.ZipFile(io.BytesIO(data)).read("usagedata.xml").decode()
     assert "urn:microcred:item:SC-1:version:3" in usage
+
+
+_INLINE_MAP = """<qti-assessment-item xmlns="http://www.imsglobal.org/xsd/imsqtiasi_v3p0"
+  identifier="inline-map" title="Inline map" adaptive="false" time-dependent="false">
+ <qti-response-declaration identifier="RESPONSE" cardinality="multiple" base-type="identifier">
+  <qti-correct-response><qti-value>A</qti-value><qti-value>B</qti-value></qti-correct-response>
+  <qti-mapping default-value="-1" lower-bound="0">
+   <qti-map-entry map-key="A" mapped-value="2"/>
+   <qti-map-entry map-key="B" mapped-value="1"/>
+   <qti-map-entry map-key="A" mapped-value="9"/>
+  </qti-mapping>
+ </qti-response-declaration>
+ <qti-outcome-declaration identifier="SCORE" cardinality="single" base-type="float"/>
+ <qti-item-body><qti-choice-interaction response-identifier="RESPONSE" max-choices="0">
+  <qti-simple-choice identifier="A">a</qti-simple-choice>
+  <qti-simple-choice identifier="B">b</qti-simple-choice>
+  <qti-simple-choice identifier="C">c</qti-simple-choice>
+ </qti-choice-interaction></qti-item-body>
+ <qti-response-processing><qti-response-condition>
+  <qti-response-if><qti-is-null><qti-variable identifier="RESPONSE"/></qti-is-null>
+   <qti-set-outcome-value identifier="SCORE"><qti-base-value base-type="float">0</qti-base-value>
+   </qti-set-outcome-value></qti-response-if>
+  <qti-response-else><qti-set-outcome-value identifier="SCORE">
+   <qti-map-response identifier="RESPONSE"/></qti-set-outcome-value></qti-response-else>
+ </qti-response-condition></qti-response-processing>
+</qti-assessment-item>"""
+
+
+def test_inline_map_response_with_a_repeated_key_imports_as_mapped():
+    """Inline mapResponse (not the template); a repeated mapKey counts its first entry, as
+    ``processing.map_response`` looks it up; no upper bound, so the max is the best sum (3).
+    A lower bound below 0 lets the package score below 0, which a Microcred score never does:
+    refused, naming the response."""
+    plan = read_package(_INLINE_MAP.encode(), "inline-map.xml")
+    rec = plan.items[0].record
+    assert rec is not None, plan.items[0].outcome
+    assert rec.scoring == {"method": "mapped", "map": {"A": 2.0, "B": 1.0}, "default": -1.0,
+                           "lower": 0.0}
+    assert rec.max_score == 3.0
+    kind = item_type("multiple_response")
+    assert [kind.score(_Version(rec), v) for v in (["A", "B"], ["A", "C"], ["C"], None)] == \
+        [3.0, 1.0, 0.0, 0.0]  # 2+1; 2-1; -1 raised to the lower bound 0; nothing: 0
+    negative = _INLINE_MAP.replace('lower-bound="0"', 'lower-bound="-3"')
+    outcome = read_package(negative.encode(), "negative.xml").items[0].outcome
+    assert outcome.status == "skipped" and "scores in a way Microcred cannot" in outcome.reason
+    assert "['C'] earns -1 in the package, and 0" in outcome.reason, outcome.reason
+
+
+def test_a_mapping_with_lower_above_upper_is_refused_naming_the_bound():
+    bad = _INLINE_MAP.replace('lower-bound="0"', 'lower-bound="2" upper-bound="1"')
+    outcome = read_package(bad.encode(), "bad-map.xml").items[0].outcome
+    assert outcome.status == "skipped"
+    assert "scoring.lower (2) is above scoring.upper (1)" in outcome.reason, outcome
