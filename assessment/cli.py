@@ -39,7 +39,19 @@ class _Group(click.Group):
 @click.pass_context
 def main(ctx: click.Context) -> None:
     connect_receivers()
+    from assessment.jobs import use_process_queue
+
+    # a job a command's commit asks for (a pass the sweeper released owes its badge) goes to
+    # the settings' queue, opened on first use; a worker runs it
+    use_process_queue(_command_queue)
     ctx.obj = CommandContext(open_session=_open_session, migrated=_migrated)
+
+
+def _command_queue():
+    from assessment.jobs import build_queue
+
+    settings = Settings.from_env()
+    return build_queue(settings, _database(settings).session)
 
 
 def _open_session():
@@ -306,9 +318,11 @@ def _sweep_once(db: Database, settings: Settings) -> tuple[list[int], list]:
 
 
 def _requeue_lost_jobs(session, db: Database, settings: Settings) -> None:
-    """Calibration runs whose job was lost (a worker killed mid-run) are queued again."""
+    """Calibration runs and badge issuances whose job was lost (a worker killed mid-run, a
+    queue emptied) or failed for good are queued again."""
     from assessment.jobs import build_queue
     from assessment.psych.jobs import requeue_stale_runs
+    from credentials.jobs import requeue_stale_issuances
     from microcred.jobs import JobError
 
     queues = []
@@ -323,9 +337,19 @@ def _requeue_lost_jobs(session, db: Database, settings: Settings) -> None:
     except JobError as exc:  # the queue is down: a later sweep tries again
         session.rollback()
         click.echo(f"sweep: could not re-queue lost calibration jobs: {exc}", err=True)
+    else:
+        if requeued:
+            click.echo(f"sweep: calibration runs {requeued} queued again (their job was lost)",
+                       err=True)
+    try:
+        badges = requeue_stale_issuances(session, enqueue)
+    except JobError as exc:
+        session.rollback()
+        click.echo(f"sweep: could not re-queue lost badge jobs: {exc}", err=True)
         return
-    if requeued:
-        click.echo(f"sweep: calibration runs {requeued} queued again (their job was lost)", err=True)
+    if badges:
+        click.echo(f"sweep: badges of results {badges} queued again (their job was lost or "
+                   "failed)", err=True)
 
 
 @main.group()

@@ -24,10 +24,10 @@ import numpy as np
 from scipy import stats
 
 from psychometrics.calibration import Calibration, _num
-from psychometrics.data import check_responses
 from psychometrics.errors import PsychometricsError
 from psychometrics.irt.models import ItemParameters
 from psychometrics.irt.quadrature import DEFAULT_BOUND, DEFAULT_N_QUAD, normal_quadrature
+from psychometrics.reliability import responses_for
 from psychometrics.scoring import theta_eap
 
 Q3_CUT = 0.2
@@ -42,19 +42,9 @@ def _inputs(responses, params, latent_mean, latent_sd, item_ids):
         raise TypeError(
             f"params must be ItemParameters or a Calibration, got {type(params).__name__}"
         )
-    x = check_responses(responses, name="responses")
-    if x.shape[1] != params.n_items:
-        raise PsychometricsError(
-            f"responses has {x.shape[1]} items but params describes {params.n_items}"
-        )
+    x = responses_for(responses, params)
     if params.n_items < 2:
         raise PsychometricsError("params: local dependence needs at least 2 items")
-    over = ~np.isnan(x) & (x >= np.asarray(params.n_categories)[None, :])
-    if over.any():
-        i, j = np.argwhere(over)[0]
-        raise PsychometricsError(
-            f"responses[{i}, {j}] = {x[i, j]:g} is outside item {j}'s categories"
-        )
     ids = list(item_ids) if item_ids is not None else [f"item{j + 1}" for j in range(x.shape[1])]
     if len(ids) != x.shape[1]:
         raise PsychometricsError(f"item_ids has {len(ids)} names for {x.shape[1]} items")
