@@ -39,7 +39,19 @@ class _Group(click.Group):
 @click.pass_context
 def main(ctx: click.Context) -> None:
     connect_receivers()
+    from assessment.jobs import use_process_queue
+
+    # a job a command's commit asks for (a pass the sweeper released owes its badge) goes to
+    # the settings' queue, opened on first use; a worker runs it
+    use_process_queue(_command_queue)
     ctx.obj = CommandContext(open_session=_open_session, migrated=_migrated)
+
+
+def _command_queue():
+    from assessment.jobs import build_queue
+
+    settings = Settings.from_env()
+    return build_queue(settings, _database(settings).session)
 
 
 def _open_session():
@@ -71,6 +83,23 @@ def _require_migrated(settings: Settings) -> None:
         raise click.ClickException(
             "the database schema is not up to date; run `microcred init` first"
         )
+
+
+def _migrated_session():
+    """A session on the configured database, which must be migrated (else the command's error)."""
+    settings = Settings.from_env()
+    _require_migrated(settings)
+    return _database(settings).session()
+
+
+def _exam(session, code: str):
+    """The exam with ``code``; an unknown code is the command's error."""
+    from assessment.exams import exam_by_code
+
+    found = exam_by_code(session, code)
+    if found is None:
+        raise click.ClickException(f"no exam {code}")
+    return found
 
 
 @main.command()
@@ -289,9 +318,11 @@ def _sweep_once(db: Database, settings: Settings) -> tuple[list[int], list]:
 
 
 def _requeue_lost_jobs(session, db: Database, settings: Settings) -> None:
-    """Calibration runs whose job was lost (a worker killed mid-run) are queued again."""
+    """Calibration runs and badge issuances whose job was lost (a worker killed mid-run, a
+    queue emptied) or failed for good are queued again."""
     from assessment.jobs import build_queue
     from assessment.psych.jobs import requeue_stale_runs
+    from credentials.jobs import requeue_stale_issuances
     from microcred.jobs import JobError
 
     queues = []
@@ -306,9 +337,19 @@ def _requeue_lost_jobs(session, db: Database, settings: Settings) -> None:
     except JobError as exc:  # the queue is down: a later sweep tries again
         session.rollback()
         click.echo(f"sweep: could not re-queue lost calibration jobs: {exc}", err=True)
+    else:
+        if requeued:
+            click.echo(f"sweep: calibration runs {requeued} queued again (their job was lost)",
+                       err=True)
+    try:
+        badges = requeue_stale_issuances(session, enqueue)
+    except JobError as exc:
+        session.rollback()
+        click.echo(f"sweep: could not re-queue lost badge jobs: {exc}", err=True)
         return
-    if requeued:
-        click.echo(f"sweep: calibration runs {requeued} queued again (their job was lost)", err=True)
+    if badges:
+        click.echo(f"sweep: badges of results {badges} queued again (their job was lost or "
+                   "failed)", err=True)
 
 
 @main.group()
@@ -326,9 +367,7 @@ def user_add(email: str, display_name: str, role: str, password: str) -> None:
     """Add a user."""
     from assessment.users import UserError, create_user
 
-    settings = Settings.from_env()
-    _require_migrated(settings)
-    with _database(settings).session() as session:
+    with _migrated_session() as session:
         try:
             u = create_user(session, email=email, password=password, role=role,
                             display_name=display_name)
@@ -343,9 +382,7 @@ def _change_user(email: str, change) -> str:
     unknown email becomes the command's error message. Returns the user's email."""
     from assessment.users import UserError, find_user_by_email
 
-    settings = Settings.from_env()
-    _require_migrated(settings)
-    with _database(settings).session() as session:
+    with _migrated_session() as session:
         u = find_user_by_email(session, email)
         if u is None:
             raise click.ClickException(f"no user with email {email}")
@@ -394,12 +431,9 @@ def accommodation() -> None:
 def accommodation_grant(email: str, multiplier: float, reason: str, exam_code: str | None,
                         by_email: str) -> None:
     """Give a candidate a time multiplier (e.g. 1.5)."""
-    from assessment.exams import exam_by_code
     from assessment.users import UserError, find_user_by_email, grant_accommodation
 
-    settings = Settings.from_env()
-    _require_migrated(settings)
-    with _database(settings).session() as session:
+    with _migrated_session() as session:
         candidate, admin = find_user_by_email(session, email), find_user_by_email(session, by_email)
         if candidate is None:
             raise click.ClickException(f"no user {email}")
@@ -407,10 +441,7 @@ def accommodation_grant(email: str, multiplier: float, reason: str, exam_code: s
             raise click.ClickException(f"{by_email} is not an admin")
         exam_id = None
         if exam_code:
-            exam = exam_by_code(session, exam_code)
-            if exam is None:
-                raise click.ClickException(f"no exam {exam_code}")
-            exam_id = exam.id
+            exam_id = _exam(session, exam_code).id
         try:
             grant_accommodation(session, candidate=candidate, time_multiplier=multiplier,
                                 reason=reason, granted_by=admin, exam_id=exam_id)
@@ -433,15 +464,10 @@ def exam() -> None:
               help="Hours to wait after an attempt that did not pass.")
 def exam_retakes(code: str, max_attempts: int | None, wait_hours: int) -> None:
     """Set an exam's retake rules (attempt limit, wait after a failed or terminated attempt)."""
-    from assessment.exams import exam_by_code
     from assessment.retakes import RetakePolicyError, set_retake_policy
 
-    settings = Settings.from_env()
-    _require_migrated(settings)
-    with _database(settings).session() as session:
-        found = exam_by_code(session, code)
-        if found is None:
-            raise click.ClickException(f"no exam {code}")
+    with _migrated_session() as session:
+        found = _exam(session, code)
         try:
             rules = set_retake_policy(found, {"max_attempts": max_attempts,
                                               "wait_hours": wait_hours})
@@ -460,16 +486,12 @@ def exam_pool(code: str, size: int, seed: int | None) -> None:
     """Pre-assemble forms of a linear-on-the-fly exam into its pool before its window opens."""
     import time
 
-    from assessment.exams import exam_by_code, fill_exam_pool
+    from assessment.exams import fill_exam_pool
     from itembank.pool import pool_status
     from microcred.errors import DomainError
 
-    settings = Settings.from_env()
-    _require_migrated(settings)
-    with _database(settings).session() as session:
-        found = exam_by_code(session, code)
-        if found is None:
-            raise click.ClickException(f"no exam {code}")
+    with _migrated_session() as session:
+        found = _exam(session, code)
         started = time.perf_counter()
         try:
             made = fill_exam_pool(session, found, size, seed=seed)
@@ -534,9 +556,7 @@ def report_item_analysis(exam_ref, form_code, since, until, pdf_path, html_path,
 
     if not (pdf_path or html_path or json_path or zip_path):
         raise click.UsageError("say where to write the report: --pdf, --html, --json or --csv-zip")
-    settings = Settings.from_env()
-    _require_migrated(settings)
-    with _database(settings).session() as session:
+    with _migrated_session() as session:
         found = exam_by_code(session, exam_ref)
         if found is None and exam_ref.isdigit():
             found = session.get(Exam, int(exam_ref))

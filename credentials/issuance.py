@@ -6,8 +6,9 @@ Credentials never import ``assessment``: the released result arrives as a
 proctored it), and people and exams are read through :func:`microcred.records.records`.
 
 :func:`connect_receivers` connects the receiver (every process calls it through
-``microcred.packages.connect_receivers``). The receiver never commits: it writes in the sender's session, so the credential exists exactly
-when the released result does.
+``microcred.packages.connect_receivers``). The receiver never commits and never signs: it
+records the badge as owed (an ``Issuance``, pending) in the sender's session and queues the
+``credentials.issue`` job for when the release commits (``credentials.jobs``).
 
 Which exam earns what: ``Achievement.exam_id`` (a pass earns the achievement) and
 ``Achievement.recertification_exam_id`` (a pass renews it, superseding the holder's latest
@@ -20,18 +21,19 @@ import json
 import re
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from credentials import dataintegrity, issuers, openbadge, revocation, statuslist
 from credentials import jwt as vcjwt
-from credentials.config import CredentialConfig, current
+from credentials.config import CredentialConfig
 from credentials.errors import CredentialError
 from credentials.evidence import exam_evidence
 from credentials.models import Achievement, Credential, HolderChoice, Issuer
 from microcred import signals
 from microcred.db import utcnow
 from microcred.inputs import InvalidInput, add_days, http_url
+from microcred.jobs import enqueue_after_commit
 from microcred.records import Person, ReleasedResult, records
 
 #: A credential may be valid for at most a century: longer is a typo, and it keeps every
@@ -330,9 +332,29 @@ def on_result_rescored(sender: Any, *, session: Session, old_result_id: int, pas
 
 def on_result_released(sender: Any, *, session: Session, released: ReleasedResult,
                        **_: Any) -> None:
-    """Issue the badge a clean pass earns, in the sender's session (never commits)."""
-    if released.passed:
-        issue_for_result(session, current(), released)
+    """A clean pass that earns (or renews) an achievement is owed its badge: record the
+    issuance ``pending`` in the sender's session (never commits) and queue the
+    ``credentials.issue`` job for when the release commits (``credentials.jobs``)."""
+    if not released.passed:
+        return
+    exam_id = released.exam.id
+    if session.scalar(select(Achievement.id).where(
+            or_(Achievement.exam_id == exam_id, Achievement.recertification_exam_id == exam_id),
+            Achievement.active.is_(True)).limit(1)) is None:
+        return  # nothing to earn (a pass before its achievement exists: ``issue-missing``)
+    from credentials.jobs import ISSUE
+    from credentials.models import Issuance
+
+    now = utcnow()
+    row = session.scalar(select(Issuance).where(Issuance.result_id == released.result_id))
+    if row is None:
+        session.add(Issuance(result_id=released.result_id, holder_id=released.candidate.id,
+                             state="pending", attempts=0, created_at=now, queued_at=now,
+                             updated_at=now))
+    elif row.state != "issued":
+        row.queued_at = row.updated_at = now
+    session.flush()
+    enqueue_after_commit(session, ISSUE, released.result_id)
 
 
 def recertify_with_evidence(session: Session, cfg: CredentialConfig, *, credential: Credential,

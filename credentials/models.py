@@ -199,3 +199,24 @@ class HolderChoice(Base):
 
 
 append_only(HolderChoice)
+
+
+class Issuance(Base):
+    """The badge a released pass is owed, while a job issues it (``credentials.jobs``): written
+    ``pending`` by the ``result_released`` receiver in the release's own transaction (so a
+    release that rolls back leaves none), ``failed`` with the reason when an attempt failed (huey
+    retries it; the sweeper queues it again later), ``issued`` once its credentials exist."""
+
+    __tablename__ = "credential_issuances"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    result_id: Mapped[int] = mapped_column(ForeignKey("results.id"), unique=True)
+    holder_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    #: pending | failed | issued
+    state: Mapped[str] = mapped_column(String(10), index=True, default="pending")
+    error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    #: when a job for it was last queued (by the receiver or the sweeper)
+    queued_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -9,4 +9,5 @@ PACKAGE = Package(
     receivers="credentials.issuance:connect_receivers",
     web="credentials.web:init_app",
     cli="credentials.cli:register",
+    jobs=("credentials.jobs",),
 )

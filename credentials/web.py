@@ -29,7 +29,7 @@ from sqlalchemy import select
 from credentials import artwork, baking, issuance, issuers, revocation, stacks
 from credentials.config import current
 from credentials.issuance import MAX_VALIDITY_DAYS
-from credentials.models import Achievement, Credential, Issuer
+from credentials.models import Achievement, Credential, Issuance, Issuer
 from credentials.resolution import DatabaseResolver
 from credentials.verify import verify
 from microcred.db import utcnow
@@ -341,8 +341,12 @@ def admin_credentials() -> str:
     creds = session.scalars(select(Credential).order_by(Credential.id.desc()).limit(200)).all()
     rows = [(c, revocation.status_of(session, c)) for c in creds]
     expiring = issuance.expiring(session, within_days=days)
+    # badges owed and not issued yet: queued, or failed with the reason (huey retries them,
+    # the sweeper queues them again)
+    owed = session.scalars(select(Issuance).where(Issuance.state.in_(("pending", "failed")))
+                           .order_by(Issuance.state, Issuance.id).limit(200)).all()
     return render_template("credentials/admin.html", rows=rows, days=days, expiring=expiring,
-                           holders=_holders([*creds, *expiring]))
+                           owed=owed, holders=_holders([*creds, *expiring, *owed]))
 
 
 def _confirm_revoke(cred: Credential, reason: str, *, problem: str | None = None,

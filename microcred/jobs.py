@@ -19,12 +19,17 @@ only: :func:`make_huey` takes it as an explicit argument that no setting turns o
 from __future__ import annotations
 
 import importlib
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from huey import Huey, RedisHuey, SqliteHuey
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+log = logging.getLogger(__name__)
 
 QUEUE_NAME = "microcred"
 SQLITE_FILE = "jobs.db"
@@ -36,6 +41,7 @@ class JobSpec:
     function: Callable[..., Any]
     retries: int
     retry_delay: int
+    retry_backoff: float = 0
 
 
 _JOBS: dict[str, JobSpec] = {}
@@ -45,16 +51,17 @@ class JobError(RuntimeError):
     """A job that cannot be enqueued (unknown name, queue unreachable); the message says which."""
 
 
-def job(name: str, *, retries: int = 2, retry_delay: int = 10):
+def job(name: str, *, retries: int = 2, retry_delay: int = 10, retry_backoff: float = 0):
     """Register ``function(session, *args)`` as the job ``name``. The worker opens the session
-    (and closes it afterwards); the function commits what it writes."""
+    (and closes it afterwards); the function commits what it writes. ``retry_backoff`` > 1
+    multiplies the delay at each retry (huey's backoff)."""
 
     def register(function: Callable[..., Any]) -> Callable[..., Any]:
         known = _JOBS.get(name)
         if known is not None and known.function is not function:
             raise JobError(f"two jobs are named {name!r}: {known.function.__module__} and "
                            f"{function.__module__}")
-        _JOBS[name] = JobSpec(name, function, retries, retry_delay)
+        _JOBS[name] = JobSpec(name, function, retries, retry_delay, retry_backoff)
         return function
 
     return register
@@ -93,7 +100,8 @@ class JobQueue:
         self._tasks: dict[str, Any] = {}
         for spec in load_jobs().values():
             self._tasks[spec.name] = huey.task(
-                name=spec.name, retries=spec.retries, retry_delay=spec.retry_delay
+                name=spec.name, retries=spec.retries, retry_delay=spec.retry_delay,
+                **({"retry_backoff": spec.retry_backoff} if spec.retry_backoff else {}),
             )(self._runner(spec))
 
     @property
@@ -131,3 +139,46 @@ class JobQueue:
             if self.huey.immediate:
                 raise
             raise JobError(f"the job queue ({self.backend}) could not take job {name!r}: {exc}") from exc
+
+
+# --- enqueueing when a transaction commits ---------------------------------------------------
+
+#: ``enqueue(name, *args)`` of this process (``assessment.jobs`` sets it: the app's queue in a
+#: request, the command's queue in a CLI process); None: nothing can be queued here.
+_enqueuer: Callable[..., Any] | None = None
+_AFTER_COMMIT = "microcred.jobs.after_commit"
+
+
+def set_enqueuer(enqueue: Callable[..., Any] | None) -> None:
+    global _enqueuer
+    _enqueuer = enqueue
+
+
+def enqueue_after_commit(session: Session, name: str, *args: Any) -> None:
+    """Queue the job ``name`` once ``session``'s transaction commits (nothing if it rolls back):
+    a job never runs for rows that were never written. A failure to queue is logged, not
+    raised (the transaction is already committed): write a row the sweeper can find, so a job
+    that could not be queued, or was lost, is queued again."""
+    session.info.setdefault(_AFTER_COMMIT, []).append((name, args))
+
+
+@event.listens_for(Session, "after_commit")
+def _enqueue_committed(session: Session) -> None:
+    if session.in_nested_transaction():  # a savepoint: the outer transaction may yet roll back
+        return
+    waiting = session.info.pop(_AFTER_COMMIT, None)
+    for name, args in waiting or ():
+        if _enqueuer is None:
+            log.warning("job %s%r not queued: this process has no job queue", name, args)
+            continue
+        try:
+            _enqueuer(name, *args)
+        except Exception:  # committed already: the sweeper queues it again
+            log.exception("job %s%r could not be queued; the sweeper will queue it again", name, args)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_rolled_back(session: Session) -> None:
+    # only the outermost transaction's rollback: a savepoint's leaves the outer writes standing
+    if not session.in_nested_transaction():
+        session.info.pop(_AFTER_COMMIT, None)

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import stats
 
-from psychometrics.calibration import Calibration
+from psychometrics.calibration import Calibration, _num
 from psychometrics.equating import max_score, raw_for_theta, raw_score_sem
 from psychometrics.errors import PsychometricsError
 from psychometrics.irt.information import conditional_sem
@@ -43,11 +43,6 @@ from psychometrics.scoring import lord_wingersky
 
 DEFAULT_NODES = 81
 DEFAULT_BOUND = 6.0
-
-
-def _num(v):
-    v = float(v)
-    return v if np.isfinite(v) else None
 
 
 @dataclass

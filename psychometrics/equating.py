@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from psychometrics.calibration import Calibration
+from psychometrics.calibration import Calibration, _num
 from psychometrics.errors import PsychometricsError
 from psychometrics.irt.information import conditional_sem
 from psychometrics.irt.models import ItemParameters
@@ -170,11 +170,6 @@ def _score_index(values, top: float, name: str) -> np.ndarray:
     if np.any((s < 0) | (s > top) | (s != np.round(s))):
         raise PsychometricsError(f"{name} must be integers in 0..{int(top)}")
     return s.astype(int)
-
-
-def _num(value) -> float | None:
-    value = float(value)
-    return value if np.isfinite(value) else None
 
 
 def true_score_equating(

@@ -23,11 +23,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import stats
 
-from psychometrics.calibration import Calibration
-from psychometrics.data import check_responses
+from psychometrics.calibration import Calibration, _num
 from psychometrics.errors import PsychometricsError
 from psychometrics.irt.models import ItemParameters
 from psychometrics.irt.quadrature import DEFAULT_BOUND, DEFAULT_N_QUAD, normal_quadrature
+from psychometrics.reliability import responses_for
 from psychometrics.scoring import theta_eap
 
 Q3_CUT = 0.2
@@ -42,19 +42,9 @@ def _inputs(responses, params, latent_mean, latent_sd, item_ids):
         raise TypeError(
             f"params must be ItemParameters or a Calibration, got {type(params).__name__}"
         )
-    x = check_responses(responses, name="responses")
-    if x.shape[1] != params.n_items:
-        raise PsychometricsError(
-            f"responses has {x.shape[1]} items but params describes {params.n_items}"
-        )
+    x = responses_for(responses, params)
     if params.n_items < 2:
         raise PsychometricsError("params: local dependence needs at least 2 items")
-    over = ~np.isnan(x) & (x >= np.asarray(params.n_categories)[None, :])
-    if over.any():
-        i, j = np.argwhere(over)[0]
-        raise PsychometricsError(
-            f"responses[{i}, {j}] = {x[i, j]:g} is outside item {j}'s categories"
-        )
     ids = list(item_ids) if item_ids is not None else [f"item{j + 1}" for j in range(x.shape[1])]
     if len(ids) != x.shape[1]:
         raise PsychometricsError(f"item_ids has {len(ids)} names for {x.shape[1]} items")
@@ -207,9 +197,6 @@ class LocalDependence:
     flags: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        def num(v):
-            return float(v) if np.isfinite(v) else None
-
         pairs = []
         j_n = len(self.item_ids)
         for i in range(j_n):
@@ -217,17 +204,17 @@ class LocalDependence:
                 pairs.append(
                     {
                         "items": [self.item_ids[i], self.item_ids[j]],
-                        "q3": num(self.q3[i, j]),
-                        "q3_adjusted": num(self.q3_adjusted[i, j]),
-                        "ld_x2": num(self.ld.statistic[i, j]),
+                        "q3": _num(self.q3[i, j]),
+                        "q3_adjusted": _num(self.q3_adjusted[i, j]),
+                        "ld_x2": _num(self.ld.statistic[i, j]),
                         "df": None if np.isnan(self.ld.df[i, j]) else int(self.ld.df[i, j]),
-                        "p_value": num(self.ld.p_value[i, j]),
-                        "cramers_v": num(self.ld.cramers_v[i, j]),
-                        "z": num(self.ld.z[i, j]),
+                        "p_value": _num(self.ld.p_value[i, j]),
+                        "cramers_v": _num(self.ld.cramers_v[i, j]),
+                        "z": _num(self.ld.z[i, j]),
                     }
                 )
         return {
-            "q3_mean": num(self.q3_mean),
+            "q3_mean": _num(self.q3_mean),
             "q3_cut": self.q3_cut,
             "alpha": self.alpha,
             "pairs": pairs,

@@ -46,6 +46,7 @@ from psychometrics.calibration import (
     _check_dichotomous_columns,
     _item_ids,
     _item_standard_errors,
+    _num,
 )
 from psychometrics.data import check_responses, collapse_patterns
 from psychometrics.errors import ConvergenceWarning, PsychometricsError
@@ -115,12 +116,6 @@ class MultipleGroupCalibration:
         return -2 * self.loglik + self.n_params * np.log(sum(self.n_persons.values()))
 
     def to_dict(self) -> dict:
-        def num(v):
-            if v is None:
-                return None
-            v = float(v)
-            return v if np.isfinite(v) else None
-
         groups = []
         for g in self.groups:
             p = self.params[g]
@@ -132,41 +127,41 @@ class MultipleGroupCalibration:
                         "id": item,
                         "model": self.item_models[j],
                         "anchored": bool(self.anchored[j]),
-                        "a": num(p.a[j]),
-                        "b": [num(v) for v in b]
+                        "a": _num(p.a[j]),
+                        "b": [_num(v) for v in b]
                         if self.item_models[j] not in DICHOTOMOUS_MODELS
-                        else num(b[0]),
-                        "c": num(p.c[j]),
+                        else _num(b[0]),
+                        "c": _num(p.c[j]),
                     }
                 )
                 if self.se_a is not None:
                     se_b = np.atleast_1d(self.se_b[g][j])[: max(int(p.n_categories[j]) - 1, 1)]
-                    items[-1]["se_a"] = num(self.se_a[g][j])
+                    items[-1]["se_a"] = _num(self.se_a[g][j])
                     items[-1]["se_b"] = (
-                        [num(v) for v in se_b]
+                        [_num(v) for v in se_b]
                         if self.item_models[j] not in DICHOTOMOUS_MODELS
-                        else num(se_b[0])
+                        else _num(se_b[0])
                     )
-                    items[-1]["se_c"] = num(self.se_c[g][j])
+                    items[-1]["se_c"] = _num(self.se_c[g][j])
             groups.append(
                 {
                     "group": _label(g),
                     "reference": g == self.reference,
                     "n_persons": int(self.n_persons[g]),
-                    "latent_mean": num(self.latent_mean[g]),
-                    "latent_sd": num(self.latent_sd[g]),
+                    "latent_mean": _num(self.latent_mean[g]),
+                    "latent_sd": _num(self.latent_sd[g]),
                     "se_latent_mean": None
                     if self.se_latent_mean is None
-                    else num(self.se_latent_mean[g]),
-                    "se_latent_sd": None if self.se_latent_sd is None else num(self.se_latent_sd[g]),
+                    else _num(self.se_latent_mean[g]),
+                    "se_latent_sd": None if self.se_latent_sd is None else _num(self.se_latent_sd[g]),
                     "items": items,
                 }
             )
         return {
             "groups": groups,
-            "loglik": num(self.loglik),
-            "aic": num(self.aic),
-            "bic": num(self.bic),
+            "loglik": _num(self.loglik),
+            "aic": _num(self.aic),
+            "bic": _num(self.bic),
             "n_params": int(self.n_params),
             "converged": bool(self.converged),
             "iterations": int(self.iterations),

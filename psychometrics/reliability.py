@@ -39,6 +39,23 @@ _MARGINAL_NODES = 401
 _MARGINAL_SDS = 8.0
 
 
+def responses_for(responses, params: ItemParameters) -> np.ndarray:
+    """``responses`` as a float array checked against ``params``: one column per item, every
+    answered score within its item's categories (missing cells, NaN, pass)."""
+    x = check_responses(responses, name="responses")
+    if x.shape[1] != params.n_items:
+        raise PsychometricsError(
+            f"responses has {x.shape[1]} items but params describes {params.n_items}"
+        )
+    over = ~np.isnan(x) & (x >= np.asarray(params.n_categories)[None, :])
+    if over.any():
+        i, j = np.argwhere(over)[0]
+        raise PsychometricsError(
+            f"responses[{i}, {j}] = {x[i, j]:g} is outside item {j}'s categories"
+        )
+    return x
+
+
 def _unpack(params, latent_mean, latent_sd):
     """ItemParameters and the latent distribution, from a Calibration when one is given."""
     if isinstance(params, Calibration):
@@ -128,23 +145,13 @@ def summed_score_reliability(
     different item sets is not one scale): a row with a missing response is refused.
     """
     params, mu, sd = _unpack(params, latent_mean, latent_sd)
-    x = check_responses(responses, name="responses")
-    if x.shape[1] != params.n_items:
-        raise PsychometricsError(
-            f"responses has {x.shape[1]} items but params describes {params.n_items}"
-        )
+    x = responses_for(responses, params)
     missing = np.isnan(x).any(axis=1)
     if missing.any():
         i = int(np.flatnonzero(missing)[0])
         raise PsychometricsError(
             f"responses row {i} has a missing response; summed-score reliability needs persons"
             " who answered every item (drop the incomplete rows first)"
-        )
-    over = x >= np.asarray(params.n_categories)[None, :]
-    if over.any():
-        i, j = np.argwhere(over)[0]
-        raise PsychometricsError(
-            f"responses[{i}, {j}] = {x[i, j]:g} is outside item {j}'s categories"
         )
     table = summed_score_table(params, prior_mean=mu, prior_sd=sd, n_quad=n_quad, bound=bound)
     total = x.sum(axis=1).astype(int)

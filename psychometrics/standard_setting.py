@@ -44,6 +44,7 @@ import numpy as np
 from scipy import stats
 from scipy.optimize import brentq
 
+from psychometrics.calibration import _num
 from psychometrics.errors import PsychometricsError
 from psychometrics.irt.models import DICHOTOMOUS_MODELS, ItemParameters
 
@@ -69,11 +70,6 @@ def _finite(a: np.ndarray, name: str) -> np.ndarray:
         idx = tuple(int(i) for i in np.argwhere(~np.isfinite(a))[0])
         raise PsychometricsError(f"{name} must be finite; entry {idx} is {a[idx]!r}")
     return a
-
-
-def _num(v) -> float | None:
-    v = float(v)
-    return v if np.isfinite(v) else None
 
 
 def _list(a) -> list:

@@ -185,10 +185,19 @@ def db(database: Database) -> Iterator[Session]:
 
     Its transactions begin deferred (not ``BEGIN IMMEDIATE``), so a test that has read something
     does not hold SQLite's write lock while the app under test writes."""
+    from assessment.jobs import use_process_queue
+    from microcred.jobs import JobQueue, make_huey
+
+    # a job a commit outside any request asks for (a released pass's badge) runs at once, as
+    # the app's do in tests (huey's immediate mode); tests/test_jobs.py runs real workers
+    use_process_queue(lambda: JobQueue(make_huey(instance_dir=Path("."), redis_url=None,
+                                                 immediate=True), database.session),
+                      pin=True)
     session = database.session(write=False)
     try:
         yield session
     finally:
+        use_process_queue(None)
         session.rollback()
         session.close()
         _empty_all_tables(database)

@@ -12,6 +12,7 @@ import datetime as dt
 import os
 import random
 import re
+import signal
 import stat
 import subprocess
 import sys
@@ -29,9 +30,12 @@ from sqlalchemy import create_engine, func, inspect, select, text
 from assessment.cli import main
 from assessment.config import Settings
 from assessment.database import Database
+from assessment.jobs import use_process_queue
 from assessment.migrate import pending
 from assessment.models import load_all
+from credentials.models import Issuance
 from itembank.types import item_type
+from microcred.jobs import JobQueue, make_huey
 
 MICROCRED = Path(sys.executable).parent / "microcred"
 DEMO_ROLES = ["candidate", "proctor", "psychometrician", "admin", "item_author"]
@@ -122,8 +126,13 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
     loaded = run(env, "demo")
     assert loaded.exit_code == 0, loaded.output
     database = Database(url)
+    # the badge jobs in-process commands ask for run at once (huey's immediate mode); the
+    # subprocess tests run a real worker
+    use_process_queue(lambda: JobQueue(make_huey(instance_dir=root, redis_url=None,
+                                                 immediate=True), database.session), pin=True)
     yield SimpleNamespace(env=env, url=url, instance=root / "instance", output=loaded.output,
                           database=database)
+    use_process_queue(None)
     database.dispose()
 
 
@@ -421,9 +430,32 @@ def test_sweep_in_its_own_process_issues_the_badge_a_pass_earns(demo):
     assert proc.stdout == f"finalized 1 attempt(s): {attempt_id}\n"
     with demo.database.session(write=False) as s:
         assert s.get(Attempt, attempt_id).finalize_reason == "time_expired"
-        assert s.scalar(select(Result.passed).where(Result.attempt_id == attempt_id)) is True
+        result_id = s.scalar(select(Result.id).where(Result.attempt_id == attempt_id,
+                                                    Result.passed.is_(True)))
+        assert result_id is not None
+        owed = s.scalar(select(Issuance).where(Issuance.result_id == result_id))
+        assert owed.state == "pending"  # owed, queued in instance/jobs.db: a worker issues it
+    assert _credentials_of(demo.database, attempt_id) == []
+
+    worker = subprocess.Popen([str(MICROCRED), "worker"], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 120  # a generous bound for a busy CI machine, not a goal
+        while time.monotonic() < deadline and not _credentials_of(demo.database, attempt_id):
+            assert worker.poll() is None, worker.stdout.read()
+            time.sleep(0.2)
+    finally:
+        worker.send_signal(signal.SIGINT)  # huey's graceful stop
+        try:
+            worker.wait(20)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
     [(code, _)] = _credentials_of(demo.database, attempt_id)
     assert code == "CCF-BADGE-BADGE"
+    with demo.database.session(write=False) as s:
+        owed = s.scalar(select(Issuance).where(Issuance.result_id == result_id))
+        assert (owed.state, owed.error, owed.attempts) == ("issued", None, 1)
 
 
 def test_a_failing_receiver_does_not_hold_up_the_other_attempts(demo, caplog):
@@ -486,7 +518,7 @@ def test_serve_answers_and_its_sweeper_finalizes_expired_attempts(demo):
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90  # a bound for a busy CI machine (three processes start)
         status, finalized = None, False
         while time.monotonic() < deadline and not (status == 200 and finalized):
             time.sleep(0.5)
@@ -496,9 +528,14 @@ def test_serve_answers_and_its_sweeper_finalizes_expired_attempts(demo):
             except OSError:
                 pass
             with demo.database.session(write=False) as s:
-                finalized = s.get(Attempt, attempt_id).status == "finalized"
+                # finalized by the sweeper, and badged by serve's job worker
+                finalized = s.get(Attempt, attempt_id).status == "finalized" \
+                    and bool(_credentials_of(demo.database, attempt_id))
         assert status == 200, "microcred serve did not answer /healthz"
-        assert finalized, "the serve sweeper did not finalize the expired attempt"
+        with demo.database.session(write=False) as s:
+            assert s.get(Attempt, attempt_id).status == "finalized", \
+                "the serve sweeper did not finalize the expired attempt"
+        assert finalized, "serve's job worker did not issue the badge"
         [(code, credential_id)] = _credentials_of(demo.database, attempt_id)
         assert code == "CCF-SERVE-BADGE"
         assert credential_id.startswith(f"{base}/badges/"), credential_id

@@ -291,6 +291,63 @@ def test_charts_are_valid_labelled_deterministic_svg():
     assert again.svg == made[3].svg
 
 
+def test_reused_item_figures_carry_nothing_from_one_item_to_the_next():
+    """The ICC and option-trace figures are drawn again for every item (for speed): a chart must
+    not show the previous item's options or points, and drawing the same input again gives the
+    same SVG. The slimmed SVG keeps every reference resolvable."""
+    four = [("A", True, [0.2, 0.4, 0.6, 0.8, 0.9]), ("B", False, [0.3, 0.3, 0.2, 0.1, 0.05]),
+            ("C", False, [0.3, 0.2, 0.1, 0.05, 0.03]), ("D", False, [0.2, 0.1, 0.1, 0.05, 0.02])]
+    two = [("A", True, [0.2, 0.4, 0.6, 0.8, 0.9]), ("B", False, [0.8, 0.6, 0.4, 0.2, 0.1])]
+    first = charts.option_trace_lines("Q1", four)
+    second = charts.option_trace_lines("Q2", two)
+    texts = [t.text for t in ET.fromstring(second.svg).iter(f"{SVG}text")]
+    assert "A (key)" in texts and "B" in texts and "C" not in texts and "D" not in texts
+    assert charts.option_trace_lines("Q1", four).svg == first.svg
+    theta = np.linspace(-4, 4, 81)
+    p = 1 / (1 + np.exp(-theta))
+    with_points = charts.item_characteristic_curve("Q1", theta, p, [-1, 1], [0.3, 0.7], [50, 50],
+                                                   model="2pl")
+    without = charts.item_characteristic_curve("Q2", theta, p, model="rasch")
+    texts = [t.text for t in ET.fromstring(without.svg).iter(f"{SVG}text")]
+    assert "RASCH curve" in texts and "observed (ability groups)" not in texts
+    assert "observed (ability groups)" in with_points.svg and "2PL curve" in with_points.svg
+    for chart in (first, second, with_points, without):
+        root = ET.fromstring(chart.svg)
+        ids = {e.get("id") for e in root.iter() if e.get("id")}
+        refs = re.findall(r'(?:xlink:href="#|url\(#)([^")]+)', chart.svg)
+        assert refs and set(refs) <= ids
+        assert "<metadata" not in chart.svg and "<g>" not in chart.svg
+        assert not any(g.attrib.keys() <= {"id"} for g in root.iter(f"{SVG}g"))
+
+
+def test_charts_drawn_in_a_process_pool_are_the_charts_drawn_here(monkeypatch):
+    """``draw_many`` (the report's item charts) gives the same SVGs, in order, from a pool of
+    processes as in this one; it names a request that is not a chart, and a bad setting."""
+    theta = np.linspace(-4, 4, 81)
+    p = 1 / (1 + np.exp(-theta))
+    requests = [
+        ("option_trace_lines", ("Q1", [("A", True, [0.2, 0.4, 0.6, 0.8, 0.9]),
+                                       ("B", False, [0.8, 0.6, 0.4, 0.2, 0.1])]), {}),
+        ("item_characteristic_curve", ("Q1", theta, p, [-1, 1], [0.3, 0.7], [50, 50]),
+         {"model": "2pl"}),
+        ("score_histogram", ({3: 5, 4: 9},), {"cut": 4}),
+    ]
+    here = charts.draw_many(requests, workers=1)
+    pooled = charts.draw_many(requests, workers=2)
+    assert [c.svg for c in pooled] == [c.svg for c in here]
+    assert here[0].title == "Option trace lines of Q1"
+    with pytest.raises(ValueError, match="'open' is not a chart"):
+        charts.draw_many([("open", ("/etc/passwd",), {})], workers=1)
+    monkeypatch.setenv("MICROCRED_CHART_WORKERS", "two")
+    with pytest.raises(ValueError, match="MICROCRED_CHART_WORKERS must be a whole number"):
+        charts.chart_workers(400)
+    monkeypatch.setenv("MICROCRED_CHART_WORKERS", "1")
+    assert charts.chart_workers(400) == 1
+    monkeypatch.setenv("MICROCRED_CHART_WORKERS", "2")
+    assert charts.chart_workers(charts.POOL_FROM - 1) == 1  # too few to be worth a pool
+    monkeypatch.delenv("MICROCRED_CHART_WORKERS")
+    assert charts.chart_workers(400) == 1  # opt-in
+
 @sqlite_only
 def test_the_command_writes_the_tables(demo, db, settings, monkeypatch, tmp_path):
     from assessment.cli import main

@@ -594,6 +594,7 @@ def _release(
 
 def connect_receivers() -> None:
     """Delivery's receivers (called by ``microcred.packages.connect_receivers``)."""
+    from assessment import jobs  # noqa: F401 - gives microcred.jobs this process's queue
     from assessment.delivery import rescore
 
     signals.review_decided.connect(_on_review_decided, weak=False)

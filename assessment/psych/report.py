@@ -444,6 +444,7 @@ def report_from_matrix(
                     {"form": fr.form.code, "focal": focal_value, **r.to_dict()})
 
     items: list[ItemSection] = []
+    wanted: list[tuple[ItemSection, str, tuple[str, tuple, dict]]] = []
     for j, stats in analysis.rows():
         v = matrix.versions[j]
         flags = [(c, analysis.flag_reasons([c])[0]) for c in stats.flags]
@@ -466,8 +467,11 @@ def report_from_matrix(
             item_version=v,
         )
         if with_charts:
-            _item_charts(section, matrix, j, irt, params, col_pos, theta)
+            wanted += _item_charts(section, matrix, j, irt, params, col_pos, theta)
         items.append(section)
+    drawn = charts.draw_many([request for _, _, request in wanted])
+    for (section, attr, _), chart in zip(wanted, drawn):
+        setattr(section, attr, chart)
 
     with_totals = analysis.analysis.distribution
     histogram = charts.score_histogram(
@@ -484,7 +488,11 @@ def report_from_matrix(
 
 
 def _item_charts(section: ItemSection, matrix: ScoreMatrix, j: int, irt: IrtItem | None,
-                 params: ItemParameters | None, col_pos: dict[int, int], theta) -> None:
+                 params: ItemParameters | None, col_pos: dict[int, int], theta
+                 ) -> list[tuple[ItemSection, str, tuple[str, tuple, dict]]]:
+    """The item's charts as requests for :func:`charts.draw_many`: (section, attribute,
+    request); they are drawn together, in a process pool when there are many."""
+    wanted = []
     if irt is not None and params is not None:
         one = params.subset([col_pos[j]])
         model_p = one.prob(THETA)[0, 1]
@@ -498,10 +506,12 @@ def _item_charts(section: ItemSection, matrix: ScoreMatrix, j: int, irt: IrtItem
                 mids.append(float(theta[seen][hit].mean()))
                 props.append(float(x[hit].mean()))
                 ns.append(int(hit.sum()))
-        section.icc = charts.item_characteristic_curve(
-            section.label, THETA, model_p, mids, props, ns, model=irt.model)
+        wanted.append((section, "icc", (
+            "item_characteristic_curve", (section.label, THETA, model_p, mids, props, ns),
+            {"model": irt.model})))
     if section.stats.options:
-        section.trace = charts.option_trace_lines(
-            section.label,
-            [(o.option, o.is_key, o.by_quintile) for o in section.stats.options],
-        )
+        wanted.append((section, "trace", (
+            "option_trace_lines",
+            (section.label, [(o.option, o.is_key, list(o.by_quintile))
+                             for o in section.stats.options]), {})))
+    return wanted

@@ -294,7 +294,8 @@ def _choose_scoring(rec: ItemRecord, methods: list[dict[str, Any]], table, rules
         miss = _agrees(rec, table, rules, declarations)
         if miss is None:
             return rec
-        worst = worst or miss
+        # the mapping read as-is is the closest proposal: its miss says most
+        worst = miss if scoring.get("method") == "mapped" else (worst or miss)
     value, ours, theirs = worst or (None, 0, 0)
     raise ItemRefused(f"its response processing scores in a way Microcred cannot: the "
                       f"response {value!r} earns {theirs:g} in the package, and "

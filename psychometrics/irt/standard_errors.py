@@ -241,14 +241,15 @@ def _general_terms(patterns, sl, post, d):
     codes[codes < 0] = k_max  # the zero "category" of an item not presented
     padded = np.zeros((j, m, k_max + 1, q_n))
     padded[:, :, :k_max] = d
-    by_node = np.ascontiguousarray(padded.transpose(3, 0, 2, 1))  # (Q, J, K+1, m)
-    items = np.arange(j)
+    # (Q, J (K+1), m): row j (K+1) + k holds d log P_jk / d xi_j. at node q
+    by_node = np.ascontiguousarray(padded.transpose(3, 0, 2, 1)).reshape(q_n, -1, m)
+    flat = codes + (k_max + 1) * np.arange(j)  # (n, J) rows of by_node[q], one per item
     n = post.shape[0]
     fw = post * f[:, None]
     cross = np.zeros((j * m, j * m))
     for q in range(q_n):
         rows = _node_rows(fw[:, q])
-        s = by_node[q][items, codes[rows]].reshape(rows.size, j * m)
+        s = np.take(by_node[q], flat[rows], axis=0).reshape(rows.size, j * m)
         cross += _weighted_gram(s, fw[rows, q])
     expected = (post @ padded.reshape(-1, q_n).T).reshape(n, j, m, k_max + 1)
     g = np.take_along_axis(expected, codes[:, :, None, None], axis=3)[..., 0]

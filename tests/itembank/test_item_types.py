@@ -380,3 +380,29 @@ def test_public_payload_never_contains_key_material(kind):
         assert f'"{name}"' not in text, (kind, name)
     for secret in ("Hypertension", "I1[0-6]", "12.5", "coords"):
         assert secret not in text, (kind, secret)
+
+
+_points = st.floats(min_value=-5, max_value=5, allow_nan=False).map(lambda x: round(x, 2))
+
+
+@settings(max_examples=80, deadline=None)
+@given(weights=st.dictionaries(st.sampled_from("ABCD"), _points, min_size=1),
+       default=_points, lower=st.none() | _points, upper=st.none() | _points,
+       chosen=st.lists(st.sampled_from("ABCD"), max_size=6))
+def test_mapped_equals_qti_map_response_clipped(weights, default, lower, upper, chosen):
+    """The bank's mapped score is the QTI evaluator's mapResponse (itembank.qti.processing, a
+    separate implementation) kept within [0, max_score], for any map, default, bounds and
+    selection (repeats included)."""
+    from itembank.qti.processing import Declaration, map_response
+
+    if lower is not None and upper is not None and lower > upper:
+        lower, upper = upper, lower
+    scoring = {"method": "mapped", "map": weights, "default": default, "lower": lower,
+               "upper": upper}
+    v, t = version("multiple_response", scoring=scoring), item_type("multiple_response")
+    t.validate_definition(v.interaction, v.key, v.scoring)
+    decl = Declaration("RESPONSE", "multiple", "identifier")
+    decl.has_mapping, decl.default, decl.lower, decl.upper = True, default, lower, upper
+    decl.entries = [(k, w, True) for k, w in weights.items()]
+    qti = map_response(decl, chosen or None)
+    assert t.score(v, chosen or None) == pytest.approx(min(2.0, max(0.0, qti)))

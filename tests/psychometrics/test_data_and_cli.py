@@ -20,6 +20,15 @@ from psychometrics.errors import ResponseDataError
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def calibrate_to_file(runner: CliRunner, path: Path) -> Path:
+    """Calibrate the responses CSV at ``path`` with the ``calibrate`` command into ``fit.json``
+    beside it (the ``--params`` file of the other commands)."""
+    fit_path = path.parent / "fit.json"
+    result = runner.invoke(main, ["calibrate", str(path), "--out", str(fit_path)])
+    assert result.exit_code == 0, result.output
+    return fit_path
+
+
 def write_csv(path, x, ids=None, person=True):
     ids = ids or [f"q{j + 1}" for j in range(x.shape[1])]
     lines = [",".join((["person_id"] if person else []) + ids)]
@@ -108,9 +117,8 @@ def test_bad_csv_exits_nonzero_with_position(tmp_path):
 def test_score_and_item_analysis_commands(tmp_path, sim):
     x, true = sim.dichotomous(300, 8, seed=33)
     path = write_csv(tmp_path / "r.csv", x)
-    fit_path = tmp_path / "fit.json"
     runner = CliRunner()
-    assert runner.invoke(main, ["calibrate", str(path), "--out", str(fit_path)]).exit_code == 0
+    fit_path = calibrate_to_file(runner, path)
     result = runner.invoke(main, ["score", str(path), "--params", str(fit_path), "--method", "wle"])
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
@@ -160,9 +168,8 @@ def test_python_dash_m_runs_in_a_real_process(tmp_path, sim):
 def test_conversion_table_equate_and_model_fit_commands(tmp_path, sim):
     x, _ = sim.dichotomous(500, 8, seed=35)
     path = write_csv(tmp_path / "r.csv", x)
-    fit_path = tmp_path / "fit.json"
     runner = CliRunner()
-    assert runner.invoke(main, ["calibrate", str(path), "--out", str(fit_path)]).exit_code == 0
+    fit_path = calibrate_to_file(runner, path)
     args = ["conversion-table", str(fit_path), "--slope", "10", "--intercept", "50"]
     result = runner.invoke(main, args + ["--decimals", "0", "--scale-min", "30"])
     assert result.exit_code == 0, result.output

@@ -190,14 +190,22 @@ def test_anchor_restricts_the_matching_score():
         polytomous_dif(x, g, item_ids=list("abcdefgh"), anchor=["z"])
 
 
-def test_purification_drops_dif_items_from_the_anchor():
-    rng = np.random.default_rng(8)
-    n, j = 3000, 20
+def _rasch_dif_data(j: int, n_dif: int, shift: float, seed: int, n: int = 3000):
+    """Rasch responses of ``n`` persons in two halves (``g`` 0/1) to ``j`` items; the first
+    ``n_dif`` items are ``shift`` logits harder for the focal group (g == 1)."""
+    rng = np.random.default_rng(seed)
     theta = rng.normal(size=n)
     g = (rng.random(n) < 0.5).astype(int)
     b = np.tile(rng.normal(0, 1, j), (n, 1))
-    b[g == 1, :4] += 1.2  # four items against the focal group contaminate the total score
+    b[g == 1, :n_dif] += shift
     x = (rng.random((n, j)) < 1 / (1 + np.exp(-(theta[:, None] - b)))).astype(float)
+    return x, g
+
+
+def test_purification_drops_dif_items_from_the_anchor():
+    j = 20
+    # four items against the focal group contaminate the total score
+    x, g = _rasch_dif_data(j, n_dif=4, shift=1.2, seed=8)
     res = purify_dif(x, g, method="mantel-haenszel")
     assert set(res.flagged) >= {"item1", "item2", "item3", "item4"}
     assert not set(res.anchor) & {"item1", "item2", "item3", "item4"}
@@ -218,13 +226,7 @@ def test_purification_drops_dif_items_from_the_anchor():
 
 
 def test_select_anchor_picks_items_without_dif():
-    rng = np.random.default_rng(12)
-    n, j = 3000, 15
-    theta = rng.normal(size=n)
-    g = (rng.random(n) < 0.5).astype(int)
-    b = np.tile(rng.normal(0, 1, j), (n, 1))
-    b[g == 1, :3] += 1.0
-    x = (rng.random((n, j)) < 1 / (1 + np.exp(-(theta[:, None] - b)))).astype(float)
+    x, g = _rasch_dif_data(15, n_dif=3, shift=1.0, seed=12)
     anchor = select_anchor(x, g)
     assert len(anchor) == 3 and not set(anchor) & {"item1", "item2", "item3"}
     assert len(select_anchor(x, g, method="logistic", n_anchor=5)) == 5

@@ -188,6 +188,7 @@ def test_person_fit_command(tmp_path, sim):
     from click.testing import CliRunner
 
     from psychometrics.cli import main
+    from tests.psychometrics.test_data_and_cli import calibrate_to_file
 
     x, _ = sim.dichotomous(400, 12, seed=44)
     x[0] = (np.arange(12) % 2).astype(float)  # a Guttman-breaking pattern
@@ -195,9 +196,8 @@ def test_person_fit_command(tmp_path, sim):
     lines = ["person_id," + ",".join(f"q{j}" for j in range(12))]
     lines += [f"p{i}," + ",".join(str(int(v)) for v in row) for i, row in enumerate(x)]
     path.write_text("\n".join(lines) + "\n")
-    fit_path = tmp_path / "fit.json"
     runner = CliRunner()
-    assert runner.invoke(main, ["calibrate", str(path), "--out", str(fit_path)]).exit_code == 0
+    fit_path = calibrate_to_file(runner, path)
     result = runner.invoke(main, ["person-fit", str(path), "--params", str(fit_path)])
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)

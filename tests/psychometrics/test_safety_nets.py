@@ -19,6 +19,7 @@ from psychometrics.dif import logistic_dif, mantel_haenszel
 from psychometrics.errors import PsychometricsError
 from psychometrics.irt import estimation
 from psychometrics.scoring import theta_eap, theta_map, theta_mle, theta_wle
+from tests.psychometrics.test_data_and_cli import calibrate_to_file
 
 # the 6-person CSV of the audit: item q4 orders these persons perfectly
 SIX_PERSONS = "person_id,q1,q2,q3,q4\np1,1,1,0,1\np2,1,0,0,0\np3,0,0,1,0\np4,1,1,1,1\np5,0,1,0,0\np6,1,1,1,0\n"
@@ -131,9 +132,8 @@ def test_score_command_writes_null_for_a_person_with_no_response(tmp_path, sim):
     lines = ["q1,q2,q3,q4,q5"] + [",".join("" if np.isnan(v) else str(int(v)) for v in r) for r in x]
     path = tmp_path / "r.csv"
     path.write_text("\n".join(lines) + "\n")
-    fit_path = tmp_path / "fit.json"
     runner = CliRunner()
-    assert runner.invoke(main, ["calibrate", str(path), "--out", str(fit_path)]).exit_code == 0
+    fit_path = calibrate_to_file(runner, path)
     result = runner.invoke(main, ["score", str(path), "--params", str(fit_path), "--method", "mle"])
     assert result.exit_code == 0, result.output
     person = json.loads(result.stdout)["persons"][3]

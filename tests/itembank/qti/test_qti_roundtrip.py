@@ -260,6 +260,7 @@ def test_inline_map_response_with_a_repeated_key_imports_as_mapped():
     negative = _INLINE_MAP.replace('lower-bound="0"', 'lower-bound="-3"')
     outcome = read_package(negative.encode(), "negative.xml").items[0].outcome
     assert outcome.status == "skipped" and "scores in a way Microcred cannot" in outcome.reason
+    assert "['C'] earns -1 in the package, and 0" in outcome.reason, outcome.reason
 
 
 def test_a_mapping_with_lower_above_upper_is_refused_naming_the_bound():
