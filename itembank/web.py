@@ -47,11 +47,17 @@ def upload_media():
 
 @bp.get("/media/<sha256>")
 def media(sha256: str):
-    """A stored file, for signed-in users (candidates see item images). The bytes of an address
-    never change, so it is cached for good; the headers keep a browser from reading it as
-    anything but its sniffed type, or running it."""
+    """A stored file, for signed-in users: staff any, a candidate only the media of items on
+    their own attempts (another's is not found: hashes cannot be probed). The bytes of an
+    address never change, so it is cached for good; the headers keep a browser from reading it
+    as anything but its sniffed type, or running it."""
     if not current_user.is_authenticated:
         abort(404)
+    if getattr(current_user, "role", None) == "candidate":
+        from assessment.delivery.reads import media_on_own_attempts
+
+        if not media_on_own_attempts(db_session(), current_user.id, sha256):
+            abort(404)
     found = media_bytes(db_session(), sha256)
     if found is None:
         abort(404)

@@ -254,3 +254,28 @@ def response_stats(version_ids: Sequence[int] | None = None) -> Select:
     if version_ids is not None:
         query = query.where(ItemScore.item_version_id.in_(list(version_ids)))
     return query
+
+
+def media_on_own_attempts(session: Session, candidate_id: int, sha256: str) -> bool:
+    """Whether the stored media ``sha256`` is used by an item the candidate was given on one of
+    their own attempts (its stem, interaction or item set's stimulus names ``/media/<sha256>``):
+    a candidate sees the images and audio of their own questions, not the bank's."""
+    from itembank.models import Stimulus
+
+    needle = f"/media/{sha256}"
+    ids: set[int] = set()
+    for order in session.scalars(select(Attempt.item_order)
+                                 .where(Attempt.candidate_id == candidate_id)):
+        ids.update(int(v) for v in order or [])
+    if not ids:
+        return False
+    stimuli: set[int] = set()
+    for stem, interaction, stimulus_id in session.execute(
+            select(ItemVersion.stem, ItemVersion.interaction, ItemVersion.stimulus_id)
+            .where(ItemVersion.id.in_(ids))):
+        if needle in (stem or "") or needle in json.dumps(interaction or {}):
+            return True
+        if stimulus_id is not None:
+            stimuli.add(stimulus_id)
+    return bool(stimuli) and any(needle in (content or "") for content in session.scalars(
+        select(Stimulus.content).where(Stimulus.id.in_(stimuli))))

@@ -132,3 +132,26 @@ def test_upload_serve_and_preview_routes(client, make_user, signin, csrf_token, 
                   "key": {"correct": ["A"]}}):
         assert client.post("/api/bank/preview", json=junk,
                            headers={"X-CSRFToken": token}).status_code == 422
+
+
+def test_a_candidate_gets_only_the_media_of_items_on_their_own_attempts(app, make_user, signin,
+                                                                        db, build_exam):
+    from assessment.delivery import service
+    from itembank.media import media_url
+    from tests.delivery.test_browser_item_types import build_types_exam
+
+    types_exam = build_types_exam(db)  # its hotspot item shows a stored chart
+    other_exam = build_exam(db, code="OTHER")
+    chart = db.scalar(select(Media))
+    url = media_url(chart.sha256)
+    mine, other, idle = make_user("candidate"), make_user("candidate"), make_user("candidate")
+    service.start_attempt(db, mine, types_exam, grace_seconds=5)
+    service.start_attempt(db, other, other_exam, grace_seconds=5)
+    db.commit()
+    for user, status in ((mine, 200), (other, 404), (idle, 404),
+                         (make_user("proctor"), 200), (make_user("item_author"), 200)):
+        client = signin(app.test_client(), user)
+        response = client.get(url)
+        assert response.status_code == status, (user.role, user.email)
+        if status == 200:
+            assert response.headers["Content-Type"] == "image/png"
