@@ -34,6 +34,7 @@ from credentials.resolution import DatabaseResolver
 from credentials.verify import verify
 from microcred.db import utcnow
 from microcred.inputs import form_id, whole_number
+from microcred.pdf import html_to_pdf
 from microcred.records import Person, records
 from microcred.web import ApiError, db_session, form_page, role_required, runner_wiring
 
@@ -181,15 +182,13 @@ def badge_svg(public_id: str) -> Response:
 
 @bp.get("/badges/<public_id>/certificate.pdf")
 def badge_pdf(public_id: str) -> Response:
-    from weasyprint import HTML
-
     cred = _credential(public_id)
     context = _badge_context(cred)
     a = cred.achievement
     png = artwork.render_png(a.name, a.code, context["issuer"].get("name", ""))
     context["image_data"] = "data:image/png;base64," + base64.b64encode(png).decode()
     html = render_template("credentials/certificate.html", **context)
-    pdf = HTML(string=html, base_url=request.host_url).write_pdf()
+    pdf = html_to_pdf(html, base_url=request.host_url)
     return _download(pdf, "application/pdf", f"{a.code}-{public_id}.pdf")
 
 

@@ -18,6 +18,7 @@ from markupsafe import Markup
 
 from assessment.psych.charts import Chart
 from assessment.psych.report import ItemAnalysisReport
+from microcred.pdf import html_to_pdf
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 
@@ -43,9 +44,7 @@ def render_pdf_html(report: ItemAnalysisReport) -> str:
 
 
 def render_pdf(report: ItemAnalysisReport) -> bytes:
-    from weasyprint import HTML
-
-    return HTML(string=render_pdf_html(report), base_url=str(TEMPLATES)).write_pdf()
+    return html_to_pdf(render_pdf_html(report), base_url=str(TEMPLATES))
 
 
 def table_csv(report: ItemAnalysisReport, name: str) -> str:
