@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -33,7 +33,31 @@ class ParameterValues:
     standard_errors: dict[str, Any] = field(default_factory=dict)
 
 
-def current_parameters(session: Session, version_ids: Sequence[int]) -> dict[int, ItemParameter]:
+class CurrentParameters(Protocol):
+    """What a reader outside the bank may see of a current parameter row (read-only)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def item_version_id(self) -> int: ...
+    @property
+    def model(self) -> str: ...
+    @property
+    def a(self) -> float: ...
+    @property
+    def b(self) -> float | None: ...
+    @property
+    def c(self) -> float: ...
+    @property
+    def thresholds(self) -> list[Any] | None: ...
+    @property
+    def standard_errors(self) -> dict[str, Any]: ...
+    @property
+    def source(self) -> str: ...
+
+
+def current_parameters(session: Session, version_ids: Sequence[int]
+                       ) -> dict[int, CurrentParameters]:
     """The current (newest: highest id) ``ItemParameter`` row of each item version."""
     if not version_ids:
         return {}

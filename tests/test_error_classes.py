@@ -26,6 +26,8 @@ NOT_DOMAIN = {
     "assessment.config.ConfigError": "the operator's environment is wrong; the process stops",
     "assessment.demo_program.DemoError": "the demo seeding command failed",
     "microcred.db.ImmutableRowError": "code tried to edit an append-only row: a bug",
+    "microcred.jobs.JobError": "the job queue is unreachable or a job name is not registered: "
+                               "infrastructure, caught where a job is queued",
     "microcred.packages.RegistryError": "the installed packages are wired wrongly",
     "microcred.web.ApiError": "the HTTP edge's own response, not a domain condition",
     "proctoring.images.ProctoringKeyError": "the operator's image key is wrong or was changed",

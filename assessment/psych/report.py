@@ -32,8 +32,8 @@ from assessment.psych import charts
 from assessment.psych.item_statistics import ExamItemAnalysis, analyse_matrix
 from assessment.psych.response_matrix import ScoreMatrix, score_matrix, version_label
 from assessment.psych.results import counted_results
-from itembank.models import Form, ItemParameter
-from itembank.parameters import current_parameters
+from itembank.models import Form
+from itembank.parameters import CurrentParameters, current_parameters
 from microcred.db import utcnow
 from psychometrics import PsychometricsError, s_x2
 from psychometrics.dif import mantel_haenszel
@@ -304,7 +304,7 @@ def _preview(stem: str) -> str:
     return text if len(text) <= PREVIEW_LENGTH else text[: PREVIEW_LENGTH - 1].rstrip() + "…"
 
 
-def _irt_params(rows: dict[int, ItemParameter], matrix: ScoreMatrix
+def _irt_params(rows: dict[int, CurrentParameters], matrix: ScoreMatrix
                 ) -> tuple[list[int], ItemParameters | None]:
     """Columns with usable dichotomous current parameters, and those parameters."""
     cols, models, a, b, c = [], [], [], [], []
@@ -325,7 +325,7 @@ def _irt_params(rows: dict[int, ItemParameter], matrix: ScoreMatrix
 def report_from_matrix(
     scope: ReportScope,
     matrix: ScoreMatrix,
-    param_rows: dict[int, ItemParameter],
+    param_rows: dict[int, CurrentParameters],
     *,
     first_result: dt.datetime | None = None,
     last_result: dt.datetime | None = None,
@@ -335,7 +335,7 @@ def report_from_matrix(
     with_charts: bool = True,
 ) -> ItemAnalysisReport:
     """The report of a score matrix already read (``build_report``; the bench builds one from a
-    simulated matrix). ``param_rows``: version id -> current ``ItemParameter``."""
+    simulated matrix). ``param_rows``: version id -> current parameter row."""
     exam = scope.exam
     analysis: ExamItemAnalysis = analyse_matrix(exam, matrix)
     notes: list[str] = []
