@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from psychometrics.calibration import _num
 from psychometrics.errors import PsychometricsError
 from psychometrics.irt.models import ItemParameters
 from psychometrics.scoring import _check_inputs, score
@@ -193,10 +194,6 @@ class PersonFit:
             "persons": [self.row(i) for i in range(len(self.flags))],
             "flagged": self.flagged,
         }
-
-
-def _num(v) -> float | None:
-    return float(v) if np.isfinite(v) else None
 
 
 def _theta_for(x, params, theta, method) -> np.ndarray:
