@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from assessment.delivery.models import Attempt, ItemScore, Result
+from tests.runner_pages import signin, start
 
 PASSWORD = "correct horse battery staple"
 pytestmark = [pytest.mark.browser,
@@ -122,16 +123,8 @@ def test_every_item_type_by_keyboard_restored_scored_and_axe_clean(page, live_se
             if r.status >= 400 and "favicon" not in r.url else None)
     page.set_default_timeout(10_000)
     base = live_server.url
-    page.goto(base + "/signin")
-    page.fill("#email", candidate.email)
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(re.compile(r"/exams$|/$"))
-    page.goto(f"{base}/exams/{exam.code}")
-    page.get_by_label("I have read and accept the candidate agreement.").check()
-    page.get_by_role("button", name="Start the exam").click()
-    page.wait_for_url(re.compile(r"/attempts/\d+$"))
-    attempt_id = int(page.url.rsplit("/", 1)[1])
+    signin(page, base, candidate.email)
+    attempt_id = start(page, base, exam)
     problems: list[str] = []
     heading = page.locator("#question-heading")
 
@@ -273,16 +266,8 @@ def test_a_refused_save_shows_beside_the_answer_and_is_not_counted(page, live_se
     page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
     page.set_default_timeout(10_000)
     base = live_server.url
-    page.goto(base + "/signin")
-    page.fill("#email", candidate.email)
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(re.compile(r"/exams$|/$"))
-    page.goto(f"{base}/exams/{exam.code}")
-    page.get_by_label("I have read and accept the candidate agreement.").check()
-    page.get_by_role("button", name="Start the exam").click()
-    page.wait_for_url(re.compile(r"/attempts/\d+$"))
-    attempt_id = int(page.url.rsplit("/", 1)[1])
+    signin(page, base, candidate.email)
+    attempt_id = start(page, base, exam)
     page.locator("#question-heading").focus()
     _next(page, 2)
     number = page.get_by_label("Your answer to question 2 (a number, in mg)")
