@@ -253,14 +253,20 @@ def add_to_form(session: Session, form: Form, version: ItemVersion, *,
     return row
 
 
-def remove_from_form(session: Session, form: Form, version_id: int) -> None:
-    """Take a version off the draft ``form``; the items after it move up one place."""
-    _require_draft(form)
+def _placed(session: Session, form: Form, version_id: int) -> FormItem:
+    """The row placing ``version_id`` on ``form``, or a FormError naming the field."""
     row = session.scalar(select(FormItem).where(FormItem.form_id == form.id,
                                                 FormItem.item_version_id == version_id))
     if row is None:
         raise FormError(f"form {form.code} does not hold item version {version_id}",
                         field="item_version_id")
+    return row
+
+
+def remove_from_form(session: Session, form: Form, version_id: int) -> None:
+    """Take a version off the draft ``form``; the items after it move up one place."""
+    _require_draft(form)
+    row = _placed(session, form, version_id)
     gone = row.position
     session.delete(row)
     session.flush()
@@ -275,11 +281,7 @@ def remove_from_form(session: Session, form: Form, version_id: int) -> None:
 def set_scored(session: Session, form: Form, version_id: int, scored: bool) -> None:
     """Make a placed version a scored item or an unscored pretest item."""
     _require_draft(form)
-    row = session.scalar(select(FormItem).where(FormItem.form_id == form.id,
-                                                FormItem.item_version_id == version_id))
-    if row is None:
-        raise FormError(f"form {form.code} does not hold item version {version_id}",
-                        field="item_version_id")
+    row = _placed(session, form, version_id)
     version = session.get(ItemVersion, version_id)
     why = deliverable_for(version, scored=scored)
     if why:
