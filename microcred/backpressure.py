@@ -25,8 +25,6 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from werkzeug.wsgi import ClosingIterator
-
 #: API requests in flight per process (``MICROCRED_MAX_IN_FLIGHT``; 0: no limit)
 DEFAULT_LIMIT = 24
 #: what a turned-away client is told to wait, in seconds (``MICROCRED_RETRY_AFTER_SECONDS``)
@@ -66,10 +64,11 @@ class InFlightLimit:
         with self._lock:
             self.in_flight += 1
         try:
-            return ClosingIterator(self.app(environ, start_response), self._release)
-        except BaseException:
+            # the slot is given back when the app has made its response: what is left (sending
+            # it) waits on the network, not on the CPU or the database
+            return self.app(environ, start_response)
+        finally:
             self._release()
-            raise
 
     def _release(self) -> None:
         with self._lock:

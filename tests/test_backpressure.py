@@ -66,6 +66,7 @@ def test_pages_are_not_limited():
 
 
 def test_slots_are_freed_after_an_exception_and_an_unread_response():
+    """Given back as soon as the app has made its response, read or not."""
     app, release, _ = _blocking_app()
     release.set()
     limited = InFlightLimit(app, limit=1)
