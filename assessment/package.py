@@ -8,7 +8,7 @@ PACKAGE = Package(
     name="assessment",
     order=0,
     models=("assessment.users", "assessment.signin_throttle", "assessment.exams",
-            "assessment.delivery.models", "assessment.psych.runs"),
+            "assessment.delivery.models", "assessment.psych.runs", "assessment.psych.studies"),
     migrations="migrations/versions",
     receivers="assessment.delivery.service:connect_receivers",
     records="assessment.records:RECORDS",
