@@ -161,6 +161,8 @@ def test_angoff_round_reproduces_shrout_fleiss_agreement_and_the_hand_worked_cut
     propose = re.search(r'href="(/psych/exams/SS/cuts\?theta=[^"]+)"', html).group(1)
     assert propose.endswith(f"&amp;study={study_id}")
     assert f"theta={rec['theta_cut']:.4f}" in propose
+    adoption = fac.get(html_text.unescape(propose))  # the cuts page shows where it came from
+    assert adoption.status_code == 200 and "angoff study" in _text(adoption)
     # every panelist's cut is the facilitator's to see (sums 4.6, 1.5, 2.6, 4.0)
     cuts = re.search(r'id="panelist-cuts">(.*?)</table>', html, re.DOTALL).group(1)
     for name, cut in zip((p.display_name for p in panelists), ("4.600", "1.500", "2.600", "4.000")):

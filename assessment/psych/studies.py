@@ -642,3 +642,14 @@ def progress_counts(session: Session, study: Study, rnd: StudyRound) -> dict[int
     return dict(session.execute(
         select(StudyJudgment.panelist_id, func.count(func.distinct(StudyJudgment.round_id)))
         .where(StudyJudgment.round_id == rnd.id).group_by(StudyJudgment.panelist_id)).all())
+
+
+def study_recommendation(session: Session, study_id: int) -> dict[str, Any] | None:
+    """The study's recommended cut for the adoption page (see
+    :func:`assessment.psych.study_results.study_recommendation`; ``theta`` repeats
+    ``theta_cut``), or None when there is no such study."""
+    from assessment.psych.study_results import study_recommendation as recommend
+
+    if session.get(Study, study_id) is None:
+        return None
+    return recommend(session, study_id)

@@ -404,7 +404,8 @@ def observed_fail_curve(outcome: StudyOutcome) -> tuple[list[float], list[float]
 
 def study_recommendation(session: Session, study_id: int) -> dict[str, Any]:
     """Where a study's recommended cut stands, for the adoption page: ``{"study", "title",
-    "exam", "method", "round", "raw_cut", "raw_se", "theta_cut", "theta_se", "percent",
+    "exam", "method", "round", "raw_cut", "raw_se", "theta_cut" (also as "theta"), "theta_se",
+    "percent",
     "pass_rate", "n_judges", "reference_form", "status"}``; cut fields None when the study has no
     closed round with a cut yet."""
     study = get_study(session, study_id)
@@ -414,11 +415,12 @@ def study_recommendation(session: Session, study_id: int) -> dict[str, Any]:
         "study": study.id, "title": study.title, "exam": study.exam.code,
         "method": study.method, "method_name": study.method_name, "status": study.status,
         "reference_form": study.reference_form.code, "round": None, "raw_cut": None,
-        "raw_se": None, "theta_cut": None, "theta_se": None, "percent": None, "pass_rate": None,
+        "raw_se": None, "theta_cut": None, "theta": None, "theta_se": None, "percent": None,
+        "pass_rate": None,
         "n_judges": 0,
     }
     if rec is not None:
         doc.update(round=rec.number, raw_cut=rec.raw_cut, raw_se=rec.raw_se,
-                   theta_cut=rec.theta_cut, theta_se=rec.theta_se, percent=rec.percent,
+                   theta_cut=rec.theta_cut, theta=rec.theta_cut, theta_se=rec.theta_se, percent=rec.percent,
                    pass_rate=rec.pass_rate, n_judges=rec.n_judges)
     return doc

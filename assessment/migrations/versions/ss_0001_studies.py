@@ -2,7 +2,7 @@
 and candidate classifications (assessment.psych.studies)
 
 Revision ID: ss_0001_studies
-Revises: 0007_run_ctt
+Revises: ct0001_cut_adoptions
 Create Date: 2026-11-26 17:47:18.960667
 """
 import sqlalchemy as sa
@@ -11,7 +11,7 @@ from alembic import op
 import microcred.db
 
 revision = 'ss_0001_studies'
-down_revision = '0007_run_ctt'
+down_revision = 'ct0001_cut_adoptions'
 branch_labels = None
 depends_on = None
 
