@@ -2,7 +2,7 @@
 could not finalize (failures, backoff).
 
 Revision ID: sw0001_sweeper
-Revises: 0007_run_ctt
+Revises: ct0001_cut_adoptions
 Create Date: 2026-11-26 18:05:00
 """
 import sqlalchemy as sa
@@ -11,7 +11,7 @@ from alembic import op
 import microcred.db
 
 revision = 'sw0001_sweeper'
-down_revision = '0007_run_ctt'
+down_revision = 'ct0001_cut_adoptions'
 branch_labels = None
 depends_on = None
 
