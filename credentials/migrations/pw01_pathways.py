@@ -2,7 +2,7 @@
 completions, LMS tokens; every existing N-of-M stack becomes its rule
 
 Revision ID: pw01_pathways
-Revises: cbj01_issuances
+Revises: rn01_renewals
 Create Date: 2026-11-26 18:00:00
 """
 import datetime as dt
@@ -13,7 +13,7 @@ from alembic import op
 import microcred.db
 
 revision = 'pw01_pathways'
-down_revision = 'cbj01_issuances'
+down_revision = 'rn01_renewals'
 branch_labels = None
 depends_on = None
 
