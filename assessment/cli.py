@@ -376,7 +376,8 @@ def user() -> None:
 @click.option("--email", required=True)
 @click.option("--name", "display_name", required=True)
 @click.option("--role", required=True,
-              type=click.Choice(["candidate", "proctor", "psychometrician", "admin", "item_author"]))
+              type=click.Choice(["candidate", "proctor", "psychometrician", "admin", "item_author",
+                                 "panelist"]))
 @click.password_option(help="At least 8 characters, hard to guess (prompted when absent).")
 def user_add(email: str, display_name: str, role: str, password: str) -> None:
     """Add a user."""

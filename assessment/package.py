@@ -9,7 +9,7 @@ PACKAGE = Package(
     order=0,
     models=("assessment.users", "assessment.signin_throttle", "assessment.exams",
             "assessment.delivery.models", "assessment.psych.runs",
-            "assessment.psych.cuts"),
+            "assessment.psych.cuts", "assessment.psych.studies"),
     migrations="migrations/versions",
     receivers="assessment.delivery.service:connect_receivers",
     records="assessment.records:RECORDS",
