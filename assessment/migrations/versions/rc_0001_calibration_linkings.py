@@ -2,7 +2,7 @@
 the anchors used and excluded, and whether the estimates were placed on the bank's scale
 
 Revision ID: rc_0001_calibration_linkings
-Revises: sw0001_sweeper
+Revises: ss_0001_studies
 Create Date: 2026-11-26 18:00:00
 """
 import sqlalchemy as sa
@@ -11,7 +11,7 @@ from alembic import op
 import microcred.db
 
 revision = 'rc_0001_calibration_linkings'
-down_revision = 'sw0001_sweeper'
+down_revision = 'ss_0001_studies'
 branch_labels = None
 depends_on = None
 
