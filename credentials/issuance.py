@@ -262,6 +262,38 @@ def latest_credential(session: Session, holder_id: int,
         .order_by(Credential.id.desc()).limit(1))
 
 
+def credentials_of_results(session: Session, result_ids: list[int]) -> list[Credential]:
+    """The credentials issued on any of ``result_ids`` (an attempt's results: a rescoring
+    supersedes the one a badge was issued on), oldest first."""
+    if not result_ids:
+        return []
+    return list(session.scalars(select(Credential).where(Credential.result_id.in_(result_ids))
+                                .order_by(Credential.id)))
+
+
+def exam_earns_credential(session: Session, exam_id: int) -> bool:
+    """Whether a released pass of the exam earns (or renews) an active achievement."""
+    return session.scalar(select(Achievement.id).where(
+        or_(Achievement.exam_id == exam_id, Achievement.recertification_exam_id == exam_id),
+        Achievement.active.is_(True)).limit(1)) is not None
+
+
+def revoke_for_results(session: Session, cfg: CredentialConfig, result_ids: list[int], *,
+                       reason: str, by_user_id: int | None) -> list[int]:
+    """Revoke, with ``reason``, every credential issued on ``result_ids`` that is not revoked
+    yet (a result rescored into a fail); returns the ids revoked now. Running it again revokes
+    nothing more."""
+    from credentials.revocation import revoke, status_of
+
+    revoked = []
+    for credential in credentials_of_results(session, result_ids):
+        if status_of(session, credential).revoked:
+            continue
+        revoke(session, cfg, credential, reason=reason, by_user_id=by_user_id)
+        revoked.append(credential.id)
+    return revoked
+
+
 def _exam_evidence(session: Session, released: ReleasedResult,
                    recert_of: Credential | None) -> list[openbadge.EvidenceInfo]:
     def name_of(user_id: int) -> str | None:
