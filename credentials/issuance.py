@@ -34,7 +34,7 @@ from microcred import signals
 from microcred.db import utcnow
 from microcred.inputs import InvalidInput, add_days, http_url
 from microcred.jobs import enqueue_after_commit
-from microcred.records import Person, ReleasedResult, records
+from microcred.records import Person, ReleasedResult, ScoreScale, records
 
 #: A credential may be valid for at most a century: longer is a typo, and it keeps every
 #: expiry date far from datetime's year-9999 limit.
@@ -53,15 +53,20 @@ def achievement_url(cfg: CredentialConfig, achievement: Achievement) -> str:
     return cfg.url(f"/achievements/{achievement.code}")
 
 
-def achievement_info(session: Session, cfg: CredentialConfig,
-                     achievement: Achievement) -> openbadge.AchievementInfo:
-    """The OB 3.0 Achievement: alignment to the exam blueprint's domains, the pass mark."""
+def achievement_info(session: Session, cfg: CredentialConfig, achievement: Achievement,
+                     scale: ScoreScale | None = None) -> openbadge.AchievementInfo:
+    """The OB 3.0 Achievement: alignment to the exam blueprint's domains, the score a pass
+    needs on its scale: ``scale`` (the scale the credential's result was reported on), else
+    the exam's (its adopted cut's scale score, or its pass percent without a cut)."""
     url = achievement_url(cfg, achievement)
     domains: list[openbadge.Domain] = []
     required = exam_title = None
     exam = records().exam(session, achievement.exam_id) if achievement.exam_id else None
     if exam is not None:
-        required, exam_title = exam.pass_percent, exam.title
+        scale = scale or exam.reported_scale
+        exam_title = exam.title
+    if scale is not None:
+        required = scale.passing
         domains = [openbadge.Domain(d.code, d.name, d.description, f"{url}#domain-{d.code}")
                    for d in exam.domains]
     domains += [openbadge.Domain(a["code"], a["name"], a.get("description", ""),
@@ -73,6 +78,8 @@ def achievement_info(session: Session, cfg: CredentialConfig,
         image=f"{url}/image.png", achievement_type=achievement.achievement_type,
         domains=domains, required_score=required, exam_title=exam_title,
         tags=list(achievement.tags or []),
+        **({"score_min": scale.lower, "score_max": scale.upper, "score_kind": scale.kind}
+           if scale is not None else {}),
     )
 
 
@@ -201,7 +208,7 @@ def issue(
     session: Session, cfg: CredentialConfig, *, achievement: Achievement, holder: Any,
     kind: str, evidence: list[openbadge.EvidenceInfo], result_id: int | None = None,
     score: float | None = None, supersedes: Credential | None = None,
-    now: dt.datetime | None = None,
+    now: dt.datetime | None = None, scale: ScoreScale | None = None,
 ) -> Credential:
     """Build, sign and store one credential for ``holder`` (a :class:`~microcred.records.Person`,
     or anything with its ``id`` and ``email``)."""
@@ -219,7 +226,7 @@ def issue(
     unsigned = openbadge.build_credential(
         credential_id=credential_id,
         issuer=issuers.issuer_info(cfg, issuer, key),
-        achievement=achievement_info(session, cfg, achievement),
+        achievement=achievement_info(session, cfg, achievement, scale),
         valid_from=dataintegrity.xsd_datetime(now),
         valid_until=dataintegrity.xsd_datetime(valid_until) if valid_until else None,
         identifier=openbadge.identity_object(holder.email, openbadge.new_salt()),
@@ -303,8 +310,8 @@ def _exam_evidence(session: Session, released: ReleasedResult,
     exam = released.exam
     items = [exam_evidence(
         exam_title=exam.title, exam_code=exam.code, program_name=exam.program_name or None,
-        passed_on=released.scored_at.date().isoformat(), percent=released.percent,
-        pass_percent=released.pass_percent, proctored=released.proctored,
+        passed_on=released.scored_at.date().isoformat(), score=released.reported_score,
+        scale=released.reported_scale, proctored=released.proctored,
         proctoring=released.proctoring, name_of=name_of)]
     if recert_of is not None:
         items.append(openbadge.EvidenceInfo(
@@ -336,7 +343,8 @@ def issue_for_result(session: Session, cfg: CredentialConfig,
             if kind == "recertification" else None
         issued.append(issue(
             session, cfg, achievement=achievement, holder=holder, result_id=released.result_id,
-            kind=kind if previous else "exam", score=released.percent, supersedes=previous,
+            kind=kind if previous else "exam", score=released.reported_score,
+            scale=released.reported_scale, supersedes=previous,
             evidence=_exam_evidence(session, released, previous)))
     if issued:
         from credentials import stacks
