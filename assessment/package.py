@@ -9,7 +9,7 @@ PACKAGE = Package(
     order=0,
     models=("assessment.users", "assessment.signin_throttle", "assessment.exams",
             "assessment.delivery.models", "assessment.psych.runs",
-            "assessment.candidate_attributes"),
+            "assessment.psych.cuts", "assessment.candidate_attributes"),
     migrations="migrations/versions",
     receivers="assessment.delivery.service:connect_receivers",
     records="assessment.records:RECORDS",

@@ -114,6 +114,21 @@ class Result(Base):
     domain_scores: Mapped[list[Any]]
     theta: Mapped[float | None]
     theta_se: Mapped[float | None]
+    #: how the pass/fail decision was made (``assessment.psych.cuts_scoring``): ``percent``
+    #: (the exam's pass percent: no cut adopted), ``irt`` (EAP ``theta`` against the adopted
+    #: theta cut) or ``number_correct`` (``raw_score`` against the form's ``raw_cut``)
+    scoring_rule: Mapped[str] = mapped_column(String(20), default="percent",
+                                              server_default="percent")
+    #: the adopted cut applied (None: the percent rule)
+    cut_adoption_id: Mapped[int | None] = mapped_column(ForeignKey("cut_adoptions.id"))
+    #: the approved calibration run and the parameter rows scored with
+    #: (``{item_version_id: ItemParameter id}``), so the decision can be reproduced
+    calibration_run_id: Mapped[int | None] = mapped_column(ForeignKey("calibration_runs.id"))
+    parameter_ids: Mapped[dict[str, Any] | None] = mapped_column(type_=JSON)
+    #: the form's raw cut under the adopted cut (None: the percent rule)
+    raw_cut: Mapped[float | None]
+    #: the reported scale score (None: the percent rule, which has no scale)
+    scale_score: Mapped[float | None]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     attempt: Mapped[Attempt] = relationship(back_populates="results")

@@ -105,7 +105,9 @@ def _rescore_chunk(session: Session, result_ids: list[int], report: RescoreRepor
     if missing:
         views.update(scoring_views(session, session.scalars(
             select(ItemVersion).where(ItemVersion.id.in_(missing)))))
-    from assessment.delivery.service import score_responses
+    from assessment.delivery.service import score_responses, scored_items
+    from assessment.psych.cuts import CutAdoption
+    from assessment.psych.cuts_scoring import judge
 
     for old, attempt in rows:
         exam = exams.get(attempt.exam_id) or exams.setdefault(
@@ -122,9 +124,13 @@ def _rescore_chunk(session: Session, result_ids: list[int], report: RescoreRepor
         if unchanged:
             continue
         new.attempt_id, new.supersedes_id, new.rekey_id = attempt.id, old.id, rekey_id
-        # (a rescore is judged against the pass mark the result was given)
-        new.pass_percent = old.pass_percent
-        new.passed = new.percent >= old.pass_percent
+        # a rescore is judged by the rule the result was given: its pass mark, or its cut
+        if old.cut_adoption_id is None:
+            new.pass_percent = old.pass_percent
+            new.passed = new.percent >= old.pass_percent
+        else:
+            judge(session, exam, attempt.form_id, scored_items(scores),
+                  adoption=session.get(CutAdoption, old.cut_adoption_id)).apply_to(new)
         session.add(new)
         session.flush()
         for s in scores:

@@ -34,6 +34,7 @@ from assessment.delivery.models import (
 from assessment.delivery.reads import current_result, result_summary
 from assessment.delivery.timing import Clock, clock
 from assessment.exams import Exam, ExamForm, loft_target, window_refusal
+from assessment.psych.cuts_scoring import judge
 from assessment.users import User, time_multiplier_for
 from itembank.exposure import record_delivery
 from itembank.forms import unscored_versions
@@ -502,6 +503,9 @@ def _score(session: Session, attempt: Attempt) -> Result:
     result, scores = score_responses(session, exam, attempt.item_order,
                                      {vid: save.value for vid, save in saves.items()},
                                      unscored=unscored_versions(session, attempt.form_id))
+    # the decision under the exam's cut standing now (a cut adopted later changes it only
+    # through a recorded cut rescoring: assessment.delivery.rescore)
+    judge(session, exam, attempt.form_id, scored_items(scores)).apply_to(result)
     result.attempt_id = attempt.id
     session.add(result)
     session.flush()
@@ -574,8 +578,16 @@ def score_responses(session: Session, exam: Exam, item_order: list[int],
         domain_scores=[d for d in domains.values() if d["items"]],
         theta=None,
         theta_se=None,
+        scoring_rule="percent",
     )
     return result, scores
+
+
+def scored_items(scores: list[ItemScore]) -> list[tuple[int, float, float]]:
+    """``(item_version_id, score, max_score)`` of the items that count (not pretest), in
+    form order: what :func:`assessment.psych.cuts_scoring.judge` decides on."""
+    return [(s.item_version_id, float(s.score), float(s.max_score)) for s in scores
+            if s.scored is not False]
 
 
 def _release(

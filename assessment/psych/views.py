@@ -426,3 +426,7 @@ def _download(body: bytes, mimetype: str, filename: str) -> Response:
 
 
 bp.add_app_template_global(chart_img, "chart_img")
+
+
+# the cut adoption and cut rescoring pages register on this blueprint
+from assessment.psych import cuts_views  # noqa: E402,F401
