@@ -25,6 +25,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # no display, ever: charts are drawn in web workers and the CLI
 
+import matplotlib.patches
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -317,6 +318,76 @@ def score_histogram(
         passing = sum(c for s, c in zip(scores, counts) if s >= cut)
         desc += f" Cut at {cut:g}: {passing} of {n} at or above it."
     return _svg(fig, title, desc)
+
+
+def hofstee_chart(
+    scores: Sequence[float], fail_rates: Sequence[float], *, c_min: float, c_max: float,
+    f_min: float, f_max: float, cut: float | None, max_score: float,
+) -> Chart:
+    """Hofstee's compromise: the observed fail rate at each raw cut, the panel's line from
+    (c_min, f_max) to (c_max, f_min) inside its rectangle, and the cut where they meet.
+    Fail rates are proportions."""
+    x = np.asarray(scores, float)
+    f = 100 * np.asarray(fail_rates, float)
+    with plt.rc_context(STYLE):
+        fig, ax = _figure(5.6, 3.2)
+        ax.plot(x, f, color=COLOURS[0], lw=1.8, marker="o", ms=3, label="observed fail rate")
+        ax.add_patch(matplotlib.patches.Rectangle(
+            (c_min, 100 * f_min), c_max - c_min, 100 * (f_max - f_min), fill=False,
+            ec=COLOURS[6], ls=":", lw=1.0))
+        ax.plot([c_min, c_max], [100 * f_max, 100 * f_min], color=COLOURS[1], ls="--", lw=1.6,
+                label="panel's line")
+        if cut is not None and np.isfinite(cut):
+            ax.axvline(cut, color=COLOURS[2], ls="-.", lw=1.4)
+            ax.annotate(f"cut {cut:.2f}", (cut, 96), xytext=(3, 0), textcoords="offset points",
+                        color=COLOURS[2], fontsize=8)
+        ax.set_xlim(-0.5, max_score + 0.5)
+        ax.set_ylim(0, 100)
+        ax.set_xlabel("raw cut score")
+        ax.set_ylabel("fail rate (%)")
+        ax.legend(loc="lower right", frameon=False, fontsize=7)
+    desc = (f"The panel accepts cuts from {c_min:.2f} to {c_max:.2f} and fail rates from"
+            f" {100 * f_min:.0f}% to {100 * f_max:.0f}%. Observed fail rate by cut: "
+            + ", ".join(f"{s:g}: {v:.0f}%" for s, v in zip(x, f)) + ".")
+    if cut is not None and np.isfinite(cut):
+        desc += f" The line meets the curve at a cut of {cut:.2f}."
+    return _svg(fig, "Hofstee compromise", desc)
+
+
+def beuk_chart(
+    scores: Sequence[float], pass_rates: Sequence[float], *, panel_cuts: Sequence[float],
+    panel_pass_rates: Sequence[float], mean_cut: float, mean_pass_rate: float, slope: float,
+    cut: float | None, max_score: float,
+) -> Chart:
+    """Beuk's compromise: the observed pass rate at each raw cut, the panelists' judgments, the
+    line through their means with slope SD(pass rates)/SD(cuts), and the cut where they meet.
+    Pass rates are proportions."""
+    x = np.asarray(scores, float)
+    p = 100 * np.asarray(pass_rates, float)
+    with plt.rc_context(STYLE):
+        fig, ax = _figure(5.6, 3.2)
+        ax.plot(x, p, color=COLOURS[0], lw=1.8, marker="o", ms=3, label="observed pass rate")
+        ax.scatter(panel_cuts, 100 * np.asarray(panel_pass_rates, float), color=COLOURS[4],
+                   marker="s", s=18, zorder=3, label="panelists' judgments")
+        xs = np.array([0.0, max_score])
+        ax.plot(xs, 100 * (mean_pass_rate + slope * (xs - mean_cut)), color=COLOURS[1], ls="--",
+                lw=1.6, label="panel's line")
+        if cut is not None and np.isfinite(cut):
+            ax.axvline(cut, color=COLOURS[2], ls="-.", lw=1.4)
+            ax.annotate(f"cut {cut:.2f}", (cut, 96), xytext=(3, 0), textcoords="offset points",
+                        color=COLOURS[2], fontsize=8)
+        ax.set_xlim(-0.5, max_score + 0.5)
+        ax.set_ylim(0, 100)
+        ax.set_xlabel("raw cut score")
+        ax.set_ylabel("pass rate (%)")
+        ax.legend(loc="lower left", frameon=False, fontsize=7)
+    desc = (f"Panel mean cut {mean_cut:.2f} with mean expected pass rate"
+            f" {100 * mean_pass_rate:.0f}%, line slope {100 * slope:.1f} points of pass rate per"
+            " score point. Observed pass rate by cut: "
+            + ", ".join(f"{s:g}: {v:.0f}%" for s, v in zip(x, p)) + ".")
+    if cut is not None and np.isfinite(cut):
+        desc += f" The line meets the curve at a cut of {cut:.2f}."
+    return _svg(fig, "Beuk compromise", desc)
 
 
 #: Charts drawn by :func:`draw_many`, by name (a request names the function, so it pickles).

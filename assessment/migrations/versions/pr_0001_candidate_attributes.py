@@ -2,7 +2,7 @@
 changed or withdrawn value is a new row)
 
 Revision ID: pr_0001_candidate_attributes
-Revises: ct0001_cut_adoptions
+Revises: ss_0001_studies
 Create Date: 2026-11-26 18:00:00
 """
 import sqlalchemy as sa
@@ -11,7 +11,7 @@ from alembic import op
 import microcred.db
 
 revision = 'pr_0001_candidate_attributes'
-down_revision = 'ct0001_cut_adoptions'
+down_revision = 'ss_0001_studies'
 branch_labels = None
 depends_on = None
 
