@@ -2,7 +2,7 @@
 changed or withdrawn value is a new row)
 
 Revision ID: pr_0001_candidate_attributes
-Revises: ss_0001_studies
+Revises: rc_0001_calibration_linkings
 Create Date: 2026-11-26 18:00:00
 """
 import sqlalchemy as sa
@@ -11,7 +11,7 @@ from alembic import op
 import microcred.db
 
 revision = 'pr_0001_candidate_attributes'
-down_revision = 'ss_0001_studies'
+down_revision = 'rc_0001_calibration_linkings'
 branch_labels = None
 depends_on = None
 
