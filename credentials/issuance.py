@@ -106,7 +106,11 @@ def create_achievement(session: Session, cfg: CredentialConfig, *, code: str, na
         if exam_ref is not None and records().exam(session, exam_ref) is None:
             raise IssuanceError(f"{field}: there is no exam {exam_ref}")
     is_stack = bool(stack_components)
+    rule = None
     if is_stack:
+        from credentials import pathway_rules
+        from credentials.pathways import Elective, Ref, Rule
+
         if exam_id:
             raise IssuanceError("a stack is earned by its components, not by an exam")
         missing = [c for c in stack_components if session.scalar(
@@ -117,6 +121,13 @@ def create_achievement(session: Session, cfg: CredentialConfig, *, code: str, na
         if not 1 <= required <= len(stack_components):
             raise IssuanceError(
                 f"a stack needs between 1 and {len(stack_components)} components, not {required}")
+        refs = tuple(Ref("credential", c) for c in stack_components)
+        rule = Rule(required=refs) if required == len(refs) else \
+            Rule(electives=(Elective(required, refs),))
+        try:
+            pathway_rules.validate(pathway_rules.Catalog.load(session), rule)
+        except pathway_rules.RuleError as exc:
+            raise IssuanceError(exc.message) from None
         criteria = criteria or (
             f"Earn {required} of these {len(stack_components)} credentials: "
             + ", ".join(stack_components) + ".")
@@ -133,6 +144,10 @@ def create_achievement(session: Session, cfg: CredentialConfig, *, code: str, na
     )
     session.add(achievement)
     session.flush()
+    if rule is not None:
+        from credentials import pathway_rules
+
+        pathway_rules.save(session, rule, achievement=achievement)
     return achievement
 
 
@@ -347,9 +362,9 @@ def issue_for_result(session: Session, cfg: CredentialConfig,
             scale=released.reported_scale, supersedes=previous,
             evidence=_exam_evidence(session, released, previous)))
     if issued:
-        from credentials import stacks
+        from credentials import pathways
 
-        issued += stacks.award_completed_stacks(session, cfg, holder)
+        issued += pathways.award_completed(session, cfg, holder)
     return issued
 
 

@@ -18,7 +18,9 @@ from microcred.db import Base, append_only, utcnow
 
 class Attempt(Base):
     __tablename__ = "attempts"
-    __table_args__ = (Index("ix_attempts_status_candidate", "status", "candidate_id"),)
+    __table_args__ = (Index("ix_attempts_status_candidate", "status", "candidate_id"),
+                      # the sweeper finds in-progress attempts that may have run out by this
+                      Index("ix_attempts_status_started", "status", "started_at"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     candidate_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
@@ -200,3 +202,17 @@ class ResultRelease(Base):
 
 
 append_only(ResultRelease)
+
+
+class SweepFailure(Base):
+    """An attempt the sweeper could not finalize: how often it failed, why last, and when the
+    sweeper may try it again (backing off, so a broken attempt is neither retried every sweep
+    nor forgotten). Bookkeeping, not evidence: updated in place, deleted once it finalizes."""
+
+    __tablename__ = "attempt_sweep_failures"
+
+    attempt_id: Mapped[int] = mapped_column(ForeignKey("attempts.id"), primary_key=True)
+    failures: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    failed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    retry_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -625,31 +625,12 @@ def _on_review_decided(sender: Any, *, session: Session, attempt_id: int, verdic
 
 
 def sweep(session: Session, *, grace_seconds: float, now: dt.datetime | None = None) -> list[int]:
-    """Finalize every in-progress attempt whose time has run out. Returns their ids.
+    """Finalize every in-progress attempt whose time has run out; returns their ids. Each in a
+    transaction of its own; one that fails is logged, recorded and retried after a backoff
+    (``assessment.delivery.sweeper``, which says how it scales)."""
+    from assessment.delivery.sweeper import sweep as sweep_attempts
 
-    Each attempt is finalized, with its receivers, in a transaction of its own: the sweep
-    commits as it goes. An attempt whose finalization fails (a receiver that raises, say) is
-    rolled back, logged with its id and left for the next sweep, and the sweep goes on: one
-    attempt must not keep the ones behind it from finalizing, sweep after sweep."""
-    now = now or utcnow()
-    done = []
-    ids = list(session.scalars(select(Attempt.id).where(Attempt.status == "in_progress")
-                               .order_by(Attempt.id)))
-    for attempt_id in ids:
-        try:
-            attempt = session.get(Attempt, attempt_id)
-            if attempt is not None and finalize_if_expired(session, attempt, now,
-                                                           grace_seconds=grace_seconds):
-                session.commit()
-                done.append(attempt_id)
-        except Finalized:  # the candidate's own request finalized it meanwhile
-            session.rollback()
-        except Exception:  # logged; the other attempts must still finalize
-            session.rollback()
-            log.exception("sweep: attempt %s could not be finalized; it stays in progress and "
-                          "the next sweep tries again", attempt_id)
-    session.commit()
-    return done
+    return sweep_attempts(session, grace_seconds=grace_seconds, now=now).finalized
 
 
 # ---------------------------------------------------------------- proctor's clock controls
