@@ -55,7 +55,7 @@ def test_generate_pdf_queues_a_job_that_stores_the_pdf_and_the_page_links_it(
     db.commit()
     row = db.get(ReportPdf, pdf_id)
     assert row.state == "finished", row.error
-    assert row.requested_by_id == user.id and row.scope == {"form": form}
+    assert row.requested_by_id == user.id and row.shown_scope == {"form": form}
     assert row.n_candidates > 0 and row.data_range and row.n_pages >= 3 + row.n_items
     status = client.get(f"/psych/report-pdfs/{pdf_id}").get_data(as_text=True)
     assert "Download the PDF" in status and row.data_range in status

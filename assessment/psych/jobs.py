@@ -31,7 +31,7 @@ from assessment.psych.calibration import DEFAULT_MAX_ITER, calibrate_exam
 from assessment.psych.errors import AnalysisError
 from assessment.psych.report import build_report
 from assessment.psych.report_output import render_pdf
-from assessment.psych.report_pdfs import RENDER_PDF, ReportPdf, report_scope
+from assessment.psych.report_pdfs import RENDER_PDF, ReportPdf, report_groups, report_scope
 from assessment.psych.runs import ERROR_LENGTH, CalibrationRun, get_run, record_run
 from microcred.db import utcnow
 from microcred.jobs import job
@@ -196,7 +196,9 @@ def render_report_pdf(session: Session, pdf_id: int) -> str:
 
     try:
         exam = session.get(Exam, row.exam_id)
-        report = build_report(session, report_scope(exam, row.scope), with_charts=True)
+        scope = report_scope(exam, row.scope)
+        report = build_report(session, scope, groups=report_groups(session, scope),
+                              with_charts=True)
         session.rollback()  # end the read transaction before the long render
         progress("rendering the PDF")
         pdf = render_pdf(report, progress=lambda done, total: progress(

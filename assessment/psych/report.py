@@ -57,6 +57,11 @@ class ReportScope:
     since: dt.date | None = None
     until: dt.date | None = None  # inclusive
     dif_attribute: str | None = None
+    #: the two groups DIF compares (values of ``dif_attribute``); None: chosen from the data
+    dif_reference: str | None = None
+    dif_focal: str | None = None
+    #: groups with fewer candidates than this are not analysed (MICROCRED_REPORT_MIN_GROUP)
+    min_group: int = 5
 
     def describe(self) -> str:
         forms = f"form {self.form.code}" if self.form else "all forms"
@@ -200,10 +205,11 @@ class ItemAnalysisReport:
         if self.has_dif:
             out["dif"] = (
                 ["item", "form", "focal", "mh_alpha", "mh_d_dif", "se_d", "chi_square", "p_value",
-                 "ets_class", "n_reference", "n_focal"],
+                 "ets_class", "n_reference", "n_focal", "attribute", "reference"],
                 [[i.label, d["form"], d["focal"], _r(d["alpha"]), _r(d["d_dif"]), _r(d["se_d"]),
                   _r(d["chi_square"]), _r(d["p_value"]), d["ets_class"], d["n_reference"],
-                  d["n_focal"]] for i in self.items for d in i.dif],
+                  d["n_focal"], self.scope.dif_attribute, d["reference"]]
+                 for i in self.items for d in i.dif],
             )
         out["reliability"] = (
             ["form", "candidates", "items", "alpha", "alpha_ci_low", "alpha_ci_high", "sem",
@@ -238,6 +244,9 @@ class ItemAnalysisReport:
             "pass_percent": self.pass_percent,
             "irt_note": self.irt_note,
             "dif_note": self.dif_note,
+            "dif": ({"attribute": self.scope.dif_attribute, "reference": self.scope.dif_reference,
+                     "focal": self.scope.dif_focal, "min_group": self.scope.min_group}
+                    if self.scope.dif_attribute else None),
             "notes": self.notes,
             "tables": {
                 name: [dict(zip(cols, row)) for row in rows]
@@ -262,13 +271,14 @@ def build_report(
     *,
     groups: dict[int, str] | None = None,
     focal: str | None = None,
+    reference: str | None = None,
     bank_url=None,
     with_charts: bool = True,
 ) -> ItemAnalysisReport:
     """The report of ``scope`` from the database (raises ``AnalysisError`` with no results).
 
-    ``groups`` maps result ids to a candidate attribute's value for DIF (``focal`` names the
-    focal group); ``bank_url(version)`` gives an item's page in the bank, or None."""
+    ``groups`` maps result ids to a candidate attribute's value for DIF (``focal`` and
+    ``reference`` name the two groups compared, else the scope's); ``bank_url(version)`` gives an item's page in the bank, or None."""
     since = _start(scope.since)
     until = _start(scope.until + dt.timedelta(days=1)) if scope.until else None
     matrix = score_matrix(session, scope.exam, form_id=scope.form.id if scope.form else None,
@@ -289,7 +299,7 @@ def build_report(
     params = current_parameters(session, [v.id for v in matrix.versions])
     return report_from_matrix(
         scope, matrix, params, first_result=first, last_result=last, groups=groups, focal=focal,
-        bank_url=bank_url, with_charts=with_charts,
+        reference=reference, bank_url=bank_url, with_charts=with_charts,
     )
 
 
@@ -331,6 +341,7 @@ def report_from_matrix(
     last_result: dt.datetime | None = None,
     groups: dict[int, str] | None = None,
     focal: str | None = None,
+    reference: str | None = None,
     bank_url=None,
     with_charts: bool = True,
 ) -> ItemAnalysisReport:
@@ -421,27 +432,7 @@ def report_from_matrix(
         forms.append(summary)
 
     # DIF by a candidate attribute, per form (matching on the form's total)
-    dif: dict[int, list[dict]] = {}
-    if scope.dif_attribute is None or not groups:
-        dif_note = ("No candidate attribute is recorded for these candidates, so DIF is not"
-                    " reported." if not groups else "Choose a candidate attribute for DIF.")
-    else:
-        dif_note = None
-        labels = np.array([groups.get(r) for r in matrix.result_ids], dtype=object)
-        values = sorted({v for v in labels if v is not None})
-        focal_value = focal if focal is not None else (values[-1] if values else None)
-        for fr in analysis.by_form:
-            rows, fcols = matrix.form_block(fr.form.id)
-            keep = rows & np.array([g is not None for g in labels], dtype=bool)
-            try:
-                res = mantel_haenszel(matrix.scores[np.ix_(keep, fcols)],
-                                      labels[keep], focal=focal_value)
-            except PsychometricsError as exc:
-                notes.append(f"form {fr.form.code}: DIF not available ({exc})")
-                continue
-            for j, r in zip(fcols, res):
-                dif.setdefault(int(j), []).append(
-                    {"form": fr.form.code, "focal": focal_value, **r.to_dict()})
+    dif, dif_note = _dif_by_form(scope, matrix, analysis, groups, focal, reference, notes)
 
     items: list[ItemSection] = []
     wanted: list[tuple[ItemSection, str, tuple[str, tuple, dict]]] = []
@@ -485,6 +476,94 @@ def report_from_matrix(
         distribution=with_totals, histogram=histogram, irt_note=irt_note, dif_note=dif_note,
         notes=notes,
     )
+
+
+def _dif_groups(scope: ReportScope, values: dict[str, int], focal: str | None,
+                reference: str | None) -> tuple[str | None, str | None, str | None]:
+    """(reference, focal, None), or (None, None, why not) when the two groups cannot be told.
+    With two values and none chosen, the smaller group is the focal one."""
+    attr = scope.dif_attribute
+    if focal is not None and focal not in values:
+        return None, None, f"No candidate in scope has {attr} = {focal!r} (the focal group)."
+    if reference is not None and reference not in values:
+        return None, None, f"No candidate in scope has {attr} = {reference!r} (the reference group)."
+    if focal is not None and focal == reference:
+        return None, None, "The reference and focal groups must differ."
+    if focal is None or reference is None:
+        others = [v for v in values if v not in (focal, reference)]
+        if focal is None and reference is None and len(values) == 2:
+            focal, reference = sorted(values, key=lambda v: (values[v], v))
+            return reference, focal, None
+        if len(others) == 1:
+            return (others[0], focal, None) if reference is None else (reference, others[0], None)
+        if len(values) < 2:
+            return None, None, (f"DIF needs two groups, but every candidate in scope with a value"
+                                f" of {attr} has the same one.")
+        return None, None, (f"{attr} has {len(values)} values ({', '.join(sorted(values))}):"
+                            " choose the reference and the focal group.")
+    return reference, focal, None
+
+
+def _dif_by_form(scope: ReportScope, matrix: ScoreMatrix, analysis: ExamItemAnalysis,
+                 groups: dict[int, str] | None, focal: str | None, reference: str | None,
+                 notes: list[str]) -> tuple[dict[int, list[dict]], str | None]:
+    """Mantel-Haenszel DIF of each form's 0/1 items between the reference and focal groups,
+    matched on the form's total score. A form where either group has fewer than
+    ``scope.min_group`` candidates is left out with a note saying so."""
+    dif: dict[int, list[dict]] = {}
+    if scope.dif_attribute is None:
+        return dif, ("No candidate attribute is chosen, so DIF is not reported: choose one, with"
+                     " its reference and focal groups, to see Mantel-Haenszel DIF.")
+    attr = scope.dif_attribute
+    labels = np.array([(groups or {}).get(r) for r in matrix.result_ids], dtype=object)
+    counts: dict[str, int] = {}
+    for v in labels:
+        if v is not None:
+            counts[v] = counts.get(v, 0) + 1
+    if not counts:
+        return dif, f"No candidate in scope has a value of {attr}, so DIF is not reported."
+    reference, focal, why = _dif_groups(scope, counts,
+                                        focal if focal is not None else scope.dif_focal,
+                                        reference if reference is not None else scope.dif_reference)
+    if why:
+        return dif, why
+    scope.dif_reference, scope.dif_focal = reference, focal
+    minimum = scope.min_group
+    reported = 0
+    for fr in analysis.by_form:
+        rows, fcols = matrix.form_block(fr.form.id)
+        in_ref = rows & (labels == reference)
+        in_foc = rows & (labels == focal)
+        n_ref, n_foc = int(in_ref.sum()), int(in_foc.sum())
+        small = [(name, value, n) for name, value, n in (("reference", reference, n_ref),
+                                                         ("focal", focal, n_foc)) if n < minimum]
+        if small:
+            notes.append(f"form {fr.form.code}: DIF not reported: " + "; ".join(
+                f"the {name} group ({attr} = {value}) has {n} candidate{'s' if n != 1 else ''}"
+                for name, value, n in small)
+                + f" on this form, fewer than the minimum of {minimum}.")
+            continue
+        keep = (in_ref | in_foc) & ~np.isnan(matrix.scores[:, fcols]).any(axis=1)
+        block = matrix.scores[np.ix_(keep, fcols)]
+        binary = np.isin(block, (0.0, 1.0)).all(axis=0)
+        if not binary.all():
+            notes.append(f"form {fr.form.code}: {int((~binary).sum())} item(s) scored with partial"
+                         " credit count in the matching score but are not tested"
+                         " (Mantel-Haenszel needs 0/1 scores).")
+        try:
+            res = mantel_haenszel(block[:, binary], labels[keep], focal=focal,
+                                  matching=block.sum(axis=1))
+        except PsychometricsError as exc:
+            notes.append(f"form {fr.form.code}: DIF not available ({exc})")
+            continue
+        reported += 1
+        for j, r in zip(fcols[binary], res):
+            dif.setdefault(int(j), []).append(
+                {"form": fr.form.code, "focal": focal, "reference": reference, **r.to_dict()})
+    if not reported:
+        return dif, (f"DIF by {attr} ({focal} against {reference}) is not reported: no form has"
+                     f" at least {minimum} candidates in each group.")
+    return dif, None
 
 
 def _item_charts(section: ItemSection, matrix: ScoreMatrix, j: int, irt: IrtItem | None,

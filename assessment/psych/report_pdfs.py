@@ -32,7 +32,7 @@ RENDER_PDF = "psych.render_report_pdf"
 STATES = ("queued", "running", "finished", "failed")
 ERROR_LENGTH = 1000
 #: The keys of the report's scope a PDF is asked for with (the report page's query string).
-SCOPE_KEYS = ("form", "since", "until")
+SCOPE_KEYS = ("form", "since", "until", "dif", "reference", "focal")
 
 
 class ReportPdf(Base):
@@ -66,11 +66,16 @@ class ReportPdf(Base):
     pdf: Mapped[bytes | None] = deferred(mapped_column(LargeBinary))
 
     @property
+    def shown_scope(self) -> dict[str, str]:
+        """The scope as the report page's query string has it."""
+        return {k: v for k, v in (self.scope or {}).items() if k in SCOPE_KEYS}
+
+    @property
     def done(self) -> bool:
         return self.state in ("finished", "failed")
 
     def filename(self, exam_code: str) -> str:
-        parts = [exam_code, "item-analysis"] + [str(self.scope[k]) for k in SCOPE_KEYS
+        parts = [exam_code, "item-analysis"] + [str(self.scope[k]) for k in ("form", "since", "until")
                                                 if self.scope.get(k)]
         safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in "-".join(parts))
         return f"{safe}-{self.id}.pdf"
@@ -109,8 +114,8 @@ def request_pdf(session: Session, exam: Exam, scope: dict[str, str], *,
     page accepted): the one queued or running for the same scope if there is one (reused:
     True), else a new queued row whose job is queued when the session commits. Flushed, not
     committed."""
-    scope = {k: str(scope[k]) for k in SCOPE_KEYS if scope.get(k)}
-    key = scope_key(exam.id, scope)
+    scope = {k: str(scope[k]) for k in (*SCOPE_KEYS, "min_group") if scope.get(k)}
+    key = scope_key(exam.id, {k: v for k, v in scope.items() if k in SCOPE_KEYS})
     # one request at a time per exam decides whether a job is running (no two queued twins)
     session.execute(select(Exam.id).where(Exam.id == exam.id).with_for_update())
     running = session.scalar(
@@ -139,9 +144,24 @@ def report_scope(exam: Exam, scope: dict[str, Any]) -> ReportScope:
 
             raise AnalysisError(f"exam {exam.code} no longer has form {scope['form']!r}")
     day = dt.date.fromisoformat
-    return ReportScope(exam=exam, form=form,
-                       since=day(scope["since"]) if scope.get("since") else None,
-                       until=day(scope["until"]) if scope.get("until") else None)
+    out = ReportScope(exam=exam, form=form,
+                      since=day(scope["since"]) if scope.get("since") else None,
+                      until=day(scope["until"]) if scope.get("until") else None)
+    if scope.get("min_group"):
+        out.min_group = int(scope["min_group"])
+    if scope.get("dif"):
+        out.dif_attribute = scope["dif"]
+        out.dif_reference, out.dif_focal = scope.get("reference"), scope.get("focal")
+    return out
+
+
+def report_groups(session: Session, scope: ReportScope) -> dict[int, str] | None:
+    """The DIF groups of the scope's attribute (None without one)."""
+    if not scope.dif_attribute:
+        return None
+    from assessment.candidate_attributes import groups_of_results
+
+    return groups_of_results(session, scope.dif_attribute, scope.exam.id)
 
 
 def pdfs_of_exam(session: Session, exam_id: int, *, limit: int = 10) -> list[ReportPdf]:

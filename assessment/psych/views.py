@@ -16,10 +16,27 @@ from __future__ import annotations
 
 import datetime as dt
 
-from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import current_user
 from sqlalchemy import select
 
+from assessment.candidate_attributes import (
+    VALUE_MAX,
+    BadAttribute,
+    attribute_summaries,
+    clean_name,
+    groups_of_results,
+)
 from assessment.exams import Exam, exam_by_code
 from assessment.jobs import app_queue
 from assessment.psych.calibration import (
@@ -393,7 +410,8 @@ class BadReportScope(DomainError):
 
 def _report_query() -> dict[str, str]:
     """The report's scope as given in the query string (only the keys given)."""
-    return {k: request.args[k].strip() for k in ("form", "since", "until")
+    return {k: request.args[k].strip() for k in ("form", "since", "until", "dif", "reference",
+                                                 "focal")
             if request.args.get(k, "").strip()}
 
 
@@ -415,14 +433,33 @@ def _report_scope(exam: Exam, query: dict[str, str]) -> ReportScope:
     since, until = _date("since", query.get("since")), _date("until", query.get("until"))
     if since and until and since > until:
         raise BadReportScope(f"the date range is empty: since {since} is after until {until}")
-    return ReportScope(exam=exam, form=form, since=since, until=until)
+    scope = ReportScope(exam=exam, form=form, since=since, until=until,
+                        min_group=current_app.config["MICROCRED"].report_min_group)
+    if query.get("dif"):
+        try:
+            scope.dif_attribute = clean_name(query["dif"], "the DIF attribute")
+        except BadAttribute as exc:
+            raise BadReportScope(exc.message) from None
+        for key in ("reference", "focal"):
+            if len(query.get(key, "")) > VALUE_MAX:
+                raise BadReportScope(f"the {key} group is longer than {VALUE_MAX} characters")
+        scope.dif_reference, scope.dif_focal = query.get("reference"), query.get("focal")
+    return scope
+
+
+def _dif_groups(scope: ReportScope) -> dict[int, str] | None:
+    """Result id -> the chosen DIF attribute's value, or None when no attribute is chosen."""
+    if scope.dif_attribute is None:
+        return None
+    return groups_of_results(db_session(), scope.dif_attribute, scope.exam.id)
 
 
 def _build(code: str, *, with_charts: bool):
     exam = _exam(code)
     query = _report_query()
     scope = _report_scope(exam, query)
-    return exam, query, build_report(db_session(), scope, with_charts=with_charts)
+    return exam, query, build_report(db_session(), scope, groups=_dif_groups(scope),
+                                     with_charts=with_charts)
 
 
 @bp.get("/exams/<code>/report")
@@ -431,14 +468,18 @@ def report(code: str):
     exam = _exam(code)
     query = _report_query()
     forms = [ef.form for ef in exam.forms]
+    attributes = attribute_summaries(db_session())
     try:
-        built = build_report(db_session(), _report_scope(exam, query))
+        scope = _report_scope(exam, query)
+        built = build_report(db_session(), scope, groups=_dif_groups(scope))
     except (AnalysisError, BadReportScope) as exc:
         status = 422 if isinstance(exc, BadReportScope) else 200
         return render_template("psych/report.html", exam=exam, forms=forms, query=query, r=None,
-                               tables=[], problem=str(exc)), status
+                               tables=[], problem=str(exc), attributes=attributes,
+                               min_group=current_app.config["MICROCRED"].report_min_group), status
     return render_template("psych/report.html", exam=exam, forms=forms, query=query, r=built,
-                           tables=list(built.tables()), problem=None,
+                           tables=list(built.tables()), problem=None, attributes=attributes,
+                           min_group=current_app.config["MICROCRED"].report_min_group,
                            pdfs=pdfs_of_exam(db_session(), exam.id, limit=5))
 
 
@@ -485,7 +526,6 @@ bp.add_app_template_global(chart_img, "chart_img")
 # the cut adoption and cut rescoring pages register on this blueprint
 from assessment.psych import cuts_views  # noqa: E402,F401
 
-
 # ---------------------------------------------------------------- report PDFs (a background job)
 
 
@@ -497,7 +537,8 @@ def report_pdf_request(code: str):
     exam = _exam(code)
     session = db_session()
     scope = {k: request.form[k].strip() for k in SCOPE_KEYS if request.form.get(k, "").strip()}
-    _report_scope(exam, scope)  # a bad form or date range is refused here, not in the job
+    checked = _report_scope(exam, scope)  # a bad scope is refused here, not in the job
+    scope["min_group"] = str(checked.min_group)
     row, reused = request_pdf(session, exam, scope, by_id=current_user.id)
     session.commit()  # the job is queued once the row is committed
     if reused:

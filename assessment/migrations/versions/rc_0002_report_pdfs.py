@@ -2,7 +2,7 @@
 when, the scope, the job's state and progress, the data range, the PDF's bytes)
 
 Revision ID: rc_0002_report_pdfs
-Revises: rc_0001_calibration_linkings
+Revises: pr_0001_candidate_attributes
 Create Date: 2026-11-26 18:30:00
 """
 import sqlalchemy as sa
@@ -11,7 +11,7 @@ from alembic import op
 import microcred.db
 
 revision = 'rc_0002_report_pdfs'
-down_revision = 'rc_0001_calibration_linkings'
+down_revision = 'pr_0001_candidate_attributes'
 branch_labels = None
 depends_on = None
 
