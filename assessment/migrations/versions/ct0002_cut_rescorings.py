@@ -2,7 +2,7 @@
 results name the rescoring that wrote them
 
 Revision ID: ct0002_cut_rescorings
-Revises: pr_0001_candidate_attributes
+Revises: rc_0002_report_pdfs
 Create Date: 2026-11-26 18:05:00
 """
 import sqlalchemy as sa
@@ -11,7 +11,7 @@ from alembic import op
 from microcred.db import UTCDateTime
 
 revision = 'ct0002_cut_rescorings'
-down_revision = 'pr_0001_candidate_attributes'
+down_revision = 'rc_0002_report_pdfs'
 branch_labels = None
 depends_on = None
 
