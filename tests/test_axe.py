@@ -91,7 +91,7 @@ def site(app, db, build_exam):
             "candidate": [f"/attempts/{attempt.id}/result", f"/attempts/{in_progress.id}",
                           identity, "/wallet"],
             "admin": ["/bank/forms/AXE-DRAFT", "/admin/exams/new", "/admin/credentials",
-                      pending_import],
+                      pending_import, "/psych/attributes?email=past.candidate.0000%40demo.microcred.test"],
             **bank,
         },
         runner=f"/attempts/{in_progress.id}",
@@ -118,8 +118,12 @@ def _bank_items(db, creds) -> dict[str, list[str]]:
     approved = db.scalar(select(Item.code).join(ItemVersion).where(
         ItemVersion.status == APPROVED).order_by(Item.code).limit(1))
     db.commit()
+    exam = _demo_exam(db)
     return {"item_author": ["/bank/items/AXE-D1"],
-            "psychometrician": ["/bank/items/AXE-R1", f"/bank/items/{approved}?version=1"]}
+            "psychometrician": ["/bank/items/AXE-R1", f"/bank/items/{approved}?version=1",
+                                # the program report by a group, and DIF by an attribute
+                                "/psych/program?group=region", "/psych/attributes",
+                                f"/psych/exams/{exam.code}/report?dif=first+language"]}
 
 
 def _pending_import(db, admin) -> str:
