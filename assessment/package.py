@@ -10,7 +10,7 @@ PACKAGE = Package(
     models=("assessment.users", "assessment.signin_throttle", "assessment.exams",
             "assessment.delivery.models", "assessment.psych.runs",
             "assessment.psych.cuts", "assessment.psych.studies",
-            "assessment.candidate_attributes"),
+            "assessment.candidate_attributes", "assessment.psych.report_pdfs"),
     migrations="migrations/versions",
     receivers="assessment.delivery.service:connect_receivers",
     records="assessment.records:RECORDS",

@@ -53,6 +53,7 @@ from assessment.psych.item_statistics import analyse_items
 from assessment.psych.jobs import CALIBRATE
 from assessment.psych.report import ReportScope, build_report
 from assessment.psych.report_output import chart_img, render_pdf, table_csv, tables_zip
+from assessment.psych.report_pdfs import SCOPE_KEYS, ReportPdf, pdfs_of_exam, request_pdf
 from assessment.psych.response_matrix import require_results, version_label
 from assessment.psych.results import exam_summaries
 from assessment.psych.runs import (
@@ -478,7 +479,8 @@ def report(code: str):
                                min_group=current_app.config["MICROCRED"].report_min_group), status
     return render_template("psych/report.html", exam=exam, forms=forms, query=query, r=built,
                            tables=list(built.tables()), problem=None, attributes=attributes,
-                           min_group=current_app.config["MICROCRED"].report_min_group)
+                           min_group=current_app.config["MICROCRED"].report_min_group,
+                           pdfs=pdfs_of_exam(db_session(), exam.id, limit=5))
 
 
 @bp.get("/exams/<code>/report.pdf")
@@ -523,3 +525,64 @@ bp.add_app_template_global(chart_img, "chart_img")
 
 # the cut adoption and cut rescoring pages register on this blueprint
 from assessment.psych import cuts_views  # noqa: E402,F401
+
+# ---------------------------------------------------------------- report PDFs (a background job)
+
+
+@bp.post("/exams/<code>/report/pdfs")
+@role_required(*ROLES)
+def report_pdf_request(code: str):
+    """Queue the report's PDF for the scope in the form (the report page's query), or find the
+    one already being rendered for it; the PDF's page follows the job."""
+    exam = _exam(code)
+    session = db_session()
+    scope = {k: request.form[k].strip() for k in SCOPE_KEYS if request.form.get(k, "").strip()}
+    checked = _report_scope(exam, scope)  # a bad scope is refused here, not in the job
+    scope["min_group"] = str(checked.min_group)
+    row, reused = request_pdf(session, exam, scope, by_id=current_user.id)
+    session.commit()  # the job is queued once the row is committed
+    if reused:
+        flash(f"This report's PDF is already being rendered (request {row.id}): this page follows"
+              " it.", "info")
+    return redirect(url_for("psych.report_pdf_page", pdf_id=row.id)), 303
+
+
+def _pdf_row(pdf_id: int) -> ReportPdf:
+    row = db_session().get(ReportPdf, pdf_id)
+    if row is None:
+        raise UnknownExam(f"there is no report PDF {pdf_id}")
+    return row
+
+
+@bp.get("/report-pdfs/<int:pdf_id>")
+@role_required(*ROLES)
+def report_pdf_page(pdf_id: int):
+    session = db_session()
+    row = _pdf_row(pdf_id)
+    exam = session.get(Exam, row.exam_id)
+    people = {}
+    if row.requested_by_id:
+        user = session.get(User, row.requested_by_id)
+        people = {user.id: user} if user else {}
+    return render_template("psych/report_pdf_job.html", exam=exam, pdf=row, people=people,
+                           progress=row.progress_dict())
+
+
+@bp.get("/report-pdfs/<int:pdf_id>/progress.json")
+@role_required(*ROLES)
+def report_pdf_progress(pdf_id: int):
+    return _pdf_row(pdf_id).progress_dict()
+
+
+@bp.get("/report-pdfs/<int:pdf_id>/download")
+@role_required(*ROLES)
+def report_pdf_download(pdf_id: int):
+    row = _pdf_row(pdf_id)
+    if row.state != "finished" or row.pdf is None:
+        raise PdfNotReady(f"report PDF {pdf_id} is {row.state}: there is nothing to download yet")
+    exam = db_session().get(Exam, row.exam_id)
+    return _download(row.pdf, "application/pdf", row.filename(exam.code))
+
+
+class PdfNotReady(DomainError):
+    status, code = 409, "pdf_not_ready"
