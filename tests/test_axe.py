@@ -92,7 +92,7 @@ def site(app, db, build_exam):
             "candidate": [f"/attempts/{attempt.id}/result", f"/attempts/{in_progress.id}",
                           identity, "/wallet"],
             "admin": ["/bank/forms/AXE-DRAFT", "/admin/exams/new", "/admin/credentials",
-                      pending_import],
+                      pending_import, "/psych/attributes?email=past.candidate.0000%40demo.microcred.test"],
             **bank,
             "psychometrician": bank["psychometrician"] + study_pages["psychometrician"],
             "panelist": study_pages["panelist"],
@@ -122,7 +122,10 @@ def _bank_items(db, creds) -> dict[str, list[str]]:
         ItemVersion.status == APPROVED).order_by(Item.code).limit(1))
     db.commit()
     return {"item_author": ["/bank/items/AXE-D1"],
-            "psychometrician": ["/bank/items/AXE-R1", f"/bank/items/{approved}?version=1"]}
+            "psychometrician": ["/bank/items/AXE-R1", f"/bank/items/{approved}?version=1",
+                                # the program report by a group (the item-analysis
+                                # report's DIF fields are on its page, walked from the exam)
+                                "/psych/program?group=region", "/psych/attributes"]}
 
 
 def _study(db, creds) -> tuple[tuple[str, str], dict[str, list[str]]]:
