@@ -83,7 +83,9 @@ def site(app, db, build_exam):
     pending_import = _pending_import(db, admin)
     bank = _bank_items(db, creds)
     # the cut adoption page with a proposal shown (its tables and the adopt form)
-    bank["psychometrician"] += [f"/psych/exams/{_demo_exam(db).code}/cuts?theta=0.5"]
+    demo_code = _demo_exam(db).code
+    bank["psychometrician"] += [f"/psych/exams/{demo_code}/cuts?theta=0.5",
+                                f"/psych/exams/{demo_code}/cuts/rescore"]
     return SimpleNamespace(
         creds=creds,
         extra={
