@@ -111,7 +111,7 @@ def test_a_stack_earned_by_an_exam_takes_no_rule(admin, db, app, build_exam, csr
 
 
 def test_preview_then_save_issues_to_those_who_qualify(admin, db, program, csrf_token):
-    ach, ada, bob = program
+    ach, ada, _bob = program
     before = _rules(db)
     resp = _post(admin, csrf_token, "/admin/pathways/stacks/CL", required="A",
                  electives="1 of B, C", action="preview")
@@ -229,7 +229,7 @@ def test_exam_refused_without_the_prerequisite(app, client, db, program, build_e
                                                make_user, signin, csrf_token):
     from credentials.config import current
 
-    ach, ada, bob = program
+    _ach, _ada, bob = program
     basics = build_exam(db, code="BASICS")
     advanced = build_exam(db, code="ADV")
     with app.app_context():
@@ -252,7 +252,7 @@ def test_exam_refused_without_the_prerequisite(app, client, db, program, build_e
 
 
 def test_holder_page_and_program_view(admin, app, client, db, program, make_user, signin):
-    ach, ada, bob = program
+    ach, ada, _bob = program
     pathway_rules.save(db, pathway_rules.parse("S1, S2", ""), achievement=ach["CL"])
     db.commit()
     with app.app_context():
