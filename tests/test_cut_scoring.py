@@ -129,3 +129,51 @@ def test_the_result_page_shows_the_scale_score_not_the_rule(db, make_user, clien
     page = client.get(f"/attempts/{attempt.id}/result").get_data(as_text=True)
     assert f"{result.scale_score:g}" in page and "100\u2013500" in page
     assert "theta" not in page.lower()
+
+
+def test_the_badge_states_the_scale_score_and_its_scale(db, make_user):
+    from credentials.config import current
+    from credentials.issuance import create_achievement
+    from credentials.models import Credential
+
+    exam = build_kb_exam(db)
+    create_achievement(db, current(), code="KB-B", name="KB badge", description="Passed.",
+                       exam_id=exam.id)
+    db.commit()
+    _, percent_pass = _sit(db, make_user, exam, "X", 30)  # before any cut: 83.33 %
+    _adopt(db, exam, make_user("psychometrician"))
+    _, scale_pass = _sit(db, make_user, exam, "X", 30)
+    docs = {r.id: db.scalar(select(Credential).where(Credential.result_id == r.id)).json
+            for r in (percent_pass, scale_pass)}
+    scaled = docs[scale_pass.id]["credentialSubject"]
+    [description] = scaled["achievement"]["resultDescription"]
+    assert (description["resultType"], description["valueMin"], description["valueMax"],
+            description["requiredValue"]) == ("ScaledScore", "100", "500", "350")
+    assert scaled["result"][0]["value"] == f"{scale_pass.scale_score:g}"
+    narrative = docs[scale_pass.id]["evidence"][0]["narrative"]
+    assert (f"with a scale score of {scale_pass.scale_score:g} on a scale of 100 to 500 "
+            "(passing score 350)") in narrative
+    # a result judged by the pass percent says so, and is not called a scaled score
+    plain = docs[percent_pass.id]
+    [description] = plain["credentialSubject"]["achievement"]["resultDescription"]
+    assert (description["resultType"], description["requiredValue"]) == ("Percent", "60")
+    assert "with 83.33% of the items right (pass mark 60%)" in plain["evidence"][0]["narrative"]
+    assert "scaled score" not in str(plain).lower()
+
+
+def test_the_item_analysis_report_uses_the_adopted_cut(db, make_user):
+    from assessment.psych.report import ReportScope, build_report
+    from tests.cut_exam import KB_FORM_X, KB_FORM_Y, deliver, form_of, simulate
+
+    exam = build_kb_exam(db)
+    people = [make_user("candidate").id for _ in range(2)]
+    for name, rows, seed in (("X", KB_FORM_X, 1), ("Y", KB_FORM_Y, 2)):
+        deliver(db, exam, form_of(db, exam, name), people * 10, simulate(rows, 20, seed))
+    db.commit()
+    before = build_report(db, ReportScope(exam=exam), with_charts=False)
+    assert {f.code: f.raw_cut for f in before.forms} == {"KB-X": 22, "KB-Y": 22}  # 60 %
+    cut = _adopt(db, exam, make_user("psychometrician"))
+    after = build_report(db, ReportScope(exam=exam), with_charts=False)
+    assert {f.code: f.raw_cut for f in after.forms} == {"KB-X": 25, "KB-Y": 27}
+    assert {f.theta_cut for f in after.forms} == {cut.theta_cut}
+    assert after.cut_id == cut.id

@@ -443,3 +443,54 @@ def draw_many(requests: Sequence[tuple[str, tuple, dict]], workers: int | None =
         except (OSError, BrokenProcessPool):
             pass
     return [_draw(r) for r in requests]
+
+
+# ---------------------------------------------------------------- program reports
+
+
+def category_bars(
+    categories: Sequence[str], values: Sequence[float | None], *, title: str, xlabel: str,
+    ylabel: str, unit: str = "",
+) -> Chart:
+    """One bar per category (a score band, a form, a group); a missing value (suppressed, or
+    nothing to show) draws no bar and is said so in the text alternative."""
+    shown = [0.0 if v is None else float(v) for v in values]
+    with plt.rc_context(STYLE):
+        fig, ax = _figure(5.6, 2.8)
+        ax.bar(range(len(categories)), shown, width=0.8, color=COLOURS[0])
+        ax.set_xticks(range(len(categories)), [str(c) for c in categories],
+                      rotation=30 if len(categories) > 6 else 0, ha="right" if len(categories) > 6
+                      else "center")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+    parts = [f"{c}: {'not shown' if v is None else f'{v:g}{unit}'}"
+             for c, v in zip(categories, values)]
+    desc = "; ".join(parts) + "." if parts else "No data."
+    return _svg(fig, title, desc)
+
+
+def lines_over_time(
+    periods: Sequence[str], series: Sequence[tuple[str, Sequence[float | None]]], *, title: str,
+    ylabel: str, unit: str = "", ylim: tuple[float, float] | None = None,
+) -> Chart:
+    """One line per series over ``periods`` (e.g. months); a missing value leaves a gap."""
+    with plt.rc_context(STYLE):
+        fig, ax = _figure(5.6, 2.8)
+        x = np.arange(len(periods))
+        for k, (name, values) in enumerate(series):
+            y = np.array([np.nan if v is None else float(v) for v in values])
+            ax.plot(x, y, color=COLOURS[k % len(COLOURS)], ls=LINESTYLES[k % len(LINESTYLES)],
+                    marker=MARKERS[k % len(MARKERS)], ms=4, lw=1.6, label=name)
+        ax.set_xticks(x, list(periods), rotation=30 if len(periods) > 6 else 0)
+        if ylim is not None:
+            ax.set_ylim(*ylim)
+        ax.set_ylabel(ylabel)
+        if series:
+            ax.legend(fontsize=7, frameon=False)
+    parts = []
+    for name, values in series:
+        points = ", ".join(f"{p} {'not shown' if v is None else f'{v:.1f}{unit}'}"
+                           for p, v in zip(periods, values))
+        parts.append(f"{name}: {points}")
+    desc = "; ".join(parts) + "." if parts else "No data."
+    return _svg(fig, title, desc)

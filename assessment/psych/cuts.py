@@ -232,11 +232,24 @@ def study_recommendation(session: Session, study_id: int) -> dict[str, Any] | No
         return None
     found = recommend(session, study_id)
     if found is None:
-        return None
+        return {"missing": True, "study": study_id}
     if isinstance(found, Mapping):
         return dict(found)
     return {k: getattr(found, k) for k in dir(found) if not k.startswith("_")
             and not callable(getattr(found, k))}
+
+
+def check_study(session: Session, exam: Exam, study_id: int) -> None:
+    """Refuse a source study that does not exist or was set on another exam (when the studies
+    module is installed; without it the id is recorded as given)."""
+    found = study_recommendation(session, study_id)
+    if found is None:
+        return
+    if found.get("missing"):
+        raise CutRefused(f"there is no standard-setting study {study_id}", field="study")
+    if found.get("exam") not in (None, exam.code):
+        raise CutRefused(f"study {study_id} was set on exam {found['exam']}, not {exam.code}",
+                         field="study")
 
 
 # ---------------------------------------------------------------- the exam's forms and parameters
@@ -559,6 +572,8 @@ def adopt(session: Session, exam: Exam, cut: CutInput, *, by: Any, reason: str) 
     again here on the parameters approved now. Refused (:class:`CutRefused`) without a reason,
     or when a form cannot take the cut (see :func:`propose`)."""
     reason = check_reason(reason)
+    if cut.study_id is not None:
+        check_study(session, exam, cut.study_id)
     # one adoption of an exam at a time: lock the exam row (PostgreSQL; SQLite writes serially)
     session.execute(select(Exam.id).where(Exam.id == exam.id).with_for_update())
     proposal = propose(session, exam, cut)

@@ -2,7 +2,7 @@
 and candidate classifications (assessment.psych.studies)
 
 Revision ID: ss_0001_studies
-Revises: ct0001_cut_adoptions
+Revises: sw0001_sweeper
 Create Date: 2026-11-26 17:47:18.960667
 """
 import sqlalchemy as sa
@@ -11,7 +11,7 @@ from alembic import op
 import microcred.db
 
 revision = 'ss_0001_studies'
-down_revision = 'ct0001_cut_adoptions'
+down_revision = 'sw0001_sweeper'
 branch_labels = None
 depends_on = None
 
