@@ -79,6 +79,7 @@ def site(app, db, build_exam):
     db.commit()
     credential = db.scalar(select(Credential))
     assert credential is not None, "the pass on AXE earned a badge"
+    creds["panelist"], study_pages = _study(db, creds)
     admin = db.scalar(select(User).where(User.email == creds["admin"][0]))
     pending_import = _pending_import(db, admin)
     bank = _bank_items(db, creds)
@@ -93,8 +94,10 @@ def site(app, db, build_exam):
             "admin": ["/bank/forms/AXE-DRAFT", "/admin/exams/new", "/admin/credentials",
                       "/admin/pathways", "/admin/pathways/program",
                       "/admin/pathways/stacks/CCF-PATH", f"/admin/pathways/exams/{running.id}",
-                      pending_import],
+                      pending_import, "/psych/attributes?email=past.candidate.0000%40demo.microcred.test"],
             **bank,
+            "psychometrician": bank["psychometrician"] + study_pages["psychometrician"],
+            "panelist": study_pages["panelist"],
         },
         runner=f"/attempts/{in_progress.id}",
         attempt_id=in_progress.id,
@@ -121,7 +124,39 @@ def _bank_items(db, creds) -> dict[str, list[str]]:
         ItemVersion.status == APPROVED).order_by(Item.code).limit(1))
     db.commit()
     return {"item_author": ["/bank/items/AXE-D1"],
-            "psychometrician": ["/bank/items/AXE-R1", f"/bank/items/{approved}?version=1"]}
+            "psychometrician": ["/bank/items/AXE-R1", f"/bank/items/{approved}?version=1",
+                                # the program report by a group (the item-analysis
+                                # report's DIF fields are on its page, walked from the exam)
+                                "/psych/program?group=region", "/psych/attributes"]}
+
+
+def _study(db, creds) -> tuple[tuple[str, str], dict[str, list[str]]]:
+    """An Angoff study of the demo exam in its second round, with round 1 rated, closed and
+    released, and a panelist seated: the facilitator's page and the panelist's screen both
+    show everything they can. Returns the panelist's sign-in and the pages to start from."""
+    from sqlalchemy import select
+
+    from assessment.psych import studies as ss
+    from assessment.users import User, create_user
+    from tests.conftest import PASSWORD
+
+    exam = _demo_exam(db)
+    facilitator = db.scalar(select(User).where(User.email == creds["psychometrician"][0]))
+    panelist = create_user(db, email="panelist@example.org", password=PASSWORD,
+                           role="panelist", display_name="Pat Panelist")
+    study = ss.create_study(db, exam=exam, title="Angoff panel", method="angoff",
+                            reference_form_code=exam.forms[0].form.code, facilitator=facilitator)
+    ss.invite_panelist(db, study, panelist.email, by=facilitator)
+    ss.open_round(db, study, by=facilitator)
+    ss.record_ratings(db, study, panelist, 1,
+                      {str(i.version.id): "0.6" for i in ss.study_items(db, study)})
+    ss.close_round(db, study, by=facilitator)
+    ss.release_round(db, study, 1, by=facilitator)
+    ss.open_round(db, study, by=facilitator)
+    db.commit()
+    return (panelist.email, PASSWORD), {
+        "psychometrician": [f"/psych/studies/{study.id}"],
+        "panelist": [f"/psych/panel/{study.id}"]}
 
 
 def _pending_import(db, admin) -> str:
@@ -207,7 +242,8 @@ def _walk(page, base: str, starts: list[str],
     return audited, problems
 
 
-ROLES = ["anonymous", "candidate", "proctor", "psychometrician", "admin", "item_author"]
+ROLES = ["anonymous", "candidate", "proctor", "psychometrician", "admin", "item_author",
+         "panelist"]
 
 
 def test_axe_finds_nothing_serious_on_any_page_for_any_role(browser, live_server, site, db):
