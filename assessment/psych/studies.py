@@ -653,3 +653,39 @@ def study_recommendation(session: Session, study_id: int) -> dict[str, Any] | No
     if session.get(Study, study_id) is None:
         return None
     return recommend(session, study_id)
+
+
+EXPORT_COLUMNS = ("round", "panelist_email", "panelist_name", "item", "value", "judgment",
+                  "entered_at", "row_id", "supersedes_row", "standing")
+
+
+def export_rows(session: Session, study: Study) -> list[dict[str, Any]]:
+    """Every rating and judgment row of the study, superseded ones too (``standing`` says which
+    stand), oldest first: the study's record, for the facilitator's download."""
+    rounds = {r.id: r.number for r in study.rounds}
+    people = {p.user_id: p.user for p in study.panelists}
+    labels = {i.version.id: i.label for i in study_items(session, study)}
+    out: list[dict[str, Any]] = []
+    if not rounds:
+        return out
+    standing_r = {r.id for r in standing_ratings(session, list(rounds)).values()}
+    for r in session.scalars(select(StudyRating).where(StudyRating.round_id.in_(rounds))
+                             .order_by(StudyRating.id)):
+        out.append(_export_row(rounds[r.round_id], people.get(r.panelist_id), r,
+                               item=labels.get(r.item_version_id, str(r.item_version_id)),
+                               value=r.value, judgment="", standing=r.id in standing_r))
+    standing_j = {j.id for j in standing_judgments(session, list(rounds)).values()}
+    for j in session.scalars(select(StudyJudgment).where(StudyJudgment.round_id.in_(rounds))
+                             .order_by(StudyJudgment.id)):
+        judgment = "; ".join(f"{k}={v:g}" for k, v in sorted(j.values.items()))
+        out.append(_export_row(rounds[j.round_id], people.get(j.panelist_id), j, item="",
+                               value="", judgment=judgment, standing=j.id in standing_j))
+    return out
+
+
+def _export_row(number: int, user: User | None, row: Any, **fields: Any) -> dict[str, Any]:
+    return {"round": number, "panelist_email": user.email if user else "",
+            "panelist_name": user.display_name if user else "",
+            "entered_at": row.created_at.isoformat(), "row_id": row.id,
+            "supersedes_row": row.supersedes_id or "", **fields,
+            "standing": "yes" if fields.pop("standing") else "no"}
