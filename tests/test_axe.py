@@ -92,8 +92,10 @@ def site(app, db, build_exam):
         extra={
             "anonymous": [f"/badges/{credential.public_id}", "/achievements/AXE-1"],
             "candidate": [f"/attempts/{attempt.id}/result", f"/attempts/{in_progress.id}",
-                          identity, "/wallet"],
+                          identity, "/wallet", "/pathways"],
             "admin": ["/bank/forms/AXE-DRAFT", "/admin/exams/new", "/admin/credentials",
+                      "/admin/pathways", "/admin/pathways/program",
+                      "/admin/pathways/stacks/CCF-PATH", f"/admin/pathways/exams/{running.id}",
                       pending_import, "/psych/attributes?email=past.candidate.0000%40demo.microcred.test"],
             **bank,
             "psychometrician": bank["psychometrician"] + study_pages["psychometrician"],
@@ -271,6 +273,8 @@ def test_axe_finds_nothing_serious_on_any_page_for_any_role(browser, live_server
         finally:
             context.close()
     assert {"/bank/import", "/bank/export", site.extra["admin"][2]} <= set(walked)
+    assert {"/pathways", "/admin/pathways", "/admin/pathways/program",
+            "/admin/pathways/stacks/CCF-PATH"} <= set(walked), "the pathway pages were walked"
     problems += _runner_states(browser, base, site, db)
     assert not problems, "\n".join(problems)
 
