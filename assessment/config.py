@@ -96,6 +96,9 @@ class Settings:
     #: one more is answered 503 at once (0: no limit), and the Retry-After it carries.
     max_in_flight: int = 24
     retry_after_seconds: int = 2
+    #: Reports suppress a cell (a group, a month, a form) with fewer candidates than this, and
+    #: DIF leaves out a form where either group is smaller.
+    report_min_group: int = 5
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -124,4 +127,5 @@ class Settings:
             pretest_min_responses=_number("MICROCRED_PRETEST_MIN_RESPONSES", 200, minimum=1),
             max_in_flight=_number("MICROCRED_MAX_IN_FLIGHT", 24, minimum=0),
             retry_after_seconds=_number("MICROCRED_RETRY_AFTER_SECONDS", 2, minimum=1),
+            report_min_group=_number("MICROCRED_REPORT_MIN_GROUP", 5, minimum=1),
         )

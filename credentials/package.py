@@ -4,10 +4,10 @@ from microcred.packages import Package
 PACKAGE = Package(
     name="credentials",
     order=30,
-    models=("credentials.models",),
+    models=("credentials.models", "credentials.renewal_models"),
     migrations="migrations",
     receivers="credentials.issuance:connect_receivers",
     web="credentials.web:init_app",
     cli="credentials.cli:register",
-    jobs=("credentials.jobs",),
+    jobs=("credentials.jobs", "credentials.reminders"),
 )

@@ -2,7 +2,7 @@
 events; an index on (status, deadline) for the sweeper
 
 Revision ID: hp01_attempt_clock
-Revises: 0007_run_ctt
+Revises: ct0002_cut_rescorings
 Create Date: 2026-11-26 18:00:00
 """
 import sqlalchemy as sa
@@ -11,7 +11,7 @@ from alembic import op
 import microcred.db
 
 revision = 'hp01_attempt_clock'
-down_revision = '0007_run_ctt'
+down_revision = 'ct0002_cut_rescorings'
 branch_labels = None
 depends_on = None
 
