@@ -28,7 +28,18 @@ from typing import Any
 
 from flask import current_app
 from flask import session as browser_session
-from sqlalchemy import and_, case, exists, select, true, update
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    and_,
+    bindparam,
+    case,
+    exists,
+    func,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from assessment.delivery.models import Attempt, ResponseSave
@@ -68,11 +79,14 @@ def signed_in() -> SignedIn | None:
     return SignedIn(int(user_id), int(epoch))
 
 
-def _mine(who: SignedIn) -> Any:
-    """The attempt is the signed-in candidate's, and their sign-in still stands."""
-    return and_(_ATTEMPTS.c.candidate_id == who.user_id, exists(select(User.id).where(
-        User.id == who.user_id, User.session_epoch == who.epoch, User.active == true(),
-        User.role == "candidate")))
+#: the attempt is the signed-in candidate's, and their sign-in still stands (what
+#: ``load_signed_in_user`` checks), with the user and generation as parameters
+_MINE = and_(_ATTEMPTS.c.candidate_id == bindparam("uid"), exists(select(User.id).where(
+    User.id == bindparam("uid"), User.session_epoch == bindparam("epoch"),
+    User.active == true(), User.role == "candidate")))
+#: statements are built once (building one costs more than running it): the heartbeat's per
+#: set of heartbeat parts, the save's per dialect
+_BUILT: dict[Any, Any] = {}
 
 
 def _grace() -> float:
@@ -88,11 +102,16 @@ def heartbeat(session: Session, attempt_id: int) -> dict[str, Any] | None:
     if who is None:
         return None
     parts = runner_wiring().heartbeat_parts
-    q = select(_ATTEMPTS.c.status, _ATTEMPTS.c.last_seq, *_CLOCK).where(
-        _ATTEMPTS.c.id == attempt_id, _mine(who))
-    for part in parts:
-        q = q.outerjoin(*part.join(_ATTEMPTS.c.id)).add_columns(*part.columns())
-    row = session.execute(q).first()
+    key = ("heartbeat", *map(id, parts))
+    q = _BUILT.get(key)
+    if q is None:
+        q = select(_ATTEMPTS.c.status, _ATTEMPTS.c.last_seq, *_CLOCK).where(
+            _ATTEMPTS.c.id == bindparam("aid"), _MINE)
+        for part in parts:
+            q = q.outerjoin(*part.join(_ATTEMPTS.c.id)).add_columns(*part.columns())
+        _BUILT[key] = q
+    row = session.execute(q, {"aid": attempt_id, "uid": who.user_id,
+                              "epoch": who.epoch}).first()
     if row is None or row.status != "in_progress" or row.deadline_at is None:
         return None
     now = utcnow()
@@ -129,12 +148,26 @@ def _shapes(session: Session, ids: set[int]) -> dict[int, Any]:
     return {i: _SHAPES[i] for i in ids if i in _SHAPES}
 
 
-def _insert(session: Session) -> Any:
-    if session.get_bind().dialect.name == "postgresql":
+def _save_statements(dialect: str) -> tuple[Any, Any]:
+    """The save's UPDATE ... RETURNING (``last_seq`` only ever grows; ``position`` when sent)
+    and its INSERT ... ON CONFLICT DO NOTHING RETURNING seq, for ``dialect``."""
+    if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
-    return insert(_SAVES)
+    top = bindparam("top", type_=BigInteger())
+    update_stmt = (update(_ATTEMPTS)
+                   .where(_ATTEMPTS.c.id == bindparam("aid"),
+                          _ATTEMPTS.c.status == "in_progress", _MINE)
+                   .values(last_seq=case((_ATTEMPTS.c.last_seq < top, top),
+                                         else_=_ATTEMPTS.c.last_seq),
+                           position=func.coalesce(bindparam("pos", type_=Integer()),
+                                                  _ATTEMPTS.c.position))
+                   .returning(_ATTEMPTS.c.item_order, _ATTEMPTS.c.last_seq, *_CLOCK))
+    insert_stmt = (insert(_SAVES).on_conflict_do_nothing(index_elements=["attempt_id", "seq"])
+                   .returning(_SAVES.c.seq))
+    _BUILT["save", dialect] = (update_stmt, insert_stmt)
+    return update_stmt, insert_stmt
 
 
 def save(session: Session, attempt_id: int, saves: list[SaveRequest],
@@ -145,16 +178,11 @@ def save(session: Session, attempt_id: int, saves: list[SaveRequest],
     if who is None:
         return None
     now = utcnow()
-    top = max((s.seq for s in saves), default=0)
-    values: dict[str, Any] = {"last_seq": case((_ATTEMPTS.c.last_seq < top, top),
-                                               else_=_ATTEMPTS.c.last_seq)}
-    if position is not None:
-        values["position"] = position
-    row = session.execute(
-        update(_ATTEMPTS).where(_ATTEMPTS.c.id == attempt_id,
-                                _ATTEMPTS.c.status == "in_progress", _mine(who))
-        .values(**values).returning(_ATTEMPTS.c.item_order, _ATTEMPTS.c.last_seq, *_CLOCK)
-    ).first()
+    dialect = session.get_bind().dialect.name
+    update_stmt, insert_stmt = _BUILT.get(("save", dialect)) or _save_statements(dialect)
+    row = session.execute(update_stmt, {
+        "aid": attempt_id, "uid": who.user_id, "epoch": who.epoch,
+        "top": max((s.seq for s in saves), default=0), "pos": position}).first()
     if row is None or row.deadline_at is None:
         session.rollback()
         return None
@@ -181,9 +209,7 @@ def save(session: Session, attempt_id: int, saves: list[SaveRequest],
                      "value": value, "flagged": s.flagged, "saved_at": now})
     stored: set[int] = set()
     if rows:
-        stored = set(session.scalars(
-            _insert(session).values(rows).on_conflict_do_nothing(
-                index_elements=["attempt_id", "seq"]).returning(_SAVES.c.seq)))
+        stored = set(session.scalars(insert_stmt, rows))
     acks = []
     if len(stored) < len(rows):
         before = {r.seq: r for r in session.execute(
