@@ -18,7 +18,6 @@ from sqlalchemy import select
 
 from credentials import ce, issuance, recert, reminders, revocation
 from credentials.config import current
-from credentials.models import Credential
 from credentials.renewal_models import HolderShare, Reminder
 
 UTC = dt.UTC
@@ -31,7 +30,7 @@ class Inbox:
         self.messages: list[email.message.EmailMessage] = []
         self.lock = threading.Lock()
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's name)
+    async def handle_DATA(self, server, session, envelope):
         msg = email.message_from_bytes(envelope.original_content, policy=email.policy.default)
         with self.lock:
             self.messages.append(msg)
@@ -76,8 +75,8 @@ def test_reminders_are_sent_once_each_over_smtp_and_unsubscribe_works(
         app, db, client, make_user, smtp_server, clock):
     with app.app_context():
         cfg = current()
-        cert, ada, bob, creds, start = _setup(db, cfg, make_user)
-        smtp = reminders.SmtpSettings.from_environment()
+        _cert, ada, bob, creds, _start = _setup(db, cfg, make_user)
+        reminders.SmtpSettings.from_environment()
 
         # the CE cycle (5 Jan to 4 Mar 2026) is 14 days from its end on 19 Feb: one reminder
         # each, however often the job runs
@@ -142,7 +141,7 @@ def test_reminders_are_sent_once_each_over_smtp_and_unsubscribe_works(
 
 def test_an_smtp_failure_is_retried_then_sent_once(db, cred_cfg, make_user, smtp_server,
                                                    monkeypatch):
-    cert, ada, bob, creds, start = _setup(db, cred_cfg, make_user)
+    _cert, _ada, _bob, _creds, _start = _setup(db, cred_cfg, make_user)
     now = dt.datetime(2026, 2, 20, 8, tzinfo=UTC)
     reminders.plan(db, now)
     down = reminders.SmtpSettings(host="127.0.0.1", port=1, timeout=2)  # nothing listens on 1
@@ -253,7 +252,7 @@ def test_public_holder_page_is_opt_in_shows_only_what_was_chosen_and_can_be_ende
 def test_holder_renewals_page_and_program_report(app, db, client, make_user, signin):
     with app.app_context():
         cfg = current()
-        cert, ada, bob, creds, start = _setup(db, cfg, make_user)
+        _cert, ada, _bob, _creds, start = _setup(db, cfg, make_user)
         eth = issuance.create_achievement(db, cfg, code="ETH1", name="Ethics 1", description="d")
         ce.set_credits(db, eth, {"ethics": 300})
         issuance.issue(db, cfg, achievement=eth, holder=ada, kind="exam", evidence=[],
