@@ -237,7 +237,11 @@ def sweep(every: int) -> None:
     _require_migrated(settings)
     db = _database(settings)
     if every <= 0:
-        done, flags = _sweep_once(db, settings)
+        swept = _sweep_once(db, settings)
+        if swept is None:
+            click.echo("another sweeper is sweeping now; nothing done")
+            return
+        done, flags = swept
         click.echo(f"finalized {len(done)} attempt(s)"
                    f"{': ' + ', '.join(map(str, done)) if done else ''}")
         if flags:
@@ -247,10 +251,13 @@ def sweep(every: int) -> None:
     while os.getppid() == parent:  # a sweeper left behind by a killed server stops by itself
         time.sleep(every)
         try:
-            done, flags = _sweep_once(db, settings)
+            swept = _sweep_once(db, settings)
         except Exception as exc:  # noqa: BLE001 - keep sweeping after a passing database error
             click.echo(f"sweep failed: {exc}", err=True)
             continue
+        if swept is None:  # another node's sweeper leads this turn
+            continue
+        done, flags = swept
         if done:
             click.echo(f"sweep: finalized attempts {done}", err=True)
         if flags:
@@ -297,31 +304,39 @@ def worker(workers: int, exit_with_parent: bool) -> None:
         db.dispose()
 
 
-def _sweep_once(db: Database, settings: Settings) -> tuple[list[int], list]:
-    from assessment.delivery.service import sweep as finalize_expired
+def _sweep_once(db: Database, settings: Settings) -> tuple[list[int], list] | None:
+    """One sweep, if this process is the leader (None when another sweeper holds the lock:
+    every node runs a sweeper, one acts at a time; see ``microcred.leader``)."""
+    from assessment.delivery.sweeper import LEADER
+    from assessment.delivery.sweeper import sweep as finalize_expired
     from credentials.config import current as credential_config
     from credentials.revocation import publish_stale
+    from microcred.leader import try_lead
     from proctoring.checkpoints import checkpoint_if_due
     from proctoring.events import sweep_rules
 
-    with db.session() as session:
-        # each attempt in its own transaction: one that fails is logged and the rest go on
-        done = finalize_expired(session, grace_seconds=settings.save_grace_seconds)
-        # status lists are signed where they change; this stores any left unsigned (lists from
-        # before that), so the public GET that serves them never has to write
-        if publish_stale(session, credential_config()):
-            session.commit()
-        flags = sweep_rules(session)  # a closed page sends nothing that would flag it
-        checkpoint_if_due(session, settings.instance_dir)  # sign the audit head, off the database
-        _requeue_lost_jobs(session, db, settings)
-    return done, flags
+    with try_lead(db.engine, LEADER) as leading:
+        if not leading:
+            return None
+        with db.session() as session:
+            # each attempt in its own transaction: one that fails is logged, recorded and
+            # retried after a backoff, and the rest go on
+            report = finalize_expired(session, grace_seconds=settings.save_grace_seconds)
+            # status lists are signed where they change; this stores any left unsigned (lists
+            # from before that), so the public GET that serves them never has to write
+            if publish_stale(session, credential_config()):
+                session.commit()
+            flags = sweep_rules(session)  # a closed page sends nothing that would flag it
+            checkpoint_if_due(session, settings.instance_dir)  # sign the audit head, off the db
+            _requeue_lost_jobs(session, db, settings)
+        return report.finalized, flags
 
 
 def _requeue_lost_jobs(session, db: Database, settings: Settings) -> None:
     """Calibration runs and badge issuances whose job was lost (a worker killed mid-run, a
     queue emptied) or failed for good are queued again."""
     from assessment.jobs import build_queue
-    from assessment.psych.jobs import requeue_stale_runs
+    from assessment.psych.jobs import requeue_stale_pdfs, requeue_stale_runs
     from credentials.jobs import requeue_stale_issuances
     from microcred.jobs import JobError
 
@@ -342,6 +357,14 @@ def _requeue_lost_jobs(session, db: Database, settings: Settings) -> None:
             click.echo(f"sweep: calibration runs {requeued} queued again (their job was lost)",
                        err=True)
     try:
+        pdfs = requeue_stale_pdfs(session, enqueue)
+    except JobError as exc:
+        session.rollback()
+        click.echo(f"sweep: could not re-queue lost report PDF jobs: {exc}", err=True)
+    else:
+        if pdfs:
+            click.echo(f"sweep: report PDFs {pdfs} queued again (their job was lost)", err=True)
+    try:
         badges = requeue_stale_issuances(session, enqueue)
     except JobError as exc:
         session.rollback()
@@ -361,7 +384,8 @@ def user() -> None:
 @click.option("--email", required=True)
 @click.option("--name", "display_name", required=True)
 @click.option("--role", required=True,
-              type=click.Choice(["candidate", "proctor", "psychometrician", "admin", "item_author"]))
+              type=click.Choice(["candidate", "proctor", "psychometrician", "admin", "item_author",
+                                 "panelist"]))
 @click.password_option(help="At least 8 characters, hard to guess (prompted when absent).")
 def user_add(email: str, display_name: str, role: str, password: str) -> None:
     """Add a user."""

@@ -3,7 +3,8 @@
 The ``ClrSubject`` (CLR 2.0 §B.1.2) carries the holder's Open Badges credentials verbatim, each
 still signed by its own proof (``verifiableCredential``), the achievements they recognise
 (``achievement``), and the associations between those achievements (``association``, CLR 2.0
-§B.1.1 ``Association``): a stack's components are ``isPartOf`` the stack. The ClrCredential
+§B.1.1 ``Association``) from the pathway rules: a stack's or cluster's components are
+``isPartOf`` it, an exam's prerequisite credentials ``precedes`` what the exam earns. The ClrCredential
 itself is signed like the badges: eddsa-rdfc-2022 Data Integrity proof by the default issuer's
 current key (``credentials.issuance`` signs badges the same way), so the verifiers that check
 the badges check it too.
@@ -42,27 +43,39 @@ def record_credentials(session: Session, holder_id: int) -> list[Credential]:
 
 
 def associations(session: Session, credentials: list[Credential]) -> list[dict[str, Any]]:
-    """The associations between the achievements of ``credentials``: each stack's components
-    (by code) that appear in the record are ``isPartOf`` the stack."""
+    """The associations between the achievements of ``credentials``, read from the pathway
+    rules (``credentials.pathways``, the one model of stacks, clusters and prerequisites):
+
+    - a component of a stack or cluster that the record holds ``isPartOf`` it (when the record
+      holds the stack too);
+    - a credential an exam requires ``precedes`` the achievement that exam earns.
+    """
+    from credentials.pathways import Catalog
+
+    catalog = Catalog.load(session)
     held = {c.achievement_id: c for c in credentials}
-    achievements = {a.id: a for a in session.scalars(
-        select(Achievement).where(Achievement.id.in_(list(held) or [-1])))}
-    by_code = {a.code: a for a in achievements.values()}
-    out = []
-    for stack in sorted(achievements.values(), key=lambda a: a.code):
-        if not stack.is_stack:
-            continue
-        target = held[stack.id].json["credentialSubject"]["achievement"]["id"]
-        for code in stack.stack_components:
-            component = by_code.get(code)
-            if component is None:
-                continue
-            out.append({
-                "type": "Association",
-                "associationType": "isPartOf",
-                "sourceId": held[component.id].json["credentialSubject"]["achievement"]["id"],
-                "targetId": target,
-            })
+    by_code = {a.code: a for a in catalog.achievements.values() if a.id in held}
+
+    def achievement_id(achievement: Achievement) -> str:
+        return held[achievement.id].json["credentialSubject"]["achievement"]["id"]
+
+    out: list[dict[str, Any]] = []
+
+    def link(kind: str, source: Achievement, target: Achievement) -> None:
+        entry = {"type": "Association", "associationType": kind,
+                 "sourceId": achievement_id(source), "targetId": achievement_id(target)}
+        if entry not in out:
+            out.append(entry)
+
+    for target in sorted(by_code.values(), key=lambda a: a.code):
+        rule = catalog.stack_rules.get(target.id)
+        for ref in rule.refs() if rule else []:
+            if ref.kind == "credential" and ref.code in by_code:
+                link("isPartOf", by_code[ref.code], target)
+        prerequisites = catalog.exam_rules.get(target.exam_id) if target.exam_id else None
+        for ref in prerequisites.refs() if prerequisites else []:
+            if ref.kind == "credential" and ref.code in by_code:
+                link("precedes", by_code[ref.code], target)
     return out
 
 

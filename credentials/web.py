@@ -44,6 +44,7 @@ MANAGERS = ("admin",)
 
 
 def init_app(app: Flask) -> None:
+    from credentials import pathway_views  # its pages join this blueprint
     from credentials import renewal_web  # its views join this blueprint before it registers
 
     app.register_blueprint(bp)
@@ -54,6 +55,7 @@ def init_app(app: Flask) -> None:
         # token in the address is the proof
         csrf.exempt(renewal_web.unsubscribe)
     with app.app_context():
+        pathway_views.init_app(app)
         wiring = runner_wiring()
         wiring.nav_links.append(("candidate", "credentials.wallet", "My badges"))
         wiring.nav_links.append(("candidate", "credentials.holder_renewals", "Renewals"))

@@ -83,6 +83,8 @@ def site(app, db, build_exam):
     admin = db.scalar(select(User).where(User.email == creds["admin"][0]))
     pending_import = _pending_import(db, admin)
     bank = _bank_items(db, creds)
+    # the cut adoption page with a proposal shown (its tables and the adopt form)
+    bank["psychometrician"] += [f"/psych/exams/{_demo_exam(db).code}/cuts?theta=0.5"]
     return SimpleNamespace(
         creds=creds,
         extra={

@@ -460,8 +460,8 @@ def test_sweep_in_its_own_process_issues_the_badge_a_pass_earns(demo):
 
 def test_a_failing_receiver_does_not_hold_up_the_other_attempts(demo, caplog):
     """Each attempt is finalized in its own transaction: one whose receiver raises is rolled
-    back and logged with its id, the ones behind it are finalized (and badged), and the next
-    sweep finalizes it once the receiver works."""
+    back, logged with its id and recorded, the ones behind it are finalized (and badged), and
+    the first sweep after its backoff finalizes it once the receiver works."""
     from assessment.delivery.models import Attempt
     from microcred import signals
 
@@ -490,6 +490,15 @@ def test_a_failing_receiver_does_not_hold_up_the_other_attempts(demo, caplog):
     assert _credentials_of(demo.database, broken) == []
     assert [len(_credentials_of(demo.database, i)) for i in ids[1:]] == [1, 1]
 
+    # recorded, and left alone until its backoff is over (not retried on every sweep)
+    assert run(demo.env, "sweep").output == "finalized 0 attempt(s)\n"
+    from sqlalchemy import update
+
+    from assessment.delivery.models import SweepFailure
+    with demo.database.session() as s:
+        assert s.get(SweepFailure, broken).failures == 1
+        s.execute(update(SweepFailure).values(retry_at=SweepFailure.failed_at))  # time passed
+        s.commit()
     again = run(demo.env, "sweep")
     assert again.output == f"finalized 1 attempt(s): {broken}\n"
     assert len(_credentials_of(demo.database, broken)) == 1

@@ -18,7 +18,9 @@ from microcred.db import Base, append_only, utcnow
 
 class Attempt(Base):
     __tablename__ = "attempts"
-    __table_args__ = (Index("ix_attempts_status_candidate", "status", "candidate_id"),)
+    __table_args__ = (Index("ix_attempts_status_candidate", "status", "candidate_id"),
+                      # the sweeper finds in-progress attempts that may have run out by this
+                      Index("ix_attempts_status_started", "status", "started_at"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     candidate_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
@@ -114,6 +116,23 @@ class Result(Base):
     domain_scores: Mapped[list[Any]]
     theta: Mapped[float | None]
     theta_se: Mapped[float | None]
+    #: how the pass/fail decision was made (``assessment.psych.cuts_scoring``): ``percent``
+    #: (the exam's pass percent: no cut adopted), ``irt`` (EAP ``theta`` against the adopted
+    #: theta cut) or ``number_correct`` (``raw_score`` against the form's ``raw_cut``)
+    scoring_rule: Mapped[str] = mapped_column(String(20), default="percent",
+                                              server_default="percent")
+    #: the adopted cut applied (None: the percent rule)
+    cut_adoption_id: Mapped[int | None] = mapped_column(ForeignKey("cut_adoptions.id"))
+    #: the approved calibration run and the parameter rows scored with
+    #: (``{item_version_id: ItemParameter id}``), so the decision can be reproduced
+    calibration_run_id: Mapped[int | None] = mapped_column(ForeignKey("calibration_runs.id"))
+    parameter_ids: Mapped[dict[str, Any] | None] = mapped_column(type_=JSON)
+    #: the form's raw cut under the adopted cut (None: the percent rule)
+    raw_cut: Mapped[float | None]
+    #: the reported scale score (None: the percent rule, which has no scale)
+    scale_score: Mapped[float | None]
+    #: the cut rescoring that wrote this result (None: finalization or a re-key)
+    cut_rescoring_id: Mapped[int | None] = mapped_column(ForeignKey("cut_rescorings.id"))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     attempt: Mapped[Attempt] = relationship(back_populates="results")
@@ -121,6 +140,28 @@ class Result(Base):
 
 
 append_only(Result)
+
+
+class CutRescoring(Base):
+    """A recorded rescoring of an exam's standing results under its current cut (who, when,
+    why, how many results were superseded and which decisions flipped): released results
+    change only through one of these (``assessment.delivery.rescore``)."""
+
+    __tablename__ = "cut_rescorings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    exam_id: Mapped[int] = mapped_column(ForeignKey("exams.id"), index=True)
+    cut_adoption_id: Mapped[int] = mapped_column(ForeignKey("cut_adoptions.id"))
+    by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    reason: Mapped[str] = mapped_column(String(1000))
+    rescored: Mapped[int]
+    #: ``[{"attempt_id", "old_result_id", "new_result_id", "passed", "release",
+    #: "badges": "issued" | "revoked: [ids]" | ...}]``
+    flips: Mapped[list[Any]]
+
+
+append_only(CutRescoring)
 
 
 class ItemScore(Base):
@@ -161,3 +202,17 @@ class ResultRelease(Base):
 
 
 append_only(ResultRelease)
+
+
+class SweepFailure(Base):
+    """An attempt the sweeper could not finalize: how often it failed, why last, and when the
+    sweeper may try it again (backing off, so a broken attempt is neither retried every sweep
+    nor forgotten). Bookkeeping, not evidence: updated in place, deleted once it finalizes."""
+
+    __tablename__ = "attempt_sweep_failures"
+
+    attempt_id: Mapped[int] = mapped_column(ForeignKey("attempts.id"), primary_key=True)
+    failures: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    failed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    retry_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

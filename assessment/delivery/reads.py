@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, ScalarSelect, Select, Text, and_, case, cast, func, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session, aliased, object_session
 
 from assessment.delivery.models import (
     Attempt,
@@ -44,7 +44,14 @@ from assessment.users import User
 from itembank.models import ItemVersion
 from itembank.types import item_type
 from microcred import signals
-from microcred.records import ExamDomain, ExamInfo, Person, ReleasedPass, ReleasedResult
+from microcred.records import (
+    ExamDomain,
+    ExamInfo,
+    Person,
+    ReleasedPass,
+    ReleasedResult,
+    ScoreScale,
+)
 
 
 def current_result_id(attempt_id: ColumnElement[int] | int) -> ScalarSelect[int]:
@@ -132,7 +139,19 @@ def result_summary(session: Session, result: Result, *, released_at: dt.datetime
         result_id=result.id, attempt_id=attempt.id, candidate=person_of(user),
         exam=exam_info(session.get(Exam, attempt.exam_id)), percent=result.percent,
         pass_percent=result.pass_percent, passed=result.passed, scored_at=result.created_at,
-        released_at=released_at, proctoring=_proctoring_record(session, attempt.id))
+        released_at=released_at, proctoring=_proctoring_record(session, attempt.id),
+        scale_score=result.scale_score, scale=_cut_scale(session, result.cut_adoption_id),
+        scoring_rule=result.scoring_rule or "percent")
+
+
+def _cut_scale(session: Session, cut_adoption_id: int | None) -> ScoreScale | None:
+    """The reported scale of an adopted cut (None: no cut)."""
+    if cut_adoption_id is None:
+        return None
+    from assessment.psych.cuts import CutAdoption  # (psych reads delivery: imported late)
+
+    cut = session.get(CutAdoption, cut_adoption_id)
+    return ScoreScale(cut.scale_lower, cut.scale_upper, cut.scale_cut) if cut else None
 
 
 def _proctoring_record(session: Session, attempt_id: int) -> dict[str, Any] | None:
@@ -148,11 +167,17 @@ def person_of(user: User) -> Person:
 
 
 def exam_info(exam: Exam) -> ExamInfo:
+    """The exam as other packages read it, with the scale of its current cut (if any)."""
+    from assessment.psych.cuts import current_cut  # (psych reads delivery: imported late)
+
+    session = object_session(exam)
+    cut = current_cut(session, exam.id) if session is not None else None
     return ExamInfo(
         id=exam.id, code=exam.code, title=exam.title, program_name=exam.program_name or "",
         pass_percent=exam.pass_percent,
         domains=tuple(ExamDomain(d.code, d.name, d.description or "")
-                      for d in exam.blueprint.domains))
+                      for d in exam.blueprint.domains),
+        scale=ScoreScale(cut.scale_lower, cut.scale_upper, cut.scale_cut) if cut else None)
 
 
 @dataclass(frozen=True)

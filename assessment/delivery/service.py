@@ -34,6 +34,7 @@ from assessment.delivery.models import (
 from assessment.delivery.reads import current_result, result_summary
 from assessment.delivery.timing import Clock, clock
 from assessment.exams import Exam, ExamForm, loft_target, window_refusal
+from assessment.psych.cuts_scoring import judge
 from assessment.users import User, time_multiplier_for
 from itembank.exposure import record_delivery
 from itembank.forms import unscored_versions
@@ -502,6 +503,9 @@ def _score(session: Session, attempt: Attempt) -> Result:
     result, scores = score_responses(session, exam, attempt.item_order,
                                      {vid: save.value for vid, save in saves.items()},
                                      unscored=unscored_versions(session, attempt.form_id))
+    # the decision under the exam's cut standing now (a cut adopted later changes it only
+    # through a recorded cut rescoring: assessment.delivery.rescore)
+    judge(session, exam, attempt.form_id, scored_items(scores)).apply_to(result)
     result.attempt_id = attempt.id
     session.add(result)
     session.flush()
@@ -574,8 +578,16 @@ def score_responses(session: Session, exam: Exam, item_order: list[int],
         domain_scores=[d for d in domains.values() if d["items"]],
         theta=None,
         theta_se=None,
+        scoring_rule="percent",
     )
     return result, scores
+
+
+def scored_items(scores: list[ItemScore]) -> list[tuple[int, float, float]]:
+    """``(item_version_id, score, max_score)`` of the items that count (not pretest), in
+    form order: what :func:`assessment.psych.cuts_scoring.judge` decides on."""
+    return [(s.item_version_id, float(s.score), float(s.max_score)) for s in scores
+            if s.scored is not False]
 
 
 def _release(
@@ -613,31 +625,12 @@ def _on_review_decided(sender: Any, *, session: Session, attempt_id: int, verdic
 
 
 def sweep(session: Session, *, grace_seconds: float, now: dt.datetime | None = None) -> list[int]:
-    """Finalize every in-progress attempt whose time has run out. Returns their ids.
+    """Finalize every in-progress attempt whose time has run out; returns their ids. Each in a
+    transaction of its own; one that fails is logged, recorded and retried after a backoff
+    (``assessment.delivery.sweeper``, which says how it scales)."""
+    from assessment.delivery.sweeper import sweep as sweep_attempts
 
-    Each attempt is finalized, with its receivers, in a transaction of its own: the sweep
-    commits as it goes. An attempt whose finalization fails (a receiver that raises, say) is
-    rolled back, logged with its id and left for the next sweep, and the sweep goes on: one
-    attempt must not keep the ones behind it from finalizing, sweep after sweep."""
-    now = now or utcnow()
-    done = []
-    ids = list(session.scalars(select(Attempt.id).where(Attempt.status == "in_progress")
-                               .order_by(Attempt.id)))
-    for attempt_id in ids:
-        try:
-            attempt = session.get(Attempt, attempt_id)
-            if attempt is not None and finalize_if_expired(session, attempt, now,
-                                                           grace_seconds=grace_seconds):
-                session.commit()
-                done.append(attempt_id)
-        except Finalized:  # the candidate's own request finalized it meanwhile
-            session.rollback()
-        except Exception:  # logged; the other attempts must still finalize
-            session.rollback()
-            log.exception("sweep: attempt %s could not be finalized; it stays in progress and "
-                          "the next sweep tries again", attempt_id)
-    session.commit()
-    return done
+    return sweep_attempts(session, grace_seconds=grace_seconds, now=now).finalized
 
 
 # ---------------------------------------------------------------- proctor's clock controls

@@ -12,6 +12,7 @@ from assessment.delivery import reads, service
 from assessment.delivery.eligibility import eligibility
 from assessment.delivery.models import Attempt
 from assessment.exams import Exam, exam_by_code, open_exams
+from assessment.psych.cuts import CutAdoption, passing_standards
 from itembank.rendering import item_parts
 from microcred.db import utcnow
 from microcred.inputs import json_body
@@ -75,7 +76,8 @@ def exams():
     exams_by_id = {e.id: e for e in session.scalars(select(Exam))}
     return render_template(
         "delivery/exams.html",
-        exams=open_exams(session),
+        exams=(shown := open_exams(session)),
+        standards=passing_standards(session, [e.id for e in shown]),
         attempts=mine,
         exams_by_id=exams_by_id,
         time_up=time_up,
@@ -93,6 +95,7 @@ def exam(code: str):
     current = service.in_progress_attempt(session, current_user, exam)
     return render_template("delivery/exam.html", exam=exam, current=current,
                            agreed=_agreed(exam),
+                           standard=passing_standards(session, [exam.id]).get(exam.id),
                            retake=eligibility(session, current_user.id, exam, utcnow()))
 
 
@@ -113,6 +116,7 @@ def start(code: str):
             flash("To start, confirm that you accept the candidate agreement.", "error")
             return render_template("delivery/exam.html", exam=exam, current=None,
                                    agreed=False, agree_error=True,
+                                   standard=passing_standards(session, [exam.id]).get(exam.id),
                                    retake=eligibility(session, current_user.id, exam,
                                                       utcnow())), 422
         for gate in runner_wiring().start_gates:
@@ -157,6 +161,7 @@ def result(attempt_id: int):
     return render_template(
         "delivery/result.html", attempt=attempt, result=res, release=release, exam=exam,
         links=links,
+        cut=session.get(CutAdoption, res.cut_adoption_id) if res.cut_adoption_id else None,
     )
 
 
