@@ -275,3 +275,44 @@ def test_holder_renewals_page_and_program_report(app, db, client, make_user, sig
         "csrf_token": _token(staff), "form": "requirement", "total": "5", "cycle_months": "12",
         "minimums": "ethics 3"}, follow_redirects=True)
     assert "write category: amount" in resp.get_data(as_text=True)
+
+
+# --- the learner record -----------------------------------------------------------------------
+
+def test_clr_associations_follow_the_pathway_rules(db, cred_cfg, make_user, build_exam):
+    """An exam's prerequisite (a pathway rule on the exam) ``precedes`` what the exam earns; a
+    revoked credential stays out of the record; the record verifies in Microcred."""
+    from credentials import clr, pathway_rules
+    from credentials.pathways import Ref, Rule
+    from credentials.resolution import DatabaseResolver
+    from credentials.schema import check
+    from credentials.verify import verify
+    from microcred.records import records
+
+    exam = build_exam(db, code="ADV-EXAM")
+    basic = issuance.create_achievement(db, cred_cfg, code="BASIC", name="Basic",
+                                        description="d")
+    adv = issuance.create_achievement(db, cred_cfg, code="ADV", name="Advanced",
+                                      description="d", exam_id=exam.id)
+    pathway_rules.save(db, Rule(required=(Ref("credential", "BASIC"),)), exam_id=exam.id)
+    holder = make_user("candidate")
+    first = issuance.issue(db, cred_cfg, achievement=basic, holder=holder, kind="exam",
+                           evidence=[])
+    second = issuance.issue(db, cred_cfg, achievement=adv, holder=holder, kind="exam",
+                            evidence=[])
+    db.commit()
+    doc = clr.export(db, cred_cfg, records().person(db, holder.id))
+    assert doc["credentialSubject"]["association"] == [{
+        "type": "Association", "associationType": "precedes",
+        "sourceId": first.json["credentialSubject"]["achievement"]["id"],
+        "targetId": second.json["credentialSubject"]["achievement"]["id"]}]
+    assert check(doc) and verify(doc, DatabaseResolver(db, cred_cfg)).verified
+    revocation.revoke(db, cred_cfg, first, reason="issued in error", by_user_id=None)
+    db.commit()
+    doc = clr.export(db, cred_cfg, records().person(db, holder.id))
+    assert [c["id"] for c in doc["credentialSubject"]["verifiableCredential"]] == [
+        second.json["id"]]
+    assert "association" not in doc["credentialSubject"]
+    nobody = make_user("candidate")
+    with pytest.raises(Exception, match="nothing to export"):
+        clr.export(db, cred_cfg, records().person(db, nobody.id))
