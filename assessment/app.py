@@ -95,9 +95,11 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
 
     from assessment import admin, api_docs, auth, exam_editor, home
     from assessment.delivery import views as delivery_views
+    from assessment.psych import program_views, studies_views
     from assessment.psych import views as psych
 
-    for module in (auth, home, delivery_views, admin, exam_editor, psych, api_docs):
+    for module in (auth, home, delivery_views, admin, exam_editor, psych, studies_views,
+                   program_views, api_docs):
         app.register_blueprint(module.bp)
     # pictures are drawn in one place (the workspace's chart module); the item bank's form
     # builder draws its test information curve through this, importing nothing of the app

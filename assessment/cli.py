@@ -336,7 +336,7 @@ def _requeue_lost_jobs(session, db: Database, settings: Settings) -> None:
     """Calibration runs and badge issuances whose job was lost (a worker killed mid-run, a
     queue emptied) or failed for good are queued again."""
     from assessment.jobs import build_queue
-    from assessment.psych.jobs import requeue_stale_runs
+    from assessment.psych.jobs import requeue_stale_pdfs, requeue_stale_runs
     from credentials.jobs import requeue_stale_issuances
     from microcred.jobs import JobError
 
@@ -357,6 +357,14 @@ def _requeue_lost_jobs(session, db: Database, settings: Settings) -> None:
             click.echo(f"sweep: calibration runs {requeued} queued again (their job was lost)",
                        err=True)
     try:
+        pdfs = requeue_stale_pdfs(session, enqueue)
+    except JobError as exc:
+        session.rollback()
+        click.echo(f"sweep: could not re-queue lost report PDF jobs: {exc}", err=True)
+    else:
+        if pdfs:
+            click.echo(f"sweep: report PDFs {pdfs} queued again (their job was lost)", err=True)
+    try:
         badges = requeue_stale_issuances(session, enqueue)
     except JobError as exc:
         session.rollback()
@@ -376,7 +384,8 @@ def user() -> None:
 @click.option("--email", required=True)
 @click.option("--name", "display_name", required=True)
 @click.option("--role", required=True,
-              type=click.Choice(["candidate", "proctor", "psychometrician", "admin", "item_author"]))
+              type=click.Choice(["candidate", "proctor", "psychometrician", "admin", "item_author",
+                                 "panelist"]))
 @click.password_option(help="At least 8 characters, hard to guess (prompted when absent).")
 def user_add(email: str, display_name: str, role: str, password: str) -> None:
     """Add a user."""

@@ -92,6 +92,9 @@ class Settings:
     #: Scored responses a pretest item needs before it is flagged ready for calibration and
     #: review (the item bank's list and review queue).
     pretest_min_responses: int = 200
+    #: Reports suppress a cell (a group, a month, a form) with fewer candidates than this, and
+    #: DIF leaves out a form where either group is smaller.
+    report_min_group: int = 5
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -118,4 +121,5 @@ class Settings:
             jobs_queue=_queue_name(os.environ.get("MICROCRED_JOBS_QUEUE") or "microcred"),
             public_base_url=public_url(),
             pretest_min_responses=_number("MICROCRED_PRETEST_MIN_RESPONSES", 200, minimum=1),
+            report_min_group=_number("MICROCRED_REPORT_MIN_GROUP", 5, minimum=1),
         )

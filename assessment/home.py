@@ -12,6 +12,7 @@ ROLE_HOME = {
     "psychometrician": "psych.index",
     "admin": "admin.index",
     "item_author": "itembank.items",
+    "panelist": "studies.panel_index",
 }
 
 

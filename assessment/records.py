@@ -5,7 +5,7 @@ and never query ``assessment``'s tables themselves. Results come from delivery's
 (``assessment.delivery.reads``), where the rule "the newest release row wins" lives."""
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from assessment.delivery import reads
@@ -25,6 +25,13 @@ class AssessmentRecords:
             return {}
         return {u.id: reads.person_of(u)
                 for u in session.scalars(select(User).where(User.id.in_(ids)))}
+
+    def people_by_email(self, session: Session, emails: set[str]) -> dict[str, Person]:
+        wanted = {e.strip().lower() for e in emails if e and e.strip()}
+        if not wanted:
+            return {}
+        return {u.email.lower(): reads.person_of(u) for u in session.scalars(
+            select(User).where(func.lower(User.email).in_(wanted)))}
 
     def exam(self, session: Session, exam_id: int) -> ExamInfo | None:
         exam = session.get(Exam, exam_id)

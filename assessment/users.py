@@ -26,6 +26,9 @@ class Role(str, enum.Enum):
     ADMIN = "admin"
     #: writes item drafts in the bank (itembank.workflow); approves nothing
     ITEM_AUTHOR = "item_author"
+    #: sits on standard-setting panels: sees only the studies they are seated on
+    #: (assessment.psych.studies), nothing else of the workspace, the bank or delivery
+    PANELIST = "panelist"
 
 
 class User(UserMixin, Base):

@@ -220,3 +220,84 @@ class Issuance(Base):
     #: when a job for it was last queued (by the receiver or the sweeper)
     queued_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+# --- pathways: rules, trainings, completions (``credentials.pathways``) -------------------------
+
+class PathwayRule(Base):
+    """What earns a stack (``achievement_id``: "A and B, plus 2 of C-F") or opens an exam to a
+    candidate (``exam_id``: its prerequisites). A component is an achievement code, or
+    ``training:<code>`` for a training requirement; a component that is itself a stack makes
+    this rule a cluster.
+
+    Rules are data edited in the admin UI: each edit is a new row, the newest row of a subject
+    is the rule (an exam rule with no components removes the exam's prerequisites).
+    ``credentials.pathways`` is the one evaluator of these rules."""
+
+    __tablename__ = "credential_pathway_rules"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    achievement_id: Mapped[int | None] = mapped_column(ForeignKey("credential_achievements.id"),
+                                                       index=True)
+    exam_id: Mapped[int | None] = mapped_column(ForeignKey("exams.id"), index=True)
+    #: component references every one of which is needed
+    required: Mapped[list[Any]] = mapped_column(default=list)
+    #: elective groups: [{"choose": n, "from": [references]}]
+    electives: Mapped[list[Any]] = mapped_column(default=list)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+append_only(PathwayRule)
+
+
+class Training(Base):
+    """A training requirement (a course, a workshop) that a rule can name as
+    ``training:<code>``; completions are recorded by an admin, imported from CSV or posted by an
+    LMS. ``validity_days``: a completion counts for that long (None: for ever)."""
+
+    __tablename__ = "credential_trainings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    validity_days: Mapped[int | None]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class TrainingCompletion(Base):
+    """A holder completed a training on ``completed_at``; ``source`` says who said so (admin,
+    csv, lms) and ``reference`` the sender's own id for it. One completion per holder, training
+    and moment: a resent completion is the same completion."""
+
+    __tablename__ = "credential_training_completions"
+    __table_args__ = (UniqueConstraint("training_id", "holder_id", "completed_at",
+                                       name="uq_credential_training_completions_once"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    training_id: Mapped[int] = mapped_column(ForeignKey("credential_trainings.id"))
+    holder_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    completed_at: Mapped[dt.datetime]
+    #: admin | csv | lms
+    source: Mapped[str] = mapped_column(String(10))
+    reference: Mapped[str | None] = mapped_column(String(200))
+    recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+append_only(TrainingCompletion)
+
+
+class LmsToken(Base):
+    """A bearer token an LMS posts training completions with; only its SHA-256 is stored.
+    ``revoked_at`` set: refused."""
+
+    __tablename__ = "credential_lms_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[dt.datetime | None]

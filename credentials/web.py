@@ -44,11 +44,14 @@ MANAGERS = ("admin",)
 
 
 def init_app(app: Flask) -> None:
+    from credentials import pathway_views  # its pages join this blueprint
+
     app.register_blueprint(bp)
     csrf = app.extensions.get("csrf")
     if csrf is not None:
         csrf.exempt(api_verify)
     with app.app_context():
+        pathway_views.init_app(app)
         wiring = runner_wiring()
         wiring.nav_links.append(("candidate", "credentials.wallet", "My badges"))
         wiring.nav_links.append(("admin", "credentials.admin_credentials", "Credentials"))

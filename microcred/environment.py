@@ -21,3 +21,11 @@ def instance_dir() -> Path:
 def public_url() -> str:
     """``MICROCRED_PUBLIC_URL``: the base of badge pages, status lists and credential ids."""
     return os.environ.get("MICROCRED_PUBLIC_URL", DEFAULT_PUBLIC_URL)
+
+
+def lms_api_token() -> str | None:
+    """``MICROCRED_LMS_API_TOKEN``: a bearer token an LMS may post training completions with
+    (``/api/training-completions``), besides the tokens an admin issues; unset: none. Shorter
+    than 32 characters is ignored (too easy to guess)."""
+    token = os.environ.get("MICROCRED_LMS_API_TOKEN", "").strip()
+    return token if len(token) >= 32 else None

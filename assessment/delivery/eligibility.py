@@ -1,4 +1,6 @@
-"""Whether a candidate may start an attempt at an exam now, under the exam's retake rules
+"""Whether a candidate may start an attempt at an exam now: the exam's prerequisites (the
+credentials and trainings its pathway rule asks for, evaluated by
+:func:`credentials.pathways.eligible_for_exam`, the one evaluator), then its retake rules
 (:mod:`assessment.retakes`): the attempt limit, and the wait after an attempt that did not pass.
 
 The same answer is enforced when an attempt starts (``service.start_attempt``), checked before
@@ -16,6 +18,7 @@ from assessment.delivery.models import Attempt
 from assessment.delivery.reads import current_result, release_status
 from assessment.exams import Exam
 from assessment.retakes import RetakePolicy, retake_policy_of, wait_refusal
+from credentials.pathways import ExamGate, eligible_for_exam
 from microcred.words import plural
 
 #: how a finalized attempt ended when it did not pass: the wait applies after each of these
@@ -30,6 +33,8 @@ class Eligibility:
     retake_from: dt.datetime | None
     #: why the candidate may not start now, in their words; None: they may
     refusal: str | None
+    #: the exam's prerequisites for the candidate (``next_steps`` link what to do)
+    prerequisites: ExamGate | None = None
 
     @property
     def may_start(self) -> bool:
@@ -61,6 +66,9 @@ def outcome(session: Session, attempt_id: int, finalize_reason: str | None) -> s
 def eligibility(session: Session, candidate_id: int, exam: Exam, now: dt.datetime) -> Eligibility:
     """May ``candidate_id`` start a new attempt at ``exam`` at ``now``?"""
     rules = retake_policy_of(exam.policy)
+    gate = eligible_for_exam(session, candidate_id, exam.id, now=now)
+    if not gate.open:
+        return Eligibility(rules, 0, None, gate.refusal, gate)
     attempts = list(session.execute(
         select(Attempt.id, Attempt.status, Attempt.finalized_at, Attempt.finalize_reason)
         .where(Attempt.candidate_id == candidate_id, Attempt.exam_id == exam.id)
@@ -69,11 +77,11 @@ def eligibility(session: Session, candidate_id: int, exam: Exam, now: dt.datetim
     if rules.max_attempts is not None and used >= rules.max_attempts:
         return Eligibility(rules, used, None,
                            f"You have used all {plural(rules.max_attempts, 'attempt')} "
-                           "at this exam.")
+                           "at this exam.", gate)
     last = next((a for a in reversed(attempts) if a.status == "finalized"), None)
     if rules.wait_hours and last is not None and last.finalized_at is not None \
             and outcome(session, last.id, last.finalize_reason) in NOT_PASSED:
         retake_from = rules.retake_from(last.finalized_at)
         if now < retake_from:
-            return Eligibility(rules, used, retake_from, wait_refusal(retake_from))
-    return Eligibility(rules, used, None, None)
+            return Eligibility(rules, used, retake_from, wait_refusal(retake_from), gate)
+    return Eligibility(rules, used, None, None, gate)

@@ -25,6 +25,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # no display, ever: charts are drawn in web workers and the CLI
 
+import matplotlib.patches
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -319,6 +320,76 @@ def score_histogram(
     return _svg(fig, title, desc)
 
 
+def hofstee_chart(
+    scores: Sequence[float], fail_rates: Sequence[float], *, c_min: float, c_max: float,
+    f_min: float, f_max: float, cut: float | None, max_score: float,
+) -> Chart:
+    """Hofstee's compromise: the observed fail rate at each raw cut, the panel's line from
+    (c_min, f_max) to (c_max, f_min) inside its rectangle, and the cut where they meet.
+    Fail rates are proportions."""
+    x = np.asarray(scores, float)
+    f = 100 * np.asarray(fail_rates, float)
+    with plt.rc_context(STYLE):
+        fig, ax = _figure(5.6, 3.2)
+        ax.plot(x, f, color=COLOURS[0], lw=1.8, marker="o", ms=3, label="observed fail rate")
+        ax.add_patch(matplotlib.patches.Rectangle(
+            (c_min, 100 * f_min), c_max - c_min, 100 * (f_max - f_min), fill=False,
+            ec=COLOURS[6], ls=":", lw=1.0))
+        ax.plot([c_min, c_max], [100 * f_max, 100 * f_min], color=COLOURS[1], ls="--", lw=1.6,
+                label="panel's line")
+        if cut is not None and np.isfinite(cut):
+            ax.axvline(cut, color=COLOURS[2], ls="-.", lw=1.4)
+            ax.annotate(f"cut {cut:.2f}", (cut, 96), xytext=(3, 0), textcoords="offset points",
+                        color=COLOURS[2], fontsize=8)
+        ax.set_xlim(-0.5, max_score + 0.5)
+        ax.set_ylim(0, 100)
+        ax.set_xlabel("raw cut score")
+        ax.set_ylabel("fail rate (%)")
+        ax.legend(loc="lower right", frameon=False, fontsize=7)
+    desc = (f"The panel accepts cuts from {c_min:.2f} to {c_max:.2f} and fail rates from"
+            f" {100 * f_min:.0f}% to {100 * f_max:.0f}%. Observed fail rate by cut: "
+            + ", ".join(f"{s:g}: {v:.0f}%" for s, v in zip(x, f)) + ".")
+    if cut is not None and np.isfinite(cut):
+        desc += f" The line meets the curve at a cut of {cut:.2f}."
+    return _svg(fig, "Hofstee compromise", desc)
+
+
+def beuk_chart(
+    scores: Sequence[float], pass_rates: Sequence[float], *, panel_cuts: Sequence[float],
+    panel_pass_rates: Sequence[float], mean_cut: float, mean_pass_rate: float, slope: float,
+    cut: float | None, max_score: float,
+) -> Chart:
+    """Beuk's compromise: the observed pass rate at each raw cut, the panelists' judgments, the
+    line through their means with slope SD(pass rates)/SD(cuts), and the cut where they meet.
+    Pass rates are proportions."""
+    x = np.asarray(scores, float)
+    p = 100 * np.asarray(pass_rates, float)
+    with plt.rc_context(STYLE):
+        fig, ax = _figure(5.6, 3.2)
+        ax.plot(x, p, color=COLOURS[0], lw=1.8, marker="o", ms=3, label="observed pass rate")
+        ax.scatter(panel_cuts, 100 * np.asarray(panel_pass_rates, float), color=COLOURS[4],
+                   marker="s", s=18, zorder=3, label="panelists' judgments")
+        xs = np.array([0.0, max_score])
+        ax.plot(xs, 100 * (mean_pass_rate + slope * (xs - mean_cut)), color=COLOURS[1], ls="--",
+                lw=1.6, label="panel's line")
+        if cut is not None and np.isfinite(cut):
+            ax.axvline(cut, color=COLOURS[2], ls="-.", lw=1.4)
+            ax.annotate(f"cut {cut:.2f}", (cut, 96), xytext=(3, 0), textcoords="offset points",
+                        color=COLOURS[2], fontsize=8)
+        ax.set_xlim(-0.5, max_score + 0.5)
+        ax.set_ylim(0, 100)
+        ax.set_xlabel("raw cut score")
+        ax.set_ylabel("pass rate (%)")
+        ax.legend(loc="lower left", frameon=False, fontsize=7)
+    desc = (f"Panel mean cut {mean_cut:.2f} with mean expected pass rate"
+            f" {100 * mean_pass_rate:.0f}%, line slope {100 * slope:.1f} points of pass rate per"
+            " score point. Observed pass rate by cut: "
+            + ", ".join(f"{s:g}: {v:.0f}%" for s, v in zip(x, p)) + ".")
+    if cut is not None and np.isfinite(cut):
+        desc += f" The line meets the curve at a cut of {cut:.2f}."
+    return _svg(fig, "Beuk compromise", desc)
+
+
 #: Charts drawn by :func:`draw_many`, by name (a request names the function, so it pickles).
 DRAWABLE = ("item_characteristic_curve", "option_trace_lines", "information_and_csem",
             "score_histogram")
@@ -372,3 +443,54 @@ def draw_many(requests: Sequence[tuple[str, tuple, dict]], workers: int | None =
         except (OSError, BrokenProcessPool):
             pass
     return [_draw(r) for r in requests]
+
+
+# ---------------------------------------------------------------- program reports
+
+
+def category_bars(
+    categories: Sequence[str], values: Sequence[float | None], *, title: str, xlabel: str,
+    ylabel: str, unit: str = "",
+) -> Chart:
+    """One bar per category (a score band, a form, a group); a missing value (suppressed, or
+    nothing to show) draws no bar and is said so in the text alternative."""
+    shown = [0.0 if v is None else float(v) for v in values]
+    with plt.rc_context(STYLE):
+        fig, ax = _figure(5.6, 2.8)
+        ax.bar(range(len(categories)), shown, width=0.8, color=COLOURS[0])
+        ax.set_xticks(range(len(categories)), [str(c) for c in categories],
+                      rotation=30 if len(categories) > 6 else 0, ha="right" if len(categories) > 6
+                      else "center")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+    parts = [f"{c}: {'not shown' if v is None else f'{v:g}{unit}'}"
+             for c, v in zip(categories, values)]
+    desc = "; ".join(parts) + "." if parts else "No data."
+    return _svg(fig, title, desc)
+
+
+def lines_over_time(
+    periods: Sequence[str], series: Sequence[tuple[str, Sequence[float | None]]], *, title: str,
+    ylabel: str, unit: str = "", ylim: tuple[float, float] | None = None,
+) -> Chart:
+    """One line per series over ``periods`` (e.g. months); a missing value leaves a gap."""
+    with plt.rc_context(STYLE):
+        fig, ax = _figure(5.6, 2.8)
+        x = np.arange(len(periods))
+        for k, (name, values) in enumerate(series):
+            y = np.array([np.nan if v is None else float(v) for v in values])
+            ax.plot(x, y, color=COLOURS[k % len(COLOURS)], ls=LINESTYLES[k % len(LINESTYLES)],
+                    marker=MARKERS[k % len(MARKERS)], ms=4, lw=1.6, label=name)
+        ax.set_xticks(x, list(periods), rotation=30 if len(periods) > 6 else 0)
+        if ylim is not None:
+            ax.set_ylim(*ylim)
+        ax.set_ylabel(ylabel)
+        if series:
+            ax.legend(fontsize=7, frameon=False)
+    parts = []
+    for name, values in series:
+        points = ", ".join(f"{p} {'not shown' if v is None else f'{v:.1f}{unit}'}"
+                           for p, v in zip(periods, values))
+        parts.append(f"{name}: {points}")
+    desc = "; ".join(parts) + "." if parts else "No data."
+    return _svg(fig, title, desc)

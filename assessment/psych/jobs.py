@@ -9,10 +9,15 @@ leaves no estimates behind, and a retried job for a finished run does nothing. A
 that cannot be done (no counted results, the engine refused the data) marks the run ``failed``
 with the reason and is not retried; an unexpected error (the database went away) marks it
 failed, says it will be tried again, and raises so huey retries it.
+
+The item-analysis report's PDF is rendered the same way (:func:`render_report_pdf`, see
+:mod:`assessment.psych.report_pdfs`).
 """
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import io
 import logging
 import math
 import time
@@ -24,6 +29,9 @@ from sqlalchemy.orm import Session
 from assessment.exams import Exam
 from assessment.psych.calibration import DEFAULT_MAX_ITER, calibrate_exam
 from assessment.psych.errors import AnalysisError
+from assessment.psych.report import build_report
+from assessment.psych.report_output import render_pdf
+from assessment.psych.report_pdfs import RENDER_PDF, ReportPdf, report_groups, report_scope
 from assessment.psych.runs import ERROR_LENGTH, CalibrationRun, get_run, record_run
 from microcred.db import utcnow
 from microcred.jobs import job
@@ -159,3 +167,109 @@ def _when(value: object) -> dt.datetime | None:
     except ValueError:
         return None
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+# ---------------------------------------------------------------- report PDFs
+
+
+@job(RENDER_PDF, retries=1, retry_delay=30)
+def render_report_pdf(session: Session, pdf_id: int) -> str:
+    """Render the queued report PDF ``pdf_id`` and store it in its row; the row's state after
+    (``finished``, ``failed``; ``missing`` when there is no such row). A finished row is left
+    alone (a retried or duplicated job); a report that cannot be made (no results in the
+    scope) fails with the reason and is not retried."""
+    row = session.get(ReportPdf, pdf_id)
+    if row is None:
+        log.warning("report PDF job %s: there is no such PDF request", pdf_id)
+        return "missing"
+    if row.state == "finished":
+        session.rollback()
+        return "finished"
+    row.state, row.started_at, row.error = "running", utcnow(), None
+    row.progress = {"stage": "building the report's data"}
+    session.commit()
+    started = time.monotonic()
+
+    def progress(stage: str, done: int = 0, total: int = 0) -> None:
+        _pdf_progress(session, pdf_id, {"stage": stage, "done": done, "total": total,
+                                        "at": utcnow().isoformat()})
+
+    try:
+        exam = session.get(Exam, row.exam_id)
+        scope = report_scope(exam, row.scope)
+        report = build_report(session, scope, groups=report_groups(session, scope),
+                              with_charts=True)
+        session.rollback()  # end the read transaction before the long render
+        progress("rendering the PDF")
+        pdf = render_pdf(report, progress=lambda done, total: progress(
+            "rendering the PDF in parts", done, total))
+    except AnalysisError as exc:
+        session.rollback()
+        _pdf_fail(session, pdf_id, str(exc))
+        return "failed"
+    except Exception as exc:
+        session.rollback()
+        _pdf_fail(session, pdf_id, f"rendering stopped on an unexpected error "
+                                   f"({type(exc).__name__}: {exc}); it will be tried again")
+        raise
+    from pypdf import PdfReader
+
+    row = session.scalar(select(ReportPdf).where(ReportPdf.id == pdf_id).with_for_update())
+    if row.state == "finished":
+        session.rollback()
+        return "finished"
+    row.pdf = pdf
+    row.size = len(pdf)
+    row.sha256 = hashlib.sha256(pdf).hexdigest()
+    row.n_pages = len(PdfReader(io.BytesIO(pdf)).pages)
+    row.data_range = report.data_range[:100]
+    row.n_candidates = report.n_candidates
+    row.n_items = len(report.items)
+    row.render_seconds = time.monotonic() - started
+    row.state, row.finished_at, row.error = "finished", utcnow(), None
+    row.progress = {"stage": "finished"}
+    session.commit()
+    return "finished"
+
+
+def _pdf_progress(session: Session, pdf_id: int, progress: dict) -> None:
+    session.execute(
+        update(ReportPdf).where(ReportPdf.id == pdf_id, ReportPdf.state == "running")
+        .values(progress=progress).execution_options(synchronize_session=False)
+    )
+    session.commit()
+
+
+def _pdf_fail(session: Session, pdf_id: int, message: str) -> None:
+    log.warning("report PDF %s failed: %s", pdf_id, message)
+    session.execute(
+        update(ReportPdf).where(ReportPdf.id == pdf_id, ReportPdf.state != "finished")
+        .values(state="failed", error=message[:ERROR_LENGTH], finished_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+
+
+def requeue_stale_pdfs(session: Session, enqueue: Callable[..., object], *,
+                       now: dt.datetime | None = None) -> list[int]:
+    """Queue again every report PDF whose job seems lost (queued or running with no sign of
+    it for ``REQUEUE_*``), as :func:`requeue_stale_runs` does for runs."""
+    now = now or utcnow()
+    requeued = []
+    for row in session.scalars(
+        select(ReportPdf).where(ReportPdf.state.in_(("queued", "running")))
+    ).all():
+        progress = dict(row.progress or {})
+        marks = [_when(progress.get("requeued_at")), _when(progress.get("at")), row.started_at,
+                 row.requested_at]
+        last = max(m for m in marks if m is not None)
+        limit = REQUEUE_RUNNING_AFTER if row.state == "running" else REQUEUE_QUEUED_AFTER
+        if now - last < limit:
+            continue
+        progress["requeued_at"] = now.isoformat()
+        row.progress = progress
+        session.commit()
+        enqueue(RENDER_PDF, row.id)
+        requeued.append(row.id)
+    session.commit()
+    return requeued

@@ -10,9 +10,10 @@ a raw cut (:mod:`psychometrics.reliability`, :mod:`psychometrics.equating`). Thi
 what to compute on which candidates and items, and keeps it as plain rows.
 
 IRT sections use the bank's *current* (approved) parameters, never a proposed run's. The cut is
-the exam's pass mark, a percent of the form's items (the rule delivery applies today); its theta
-is where the form's test characteristic curve reaches that raw score, so the conditional SEM at
-the cut is the form's own.
+the exam's adopted cut (:mod:`assessment.psych.cuts`) when it has one: its theta cut and each
+form's raw cut through the form's test characteristic curve. Without one it is the exam's pass
+mark, a percent of the form's items, and its theta is where the form's test characteristic curve
+reaches that raw score; either way the conditional SEM at the cut is the form's own.
 """
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ from assessment.psych.results import counted_results
 from itembank.models import Form
 from itembank.parameters import CurrentParameters, current_parameters
 from microcred.db import utcnow
-from psychometrics import PsychometricsError, s_x2
+from psychometrics import PsychometricsError, carry_cut, s_x2
 from psychometrics.dif import mantel_haenszel
 from psychometrics.equating import raw_score_sem, theta_for_raw
 from psychometrics.irt.information import test_information
@@ -57,6 +58,11 @@ class ReportScope:
     since: dt.date | None = None
     until: dt.date | None = None  # inclusive
     dif_attribute: str | None = None
+    #: the two groups DIF compares (values of ``dif_attribute``); None: chosen from the data
+    dif_reference: str | None = None
+    dif_focal: str | None = None
+    #: groups with fewer candidates than this are not analysed (MICROCRED_REPORT_MIN_GROUP)
+    min_group: int = 5
 
     def describe(self) -> str:
         forms = f"form {self.form.code}" if self.form else "all forms"
@@ -141,6 +147,9 @@ class ItemAnalysisReport:
     irt_note: str | None
     dif_note: str | None
     notes: list[str] = field(default_factory=list)
+    #: the adopted cut the forms' cuts come from (None: the pass percent)
+    cut_id: int | None = None
+    theta_cut: float | None = None
 
     @property
     def exam(self) -> Exam:
@@ -200,10 +209,11 @@ class ItemAnalysisReport:
         if self.has_dif:
             out["dif"] = (
                 ["item", "form", "focal", "mh_alpha", "mh_d_dif", "se_d", "chi_square", "p_value",
-                 "ets_class", "n_reference", "n_focal"],
+                 "ets_class", "n_reference", "n_focal", "attribute", "reference"],
                 [[i.label, d["form"], d["focal"], _r(d["alpha"]), _r(d["d_dif"]), _r(d["se_d"]),
                   _r(d["chi_square"]), _r(d["p_value"]), d["ets_class"], d["n_reference"],
-                  d["n_focal"]] for i in self.items for d in i.dif],
+                  d["n_focal"], self.scope.dif_attribute, d["reference"]]
+                 for i in self.items for d in i.dif],
             )
         out["reliability"] = (
             ["form", "candidates", "items", "alpha", "alpha_ci_low", "alpha_ci_high", "sem",
@@ -236,8 +246,13 @@ class ItemAnalysisReport:
             "n_candidates": self.n_candidates,
             "n_items": len(self.items),
             "pass_percent": self.pass_percent,
+            "cut_id": self.cut_id,
+            "theta_cut": self.theta_cut,
             "irt_note": self.irt_note,
             "dif_note": self.dif_note,
+            "dif": ({"attribute": self.scope.dif_attribute, "reference": self.scope.dif_reference,
+                     "focal": self.scope.dif_focal, "min_group": self.scope.min_group}
+                    if self.scope.dif_attribute else None),
             "notes": self.notes,
             "tables": {
                 name: [dict(zip(cols, row)) for row in rows]
@@ -262,13 +277,14 @@ def build_report(
     *,
     groups: dict[int, str] | None = None,
     focal: str | None = None,
+    reference: str | None = None,
     bank_url=None,
     with_charts: bool = True,
 ) -> ItemAnalysisReport:
     """The report of ``scope`` from the database (raises ``AnalysisError`` with no results).
 
-    ``groups`` maps result ids to a candidate attribute's value for DIF (``focal`` names the
-    focal group); ``bank_url(version)`` gives an item's page in the bank, or None."""
+    ``groups`` maps result ids to a candidate attribute's value for DIF (``focal`` and
+    ``reference`` name the two groups compared, else the scope's); ``bank_url(version)`` gives an item's page in the bank, or None."""
     since = _start(scope.since)
     until = _start(scope.until + dt.timedelta(days=1)) if scope.until else None
     matrix = score_matrix(session, scope.exam, form_id=scope.form.id if scope.form else None,
@@ -287,9 +303,12 @@ def build_report(
         .where(Result.id.in_(select(counted.c.result_id)))
     ).one()
     params = current_parameters(session, [v.id for v in matrix.versions])
+    from assessment.psych.cuts import current_cut
+
     return report_from_matrix(
-        scope, matrix, params, first_result=first, last_result=last, groups=groups, focal=focal,
-        bank_url=bank_url, with_charts=with_charts,
+        scope, matrix, params, cut=current_cut(session, scope.exam.id), first_result=first,
+        last_result=last, groups=groups, focal=focal, reference=reference, bank_url=bank_url,
+        with_charts=with_charts,
     )
 
 
@@ -322,15 +341,33 @@ def _irt_params(rows: dict[int, CurrentParameters], matrix: ScoreMatrix
     return cols, ItemParameters("mixed", a, b, c, item_models=tuple(models))
 
 
+def _form_raw_cut(exam: Exam, cut: Any, form_id: int, n_items: int,
+                  fparams: ItemParameters | None) -> int:
+    """The form's raw cut: the adopted cut's (stored when adopted, or carried through the
+    form's approved parameters), else the exam's pass percent of the form's items."""
+    if cut is not None:
+        stored = cut.form_cut(form_id)
+        if stored is not None and stored.get("max_score") == n_items:
+            return int(stored["raw_cut"])
+        if fparams is not None:
+            try:
+                return carry_cut(cut.theta_cut, fparams, rounding=cut.rounding).forms[0].raw_cut
+            except PsychometricsError:
+                pass
+    return math.ceil(exam.pass_percent / 100.0 * n_items - 1e-9)
+
+
 def report_from_matrix(
     scope: ReportScope,
     matrix: ScoreMatrix,
     param_rows: dict[int, CurrentParameters],
     *,
+    cut: Any = None,
     first_result: dt.datetime | None = None,
     last_result: dt.datetime | None = None,
     groups: dict[int, str] | None = None,
     focal: str | None = None,
+    reference: str | None = None,
     bank_url=None,
     with_charts: bool = True,
 ) -> ItemAnalysisReport:
@@ -369,7 +406,10 @@ def report_from_matrix(
         for j in fcols:
             form_of_col.setdefault(int(j), []).append(fr.form.code)
         n_items = int(fcols.size)
-        raw_cut = math.ceil(exam.pass_percent / 100.0 * n_items - 1e-9)
+        calibrated = [j for j in fcols if int(j) in col_pos]
+        fparams = (params.subset([col_pos[int(j)] for j in calibrated])
+                   if params is not None and len(calibrated) == n_items else None)
+        raw_cut = _form_raw_cut(exam, cut, form_id, n_items, fparams)
         form_totals = totals[rows]
         summary = FormSummary(
             code=fr.form.code, n_persons=int(rows.sum()), n_items=n_items,
@@ -378,7 +418,6 @@ def report_from_matrix(
             raw_cut=raw_cut,
             pass_rate=float((form_totals >= raw_cut).mean()) if form_totals.size else None,
         )
-        calibrated = [j for j in fcols if int(j) in col_pos]
         summary.n_items_calibrated = len(calibrated)
         if params is not None and len(calibrated) >= 2:
             # the form's calibrated items (all of them, unless some are pretest or new); with
@@ -393,7 +432,9 @@ def report_from_matrix(
                     f" approved parameters; its theta cut, information and S-X2 use the other"
                     f" {len(calibrated)} (cut: {exam.pass_percent:g}% of them, {theta_raw:.2f})")
             try:
-                summary.theta_cut = float(theta_for_raw(fparams, theta_raw)[0])
+                # the adopted theta cut itself; without one, where the TCC reaches the raw cut
+                summary.theta_cut = (float(cut.theta_cut) if cut is not None
+                                     else float(theta_for_raw(fparams, theta_raw)[0]))
                 info_cut = float(test_information(fparams, [summary.theta_cut])[0])
                 summary.csem_theta_at_cut = 1.0 / math.sqrt(info_cut)
                 summary.csem_raw_at_cut = float(raw_score_sem(fparams, [summary.theta_cut])[0])
@@ -421,27 +462,7 @@ def report_from_matrix(
         forms.append(summary)
 
     # DIF by a candidate attribute, per form (matching on the form's total)
-    dif: dict[int, list[dict]] = {}
-    if scope.dif_attribute is None or not groups:
-        dif_note = ("No candidate attribute is recorded for these candidates, so DIF is not"
-                    " reported." if not groups else "Choose a candidate attribute for DIF.")
-    else:
-        dif_note = None
-        labels = np.array([groups.get(r) for r in matrix.result_ids], dtype=object)
-        values = sorted({v for v in labels if v is not None})
-        focal_value = focal if focal is not None else (values[-1] if values else None)
-        for fr in analysis.by_form:
-            rows, fcols = matrix.form_block(fr.form.id)
-            keep = rows & np.array([g is not None for g in labels], dtype=bool)
-            try:
-                res = mantel_haenszel(matrix.scores[np.ix_(keep, fcols)],
-                                      labels[keep], focal=focal_value)
-            except PsychometricsError as exc:
-                notes.append(f"form {fr.form.code}: DIF not available ({exc})")
-                continue
-            for j, r in zip(fcols, res):
-                dif.setdefault(int(j), []).append(
-                    {"form": fr.form.code, "focal": focal_value, **r.to_dict()})
+    dif, dif_note = _dif_by_form(scope, matrix, analysis, groups, focal, reference, notes)
 
     items: list[ItemSection] = []
     wanted: list[tuple[ItemSection, str, tuple[str, tuple, dict]]] = []
@@ -473,6 +494,9 @@ def report_from_matrix(
     for (section, attr, _), chart in zip(wanted, drawn):
         setattr(section, attr, chart)
 
+    if cut is not None:
+        notes.insert(0, f"The cut is the adopted cut {cut.id}: theta {cut.theta_cut:.4f}, carried"
+                        " to each form's raw cut through its test characteristic curve.")
     with_totals = analysis.analysis.distribution
     histogram = charts.score_histogram(
         with_totals.frequencies,
@@ -483,8 +507,97 @@ def report_from_matrix(
         scope=scope, generated_at=utcnow(), first_result=first_result, last_result=last_result,
         n_candidates=matrix.n_persons, pass_percent=exam.pass_percent, forms=forms, items=items,
         distribution=with_totals, histogram=histogram, irt_note=irt_note, dif_note=dif_note,
-        notes=notes,
+        notes=notes, cut_id=cut.id if cut is not None else None,
+        theta_cut=float(cut.theta_cut) if cut is not None else None,
     )
+
+
+def _dif_groups(scope: ReportScope, values: dict[str, int], focal: str | None,
+                reference: str | None) -> tuple[str | None, str | None, str | None]:
+    """(reference, focal, None), or (None, None, why not) when the two groups cannot be told.
+    With two values and none chosen, the smaller group is the focal one."""
+    attr = scope.dif_attribute
+    if focal is not None and focal not in values:
+        return None, None, f"No candidate in scope has {attr} = {focal!r} (the focal group)."
+    if reference is not None and reference not in values:
+        return None, None, f"No candidate in scope has {attr} = {reference!r} (the reference group)."
+    if focal is not None and focal == reference:
+        return None, None, "The reference and focal groups must differ."
+    if focal is None or reference is None:
+        others = [v for v in values if v not in (focal, reference)]
+        if focal is None and reference is None and len(values) == 2:
+            focal, reference = sorted(values, key=lambda v: (values[v], v))
+            return reference, focal, None
+        if len(others) == 1:
+            return (others[0], focal, None) if reference is None else (reference, others[0], None)
+        if len(values) < 2:
+            return None, None, (f"DIF needs two groups, but every candidate in scope with a value"
+                                f" of {attr} has the same one.")
+        return None, None, (f"{attr} has {len(values)} values ({', '.join(sorted(values))}):"
+                            " choose the reference and the focal group.")
+    return reference, focal, None
+
+
+def _dif_by_form(scope: ReportScope, matrix: ScoreMatrix, analysis: ExamItemAnalysis,
+                 groups: dict[int, str] | None, focal: str | None, reference: str | None,
+                 notes: list[str]) -> tuple[dict[int, list[dict]], str | None]:
+    """Mantel-Haenszel DIF of each form's 0/1 items between the reference and focal groups,
+    matched on the form's total score. A form where either group has fewer than
+    ``scope.min_group`` candidates is left out with a note saying so."""
+    dif: dict[int, list[dict]] = {}
+    if scope.dif_attribute is None:
+        return dif, ("No candidate attribute is chosen, so DIF is not reported: choose one, with"
+                     " its reference and focal groups, to see Mantel-Haenszel DIF.")
+    attr = scope.dif_attribute
+    labels = np.array([(groups or {}).get(r) for r in matrix.result_ids], dtype=object)
+    counts: dict[str, int] = {}
+    for v in labels:
+        if v is not None:
+            counts[v] = counts.get(v, 0) + 1
+    if not counts:
+        return dif, f"No candidate in scope has a value of {attr}, so DIF is not reported."
+    reference, focal, why = _dif_groups(scope, counts,
+                                        focal if focal is not None else scope.dif_focal,
+                                        reference if reference is not None else scope.dif_reference)
+    if why:
+        return dif, why
+    scope.dif_reference, scope.dif_focal = reference, focal
+    minimum = scope.min_group
+    reported = 0
+    for fr in analysis.by_form:
+        rows, fcols = matrix.form_block(fr.form.id)
+        in_ref = rows & (labels == reference)
+        in_foc = rows & (labels == focal)
+        n_ref, n_foc = int(in_ref.sum()), int(in_foc.sum())
+        small = [(name, value, n) for name, value, n in (("reference", reference, n_ref),
+                                                         ("focal", focal, n_foc)) if n < minimum]
+        if small:
+            notes.append(f"form {fr.form.code}: DIF not reported: " + "; ".join(
+                f"the {name} group ({attr} = {value}) has {n} candidate{'s' if n != 1 else ''}"
+                for name, value, n in small)
+                + f" on this form, fewer than the minimum of {minimum}.")
+            continue
+        keep = (in_ref | in_foc) & ~np.isnan(matrix.scores[:, fcols]).any(axis=1)
+        block = matrix.scores[np.ix_(keep, fcols)]
+        binary = np.isin(block, (0.0, 1.0)).all(axis=0)
+        if not binary.all():
+            notes.append(f"form {fr.form.code}: {int((~binary).sum())} item(s) scored with partial"
+                         " credit count in the matching score but are not tested"
+                         " (Mantel-Haenszel needs 0/1 scores).")
+        try:
+            res = mantel_haenszel(block[:, binary], labels[keep], focal=focal,
+                                  matching=block.sum(axis=1))
+        except PsychometricsError as exc:
+            notes.append(f"form {fr.form.code}: DIF not available ({exc})")
+            continue
+        reported += 1
+        for j, r in zip(fcols[binary], res):
+            dif.setdefault(int(j), []).append(
+                {"form": fr.form.code, "focal": focal, "reference": reference, **r.to_dict()})
+    if not reported:
+        return dif, (f"DIF by {attr} ({focal} against {reference}) is not reported: no form has"
+                     f" at least {minimum} candidates in each group.")
+    return dif, None
 
 
 def _item_charts(section: ItemSection, matrix: ScoreMatrix, j: int, irt: IrtItem | None,

@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -43,8 +44,15 @@ def render_pdf_html(report: ItemAnalysisReport) -> str:
     return _env().get_template("psych/report_pdf.html").render(r=report)
 
 
-def render_pdf(report: ItemAnalysisReport) -> bytes:
-    return html_to_pdf(render_pdf_html(report), base_url=str(TEMPLATES))
+def render_pdf(report: ItemAnalysisReport, *,
+               progress: Callable[[int, int], None] | None = None) -> bytes:
+    """The report as PDF; ``progress(done, total)`` is told of each part rendered."""
+    if progress:
+        progress(0, 1)
+    pdf = html_to_pdf(render_pdf_html(report), base_url=str(TEMPLATES))
+    if progress:
+        progress(1, 1)
+    return pdf
 
 
 def table_csv(report: ItemAnalysisReport, name: str) -> str:

@@ -83,6 +83,7 @@ class CalibrationRun(Base):
     decisions: Mapped[list[CalibrationDecision]] = relationship(
         order_by="CalibrationDecision.id"
     )
+    linkings: Mapped[list[CalibrationLinking]] = relationship(order_by="CalibrationLinking.id")
 
     @property
     def usable_estimates(self) -> list[CalibrationEstimate]:
@@ -148,6 +149,34 @@ class CalibrationDecision(Base):
 
 
 append_only(CalibrationDecision)
+
+
+class CalibrationLinking(Base):
+    """The linking constants recorded with an approval (:mod:`assessment.psych.runs_compare`):
+    through which anchors, by which method, and whether the approval placed the run's estimates
+    on the bank's scale with them (``applied``) or wrote them as estimated. Never edited."""
+
+    __tablename__ = "calibration_linkings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("calibration_runs.id"), index=True)
+    decision_id: Mapped[int] = mapped_column(ForeignKey("calibration_decisions.id"), index=True)
+    #: "bank": the current approved parameters at approval time
+    base: Mapped[str] = mapped_column(String(20))
+    method: Mapped[str] = mapped_column(String(20))
+    A: Mapped[float]
+    B: Mapped[float]
+    se_A: Mapped[float | None]
+    se_B: Mapped[float | None]
+    criterion: Mapped[float | None]
+    #: item version ids of the anchors used, and of the anchors the psychometrician excluded
+    anchors: Mapped[list[Any]] = mapped_column(default=list)
+    excluded: Mapped[list[Any]] = mapped_column(default=list)
+    applied: Mapped[bool]
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+append_only(CalibrationLinking)
 
 
 # ---------------------------------------------------------------- storing
@@ -326,6 +355,7 @@ def run_with_details(session: Session, run_id: int) -> CalibrationRun | None:
             .selectinload(CalibrationEstimate.item_version)
             .selectinload(ItemVersion.item),
             selectinload(CalibrationRun.decisions),
+            selectinload(CalibrationRun.linkings),
         )
     )
 
@@ -369,10 +399,20 @@ def _require_finished(run: CalibrationRun) -> None:
 
 
 def approve_run(session: Session, run: CalibrationRun, *, by: Any, reason: str = "",
-                override_not_converged: bool = False) -> CalibrationDecision:
+                override_not_converged: bool = False, linking: Any = None,
+                apply_linking: bool = False) -> CalibrationDecision:
     """Make the run's usable estimates the current parameters (new rows; flushed, not
     committed). Raises :class:`CalibrationRefused` when the run is already current, did not
-    converge and the override is not given with a reason, or has nothing usable."""
+    converge and the override is not given with a reason, or has nothing usable.
+
+    ``linking`` is the run's comparison with the bank's parameters
+    (:class:`assessment.psych.runs_compare.RunComparison`, computed when approving): its
+    constants are recorded with the decision, and with ``apply_linking`` the estimates are
+    written on the bank's scale (a / A, A b + B, c; standard errors scaled alike)."""
+    if apply_linking and (linking is None or linking.constants is None):
+        raise CalibrationRefused(
+            "placing the estimates on the bank's scale needs linking constants, and there are none"
+        )
     # Two approvals of runs of the same exam at once would each supersede the other's previous
     # run and leave two "approved": lock the exam's runs so they happen one after the other.
     session.execute(
@@ -411,21 +451,24 @@ def approve_run(session: Session, run: CalibrationRun, *, by: Any, reason: str =
     ):
         previous.status = "superseded"
     decision = _decide(session, run, "approved", by, reason, override_not_converged)
-    supersede_parameters(
-        session,
-        [
-            ParameterValues(
-                item_version_id=e.item_version_id,
-                model=run.model,
-                a=float(e.a),
-                b=e.b,
-                c=float(e.c or 0.0),
-                standard_errors=e.standard_errors,
-            )
-            for e in usable
-        ],
-        source=parameter_source(run, by),
-    )
+    values = []
+    for e in usable:
+        a, b, c, se = float(e.a), e.b, float(e.c or 0.0), dict(e.standard_errors or {})
+        if apply_linking:
+            a, b, c, se = linking.transform(a, b, c, se)
+        values.append(ParameterValues(item_version_id=e.item_version_id, model=run.model,
+                                      a=a, b=b, c=c, standard_errors=se))
+    record = None
+    if linking is not None and linking.constants is not None:
+        k = linking.constants
+        record = CalibrationLinking(
+            run_id=run.id, decision_id=decision.id, base=str(k["base"])[:20],
+            method=k["method"], A=k["A"], B=k["B"], se_A=k.get("se_A"), se_B=k.get("se_B"),
+            criterion=k.get("criterion"), anchors=list(k["anchors"]),
+            excluded=list(k["excluded"]), applied=bool(apply_linking), at=decision.at,
+        )
+        session.add(record)
+    supersede_parameters(session, values, source=parameter_source(run, by, record))
     return decision
 
 
@@ -441,7 +484,8 @@ def reject_run(session: Session, run: CalibrationRun, *, by: Any,
     return _decide(session, run, "rejected", by, reason, False)
 
 
-def parameter_source(run: CalibrationRun, by: Any) -> str:
+def parameter_source(run: CalibrationRun, by: Any, linking: CalibrationLinking | None = None
+                     ) -> str:
     """The ``ItemParameter.source`` text of rows written by approving ``run``."""
     summary = run.fit_summary or {}
     parts = [
@@ -454,4 +498,7 @@ def parameter_source(run: CalibrationRun, by: Any) -> str:
         else f"NOT converged ({run.iterations} cycles; approved with override)",
         f"approved by {by.email}",
     ]
+    if linking is not None and linking.applied:
+        parts.insert(4, f"linked to bank scale ({linking.method}, A={linking.A:.4f}, "
+                        f"B={linking.B:.4f}, {len(linking.anchors)} anchors)")
     return "; ".join(parts)

@@ -1,0 +1,197 @@
+"""Standard-setting studies of the other methods, end to end through the pages: Hofstee and Beuk
+(with their chart), Bookmark (ordered item booklet at RP67), contrasting groups and borderline
+regression from candidate classifications (form and CSV upload with per-line errors).
+
+Each cut is worked by hand in the comments, following the methods as Cizek & Bunch (2007,
+"Standard Setting") describe them: Hofstee (1983) and Beuk (1984), ch. 14; Bookmark (Mitzel,
+Lewis, Patz & Green, 2001), ch. 10; contrasting groups (Livingston & Zieky, 1982), ch. 8;
+borderline regression (Kramer et al., 2003). SQLite only: the Angoff flow in
+tests/test_studies.py runs on both databases; these check the methods' wiring and numbers.
+"""
+from __future__ import annotations
+
+import io
+import math
+import re
+
+import numpy as np
+import pytest
+from sqlalchemy import func, select
+
+from assessment.psych.studies import StudyClassification
+from assessment.psych.study_results import study_recommendation
+from itembank.parameters import ParameterValues, supersede_parameters
+from psychometrics import ItemParameters
+from psychometrics.equating import raw_for_theta
+from tests.sittings import sit
+from tests.test_studies import _client, _create, _post, _seat, _text, _versions
+
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
+# 20 candidates' raw scores on a 10-item form
+SCORES = [2, 3, 4, 4, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 8, 8, 8, 9, 9, 10]
+
+
+def _rows(raw_scores, n_items=10):
+    return [[1] * r + [0] * (n_items - r) for r in raw_scores]
+
+
+@pytest.fixture
+def ten_items(db, build_exam):
+    return build_exam(db, code="SS10", n_per_domain=(5, 5))
+
+
+@pytest.fixture
+def fac(app, make_user, signin):
+    return _client(app, signin, make_user("psychometrician"))
+
+
+def _panel(app, fac, make_user, signin, study_id, n):
+    users = [make_user("panelist") for _ in range(n)]
+    _seat(fac, study_id, users)
+    assert _post(fac, f"/psych/studies/{study_id}/rounds").status_code == 303
+    return [_client(app, signin, u) for u in users]
+
+
+def _judge(client, study_id, values, round_number=1):
+    return _post(client, f"/psych/panel/{study_id}",
+                 {"round": str(round_number), **{k: str(v) for k, v in values.items()}})
+
+
+def test_hofstee_and_beuk_studies_cut_where_the_line_meets_the_observed_curve(
+        app, db, ten_items, fac, make_user, signin):
+    sit(db, ten_items, _rows(SCORES))
+    # Hofstee: fail rates P(X < c) at c = 5, 6, 7 are 4/20 = .20, 7/20 = .35, 11/20 = .55.
+    # Panel means (as percent of 10 points): c_min 50% -> 5, c_max 80% -> 8, f_min 10%,
+    # f_max 40%: the line .40 - .10 (c - 5) meets the curve .20 + .15 (c - 5) at c = 5.8.
+    hofstee = _create(fac, ten_items, method="hofstee")
+    clients = _panel(app, fac, make_user, signin, hofstee, 2)
+    for client, (c_min, f_max) in zip(clients, ((40, 30), (60, 50))):
+        resp = _judge(client, hofstee, {"c_min": c_min, "c_max": 80, "f_min": 10, "f_max": f_max})
+        assert resp.status_code == 303, _text(resp)[:1500]
+    bad = _judge(clients[0], hofstee, {"c_min": 70, "c_max": 60, "f_min": 10, "f_max": 30})
+    assert bad.status_code == 422 and "c_max: the highest acceptable cut must be above" in _text(bad)
+    bad = _judge(clients[0], hofstee, {"c_min": 40, "c_max": 80, "f_min": 10, "f_max": 130})
+    assert bad.status_code == 422 and "f_max: a percentage lies in 0..100, got 130" in _text(bad)
+    _post(fac, f"/psych/studies/{hofstee}/rounds/close")
+    db.commit()
+    rec = study_recommendation(db, hofstee)
+    db.commit()  # end the read: the app writes next
+    assert rec["raw_cut"] == pytest.approx(5.8)
+    assert rec["pass_rate"] == pytest.approx(13 / 20)  # scores of 6 or more
+    page = _text(fac.get(f"/psych/studies/{hofstee}"))
+    assert 'alt="Hofstee compromise.' in page and "meets the curve at a cut of 5.80" in page
+
+    # Beuk: panel cuts 50, 60, 70% (5, 6, 7 points; SD 1) and pass rates 70, 60, 80% (SD .10):
+    # slope .10. The pass rate P(X >= c) falls from .80 at 5 to .65 at 6; the line through
+    # (6, .70) is .60 + .10 (c - 5) there, so .80 - .15 (c - 5) = .60 + .10 (c - 5): c = 5.8.
+    beuk = _create(fac, ten_items, method="beuk")
+    clients = _panel(app, fac, make_user, signin, beuk, 3)
+    for client, (cut, rate) in zip(clients, ((50, 70), (60, 60), (70, 80))):
+        assert _judge(client, beuk, {"cut": cut, "pass_rate": rate}).status_code == 303
+    _post(fac, f"/psych/studies/{beuk}/rounds/close")
+    db.commit()
+    rec = study_recommendation(db, beuk)
+    assert rec["raw_cut"] == pytest.approx(5.8) and rec["method"] == "beuk"
+    page = _text(fac.get(f"/psych/studies/{beuk}"))
+    assert 'alt="Beuk compromise.' in page
+
+
+def test_bookmark_study_orders_the_booklet_at_rp67_and_takes_the_median_page(
+        app, db, ten_items, fac, make_user, signin):
+    sit(db, ten_items, _rows(SCORES))
+    versions = _versions(ten_items)
+    b = np.linspace(-2.0, 2.5, 10)  # a = 1: the booklet keeps form order
+    supersede_parameters(db, [ParameterValues(v.id, "2pl", 1.0, float(bj))
+                              for v, bj in zip(versions, b)], source="test")
+    db.commit()
+    study = _create(fac, ten_items, method="bookmark")  # RP .67 by default
+    clients = _panel(app, fac, make_user, signin, study, 3)
+    booklet = _text(fac.get(f"/psych/studies/{study}/booklet"))
+    # RP67 location of a 2PL item: b + ln(.67 / .33) / a = b + 0.708185
+    shift = math.log(0.67 / 0.33)
+    assert f"{b[0] + shift:.3f}" in booklet and f"{b[9] + shift:.3f}" in booklet
+    panel_page = _text(clients[0].get(f"/psych/panel/{study}"))
+    assert "Page 10:" in panel_page and "Key:" in panel_page
+    for bad in ("0", "11", "2.5"):
+        resp = _judge(clients[0], study, {"page": bad})
+        assert resp.status_code == 422 and "page: the bookmark goes on a page of the booklet, 1 to 10" \
+            in _text(resp), bad
+    for client, page in zip(clients, (3, 4, 4)):
+        assert _judge(client, study, {"page": page}).status_code == 303
+    _post(fac, f"/psych/studies/{study}/rounds/close")
+    db.commit()
+    rec = study_recommendation(db, study)
+    # cuts loc(3), loc(4), loc(4): median loc(4) = b[3] + shift; SD = 0.5 * SD(0, 1, 1);
+    # the median's SE is sqrt(pi / 2) SD / sqrt(3)
+    assert rec["theta_cut"] == pytest.approx(b[3] + shift)
+    sd = 0.5 * np.std([0, 1, 1], ddof=1)
+    assert rec["theta_se"] == pytest.approx(math.sqrt(math.pi / 2) * sd / math.sqrt(3))
+    params = ItemParameters("2pl", [1.0] * 10, b)
+    assert rec["raw_cut"] == pytest.approx(float(raw_for_theta(params, [b[3] + shift])[0]))
+
+
+def _classified(db):
+    db.commit()
+    return db.scalar(select(func.count()).select_from(StudyClassification))
+
+
+def _upload(client, study_id, text):
+    return _post(client, f"/psych/studies/{study_id}/classifications",
+                 {"file": (io.BytesIO(text.encode()), "classes.csv")},
+                 content_type="multipart/form-data")
+
+
+def test_contrasting_groups_from_a_csv_with_every_bad_line_listed(app, db, ten_items, fac):
+    # unqualified 3 4 4 5 5 6 6 7, qualified 5 6 6 7 7 8 8 9. Misclassified at cut c
+    # (#unqualified >= c + #qualified < c): c=5: 5 + 0; c=6: 3 + 1; c=7: 1 + 3; c=8: 0 + 5.
+    # The minimum (4) runs over 6..7: the cut is its midpoint 6.5 (Livingston & Zieky, 1982).
+    unqualified, qualified = [3, 4, 4, 5, 5, 6, 6, 7], [5, 6, 6, 7, 7, 8, 8, 9]
+    sit(db, ten_items, _rows(unqualified + qualified))
+    study = _create(fac, ten_items, method="contrasting_groups")
+    bad = _upload(fac, study, "candidate_email,rating\nsitter0@example.org,0\n"
+                              "nobody@example.org,1\nsitter1@example.org,2\nsitter0@example.org,0\n")
+    text = _text(bad)
+    assert bad.status_code == 422
+    for line in ("line 3: 'nobody@example.org' has no counted result on form SS10-F1",
+                 "line 4: rating '2' is not a whole number in 0..1",
+                 "line 5: the same candidate as line 2"):
+        assert line in text, line
+    assert _classified(db) == 0
+    no_header = _upload(fac, study, "email;class\nx;1\n")
+    assert no_header.status_code == 422 and "line 1: the header must name 'rating'" in _text(no_header)
+    csv = "candidate_email,rating\n" + "".join(
+        f"sitter{i}@example.org,{0 if i < 8 else 1}\n" for i in range(16))
+    assert _upload(fac, study, csv).status_code == 303
+    assert _classified(db) == 16
+    rec = study_recommendation(db, study)
+    assert rec["raw_cut"] == pytest.approx(6.5) and rec["n_judges"] == 16
+    assert rec["pass_rate"] == pytest.approx(6 / 16)  # scores of 7 or more: 7, 7, 7, 8, 8, 9
+    page = _text(fac.get(f"/psych/studies/{study}"))
+    assert "16 of 16 counted results on SS10-F1 are classified" in page
+
+
+def test_borderline_regression_from_single_entries(app, db, ten_items, fac):
+    # ratings 0 0 1 1 1 2 2 2 3 3 against scores 1 2 3 4 5 5 6 7 9 10: mean rating 1.5, mean
+    # score 5.2, Sxy = 27.0, Sxx = 10.5 (by hand): slope 2.5714; at the borderline rating 1 the
+    # cut is 5.2 + 2.5714 (1 - 1.5) = 3.9143.
+    scores = [1, 2, 3, 4, 5, 5, 6, 7, 9, 10]
+    ratings = [0, 0, 1, 1, 1, 2, 2, 2, 3, 3]
+    sit(db, ten_items, _rows(scores))
+    study = _create(fac, ten_items, method="borderline_regression", borderline="1")
+    page = fac.get(f"/psych/studies/{study}").get_data(as_text=True)
+    attempts = [int(a) for a in re.findall(r'<option value="(\d+)">', page)]
+    assert len(attempts) == 10
+    for attempt, rating in zip(sorted(attempts), ratings):
+        resp = _post(fac, f"/psych/studies/{study}/classifications",
+                     {"attempt_id": str(attempt), "rating": str(rating)})
+        assert resp.status_code == 303, _text(resp)[:500]
+    bad = _post(fac, f"/psych/studies/{study}/classifications",
+                {"attempt_id": str(attempts[0]), "rating": "7"})
+    assert bad.status_code == 422 and "rating '7' is not a whole number in 0..3" in _text(bad)
+    rec = study_recommendation(db, study)
+    assert rec["raw_cut"] == pytest.approx(5.2 + 27.0 / 10.5 * (1 - 1.5))
+    # re-entering a rating adds a superseding row only when it changes
+    _post(fac, f"/psych/studies/{study}/classifications",
+          {"attempt_id": str(min(attempts)), "rating": "0"})
+    assert _classified(db) == 10
