@@ -84,7 +84,9 @@ def site(app, db, build_exam):
     pending_import = _pending_import(db, admin)
     bank = _bank_items(db, creds)
     # the cut adoption page with a proposal shown (its tables and the adopt form)
-    bank["psychometrician"] += [f"/psych/exams/{_demo_exam(db).code}/cuts?theta=0.5"]
+    demo_code = _demo_exam(db).code
+    bank["psychometrician"] += [f"/psych/exams/{demo_code}/cuts?theta=0.5",
+                                f"/psych/exams/{demo_code}/cuts/rescore"]
     return SimpleNamespace(
         creds=creds,
         extra={
@@ -304,3 +306,41 @@ def _runner_states(browser, base: str, site, db) -> list[str]:
         return problems
     finally:
         context.close()
+
+
+def test_axe_cut_pages_with_their_tables_filled(browser, live_server, db, make_user):
+    """The cut pages as a psychometrician meets them with data: a proposal on two calibrated
+    forms with delivered results (raw cuts, decision consistency, the adopt form), the
+    rescoring preview with flips, and the candidate's result with a scale score."""
+    from assessment.psych.cuts import adopt, parse_cut
+    from tests.conftest import PASSWORD
+    from tests.cut_exam import KB_FORM_X, THETA_25_ON_X, build_kb_exam, deliver, form_of, simulate
+    from tests.test_cut_scoring import _sit
+
+    exam = build_kb_exam(db)
+    people = [make_user("candidate").id for _ in range(2)]
+    deliver(db, exam, form_of(db, exam, "X"), people * 10, simulate(KB_FORM_X, 20, 3))
+    db.commit()
+    psych = make_user("psychometrician")
+    adopt(db, exam, parse_cut({"theta": f"{THETA_25_ON_X:.6f}"}), by=psych, reason="panel")
+    db.commit()
+    attempt, _ = _sit(db, make_user, exam, "X", 30)
+    candidate = db.get(type(psych), attempt.candidate_id)
+    base = live_server.url
+    problems: list[str] = []
+    for user, paths in ((psych, ["/psych/exams/KB/cuts?theta=0.8", "/psych/exams/KB/cuts",
+                                 "/psych/exams/KB/cuts/rescore"]),
+                        (candidate, [f"/attempts/{attempt.id}/result", "/exams",
+                                     "/exams/KB"])):
+        context = browser.new_context()
+        try:
+            page = context.new_page()
+            page.set_default_timeout(30_000)
+            _signin(page, base, user.email, PASSWORD)
+            for path in paths:
+                response = page.goto(base + path)
+                assert response.status == 200, path
+                problems += _audit(page, path)
+        finally:
+            context.close()
+    assert not problems, "\n".join(problems)
