@@ -292,6 +292,12 @@ def test_creating_and_seating_refuse_bad_input_by_field(db, exam, facilitator, m
         resp = _post(fac, "/psych/studies", data)
         assert resp.status_code == 422 and words in _text(resp), words
     study_id = _create(fac, exam)
+    # the exam's workspace pages lead to its studies, with the exam's form chosen for a new one
+    items = fac.get(f"/psych/exams/{exam.code}/items").get_data(as_text=True)
+    assert f'href="/psych/studies?exam={exam.code}"' in items
+    listing = _text(fac.get(f"/psych/studies?exam={exam.code}"))
+    assert f"/psych/studies/{study_id}" in listing
+    assert f'value="{exam.code}|{exam.forms[0].form.code}" selected' in listing
     candidate = make_user("candidate")
     for email, words in ((candidate.email, "candidates may not sit on a panel"),
                          ("nobody@example.org", "there is no account")):

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ForeignKey, String, UniqueConstraint, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from assessment.exams import Exam
@@ -384,7 +385,7 @@ def invite_panelist(session: Session, study: Study, email: str, *, by: User) -> 
         raise Conflict(f"{user.email} is on the panel already")
     seat = StudyPanelist(study_id=study.id, user_id=user.id, invited_by_id=by.id)
     session.add(seat)
-    session.flush()
+    _flush_or_conflict(session, f"{user.email} was seated meanwhile")
     session.refresh(study, ["panelists"])
     return seat
 
@@ -401,15 +402,28 @@ def open_round(session: Session, study: Study, *, by: User) -> StudyRound:
     number = (max((r.number for r in study.rounds), default=0)) + 1
     rnd = StudyRound(study_id=study.id, number=number, opened_by_id=by.id, opened_at=utcnow())
     session.add(rnd)
-    session.flush()
+    _flush_or_conflict(session, f"round {number} was opened meanwhile; reload the page")
     session.refresh(study, ["rounds"])
     return rnd
+
+
+def _flush_or_conflict(session: Session, message: str) -> None:
+    """Flush; two facilitators doing the same at once (on PostgreSQL, where both may read
+    before either writes) meet the unique constraint: the second gets a 409, not a 500."""
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        raise Conflict(message) from None
 
 
 def close_round(session: Session, study: Study, *, by: User) -> StudyRound:
     rnd = study.open_round
     if rnd is None:
         raise Conflict("no round is open")
+    rnd = _locked(session, rnd)
+    if not rnd.is_open:
+        raise Conflict(f"round {rnd.number} was closed meanwhile")
     rnd.closed_at, rnd.closed_by_id = utcnow(), by.id
     session.flush()
     return rnd
@@ -439,7 +453,16 @@ def close_study(session: Session, study: Study, *, by: User) -> None:
 # ---------------------------------------------------------------- a panelist's ratings
 
 
-def _round_for_rating(study: Study, user: User, round_number: Any) -> StudyRound:
+def _locked(session: Session, rnd: StudyRound) -> StudyRound:
+    """The round re-read under a row lock (PostgreSQL; SQLite's write transactions are
+    serial anyway): a rating and the round's closing cannot interleave, so no rating lands in a
+    round that closed meanwhile."""
+    return session.scalars(select(StudyRound).where(StudyRound.id == rnd.id).with_for_update()
+                           .execution_options(populate_existing=True)).one()
+
+
+def _round_for_rating(session: Session, study: Study, user: User, round_number: Any
+                      ) -> StudyRound:
     require_panelist(study, user)
     rnd = None
     try:
@@ -451,6 +474,7 @@ def _round_for_rating(study: Study, user: User, round_number: Any) -> StudyRound
     if rnd is None:
         raise Invalid(f"round: study {study.id} has no round {str(round_number)[:20]!r}",
                       field="round")
+    rnd = _locked(session, rnd)
     if not rnd.is_open:
         raise Conflict(f"round {rnd.number} closed at {rnd.closed_at:%Y-%m-%d %H:%M} UTC; the "
                        "ratings of a closed round never change")
@@ -464,7 +488,7 @@ def record_ratings(session: Session, study: Study, user: User, round_number: Any
     before any is stored; an unchanged rating adds no row. Returns the number of rows added."""
     if study.method not in ITEM_METHODS:
         raise Conflict(f"a {study.method_name} study has no item ratings")
-    rnd = _round_for_rating(study, user, round_number)
+    rnd = _round_for_rating(session, study, user, round_number)
     items = {str(i.version.id): i for i in study_items(session, study)}
     clean: dict[int, float] = {}
     for key, raw in values.items():
@@ -510,7 +534,7 @@ def record_judgment(session: Session, study: Study, user: User, round_number: An
     None when it equals the standing one."""
     if study.method not in JUDGMENT_METHODS:
         raise Conflict(f"a {study.method_name} study takes no whole-test judgments")
-    rnd = _round_for_rating(study, user, round_number)
+    rnd = _round_for_rating(session, study, user, round_number)
     if study.method == "bookmark":
         page = _number("page", form.get("page", ""))
         top = n_pages or 0

@@ -107,12 +107,18 @@ def index():
 
 
 def _index_page(problem: str | None = None, form: dict | None = None, status: int = 200):
+    """All studies, or one exam's (``?exam=CODE``, from the exam's pages)."""
     session = db_session()
-    studies = studies_of_exam(session)
+    exam = exam_by_code(session, request.args.get("exam", "")[:64]) if request.args.get(
+        "exam") else None
+    studies = studies_of_exam(session, exam.id if exam else None)
+    form = form or {}
+    if exam is not None and "reference" not in form and exam.forms:
+        form = {**form, "reference": f"{exam.code}|{exam.forms[0].form.code}"}
     people = _people(session, {s.facilitator_id for s in studies})
     return render_template("psych/studies/index.html", studies=studies, people=people,
                            choices=_exam_forms(session), methods=METHODS, default_rp=DEFAULT_RP,
-                           problem=problem, form=form or {}), status
+                           problem=problem, form=form, exam=exam), status
 
 
 @bp.post("/studies")
