@@ -82,6 +82,8 @@ class ReleasedPass:
     candidate_name: str
     percent: float
     finalized_at: dt.datetime
+    #: the scale score under the exam's adopted cut (None: judged by the pass percent)
+    scale_score: float | None = None
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from assessment.delivery import reads
 from assessment.delivery.models import CutRescoring, Result, ResultRelease
 from assessment.delivery.rescore import (
     CutRescoreRefused,
@@ -100,6 +101,10 @@ def test_applying_issues_and_revokes_exactly_once(db, sat):
                                                         StatusEvent.action == "revoke")))
     assert len(revokes) == 1 and "rescored under cut" in revokes[0].reason
     assert "cut adopted 2026-11" in revokes[0].reason
+    # a badge job still queued for the old pass owes nothing now; a pass that stays a pass
+    # keeps what it earned
+    assert reads.released_result(db, olds["y22"][0]) is None
+    assert reads.released_result(db, olds["x30"][0]) is not None
     # once: a second application has nothing left to do
     with pytest.raises(CutRescoreRefused, match="nothing to rescore"):
         apply_cut_rescoring(db, exam, by=psych, reason="again",

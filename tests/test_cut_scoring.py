@@ -177,3 +177,40 @@ def test_the_item_analysis_report_uses_the_adopted_cut(db, make_user):
     assert {f.code: f.raw_cut for f in after.forms} == {"KB-X": 25, "KB-Y": 27}
     assert {f.theta_cut for f in after.forms} == {cut.theta_cut}
     assert after.cut_id == cut.id
+
+
+def test_a_linear_on_the_fly_form_is_carried_when_its_attempt_is_scored(db, make_user, client,
+                                                                         signin):
+    from assessment.exams import create_exam
+    from psychometrics import carry_cut
+
+    kb = build_kb_exam(db)  # its 72 calibrated items are the LOFT exam's pool
+    loft = create_exam(db, code="KB-LOFT", title="KB on the fly", blueprint=kb.blueprint,
+                       forms=[], time_limit_seconds=3600, pass_percent=60,
+                       delivery_mode="loft", assembly={"cut_theta": 1.0},
+                       instructions=["Answer."], agreement="Alone.", shuffle_items=False,
+                       shuffle_options=False)
+    db.commit()
+    psych = make_user("psychometrician")
+    # no form delivered yet: adoptable, since every form is assembled from calibrated items
+    cut = adopt(db, loft, parse_cut({"theta": THETA}), by=psych, reason="carried from KB")
+    db.commit()
+    assert cut.form_cuts == []
+    candidate = make_user("candidate")
+    attempt = service.start_attempt(db, candidate, loft, grace_seconds=5)
+    service.save_responses(db, attempt, [service.SaveRequest(k + 1, vid, KEY, False)
+                                         for k, vid in enumerate(attempt.item_order[:24])],
+                           grace_seconds=5)
+    result = service.submit_attempt(db, attempt, grace_seconds=5)
+    db.commit()
+    rows = {r.item_version_id: r for r in db.scalars(select(ItemParameter).where(
+        ItemParameter.id.in_(list(result.parameter_ids.values()))))}
+    used = [rows[v] for v in attempt.item_order]
+    params = ItemParameters("3pl", [r.a for r in used], [r.b for r in used], [r.c for r in used])
+    assert result.scoring_rule == "irt" and result.cut_adoption_id == cut.id
+    assert result.raw_cut == carry_cut(THETA_25_ON_X, params).forms[0].raw_cut
+    assert result.passed is (result.theta >= THETA_25_ON_X)
+    signin(client, psych)
+    page = client.get(f"/psych/exams/KB-LOFT/cuts?theta={THETA}").get_data(as_text=True)
+    assert "Linear-on-the-fly forms" in page
+    assert f"{int(result.raw_cut)} of 36" in page

@@ -109,7 +109,7 @@ def released_passes(session: Session, exam_id: int) -> list[ReleasedPass]:
     passes released earlier have earned (a deactivated account is not issued anything)."""
     rows = session.execute(
         select(Result.id, Attempt.id, User.id, User.display_name, Result.percent,
-               Attempt.finalized_at)
+               Attempt.finalized_at, Result.scale_score)
         .join(Attempt, Attempt.id == Result.attempt_id)
         .join(User, User.id == Attempt.candidate_id)
         .join(ResultRelease, ResultRelease.id == newest_release_id(Result.id))
@@ -126,6 +126,9 @@ def released_result(session: Session, result_id: int) -> ReleasedResult | None:
     result = session.get(Result, result_id)
     if result is None or release is None or release.status != "released":
         return None
+    standing = current_result(session, result.attempt_id)
+    if standing is not None and standing.id != result.id and not standing.passed:
+        return None  # rescored into a fail since (a badge job still queued owes nothing)
     return result_summary(session, result, released_at=release.at)
 
 

@@ -491,7 +491,7 @@ def propose(session: Session, exam: Exam, cut: CutInput) -> CutProposal:
             proposal.rudner_sample = _indices(rudner([cut.theta_cut], theta=thetas, se=ses))
         except PsychometricsError as exc:
             proposal.notes.append(f"Rudner (delivered results) not available: {exc}")
-    _problems(proposal)
+    _problems(proposal, session)
     return proposal
 
 
@@ -531,8 +531,29 @@ def raw_to_scale(params: ItemParameters, scale: ScaleTransform) -> list[float]:
     return [float(v) for v in table.scale]
 
 
-def _problems(p: CutProposal) -> None:
+def calibrated_pool(session: Session, exam: Exam) -> int:
+    """How many deliverable item versions of the exam's blueprint domains have approved
+    parameters: what a linear-on-the-fly exam's forms are assembled from (assembly takes
+    operational items only with parameters, ``itembank.assembly.load_bank``)."""
+    from itembank.models import DELIVERABLE, ItemParameter, ItemVersion
+
+    domains = [d.code for d in exam.blueprint.domains]
+    return session.scalar(
+        select(func.count(func.distinct(ItemParameter.item_version_id)))
+        .join(ItemVersion, ItemVersion.id == ItemParameter.item_version_id)
+        .where(ItemVersion.status.in_(list(DELIVERABLE)), ItemVersion.domain_code.in_(domains),
+               ItemParameter.b.is_not(None))) or 0
+
+
+def _problems(p: CutProposal, session: Session) -> None:
     """Why the proposal cannot be adopted (empty: it can)."""
+    if p.exam.delivery_mode == "loft":
+        # each candidate's form is assembled from calibrated items and carried when scored
+        if not calibrated_pool(session, p.exam):
+            p.problems.append(
+                f"exam {p.exam.code} has no approved item parameters in its blueprint's "
+                "domains: a theta cut needs a theta scale. Approve a calibration run first")
+        return
     if not any(f.raw_cut is not None for f in p.forms) and not p.parameters.rows:
         p.problems.append(
             f"exam {p.exam.code} has no approved item parameters: a theta cut needs a theta "
@@ -547,10 +568,8 @@ def _problems(p: CutProposal) -> None:
                     "approve a calibration run that covers them")
             else:
                 p.problems.append(f"form {f.code}: no raw cut ({'; '.join(f.notes)})")
-    if not p.fixed and not any(f.raw_cut is not None for f in p.loft):
-        p.problems.append(
-            f"exam {p.exam.code}: no delivered form has approved parameters for all its scored "
-            "items yet, so no raw cut can be shown; approve a calibration run first")
+    if not p.fixed:
+        p.problems.append(f"exam {p.exam.code} has no fixed form to carry the cut to")
 
 
 # ---------------------------------------------------------------- adopting

@@ -110,8 +110,8 @@ def _rescoring_page(code: str, *, reason: str = "", problem: str | None = None,
     preview = None
     try:
         preview = preview_cut_rescoring(session, exam)
-    except CutRescoreRefused as exc:
-        problem, status = problem or exc.message, 409 if status == 200 else status
+    except CutRescoreRefused as exc:  # no cut adopted: the page says so (a GET is no error)
+        problem = problem or exc.message
     done = list(session.scalars(select(CutRescoring).where(CutRescoring.exam_id == exam.id)
                                 .order_by(CutRescoring.id.desc())))
     return render_template("psych/cut_rescoring.html", exam=exam, preview=preview,
