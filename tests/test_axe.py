@@ -79,6 +79,7 @@ def site(app, db, build_exam):
     db.commit()
     credential = db.scalar(select(Credential))
     assert credential is not None, "the pass on AXE earned a badge"
+    renewals = _renewals(app, db, candidate, credential)
     creds["panelist"], study_pages = _study(db, creds)
     admin = db.scalar(select(User).where(User.email == creds["admin"][0]))
     pending_import = _pending_import(db, admin)
@@ -90,7 +91,8 @@ def site(app, db, build_exam):
     return SimpleNamespace(
         creds=creds,
         extra={
-            "anonymous": [f"/badges/{credential.public_id}", "/achievements/AXE-1"],
+            "anonymous": [f"/badges/{credential.public_id}", "/achievements/AXE-1",
+                          *renewals],
             "candidate": [f"/attempts/{attempt.id}/result", f"/attempts/{in_progress.id}",
                           identity, "/wallet", "/pathways"],
             "admin": ["/bank/forms/AXE-DRAFT", "/admin/exams/new", "/admin/credentials",
@@ -104,6 +106,26 @@ def site(app, db, build_exam):
         runner=f"/attempts/{in_progress.id}",
         attempt_id=in_progress.id,
     )
+
+
+def _renewals(app, db, candidate, credential) -> list[str]:
+    """A certification the candidate holds that requires CE (its renewals page has a cycle
+    table), a public page of their badge, and their reminder unsubscribe page."""
+    from credentials import ce, issuance, recert, reminders, sharing
+    from credentials.config import current
+
+    with app.app_context():
+        cfg = current()
+        cert = issuance.create_achievement(db, cfg, code="AXE-CERT", name="Accessible Cert",
+                                           description="Certified.", validity_days=60)
+        ce.set_requirement(db, cert, total=2000, cycle_months=24, minimums={"ethics": 300})
+        recert.set_policy(db, cert, window_days=90, grace_days=30, expiry_reminder_days=[30],
+                          cycle_reminder_days=[30])
+        issuance.issue(db, cfg, achievement=cert, holder=candidate, kind="exam", evidence=[])
+        share = sharing.create(db, candidate.id, [credential.public_id], show_ce=True)
+        db.commit()
+        return [f"/holders/{share.token}",
+                f"/reminders/unsubscribe/{reminders.unsubscribe_token(cfg, candidate.id)}"]
 
 
 def _bank_items(db, creds) -> dict[str, list[str]]:

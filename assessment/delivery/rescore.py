@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from assessment.delivery.models import Attempt, ItemScore, Result, ResultRelease
@@ -27,6 +27,7 @@ from itembank.forms import unscored_versions
 from itembank.models import ItemVersion
 from itembank.rekeys import scoring_views
 from microcred import signals
+from microcred.db import utcnow
 from microcred.errors import Conflict
 
 #: Results rescored per round trip (keeps IN lists short on both databases).
@@ -264,9 +265,11 @@ def preview_cut_rescoring(session: Session, exam: Exam) -> CutRescorePreview:
             .join(Form, Form.id == Attempt.form_id)
             .where(Result.id.in_(chunk)).order_by(Result.id)))
         scored: dict[int, list[tuple[int, float, float]]] = {}
-        for s in session.scalars(select(ItemScore).where(ItemScore.result_id.in_(chunk),
-                                                         ItemScore.scored.is_(True))
-                                 .order_by(ItemScore.result_id, ItemScore.position)):
+        for s in session.execute(  # plain rows: thousands of results, dozens of items each
+                select(ItemScore.result_id, ItemScore.item_version_id, ItemScore.score,
+                       ItemScore.max_score)
+                .where(ItemScore.result_id.in_(chunk), ItemScore.scored.is_(True))
+                .order_by(ItemScore.result_id, ItemScore.position)):
             scored.setdefault(s.result_id, []).append(
                 (s.item_version_id, float(s.score), float(s.max_score)))
         releases = dict(session.execute(
@@ -389,10 +392,14 @@ def _supersede(session: Session, changes: list[CutChange], row: Any, adoption_id
         chunk = changes[start:start + CHUNK]
         olds = {r.id: r for r in session.scalars(
             select(Result).where(Result.id.in_([c.old_result_id for c in chunk])))}
-        scores: dict[int, list[ItemScore]] = {}
-        for s in session.scalars(select(ItemScore).where(
-                ItemScore.result_id.in_(list(olds))).order_by(ItemScore.position)):
+        scores: dict[int, list[Any]] = {}
+        for s in session.execute(
+                select(ItemScore.result_id, ItemScore.item_version_id, ItemScore.position,
+                       ItemScore.domain_code, ItemScore.response, ItemScore.score,
+                       ItemScore.max_score, ItemScore.scored)
+                .where(ItemScore.result_id.in_(list(olds))).order_by(ItemScore.position)):
             scores.setdefault(s.result_id, []).append(s)
+        made = []
         for c in chunk:
             old = olds[c.old_result_id]
             new = Result(attempt_id=old.attempt_id, supersedes_id=old.id,
@@ -402,15 +409,25 @@ def _supersede(session: Session, changes: list[CutChange], row: Any, adoption_id
                          n_items=old.n_items, domain_scores=old.domain_scores, theta=None,
                          theta_se=None)
             c.new.apply_to(new)
-            session.add(new)
-            session.flush()
+            made.append((c, old, new))
+        session.add_all([new for _, _, new in made])
+        session.flush()  # one round of inserts for the chunk's results
+        item_rows, release_rows = [], []
+        for c, old, new in made:
             new_ids[old.id] = new.id
-            session.add_all([ItemScore(
-                result_id=new.id, item_version_id=s.item_version_id, position=s.position,
-                domain_code=s.domain_code, response=s.response, score=s.score,
-                max_score=s.max_score, scored=s.scored) for s in scores.get(old.id, [])])
+            item_rows += [{"result_id": new.id, "item_version_id": s.item_version_id,
+                           "position": s.position, "domain_code": s.domain_code,
+                           "response": s.response, "score": s.score, "max_score": s.max_score,
+                           "scored": s.scored} for s in scores.get(old.id, [])]
             if c.release is not None:
-                session.add(ResultRelease(
-                    result_id=new.id, status=c.release, by_user_id=by_id,
-                    reason=f"rescored under cut {adoption_id}: {reason}"[:1000]))
+                release_rows.append({
+                    "result_id": new.id, "status": c.release, "by_user_id": by_id,
+                    "reason": f"rescored under cut {adoption_id}: {reason}"[:1000],
+                    "at": utcnow()})
+        # new rows only (append-only tables), inserted in bulk: a rescoring copies every item
+        # score of every result it supersedes
+        if item_rows:
+            session.execute(insert(ItemScore), item_rows)
+        if release_rows:
+            session.execute(insert(ResultRelease), release_rows)
     return new_ids

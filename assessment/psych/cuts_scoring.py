@@ -83,13 +83,15 @@ def judge(session: Session, exam: Any, form_id: int, scored: list[tuple[int, flo
         return percent_rule(percent, exam.pass_percent)
     vids = [v for v, _, _ in scored]
     key = tuple(vids)
-    pset = cache.get(key) if cache is not None else None
-    if pset is None:
+    found = cache.get(key) if cache is not None else None
+    if found is None:
         pset = parameter_set(session, exam.id, vids)
+        found = (pset, pset.for_items(vids))
         if cache is not None:
-            cache[key] = pset
+            cache[key] = found
+    pset, params = found
     dichotomous = all(m == 1.0 and s in (0.0, 1.0) for _, s, m in scored)
-    params = pset.for_items(vids) if dichotomous else None
+    params = params if dichotomous else None
     transform = adoption.transform()
     stored = adoption.form_cut(form_id)
     if stored is not None and stored.get("max_score") != int(maximum):
