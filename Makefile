@@ -16,7 +16,7 @@ PYTEST_ARGS ?=
 # on a busy machine made small matrix products 10-60 times slower (measured on the engine's tests).
 BLAS_ONE_THREAD := OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 
-.PHONY: run test install chromium lint bench clean
+.PHONY: run test install chromium haproxy lint bench clean
 
 # Two installs, each redone when pyproject.toml changes: serving needs no test tools.
 $(PY):
@@ -41,7 +41,7 @@ run: $(RUN_STAMP)
 	$(BIN)/microcred serve --host $(HOST) --port $(PORT)
 
 # The whole suite: unit, integration on SQLite and PostgreSQL, and browser tests in Chromium.
-test: $(TEST_STAMP) chromium
+test: $(TEST_STAMP) chromium haproxy
 	$(BLAS_ONE_THREAD) $(BIN)/pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 # Browser tests drive Debian's chromium; install it when missing and we may.
@@ -52,6 +52,18 @@ chromium:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else \
 	    echo "Chromium is missing and this user cannot install it: run 'sudo apt-get install chromium'"; exit 1; \
+	  fi; \
+	fi
+
+# The scale-out test (tests/scale/test_scale_out.py) puts Debian's HAProxy in front of two nodes;
+# install it when missing and we may, else that one test skips and says why.
+haproxy:
+	@if ! command -v haproxy >/dev/null 2>&1 && [ ! -x /usr/sbin/haproxy ]; then \
+	  if [ "$$(id -u)" = "0" ]; then \
+	    echo "installing Debian's haproxy for the scale-out test"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null; \
+	  else \
+	    echo "haproxy is missing and this user cannot install it: the scale-out test will skip ('sudo apt-get install haproxy')"; \
 	  fi; \
 	fi
 

@@ -347,6 +347,29 @@ def simulate_history(
         session.add(ResultRelease(result_id=result.id, status="released",
                                   reason="simulated history", at=result.created_at))
     session.flush()
+    _simulated_attributes(session, people, seed)
+
+
+#: The demo's candidate attributes: (name, [(value, share)]); drawn apart from the history's
+#: random stream, so the simulated responses are the same with or without them.
+DEMO_ATTRIBUTES = (
+    ("region", [("north", 0.4), ("south", 0.35), ("east", 0.2), ("islands", 0.05)]),
+    ("first language", [("en", 0.7), ("fr", 0.3)]),
+)
+
+
+def _simulated_attributes(session: Session, people: list[User], seed: int) -> None:
+    """Region and first language of each simulated candidate (as a program would import them),
+    so the program report's groups and the item-analysis report's DIF have something to show."""
+    from assessment.candidate_attributes import CandidateAttribute
+
+    rng = random.Random(seed + 2)
+    session.add_all(
+        CandidateAttribute(candidate_id=person.id, name=name, source="import",
+                           value=rng.choices([v for v, _ in values],
+                                             [w for _, w in values])[0])
+        for person in people for name, values in DEMO_ATTRIBUTES)
+    session.flush()
 
 
 def _p2pl(theta: float, a: float, b: float) -> float:

@@ -35,8 +35,12 @@ def _nav(state: Any) -> None:
 @bp.get("/")
 @role_required(*ROLES)
 def exams_page() -> str:
-    exams = db_session().scalars(select(Exam).order_by(Exam.code)).all()
-    return render_template("admin/exams.html", exams=exams)
+    from assessment.psych.cuts import passing_standards
+
+    session = db_session()
+    exams = session.scalars(select(Exam).order_by(Exam.code)).all()
+    return render_template("admin/exams.html", exams=exams,
+                           standards=passing_standards(session, [e.id for e in exams]))
 
 
 def _identity_choices() -> tuple[str, ...]:

@@ -137,6 +137,26 @@ def issue_missing_command(code: str, dry_run: bool) -> None:
         click.echo(f"issued {total} credential(s)")
 
 
+@credentials_group.command("reminders", help="Plan the reminder emails now due (expiry, CE "
+                                             "cycle end) and send them through the SMTP server "
+                                             "of MICROCRED_SMTP_*; each is sent once, however "
+                                             "often this runs (run it from cron, e.g. hourly).")
+def reminders_command() -> None:
+    from credentials import reminders
+    from credentials.errors import CredentialError
+
+    session, cfg = _migrated_session_and_cfg()
+    with session:
+        try:
+            smtp = reminders.SmtpSettings.from_environment()
+        except CredentialError as exc:
+            raise click.ClickException(str(exc)) from None
+        planned = reminders.plan(session)
+        counts = reminders.send_due(session, cfg, smtp)
+    click.echo(f"planned {len(planned)}; sent {counts['sent']}, skipped {counts['skipped']}, "
+               f"to retry {counts['retry']}, failed {counts['failed']}")
+
+
 def register(group: click.Group) -> None:
     group.add_command(verify_command)
     group.add_command(credentials_group)

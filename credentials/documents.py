@@ -21,6 +21,9 @@ DID_V1 = "https://www.w3.org/ns/did/v1"
 MULTIKEY_V1 = "https://w3id.org/security/multikey/v1"
 #: 1EdTech's Open Badges Assessment Extension 2.0 context (the URL its specification gives)
 OB_ASSESSMENT_V2P0 = "https://purl.imsglobal.org/spec/ob-assessment/v2p0/context/"
+#: 1EdTech's Comprehensive Learner Record 2.0 context (``ClrCredential``, ``ClrSubject``,
+#: ``Association``)
+CLR_V2P0 = "https://purl.imsglobal.org/spec/clr/v2p0/context-2.0.1.json"
 
 #: URL -> bundled file, from ``contexts/index.json`` (the Node verifier in tools/ob3-verify reads
 #: the same index). The OB files are 1EdTech's contexts as packaged by the Digital Credentials
@@ -29,6 +32,10 @@ OB_ASSESSMENT_V2P0 = "https://purl.imsglobal.org/spec/ob-assessment/v2p0/context
 #: @digitalbazaar/multikey-context 2.0.1. The Assessment Extension context is 1EdTech's file
 #: verbatim: repository 1EdTech/openbadges-specification, path
 #: extensions/assessmentExtension/v2p0/context.json, commit 9ebe155ddcf8ae670c793294ae6e4c72917eec36.
+#: The CLR 2.0 context is 1EdTech's file verbatim as 1EdTech's own verifier bundles it:
+#: repository 1EdTech/digital-credentials-public-validator (Apache-2.0), path
+#: inspector-vc/src/main/resources/contexts/clr-v2p0-2.0.1.json, last changed in commit
+#: 3215daa12cdda5faa745f7fb32ec9d5fcee00ade (SHA-256 880f1902d4158f2f33ce06af41b90719977cd1ea337a9de2e41edb3ff5e543d6).
 BUNDLED: dict[str, str] = json.loads((CONTEXT_DIR / "index.json").read_text(encoding="utf-8"))
 
 #: The contexts of every OpenBadgeCredential Microcred issues, in this order.

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from credentials.openbadge import EvidenceInfo
+from microcred.records import ScoreScale
 
 #: How an automated identity verifier is named in the evidence
 AUTOMATED = {"face_count": "automated face check"}
@@ -54,15 +55,25 @@ def proctoring_narrative(summary: dict[str, Any] | None,
     return " ".join(sentences)
 
 
+def score_sentence(passed_on: str, score: float, scale: ScoreScale) -> str:
+    """How the pass is stated: a scale score on its scale with its passing score, or, for an
+    exam without an adopted cut, the percent of items right and the pass mark. Never a
+    percent called a scaled score."""
+    if scale.kind == "scale":
+        return (f"Passed on {passed_on} with a scale score of {score:g} on a scale of "
+                f"{scale.lower:g} to {scale.upper:g} (passing score {scale.passing:g}).")
+    return (f"Passed on {passed_on} with {score:g}% of the items right "
+            f"(pass mark {scale.passing:g}%).")
+
+
 def exam_evidence(*, exam_title: str, exam_code: str, program_name: str | None,
-                  passed_on: str, percent: float, pass_percent: float,
+                  passed_on: str, score: float, scale: ScoreScale,
                   proctored: bool, proctoring: dict[str, Any] | None,
                   name_of: Callable[[int], str | None]) -> EvidenceInfo:
     how = proctoring_narrative(proctoring, name_of)
     return EvidenceInfo(
         name=exam_title,
         description=f"Exam {exam_code}" + (f", {program_name}" if program_name else ""),
-        narrative=f"Passed on {passed_on} with a scaled score of {percent:g} "
-                  f"(pass mark {pass_percent:g})." + (f" {how}" if how else ""),
+        narrative=score_sentence(passed_on, score, scale) + (f" {how}" if how else ""),
         genre="Proctored exam" if proctored else "Exam",
     )

@@ -34,7 +34,7 @@ from microcred import signals
 from microcred.db import utcnow
 from microcred.inputs import InvalidInput, add_days, http_url
 from microcred.jobs import enqueue_after_commit
-from microcred.records import Person, ReleasedResult, records
+from microcred.records import Person, ReleasedResult, ScoreScale, records
 
 #: A credential may be valid for at most a century: longer is a typo, and it keeps every
 #: expiry date far from datetime's year-9999 limit.
@@ -53,15 +53,20 @@ def achievement_url(cfg: CredentialConfig, achievement: Achievement) -> str:
     return cfg.url(f"/achievements/{achievement.code}")
 
 
-def achievement_info(session: Session, cfg: CredentialConfig,
-                     achievement: Achievement) -> openbadge.AchievementInfo:
-    """The OB 3.0 Achievement: alignment to the exam blueprint's domains, the pass mark."""
+def achievement_info(session: Session, cfg: CredentialConfig, achievement: Achievement,
+                     scale: ScoreScale | None = None) -> openbadge.AchievementInfo:
+    """The OB 3.0 Achievement: alignment to the exam blueprint's domains, the score a pass
+    needs on its scale: ``scale`` (the scale the credential's result was reported on), else
+    the exam's (its adopted cut's scale score, or its pass percent without a cut)."""
     url = achievement_url(cfg, achievement)
     domains: list[openbadge.Domain] = []
     required = exam_title = None
     exam = records().exam(session, achievement.exam_id) if achievement.exam_id else None
     if exam is not None:
-        required, exam_title = exam.pass_percent, exam.title
+        scale = scale or exam.reported_scale
+        exam_title = exam.title
+    if scale is not None:
+        required = scale.passing
         domains = [openbadge.Domain(d.code, d.name, d.description, f"{url}#domain-{d.code}")
                    for d in exam.domains]
     domains += [openbadge.Domain(a["code"], a["name"], a.get("description", ""),
@@ -73,6 +78,8 @@ def achievement_info(session: Session, cfg: CredentialConfig,
         image=f"{url}/image.png", achievement_type=achievement.achievement_type,
         domains=domains, required_score=required, exam_title=exam_title,
         tags=list(achievement.tags or []),
+        **({"score_min": scale.lower, "score_max": scale.upper, "score_kind": scale.kind}
+           if scale is not None else {}),
     )
 
 
@@ -216,7 +223,7 @@ def issue(
     session: Session, cfg: CredentialConfig, *, achievement: Achievement, holder: Any,
     kind: str, evidence: list[openbadge.EvidenceInfo], result_id: int | None = None,
     score: float | None = None, supersedes: Credential | None = None,
-    now: dt.datetime | None = None,
+    now: dt.datetime | None = None, scale: ScoreScale | None = None,
 ) -> Credential:
     """Build, sign and store one credential for ``holder`` (a :class:`~microcred.records.Person`,
     or anything with its ``id`` and ``email``)."""
@@ -234,7 +241,7 @@ def issue(
     unsigned = openbadge.build_credential(
         credential_id=credential_id,
         issuer=issuers.issuer_info(cfg, issuer, key),
-        achievement=achievement_info(session, cfg, achievement),
+        achievement=achievement_info(session, cfg, achievement, scale),
         valid_from=dataintegrity.xsd_datetime(now),
         valid_until=dataintegrity.xsd_datetime(valid_until) if valid_until else None,
         identifier=openbadge.identity_object(holder.email, openbadge.new_salt()),
@@ -277,6 +284,38 @@ def latest_credential(session: Session, holder_id: int,
         .order_by(Credential.id.desc()).limit(1))
 
 
+def credentials_of_results(session: Session, result_ids: list[int]) -> list[Credential]:
+    """The credentials issued on any of ``result_ids`` (an attempt's results: a rescoring
+    supersedes the one a badge was issued on), oldest first."""
+    if not result_ids:
+        return []
+    return list(session.scalars(select(Credential).where(Credential.result_id.in_(result_ids))
+                                .order_by(Credential.id)))
+
+
+def exam_earns_credential(session: Session, exam_id: int) -> bool:
+    """Whether a released pass of the exam earns (or renews) an active achievement."""
+    return session.scalar(select(Achievement.id).where(
+        or_(Achievement.exam_id == exam_id, Achievement.recertification_exam_id == exam_id),
+        Achievement.active.is_(True)).limit(1)) is not None
+
+
+def revoke_for_results(session: Session, cfg: CredentialConfig, result_ids: list[int], *,
+                       reason: str, by_user_id: int | None) -> list[int]:
+    """Revoke, with ``reason``, every credential issued on ``result_ids`` that is not revoked
+    yet (a result rescored into a fail); returns the ids revoked now. Running it again revokes
+    nothing more."""
+    from credentials.revocation import revoke, status_of
+
+    revoked = []
+    for credential in credentials_of_results(session, result_ids):
+        if status_of(session, credential).revoked:
+            continue
+        revoke(session, cfg, credential, reason=reason, by_user_id=by_user_id)
+        revoked.append(credential.id)
+    return revoked
+
+
 def _exam_evidence(session: Session, released: ReleasedResult,
                    recert_of: Credential | None) -> list[openbadge.EvidenceInfo]:
     def name_of(user_id: int) -> str | None:
@@ -286,8 +325,8 @@ def _exam_evidence(session: Session, released: ReleasedResult,
     exam = released.exam
     items = [exam_evidence(
         exam_title=exam.title, exam_code=exam.code, program_name=exam.program_name or None,
-        passed_on=released.scored_at.date().isoformat(), percent=released.percent,
-        pass_percent=released.pass_percent, proctored=released.proctored,
+        passed_on=released.scored_at.date().isoformat(), score=released.reported_score,
+        scale=released.reported_scale, proctored=released.proctored,
         proctoring=released.proctoring, name_of=name_of)]
     if recert_of is not None:
         items.append(openbadge.EvidenceInfo(
@@ -319,7 +358,8 @@ def issue_for_result(session: Session, cfg: CredentialConfig,
             if kind == "recertification" else None
         issued.append(issue(
             session, cfg, achievement=achievement, holder=holder, result_id=released.result_id,
-            kind=kind if previous else "exam", score=released.percent, supersedes=previous,
+            kind=kind if previous else "exam", score=released.reported_score,
+            scale=released.reported_scale, supersedes=previous,
             evidence=_exam_evidence(session, released, previous)))
     if issued:
         from credentials import pathways

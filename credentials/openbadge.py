@@ -94,14 +94,20 @@ class AchievementInfo:
     achievement_type: str = "Certification"
     criteria_url: str | None = None
     domains: list[Domain] = field(default_factory=list)
-    #: pass mark on the 0-100 scale, for exam achievements
+    #: the score a pass needs, for exam achievements, on ``score_min``..``score_max``:
+    #: ``score_kind`` "scale" (a scale score from the exam's adopted cut) or "percent"
+    #: (percent correct, an exam without a cut)
     required_score: float | None = None
     exam_title: str | None = None
     tags: list[str] = field(default_factory=list)
+    score_min: float = 0.0
+    score_max: float = 100.0
+    score_kind: str = "percent"
 
     @property
     def result_description_id(self) -> str:
-        return self.id + "#result-scaled-score"
+        return self.id + ("#result-scale-score" if self.score_kind == "scale"
+                          else "#result-percent")
 
     def document(self) -> dict[str, Any]:
         criteria: dict[str, Any] = {"narrative": self.criteria}
@@ -135,23 +141,33 @@ class AchievementInfo:
         return doc
 
     def _result_description(self) -> dict[str, Any]:
+        exam = self.exam_title or self.name
+        if self.score_kind == "scale":
+            name, kind = "Scale score", "ScaledScore"
+            description = (f"The exam {exam}, reported on a {_number(self.score_min)} to "
+                           f"{_number(self.score_max)} scale; a scale score of at least "
+                           f"{_number(self.required_score)} passes.")
+            method = ("Scored automatically by the exam platform against the answer key and "
+                      "judged against a cut score on the IRT ability scale adopted after "
+                      "standard setting; the scale score is a linear transform of ability.")
+        else:
+            name, kind = "Percent correct", "Percent"
+            description = (f"The exam {exam}, scored as the percent of its items answered "
+                           f"right; at least {_number(self.required_score)} percent passes.")
+            method = ("Scored automatically by the exam platform against the answer key; the "
+                      "pass mark is a percent of the items.")
         return {
             "id": self.result_description_id,
             "type": ["ResultDescription", "AssessmentResultDescription"],
-            "name": "Scaled score",
-            "resultType": "ScaledScore",
-            "valueMin": "0",
-            "valueMax": "100",
+            "name": name,
+            "resultType": kind,
+            "valueMin": _number(self.score_min),
+            "valueMax": _number(self.score_max),
             "requiredValue": _number(self.required_score),
             "assessmentType": "Exam",
-            "description": (
-                f"The exam {self.exam_title or self.name}, "
-                f"scored on a 0 to 100 scale; a score of at least "
-                f"{_number(self.required_score)} passes."
-            ),
+            "description": description,
             "assessmentOutput": "Scored responses to timed exam items",
-            "evaluationMethod": "Scored automatically by the exam platform against the "
-                                "answer key; the pass mark is set by standard setting.",
+            "evaluationMethod": method,
             "hasGroupParticipation": False,
             "hasGroupEvaluation": False,
         }

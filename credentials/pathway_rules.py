@@ -135,7 +135,8 @@ def save(session: Session, rule: Rule, *, achievement: Achievement | None = None
     """Validate and store ``rule`` as the new rule of the stack or the exam."""
     if (achievement is None) == (exam_id is None):
         raise RuleError("a rule belongs to one stack or one exam", field="subject")
-    validate(Catalog.load(session), rule, achievement=achievement, exam_id=exam_id)
+    catalog = Catalog.load(session)
+    validate(catalog, rule, achievement=achievement, exam_id=exam_id)
     required, electives = rule.as_data()
     row = PathwayRule(achievement_id=achievement.id if achievement else None, exam_id=exam_id,
                       required=required, electives=electives, created_by_id=by_user_id)
@@ -145,6 +146,11 @@ def save(session: Session, rule: Rule, *, achievement: Achievement | None = None
         achievement.is_stack = True
         achievement.stack_components = [r.code for r in rule.refs() if r.kind == "credential"]
         achievement.stack_required = len(rule.required) + sum(g.choose for g in rule.electives)
+        # the criteria new credentials carry say what the rule now asks, unless an admin
+        # wrote their own (the generated ones start "Earn ")
+        if achievement.criteria.startswith("Earn ") or \
+                achievement.criteria == "Pass the proctored exam.":
+            achievement.criteria = f"Earn {rule.describe(catalog)}."
     session.flush()
     return row
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from credentials import openbadge
 from credentials.config import CredentialConfig
@@ -234,7 +234,9 @@ def holdings_of(session: Session, holder_ids: list[int],
     out = {h: Holdings(h, now) for h in holder_ids}
     if not holder_ids:
         return out
+    # the signed document is loaded only when asked for (a stack's evidence names it)
     creds = list(session.scalars(select(Credential).where(Credential.holder_id.in_(holder_ids))
+                                 .options(defer(Credential.document))
                                  .order_by(Credential.id.desc())))
     states = _states(session, creds)
     for c in creds:

@@ -25,6 +25,10 @@ SCHEMA_VALIDATOR_TYPE = "1EdTechJsonSchemaValidator2019"
 OB_ACHIEVEMENT_CREDENTIAL_SCHEMA = (
     "https://purl.imsglobal.org/spec/ob/v3p0/schema/json/ob_v3p0_achievementcredential_schema.json"
 )
+#: The URL CLR 2.0 publishes the ClrCredential schema at (CLR 2.0 § credentialSchema examples)
+CLR_CREDENTIAL_SCHEMA = (
+    "https://purl.imsglobal.org/spec/clr/v2p0/schema/json/clr_v2p0_clrcredential_schema.json"
+)
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,9 @@ class BundledSchema:
 BUNDLED: dict[str, BundledSchema] = {
     OB_ACHIEVEMENT_CREDENTIAL_SCHEMA: BundledSchema(
         "1edtech/achievementcredential.json", "1EdTech's AchievementCredential schema"),
+    CLR_CREDENTIAL_SCHEMA: BundledSchema(
+        "1edtech/clrcredential-draft4.json",
+        "1EdTech's ClrCredential schema (CLR 2.0, as 1EdTech's validator bundles it)"),
 }
 
 
@@ -78,6 +85,54 @@ def _as_ob_judges(credential: dict[str, Any]) -> tuple[str | None, list[dict[str
     return None, [credential]
 
 
+def _vc11_dates(doc: dict[str, Any], *, embedded: bool = False) -> dict[str, Any]:
+    """``doc`` with VC 1.1's names for its dates added (``issuanceDate``, ``expirationDate``);
+    an embedded credential also without its ``credentialStatus`` (see :func:`_as_clr_judges`)."""
+    out = dict(doc)
+    if "validFrom" in doc:
+        out["issuanceDate"] = doc["validFrom"]
+    if "validUntil" in doc:
+        out["expirationDate"] = doc["validUntil"]
+    if embedded:
+        out.pop("credentialStatus", None)
+    return out
+
+
+def _as_clr_judges(credential: dict[str, Any]) -> list[dict[str, Any]]:
+    """The ClrCredential as the bundled CLR schema can judge it. That file is 1EdTech's CLR 2.0
+    schema in the draft-04 form 1EdTech's own validator bundles, written when CLR 2.0 was on VC
+    Data Model 1.1: it requires ``issuanceDate`` where VC 2.0 (which CLR 2.0 now uses, with the
+    context-2.0.1 context) says ``validFrom``, and its ``CredentialStatus`` (``id`` and ``type``
+    only) predates the Bitstring Status List entries badges carry. The judged copy carries both
+    date names, on the CLR and on each embedded credential, and leaves out the embedded
+    credentials' status entries: each embedded credential, status entries included, is checked
+    in full against its own declared schema (1EdTech's AchievementCredential) by
+    :func:`check_embedded`.
+    """
+    subject = credential.get("credentialSubject")
+    judged = _vc11_dates(credential)
+    if isinstance(subject, dict) and isinstance(subject.get("verifiableCredential"), list):
+        judged["credentialSubject"] = {**subject, "verifiableCredential": [
+            _vc11_dates(c, embedded=True) if isinstance(c, dict) else c
+            for c in subject["verifiableCredential"]]}
+    return [judged]
+
+
+def check_embedded(credential: dict[str, Any]) -> int:
+    """Check each credential a ClrCredential embeds against the schemas it declares; how many.
+    Raises SchemaViolation naming the first one that fails."""
+    subject = credential.get("credentialSubject")
+    embedded = subject.get("verifiableCredential") if isinstance(subject, dict) else None
+    for n, item in enumerate(embedded or []):
+        if not isinstance(item, dict):
+            raise SchemaViolation(f"credentialSubject/verifiableCredential/{n} is not an object")
+        try:
+            check(item)
+        except SchemaViolation as exc:
+            raise SchemaViolation(f"embedded credential {n + 1}: {exc}") from None
+    return len(embedded or [])
+
+
 def check(credential: dict[str, Any]) -> list[str]:
     """Validate against each declared, bundled schema; return the titles of those it matches.
 
@@ -93,6 +148,16 @@ def check(credential: dict[str, Any]) -> list[str]:
             raise SchemaViolation("credentialSchema entries must be objects with id and type")
         bundled = BUNDLED.get(item.get("id", ""))
         if bundled is None or item.get("type") != SCHEMA_VALIDATOR_TYPE:
+            continue
+        if item["id"] == CLR_CREDENTIAL_SCHEMA:
+            problems = next((p for p in (violations(f, item["id"])
+                                         for f in _as_clr_judges(credential)) if p), [])
+            if problems:
+                raise SchemaViolation(f"does not match {bundled.title}: {problems[0]}")
+            count = check_embedded(credential)
+            checked.append(f"{bundled.title}, with VC 2.0's validFrom read as the schema's "
+                           f"issuanceDate; and each of its {count} embedded credentials its own "
+                           "schema")
             continue
         listed, forms = _as_ob_judges(credential)
         problems = next((p for p in (violations(f, item["id"]) for f in forms) if p), [])

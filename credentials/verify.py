@@ -218,8 +218,9 @@ def _format_problem(cred: dict[str, Any]) -> str | None:
     types = types if isinstance(types, list) else [types]
     if "VerifiableCredential" not in types:
         return "type does not include VerifiableCredential: this is not a credential"
-    if not {"OpenBadgeCredential", "AchievementCredential"} & set(types):
-        return "type does not include OpenBadgeCredential: this is not an Open Badge"
+    if not {"OpenBadgeCredential", "AchievementCredential", "ClrCredential"} & set(types):
+        return ("type does not include OpenBadgeCredential (or ClrCredential): this is not an "
+                "Open Badge or a Comprehensive Learner Record")
     if not vcjwt.issuer_id(cred):
         return "the credential names no issuer"
     if not isinstance(cred.get("credentialSubject"), dict):
@@ -247,8 +248,11 @@ def verify(
     report.credential = cred
     report.proof_format = "jwt" if parsed.jwt else "data-integrity"
     problem = _format_problem(cred)
+    kind = "a ClrCredential (CLR 2.0" if "ClrCredential" in (
+        cred.get("type") if isinstance(cred.get("type"), list) else [cred.get("type")]) \
+        else "an OpenBadgeCredential ("
     report.steps.append(Step("format", problem is None, problem or (
-        "an OpenBadgeCredential (VC Data Model 2.0), secured as "
+        f"{kind}, VC Data Model 2.0), secured as "
         + ("a VC-JWT" if parsed.jwt else "a Data Integrity proof"))))
     if problem:
         report.steps += [Step(n, None, "not checked: not an Open Badges credential")

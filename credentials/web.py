@@ -45,16 +45,22 @@ MANAGERS = ("admin",)
 
 def init_app(app: Flask) -> None:
     from credentials import pathway_views  # its pages join this blueprint
+    from credentials import renewal_web  # its views join this blueprint before it registers
 
     app.register_blueprint(bp)
     csrf = app.extensions.get("csrf")
     if csrf is not None:
         csrf.exempt(api_verify)
+        # a mail client's one-click unsubscribe (RFC 8058) posts with no session; the signed
+        # token in the address is the proof
+        csrf.exempt(renewal_web.unsubscribe)
     with app.app_context():
         pathway_views.init_app(app)
         wiring = runner_wiring()
         wiring.nav_links.append(("candidate", "credentials.wallet", "My badges"))
+        wiring.nav_links.append(("candidate", "credentials.holder_renewals", "Renewals"))
         wiring.nav_links.append(("admin", "credentials.admin_credentials", "Credentials"))
+        wiring.nav_links.append(("admin", "credentials.admin_renewals", "Renewals"))
         wiring.nav_links.append(("*", "credentials.verify_page", "Verify a badge"))
         wiring.result_links.append(badge_links)
 

@@ -39,6 +39,23 @@ class ExamDomain:
 
 
 @dataclass(frozen=True)
+class ScoreScale:
+    """The scale a score is reported on: a pass needs at least ``passing``. An exam with an
+    adopted cut reports scale scores (e.g. 100..500, passing 350); one without reports the
+    percent of its items right (0..100, passing at its pass percent)."""
+
+    lower: float
+    upper: float
+    passing: float
+    #: ``scale`` (a scale score from the adopted cut) or ``percent`` (percent correct)
+    kind: str = "scale"
+
+    @classmethod
+    def percent(cls, pass_percent: float) -> ScoreScale:
+        return cls(0.0, 100.0, float(pass_percent), "percent")
+
+
+@dataclass(frozen=True)
 class ExamInfo:
     id: int
     code: str
@@ -46,6 +63,12 @@ class ExamInfo:
     program_name: str
     pass_percent: float
     domains: tuple[ExamDomain, ...]
+    #: the scale of the exam's current cut (None: no cut adopted, the percent scale)
+    scale: ScoreScale | None = None
+
+    @property
+    def reported_scale(self) -> ScoreScale:
+        return self.scale or ScoreScale.percent(self.pass_percent)
 
 
 @dataclass(frozen=True)
@@ -59,6 +82,8 @@ class ReleasedPass:
     candidate_name: str
     percent: float
     finalized_at: dt.datetime
+    #: the scale score under the exam's adopted cut (None: judged by the pass percent)
+    scale_score: float | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +104,23 @@ class ReleasedResult:
     #: what proctoring recorded about the attempt (``proctoring.sessions.attempt_summary``),
     #: answered by proctoring itself through ``signals.attempt_proctoring``; None: none
     proctoring: dict[str, Any] | None
+    #: the scale score the result reports under its cut, and that cut's scale (None: the
+    #: result was judged by the percent rule, and reports its percent)
+    scale_score: float | None = None
+    scale: ScoreScale | None = None
+    #: how the decision was made: ``percent``, ``irt`` or ``number_correct``
+    scoring_rule: str = "percent"
+
+    @property
+    def reported_score(self) -> float:
+        """The score a badge states: the scale score, or the percent without a cut."""
+        return self.scale_score if self.scale_score is not None else self.percent
+
+    @property
+    def reported_scale(self) -> ScoreScale:
+        if self.scale_score is not None and self.scale is not None:
+            return self.scale
+        return ScoreScale.percent(self.pass_percent)
 
     @property
     def proctored(self) -> bool:

@@ -9,6 +9,14 @@ past the end. :func:`verify` finds each of these.
 Appending is serialised across processes by the one-row :class:`AuditChainHead`: its UPDATE
 takes a row lock on PostgreSQL (concurrent appenders wait, then read the committed head) and the
 write lock on SQLite. ``seq`` is unique as a last line of defence.
+
+That lock is held until the transaction commits, and every proctoring state change in the
+deployment appends, so nothing slow may run while it is held. :func:`record` therefore only
+notes the record in the caller's transaction; the chain is extended when that transaction
+commits (:func:`_append_noted`, a ``before_commit`` hook): the head is locked, the records
+hashed and inserted, and the transaction committed, three statements however many records.
+Image processing, verifier plugins and anything else the transaction does run before, outside
+the lock. A transaction that rolls back appends nothing.
 """
 from __future__ import annotations
 
@@ -18,7 +26,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy import select, update
+from sqlalchemy import event, insert, select, update
 from sqlalchemy.orm import Session
 
 from microcred.db import utcnow
@@ -67,19 +75,34 @@ def _ensure_head(session: Session) -> None:
     )
 
 
-def _advance_head(session: Session) -> tuple[int, str]:
-    """Lock the chain head and claim the next sequence number. Returns (seq, prev_hash)."""
+def _advance_head(session: Session, count: int = 1) -> tuple[int, str]:
+    """Lock the chain head and claim the next ``count`` sequence numbers. Returns (the first
+    claimed seq, the hash it follows)."""
     stmt = (
         update(AuditChainHead)
         .where(AuditChainHead.id == HEAD_ID)
-        .values(seq=AuditChainHead.seq + 1)
+        .values(seq=AuditChainHead.seq + count)
         .returning(AuditChainHead.seq, AuditChainHead.hash)
     )
     row = session.execute(stmt).first()
     if row is None:
         _ensure_head(session)
         row = session.execute(stmt).first()
-    return int(row[0]), str(row[1])
+    return int(row[0]) - count + 1, str(row[1])
+
+
+@dataclass(frozen=True)
+class _Noted:
+    at: dt.datetime
+    actor_id: int | None
+    actor: str
+    action: str
+    subject_type: str
+    subject_id: str
+    data: dict[str, Any]
+
+
+_NOTED = "proctoring.audit.noted"
 
 
 def record(
@@ -91,31 +114,56 @@ def record(
     subject_id: int | str,
     data: dict[str, Any] | None = None,
     at: dt.datetime | None = None,
-) -> AuditRecord:
-    """Append one record to the chain, in the caller's transaction.
+) -> None:
+    """Add one record to the chain when the caller's transaction commits (nothing if it rolls
+    back). The record's time is ``at`` (default: now), its place in the chain is taken at the
+    commit, under the head's lock, which is held for the append alone.
 
     ``actor`` None means the system itself (a sweep, a rule, a plugin). ``data`` must be JSON of
     strings, integers, booleans, lists and dicts (floats are refused: their text may change).
     """
     data = dict(data or {})
     _check_json(data, "data")
-    at = at or utcnow()
-    seq, prev = _advance_head(session)
-    actor_id = actor.id if actor is not None else None
-    actor_name = actor.email if actor is not None else "system"
-    payload = canonical(seq, at, actor_id, actor_name, action, subject_type, str(subject_id), data)
-    digest = link_hash(prev, payload)
-    session.execute(
-        update(AuditChainHead).where(AuditChainHead.id == HEAD_ID).values(hash=digest)
-    )
-    rec = AuditRecord(
-        seq=seq, at=at, actor_id=actor_id, actor=actor_name, action=action,
-        subject_type=subject_type, subject_id=str(subject_id), data=data,
-        prev_hash=prev, hash=digest,
-    )
-    session.add(rec)
-    session.flush()
-    return rec
+    if not session.in_transaction():  # so that a rollback before any SQL forgets the note too
+        session.begin()
+    session.info.setdefault(_NOTED, []).append(_Noted(
+        at=at or utcnow(), actor_id=actor.id if actor is not None else None,
+        actor=actor.email if actor is not None else "system", action=action,
+        subject_type=subject_type, subject_id=str(subject_id), data=data))
+
+
+@event.listens_for(Session, "before_commit")
+def _append_noted(session: Session) -> None:
+    noted = session.info.pop(_NOTED, None)
+    if noted:
+        append(session, noted)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_noted(session: Session, previous_transaction: Any) -> None:
+    # every rollback, even of a transaction that sent nothing yet (noting sends nothing); a
+    # savepoint's rollback leaves the outer transaction's notes
+    if not previous_transaction.nested:
+        session.info.pop(_NOTED, None)
+
+
+def append(session: Session, noted: list[_Noted]) -> None:
+    """Extend the chain by ``noted``, in order: lock the head and claim their numbers, hash,
+    insert them, move the head (three statements, and what the caller flushes first)."""
+    session.flush()  # the transaction's own writes first, before the head is locked
+    seq, prev = _advance_head(session, len(noted))
+    rows = []
+    for n in noted:
+        payload = canonical(seq, n.at, n.actor_id, n.actor, n.action, n.subject_type,
+                            n.subject_id, n.data)
+        digest = link_hash(prev, payload)
+        rows.append({"seq": seq, "at": n.at, "actor_id": n.actor_id, "actor": n.actor,
+                     "action": n.action, "subject_type": n.subject_type,
+                     "subject_id": n.subject_id, "data": n.data, "prev_hash": prev,
+                     "hash": digest})
+        seq, prev = seq + 1, digest
+    session.execute(insert(AuditRecord), rows)
+    session.execute(update(AuditChainHead).where(AuditChainHead.id == HEAD_ID).values(hash=prev))
 
 
 def _check_json(value: Any, where: str) -> None:

@@ -55,11 +55,17 @@ def identity_submit(session_id: int):
         if files[name] is None or not files[name].filename:
             raise Invalid(f"add {label} (take it with the camera or choose a file)", field=name)
     session = db_session()
-    identity.count_attempt(session, _mine(session_id, lock=True), config().identity_attempts)
-    session.commit()  # counted even if the photos are refused below
     ps = _mine(session_id, lock=True)
-    identity.submit(session, ps, config().vault, selfie=files["selfie"].read(),
-                    id_document=files["id_document"].read(), by=current_user)
+    identity.count_attempt(session, ps, config().identity_attempts)
+    submission = identity.next_submission(session, ps)
+    session.commit()  # counted even if the photos are refused below
+    # the slow part (decoding, encryption, the verifiers: a remote one may take seconds) with
+    # no transaction open: no lock on the session, the audit chain or SQLite's writers
+    prepared = identity.prepare(ps, config().vault, submission=submission,
+                                selfie=files["selfie"].read(),
+                                id_document=files["id_document"].read())
+    ps = _mine(session_id, lock=True)
+    identity.submit(session, ps, config().vault, prepared=prepared, by=current_user)
     session.commit()
     return redirect(url_for("proctoring.identity_page", session_id=ps.id), code=303)
 
@@ -98,10 +104,13 @@ def api_snapshots(session_id: int):
         raise Invalid("the X-Snapshot-Seq header must be a positive integer", field="X-Snapshot-Seq")
     seq_n = events.parse_seq(int(seq), "X-Snapshot-Seq")
     client_at = events.parse_client_time(request.headers.get("X-Client-Time"), "X-Client-Time")
-    image = request.get_data(cache=False)
+    # decoded, shrunk, encrypted and face-counted before the session row is locked (on SQLite,
+    # before the write lock): a second's CPU must not queue every other writer behind it
+    prepared = events.prepare_snapshot(config().vault, session_id=session_id,
+                                       image=request.get_data(cache=False))
     session = db_session()
     ps = _mine(session_id, lock=True)
-    snap, created = events.record_snapshot(session, ps, config().vault, seq=seq_n, image=image,
-                                           client_at=client_at)
+    snap, created = events.record_snapshot(session, ps, config().vault, seq=seq_n,
+                                           image=prepared, client_at=client_at)
     session.commit()
     return {"seq": snap.seq, "status": "stored" if created else "duplicate", "faces": snap.faces}

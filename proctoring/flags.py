@@ -1,8 +1,10 @@
 """Rules that turn integrity events and snapshots into flags, and flags into a risk score.
 
-Rules are pure functions over a session's whole history (events in the page's order, by
-``seq``), so evaluating them again after every batch is idempotent: each flag has a ``(rule,
-key)`` that is stored once (a unique constraint), and a re-run finds only what is new.
+Rules are pure: the event rules are steps over a small running state (:class:`EventState`, the
+events in the page's order, by ``seq``), so a batch is judged from that state and the events
+that arrived, never the session's whole history; :func:`evaluate` steps them from an empty state
+over a whole history and gives the same flags. Each flag has a ``(rule, key)`` that is stored
+once (a unique constraint), so judging an event again finds nothing new.
 
 Risk score: the sum of the flags' severity points, each rule counting at most
 :data:`MAX_COUNTED_PER_RULE` of its flags, so one noisy rule cannot drown the others.
@@ -74,12 +76,17 @@ Span = tuple[dt.datetime, dt.datetime | None]
 class History:
     """What the rules look at: a session's events and snapshots, the time of evaluation, and the
     spans it spent in progress (:func:`running_spans`; empty: the rules that need them, i.e.
-    the camera's silence, say nothing)."""
+    the camera's silence, say nothing).
+
+    ``since``: the snapshot that came before ``snapshots`` (None: ``snapshots`` are every one
+    since the exam started). Incremental evaluation passes the newest stored snapshot and only
+    what arrived, so the camera's gaps before it are not measured again."""
 
     events: Sequence[EventLike]
     snapshots: Sequence[SnapshotLike]
     now: dt.datetime
     running: Sequence[Span] = ()
+    since: SnapshotLike | None = None
 
 
 def running_spans(transitions: Iterable[TransitionLike]) -> list[Span]:
@@ -116,81 +123,144 @@ def _elapsed(start: EventLike, end: EventLike | None, now: dt.datetime) -> float
     return max(0.0, (end.server_at - start.server_at).total_seconds())
 
 
-def focus_losses(policy: ProctoringPolicy, h: History) -> Iterable[FlagSpec]:
-    """Leaving the exam (tab hidden or window blurred) more than ``max_focus_losses`` times.
-    A tab switch fires both events: one episode lasts until focus comes back."""
-    lost, episodes = False, 0
-    for e in _ordered(h.events):
-        if e.kind in FOCUS_LOST and not lost:
-            lost, episodes = True, episodes + 1
-        elif e.kind in FOCUS_BACK:
-            lost = False
+@dataclass(frozen=True)
+class Mark:
+    """An event a rule waits to see end: a full-screen exit, an offline spell."""
+
+    seq: int
+    server_at: dt.datetime
+    client_at: dt.datetime | None
+
+    def as_json(self) -> list:
+        return [self.seq, self.server_at.isoformat(),
+                self.client_at.isoformat() if self.client_at else None]
+
+    @classmethod
+    def from_json(cls, raw: list | None) -> Mark | None:
+        if not raw:
+            return None
+        seq, server_at, client_at = raw
+        return cls(int(seq), dt.datetime.fromisoformat(server_at),
+                   dt.datetime.fromisoformat(client_at) if client_at else None)
+
+
+@dataclass
+class EventState:
+    """What the event rules remember of the events up to ``seq`` (the page's order): enough to
+    judge the next events without reading the earlier ones again. Kept on the session row
+    (``ProctorSession.rule_state``), so a batch costs the same at event 10 as at event 10,000.
+
+    Every event rule is a step over this state (:meth:`advance`); :func:`evaluate` runs the
+    same steps from an empty state over a whole history, so the two can never disagree."""
+
+    seq: int = 0
+    focus_lost: bool = False
+    focus_episodes: int = 0
+    right_clicks: int = 0
+    fullscreen_exit: Mark | None = None
+    offline_start: Mark | None = None
+
+    def as_json(self) -> dict:
+        return {"seq": self.seq, "focus_lost": self.focus_lost,
+                "focus_episodes": self.focus_episodes, "right_clicks": self.right_clicks,
+                "fullscreen_exit": self.fullscreen_exit.as_json() if self.fullscreen_exit else None,
+                "offline_start": self.offline_start.as_json() if self.offline_start else None}
+
+    @classmethod
+    def from_json(cls, raw: dict | None) -> EventState | None:
+        """The stored state; None when there is none (a session from before it was kept)."""
+        if not raw:
+            return None
+        return cls(seq=int(raw["seq"]), focus_lost=bool(raw["focus_lost"]),
+                   focus_episodes=int(raw["focus_episodes"]),
+                   right_clicks=int(raw["right_clicks"]),
+                   fullscreen_exit=Mark.from_json(raw.get("fullscreen_exit")),
+                   offline_start=Mark.from_json(raw.get("offline_start")))
+
+    def advance(self, policy: ProctoringPolicy, events: Iterable[EventLike],
+                now: dt.datetime) -> list[FlagSpec]:
+        """Take ``events`` (all after ``seq``) in the page's order; the flags they raise, and
+        those due by ``now`` (a full-screen exit not ended). With no events: only the latter,
+        and the state is unchanged."""
+        found: list[FlagSpec] = []
+        for e in _ordered(events):
+            found += self._step(policy, e)
+            self.seq = max(self.seq, e.seq)
+        if policy.fullscreen and self.fullscreen_exit is not None:
+            found += _fullscreen_flag(policy, self.fullscreen_exit, None, now)
+        return found
+
+    def _step(self, policy: ProctoringPolicy, e: EventLike) -> list[FlagSpec]:
+        out: list[FlagSpec] = []
+        kind = e.kind
+        if kind in FOCUS_LOST and not self.focus_lost:
+            self.focus_lost, self.focus_episodes = True, self.focus_episodes + 1
+            out += _focus_flags(policy, self.focus_episodes)
+        elif kind in FOCUS_BACK:
+            self.focus_lost = False
+        if kind == "fullscreen_exit" and self.fullscreen_exit is None:
+            self.fullscreen_exit = Mark(e.seq, e.server_at, e.client_at)
+        elif kind == "fullscreen_enter" and self.fullscreen_exit is not None:
+            if policy.fullscreen:
+                out += _fullscreen_flag(policy, self.fullscreen_exit, e, e.server_at)
+            self.fullscreen_exit = None
+        if kind == "offline" and self.offline_start is None:
+            self.offline_start = Mark(e.seq, e.server_at, e.client_at)
+        elif kind == "online" and self.offline_start is not None:
+            seconds = _elapsed(self.offline_start, e, e.server_at)
+            if seconds > policy.offline_grace_s:
+                out.append(FlagSpec("offline", f"e{self.offline_start.seq}", "low",
+                                    f"offline for {seconds:.0f} s "
+                                    f"(allowed: {policy.offline_grace_s} s)"))
+            self.offline_start = None
+        if kind == "right_click":
+            self.right_clicks += 1
+            if self.right_clicks == RIGHT_CLICKS_TOLERATED + 1:
+                out.append(FlagSpec("right_click", "many", "low",
+                                    f"opened the context menu {_times(self.right_clicks)}"))
+        if kind == "paste":
+            out.append(FlagSpec("paste", f"e{e.seq}", "medium", "pasted into the exam page"))
+        elif kind in ("copy", "cut"):
+            out.append(FlagSpec("copy", f"e{e.seq}", "low", f"{kind} from the exam page"))
+        elif kind == "print":
+            out.append(FlagSpec("print", f"e{e.seq}", "high", "tried to print the exam page"))
+        elif kind == "camera_unavailable":
+            out.append(FlagSpec("camera_unavailable", f"e{e.seq}", "high",
+                                "the camera was unavailable or blocked"))
+        return out
+
+
+def _focus_flags(policy: ProctoringPolicy, episodes: int) -> list[FlagSpec]:
+    """Leaving the exam (tab hidden or window blurred) more than ``max_focus_losses`` times, and
+    far more. A tab switch fires both events: one episode lasts until focus comes back. Raised
+    when the count crosses each limit."""
     limit = policy.max_focus_losses
-    if episodes > limit:
-        yield FlagSpec("focus_loss", "over", "medium",
-                       f"left the exam window {_times(episodes)} (allowed: {limit})")
-    if episodes > max(3 * limit, limit + 5):
-        yield FlagSpec("focus_loss", "far_over", "high",
-                       f"left the exam window {_times(episodes)}, far more than the {limit} allowed")
+    out = []
+    if episodes == limit + 1:
+        out.append(FlagSpec("focus_loss", "over", "medium",
+                            f"left the exam window {_times(episodes)} (allowed: {limit})"))
+    if episodes == max(3 * limit, limit + 5) + 1:
+        out.append(FlagSpec("focus_loss", "far_over", "high",
+                            f"left the exam window {_times(episodes)}, far more than the "
+                            f"{limit} allowed"))
+    return out
 
 
 def _times(n: int) -> str:
     return "once" if n == 1 else f"{n} times"
 
 
-def fullscreen_left(policy: ProctoringPolicy, h: History) -> Iterable[FlagSpec]:
-    """Out of full screen for longer than ``fullscreen_grace_s`` (when the policy requires it)."""
-    if not policy.fullscreen:
-        return
-    exit_event: EventLike | None = None
-    for e in [*_ordered(h.events), None]:
-        if e is not None and e.kind == "fullscreen_exit" and exit_event is None:
-            exit_event = e
-        elif exit_event is not None and (e is None or e.kind == "fullscreen_enter"):
-            seconds = _elapsed(exit_event, e, h.now)
-            if seconds > policy.fullscreen_grace_s:
-                still = " and has not returned" if e is None else ""
-                yield FlagSpec("fullscreen_left", f"exit-{exit_event.seq}", "medium",
-                               f"left full screen for {seconds:.0f} s{still} "
-                               f"(allowed: {policy.fullscreen_grace_s} s)")
-            exit_event = None
-
-
-def clipboard_and_print(policy: ProctoringPolicy, h: History) -> Iterable[FlagSpec]:
-    for e in _ordered(h.events):
-        if e.kind == "paste":
-            yield FlagSpec("paste", f"e{e.seq}", "medium", "pasted into the exam page")
-        elif e.kind in ("copy", "cut"):
-            yield FlagSpec("copy", f"e{e.seq}", "low", f"{e.kind} from the exam page")
-        elif e.kind == "print":
-            yield FlagSpec("print", f"e{e.seq}", "high", "tried to print the exam page")
-
-
-def right_clicks(policy: ProctoringPolicy, h: History) -> Iterable[FlagSpec]:
-    n = sum(1 for e in h.events if e.kind == "right_click")
-    if n > RIGHT_CLICKS_TOLERATED:
-        yield FlagSpec("right_click", "many", "low", f"opened the context menu {_times(n)}")
-
-
-def offline(policy: ProctoringPolicy, h: History) -> Iterable[FlagSpec]:
-    """Offline longer than ``offline_grace_s`` (known once the page is back online)."""
-    start: EventLike | None = None
-    for e in _ordered(h.events):
-        if e.kind == "offline" and start is None:
-            start = e
-        elif e.kind == "online" and start is not None:
-            seconds = _elapsed(start, e, h.now)
-            if seconds > policy.offline_grace_s:
-                yield FlagSpec("offline", f"e{start.seq}", "low",
-                               f"offline for {seconds:.0f} s (allowed: {policy.offline_grace_s} s)")
-            start = None
-
-
-def camera(policy: ProctoringPolicy, h: History) -> Iterable[FlagSpec]:
-    for e in _ordered(h.events):
-        if e.kind == "camera_unavailable":
-            yield FlagSpec("camera_unavailable", f"e{e.seq}", "high",
-                           "the camera was unavailable or blocked")
+def _fullscreen_flag(policy: ProctoringPolicy, exit_event: Mark, end: EventLike | None,
+                     now: dt.datetime) -> list[FlagSpec]:
+    """Out of full screen for longer than ``fullscreen_grace_s`` (when the policy requires it);
+    ``end`` None: not back yet, counted up to ``now``."""
+    seconds = _elapsed(exit_event, end, now)
+    if seconds <= policy.fullscreen_grace_s:
+        return []
+    still = " and has not returned" if end is None else ""
+    return [FlagSpec("fullscreen_left", f"exit-{exit_event.seq}", "medium",
+                     f"left full screen for {seconds:.0f} s{still} "
+                     f"(allowed: {policy.fullscreen_grace_s} s)")]
 
 
 def snapshot_faces(policy: ProctoringPolicy, h: History) -> Iterable[FlagSpec]:
@@ -239,6 +309,8 @@ def camera_silences(policy: ProctoringPolicy, h: History) -> list[CameraSilence]
     end = h.now if ongoing else max(h.now, running[-1][1])
     out = []
     start, after = running[0][0], None
+    if h.since is not None:
+        start, after = max(start, h.since.server_at), h.since.seq
     for snap in sorted(h.snapshots, key=lambda s: (s.server_at, s.seq)):
         out.append(CameraSilence(after, _running_between(running, start, snap.server_at), False))
         start, after = max(start, snap.server_at), snap.seq
@@ -275,15 +347,15 @@ def silence_flag(policy: ProctoringPolicy, gap: CameraSilence) -> FlagSpec | Non
                     f"(one expected every {policy.snapshot_interval_s} s)")
 
 
-RULES: tuple[Rule, ...] = (
-    focus_losses, fullscreen_left, clipboard_and_print, right_clicks, offline, camera,
-    snapshot_faces, snapshots_missing,
-)
+#: the rules over snapshots; the event rules are the steps of :class:`EventState`
+SNAPSHOT_RULES: tuple[Rule, ...] = (snapshot_faces, snapshots_missing)
 
 
 def evaluate(policy: ProctoringPolicy, history: History) -> list[FlagSpec]:
-    """Every flag the rules raise on this history (already-stored ones included)."""
-    return [flag for rule in RULES for flag in rule(policy, history)]
+    """Every flag the rules raise on this history (already-stored ones included): the event
+    rules stepped from an empty state over every event, then the snapshot rules."""
+    return (EventState().advance(policy, history.events, history.now)
+            + [flag for rule in SNAPSHOT_RULES for flag in rule(policy, history)])
 
 
 def points(severity: str) -> int:

@@ -22,7 +22,7 @@ from microcred.db import utcnow
 from microcred.errors import Conflict, Invalid, TooManyRequests
 from proctoring import audit, hooks
 from proctoring.events import raise_flags
-from proctoring.images import ImageTooLarge, ImageUnreadable, ImageVault
+from proctoring.images import ImageTooLarge, ImageUnreadable, ImageVault, SealedImage
 from proctoring.models import IdentityAttempt, IdentityCheck, ProctorSession, StoredImage
 from proctoring.sessions import Actor, info, policy, transition
 from proctoring.states import State
@@ -88,41 +88,79 @@ def _span(seconds: int) -> str:
     return f"{n} {unit}{'' if n == 1 else 's'}"
 
 
-def _store(session: Session, vault: ImageVault, ps: ProctorSession, kind: str, image: bytes,
-           label: str) -> StoredImage:
+def _seal(vault: ImageVault, ps: ProctorSession, kind: str, image: bytes, label: str) -> SealedImage:
     try:
-        return vault.store(session, session_id=ps.id, kind=kind, image=image)
+        return vault.seal(session_id=ps.id, kind=kind, image=image)
     except ImageTooLarge as exc:
         raise Invalid(f"{label} is too large: {exc}", field=kind) from None
     except ImageUnreadable as exc:
         raise Invalid(f"{label} is not an image: {exc}", field=kind) from None
 
 
-def submit(
-    session: Session, ps: ProctorSession, vault: ImageVault, *, selfie: bytes, id_document: bytes,
-    by: Actor,
-) -> list[IdentityCheck]:
-    """Store the two images encrypted, run the verifiers, and admit when they all pass. (The web
-    view counts the submission first: :func:`count_attempt`.)"""
+def next_submission(session: Session, ps: ProctorSession) -> int:
+    """The number the next identity submission of the session will have (1, 2, ...)."""
+    return int(session.scalar(select(func.count()).select_from(StoredImage).where(
+        StoredImage.session_id == ps.id, StoredImage.kind == "selfie")) or 0) + 1
+
+
+@dataclass(frozen=True)
+class PreparedSubmission:
+    """A submission's slow part, done before any lock: both images decoded, shrunk and
+    encrypted, and every verifier's outcome (a remote verifier may take seconds)."""
+
+    submission: int
+    selfie: SealedImage
+    id_document: SealedImage
+    outcomes: tuple[hooks.IdentityOutcome, ...]
+
+
+def prepare(ps: ProctorSession, vault: ImageVault, *, submission: int, selfie: bytes,
+            id_document: bytes) -> PreparedSubmission:
+    """Seal the two images and run the verifiers the policy requires, with no database work
+    at all: the caller holds no lock and no transaction meanwhile (on SQLite, not the write
+    lock; on PostgreSQL, neither the session's row nor the audit chain's head), so a slow
+    verifier delays this candidate only. :func:`submit` then stores the result."""
     _require_submittable(ps)
-    selfie_row = _store(session, vault, ps, "selfie", selfie, "the photo of you")
-    id_row = _store(session, vault, ps, "id_document", id_document, "the photo of your ID")
-    submission = int(session.scalar(select(func.count()).select_from(StoredImage).where(
-        StoredImage.session_id == ps.id, StoredImage.kind == "selfie")) or 1)
-    transition(session, ps, State.IDENTITY_PENDING, by=by, reason="identity images submitted",
-               data={"submission": submission, "selfie_image_id": selfie_row.id,
-                     "id_image_id": id_row.id})
-    required = policy(ps).identity
+    selfie_img = _seal(vault, ps, "selfie", selfie, "the photo of you")
+    id_img = _seal(vault, ps, "id_document", id_document, "the photo of your ID")
     request = hooks.IdentityRequest(session=info(ps), submission=submission,
-                                    selfie=vault.open(selfie_row), id_document=vault.open(id_row),
-                                    required=tuple(required))
-    checks = []
+                                    selfie=selfie_img.jpeg, id_document=id_img.jpeg,
+                                    required=tuple(policy(ps).identity))
+    outcomes = []
     for plugin, outcome in hooks.call("microcred_verify_identity", request=request):
         if hooks.failed(outcome):
             outcome = hooks.IdentityOutcome(plugin, "error", "the verifier failed; see the log")
         elif not isinstance(outcome, hooks.IdentityOutcome) or outcome.outcome not in (
                 "passed", "failed", "pending"):
             outcome = hooks.IdentityOutcome(plugin, "error", f"the verifier answered {outcome!r}")
+        outcomes.append(outcome)
+    return PreparedSubmission(submission, selfie_img, id_img, tuple(outcomes))
+
+
+def submit(
+    session: Session, ps: ProctorSession, vault: ImageVault, *, selfie: bytes | None = None,
+    id_document: bytes | None = None, by: Actor, prepared: PreparedSubmission | None = None,
+) -> list[IdentityCheck]:
+    """Store the two images encrypted and the verifiers' outcomes, and admit when they all pass.
+    ``prepared`` (:func:`prepare`, done before the caller locked the session) is how the web
+    submits; with raw images instead, they are prepared here. (The web view counts the
+    submission first: :func:`count_attempt`.)"""
+    _require_submittable(ps)
+    if prepared is None:
+        prepared = prepare(ps, vault, submission=next_submission(session, ps),
+                           selfie=selfie or b"", id_document=id_document or b"")
+    elif next_submission(session, ps) != prepared.submission:
+        raise Conflict("another identity submission arrived meanwhile; look at the page and "
+                       "submit again if needed", state=ps.state)
+    submission = prepared.submission
+    selfie_row = vault.add(session, prepared.selfie, session_id=ps.id)
+    id_row = vault.add(session, prepared.id_document, session_id=ps.id)
+    transition(session, ps, State.IDENTITY_PENDING, by=by, reason="identity images submitted",
+               data={"submission": submission, "selfie_image_id": selfie_row.id,
+                     "id_image_id": id_row.id})
+    required = policy(ps).identity
+    checks = []
+    for outcome in prepared.outcomes:
         check = IdentityCheck(session_id=ps.id, submission=submission, verifier=outcome.verifier[:64],
                               outcome=outcome.outcome, reason=outcome.reason[:MAX_REASON],
                               details=dict(outcome.details), selfie_image_id=selfie_row.id,

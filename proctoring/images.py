@@ -204,6 +204,22 @@ def prepare(image: bytes, kind: str, *, max_pixels: int = DEFAULT_MAX_PIXELS) ->
     return PreparedImage(buf.tobytes(), w, h)
 
 
+@dataclass(frozen=True)
+class SealedImage:
+    """An image prepared and encrypted for one session (:meth:`ImageVault.seal`), not stored
+    yet; ``jpeg`` is the plaintext, for face counting and verifiers before it is stored."""
+
+    kind: str
+    jpeg: bytes
+    width: int
+    height: int
+    key_id: str
+    nonce: bytes
+    ciphertext: bytes
+    sha256: str
+    session_id: int
+
+
 class ImageVault:
     """Encrypts and decrypts images with one AES-256-GCM key."""
 
@@ -220,23 +236,37 @@ class ImageVault:
     def _aad(session_id: int, kind: str) -> bytes:
         return f"microcred-proctoring-image:{session_id}:{kind}".encode()
 
-    def store(self, session: Session, *, session_id: int, kind: str, image: bytes) -> StoredImage:
-        """Prepare, encrypt and add an image row (flushed, so it has an id)."""
+    def seal(self, *, session_id: int, kind: str, image: bytes) -> SealedImage:
+        """Prepare and encrypt an image: all the CPU work, no database (do it before taking
+        any lock). Raises :class:`ImageRefused`."""
         if kind not in KINDS:
             raise ValueError(f"unknown image kind {kind!r}")
         prepared = prepare(image, kind, max_pixels=self.max_pixels)
         nonce = secrets.token_bytes(12)
-        row = StoredImage(
-            session_id=session_id, kind=kind, content_type="image/jpeg", key_id=self.key_id,
-            nonce=nonce,
+        return SealedImage(
+            kind=kind, jpeg=prepared.jpeg, width=prepared.width, height=prepared.height,
+            key_id=self.key_id, nonce=nonce,
             ciphertext=self._aead.encrypt(nonce, prepared.jpeg, self._aad(session_id, kind)),
-            plaintext_sha256=hashlib.sha256(prepared.jpeg).hexdigest(),
-            size=len(prepared.jpeg), width=prepared.width, height=prepared.height,
-            created_at=utcnow(),
+            sha256=hashlib.sha256(prepared.jpeg).hexdigest(), session_id=session_id)
+
+    def add(self, session: Session, sealed: SealedImage, *, session_id: int) -> StoredImage:
+        """Add a sealed image's row (flushed, so it has an id): one INSERT."""
+        if sealed.session_id != session_id or sealed.key_id != self.key_id:
+            raise ValueError("this image was sealed for another session or with another key")
+        row = StoredImage(
+            session_id=session_id, kind=sealed.kind, content_type="image/jpeg",
+            key_id=sealed.key_id, nonce=sealed.nonce, ciphertext=sealed.ciphertext,
+            plaintext_sha256=sealed.sha256, size=len(sealed.jpeg), width=sealed.width,
+            height=sealed.height, created_at=utcnow(),
         )
         session.add(row)
         session.flush()
         return row
+
+    def store(self, session: Session, *, session_id: int, kind: str, image: bytes) -> StoredImage:
+        """Prepare, encrypt and add an image row (flushed, so it has an id)."""
+        return self.add(session, self.seal(session_id=session_id, kind=kind, image=image),
+                        session_id=session_id)
 
     def open(self, row: StoredImage) -> bytes:
         """The image's JPEG bytes; :class:`ImageGone` once purged."""

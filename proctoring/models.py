@@ -5,8 +5,9 @@ checks, integrity events, snapshot metadata, flags, notes, messages, review deci
 records. Two rows change in place, on purpose:
 
 - :class:`ProctorSession` carries the current ``state`` (changed only by a compare-and-set in
-  :func:`proctoring.sessions.transition`, each change also written as a :class:`Transition`), and
-  two denormalised figures for the console (``risk_score``, ``last_seen_at``).
+  :func:`proctoring.sessions.transition`, each change also written as a :class:`Transition`),
+  two denormalised figures for the console (``risk_score``, ``last_seen_at``), and the event
+  rules' running state (``rule_state``), derived from the events and rebuilt from them at will.
 - :class:`StoredImage` loses its ciphertext when the retention period ends (``purged_at`` says
   when); the row stays so that snapshot and identity metadata keep pointing at something.
 
@@ -65,6 +66,9 @@ class ProctorSession(Base):
     last_seen_at: Mapped[dt.datetime | None]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     state_changed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    #: what the event rules remember of the events judged so far (``flags.EventState``), so a
+    #: batch is judged without reading the history; None: not kept yet (rebuilt on next use)
+    rule_state: Mapped[dict[str, Any] | None]
 
 
 class Transition(Base):

@@ -20,7 +20,7 @@ from microcred import signals
 from microcred.db import utcnow
 from microcred.errors import Conflict, Invalid
 from proctoring import hooks
-from proctoring.events import apply_rules
+from proctoring.events import due_rules
 from proctoring.models import ProctorSession, ReviewDecision
 from proctoring.sessions import Actor, info, policy, transition
 from proctoring.states import LABELS, RUNNING, State
@@ -42,7 +42,7 @@ def on_finalized(session: Session, ps: ProctorSession, *, reason: str,
     transition(session, ps, State.SUBMITTED, by=None,
                reason="time ran out" if reason == "time_expired" else "submitted by the candidate")
     hooks.call("microcred_session_submitted", session=info(ps), reason=reason)
-    apply_rules(session, ps, now=now)
+    due_rules(session, ps, now=now)  # time-dependent rules, to the end of the exam
     pol = policy(ps)
     needs = pol.review == "always" or (pol.review == "flagged" and ps.risk_score >= pol.review_threshold)
     if not needs:

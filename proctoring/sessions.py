@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from microcred.db import utcnow
 from microcred.errors import Conflict, NotFound
 from proctoring import audit, hooks
+from proctoring.flags import EventState
 from proctoring.models import IdentityCheck, ProctorSession, ReviewDecision, Snapshot, Transition
 from proctoring.policy import ProctoringPolicy, parse_policy
 from proctoring.states import BEFORE_EXAM, State, TransitionRefused, check_transition, label
@@ -43,8 +44,8 @@ def policy(ps: ProctorSession) -> ProctoringPolicy:
 
 def get_session(session: Session, session_id: int, *, lock: bool = False) -> ProctorSession:
     q = select(ProctorSession).where(ProctorSession.id == session_id)
-    if lock:
-        q = q.with_for_update()
+    if lock:  # what is locked is read afresh, not taken from an earlier transaction's copy
+        q = q.with_for_update().execution_options(populate_existing=True)
     ps = session.scalar(q)
     if ps is None:
         raise NotFound(f"no proctoring session {session_id}")
@@ -79,7 +80,8 @@ def create_session(
     """A new session in ``created``; admitted at once when the policy needs no identity check."""
     now = utcnow()
     ps = ProctorSession(candidate_id=candidate_id, exam_id=exam_id, state=State.CREATED.value,
-                        policy=policy.as_dict(), created_at=now, state_changed_at=now)
+                        policy=policy.as_dict(), created_at=now, state_changed_at=now,
+                        rule_state=EventState().as_json())
     session.add(ps)
     session.flush()
     audit.record(session, "session.created", actor=None, subject_type="proctoring_session",

@@ -79,24 +79,53 @@ def site(app, db, build_exam):
     db.commit()
     credential = db.scalar(select(Credential))
     assert credential is not None, "the pass on AXE earned a badge"
+    renewals = _renewals(app, db, candidate, credential)
+    creds["panelist"], study_pages = _study(db, creds)
     admin = db.scalar(select(User).where(User.email == creds["admin"][0]))
     pending_import = _pending_import(db, admin)
     bank = _bank_items(db, creds)
     # the cut adoption page with a proposal shown (its tables and the adopt form)
-    bank["psychometrician"] += [f"/psych/exams/{_demo_exam(db).code}/cuts?theta=0.5"]
+    demo_code = _demo_exam(db).code
+    bank["psychometrician"] += [f"/psych/exams/{demo_code}/cuts?theta=0.5",
+                                f"/psych/exams/{demo_code}/cuts/rescore"]
     return SimpleNamespace(
         creds=creds,
         extra={
-            "anonymous": [f"/badges/{credential.public_id}", "/achievements/AXE-1"],
+            "anonymous": [f"/badges/{credential.public_id}", "/achievements/AXE-1",
+                          *renewals],
             "candidate": [f"/attempts/{attempt.id}/result", f"/attempts/{in_progress.id}",
-                          identity, "/wallet"],
+                          identity, "/wallet", "/pathways"],
             "admin": ["/bank/forms/AXE-DRAFT", "/admin/exams/new", "/admin/credentials",
-                      pending_import],
+                      "/admin/pathways", "/admin/pathways/program",
+                      "/admin/pathways/stacks/CCF-PATH", f"/admin/pathways/exams/{running.id}",
+                      pending_import, "/psych/attributes?email=past.candidate.0000%40demo.microcred.test"],
             **bank,
+            "psychometrician": bank["psychometrician"] + study_pages["psychometrician"],
+            "panelist": study_pages["panelist"],
         },
         runner=f"/attempts/{in_progress.id}",
         attempt_id=in_progress.id,
     )
+
+
+def _renewals(app, db, candidate, credential) -> list[str]:
+    """A certification the candidate holds that requires CE (its renewals page has a cycle
+    table), a public page of their badge, and their reminder unsubscribe page."""
+    from credentials import ce, issuance, recert, reminders, sharing
+    from credentials.config import current
+
+    with app.app_context():
+        cfg = current()
+        cert = issuance.create_achievement(db, cfg, code="AXE-CERT", name="Accessible Cert",
+                                           description="Certified.", validity_days=60)
+        ce.set_requirement(db, cert, total=2000, cycle_months=24, minimums={"ethics": 300})
+        recert.set_policy(db, cert, window_days=90, grace_days=30, expiry_reminder_days=[30],
+                          cycle_reminder_days=[30])
+        issuance.issue(db, cfg, achievement=cert, holder=candidate, kind="exam", evidence=[])
+        share = sharing.create(db, candidate.id, [credential.public_id], show_ce=True)
+        db.commit()
+        return [f"/holders/{share.token}",
+                f"/reminders/unsubscribe/{reminders.unsubscribe_token(cfg, candidate.id)}"]
 
 
 def _bank_items(db, creds) -> dict[str, list[str]]:
@@ -119,7 +148,39 @@ def _bank_items(db, creds) -> dict[str, list[str]]:
         ItemVersion.status == APPROVED).order_by(Item.code).limit(1))
     db.commit()
     return {"item_author": ["/bank/items/AXE-D1"],
-            "psychometrician": ["/bank/items/AXE-R1", f"/bank/items/{approved}?version=1"]}
+            "psychometrician": ["/bank/items/AXE-R1", f"/bank/items/{approved}?version=1",
+                                # the program report by a group (the item-analysis
+                                # report's DIF fields are on its page, walked from the exam)
+                                "/psych/program?group=region", "/psych/attributes"]}
+
+
+def _study(db, creds) -> tuple[tuple[str, str], dict[str, list[str]]]:
+    """An Angoff study of the demo exam in its second round, with round 1 rated, closed and
+    released, and a panelist seated: the facilitator's page and the panelist's screen both
+    show everything they can. Returns the panelist's sign-in and the pages to start from."""
+    from sqlalchemy import select
+
+    from assessment.psych import studies as ss
+    from assessment.users import User, create_user
+    from tests.conftest import PASSWORD
+
+    exam = _demo_exam(db)
+    facilitator = db.scalar(select(User).where(User.email == creds["psychometrician"][0]))
+    panelist = create_user(db, email="panelist@example.org", password=PASSWORD,
+                           role="panelist", display_name="Pat Panelist")
+    study = ss.create_study(db, exam=exam, title="Angoff panel", method="angoff",
+                            reference_form_code=exam.forms[0].form.code, facilitator=facilitator)
+    ss.invite_panelist(db, study, panelist.email, by=facilitator)
+    ss.open_round(db, study, by=facilitator)
+    ss.record_ratings(db, study, panelist, 1,
+                      {str(i.version.id): "0.6" for i in ss.study_items(db, study)})
+    ss.close_round(db, study, by=facilitator)
+    ss.release_round(db, study, 1, by=facilitator)
+    ss.open_round(db, study, by=facilitator)
+    db.commit()
+    return (panelist.email, PASSWORD), {
+        "psychometrician": [f"/psych/studies/{study.id}"],
+        "panelist": [f"/psych/panel/{study.id}"]}
 
 
 def _pending_import(db, admin) -> str:
@@ -205,7 +266,8 @@ def _walk(page, base: str, starts: list[str],
     return audited, problems
 
 
-ROLES = ["anonymous", "candidate", "proctor", "psychometrician", "admin", "item_author"]
+ROLES = ["anonymous", "candidate", "proctor", "psychometrician", "admin", "item_author",
+         "panelist"]
 
 
 def test_axe_finds_nothing_serious_on_any_page_for_any_role(browser, live_server, site, db):
@@ -233,6 +295,8 @@ def test_axe_finds_nothing_serious_on_any_page_for_any_role(browser, live_server
         finally:
             context.close()
     assert {"/bank/import", "/bank/export", site.extra["admin"][2]} <= set(walked)
+    assert {"/pathways", "/admin/pathways", "/admin/pathways/program",
+            "/admin/pathways/stacks/CCF-PATH"} <= set(walked), "the pathway pages were walked"
     problems += _runner_states(browser, base, site, db)
     assert not problems, "\n".join(problems)
 
@@ -264,3 +328,41 @@ def _runner_states(browser, base: str, site, db) -> list[str]:
         return problems
     finally:
         context.close()
+
+
+def test_axe_cut_pages_with_their_tables_filled(browser, live_server, db, make_user):
+    """The cut pages as a psychometrician meets them with data: a proposal on two calibrated
+    forms with delivered results (raw cuts, decision consistency, the adopt form), the
+    rescoring preview with flips, and the candidate's result with a scale score."""
+    from assessment.psych.cuts import adopt, parse_cut
+    from tests.conftest import PASSWORD
+    from tests.cut_exam import KB_FORM_X, THETA_25_ON_X, build_kb_exam, deliver, form_of, simulate
+    from tests.test_cut_scoring import _sit
+
+    exam = build_kb_exam(db)
+    people = [make_user("candidate").id for _ in range(2)]
+    deliver(db, exam, form_of(db, exam, "X"), people * 10, simulate(KB_FORM_X, 20, 3))
+    db.commit()
+    psych = make_user("psychometrician")
+    adopt(db, exam, parse_cut({"theta": f"{THETA_25_ON_X:.6f}"}), by=psych, reason="panel")
+    db.commit()
+    attempt, _ = _sit(db, make_user, exam, "X", 30)
+    candidate = db.get(type(psych), attempt.candidate_id)
+    base = live_server.url
+    problems: list[str] = []
+    for user, paths in ((psych, ["/psych/exams/KB/cuts?theta=0.8", "/psych/exams/KB/cuts",
+                                 "/psych/exams/KB/cuts/rescore"]),
+                        (candidate, [f"/attempts/{attempt.id}/result", "/exams",
+                                     "/exams/KB"])):
+        context = browser.new_context()
+        try:
+            page = context.new_page()
+            page.set_default_timeout(30_000)
+            _signin(page, base, user.email, PASSWORD)
+            for path in paths:
+                response = page.goto(base + path)
+                assert response.status == 200, path
+                problems += _audit(page, path)
+        finally:
+            context.close()
+    assert not problems, "\n".join(problems)

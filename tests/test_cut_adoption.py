@@ -106,12 +106,21 @@ def test_decision_consistency_on_the_page_matches_the_engine(db, client, make_us
 
 def test_adoption_is_recorded_and_the_newest_is_current(db, client, make_user, signin,
                                                         csrf_token):
+    from assessment.psych.studies import create_study
+
     exam = build_kb_exam(db)
     psych = make_user("psychometrician")
+    study = create_study(db, exam=exam, title="Angoff 2026", method="angoff",
+                         reference_form_code="KB-X", facilitator=psych)
+    db.commit()
     signin(client, psych)
     fields = {"theta": THETA, "cut_scale": "350", "slope": "50", "lower": "100",
               "upper": "500", "decimals": "0", "scoring": "irt", "rounding": "ceil",
-              "study": "12"}
+              "study": str(study.id)}
+    missing = _post(client, csrf_token, "KB", **{**fields, "study": str(study.id + 99)},
+                    reason="r")
+    assert missing.status_code == 422
+    assert f"there is no standard-setting study {study.id + 99}" in missing.get_data(as_text=True)
     refused = _post(client, csrf_token, "KB", **fields, reason="  ")
     assert refused.status_code == 422 and "say why this cut is adopted" in refused.get_data(
         as_text=True)
@@ -121,7 +130,7 @@ def test_adoption_is_recorded_and_the_newest_is_current(db, client, make_user, s
     db.rollback()
     first = current_cut(db, exam.id)
     assert first.theta_cut == pytest.approx(THETA_25_ON_X, abs=1e-6)
-    assert first.by_id == psych.id and first.study_id == 12 and first.scoring == "irt"
+    assert first.by_id == psych.id and first.study_id == study.id and first.scoring == "irt"
     assert first.calibration_run_id is not None
     assert len(first.parameter_ids) == 72
     assert {f["code"]: f["raw_cut"] for f in first.form_cuts} == {"KB-X": 25, "KB-Y": 27}
@@ -206,8 +215,27 @@ def test_bad_transform_on_the_page_stores_nothing(db, client, make_user, signin,
 
 
 def test_study_link_prefills_the_proposal(db, client, make_user, signin):
-    build_kb_exam(db)
-    signin(client, make_user("psychometrician"))
-    page = client.get(f"/psych/exams/KB/cuts?theta={THETA}&study=4").get_data(as_text=True)
-    assert "Prefilled from standard-setting study 4" in page
-    assert f'value="{THETA}"' in page and '<input type="hidden" name="study" value="4">' in page
+    from assessment.psych.studies import create_study
+
+    exam = build_kb_exam(db)
+    other = build_kb_exam(db, code="KB2", forms=("X",), calibrate=False)
+    psych = make_user("psychometrician")
+    study = create_study(db, exam=exam, title="Bookmark 2026", method="angoff",
+                         reference_form_code="KB-X", facilitator=psych)
+    elsewhere = create_study(db, exam=other, title="Other exam's", method="angoff",
+                             reference_form_code="KB2-X", facilitator=psych)
+    db.commit()
+    signin(client, psych)
+    page = client.get(f"/psych/exams/KB/cuts?theta={THETA}&study={study.id}").get_data(
+        as_text=True)
+    assert f"Prefilled from standard-setting study {study.id}, &ldquo;Bookmark 2026" in page
+    assert "it has no recommended cut yet, so the theta cut is as given" in page
+    assert f'value="{THETA}"' in page
+    assert f'<input type="hidden" name="study" value="{study.id}">' in page
+    page = client.get(f"/psych/exams/KB/cuts?theta=1&study={elsewhere.id}").get_data(
+        as_text=True)
+    assert "This study was set on exam KB2, not this one" in page
+    with pytest.raises(CutRefused, match="was set on exam KB2, not KB"):
+        adopt(db, exam, parse_cut({"theta": "1", "study": str(elsewhere.id)}), by=psych,
+              reason="r")
+    db.rollback()

@@ -129,3 +129,88 @@ def test_the_result_page_shows_the_scale_score_not_the_rule(db, make_user, clien
     page = client.get(f"/attempts/{attempt.id}/result").get_data(as_text=True)
     assert f"{result.scale_score:g}" in page and "100\u2013500" in page
     assert "theta" not in page.lower()
+
+
+def test_the_badge_states_the_scale_score_and_its_scale(db, make_user):
+    from credentials.config import current
+    from credentials.issuance import create_achievement
+    from credentials.models import Credential
+
+    exam = build_kb_exam(db)
+    create_achievement(db, current(), code="KB-B", name="KB badge", description="Passed.",
+                       exam_id=exam.id)
+    db.commit()
+    _, percent_pass = _sit(db, make_user, exam, "X", 30)  # before any cut: 83.33 %
+    _adopt(db, exam, make_user("psychometrician"))
+    _, scale_pass = _sit(db, make_user, exam, "X", 30)
+    docs = {r.id: db.scalar(select(Credential).where(Credential.result_id == r.id)).json
+            for r in (percent_pass, scale_pass)}
+    scaled = docs[scale_pass.id]["credentialSubject"]
+    [description] = scaled["achievement"]["resultDescription"]
+    assert (description["resultType"], description["valueMin"], description["valueMax"],
+            description["requiredValue"]) == ("ScaledScore", "100", "500", "350")
+    assert scaled["result"][0]["value"] == f"{scale_pass.scale_score:g}"
+    narrative = docs[scale_pass.id]["evidence"][0]["narrative"]
+    assert (f"with a scale score of {scale_pass.scale_score:g} on a scale of 100 to 500 "
+            "(passing score 350)") in narrative
+    # a result judged by the pass percent says so, and is not called a scaled score
+    plain = docs[percent_pass.id]
+    [description] = plain["credentialSubject"]["achievement"]["resultDescription"]
+    assert (description["resultType"], description["requiredValue"]) == ("Percent", "60")
+    assert "with 83.33% of the items right (pass mark 60%)" in plain["evidence"][0]["narrative"]
+    assert "scaled score" not in str(plain).lower()
+
+
+def test_the_item_analysis_report_uses_the_adopted_cut(db, make_user):
+    from assessment.psych.report import ReportScope, build_report
+    from tests.cut_exam import KB_FORM_X, KB_FORM_Y, deliver, form_of, simulate
+
+    exam = build_kb_exam(db)
+    people = [make_user("candidate").id for _ in range(2)]
+    for name, rows, seed in (("X", KB_FORM_X, 1), ("Y", KB_FORM_Y, 2)):
+        deliver(db, exam, form_of(db, exam, name), people * 10, simulate(rows, 20, seed))
+    db.commit()
+    before = build_report(db, ReportScope(exam=exam), with_charts=False)
+    assert {f.code: f.raw_cut for f in before.forms} == {"KB-X": 22, "KB-Y": 22}  # 60 %
+    cut = _adopt(db, exam, make_user("psychometrician"))
+    after = build_report(db, ReportScope(exam=exam), with_charts=False)
+    assert {f.code: f.raw_cut for f in after.forms} == {"KB-X": 25, "KB-Y": 27}
+    assert {f.theta_cut for f in after.forms} == {cut.theta_cut}
+    assert after.cut_id == cut.id
+
+
+def test_a_linear_on_the_fly_form_is_carried_when_its_attempt_is_scored(db, make_user, client,
+                                                                         signin):
+    from assessment.exams import create_exam
+    from psychometrics import carry_cut
+
+    kb = build_kb_exam(db)  # its 72 calibrated items are the LOFT exam's pool
+    loft = create_exam(db, code="KB-LOFT", title="KB on the fly", blueprint=kb.blueprint,
+                       forms=[], time_limit_seconds=3600, pass_percent=60,
+                       delivery_mode="loft", assembly={"cut_theta": 1.0},
+                       instructions=["Answer."], agreement="Alone.", shuffle_items=False,
+                       shuffle_options=False)
+    db.commit()
+    psych = make_user("psychometrician")
+    # no form delivered yet: adoptable, since every form is assembled from calibrated items
+    cut = adopt(db, loft, parse_cut({"theta": THETA}), by=psych, reason="carried from KB")
+    db.commit()
+    assert cut.form_cuts == []
+    candidate = make_user("candidate")
+    attempt = service.start_attempt(db, candidate, loft, grace_seconds=5)
+    service.save_responses(db, attempt, [service.SaveRequest(k + 1, vid, KEY, False)
+                                         for k, vid in enumerate(attempt.item_order[:24])],
+                           grace_seconds=5)
+    result = service.submit_attempt(db, attempt, grace_seconds=5)
+    db.commit()
+    rows = {r.item_version_id: r for r in db.scalars(select(ItemParameter).where(
+        ItemParameter.id.in_(list(result.parameter_ids.values()))))}
+    used = [rows[v] for v in attempt.item_order]
+    params = ItemParameters("3pl", [r.a for r in used], [r.b for r in used], [r.c for r in used])
+    assert result.scoring_rule == "irt" and result.cut_adoption_id == cut.id
+    assert result.raw_cut == carry_cut(THETA_25_ON_X, params).forms[0].raw_cut
+    assert result.passed is (result.theta >= THETA_25_ON_X)
+    signin(client, psych)
+    page = client.get(f"/psych/exams/KB-LOFT/cuts?theta={THETA}").get_data(as_text=True)
+    assert "Linear-on-the-fly forms" in page
+    assert f"{int(result.raw_cut)} of 36" in page

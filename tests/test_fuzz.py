@@ -254,6 +254,15 @@ def _forms(world: World) -> list[tuple[str, str, str, Any]]:
         ("candidate", "POST", "/account/password",
          _form("current_password", "new_password", "confirm_password")),
         ("candidate", "POST", "/wallet", _form("name_display", "did")),
+        ("admin", "POST", "/admin/pathways/stacks/CCF-PATH",
+         _form("required", "electives", "action")),
+        ("admin", "POST", "/admin/pathways/exams/1", _form("required", "electives", "action")),
+        ("admin", "POST", "/admin/pathways/trainings",
+         _form("code", "name", "description", "validity_days")),
+        ("admin", "POST", "/admin/pathways/completions",
+         _form("email", "training", "completed_on", "reference")),
+        ("admin", "POST", "/admin/pathways/tokens", _form("name")),
+        ("admin", "GET", "/admin/pathways/program", _form("close", "format")),
         ("candidate", "POST", f"/exams/{code}/start", _form("agree")),
     ]
 

@@ -371,3 +371,30 @@ def test_record_refuses_a_non_candidate(db, make_user):
     proctor = make_user("proctor")
     with pytest.raises(BadAttribute, match="not a candidate"):
         record(db, proctor, "region", "north", by=None)
+
+
+@sqlite_only
+def test_badges_issued_revoked_and_expiring_come_through_credentials_read(db, build_exam,
+                                                                         make_user):
+    from credentials import issuance, revocation
+    from credentials.config import current
+    from credentials.models import Credential
+    from tests.credentials.conftest import take_exam
+
+    cfg = current()
+    exam = build_exam(db, code="B1")
+    issuance.create_achievement(db, cfg, code="B1-BADGE", name="Badge B1", exam_id=exam.id,
+                                description="Passed B1.", validity_days=30)
+    db.commit()
+    for _ in range(3):  # three passes through delivery: three badges, each valid 30 days
+        take_exam(db, make_user("candidate"), exam)
+    first = db.scalar(select(Credential).order_by(Credential.id))
+    revocation.revoke(db, cfg, first, reason="result invalidated", by_user_id=None)
+    db.commit()
+    report = build_program_report(db, ProgramScope(min_group=1), with_charts=False)
+    assert _table(report, "badges") == [{
+        "achievement": "B1-BADGE", "name": "Badge B1", "exam": "B1", "issued": 3, "revoked": 1,
+        "expiring_60_days": 2}]  # the revoked one is not "expiring"
+    later = build_program_report(db, ProgramScope(since=dt.date.today() + dt.timedelta(days=2)),
+                                 with_charts=False)
+    assert [(r["issued"], r["revoked"]) for r in _table(later, "badges")] == [(0, 0)]

@@ -14,7 +14,9 @@ Sources of the numbers:
 """
 from __future__ import annotations
 
+import csv
 import html as html_text
+import io
 import re
 
 import numpy as np
@@ -158,6 +160,7 @@ def test_angoff_round_reproduces_shrout_fleiss_agreement_and_the_hand_worked_cut
     assert "3.17" in rounds or "3.18" in rounds
     assert "1.396" in rounds  # SD of the panelist cuts
     assert "55.0%" in rounds
+    assert 'alt="Scores on SS-F1 and the recommended cut. 20 candidates' in html_text.unescape(html)
     propose = re.search(r'href="(/psych/exams/SS/cuts\?theta=[^"]+)"', html).group(1)
     assert propose.endswith(f"&amp;study={study_id}")
     assert f"theta={rec['theta_cut']:.4f}" in propose
@@ -172,7 +175,7 @@ def test_angoff_round_reproduces_shrout_fleiss_agreement_and_the_hand_worked_cut
 def test_a_second_round_supersedes_without_editing_and_closed_rounds_never_change(
         db, exam, facilitator, angoff_panel):
     _, fac = facilitator
-    study_id, _panelists, clients = angoff_panel
+    study_id, panelists, clients = angoff_panel
     versions = _versions(exam)
     for client, row in zip(clients, ANGOFF):
         _rate(client, study_id, 1, versions, row)
@@ -199,6 +202,16 @@ def test_a_second_round_supersedes_without_editing_and_closed_rounds_never_chang
     rec = study_recommendation(db, study_id)
     assert rec["round"] == 2 and rec["raw_cut"] == pytest.approx(3.175)
     assert _count(db, StudyRound) == 2
+    # the study's record: every row, the superseded one marked, for the facilitator to keep
+    export = fac.get(f"/psych/studies/{study_id}/judgments.csv")
+    assert export.status_code == 200 and export.mimetype == "text/csv"
+    rows = list(csv.DictReader(io.StringIO(export.get_data(as_text=True))))
+    assert len(rows) == 25 + 24
+    superseded = [r for r in rows if r["standing"] == "no"]
+    assert len(superseded) == 1 and superseded[0]["round"] == "1"
+    assert superseded[0]["panelist_email"] == panelists[1].email
+    assert next(r for r in rows if r["supersedes_row"])["value"] == "0.3"
+    assert clients[0].get(f"/psych/studies/{study_id}/judgments.csv").status_code == 403
 
 
 def test_a_panelist_sees_only_their_studies_and_no_one_elses_ratings_until_released(
@@ -279,6 +292,12 @@ def test_creating_and_seating_refuse_bad_input_by_field(db, exam, facilitator, m
         resp = _post(fac, "/psych/studies", data)
         assert resp.status_code == 422 and words in _text(resp), words
     study_id = _create(fac, exam)
+    # the exam's workspace pages lead to its studies, with the exam's form chosen for a new one
+    items = fac.get(f"/psych/exams/{exam.code}/items").get_data(as_text=True)
+    assert f'href="/psych/studies?exam={exam.code}"' in items
+    listing = _text(fac.get(f"/psych/studies?exam={exam.code}"))
+    assert f"/psych/studies/{study_id}" in listing
+    assert f'value="{exam.code}|{exam.forms[0].form.code}" selected' in listing
     candidate = make_user("candidate")
     for email, words in ((candidate.email, "candidates may not sit on a panel"),
                          ("nobody@example.org", "there is no account")):

@@ -131,6 +131,8 @@ class Result(Base):
     raw_cut: Mapped[float | None]
     #: the reported scale score (None: the percent rule, which has no scale)
     scale_score: Mapped[float | None]
+    #: the cut rescoring that wrote this result (None: finalization or a re-key)
+    cut_rescoring_id: Mapped[int | None] = mapped_column(ForeignKey("cut_rescorings.id"))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     attempt: Mapped[Attempt] = relationship(back_populates="results")
@@ -138,6 +140,28 @@ class Result(Base):
 
 
 append_only(Result)
+
+
+class CutRescoring(Base):
+    """A recorded rescoring of an exam's standing results under its current cut (who, when,
+    why, how many results were superseded and which decisions flipped): released results
+    change only through one of these (``assessment.delivery.rescore``)."""
+
+    __tablename__ = "cut_rescorings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    exam_id: Mapped[int] = mapped_column(ForeignKey("exams.id"), index=True)
+    cut_adoption_id: Mapped[int] = mapped_column(ForeignKey("cut_adoptions.id"))
+    by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    reason: Mapped[str] = mapped_column(String(1000))
+    rescored: Mapped[int]
+    #: ``[{"attempt_id", "old_result_id", "new_result_id", "passed", "release",
+    #: "badges": "issued" | "revoked: [ids]" | ...}]``
+    flips: Mapped[list[Any]]
+
+
+append_only(CutRescoring)
 
 
 class ItemScore(Base):

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, ScalarSelect, Select, Text, and_, case, cast, func, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session, aliased, object_session
 
 from assessment.delivery.models import (
     Attempt,
@@ -44,7 +44,14 @@ from assessment.users import User
 from itembank.models import ItemVersion
 from itembank.types import item_type
 from microcred import signals
-from microcred.records import ExamDomain, ExamInfo, Person, ReleasedPass, ReleasedResult
+from microcred.records import (
+    ExamDomain,
+    ExamInfo,
+    Person,
+    ReleasedPass,
+    ReleasedResult,
+    ScoreScale,
+)
 
 
 def current_result_id(attempt_id: ColumnElement[int] | int) -> ScalarSelect[int]:
@@ -102,7 +109,7 @@ def released_passes(session: Session, exam_id: int) -> list[ReleasedPass]:
     passes released earlier have earned (a deactivated account is not issued anything)."""
     rows = session.execute(
         select(Result.id, Attempt.id, User.id, User.display_name, Result.percent,
-               Attempt.finalized_at)
+               Attempt.finalized_at, Result.scale_score)
         .join(Attempt, Attempt.id == Result.attempt_id)
         .join(User, User.id == Attempt.candidate_id)
         .join(ResultRelease, ResultRelease.id == newest_release_id(Result.id))
@@ -119,6 +126,9 @@ def released_result(session: Session, result_id: int) -> ReleasedResult | None:
     result = session.get(Result, result_id)
     if result is None or release is None or release.status != "released":
         return None
+    standing = current_result(session, result.attempt_id)
+    if standing is not None and standing.id != result.id and not standing.passed:
+        return None  # rescored into a fail since (a badge job still queued owes nothing)
     return result_summary(session, result, released_at=release.at)
 
 
@@ -132,7 +142,19 @@ def result_summary(session: Session, result: Result, *, released_at: dt.datetime
         result_id=result.id, attempt_id=attempt.id, candidate=person_of(user),
         exam=exam_info(session.get(Exam, attempt.exam_id)), percent=result.percent,
         pass_percent=result.pass_percent, passed=result.passed, scored_at=result.created_at,
-        released_at=released_at, proctoring=_proctoring_record(session, attempt.id))
+        released_at=released_at, proctoring=_proctoring_record(session, attempt.id),
+        scale_score=result.scale_score, scale=_cut_scale(session, result.cut_adoption_id),
+        scoring_rule=result.scoring_rule or "percent")
+
+
+def _cut_scale(session: Session, cut_adoption_id: int | None) -> ScoreScale | None:
+    """The reported scale of an adopted cut (None: no cut)."""
+    if cut_adoption_id is None:
+        return None
+    from assessment.psych.cuts import CutAdoption  # (psych reads delivery: imported late)
+
+    cut = session.get(CutAdoption, cut_adoption_id)
+    return ScoreScale(cut.scale_lower, cut.scale_upper, cut.scale_cut) if cut else None
 
 
 def _proctoring_record(session: Session, attempt_id: int) -> dict[str, Any] | None:
@@ -148,11 +170,17 @@ def person_of(user: User) -> Person:
 
 
 def exam_info(exam: Exam) -> ExamInfo:
+    """The exam as other packages read it, with the scale of its current cut (if any)."""
+    from assessment.psych.cuts import current_cut  # (psych reads delivery: imported late)
+
+    session = object_session(exam)
+    cut = current_cut(session, exam.id) if session is not None else None
     return ExamInfo(
         id=exam.id, code=exam.code, title=exam.title, program_name=exam.program_name or "",
         pass_percent=exam.pass_percent,
         domains=tuple(ExamDomain(d.code, d.name, d.description or "")
-                      for d in exam.blueprint.domains))
+                      for d in exam.blueprint.domains),
+        scale=ScoreScale(cut.scale_lower, cut.scale_upper, cut.scale_cut) if cut else None)
 
 
 @dataclass(frozen=True)

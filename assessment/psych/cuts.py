@@ -232,11 +232,24 @@ def study_recommendation(session: Session, study_id: int) -> dict[str, Any] | No
         return None
     found = recommend(session, study_id)
     if found is None:
-        return None
+        return {"missing": True, "study": study_id}
     if isinstance(found, Mapping):
         return dict(found)
     return {k: getattr(found, k) for k in dir(found) if not k.startswith("_")
             and not callable(getattr(found, k))}
+
+
+def check_study(session: Session, exam: Exam, study_id: int) -> None:
+    """Refuse a source study that does not exist or was set on another exam (when the studies
+    module is installed; without it the id is recorded as given)."""
+    found = study_recommendation(session, study_id)
+    if found is None:
+        return
+    if found.get("missing"):
+        raise CutRefused(f"there is no standard-setting study {study_id}", field="study")
+    if found.get("exam") not in (None, exam.code):
+        raise CutRefused(f"study {study_id} was set on exam {found['exam']}, not {exam.code}",
+                         field="study")
 
 
 # ---------------------------------------------------------------- the exam's forms and parameters
@@ -478,7 +491,7 @@ def propose(session: Session, exam: Exam, cut: CutInput) -> CutProposal:
             proposal.rudner_sample = _indices(rudner([cut.theta_cut], theta=thetas, se=ses))
         except PsychometricsError as exc:
             proposal.notes.append(f"Rudner (delivered results) not available: {exc}")
-    _problems(proposal)
+    _problems(proposal, session)
     return proposal
 
 
@@ -518,8 +531,29 @@ def raw_to_scale(params: ItemParameters, scale: ScaleTransform) -> list[float]:
     return [float(v) for v in table.scale]
 
 
-def _problems(p: CutProposal) -> None:
+def calibrated_pool(session: Session, exam: Exam) -> int:
+    """How many deliverable item versions of the exam's blueprint domains have approved
+    parameters: what a linear-on-the-fly exam's forms are assembled from (assembly takes
+    operational items only with parameters, ``itembank.assembly.load_bank``)."""
+    from itembank.models import DELIVERABLE, ItemParameter, ItemVersion
+
+    domains = [d.code for d in exam.blueprint.domains]
+    return session.scalar(
+        select(func.count(func.distinct(ItemParameter.item_version_id)))
+        .join(ItemVersion, ItemVersion.id == ItemParameter.item_version_id)
+        .where(ItemVersion.status.in_(list(DELIVERABLE)), ItemVersion.domain_code.in_(domains),
+               ItemParameter.b.is_not(None))) or 0
+
+
+def _problems(p: CutProposal, session: Session) -> None:
     """Why the proposal cannot be adopted (empty: it can)."""
+    if p.exam.delivery_mode == "loft":
+        # each candidate's form is assembled from calibrated items and carried when scored
+        if not calibrated_pool(session, p.exam):
+            p.problems.append(
+                f"exam {p.exam.code} has no approved item parameters in its blueprint's "
+                "domains: a theta cut needs a theta scale. Approve a calibration run first")
+        return
     if not any(f.raw_cut is not None for f in p.forms) and not p.parameters.rows:
         p.problems.append(
             f"exam {p.exam.code} has no approved item parameters: a theta cut needs a theta "
@@ -534,10 +568,8 @@ def _problems(p: CutProposal) -> None:
                     "approve a calibration run that covers them")
             else:
                 p.problems.append(f"form {f.code}: no raw cut ({'; '.join(f.notes)})")
-    if not p.fixed and not any(f.raw_cut is not None for f in p.loft):
-        p.problems.append(
-            f"exam {p.exam.code}: no delivered form has approved parameters for all its scored "
-            "items yet, so no raw cut can be shown; approve a calibration run first")
+    if not p.fixed:
+        p.problems.append(f"exam {p.exam.code} has no fixed form to carry the cut to")
 
 
 # ---------------------------------------------------------------- adopting
@@ -559,6 +591,8 @@ def adopt(session: Session, exam: Exam, cut: CutInput, *, by: Any, reason: str) 
     again here on the parameters approved now. Refused (:class:`CutRefused`) without a reason,
     or when a form cannot take the cut (see :func:`propose`)."""
     reason = check_reason(reason)
+    if cut.study_id is not None:
+        check_study(session, exam, cut.study_id)
     # one adoption of an exam at a time: lock the exam row (PostgreSQL; SQLite writes serially)
     session.execute(select(Exam.id).where(Exam.id == exam.id).with_for_update())
     proposal = propose(session, exam, cut)

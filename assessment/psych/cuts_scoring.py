@@ -69,10 +69,11 @@ def percent_rule(percent: float, pass_percent: float) -> Judgement:
 
 
 def judge(session: Session, exam: Any, form_id: int, scored: list[tuple[int, float, float]],
-          *, adoption: CutAdoption | None = CURRENT) -> Judgement:
+          *, adoption: CutAdoption | None = CURRENT, cache: dict | None = None) -> Judgement:
     """The decision for the scored items ``(item_version_id, score, max_score)`` of an attempt
     on ``form_id`` (see the module for the rule). ``adoption``: the cut to judge by (default the
-    exam's current one; None: the percent rule)."""
+    exam's current one; None: the percent rule). ``cache``: a dict kept across calls for many
+    results (a rescoring), so each set of items' parameters is read once."""
     raw = float(sum(s for _, s, _ in scored))
     maximum = float(sum(m for _, _, m in scored))
     percent = round(100.0 * raw / maximum, 2) if maximum else 0.0
@@ -81,9 +82,16 @@ def judge(session: Session, exam: Any, form_id: int, scored: list[tuple[int, flo
     if adoption is None or not scored:
         return percent_rule(percent, exam.pass_percent)
     vids = [v for v, _, _ in scored]
-    pset = parameter_set(session, exam.id, vids)
+    key = tuple(vids)
+    found = cache.get(key) if cache is not None else None
+    if found is None:
+        pset = parameter_set(session, exam.id, vids)
+        found = (pset, pset.for_items(vids))
+        if cache is not None:
+            cache[key] = found
+    pset, params = found
     dichotomous = all(m == 1.0 and s in (0.0, 1.0) for _, s, m in scored)
-    params = pset.for_items(vids) if dichotomous else None
+    params = params if dichotomous else None
     transform = adoption.transform()
     stored = adoption.form_cut(form_id)
     if stored is not None and stored.get("max_score") != int(maximum):

@@ -95,3 +95,52 @@ def adopt_cut(code: str):
           f"{row.scale_cut:g}. Attempts finalized from now on are scored by it; results "
           "released earlier change only through a cut rescoring.", "info")
     return redirect(url_for("psych.cuts", code=exam.code)), 303
+
+
+# ---------------------------------------------------------------- rescoring for a cut change
+
+
+def _rescoring_page(code: str, *, reason: str = "", problem: str | None = None,
+                    status: int = 200):
+    from assessment.delivery.models import CutRescoring
+    from assessment.delivery.rescore import CutRescoreRefused, preview_cut_rescoring
+
+    session = db_session()
+    exam = _exam(code)
+    preview = None
+    try:
+        preview = preview_cut_rescoring(session, exam)
+    except CutRescoreRefused as exc:  # no cut adopted: the page says so (a GET is no error)
+        problem = problem or exc.message
+    done = list(session.scalars(select(CutRescoring).where(CutRescoring.exam_id == exam.id)
+                                .order_by(CutRescoring.id.desc())))
+    return render_template("psych/cut_rescoring.html", exam=exam, preview=preview,
+                           problem=problem, reason=reason, done=done,
+                           people=_people(session, done)), status
+
+
+@bp.get("/exams/<code>/cuts/rescore")
+@role_required(*ROLES)
+def cut_rescoring(code: str):
+    return _rescoring_page(code)
+
+
+@bp.post("/exams/<code>/cuts/rescore")
+@role_required(*ROLES)
+def apply_cut_rescoring(code: str):
+    from assessment.delivery.rescore import CutRescoreRefused
+    from assessment.delivery.rescore import apply_cut_rescoring as apply
+
+    session = db_session()
+    exam = _exam(code)
+    reason = request.form.get("reason", "")
+    try:
+        row = apply(session, exam, by=current_user, reason=reason,
+                    digest=request.form.get("digest", ""))
+    except CutRescoreRefused as exc:
+        session.rollback()
+        return _rescoring_page(code, reason=reason[:1000], problem=exc.message, status=409)
+    session.commit()
+    flash(f"Rescoring {row.id} is applied: {row.rescored} results superseded, "
+          f"{len(row.flips)} decisions flipped.", "info")
+    return redirect(url_for("psych.cut_rescoring", code=exam.code)), 303

@@ -10,9 +10,10 @@ a raw cut (:mod:`psychometrics.reliability`, :mod:`psychometrics.equating`). Thi
 what to compute on which candidates and items, and keeps it as plain rows.
 
 IRT sections use the bank's *current* (approved) parameters, never a proposed run's. The cut is
-the exam's pass mark, a percent of the form's items (the rule delivery applies today); its theta
-is where the form's test characteristic curve reaches that raw score, so the conditional SEM at
-the cut is the form's own.
+the exam's adopted cut (:mod:`assessment.psych.cuts`) when it has one: its theta cut and each
+form's raw cut through the form's test characteristic curve. Without one it is the exam's pass
+mark, a percent of the form's items, and its theta is where the form's test characteristic curve
+reaches that raw score; either way the conditional SEM at the cut is the form's own.
 """
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ from assessment.psych.results import counted_results
 from itembank.models import Form
 from itembank.parameters import CurrentParameters, current_parameters
 from microcred.db import utcnow
-from psychometrics import PsychometricsError, s_x2
+from psychometrics import PsychometricsError, carry_cut, s_x2
 from psychometrics.dif import mantel_haenszel
 from psychometrics.equating import raw_score_sem, theta_for_raw
 from psychometrics.irt.information import test_information
@@ -146,6 +147,9 @@ class ItemAnalysisReport:
     irt_note: str | None
     dif_note: str | None
     notes: list[str] = field(default_factory=list)
+    #: the adopted cut the forms' cuts come from (None: the pass percent)
+    cut_id: int | None = None
+    theta_cut: float | None = None
 
     @property
     def exam(self) -> Exam:
@@ -242,6 +246,8 @@ class ItemAnalysisReport:
             "n_candidates": self.n_candidates,
             "n_items": len(self.items),
             "pass_percent": self.pass_percent,
+            "cut_id": self.cut_id,
+            "theta_cut": self.theta_cut,
             "irt_note": self.irt_note,
             "dif_note": self.dif_note,
             "dif": ({"attribute": self.scope.dif_attribute, "reference": self.scope.dif_reference,
@@ -297,9 +303,12 @@ def build_report(
         .where(Result.id.in_(select(counted.c.result_id)))
     ).one()
     params = current_parameters(session, [v.id for v in matrix.versions])
+    from assessment.psych.cuts import current_cut
+
     return report_from_matrix(
-        scope, matrix, params, first_result=first, last_result=last, groups=groups, focal=focal,
-        reference=reference, bank_url=bank_url, with_charts=with_charts,
+        scope, matrix, params, cut=current_cut(session, scope.exam.id), first_result=first,
+        last_result=last, groups=groups, focal=focal, reference=reference, bank_url=bank_url,
+        with_charts=with_charts,
     )
 
 
@@ -332,11 +341,28 @@ def _irt_params(rows: dict[int, CurrentParameters], matrix: ScoreMatrix
     return cols, ItemParameters("mixed", a, b, c, item_models=tuple(models))
 
 
+def _form_raw_cut(exam: Exam, cut: Any, form_id: int, n_items: int,
+                  fparams: ItemParameters | None) -> int:
+    """The form's raw cut: the adopted cut's (stored when adopted, or carried through the
+    form's approved parameters), else the exam's pass percent of the form's items."""
+    if cut is not None:
+        stored = cut.form_cut(form_id)
+        if stored is not None and stored.get("max_score") == n_items:
+            return int(stored["raw_cut"])
+        if fparams is not None:
+            try:
+                return carry_cut(cut.theta_cut, fparams, rounding=cut.rounding).forms[0].raw_cut
+            except PsychometricsError:
+                pass
+    return math.ceil(exam.pass_percent / 100.0 * n_items - 1e-9)
+
+
 def report_from_matrix(
     scope: ReportScope,
     matrix: ScoreMatrix,
     param_rows: dict[int, CurrentParameters],
     *,
+    cut: Any = None,
     first_result: dt.datetime | None = None,
     last_result: dt.datetime | None = None,
     groups: dict[int, str] | None = None,
@@ -380,7 +406,10 @@ def report_from_matrix(
         for j in fcols:
             form_of_col.setdefault(int(j), []).append(fr.form.code)
         n_items = int(fcols.size)
-        raw_cut = math.ceil(exam.pass_percent / 100.0 * n_items - 1e-9)
+        calibrated = [j for j in fcols if int(j) in col_pos]
+        fparams = (params.subset([col_pos[int(j)] for j in calibrated])
+                   if params is not None and len(calibrated) == n_items else None)
+        raw_cut = _form_raw_cut(exam, cut, form_id, n_items, fparams)
         form_totals = totals[rows]
         summary = FormSummary(
             code=fr.form.code, n_persons=int(rows.sum()), n_items=n_items,
@@ -389,7 +418,6 @@ def report_from_matrix(
             raw_cut=raw_cut,
             pass_rate=float((form_totals >= raw_cut).mean()) if form_totals.size else None,
         )
-        calibrated = [j for j in fcols if int(j) in col_pos]
         summary.n_items_calibrated = len(calibrated)
         if params is not None and len(calibrated) >= 2:
             # the form's calibrated items (all of them, unless some are pretest or new); with
@@ -404,7 +432,9 @@ def report_from_matrix(
                     f" approved parameters; its theta cut, information and S-X2 use the other"
                     f" {len(calibrated)} (cut: {exam.pass_percent:g}% of them, {theta_raw:.2f})")
             try:
-                summary.theta_cut = float(theta_for_raw(fparams, theta_raw)[0])
+                # the adopted theta cut itself; without one, where the TCC reaches the raw cut
+                summary.theta_cut = (float(cut.theta_cut) if cut is not None
+                                     else float(theta_for_raw(fparams, theta_raw)[0]))
                 info_cut = float(test_information(fparams, [summary.theta_cut])[0])
                 summary.csem_theta_at_cut = 1.0 / math.sqrt(info_cut)
                 summary.csem_raw_at_cut = float(raw_score_sem(fparams, [summary.theta_cut])[0])
@@ -464,6 +494,9 @@ def report_from_matrix(
     for (section, attr, _), chart in zip(wanted, drawn):
         setattr(section, attr, chart)
 
+    if cut is not None:
+        notes.insert(0, f"The cut is the adopted cut {cut.id}: theta {cut.theta_cut:.4f}, carried"
+                        " to each form's raw cut through its test characteristic curve.")
     with_totals = analysis.analysis.distribution
     histogram = charts.score_histogram(
         with_totals.frequencies,
@@ -474,7 +507,8 @@ def report_from_matrix(
         scope=scope, generated_at=utcnow(), first_result=first_result, last_result=last_result,
         n_candidates=matrix.n_persons, pass_percent=exam.pass_percent, forms=forms, items=items,
         distribution=with_totals, histogram=histogram, irt_note=irt_note, dif_note=dif_note,
-        notes=notes,
+        notes=notes, cut_id=cut.id if cut is not None else None,
+        theta_cut=float(cut.theta_cut) if cut is not None else None,
     )
 
 

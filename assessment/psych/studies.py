@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ForeignKey, String, UniqueConstraint, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from assessment.exams import Exam
@@ -384,7 +385,7 @@ def invite_panelist(session: Session, study: Study, email: str, *, by: User) -> 
         raise Conflict(f"{user.email} is on the panel already")
     seat = StudyPanelist(study_id=study.id, user_id=user.id, invited_by_id=by.id)
     session.add(seat)
-    session.flush()
+    _flush_or_conflict(session, f"{user.email} was seated meanwhile")
     session.refresh(study, ["panelists"])
     return seat
 
@@ -401,15 +402,28 @@ def open_round(session: Session, study: Study, *, by: User) -> StudyRound:
     number = (max((r.number for r in study.rounds), default=0)) + 1
     rnd = StudyRound(study_id=study.id, number=number, opened_by_id=by.id, opened_at=utcnow())
     session.add(rnd)
-    session.flush()
+    _flush_or_conflict(session, f"round {number} was opened meanwhile; reload the page")
     session.refresh(study, ["rounds"])
     return rnd
+
+
+def _flush_or_conflict(session: Session, message: str) -> None:
+    """Flush; two facilitators doing the same at once (on PostgreSQL, where both may read
+    before either writes) meet the unique constraint: the second gets a 409, not a 500."""
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        raise Conflict(message) from None
 
 
 def close_round(session: Session, study: Study, *, by: User) -> StudyRound:
     rnd = study.open_round
     if rnd is None:
         raise Conflict("no round is open")
+    rnd = _locked(session, rnd)
+    if not rnd.is_open:
+        raise Conflict(f"round {rnd.number} was closed meanwhile")
     rnd.closed_at, rnd.closed_by_id = utcnow(), by.id
     session.flush()
     return rnd
@@ -439,7 +453,16 @@ def close_study(session: Session, study: Study, *, by: User) -> None:
 # ---------------------------------------------------------------- a panelist's ratings
 
 
-def _round_for_rating(study: Study, user: User, round_number: Any) -> StudyRound:
+def _locked(session: Session, rnd: StudyRound) -> StudyRound:
+    """The round re-read under a row lock (PostgreSQL; SQLite's write transactions are
+    serial anyway): a rating and the round's closing cannot interleave, so no rating lands in a
+    round that closed meanwhile."""
+    return session.scalars(select(StudyRound).where(StudyRound.id == rnd.id).with_for_update()
+                           .execution_options(populate_existing=True)).one()
+
+
+def _round_for_rating(session: Session, study: Study, user: User, round_number: Any
+                      ) -> StudyRound:
     require_panelist(study, user)
     rnd = None
     try:
@@ -451,6 +474,7 @@ def _round_for_rating(study: Study, user: User, round_number: Any) -> StudyRound
     if rnd is None:
         raise Invalid(f"round: study {study.id} has no round {str(round_number)[:20]!r}",
                       field="round")
+    rnd = _locked(session, rnd)
     if not rnd.is_open:
         raise Conflict(f"round {rnd.number} closed at {rnd.closed_at:%Y-%m-%d %H:%M} UTC; the "
                        "ratings of a closed round never change")
@@ -464,7 +488,7 @@ def record_ratings(session: Session, study: Study, user: User, round_number: Any
     before any is stored; an unchanged rating adds no row. Returns the number of rows added."""
     if study.method not in ITEM_METHODS:
         raise Conflict(f"a {study.method_name} study has no item ratings")
-    rnd = _round_for_rating(study, user, round_number)
+    rnd = _round_for_rating(session, study, user, round_number)
     items = {str(i.version.id): i for i in study_items(session, study)}
     clean: dict[int, float] = {}
     for key, raw in values.items():
@@ -510,7 +534,7 @@ def record_judgment(session: Session, study: Study, user: User, round_number: An
     None when it equals the standing one."""
     if study.method not in JUDGMENT_METHODS:
         raise Conflict(f"a {study.method_name} study takes no whole-test judgments")
-    rnd = _round_for_rating(study, user, round_number)
+    rnd = _round_for_rating(session, study, user, round_number)
     if study.method == "bookmark":
         page = _number("page", form.get("page", ""))
         top = n_pages or 0
@@ -653,3 +677,39 @@ def study_recommendation(session: Session, study_id: int) -> dict[str, Any] | No
     if session.get(Study, study_id) is None:
         return None
     return recommend(session, study_id)
+
+
+EXPORT_COLUMNS = ("round", "panelist_email", "panelist_name", "item", "value", "judgment",
+                  "entered_at", "row_id", "supersedes_row", "standing")
+
+
+def export_rows(session: Session, study: Study) -> list[dict[str, Any]]:
+    """Every rating and judgment row of the study, superseded ones too (``standing`` says which
+    stand), oldest first: the study's record, for the facilitator's download."""
+    rounds = {r.id: r.number for r in study.rounds}
+    people = {p.user_id: p.user for p in study.panelists}
+    labels = {i.version.id: i.label for i in study_items(session, study)}
+    out: list[dict[str, Any]] = []
+    if not rounds:
+        return out
+    standing_r = {r.id for r in standing_ratings(session, list(rounds)).values()}
+    for r in session.scalars(select(StudyRating).where(StudyRating.round_id.in_(rounds))
+                             .order_by(StudyRating.id)):
+        out.append(_export_row(rounds[r.round_id], people.get(r.panelist_id), r,
+                               item=labels.get(r.item_version_id, str(r.item_version_id)),
+                               value=r.value, judgment="", standing=r.id in standing_r))
+    standing_j = {j.id for j in standing_judgments(session, list(rounds)).values()}
+    for j in session.scalars(select(StudyJudgment).where(StudyJudgment.round_id.in_(rounds))
+                             .order_by(StudyJudgment.id)):
+        judgment = "; ".join(f"{k}={v:g}" for k, v in sorted(j.values.items()))
+        out.append(_export_row(rounds[j.round_id], people.get(j.panelist_id), j, item="",
+                               value="", judgment=judgment, standing=j.id in standing_j))
+    return out
+
+
+def _export_row(number: int, user: User | None, row: Any, **fields: Any) -> dict[str, Any]:
+    return {"round": number, "panelist_email": user.email if user else "",
+            "panelist_name": user.display_name if user else "",
+            "entered_at": row.created_at.isoformat(), "row_id": row.id,
+            "supersedes_row": row.supersedes_id or "", **fields,
+            "standing": "yes" if fields.pop("standing") else "no"}

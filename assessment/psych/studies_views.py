@@ -16,7 +16,12 @@ beyond the released impact data.
 """
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+import csv
+import io
+import math
+
+import numpy as np
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -25,6 +30,7 @@ from assessment.psych import charts
 from assessment.psych.studies import (
     CLASSIFICATION_METHODS,
     DEFAULT_RP,
+    EXPORT_COLUMNS,
     ITEM_METHODS,
     METHODS,
     PANEL_ROLES,
@@ -33,6 +39,7 @@ from assessment.psych.studies import (
     close_round,
     close_study,
     create_study,
+    export_rows,
     get_study,
     invite_panelist,
     open_round,
@@ -59,6 +66,7 @@ from assessment.users import User
 from itembank.models import FIXED
 from microcred.errors import Invalid
 from microcred.web import body_limit, db_session, role_required
+from psychometrics.cut_scores import round_raw_cut
 
 bp = Blueprint("studies", __name__, url_prefix="/psych")
 ROLES = ("psychometrician", "admin")
@@ -99,12 +107,18 @@ def index():
 
 
 def _index_page(problem: str | None = None, form: dict | None = None, status: int = 200):
+    """All studies, or one exam's (``?exam=CODE``, from the exam's pages)."""
     session = db_session()
-    studies = studies_of_exam(session)
+    exam = exam_by_code(session, request.args.get("exam", "")[:64]) if request.args.get(
+        "exam") else None
+    studies = studies_of_exam(session, exam.id if exam else None)
+    form = form or {}
+    if exam is not None and "reference" not in form and exam.forms:
+        form = {**form, "reference": f"{exam.code}|{exam.forms[0].form.code}"}
     people = _people(session, {s.facilitator_id for s in studies})
     return render_template("psych/studies/index.html", studies=studies, people=people,
                            choices=_exam_forms(session), methods=METHODS, default_rp=DEFAULT_RP,
-                           problem=problem, form=form or {}), status
+                           problem=problem, form=form, exam=exam), status
 
 
 @bp.post("/studies")
@@ -152,7 +166,8 @@ def detail(study_id: int):
                        if study.method in CLASSIFICATION_METHODS else {})
     return render_template(
         "psych/studies/study.html", study=study, outcome=outcome, progress=progress,
-        people=people, chart=_chart(outcome), rec=outcome.recommended,
+        people=people, chart=_chart(outcome), impact_chart=_impact_chart(outcome),
+        rec=outcome.recommended,
         n_items=len(outcome.items), classifications=classifications,
         scale=classification_scale(study), candidates=_candidate_rows(outcome, classifications),
     )
@@ -165,6 +180,18 @@ def _candidate_rows(outcome: StudyOutcome, classifications: dict) -> list[dict]:
     return [{"attempt_id": s.attempt_ids[k], "email": s.emails[k], "score": s.scores[k],
              "rating": classifications[rid].rating if rid in classifications else None}
             for k, rid in enumerate(s.result_ids)]
+
+
+def _impact_chart(outcome: StudyOutcome) -> charts.Chart | None:
+    """The reference form's score distribution with the recommended cut (rounded up) marked."""
+    rec = outcome.recommended
+    if rec is None or rec.raw_cut is None or outcome.scores.n == 0:
+        return None
+    values, counts = np.unique(np.round(outcome.scores.scores).astype(int), return_counts=True)
+    return charts.score_histogram(
+        {int(v): int(c) for v, c in zip(values, counts)},
+        cut=float(round_raw_cut(rec.raw_cut, "ceil")), max_score=math.ceil(outcome.max_score),
+        title=f"Scores on {outcome.study.reference_form.code} and the recommended cut")
 
 
 def _chart(outcome: StudyOutcome, rnd=None) -> charts.Chart | None:
@@ -191,6 +218,30 @@ def _chart(outcome: StudyOutcome, rnd=None) -> charts.Chart | None:
         panel_pass_rates=[v["pass_rate"] / 100 for v in values], mean_cut=line["mean_cut"],
         mean_pass_rate=line["mean_pass_rate"], slope=line["slope"], cut=rnd.raw_cut,
         max_score=top)
+
+
+@bp.get("/studies/<int:study_id>/judgments.csv")
+@role_required(*ROLES)
+def judgments_csv(study_id: int):
+    """Every rating and judgment of the study, superseded ones included, as CSV."""
+    study = _study(study_id)
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=EXPORT_COLUMNS)
+    writer.writeheader()
+    for row in export_rows(db_session(), study):
+        writer.writerow({k: _csv_safe(v) for k, v in row.items()})
+    response = Response(out.getvalue().encode(), mimetype="text/csv; charset=utf-8")
+    response.headers["Content-Disposition"] = (
+        f'attachment; filename="study-{study.id}-judgments.csv"')
+    return response
+
+
+def _csv_safe(value):
+    """Names and emails are typed by people: a leading =, +, - or @ would be a formula to a
+    spreadsheet (OWASP CSV injection), so such text gets a leading apostrophe."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
+        return "'" + value
+    return value
 
 
 @bp.get("/studies/<int:study_id>/recommendation.json")

@@ -23,8 +23,8 @@ BUDGETS = {
     "autosave": 7,  # sign-in, attempt (locked), clock, item types, seq check, insert, update
     "heartbeat": 5,  # sign-in, attempt, clock (once), proctoring session, proctor's messages
     "ping": 5,  # sign-in, session (locked), last seen, the camera rule's snapshots, spans
-    "event": 9,  # sign-in, session, last seen, seq check, insert, the rules' history, flags
-    "snapshot": 10,  # sign-in, session, last seen, seq check, image, snapshot, the rules' history
+    "event": 5,  # sign-in, session (locked), seq check, insert, last seen + the rules' state
+    "snapshot": 8,  # sign-in, session, last seen, seq check, newest frame, image, snapshot, spans
     "console": 14,  # sign-in, then 13 for any number of sessions (proctoring.wiring)
 }
 

@@ -54,6 +54,9 @@ globalThis.fetch = async (input, init) => {
   });
 };
 
+// The library logs some failures with console.log (e.g. a schema its ajv cannot compile):
+// keep standard output for this script's one JSON result.
+console.log = (...args) => process.stderr.write(args.join(' ') + '\n');
 const {verifyCredential} = await import('@digitalcredentials/verifier-core');
 const credential = JSON.parse(readFileSync(credentialPath, 'utf8'));
 const result = await verifyCredential({credential, knownDIDRegistries: []});
