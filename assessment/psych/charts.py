@@ -26,8 +26,8 @@ import matplotlib
 matplotlib.use("Agg")  # no display, ever: charts are drawn in web workers and the CLI
 
 import matplotlib.patches
-import matplotlib.ticker
 import matplotlib.pyplot as plt
+import matplotlib.ticker
 import numpy as np
 
 STYLE = {
