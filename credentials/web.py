@@ -44,8 +44,10 @@ MANAGERS = ("admin",)
 
 
 def init_app(app: Flask) -> None:
-    from credentials import pathway_views  # its pages join this blueprint
-    from credentials import renewal_web  # its views join this blueprint before it registers
+    from credentials import (
+        pathway_views,  # its pages join this blueprint
+        renewal_web,  # its views join this blueprint before it registers
+    )
 
     app.register_blueprint(bp)
     csrf = app.extensions.get("csrf")

@@ -141,11 +141,15 @@ class Postgres(Process):
             pytest.skip("PostgreSQL's server binaries are not installed (/usr/lib/postgresql/*/bin)")
         if os.geteuid() == 0 and not _can_run_as_postgres():
             pytest.skip("initdb refuses root and there is no 'postgres' user to run it as")
+        import tempfile
+
         self.port = free_port()
-        self.data = workdir / f"pg-{self.port}"
+        # Its own folder under /tmp, not under pytest's (mode 0700, root's): when the tests run
+        # as root the server runs as the 'postgres' user, which must reach its data folder.
+        self.workdir = Path(tempfile.mkdtemp(prefix="microcred-test-pg-"))
+        self.data = self.workdir / "data"
         self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/microcred"
-        super().__init__([], workdir / f"postgres-{self.port}.log")
-        self.workdir = workdir
+        super().__init__([], self.workdir / "postgres.log")
 
     def _as_postgres(self, cmd: list[str]) -> list[str]:
         return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
@@ -175,7 +179,7 @@ class Postgres(Process):
         # accepting TCP is not yet accepting queries (startup recovery)
         deadline = time.monotonic() + 30
         while subprocess.run([str(PG_BIN / "pg_isready"), "-h", "127.0.0.1", "-p",
-                              str(self.port), "-q"]).returncode != 0:
+                              str(self.port), "-q"], check=False).returncode != 0:
             if time.monotonic() > deadline:
                 raise RuntimeError("test PostgreSQL did not become ready:\n" + self.tail())
             time.sleep(0.1)
@@ -189,6 +193,11 @@ class Postgres(Process):
             self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.kill()
+
+    def remove(self) -> None:
+        """Stop the server and delete its folder."""
+        self.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 def _can_run_as_postgres() -> bool:
@@ -320,7 +329,8 @@ class Node(Process):
 
     def worker_pids(self) -> list[int]:
         """The gunicorn workers: children of the master that serve requests."""
-        out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True)
+        out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True,
+                             check=False)
         pids = [int(p) for p in out.stdout.split()]
         return [p for p in pids if "gunicorn" in _cmdline(p) or "serve" in _cmdline(p)]
 
