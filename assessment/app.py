@@ -14,6 +14,7 @@ from werkzeug.exceptions import HTTPException
 from assessment.config import Settings
 from assessment.database import Database
 from assessment.users import User, load_signed_in_user
+from microcred.backpressure import InFlightLimit
 from microcred.errors import DomainError
 from microcred.inputs import IdConverter
 from microcred.packages import connect_receivers, hook, packages
@@ -115,6 +116,10 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     def _wiring() -> dict[str, Any]:
         return {"wiring": app.extensions["microcred.wiring"]}
 
+    if settings.max_in_flight:  # beyond it, the runner's API answers 503 at once
+        app.wsgi_app = InFlightLimit(app.wsgi_app, limit=settings.max_in_flight,
+                                     retry_after_s=settings.retry_after_seconds)
+        app.extensions["microcred.backpressure"] = app.wsgi_app
     return app
 
 
