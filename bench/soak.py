@@ -36,6 +36,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -65,10 +66,14 @@ def tree_rss(root: int) -> tuple[float, float]:
     return total, largest
 
 
-async def soak(server: dl.Server, emails: list[str], minutes: float, interval: float,
-               report_every: float, setup_concurrency: int, seed: int) -> dict[str, Any]:
+async def soak(base_url: str, rss: Callable[[], tuple[float, float]], emails: list[str],
+               minutes: float, interval: float, report_every: float, setup_concurrency: int,
+               seed: int) -> dict[str, Any]:
+    """Candidates of ``emails`` autosave against ``base_url`` for ``minutes``; every
+    ``report_every`` seconds a row of figures (``rss()``: the server's memory, MB in all and
+    of its largest worker)."""
     stats = dl.Stats()
-    candidates = [dl.Candidate(n, e, server.base_url, stats, seed) for n, e in enumerate(emails)]
+    candidates = [dl.Candidate(n, e, base_url, stats, seed) for n, e in enumerate(emails)]
     gate = asyncio.Semaphore(setup_concurrency)
 
     async def setup(c: dl.Candidate) -> bool:
@@ -89,8 +94,8 @@ async def soak(server: dl.Server, emails: list[str], minutes: float, interval: f
             now = time.perf_counter()
             lat = stats.save_latency[seen_lat:]
             errors = sum(stats.errors.values())
-            rss, worker = tree_rss(server.proc.pid)
-            row = {"t_s": round(now - t0), "rss_mb": round(rss, 1),
+            total, worker = rss()
+            row = {"t_s": round(now - t0), "rss_mb": round(total, 1),
                    "worker_rss_mb": round(worker, 1),
                    "saves_per_s": round(len(lat) / report_every, 1),
                    "p50_ms": dl.ms(dl.pct(lat, 50)), "p99_ms": dl.ms(dl.pct(lat, 99)),
@@ -145,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         server.start()
         print(f"soak: {n} candidates (80 % of {args.capacity}), {args.minutes} min, a change "
               f"every ~{args.interval} s each; {db.kind}; server log {log}", flush=True)
-        run = asyncio.run(soak(server, emails, args.minutes, args.interval, args.report_every,
+        run = asyncio.run(soak(server.base_url, lambda: tree_rss(server.proc.pid), emails,
+                               args.minutes, args.interval, args.report_every,
                                args.setup_concurrency, args.seed))
         server.stop()
         stats, rows = run["stats"], run["rows"]
