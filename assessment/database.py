@@ -17,6 +17,8 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from microcred.environment import sqlite_synchronous
+
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 #: The database holds password hashes and candidates' answers: owner-only, like the key files.
 SQLITE_FILE_MODE = 0o600
@@ -68,6 +70,8 @@ def make_engine(url: str, *, immediate: bool = False, **kwargs: Any) -> Engine:
 
 
 def _configure_sqlite(engine: Engine, *, immediate: bool) -> None:
+    synchronous = sqlite_synchronous()  # checked once, here: a bad value fails at start-up
+
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, record: Any) -> None:
         # The driver must not open transactions by itself; we emit BEGIN below.
@@ -75,7 +79,10 @@ def _configure_sqlite(engine: Engine, *, immediate: bool) -> None:
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA synchronous=NORMAL")
+        # FULL: a commit is on disk (the WAL fsynced) before the save is acknowledged. NORMAL
+        # can lose the last commits on power loss: acknowledged answers. Its cost, measured by
+        # bench/sqlite_durability.py, is in docs/scale-out.md.
+        cur.execute(f"PRAGMA synchronous={synchronous}")
         cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cur.close()
 
