@@ -77,15 +77,17 @@ def main() -> None:
     matrix, params = simulate(args.items, args.candidates)
     exam = Exam(id=1, code="BENCH", title="Benchmark exam", pass_percent=60.0)
     scope = ReportScope(exam)
-    t0 = time.perf_counter()
+    # wall seconds, and this process's CPU seconds: on a machine shared with other work the CPU
+    # figures compare runs better (wall time there measures the neighbours too)
+    t0, c0 = time.perf_counter(), time.process_time()
     data = report_from_matrix(scope, matrix, params, with_charts=False)
-    t1 = time.perf_counter()
+    t1, c1 = time.perf_counter(), time.process_time()
     report = report_from_matrix(scope, matrix, params, with_charts=True)
-    t2 = time.perf_counter()
+    t2, c2 = time.perf_counter(), time.process_time()
     pdf = render_pdf(report)
-    t3 = time.perf_counter()
+    t3, c3 = time.perf_counter(), time.process_time()
     tables_zip(data)
-    t4 = time.perf_counter()
+    t4, c4 = time.perf_counter(), time.process_time()
     n_charts = sum((i.icc is not None) + (i.trace is not None) for i in report.items)
     if args.pdf:
         with open(args.pdf, "wb") as fh:
@@ -98,11 +100,13 @@ def main() -> None:
     print(f"{args.items} items x {args.candidates} candidates, {n_charts} item charts,"
           f" {pages} PDF pages ({len(pdf) / 1e6:.1f} MB); load average {os.getloadavg()[0]:.1f}"
           f" on {os.cpu_count()} cores")
-    print(f"  report data, no charts:      {t1 - t0:6.2f} s")
-    print(f"  report data with charts:     {t2 - t1:6.2f} s")
-    print(f"  PDF (WeasyPrint):            {t3 - t2:6.2f} s")
-    print(f"  CSV zip + JSON:              {t4 - t3:6.2f} s")
-    print(f"  report to PDF (data, charts, PDF): {t3 - t1:.2f} s  (goal < 20 s)")
+    print("                               wall      CPU (this process)")
+    print(f"  report data, no charts:      {t1 - t0:6.2f} s  {c1 - c0:6.2f} s")
+    print(f"  report data with charts:     {t2 - t1:6.2f} s  {c2 - c1:6.2f} s")
+    print(f"  PDF (WeasyPrint):            {t3 - t2:6.2f} s  {c3 - c2:6.2f} s")
+    print(f"  CSV zip + JSON:              {t4 - t3:6.2f} s  {c4 - c3:6.2f} s")
+    print(f"  report to PDF (data, charts, PDF): {t3 - t1:.2f} s wall, {c3 - c1:.2f} s CPU"
+          "  (goal < 20 s wall on a quiet machine)")
 
 
 if __name__ == "__main__":

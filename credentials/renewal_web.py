@@ -21,11 +21,13 @@ from credentials import bulk, ce, clr, issuance, recert, reminders, revocation, 
 from credentials.config import current
 from credentials.errors import CredentialError
 from credentials.models import Achievement, Credential
+from credentials.renewal_models import Reminder
 from credentials.resolution import DatabaseResolver
 from credentials.web import JSONLD, MANAGERS, bp
 from microcred.db import utcnow
+from microcred.inputs import form_id, whole_number
 from microcred.records import records
-from microcred.web import db_session, form_page, role_required
+from microcred.web import body_limit, db_session, form_page, role_required
 
 # --- the holder --------------------------------------------------------------------------------
 
@@ -102,7 +104,7 @@ def holder_shares() -> Any:
     session = db_session()
     if request.method == "POST":
         if request.form.get("action") == "end":
-            sharing.end(session, current_user.id, int(request.form.get("share") or 0))
+            sharing.end(session, current_user.id, form_id("share") or 0)
             session.commit()
             flash("That page is no longer public: its address now shows nothing.", "success")
         else:
@@ -172,6 +174,7 @@ def unsubscribe(token: str) -> Any:
 # --- bulk verification -------------------------------------------------------------------------
 
 @bp.route("/verify/bulk", methods=["GET", "POST"])
+@body_limit(bulk.MAX_BODY_BYTES)
 def verify_bulk() -> Any:
     checked, problem = None, None
     if request.method == "POST":
@@ -237,12 +240,16 @@ def admin_renewal(code: str) -> Any:
         elif what == "requirement":
             ce.set_requirement(
                 session, a, total=ce.parse_amount(f.get("total"), "total"),
-                cycle_months=int(f.get("cycle_months") or 0),
+                cycle_months=whole_number(f.get("cycle_months"), "cycle_months", low=1,
+                                          high=ce.MAX_CYCLE_MONTHS, default=0),
                 minimums=_amounts(f.get("minimums", ""), "minimums"), unit=f.get("unit", "hours"))
         elif what == "policy":
             recert.set_policy(
-                session, a, window_days=int(f.get("window_days") or 0),
-                grace_days=int(f.get("grace_days") or 0),
+                session, a,
+                window_days=whole_number(f.get("window_days"), "window_days", low=0,
+                                         high=recert.MAX_POLICY_DAYS, default=0),
+                grace_days=whole_number(f.get("grace_days"), "grace_days", low=0,
+                                        high=recert.MAX_POLICY_DAYS, default=0),
                 expiry_reminder_days=_days(f.get("expiry_reminder_days", ""),
                                            "expiry_reminder_days"),
                 cycle_reminder_days=_days(f.get("cycle_reminder_days", ""),
@@ -304,6 +311,14 @@ def admin_renewals() -> Any:
         resp = Response(out.getvalue(), mimetype="text/csv")
         resp.headers["Content-Disposition"] = 'attachment; filename="renewals.csv"'
         return resp
+    # reminders that need a person: failed for good, or still trying after an SMTP error, or
+    # left "sending" by a worker that died mid-send (never sent twice, so never retried)
+    outbox = session.scalars(select(Reminder).where(
+        (Reminder.state == "failed") | (Reminder.state == "sending")
+        | ((Reminder.state == "pending") & Reminder.error.is_not(None)))
+        .order_by(Reminder.due_at).limit(200)).all()
+    holders.update(records().people(session, {r.holder_id for r in outbox}))
     return render_template("credentials/admin_renewals.html", rows=rows, lapsed=lapsed,
+                           outbox=outbox,
                            lapsed_holders=holders,
                            quarter=(start, (end - dt.timedelta(days=1)).date()), show=ce.show)

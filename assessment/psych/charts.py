@@ -27,6 +27,7 @@ matplotlib.use("Agg")  # no display, ever: charts are drawn in web workers and t
 
 import matplotlib.patches
 import matplotlib.pyplot as plt
+import matplotlib.ticker
 import numpy as np
 
 STYLE = {
@@ -70,6 +71,7 @@ def _svg(fig, title: str, desc: str, *, keep: bool = False) -> Chart:
     text = text[text.index("<svg"):]  # drop the XML prolog and doctype: inlined in HTML
     text = _presentation_attributes(text)
     text = _round_coordinates(_slim(text))
+    text = _BETWEEN_TAGS.sub("><", text)  # indentation is a text node per line to WeasyPrint
     # ids from the content, so a chart's SVG is the same every time it is drawn
     n = hashlib.sha1(text.encode()).hexdigest()[:10]
     tid, did = f"chart{n}-title", f"chart{n}-desc"
@@ -88,6 +90,7 @@ def _svg(fig, title: str, desc: str, *, keep: bool = False) -> Chart:
     return Chart(text, title, desc)
 
 
+_BETWEEN_TAGS = re.compile(r">\s+<")
 _LONG_FLOAT = re.compile(r"(-?\d+\.\d)\d+")
 _KEEP_ONE = r"\1"
 _GEOMETRY_ATTR = re.compile(r'\b(d|x|y|transform)="([^"]*)"')
@@ -156,6 +159,9 @@ def _presentation_attributes(text: str) -> str:
 def _figure(width: float = 4.6, height: float = 2.8):
     with plt.rc_context(STYLE):
         fig, ax = plt.subplots(figsize=(width, height), dpi=72)
+        # transparent: the page is white already, and two fewer paths to draw
+        fig.patch.set_visible(False)
+        ax.patch.set_visible(False)
         # a fixed layout: tight_layout would draw every figure twice
         fig.subplots_adjust(left=0.6 / width, right=1 - 0.55 / width, bottom=0.45 / height,
                             top=1 - 0.15 / height)
@@ -182,6 +188,8 @@ def item_characteristic_curve(
             points = ax.scatter([], [], s=[], color=COLOURS[1], marker="s", zorder=3,
                                 label="observed (ability groups)")
             ax.set_ylim(0, 1)
+            ax.set_yticks((0, 0.5, 1))
+            ax.xaxis.set_major_locator(matplotlib.ticker.MultipleLocator(2))
             ax.set_xlabel("ability (theta)")
             ax.set_ylabel("P(correct)")
         reused = _REUSED.icc = (fig, ax, line, points)
@@ -225,6 +233,7 @@ def option_trace_lines(label: str, options: Sequence[tuple[str, bool, Sequence[f
             fig, ax = _figure()
             ax.set_xticks(groups, ["1 low", "2", "3", "4", "5 high"])
             ax.set_ylim(0, 1)
+            ax.set_yticks((0, 0.5, 1))
             ax.set_xlim(0.8, 5.2)
             ax.set_xlabel("score quintile")
             ax.set_ylabel("proportion choosing")
@@ -233,8 +242,9 @@ def option_trace_lines(label: str, options: Sequence[tuple[str, bool, Sequence[f
     with plt.rc_context(STYLE):
         while len(lines) < len(options):
             i = len(lines)
-            lines.append(ax.plot(groups, np.zeros(5), color=COLOURS[i % len(COLOURS)],
-                                 marker=MARKERS[i % len(MARKERS)], ms=4)[0])
+            # no per-point markers: five points per line, told apart by colour and line style
+            # (the key solid and thick), and 20 fewer SVG nodes per item for the PDF
+            lines.append(ax.plot(groups, np.zeros(5), color=COLOURS[i % len(COLOURS)])[0])
         for i, ln in enumerate(lines):
             if i >= len(options):
                 ln.set_visible(False)

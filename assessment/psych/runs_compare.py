@@ -200,10 +200,11 @@ def parse_exclusions(values: list[str]) -> list[int]:
 
 def compare_run(session: Session, run: CalibrationRun, *, base: str = BANK,
                 method: str | None = None, exclude: list[int] | None = None,
-                current: dict | None = None) -> RunComparison:
+                current: dict | None = None, with_se: bool = True) -> RunComparison:
     """Compare ``run`` (its usable estimates) with ``base``: ``"bank"`` (the current approved
     parameters of the run's item versions) or another run's id. Raises
-    :class:`ComparisonError` when the base run is unknown or there are too few anchors."""
+    :class:`ComparisonError` when the base run is unknown or there are too few anchors.
+    ``with_se=False`` skips the jackknife (one optimisation instead of eleven: the run page)."""
     method = check_method(method)
     if not run.finished:
         raise ComparisonError(f"calibration run {run.id} has not finished: it has no estimates yet")
@@ -260,7 +261,8 @@ def compare_run(session: Session, run: CalibrationRun, *, base: str = BANK,
         with warnings.catch_warnings(), np.errstate(invalid="ignore"):
             # the optimiser probes A <= 0, where the criterion is infinite on purpose
             warnings.simplefilter("ignore", RuntimeWarning)
-            constants = _link_with_se(params(new, used), params(old, used), method)
+            constants = (_link_with_se(params(new, used), params(old, used), method) if with_se
+                         else link(params(new, used), params(old, used), method))
         drift = anchor_drift(params(new, anchors), params(old, anchors), item_ids=anchors)
     except PsychometricsError as exc:
         raise ComparisonError(f"the scales could not be linked: {exc}") from None

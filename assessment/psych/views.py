@@ -244,7 +244,8 @@ def _run_page(run_id: int, *, problem: str | None = None, form: dict | None = No
         form = form or {}
         try:
             comparison = compare_run(session, run, base=BANK, method=form.get("method"),
-                                     exclude=form.get("exclude"), current=current)
+                                     exclude=form.get("exclude"), current=current,
+                                     with_se=False)  # the compare page and approval have SEs
         except ComparisonError as exc:
             compare_problem = str(exc)
     return render_template(

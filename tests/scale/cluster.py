@@ -71,13 +71,24 @@ class Process:
     def __init__(self, cmd: list[str], log: Path, env: dict[str, str] | None = None) -> None:
         self.cmd, self.log, self.env = cmd, log, env
         self.proc: subprocess.Popen | None = None
+        #: RLIMIT_FSIZE for the process and its children (bytes; None: unlimited)
+        self.file_size_limit: int | None = None
 
     def start(self) -> None:
         with self.log.open("a") as fh:
             fh.write(f"$ {' '.join(self.cmd)}\n")
             fh.flush()
+            limit = self.file_size_limit
+
+            def _limit() -> None:
+                if limit is not None:
+                    import resource
+
+                    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+
             self.proc = subprocess.Popen(self.cmd, env=self.env, stdout=fh,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
+                                         stderr=subprocess.STDOUT, start_new_session=True,
+                                         preexec_fn=_limit)  # noqa: PLW1509 - setrlimit only
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -105,6 +116,11 @@ class Process:
                 os.killpg(self.proc.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+    def group_pids(self) -> list[int]:
+        out = subprocess.run(["pgrep", "-g", str(self.proc.pid)], capture_output=True, text=True,
+                             check=False)
+        return [int(p) for p in out.stdout.split()]
 
     def tail(self, n: int = 40) -> str:
         try:
@@ -141,11 +157,15 @@ class Postgres(Process):
             pytest.skip("PostgreSQL's server binaries are not installed (/usr/lib/postgresql/*/bin)")
         if os.geteuid() == 0 and not _can_run_as_postgres():
             pytest.skip("initdb refuses root and there is no 'postgres' user to run it as")
+        import tempfile
+
         self.port = free_port()
-        self.data = workdir / f"pg-{self.port}"
+        # Its own folder under /tmp, not under pytest's (mode 0700, root's): when the tests run
+        # as root the server runs as the 'postgres' user, which must reach its data folder.
+        self.workdir = Path(tempfile.mkdtemp(prefix="microcred-test-pg-"))
+        self.data = self.workdir / "data"
         self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/microcred"
-        super().__init__([], workdir / f"postgres-{self.port}.log")
-        self.workdir = workdir
+        super().__init__([], self.workdir / "postgres.log")
 
     def _as_postgres(self, cmd: list[str]) -> list[str]:
         return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
@@ -175,7 +195,7 @@ class Postgres(Process):
         # accepting TCP is not yet accepting queries (startup recovery)
         deadline = time.monotonic() + 30
         while subprocess.run([str(PG_BIN / "pg_isready"), "-h", "127.0.0.1", "-p",
-                              str(self.port), "-q"]).returncode != 0:
+                              str(self.port), "-q"], check=False).returncode != 0:
             if time.monotonic() > deadline:
                 raise RuntimeError("test PostgreSQL did not become ready:\n" + self.tail())
             time.sleep(0.1)
@@ -189,6 +209,11 @@ class Postgres(Process):
             self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.kill()
+
+    def remove(self) -> None:
+        """Stop the server and delete its folder."""
+        self.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 def _can_run_as_postgres() -> bool:
@@ -320,7 +345,8 @@ class Node(Process):
 
     def worker_pids(self) -> list[int]:
         """The gunicorn workers: children of the master that serve requests."""
-        out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True)
+        out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True,
+                             check=False)
         pids = [int(p) for p in out.stdout.split()]
         return [p for p in pids if "gunicorn" in _cmdline(p) or "serve" in _cmdline(p)]
 

@@ -10,12 +10,14 @@ sign-in throttle falls back to the database) and the exam still submits.
 """
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from tests.conftest import _create_pg_database, _drop_pg_database, _require_postgres
-from tests.scale.cluster import HAProxy, Node, Redis, Candidate, prepare, require_binary
+from tests.scale.cluster import Candidate, HAProxy, Node, Redis, prepare, require_binary
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.faults]
 
 
 @pytest.fixture
@@ -52,7 +54,7 @@ def test_two_nodes_behind_haproxy_survive_a_node_killed_mid_exam(pg_url, tmp_pat
             alice.heartbeat()
         mid = alice.served_by[before:]
         assert set(mid) == {"node1", "node2"}, mid
-        switches = sum(a != b for a, b in zip(mid, mid[1:]))
+        switches = sum(a != b for a, b in itertools.pairwise(mid))
         assert switches >= len(mid) // 2, f"round robin expected, got {mid}"
 
         # node1 dies at once (master, workers, sweeper, job worker): no graceful anything.
