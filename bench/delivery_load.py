@@ -426,7 +426,8 @@ class Candidate:
                 stats.error(f"state_{resp.status_code}")
                 return False
             # the choice items (the simulated answers pick options); other types are left blank
-            self.items = [i for i in resp.json()["items"] if i.get("options")]
+            self.items = [i for i in resp.json()["items"]
+                          if i.get("type") in ("single_choice", "multiple_response")]
         except httpx.HTTPError as exc:
             stats.error(f"setup_{type(exc).__name__}")
             return False
