@@ -8,11 +8,13 @@ from typing import Any
 from flask import Flask, flash, g, make_response, redirect, render_template, request
 from flask_login import LoginManager
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 
 from assessment.config import Settings
 from assessment.database import Database
 from assessment.users import User, load_signed_in_user
+from microcred.backpressure import InFlightLimit
 from microcred.errors import DomainError
 from microcred.inputs import IdConverter
 from microcred.packages import connect_receivers, hook, packages
@@ -114,6 +116,10 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     def _wiring() -> dict[str, Any]:
         return {"wiring": app.extensions["microcred.wiring"]}
 
+    if settings.max_in_flight:  # beyond it, the runner's API answers 503 at once
+        app.wsgi_app = InFlightLimit(app.wsgi_app, limit=settings.max_in_flight,
+                                     retry_after_s=settings.retry_after_seconds)
+        app.extensions["microcred.backpressure"] = app.wsgi_app
     return app
 
 
@@ -141,6 +147,30 @@ def _register_errors(app: Flask) -> None:
             response.headers["Retry-After"] = str(exc.extra["retry_after"])
         return response
 
+    @app.errorhandler(DBAPIError)
+    def _database_error(exc: DBAPIError):
+        """The database failed under the request (disk full, server restarting, network cut):
+        the transaction rolled back, nothing of the request is stored, and the caller is told
+        so with a status it retries on (the runner keeps the saves queued and sends them
+        again). Anything else of the driver's (a bug) stays a 500."""
+        if "db_session" in g:
+            try:
+                g.db_session.rollback()
+            except DBAPIError:
+                pass  # the connection is gone; the pool drops it
+        status, code, message = database_failure(exc)
+        if status == 500:
+            raise exc
+        app.logger.error("database failure on %s %s: %s", request.method, request.path,
+                         str(exc.orig or exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        if wants_json():
+            response = ApiError(status, code, message).response()
+        else:
+            response = make_response(
+                render_template("error.html", status=status, message=message), status)
+        response.headers["Retry-After"] = "2"
+        return response
+
     @app.errorhandler(CSRFError)
     def _csrf_error(exc: CSRFError):
         message = f"the request's CSRF token is missing or invalid ({exc.description}); reload the page"
@@ -164,6 +194,22 @@ def _register_errors(app: Flask) -> None:
             return ApiError(exc.code or 500, (exc.name or "error").lower().replace(" ", "_"),
                             message).response()
         return render_template("error.html", status=exc.code, message=message), exc.code
+
+
+def database_failure(exc: DBAPIError) -> tuple[int, str, str]:
+    """(status, code, message) for a database error the caller should retry: 507 when SQLite's
+    disk is full (or a write to the file failed), 503 when the database cannot be reached;
+    (500, ...) for anything else."""
+    text = str(exc.orig if exc.orig is not None else exc).lower()
+    if "disk is full" in text or "disk i/o error" in text or "no space left" in text:
+        return (507, "storage_full", ("the server could not write to its database (its disk "
+                "is full or failing): nothing of this request was stored; it will be sent again"))
+    if exc.connection_invalidated or any(words in text for words in (
+            "connection", "server closed", "terminating", "shutting down", "starting up",
+            "timeout", "could not receive", "could not send")):
+        return (503, "database_unavailable", ("the server cannot reach its database right now: "
+                "nothing of this request was stored; it will be sent again"))
+    return (500, "internal_server_error", str(exc))
 
 
 def _register_security_headers(app: Flask) -> None:

@@ -92,6 +92,10 @@ class Settings:
     #: Scored responses a pretest item needs before it is flagged ready for calibration and
     #: review (the item bank's list and review queue).
     pretest_min_responses: int = 200
+    #: Backpressure (microcred/backpressure.py): API requests in flight per web process before
+    #: one more is answered 503 at once (0: no limit), and the Retry-After it carries.
+    max_in_flight: int = 24
+    retry_after_seconds: int = 2
     #: Reports suppress a cell (a group, a month, a form) with fewer candidates than this, and
     #: DIF leaves out a form where either group is smaller.
     report_min_group: int = 5
@@ -121,5 +125,7 @@ class Settings:
             jobs_queue=_queue_name(os.environ.get("MICROCRED_JOBS_QUEUE") or "microcred"),
             public_base_url=public_url(),
             pretest_min_responses=_number("MICROCRED_PRETEST_MIN_RESPONSES", 200, minimum=1),
+            max_in_flight=_number("MICROCRED_MAX_IN_FLIGHT", 24, minimum=0),
+            retry_after_seconds=_number("MICROCRED_RETRY_AFTER_SECONDS", 2, minimum=1),
             report_min_group=_number("MICROCRED_REPORT_MIN_GROUP", 5, minimum=1),
         )

@@ -2,18 +2,22 @@
 
 SQLite runs in WAL mode with foreign keys on. A request that writes opens its transaction with
 ``BEGIN IMMEDIATE`` so that two writers queue on the lock (busy timeout) instead of one failing
-with "database is locked" when it upgrades a read snapshot to a write.
+with "database is locked" when it upgrades a read snapshot to a write. Within a process, writers
+queue on a lock of the process first (:func:`_serialise_writers`).
 """
 from __future__ import annotations
 
 import os
 import stat
+import threading
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+from microcred.environment import sqlite_synchronous
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 #: The database holds password hashes and candidates' answers: owner-only, like the key files.
@@ -66,6 +70,8 @@ def make_engine(url: str, *, immediate: bool = False, **kwargs: Any) -> Engine:
 
 
 def _configure_sqlite(engine: Engine, *, immediate: bool) -> None:
+    synchronous = sqlite_synchronous()  # checked once, here: a bad value fails at start-up
+
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, record: Any) -> None:
         # The driver must not open transactions by itself; we emit BEGIN below.
@@ -73,13 +79,43 @@ def _configure_sqlite(engine: Engine, *, immediate: bool) -> None:
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA synchronous=NORMAL")
+        # FULL: a commit is on disk (the WAL fsynced) before the save is acknowledged. NORMAL
+        # can lose the last commits on power loss: acknowledged answers. Its cost, measured by
+        # bench/sqlite_durability.py, is in docs/scale-out.md.
+        cur.execute(f"PRAGMA synchronous={synchronous}")
         cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cur.close()
+
+    if immediate:
+        _serialise_writers(engine)
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _serialise_writers(engine: Engine) -> None:
+    """The threads of one process take SQLite's write lock in turn, through a lock of the
+    process, instead of through SQLite's busy handler, which sleeps (1, 2, 5, 10... ms) and
+    retries: under load those sleeps, not the work, made the latency. A connection takes the
+    lock when it begins a write transaction and gives it back when it returns to the pool
+    (after its commit or rollback). Other processes still queue on SQLite's own lock."""
+    lock = threading.RLock()
+
+    @event.listens_for(engine, "begin")
+    def _take(conn: Any) -> None:
+        info = conn.connection.info  # the pooled connection's own dict
+        # past the busy timeout it goes on without: SQLite's own lock still decides
+        if lock.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):
+            info["write_lock"] = info.get("write_lock", 0) + 1
+
+    @event.listens_for(engine, "checkin")
+    def _give_back(dbapi_conn: Any, record: Any) -> None:
+        for _ in range(record.info.pop("write_lock", 0)):
+            try:
+                lock.release()
+            except RuntimeError:  # returned by another thread (garbage collection): theirs
+                break
 
 
 class Database:

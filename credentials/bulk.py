@@ -23,6 +23,9 @@ from credentials.remote import Fetcher
 from credentials.verify import STEPS, Report, Resolver, Step, verify
 
 MAX_ITEMS = 20
+#: The whole request: several baked images (a badge PNG is typically well under 1 MB; each
+#: file is still held to the verifier's own per-input limit).
+MAX_BODY_BYTES = 24 * 1024 * 1024
 
 
 @dataclass

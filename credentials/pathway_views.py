@@ -24,7 +24,7 @@ from microcred.db import utcnow
 from microcred.errors import Invalid
 from microcred.inputs import json_body, object_list, whole_number
 from microcred.records import records
-from microcred.web import ApiError, db_session, form_page, role_required
+from microcred.web import ApiError, body_limit, db_session, form_page, role_required
 
 
 def init_app(app: Any) -> None:
@@ -202,6 +202,7 @@ def admin_record_completion() -> Any:
 @bp.post("/admin/pathways/completions.csv")
 @form_page("credentials.admin_pathways")
 @role_required(*MANAGERS)
+@body_limit(trainings.MAX_CSV_BYTES + 64 * 1024)
 def admin_import_completions() -> Any:
     session = db_session()
     upload = request.files.get("file")
@@ -297,6 +298,7 @@ def _cell(text: str) -> str:
 # --- the LMS completions API ------------------------------------------------------------------
 
 @bp.post("/api/training-completions")
+@body_limit(trainings.MAX_CSV_BYTES)
 def api_training_completions() -> Response:
     """An LMS posts ``{"completions": [{"email", "training", "completed_on", "reference"?}]}``
     with ``Authorization: Bearer <token>``; all are recorded, or none (422 listing each bad

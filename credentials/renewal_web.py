@@ -27,7 +27,7 @@ from credentials.web import JSONLD, MANAGERS, bp
 from microcred.db import utcnow
 from microcred.inputs import form_id, whole_number
 from microcred.records import records
-from microcred.web import db_session, form_page, role_required
+from microcred.web import body_limit, db_session, form_page, role_required
 
 # --- the holder --------------------------------------------------------------------------------
 
@@ -174,6 +174,7 @@ def unsubscribe(token: str) -> Any:
 # --- bulk verification -------------------------------------------------------------------------
 
 @bp.route("/verify/bulk", methods=["GET", "POST"])
+@body_limit(bulk.MAX_BODY_BYTES)
 def verify_bulk() -> Any:
     checked, problem = None, None
     if request.method == "POST":

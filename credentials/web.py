@@ -31,12 +31,13 @@ from credentials.config import current
 from credentials.issuance import MAX_VALIDITY_DAYS
 from credentials.models import Achievement, Credential, Issuance, Issuer
 from credentials.resolution import DatabaseResolver
-from credentials.verify import verify
+from credentials.verify import MAX_INPUT_BYTES, verify
 from microcred.db import utcnow
 from microcred.inputs import form_id, whole_number
 from microcred.pdf import html_to_pdf
 from microcred.records import Person, records
-from microcred.web import ApiError, db_session, form_page, role_required, runner_wiring
+from microcred.web import (ApiError, body_limit, db_session, form_page, role_required,
+                           runner_wiring)
 
 bp = Blueprint("credentials", __name__)
 JSONLD = "application/ld+json"
@@ -231,6 +232,10 @@ def achievement_svg(code: str) -> Response:
 
 # --- verification -----------------------------------------------------------------------------
 
+#: A credential to verify may be a baked image from any issuer, up to the verifier's own input
+#: limit: the app-wide 64 KB body cap would refuse most real badge images before it was read.
+VERIFY_BODY_BYTES = MAX_INPUT_BYTES + 64 * 1024
+
 def _read_submission() -> bytes | str | None:
     upload = request.files.get("file")
     if upload and upload.filename:
@@ -245,6 +250,7 @@ def _read_submission() -> bytes | str | None:
 
 
 @bp.route("/verify", methods=["GET", "POST"])
+@body_limit(VERIFY_BODY_BYTES)
 def verify_page() -> str:
     report = None
     data = _read_submission() if request.method == "POST" or request.args.get("badge") else None
@@ -256,6 +262,7 @@ def verify_page() -> str:
 
 
 @bp.post("/api/credentials/verify")
+@body_limit(VERIFY_BODY_BYTES)
 def api_verify() -> Response:
     """Verify a credential (JSON body), a JWT (text body) or a baked image (multipart ``file``
     or raw bytes); returns the step-by-step report."""

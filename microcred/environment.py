@@ -29,3 +29,13 @@ def lms_api_token() -> str | None:
     than 32 characters is ignored (too easy to guess)."""
     token = os.environ.get("MICROCRED_LMS_API_TOKEN", "").strip()
     return token if len(token) >= 32 else None
+
+
+def sqlite_synchronous() -> str:
+    """``MICROCRED_SQLITE_SYNCHRONOUS``: ``FULL`` (default) or ``NORMAL``. FULL makes every
+    commit durable before a save is acknowledged; NORMAL (WAL) is faster but can lose the last
+    acknowledged saves on power loss (not on a crash). See docs/scale-out.md for the cost."""
+    value = os.environ.get("MICROCRED_SQLITE_SYNCHRONOUS", "FULL").strip().upper() or "FULL"
+    if value not in ("FULL", "NORMAL"):
+        raise ValueError(f"MICROCRED_SQLITE_SYNCHRONOUS must be FULL or NORMAL, got {value!r}")
+    return value

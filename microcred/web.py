@@ -19,6 +19,11 @@ from sqlalchemy.orm import Session
 from werkzeug.urls import iri_to_uri
 
 
+def app_database() -> Any:
+    """The app's database (``assessment.database.Database``: engines and session factories)."""
+    return current_app.extensions["microcred.database"]
+
+
 def db_session() -> Session:
     """The request's session: a write session (``BEGIN IMMEDIATE`` on SQLite) for
     non-GET requests, a read session otherwise. Committed by the view, closed at teardown."""
@@ -187,6 +192,20 @@ def role_required(*roles: str) -> Callable:
     return decorator
 
 
+@dataclass(frozen=True)
+class HeartbeatPart:
+    """What a package adds to the runner's heartbeat inside the heartbeat's one statement
+    (``assessment.delivery.hotpath``): ``join(attempt_id_column)`` -> ``(table, onclause)`` of
+    an outer join on the package's own table, ``columns()`` -> the labelled columns it reads
+    there, ``extras(session, row, now)`` -> the dict merged into the heartbeat's ``extras``
+    (from the row; a further query only when there is something rare to read). A heartbeat is
+    also the page's sign of life: ``extras`` may note it (proctoring's connection column)."""
+
+    join: Callable
+    columns: Callable
+    extras: Callable
+
+
 @dataclass
 class RunnerWiring:
     """What other packages add to the candidate's exam flow.
@@ -194,7 +213,9 @@ class RunnerWiring:
     - ``start_gates``: ``f(session, user, exam) -> str | None``; a URL to send the candidate to
       before the attempt may start (e.g. the identity check), or None to let it start.
     - ``state_contributors``: ``f(session, attempt_id) -> dict``; merged into the runner's state
-      under ``extras`` (e.g. ``{"proctoring": {...}}``), sent with every heartbeat.
+      under ``extras`` (e.g. ``{"proctoring": {...}}``) when the runner loads it.
+    - ``heartbeat_parts``: :class:`HeartbeatPart`; the same extras for every heartbeat, read in
+      the heartbeat's own statement (a package with a state contributor gives one too).
     - ``runner_scripts``: static URLs of extra ES modules the runner page loads.
     - ``nav_links``: ``(role, endpoint, label)`` shown in the header for that role.
     - ``result_links``: ``f(session, result_id) -> [(label, url)]``; links shown on the
@@ -203,6 +224,7 @@ class RunnerWiring:
 
     start_gates: list[Callable] = field(default_factory=list)
     state_contributors: list[Callable] = field(default_factory=list)
+    heartbeat_parts: list[HeartbeatPart] = field(default_factory=list)
     runner_scripts: list[str] = field(default_factory=list)
     nav_links: list[tuple[str, str, str]] = field(default_factory=list)
     result_links: list[Callable] = field(default_factory=list)

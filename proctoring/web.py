@@ -43,6 +43,7 @@ def init_app(app: Flask) -> None:
     w = app.extensions["microcred.wiring"]
     w.start_gates.append(wiring.identity_gate)
     w.state_contributors.append(wiring.runner_extras)
+    w.heartbeat_parts.append(wiring.heartbeat_part())
     w.runner_scripts.append(f"{app.static_url_path}/{RUNNER_SCRIPT}")
     for role in ("proctor", "admin"):
         w.nav_links.append((role, "proctoring.console", "Proctor console"))

@@ -33,8 +33,9 @@ from assessment.users import User
 from microcred import signals
 from microcred.db import utcnow
 from microcred.errors import Conflict
+from microcred.web import HeartbeatPart, app_database
 from microcred.words import plural
-from proctoring import hooks
+from proctoring import hooks, liveness
 from proctoring.actions import allowed, messages
 from proctoring.assignments import exam_ids_for
 from proctoring.flags import (
@@ -49,7 +50,14 @@ from proctoring.flags import (
     silence_flag,
     worst,
 )
-from proctoring.models import Flag, IdentityCheck, ProctorSession, Snapshot, Transition
+from proctoring.models import (
+    Flag,
+    IdentityCheck,
+    ProctorMessage,
+    ProctorSession,
+    Snapshot,
+    Transition,
+)
 from proctoring.policy import PolicyError, ProctoringPolicy, parse_policy, policy_of_exam
 from proctoring.review import on_finalized
 from proctoring.sessions import (
@@ -57,7 +65,6 @@ from proctoring.sessions import (
     create_session,
     info,
     open_session,
-    policy,
     session_for_attempt,
     transition,
 )
@@ -66,8 +73,9 @@ from proctoring.verifiers import finding
 
 #: The proctor's clock controls (``proctoring.actions.AttemptControl``): delivery's.
 CONTROL = DeliveryControl()
-#: A page not heard from for this long shows as disconnected on the console.
-CONNECTION_LOST_AFTER_S = 30
+#: A page not heard from for this long shows as disconnected on the console: two and a half
+#: heartbeats (every 30 s; their sign of life is written every few seconds, proctoring.liveness).
+CONNECTION_LOST_AFTER_S = 75
 #: Finished sessions stay on the console this long, so the proctor sees them end.
 RECENTLY_ENDED_S = 15 * 60
 
@@ -162,26 +170,82 @@ def _on_attempt_proctoring(sender: Any, *, session: Session, attempt_id: int,
 
 
 def runner_extras(session: Session, attempt_id: int) -> dict[str, Any]:
-    """The heartbeat's ``extras["proctoring"]`` for the runner script."""
+    """The runner state's ``extras["proctoring"]`` for the runner script."""
     ps = session_for_attempt(session, attempt_id)
     if ps is None:
         return {}
+    return _runner_extras(session, ps.id, ps.state, ps.policy,
+                          messages(session, ps), _termination_reason(session, ps))
+
+
+def _runner_extras(session: Session, session_id: int, state: str, raw_policy: dict[str, Any],
+                   sent: list[Any], termination_reason: str | None) -> dict[str, Any]:
     from flask import url_for
 
-    pol = policy(ps)
+    pol = _policy(raw_policy)
     return {"proctoring": {
-        "session_id": ps.id,
-        "state": ps.state,
-        "status": LABELS[State(ps.state)],
+        "session_id": session_id,
+        "state": state,
+        "status": LABELS[State(state)],
         "fullscreen": pol.fullscreen,
         "snapshot_interval_s": pol.snapshot_interval_s,
-        "events_url": url_for("proctoring.api_events", session_id=ps.id),
-        "snapshots_url": url_for("proctoring.api_snapshots", session_id=ps.id),
-        "messages": [{"id": m.id, "text": m.text, "at": m.at.isoformat()}
-                     for m in messages(session, ps)],
+        "events_url": url_for("proctoring.api_events", session_id=session_id),
+        "snapshots_url": url_for("proctoring.api_snapshots", session_id=session_id),
+        "messages": [{"id": m.id, "text": m.text, "at": m.at.isoformat()} for m in sent],
         # the proctor's reason, for the candidate, once the session is terminated (else None)
-        "termination_reason": _termination_reason(session, ps),
+        "termination_reason": termination_reason,
     }}
+
+
+_POLICIES: dict[str, ProctoringPolicy] = {}
+
+
+def _policy(raw: dict[str, Any]) -> ProctoringPolicy:
+    """A session's stored policy, parsed (kept per process: a handful of distinct policies)."""
+    key = json.dumps(raw, sort_keys=True)
+    parsed = _POLICIES.get(key)
+    if parsed is None:
+        parsed = parse_policy(raw)
+        assert parsed is not None, "a proctored session always has a policy"
+        if len(_POLICIES) < 1000:
+            _POLICIES[key] = parsed
+    return parsed
+
+
+def heartbeat_part() -> HeartbeatPart:
+    """The heartbeat's proctoring extras, read in the heartbeat's own statement: the session
+    (joined by its attempt) and whether the proctor has sent messages; the messages (a second
+    query) only when there are some, the termination reason only once terminated. The
+    heartbeat is the page's sign of life, noted for the console's connection column
+    (:mod:`proctoring.liveness`): the runner sends no separate ping."""
+    newest_message = (select(func.max(ProctorMessage.id))
+                      .where(ProctorMessage.session_id == ProctorSession.id)
+                      .correlate(ProctorSession).scalar_subquery())
+
+    def join(attempt_id: Any) -> tuple[Any, Any]:
+        return ProctorSession, ProctorSession.attempt_id == attempt_id
+
+    def columns() -> list[Any]:
+        return [ProctorSession.id.label("ps_id"), ProctorSession.state.label("ps_state"),
+                ProctorSession.policy.label("ps_policy"),
+                newest_message.label("ps_newest_message")]
+
+    def extras(session: Session, row: Row, now: dt.datetime) -> dict[str, Any]:
+        if row.ps_id is None:
+            return {}
+        liveness.seen(app_database(), row.ps_id, now)
+        sent = [] if row.ps_newest_message is None else list(reversed(session.scalars(
+            select(ProctorMessage).where(ProctorMessage.session_id == row.ps_id)
+            .order_by(ProctorMessage.id.desc()).limit(20)).all()))
+        reason = None
+        if row.ps_state == State.TERMINATED:
+            reason = session.scalar(select(Transition.reason).where(
+                Transition.session_id == row.ps_id,
+                Transition.to_state == State.TERMINATED.value)
+                .order_by(Transition.id.desc()).limit(1))
+        return _runner_extras(session, row.ps_id, row.ps_state, row.ps_policy, sent, reason)
+
+    return HeartbeatPart(join=join, columns=columns, extras=extras)
 
 
 def _termination_reason(session: Session, ps: ProctorSession) -> str | None:
@@ -262,7 +326,11 @@ def _camera(ps: Row, pol: ProctoringPolicy | None, last: Row | None,
     history = History(events=[], snapshots=[last] if last is not None else [], now=now,
                       running=spans)
     gap = camera_silences(pol, history)[-1]
+    paused = State(ps.state) == State.PAUSED
     return {"silent_s": int(gap.seconds), "interval_s": pol.snapshot_interval_s,
+            # silence grows with wall time while the exam runs: its start (epoch s) lets a page
+            # shown deltas count on; none while paused (the silence stands still)
+            "silent_from_s": None if paused else round(now.timestamp() - gap.seconds),
             "limit_s": missing_snapshot_limit_s(pol), "flag": silence_flag(pol, gap),
             "flagged": False}
 
@@ -342,9 +410,14 @@ def live_sessions(session: Session, viewer: User, now: dt.datetime | None = None
             continue
         if p is not None:
             row.update(answered=p.answered, items=p.items, position=p.position + 1,
-                       remaining_s=int(p.remaining_s), paused=p.paused)
+                       remaining_s=int(p.remaining_s), paused=p.paused,
+                       # the instant the clock runs out (epoch s), so a page shown deltas counts
+                       # down itself; none while paused or once the time is up
+                       ends_at_s=(round(now.timestamp() + p.remaining_s)
+                                  if not p.paused and p.remaining_s > 0 else None))
         seen = ps.last_seen_at
         row["last_seen_s"] = int((now - seen).total_seconds()) if seen else None
+        row["last_seen_at_s"] = int(seen.timestamp()) if seen else None
         row["connection"] = ("not yet" if seen is None else
                              "online" if (now - seen).total_seconds() <= CONNECTION_LOST_AFTER_S
                              else "lost")

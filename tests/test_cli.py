@@ -348,8 +348,9 @@ def test_sweep_finalizes_attempts_whose_time_ran_out(demo):
                               role="candidate", display_name="On Time")
         expired = service.start_attempt(s, late, exam, grace_seconds=5)
         running = service.start_attempt(s, on_time, exam, grace_seconds=5)
-        expired.started_at = expired.started_at - dt.timedelta(
-            seconds=exam.time_limit_seconds + 120)
+        back = dt.timedelta(seconds=exam.time_limit_seconds + 120)
+        # started earlier: its start and its stored deadline (timing.StoredClock) move together
+        expired.started_at, expired.deadline_at = expired.started_at - back, expired.deadline_at - back
         s.commit()
         expired_id, running_id = expired.id, running.id
 

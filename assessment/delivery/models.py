@@ -2,8 +2,10 @@
 
 Saves, clock events, results, item scores and release decisions are append-only: a newer row
 supersedes an older one, nothing is edited in place. An attempt's result is its newest
-``Result`` row (``reads.current_result``): a rescoring adds one that supersedes the last. The attempt row itself carries only the
-navigation state (position, highest sequence number) and its final status.
+``Result`` row (``reads.current_result``): a rescoring adds one that supersedes the last. The attempt row itself carries the
+navigation state (position, highest sequence number), its final status, and the result of its
+clock events (deadline, open pause, extensions: ``timing.StoredClock``) so that a heartbeat
+or a save needs no clock-event query.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from microcred.db import Base, append_only, utcnow
 class Attempt(Base):
     __tablename__ = "attempts"
     __table_args__ = (Index("ix_attempts_status_candidate", "status", "candidate_id"),
+                      Index("ix_attempts_status_deadline", "status", "deadline_at"),
                       # the sweeper finds in-progress attempts that may have run out by this
                       Index("ix_attempts_status_started", "status", "started_at"))
 
@@ -39,6 +42,11 @@ class Attempt(Base):
     agreement_accepted_at: Mapped[dt.datetime]
     position: Mapped[int] = mapped_column(default=0)
     last_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: the clock as of its last clock event (``timing.StoredClock``), written with every clock
+    #: event and at the start, so the hot path reads the clock from this row alone
+    deadline_at: Mapped[dt.datetime | None]
+    paused_since: Mapped[dt.datetime | None]
+    extension_seconds: Mapped[int] = mapped_column(default=0, server_default="0")
     finalized_at: Mapped[dt.datetime | None]
     #: submitted | time_expired | terminated
     finalize_reason: Mapped[str | None] = mapped_column(String(20))

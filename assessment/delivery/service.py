@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, load_only
+from sqlalchemy.orm.attributes import set_committed_value
 
 from assessment.delivery.eligibility import eligibility
 from assessment.delivery.models import (
@@ -32,7 +33,7 @@ from assessment.delivery.models import (
     ResultRelease,
 )
 from assessment.delivery.reads import current_result, result_summary
-from assessment.delivery.timing import Clock, clock
+from assessment.delivery.timing import Clock, clock, stored_clock
 from assessment.exams import Exam, ExamForm, loft_target, window_refusal
 from assessment.psych.cuts_scoring import judge
 from assessment.users import User, time_multiplier_for
@@ -94,6 +95,8 @@ def clock_events(session: Session, attempt: Attempt) -> list[ClockEvent]:
 
 
 def attempt_clock(session: Session, attempt: Attempt, now: dt.datetime | None = None) -> Clock:
+    """The attempt's clock from its clock events. (The hot path, ``hotpath``, reads the same
+    clock from the row's stored columns, written with every event: ``timing.clock_from_row``.)"""
     return clock(attempt, clock_events(session, attempt), now or utcnow())
 
 
@@ -168,6 +171,7 @@ def start_attempt(
             rng.shuffle(targets)
         if targets:
             option_orders[str(v.id)] = targets
+    multiplier = time_multiplier_for(session, candidate.id, exam.id)
     attempt = Attempt(
         candidate_id=candidate.id,
         exam_id=exam.id,
@@ -177,8 +181,10 @@ def start_attempt(
         option_orders=option_orders,
         started_at=now,
         time_limit_seconds=exam.time_limit_seconds,
-        time_multiplier=time_multiplier_for(session, candidate.id, exam.id),
+        time_multiplier=multiplier,
         agreement_accepted_at=now,
+        deadline_at=now + dt.timedelta(seconds=exam.time_limit_seconds * multiplier),
+        extension_seconds=0,
     )
     session.add(attempt)
     session.flush()
@@ -676,8 +682,16 @@ def _require_running(attempt: Attempt) -> None:
 
 def _clock_event(session: Session, attempt: Attempt, kind: str, seconds: int, reason: str,
                  by_user_id: int | None) -> ClockEvent:
+    """Write a clock event and, with it, the attempt row's stored clock (the caller holds the
+    attempt's row lock, ``DeliveryControl``), recomputed from all its events by the formula."""
     ev = ClockEvent(attempt_id=attempt.id, kind=kind, seconds=seconds, reason=reason,
                     by_user_id=by_user_id, at=utcnow())
     session.add(ev)
     session.flush()
+    stored = stored_clock(attempt, clock_events(session, attempt))
+    session.execute(update(Attempt).where(Attempt.id == attempt.id).values(
+        deadline_at=stored.deadline_at, paused_since=stored.paused_since,
+        extension_seconds=stored.extension_seconds).execution_options(synchronize_session=False))
+    for name in ("deadline_at", "paused_since", "extension_seconds"):
+        set_committed_value(attempt, name, getattr(stored, name))
     return ev

@@ -8,7 +8,7 @@ from flask import session as browser_session
 from flask_login import current_user
 from sqlalchemy import select
 
-from assessment.delivery import reads, service
+from assessment.delivery import hotpath, reads, service
 from assessment.delivery.eligibility import eligibility
 from assessment.delivery.models import Attempt
 from assessment.exams import Exam, exam_by_code, open_exams
@@ -187,8 +187,16 @@ def _with_item_html(state: dict[str, Any]) -> dict[str, Any]:
 
 
 @bp.get("/api/attempts/<int:attempt_id>/heartbeat")
-@role_required("candidate")
 def api_heartbeat(attempt_id: int):
+    """The runner's heartbeat, every 30 s: the clock (the countdown is corrected by each one),
+    the status, what other packages add (proctoring: its state, the proctor's messages), and
+    the page's sign of life. One SELECT on the hot path (``hotpath.heartbeat``)."""
+    fast = hotpath.heartbeat(db_session(), attempt_id)
+    return fast if fast is not None else _full_heartbeat(attempt_id)
+
+
+@role_required("candidate")
+def _full_heartbeat(attempt_id: int):
     session = db_session()
     # A read, at the deadline too (when every candidate is connected): it reports ``expired``
     # and the runner posts to ``api_time_up``, which finalizes. A GET that wrote would upgrade
@@ -229,9 +237,15 @@ def _heartbeat(session: Any, attempt: Attempt) -> dict[str, Any]:
 
 
 @bp.post("/api/attempts/<int:attempt_id>/saves")
-@role_required("candidate")
 def api_saves(attempt_id: int):
+    """Autosave: two statements on the hot path (``hotpath.save``), else the full path."""
     saves, position = service.parse_saves(json_body())
+    fast = hotpath.save(db_session(), attempt_id, saves, position)
+    return fast if fast is not None else _full_saves(attempt_id, saves, position)
+
+
+@role_required("candidate")
+def _full_saves(attempt_id: int, saves: list[service.SaveRequest], position: int | None):
     session = db_session()
     attempt = _my_attempt(attempt_id, lock=True)
     try:

@@ -25,7 +25,10 @@ const urls = {
   timeUp: root.dataset.timeUpUrl,
   result: root.dataset.resultUrl,
 };
-const HEARTBEAT_MS = 5000;
+// The countdown runs on this page; each heartbeat (and each save's reply) corrects it against
+// the server's clock, and carries the proctor's pause, extension and messages. 30 s is what the
+// product needs (TAO and edX beat every 30-60 s): a pause or an extension shows within it.
+const HEARTBEAT_MS = 30000;
 const SAVE_DEBOUNCE_MS = 250;
 const MAX_RETRY_MS = 15000;
 const storeKey = (name) => `microcred:attempt:${attemptId}:${name}`;
@@ -215,6 +218,9 @@ let flushTimer = null;
 let flushing = false;
 let online = navigator.onLine;
 let retryDelay = 1000;
+// The server is full and said when to come back (503 with Retry-After): the queue waits that
+// long, still "Saving…" (the answers are kept on this device meanwhile), then sends again.
+let busyRetryMs = 0;
 
 function setSaveStatus(text, kind) {
   // a live region: rewrite it only when it says something new
@@ -321,7 +327,10 @@ async function flushOnce() {
       // paused by the proctor: not retried until the heartbeat says the exam resumed
       batch.forEach((s) => { s.sending = false; });
       setPaused(true);
-    } else if (response.status >= 400 && response.status < 500 && response.status !== 408 && response.status !== 429) {
+    } else if (response.status === 503 || response.status === 429) {
+      batch.forEach((s) => { s.sending = false; });
+      busyRetryMs = retryAfterMs(response);
+    } else if (response.status >= 400 && response.status < 500 && response.status !== 408) {
       // The server refused the content: keep the rest of the queue moving and say so. When it
       // names the save, only that one is dropped (the others are sent again) and its question
       // shows why beside the answer, which stays as typed but is not counted as answered.
@@ -349,7 +358,10 @@ async function flushOnce() {
     refreshSaveStatus();
   }
   if (!queue.length || clock.paused || finished) return;
-  if (progress && online) {
+  if (busyRetryMs) {
+    scheduleFlush(busyRetryMs);
+    busyRetryMs = 0;
+  } else if (progress && online) {
     retryDelay = 1000;
     scheduleFlush(0);
   } else {
@@ -357,6 +369,14 @@ async function flushOnce() {
     retryDelay = Math.min(retryDelay * 2, MAX_RETRY_MS);
     scheduleFlush(retryDelay);
   }
+}
+
+// How long a busy server asked to wait (Retry-After, seconds), spread a little so the
+// candidates it turned away do not all come back at the same moment.
+function retryAfterMs(response) {
+  const seconds = Number(response.headers.get("Retry-After"));
+  const base = Number.isFinite(seconds) && seconds > 0 ? Math.min(seconds, 60) * 1000 : 2000;
+  return Math.round(base * (0.75 + Math.random() * 0.5));
 }
 
 let lastSentPosition = state.position;

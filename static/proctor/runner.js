@@ -13,7 +13,7 @@ let cfg = null;
 let finished = false;
 const shownMessages = new Set();
 
-const PING_MS = 15000;
+// No ping of its own: the runner's heartbeat tells the server this page is alive.
 const MAX_BATCH = 100;
 const MAX_QUEUE = 2000;
 const SNAPSHOT_QUEUE_MAX = 3;
@@ -112,7 +112,6 @@ function listen() {
     });
     showFullscreenPrompt();
   }
-  window.setInterval(() => { if (!queue.length) flush(); }, PING_MS);  // an empty batch is a ping
 }
 
 // ------------------------------------------------------------------ full screen

@@ -215,6 +215,42 @@ def test_offline_answers_wait_on_the_device_and_reach_the_server(page, live_serv
         f"localStorage.getItem('microcred:attempt:{attempt_id}:queue')")) == []
 
 
+def test_a_busy_server_503_is_retried_and_the_answer_kept(page, app, live_server, db, candidate,
+                                                          demo_exam, refusals):
+    """The server is full (microcred/backpressure.py): the save gets 503 with Retry-After at
+    once; the runner says "Saving…" (not offline, not frozen), keeps the answer on the device,
+    sends it again after the wait, and the answer reaches the server."""
+    from playwright.sync_api import expect
+
+    from microcred.backpressure import InFlightLimit
+
+    limiter = InFlightLimit(app.wsgi_app, limit=1, retry_after_s=1)
+    app.wsgi_app = limiter
+    base = live_server.url
+    signin(page, base, candidate.email)
+    attempt_id = start(page, base, demo_exam, from_list=True)
+    status = page.locator("#save-status")
+    expect(status).to_have_text("Saved")
+    assert limiter._slots.acquire(timeout=5)  # the one slot is taken: the server is full
+    try:
+        code = _answer_correctly(page)
+        until(lambda: limiter.turned_away >= 1, "a save turned away with 503")
+        expect(status).to_have_text("Saving…")
+        expect(status).to_have_attribute("data-state", "saving")
+        page.wait_for_timeout(1500)  # past one Retry-After: tried again, turned away again
+        expect(status).to_have_text("Saving…")
+        assert limiter.turned_away >= 2, "the runner sends the save again after Retry-After"
+        assert _latest(db, attempt_id) == {}
+    finally:
+        limiter._slots.release()  # room again
+    _saved(page)
+    item_id = _codes(db, _attempt(db, attempt_id))[code]
+    latest = _latest(db, attempt_id)
+    expected = ["A", "C"] if code.startswith("B1") else "B"
+    assert set(latest) == {item_id} and _sorted(latest[item_id].value) == expected
+    assert refusals and all(r.startswith("503 ") for r in refusals), refusals
+
+
 # ---------------------------------------------------------------- 3. time runs out
 
 

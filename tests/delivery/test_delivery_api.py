@@ -221,9 +221,13 @@ def test_actions_on_a_finalized_attempt_are_refused(client, started, db):
 
 
 def _backdate(db, attempt_id, seconds):
+    """The attempt started ``seconds`` earlier: its start and its stored deadline
+    (``timing.StoredClock``, what a clock event would write) move together."""
     attempt = db.get(Attempt, attempt_id)
+    back = dt.timedelta(seconds=seconds)
     db.execute(update(Attempt).where(Attempt.id == attempt_id)
-               .values(started_at=attempt.started_at - dt.timedelta(seconds=seconds)))
+               .values(started_at=attempt.started_at - back,
+                       deadline_at=attempt.deadline_at - back))
     db.commit()
     db.expire_all()
 

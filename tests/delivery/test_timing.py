@@ -59,3 +59,34 @@ def test_finalized_attempt_clock_stops_at_finalization():
     fin = T0 + dt.timedelta(minutes=10)
     c = clock(_attempt(finalized_at=fin), [], T0 + dt.timedelta(hours=5))
     assert c.remaining_seconds == 20 * 60
+
+
+def test_the_stored_clock_gives_what_the_events_give():
+    """The attempt row's stored clock (written with every clock event) read back with
+    ``clock_from_row`` equals the formula over the events, at any moment: random sequences of
+    pauses, resumes and extensions, an open pause or not, finalized or not."""
+    import random
+
+    from assessment.delivery.timing import clock_from_row, stored_clock
+
+    rng = random.Random(15)
+    for case in range(300):
+        events, minute = [], 0.0
+        for i in range(rng.randint(0, 8)):
+            minute += rng.uniform(0, 20)
+            kind = rng.choice(["pause", "resume", "extend"])
+            events.append(_ev(kind, minute, rng.randint(1, 900) if kind == "extend" else 0, i + 1))
+        finalized = T0 + dt.timedelta(minutes=minute + rng.uniform(0, 30)) if case % 3 == 0 else None
+        attempt = _attempt(limit=rng.choice([600, 1800, 3600]), mult=rng.choice([1.0, 1.25, 1.5]),
+                           finalized_at=finalized)
+        stored = stored_clock(attempt, events)
+        attempt.deadline_at, attempt.paused_since = stored.deadline_at, stored.paused_since
+        attempt.extension_seconds = stored.extension_seconds
+        for later in (0, 1, 45, 200):
+            now = T0 + dt.timedelta(minutes=minute + later)
+            want, got = clock(attempt, events, now), clock_from_row(attempt, now)
+            assert got.deadline == want.deadline and got.paused == want.paused, (case, events)
+            assert abs(got.remaining_seconds - want.remaining_seconds) < 1e-6
+            assert abs(got.late_seconds - want.late_seconds) < 1e-6
+            assert abs(got.paused_seconds - want.paused_seconds) < 1e-6
+            assert got.extension_seconds == want.extension_seconds

@@ -136,6 +136,7 @@ def test_timeline_shows_extensions_from_the_clock_record(web, db):
     assert _act(web, ps.id, "extend", {"minutes": 10, "reason": "camera outage"}).status_code == 200
     assert _act(web, ps.id, "extend", {"minutes": 1, "reason": "slow page"}).status_code == 200
     db.commit()  # end the test session's snapshot: read what the app wrote
+    db.refresh(attempt)  # the row keeps its clock (timing.StoredClock)
     after = delivery.attempt_clock(db, attempt).deadline
     page = web.proctor.get(f"/proctor/sessions/{ps.id}").get_data(as_text=True)
     assert (f"time extended by 10 minutes, new deadline "

@@ -20,8 +20,10 @@ from microcred.querycount import Queries, count_queries
 
 #: statements per request, the same on SQLite and PostgreSQL
 BUDGETS = {
-    "autosave": 7,  # sign-in, attempt (locked), clock, item types, seq check, insert, update
-    "heartbeat": 5,  # sign-in, attempt, clock (once), proctoring session, proctor's messages
+    # the hot path (assessment.delivery.hotpath): the sign-in is checked inside these statements
+    "autosave": 2,  # UPDATE attempt RETURNING (sign-in, clock, order), INSERT ON CONFLICT
+    "autosave_first": 3,  # the first save of an item in this process also reads its shape
+    "heartbeat": 1,  # one SELECT: attempt, sign-in, clock, proctoring session, messages or not
     "ping": 5,  # sign-in, session (locked), last seen, the camera rule's snapshots, spans
     "event": 5,  # sign-in, session (locked), seq check, insert, last seen + the rules' state
     "snapshot": 8,  # sign-in, session, last seen, seq check, newest frame, image, snapshot, spans
@@ -63,13 +65,17 @@ def runner(app, client, db, proctored, signin, csrf_token):
 
 
 def test_autosave_budget(app, db, runner):
+    from assessment.delivery import hotpath
+
+    hotpath._SHAPES.clear()
     item = runner.items[0]
-    save = {"saves": [{"seq": 1, "item": item, "value": _answer(db, item)}], "position": 1}
-    queries, resp = _counted(app, lambda: runner.client.post(
-        f"/api/attempts/{runner.attempt_id}/saves", json=save,
-        headers={"X-CSRFToken": runner.token}))
-    assert resp.json["acks"] == [{"seq": 1, "status": "saved"}]
-    assert len(queries) == BUDGETS["autosave"], queries.report()
+    for seq, budget in ((1, "autosave_first"), (2, "autosave")):
+        save = {"saves": [{"seq": seq, "item": item, "value": _answer(db, item)}], "position": 1}
+        queries, resp = _counted(app, lambda save=save: runner.client.post(
+            f"/api/attempts/{runner.attempt_id}/saves", json=save,
+            headers={"X-CSRFToken": runner.token}))
+        assert resp.json["acks"] == [{"seq": seq, "status": "saved"}]
+        assert len(queries) == BUDGETS[budget], queries.report()
 
 
 def test_heartbeat_budget(app, runner):
@@ -163,3 +169,16 @@ def test_console_poll_budget_does_not_grow_with_sessions(app, db, proctored, mak
     assert len(rows) == 7
     assert len(large) == len(small), f"{len(small)} then {len(large)}:\n{large.report()}"
     assert len(large) == BUDGETS["console"], large.report()
+
+    # a delta poll (cursor) and a 304 (If-None-Match) cost what the full poll costs: the
+    # rows are read to be compared (proctoring.console_feed), nothing more
+    full = proctor.get("/api/proctoring/console").json
+    delta, resp = _counted(app, lambda: proctor.get(
+        "/api/proctoring/console", query_string={"cursor": full["cursor"]}))
+    assert resp.json["changed"] == [] and len(delta) == BUDGETS["console"], delta.report()
+    database = app.extensions["microcred.database"]
+    with count_queries(database.engine, database.write_engine) as same:
+        resp = proctor.get("/api/proctoring/console", query_string={"cursor": full["cursor"]},
+                           headers={"If-None-Match": full["etag"]})
+    assert resp.status_code == 304 and resp.data == b""
+    assert len(same) == BUDGETS["console"], same.report()

@@ -20,6 +20,11 @@ import pytest
 from flask import request
 from sqlalchemy import func, select
 
+from assessment.psych.program_views import IMPORT_MAX_BYTES
+from assessment.psych.studies_views import CSV_LIMIT
+from credentials.bulk import MAX_BODY_BYTES as BULK_BODY_BYTES
+from credentials.trainings import MAX_CSV_BYTES
+from credentials.web import VERIFY_BODY_BYTES
 from itembank.media import MAX_AUDIO_BYTES
 from itembank.qti.safety import MAX_PACKAGE_BYTES
 from itembank.web import UPLOAD_OVERHEAD
@@ -33,7 +38,16 @@ PHOTO_VIEWS = {"proctoring.identity_submit": 16 * 1024 * 1024,
                "proctoring.api_snapshots": 1024 * 1024}
 #: the bank's two file uploads: item media (up to an audio file) and QTI content packages
 FILE_VIEWS = {"itembank.upload_media": MAX_AUDIO_BYTES + UPLOAD_OVERHEAD,
-              "qti.upload": MAX_PACKAGE_BYTES + 1024 * 1024}
+              "qti.upload": MAX_PACKAGE_BYTES + 1024 * 1024,
+              # the workspace's CSV imports: panel classifications, candidate attributes
+              "studies.classify": CSV_LIMIT,
+              "programs.import_attributes": IMPORT_MAX_BYTES + 64 * 1024,
+              # credentials: a baked image (or several) to verify, training completions
+              "credentials.verify_page": VERIFY_BODY_BYTES,
+              "credentials.api_verify": VERIFY_BODY_BYTES,
+              "credentials.verify_bulk": BULK_BODY_BYTES,
+              "credentials.admin_import_completions": MAX_CSV_BYTES + 64 * 1024,
+              "credentials.api_training_completions": MAX_CSV_BYTES}
 
 
 def png(width: int, height: int, idat: bytes, *, bit_depth: int = 8, colour: int = 2) -> bytes:
@@ -117,9 +131,13 @@ def test_other_forms_refuse_a_large_body_naming_the_limit(client):
     resp = client.post("/signin", data={"email": "a@example.org", "password": "x" * 100_000})
     assert resp.status_code == 413
     assert "larger than 65536 bytes" in resp.get_data(as_text=True)
-    api = client.post("/api/credentials/verify", data=b"{" * 100_000,
+    api = client.post("/api/bank/preview", data=b"{" * 100_000,
                       content_type="application/json")
     assert api.status_code == 413 and "larger than 65536 bytes" in api.json["message"]
+    verify = client.post("/api/credentials/verify", data=b"{" * (VERIFY_BODY_BYTES + 1),
+                         content_type="application/json")
+    assert verify.status_code == 413
+    assert f"larger than {VERIFY_BODY_BYTES} bytes" in verify.json["message"]
 
 
 def test_an_identity_body_over_its_limit_is_refused_with_its_own_limit(candidate):

@@ -71,13 +71,24 @@ class Process:
     def __init__(self, cmd: list[str], log: Path, env: dict[str, str] | None = None) -> None:
         self.cmd, self.log, self.env = cmd, log, env
         self.proc: subprocess.Popen | None = None
+        #: RLIMIT_FSIZE for the process and its children (bytes; None: unlimited)
+        self.file_size_limit: int | None = None
 
     def start(self) -> None:
         with self.log.open("a") as fh:
             fh.write(f"$ {' '.join(self.cmd)}\n")
             fh.flush()
+            limit = self.file_size_limit
+
+            def _limit() -> None:
+                if limit is not None:
+                    import resource
+
+                    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+
             self.proc = subprocess.Popen(self.cmd, env=self.env, stdout=fh,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
+                                         stderr=subprocess.STDOUT, start_new_session=True,
+                                         preexec_fn=_limit)  # noqa: PLW1509 - setrlimit only
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -105,6 +116,11 @@ class Process:
                 os.killpg(self.proc.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+    def group_pids(self) -> list[int]:
+        out = subprocess.run(["pgrep", "-g", str(self.proc.pid)], capture_output=True, text=True,
+                             check=False)
+        return [int(p) for p in out.stdout.split()]
 
     def tail(self, n: int = 40) -> str:
         try:

@@ -1,0 +1,229 @@
+"""The runner's hot path: the heartbeat and the autosave, which every candidate sends all exam
+long, in as few statements as the work needs and with no ORM object loaded.
+
+- The sign-in is read from the signed session cookie (the user id and the generation of the
+  sign-in it was issued under); the statement that reads or writes the attempt checks, in the
+  same round trip, that the user still is that active candidate with that generation (what
+  ``assessment.users.load_signed_in_user`` checks), and that the attempt is theirs.
+- The clock comes from the attempt row (``timing.clock_from_row``): no clock-event query.
+- A heartbeat is one SELECT (the attempt, the user, and what other packages add to the
+  heartbeat through ``RunnerWiring.heartbeat_parts``, joined in).
+- A save is an ``UPDATE attempts ... RETURNING`` (the row lock on PostgreSQL, the clock, the
+  item order, the new ``last_seq``) and an ``INSERT ... ON CONFLICT DO NOTHING RETURNING``
+  (a retried seq is not inserted twice); only when a seq was stored before, one SELECT tells
+  a retry (``duplicate``) from a ``conflict``. Item shapes (published item versions are
+  immutable) are cached per process.
+
+Anything out of the ordinary (no session cookie, a remember cookie, another's attempt, a
+finalized attempt, time run out, a pause, an invalid save) rolls back and returns None: the
+view then runs the full path, which answers exactly as it always has. So the hot path changes
+how fast the usual answer comes, never what any answer is.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any
+
+from flask import current_app
+from flask import session as browser_session
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    and_,
+    bindparam,
+    case,
+    exists,
+    func,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.orm import Session
+
+from assessment.delivery.models import Attempt, ResponseSave
+from assessment.delivery.service import SaveRequest, clock_payload
+from assessment.delivery.timing import clock_from_row
+from assessment.users import User
+from itembank.models import DRAFT, ItemVersion
+from itembank.types import ResponseShapeError, item_type
+from microcred.db import utcnow
+from microcred.web import runner_wiring
+
+_ATTEMPTS = Attempt.__table__
+_SAVES = ResponseSave.__table__
+_CLOCK = (_ATTEMPTS.c.started_at, _ATTEMPTS.c.time_limit_seconds, _ATTEMPTS.c.time_multiplier,
+          _ATTEMPTS.c.deadline_at, _ATTEMPTS.c.paused_since, _ATTEMPTS.c.extension_seconds,
+          _ATTEMPTS.c.finalized_at)
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    user_id: int
+    epoch: int
+
+
+def signed_in() -> SignedIn | None:
+    """The user and sign-in generation the signed session cookie names, when the session passes
+    Flask-Login's session protection as it stands (else None: the full sign-in check runs)."""
+    value = browser_session.get("_user_id")
+    if not isinstance(value, str):
+        return None
+    user_id, sep, epoch = value.partition(":")
+    if not (sep and user_id.isdigit() and epoch.isdigit()) or len(value) > 40:
+        return None
+    manager = current_app.login_manager
+    if browser_session.get("_id") != manager._session_identifier_generator():
+        return None  # Flask-Login decides (strong protection ends such a session)
+    return SignedIn(int(user_id), int(epoch))
+
+
+#: the attempt is the signed-in candidate's, and their sign-in still stands (what
+#: ``load_signed_in_user`` checks), with the user and generation as parameters
+_MINE = and_(_ATTEMPTS.c.candidate_id == bindparam("uid"), exists(select(User.id).where(
+    User.id == bindparam("uid"), User.session_epoch == bindparam("epoch"),
+    User.active == true(), User.role == "candidate")))
+#: statements are built once (building one costs more than running it): the heartbeat's per
+#: set of heartbeat parts, the save's per dialect
+_BUILT: dict[Any, Any] = {}
+
+
+def _grace() -> float:
+    return current_app.config["MICROCRED"].save_grace_seconds
+
+
+# ---------------------------------------------------------------- heartbeat
+
+
+def heartbeat(session: Session, attempt_id: int) -> dict[str, Any] | None:
+    """The heartbeat's body for an attempt in progress, in one SELECT; None: use the full path."""
+    who = signed_in()
+    if who is None:
+        return None
+    parts = runner_wiring().heartbeat_parts
+    key = ("heartbeat", *map(id, parts))
+    q = _BUILT.get(key)
+    if q is None:
+        q = select(_ATTEMPTS.c.status, _ATTEMPTS.c.last_seq, *_CLOCK).where(
+            _ATTEMPTS.c.id == bindparam("aid"), _MINE)
+        for part in parts:
+            q = q.outerjoin(*part.join(_ATTEMPTS.c.id)).add_columns(*part.columns())
+        _BUILT[key] = q
+    row = session.execute(q, {"aid": attempt_id, "uid": who.user_id,
+                              "epoch": who.epoch}).first()
+    if row is None or row.status != "in_progress" or row.deadline_at is None:
+        return None
+    now = utcnow()
+    c = clock_from_row(row, now)
+    extras: dict[str, Any] = {}
+    for part in parts:
+        extras.update(part.extras(session, row, now) or {})
+    return {"status": "in_progress", "expired": c.time_up(_grace()),
+            "clock": clock_payload(c, now, grace_seconds=_grace()),
+            "last_seq": row.last_seq, "extras": extras}
+
+
+# ---------------------------------------------------------------- autosave
+
+#: item version id -> what checking a save needs (id, item type, interaction); published item
+#: versions are never edited in place, so a process may keep them
+_SHAPES: dict[int, Any] = {}
+_SHAPES_LOCK = threading.Lock()
+
+
+def _shapes(session: Session, ids: set[int]) -> dict[int, Any]:
+    missing = ids - _SHAPES.keys()
+    if missing:
+        rows = session.execute(select(ItemVersion.id, ItemVersion.item_type,
+                                      ItemVersion.interaction, ItemVersion.status)
+                               .where(ItemVersion.id.in_(missing))).all()
+        with _SHAPES_LOCK:
+            for r in rows:
+                shape = SimpleNamespace(id=r.id, item_type=r.item_type, interaction=r.interaction)
+                if r.status != DRAFT:  # a draft may still change: never kept
+                    _SHAPES[r.id] = shape
+                else:
+                    return {}
+    return {i: _SHAPES[i] for i in ids if i in _SHAPES}
+
+
+def _save_statements(dialect: str) -> tuple[Any, Any]:
+    """The save's UPDATE ... RETURNING (``last_seq`` only ever grows; ``position`` when sent)
+    and its INSERT ... ON CONFLICT DO NOTHING RETURNING seq, for ``dialect``."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    top = bindparam("top", type_=BigInteger())
+    update_stmt = (update(_ATTEMPTS)
+                   .where(_ATTEMPTS.c.id == bindparam("aid"),
+                          _ATTEMPTS.c.status == "in_progress", _MINE)
+                   .values(last_seq=case((_ATTEMPTS.c.last_seq < top, top),
+                                         else_=_ATTEMPTS.c.last_seq),
+                           position=func.coalesce(bindparam("pos", type_=Integer()),
+                                                  _ATTEMPTS.c.position))
+                   .returning(_ATTEMPTS.c.item_order, _ATTEMPTS.c.last_seq, *_CLOCK))
+    insert_stmt = (insert(_SAVES).on_conflict_do_nothing(index_elements=["attempt_id", "seq"])
+                   .returning(_SAVES.c.seq))
+    _BUILT["save", dialect] = (update_stmt, insert_stmt)
+    return update_stmt, insert_stmt
+
+
+def save(session: Session, attempt_id: int, saves: list[SaveRequest],
+         position: int | None) -> dict[str, Any] | None:
+    """Store a batch of saves of an attempt in progress; the same acks as
+    ``service.save_responses``. None (nothing written): use the full path."""
+    who = signed_in()
+    if who is None:
+        return None
+    now = utcnow()
+    dialect = session.get_bind().dialect.name
+    update_stmt, insert_stmt = _BUILT.get(("save", dialect)) or _save_statements(dialect)
+    row = session.execute(update_stmt, {
+        "aid": attempt_id, "uid": who.user_id, "epoch": who.epoch,
+        "top": max((s.seq for s in saves), default=0), "pos": position}).first()
+    if row is None or row.deadline_at is None:
+        session.rollback()
+        return None
+    c = clock_from_row(row, now)
+    order = row.item_order
+    if (c.time_up(_grace()) or (c.paused and saves)
+            or (position is not None and not 0 <= position < len(order))):
+        session.rollback()
+        return None
+    wanted = {s.item_id for s in saves}
+    shapes = _shapes(session, wanted & set(order))
+    rows = []
+    for s in saves:
+        shape = shapes.get(s.item_id)
+        if shape is None:
+            session.rollback()
+            return None
+        try:
+            value = item_type(shape.item_type).normalize(shape, s.value)
+        except ResponseShapeError:
+            session.rollback()
+            return None
+        rows.append({"attempt_id": attempt_id, "item_version_id": s.item_id, "seq": s.seq,
+                     "value": value, "flagged": s.flagged, "saved_at": now})
+    stored: set[int] = set()
+    if rows:
+        stored = set(session.scalars(insert_stmt, rows))
+    acks = []
+    if len(stored) < len(rows):
+        before = {r.seq: r for r in session.execute(
+            select(_SAVES.c.seq, _SAVES.c.item_version_id, _SAVES.c.value, _SAVES.c.flagged)
+            .where(_SAVES.c.attempt_id == attempt_id,
+                   _SAVES.c.seq.in_([r["seq"] for r in rows if r["seq"] not in stored])))}
+    for r in rows:
+        if r["seq"] in stored:
+            acks.append({"seq": r["seq"], "status": "saved"})
+            continue
+        prior = before.get(r["seq"])
+        same = prior is not None and (prior.item_version_id, prior.value, prior.flagged) == (
+            r["item_version_id"], r["value"], r["flagged"])
+        acks.append({"seq": r["seq"], "status": "duplicate" if same else "conflict"})
+    session.commit()
+    return {"acks": acks, "last_seq": row.last_seq,
+            "clock": clock_payload(c, now, grace_seconds=_grace())}

@@ -1,0 +1,76 @@
+"""Backpressure: beyond its capacity a web process answers the runner's API with 503 and
+``Retry-After`` at once, instead of queueing requests until every candidate waits seconds.
+
+Each process lets at most ``limit`` API requests (paths under ``/api/``) be in flight at once;
+one more is answered straight away, without touching the database, with::
+
+    503 Service Unavailable
+    Retry-After: <seconds>
+    {"error": "busy", "message": "...", "retry_after": <seconds>}
+
+The runner's save queue keeps the answers on the candidate's device, shows "Saving…" and sends
+them again after that many seconds (``static/delivery/runner.js``); a heartbeat or a proctoring
+event batch is simply sent again later. Pages (sign-in, start, the runner page) are not limited
+here: a person is waiting on them, and the exam-day start spike is absorbed by their own speed.
+
+With gunicorn's threaded workers (``microcred serve --threads``) a process runs many requests
+at once and the limit bounds how many may wait on the CPU and the database together, so the
+latency of the ones let in stays bounded. (A sync worker runs one request at a time: there the
+limit is never reached, and requests wait in the listen backlog instead.)
+"""
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+#: API requests in flight per process (``MICROCRED_MAX_IN_FLIGHT``; 0: no limit)
+DEFAULT_LIMIT = 24
+#: what a turned-away client is told to wait, in seconds (``MICROCRED_RETRY_AFTER_SECONDS``)
+DEFAULT_RETRY_AFTER_S = 2
+
+
+class InFlightLimit:
+    """WSGI middleware: at most ``limit`` requests under ``prefixes`` in flight in this
+    process; one more gets an immediate 503 with ``Retry-After: retry_after_s``."""
+
+    def __init__(self, app: Callable, *, limit: int, retry_after_s: int = DEFAULT_RETRY_AFTER_S,
+                 prefixes: tuple[str, ...] = ("/api/",)) -> None:
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, got {limit}")
+        if retry_after_s < 1:
+            raise ValueError(f"retry_after_s must be at least 1, got {retry_after_s}")
+        self.app, self.limit, self.retry_after_s, self.prefixes = app, limit, retry_after_s, prefixes
+        self._slots = threading.BoundedSemaphore(limit)
+        self._lock = threading.Lock()
+        self.in_flight = 0
+        self.turned_away = 0
+        body = {"error": "busy", "retry_after": retry_after_s,
+                "message": f"the server is busy; try again in {retry_after_s} s (nothing was "
+                           "stored from this request)"}
+        self._busy_body = json.dumps(body).encode()
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
+        if not environ.get("PATH_INFO", "").startswith(self.prefixes):
+            return self.app(environ, start_response)
+        if not self._slots.acquire(blocking=False):
+            with self._lock:
+                self.turned_away += 1
+            start_response("503 Service Unavailable", [
+                ("Content-Type", "application/json"), ("Retry-After", str(self.retry_after_s)),
+                ("Content-Length", str(len(self._busy_body))), ("Cache-Control", "no-store")])
+            return [self._busy_body]
+        with self._lock:
+            self.in_flight += 1
+        try:
+            # the slot is given back when the app has made its response: what is left (sending
+            # it) waits on the network, not on the CPU or the database
+            return self.app(environ, start_response)
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
+        self._slots.release()

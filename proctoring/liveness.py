@@ -1,0 +1,100 @@
+"""When each candidate's page was last heard from (the console's connection column), noted by
+every heartbeat without a write in the heartbeat.
+
+The runner's heartbeat is a read (one SELECT); writing ``last_seen_at`` in it would make every
+heartbeat a write transaction (on SQLite, the database's one write lock, for thousands of
+candidates every 30 s). Instead each web process keeps the newest time per session in memory
+and a thread of that process writes them all every :data:`FLUSH_EVERY_S` seconds in one
+executemany UPDATE, which only ever moves a session's time forward, so several processes and
+nodes can write in any order. What a killed process had not written yet is a few seconds of
+"last seen", a hint for the proctor, never anything the candidate sent.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import threading
+import time
+from typing import Any
+
+from sqlalchemy import bindparam, or_, update
+
+from microcred.db import UTCDateTime
+from proctoring.models import ProctorSession
+
+log = logging.getLogger(__name__)
+
+FLUSH_EVERY_S = 5.0
+
+#: database -> {session id: newest time heard from}
+_pending: dict[Any, dict[int, dt.datetime]] = {}
+_lock = threading.Lock()
+_flusher: tuple[int, threading.Thread] | None = None
+
+_TABLE = ProctorSession.__table__
+_UPDATE = (update(_TABLE)
+           .where(_TABLE.c.id == bindparam("sid"),
+                  or_(_TABLE.c.last_seen_at.is_(None),
+                      _TABLE.c.last_seen_at < bindparam("seen", type_=UTCDateTime())))
+           .values(last_seen_at=bindparam("seen", type_=UTCDateTime())))
+
+
+def seen(database: Any, session_id: int, at: dt.datetime) -> None:
+    """Note that the page of ``session_id`` (in ``database``) was heard from at ``at``; written
+    within :data:`FLUSH_EVERY_S` seconds by this process's flusher."""
+    with _lock:
+        times = _pending.setdefault(database, {})
+        before = times.get(session_id)
+        if before is None or at > before:
+            times[session_id] = at
+    _ensure_flusher()
+
+
+def flush(database: Any | None = None) -> int:
+    """Write the times noted so far (for ``database``, else for every database); returns how
+    many sessions were written."""
+    with _lock:
+        targets = [database] if database is not None else list(_pending)
+        batches = {db: _pending.pop(db, {}) for db in targets}
+    written = 0
+    for db, batch in batches.items():
+        if not batch:
+            continue
+        try:
+            with db.session() as session:
+                session.execute(_UPDATE, [{"sid": sid, "seen": at} for sid, at in batch.items()])
+                session.commit()
+        except Exception:
+            with _lock:  # kept for the next try; a newer time noted meanwhile wins
+                times = _pending.setdefault(db, {})
+                for sid, at in batch.items():
+                    if sid not in times or times[sid] < at:
+                        times[sid] = at
+            raise
+        written += len(batch)
+    return written
+
+
+def _ensure_flusher() -> None:
+    global _flusher
+    pid = os.getpid()
+    if _flusher is not None and _flusher[0] == pid and _flusher[1].is_alive():
+        return
+    with _lock:
+        if _flusher is not None and _flusher[0] == pid and _flusher[1].is_alive():
+            return
+        if _flusher is not None and _flusher[0] != pid:
+            _pending.clear()  # a forked child: the parent writes what it noted
+        thread = threading.Thread(target=_run, daemon=True, name="microcred-liveness")
+        thread.start()
+        _flusher = (pid, thread)
+
+
+def _run() -> None:
+    while True:
+        time.sleep(FLUSH_EVERY_S)
+        try:
+            flush()
+        except Exception:  # the database is away: tried again at the next round
+            log.exception("liveness: could not write the pages' last-seen times")

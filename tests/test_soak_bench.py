@@ -1,0 +1,46 @@
+"""The soak bench (``bench/soak.py``) for a few seconds, so it keeps working: candidates
+autosave against this app on a real HTTP server in this process, one row of figures per
+interval (memory, saves/s, latency), and every acknowledged save is in the database. Figures
+are not asserted: the bench prints them (30 minutes is the issue's soak, not CI's)."""
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+
+from werkzeug.serving import make_server
+
+
+def test_soak_bench_runs_briefly(app, db, database, build_exam):
+    from assessment.users import create_user
+    from bench import delivery_load as dl
+    from bench import soak
+
+    build_exam(db, code=dl.EXAM_CODE, minutes=30)
+    emails = []
+    for i in range(3):
+        user = create_user(db, email=f"soak{i}@example.org", password=dl.PASSWORD,
+                           role="candidate", display_name=f"Soak {i}")
+        user.password_hash = dl.FAST_HASHER.hash(dl.PASSWORD)
+        emails.append(user.email)
+    db.commit()
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        out = asyncio.run(soak.soak(f"http://127.0.0.1:{server.server_port}",
+                                    lambda: soak.tree_rss(os.getpid()), emails, minutes=0.06,
+                                    interval=0.3, report_every=1.0, setup_concurrency=3,
+                                    seed=1))
+    finally:
+        server.shutdown()
+        thread.join(5)
+    assert out["active"] == 3
+    rows = out["rows"]
+    assert len(rows) >= 3 and all(r["rss_mb"] > 0 for r in rows), rows
+    assert {"t_s", "rss_mb", "worker_rss_mb", "saves_per_s", "p50_ms", "p99_ms",
+            "errors"} <= set(rows[0])
+    stats = out["stats"]
+    assert not stats.errors, stats.errors
+    check = dl.check_lost(database.url, stats.acked)
+    assert stats.acked and check["lost"] == 0 and check["mismatched"] == 0, check
