@@ -425,7 +425,9 @@ class Candidate:
             if resp.status_code != 200:
                 stats.error(f"state_{resp.status_code}")
                 return False
-            self.items = resp.json()["items"]
+            # the choice items (the simulated answers pick options); other types are left blank
+            self.items = [i for i in resp.json()["items"]
+                          if i.get("type") in ("single_choice", "multiple_response")]
         except httpx.HTTPError as exc:
             stats.error(f"setup_{type(exc).__name__}")
             return False
