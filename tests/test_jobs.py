@@ -358,10 +358,10 @@ def test_the_sweeper_queues_again_a_run_whose_job_was_lost(demo, db):
 def test_the_sweeper_leader_queues_the_reminder_emails_on_their_schedule(monkeypatch, tmp_path):
     """Reminders (credentials.reminders) are queued by the sweeper's leader: not at all without
     an SMTP server, then once per MICROCRED_REMINDERS_EVERY_SECONDS."""
+    import types
+
     from assessment import cli
     from microcred.environment import reminders_every_seconds
-
-    import types
 
     settings = Settings(instance_dir=tmp_path / "inst", database_url="sqlite://",
                         secret_key="k")
