@@ -21,7 +21,7 @@ from microcred.errors import Invalid, NotFound
 from microcred.inputs import json_body
 from microcred.web import ApiError, db_session, role_required, safe_next, wants_json
 from microcred.words import plural
-from proctoring import actions, identity, review
+from proctoring import actions, console_feed, identity, review
 from proctoring.assignments import assign, assignments, exam_ids_for, require_access, unassign
 from proctoring.events import flags_of, snapshots_of
 from proctoring.images import ImageGone
@@ -53,9 +53,11 @@ def _session_for_staff(session_id: int, *, lock: bool = False) -> ProctorSession
 @bp.get("/proctor", endpoint="console")
 @role_required(*STAFF)
 def console():
-    rows = live_sessions(db_session(), current_user)
+    now = utcnow()
+    rows = live_sessions(db_session(), current_user, now)
     return render_template("proctor/console.html", rows=rows, poll_ms=POLL_MS,
-                           server_now=utcnow().isoformat(),
+                           server_now=now.isoformat(),
+                           feed=console_feed.feed(rows, None, now.timestamp()),
                            recent_minutes=RECENTLY_ENDED_S // 60,
                            max_extension_minutes=CONTROL.max_extension_seconds // 60)
 
@@ -63,9 +65,26 @@ def console():
 @bp.get("/api/proctoring/console", endpoint="api_console")
 @role_required(*STAFF)
 def api_console():
+    """Every row (no ``cursor``), or only what changed since ``?cursor=`` (``changed`` rows and
+    ``removed`` ids; ``proctoring.console_feed``); ``304`` when ``If-None-Match`` names the view
+    as it stands. A cursor that is not one this server issued, or from the future, is a 400."""
     now = utcnow()
+    cursor = request.args.get("cursor")
+    if cursor is not None and not cursor.strip():
+        raise ApiError(400, "bad_cursor", "cursor: empty; leave it out for a full snapshot")
     rows = live_sessions(db_session(), current_user, now)
-    return {"server_now": now.isoformat(), "sessions": rows}
+    try:
+        out = console_feed.feed(rows, cursor, now.timestamp())
+    except console_feed.BadCursor as exc:
+        raise ApiError(400, "bad_cursor", f"{exc}; leave it out for a full snapshot") from None
+    out["server_now"] = now.isoformat()
+    if cursor and not out["full"] and request.if_none_match.contains_weak(out["etag"][3:-1]):
+        resp = make_response("", 304)
+    else:
+        resp = make_response(out)
+    resp.headers["ETag"] = out["etag"]
+    resp.headers["Cache-Control"] = "private, no-cache"
+    return resp
 
 
 # ---------------------------------------------------------------- one session

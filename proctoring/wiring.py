@@ -326,7 +326,11 @@ def _camera(ps: Row, pol: ProctoringPolicy | None, last: Row | None,
     history = History(events=[], snapshots=[last] if last is not None else [], now=now,
                       running=spans)
     gap = camera_silences(pol, history)[-1]
+    paused = State(ps.state) == State.PAUSED
     return {"silent_s": int(gap.seconds), "interval_s": pol.snapshot_interval_s,
+            # silence grows with wall time while the exam runs: its start (epoch s) lets a page
+            # shown deltas count on; none while paused (the silence stands still)
+            "silent_from_s": None if paused else round(now.timestamp() - gap.seconds),
             "limit_s": missing_snapshot_limit_s(pol), "flag": silence_flag(pol, gap),
             "flagged": False}
 
@@ -406,9 +410,14 @@ def live_sessions(session: Session, viewer: User, now: dt.datetime | None = None
             continue
         if p is not None:
             row.update(answered=p.answered, items=p.items, position=p.position + 1,
-                       remaining_s=int(p.remaining_s), paused=p.paused)
+                       remaining_s=int(p.remaining_s), paused=p.paused,
+                       # the instant the clock runs out (epoch s), so a page shown deltas counts
+                       # down itself; none while paused or once the time is up
+                       ends_at_s=(round(now.timestamp() + p.remaining_s)
+                                  if not p.paused and p.remaining_s > 0 else None))
         seen = ps.last_seen_at
         row["last_seen_s"] = int((now - seen).total_seconds()) if seen else None
+        row["last_seen_at_s"] = int(seen.timestamp()) if seen else None
         row["connection"] = ("not yet" if seen is None else
                              "online" if (now - seen).total_seconds() <= CONNECTION_LOST_AFTER_S
                              else "lost")

@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.browser,
 
 FAILING_IMPACTS = {"serious", "critical"}
 #: links to files, not pages; and the ones that change state or leave the session
-SKIP_PATH = re.compile(r"\.(json|jwt|png|svg|pdf|csv|ico|txt)$|^/static/|^/signout|^/api/")
+SKIP_PATH = re.compile(r"\.(json|jwt|png|svg|pdf|csv|ico|txt)(\?|$)|^/static/|^/signout|^/api/")
 MAX_PAGES_PER_ROLE = 40
 
 
@@ -88,6 +88,7 @@ def site(app, db, build_exam):
     demo_code = _demo_exam(db).code
     bank["psychometrician"] += [f"/psych/exams/{demo_code}/cuts?theta=0.5",
                                 f"/psych/exams/{demo_code}/cuts/rescore"]
+    bank["psychometrician"] += _runs_pages(db, _demo_exam(db), creds)
     return SimpleNamespace(
         creds=creds,
         extra={
@@ -126,6 +127,41 @@ def _renewals(app, db, candidate, credential) -> list[str]:
         db.commit()
         return [f"/holders/{share.token}",
                 f"/reminders/unsubscribe/{reminders.unsubscribe_token(cfg, candidate.id)}"]
+def _runs_pages(db, exam, creds) -> list[str]:
+    """A finished run compared with the bank (drift table, linking constants, the approval's
+    scale choice) and a queued report PDF's page (its progress)."""
+    from sqlalchemy import select
+
+    from assessment.psych.calibration import exam_item_versions
+    from assessment.psych.report_pdfs import ReportPdf
+    from assessment.psych.runs import CalibrationEstimate, CalibrationRun
+    from assessment.users import User
+    from itembank.parameters import ParameterValues, supersede_parameters
+
+    versions = exam_item_versions(db, exam)
+    supersede_parameters(db, [ParameterValues(item_version_id=v.id, model="2pl", a=1.0 + j / 20,
+                                              b=-1.0 + j / 8, standard_errors={"a": 0.1, "b": 0.1})
+                              for j, v in enumerate(versions)], source="axe")
+    run = CalibrationRun(exam_id=exam.id, model="2pl", converged=True, iterations=10,
+                         status="proposed", job_state="finished", fit_summary={
+                             "exam": exam.code, "engine": "axe", "n_persons": 40,
+                             "n_items": len(versions), "forms": [], "fit_forms": [],
+                             "fit_notes": [], "recovery": [], "max_change": None, "aic": None,
+                             "bic": None, "n_params": None, "latent_mean": 0.0,
+                             "latent_sd": 1.0, "seconds": None})
+    db.add(run)
+    db.flush()
+    for j, v in enumerate(versions):
+        db.add(CalibrationEstimate(run_id=run.id, item_version_id=v.id, position=j,
+                                   n_responses=40, a=(1.0 + j / 20) * 1.1,
+                                   b=(-1.0 + j / 8 - 0.2) / 1.1 + (0.8 if j == 2 else 0.0),
+                                   c=0.0, standard_errors={"a": 0.1, "b": 0.1}, status="ok"))
+    user = db.scalar(select(User).where(User.email == creds["psychometrician"][0]))
+    pdf = ReportPdf(exam_id=exam.id, scope={}, scope_key="axe", requested_by_id=user.id,
+                    state="queued", progress={"stage": "waiting for a job worker"})
+    db.add(pdf)
+    db.commit()
+    return [f"/psych/runs/{run.id}", f"/psych/runs/{run.id}/compare", f"/psych/report-pdfs/{pdf.id}"]
 
 
 def _bank_items(db, creds) -> dict[str, list[str]]:

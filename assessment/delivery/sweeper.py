@@ -24,7 +24,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from assessment.delivery.models import Attempt, ClockEvent, SweepFailure
@@ -72,11 +72,18 @@ def _batches(session: Session, now: dt.datetime, grace_seconds: float, batch: in
     if shortest is None:
         return
     started_by = now - dt.timedelta(seconds=float(shortest) + grace_seconds)
+    # The stored deadline (kept with every clock event, ``timing.stored_clock``) leaves out an
+    # open pause, so ``deadline_at`` past the grace is a superset of the attempts whose time is
+    # up; the index on (status, deadline_at) finds them without reading the ones still running.
+    # A row without a stored deadline (written before it existed) falls back to its start.
+    passed = now - dt.timedelta(seconds=grace_seconds)
+    maybe_up = or_(Attempt.deadline_at <= passed,
+                   and_(Attempt.deadline_at.is_(None), Attempt.started_at <= started_by))
     last_id = 0
     while True:
         rows = session.execute(
-            select(*_COLUMNS).where(Attempt.status == "in_progress",
-                                    Attempt.started_at <= started_by, Attempt.id > last_id)
+            select(*_COLUMNS).where(Attempt.status == "in_progress", maybe_up,
+                                    Attempt.id > last_id)
             .order_by(Attempt.id).limit(batch)).all()
         session.commit()
         if not rows:

@@ -169,12 +169,43 @@ function announce(text) {
   window.setTimeout(() => { announcer.textContent = text; }, 50);
 }
 
+// The server sends the whole view once (data.full), then only the rows that changed since the
+// cursor (data.changed) and the ids that left (data.removed); the clock-driven numbers (time
+// left, seconds since the last ping, camera silence) are counted on here from the rows'
+// instants, with the server's clock (offsetMs), so an unchanged row needs no bytes.
+let cursor = null;
+let etag = null;
+let offsetMs = 0;
+const serverNowS = () => (Date.now() + offsetMs) / 1000;
+
+function advance(r) {
+  const now = serverNowS();
+  if (r.ends_at_s !== undefined && r.ends_at_s !== null) r.remaining_s = Math.max(0, Math.round(r.ends_at_s - now));
+  if (r.last_seen_at_s !== undefined && r.last_seen_at_s !== null) r.last_seen_s = Math.max(0, Math.round(now - r.last_seen_at_s));
+  if (r.camera && r.camera.silent_from_s !== undefined && r.camera.silent_from_s !== null) {
+    r.camera.silent_s = Math.max(0, Math.round(now - r.camera.silent_from_s));
+  }
+}
+
+// every live row's clock-driven cells, from its instants (text rewritten only when it changes)
+function tick() {
+  for (const [id, el] of rowEls) {
+    const r = known.get(id);
+    if (!el.finished && r) { advance(r); updateRow(el, r); }
+  }
+  document.getElementById("console-updated").textContent = new Date().toLocaleTimeString();
+}
+
 function render(data) {
   const news = [];
   const seen = new Set();
   const fresh = document.createDocumentFragment();  // new rows go in at once: one layout
   const freshFinished = [];
-  for (const r of data.sessions) {
+  if (data.cursor) { cursor = data.cursor; etag = data.etag; }
+  if (data.server_now_s) offsetMs = data.server_now_s * 1000 - Date.now();
+  const rows = data.full === false ? data.changed : data.sessions;
+  const removed = data.full === false ? new Set(data.removed) : null;
+  for (const r of rows) {
     seen.add(r.id);
     let el = rowEls.get(r.id);
     const before = known.get(r.id);
@@ -204,15 +235,19 @@ function render(data) {
   freshFinished.sort((x, y) => known.get(Number(x.tr.dataset.id)).ended_at.localeCompare(known.get(Number(y.tr.dataset.id)).ended_at));
   for (const el of freshFinished) finishedBody.prepend(el.tr);  // newest first
   for (const [id, el] of rowEls) {
-    if (!seen.has(id)) { el.tr.remove(); rowEls.delete(id); known.delete(id); }
+    if (removed ? removed.has(id) : !seen.has(id)) {
+      if (el.tr.contains(document.activeElement)) document.getElementById(el.finished ? "finished-heading" : "console-heading").focus();
+      el.tr.remove(); rowEls.delete(id); known.delete(id);
+    }
   }
-  const live = data.sessions.filter((r) => !r.finished).length;
-  const ended = data.sessions.length - live;
+  let live = 0;
+  for (const r of known.values()) if (!r.finished) live += 1;
+  const ended = known.size - live;
   setText(document.getElementById("console-count"), plural(live, "live session"));
   document.getElementById("console-empty").hidden = live > 0;
   document.getElementById("finished-empty").hidden = ended > 0;
   document.getElementById("finished-region").hidden = ended === 0;
-  document.getElementById("console-updated").textContent = new Date().toLocaleTimeString();
+  tick();
   if (news.length) announce(news.slice(0, 3).join(" ") + (news.length > 3 ? ` And ${news.length - 3} more.` : ""));
   first = false;
 }
@@ -223,8 +258,13 @@ function setText(el, text) {
 
 async function poll() {
   try {
-    const response = await fetch(table.dataset.url, { credentials: "same-origin", headers: { Accept: "application/json" } });
-    if (response.ok) render(await response.json());
+    const headers = { Accept: "application/json" };
+    if (cursor && etag) headers["If-None-Match"] = etag;
+    const url = cursor ? `${table.dataset.url}?cursor=${encodeURIComponent(cursor)}` : table.dataset.url;
+    const response = await fetch(url, { credentials: "same-origin", cache: "no-store", headers });
+    if (response.status === 304) tick();  // nothing changed: only the clocks move
+    else if (response.ok) render(await response.json());
+    else if (response.status === 400) { cursor = null; etag = null; }  // the next poll: the whole view
   } catch { /* offline: the next poll retries */ }
   window.setTimeout(poll, pollMs);
 }

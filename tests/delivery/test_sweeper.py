@@ -41,8 +41,9 @@ def attempts(db, make_user, build_exam):
             a = service.start_attempt(db, candidate(), exam, grace_seconds=2)
             ids.append(a.id)
         db.flush()
+        started = utcnow() - dt.timedelta(seconds=600 + late_s)
         db.execute(update(Attempt).where(Attempt.id.in_(ids)).values(
-            started_at=utcnow() - dt.timedelta(seconds=600 + late_s)))
+            started_at=started, deadline_at=started + dt.timedelta(seconds=600)))
         db.commit()
         return ids
 
@@ -105,8 +106,8 @@ def _statements(database, call) -> int:
 
 def test_statements_per_sweep_do_not_grow_with_the_attempts_in_progress(db, database, attempts):
     """Attempts with time left cost nothing per attempt: the sweep sends the same statements for
-    10 as for 40 of them; ones past their base time but extended are read in batches (plain
-    columns, their clock events for the whole batch), never one query each."""
+    10 as for 40 of them. Ones past their base time but extended are not read either: the stored
+    deadline (``deadline_at``) carries the extension, and the index finds only those past it."""
     attempts(10, late_s=-120)
     small = _statements(database, lambda: sweeper.sweep(db, grace_seconds=2))
     attempts(30, late_s=-120)
@@ -119,9 +120,14 @@ def test_statements_per_sweep_do_not_grow_with_the_attempts_in_progress(db, data
     db.commit()
     report = []
     sent = _statements(database, lambda: report.append(sweeper.sweep(db, grace_seconds=2, batch=10)))
-    assert report[0].examined == 25 and report[0].finalized == []
-    # shortest limit, then per batch of 10 (3 batches): attempts, their clock events, failures
-    assert sent == 1 + 3 * 3, sent
+    assert report[0].examined == 0 and report[0].finalized == []
+    assert sent == 2, sent
+
+    # a stored deadline past the grace is read in batches: attempts, clock events, failures
+    late = attempts(25, late_s=30)
+    report.clear()
+    sent = _statements(database, lambda: report.append(sweeper.sweep(db, grace_seconds=2, batch=10)))
+    assert report[0].examined == 25 and sorted(report[0].finalized) == sorted(late)
 
 
 def test_each_expired_attempt_costs_a_bounded_transaction(db, database, attempts):

@@ -169,3 +169,16 @@ def test_console_poll_budget_does_not_grow_with_sessions(app, db, proctored, mak
     assert len(rows) == 7
     assert len(large) == len(small), f"{len(small)} then {len(large)}:\n{large.report()}"
     assert len(large) == BUDGETS["console"], large.report()
+
+    # a delta poll (cursor) and a 304 (If-None-Match) cost what the full poll costs: the
+    # rows are read to be compared (proctoring.console_feed), nothing more
+    full = proctor.get("/api/proctoring/console").json
+    delta, resp = _counted(app, lambda: proctor.get(
+        "/api/proctoring/console", query_string={"cursor": full["cursor"]}))
+    assert resp.json["changed"] == [] and len(delta) == BUDGETS["console"], delta.report()
+    database = app.extensions["microcred.database"]
+    with count_queries(database.engine, database.write_engine) as same:
+        resp = proctor.get("/api/proctoring/console", query_string={"cursor": full["cursor"]},
+                           headers={"If-None-Match": full["etag"]})
+    assert resp.status_code == 304 and resp.data == b""
+    assert len(same) == BUDGETS["console"], same.report()
