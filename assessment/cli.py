@@ -329,7 +329,36 @@ def _sweep_once(db: Database, settings: Settings) -> tuple[list[int], list] | No
             flags = sweep_rules(session)  # a closed page sends nothing that would flag it
             checkpoint_if_due(session, settings.instance_dir)  # sign the audit head, off the db
             _requeue_lost_jobs(session, db, settings)
+            _queue_reminders(db, settings)
         return report.finalized, flags
+
+
+#: When the leader last queued the reminder emails (monotonic seconds); the job itself is
+#: idempotent (each reminder is claimed before it is sent), so a second node or a restart that
+#: queues it again early sends nothing twice.
+_reminders_queued_at: list[float] = []
+
+
+def _queue_reminders(db: Database, settings: Settings) -> None:
+    """Queue the reminder emails (expiry windows, CE cycle ends) every
+    ``MICROCRED_REMINDERS_EVERY_SECONDS`` (default hourly) when an SMTP server is configured."""
+    from assessment.jobs import build_queue
+    from credentials.reminders import SEND
+    from microcred.environment import reminders_every_seconds
+    from microcred.jobs import JobError
+
+    every = reminders_every_seconds()
+    if every is None:
+        return
+    now = time.monotonic()
+    if _reminders_queued_at and now - _reminders_queued_at[0] < every:
+        return
+    try:
+        build_queue(settings, db.session).enqueue(SEND)
+    except JobError as exc:  # the queue is down: the next sweep tries again
+        click.echo(f"sweep: could not queue the reminder emails: {exc}", err=True)
+        return
+    _reminders_queued_at[:] = [now]
 
 
 def _requeue_lost_jobs(session, db: Database, settings: Settings) -> None:

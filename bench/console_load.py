@@ -400,6 +400,125 @@ def measure_silence_poll(app: Any, n: int) -> dict[str, Any]:
             "after_silence_poll_queries": after[1]}
 
 
+# ---------------------------------------------------------------- many proctors at once
+
+
+def measure_fleet(app: Any, db: Any, n: int, proctors: int, seconds: float, deltas: bool,
+                  changes_per_s: float, workers: int, seed: int) -> dict[str, Any]:
+    """``proctors`` consoles each polling every 3 s (the page's interval) for ``seconds``, on
+    ``workers`` threads (each a signed-in client; the bench proctor's, so every console shows
+    the same ``n`` sessions: the server's work per poll is what 50 proctors of 200 sessions
+    each would cost, without building 10,000 sessions). Polls are scheduled open-loop at their
+    times; a poll's latency counts from its scheduled time, so queueing shows. Meanwhile a
+    writer raises a flag on a random session ``changes_per_s`` times a second, so deltas carry
+    changes. ``deltas``: each console keeps its cursor and ETag (the page's JS); otherwise
+    every poll is a full one (before this change)."""
+    import queue
+
+    from sqlalchemy import select
+
+    from microcred.querycount import count_queries
+    from proctoring import events, hooks
+    from proctoring.models import ProctorSession
+    from proctoring.sessions import get_session
+
+    interval = 3.0
+    jobs: queue.Queue = queue.Queue()
+    t0 = time.perf_counter() + 3.0
+    plan = sorted((t0 + p * interval / proctors + k * interval, p)
+                  for p in range(proctors) for k in range(int(seconds / interval)))
+    for job in plan:
+        jobs.put(job)
+    state: dict[int, tuple[str | None, str | None]] = {p: (None, None) for p in range(proctors)}
+    lock = threading.Lock()
+    lat: list[float] = []
+    sizes: list[int] = []
+    codes: dict[int, int] = {}
+    changed_rows: list[int] = []
+    first_full: list[int] = []
+
+    signed = app.test_client()  # one sign-in (the sign-in throttle), its cookies copied
+    signin(signed, "bench-proctor@bench.microcred.test")
+    cookies = [(c.key, c.value, c.domain) for c in signed._cookies.values()]
+
+    def worker() -> None:
+        client = app.test_client()
+        for key, value, domain in cookies:
+            client.set_cookie(key, value, domain=domain)
+        while True:
+            try:
+                at, p = jobs.get_nowait()
+            except queue.Empty:
+                return
+            wait = at - time.perf_counter()
+            if wait > 0:
+                time.sleep(wait)
+            with lock:
+                cursor, etag = state[p]
+            headers = {"If-None-Match": etag} if (deltas and etag) else {}
+            qs = {"cursor": cursor} if (deltas and cursor) else {}
+            resp = client.get("/api/proctoring/console", query_string=qs, headers=headers)
+            body = resp.get_data()
+            done = time.perf_counter()
+            with lock:
+                lat.append(done - at)
+                sizes.append(len(body))
+                codes[resp.status_code] = codes.get(resp.status_code, 0) + 1
+                if resp.status_code == 200:
+                    data = json.loads(body)
+                    state[p] = (data["cursor"], data["etag"])
+                    if deltas and cursor is None:
+                        first_full.append(len(body))  # the page's first load: not a steady poll
+                    else:
+                        changed_rows.append(len(data["sessions"] if data["full"] else data["changed"]))
+                elif resp.status_code == 304:
+                    changed_rows.append(0)
+
+    stop = threading.Event()
+    writes = [0]
+
+    def writer() -> None:
+        rng = random.Random(seed)
+        with db.database.session() as s:
+            sids = list(s.scalars(select(ProctorSession.id)))
+        while not stop.wait(1 / changes_per_s if changes_per_s > 0 else 3600):
+            with db.database.session() as s:
+                ps = get_session(s, rng.choice(sids))
+                writes[0] += 1
+                events.raise_flags(s, ps, [hooks.FlagSpec("paste", f"bench-{writes[0]}", "low",
+                                                          "pasted text (bench)")])
+                s.commit()
+
+    database = app.extensions["microcred.database"]
+    threads = [threading.Thread(target=worker) for _ in range(workers)]
+    w = threading.Thread(target=writer, daemon=True)
+    w.start()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    stop.set()
+    w.join(5)
+    # one console's poll alone, its statements counted: a delta with nothing changed (or a
+    # full poll without deltas)
+    client = signed
+    first = client.get("/api/proctoring/console").json
+    qs = {"cursor": first["cursor"]} if deltas else {}
+    with count_queries(database.engine, database.write_engine) as sent:
+        client.get("/api/proctoring/console", query_string=qs)
+    return {"mode": "deltas" if deltas else "full", "proctors": proctors, "sessions": n,
+            "polls": len(lat), "polls_per_s": round(len(lat) / seconds, 1),
+            "p50_ms": round(1000 * statistics.median(lat), 1),
+            "p99_ms": round(1000 * pct(lat, 99), 1), "max_ms": round(1000 * max(lat), 1),
+            # steady polls: a console's first load (deltas) is reported apart
+            "bytes_per_poll_mean": round((sum(sizes) - sum(first_full))
+                                         / max(1, len(sizes) - len(first_full))),
+            "rows_per_poll_mean": round(statistics.mean(changed_rows), 1) if changed_rows else 0,
+            "first_load_bytes": first_full[0] if first_full else None,
+            "statuses": codes, "flags_written": writes[0],
+            "statements_per_poll": len(sent)}
+
+
 # ---------------------------------------------------------------- measuring the page
 
 
@@ -557,6 +676,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--updates", type=int, default=5)
     ap.add_argument("--seed", type=int, default=2026)
     ap.add_argument("--no-browser", action="store_true")
+    ap.add_argument("--proctors", type=int, default=0,
+                    help="also run this many consoles polling every 3 s at once, full polls "
+                         "then deltas (goal: 50 proctors of 200 sessions, p99 under 100 ms)")
+    ap.add_argument("--fleet-seconds", type=float, default=30.0)
+    ap.add_argument("--fleet-workers", type=int, default=8)
+    ap.add_argument("--changes-per-s", type=float, default=2.0,
+                    help="flags raised per second on random sessions while the consoles poll")
+    ap.add_argument("--only-fleet", action="store_true",
+                    help="skip the single-console, browser and silence measurements")
     ap.add_argument("--database-url", default=None,
                     help="a PostgreSQL server URL; a fresh database is created on it and dropped")
     args = ap.parse_args(argv)
@@ -586,6 +714,26 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  built in {ids['build_s']} s: {ids['events']} events, {ids['snapshots']} "
               f"snapshots, {ids['flags']} flags", flush=True)
         load_before = os.getloadavg()[0]
+        fleet: dict[str, Any] = {}
+        if args.proctors:
+            for deltas in (False, True):
+                f = measure_fleet(app, Db, args.sessions, args.proctors, args.fleet_seconds,
+                                  deltas, args.changes_per_s, args.fleet_workers, args.seed)
+                fleet[f["mode"]] = f
+                print(f"{args.proctors} consoles x {args.sessions} sessions, {f['mode']} polls "
+                      f"({f['polls']} in {args.fleet_seconds:.0f} s, {f['flags_written']} flags "
+                      f"written meanwhile): p50 {f['p50_ms']} ms, p99 {f['p99_ms']} ms, max "
+                      f"{f['max_ms']} ms; {f['bytes_per_poll_mean']} bytes and "
+                      f"{f['rows_per_poll_mean']} rows per steady poll (first load {f['first_load_bytes']} bytes); statuses {f['statuses']}; "
+                      f"statements per poll {f['statements_per_poll']} "
+                      f"(load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores)",
+                      flush=True)
+        if args.only_fleet:
+            Db.database.dispose()
+            print(json.dumps({"database": bench_db.kind, "sessions": args.sessions,
+                              "loadavg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+                              "fleet": fleet}))
+            return 0
         api = measure_api(app, args.sessions, args.polls)
         print(f"console API, {args.polls} polls of {args.sessions} sessions: "
               f"p50 {api['poll_ms_p50']} ms, p95 {api['poll_ms_p95']} ms, max {api['poll_ms_max']} ms; "
@@ -605,7 +753,7 @@ def main(argv: list[str] | None = None) -> int:
                   "cpus": os.cpu_count(), "loadavg_1m": [round(load_before, 2),
                                                          round(os.getloadavg()[0], 2)],
                   "events": ids["events"], "snapshots": ids["snapshots"], "flags": ids["flags"],
-                  "build_s": ids["build_s"], **api, **silence,
+                  "build_s": ids["build_s"], **api, **silence, "fleet": fleet,
                   **{f"browser_{k}": v for k, v in browser.items()}}
         print(json.dumps(result))
     finally:

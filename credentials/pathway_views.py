@@ -15,7 +15,7 @@ from flask import Response, abort, flash, redirect, render_template, request, ur
 from flask_login import current_user
 from sqlalchemy import select
 
-from credentials import pathway_rules, pathways, trainings
+from credentials import ce, pathway_rules, pathways, trainings
 from credentials.config import current
 from credentials.issuance import MAX_VALIDITY_DAYS
 from credentials.models import Achievement
@@ -62,8 +62,11 @@ def my_pathways() -> str:
              for e in sorted(catalog.exam_rules) if e in catalog.exams]
     trainings_done = [(t, held.completions.get(t.id)) for t in catalog.trainings.values()
                       if t.id in held.completions]
+    # CE progress by the one CE module, as the renewals page and the reminders count it
+    cycles = ce.cycles(session, current_user.id, held.now)
     return render_template("credentials/pathways.html", progress=progress, holding=holding,
-                           gates=gates, trainings_done=trainings_done, now=held.now)
+                           gates=gates, trainings_done=trainings_done, now=held.now,
+                           cycles=cycles, show=ce.show)
 
 
 # --- administration ---------------------------------------------------------------------------

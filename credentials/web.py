@@ -36,8 +36,7 @@ from microcred.db import utcnow
 from microcred.inputs import form_id, whole_number
 from microcred.pdf import html_to_pdf
 from microcred.records import Person, records
-from microcred.web import (ApiError, body_limit, db_session, form_page, role_required,
-                           runner_wiring)
+from microcred.web import ApiError, body_limit, db_session, form_page, role_required, runner_wiring
 
 bp = Blueprint("credentials", __name__)
 JSONLD = "application/ld+json"

@@ -31,6 +31,23 @@ def lms_api_token() -> str | None:
     return token if len(token) >= 32 else None
 
 
+def reminders_every_seconds() -> int | None:
+    """How often the sweeper's leader queues the reminder emails: ``MICROCRED_REMINDERS_EVERY_
+    SECONDS`` (default 3600; 0 turns it off). None, and nothing is scheduled, while no SMTP
+    server is configured (``MICROCRED_SMTP_HOST`` unset): a fresh install has none to send to."""
+    if not os.environ.get("MICROCRED_SMTP_HOST", "").strip():
+        return None
+    raw = os.environ.get("MICROCRED_REMINDERS_EVERY_SECONDS", "3600").strip() or "3600"
+    try:
+        every = int(raw)
+    except ValueError:
+        raise ValueError("MICROCRED_REMINDERS_EVERY_SECONDS must be a whole number of seconds, "
+                         f"got {raw!r}") from None
+    if every < 0:
+        raise ValueError(f"MICROCRED_REMINDERS_EVERY_SECONDS must be 0 or more, got {every}")
+    return every or None
+
+
 def sqlite_synchronous() -> str:
     """``MICROCRED_SQLITE_SYNCHRONOUS``: ``FULL`` (default) or ``NORMAL``. FULL makes every
     commit durable before a save is acknowledged; NORMAL (WAL) is faster but can lose the last

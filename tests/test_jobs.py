@@ -353,3 +353,40 @@ def test_the_sweeper_queues_again_a_run_whose_job_was_lost(demo, db):
     db.execute(CalibrationRun.__table__.update().values(job_state="finished"))
     db.commit()
     assert sweep(500) == []  # finished runs are never queued again
+
+
+def test_the_sweeper_leader_queues_the_reminder_emails_on_their_schedule(monkeypatch, tmp_path):
+    """Reminders (credentials.reminders) are queued by the sweeper's leader: not at all without
+    an SMTP server, then once per MICROCRED_REMINDERS_EVERY_SECONDS."""
+    import types
+
+    from assessment import cli
+    from microcred.environment import reminders_every_seconds
+
+    settings = Settings(instance_dir=tmp_path / "inst", database_url="sqlite://",
+                        secret_key="k")
+    (tmp_path / "inst").mkdir()
+    db = types.SimpleNamespace(session=lambda: None)  # queuing opens no database session
+    huey = build_queue(settings, db.session).huey
+
+    def queued() -> list[str]:
+        return [task.name for task in huey.pending()]
+
+    monkeypatch.setattr(cli, "_reminders_queued_at", [])
+    monkeypatch.delenv("MICROCRED_SMTP_HOST", raising=False)
+    cli._queue_reminders(db, settings)
+    assert queued() == [] and reminders_every_seconds() is None
+
+    monkeypatch.setenv("MICROCRED_SMTP_HOST", "mail.example.org")
+    cli._queue_reminders(db, settings)
+    cli._queue_reminders(db, settings)  # within the hour: not again
+    assert queued() == ["credentials.reminders"]
+    monkeypatch.setattr(cli, "_reminders_queued_at", [cli.time.monotonic() - 3601])
+    cli._queue_reminders(db, settings)
+    assert queued() == ["credentials.reminders"] * 2
+
+    monkeypatch.setenv("MICROCRED_REMINDERS_EVERY_SECONDS", "0")
+    assert reminders_every_seconds() is None
+    monkeypatch.setenv("MICROCRED_REMINDERS_EVERY_SECONDS", "hourly")
+    with pytest.raises(ValueError, match="MICROCRED_REMINDERS_EVERY_SECONDS must be a whole"):
+        reminders_every_seconds()

@@ -240,7 +240,7 @@ def preview_cut_rescoring(session: Session, exam: Exam) -> CutRescorePreview:
     """Every standing result of ``exam`` not scored by its current cut, judged by it (nothing
     is written). Refused when the exam has no adopted cut."""
     from assessment.psych.cuts import current_cut
-    from assessment.psych.cuts_scoring import judge
+    from assessment.psych.cuts_scoring import judge_many
     from assessment.users import User
     from itembank.models import Form
 
@@ -280,12 +280,12 @@ def preview_cut_rescoring(session: Session, exam: Exam) -> CutRescorePreview:
         for rid, aid in session.execute(select(Result.id, Result.attempt_id).where(
                 Result.attempt_id.in_([a.id for _, a, _, _ in rows]))):
             chains.setdefault(aid, []).append(rid)
-        for old, attempt, name, form_code in rows:
+        standing = [row for row in rows if releases.get(row[0].id) != "invalidated"]
+        judged = judge_many(session, exam, [(a.form_id, scored.get(old.id, []))
+                                            for old, a, _, _ in standing],
+                            adoption=adoption, cache=cache)
+        for (old, attempt, name, form_code), new in zip(standing, judged, strict=True):
             release = releases.get(old.id)
-            if release == "invalidated":
-                continue
-            new = judge(session, exam, attempt.form_id, scored.get(old.id, []),
-                        adoption=adoption, cache=cache)
             change = CutChange(
                 attempt_id=attempt.id, candidate_id=attempt.candidate_id, candidate_name=name,
                 form_code=form_code, old_result_id=old.id, old_rule=old.scoring_rule,
@@ -426,8 +426,10 @@ def _supersede(session: Session, changes: list[CutChange], row: Any, adoption_id
                     "at": utcnow()})
         # new rows only (append-only tables), inserted in bulk: a rescoring copies every item
         # score of every result it supersedes
+        # Core executemany on the session's connection: the ORM's bulk path costs several
+        # times more per row, and nothing here needs the objects back
         if item_rows:
-            session.execute(insert(ItemScore), item_rows)
+            session.connection().execute(insert(ItemScore.__table__), item_rows)
         if release_rows:
-            session.execute(insert(ResultRelease), release_rows)
+            session.connection().execute(insert(ResultRelease.__table__), release_rows)
     return new_ids

@@ -68,12 +68,63 @@ def percent_rule(percent: float, pass_percent: float) -> Judgement:
     return Judgement(rule="percent", passed=percent >= pass_percent, pass_percent=pass_percent)
 
 
+def _dichotomous(scored: list[tuple[int, float, float]]) -> bool:
+    return all(m == 1.0 and s in (0.0, 1.0) for _, s, m in scored)
+
+
+def _parameters(session: Session, exam: Any, vids: list[int], cache: dict | None):
+    """The approved parameter set of these items and their parameters in this order (None when
+    one has none usable); with ``cache``, each set is read once and each order built once."""
+    key = tuple(vids)
+    found = cache.get(key) if cache is not None else None
+    if found is None:
+        items = frozenset(vids)
+        pset = cache.get(items) if cache is not None else None
+        if pset is None:
+            pset = parameter_set(session, exam.id, vids)
+            if cache is not None:
+                cache[items] = pset
+        found = (pset, pset.for_items(vids))
+        if cache is not None:
+            cache[key] = found
+    return found
+
+
+def judge_many(session: Session, exam: Any, attempts: list[tuple[int, list]], *,
+               adoption: CutAdoption | None, cache: dict | None = None) -> list[Judgement]:
+    """:func:`judge` for many attempts ``(form_id, scored)`` at once (a rescoring): the EAP
+    estimates of the attempts that share a set of items come from one call over their response
+    matrix, in item-id order (EAP does not depend on the order of the items), instead of one
+    call per attempt. Each decision is then made by :func:`judge`, the one rule."""
+    cache = {} if cache is None else cache
+    estimates: dict[int, tuple[float, float]] = {}
+    if adoption is not None and adoption.scoring == "irt":
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for i, (_, scored) in enumerate(attempts):
+            if scored and _dichotomous(scored):
+                groups.setdefault(tuple(sorted(v for v, _, _ in scored)), []).append(i)
+        for vids, members in groups.items():
+            _, params = _parameters(session, exam, list(vids), cache)
+            if params is None:
+                continue
+            matrix = np.array([[dict((v, s) for v, s, _ in attempts[i][1])[v] for v in vids]
+                               for i in members], dtype=float)
+            est = theta_eap(matrix, params)
+            for row, i in enumerate(members):
+                estimates[i] = (float(est.theta[row]), float(est.se[row]))
+    return [judge(session, exam, form_id, scored, adoption=adoption, cache=cache,
+                  estimate=estimates.get(i))
+            for i, (form_id, scored) in enumerate(attempts)]
+
+
 def judge(session: Session, exam: Any, form_id: int, scored: list[tuple[int, float, float]],
-          *, adoption: CutAdoption | None = CURRENT, cache: dict | None = None) -> Judgement:
+          *, adoption: CutAdoption | None = CURRENT, cache: dict | None = None,
+          estimate: tuple[float, float] | None = None) -> Judgement:
     """The decision for the scored items ``(item_version_id, score, max_score)`` of an attempt
     on ``form_id`` (see the module for the rule). ``adoption``: the cut to judge by (default the
     exam's current one; None: the percent rule). ``cache``: a dict kept across calls for many
-    results (a rescoring), so each set of items' parameters is read once."""
+    results (a rescoring), so each set of items' parameters is read once. ``estimate``: the
+    attempt's EAP (theta, SE) when :func:`judge_many` already computed it."""
     raw = float(sum(s for _, s, _ in scored))
     maximum = float(sum(m for _, _, m in scored))
     percent = round(100.0 * raw / maximum, 2) if maximum else 0.0
@@ -82,24 +133,18 @@ def judge(session: Session, exam: Any, form_id: int, scored: list[tuple[int, flo
     if adoption is None or not scored:
         return percent_rule(percent, exam.pass_percent)
     vids = [v for v, _, _ in scored]
-    key = tuple(vids)
-    found = cache.get(key) if cache is not None else None
-    if found is None:
-        pset = parameter_set(session, exam.id, vids)
-        found = (pset, pset.for_items(vids))
-        if cache is not None:
-            cache[key] = found
-    pset, params = found
-    dichotomous = all(m == 1.0 and s in (0.0, 1.0) for _, s, m in scored)
-    params = params if dichotomous else None
+    pset, params = _parameters(session, exam, vids, cache)
+    params = params if _dichotomous(scored) else None
     transform = adoption.transform()
     stored = adoption.form_cut(form_id)
     if stored is not None and stored.get("max_score") != int(maximum):
         stored = None  # the form's scored items changed since the cut was adopted
     common = {"cut_adoption_id": adoption.id}
     if adoption.scoring == "irt" and params is not None:
-        est = theta_eap(np.array([[s for _, s, _ in scored]], dtype=float), params)
-        theta, se = float(est.theta[0]), float(est.se[0])
+        if estimate is None:
+            est = theta_eap(np.array([[s for _, s, _ in scored]], dtype=float), params)
+            estimate = (float(est.theta[0]), float(est.se[0]))
+        theta, se = estimate
         raw_cut = stored["raw_cut"] if stored else _carried_raw_cut(adoption, params)
         return Judgement(
             rule="irt", passed=theta >= adoption.theta_cut,

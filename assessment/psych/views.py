@@ -525,7 +525,7 @@ bp.add_app_template_global(chart_img, "chart_img")
 
 
 # the cut adoption and cut rescoring pages register on this blueprint
-from assessment.psych import cuts_views  # noqa: E402,F401
+from assessment.psych import cuts_views  # noqa: F401
 
 # ---------------------------------------------------------------- report PDFs (a background job)
 

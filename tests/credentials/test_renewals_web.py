@@ -270,6 +270,12 @@ def test_holder_renewals_page_and_program_report(app, db, client, make_user, sig
     page = client.get("/wallet/renewals").get_data(as_text=True)
     assert "Radiation Safety" in page and "2026-01-05 to 2026-03-04" in page
     assert "Still missing: 7 hours in all." in page
+    # the pathway page shows the same CE progress, counted by the same module
+    pathways_page = client.get("/pathways").get_data(as_text=True)
+    ce_section = pathways_page[pathways_page.index('id="ce-heading"'):]
+    assert "Radiation Safety" in ce_section and "2026-01-05 to 2026-03-04" in ce_section
+    assert "Still missing: 7 hours in all." in ce_section
+    assert "<td>3</td><td>at least 3</td>" in ce_section  # ethics: 3 of at least 3 hours
     admin = make_user("admin")
     staff = app.test_client()
     signin(staff, admin)

@@ -191,20 +191,26 @@ class Postgres(Process):
             "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.data}",
             "-c", "max_connections=60", "-c", "shared_buffers=16MB"])
         super().start()
-        wait_port(self.port, 30)
+        wait_port(self.port, 90)
         # accepting TCP is not yet accepting queries (startup recovery)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90
         while subprocess.run([str(PG_BIN / "pg_isready"), "-h", "127.0.0.1", "-p",
                               str(self.port), "-q"], check=False).returncode != 0:
             if time.monotonic() > deadline:
                 raise RuntimeError("test PostgreSQL did not become ready:\n" + self.tail())
             time.sleep(0.1)
 
-    def stop(self, timeout: float = 15.0) -> None:
-        # SIGINT: PostgreSQL's fast shutdown (ends sessions, checkpoints)
+    def stop(self, timeout: float = 30.0) -> None:
+        """SIGINT to the postmaster itself (PostgreSQL's fast shutdown: ends sessions,
+        checkpoints), not to ``runuser`` in front of it, which would pass on a SIGTERM (a smart
+        shutdown, waiting for every client to leave)."""
         if self.proc is None or self.proc.poll() is not None:
             return
-        self.proc.send_signal(signal.SIGINT)
+        try:
+            postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
+            os.kill(postmaster, signal.SIGINT)
+        except (OSError, ValueError, IndexError):
+            self.proc.send_signal(signal.SIGINT)
         try:
             self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
