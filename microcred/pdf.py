@@ -16,3 +16,41 @@ def html_to_pdf(html: str, *, base_url: str | None = None) -> bytes:
 
     ImageFile.LOAD_TRUNCATED_IMAGES = strict
     return HTML(string=html, base_url=base_url).write_pdf()
+
+
+def html_to_pdf_parts(html: str, *, base_url: str | None = None
+                      ) -> tuple[bytes, list[tuple[int, str, int, tuple[float, float]]]]:
+    """The PDF and its headings' bookmarks as ``(level, label, page index, (x, y))`` in PDF
+    points (origin bottom left), for a caller that merges several PDFs into one and rebuilds
+    the outline (a process pool worker: arguments and result pickle)."""
+    strict = ImageFile.LOAD_TRUNCATED_IMAGES
+    from weasyprint import HTML
+
+    ImageFile.LOAD_TRUNCATED_IMAGES = strict
+    document = HTML(string=html, base_url=base_url).render()
+    marks = []
+    for n, page in enumerate(document.pages):
+        for level, label, (x, y), _state in page.bookmarks:
+            marks.append((level, label, n, (x * 0.75, (page.height - y) * 0.75)))
+    return document.write_pdf(), marks
+
+
+def main(argv: list[str]) -> int:
+    """``python -m microcred.pdf IN OUT``: render the pickled list of ``(html, base_url)`` in IN
+    with :func:`html_to_pdf_parts` and pickle the list of results to OUT. A worker process of a
+    caller that renders one PDF in parts (both files are the caller's own temporary files); a
+    plain process, not a multiprocessing child, so it never imports the caller's main module."""
+    import pickle
+
+    with open(argv[0], "rb") as fh:
+        jobs = pickle.load(fh)
+    results = [html_to_pdf_parts(html, base_url=base_url) for html, base_url in jobs]
+    with open(argv[1], "wb") as fh:
+        pickle.dump(results, fh)
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    raise SystemExit(main(sys.argv[1:]))

@@ -10,6 +10,12 @@ import base64
 import csv
 import io
 import json
+import logging
+import os
+import pickle
+import subprocess
+import sys
+import tempfile
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -19,9 +25,11 @@ from markupsafe import Markup
 
 from assessment.psych.charts import Chart
 from assessment.psych.report import ItemAnalysisReport
-from microcred.pdf import html_to_pdf
+from microcred.pdf import html_to_pdf, html_to_pdf_parts
 
-TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATES = ROOT / "templates"
+log = logging.getLogger(__name__)
 
 
 def chart_img(chart: Chart | None, css_class: str = "chart") -> Markup:
@@ -40,19 +48,159 @@ def _env() -> Environment:
     return env
 
 
-def render_pdf_html(report: ItemAnalysisReport) -> str:
-    return _env().get_template("psych/report_pdf.html").render(r=report)
+def render_pdf_html(report: ItemAnalysisReport, *, part: str = "all",
+                    items: list | None = None) -> str:
+    """The PDF's HTML: ``part`` "all" (the whole report, page numbers by CSS), "front" (cover,
+    summary, tables) or "items" (the sections of ``items``); the parts carry no footers, which
+    :func:`render_pdf` stamps on the merged PDF."""
+    return _env().get_template("psych/report_pdf.html").render(
+        r=report, part=part, items=report.items if items is None else items)
+
+
+#: from this many items the PDF is rendered in parts by a process pool (below: one process, so
+#: tests and small reports pay no pool start)
+PARALLEL_FROM = 40
+
+
+def pdf_workers(n_items: int) -> int:
+    """How many processes render the PDF: ``MICROCRED_PDF_WORKERS`` if set, else the machine's
+    cores, from :data:`PARALLEL_FROM` items (1 below)."""
+    configured = os.environ.get("MICROCRED_PDF_WORKERS", "").strip()
+    if configured:
+        try:
+            workers = int(configured)
+        except ValueError:
+            raise ValueError(
+                f"MICROCRED_PDF_WORKERS must be a whole number, not {configured!r}") from None
+    else:
+        workers = os.cpu_count() or 1
+    return max(1, workers) if n_items >= PARALLEL_FROM else 1
 
 
 def render_pdf(report: ItemAnalysisReport, *,
-               progress: Callable[[int, int], None] | None = None) -> bytes:
-    """The report as PDF; ``progress(done, total)`` is told of each part rendered."""
+               progress: Callable[[int, int], None] | None = None,
+               chunks: int | None = None, workers: int | None = None) -> bytes:
+    """The report as PDF; ``progress(done, total)`` is told of each part rendered.
+
+    A large report is rendered in parts at once: the front matter and ``chunks`` runs of item
+    sections (default: one per worker), each its own WeasyPrint document, this process and
+    ``python -m microcred.pdf`` worker processes rendering at once, merged in order with pypdf; the footers ("Page N of M", the exam and date)
+    are then stamped from one footer-only document of M pages, and the outline is rebuilt from
+    the parts' headings, so the result reads as the single-process PDF does. ``chunks`` and
+    ``workers`` force the split (tests); with one worker the parts render here, in order."""
+    workers = pdf_workers(len(report.items)) if workers is None else max(1, workers)
+    if chunks is None:
+        chunks = workers
+    chunks = max(1, min(chunks, len(report.items)))
+    if chunks == 1:
+        if progress:
+            progress(0, 1)
+        pdf = html_to_pdf(render_pdf_html(report), base_url=str(TEMPLATES))
+        if progress:
+            progress(1, 1)
+        return pdf
+    size = -(-len(report.items) // chunks)
+    htmls = [render_pdf_html(report, part="front")] + [
+        render_pdf_html(report, part="items", items=report.items[k:k + size])
+        for k in range(0, len(report.items), size)]
+    total = len(htmls) + 1
     if progress:
-        progress(0, 1)
-    pdf = html_to_pdf(render_pdf_html(report), base_url=str(TEMPLATES))
+        progress(0, total)
+    # this process renders the front matter and the first run of items; each other worker
+    # process one run each (contiguous groups, in order)
+    n_groups = max(1, min(workers, len(htmls) - 1))
+    groups = [[0, 1]] + [[] for _ in range(n_groups - 1)]
+    for n in range(2, len(htmls)):
+        groups[1 + (n - 2) * (n_groups - 1) // max(1, len(htmls) - 2)
+               if n_groups > 1 else 0].append(n)
+    parts: list = [None] * len(htmls)
+    with tempfile.TemporaryDirectory(prefix="microcred-pdf-") as tmp:
+        started = [(group, _start_worker(tmp, k, [(htmls[n], str(TEMPLATES)) for n in group]))
+                   for k, group in enumerate(groups[1:], 1) if group]
+        done = 0
+        for n in groups[0]:
+            parts[n] = html_to_pdf_parts(htmls[n], base_url=str(TEMPLATES))
+            done += 1
+            if progress:
+                progress(done, total)
+        for group, worker in started:
+            for n, result in zip(group, _finish_worker(*worker)):
+                parts[n] = result
+            done += len(group)
+            if progress:
+                progress(done, total)
+    for n, h in enumerate(htmls):  # a worker that could not start or failed: render here
+        if parts[n] is None:
+            parts[n] = html_to_pdf_parts(h, base_url=str(TEMPLATES))
+    pdf = _merge(report, parts)
     if progress:
-        progress(1, 1)
+        progress(total, total)
     return pdf
+
+
+def _start_worker(tmp: str, k: int, jobs: list[tuple[str, str]]):
+    """A ``python -m microcred.pdf`` process rendering ``jobs`` (None if it cannot start)."""
+    src, out = os.path.join(tmp, f"in{k}.pickle"), os.path.join(tmp, f"out{k}.pickle")
+    with open(src, "wb") as fh:
+        pickle.dump(jobs, fh)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "microcred.pdf", src, out], env=env,
+                                cwd=str(ROOT), stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    except OSError:
+        return None, out
+    return proc, out
+
+
+def _finish_worker(proc, out: str) -> list:
+    """The worker's results, or nothing (its parts are then rendered here) if it failed."""
+    if proc is None:
+        return []
+    _, err = proc.communicate()
+    if proc.returncode != 0:
+        log.warning("report PDF worker failed (%s): %s", proc.returncode,
+                    err.decode(errors="replace")[-2000:])
+        return []
+    with open(out, "rb") as fh:
+        return pickle.load(fh)
+
+
+def _merge(report: ItemAnalysisReport, parts: list[tuple[bytes, list]]) -> bytes:
+    """The parts' pages in order, each footer stamped on its page, the outline rebuilt."""
+    from pypdf import PdfReader, PdfWriter
+    from pypdf.generic import Fit
+
+    writer = PdfWriter()
+    marks = []  # (level, label, page index, (x, y)) over the whole document
+    for data, bookmarks in parts:
+        first = len(writer.pages)
+        writer.append(PdfReader(io.BytesIO(data)), import_outline=False)
+        marks += [(level, label, first + page, pos) for level, label, page, pos in bookmarks]
+    n_pages = len(writer.pages)
+    footers = PdfReader(io.BytesIO(html_to_pdf(
+        _env().get_template("psych/report_pdf_footers.html").render(r=report, n_pages=n_pages),
+        base_url=str(TEMPLATES))))
+    if len(footers.pages) != n_pages:  # never seen; a wrong footer would be worse than none
+        raise RuntimeError(f"report PDF: {len(footers.pages)} footer pages for {n_pages} pages")
+    for page, footer in zip(writer.pages, footers.pages):
+        page.merge_page(footer)
+    # the outline as WeasyPrint builds it: a heading nests under the last one of a lower level
+    stack: list = []  # (level, outline item)
+    for level, label, page, (x, y) in marks:
+        while stack and stack[-1][0] >= level:
+            stack.pop()
+        parent = stack[-1][1] if stack else None
+        item = writer.add_outline_item(title=label, page_number=page, parent=parent,
+                                       fit=Fit.xyz(x, y, 0))
+        stack.append((level, item))
+    front = PdfReader(io.BytesIO(parts[0][0])).metadata or {}
+    writer.add_metadata({k: v for k, v in front.items() if isinstance(v, str)})
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
 
 
 def table_csv(report: ItemAnalysisReport, name: str) -> str:

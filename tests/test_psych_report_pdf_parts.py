@@ -1,0 +1,69 @@
+"""The item-analysis PDF rendered in parts (issue 14: "renders to PDF in under 20 s"): the front
+matter and runs of item sections rendered at once by this process and a worker process, merged
+with pypdf, footers stamped afterwards, must read as the single-process PDF does: same pages,
+same sections in order, "Page N of M" right on every page, same outline and title."""
+from __future__ import annotations
+
+import importlib.util
+import io
+from pathlib import Path
+
+from pypdf import PdfReader
+
+from assessment.exams import Exam
+from assessment.models import load_all
+from assessment.psych.report import ReportScope, report_from_matrix
+from assessment.psych.report_output import render_pdf
+
+BENCH = Path(__file__).resolve().parents[1] / "bench" / "report.py"
+
+
+def _report(n_items: int):
+    spec = importlib.util.spec_from_file_location("bench_report", BENCH)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    load_all()
+    matrix, params = bench.simulate(n_items, 300)
+    exam = Exam(id=1, code="PARTS", title="Parts exam", pass_percent=60.0)
+    return report_from_matrix(ReportScope(exam), matrix, params, with_charts=False)
+
+
+def _read(pdf: bytes):
+    reader = PdfReader(io.BytesIO(pdf))
+
+    def outline(entries, depth=0):
+        out = []
+        for e in entries:
+            if isinstance(e, list):
+                out += outline(e, depth + 1)
+            else:
+                out.append((depth, e.title, reader.get_destination_page_number(e)))
+        return out
+
+    return reader, [p.extract_text() for p in reader.pages], outline(reader.outline)
+
+
+def test_a_report_rendered_in_parts_reads_as_the_single_process_one():
+    report = _report(5)
+    single, single_text, single_outline = _read(render_pdf(report, chunks=1))
+    seen = []
+    parts, parts_text, parts_outline = _read(render_pdf(
+        report, chunks=2, workers=2, progress=lambda done, total: seen.append((done, total))))
+    m = len(single.pages)
+    assert m >= 3 + len(report.items) and len(parts.pages) == m
+    assert seen[0] == (0, 4) and seen[-1] == (4, 4)  # front, 2 runs of items, footers
+    # every item has its section, in order, on the same page
+    for i in report.items:
+        assert [n for n, t in enumerate(parts_text) if i.label in t.splitlines()[0]] == \
+               [n for n, t in enumerate(single_text) if i.label in t.splitlines()[0]]
+    # footers: none on the cover, "Page N of M" and the exam on every other page
+    assert "Page " not in parts_text[0]
+    for n, text in enumerate(parts_text[1:], 2):
+        assert f"Page {n} of {m}" in text and "PARTS item analysis" in text
+        assert text.count("Page ") == 1
+    assert parts_outline == single_outline
+    assert [d for d, _, _ in parts_outline[:3]] == [0, 1, 1]
+    assert parts.metadata.title == single.metadata.title == "Item-analysis report: Parts exam"
+    # in one process (no worker) the same
+    _, inproc_text, inproc_outline = _read(render_pdf(report, chunks=3, workers=1))
+    assert inproc_text == parts_text and inproc_outline == parts_outline
