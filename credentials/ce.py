@@ -139,6 +139,37 @@ def set_requirement(session: Session, achievement: Achievement, *, total: int,
                     cycle_months: int, minimums: dict[str, int],
                     unit: str = "hours") -> CeRequirement:
     """Attach (or change) the CE cycle holders of ``achievement`` must complete."""
+    clean = _checked_requirement(total, cycle_months, minimums)
+    row = requirement(session, achievement.id) or CeRequirement(achievement_id=achievement.id)
+    row.total, row.cycle_months, row.minimums, row.unit = total, cycle_months, clean, _unit(unit)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def preview_requirement(session: Session, achievement: Achievement, *, total: int,
+                        cycle_months: int, minimums: dict[str, int], unit: str = "hours",
+                        now: dt.datetime | None = None) -> list[CycleProgress]:
+    """Who would stand where under this CE cycle, before it is saved: the cycle of each
+    current holder of ``achievement`` (newest credential, not revoked), counted by the same
+    :func:`cycle_for` the holder's pages, reminders and renewals use. Nothing is written."""
+    clean = _checked_requirement(total, cycle_months, minimums)
+    proposed = CeRequirement(achievement_id=achievement.id, total=total,
+                             cycle_months=cycle_months, minimums=clean, unit=_unit(unit))
+    newest: dict[int, Credential] = {}
+    for cred in session.scalars(select(Credential).where(
+            Credential.achievement_id == achievement.id).order_by(Credential.id.desc())):
+        newest.setdefault(cred.holder_id, cred)
+    out = []
+    for cred in newest.values():
+        if revocation.status_of(session, cred).revoked:
+            continue
+        out.append(cycle_for(session, cred, now, req=proposed))
+    return sorted(out, key=lambda c: (c.complete, -c.earned))
+
+
+def _checked_requirement(total: int, cycle_months: int,
+                         minimums: dict[str, int]) -> dict[str, int]:
     if not 1 <= cycle_months <= MAX_CYCLE_MONTHS:
         raise CeError(f"cycle_months: 1 to {MAX_CYCLE_MONTHS}", field="cycle_months")
     if not 0 < total <= MAX_AMOUNT:
@@ -149,11 +180,7 @@ def set_requirement(session: Session, achievement: Achievement, *, total: int,
     if sum(clean.values()) > total:
         raise CeError(f"minimums: the category minimums add up to {show(sum(clean.values()))}, "
                       f"more than the total of {show(total)}", field="minimums")
-    row = requirement(session, achievement.id) or CeRequirement(achievement_id=achievement.id)
-    row.total, row.cycle_months, row.minimums, row.unit = total, cycle_months, clean, _unit(unit)
-    session.add(row)
-    session.flush()
-    return row
+    return clean
 
 
 def requirement(session: Session, achievement_id: int) -> CeRequirement | None:
@@ -226,9 +253,11 @@ class CycleProgress:
 
 
 def cycle_for(session: Session, certification: Credential,
-              now: dt.datetime | None = None) -> CycleProgress | None:
-    """The CE cycle of ``certification`` (None when its achievement requires no CE)."""
-    req = requirement(session, certification.achievement_id)
+              now: dt.datetime | None = None, *,
+              req: CeRequirement | None = None) -> CycleProgress | None:
+    """The CE cycle of ``certification`` (None when its achievement requires no CE).
+    ``req``: a proposed requirement to count against instead of the stored one (a preview)."""
+    req = req if req is not None else requirement(session, certification.achievement_id)
     if req is None:
         return None
     first, last = cycle_dates(certification.valid_from, req.cycle_months)

@@ -238,11 +238,15 @@ def admin_renewal(code: str) -> Any:
             ce.set_credits(session, a, _amounts(f.get("credits", ""), "credits"),
                            unit=f.get("unit", "hours"))
         elif what == "requirement":
-            ce.set_requirement(
-                session, a, total=ce.parse_amount(f.get("total"), "total"),
-                cycle_months=whole_number(f.get("cycle_months"), "cycle_months", low=1,
-                                          high=ce.MAX_CYCLE_MONTHS, default=0),
-                minimums=_amounts(f.get("minimums", ""), "minimums"), unit=f.get("unit", "hours"))
+            fields = {"total": ce.parse_amount(f.get("total"), "total"),
+                      "cycle_months": whole_number(f.get("cycle_months"), "cycle_months", low=1,
+                                                   high=ce.MAX_CYCLE_MONTHS, default=0),
+                      "minimums": _amounts(f.get("minimums", ""), "minimums"),
+                      "unit": f.get("unit", "hours")}
+            if f.get("action") == "preview":  # who would stand where; nothing is saved
+                return _admin_renewal_page(session, a, preview=ce.preview_requirement(
+                    session, a, **fields), proposed=f)
+            ce.set_requirement(session, a, **fields)
         elif what == "policy":
             recert.set_policy(
                 session, a,
@@ -259,13 +263,20 @@ def admin_renewal(code: str) -> Any:
         session.commit()
         flash("Saved.", "success")
         return redirect(url_for("credentials.admin_renewal", code=code))
+    return _admin_renewal_page(session, a)
+
+
+def _admin_renewal_page(session: Any, a: Achievement, *, preview: list | None = None,
+                        proposed: Any = None) -> str:
     credits = ce.credits_of(session, a.id)
     unit = next((r.unit for r in session.scalars(
         select(ce.CeCredit).where(ce.CeCredit.achievement_id == a.id))), "hours")
+    people = (records().people(session, {c.certification.holder_id for c in preview})
+              if preview else {})
     return render_template(
         "credentials/admin_renewal.html", achievement=a, credits=credits, credit_unit=unit,
         requirement=ce.requirement(session, a.id), policy=recert.policy(session, a.id),
-        show=ce.show)
+        show=ce.show, preview=preview, proposed=proposed, people=people, now=utcnow())
 
 
 def _program_rows(session: Any) -> list[dict[str, Any]]:

@@ -32,6 +32,7 @@ from assessment.retakes import retake_policy_of, wait_refusal
 from assessment.users import User
 from microcred import signals
 from microcred.db import utcnow
+from microcred.environment import heartbeat_seconds
 from microcred.errors import Conflict
 from microcred.web import HeartbeatPart, app_database
 from microcred.words import plural
@@ -73,9 +74,11 @@ from proctoring.verifiers import finding
 
 #: The proctor's clock controls (``proctoring.actions.AttemptControl``): delivery's.
 CONTROL = DeliveryControl()
-#: A page not heard from for this long shows as disconnected on the console: two and a half
-#: heartbeats (every 30 s; their sign of life is written every few seconds, proctoring.liveness).
-CONNECTION_LOST_AFTER_S = 75
+def connection_lost_after_s() -> float:
+    """A page not heard from for this long shows as disconnected on the console: two and a half
+    heartbeats (``MICROCRED_HEARTBEAT_SECONDS``, 30 s by default: 75 s; their sign of life is
+    written every few seconds, proctoring.liveness)."""
+    return 2.5 * heartbeat_seconds()
 #: Finished sessions stay on the console this long, so the proctor sees them end.
 RECENTLY_ENDED_S = 15 * 60
 
@@ -419,7 +422,7 @@ def live_sessions(session: Session, viewer: User, now: dt.datetime | None = None
         row["last_seen_s"] = int((now - seen).total_seconds()) if seen else None
         row["last_seen_at_s"] = int(seen.timestamp()) if seen else None
         row["connection"] = ("not yet" if seen is None else
-                             "online" if (now - seen).total_seconds() <= CONNECTION_LOST_AFTER_S
+                             "online" if (now - seen).total_seconds() <= connection_lost_after_s()
                              else "lost")
         snap = snaps.get(ps.id)
         row["snapshot"] = ({"id": snap.id, "image_id": snap.image_id, "faces": snap.faces,

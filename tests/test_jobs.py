@@ -390,3 +390,18 @@ def test_the_sweeper_leader_queues_the_reminder_emails_on_their_schedule(monkeyp
     monkeypatch.setenv("MICROCRED_REMINDERS_EVERY_SECONDS", "hourly")
     with pytest.raises(ValueError, match="MICROCRED_REMINDERS_EVERY_SECONDS must be a whole"):
         reminders_every_seconds()
+
+
+def test_the_heartbeat_interval_is_configured_with_bounds(monkeypatch):
+    from microcred.environment import heartbeat_seconds
+    from proctoring.wiring import connection_lost_after_s
+
+    monkeypatch.delenv("MICROCRED_HEARTBEAT_SECONDS", raising=False)
+    assert heartbeat_seconds() == 30 and connection_lost_after_s() == 75
+    monkeypatch.setenv("MICROCRED_HEARTBEAT_SECONDS", "10")
+    assert heartbeat_seconds() == 10 and connection_lost_after_s() == 25
+    for bad, message in (("1", "from 2 to 120"), ("600", "from 2 to 120"),
+                         ("ten", "whole number")):
+        monkeypatch.setenv("MICROCRED_HEARTBEAT_SECONDS", bad)
+        with pytest.raises(ValueError, match=message):
+            heartbeat_seconds()

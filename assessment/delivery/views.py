@@ -15,6 +15,7 @@ from assessment.exams import Exam, exam_by_code, open_exams
 from assessment.psych.cuts import CutAdoption, passing_standards
 from itembank.rendering import item_parts
 from microcred.db import utcnow
+from microcred.environment import heartbeat_seconds
 from microcred.inputs import json_body
 from microcred.web import ApiError, db_session, role_required, runner_wiring
 
@@ -142,8 +143,8 @@ def runner(attempt_id: int):
     state["extras"] = _extras(session, attempt)
     exam = session.get(Exam, attempt.exam_id)
     return render_template(
-        "delivery/runner.html", state=state, exam=exam, scripts=runner_wiring().runner_scripts
-    )
+        "delivery/runner.html", state=state, exam=exam, scripts=runner_wiring().runner_scripts,
+        heartbeat_ms=heartbeat_seconds() * 1000)
 
 
 @bp.get("/attempts/<int:attempt_id>/result")

@@ -289,6 +289,19 @@ def test_holder_renewals_page_and_program_report(app, db, client, make_user, sig
         "csrf_token": _token(staff), "form": "requirement", "total": "5", "cycle_months": "12",
         "minimums": "ethics 3"}, follow_redirects=True)
     assert "write category: amount" in resp.get_data(as_text=True)
+    # a preview of a proposed cycle: who would stand where, counted by the one CE module, and
+    # nothing saved (Ada's 3 ethics hours meet 3 in all; Bob has none)
+    resp = staff.post("/admin/achievements/RCERT/renewal", data={
+        "csrf_token": _token(staff), "form": "requirement", "action": "preview", "total": "3",
+        "cycle_months": "2", "minimums": "ethics: 3", "unit": "hours"})
+    text = resp.get_data(as_text=True)
+    assert resp.status_code == 200 and "(not saved)" in text
+    assert "1 of 2 current holder(s) would have completed their cycle." in text
+    table = text[text.index('id="ce-preview"'):]
+    assert table.index("Bob Babbage") < table.index("Ada Lovelace")  # incomplete ones first
+    assert "missing 3 hours of ethics" in table
+    with app.app_context():
+        assert ce.requirement(db, _cert.id).total == 1000  # unchanged
 
 
 # --- the learner record -----------------------------------------------------------------------
