@@ -22,6 +22,10 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 os.environ.setdefault("MICROCRED_INSTANCE_DIR", str(Path(__file__).parent / ".instance"))
+# Tests need no power-loss durability: every commit's fsync (synchronous=FULL, the product's
+# default, about 6 ms on this disk) would multiply the suite's time. Process crashes (the fault
+# tests' kill -9) lose nothing under NORMAL in WAL; tests/test_durability.py pins the default.
+os.environ.setdefault("MICROCRED_SQLITE_SYNCHRONOUS", "NORMAL")
 
 from assessment.config import Settings
 from assessment.database import Database
