@@ -16,7 +16,7 @@ PYTEST_ARGS ?=
 # on a busy machine made small matrix products 10-60 times slower (measured on the engine's tests).
 BLAS_ONE_THREAD := OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 
-.PHONY: run test install chromium haproxy lint bench clean
+.PHONY: run test test-faults install chromium haproxy lint bench clean
 
 # Two installs, each redone when pyproject.toml changes: serving needs no test tools.
 $(PY):
@@ -41,8 +41,13 @@ run: $(RUN_STAMP)
 	$(BIN)/microcred serve --host $(HOST) --port $(PORT)
 
 # The whole suite: unit, integration on SQLite and PostgreSQL, and browser tests in Chromium.
-test: $(TEST_STAMP) chromium haproxy
-	$(BLAS_ONE_THREAD) $(BIN)/pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+test: $(TEST_STAMP) chromium
+	$(BLAS_ONE_THREAD) $(BIN)/pytest -n $(PYTEST_WORKERS) -m "not faults" $(PYTEST_ARGS)
+
+# The scale-out and fault tests (tests/scale: HAProxy, own PostgreSQL and Redis, kill -9, cut
+# links) take about 8 minutes of their own; they run here, apart from the 15-minute suite.
+test-faults: $(TEST_STAMP) chromium haproxy
+	$(BLAS_ONE_THREAD) $(BIN)/pytest -n $(PYTEST_WORKERS) -m faults $(PYTEST_ARGS)
 
 # Browser tests drive Debian's chromium; install it when missing and we may.
 chromium:
