@@ -166,6 +166,9 @@ def pytest_runtest_makereport(item, call):
 
 
 def _empty_all_tables(database: Database) -> None:
+    from assessment.delivery.hotpath import forget_shapes
+
+    forget_shapes()  # ids start again after RESTART IDENTITY: a cached item shape would be stale
     metadata = load_all().metadata
     tables = [t.name for t in reversed(metadata.sorted_tables)]
     with database.engine.begin() as conn:

@@ -132,6 +132,13 @@ _SHAPES: dict[int, Any] = {}
 _SHAPES_LOCK = threading.Lock()
 
 
+def forget_shapes() -> None:
+    """Empty the cache: for a database whose ids start again (the tests empty every table
+    between tests; a production database never reuses an item version's id)."""
+    with _SHAPES_LOCK:
+        _SHAPES.clear()
+
+
 def _shapes(session: Session, ids: set[int]) -> dict[int, Any]:
     missing = ids - _SHAPES.keys()
     if missing:
