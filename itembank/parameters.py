@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from itembank.models import ItemParameter
+from itembank.models import DELIVERABLE, ItemParameter, ItemVersion
 
 #: Length of ``ItemParameter.source``.
 SOURCE_LENGTH = 200
@@ -68,6 +68,20 @@ def current_parameters(session: Session, version_ids: Sequence[int]
     )
     rows = session.scalars(select(ItemParameter).where(ItemParameter.id.in_(newest)))
     return {row.item_version_id: row for row in rows}
+
+
+def calibrated_count(session: Session, domain_codes: Sequence[str]) -> int:
+    """How many deliverable item versions in these blueprint domains have a difficulty: the pool
+    a linear-on-the-fly form is assembled from (:func:`itembank.assembly.load_bank` takes
+    operational items only with parameters)."""
+    if not domain_codes:
+        return 0
+    return session.scalar(
+        select(func.count(func.distinct(ItemParameter.item_version_id)))
+        .join(ItemVersion, ItemVersion.id == ItemParameter.item_version_id)
+        .where(ItemVersion.status.in_(list(DELIVERABLE)),
+               ItemVersion.domain_code.in_(list(domain_codes)),
+               ItemParameter.b.is_not(None))) or 0
 
 
 def supersede_parameters(

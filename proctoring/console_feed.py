@@ -30,6 +30,8 @@ import json
 import struct
 from typing import Any
 
+from microcred.errors import DomainError
+
 #: a cursor older than this gets a full snapshot (the page may have slept)
 MAX_AGE_S = 30 * 60
 #: a cursor issued later than now plus this is refused (clock skew between nodes tolerated)
@@ -42,8 +44,10 @@ PREFIX = "c1."
 _VOLATILE = ("remaining_s", "last_seen_s", "last_seen_at_s")
 
 
-class BadCursor(ValueError):
+class BadCursor(DomainError):
     """The cursor is not one this server issued, or was issued in the future."""
+
+    status, code = 400, "bad_cursor"
 
 
 def steady(row: dict[str, Any]) -> dict[str, Any]:

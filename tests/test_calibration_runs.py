@@ -247,6 +247,8 @@ def test_approving_with_the_override_by_keyboard(demo, db, live_server, page):
     # submit without ticking: refused, the message is announced and the page stays usable
     reason.focus()
     page.keyboard.type("keyboard check")
+    page.keyboard.press("Tab")  # the scale's radio group is one tab stop, on its checked radio
+    expect(page.get_by_label("Write them as estimated", exact=False)).to_be_focused()
     page.keyboard.press("Tab")
     expect(page.get_by_role("button", name=f"Approve run {run.id}")).to_be_focused()
     page.keyboard.press("Enter")
@@ -257,6 +259,7 @@ def test_approving_with_the_override_by_keyboard(demo, db, live_server, page):
     page.keyboard.press("Space")
     expect(page.get_by_label("Approve although it did not converge")).to_be_checked()
     expect(page.get_by_label("Reason (required with the override)")).to_have_value("keyboard check")
+    page.keyboard.press("Tab")
     page.keyboard.press("Tab")
     page.keyboard.press("Tab")
     expect(page.get_by_role("button", name=f"Approve run {run.id}")).to_be_focused()

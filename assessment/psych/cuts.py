@@ -533,16 +533,10 @@ def raw_to_scale(params: ItemParameters, scale: ScaleTransform) -> list[float]:
 
 def calibrated_pool(session: Session, exam: Exam) -> int:
     """How many deliverable item versions of the exam's blueprint domains have approved
-    parameters: what a linear-on-the-fly exam's forms are assembled from (assembly takes
-    operational items only with parameters, ``itembank.assembly.load_bank``)."""
-    from itembank.models import DELIVERABLE, ItemParameter, ItemVersion
+    parameters: what a linear-on-the-fly exam's forms are assembled from."""
+    from itembank.parameters import calibrated_count
 
-    domains = [d.code for d in exam.blueprint.domains]
-    return session.scalar(
-        select(func.count(func.distinct(ItemParameter.item_version_id)))
-        .join(ItemVersion, ItemVersion.id == ItemParameter.item_version_id)
-        .where(ItemVersion.status.in_(list(DELIVERABLE)), ItemVersion.domain_code.in_(domains),
-               ItemParameter.b.is_not(None))) or 0
+    return calibrated_count(session, [d.code for d in exam.blueprint.domains])
 
 
 def _problems(p: CutProposal, session: Session) -> None:

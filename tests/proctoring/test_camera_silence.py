@@ -148,8 +148,11 @@ def test_the_console_poll_shows_a_silent_camera_flag_and_writes_nothing(
     for rows in (poll(proctor), poll(proctor_client(ns.admin))):
         for ps in (silent, silent2, silent3):
             silent_s = (now - ps.state_changed_at).total_seconds()
-            assert rows[ps.id]["camera"] == {"silent_s": int(silent_s), "interval_s": 30,
-                                             "limit_s": LIMIT_S, "flagged": True}
+            assert rows[ps.id]["camera"] == {
+                "silent_s": int(silent_s), "interval_s": 30, "limit_s": LIMIT_S,
+                "flagged": True,
+                # where the silence began (epoch s), so a page shown only deltas counts on
+                "silent_from_s": round(now.timestamp() - int(silent_s))}
             assert rows[ps.id]["flags"]["count"] == 1 and rows[ps.id]["risk"] == 3
             assert rows[ps.id]["flags"]["worst"] == "medium"
             assert (f"no camera snapshot received for {silent_s:.0f} s"
