@@ -499,10 +499,12 @@ def measure_fleet(app: Any, db: Any, n: int, proctors: int, seconds: float, delt
     threads = [threading.Thread(target=worker) for _ in range(workers)]
     w = threading.Thread(target=writer, daemon=True)
     w.start()
+    cpu0 = time.process_time()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    cpu_s = time.process_time() - cpu0  # this process: server, test clients and the writer
     stop.set()
     w.join(5)
     # one console's poll alone, its statements counted: a delta with nothing changed (or a
@@ -528,6 +530,9 @@ def measure_fleet(app: Any, db: Any, n: int, proctors: int, seconds: float, delt
                                          if built_rows else 0),
             "first_load_bytes": first_full[0] if first_full else None,
             "statuses": codes, "flags_written": writes[0],
+            # CPU of the whole bench process per poll (server, in-process clients, writer): less
+            # bent by other load on the machine than the latencies
+            "cpu_ms_per_poll": round(1000 * cpu_s / max(1, len(lat)), 1),
             "statements_per_poll": len(sent)}
 
 
@@ -739,7 +744,8 @@ def main(argv: list[str] | None = None) -> int:
                       f"{f['steady_p99_ms']} ms); {f['bytes_per_poll_mean']} bytes and "
                       f"{f['rows_per_poll_mean']} rows sent and {f['rows_built_per_poll_mean']} built "
                       f"per steady poll (first load {f['first_load_bytes']} bytes); statuses {f['statuses']}; "
-                      f"statements per poll {f['statements_per_poll']} "
+                      f"statements per poll {f['statements_per_poll']}, process CPU "
+                      f"{f['cpu_ms_per_poll']} ms per poll "
                       f"(load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores)",
                       flush=True)
         if args.only_fleet:
