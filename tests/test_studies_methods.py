@@ -21,7 +21,13 @@ from sqlalchemy import func, select
 from assessment.psych.studies import StudyClassification
 from assessment.psych.study_results import study_recommendation
 from itembank.parameters import ParameterValues, supersede_parameters
-from psychometrics import ItemParameters
+from psychometrics import (
+    ItemParameters,
+    PsychometricsError,
+    beuk_cut,
+    contrasting_groups_cut_se,
+    hofstee_cut,
+)
 from psychometrics.equating import raw_for_theta
 from tests.sittings import sit
 from tests.test_studies import _client, _create, _post, _seat, _text, _versions
@@ -79,8 +85,18 @@ def test_hofstee_and_beuk_studies_cut_where_the_line_meets_the_observed_curve(
     db.commit()  # end the read: the app writes next
     assert rec["raw_cut"] == pytest.approx(5.8)
     assert rec["pass_rate"] == pytest.approx(13 / 20)  # scores of 6 or more
+    # SE over panelists by the bootstrap. With two panelists A and B its replicates are A twice
+    # (p = 1/4), B twice (1/4) or one of each (1/2: the panel's own cut 5.8), so the ideal
+    # bootstrap SE is the SD of that three-point distribution; 1000 replicates come close.
+    alone = [hofstee_cut(SCORES, c_min / 10, 8, 0.1, f_max / 100).cut
+             for c_min, f_max in ((40, 30), (60, 50))]
+    values, weights = np.array(alone + [5.8]), np.array([0.25, 0.25, 0.5])
+    ideal = math.sqrt(weights @ (values - weights @ values) ** 2)
+    assert ideal > 0.1 and rec["raw_se"] == pytest.approx(ideal, rel=0.06)
     page = _text(fac.get(f"/psych/studies/{hofstee}"))
     assert 'alt="Hofstee compromise.' in page and "meets the curve at a cut of 5.80" in page
+    assert f"5.80 (SE {rec['raw_se']:.2f})" in re.sub(r"<[^>]+>", "", page)
+    assert "bootstrap over panelists (1000 replicates, seed 14)" in page
 
     # Beuk: panel cuts 50, 60, 70% (5, 6, 7 points; SD 1) and pass rates 70, 60, 80% (SD .10):
     # slope .10. The pass rate P(X >= c) falls from .80 at 5 to .65 at 6; the line through
@@ -93,6 +109,17 @@ def test_hofstee_and_beuk_studies_cut_where_the_line_meets_the_observed_curve(
     db.commit()
     rec = study_recommendation(db, beuk)
     assert rec["raw_cut"] == pytest.approx(5.8) and rec["method"] == "beuk"
+    # the ideal bootstrap over 3 panelists: all 27 draws, equally likely; the 3 drawing one
+    # panelist thrice have no slope and are left out, as the engine leaves them out
+    panel = np.array([[5, 0.7], [6, 0.6], [7, 0.8]])
+    cuts = []
+    for draw in np.ndindex(3, 3, 3):
+        try:
+            cuts.append(beuk_cut(SCORES, panel[list(draw), 0], panel[list(draw), 1]).cut)
+        except PsychometricsError:
+            pass
+    assert len(cuts) == 24
+    assert rec["raw_se"] == pytest.approx(np.std(cuts), rel=0.06)
     page = _text(fac.get(f"/psych/studies/{beuk}"))
     assert 'alt="Beuk compromise.' in page
 
@@ -167,8 +194,13 @@ def test_contrasting_groups_from_a_csv_with_every_bad_line_listed(app, db, ten_i
     rec = study_recommendation(db, study)
     assert rec["raw_cut"] == pytest.approx(6.5) and rec["n_judges"] == 16
     assert rec["pass_rate"] == pytest.approx(6 / 16)  # scores of 7 or more: 7, 7, 7, 8, 8, 9
+    # SE: the engine's bootstrap over the classified candidates, which the workspace only calls
+    engine = contrasting_groups_cut_se(unqualified + qualified, [0] * 8 + [1] * 8)
+    assert rec["raw_se"] == pytest.approx(engine.se) and engine.se > 0
     page = _text(fac.get(f"/psych/studies/{study}"))
     assert "16 of 16 counted results on SS10-F1 are classified" in page
+    assert f"6.50 (SE {engine.se:.2f})" in re.sub(r"<[^>]+>", "", page)
+    assert "bootstrap over the classified candidates (1000 replicates, seed 14)" in page
 
 
 def test_borderline_regression_from_single_entries(app, db, ten_items, fac):
@@ -191,6 +223,13 @@ def test_borderline_regression_from_single_entries(app, db, ten_items, fac):
     assert bad.status_code == 422 and "rating '7' is not a whole number in 0..3" in _text(bad)
     rec = study_recommendation(db, study)
     assert rec["raw_cut"] == pytest.approx(5.2 + 27.0 / 10.5 * (1 - 1.5))
+    # SE of the fitted score at rating 1 (Draper & Smith, 1998): residual SD s (n - 2) times
+    # sqrt(1/n + (1 - 1.5)^2 / Sxx), Sxx = 10.5
+    x, r = np.array(scores, float), np.array(ratings, float)
+    resid = x - (5.2 + 27.0 / 10.5 * (r - 1.5))
+    s = math.sqrt((resid ** 2).sum() / 8)
+    assert rec["raw_se"] == pytest.approx(s * math.sqrt(1 / 10 + 0.25 / 10.5))
+    assert "least-squares SE of the fitted score" in _text(fac.get(f"/psych/studies/{study}"))
     # re-entering a rating adds a superseding row only when it changes
     _post(fac, f"/psych/studies/{study}/classifications",
           {"attempt_id": str(min(attempts)), "rating": "0"})
