@@ -22,6 +22,11 @@ Methods and what a panelist records in each round:
   records (or uploads as CSV) a judgment of each candidate: qualified or not, or a global rating on
   an ordinal scale, against the candidate's score on the reference form.
 
+A facilitator may remove a seated panelist (conflict of interest, not following the instructions):
+the removal is a row of its own (who removed whom, when and why); the panelist's seat and past
+ratings stay as they were (append-only) but count in no result computed from then on, in any
+round, and the removed panelist's study screens answer 403. A removed panelist is not seated again.
+
 Ratings and judgments are append-only: changing one adds a row that supersedes it (the newest row
 of a panelist, item and round is the standing one), and only while its round is open. A closed
 round's ratings never change. Who may see what: the facilitator sees everything; a panelist sees
@@ -66,6 +71,7 @@ PANEL_ROLES = (Role.PANELIST.value, Role.ITEM_AUTHOR.value, Role.PSYCHOMETRICIAN
 #: Borderline regression's default global-rating scale: 0 fail, 1 borderline, 2 pass, 3 good.
 DEFAULT_RATING_SCALE = (0, 3)
 TITLE_LENGTH = 200
+REASON_LENGTH = 500
 MAX_CSV_LINES = 20_000
 
 
@@ -91,6 +97,7 @@ class Study(Base):
     exam: Mapped[Exam] = relationship()
     reference_form: Mapped[Form] = relationship()
     panelists: Mapped[list[StudyPanelist]] = relationship(order_by="StudyPanelist.id")
+    removals: Mapped[list[PanelistRemoval]] = relationship(order_by="PanelistRemoval.id")
     rounds: Mapped[list[StudyRound]] = relationship(order_by="StudyRound.number")
 
     @property
@@ -113,8 +120,19 @@ class Study(Base):
     def has_rounds(self) -> bool:
         return self.method not in CLASSIFICATION_METHODS
 
+    def removed_ids(self) -> set[int]:
+        """Users removed from the panel: their rows stay, but count for nothing."""
+        return {r.user_id for r in self.removals}
+
+    @property
+    def seated(self) -> list[StudyPanelist]:
+        """The panel as it stands: every seat not removed."""
+        removed = self.removed_ids()
+        return [p for p in self.panelists if p.user_id not in removed]
+
     def panelist_ids(self) -> set[int]:
-        return {p.user_id for p in self.panelists}
+        """Who sits on the panel now (removed panelists not included)."""
+        return {p.user_id for p in self.seated}
 
 
 class StudyPanelist(Base):
@@ -133,6 +151,28 @@ class StudyPanelist(Base):
 
 
 append_only(StudyPanelist)
+
+
+class PanelistRemoval(Base):
+    """A panelist's removal from a study's panel: who removed whom, when and why. The seat and
+    the panelist's ratings stay (append-only); from this row on they count in no result and the
+    panelist can no longer see or post to the study."""
+
+    __tablename__ = "ss_panelist_removals"
+    __table_args__ = (UniqueConstraint("study_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("ss_studies.id"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    removed_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    removed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    reason: Mapped[str] = mapped_column(String(REASON_LENGTH))
+
+    user: Mapped[User] = relationship(foreign_keys=[user_id])
+    removed_by: Mapped[User] = relationship(foreign_keys=[removed_by_id])
+
+
+append_only(PanelistRemoval)
 
 
 class StudyRound(Base):
@@ -229,9 +269,11 @@ def studies_of_exam(session: Session, exam_id: int | None = None) -> list[Study]
 
 def studies_of_panelist(session: Session, user_id: int) -> list[Study]:
     """The studies ``user_id`` sits on, newest first (and nothing else)."""
+    removed = select(PanelistRemoval.id).where(PanelistRemoval.study_id == Study.id,
+                                               PanelistRemoval.user_id == user_id).exists()
     return list(session.scalars(
         select(Study).join(StudyPanelist, StudyPanelist.study_id == Study.id)
-        .where(StudyPanelist.user_id == user_id)
+        .where(StudyPanelist.user_id == user_id, ~removed)
         .order_by(Study.created_at.desc(), Study.id.desc())))
 
 
@@ -299,12 +341,18 @@ def standing_judgments(session: Session, round_ids: list[int],
     return out
 
 
-def standing_classifications(session: Session, study_id: int) -> dict[int, StudyClassification]:
-    """The standing (newest) classification per result."""
+def standing_classifications(session: Session, study_id: int, *,
+                             excluded: set[int] | frozenset[int] = frozenset(),
+                             entered_by: int | None = None) -> dict[int, StudyClassification]:
+    """The standing (newest) classification per result, whoever entered it, leaving out rows
+    entered by ``excluded`` users (removed panelists); only ``entered_by``'s rows when given."""
+    query = select(StudyClassification).where(StudyClassification.study_id == study_id)
+    if excluded:
+        query = query.where(StudyClassification.entered_by_id.not_in(excluded))
+    if entered_by is not None:
+        query = query.where(StudyClassification.entered_by_id == entered_by)
     out: dict[int, StudyClassification] = {}
-    for c in session.scalars(select(StudyClassification)
-                             .where(StudyClassification.study_id == study_id)
-                             .order_by(StudyClassification.id)):
+    for c in session.scalars(query.order_by(StudyClassification.id)):
         out[c.result_id] = c
     return out
 
@@ -381,6 +429,10 @@ def invite_panelist(session: Session, study: Study, email: str, *, by: User) -> 
                       "(the panel sees items and their keys)", field="email")
     if not user.active:
         raise Invalid(f"email: {user.email}'s account is deactivated", field="email")
+    removal = next((r for r in study.removals if r.user_id == user.id), None)
+    if removal is not None:
+        raise Conflict(f"{user.email} was removed from this panel on "
+                       f"{removal.removed_at:%Y-%m-%d %H:%M} UTC and is not seated again")
     if user.id in study.panelist_ids():
         raise Conflict(f"{user.email} is on the panel already")
     seat = StudyPanelist(study_id=study.id, user_id=user.id, invited_by_id=by.id)
@@ -390,6 +442,37 @@ def invite_panelist(session: Session, study: Study, email: str, *, by: User) -> 
     return seat
 
 
+def remove_panelist(session: Session, study: Study, user_id: Any, reason: Any, *,
+                    by: User) -> PanelistRemoval:
+    """Remove a seated panelist, recording who, when and why. Their seat and ratings stay
+    (append-only); they count in no result from now on, and the panelist loses the study."""
+    _require_open(study)
+    try:
+        uid = int(str(user_id))
+    except ValueError:
+        raise Invalid(f"panelist: {str(user_id)[:20]!r} is not a panelist of study {study.id}",
+                      field="panelist") from None
+    seat = next((p for p in study.panelists if p.user_id == uid), None)
+    if seat is None:
+        raise Invalid(f"panelist: user {uid} is not on the panel of study {study.id}",
+                      field="panelist")
+    if uid in study.removed_ids():
+        raise Conflict(f"{seat.user.email} was removed from the panel already")
+    text = " ".join(str(reason or "").split())
+    if not text:
+        raise Invalid("reason: say why the panelist is removed (it is kept with the study's "
+                      "record)", field="reason")
+    if len(text) > REASON_LENGTH:
+        raise Invalid(f"reason: at most {REASON_LENGTH} characters (got {len(text)})",
+                      field="reason")
+    row = PanelistRemoval(study_id=study.id, user_id=uid, removed_by_id=by.id, reason=text,
+                          removed_at=utcnow())
+    session.add(row)
+    _flush_or_conflict(session, f"{seat.user.email} was removed meanwhile")
+    session.refresh(study, ["removals"])
+    return row
+
+
 def open_round(session: Session, study: Study, *, by: User) -> StudyRound:
     _require_open(study)
     if not study.has_rounds:
@@ -397,7 +480,7 @@ def open_round(session: Session, study: Study, *, by: User) -> StudyRound:
                        "candidates")
     if study.open_round is not None:
         raise Conflict(f"round {study.open_round.number} is still open; close it first")
-    if not study.panelists:
+    if not study.seated:
         raise Conflict("invite at least one panelist before opening a round")
     number = (max((r.number for r in study.rounds), default=0)) + 1
     rnd = StudyRound(study_id=study.id, number=number, opened_by_id=by.id, opened_at=utcnow())
@@ -582,7 +665,7 @@ def classification_scale(study: Study) -> tuple[int, int]:
 def record_classifications(session: Session, study: Study, rows: list[tuple[int, int]],
                            *, by: User, source: str) -> int:
     """Store ``(result id, rating)`` pairs (already checked); unchanged ones add no row."""
-    standing = standing_classifications(session, study.id)
+    standing = standing_classifications(session, study.id, excluded=study.removed_ids())
     added = 0
     for result_id, rating in rows:
         before = standing.get(result_id)

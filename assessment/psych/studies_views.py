@@ -49,6 +49,7 @@ from assessment.psych.studies import (
     record_judgment,
     record_ratings,
     release_round,
+    remove_panelist,
     standing_classifications,
     standing_judgments,
     standing_ratings,
@@ -162,7 +163,7 @@ def detail(study_id: int):
         progress = progress_counts(session, study, study.open_round)
     people = {p.user_id: p.user for p in study.panelists}
     people.update(_people(session, {study.facilitator_id}))
-    classifications = (standing_classifications(session, study.id)
+    classifications = (standing_classifications(session, study.id, excluded=study.removed_ids())
                        if study.method in CLASSIFICATION_METHODS else {})
     return render_template(
         "psych/studies/study.html", study=study, outcome=outcome, progress=progress,
@@ -212,7 +213,8 @@ def _chart(outcome: StudyOutcome, rnd=None) -> charts.Chart | None:
     judgments = standing_judgments(db_session(), [r.id for r in study.rounds
                                                   if r.number == rnd.number])
     top = outcome.max_score
-    values = [j.values for j in judgments.values()]
+    seated = study.panelist_ids()
+    values = [j.values for (_, uid), j in judgments.items() if uid in seated]
     return charts.beuk_chart(
         grid, [1 - f for f in fails], panel_cuts=[v["cut"] * top / 100 for v in values],
         panel_pass_rates=[v["pass_rate"] / 100 for v in values], mean_cut=line["mean_cut"],
@@ -258,6 +260,21 @@ def invite(study_id: int):
     seat = invite_panelist(session, study, request.form.get("email", ""), by=current_user)
     session.commit()
     flash(f"{seat.user.display_name} ({seat.user.email}) is on the panel.", "info")
+    return redirect(url_for("studies.detail", study_id=study.id)), 303
+
+
+@bp.post("/studies/<int:study_id>/panelists/<int:user_id>/remove")
+@role_required(*ROLES)
+def remove(study_id: int, user_id: int):
+    """Remove a seated panelist (with the reason): recorded, their rows kept, their judgments
+    counted no more, their access to the study gone."""
+    session = db_session()
+    study = _study(study_id)
+    row = remove_panelist(session, study, user_id, request.form.get("reason", ""),
+                          by=current_user)
+    session.commit()
+    flash(f"{row.user.display_name} ({row.user.email}) is off the panel; their judgments no "
+          "longer count.", "info")
     return redirect(url_for("studies.detail", study_id=study.id)), 303
 
 

@@ -247,7 +247,8 @@ def _base(rnd: StudyRound) -> RoundOutcome:
 
 
 def _panel(outcome: StudyOutcome) -> list[int]:
-    return [p.user_id for p in outcome.study.panelists]
+    """The panelists whose judgments count: removed panelists' rows stay but count no more."""
+    return [p.user_id for p in outcome.study.seated]
 
 
 def _angoff_round(outcome: StudyOutcome, rnd: StudyRound, ratings: dict) -> RoundOutcome:
@@ -391,7 +392,7 @@ def _standard_error(out: RoundOutcome, se) -> None:
 def _classification_outcome(session: Session, outcome: StudyOutcome) -> RoundOutcome:
     study = outcome.study
     out = RoundOutcome(number=None, is_open=False, released=False)
-    standing = standing_classifications(session, study.id)
+    standing = standing_classifications(session, study.id, excluded=study.removed_ids())
     index = {rid: k for k, rid in enumerate(outcome.scores.result_ids)}
     used = [(index[rid], c.rating) for rid, c in standing.items() if rid in index]
     out.n_judges = len(used)
