@@ -234,3 +234,76 @@ def test_borderline_regression_from_single_entries(app, db, ten_items, fac):
     _post(fac, f"/psych/studies/{study}/classifications",
           {"attempt_id": str(min(attempts)), "rating": "0"})
     assert _classified(db) == 10
+
+
+def test_panelists_classify_candidates_on_their_own_screen(app, db, ten_items, fac, make_user,
+                                                           signin):
+    # the same 16 candidates as the CSV test: classified 0 (first 8) and 1 (last 8) the cut is 6.5
+    unqualified, qualified = [3, 4, 4, 5, 5, 6, 6, 7], [5, 6, 6, 7, 7, 8, 8, 9]
+    sit(db, ten_items, _rows(unqualified + qualified))
+    study = _create(fac, ten_items, method="contrasting_groups")
+    other = _create(fac, ten_items, method="contrasting_groups")
+    ann, bob = make_user("panelist"), make_user("panelist")
+    _seat(fac, study, [ann, bob])
+    a, b = _client(app, signin, ann), _client(app, signin, bob)
+    page = a.get(f"/psych/panel/{study}").get_data(as_text=True)
+    attempts = {int(n): email for n, email in re.findall(
+        r'<label for="class-(\d+)">([^<]+) \(attempt \d+\)</label>', page)}
+    assert len(attempts) == 16
+    # each candidate's choice is a labelled select; the scores are not shown to the panel
+    for n in attempts:
+        assert re.search(rf'<select id="class-{n}" name="class-{n}"', page)
+    assert "Raw score" not in page and "1: Qualified" in page and "not classified" in page
+    by_email = {e: n for n, e in attempts.items()}
+    data = {f"class-{by_email[f'sitter{i}@example.org']}": str(0 if i < 8 else 1)
+            for i in range(16)}
+
+    # bad input names the field and stores nothing
+    first = by_email["sitter0@example.org"]
+    bad = _post(a, f"/psych/panel/{study}", {**data, f"class-{first}": "5"})
+    assert bad.status_code == 422
+    assert f"attempt {first}: the classification '5' is not a whole number in 0..1" in _text(bad)
+    assert re.search(rf'id="class-{first}"[^>]*aria-invalid="true"', bad.get_data(as_text=True))
+    stranger = _post(a, f"/psych/panel/{study}", {"class-999999": "1"})
+    assert stranger.status_code == 422
+    assert "class-999999: attempt 999999 is not a counted attempt on form SS10-F1" in _text(
+        stranger)
+    assert _classified(db) == 0
+    # only for their own study
+    assert _post(a, f"/psych/panel/{other}", data).status_code == 403
+    assert a.get(f"/psych/panel/{other}").status_code == 403
+    assert _classified(db) == 0
+
+    assert _post(a, f"/psych/panel/{study}", data).status_code == 303
+    assert _classified(db) == 16
+    again = _post(a, f"/psych/panel/{study}", data, follow_redirects=True)
+    assert "Nothing changed: your classifications were already saved." in _text(again)
+    assert _classified(db) == 16  # append-only: unchanged values add no row
+    rows = db.scalars(select(StudyClassification)).all()
+    assert {(r.entered_by_id, r.source) for r in rows} == {(ann.id, "panel")}
+    rec = study_recommendation(db, study)
+    db.commit()
+    assert rec["raw_cut"] == pytest.approx(6.5) and rec["n_judges"] == 16
+    # a change is a new row that supersedes; the screen shows the panelist's own standing value
+    assert _post(a, f"/psych/panel/{study}", {f"class-{first}": "1"}).status_code == 303
+    assert _classified(db) == 17
+    mine = a.get(f"/psych/panel/{study}").get_data(as_text=True)
+    assert re.search(rf'<select id="class-{first}"[^>]*>\s*<option value="">not classified'
+                     r'</option>\s*<option value="0">0: Not qualified</option><option value="1"'
+                     r' selected>', mine)
+    # the other panelist sees none of it
+    theirs = b.get(f"/psych/panel/{study}").get_data(as_text=True)
+    assert "16 candidates with a counted result on SS10-F1; 0 classified by you" in theirs
+    facilitator_page = _text(fac.get(f"/psych/studies/{study}"))
+    assert re.search(rf"<td class=\"num\">1</td><td>{re.escape(ann.display_name)}</td>",
+                     facilitator_page)  # the "Entered by" column
+
+    # removing the panelist takes their classifications out of the result (rows kept)
+    assert _post(fac, f"/psych/studies/{study}/panelists/{ann.id}/remove",
+                 {"reason": "classified candidates they had coached"}).status_code == 303
+    assert _classified(db) == 17
+    rec = study_recommendation(db, study)
+    db.commit()
+    assert rec["raw_cut"] is None and rec["n_judges"] == 0
+    assert a.get(f"/psych/panel/{study}").status_code == 403
+    assert _post(a, f"/psych/panel/{study}", data).status_code == 403

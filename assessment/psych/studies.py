@@ -18,9 +18,11 @@ Methods and what a panelist records in each round:
 - ``hofstee``: the lowest and highest acceptable cut (percent correct) and the lowest and highest
   acceptable fail rate (percent);
 - ``beuk``: the cut (percent correct) and the pass rate (percent) the panelist expects;
-- ``contrasting_groups`` and ``borderline_regression``: no per-round ratings; the facilitator
-  records (or uploads as CSV) a judgment of each candidate: qualified or not, or a global rating on
-  an ordinal scale, against the candidate's score on the reference form.
+- ``contrasting_groups`` and ``borderline_regression``: no per-round ratings; a judgment of each
+  candidate (qualified or not, or a global rating on an ordinal scale), set against the
+  candidate's score on the reference form. Panelists enter them on their own screen (without the
+  scores: the judgment must come from other evidence); the facilitator may enter or upload them
+  too. The newest classification of a candidate stands, whoever entered it.
 
 A facilitator may remove a seated panelist (conflict of interest, not following the instructions):
 the removal is a row of its own (who removed whom, when and why); the panelist's seat and past
@@ -660,6 +662,59 @@ def classification_scale(study: Study) -> tuple[int, int]:
         return (0, 1)
     lo, hi = study.settings.get("scale", DEFAULT_RATING_SCALE)
     return int(lo), int(hi)
+
+
+#: What each classification means, as a panelist chooses it.
+CLASSIFICATION_LABELS = {
+    "contrasting_groups": {0: "Not qualified", 1: "Qualified"},
+    "borderline_regression": {0: "Fail", 1: "Borderline", 2: "Pass", 3: "Good"},
+}
+
+
+def classification_choices(study: Study) -> list[tuple[int, str]]:
+    """The (value, label) choices of the study's classification scale."""
+    lo, hi = classification_scale(study)
+    labels = CLASSIFICATION_LABELS.get(study.method, {})
+    return [(v, f"{v}: {labels[v]}" if v in labels else str(v)) for v in range(lo, hi + 1)]
+
+
+def record_panel_classifications(session: Session, study: Study, user: User,
+                                 values: dict[str, Any], attempts: dict[int, int]) -> int:
+    """Store a seated panelist's classifications from their screen: ``values`` maps an attempt
+    id (as text) to the rating as text (blank: not classified, skipped); ``attempts`` maps each
+    counted attempt on the reference form to its result. Every value is checked before any is
+    stored; a rating equal to the panelist's own standing one adds no row. Append-only: a change
+    is a new row (source "panel"), which becomes the candidate's standing classification."""
+    require_panelist(study, user)
+    if study.method not in CLASSIFICATION_METHODS:
+        raise Conflict(f"a {study.method_name} study does not classify candidates")
+    _require_open(study)
+    lo, hi = classification_scale(study)
+    clean: list[tuple[int, int]] = []
+    for key, raw in values.items():
+        name = f"class-{str(key)[:20]}"
+        text = str(raw).strip()
+        result_id = attempts.get(int(key)) if str(key).isdigit() else None
+        if result_id is None:
+            raise Invalid(f"{name}: attempt {str(key)[:20]} is not a counted attempt on form "
+                          f"{study.reference_form.code}", field=name)
+        if text == "":
+            continue
+        if not (text.lstrip("-").isdigit() and lo <= int(text) <= hi):
+            raise Invalid(f"attempt {key}: the classification {text[:20]!r} is not a whole "
+                          f"number in {lo}..{hi}", field=name)
+        clean.append((result_id, int(text)))
+    mine = standing_classifications(session, study.id, entered_by=user.id)
+    added = 0
+    for result_id, rating in clean:
+        before = mine.get(result_id)
+        if before is not None and before.rating == rating:
+            continue
+        session.add(StudyClassification(study_id=study.id, result_id=result_id, rating=rating,
+                                        entered_by_id=user.id, source="panel"))
+        added += 1
+    session.flush()
+    return added
 
 
 def record_classifications(session: Session, study: Study, rows: list[tuple[int, int]],
