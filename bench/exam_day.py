@@ -267,7 +267,7 @@ class Candidate:
                 url = resp.headers.get("location", "")
                 break
             if resp.status_code == 200 and resp.headers.get("content-type", "").startswith(
-                    "application/json") and resp.json().get("status") == "started":
+                    "application/json") and resp.json().get("status") == "admitted":
                 url = resp.json()["url"]
                 break
             if resp.status_code != 202:

@@ -113,9 +113,11 @@ def start(code: str):
         raise service.NotFound(f"no open exam {code}")
     polled = request.is_json  # the waiting page asking again
     admission = waiting_room.ADMITTED
+    checked = False
     if service.in_progress_attempt(session, current_user, exam) is None:
         # retake rules first: no identity check for an attempt that could not start anyway
         service.check_may_start(session, current_user, exam)
+        checked = True
         # the agreement comes first, before any start gate (the identity check), and once
         if request.form.get("agree") == "yes":
             _remember_agreement(exam)
@@ -140,7 +142,8 @@ def start(code: str):
                 session.commit()
                 return _go(target, polled)
     try:
-        attempt = service.start_attempt(session, current_user, exam, grace_seconds=_grace())
+        attempt = service.start_attempt(session, current_user, exam, grace_seconds=_grace(),
+                                        may_start_checked=checked)
         waiting_room.started(session, admission, attempt.id)
         session.commit()
     except IntegrityError:  # a start of the same candidate won the race: that one stands
