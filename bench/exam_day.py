@@ -35,6 +35,15 @@ Usage::
     .venv/bin/python bench/exam_day.py [--steps 200,500,1000] [--step-seconds 60]
         [--workers N] [--threads N] [--database-url postgresql+psycopg://user@127.0.0.1/db]
     .venv/bin/python bench/exam_day.py --quick      # a few candidates, seconds (CI)
+    .venv/bin/python bench/exam_day.py --spike 1000 --within 10 [--start-rate R]
+
+``--spike N --within S`` runs the start spike alone: N candidates sign in first (not part of
+it), then each starts at a random moment within S seconds, as the browser does: the start form,
+then, when the waiting room answers 202 with a place and a ``Retry-After``, the waiting page's
+JSON asks until admitted, then the runner page. It prints p50/p95/p99 of every start response
+(the goal: p99 < 1 s, 0 errors), the time to the first question (the wait in line included),
+the server's CPU per start, and checks that every attempt a candidate was sent to exists once
+in the database and no candidate has two.
 
 It is a benchmark, not a test: it prints its figures (goals on a 2-core machine: 5,000
 candidates at p99 < 100 ms, 0 lost; <= 1 ms server CPU per save or heartbeat; 1,000 candidates
