@@ -2,7 +2,7 @@
 racing starts make one), and the waiting room (its line's clock and the candidates' tickets).
 
 Revision ID: sp01_start_line
-Revises: hp01_attempt_clock
+Revises: sg0001_panelist_removals
 Create Date: 2026-11-26 21:15:00
 """
 import sqlalchemy as sa
@@ -11,7 +11,7 @@ from alembic import op
 import microcred.db
 
 revision = 'sp01_start_line'
-down_revision = 'hp01_attempt_clock'
+down_revision = 'sg0001_panelist_removals'
 branch_labels = None
 depends_on = None
 
