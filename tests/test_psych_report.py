@@ -347,7 +347,8 @@ def test_charts_drawn_in_a_process_pool_are_the_charts_drawn_here(monkeypatch):
     assert charts.chart_workers(charts.POOL_FROM - 1) == 1  # too few to be worth a pool
     monkeypatch.delenv("MICROCRED_CHART_WORKERS")
     monkeypatch.setattr("os.cpu_count", lambda: 2)
-    assert charts.chart_workers(400) == 2  # by default one per CPU
+    monkeypatch.setattr("os.getloadavg", lambda: (1.0, 1.0, 1.0))
+    assert charts.chart_workers(400) == 2  # by default one per idle CPU
 
 @sqlite_only
 def test_the_command_writes_the_tables(demo, db, settings, monkeypatch, tmp_path):
@@ -410,20 +411,33 @@ def test_the_pdf_copy_of_a_chart_anchors_every_label_at_its_start():
     assert strip.sub("", pdf_svg) == strip.sub("", chart.svg)
 
 
-def test_workers_default_to_the_cpus_and_the_setting_overrides(monkeypatch):
+def test_workers_default_to_the_idle_cpus_and_the_setting_overrides(monkeypatch):
+    """Workers pay only on idle CPUs: by default one process per idle CPU (CPUs less the load
+    average; this process is the one running), at most MAX_WORKERS; the settings override."""
     from assessment.psych import report_output
 
     monkeypatch.delenv("MICROCRED_CHART_WORKERS", raising=False)
     monkeypatch.delenv("MICROCRED_PDF_WORKERS", raising=False)
-    monkeypatch.setattr("os.cpu_count", lambda: 2)
+
+    def machine(cpus, load):
+        monkeypatch.setattr("os.cpu_count", lambda: cpus)
+        monkeypatch.setattr("os.getloadavg", lambda: (load, load, load))
+
+    machine(2, 1.0)  # quiet: this process alone
     assert charts.chart_workers(400) == 2 and report_output.pdf_workers(200) == 2
     assert charts.chart_workers(charts.POOL_FROM - 1) == 1
     assert report_output.pdf_workers(report_output.PARALLEL_FROM - 1) == 1
-    monkeypatch.setattr("os.cpu_count", lambda: 64)
-    assert charts.chart_workers(400) == charts.MAX_WORKERS
-    assert report_output.pdf_workers(200) == report_output.MAX_WORKERS
-    monkeypatch.setattr("os.cpu_count", lambda: 1)
+    machine(2, 1.7)  # a neighbour most of the time: no core to spare
     assert charts.chart_workers(400) == 1 and report_output.pdf_workers(200) == 1
+    machine(2, 16.0)  # the shared sandbox on a busy day
+    assert charts.chart_workers(400) == 1 and report_output.pdf_workers(200) == 1
+    machine(8, 3.0)
+    assert report_output.pdf_workers(200) == charts.MAX_WORKERS == report_output.MAX_WORKERS == 4
+    machine(64, 0.2)
+    assert charts.chart_workers(400) == 4 and report_output.pdf_workers(200) == 4
+    machine(1, 0.0)
+    assert charts.chart_workers(400) == 1 and report_output.pdf_workers(200) == 1
+    machine(2, 16.0)
     monkeypatch.setenv("MICROCRED_PDF_WORKERS", "3")
     assert report_output.pdf_workers(200) == 3
     monkeypatch.setenv("MICROCRED_PDF_WORKERS", "three")

@@ -33,6 +33,8 @@ import matplotlib.pyplot as plt
 import matplotlib.ticker
 import numpy as np
 
+from microcred.workers import default_workers
+
 STYLE = {
     "svg.fonttype": "none",
     "svg.hashsalt": "microcred",
@@ -471,15 +473,13 @@ MAX_WORKERS = 4
 
 def chart_workers(n_charts: int) -> int:
     """How many processes draw ``n_charts`` charts: ``MICROCRED_CHART_WORKERS``, by default one
-    per CPU (at most :data:`MAX_WORKERS`), from :data:`POOL_FROM` charts (fewer: in this
-    process). The pool was opt-in while the item charts cost 8 s and the PDF 26 s in one
-    process; with the PDF rendered in parts on every CPU too, drawing the 400 charts of a
-    200-item report on one CPU was a third of the time left (``docs/reports.md``)."""
+    per idle CPU (:func:`microcred.workers.default_workers`, at most :data:`MAX_WORKERS`), from
+    :data:`POOL_FROM` charts (fewer: in this process)."""
     if n_charts < POOL_FROM:
         return 1
     configured = os.environ.get("MICROCRED_CHART_WORKERS", "").strip()
     if not configured:
-        return min(os.cpu_count() or 1, MAX_WORKERS)
+        return default_workers(MAX_WORKERS)
     try:
         workers = int(configured)
     except ValueError:

@@ -27,6 +27,7 @@ from markupsafe import Markup
 from assessment.psych.charts import Chart
 from assessment.psych.report import ItemAnalysisReport
 from microcred.pdf import html_to_pdf, html_to_pdf_parts
+from microcred.workers import default_workers
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = ROOT / "templates"
@@ -74,8 +75,9 @@ FRONT_WEIGHT = 0.2
 
 
 def pdf_workers(n_items: int) -> int:
-    """How many processes render the PDF: ``MICROCRED_PDF_WORKERS``, by default one per CPU
-    (at most :data:`MAX_WORKERS`), from :data:`PARALLEL_FROM` items (1 below)."""
+    """How many processes render the PDF: ``MICROCRED_PDF_WORKERS``, by default one per idle
+    CPU (:func:`microcred.workers.default_workers`, at most :data:`MAX_WORKERS`), from
+    :data:`PARALLEL_FROM` items (1 below)."""
     configured = os.environ.get("MICROCRED_PDF_WORKERS", "").strip()
     if configured:
         try:
@@ -84,7 +86,7 @@ def pdf_workers(n_items: int) -> int:
             raise ValueError(
                 f"MICROCRED_PDF_WORKERS must be a whole number, not {configured!r}") from None
     else:
-        workers = min(os.cpu_count() or 1, MAX_WORKERS)
+        workers = default_workers(MAX_WORKERS)
     return max(1, workers) if n_items >= PARALLEL_FROM else 1
 
 
