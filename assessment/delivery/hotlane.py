@@ -8,9 +8,11 @@ usual case, and hands every other request, and every unusual one, to Flask untou
 - ``GET /api/attempts/<id>/heartbeat`` and ``POST /api/attempts/<id>/saves`` only (the id as
   Flask's ``int`` converter takes it, within the id range); any other path or method goes on;
 - the session cookie is read with Flask's own signing serializer (the app's session interface,
-  its salt, key derivation and ``max_age``); a bad signature, a missing ``_user_id``, a session
-  that fails Flask-Login's strong protection (``_id`` against the same identifier of address and
-  user agent), or one that asks Flask-Login to set or clear the remember cookie goes to Flask;
+  its salt, key derivation and ``max_age``; a cookie's signature is verified once per process
+  and its age at every request); a bad signature, a missing ``_user_id``, a session that fails
+  Flask-Login's strong protection (``_id`` against the same identifier of address and user
+  agent), one that asks Flask-Login to set or clear the remember cookie, or a permanent one
+  (Flask would send it again) goes to Flask;
 - a save needs the CSRF token Flask-WTF checks (a ``X-CSRFToken``/``X-CSRF-Token`` header,
   verified with its serializer and salt against the session's token, constant-time); the body
   must be declared JSON, have a length within both limits, be UTF-8 and nest no deeper than
@@ -172,8 +174,11 @@ class HotLane:
         # the signature was verified once; its age is checked each time, as itsdangerous does
         if not 0 <= int(time.time()) - signed_at <= max_age:
             return None
-        if "_remember" in data or data.get("_id") != flask_login_identifier(environ):
-            return None  # Flask-Login acts on these (strong protection, remember cookie)
+        if ("_remember" in data or "_permanent" in data
+                or data.get("_id") != flask_login_identifier(environ)):
+            # Flask-Login acts on these (strong protection, the remember cookie); Flask sends
+            # a permanent session's cookie again on every answer
+            return None
         return data
 
     def _csrf_ok(self, environ: dict[str, Any], session: dict[str, Any]) -> bool:

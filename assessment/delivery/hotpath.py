@@ -14,6 +14,11 @@ long, in as few statements as the work needs and with no ORM object loaded.
   a retry (``duplicate``) from a ``conflict``. Item shapes (published item versions are
   immutable) are cached per process.
 
+The view runs these functions on the request's ORM session; the fast lane
+(:mod:`assessment.delivery.hotlane`, a WSGI middleware in front of Flask) runs the same ones on
+a Core connection, with the sign-in it verified from the cookie, so most heartbeats and saves
+never enter Flask.
+
 Anything out of the ordinary (no session cookie, a remember cookie, another's attempt, a
 finalized attempt, time run out, a pause, an invalid save) rolls back and returns None: the
 view then runs the full path, which answers exactly as it always has. So the hot path changes

@@ -212,3 +212,17 @@ def test_the_identifier_is_flask_logins(app, headers):
         if "REMOTE_ADDR" not in headers:
             ctx.request.environ.pop("REMOTE_ADDR", None)
         assert flask_login_identifier(ctx.request.environ) == _create_identifier()
+
+
+def test_a_permanent_session_is_left_to_flask(app, client, started):
+    """Flask sends a permanent session's cookie again with every answer: the lane cannot."""
+    attempt_id, _, _ = started
+    serializer = app.session_interface.get_signing_serializer(app)
+    data = serializer.loads(_cookie(client))
+    permanent = serializer.dumps({**data, "_permanent": True})
+    lane = app.extensions["microcred.hotlane"]
+    before = lane.handled
+    status, headers, _ = _call(app.wsgi_app, _environ(
+        client, f"/api/attempts/{attempt_id}/heartbeat", cookie=permanent))
+    assert lane.handled == before and status == "200 OK"
+    assert any(k == "Set-Cookie" and v.startswith("session=") for k, v in headers)
