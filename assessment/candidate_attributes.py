@@ -98,16 +98,48 @@ def current_values(name: str) -> Select:
 
 
 def groups_of_results(session: Session, name: str, exam_id: int) -> dict[int, str]:
-    """Result id -> its candidate's current value of attribute ``name``, for every result of
-    ``exam_id`` whose candidate has one (one query)."""
+    """Result id -> its candidate's value of attribute ``name`` *as it stood when the attempt
+    started*, for every result of ``exam_id`` whose candidate has one (two queries).
+
+    DIF compares candidates as they were when they sat: a candidate who sat in French and later
+    changed their first language to English is in the French group for that attempt. The value
+    in force is the newest row (highest id) recorded at or before the attempt's start. When no
+    row was recorded by then (attributes are often imported after the fact) the earliest
+    recorded value is taken, the best evidence of the value at the time. A candidate whose
+    newest row withdraws the value (consent withdrawn, or entered by mistake) is left out of
+    every attempt: the withdrawal cannot tell which, and a withdrawn consent covers the past.
+    """
     from assessment.delivery.models import Attempt, Result
 
-    values = current_values(name).subquery()
-    return dict(session.execute(
-        select(Result.id, values.c.value)
+    sat = session.execute(
+        select(Result.id, Attempt.candidate_id, Attempt.started_at)
         .join(Attempt, Attempt.id == Result.attempt_id)
-        .join(values, values.c.candidate_id == Attempt.candidate_id)
-        .where(Attempt.exam_id == exam_id)).all())
+        .where(Attempt.exam_id == exam_id)).all()
+    history: dict[int, list[tuple[dt.datetime, str | None]]] = {}
+    sitters = select(Attempt.candidate_id).where(Attempt.exam_id == exam_id).distinct()
+    for cid, recorded_at, value in session.execute(
+            select(CandidateAttribute.candidate_id, CandidateAttribute.recorded_at,
+                   CandidateAttribute.value)
+            .where(CandidateAttribute.name == name, CandidateAttribute.candidate_id.in_(sitters))
+            .order_by(CandidateAttribute.id)):
+        history.setdefault(cid, []).append((recorded_at, value))
+    out: dict[int, str] = {}
+    for result_id, cid, started_at in sat:
+        rows = history.get(cid)
+        if not rows or rows[-1][1] is None:
+            continue
+        value = value_at(rows, started_at)
+        if value is not None:
+            out[result_id] = value
+    return out
+
+
+def value_at(rows: list[tuple[dt.datetime, str | None]], when: dt.datetime) -> str | None:
+    """The value in force at ``when`` of one candidate's attribute history ``rows`` ((recorded
+    at, value), oldest row first): the newest row recorded at or before ``when``, else the first
+    row (no value was recorded yet; the earliest one is the best evidence)."""
+    before = [value for recorded_at, value in rows if recorded_at <= when]
+    return before[-1] if before else rows[0][1]
 
 
 def current_of(session: Session, candidate_id: int) -> dict[str, str]:

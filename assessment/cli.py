@@ -597,9 +597,19 @@ def report() -> None:
               help="Write every table as JSON here.")
 @click.option("--csv-zip", "zip_path", type=click.Path(dir_okay=False),
               help="Write every table as CSV, zipped, here.")
+@click.option("--dif", "dif_attribute", default=None, metavar="ATTRIBUTE",
+              help="Report Mantel-Haenszel DIF by this candidate attribute (e.g. language), each "
+                   "attempt grouped by the value that stood when it was sat.")
+@click.option("--reference", "dif_reference", default=None, metavar="VALUE",
+              help="DIF's reference group: a value of the --dif attribute.")
+@click.option("--focal", "dif_focal", default=None, metavar="VALUE",
+              help="DIF's focal group: a value of the --dif attribute.")
 def report_item_analysis(exam_ref, form_code, since, until, pdf_path, html_path, json_path,
-                         zip_path) -> None:
-    """The item-analysis report of an exam, as the workspace renders it (PDF, HTML, JSON, CSV)."""
+                         zip_path, dif_attribute, dif_reference, dif_focal) -> None:
+    """The item-analysis report of an exam, as the workspace renders it (PDF, HTML, JSON, CSV).
+
+    With --dif (and, when the attribute has more than two values, --reference and --focal) the
+    report has the DIF table the workspace's report has for the same choice."""
     from pathlib import Path
 
     from assessment.exams import Exam, exam_by_code
@@ -627,8 +637,10 @@ def report_item_analysis(exam_ref, form_code, since, until, pdf_path, html_path,
                 raise click.ClickException(f"exam {found.code} has no form {form_code}")
         scope = ReportScope(found, form, since.date() if since else None,
                             until.date() if until else None)
+        groups = _dif_choice(session, scope, dif_attribute, dif_reference, dif_focal)
         try:
-            built = build_report(session, scope, with_charts=bool(pdf_path or html_path))
+            built = build_report(session, scope, groups=groups,
+                                 with_charts=bool(pdf_path or html_path))
         except AnalysisError as exc:
             raise click.ClickException(str(exc)) from None
         outputs = {
@@ -641,5 +653,59 @@ def report_item_analysis(exam_ref, form_code, since, until, pdf_path, html_path,
             if path:
                 Path(path).write_bytes(render())
                 click.echo(f"wrote {path}")
+    if built.dif_note and dif_attribute:
+        click.echo(built.dif_note)
     click.echo(f"{found.code}: {len(built.items)} items, {built.n_candidates} candidates,"
                f" {len(built.flagged)} flagged")
+
+
+def _dif_choice(session, scope, attribute: str | None, reference: str | None,
+                focal: str | None) -> dict[int, str] | None:
+    """Check the DIF options against the exam's candidates and set them on ``scope``; the
+    groups (result id -> value when sat) to build the report with, or None without --dif. A bad
+    choice is a usage error naming its option."""
+    from assessment.candidate_attributes import (
+        VALUE_MAX,
+        BadAttribute,
+        attribute_summaries,
+        clean_name,
+        groups_of_results,
+    )
+
+    if attribute is None:
+        for option, value in (("--reference", reference), ("--focal", focal)):
+            if value is not None:
+                raise click.BadParameter("needs --dif ATTRIBUTE: the groups are values of a "
+                                         "candidate attribute", param_hint=option)
+        return None
+    try:
+        name = clean_name(attribute, "the attribute name")
+    except BadAttribute as exc:
+        raise click.BadParameter(exc.message, param_hint="--dif") from None
+    groups = groups_of_results(session, name, scope.exam.id)
+    if not groups:
+        in_use = ", ".join(a.name for a in attribute_summaries(session)) or "none recorded"
+        raise click.BadParameter(
+            f"no candidate who sat exam {scope.exam.code} has a value of {name!r} "
+            f"(attributes in use: {in_use})", param_hint="--dif")
+    values = sorted(set(groups.values()))
+    for option, value in (("--reference", reference), ("--focal", focal)):
+        if value is None:
+            continue
+        if len(value) > VALUE_MAX:
+            raise click.BadParameter(f"longer than {VALUE_MAX} characters", param_hint=option)
+        if value not in values:
+            raise click.BadParameter(
+                f"no candidate who sat exam {scope.exam.code} has {name} = {value[:80]!r} "
+                f"(values: {', '.join(values[:20])}{', ...' if len(values) > 20 else ''})",
+                param_hint=option)
+    if reference is not None and reference == focal:
+        raise click.BadParameter("the focal group must differ from the reference group",
+                                 param_hint="--focal")
+    if len(values) > 2 and (reference is None or focal is None) and len(values) - (
+            (reference is not None) + (focal is not None)) > 1:
+        raise click.BadParameter(
+            f"{name} has {len(values)} values ({', '.join(values[:20])}): say which two to "
+            "compare with --reference and --focal", param_hint="--reference/--focal")
+    scope.dif_attribute, scope.dif_reference, scope.dif_focal = name, reference, focal
+    return groups

@@ -176,7 +176,19 @@ def _empty_all_tables(database: Database) -> None:
             for name in tables:
                 conn.execute(text(f'DELETE FROM "{name}"'))
         else:
-            conn.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"))
+            # TRUNCATE costs a new file per table (and, cascading from users, nearly all of
+            # them): seconds a test on a busy machine. Most tests fill a handful of the tables, so
+            # delete from those holding rows, children first, and restart the sequences a test
+            # advanced (ids start at 1 in every test, as they did with RESTART IDENTITY)
+            probe = " UNION ALL ".join(
+                f"SELECT '{t}' WHERE EXISTS (SELECT 1 FROM \"{t}\")" for t in tables)
+            dirty = {row[0] for row in conn.execute(text(probe))}
+            for name in tables:
+                if name in dirty:
+                    conn.execute(text(f'DELETE FROM "{name}"'))
+            conn.execute(text(
+                "SELECT setval(quote_ident(schemaname) || '.' || quote_ident(sequencename), 1, false) "
+                "FROM pg_sequences WHERE last_value IS NOT NULL")).all()
 
 
 @pytest.fixture(scope="session")

@@ -250,7 +250,7 @@ def test_the_run_page_shows_progress_until_the_job_finishes(app, client, demo, d
     run_id = _queued(db, exam, user, max_iter=50)
     page = client.get(f"/psych/runs/{run_id}").get_data(as_text=True)
     assert '<p id="run-status" role="status" aria-live="polite">Queued: waiting for a job worker' in page
-    assert '<progress id="run-progress" max="50" value="0">' in page and "run-progress.js" in page
+    assert '<progress id="run-progress" max="50" value="0">' in page and "job-progress.js" in page
     assert "Approve run" not in page and "Reject run" not in page
     listed = client.get(f"/psych/exams/{exam.code}/runs").get_data(as_text=True)
     assert "Queued: waiting for a job worker" in listed and "stopped at 0" not in listed
@@ -290,7 +290,7 @@ def test_the_run_page_shows_progress_until_the_job_finishes(app, client, demo, d
                        data={"model": "2pl", "csrf_token": token}, follow_redirects=True)
     html = done.get_data(as_text=True)
     assert "is stored as proposed" in html and "Proposed: awaiting approval" in html
-    assert "run-progress.js" not in html and 'id="run-status"' not in html
+    assert "job-progress.js" not in html and 'id="run-status"' not in html
 
 
 @pytest.mark.browser

@@ -98,7 +98,7 @@ def test_asking_again_while_queued_reuses_the_job(client, demo, db, signin, csrf
                        data={"csrf_token": csrf_token(client), "since": "2020-01-01"})
     assert resp.headers["Location"].endswith(f"/report-pdfs/{row.id}") and _n_pdfs(db) == n
     page = client.get(f"/psych/report-pdfs/{row.id}").get_data(as_text=True)
-    assert "Queued: waiting for a job worker" in page and "report-pdf.js" in page
+    assert "Queued: waiting for a job worker" in page and "job-progress.js" in page
     assert client.get(f"/psych/report-pdfs/{row.id}/download").status_code == 409
     # the worker runs it; a duplicated job then does nothing
     assert render_report_pdf(db, row.id) == "finished"

@@ -179,3 +179,98 @@ def test_the_report_page_offers_the_attribute_and_shows_dif(dif_exam, app, clien
     signin(other, make_user("candidate"))
     assert other.get(f"/psych/exams/{exam.code}/report.json?{query}").status_code == 403
     assert other.get("/psych/attributes").status_code == 403
+
+
+def test_dif_groups_each_attempt_by_the_attribute_as_it_stood_when_it_was_sat(
+        dif_exam, db, make_user):
+    """Every focal ("fr") candidate changes language to "en" after sitting: DIF still compares
+    300 "fr" attempts with 300 "en" ones and still finds the planted item (with the current
+    value every attempt would be "en" and there would be no DIF to report)."""
+    exam, versions = dif_exam
+    admin = make_user("admin")
+    text = "email,language\n" + "\n".join(
+        f"dif{i}@example.org,en" for i in range(N_PER_GROUP, 2 * N_PER_GROUP))
+    assert import_csv(db, text, by=admin).recorded == N_PER_GROUP
+    db.commit()
+    groups = groups_of_results(db, "language", exam.id)
+    assert sorted(groups.values()).count("fr") == N_PER_GROUP
+    report = build_report(db, _scope(exam, dif_reference="en", dif_focal="fr"), groups=groups,
+                          with_charts=False)
+    planted = next(i for i in report.items if i.version_id == versions[0].id)
+    assert planted.dif[0]["ets_class"] == "C"
+    assert (planted.dif[0]["n_reference"], planted.dif[0]["n_focal"]) == (N_PER_GROUP,
+                                                                          N_PER_GROUP)
+
+
+def test_the_value_in_force_at_the_attempt_start_is_used(db, build_exam, make_user):
+    """Relative to each attempt's start t: one candidate had "fr" recorded before and "en"
+    after; one had "de" then "it", both before (the newer stands); one had values recorded only
+    after (the earliest known stands); one withdrew their value since (left out); one never had
+    one."""
+    from sqlalchemy import select
+
+    from assessment.candidate_attributes import CandidateAttribute
+    from tests.sittings import sit
+
+    exam = build_exam(db, code="ATT", n_per_domain=(1, 1))
+    sit(db, exam, [[1, 0]] * 5, who="att")
+    admin = make_user("admin")
+    sat = db.execute(select(Result.id, User.email, User.id, Attempt.started_at)
+                     .join(Attempt, Attempt.id == Result.attempt_id)
+                     .join(User, User.id == Attempt.candidate_id)
+                     .where(Attempt.exam_id == exam.id)).all()
+    day = dt.timedelta(days=1)
+    history = {"att0": [("fr", -day), ("en", day)],
+               "att1": [("de", -2 * day), ("it", -day)],
+               "att2": [("pt", day), ("es", 2 * day)],
+               "att3": [("nl", -day), (None, day)]}
+    for _, email, uid, started in sat:
+        for value, offset in history.get(email.split("@")[0], []):
+            db.add(CandidateAttribute(candidate_id=uid, name="language", value=value,
+                                      source="admin", recorded_by_id=admin.id,
+                                      recorded_at=started + offset))
+    db.commit()
+    who = {rid: email.split("@")[0] for rid, email, _, _ in sat}
+    got = {who[rid]: v for rid, v in groups_of_results(db, "language", exam.id).items()}
+    assert got == {"att0": "fr", "att1": "it", "att2": "pt"}
+
+
+def test_the_command_reports_dif_with_the_web_reports_choices(dif_exam, db, settings,
+                                                               monkeypatch, tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from assessment.cli import main
+
+    exam, versions = dif_exam
+    monkeypatch.setenv("MICROCRED_DATABASE_URL", settings.database_url)
+    out = tmp_path / "r.json"
+
+    def run(*args):
+        return CliRunner().invoke(main, ["report", "item-analysis", "--exam", exam.code,
+                                         "--json", str(out), *args])
+
+    ok = run("--dif", "Language", "--reference", "en", "--focal", "fr")
+    assert ok.exit_code == 0, ok.output
+    doc = json.loads(out.read_text())
+    assert doc["dif"] == {"attribute": "language", "reference": "en", "focal": "fr",
+                          "min_group": 5}
+    assert '"ets_class": "C"' in out.read_text()
+    # two values and none chosen: the smaller group is focal, as on the web page
+    assert run("--dif", "language").exit_code == 0
+
+    for args, option, message in [
+        (("--dif", "lang!"), "--dif", "may use only letters a-z"),
+        (("--dif", "region"), "--dif",
+         "no candidate who sat exam DIF has a value of 'region' (attributes in use: language)"),
+        (("--dif", "language", "--focal", "xx"), "--focal",
+         "no candidate who sat exam DIF has language = 'xx' (values: en, fr)"),
+        (("--dif", "language", "--reference", "en", "--focal", "en"), "--focal",
+         "the focal group must differ"),
+        (("--reference", "en"), "--reference", "needs --dif ATTRIBUTE"),
+    ]:
+        bad = run(*args)
+        assert bad.exit_code == 2, (args, bad.output)
+        assert f"Invalid value for {option}: " in bad.output and message in bad.output, (
+            args, bad.output)

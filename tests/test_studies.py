@@ -306,3 +306,66 @@ def test_creating_and_seating_refuse_bad_input_by_field(db, exam, facilitator, m
     empty = _post(fac, f"/psych/studies/{study_id}/rounds")
     assert empty.status_code == 409 and "invite at least one panelist" in empty.get_data(as_text=True)
     assert db.scalar(select(func.count()).select_from(User).where(User.role == "panelist")) == 0
+
+
+def test_a_removed_panelist_loses_the_study_and_their_ratings_count_no_more(
+        db, exam, facilitator, angoff_panel):
+    """Four panelists rate round 1 (sums 4.6, 1.5, 2.6, 4.0: cut 3.175); the facilitator removes
+    the second (reason recorded): their 6 rating rows stay, the cut becomes the mean of the other
+    three sums, (4.6 + 2.6 + 4.0) / 3 = 3.7333, SE = SD(4.6, 2.6, 4.0) / sqrt(3), and they get 403."""
+    fac_user, fac = facilitator
+    study_id, panelists, clients = angoff_panel
+    versions = _versions(exam)
+    for client, row in zip(clients, ANGOFF):
+        assert _rate(client, study_id, 1, versions, row).status_code == 303
+    gone = panelists[1]
+    url = f"/psych/studies/{study_id}/panelists/{gone.id}/remove"
+    # only the facilitator removes, with a reason, a panelist who is seated
+    assert _post(clients[0], url, {"reason": "x"}).status_code == 403
+    no_reason = _post(fac, url, {"reason": "   "})
+    assert no_reason.status_code == 422 and "reason: say why the panelist is removed" in _text(
+        no_reason)
+    stranger = _post(fac, f"/psych/studies/{study_id}/panelists/999999/remove", {"reason": "x"})
+    assert stranger.status_code == 422 and "panelist: user 999999 is not on the panel" in _text(
+        stranger)
+    too_long = _post(fac, url, {"reason": "x" * 501})
+    assert too_long.status_code == 422 and "reason: at most 500 characters" in _text(too_long)
+
+    resp = _post(fac, url, {"reason": "Declared a conflict of interest after round 1"})
+    assert resp.status_code == 303, _text(resp)[:1000]
+    from assessment.psych.studies import PanelistRemoval
+
+    db.commit()
+    (removal,) = db.scalars(select(PanelistRemoval)).all()
+    assert (removal.study_id, removal.user_id, removal.removed_by_id) == (study_id, gone.id,
+                                                                          fac_user.id)
+    assert removal.reason == "Declared a conflict of interest after round 1"
+    assert removal.removed_at is not None
+    # nothing was deleted: their ratings rows are all still there
+    assert _count(db, StudyRating, StudyRating.panelist_id == gone.id) == len(versions)
+    assert _count(db, StudyRating) == 4 * len(versions)
+
+    _post(fac, f"/psych/studies/{study_id}/rounds/close")
+    db.commit()  # a fresh read: the app has written
+    rec = study_recommendation(db, study_id)
+    db.commit()
+    kept = np.array([4.6, 2.6, 4.0])
+    assert rec["n_judges"] == 3
+    assert rec["raw_cut"] == pytest.approx(kept.mean())
+    assert rec["raw_se"] == pytest.approx(kept.std(ddof=1) / np.sqrt(3))
+    page = _text(fac.get(f"/psych/studies/{study_id}"))
+    assert "Declared a conflict of interest after round 1" in page
+    assert 'id="removed-panelists"' in page and "3 panelists" in page
+
+    # the removed panelist no longer sees or posts to the study
+    me = clients[1]
+    assert me.get(f"/psych/panel/{study_id}").status_code == 403
+    assert _rate(me, study_id, 1, versions, ANGOFF[1]).status_code == 403
+    assert f"/psych/panel/{study_id}" not in me.get("/psych/panel/").get_data(as_text=True)
+    # the others still do
+    assert clients[0].get(f"/psych/panel/{study_id}").status_code == 200
+    # removed once; not removed again, not seated again
+    again = _post(fac, url, {"reason": "again"})
+    assert again.status_code == 409 and "removed from the panel already" in _text(again)
+    reseat = _post(fac, f"/psych/studies/{study_id}/panelists", {"email": gone.email})
+    assert reseat.status_code == 409 and "is not seated again" in _text(reseat)

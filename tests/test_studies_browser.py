@@ -136,6 +136,8 @@ def test_every_method_s_pages_pass_axe(browser, live_server, db, make_user, buil
             scored = reference_scores(db, study).result_ids
             ss.record_classifications(db, study, [(rid, k % 2) for k, rid in enumerate(scored)],
                                       by=facilitator, source="form")
+            ss.invite_panelist(db, study, panelist.email, by=facilitator)  # classifies too
+            urls.append(f"/psych/panel/{study.id}")
             continue
         ss.invite_panelist(db, study, panelist.email, by=facilitator)
         ss.open_round(db, study, by=facilitator)
@@ -172,3 +174,47 @@ def test_every_method_s_pages_pass_axe(browser, live_server, db, make_user, buil
         assert not errors, errors
         context.close()
     assert not problems, "\n".join(problems)
+
+
+def test_a_panelist_classifies_candidates_with_the_keyboard(browser, live_server, db, make_user,
+                                                            build_exam):
+    """Contrasting groups on the panelist's own screen: tab to a candidate's labelled choice,
+    arrow keys to choose, Enter on the Save button; the facilitator's page shows the panelist
+    as the one who entered them."""
+    from playwright.sync_api import expect
+
+    from assessment.psych import studies as ss
+
+    exam = build_exam(db, code="KB", n_per_domain=(3, 2))
+    sit(db, exam, [[1] * k + [0] * (5 - k) for k in (1, 2, 4, 5)], who="kb")
+    facilitator = make_user("psychometrician")
+    panelist = make_user("panelist", name="Panelist Cy")
+    study = ss.create_study(db, exam=exam, title="Contrasting groups panel",
+                            method="contrasting_groups",
+                            reference_form_code=exam.forms[0].form.code, facilitator=facilitator)
+    ss.invite_panelist(db, study, panelist.email, by=facilitator)
+    db.commit()
+    base = live_server.url
+    context, page, errors = _context(browser, base, panelist.email)
+    page.goto(f"{base}/psych/panel/{study.id}")
+    first = page.get_by_label(re.compile(r"^kb0@example.org \(attempt \d+\)$"))
+    second = page.get_by_label(re.compile(r"^kb3@example.org \(attempt \d+\)$"))
+    first.focus()
+    page.keyboard.press("ArrowDown")  # not classified -> 0: Not qualified
+    expect(first).to_have_value("0")
+    second.focus()
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("ArrowDown")  # -> 1: Qualified
+    expect(second).to_have_value("1")
+    save = page.get_by_role("button", name="Save my classifications")
+    save.focus()
+    page.keyboard.press("Enter")
+    expect(page.locator(".flashes")).to_contain_text("Saved: 2 classification(s) changed.")
+    expect(page.get_by_label(re.compile(r"^kb0@example.org"))).to_have_value("0")
+    expect(page.get_by_label(re.compile(r"^kb3@example.org"))).to_have_value("1")
+    assert not errors, errors
+    context.close()
+    fac_context, fac, _ = _context(browser, base, facilitator.email)
+    fac.goto(f"{base}/psych/studies/{study.id}")
+    expect(fac.locator("#candidates")).to_contain_text("Panelist Cy")
+    fac_context.close()

@@ -21,7 +21,13 @@ from sqlalchemy import func, select
 from assessment.psych.studies import StudyClassification
 from assessment.psych.study_results import study_recommendation
 from itembank.parameters import ParameterValues, supersede_parameters
-from psychometrics import ItemParameters
+from psychometrics import (
+    ItemParameters,
+    PsychometricsError,
+    beuk_cut,
+    contrasting_groups_cut_se,
+    hofstee_cut,
+)
 from psychometrics.equating import raw_for_theta
 from tests.sittings import sit
 from tests.test_studies import _client, _create, _post, _seat, _text, _versions
@@ -79,8 +85,18 @@ def test_hofstee_and_beuk_studies_cut_where_the_line_meets_the_observed_curve(
     db.commit()  # end the read: the app writes next
     assert rec["raw_cut"] == pytest.approx(5.8)
     assert rec["pass_rate"] == pytest.approx(13 / 20)  # scores of 6 or more
+    # SE over panelists by the bootstrap. With two panelists A and B its replicates are A twice
+    # (p = 1/4), B twice (1/4) or one of each (1/2: the panel's own cut 5.8), so the ideal
+    # bootstrap SE is the SD of that three-point distribution; 1000 replicates come close.
+    alone = [hofstee_cut(SCORES, c_min / 10, 8, 0.1, f_max / 100).cut
+             for c_min, f_max in ((40, 30), (60, 50))]
+    values, weights = np.array(alone + [5.8]), np.array([0.25, 0.25, 0.5])
+    ideal = math.sqrt(weights @ (values - weights @ values) ** 2)
+    assert ideal > 0.1 and rec["raw_se"] == pytest.approx(ideal, rel=0.06)
     page = _text(fac.get(f"/psych/studies/{hofstee}"))
     assert 'alt="Hofstee compromise.' in page and "meets the curve at a cut of 5.80" in page
+    assert f"5.80 (SE {rec['raw_se']:.2f})" in re.sub(r"<[^>]+>", "", page)
+    assert "bootstrap over panelists (1000 replicates, seed 14)" in page
 
     # Beuk: panel cuts 50, 60, 70% (5, 6, 7 points; SD 1) and pass rates 70, 60, 80% (SD .10):
     # slope .10. The pass rate P(X >= c) falls from .80 at 5 to .65 at 6; the line through
@@ -93,6 +109,17 @@ def test_hofstee_and_beuk_studies_cut_where_the_line_meets_the_observed_curve(
     db.commit()
     rec = study_recommendation(db, beuk)
     assert rec["raw_cut"] == pytest.approx(5.8) and rec["method"] == "beuk"
+    # the ideal bootstrap over 3 panelists: all 27 draws, equally likely; the 3 drawing one
+    # panelist thrice have no slope and are left out, as the engine leaves them out
+    panel = np.array([[5, 0.7], [6, 0.6], [7, 0.8]])
+    cuts = []
+    for draw in np.ndindex(3, 3, 3):
+        try:
+            cuts.append(beuk_cut(SCORES, panel[list(draw), 0], panel[list(draw), 1]).cut)
+        except PsychometricsError:
+            pass
+    assert len(cuts) == 24
+    assert rec["raw_se"] == pytest.approx(np.std(cuts), rel=0.06)
     page = _text(fac.get(f"/psych/studies/{beuk}"))
     assert 'alt="Beuk compromise.' in page
 
@@ -167,8 +194,13 @@ def test_contrasting_groups_from_a_csv_with_every_bad_line_listed(app, db, ten_i
     rec = study_recommendation(db, study)
     assert rec["raw_cut"] == pytest.approx(6.5) and rec["n_judges"] == 16
     assert rec["pass_rate"] == pytest.approx(6 / 16)  # scores of 7 or more: 7, 7, 7, 8, 8, 9
+    # SE: the engine's bootstrap over the classified candidates, which the workspace only calls
+    engine = contrasting_groups_cut_se(unqualified + qualified, [0] * 8 + [1] * 8)
+    assert rec["raw_se"] == pytest.approx(engine.se) and engine.se > 0
     page = _text(fac.get(f"/psych/studies/{study}"))
     assert "16 of 16 counted results on SS10-F1 are classified" in page
+    assert f"6.50 (SE {engine.se:.2f})" in re.sub(r"<[^>]+>", "", page)
+    assert "bootstrap over the classified candidates (1000 replicates, seed 14)" in page
 
 
 def test_borderline_regression_from_single_entries(app, db, ten_items, fac):
@@ -191,7 +223,87 @@ def test_borderline_regression_from_single_entries(app, db, ten_items, fac):
     assert bad.status_code == 422 and "rating '7' is not a whole number in 0..3" in _text(bad)
     rec = study_recommendation(db, study)
     assert rec["raw_cut"] == pytest.approx(5.2 + 27.0 / 10.5 * (1 - 1.5))
+    # SE of the fitted score at rating 1 (Draper & Smith, 1998): residual SD s (n - 2) times
+    # sqrt(1/n + (1 - 1.5)^2 / Sxx), Sxx = 10.5
+    x, r = np.array(scores, float), np.array(ratings, float)
+    resid = x - (5.2 + 27.0 / 10.5 * (r - 1.5))
+    s = math.sqrt((resid ** 2).sum() / 8)
+    assert rec["raw_se"] == pytest.approx(s * math.sqrt(1 / 10 + 0.25 / 10.5))
+    assert "least-squares SE of the fitted score" in _text(fac.get(f"/psych/studies/{study}"))
     # re-entering a rating adds a superseding row only when it changes
     _post(fac, f"/psych/studies/{study}/classifications",
           {"attempt_id": str(min(attempts)), "rating": "0"})
     assert _classified(db) == 10
+
+
+def test_panelists_classify_candidates_on_their_own_screen(app, db, ten_items, fac, make_user,
+                                                           signin):
+    # the same 16 candidates as the CSV test: classified 0 (first 8) and 1 (last 8) the cut is 6.5
+    unqualified, qualified = [3, 4, 4, 5, 5, 6, 6, 7], [5, 6, 6, 7, 7, 8, 8, 9]
+    sit(db, ten_items, _rows(unqualified + qualified))
+    study = _create(fac, ten_items, method="contrasting_groups")
+    other = _create(fac, ten_items, method="contrasting_groups")
+    ann, bob = make_user("panelist"), make_user("panelist")
+    _seat(fac, study, [ann, bob])
+    a, b = _client(app, signin, ann), _client(app, signin, bob)
+    page = a.get(f"/psych/panel/{study}").get_data(as_text=True)
+    attempts = {int(n): email for n, email in re.findall(
+        r'<label for="class-(\d+)">([^<]+) \(attempt \d+\)</label>', page)}
+    assert len(attempts) == 16
+    # each candidate's choice is a labelled select; the scores are not shown to the panel
+    for n in attempts:
+        assert re.search(rf'<select id="class-{n}" name="class-{n}"', page)
+    assert "Raw score" not in page and "1: Qualified" in page and "not classified" in page
+    by_email = {e: n for n, e in attempts.items()}
+    data = {f"class-{by_email[f'sitter{i}@example.org']}": str(0 if i < 8 else 1)
+            for i in range(16)}
+
+    # bad input names the field and stores nothing
+    first = by_email["sitter0@example.org"]
+    bad = _post(a, f"/psych/panel/{study}", {**data, f"class-{first}": "5"})
+    assert bad.status_code == 422
+    assert f"attempt {first}: the classification '5' is not a whole number in 0..1" in _text(bad)
+    assert re.search(rf'id="class-{first}"[^>]*aria-invalid="true"', bad.get_data(as_text=True))
+    stranger = _post(a, f"/psych/panel/{study}", {"class-999999": "1"})
+    assert stranger.status_code == 422
+    assert "class-999999: attempt 999999 is not a counted attempt on form SS10-F1" in _text(
+        stranger)
+    assert _classified(db) == 0
+    # only for their own study
+    assert _post(a, f"/psych/panel/{other}", data).status_code == 403
+    assert a.get(f"/psych/panel/{other}").status_code == 403
+    assert _classified(db) == 0
+
+    assert _post(a, f"/psych/panel/{study}", data).status_code == 303
+    assert _classified(db) == 16
+    again = _post(a, f"/psych/panel/{study}", data, follow_redirects=True)
+    assert "Nothing changed: your classifications were already saved." in _text(again)
+    assert _classified(db) == 16  # append-only: unchanged values add no row
+    rows = db.scalars(select(StudyClassification)).all()
+    assert {(r.entered_by_id, r.source) for r in rows} == {(ann.id, "panel")}
+    rec = study_recommendation(db, study)
+    db.commit()
+    assert rec["raw_cut"] == pytest.approx(6.5) and rec["n_judges"] == 16
+    # a change is a new row that supersedes; the screen shows the panelist's own standing value
+    assert _post(a, f"/psych/panel/{study}", {f"class-{first}": "1"}).status_code == 303
+    assert _classified(db) == 17
+    mine = a.get(f"/psych/panel/{study}").get_data(as_text=True)
+    assert re.search(rf'<select id="class-{first}"[^>]*>\s*<option value="">not classified'
+                     r'</option>\s*<option value="0">0: Not qualified</option><option value="1"'
+                     r' selected>', mine)
+    # the other panelist sees none of it
+    theirs = b.get(f"/psych/panel/{study}").get_data(as_text=True)
+    assert "16 candidates with a counted result on SS10-F1; 0 classified by you" in theirs
+    facilitator_page = _text(fac.get(f"/psych/studies/{study}"))
+    assert re.search(rf"<td class=\"num\">1</td><td>{re.escape(ann.display_name)}</td>",
+                     facilitator_page)  # the "Entered by" column
+
+    # removing the panelist takes their classifications out of the result (rows kept)
+    assert _post(fac, f"/psych/studies/{study}/panelists/{ann.id}/remove",
+                 {"reason": "classified candidates they had coached"}).status_code == 303
+    assert _classified(db) == 17
+    rec = study_recommendation(db, study)
+    db.commit()
+    assert rec["raw_cut"] is None and rec["n_judges"] == 0
+    assert a.get(f"/psych/panel/{study}").status_code == 403
+    assert _post(a, f"/psych/panel/{study}", data).status_code == 403

@@ -18,9 +18,16 @@ Methods and what a panelist records in each round:
 - ``hofstee``: the lowest and highest acceptable cut (percent correct) and the lowest and highest
   acceptable fail rate (percent);
 - ``beuk``: the cut (percent correct) and the pass rate (percent) the panelist expects;
-- ``contrasting_groups`` and ``borderline_regression``: no per-round ratings; the facilitator
-  records (or uploads as CSV) a judgment of each candidate: qualified or not, or a global rating on
-  an ordinal scale, against the candidate's score on the reference form.
+- ``contrasting_groups`` and ``borderline_regression``: no per-round ratings; a judgment of each
+  candidate (qualified or not, or a global rating on an ordinal scale), set against the
+  candidate's score on the reference form. Panelists enter them on their own screen (without the
+  scores: the judgment must come from other evidence); the facilitator may enter or upload them
+  too. The newest classification of a candidate stands, whoever entered it.
+
+A facilitator may remove a seated panelist (conflict of interest, not following the instructions):
+the removal is a row of its own (who removed whom, when and why); the panelist's seat and past
+ratings stay as they were (append-only) but count in no result computed from then on, in any
+round, and the removed panelist's study screens answer 403. A removed panelist is not seated again.
 
 Ratings and judgments are append-only: changing one adds a row that supersedes it (the newest row
 of a panelist, item and round is the standing one), and only while its round is open. A closed
@@ -66,6 +73,7 @@ PANEL_ROLES = (Role.PANELIST.value, Role.ITEM_AUTHOR.value, Role.PSYCHOMETRICIAN
 #: Borderline regression's default global-rating scale: 0 fail, 1 borderline, 2 pass, 3 good.
 DEFAULT_RATING_SCALE = (0, 3)
 TITLE_LENGTH = 200
+REASON_LENGTH = 500
 MAX_CSV_LINES = 20_000
 
 
@@ -91,6 +99,7 @@ class Study(Base):
     exam: Mapped[Exam] = relationship()
     reference_form: Mapped[Form] = relationship()
     panelists: Mapped[list[StudyPanelist]] = relationship(order_by="StudyPanelist.id")
+    removals: Mapped[list[PanelistRemoval]] = relationship(order_by="PanelistRemoval.id")
     rounds: Mapped[list[StudyRound]] = relationship(order_by="StudyRound.number")
 
     @property
@@ -113,8 +122,19 @@ class Study(Base):
     def has_rounds(self) -> bool:
         return self.method not in CLASSIFICATION_METHODS
 
+    def removed_ids(self) -> set[int]:
+        """Users removed from the panel: their rows stay, but count for nothing."""
+        return {r.user_id for r in self.removals}
+
+    @property
+    def seated(self) -> list[StudyPanelist]:
+        """The panel as it stands: every seat not removed."""
+        removed = self.removed_ids()
+        return [p for p in self.panelists if p.user_id not in removed]
+
     def panelist_ids(self) -> set[int]:
-        return {p.user_id for p in self.panelists}
+        """Who sits on the panel now (removed panelists not included)."""
+        return {p.user_id for p in self.seated}
 
 
 class StudyPanelist(Base):
@@ -133,6 +153,28 @@ class StudyPanelist(Base):
 
 
 append_only(StudyPanelist)
+
+
+class PanelistRemoval(Base):
+    """A panelist's removal from a study's panel: who removed whom, when and why. The seat and
+    the panelist's ratings stay (append-only); from this row on they count in no result and the
+    panelist can no longer see or post to the study."""
+
+    __tablename__ = "ss_panelist_removals"
+    __table_args__ = (UniqueConstraint("study_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("ss_studies.id"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    removed_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    removed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    reason: Mapped[str] = mapped_column(String(REASON_LENGTH))
+
+    user: Mapped[User] = relationship(foreign_keys=[user_id])
+    removed_by: Mapped[User] = relationship(foreign_keys=[removed_by_id])
+
+
+append_only(PanelistRemoval)
 
 
 class StudyRound(Base):
@@ -229,9 +271,11 @@ def studies_of_exam(session: Session, exam_id: int | None = None) -> list[Study]
 
 def studies_of_panelist(session: Session, user_id: int) -> list[Study]:
     """The studies ``user_id`` sits on, newest first (and nothing else)."""
+    removed = select(PanelistRemoval.id).where(PanelistRemoval.study_id == Study.id,
+                                               PanelistRemoval.user_id == user_id).exists()
     return list(session.scalars(
         select(Study).join(StudyPanelist, StudyPanelist.study_id == Study.id)
-        .where(StudyPanelist.user_id == user_id)
+        .where(StudyPanelist.user_id == user_id, ~removed)
         .order_by(Study.created_at.desc(), Study.id.desc())))
 
 
@@ -299,12 +343,18 @@ def standing_judgments(session: Session, round_ids: list[int],
     return out
 
 
-def standing_classifications(session: Session, study_id: int) -> dict[int, StudyClassification]:
-    """The standing (newest) classification per result."""
+def standing_classifications(session: Session, study_id: int, *,
+                             excluded: set[int] | frozenset[int] = frozenset(),
+                             entered_by: int | None = None) -> dict[int, StudyClassification]:
+    """The standing (newest) classification per result, whoever entered it, leaving out rows
+    entered by ``excluded`` users (removed panelists); only ``entered_by``'s rows when given."""
+    query = select(StudyClassification).where(StudyClassification.study_id == study_id)
+    if excluded:
+        query = query.where(StudyClassification.entered_by_id.not_in(excluded))
+    if entered_by is not None:
+        query = query.where(StudyClassification.entered_by_id == entered_by)
     out: dict[int, StudyClassification] = {}
-    for c in session.scalars(select(StudyClassification)
-                             .where(StudyClassification.study_id == study_id)
-                             .order_by(StudyClassification.id)):
+    for c in session.scalars(query.order_by(StudyClassification.id)):
         out[c.result_id] = c
     return out
 
@@ -381,6 +431,10 @@ def invite_panelist(session: Session, study: Study, email: str, *, by: User) -> 
                       "(the panel sees items and their keys)", field="email")
     if not user.active:
         raise Invalid(f"email: {user.email}'s account is deactivated", field="email")
+    removal = next((r for r in study.removals if r.user_id == user.id), None)
+    if removal is not None:
+        raise Conflict(f"{user.email} was removed from this panel on "
+                       f"{removal.removed_at:%Y-%m-%d %H:%M} UTC and is not seated again")
     if user.id in study.panelist_ids():
         raise Conflict(f"{user.email} is on the panel already")
     seat = StudyPanelist(study_id=study.id, user_id=user.id, invited_by_id=by.id)
@@ -390,6 +444,37 @@ def invite_panelist(session: Session, study: Study, email: str, *, by: User) -> 
     return seat
 
 
+def remove_panelist(session: Session, study: Study, user_id: Any, reason: Any, *,
+                    by: User) -> PanelistRemoval:
+    """Remove a seated panelist, recording who, when and why. Their seat and ratings stay
+    (append-only); they count in no result from now on, and the panelist loses the study."""
+    _require_open(study)
+    try:
+        uid = int(str(user_id))
+    except ValueError:
+        raise Invalid(f"panelist: {str(user_id)[:20]!r} is not a panelist of study {study.id}",
+                      field="panelist") from None
+    seat = next((p for p in study.panelists if p.user_id == uid), None)
+    if seat is None:
+        raise Invalid(f"panelist: user {uid} is not on the panel of study {study.id}",
+                      field="panelist")
+    if uid in study.removed_ids():
+        raise Conflict(f"{seat.user.email} was removed from the panel already")
+    text = " ".join(str(reason or "").split())
+    if not text:
+        raise Invalid("reason: say why the panelist is removed (it is kept with the study's "
+                      "record)", field="reason")
+    if len(text) > REASON_LENGTH:
+        raise Invalid(f"reason: at most {REASON_LENGTH} characters (got {len(text)})",
+                      field="reason")
+    row = PanelistRemoval(study_id=study.id, user_id=uid, removed_by_id=by.id, reason=text,
+                          removed_at=utcnow())
+    session.add(row)
+    _flush_or_conflict(session, f"{seat.user.email} was removed meanwhile")
+    session.refresh(study, ["removals"])
+    return row
+
+
 def open_round(session: Session, study: Study, *, by: User) -> StudyRound:
     _require_open(study)
     if not study.has_rounds:
@@ -397,7 +482,7 @@ def open_round(session: Session, study: Study, *, by: User) -> StudyRound:
                        "candidates")
     if study.open_round is not None:
         raise Conflict(f"round {study.open_round.number} is still open; close it first")
-    if not study.panelists:
+    if not study.seated:
         raise Conflict("invite at least one panelist before opening a round")
     number = (max((r.number for r in study.rounds), default=0)) + 1
     rnd = StudyRound(study_id=study.id, number=number, opened_by_id=by.id, opened_at=utcnow())
@@ -579,10 +664,63 @@ def classification_scale(study: Study) -> tuple[int, int]:
     return int(lo), int(hi)
 
 
+#: What each classification means, as a panelist chooses it.
+CLASSIFICATION_LABELS = {
+    "contrasting_groups": {0: "Not qualified", 1: "Qualified"},
+    "borderline_regression": {0: "Fail", 1: "Borderline", 2: "Pass", 3: "Good"},
+}
+
+
+def classification_choices(study: Study) -> list[tuple[int, str]]:
+    """The (value, label) choices of the study's classification scale."""
+    lo, hi = classification_scale(study)
+    labels = CLASSIFICATION_LABELS.get(study.method, {})
+    return [(v, f"{v}: {labels[v]}" if v in labels else str(v)) for v in range(lo, hi + 1)]
+
+
+def record_panel_classifications(session: Session, study: Study, user: User,
+                                 values: dict[str, Any], attempts: dict[int, int]) -> int:
+    """Store a seated panelist's classifications from their screen: ``values`` maps an attempt
+    id (as text) to the rating as text (blank: not classified, skipped); ``attempts`` maps each
+    counted attempt on the reference form to its result. Every value is checked before any is
+    stored; a rating equal to the panelist's own standing one adds no row. Append-only: a change
+    is a new row (source "panel"), which becomes the candidate's standing classification."""
+    require_panelist(study, user)
+    if study.method not in CLASSIFICATION_METHODS:
+        raise Conflict(f"a {study.method_name} study does not classify candidates")
+    _require_open(study)
+    lo, hi = classification_scale(study)
+    clean: list[tuple[int, int]] = []
+    for key, raw in values.items():
+        name = f"class-{str(key)[:20]}"
+        text = str(raw).strip()
+        result_id = attempts.get(int(key)) if str(key).isdigit() else None
+        if result_id is None:
+            raise Invalid(f"{name}: attempt {str(key)[:20]} is not a counted attempt on form "
+                          f"{study.reference_form.code}", field=name)
+        if text == "":
+            continue
+        if not (text.lstrip("-").isdigit() and lo <= int(text) <= hi):
+            raise Invalid(f"attempt {key}: the classification {text[:20]!r} is not a whole "
+                          f"number in {lo}..{hi}", field=name)
+        clean.append((result_id, int(text)))
+    mine = standing_classifications(session, study.id, entered_by=user.id)
+    added = 0
+    for result_id, rating in clean:
+        before = mine.get(result_id)
+        if before is not None and before.rating == rating:
+            continue
+        session.add(StudyClassification(study_id=study.id, result_id=result_id, rating=rating,
+                                        entered_by_id=user.id, source="panel"))
+        added += 1
+    session.flush()
+    return added
+
+
 def record_classifications(session: Session, study: Study, rows: list[tuple[int, int]],
                            *, by: User, source: str) -> int:
     """Store ``(result id, rating)`` pairs (already checked); unchanged ones add no row."""
-    standing = standing_classifications(session, study.id)
+    standing = standing_classifications(session, study.id, excluded=study.removed_ids())
     added = 0
     for result_id, rating in rows:
         before = standing.get(result_id)

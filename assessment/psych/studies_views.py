@@ -35,6 +35,7 @@ from assessment.psych.studies import (
     METHODS,
     PANEL_ROLES,
     Study,
+    classification_choices,
     classification_scale,
     close_round,
     close_study,
@@ -47,8 +48,10 @@ from assessment.psych.studies import (
     progress_counts,
     record_classifications,
     record_judgment,
+    record_panel_classifications,
     record_ratings,
     release_round,
+    remove_panelist,
     standing_classifications,
     standing_judgments,
     standing_ratings,
@@ -162,7 +165,7 @@ def detail(study_id: int):
         progress = progress_counts(session, study, study.open_round)
     people = {p.user_id: p.user for p in study.panelists}
     people.update(_people(session, {study.facilitator_id}))
-    classifications = (standing_classifications(session, study.id)
+    classifications = (standing_classifications(session, study.id, excluded=study.removed_ids())
                        if study.method in CLASSIFICATION_METHODS else {})
     return render_template(
         "psych/studies/study.html", study=study, outcome=outcome, progress=progress,
@@ -178,7 +181,9 @@ def _candidate_rows(outcome: StudyOutcome, classifications: dict) -> list[dict]:
         return []
     s = outcome.scores
     return [{"attempt_id": s.attempt_ids[k], "email": s.emails[k], "score": s.scores[k],
-             "rating": classifications[rid].rating if rid in classifications else None}
+             "rating": classifications[rid].rating if rid in classifications else None,
+             "entered_by": (classifications[rid].entered_by_id if rid in classifications
+                            else None)}
             for k, rid in enumerate(s.result_ids)]
 
 
@@ -212,7 +217,8 @@ def _chart(outcome: StudyOutcome, rnd=None) -> charts.Chart | None:
     judgments = standing_judgments(db_session(), [r.id for r in study.rounds
                                                   if r.number == rnd.number])
     top = outcome.max_score
-    values = [j.values for j in judgments.values()]
+    seated = study.panelist_ids()
+    values = [j.values for (_, uid), j in judgments.items() if uid in seated]
     return charts.beuk_chart(
         grid, [1 - f for f in fails], panel_cuts=[v["cut"] * top / 100 for v in values],
         panel_pass_rates=[v["pass_rate"] / 100 for v in values], mean_cut=line["mean_cut"],
@@ -258,6 +264,21 @@ def invite(study_id: int):
     seat = invite_panelist(session, study, request.form.get("email", ""), by=current_user)
     session.commit()
     flash(f"{seat.user.display_name} ({seat.user.email}) is on the panel.", "info")
+    return redirect(url_for("studies.detail", study_id=study.id)), 303
+
+
+@bp.post("/studies/<int:study_id>/panelists/<int:user_id>/remove")
+@role_required(*ROLES)
+def remove(study_id: int, user_id: int):
+    """Remove a seated panelist (with the reason): recorded, their rows kept, their judgments
+    counted no more, their access to the study gone."""
+    session = db_session()
+    study = _study(study_id)
+    row = remove_panelist(session, study, user_id, request.form.get("reason", ""),
+                          by=current_user)
+    session.commit()
+    flash(f"{row.user.display_name} ({row.user.email}) is off the panel; their judgments no "
+          "longer count.", "info")
     return redirect(url_for("studies.detail", study_id=study.id)), 303
 
 
@@ -399,11 +420,26 @@ def _panel_page(study: Study, *, problem: str | None = None, problem_field: str 
     released = [r for r in outcome.rounds if r.released]
     return render_template(
         "psych/studies/panel.html", study=study, outcome=outcome, rnd=rnd, mine=mine,
+        to_classify=_panel_candidates(session, study, outcome),
+        choices=classification_choices(study),
         my_judgments=my_judgments, previous=previous, released=released,
         items=outcome.items if study.method in ITEM_METHODS else study_items(session, study),
         pages=_booklet_pages(outcome), problem=problem, problem_field=problem_field,
         typed=typed or {}, me=current_user.id, status=status,
     ), status
+
+
+def _panel_candidates(session, study: Study, outcome: StudyOutcome) -> list[dict]:
+    """The counted candidates a panelist classifies, with their own standing classification
+    (not the score: the judgment must rest on other evidence; not anyone else's entry)."""
+    if study.method not in CLASSIFICATION_METHODS:
+        return []
+    mine = standing_classifications(session, study.id, entered_by=current_user.id)
+    s = outcome.scores
+    rows = [{"attempt_id": s.attempt_ids[k], "email": s.emails[k],
+             "rating": mine[rid].rating if rid in mine else None}
+            for k, rid in enumerate(s.result_ids)]
+    return sorted(rows, key=lambda r: (r["email"], r["attempt_id"]))
 
 
 @bp.post("/panel/<int:study_id>")
@@ -421,6 +457,15 @@ def rate(study_id: int):
             added = record_ratings(session, study, current_user, round_number, values)
             message = (f"Saved: {added} rating(s) changed." if added
                        else "Nothing changed: your ratings were already saved.")
+        elif study.method in CLASSIFICATION_METHODS:
+            values = {k.removeprefix("class-"): v for k, v in form.items()
+                      if k.startswith("class-")}
+            outcome = study_outcome(session, study, include_open=False)
+            _, by_attempt = _reference_lookups(outcome)
+            added = record_panel_classifications(session, study, current_user, values,
+                                                 by_attempt)
+            message = (f"Saved: {added} classification(s) changed." if added
+                       else "Nothing changed: your classifications were already saved.")
         else:
             outcome = study_outcome(session, study, include_open=False)
             n_pages = outcome.booklet.n_pages if outcome.booklet is not None else 0

@@ -45,10 +45,14 @@ from psychometrics import (
     PsychometricsError,
     angoff_cut,
     beuk_cut,
+    beuk_cut_se,
     bookmark_cut,
     borderline_regression_cut,
+    borderline_regression_cut_se,
     contrasting_groups_cut,
+    contrasting_groups_cut_se,
     hofstee_cut,
+    hofstee_cut_se,
     ordered_item_booklet,
     theta_cut_from_raw,
 )
@@ -243,7 +247,8 @@ def _base(rnd: StudyRound) -> RoundOutcome:
 
 
 def _panel(outcome: StudyOutcome) -> list[int]:
-    return [p.user_id for p in outcome.study.panelists]
+    """The panelists whose judgments count: removed panelists' rows stay but count no more."""
+    return [p.user_id for p in outcome.study.seated]
 
 
 def _angoff_round(outcome: StudyOutcome, rnd: StudyRound, ratings: dict) -> RoundOutcome:
@@ -333,36 +338,61 @@ def _need_scores(outcome: StudyOutcome) -> None:
 def _hofstee(outcome: StudyOutcome, out: RoundOutcome, given: list) -> None:
     _need_scores(outcome)
     top = outcome.max_score
-    res = hofstee_cut(outcome.scores.scores,
-                      [v["c_min"] * top / 100 for _, v in given],
-                      [v["c_max"] * top / 100 for _, v in given],
-                      [v["f_min"] / 100 for _, v in given],
-                      [v["f_max"] / 100 for _, v in given])
-    _compromise(outcome, out, res)
+    judged = ([v["c_min"] * top / 100 for _, v in given], [v["c_max"] * top / 100 for _, v in given],
+              [v["f_min"] / 100 for _, v in given], [v["f_max"] / 100 for _, v in given])
+    res = hofstee_cut(outcome.scores.scores, *judged)
+    se = hofstee_cut_se(outcome.scores.scores, *judged) if len(given) >= 2 else None
+    _compromise(outcome, out, res, se)
 
 
 def _beuk(outcome: StudyOutcome, out: RoundOutcome, given: list) -> None:
     _need_scores(outcome)
     top = outcome.max_score
-    res = beuk_cut(outcome.scores.scores, [v["cut"] * top / 100 for _, v in given],
-                   [v["pass_rate"] / 100 for _, v in given])
-    _compromise(outcome, out, res)
+    judged = ([v["cut"] * top / 100 for _, v in given], [v["pass_rate"] / 100 for _, v in given])
+    res = beuk_cut(outcome.scores.scores, *judged)
+    _compromise(outcome, out, res, beuk_cut_se(outcome.scores.scores, *judged))
     out.panelist_cuts = {u: v["cut"] * top / 100 for u, v in given}
 
 
-def _compromise(outcome: StudyOutcome, out: RoundOutcome, res) -> None:
+def _compromise(outcome: StudyOutcome, out: RoundOutcome, res, se) -> None:
     out.raw_cut = res.cut
+    _standard_error(out, se)
     out.percent = 100 * res.cut / outcome.max_score
     out.pass_rate = outcome.scores.pass_rate(res.cut)
     out.details.update(line=dict(res.line), intersects=res.intersects, whole_cut=res.raw_cut)
-    out.theta_cut, _, problem = _to_theta(outcome.params, out.raw_cut, None)
+    out.theta_cut, out.theta_se, problem = _to_theta(outcome.params, out.raw_cut, out.raw_se)
     out.details["theta_problem"] = problem
+
+
+SE_NOTES = {
+    "bootstrap_panelists": "bootstrap over panelists ({n_boot} replicates, seed {seed}), the "
+                           "observed scores held fixed",
+    "bootstrap_candidates": "bootstrap over the classified candidates ({n_boot} replicates, "
+                            "seed {seed})",
+    "regression": "least-squares SE of the fitted score at the borderline rating",
+    "delta": "delta method on the logistic regression",
+}
+
+
+def _standard_error(out: RoundOutcome, se) -> None:
+    """Set the round's raw SE from a :class:`psychometrics.CutStandardError` (None: too few
+    judges for one), and say how it was obtained."""
+    if se is None:
+        out.details["se_note"] = "no SE: it needs at least two panelists"
+        return
+    out.raw_se = _nan_none(se.se)
+    note = SE_NOTES[se.method].format(n_boot=se.n_boot, seed=se.seed)
+    if se.n_failed:
+        note += f"; {se.n_failed} replicate(s) without a cut left out"
+    if out.raw_se is None:
+        note = "no SE: too many bootstrap replicates had no cut"
+    out.details["se_note"] = note
 
 
 def _classification_outcome(session: Session, outcome: StudyOutcome) -> RoundOutcome:
     study = outcome.study
     out = RoundOutcome(number=None, is_open=False, released=False)
-    standing = standing_classifications(session, study.id)
+    standing = standing_classifications(session, study.id, excluded=study.removed_ids())
     index = {rid: k for k, rid in enumerate(outcome.scores.result_ids)}
     used = [(index[rid], c.rating) for rid, c in standing.items() if rid in index]
     out.n_judges = len(used)
@@ -377,19 +407,23 @@ def _classification_outcome(session: Session, outcome: StudyOutcome) -> RoundOut
                 raise PsychometricsError("both groups are needed: classify candidates as "
                                          "qualified and as not qualified")
             res = contrasting_groups_cut(x, g)
+            se = contrasting_groups_cut_se(x, g)
             out.details.update(n_qualified=int(g.sum()), n_unqualified=int((g == 0).sum()),
                                misclassified=res.details.get("misclassified"))
         else:
-            res = borderline_regression_cut(x, g, borderline=study.settings.get("borderline", 1))
+            borderline = study.settings.get("borderline", 1)
+            res = borderline_regression_cut(x, g, borderline=borderline)
+            se = borderline_regression_cut_se(x, g, borderline=borderline)
             out.details.update({k: res.details[k] for k in ("intercept", "slope", "r_squared",
                                                              "residual_sd")})
     except PsychometricsError as exc:
         out.problem = str(exc)
         return out
     out.raw_cut = res.cut
+    _standard_error(out, se)
     out.percent = 100 * res.cut / outcome.max_score
     out.pass_rate = outcome.scores.pass_rate(res.cut)
-    out.theta_cut, _, problem = _to_theta(outcome.params, out.raw_cut, None)
+    out.theta_cut, out.theta_se, problem = _to_theta(outcome.params, out.raw_cut, out.raw_se)
     out.details["theta_problem"] = problem
     return out
 
