@@ -222,6 +222,7 @@ def serve(host: str, port: int, workers: int | None, threads: int, sweep_every: 
                 child.wait(10)
             except subprocess.TimeoutExpired:
                 child.kill()
+                child.wait()  # reaped, so no "subprocess is still running" on the way out
 
 
 def _close_listeners(server, worker) -> None:
