@@ -68,6 +68,10 @@ def _queue_name(raw: str) -> str:
     return name
 
 
+#: starts per second one 2-core node admits (MICROCRED_START_RATE; measured, see Settings)
+DEFAULT_START_RATE = 20.0
+
+
 @dataclass
 class Settings:
     """Everything Microcred reads from its environment."""
@@ -96,6 +100,13 @@ class Settings:
     #: one more is answered 503 at once (0: no limit), and the Retry-After it carries.
     max_in_flight: int = 24
     retry_after_seconds: int = 2
+    #: The waiting room (assessment/delivery/waiting_room.py): attempts the deployment starts per
+    #: second at most; beyond it a start waits in line, answered at once with its place (0: no
+    #: waiting room). The default is derived, not yet confirmed on a quiet machine: a start with
+    #: its runner page measured ~33 ms of server CPU (bench/exam_day.py --spike, loaded), so 20
+    #: a second take two thirds of a core of a 2-core node, leaving the rest to the line's own
+    #: answers (~6 ms each) and the exams running. Set nodes x what one node sustains.
+    start_rate: float = DEFAULT_START_RATE
     #: Reports suppress a cell (a group, a month, a form) with fewer candidates than this, and
     #: DIF leaves out a form where either group is smaller.
     report_min_group: int = 5
@@ -127,5 +138,6 @@ class Settings:
             pretest_min_responses=_number("MICROCRED_PRETEST_MIN_RESPONSES", 200, minimum=1),
             max_in_flight=_number("MICROCRED_MAX_IN_FLIGHT", 24, minimum=0),
             retry_after_seconds=_number("MICROCRED_RETRY_AFTER_SECONDS", 2, minimum=1),
+            start_rate=_number("MICROCRED_START_RATE", DEFAULT_START_RATE, float),
             report_min_group=_number("MICROCRED_REPORT_MIN_GROUP", 5, minimum=1),
         )

@@ -432,9 +432,11 @@ def measure_fleet(app: Any, db: Any, n: int, proctors: int, seconds: float, delt
     state: dict[int, tuple[str | None, str | None]] = {p: (None, None) for p in range(proctors)}
     lock = threading.Lock()
     lat: list[float] = []
+    steady_lat: list[float] = []  # polls with a cursor (deltas) or after a first one (full)
     sizes: list[int] = []
     codes: dict[int, int] = {}
     changed_rows: list[int] = []
+    built_rows: list[int] = []
     first_full: list[int] = []
 
     signed = app.test_client()  # one sign-in (the sign-in throttle), its cookies copied
@@ -462,6 +464,8 @@ def measure_fleet(app: Any, db: Any, n: int, proctors: int, seconds: float, delt
             done = time.perf_counter()
             with lock:
                 lat.append(done - at)
+                if cursor is not None or not deltas:
+                    steady_lat.append(done - at)
                 sizes.append(len(body))
                 codes[resp.status_code] = codes.get(resp.status_code, 0) + 1
                 if resp.status_code == 200:
@@ -471,8 +475,10 @@ def measure_fleet(app: Any, db: Any, n: int, proctors: int, seconds: float, delt
                         first_full.append(len(body))  # the page's first load: not a steady poll
                     else:
                         changed_rows.append(len(data["sessions"] if data["full"] else data["changed"]))
+                        built_rows.append(data.get("rebuilt", len(data.get("sessions") or [])))
                 elif resp.status_code == 304:
                     changed_rows.append(0)
+                    built_rows.append(0)
 
     stop = threading.Event()
     writes = [0]
@@ -493,10 +499,12 @@ def measure_fleet(app: Any, db: Any, n: int, proctors: int, seconds: float, delt
     threads = [threading.Thread(target=worker) for _ in range(workers)]
     w = threading.Thread(target=writer, daemon=True)
     w.start()
+    cpu0 = time.process_time()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    cpu_s = time.process_time() - cpu0  # this process: server, test clients and the writer
     stop.set()
     w.join(5)
     # one console's poll alone, its statements counted: a delta with nothing changed (or a
@@ -510,12 +518,21 @@ def measure_fleet(app: Any, db: Any, n: int, proctors: int, seconds: float, delt
             "polls": len(lat), "polls_per_s": round(len(lat) / seconds, 1),
             "p50_ms": round(1000 * statistics.median(lat), 1),
             "p99_ms": round(1000 * pct(lat, 99), 1), "max_ms": round(1000 * max(lat), 1),
+            # without each console's first load (deltas: the full view every page starts with)
+            "steady_p50_ms": round(1000 * statistics.median(steady_lat), 1) if steady_lat else None,
+            "steady_p99_ms": round(1000 * pct(steady_lat, 99), 1) if steady_lat else None,
             # steady polls: a console's first load (deltas) is reported apart
             "bytes_per_poll_mean": round((sum(sizes) - sum(first_full))
                                          / max(1, len(sizes) - len(first_full))),
             "rows_per_poll_mean": round(statistics.mean(changed_rows), 1) if changed_rows else 0,
+            # rows the server built per steady poll (deltas: only sessions whose marks moved)
+            "rows_built_per_poll_mean": (round(statistics.mean(built_rows), 1)
+                                         if built_rows else 0),
             "first_load_bytes": first_full[0] if first_full else None,
             "statuses": codes, "flags_written": writes[0],
+            # CPU of the whole bench process per poll (server, in-process clients, writer): less
+            # bent by other load on the machine than the latencies
+            "cpu_ms_per_poll": round(1000 * cpu_s / max(1, len(lat)), 1),
             "statements_per_poll": len(sent)}
 
 
@@ -723,9 +740,12 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{args.proctors} consoles x {args.sessions} sessions, {f['mode']} polls "
                       f"({f['polls']} in {args.fleet_seconds:.0f} s, {f['flags_written']} flags "
                       f"written meanwhile): p50 {f['p50_ms']} ms, p99 {f['p99_ms']} ms, max "
-                      f"{f['max_ms']} ms; {f['bytes_per_poll_mean']} bytes and "
-                      f"{f['rows_per_poll_mean']} rows per steady poll (first load {f['first_load_bytes']} bytes); statuses {f['statuses']}; "
-                      f"statements per poll {f['statements_per_poll']} "
+                      f"{f['max_ms']} ms (steady polls p50 {f['steady_p50_ms']} ms, p99 "
+                      f"{f['steady_p99_ms']} ms); {f['bytes_per_poll_mean']} bytes and "
+                      f"{f['rows_per_poll_mean']} rows sent and {f['rows_built_per_poll_mean']} built "
+                      f"per steady poll (first load {f['first_load_bytes']} bytes); statuses {f['statuses']}; "
+                      f"statements per poll {f['statements_per_poll']}, process CPU "
+                      f"{f['cpu_ms_per_poll']} ms per poll "
                       f"(load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores)",
                       flush=True)
         if args.only_fleet:

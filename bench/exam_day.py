@@ -35,6 +35,15 @@ Usage::
     .venv/bin/python bench/exam_day.py [--steps 200,500,1000] [--step-seconds 60]
         [--workers N] [--threads N] [--database-url postgresql+psycopg://user@127.0.0.1/db]
     .venv/bin/python bench/exam_day.py --quick      # a few candidates, seconds (CI)
+    .venv/bin/python bench/exam_day.py --spike 1000 --within 10 [--start-rate R]
+
+``--spike N --within S`` runs the start spike alone: N candidates sign in first (not part of
+it), then each starts at a random moment within S seconds, as the browser does: the start form,
+then, when the waiting room answers 202 with a place and a ``Retry-After``, the waiting page's
+JSON asks until admitted, then the runner page. It prints p50/p95/p99 of every start response
+(the goal: p99 < 1 s, 0 errors), the time to the first question (the wait in line included),
+the server's CPU per start, and checks that every attempt a candidate was sent to exists once
+in the database and no candidate has two.
 
 It is a benchmark, not a test: it prints its figures (goals on a 2-core machine: 5,000
 candidates at p99 < 100 ms, 0 lost; <= 1 ms server CPU per save or heartbeat; 1,000 candidates
@@ -171,6 +180,7 @@ class Candidate:
         self.event_seq = 0
         self.snap_seq = 0
         self.start_latency: float | None = None
+        self.places: list[int] = []
 
     @property
     def stop(self) -> bool:
@@ -250,6 +260,53 @@ class Candidate:
             return False
         self.proctoring = (state.get("extras") or {}).get("proctoring") or {}
         return True
+
+    async def spike_start(self) -> bool:
+        """Start as the browser does on exam day: post the start form; started at once (a
+        redirect to the runner), or told a place in the waiting room with a ``Retry-After``,
+        then asked again by the waiting page's script (a JSON post) until admitted; then open
+        the runner page. Every answer to a start post is timed under ``start``; the whole way
+        to the first question is ``start_latency``, ``waited`` the time spent in line."""
+        t = time.perf_counter()
+        resp = await self._request("start", "POST", f"/exams/{self.cfg.exam_code}/start",
+                                   data={"agree": "yes", "csrf_token": self.token})
+        url = None
+        while resp is not None:
+            if resp.status_code == 302:
+                url = resp.headers.get("location", "")
+                break
+            if resp.status_code == 200 and resp.headers.get("content-type", "").startswith(
+                    "application/json") and resp.json().get("status") == "admitted":
+                url = resp.json()["url"]
+                break
+            if resp.status_code != 202:
+                self.stats.errors[f"start_{resp.status_code}"] += 1
+                return False
+            self.places.append(self._place(resp))
+            await asyncio.sleep(float(resp.headers.get("Retry-After", "1")))
+            resp = await self._request("start", "POST", f"/exams/{self.cfg.exam_code}/start",
+                                       json={}, headers={"X-CSRFToken": self.token,
+                                                         "Accept": "application/json"})
+        m = re.search(r"/attempts/(\d+)$", url or "")
+        if m is None:
+            if url is not None:
+                self.stats.errors["start_no_attempt"] += 1
+            return False
+        self.attempt_id = int(m.group(1))
+        page = await self._request("runner_page", "GET", f"/attempts/{self.attempt_id}")
+        if page is None or page.status_code != 200:
+            self.stats.errors[f"runner_page_{page.status_code if page else 'none'}"] += 1
+            return False
+        self.start_latency = time.perf_counter() - t
+        return True
+
+    @staticmethod
+    def _place(resp: httpx.Response) -> int:
+        """The place in line a waiting answer gives (the JSON's, or the page's)."""
+        if resp.headers.get("content-type", "").startswith("application/json"):
+            return int(resp.json().get("place", 0))
+        m = re.search(r'data-place="(\d+)"', resp.text)
+        return int(m.group(1)) if m else 0
 
     # ------------------------------------------------------------ the exam
 
@@ -399,6 +456,90 @@ async def start_spike(cands: list[Candidate], window: float, stats: Stats) -> di
             "max_ms": ms(max(lat)) if lat else None,
             "errors": {k: v for k, v in stats.errors.items()
                        if k.startswith(("start", "runner_page"))}}
+
+
+async def spike(base_url: str, emails: list[str], cfg: argparse.Namespace,
+                server: Server) -> dict[str, Any]:
+    """The start spike alone: every candidate signs in first (not part of the spike), then
+    each starts at a random moment within ``cfg.within`` seconds, through the waiting room
+    when the server puts one in line. Prints and returns the figures."""
+    stats = Stats()
+    cands = [Candidate(i, e, base_url, stats, cfg, b"") for i, e in enumerate(emails)]
+    gate = asyncio.Semaphore(cfg.setup_concurrency)
+
+    async def sign_in(c: Candidate) -> bool:
+        async with gate:
+            return await c.sign_in()
+
+    t = time.perf_counter()
+    ok = await asyncio.gather(*(sign_in(c) for c in cands))
+    print(f"spike: {sum(ok)}/{len(cands)} signed in in {time.perf_counter() - t:.1f} s "
+          "(not part of the spike)", flush=True)
+    signed = [c for c, good in zip(cands, ok) if good]
+    stats.clear_window()
+    rng = random.Random(cfg.seed)
+    offsets = {c.n: rng.uniform(0, cfg.within) for c in signed}
+
+    async def one(c: Candidate) -> bool:
+        await asyncio.sleep(offsets[c.n])
+        return await c.spike_start()
+
+    cpu0, client0, t0 = server.cpu(), time.process_time(), time.perf_counter()
+    started = await asyncio.gather(*(one(c) for c in signed))
+    took = time.perf_counter() - t0
+    server_cpu, client_cpu = server.cpu() - cpu0, time.process_time() - client0
+    n_started = sum(started)
+    starts = stats.latency.get("start", [])
+    first_question = [c.start_latency for c in signed if c.start_latency is not None]
+    waited = [c for c in signed if c.places]
+    out = {
+        "candidates": len(cands), "signed_in": len(signed), "started": n_started,
+        "within_s": cfg.within, "took_s": round(took, 1),
+        "start_requests": len(starts),
+        "start_p50_ms": ms(pct(starts, 50)), "start_p95_ms": ms(pct(starts, 95)),
+        "start_p99_ms": ms(pct(starts, 99)), "start_max_ms": ms(max(starts)) if starts else None,
+        "runner_page_p99_ms": ms(pct(stats.latency.get("runner_page", []), 99)),
+        "first_question_p50_ms": ms(pct(first_question, 50)),
+        "first_question_p99_ms": ms(pct(first_question, 99)),
+        "first_question_max_ms": ms(max(first_question)) if first_question else None,
+        "waited": len(waited), "largest_place": max((max(c.places) for c in waited), default=0),
+        "errors": dict(stats.errors), "busy_503": dict(stats.busy),
+        "server_cpu_s": round(server_cpu, 2),
+        "server_cpu_ms_per_start": round(server_cpu / n_started * 1000, 1) if n_started else None,
+        "client_cpu_s": round(client_cpu, 2),
+        "attempt_ids": {c.n: c.attempt_id for c in signed if c.start_latency is not None},
+    }
+    await asyncio.gather(*(c.close() for c in cands))
+    return out
+
+
+def check_attempts(db_url: str, exam_code: str, emails: list[str],
+                   seen: dict[int, int]) -> dict[str, int]:
+    """Every attempt a candidate was sent to exists once, is theirs, and no candidate has
+    more than one attempt at the exam."""
+    from sqlalchemy import func, select
+
+    from assessment.database import Database
+    from assessment.delivery.models import Attempt
+    from assessment.exams import exam_by_code
+    from assessment.models import load_all
+    from assessment.users import User
+
+    load_all()
+    database = Database(db_url)
+    with database.session(write=False) as session:
+        exam = exam_by_code(session, exam_code)
+        rows = session.execute(select(Attempt.id, User.email).join(
+            User, User.id == Attempt.candidate_id).where(Attempt.exam_id == exam.id)).all()
+        per_candidate = Counter(email for _, email in rows)
+        owner = {attempt_id: email for attempt_id, email in rows}
+        total = session.scalar(select(func.count()).select_from(Attempt)
+                               .where(Attempt.exam_id == exam.id))
+    database.dispose()
+    return {"attempts": total,
+            "missing": sum(1 for i, a in seen.items() if owner.get(a) != emails[i]),
+            "candidates_with_more_than_one": sum(1 for n in per_candidate.values() if n > 1),
+            "not_seen_by_a_candidate": len(set(owner) - set(seen.values()))}
 
 
 async def cpu_per_endpoint(cands: list[Candidate], server: Server, n: int,
@@ -584,6 +725,14 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--quick", action="store_true",
                     help="CI scale: 6 candidates, fast cadence, a few seconds")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    ap.add_argument("--spike", type=int, default=0, metavar="N",
+                    help="the start spike alone: N candidates signed in beforehand start "
+                         "within --within seconds (no exam-day steps)")
+    ap.add_argument("--within", type=float, default=10.0, metavar="S",
+                    help="seconds the --spike starts are spread over")
+    ap.add_argument("--start-rate", type=float, default=None,
+                    help="the server's MICROCRED_START_RATE (starts admitted per second; "
+                         "0: no waiting room); default: the server's own")
     return ap
 
 
@@ -605,6 +754,8 @@ def main(argv: list[str] | None = None) -> int:
     cfg.steps = sorted({int(x) for x in str(cfg.steps).split(",") if x.strip()})
     if not cfg.steps or cfg.steps[0] < 1 or not 0 < cfg.answer_min <= cfg.answer_max:
         ap.error("--steps must be positive counts; 0 < --answer-min <= --answer-max")
+    if cfg.spike < 0 or cfg.within <= 0:
+        ap.error("--spike must be a count of candidates and --within a positive number of seconds")
 
     workdir = Path(tempfile.mkdtemp(prefix="microcred-examday-"))
     log = workdir / "server.log"
@@ -613,6 +764,8 @@ def main(argv: list[str] | None = None) -> int:
     env.update({"MICROCRED_INSTANCE_DIR": str(workdir / "instance"),
                 "MICROCRED_DATABASE_URL": db.url, "MICROCRED_COOKIE_SECURE": "0",
                 "MICROCRED_PUBLIC_URL": "http://127.0.0.1"})
+    if cfg.start_rate is not None:
+        env["MICROCRED_START_RATE"] = f"{cfg.start_rate:g}"
     os.environ.update({k: env[k] for k in ("MICROCRED_INSTANCE_DIR", "MICROCRED_DATABASE_URL",
                                             "MICROCRED_COOKIE_SECURE")})
     server = Server(env, log, cfg.workers, cfg.threads, None)
@@ -625,7 +778,7 @@ def main(argv: list[str] | None = None) -> int:
         _run([_microcred(), "init"], env, log)
         _run([_microcred(), "demo"], env, log)
         exam_s = int(cfg.step_seconds + cfg.warmup + cfg.start_window + 60) * len(cfg.steps) + 3600
-        emails = prepare(db.url, cfg.steps[-1], exam_s, cfg.snapshot_s)
+        emails = prepare(db.url, cfg.spike or cfg.steps[-1], exam_s, cfg.snapshot_s)
         print(f"prepared exam {EXAM_CODE} and {len(emails)} candidates in "
               f"{time.perf_counter() - t:.1f} s", flush=True)
         server.start()
@@ -637,6 +790,36 @@ def main(argv: list[str] | None = None) -> int:
         if background > 0.25:
             print(f"warning: {background:.2f} cores busy before the load (other processes): "
                   "compare relative figures only", flush=True)
+        if cfg.spike:
+            out = asyncio.run(spike(server.base_url, emails, cfg, server))
+            server.stop()
+            check = check_attempts(db.url, EXAM_CODE, emails, out.pop("attempt_ids"))
+            out.update(check=check, database=db.kind, workers=server.workers,
+                       threads=server.threads, cores=os.cpu_count(),
+                       background_cpu_cores_before=round(background, 2))
+            failed = bool(out["errors"] or out["started"] < out["signed_in"] or check["missing"]
+                          or check["candidates_with_more_than_one"]
+                          or check["attempts"] != out["started"])
+            print(f"\nstart spike: {out['started']}/{out['candidates']} started, spread over "
+                  f"{cfg.within:g} s (all done in {out['took_s']} s)\n"
+                  f"  start responses ({out['start_requests']}): p50 {out['start_p50_ms']} ms, "
+                  f"p95 {out['start_p95_ms']} ms, p99 {out['start_p99_ms']} ms, "
+                  f"max {out['start_max_ms']} ms\n"
+                  f"  to the first question (line included): p50 "
+                  f"{out['first_question_p50_ms']} ms, p99 {out['first_question_p99_ms']} ms, "
+                  f"max {out['first_question_max_ms']} ms; runner page p99 "
+                  f"{out['runner_page_p99_ms']} ms\n"
+                  f"  waited in line: {out['waited']} (largest place {out['largest_place']})\n"
+                  f"  errors: {out['errors'] or 0}; 503s: {out['busy_503'] or 0}\n"
+                  f"  server CPU: {out['server_cpu_s']} s, {out['server_cpu_ms_per_start']} ms "
+                  f"per start (start, line, runner page); client CPU {out['client_cpu_s']} s\n"
+                  f"  database: {check['attempts']} attempts, {check['missing']} missing, "
+                  f"{check['candidates_with_more_than_one']} candidates with more than one\n"
+                  f"  goal (p99 start response < 1000 ms, 0 errors): "
+                  f"{'met' if not failed and out['start_p99_ms'] < 1000 else 'NOT met'}",
+                  flush=True)
+            print(json.dumps(out))
+            return 1 if failed else 0
         run = asyncio.run(exam_day(server.base_url, emails, cfg, server,
                                    db.kind == "postgresql", PHOTO.read_bytes()))
         server.stop()

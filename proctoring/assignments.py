@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from sqlalchemy import delete, select
+from sqlalchemy import Select, delete, false, select
 from sqlalchemy.orm import Session
 
 from microcred.errors import Forbidden, Invalid, NotFound
@@ -63,6 +63,15 @@ def exam_ids_for(session: Session, user: Actor) -> set[int] | None:
         return set()
     return set(session.scalars(
         select(ProctorAssignment.exam_id).where(ProctorAssignment.proctor_id == user.id)))
+
+
+def exam_ids_query(user: Actor) -> Select | None:
+    """:func:`exam_ids_for` as a subquery, for a statement that reads the exams' rows in the
+    same round trip: None means all (admins)."""
+    if user.role == "admin":
+        return None
+    q = select(ProctorAssignment.exam_id).where(ProctorAssignment.proctor_id == user.id)
+    return q if user.role == "proctor" else q.where(false())
 
 
 def may_proctor(session: Session, user: Actor, exam_id: int) -> bool:

@@ -35,7 +35,14 @@ from proctoring.flags import (
     snapshots_missing,
 )
 from proctoring.images import ImageTooLarge, ImageUnreadable, ImageVault, SealedImage
-from proctoring.models import Flag, IntegrityEvent, ProctorSession, Snapshot, Transition
+from proctoring.models import (
+    Flag,
+    IntegrityEvent,
+    ProctorSession,
+    Snapshot,
+    Transition,
+    console_counted,
+)
 from proctoring.sessions import get_session, info, policy
 from proctoring.states import RUNNING, State
 
@@ -95,10 +102,17 @@ def _require_accepting(ps: ProctorSession) -> None:
         raise Conflict(f"the session is {ps.state}; it takes no more events", state=ps.state)
 
 
-def touch(session: Session, ps: ProctorSession, now: dt.datetime) -> None:
-    """Note that the candidate's page was heard from (the console's connection column)."""
+def touch(session: Session, ps: ProctorSession, now: dt.datetime, *,
+          console_change: bool = False) -> None:
+    """Note that the candidate's page was heard from (the console's connection column).
+    ``console_change``: what follows changes the session's console row (a snapshot): its
+    change counter moves in this same statement (``models.console_counted``)."""
+    values: dict[str, Any] = {"last_seen_at": now}
+    if console_change:
+        values["console_version"] = ProctorSession.console_version + 1
+        console_counted(session).add(ps.id)
     session.execute(update(ProctorSession).where(ProctorSession.id == ps.id)
-                    .values(last_seen_at=now).execution_options(synchronize_session=False))
+                    .values(**values).execution_options(synchronize_session=False))
     # stored already: a plain assignment would mark the row dirty and flush the same UPDATE
     set_committed_value(ps, "last_seen_at", now)
 
@@ -216,7 +230,7 @@ def record_snapshot(
     frame before it, and the rules due by now (an open full-screen exit), never the history."""
     now = now or utcnow()
     _require_accepting(ps)
-    touch(session, ps, now)
+    touch(session, ps, now, console_change=True)
     existing = session.scalar(select(Snapshot).where(Snapshot.session_id == ps.id,
                                                      Snapshot.seq == seq))
     if existing is not None:

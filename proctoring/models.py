@@ -6,8 +6,10 @@ records. Two rows change in place, on purpose:
 
 - :class:`ProctorSession` carries the current ``state`` (changed only by a compare-and-set in
   :func:`proctoring.sessions.transition`, each change also written as a :class:`Transition`),
-  two denormalised figures for the console (``risk_score``, ``last_seen_at``), and the event
-  rules' running state (``rule_state``), derived from the events and rebuilt from them at will.
+  two denormalised figures for the console (``risk_score``, ``last_seen_at``), the event
+  rules' running state (``rule_state``), derived from the events and rebuilt from them at will,
+  and ``console_version``, a change counter for the console's delta poll (see
+  :func:`_count_console_changes`).
 - :class:`StoredImage` loses its ciphertext when the retention period ends (``purged_at`` says
   when); the row stays so that snapshot and identity metadata keep pointing at something.
 
@@ -26,8 +28,10 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    event,
 )
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Session as OrmSession
 
 from microcred.db import Base, append_only, utcnow
 
@@ -69,6 +73,9 @@ class ProctorSession(Base):
     #: what the event rules remember of the events judged so far (``flags.EventState``), so a
     #: batch is judged without reading the history; None: not kept yet (rebuilt on next use)
     rule_state: Mapped[dict[str, Any] | None]
+    #: moves whenever a row the console shows of this session is written (a flag, a snapshot,
+    #: an identity check, a transition): ``proctoring.console_feed`` compares it, not the view
+    console_version: Mapped[int] = mapped_column(default=0, server_default="0")
 
 
 class Transition(Base):
@@ -279,3 +286,50 @@ class AuditChainHead(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger, default=0)
     hash: Mapped[str] = mapped_column(String(64))
+
+
+# ---------------------------------------------------------------- the console's change counter
+
+#: the rows whose arrival changes what the console shows of their session
+_SHOWN_ON_CONSOLE: tuple[type, ...] = (Flag, Snapshot, IdentityCheck, Transition)
+
+
+#: ``Session.info`` key: the sessions whose counter moved in the current transaction
+_COUNTED = "proctoring.console_counted"
+
+
+def console_counted(session: OrmSession) -> set[int]:
+    """The proctoring sessions whose ``console_version`` already moved in ``session``'s current
+    transaction (once per transaction is enough: the console compares after commit). A writer
+    that moves it in an UPDATE of its own adds the id here."""
+    return session.info.setdefault(_COUNTED, set())
+
+
+@event.listens_for(OrmSession, "before_flush")
+def _count_console_changes(session: OrmSession, flush_context: Any, instances: Any) -> None:
+    """Every new flag, snapshot, identity check or transition moves its session's
+    ``console_version`` in the same flush, hence the same transaction, whichever code path
+    wrote it (so a new writer cannot forget). The session row is the one the writer already
+    holds (locked or just updated), so no row is shared between candidates: no hot row, and
+    nothing on the saves' and heartbeats' path (their marks are the attempt's and
+    ``last_seen_at``, read as they are). Evaluated in SQL (``+ 1``), so two writers never lose
+    a count; once per transaction."""
+    counted = console_counted(session)
+    ids = {obj.session_id for obj in session.new
+           if isinstance(obj, _SHOWN_ON_CONSOLE)} - counted - {None}
+    if not ids:
+        return
+    with session.no_autoflush:
+        for sid in ids:
+            ps = session.get(ProctorSession, sid)
+            if ps is not None:
+                ps.console_version = ProctorSession.console_version + 1
+    counted |= ids
+
+
+@event.listens_for(OrmSession, "after_transaction_end")
+def _forget_counted(session: OrmSession, transaction: Any) -> None:
+    # the transaction's end, or a savepoint's (a count rolled back with it must be counted
+    # again); not the inner transaction every flush opens and closes
+    if transaction.parent is None or transaction.nested:
+        session.info.pop(_COUNTED, None)

@@ -19,6 +19,7 @@ never its rows or services.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from typing import Any, NamedTuple
 
@@ -38,7 +39,7 @@ from microcred.web import HeartbeatPart, app_database
 from microcred.words import plural
 from proctoring import hooks, liveness
 from proctoring.actions import allowed, messages
-from proctoring.assignments import exam_ids_for
+from proctoring.assignments import exam_ids_for, exam_ids_query
 from proctoring.flags import (
     SEVERITY_ORDER,
     History,
@@ -292,17 +293,64 @@ _SESSION_COLS = (ProctorSession.id, ProctorSession.candidate_id, ProctorSession.
 _SEVERITY_RANK = case(*[(Flag.severity == s, i) for i, s in enumerate(SEVERITY_ORDER)], else_=-1)
 
 
-def _visible_sessions(session: Session, viewer: User, now: dt.datetime) -> list[Row]:
+def _on_console(now: dt.datetime) -> Any:
+    """Which sessions the console shows: the live ones, and those that ended in the last
+    :data:`RECENTLY_ENDED_S` seconds."""
+    recent = now - dt.timedelta(seconds=RECENTLY_ENDED_S)
+    return (ProctorSession.state.in_([s.value for s in ACTIVE])
+            | (ProctorSession.state_changed_at >= recent))
+
+
+def _visible_sessions(session: Session, viewer: User, now: dt.datetime,
+                      only: list[int] | None = None) -> list[Row]:
     exam_ids = exam_ids_for(session, viewer)
     if exam_ids is not None and not exam_ids:
         return []
-    recent = now - dt.timedelta(seconds=RECENTLY_ENDED_S)
-    q = select(*_SESSION_COLS).where(
-        (ProctorSession.state.in_([s.value for s in ACTIVE]))
-        | (ProctorSession.state_changed_at >= recent))
+    q = select(*_SESSION_COLS).where(_on_console(now))
     if exam_ids is not None:
         q = q.where(ProctorSession.exam_id.in_(exam_ids))
+    if only is not None:
+        q = q.where(ProctorSession.id.in_(only))
     return list(session.execute(q.order_by(ProctorSession.id)))
+
+
+def console_marks(session: Session, viewer: User, now: dt.datetime | None = None) -> dict[int, bytes]:
+    """Per session the viewer's console shows, its *mark* (``proctoring.console_feed``): a
+    32-bit digest of what moves whenever something its row shows is written. One statement,
+    the viewer's exams and the attempts joined in, reading only columns of each candidate's
+    own rows:
+
+    - the session's ``state`` and ``state_changed_at`` (actions, outcome, finished), its
+      ``risk_score``, and ``console_version``, which every new flag, snapshot, identity check
+      and transition moves (``proctoring.models._count_console_changes``);
+    - its connection: "not yet", "online", or since when it is lost (heartbeats move
+      ``last_seen_at`` every few seconds; only a change of what the column says counts, and
+      online turning to lost, which the clock alone does, is seen here at each poll);
+    - its attempt's marks (``assessment.delivery.reads.progress_marks``: saves, moves, the
+      stored clock, the end).
+
+    A session's name, email and exam code are not in it (changed on a live exam, they show at
+    the next full snapshot: a new page, or a cursor older than ``console_feed.MAX_AGE_S``)."""
+    now = now or utcnow()
+    attempts, on_attempt, attempt_cols = delivery_reads.progress_marks(ProctorSession.attempt_id)
+    q = (select(ProctorSession.id, ProctorSession.state, ProctorSession.state_changed_at,
+                ProctorSession.risk_score, ProctorSession.console_version,
+                ProctorSession.attempt_id, ProctorSession.last_seen_at, *attempt_cols)
+         .outerjoin(attempts, on_attempt).where(_on_console(now)))
+    scope = exam_ids_query(viewer)
+    if scope is not None:
+        q = q.where(ProctorSession.exam_id.in_(scope))
+    lost_after = connection_lost_after_s()
+    out = {}
+    for r in session.execute(q):
+        seen = r.last_seen_at
+        connection = ("not yet" if seen is None else
+                      "online" if (now - seen).total_seconds() <= lost_after else seen)
+        key = (r.state, r.state_changed_at, r.risk_score, r.console_version, r.attempt_id,
+               connection, r.a_last_seq, r.a_position, r.a_deadline_at, r.a_paused_since,
+               r.a_extension_seconds, r.a_status)
+        out[r.id] = hashlib.blake2b(repr(key).encode(), digest_size=4).digest()
+    return out
 
 
 def _flag_summaries(session: Session, ids: list[int]) -> dict[int, dict[str, Any]]:
@@ -338,7 +386,8 @@ def _camera(ps: Row, pol: ProctoringPolicy | None, last: Row | None,
             "flagged": False}
 
 
-def live_sessions(session: Session, viewer: User, now: dt.datetime | None = None) -> list[dict[str, Any]]:
+def live_sessions(session: Session, viewer: User, now: dt.datetime | None = None,
+                  only: list[int] | None = None) -> list[dict[str, Any]]:
     """One row per session the viewer may watch, for the console: a fixed number of queries
     (13, one more when a camera is silent past its limit; the viewer's sign-in check aside;
     ``tests/proctoring/test_query_budgets.py`` pins it), each returning at most a row or a
@@ -346,9 +395,10 @@ def live_sessions(session: Session, viewer: User, now: dt.datetime | None = None
 
     Live sessions (``ACTIVE``) carry the clock, connection and camera; a session that ended in
     the last :data:`RECENTLY_ENDED_S` seconds is ``finished``: its outcome and when it ended,
-    and no clock or connection (nobody is expected to be there any more)."""
+    and no clock or connection (nobody is expected to be there any more). ``only``: just these
+    sessions (those a delta poll rebuilds), if still on the viewer's console."""
     now = now or utcnow()
-    sessions = _visible_sessions(session, viewer, now)
+    sessions = _visible_sessions(session, viewer, now, only)
     if not sessions:
         return []
     ids = [ps.id for ps in sessions]

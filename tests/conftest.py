@@ -232,6 +232,9 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         secret_key="test-secret-" + uuid.uuid4().hex,
         cookie_secure=False,
         save_grace_seconds=2.0,
+        # no waiting room: tests start many attempts at one instant of a standing clock
+        # (tests/delivery/test_waiting_room.py sets a rate of its own)
+        start_rate=0.0,
     )
 
 

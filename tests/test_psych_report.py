@@ -346,7 +346,9 @@ def test_charts_drawn_in_a_process_pool_are_the_charts_drawn_here(monkeypatch):
     monkeypatch.setenv("MICROCRED_CHART_WORKERS", "2")
     assert charts.chart_workers(charts.POOL_FROM - 1) == 1  # too few to be worth a pool
     monkeypatch.delenv("MICROCRED_CHART_WORKERS")
-    assert charts.chart_workers(400) == 1  # opt-in
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    monkeypatch.setattr("os.getloadavg", lambda: (1.0, 1.0, 1.0))
+    assert charts.chart_workers(400) == 2  # by default one per idle CPU
 
 @sqlite_only
 def test_the_command_writes_the_tables(demo, db, settings, monkeypatch, tmp_path):
@@ -375,3 +377,83 @@ def test_score_distribution_of_long_forms_counts_totals_beyond_49():
     assert report.distribution.n == 200 and report.distribution.max == totals.max()
     assert report.distribution.frequencies == {int(s): int((totals == s).sum()) for s in np.unique(totals)}
     assert [f.n_items for f in report.forms] == [60, 60]
+
+
+def test_the_pdf_copy_of_a_chart_anchors_every_label_at_its_start():
+    """WeasyPrint draws a centred or end-anchored SVG label through a PDF object of its own
+    (4,000 of them in a 200-item report); the PDF's copy of a chart moves each such label to
+    start where the anchor put it, by the font's advance widths, and changes nothing else."""
+    theta = np.linspace(-4, 4, 81)
+    chart = charts.item_characteristic_curve("Q1", theta, 1 / (1 + np.exp(-theta)),
+                                             [-1, 1], [0.3, 0.7], [50, 50], model="2pl")
+    anchored = re.findall(r'<text [^>]*text-anchor="(?:middle|end)"[^>]*>[^<]*</text>', chart.svg)
+    assert len(anchored) >= 8  # tick labels and axis titles
+    pdf_svg = chart.pdf_svg
+    assert 'text-anchor="middle"' not in pdf_svg and 'text-anchor="end"' not in pdf_svg
+    before = ET.fromstring(chart.svg)
+    after = ET.fromstring(pdf_svg)
+    b_texts, a_texts = list(before.iter(f"{SVG}text")), list(after.iter(f"{SVG}text"))
+    assert [t.text for t in a_texts] == [t.text for t in b_texts]
+    for b, a in zip(b_texts, a_texts):
+        assert a.get("y") == b.get("y") and a.get("transform") == b.get("transform")
+        width = charts._text_width(b.text, float(b.get("font-size")[:-2]), "DejaVu Sans")
+        share = {"middle": 0.5, "end": 1.0}.get(b.get("text-anchor"), 0.0)
+        assert float(a.get("x")) == pytest.approx(float(b.get("x")) - share * width, abs=0.06)
+    # the y-axis title is rotated about its anchor point: it moves along its own baseline
+    rotated = [a for a in a_texts if a.get("transform")]
+    assert rotated and all(a.get("text-anchor") in (None, "start") for a in rotated)
+    # widths are the font's: a longer label is wider, "−4" (a minus sign) wider than "4"
+    assert charts._text_width("ability (theta)", 9, "DejaVu Sans") > \
+        charts._text_width("0.5", 9, "DejaVu Sans") > 0
+    assert charts._text_width("−4", 9, "DejaVu Sans") > charts._text_width("4", 9, "DejaVu Sans")
+    # everything but the labels' x is unchanged
+    strip = re.compile(r'<text [^>]*>')
+    assert strip.sub("", pdf_svg) == strip.sub("", chart.svg)
+
+
+def test_workers_default_to_the_idle_cpus_and_the_setting_overrides(monkeypatch):
+    """Workers pay only on idle CPUs: by default one process per idle CPU (CPUs less the load
+    average; this process is the one running), at most MAX_WORKERS; the settings override."""
+    from assessment.psych import report_output
+
+    monkeypatch.delenv("MICROCRED_CHART_WORKERS", raising=False)
+    monkeypatch.delenv("MICROCRED_PDF_WORKERS", raising=False)
+
+    def machine(cpus, load):
+        monkeypatch.setattr("os.cpu_count", lambda: cpus)
+        monkeypatch.setattr("os.getloadavg", lambda: (load, load, load))
+
+    machine(2, 1.0)  # quiet: this process alone
+    assert charts.chart_workers(400) == 2 and report_output.pdf_workers(200) == 2
+    assert charts.chart_workers(charts.POOL_FROM - 1) == 1
+    assert report_output.pdf_workers(report_output.PARALLEL_FROM - 1) == 1
+    machine(2, 1.7)  # a neighbour most of the time: no core to spare
+    assert charts.chart_workers(400) == 1 and report_output.pdf_workers(200) == 1
+    machine(2, 16.0)  # the shared sandbox on a busy day
+    assert charts.chart_workers(400) == 1 and report_output.pdf_workers(200) == 1
+    machine(8, 3.0)
+    assert report_output.pdf_workers(200) == charts.MAX_WORKERS == report_output.MAX_WORKERS == 4
+    machine(64, 0.2)
+    assert charts.chart_workers(400) == 4 and report_output.pdf_workers(200) == 4
+    machine(1, 0.0)
+    assert charts.chart_workers(400) == 1 and report_output.pdf_workers(200) == 1
+    machine(2, 16.0)
+    monkeypatch.setenv("MICROCRED_PDF_WORKERS", "3")
+    assert report_output.pdf_workers(200) == 3
+    monkeypatch.setenv("MICROCRED_PDF_WORKERS", "three")
+    with pytest.raises(ValueError, match="MICROCRED_PDF_WORKERS must be a whole number"):
+        report_output.pdf_workers(200)
+
+
+def test_item_runs_cover_every_item_once_in_order_the_first_shortened_by_the_front():
+    from assessment.psych.report_output import FRONT_WEIGHT, item_runs
+
+    for n, chunks in [(200, 2), (200, 4), (41, 3), (5, 2), (3, 3), (2, 5), (1, 2), (7, 1)]:
+        runs = item_runs(n, chunks)
+        assert [i for r in runs for i in r] == list(range(n))
+        assert len(runs) == min(chunks, n) and all(len(r) >= 1 for r in runs)
+    runs = item_runs(200, 2)
+    # the front matter weighs 0.2 of the items: this process's share (front + first run) and
+    # the worker's are equal
+    assert len(runs[0]) + FRONT_WEIGHT * 200 == pytest.approx(len(runs[1]), abs=1)
+    assert [len(r) for r in item_runs(200, 4)] == [20, 60, 60, 60]

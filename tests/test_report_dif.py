@@ -243,7 +243,7 @@ def test_the_command_reports_dif_with_the_web_reports_choices(dif_exam, db, sett
 
     from assessment.cli import main
 
-    exam, versions = dif_exam
+    exam, _versions = dif_exam
     monkeypatch.setenv("MICROCRED_DATABASE_URL", settings.database_url)
     out = tmp_path / "r.json"
 

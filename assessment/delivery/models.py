@@ -12,7 +12,17 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Float,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from microcred.db import Base, append_only, utcnow
@@ -23,7 +33,12 @@ class Attempt(Base):
     __table_args__ = (Index("ix_attempts_status_candidate", "status", "candidate_id"),
                       Index("ix_attempts_status_deadline", "status", "deadline_at"),
                       # the sweeper finds in-progress attempts that may have run out by this
-                      Index("ix_attempts_status_started", "status", "started_at"))
+                      Index("ix_attempts_status_started", "status", "started_at"),
+                      # one attempt in progress per candidate and exam: two racing starts (a
+                      # double click, two tabs) make one, on PostgreSQL as on SQLite
+                      Index("uq_attempts_one_in_progress", "candidate_id", "exam_id",
+                            unique=True, sqlite_where=text("status = 'in_progress'"),
+                            postgresql_where=text("status = 'in_progress'")))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     candidate_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
@@ -224,3 +239,35 @@ class SweepFailure(Base):
     last_error: Mapped[str] = mapped_column(Text, default="")
     failed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     retry_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class StartLine(Base):
+    """The waiting room's clock (``assessment.delivery.waiting_room``): the moment, in seconds
+    since the epoch, from which the next start may be admitted. One row per deployment, moved on
+    by ``1 / MICROCRED_START_RATE`` with every admission in one ``UPDATE``, so every node and
+    worker hands out the same sequence of admission times. Bookkeeping: updated in place."""
+
+    __tablename__ = "start_lines"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    next_slot: Mapped[float] = mapped_column(Float)
+
+
+class StartTicket(Base):
+    """A candidate's place in the waiting room for an exam: when they joined, when they are
+    admitted (``admit_at``, handed out in the order they joined), and the attempt their start
+    made once admitted (None while waiting). At most one open ticket per candidate and exam."""
+
+    __tablename__ = "start_tickets"
+    __table_args__ = (
+        Index("uq_start_tickets_open", "candidate_id", "exam_id", unique=True,
+              sqlite_where=text("attempt_id IS NULL"), postgresql_where=text("attempt_id IS NULL")),
+        Index("ix_start_tickets_admit_at", "admit_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    candidate_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    exam_id: Mapped[int] = mapped_column(ForeignKey("exams.id"))
+    joined_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    admit_at: Mapped[dt.datetime]
+    attempt_id: Mapped[int | None] = mapped_column(ForeignKey("attempts.id"))

@@ -16,6 +16,10 @@
   and clock, read for many attempts in a fixed number of queries (three, whatever their number).
   "Answered" is the item type's word (:meth:`itembank.types.ItemType.is_answered`), the same
   as on the candidate's result.
+- :func:`progress_marks`: what to outer-join to a query that carries attempt ids, and the
+  attempt's columns that move whenever its :func:`progress` shows something new (a save, a
+  move to another item, a pause, an extension, the end), so the console finds which sessions
+  changed without reading their progress.
 - :func:`extensions`: the time a proctor added to an attempt, each with the deadline it set
   (for the session's timeline).
 """
@@ -244,6 +248,21 @@ def progress(session: Session, attempt_ids: list[int], now: dt.datetime) -> dict
                              position=a.position, remaining_s=c.remaining_seconds,
                              paused=c.paused)
     return out
+
+
+def progress_marks(attempt_id: Any) -> tuple[Any, Any, list[Any]]:
+    """``(table, onclause, columns)`` to outer-join to a query whose rows carry ``attempt_id``:
+    the attempt's columns that change whenever :func:`progress` of it shows something new.
+    ``last_seq`` grows with every save (the hot path writes it anyway), ``position`` with a
+    move, the stored clock (``deadline_at``, ``paused_since``, ``extension_seconds``) with
+    every clock event, ``status`` at the end; what moves with the clock alone (time left) is
+    not among them."""
+    return (Attempt, Attempt.id == attempt_id,
+            [Attempt.last_seq.label("a_last_seq"), Attempt.position.label("a_position"),
+             Attempt.deadline_at.label("a_deadline_at"),
+             Attempt.paused_since.label("a_paused_since"),
+             Attempt.extension_seconds.label("a_extension_seconds"),
+             Attempt.status.label("a_status")])
 
 
 def _answered(session: Session, attempt_ids: list[int]) -> dict[int, int]:

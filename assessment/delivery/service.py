@@ -131,11 +131,13 @@ def start_attempt(
     grace_seconds: float,
     seed: int | None = None,
     now: dt.datetime | None = None,
+    may_start_checked: bool = False,
 ) -> Attempt:
     """Start an attempt, or return the one already in progress (a double click starts one).
     One whose time ran out is finalized first (``grace_seconds``: the settings' save grace).
     The candidate's acceptance of the agreement is the start view's to take, before any start
-    gate; the attempt records when it started as when the agreement was accepted."""
+    gate; the attempt records when it started as when the agreement was accepted.
+    ``may_start_checked``: the caller ran :func:`check_may_start` in this transaction."""
     now = now or utcnow()
     if not candidate.has_role("candidate"):
         raise Invalid("only candidates sit exams")
@@ -148,7 +150,8 @@ def start_attempt(
     closed = window_refusal(exam, now)
     if closed:
         raise Conflict(closed)
-    check_may_start(session, candidate, exam, now)
+    if not may_start_checked:
+        check_may_start(session, candidate, exam, now)
     seed = seed if seed is not None else secrets.randbits(48)
     rng = random.Random(seed)
     form_id = _choose_form(session, exam, rng, seed)

@@ -7,8 +7,9 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from flask import session as browser_session
 from flask_login import current_user
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
-from assessment.delivery import hotpath, reads, service
+from assessment.delivery import hotpath, reads, service, waiting_room
 from assessment.delivery.eligibility import eligibility
 from assessment.delivery.models import Attempt
 from assessment.exams import Exam, exam_by_code, open_exams
@@ -103,32 +104,70 @@ def exam(code: str):
 @bp.post("/exams/<code>/start")
 @role_required("candidate")
 def start(code: str):
+    """Start (or resume) the exam. On exam day the waiting room may answer first: 202 with the
+    candidate's place and a ``Retry-After``; the waiting page's script then posts again (JSON,
+    answered in JSON) until the line admits the start."""
     session = db_session()
     exam = exam_by_code(session, code)
     if exam is None or not exam.is_open:
         raise service.NotFound(f"no open exam {code}")
+    polled = request.is_json  # the waiting page asking again
+    admission = waiting_room.ADMITTED
+    checked = False
     if service.in_progress_attempt(session, current_user, exam) is None:
         # retake rules first: no identity check for an attempt that could not start anyway
         service.check_may_start(session, current_user, exam)
+        checked = True
         # the agreement comes first, before any start gate (the identity check), and once
         if request.form.get("agree") == "yes":
             _remember_agreement(exam)
         elif not _agreed(exam):
+            if polled:
+                raise service.Invalid("accept the candidate agreement to start", field="agree")
             flash("To start, confirm that you accept the candidate agreement.", "error")
             return render_template("delivery/exam.html", exam=exam, current=None,
                                    agreed=False, agree_error=True,
                                    standard=passing_standards(session, [exam.id]).get(exam.id),
                                    retake=eligibility(session, current_user.id, exam,
                                                       utcnow())), 422
+        admission = waiting_room.turn(session, current_user.id, exam.id,
+                                      rate=current_app.config["MICROCRED"].start_rate,
+                                      now=utcnow())
+        if not admission.admitted:
+            session.commit()
+            return _waiting(exam, admission, polled)
         for gate in runner_wiring().start_gates:
             target = gate(session, current_user, exam)
             if target:
                 session.commit()
-                return redirect(target)
-    attempt = service.start_attempt(session, current_user, exam, grace_seconds=_grace())
-    session.commit()
+                return _go(target, polled)
+    try:
+        attempt = service.start_attempt(session, current_user, exam, grace_seconds=_grace(),
+                                        may_start_checked=checked)
+        waiting_room.started(session, admission, attempt.id)
+        session.commit()
+    except IntegrityError:  # a start of the same candidate won the race: that one stands
+        session.rollback()
+        attempt = service.in_progress_attempt(session, current_user, exam)
+        if attempt is None:
+            raise
     _forget_agreement(exam)  # one acceptance starts one attempt
-    return redirect(url_for("delivery.runner", attempt_id=attempt.id))
+    return _go(url_for("delivery.runner", attempt_id=attempt.id), polled)
+
+
+def _go(target: str, polled: bool):
+    """Where the start goes on: a redirect for the form, a URL for the waiting page's script."""
+    return {"status": "admitted", "url": target} if polled else redirect(target)
+
+
+def _waiting(exam: Exam, admission: waiting_room.Turn, polled: bool):
+    """202: the candidate's place in line, and when to ask again (``Retry-After``)."""
+    headers = {"Retry-After": str(admission.retry_after_s), "Cache-Control": "no-store"}
+    if polled:
+        return ({"status": "waiting", "place": admission.place,
+                 "retry_after": admission.retry_after_s}, 202, headers)
+    return render_template("delivery/waiting.html", exam=exam, place=admission.place,
+                           retry_after=admission.retry_after_s), 202, headers
 
 
 @bp.get("/attempts/<int:attempt_id>")

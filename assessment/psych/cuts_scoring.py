@@ -107,8 +107,8 @@ def judge_many(session: Session, exam: Any, attempts: list[tuple[int, list]], *,
             _, params = _parameters(session, exam, list(vids), cache)
             if params is None:
                 continue
-            matrix = np.array([[dict((v, s) for v, s, _ in attempts[i][1])[v] for v in vids]
-                               for i in members], dtype=float)
+            scored = ({v: s for v, s, _ in attempts[i][1]} for i in members)
+            matrix = np.array([[row[v] for v in vids] for row in scored], dtype=float)
             est = theta_eap(matrix, params)
             for row, i in enumerate(members):
                 estimates[i] = (float(est.theta[row]), float(est.se[row]))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import csv
 import io
+import itertools
 import json
 import logging
 import os
@@ -26,25 +27,31 @@ from markupsafe import Markup
 from assessment.psych.charts import Chart
 from assessment.psych.report import ItemAnalysisReport
 from microcred.pdf import html_to_pdf, html_to_pdf_parts
+from microcred.workers import default_workers
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = ROOT / "templates"
 log = logging.getLogger(__name__)
 
 
-def chart_img(chart: Chart | None, css_class: str = "chart") -> Markup:
+def chart_img(chart: Chart | None, css_class: str = "chart", *, pdf: bool = False) -> Markup:
     """The chart as an ``<img>`` of its SVG (a data URI: the page's CSP allows no inline style,
-    which matplotlib's SVG uses) with its text alternative as ``alt``."""
+    which matplotlib's SVG uses) with its text alternative as ``alt``; ``pdf``: the SVG as
+    WeasyPrint draws it cheapest (:attr:`Chart.pdf_svg`, the same picture)."""
     if chart is None:
         return Markup("")
-    data = base64.b64encode(chart.svg.encode()).decode()
+    data = base64.b64encode((chart.pdf_svg if pdf else chart.svg).encode()).decode()
     return Markup('<img class="{}" src="data:image/svg+xml;base64,{}" alt="{}">').format(
         css_class, Markup(data), chart.alt)
 
 
+def pdf_chart_img(chart: Chart | None, css_class: str = "chart") -> Markup:
+    return chart_img(chart, css_class, pdf=True)
+
+
 def _env() -> Environment:
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
-    env.globals["chart_img"] = chart_img
+    env.globals["chart_img"] = pdf_chart_img
     return env
 
 
@@ -60,10 +67,16 @@ def render_pdf_html(report: ItemAnalysisReport, *, part: str = "all",
 #: from this many items the PDF is rendered in parts by a process pool (below: one process, so
 #: tests and small reports pay no pool start)
 PARALLEL_FROM = 40
+#: most worker processes a PDF is rendered with by default
+MAX_WORKERS = 4
+#: the front matter (cover, summary, the item tables) costs about as much to render as this
+#: share of the item sections (200 items: 4.6 s of CPU against 11.5 s per 100 sections)
+FRONT_WEIGHT = 0.2
 
 
 def pdf_workers(n_items: int) -> int:
-    """How many processes render the PDF: ``MICROCRED_PDF_WORKERS`` (default 1), from
+    """How many processes render the PDF: ``MICROCRED_PDF_WORKERS``, by default one per idle
+    CPU (:func:`microcred.workers.default_workers`, at most :data:`MAX_WORKERS`), from
     :data:`PARALLEL_FROM` items (1 below)."""
     configured = os.environ.get("MICROCRED_PDF_WORKERS", "").strip()
     if configured:
@@ -72,9 +85,21 @@ def pdf_workers(n_items: int) -> int:
         except ValueError:
             raise ValueError(
                 f"MICROCRED_PDF_WORKERS must be a whole number, not {configured!r}") from None
-    else:  # opt-in, as the chart pool: not yet shown faster on the shared 2-core machine
-        workers = 1
+    else:
+        workers = default_workers(MAX_WORKERS)
     return max(1, workers) if n_items >= PARALLEL_FROM else 1
+
+
+def item_runs(n_items: int, chunks: int) -> list[range]:
+    """``chunks`` contiguous runs of the item sections, about equal in cost once the first,
+    rendered with the front matter, is shortened by the front's weight (:data:`FRONT_WEIGHT`);
+    every run has at least one item."""
+    chunks = max(1, min(chunks, n_items))
+    per = n_items * (1 + FRONT_WEIGHT) / chunks
+    first = min(max(1, round(per - n_items * FRONT_WEIGHT)), n_items - (chunks - 1))
+    rest, others = n_items - first, chunks - 1
+    bounds = [0, first] + [first + round(rest * k / others) for k in range(1, others + 1)]
+    return [range(a, b) for a, b in itertools.pairwise(bounds)]
 
 
 def render_pdf(report: ItemAnalysisReport, *,
@@ -83,10 +108,12 @@ def render_pdf(report: ItemAnalysisReport, *,
     """The report as PDF; ``progress(done, total)`` is told of each part rendered.
 
     A large report is rendered in parts at once: the front matter and ``chunks`` runs of item
-    sections (default: one per worker), each its own WeasyPrint document, this process and
-    ``python -m microcred.pdf`` worker processes rendering at once, merged in order with pypdf; the footers ("Page N of M", the exam and date)
-    are then stamped from one footer-only document of M pages, and the outline is rebuilt from
-    the parts' headings, so the result reads as the single-process PDF does. ``chunks`` and
+    sections (default: one per worker, of about equal cost: :func:`item_runs`), each its own
+    WeasyPrint document, this process and ``python -m microcred.pdf`` worker processes
+    rendering at once, merged in order with pypdf; the footers ("Page N of M", the exam and
+    date) are then stamped from one footer-only document of M pages (:func:`_stamp`), and the
+    outline is rebuilt from the parts' headings, so the result reads as the single-process PDF
+    does. ``chunks`` and
     ``workers`` force the split (tests); with one worker the parts render here, in order."""
     workers = pdf_workers(len(report.items)) if workers is None else max(1, workers)
     if chunks is None:
@@ -99,10 +126,9 @@ def render_pdf(report: ItemAnalysisReport, *,
         if progress:
             progress(1, 1)
         return pdf
-    size = -(-len(report.items) // chunks)
     htmls = [render_pdf_html(report, part="front")] + [
-        render_pdf_html(report, part="items", items=report.items[k:k + size])
-        for k in range(0, len(report.items), size)]
+        render_pdf_html(report, part="items", items=report.items[run.start:run.stop])
+        for run in item_runs(len(report.items), chunks)]
     total = len(htmls) + 1
     if progress:
         progress(0, total)
@@ -185,8 +211,7 @@ def _merge(report: ItemAnalysisReport, parts: list[tuple[bytes, list]]) -> bytes
         base_url=str(TEMPLATES))))
     if len(footers.pages) != n_pages:  # never seen; a wrong footer would be worse than none
         raise RuntimeError(f"report PDF: {len(footers.pages)} footer pages for {n_pages} pages")
-    for page, footer in zip(writer.pages, footers.pages):
-        page.merge_page(footer)
+    _stamp(writer, footers)
     # the outline as WeasyPrint builds it: a heading nests under the last one of a lower level
     stack: list = []  # (level, outline item)
     for level, label, page, (x, y) in marks:
@@ -201,6 +226,49 @@ def _merge(report: ItemAnalysisReport, parts: list[tuple[bytes, list]]) -> bytes
     out = io.BytesIO()
     writer.write(out)
     return out.getvalue()
+
+
+def _stamp(writer, footers) -> None:
+    """Each page of ``footers`` drawn over the page of ``writer`` with its number, as a form
+    XObject with its own resources: the page's content stream is left as it is (still
+    compressed; pypdf's ``merge_page`` parsed and rewrote every page's content, uncompressed,
+    which made the merged file three times the size), and no resource is renamed."""
+    from pypdf.generic import (
+        ArrayObject,
+        DecodedStreamObject,
+        DictionaryObject,
+        NameObject,
+    )
+
+    def stream(data: bytes):
+        obj = DecodedStreamObject()
+        obj.set_data(data)
+        return writer._add_object(obj)
+
+    # the page's own drawing in q/Q: it may leave a transformation in force (WeasyPrint's
+    # pages start by flipping the y axis), which the footer must not inherit
+    save = stream(b"q\n")
+    for n, (page, footer) in enumerate(zip(writer.pages, footers.pages)):
+        form = DecodedStreamObject()
+        form.set_data(footer.get_contents().get_data())
+        form.update({
+            NameObject("/Type"): NameObject("/XObject"),
+            NameObject("/Subtype"): NameObject("/Form"),
+            NameObject("/BBox"): ArrayObject(footer.mediabox),
+            NameObject("/Resources"): footer["/Resources"].clone(writer),
+        })
+        # a name of its own on each page: a part's pages share one resources dictionary
+        # (WeasyPrint's), which is extended, not copied per page
+        name = NameObject(f"/MicrocredFooter{n}")
+        resources = page["/Resources"]
+        if "/XObject" not in resources:
+            resources[NameObject("/XObject")] = DictionaryObject()
+        resources["/XObject"].get_object()[name] = writer._add_object(form.flate_encode())
+        contents = page.raw_get("/Contents")  # the reference: a stream is never inlined
+        own = list(contents.get_object()) if isinstance(contents.get_object(), ArrayObject) \
+            else [contents]
+        page[NameObject("/Contents")] = ArrayObject(
+            [save, *own, stream(f"Q\nq {name} Do Q\n".encode())])
 
 
 def table_csv(report: ItemAnalysisReport, name: str) -> str:

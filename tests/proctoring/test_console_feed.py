@@ -26,32 +26,62 @@ def _row(**kw):
     return row
 
 
-def test_digest_ignores_what_the_clock_alone_moves():
-    a = console_feed.digest(_row())
-    later = _row(remaining_s=590, last_seen_s=13, snapshot={"id": 1, "age_s": 15},
-                 camera={"silent_s": 15, "silent_from_s": 395, "interval_s": 30, "limit_s": 90,
-                         "flagged": False})
-    assert console_feed.digest(later) == a
-    # what the page shows differently is a change: an extension moves ends_at_s, a new
-    # snapshot, the camera overdue (2 intervals), a lost connection, a pause
-    assert console_feed.digest(_row(ends_at_s=1300)) != a
-    assert console_feed.digest(_row(snapshot={"id": 2, "age_s": 0})) != a
-    assert console_feed.digest(_row(camera={"silent_s": 61, "silent_from_s": 395, "interval_s": 30,
-                                            "limit_s": 90, "flagged": False})) != a
-    assert console_feed.digest(_row(connection="lost")) != a
-    assert console_feed.digest(_row(paused=True, ends_at_s=None)) != a
+def test_due_is_the_next_instant_the_clock_alone_changes_the_row():
+    now = 400.0
+    # running: the time runs out at 1000, the camera (silent since 395, interval 30, limit 90)
+    # becomes overdue at 455 and is past its limit, flagged, at 486
+    assert console_feed.due_s(_row(), now) == 455
+    assert console_feed.due_s(_row(camera={"silent_s": 65, "silent_from_s": 335, "interval_s": 30,
+                                           "limit_s": 90, "flagged": False}), now) == 426
+    assert console_feed.due_s(_row(camera=None), now) == 1000
+    # nothing left to happen by the clock: flagged already, paused (silence and time stand
+    # still), finished
+    assert console_feed.due_s(_row(ends_at_s=None, camera={
+        "silent_s": 95, "silent_from_s": 305, "interval_s": 30, "limit_s": 90,
+        "flagged": True}), now) is None
+    assert console_feed.due_s(_row(paused=True, ends_at_s=None, camera={
+        "silent_s": 5, "silent_from_s": None, "interval_s": 30, "limit_s": 90,
+        "flagged": False}), now) is None
+    assert console_feed.due_s({"id": 7, "finished": True, "camera": None}, now) is None
+    # an instant a rounding put in the past is looked at again at the next second, not lost
+    assert console_feed.due_s(_row(camera={"silent_s": 59, "silent_from_s": 340, "interval_s": 30,
+                                           "limit_s": 90, "flagged": False}), now) == 401
 
 
 def test_cursor_round_trip_and_refusals():
-    digests = {3: b"abcd", 4: b"efgh", 900_000: b"ijkl"}
-    cur = console_feed.encode(1_000, digests)
-    assert console_feed.decode(cur, 1_000) == (1_000, digests)
-    assert len(console_feed.encode(1_000, {i: b"abcd" for i in range(1, 201)})) < 1_500
-    for bad, said in [("xyz", "must start with"), ("c1.@@@@", "not base64url"),
-                      ("c1.AA", "too short"), (cur[:-2], "truncated"),
+    held = {3: console_feed.Held(b"abcd", None), 4: console_feed.Held(b"efgh", 1_000),
+            900_000: console_feed.Held(b"ijkl", 5_000)}
+    cur = console_feed.encode(1_000, held)
+    assert console_feed.decode(cur, 1_000) == (1_000, held)
+    two_hundred = {i: console_feed.Held(b"abcd", 1_100) for i in range(1, 201)}
+    assert len(console_feed.encode(1_000, two_hundred)) < 2_200
+    for bad, said in [("xyz", "must start with"), ("c2.@@@@", "not base64url"),
+                      ("c2.AA", "too short"), (cur[:-3], "truncated|malformed"),
                       (console_feed.encode(5_000, {}), "future")]:
         with pytest.raises(console_feed.BadCursor, match=said):
             console_feed.decode(bad, 1_000)
+
+
+def test_only_what_moved_or_fell_due_is_built():
+    built: list[list[int] | None] = []
+
+    def build(ids):
+        built.append(ids)
+        return [{"id": i, "ends_at_s": 2_000 if i == 3 else None, "camera": None}
+                for i in (ids if ids is not None else [1, 2, 3])]
+
+    marks = {1: b"aaaa", 2: b"bbbb", 3: b"cccc"}
+    first = console_feed.feed(marks, build, None, 1_000.0)
+    assert first["full"] and built == [None]
+    same = console_feed.feed(marks, build, first["cursor"], 1_010.0)
+    assert (same["changed"], same["removed"], same["etag"]) == ([], [], first["etag"])
+    assert built == [None]  # nothing built at all
+    moved = console_feed.feed({1: b"aaaa", 2: b"BBBB", 4: b"dddd"}, build, same["cursor"], 1_020.0)
+    assert built[-1] == [2, 4] and [r["id"] for r in moved["changed"]] == [2, 4]
+    assert moved["removed"] == [3]
+    # past its due instant a row is built again with nothing written
+    due = console_feed.feed(marks, build, first["cursor"], 2_000.0)
+    assert built[-1] == [3] and [r["id"] for r in due["changed"]] == [3]
 
 
 # ---------------------------------------------------------------- through the API
@@ -131,7 +161,7 @@ def test_each_change_once_and_finished_sessions_leave(watched, db):
 def test_bad_cursors_are_400_and_old_ones_get_everything(watched):
     w = watched
     now = int(w.proctor.get("/api/proctoring/console").json["server_now_s"])
-    for bad, said in [("garbage", "must start with"), ("", "empty"), ("c1.%%%", "base64url"),
+    for bad, said in [("garbage", "must start with"), ("", "empty"), ("c2.%%%", "base64url"),
                       (console_feed.encode(now + 3600, {}), "future")]:
         resp = _poll(w.proctor, bad)
         assert resp.status_code == 400, bad
@@ -150,5 +180,6 @@ def test_another_proctors_sessions_never_show(watched):
     borrowed = _poll(w.other, mine["cursor"]).json
     assert borrowed["changed"] == [] and borrowed["removed"] == w.ids
     # a cursor claiming unknown digests for those ids: still nothing of theirs
-    forged = console_feed.encode(int(mine["server_now_s"]), {i: b"\0\0\0\0" for i in w.ids})
+    forged = console_feed.encode(int(mine["server_now_s"]),
+                                 {i: console_feed.Held(b"\0\0\0\0", None) for i in w.ids})
     assert _poll(w.other, forged).json["changed"] == []

@@ -27,7 +27,10 @@ BUDGETS = {
     "ping": 5,  # sign-in, session (locked), last seen, the camera rule's snapshots, spans
     "event": 5,  # sign-in, session (locked), seq check, insert, last seen + the rules' state
     "snapshot": 8,  # sign-in, session, last seen, seq check, newest frame, image, snapshot, spans
-    "console": 14,  # sign-in, then 13 for any number of sessions (proctoring.wiring)
+    "console": 15,  # sign-in, the marks, then 13 for any number of sessions (proctoring.wiring)
+    # a delta poll (cursor) of a view with nothing changed, or only a 304: the sign-in and the
+    # sessions' marks (proctoring.wiring.console_marks), whatever the number of sessions
+    "console_unchanged": 2,
 }
 
 
@@ -170,15 +173,27 @@ def test_console_poll_budget_does_not_grow_with_sessions(app, db, proctored, mak
     assert len(large) == len(small), f"{len(small)} then {len(large)}:\n{large.report()}"
     assert len(large) == BUDGETS["console"], large.report()
 
-    # a delta poll (cursor) and a 304 (If-None-Match) cost what the full poll costs: the
-    # rows are read to be compared (proctoring.console_feed), nothing more
+    # a delta poll (cursor) with nothing changed, and a 304 (If-None-Match): the sign-in and
+    # one read of the marks, no row built (proctoring.console_feed)
     full = proctor.get("/api/proctoring/console").json
     delta, resp = _counted(app, lambda: proctor.get(
         "/api/proctoring/console", query_string={"cursor": full["cursor"]}))
-    assert resp.json["changed"] == [] and len(delta) == BUDGETS["console"], delta.report()
+    assert resp.json["changed"] == [] and len(delta) == BUDGETS["console_unchanged"], delta.report()
     database = app.extensions["microcred.database"]
     with count_queries(database.engine, database.write_engine) as same:
         resp = proctor.get("/api/proctoring/console", query_string={"cursor": full["cursor"]},
                            headers={"If-None-Match": full["etag"]})
     assert resp.status_code == 304 and resp.data == b""
-    assert len(same) == BUDGETS["console"], same.report()
+    assert len(same) == BUDGETS["console_unchanged"], same.report()
+    # one session changed: its row alone is built (the full poll's statements, over one id)
+    from proctoring import events, hooks
+    from proctoring.sessions import get_session
+
+    db.rollback()
+    one = rows[-1]["id"]
+    events.raise_flags(db, get_session(db, one), [hooks.FlagSpec("paste", "budget", "low", "p")])
+    db.commit()
+    changed, resp = _counted(app, lambda: proctor.get(
+        "/api/proctoring/console", query_string={"cursor": full["cursor"]}))
+    assert [r["id"] for r in resp.json["changed"]] == [one] and resp.json["rebuilt"] == 1
+    assert len(changed) <= BUDGETS["console"], changed.report()
