@@ -42,7 +42,7 @@ run: $(RUN_STAMP)
 
 # The whole suite: unit, integration on SQLite and PostgreSQL, and browser tests in Chromium.
 test: $(TEST_STAMP) chromium
-	$(BLAS_ONE_THREAD) $(BIN)/pytest -n $(PYTEST_WORKERS) -m "not faults" $(PYTEST_ARGS)
+	$(BLAS_ONE_THREAD) $(BIN)/pytest -n $(PYTEST_WORKERS) -m "not faults" --durations=30 $(PYTEST_ARGS)
 
 # The scale-out and fault tests (tests/scale: HAProxy, own PostgreSQL and Redis, kill -9, cut
 # links) take about 8 minutes of their own; they run here, apart from the 15-minute suite.

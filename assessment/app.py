@@ -13,6 +13,7 @@ from werkzeug.exceptions import HTTPException
 
 from assessment.config import Settings
 from assessment.database import Database
+from assessment.delivery.hotlane import HotLane
 from assessment.users import User, load_signed_in_user
 from microcred.backpressure import InFlightLimit
 from microcred.errors import DomainError
@@ -116,6 +117,9 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     def _wiring() -> dict[str, Any]:
         return {"wiring": app.extensions["microcred.wiring"]}
 
+    # the runner's heartbeat and autosave, answered in front of Flask in their usual case
+    app.wsgi_app = HotLane(app, app.wsgi_app)
+    app.extensions["microcred.hotlane"] = app.wsgi_app
     if settings.max_in_flight:  # beyond it, the runner's API answers 503 at once
         app.wsgi_app = InFlightLimit(app.wsgi_app, limit=settings.max_in_flight,
                                      retry_after_s=settings.retry_after_seconds)
@@ -212,14 +216,28 @@ def database_failure(exc: DBAPIError) -> tuple[int, str, str]:
     return (500, "internal_server_error", str(exc))
 
 
+#: every response's security headers, in this order (a view may set its own CSP and
+#: Permissions-Policy first); the fast lane (``assessment.delivery.hotlane``) sends the same
+SECURITY_HEADERS = (
+    ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "same-origin"),
+    ("X-Frame-Options", "DENY"),
+    ("Permissions-Policy", "camera=(self), microphone=(), geolocation=()"),
+)
+_VIEW_MAY_SET = {"Content-Security-Policy", "Permissions-Policy"}
+
+
 def _register_security_headers(app: Flask) -> None:
+    app.extensions["microcred.security_headers"] = SECURITY_HEADERS
+
     @app.after_request
     def _headers(response):
-        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "same-origin"
-        response.headers["X-Frame-Options"] = "DENY"
-        response.headers.setdefault("Permissions-Policy", "camera=(self), microphone=(), geolocation=()")
+        for name, value in SECURITY_HEADERS:
+            if name in _VIEW_MAY_SET:
+                response.headers.setdefault(name, value)
+            else:
+                response.headers[name] = value
         if request.path.startswith("/api/") or request.endpoint and "attempt" in request.endpoint:
             response.headers["Cache-Control"] = "no-store"
         return response

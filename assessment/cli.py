@@ -185,6 +185,11 @@ def serve(host: str, port: int, workers: int | None, threads: int, sweep_every: 
             self.cfg.set("errorlog", "-")
             self.cfg.set("timeout", 60)
             self.cfg.set("worker_exit", _close_listeners)
+            if "control_socket_disable" in self.cfg.settings:
+                # gunicorn's control socket: one path per user by default, which every server
+                # of that user on the machine would share (two nodes in the scale-out test),
+                # and a thread in the master; Microcred does not use it
+                self.cfg.set("control_socket_disable", True)
 
         def load(self):
             from assessment.wsgi import app
@@ -217,6 +222,7 @@ def serve(host: str, port: int, workers: int | None, threads: int, sweep_every: 
                 child.wait(10)
             except subprocess.TimeoutExpired:
                 child.kill()
+                child.wait()  # reaped, so no "subprocess is still running" on the way out
 
 
 def _close_listeners(server, worker) -> None:

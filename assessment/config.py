@@ -102,8 +102,10 @@ class Settings:
     retry_after_seconds: int = 2
     #: The waiting room (assessment/delivery/waiting_room.py): attempts the deployment starts per
     #: second at most; beyond it a start waits in line, answered at once with its place (0: no
-    #: waiting room). The default is what one 2-core node was measured to start with every
-    #: answer under a second (bench/exam_day.py --spike); set nodes x that behind a balancer.
+    #: waiting room). The default is derived, not yet confirmed on a quiet machine: a start with
+    #: its runner page measured ~33 ms of server CPU (bench/exam_day.py --spike, loaded), so 20
+    #: a second take two thirds of a core of a 2-core node, leaving the rest to the line's own
+    #: answers (~6 ms each) and the exams running. Set nodes x what one node sustains.
     start_rate: float = DEFAULT_START_RATE
     #: Reports suppress a cell (a group, a month, a form) with fewer candidates than this, and
     #: DIF leaves out a form where either group is smaller.

@@ -457,3 +457,28 @@ def test_item_runs_cover_every_item_once_in_order_the_first_shortened_by_the_fro
     # the worker's are equal
     assert len(runs[0]) + FRONT_WEIGHT * 200 == pytest.approx(len(runs[1]), abs=1)
     assert [len(r) for r in item_runs(200, 4)] == [20, 60, 60, 60]
+
+
+def test_remembered_label_measures_are_the_svg_renderers_own():
+    """Charts remember each label's measure across figures (matplotlib's cache is per renderer,
+    and every savefig makes a new one); what is remembered must be what the renderer measures,
+    for every size, weight and family asked, and generic families as the rc settings resolve."""
+    import matplotlib
+    from matplotlib.backends.backend_svg import RendererSVG
+    from matplotlib.font_manager import FontProperties
+
+    from assessment.psych import charts
+
+    renderer = RendererSVG(100, 100, io.StringIO())
+    for family in ("DejaVu Sans", "sans-serif", "monospace"):
+        for size in (7, 9):
+            for weight in ("normal", "bold"):
+                prop = FontProperties(family=family, size=size, weight=weight)
+                for text in ("ability (theta)", "−4", "0.5", "A (key)"):
+                    assert RendererSVG.get_text_width_height_descent(renderer, text, prop, False) \
+                        == charts._SVG_MEASURE(renderer, text, prop, False)
+    with matplotlib.rc_context({"font.sans-serif": ["DejaVu Sans Mono"]}):
+        prop = FontProperties(family="sans-serif", size=9)
+        # measured above under the default rc: a monospaced font is wider
+        mono = RendererSVG.get_text_width_height_descent(renderer, "ability (theta)", prop, False)
+        assert mono == charts._SVG_MEASURE(renderer, "ability (theta)", prop, False)

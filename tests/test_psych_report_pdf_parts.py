@@ -95,3 +95,18 @@ def test_with_charts_the_parts_file_stays_near_the_single_process_size():
     for page in parts.pages:
         xobjects = page["/Resources"].get("/XObject", {})
         assert sum(1 for name in xobjects if not name.startswith("/MicrocredFooter")) <= 2
+
+
+def test_an_exam_code_with_css_or_html_specials_prints_as_written_in_the_footer():
+    """The footer's text is a CSS string in a <style> rule: HTML escaping there printed
+    "R&amp;D" (CSS reads no entities). Both footer templates (one process, and the stamped
+    footers of a PDF rendered in parts) must print the code as it is written."""
+    code = "R&D'\"</style>\\x"
+    report = _report(2)
+    report.scope.exam.code = code
+    for kwargs in ({"chunks": 1}, {"chunks": 2, "workers": 1}):
+        reader = PdfReader(io.BytesIO(render_pdf(report, **kwargs)))
+        for page in reader.pages[1:]:
+            text = page.extract_text()
+            assert f"{code} item analysis" in text, (kwargs, text[-200:])
+            assert "&amp;" not in text and "&#39;" not in text and "&#34;" not in text

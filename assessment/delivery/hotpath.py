@@ -14,6 +14,11 @@ long, in as few statements as the work needs and with no ORM object loaded.
   a retry (``duplicate``) from a ``conflict``. Item shapes (published item versions are
   immutable) are cached per process.
 
+The view runs these functions on the request's ORM session; the fast lane
+(:mod:`assessment.delivery.hotlane`, a WSGI middleware in front of Flask) runs the same ones on
+a Core connection, with the sign-in it verified from the cookie, so most heartbeats and saves
+never enter Flask.
+
 Anything out of the ordinary (no session cookie, a remember cookie, another's attempt, a
 finalized attempt, time run out, a pause, an invalid save) rolls back and returns None: the
 view then runs the full path, which answers exactly as it always has. So the hot path changes
@@ -40,6 +45,7 @@ from sqlalchemy import (
     true,
     update,
 )
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from assessment.delivery.models import Attempt, ResponseSave
@@ -67,15 +73,20 @@ class SignedIn:
 def signed_in() -> SignedIn | None:
     """The user and sign-in generation the signed session cookie names, when the session passes
     Flask-Login's session protection as it stands (else None: the full sign-in check runs)."""
-    value = browser_session.get("_user_id")
+    manager = current_app.login_manager
+    if browser_session.get("_id") != manager._session_identifier_generator():
+        return None  # Flask-Login decides (strong protection ends such a session)
+    return signed_in_as(browser_session.get("_user_id"))
+
+
+def signed_in_as(value: Any) -> SignedIn | None:
+    """The user and generation of a session's ``_user_id`` (``"<id>:<epoch>"``, what
+    ``assessment.users.load_signed_in_user`` parses), else None."""
     if not isinstance(value, str):
         return None
     user_id, sep, epoch = value.partition(":")
     if not (sep and user_id.isdigit() and epoch.isdigit()) or len(value) > 40:
         return None
-    manager = current_app.login_manager
-    if browser_session.get("_id") != manager._session_identifier_generator():
-        return None  # Flask-Login decides (strong protection ends such a session)
     return SignedIn(int(user_id), int(epoch))
 
 
@@ -93,12 +104,31 @@ def _grace() -> float:
     return current_app.config["MICROCRED"].save_grace_seconds
 
 
+#: what the hot path runs its statements on: the request's ORM session (the view), or a Core
+#: connection of the app's engine (the fast lane, ``assessment.delivery.hotlane``: no ORM
+#: session to set up and tear down per request); both commit and roll back alike
+Database = Session | Connection
+
+
+def _dialect(db: Database) -> str:
+    return (db.dialect if isinstance(db, Connection) else db.get_bind().dialect).name
+
+
+def _orm(db: Database) -> Session:
+    """An ORM session for what other packages' heartbeat parts read (rarely: messages)."""
+    return Session(bind=db) if isinstance(db, Connection) else db
+
+
 # ---------------------------------------------------------------- heartbeat
 
 
-def heartbeat(session: Session, attempt_id: int) -> dict[str, Any] | None:
-    """The heartbeat's body for an attempt in progress, in one SELECT; None: use the full path."""
-    who = signed_in()
+def heartbeat(session: Database, attempt_id: int, who: SignedIn | None = None,
+              grace: float | None = None) -> dict[str, Any] | None:
+    """The heartbeat's body for an attempt in progress, in one SELECT; None: use the full path.
+    ``who`` (else the request's signed session) and ``grace`` (else the app's) are given by
+    a caller that has them already (the fast lane)."""
+    who = who or signed_in()
+    grace = _grace() if grace is None else grace
     if who is None:
         return None
     parts = runner_wiring().heartbeat_parts
@@ -117,10 +147,11 @@ def heartbeat(session: Session, attempt_id: int) -> dict[str, Any] | None:
     now = utcnow()
     c = clock_from_row(row, now)
     extras: dict[str, Any] = {}
+    orm = _orm(session) if parts else None
     for part in parts:
-        extras.update(part.extras(session, row, now) or {})
-    return {"status": "in_progress", "expired": c.time_up(_grace()),
-            "clock": clock_payload(c, now, grace_seconds=_grace()),
+        extras.update(part.extras(orm, row, now) or {})
+    return {"status": "in_progress", "expired": c.time_up(grace),
+            "clock": clock_payload(c, now, grace_seconds=grace),
             "last_seq": row.last_seq, "extras": extras}
 
 
@@ -139,7 +170,7 @@ def forget_shapes() -> None:
         _SHAPES.clear()
 
 
-def _shapes(session: Session, ids: set[int]) -> dict[int, Any]:
+def _shapes(session: Database, ids: set[int]) -> dict[int, Any]:
     missing = ids - _SHAPES.keys()
     if missing:
         rows = session.execute(select(ItemVersion.id, ItemVersion.item_type,
@@ -177,15 +208,18 @@ def _save_statements(dialect: str) -> tuple[Any, Any]:
     return update_stmt, insert_stmt
 
 
-def save(session: Session, attempt_id: int, saves: list[SaveRequest],
-         position: int | None) -> dict[str, Any] | None:
+def save(session: Database, attempt_id: int, saves: list[SaveRequest],
+         position: int | None, who: SignedIn | None = None,
+         grace: float | None = None) -> dict[str, Any] | None:
     """Store a batch of saves of an attempt in progress; the same acks as
-    ``service.save_responses``. None (nothing written): use the full path."""
-    who = signed_in()
+    ``service.save_responses``. None (nothing written): use the full path. ``who`` and
+    ``grace`` as for :func:`heartbeat`."""
+    who = who or signed_in()
+    grace = _grace() if grace is None else grace
     if who is None:
         return None
     now = utcnow()
-    dialect = session.get_bind().dialect.name
+    dialect = _dialect(session)
     update_stmt, insert_stmt = _BUILT.get(("save", dialect)) or _save_statements(dialect)
     row = session.execute(update_stmt, {
         "aid": attempt_id, "uid": who.user_id, "epoch": who.epoch,
@@ -195,7 +229,7 @@ def save(session: Session, attempt_id: int, saves: list[SaveRequest],
         return None
     c = clock_from_row(row, now)
     order = row.item_order
-    if (c.time_up(_grace()) or (c.paused and saves)
+    if (c.time_up(grace) or (c.paused and saves)
             or (position is not None and not 0 <= position < len(order))):
         session.rollback()
         return None
@@ -233,4 +267,4 @@ def save(session: Session, attempt_id: int, saves: list[SaveRequest],
         acks.append({"seq": r["seq"], "status": "duplicate" if same else "conflict"})
     session.commit()
     return {"acks": acks, "last_seq": row.last_seq,
-            "clock": clock_payload(c, now, grace_seconds=_grace())}
+            "clock": clock_payload(c, now, grace_seconds=grace)}

@@ -26,10 +26,12 @@ import matplotlib
 
 matplotlib.use("Agg")  # no display, ever: charts are drawn in web workers and the CLI
 
+import matplotlib.backends.backend_svg
 import matplotlib.font_manager
 import matplotlib.ft2font
 import matplotlib.patches
 import matplotlib.pyplot as plt
+import matplotlib.textpath
 import matplotlib.ticker
 import numpy as np
 
@@ -43,6 +45,32 @@ STYLE = {
     "axes.spines.top": False,
     "axes.spines.right": False,
 }
+def _text_metrics(renderer, s, prop, ismath):
+    """A label's width, height and descent, as :class:`RendererSVG` measures it, remembered by
+    text and font: matplotlib's own cache is keyed by the renderer too, and every ``savefig``
+    makes a new renderer, so each chart measured all of its labels again (a tenth of a chart's
+    CPU). The SVG renderer's measure depends on the text, the font and the math flag only
+    (its :class:`~matplotlib.textpath.TextToPath`); TeX is measured as before."""
+    if ismath == "TeX":
+        return _SVG_MEASURE(renderer, s, prop, ismath)
+    # a generic family ("sans-serif") is resolved through the rc settings in force: in the key
+    generic = tuple(tuple(matplotlib.rcParams[f"font.{f}"]) for f in prop.get_family()
+                    if f in _GENERIC_FAMILIES)
+    return _cached_text_metrics(s, prop.copy(), ismath, generic)
+
+
+_GENERIC_FAMILIES = frozenset(("serif", "sans-serif", "cursive", "fantasy", "monospace"))
+
+
+@functools.lru_cache(maxsize=4096)
+def _cached_text_metrics(s, prop, ismath, _generic):
+    return _TEXT_TO_PATH.get_text_width_height_descent(s, prop, ismath)
+
+
+_SVG_MEASURE = matplotlib.backends.backend_svg.RendererSVG.get_text_width_height_descent
+_TEXT_TO_PATH = matplotlib.textpath.TextToPath()
+matplotlib.backends.backend_svg.RendererSVG.get_text_width_height_descent = _text_metrics
+
 #: Colours with text contrast >= 4.5:1 on white, told apart by line style and marker too.
 COLOURS = ("#1f4e99", "#b3261e", "#2e6b30", "#7a4a00", "#6a1b9a", "#00606b", "#4a4a4a")
 LINESTYLES = ("-", "--", "-.", ":")

@@ -49,9 +49,24 @@ def pdf_chart_img(chart: Chart | None, css_class: str = "chart") -> Markup:
     return chart_img(chart, css_class, pdf=True)
 
 
+def css_string(value: object) -> Markup:
+    """``value`` as a quoted CSS string for a ``<style>`` rule (``content: ...``): HTML escaping
+    is wrong there (CSS does not read entities, so ``A&B`` would print as ``A&amp;B``); every
+    character but letters, digits and a few safe marks is written as a CSS hex escape
+    (``\\26 `` for ``&``), so no quote, backslash, newline or ``</style>`` can leave the string."""
+    safe = []
+    for ch in str(value):
+        if ch.isalnum() or ch in " -_.,:/()":
+            safe.append(ch)
+        else:
+            safe.append(f"\\{ord(ch):x} ")
+    return Markup('"{}"'.format("".join(safe)))
+
+
 def _env() -> Environment:
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
     env.globals["chart_img"] = pdf_chart_img
+    env.filters["css_string"] = css_string
     return env
 
 
