@@ -31,7 +31,7 @@ def _version(db, sid: int) -> int:
 
 
 def test_each_kind_of_change_moves_its_sessions_mark_and_no_other(
-        app, db, proctored, make_user, vault, face_jpeg, blank_jpeg, clock):
+        db, proctored, make_user, vault, face_jpeg, blank_jpeg, clock):
     ns = proctored({"identity": "none", "snapshot_interval_s": 30})
     checked = proctored({"identity": "automated+proctor"}, code="P-ID")
     assign(db, ns.proctor, checked.exam, ns.admin)
@@ -96,12 +96,11 @@ def test_each_kind_of_change_moves_its_sessions_mark_and_no_other(
         by_user_id=ns.proctor.id, reason="late start")) == {a.id}
     # the connection: first heard from (the heartbeats' flusher writes last_seen_at) moves it;
     # more heartbeats while online move nothing (the page counts "last seen" on itself)
-    database = app.extensions["microcred.database"]
-
     def heard(at):
-        def write():  # a heartbeat, noted and written by the liveness flusher
-            liveness.seen(database, a.id, at)
-            liveness.flush(database)
+        # a heartbeat as the liveness flusher writes it (its own statement, run here rather
+        # than by its background thread, which would write on into the next test)
+        def write():
+            db.execute(liveness._UPDATE, [{"sid": a.id, "seen": at}])
         return write
 
     now = clock.now()
