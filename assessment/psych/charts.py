@@ -215,6 +215,10 @@ def anchored_at_start(svg: str) -> str:
     return _ANCHORED_TEXT.sub(start, svg)
 
 
+#: The proportion axis of the item charts, labelled "0", "0.5", "1" rather than "0.0"...: the
+#: same values in fewer letters, and WeasyPrint lays out every letter of a chart's label on its own.
+_PROPORTION_TICKS = ((0, 0.5, 1), ("0", "0.5", "1"))
+
 #: One figure per per-item chart kind, drawn again for every item (creating a figure and its axes
 #: is a third of a chart's time); one set per thread, as pyplot figures are not thread-safe.
 _REUSED = threading.local()
@@ -269,7 +273,7 @@ def item_characteristic_curve(
             points = ax.scatter([], [], s=[], color=COLOURS[1], marker="s", zorder=3,
                                 label="observed (ability groups)")
             ax.set_ylim(0, 1)
-            ax.set_yticks((0, 0.5, 1))
+            ax.set_yticks(*_PROPORTION_TICKS)
             ax.xaxis.set_major_locator(matplotlib.ticker.MultipleLocator(2))
             ax.set_xlabel("ability (theta)")
             ax.set_ylabel("P(correct)")
@@ -314,7 +318,7 @@ def option_trace_lines(label: str, options: Sequence[tuple[str, bool, Sequence[f
             fig, ax = _figure()
             ax.set_xticks(groups, ["1 low", "2", "3", "4", "5 high"])
             ax.set_ylim(0, 1)
-            ax.set_yticks((0, 0.5, 1))
+            ax.set_yticks(*_PROPORTION_TICKS)
             ax.set_xlim(0.8, 5.2)
             ax.set_xlabel("score quintile")
             ax.set_ylabel("proportion choosing")
