@@ -30,6 +30,8 @@ FLUSH_EVERY_S = 5.0
 #: database -> {session id: newest time heard from}
 _pending: dict[Any, dict[int, dt.datetime]] = {}
 _lock = threading.Lock()
+#: held while a batch is written, so :func:`forget` can wait for a write under way
+_writing = threading.Lock()
 _flusher: tuple[int, threading.Thread] | None = None
 
 _TABLE = ProctorSession.__table__
@@ -54,6 +56,11 @@ def seen(database: Any, session_id: int, at: dt.datetime) -> None:
 def flush(database: Any | None = None) -> int:
     """Write the times noted so far (for ``database``, else for every database); returns how
     many sessions were written."""
+    with _writing:
+        return _flush(database)
+
+
+def _flush(database: Any | None) -> int:
     with _lock:
         targets = [database] if database is not None else list(_pending)
         batches = {db: _pending.pop(db, {}) for db in targets}
@@ -74,6 +81,13 @@ def flush(database: Any | None = None) -> int:
             raise
         written += len(batch)
     return written
+
+
+def forget() -> None:
+    """Drop every time noted and not yet written, after any write under way has ended (the tests
+    empty the tables between tests: a time noted in one must not land on a row of the next)."""
+    with _writing, _lock:
+        _pending.clear()
 
 
 def _ensure_flusher() -> None:

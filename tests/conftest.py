@@ -167,8 +167,10 @@ def pytest_runtest_makereport(item, call):
 
 def _empty_all_tables(database: Database) -> None:
     from assessment.delivery.hotpath import forget_shapes
+    from proctoring import liveness
 
-    forget_shapes()  # ids start again after RESTART IDENTITY: a cached item shape would be stale
+    forget_shapes()  # ids start again after the tables are emptied: a cached shape would be stale
+    liveness.forget()  # and a last-seen time noted in this test would land on the next one's row
     metadata = load_all().metadata
     tables = [t.name for t in reversed(metadata.sorted_tables)]
     with database.engine.begin() as conn:
