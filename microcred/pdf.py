@@ -7,6 +7,8 @@ which imports WeasyPrint and puts Pillow's strict default back; the pictures Mic
 into PDFs are its own (SVG charts, generated PNG artwork), never truncated."""
 from __future__ import annotations
 
+import sys
+
 from PIL import ImageFile
 
 
@@ -37,13 +39,20 @@ def html_to_pdf_parts(html: str, *, base_url: str | None = None
 
 def main(argv: list[str]) -> int:
     """``python -m microcred.pdf IN OUT``: render the pickled list of ``(html, base_url)`` in IN
-    with :func:`html_to_pdf_parts` and pickle the list of results to OUT. A worker process of a
-    caller that renders one PDF in parts (both files are the caller's own temporary files); a
-    plain process, not a multiprocessing child, so it never imports the caller's main module."""
+    (``-``: read from standard input, once WeasyPrint is imported, so a caller may start the
+    worker before its HTML is ready) with :func:`html_to_pdf_parts` and pickle the list of
+    results to OUT. A worker process of a caller that renders one PDF in parts (OUT is the
+    caller's own temporary file); a plain process, not a multiprocessing child, so it never
+    imports the caller's main module."""
     import pickle
 
-    with open(argv[0], "rb") as fh:
-        jobs = pickle.load(fh)
+    if argv[0] == "-":
+        import weasyprint  # noqa: F401  (the import is most of a worker's start: done first)
+
+        jobs = pickle.load(sys.stdin.buffer)
+    else:
+        with open(argv[0], "rb") as fh:
+            jobs = pickle.load(fh)
     results = [html_to_pdf_parts(html, base_url=base_url) for html, base_url in jobs]
     with open(argv[1], "wb") as fh:
         pickle.dump(results, fh)
@@ -51,6 +60,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    import sys
-
     raise SystemExit(main(sys.argv[1:]))

@@ -456,7 +456,7 @@ def test_item_runs_cover_every_item_once_in_order_the_first_shortened_by_the_fro
     # the front matter weighs 0.2 of the items: this process's share (front + first run) and
     # the worker's are equal
     assert len(runs[0]) + FRONT_WEIGHT * 200 == pytest.approx(len(runs[1]), abs=1)
-    assert [len(r) for r in item_runs(200, 4)] == [20, 60, 60, 60]
+    assert [len(r) for r in item_runs(200, 4)] == [24, 59, 58, 59]
 
 
 def test_remembered_label_measures_are_the_svg_renderers_own():

@@ -110,3 +110,19 @@ def test_an_exam_code_with_css_or_html_specials_prints_as_written_in_the_footer(
             text = page.extract_text()
             assert f"{code} item analysis" in text, (kwargs, text[-200:])
             assert "&amp;" not in text and "&#39;" not in text and "&#34;" not in text
+
+
+def test_a_worker_that_dies_before_reading_its_parts_leaves_them_to_this_process(monkeypatch,
+                                                                                caplog):
+    """The worker starts before its HTML is written and is sent its parts through a pipe; one
+    that ends at once (here: a program that exits 1 without reading) must not lose its parts or
+    hang the render: this process renders them, and the PDF is the same."""
+    import assessment.psych.report_output as output
+
+    report = _report(5)
+    _, whole_text, whole_outline = _read(render_pdf(report, chunks=3, workers=1))
+    monkeypatch.setattr(output.sys, "executable", "/bin/false")
+    with caplog.at_level("WARNING"):
+        _, text, outline = _read(render_pdf(report, chunks=3, workers=3))
+    assert text == whole_text and outline == whole_outline
+    assert "report PDF worker failed" in caplog.text

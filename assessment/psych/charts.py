@@ -520,6 +520,29 @@ def chart_workers(n_charts: int) -> int:
     return max(1, min(workers, os.cpu_count() or 1))
 
 
+def _pool_context():
+    context = multiprocessing.get_context("forkserver")
+    # the server imports matplotlib once; each worker is forked from it ready to draw
+    context.set_forkserver_preload([__name__])
+    return context
+
+
+def warm_pool(n_charts: int) -> None:
+    """Start the pool's fork server now (it imports matplotlib in its own process) when
+    :func:`draw_many` will use workers for ``n_charts`` charts: a caller that first computes
+    for seconds on one CPU (the report's statistics) then finds the server ready. Returns at
+    once; does nothing if the server cannot start (the charts are then drawn as before)."""
+    if chart_workers(n_charts) < 2:
+        return
+    try:
+        _pool_context()
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()
+    except (OSError, ValueError):
+        pass
+
+
 def draw_many(requests: Sequence[tuple[str, tuple, dict]], workers: int | None = None
               ) -> list[Chart]:
     """Draw many charts, in order: ``requests`` are ``(function name, args, kwargs)``. With more
@@ -534,10 +557,7 @@ def draw_many(requests: Sequence[tuple[str, tuple, dict]], workers: int | None =
     workers = min(workers, len(requests))
     if workers > 1:
         try:
-            context = multiprocessing.get_context("forkserver")
-            # the server imports matplotlib once; each worker is forked from it ready to draw
-            context.set_forkserver_preload([__name__])
-            with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            with ProcessPoolExecutor(workers, mp_context=_pool_context()) as pool:
                 return list(pool.map(_draw, requests,
                                      chunksize=max(1, len(requests) // (workers * 4))))
         except (OSError, BrokenProcessPool):

@@ -374,6 +374,8 @@ def report_from_matrix(
     """The report of a score matrix already read (``build_report``; the bench builds one from a
     simulated matrix). ``param_rows``: version id -> current parameter row."""
     exam = scope.exam
+    if with_charts:  # two charts an item: the pool's server starts while the statistics run
+        charts.warm_pool(2 * matrix.scores.shape[1])
     analysis: ExamItemAnalysis = analyse_matrix(exam, matrix)
     notes: list[str] = []
     cols, params = _irt_params(param_rows, matrix)

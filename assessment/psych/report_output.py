@@ -17,6 +17,7 @@ import pickle
 import subprocess
 import sys
 import tempfile
+import threading
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -85,8 +86,9 @@ PARALLEL_FROM = 40
 #: most worker processes a PDF is rendered with by default
 MAX_WORKERS = 4
 #: the front matter (cover, summary, the item tables) costs about as much to render as this
-#: share of the item sections (200 items: 4.6 s of CPU against 11.5 s per 100 sections)
-FRONT_WEIGHT = 0.2
+#: share of the item sections, less a worker's start (200 items, quiet machine: front 3.8 s,
+#: 0.086 s a section, a worker's start and WeasyPrint import about 0.5 s)
+FRONT_WEIGHT = 0.17
 
 
 def pdf_workers(n_items: int) -> int:
@@ -141,23 +143,35 @@ def render_pdf(report: ItemAnalysisReport, *,
         if progress:
             progress(1, 1)
         return pdf
-    htmls = [render_pdf_html(report, part="front")] + [
-        render_pdf_html(report, part="items", items=report.items[run.start:run.stop])
-        for run in item_runs(len(report.items), chunks)]
-    total = len(htmls) + 1
+    runs = item_runs(len(report.items), chunks)
+    n_htmls = 1 + len(runs)
+    total = n_htmls + 1
     if progress:
         progress(0, total)
     # this process renders the front matter and the first run of items; each other worker
     # process one run each (contiguous groups, in order)
-    n_groups = max(1, min(workers, len(htmls) - 1))
+    n_groups = max(1, min(workers, n_htmls - 1))
     groups = [[0, 1]] + [[] for _ in range(n_groups - 1)]
-    for n in range(2, len(htmls)):
-        groups[1 + (n - 2) * (n_groups - 1) // max(1, len(htmls) - 2)
+    for n in range(2, n_htmls):
+        groups[1 + (n - 2) * (n_groups - 1) // max(1, n_htmls - 2)
                if n_groups > 1 else 0].append(n)
-    parts: list = [None] * len(htmls)
+    parts: list = [None] * n_htmls
     with tempfile.TemporaryDirectory(prefix="microcred-pdf-") as tmp:
-        started = [(group, _start_worker(tmp, k, [(htmls[n], str(TEMPLATES)) for n in group]))
-                   for k, group in enumerate(groups[1:], 1) if group]
+        # the workers start (and import WeasyPrint) while this process writes the HTML
+        waiting = [(group, _start_worker(tmp, k)) for k, group in enumerate(groups[1:], 1)
+                   if group]
+        try:
+            htmls = [render_pdf_html(report, part="front")] + [
+                render_pdf_html(report, part="items", items=report.items[run.start:run.stop])
+                for run in runs]
+        except BaseException:
+            for _, (proc, _out) in waiting:
+                if proc is not None:
+                    proc.kill()
+                    proc.communicate()
+            raise
+        started = [(group, _send_jobs(worker, [(htmls[n], str(TEMPLATES)) for n in group]))
+                   for group, worker in waiting]
         done = 0
         for n in groups[0]:
             parts[n] = html_to_pdf_parts(htmls[n], base_url=str(TEMPLATES))
@@ -179,28 +193,51 @@ def render_pdf(report: ItemAnalysisReport, *,
     return pdf
 
 
-def _start_worker(tmp: str, k: int, jobs: list[tuple[str, str]]):
-    """A ``python -m microcred.pdf`` process rendering ``jobs`` (None if it cannot start)."""
-    src, out = os.path.join(tmp, f"in{k}.pickle"), os.path.join(tmp, f"out{k}.pickle")
-    with open(src, "wb") as fh:
-        pickle.dump(jobs, fh)
+def _start_worker(tmp: str, k: int):
+    """A ``python -m microcred.pdf - OUT`` process, importing WeasyPrint until it is sent its
+    jobs (:func:`_send_jobs`); ``(None, out)`` if it cannot start."""
+    out = os.path.join(tmp, f"out{k}.pickle")
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
     try:
-        proc = subprocess.Popen([sys.executable, "-m", "microcred.pdf", src, out], env=env,
-                                cwd=str(ROOT), stdin=subprocess.DEVNULL,
+        proc = subprocess.Popen([sys.executable, "-m", "microcred.pdf", "-", out], env=env,
+                                cwd=str(ROOT), stdin=subprocess.PIPE,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     except OSError:
         return None, out
     return proc, out
 
 
-def _finish_worker(proc, out: str) -> list:
+def _send_jobs(worker, jobs: list[tuple[str, str]]):
+    """Give a started worker its ``(html, base_url)`` jobs, from a thread: the pipe holds
+    64 KB, and the worker reads only once WeasyPrint is imported, which this process need not
+    wait for. ``(None, out)`` for a worker that could not start (its parts are rendered here);
+    one that dies before reading fails in :func:`_finish_worker`, with the same effect."""
+    proc, out = worker
+    if proc is None:
+        return worker
+
+    def send(stream=proc.stdin) -> None:
+        try:
+            pickle.dump(jobs, stream)
+            stream.close()
+        except (OSError, ValueError):  # it died (a broken pipe): _finish_worker sees it
+            pass
+
+    sender = threading.Thread(target=send, name="microcred-pdf-send", daemon=True)
+    proc.stdin = None  # the thread writes and closes it; communicate() must not touch it
+    sender.start()
+    return proc, out, sender
+
+
+def _finish_worker(proc, out: str, sender: threading.Thread | None = None) -> list:
     """The worker's results, or nothing (its parts are then rendered here) if it failed."""
     if proc is None:
         return []
     _, err = proc.communicate()
+    if sender is not None:
+        sender.join()
     if proc.returncode != 0:
         log.warning("report PDF worker failed (%s): %s", proc.returncode,
                     err.decode(errors="replace")[-2000:])
