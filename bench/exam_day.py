@@ -97,6 +97,14 @@ HOT = ("save", "heartbeat")  # the endpoints the capacity goal is about
 GOAL_P99_S = 0.100
 
 
+def heartbeat_seconds() -> float:
+    """The beat the server under test gives its runner pages: the product's own setting (the
+    server is started with this process's environment)."""
+    from microcred.environment import heartbeat_seconds as configured
+
+    return float(configured())
+
+
 def runner_interval(path: Path, name: str, default: float) -> float:
     """A cadence constant of the browser's runner script (ms), in seconds: the bench follows
     the runner as it is."""
@@ -234,34 +242,6 @@ class Candidate:
         return True
 
     async def start(self) -> bool:
-        """Start and open the runner page: the candidate's "start" is both, until the first
-        question shows."""
-        t = time.perf_counter()
-        resp = await self._request("start", "POST", f"/exams/{self.cfg.exam_code}/start",
-                                   data={"agree": "yes", "csrf_token": self.token})
-        m = re.search(r"/attempts/(\d+)$", resp.headers.get("location", "")) if resp else None
-        if resp is None or resp.status_code != 302 or m is None:
-            if resp is not None:
-                self.stats.errors[f"start_{resp.status_code}"] += 1
-            return False
-        self.attempt_id = int(m.group(1))
-        page = await self._request("runner_page", "GET", f"/attempts/{self.attempt_id}")
-        if page is None or page.status_code != 200:
-            self.stats.errors[f"runner_page_{page.status_code if page else 'none'}"] += 1
-            return False
-        self.start_latency = time.perf_counter() - t
-        state = json.loads(re.search(r'id="attempt-state"[^>]*>(.*?)</script>', page.text,
-                                     re.DOTALL).group(1))
-        self.items = state["items"]
-        # the answers the bench makes up: choice items (an option id, or a list of them)
-        self.choices = [it for it in self.items if it.get("options")] or self.items[:0]
-        if not self.choices:
-            self.stats.errors["no_choice_items"] += 1
-            return False
-        self.proctoring = (state.get("extras") or {}).get("proctoring") or {}
-        return True
-
-    async def spike_start(self) -> bool:
         """Start as the browser does on exam day: post the start form; started at once (a
         redirect to the runner), or told a place in the waiting room with a ``Retry-After``,
         then asked again by the waiting page's script (a JSON post) until admitted; then open
@@ -298,6 +278,15 @@ class Candidate:
             self.stats.errors[f"runner_page_{page.status_code if page else 'none'}"] += 1
             return False
         self.start_latency = time.perf_counter() - t
+        state = json.loads(re.search(r'id="attempt-state"[^>]*>(.*?)</script>', page.text,
+                                     re.DOTALL).group(1))
+        self.items = state["items"]
+        # the answers the bench makes up: choice items (an option id, or a list of them)
+        self.choices = [it for it in self.items if it.get("options")] or self.items[:0]
+        if not self.choices:
+            self.stats.errors["no_choice_items"] += 1
+            return False
+        self.proctoring = (state.get("extras") or {}).get("proctoring") or {}
         return True
 
     @staticmethod
@@ -446,7 +435,7 @@ async def start_spike(cands: list[Candidate], window: float, stats: Stats) -> di
 
     async def one(c: Candidate) -> bool:
         await asyncio.sleep(random.uniform(0, window))
-        return await c.start()
+        return await c.start()  # through the waiting room, as the browser goes
 
     ok = await asyncio.gather(*(one(c) for c in cands))
     took = time.perf_counter() - t0
@@ -482,7 +471,7 @@ async def spike(base_url: str, emails: list[str], cfg: argparse.Namespace,
 
     async def one(c: Candidate) -> bool:
         await asyncio.sleep(offsets[c.n])
-        return await c.spike_start()
+        return await c.start()
 
     cpu0, client0, t0 = server.cpu(), time.process_time(), time.perf_counter()
     started = await asyncio.gather(*(one(c) for c in signed))
@@ -594,8 +583,8 @@ async def cpu_per_endpoint(cands: list[Candidate], server: Server, n: int,
 
 async def exam_day(base_url: str, emails: list[str], cfg: argparse.Namespace, server: Server,
                    postgres: bool, photo: bytes) -> dict[str, Any]:
-    heartbeat_s = cfg.heartbeat_s or runner_interval(
-        ROOT / "static/delivery/runner.js", "HEARTBEAT_MS", 5.0)
+    # the runner beats at the server's MICROCRED_HEARTBEAT_SECONDS (the page carries it)
+    heartbeat_s = cfg.heartbeat_s or heartbeat_seconds()
     ping_s = cfg.ping_s if cfg.ping_s is not None else runner_interval(
         ROOT / "static/proctor/runner.js", "PING_MS", 0.0)
     print(f"cadence: heartbeat every {heartbeat_s:g} s, proctoring ping every "
