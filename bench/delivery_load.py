@@ -379,7 +379,13 @@ def _value_for(item: dict, rng: random.Random) -> Any:
     if item["type"] == "multiple_response":
         k = item.get("select") or rng.randint(1, len(options))
         return rng.sample(options, min(int(k), len(options)))
+    if item["type"] == "ordering":  # every option, in an order of the candidate's
+        return rng.sample(options, len(options))
     return rng.choice(options)
+
+
+#: the item types :func:`_value_for` answers (their answer is made of option ids)
+ANSWERABLE = ("single_choice", "multiple_response", "ordering", "true_false")
 
 
 class Candidate:
@@ -425,9 +431,9 @@ class Candidate:
             if resp.status_code != 200:
                 stats.error(f"state_{resp.status_code}")
                 return False
-            # the choice items (the simulated answers pick options); other types are left blank
-            self.items = [i for i in resp.json()["items"]
-                          if i.get("type") in ("single_choice", "multiple_response")]
+            # the items answered with option ids (the simulated answers pick options); other
+            # types are left blank
+            self.items = [i for i in resp.json()["items"] if i.get("type") in ANSWERABLE]
         except httpx.HTTPError as exc:
             stats.error(f"setup_{type(exc).__name__}")
             return False

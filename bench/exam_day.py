@@ -73,6 +73,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.delivery_load import (
+    ANSWERABLE,
     CSRF_META,
     DEMO_EXAM_CODE,
     FAST_HASHER,
@@ -282,7 +283,8 @@ class Candidate:
                                      re.DOTALL).group(1))
         self.items = state["items"]
         # the answers the bench makes up: choice items (an option id, or a list of them)
-        self.choices = [it for it in self.items if it.get("options")] or self.items[:0]
+        self.choices = [it for it in self.items
+                        if it.get("options") and it.get("type") in ANSWERABLE]
         if not self.choices:
             self.stats.errors["no_choice_items"] += 1
             return False
