@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
+import time
 import xml.etree.ElementTree as ET
 import zipfile
 
@@ -347,7 +349,7 @@ def test_charts_drawn_in_a_process_pool_are_the_charts_drawn_here(monkeypatch):
     assert charts.chart_workers(charts.POOL_FROM - 1) == 1  # too few to be worth a pool
     monkeypatch.delenv("MICROCRED_CHART_WORKERS")
     monkeypatch.setattr("os.cpu_count", lambda: 2)
-    monkeypatch.setattr("os.getloadavg", lambda: (1.0, 1.0, 1.0))
+    monkeypatch.setattr("microcred.workers.busy_cpus", lambda: 0.0)
     assert charts.chart_workers(400) == 2  # by default one per idle CPU
 
 @sqlite_only
@@ -412,16 +414,16 @@ def test_the_pdf_copy_of_a_chart_anchors_every_label_at_its_start():
 
 
 def test_workers_default_to_the_idle_cpus_and_the_setting_overrides(monkeypatch):
-    """Workers pay only on idle CPUs: by default one process per idle CPU (CPUs less the load
-    average; this process is the one running), at most MAX_WORKERS; the settings override."""
+    """Workers pay only on idle CPUs: by default one process per idle CPU (CPUs less those other
+    work keeps busy), at most MAX_WORKERS; the settings override."""
     from assessment.psych import report_output
 
     monkeypatch.delenv("MICROCRED_CHART_WORKERS", raising=False)
     monkeypatch.delenv("MICROCRED_PDF_WORKERS", raising=False)
 
-    def machine(cpus, load):
+    def machine(cpus, load):  # load: as a load average would count it, this process included
         monkeypatch.setattr("os.cpu_count", lambda: cpus)
-        monkeypatch.setattr("os.getloadavg", lambda: (load, load, load))
+        monkeypatch.setattr("microcred.workers.busy_cpus", lambda: max(0.0, load - 1.0))
 
     machine(2, 1.0)  # quiet: this process alone
     assert charts.chart_workers(400) == 2 and report_output.pdf_workers(200) == 2
@@ -482,3 +484,38 @@ def test_remembered_label_measures_are_the_svg_renderers_own():
         # measured above under the default rc: a monospaced font is wider
         mono = RendererSVG.get_text_width_height_descent(renderer, "ability (theta)", prop, False)
         assert mono == charts._SVG_MEASURE(renderer, "ability (theta)", prop, False)
+
+
+def test_busy_cpus_sees_a_busy_neighbour_and_not_this_process_s_past(monkeypatch):
+    """The CPUs busy now, measured while this process sleeps: a process spinning on one CPU
+    counts about one (on a machine with a CPU to spare), and work this process did just before
+    the measurement counts nothing (the load average still held it for a minute)."""
+    import multiprocessing
+
+    from microcred import workers
+
+    with monkeypatch.context() as m:  # no /proc/stat: the load average less this process
+        m.setattr(workers, "_cpu_times", lambda: None)
+        m.setattr("os.getloadavg", lambda: (2.5, 2.0, 1.0))
+        assert workers.busy_cpus() == 1.5
+    if workers._cpu_times() is None:
+        pytest.skip("no /proc/stat on this platform")
+    _spin(0.3)  # this process's own recent work
+    quiet = workers.busy_cpus()
+    if quiet > (os.cpu_count() or 1) - 0.75:
+        pytest.skip(f"no CPU to spare to see a neighbour start ({quiet:.2f} busy)")
+    spinner = multiprocessing.get_context("fork").Process(target=_spin, args=(3.0,))
+    spinner.start()
+    try:
+        time.sleep(0.2)
+        busy = workers.busy_cpus()
+    finally:
+        spinner.terminate()
+        spinner.join()
+    assert busy >= quiet + 0.5, (quiet, busy)
+
+
+def _spin(seconds: float) -> None:
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
