@@ -704,23 +704,23 @@ def record_panel_classifications(session: Session, study: Study, user: User,
             raise Invalid(f"attempt {key}: the classification {text[:20]!r} is not a whole "
                           f"number in {lo}..{hi}", field=name)
         clean.append((result_id, int(text)))
-    mine = standing_classifications(session, study.id, entered_by=user.id)
-    added = 0
-    for result_id, rating in clean:
-        before = mine.get(result_id)
-        if before is not None and before.rating == rating:
-            continue
-        session.add(StudyClassification(study_id=study.id, result_id=result_id, rating=rating,
-                                        entered_by_id=user.id, source="panel"))
-        added += 1
-    session.flush()
-    return added
+    return _add_changed(session, study, clean, by=user, source="panel",
+                        standing=standing_classifications(session, study.id,
+                                                          entered_by=user.id))
 
 
 def record_classifications(session: Session, study: Study, rows: list[tuple[int, int]],
                            *, by: User, source: str) -> int:
     """Store ``(result id, rating)`` pairs (already checked); unchanged ones add no row."""
-    standing = standing_classifications(session, study.id, excluded=study.removed_ids())
+    return _add_changed(session, study, rows, by=by, source=source,
+                        standing=standing_classifications(session, study.id,
+                                                          excluded=study.removed_ids()))
+
+
+def _add_changed(session: Session, study: Study, rows: list[tuple[int, int]], *, by: User,
+                 source: str, standing: dict) -> int:
+    """Add a classification row for each ``(result id, rating)`` that differs from the one
+    standing (append-only: an unchanged rating adds nothing); how many were added."""
     added = 0
     for result_id, rating in rows:
         before = standing.get(result_id)

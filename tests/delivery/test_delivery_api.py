@@ -14,21 +14,6 @@ from itembank.models import ItemVersion
 from microcred.db import ImmutableRowError, utcnow
 
 
-@pytest.fixture
-def candidate(make_user):
-    return make_user("candidate")
-
-
-@pytest.fixture
-def started(client, candidate, signin, csrf_token, demo_exam):
-    """A signed-in candidate with a started attempt: (attempt_id, csrf token)."""
-    signin(client, candidate)
-    token = csrf_token(client)
-    resp = client.post(f"/exams/{demo_exam.code}/start", data={"agree": "yes", "csrf_token": token})
-    assert resp.status_code == 302
-    return int(resp.headers["Location"].rsplit("/", 1)[1]), token
-
-
 def _count(db, model, *where):
     """Count rows as they are now: end the test session's snapshot first."""
     db.commit()

@@ -17,17 +17,9 @@ from assessment.users import User
 
 
 @pytest.fixture
-def candidate(make_user):
-    return make_user("candidate")
-
-
-@pytest.fixture
-def started(client, candidate, signin, csrf_token, demo_exam):
-    signin(client, candidate)
-    token = csrf_token(client)
-    resp = client.post(f"/exams/{demo_exam.code}/start", data={"agree": "yes", "csrf_token": token})
-    assert resp.status_code == 302
-    attempt_id = int(resp.headers["Location"].rsplit("/", 1)[1])
+def started_at_item(client, started):
+    """The delivery fixture's started attempt and the first item shown: (id, token, item)."""
+    attempt_id, token = started
     state = client.get(f"/api/attempts/{attempt_id}/state").json
     return attempt_id, token, state["items"][0]
 
@@ -82,8 +74,8 @@ def _save_body(item, seq, value=None, **extra):
                        "flagged": False}], **extra}
 
 
-def test_the_lane_answers_heartbeats_and_saves_as_flask_does(app, client, started):
-    attempt_id, token, item = started
+def test_the_lane_answers_heartbeats_and_saves_as_flask_does(app, client, started_at_item):
+    attempt_id, token, item = started_at_item
     hb = f"/api/attempts/{attempt_id}/heartbeat"
     lane_answer, flask_answer, answered = _lane_and_flask(app, lambda: _environ(client, hb))
     assert answered
@@ -127,9 +119,9 @@ def _refused_alike(app, make_environ, status):
     return lane_answer
 
 
-def test_another_candidates_attempt_is_left_to_flask_and_refused(app, started, make_user,
+def test_another_candidates_attempt_is_left_to_flask_and_refused(app, started_at_item, make_user,
                                                                   signin, csrf_token):
-    attempt_id, _, item = started
+    attempt_id, _, item = started_at_item
     other = app.test_client()
     signin(other, make_user("candidate"))
     token = csrf_token(other)
@@ -139,8 +131,8 @@ def test_another_candidates_attempt_is_left_to_flask_and_refused(app, started, m
                                          body=_save_body(item, 1)), 404)
 
 
-def test_a_save_without_a_valid_csrf_token_is_left_to_flask(app, client, started):
-    attempt_id, token, item = started
+def test_a_save_without_a_valid_csrf_token_is_left_to_flask(app, client, started_at_item):
+    attempt_id, token, item = started_at_item
     path = f"/api/attempts/{attempt_id}/saves"
     for bad in (None, token[:-2] + "xx", "x" * len(token)):
         answer = _refused_alike(app, lambda b=bad: _environ(
@@ -148,8 +140,8 @@ def test_a_save_without_a_valid_csrf_token_is_left_to_flask(app, client, started
         assert answer[2]["error"] == "csrf"
 
 
-def test_a_tampered_foreign_or_revoked_sign_in_is_left_to_flask(app, client, started, db):
-    attempt_id, token, item = started
+def test_a_tampered_foreign_or_revoked_sign_in_is_left_to_flask(app, client, started_at_item, db):
+    attempt_id, token, item = started_at_item
     hb = f"/api/attempts/{attempt_id}/heartbeat"
     cookie = _cookie(client)
     tampered = cookie[:-3] + ("AAA" if not cookie.endswith("AAA") else "BBB")
@@ -166,8 +158,8 @@ def test_a_tampered_foreign_or_revoked_sign_in_is_left_to_flask(app, client, sta
                                          body=_save_body(item, 1)), 401)
 
 
-def test_a_bad_save_body_reaches_flask_whole(app, client, started):
-    attempt_id, token, item = started
+def test_a_bad_save_body_reaches_flask_whole(app, client, started_at_item):
+    attempt_id, token, item = started_at_item
     path = f"/api/attempts/{attempt_id}/saves"
     cases = [
         (b'{"saves": [', "application/json", 400, "malformed_json"),
@@ -184,8 +176,8 @@ def test_a_bad_save_body_reaches_flask_whole(app, client, started):
             assert answer[2]["error"] == error
 
 
-def test_a_finalized_attempt_is_left_to_flask(app, client, started):
-    attempt_id, token, item = started
+def test_a_finalized_attempt_is_left_to_flask(app, client, started_at_item):
+    attempt_id, token, item = started_at_item
     resp = client.post(f"/api/attempts/{attempt_id}/submit", json={"confirm": True},
                        headers={"X-CSRFToken": token})
     assert resp.status_code == 200
@@ -214,9 +206,9 @@ def test_the_identifier_is_flask_logins(app, headers):
         assert flask_login_identifier(ctx.request.environ) == _create_identifier()
 
 
-def test_a_permanent_session_is_left_to_flask(app, client, started):
+def test_a_permanent_session_is_left_to_flask(app, client, started_at_item):
     """Flask sends a permanent session's cookie again with every answer: the lane cannot."""
-    attempt_id, _, _ = started
+    attempt_id, _, _ = started_at_item
     serializer = app.session_interface.get_signing_serializer(app)
     data = serializer.loads(_cookie(client))
     permanent = serializer.dumps({**data, "_permanent": True})
