@@ -6,7 +6,6 @@ the command line needs no web app.
 """
 from __future__ import annotations
 
-import base64
 import csv
 import io
 import itertools
@@ -25,7 +24,7 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
-from assessment.psych.charts import Chart
+from assessment.psych.charts import Chart, PendingChart, fill_pending
 from assessment.psych.report import ItemAnalysisReport
 from microcred.pdf import html_to_pdf, html_to_pdf_parts
 from microcred.workers import default_workers
@@ -35,15 +34,13 @@ TEMPLATES = ROOT / "templates"
 log = logging.getLogger(__name__)
 
 
-def chart_img(chart: Chart | None, css_class: str = "chart", *, pdf: bool = False) -> Markup:
-    """The chart as an ``<img>`` of its SVG (a data URI: the page's CSP allows no inline style,
-    which matplotlib's SVG uses) with its text alternative as ``alt``; ``pdf``: the SVG as
-    WeasyPrint draws it cheapest (:attr:`Chart.pdf_svg`, the same picture)."""
+def chart_img(chart: Chart | PendingChart | None, css_class: str = "chart", *,
+              pdf: bool = False) -> Markup:
+    """The chart as an ``<img>`` with its text alternative (:meth:`Chart.img`); a chart still
+    to be drawn as its marker (:class:`PendingChart`, filled in by :func:`fill_pending`)."""
     if chart is None:
         return Markup("")
-    data = base64.b64encode((chart.pdf_svg if pdf else chart.svg).encode()).decode()
-    return Markup('<img class="{}" src="data:image/svg+xml;base64,{}" alt="{}">').format(
-        css_class, Markup(data), chart.alt)
+    return chart.img(css_class, pdf=pdf)
 
 
 def pdf_chart_img(chart: Chart | None, css_class: str = "chart") -> Markup:
@@ -75,9 +72,19 @@ def render_pdf_html(report: ItemAnalysisReport, *, part: str = "all",
                     items: list | None = None) -> str:
     """The PDF's HTML: ``part`` "all" (the whole report, page numbers by CSS), "front" (cover,
     summary, tables) or "items" (the sections of ``items``); the parts carry no footers, which
-    :func:`render_pdf` stamps on the merged PDF."""
-    return _env().get_template("psych/report_pdf.html").render(
-        r=report, part=part, items=report.items if items is None else items)
+    :func:`render_pdf` stamps on the merged PDF. Item charts not drawn yet
+    (:class:`PendingChart`) are drawn here."""
+    html, pending = _part_html(report, part, items)
+    return fill_pending(html, pending) if pending else html
+
+
+def _part_html(report: ItemAnalysisReport, part: str, items: list | None = None
+               ) -> tuple[str, list[PendingChart]]:
+    """The part's HTML with a marker for each chart not drawn yet, and those charts."""
+    items = report.items if items is None else items
+    html = _env().get_template("psych/report_pdf.html").render(r=report, part=part, items=items)
+    pending = [] if part == "front" else [c for i in items for c in i.pending_charts]
+    return html, pending
 
 
 #: from this many items the PDF is rendered in parts by a process pool (below: one process, so
@@ -156,25 +163,26 @@ def render_pdf(report: ItemAnalysisReport, *,
         groups[1 + (n - 2) * (n_groups - 1) // max(1, n_htmls - 2)
                if n_groups > 1 else 0].append(n)
     parts: list = [None] * n_htmls
+    # the item charts not drawn yet are drawn by the process that renders their part
+    preload = [_CHARTS] if any(i.pending_charts for i in report.items) else []
     with tempfile.TemporaryDirectory(prefix="microcred-pdf-") as tmp:
         # the workers start (and import WeasyPrint) while this process writes the HTML
-        waiting = [(group, _start_worker(tmp, k)) for k, group in enumerate(groups[1:], 1)
-                   if group]
+        waiting = [(group, _start_worker(tmp, k, preload))
+                   for k, group in enumerate(groups[1:], 1) if group]
         try:
-            htmls = [render_pdf_html(report, part="front")] + [
-                render_pdf_html(report, part="items", items=report.items[run.start:run.stop])
-                for run in runs]
+            htmls = [_part_html(report, "front")] + [
+                _part_html(report, "items", report.items[run.start:run.stop]) for run in runs]
         except BaseException:
             for _, (proc, _out) in waiting:
                 if proc is not None:
                     proc.kill()
                     proc.communicate()
             raise
-        started = [(group, _send_jobs(worker, [(htmls[n], str(TEMPLATES)) for n in group]))
+        started = [(group, _send_jobs(worker, [_job(*htmls[n]) for n in group]))
                    for group, worker in waiting]
         done = 0
         for n in groups[0]:
-            parts[n] = html_to_pdf_parts(htmls[n], base_url=str(TEMPLATES))
+            parts[n] = _render_part(*htmls[n])
             done += 1
             if progress:
                 progress(done, total)
@@ -186,22 +194,42 @@ def render_pdf(report: ItemAnalysisReport, *,
                 progress(done, total)
     for n, h in enumerate(htmls):  # a worker that could not start or failed: render here
         if parts[n] is None:
-            parts[n] = html_to_pdf_parts(h, base_url=str(TEMPLATES))
+            parts[n] = _render_part(*h)
     pdf = _merge(report, parts)
     if progress:
         progress(total, total)
     return pdf
 
 
-def _start_worker(tmp: str, k: int):
-    """A ``python -m microcred.pdf - OUT`` process, importing WeasyPrint until it is sent its
-    jobs (:func:`_send_jobs`); ``(None, out)`` if it cannot start."""
+#: where a worker finds :func:`fill_pending` (and imports it, with matplotlib, while it waits)
+_CHARTS = "assessment.psych.charts"
+
+
+def _job(html: str, pending: list[PendingChart]) -> tuple:
+    """A worker's job (:func:`microcred.pdf.main`): the part's HTML, and its charts to draw
+    into it first."""
+    if not pending:
+        return html, str(TEMPLATES)
+    return html, str(TEMPLATES), (_CHARTS, "fill_pending", (pending,))
+
+
+def _render_part(html: str, pending: list[PendingChart]):
+    """A part rendered here, as a worker renders its :func:`_job`."""
+    return html_to_pdf_parts(fill_pending(html, pending) if pending else html,
+                             base_url=str(TEMPLATES))
+
+
+def _start_worker(tmp: str, k: int, preload: list[str] = ()):
+    """A ``python -m microcred.pdf - OUT [MODULE...]`` process, importing WeasyPrint (and
+    ``preload``) until it is sent its jobs (:func:`_send_jobs`); ``(None, out)`` if it cannot
+    start."""
     out = os.path.join(tmp, f"out{k}.pickle")
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
     try:
-        proc = subprocess.Popen([sys.executable, "-m", "microcred.pdf", "-", out], env=env,
+        proc = subprocess.Popen([sys.executable, "-m", "microcred.pdf", "-", out, *preload],
+                                env=env,
                                 cwd=str(ROOT), stdin=subprocess.PIPE,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     except OSError:
