@@ -93,15 +93,22 @@ def main(argv: list[str]) -> int:
     """``python -m microcred.pdf IN OUT [MODULE...]``: render the pickled list of jobs in IN
     (``-``: read from standard input, once WeasyPrint and the MODULEs are imported, so a caller
     may start the worker before its HTML is ready) with :func:`html_to_pdf_parts` and pickle
-    the list of results to OUT. A job is ``(html, base_url)``, or ``(html, base_url, (module,
+    the list of results to OUT (``-``: standard output; anything else the libraries print
+    goes to standard error). A job is ``(html, base_url)``, or ``(html, base_url, (module,
     function, args))`` whose HTML is first passed through ``module.function(html, *args)``
     (the report's charts, drawn here: :func:`assessment.psych.charts.fill_pending`). A worker
     process of a caller that renders one PDF in parts (OUT is the caller's own temporary
     file); a plain process, not a multiprocessing child, so it never imports the caller's main
     module."""
     import importlib
+    import os
     import pickle
 
+    if argv[1] == "-":  # the results alone on standard output
+        out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+        os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    else:
+        out = open(argv[1], "wb")  # noqa: SIM115  (closed below, after the work)
     if argv[0] == "-":
         import weasyprint  # noqa: F401  (the import is most of a worker's start: done first)
 
@@ -117,8 +124,8 @@ def main(argv: list[str]) -> int:
             module, function, args = prepare[0]
             html = getattr(importlib.import_module(module), function)(html, *args)
         results.append(html_to_pdf_parts(html, base_url=base_url))
-    with open(argv[1], "wb") as fh:
-        pickle.dump(results, fh)
+    with out:
+        pickle.dump(results, out)
     return 0
 
 

@@ -163,3 +163,31 @@ def test_item_charts_drawn_by_the_processes_rendering_the_parts_are_the_same(mon
     monkeypatch.setattr(output.sys, "executable", "/bin/false")
     _, text, outline = _read(render_pdf(later, chunks=3, workers=3))
     assert text == now_text and outline == now_outline
+
+
+def test_workers_started_with_the_report_s_data_render_its_pdf(monkeypatch, caplog):
+    """A report built for its PDF starts the PDF's part workers before its statistics
+    (:func:`prestart_pdf_workers`), so their imports overlap the statistics; render_pdf takes
+    them (as many parts as they were started for) and the PDF reads as one rendered here."""
+    import assessment.psych.report_output as output
+
+    spec = importlib.util.spec_from_file_location("bench_report", BENCH)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    load_all()
+    matrix, params = bench.simulate(output.PARALLEL_FROM, 200)
+    exam = Exam(id=1, code="EARLY", title="Early exam", pass_percent=60.0)
+    monkeypatch.setenv("MICROCRED_PDF_WORKERS", "2")
+    report = report_from_matrix(ReportScope(exam), matrix, params, with_charts=True,
+                                item_charts_later=True)
+    assert output._ready_count() == 1
+    monkeypatch.setenv("MICROCRED_PDF_WORKERS", "1")  # the waiting worker decides, not this
+    seen = []
+    with caplog.at_level("WARNING"):
+        pdf = render_pdf(report, progress=lambda done, total: seen.append((done, total)))
+    assert output._ready_count() == 0 and "report PDF worker failed" not in caplog.text
+    assert seen[-1] == (4, 4)  # front, two runs of items, footers: it rendered in parts
+    reader, text, outline = _read(pdf)
+    _, here_text, here_outline = _read(render_pdf(report, chunks=2, workers=1))
+    assert text == here_text and outline == here_outline
+    assert len(reader.pages) >= 3 + output.PARALLEL_FROM

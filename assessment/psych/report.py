@@ -385,7 +385,13 @@ def report_from_matrix(
     (:func:`assessment.psych.report_output.render_pdf`), at once with the layout of the others;
     the summary charts are drawn here either way."""
     exam = scope.exam
-    if with_charts and not item_charts_later:
+    if with_charts and item_charts_later:
+        # the PDF's part workers start (importing WeasyPrint and matplotlib) while the
+        # statistics run on this CPU
+        from assessment.psych.report_output import prestart_pdf_workers
+
+        prestart_pdf_workers(matrix.scores.shape[1])
+    elif with_charts:
         # two charts an item: the pool's server starts while the statistics run
         charts.warm_pool(2 * matrix.scores.shape[1])
     analysis: ExamItemAnalysis = analyse_matrix(exam, matrix)
