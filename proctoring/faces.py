@@ -8,13 +8,13 @@ a face on a photo ID held up to the camera is still found.
 Camera snapshots (:func:`count_snapshot_faces`, one a minute from every proctored candidate)
 are searched more cheaply, since the cascade's cost grows with the pixels it scans: the frame's
 shorter side at :data:`SNAPSHOT_SIDE` pixels and a coarser scale step, about 1.7 times less CPU
-for the runner's 320x240 frames and 4 times less for 640x480 ones. What it gives up, measured
-on 810 frames made from the test photograph (320x240 to 1280x720, four backgrounds, one or two
-faces; ``bench/snapshot_faces.py``): faces a quarter of the frame high or more are found as
-before, with about a quarter as many phantom second faces (false "multiple faces" flags); at a
-fifth, 3 % are missed (before: none); at a sixth, a third (before: 4 %); under an eighth,
-almost all (before: 15-40 %). A candidate at a webcam shows a face about a third of the frame
-high; the small faces lost are people a couple of metres behind.
+for the runner's 320x240 frames and 2.5-3.5 times less for larger ones. What it gives up,
+measured by ``bench/snapshot_faces.py --recall`` on 810 frames made from the test photograph
+(320x240 to 1280x720, four backgrounds, one or two faces): faces a quarter of the frame high or
+more are found as before, with about a third as many phantom extra faces (false "multiple
+faces" flags); at a fifth, 2 % are missed (before: none); at a sixth, a third (before: 7 %);
+at an eighth or less, almost all (before: 16-80 %). A candidate at a webcam shows a face about
+a third of the frame high; the small faces lost are people a couple of metres behind.
 ``tests/proctoring/test_snapshot_faces.py`` pins what it must find.
 """
 from __future__ import annotations
