@@ -20,8 +20,8 @@ from sqlalchemy.orm.attributes import set_committed_value
 from microcred.db import utcnow
 from microcred.errors import Conflict, Invalid
 from microcred.inputs import InvalidInput, object_list, parse_timestamp
-from proctoring import hooks
-from proctoring.faces import count_faces
+from proctoring import hook_outbox, hooks
+from proctoring.faces import count_snapshot_faces
 from proctoring.flags import (
     EVENT_KINDS,
     MAX_COUNTED_PER_RULE,
@@ -151,10 +151,9 @@ def ingest_events(
              "server_at": now, "detail": e.detail} for e in stored])
     ps.last_seen_at = now  # one UPDATE of the row, with the rules' state, at the flush
     if stored:
-        extra: list[hooks.FlagSpec] = []
-        for e in stored:
-            extra += _provider_flags(ps, e)
-        new = raise_flags(session, ps, judge_events(session, ps, stored, now) + extra, now=now)
+        new = raise_flags(session, ps, judge_events(session, ps, stored, now), now=now)
+        # the providers hear of them after the commit; their flags are stored by that job
+        hook_outbox.announce_events(session, info(ps), stored)
     session.flush()
     return {"acks": acks, "flags": [f.message for f in new], "server_now": now.isoformat()}
 
@@ -178,18 +177,6 @@ def judge_events(session: Session, ps: ProctorSession, arrived: list[Any],
     return found
 
 
-def _provider_flags(ps: ProctorSession, event: hooks.EventInfo) -> list[hooks.FlagSpec]:
-    out = []
-    for plugin, result in hooks.call("microcred_integrity_event", session=info(ps), event=event):
-        if hooks.failed(result):
-            continue
-        for spec in result or []:
-            if isinstance(spec, hooks.FlagSpec):
-                out.append(hooks.FlagSpec(spec.rule, spec.key, spec.severity, spec.message,
-                                          source=plugin))
-    return out
-
-
 @dataclass(frozen=True)
 class PreparedSnapshot:
     """A camera frame made ready to store, before any lock is taken: decoded, shrunk,
@@ -209,7 +196,8 @@ def prepare_snapshot(vault: ImageVault, *, session_id: int, image: bytes) -> Pre
         raise Invalid(f"the snapshot is too large: {exc}", field="image") from None
     except ImageUnreadable as exc:
         raise Invalid(f"the snapshot is not an image: {exc}", field="image") from None
-    return PreparedSnapshot(sealed, count_faces(sealed.jpeg).faces)
+    # counted on the shrunk pixels the JPEG was encoded from: decoding it again cost as much
+    return PreparedSnapshot(sealed, count_snapshot_faces(sealed.pixels).faces)
 
 
 def record_snapshot(
@@ -254,9 +242,9 @@ def record_snapshot(
     state = EventState.from_json(ps.rule_state)
     if state is not None:  # rules due by now (an open full-screen exit)
         specs += state.advance(pol, [], now)
-    extra = _provider_flags(ps, hooks.EventInfo("snapshot", seq, now, client_at,
-                                                {"faces": prepared.faces, "snapshot_id": snap.id}))
-    raise_flags(session, ps, specs + extra, now=now)
+    raise_flags(session, ps, specs, now=now)
+    hook_outbox.announce_events(session, info(ps), [hooks.EventInfo(
+        "snapshot", seq, now, client_at, {"faces": prepared.faces, "snapshot_id": snap.id})])
     return snap, True
 
 
