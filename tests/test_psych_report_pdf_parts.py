@@ -191,3 +191,29 @@ def test_workers_started_with_the_report_s_data_render_its_pdf(monkeypatch, capl
     _, here_text, here_outline = _read(render_pdf(report, chunks=2, workers=1))
     assert text == here_text and outline == here_outline
     assert len(reader.pages) >= 3 + output.PARALLEL_FROM
+
+
+def test_a_failure_in_this_process_ends_the_workers_it_started(monkeypatch):
+    """A worker sends its results through a pipe read at the end: if this process fails first
+    (here: its own part), a worker left running would wait on that pipe for as long as this
+    process lives (a job worker lives long). It is ended with the failure."""
+    import pytest
+
+    import assessment.psych.report_output as output
+
+    report = _report(5)
+    procs = []
+    start = output._start_worker
+
+    def recorded(preload=()):
+        procs.append(start(preload))
+        return procs[-1]
+
+    def fails(html, pending):
+        raise RuntimeError("layout failed")
+
+    monkeypatch.setattr(output, "_start_worker", recorded)
+    monkeypatch.setattr(output, "_render_part", fails)
+    with pytest.raises(RuntimeError, match="layout failed"):
+        render_pdf(report, chunks=3, workers=3)
+    assert len(procs) == 2 and all(p.returncode is not None for p in procs)

@@ -43,7 +43,7 @@ def chart_img(chart: Chart | PendingChart | None, css_class: str = "chart", *,
     return chart.img(css_class, pdf=pdf)
 
 
-def pdf_chart_img(chart: Chart | None, css_class: str = "chart") -> Markup:
+def pdf_chart_img(chart: Chart | PendingChart | None, css_class: str = "chart") -> Markup:
     return chart_img(chart, css_class, pdf=True)
 
 
@@ -140,8 +140,10 @@ def render_pdf(report: ItemAnalysisReport, *,
     outline is rebuilt from the parts' headings, so the result reads as the single-process PDF
     does. ``chunks`` and
     ``workers`` force the split (tests); with one worker the parts render here, in order."""
-    if workers is None:  # workers started with the report's data decided it already
-        workers = 1 + _ready_count() if _ready_count() else pdf_workers(len(report.items))
+    if workers is None:
+        # workers started with the report's data (prestart_pdf_workers): decided already
+        ready = _ready_count() if len(report.items) >= PARALLEL_FROM else 0
+        workers = 1 + ready if ready else pdf_workers(len(report.items))
     workers = max(1, workers)
     if chunks is None:
         chunks = workers
@@ -182,18 +184,27 @@ def render_pdf(report: ItemAnalysisReport, *,
         raise
     started = [(group, _send_jobs(proc, [_job(*htmls[n]) for n in group]))
                for group, proc in waiting]
-    done = 0
-    for n in groups[0]:
-        parts[n] = _render_part(*htmls[n])
-        done += 1
-        if progress:
-            progress(done, total)
-    for group, worker in started:
-        for n, result in zip(group, _finish_worker(*worker)):
-            parts[n] = result
-        done += len(group)
-        if progress:
-            progress(done, total)
+    try:
+        done = 0
+        for n in groups[0]:
+            parts[n] = _render_part(*htmls[n])
+            done += 1
+            if progress:
+                progress(done, total)
+        for group, worker in started:
+            for n, result in zip(group, _finish_worker(*worker)):
+                parts[n] = result
+            done += len(group)
+            if progress:
+                progress(done, total)
+    except BaseException:
+        # a worker left behind would wait, its results unread in the pipe, until this
+        # process ends (a job worker lives long)
+        for _, (proc, *_sender) in started:
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        raise
     for n, h in enumerate(htmls):  # a worker that could not start or failed: render here
         if parts[n] is None:
             parts[n] = _render_part(*h)
