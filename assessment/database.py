@@ -86,6 +86,16 @@ def _configure_sqlite(engine: Engine, *, immediate: bool) -> None:
         cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cur.close()
 
+    @event.listens_for(engine, "checkin")
+    def _end_open_transaction(dbapi_conn: Any, record: Any) -> None:
+        # A COMMIT that fails (a deferred constraint, a full disk, an I/O error) leaves SQLite
+        # inside the transaction while SQLAlchemy counts it as ended and skips the pool's
+        # rollback: the next checkout would fail on BEGIN ("cannot start a transaction within
+        # a transaction") and hold the write lock meanwhile. Roll it back here, before the
+        # process's writer lock (below) is given back.
+        if dbapi_conn is not None and dbapi_conn.in_transaction:
+            dbapi_conn.rollback()
+
     if immediate:
         _serialise_writers(engine)
 
