@@ -48,6 +48,7 @@ from itsdangerous import BadData, URLSafeTimedSerializer
 from sqlalchemy.exc import DBAPIError
 from werkzeug.http import parse_cookie
 
+from assessment.database import unpinged
 from assessment.delivery import hotpath
 from assessment.delivery.groupcommit import GroupCommitter
 from microcred.errors import DomainError
@@ -280,7 +281,9 @@ class HotLane:
         answers, as it always has)."""
         engine = self.database.write_engine if write else self.database.engine
         try:
-            with engine.connect() as connection:  # closing rolls back what was not committed
+            # no ping round trip before the statement (PostgreSQL): on a dead connection the
+            # statement fails instead, and Flask answers
+            with unpinged(), engine.connect() as connection:  # closing rolls back the rest
                 return work(connection)
         except DBAPIError:
             return None
