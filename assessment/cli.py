@@ -393,12 +393,13 @@ def _queue_reminders(db: Database, settings: Settings) -> None:
 
 
 def _requeue_lost_jobs(session, db: Database, settings: Settings) -> None:
-    """Calibration runs and badge issuances whose job was lost (a worker killed mid-run, a
-    queue emptied) or failed for good are queued again."""
+    """Calibration runs, badge issuances and plugin notifications whose job was lost (a worker
+    killed mid-run, a queue emptied) or failed for good are queued again."""
     from assessment.jobs import build_queue
     from assessment.psych.jobs import requeue_stale_pdfs, requeue_stale_runs
     from credentials.jobs import requeue_stale_issuances
     from microcred.jobs import JobError
+    from proctoring.hook_outbox import requeue_stale as requeue_stale_hook_calls
 
     queues = []
 
@@ -429,10 +430,19 @@ def _requeue_lost_jobs(session, db: Database, settings: Settings) -> None:
     except JobError as exc:
         session.rollback()
         click.echo(f"sweep: could not re-queue lost badge jobs: {exc}", err=True)
+    else:
+        if badges:
+            click.echo(f"sweep: badges of results {badges} queued again (their job was lost or "
+                       "failed)", err=True)
+    try:
+        calls = requeue_stale_hook_calls(session, enqueue)
+    except JobError as exc:
+        session.rollback()
+        click.echo(f"sweep: could not re-queue lost plugin notifications: {exc}", err=True)
         return
-    if badges:
-        click.echo(f"sweep: badges of results {badges} queued again (their job was lost or "
-                   "failed)", err=True)
+    if calls:
+        click.echo(f"sweep: plugin notifications {calls} queued again (their job was lost)",
+                   err=True)
 
 
 @main.group()

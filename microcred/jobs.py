@@ -147,6 +147,8 @@ class JobQueue:
 #: request, the command's queue in a CLI process); None: nothing can be queued here.
 _enqueuer: Callable[..., Any] | None = None
 _AFTER_COMMIT = "microcred.jobs.after_commit"
+#: jobs of a committed transaction, queued once it has given its connection back
+_COMMITTED = "microcred.jobs.committed"
 
 
 def set_enqueuer(enqueue: Callable[..., Any] | None) -> None:
@@ -163,10 +165,24 @@ def enqueue_after_commit(session: Session, name: str, *args: Any) -> None:
 
 
 @event.listens_for(Session, "after_commit")
-def _enqueue_committed(session: Session) -> None:
+def _note_committed(session: Session) -> None:
     if session.in_nested_transaction():  # a savepoint: the outer transaction may yet roll back
         return
     waiting = session.info.pop(_AFTER_COMMIT, None)
+    if waiting:
+        session.info.setdefault(_COMMITTED, []).extend(waiting)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _enqueue_committed(session: Session, transaction: Any) -> None:
+    # Queued here, once the committed transaction has given its connection back, not in
+    # after_commit: SQLAlchemy calls after_commit before it returns the connection to the pool,
+    # and on SQLite the process's write lock (assessment.database._serialise_writers) is held
+    # until then, so a queue's own write (huey's SQLite file) or a job run at once (tests'
+    # immediate queue) would have run under every other writer's lock.
+    if transaction.parent is not None:
+        return
+    waiting = session.info.pop(_COMMITTED, None)
     for name, args in waiting or ():
         if _enqueuer is None:
             log.warning("job %s%r not queued: this process has no job queue", name, args)

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from microcred.errors import Conflict, Invalid
-from proctoring import audit, hooks
+from proctoring import audit, hook_outbox
 from proctoring.models import ProctorMessage, ProctorNote, ProctorSession
 from proctoring.sessions import Actor, info, transition
 from proctoring.states import ACTIVE, RUNNING, State, can_transition, label
@@ -105,7 +105,8 @@ def pause(session: Session, ps: ProctorSession, control: AttemptControl, *, by: 
     check_allowed("pause", ps)
     transition(session, ps, State.PAUSED, by=by, reason=reason or "paused by the proctor")
     control.pause(session, ps.attempt_id, by_user_id=by.id, reason=reason)
-    hooks.call("microcred_session_paused", session=info(ps), by_user_id=by.id, reason=reason)
+    hook_outbox.announce(session, "microcred_session_paused", info(ps), by_user_id=by.id,
+                         reason=reason)
     return ps
 
 
@@ -115,7 +116,8 @@ def resume(session: Session, ps: ProctorSession, control: AttemptControl, *, by:
     check_allowed("resume", ps)
     transition(session, ps, State.IN_PROGRESS, by=by, reason=reason or "resumed by the proctor")
     control.resume(session, ps.attempt_id, by_user_id=by.id, reason=reason)
-    hooks.call("microcred_session_resumed", session=info(ps), by_user_id=by.id, reason=reason)
+    hook_outbox.announce(session, "microcred_session_resumed", info(ps), by_user_id=by.id,
+                         reason=reason)
     return ps
 
 

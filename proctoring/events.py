@@ -20,7 +20,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from microcred.db import utcnow
 from microcred.errors import Conflict, Invalid
 from microcred.inputs import InvalidInput, object_list, parse_timestamp
-from proctoring import hooks
+from proctoring import hook_outbox, hooks
 from proctoring.faces import count_faces
 from proctoring.flags import (
     EVENT_KINDS,
@@ -151,10 +151,9 @@ def ingest_events(
              "server_at": now, "detail": e.detail} for e in stored])
     ps.last_seen_at = now  # one UPDATE of the row, with the rules' state, at the flush
     if stored:
-        extra: list[hooks.FlagSpec] = []
-        for e in stored:
-            extra += _provider_flags(ps, e)
-        new = raise_flags(session, ps, judge_events(session, ps, stored, now) + extra, now=now)
+        new = raise_flags(session, ps, judge_events(session, ps, stored, now), now=now)
+        # the providers hear of them after the commit; their flags are stored by that job
+        hook_outbox.announce_events(session, info(ps), stored)
     session.flush()
     return {"acks": acks, "flags": [f.message for f in new], "server_now": now.isoformat()}
 
@@ -176,18 +175,6 @@ def judge_events(session: Session, ps: ProctorSession, arrived: list[Any],
     found = state.advance(pol, arrived, now)
     ps.rule_state = state.as_json()  # flushed with the session's other changes
     return found
-
-
-def _provider_flags(ps: ProctorSession, event: hooks.EventInfo) -> list[hooks.FlagSpec]:
-    out = []
-    for plugin, result in hooks.call("microcred_integrity_event", session=info(ps), event=event):
-        if hooks.failed(result):
-            continue
-        for spec in result or []:
-            if isinstance(spec, hooks.FlagSpec):
-                out.append(hooks.FlagSpec(spec.rule, spec.key, spec.severity, spec.message,
-                                          source=plugin))
-    return out
 
 
 @dataclass(frozen=True)
@@ -254,9 +241,9 @@ def record_snapshot(
     state = EventState.from_json(ps.rule_state)
     if state is not None:  # rules due by now (an open full-screen exit)
         specs += state.advance(pol, [], now)
-    extra = _provider_flags(ps, hooks.EventInfo("snapshot", seq, now, client_at,
-                                                {"faces": prepared.faces, "snapshot_id": snap.id}))
-    raise_flags(session, ps, specs + extra, now=now)
+    raise_flags(session, ps, specs, now=now)
+    hook_outbox.announce_events(session, info(ps), [hooks.EventInfo(
+        "snapshot", seq, now, client_at, {"faces": prepared.faces, "snapshot_id": snap.id})])
     return snap, True
 
 

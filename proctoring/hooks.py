@@ -10,9 +10,12 @@ Microcred's own two identity verifiers are plugins of this same specification (s
 ``proctoring.verifiers``), registered through the same entry points.
 
 Hooks receive plain frozen dataclasses (:class:`SessionInfo`, :class:`IdentityRequest`,
-:class:`EventInfo`), never database rows, so a provider depends on this module only. Hook calls
-happen inside the request's transaction; a provider that raises is logged and skipped, and the
-others still run: an outside service must never break a candidate's exam.
+:class:`EventInfo`), never database rows, so a provider depends on this module only. A provider that
+raises is logged and skipped, and the others still run: an outside service must never break a
+candidate's exam. No hook runs inside a write transaction: the notifications (a session started,
+paused, resumed, submitted, reviewed, any state change) are written to an outbox in the change's
+transaction and delivered by a job after it commits (``proctoring.hook_outbox``); the hooks
+whose answers count (identity verifiers, integrity events) are called before any lock.
 """
 from __future__ import annotations
 

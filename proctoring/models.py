@@ -256,6 +256,32 @@ class ReviewDecision(Base):
 append_only(ReviewDecision)
 
 
+class HookCall(Base):
+    """A notification hook owed to the plugins (``proctoring.hook_outbox``): written in the
+    transaction of the change it announces (so a change that rolls back announces nothing), and
+    delivered by a job after that transaction commits, never inside it: a slow or failing plugin
+    neither holds a lock nor undoes the change. ``state``: pending (owed) | running (a job has
+    claimed it and is calling the plugins) | done (called; ``error`` names the plugins that
+    raised, if any)."""
+
+    __tablename__ = "proctoring_hook_calls"
+    __table_args__ = (Index("ix_proctoring_hook_calls_state_queued", "state", "queued_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("proctoring_sessions.id"), index=True)
+    hook: Mapped[str] = mapped_column(String(64))
+    #: the hook's keyword arguments as JSON (``session``: the ``SessionInfo`` as it was then)
+    arguments: Mapped[dict[str, Any]]
+    state: Mapped[str] = mapped_column(String(10), default="pending")
+    error: Mapped[str | None] = mapped_column(Text)
+    #: how many times a job claimed it (more than one: a worker died mid-call, or re-queued)
+    attempts: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    #: when a job for it was last queued, or last claimed (the sweeper's clock for lost jobs)
+    queued_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    done_at: Mapped[dt.datetime | None]
+
+
 class AuditRecord(Base):
     """One link of the hash chain: ``hash = SHA-256(canonical(row) + prev_hash)``."""
 

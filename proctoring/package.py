@@ -10,4 +10,5 @@ PACKAGE = Package(
     web="proctoring.web:init_app",
     cli="proctoring.cli:register",
     policy={"proctoring": "proctoring.policy:parse_policy"},
+    jobs=("proctoring.hook_outbox",),
 )

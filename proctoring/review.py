@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from microcred import signals
 from microcred.db import utcnow
 from microcred.errors import Conflict, Invalid
-from proctoring import hooks
+from proctoring import hook_outbox
 from proctoring.events import due_rules
 from proctoring.models import ProctorSession, ReviewDecision
 from proctoring.sessions import Actor, info, policy, transition
@@ -41,7 +41,7 @@ def on_finalized(session: Session, ps: ProctorSession, *, reason: str,
         return None
     transition(session, ps, State.SUBMITTED, by=None,
                reason="time ran out" if reason == "time_expired" else "submitted by the candidate")
-    hooks.call("microcred_session_submitted", session=info(ps), reason=reason)
+    hook_outbox.announce(session, "microcred_session_submitted", info(ps), reason=reason)
     due_rules(session, ps, now=now)  # time-dependent rules, to the end of the exam
     pol = policy(ps)
     needs = pol.review == "always" or (pol.review == "flagged" and ps.risk_score >= pol.review_threshold)
@@ -74,8 +74,8 @@ def decide(session: Session, ps: ProctorSession, *, verdict: object, reason: obj
                data={"review_decision_id": row.id})
     signals.review_decided.send("proctoring", session=session, attempt_id=ps.attempt_id,
                                 verdict=verdict, reason=reason, decided_by_id=by.id)
-    hooks.call("microcred_review_decided", session=info(ps), verdict=verdict, reason=reason,
-               reviewer_id=by.id)
+    hook_outbox.announce(session, "microcred_review_decided", info(ps), verdict=str(verdict),
+                         reason=reason, reviewer_id=by.id)
     return row
 
 

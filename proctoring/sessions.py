@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from microcred.db import utcnow
 from microcred.errors import Conflict, NotFound
-from proctoring import audit, hooks
+from proctoring import audit, hook_outbox, hooks
 from proctoring.flags import EventState
 from proctoring.models import IdentityCheck, ProctorSession, ReviewDecision, Snapshot, Transition
 from proctoring.policy import ProctoringPolicy, parse_policy
@@ -136,8 +136,9 @@ def transition(
                  subject_id=ps.id, data={"from": current, "to": to.value, "reason": reason,
                                          **(data or {})}, at=now)
     session.flush()
-    hooks.call("microcred_state_changed", session=info(ps), from_state=current,
-               to_state=to.value, reason=reason)
+    # delivered after the commit (hook_outbox): no outside plugin runs inside this transaction
+    hook_outbox.announce(session, "microcred_state_changed", info(ps), from_state=current,
+                         to_state=to.value, reason=reason)
     return ps
 
 

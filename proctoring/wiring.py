@@ -37,7 +37,7 @@ from microcred.environment import heartbeat_seconds
 from microcred.errors import Conflict
 from microcred.web import HeartbeatPart, app_database
 from microcred.words import plural
-from proctoring import hooks, liveness
+from proctoring import hook_outbox, liveness
 from proctoring.actions import allowed, messages
 from proctoring.assignments import exam_ids_for, exam_ids_query
 from proctoring.flags import (
@@ -151,7 +151,9 @@ def _on_attempt_started(sender: Any, *, session: Session, attempt_id: int, candi
     session.flush()
     transition(session, ps, State.IN_PROGRESS, by=None, reason="the attempt started",
                data={"attempt_id": attempt_id})
-    hooks.call("microcred_session_started", session=info(ps))
+    # after the start commits (hook_outbox): a slow or failing plugin neither holds the
+    # start's locks nor undoes it
+    hook_outbox.announce(session, "microcred_session_started", info(ps))
 
 
 def _on_result_finalized(sender: Any, *, session: Session, attempt_id: int, exam_id: int,

@@ -405,3 +405,44 @@ def test_the_heartbeat_interval_is_configured_with_bounds(monkeypatch):
         monkeypatch.setenv("MICROCRED_HEARTBEAT_SECONDS", bad)
         with pytest.raises(ValueError, match=message):
             heartbeat_seconds()
+
+
+def test_a_job_is_queued_once_the_commit_has_given_back_the_write_lock(db, database):
+    """``enqueue_after_commit`` queues when the transaction has ended and its connection is back
+    in the pool, not in SQLAlchemy's after_commit (before the connection goes back): on SQLite
+    the process's write lock is held until then, so the queue's own write, or a job run at once,
+    would hold up every other writer. The queue here writes from another thread, as another
+    request would meanwhile; it must not wait. A rolled-back transaction queues nothing."""
+    import threading
+
+    from assessment.jobs import use_process_queue
+    from microcred.jobs import enqueue_after_commit
+
+    waited: list[float | None] = []
+
+    class OtherWriter:
+        def enqueue(self, name, *args):
+            took: list[float] = []
+
+            def write() -> None:
+                t = time.perf_counter()
+                with database.session() as s:
+                    s.execute(select(func.count()).select_from(User))  # BEGIN IMMEDIATE on SQLite
+                    s.commit()
+                took.append(time.perf_counter() - t)
+
+            thread = threading.Thread(target=write, daemon=True)
+            thread.start()
+            thread.join(5)
+            waited.append((name, *args, took[0] if took else None))
+
+    use_process_queue(OtherWriter, pin=True)
+    with database.session() as s:
+        s.execute(select(func.count()).select_from(User))
+        enqueue_after_commit(s, "test.rolled_back", 1)
+        s.rollback()
+        s.execute(select(func.count()).select_from(User))
+        enqueue_after_commit(s, "test.job", 2)
+        s.commit()
+    assert [w[:2] for w in waited] == [("test.job", 2)]
+    assert waited[0][2] is not None and waited[0][2] < 2, "the other writer waited for the lock"
