@@ -675,8 +675,10 @@ def report_item_analysis(exam_ref, form_code, since, until, pdf_path, html_path,
                             until.date() if until else None)
         groups = _dif_choice(session, scope, dif_attribute, dif_reference, dif_focal)
         try:
+            # for the PDF alone, the item charts are drawn where its items are rendered
             built = build_report(session, scope, groups=groups,
-                                 with_charts=bool(pdf_path or html_path))
+                                 with_charts=bool(pdf_path or html_path),
+                                 item_charts_later=bool(pdf_path) and not html_path)
         except AnalysisError as exc:
             raise click.ClickException(str(exc)) from None
         outputs = {

@@ -107,7 +107,8 @@ def main() -> None:
     t0, c0 = time.perf_counter(), cpu_seconds()
     data = report_from_matrix(scope, matrix, params, with_charts=False)
     t1, c1 = time.perf_counter(), cpu_seconds()
-    report = report_from_matrix(scope, matrix, params, with_charts=True)
+    # as the PDF job builds it: the item charts are drawn by the processes rendering the PDF
+    report = report_from_matrix(scope, matrix, params, with_charts=True, item_charts_later=True)
     t2, c2 = time.perf_counter(), cpu_seconds()
     pdf = render_pdf(report)
     t3, c3 = time.perf_counter(), cpu_seconds()
@@ -129,8 +130,8 @@ def main() -> None:
           f" {chart_workers(2 * args.items)} (MICROCRED_PDF_WORKERS, MICROCRED_CHART_WORKERS)")
     print("                               wall      CPU (all processes)")
     print(f"  report data, no charts:      {t1 - t0:6.2f} s  {c1 - c0:6.2f} s")
-    print(f"  report data with charts:     {t2 - t1:6.2f} s  {c2 - c1:6.2f} s")
-    print(f"  PDF (WeasyPrint, pypdf):     {t3 - t2:6.2f} s  {c3 - c2:6.2f} s")
+    print(f"  report data, summary charts: {t2 - t1:6.2f} s  {c2 - c1:6.2f} s")
+    print(f"  PDF (item charts, WeasyPrint, pypdf): {t3 - t2:6.2f} s  {c3 - c2:6.2f} s")
     print(f"  CSV zip + JSON:              {t4 - t3:6.2f} s  {c4 - c3:6.2f} s")
     print(f"  report to PDF (data, charts, PDF): {t3 - t1:.2f} s wall, {c3 - c1:.2f} s CPU"
           "  (goal < 20 s wall on a quiet machine)")

@@ -23,11 +23,12 @@ import binascii
 import datetime as dt
 import hashlib
 import io
+import math
 import os
 import re
 import secrets
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -126,14 +127,33 @@ def _too_large(pixels: int | None, max_pixels: int, dims: str = "") -> ImageTooL
                          "and a camera photo has fewer")
 
 
-def decode(image: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+#: libjpeg's DCT scaling: a JPEG decoded at 1/2, 1/4 or 1/8 of its size costs a fraction of a
+#: full decode, and the picture is shrunk anyway (``MAX_SIDE``)
+_REDUCED = ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR_4),
+            (2, cv2.IMREAD_REDUCED_COLOR_2))
+
+
+def decode(image: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS,
+           max_side: int | None = None) -> np.ndarray:
     """Decode JPEG/PNG/WebP bytes into a BGR array, after :func:`read_header` has checked the
-    pixel count; raises :class:`ImageUnreadable` or :class:`ImageTooLarge`."""
+    pixel count; raises :class:`ImageUnreadable` or :class:`ImageTooLarge`.
+
+    ``max_side``: the caller shrinks the result to at most this many pixels on its longer side,
+    so a JPEG at least twice as large is decoded at 1/2, 1/4 or 1/8 of its size (never below
+    ``max_side``). The pixel cap is checked on the header first either way: a reduced decode
+    never lets an oversized image through."""
     header = read_header(image, max_pixels=max_pixels)
-    array = cv2.imdecode(np.frombuffer(image, dtype=np.uint8), cv2.IMREAD_COLOR)
+    flag, factor = cv2.IMREAD_COLOR, 1
+    if max_side is not None and header.format == "JPEG":
+        longer = max(header.width, header.height)
+        factor, flag = next(((f, fl) for f, fl in _REDUCED if longer >= f * max_side),
+                            (1, cv2.IMREAD_COLOR))
+    array = cv2.imdecode(np.frombuffer(image, dtype=np.uint8), flag)
     if array is None:
         raise ImageUnreadable("the file is not a JPEG, PNG or WebP image")
-    if array.shape[1] * array.shape[0] > header.width * header.height:
+    # libjpeg rounds a reduced size up
+    expected = math.ceil(header.width / factor) * math.ceil(header.height / factor)
+    if array.shape[1] * array.shape[0] > expected:
         # OpenCV and Pillow read the same header; should they ever disagree, refuse
         raise ImageUnreadable("the image's header does not match its pixels")
     return array
@@ -187,12 +207,15 @@ class PreparedImage:
     jpeg: bytes
     width: int
     height: int
+    #: the shrunk BGR pixels ``jpeg`` was encoded from: faces are counted on them rather than
+    #: on the JPEG decoded once more
+    pixels: np.ndarray = field(repr=False, compare=False)
 
 
 def prepare(image: bytes, kind: str, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> PreparedImage:
     """Check the header, decode, shrink to the kind's size, and re-encode as JPEG (raises
     :class:`ImageRefused`)."""
-    bgr = decode(image, max_pixels=max_pixels)
+    bgr = decode(image, max_pixels=max_pixels, max_side=MAX_SIDE[kind])
     h, w = bgr.shape[:2]
     scale = min(1.0, MAX_SIDE[kind] / max(h, w))
     if scale < 1.0:
@@ -201,13 +224,14 @@ def prepare(image: bytes, kind: str, *, max_pixels: int = DEFAULT_MAX_PIXELS) ->
     ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
     if not ok:  # pragma: no cover - OpenCV always encodes a decoded image
         raise ValueError("could not encode the image")
-    return PreparedImage(buf.tobytes(), w, h)
+    return PreparedImage(buf.tobytes(), w, h, bgr)
 
 
 @dataclass(frozen=True)
 class SealedImage:
     """An image prepared and encrypted for one session (:meth:`ImageVault.seal`), not stored
-    yet; ``jpeg`` is the plaintext, for face counting and verifiers before it is stored."""
+    yet; ``jpeg`` is the plaintext, for verifiers before it is stored, and ``pixels`` what it
+    was encoded from, for face counting."""
 
     kind: str
     jpeg: bytes
@@ -218,6 +242,7 @@ class SealedImage:
     ciphertext: bytes
     sha256: str
     session_id: int
+    pixels: np.ndarray = field(repr=False, compare=False)
 
 
 class ImageVault:
@@ -247,7 +272,8 @@ class ImageVault:
             kind=kind, jpeg=prepared.jpeg, width=prepared.width, height=prepared.height,
             key_id=self.key_id, nonce=nonce,
             ciphertext=self._aead.encrypt(nonce, prepared.jpeg, self._aad(session_id, kind)),
-            sha256=hashlib.sha256(prepared.jpeg).hexdigest(), session_id=session_id)
+            sha256=hashlib.sha256(prepared.jpeg).hexdigest(), session_id=session_id,
+            pixels=prepared.pixels)
 
     def add(self, session: Session, sealed: SealedImage, *, session_id: int) -> StoredImage:
         """Add a sealed image's row (flushed, so it has an id): one INSERT."""

@@ -126,3 +126,68 @@ def test_a_worker_that_dies_before_reading_its_parts_leaves_them_to_this_process
         _, text, outline = _read(render_pdf(report, chunks=3, workers=3))
     assert text == whole_text and outline == whole_outline
     assert "report PDF worker failed" in caplog.text
+
+
+def test_item_charts_drawn_by_the_processes_rendering_the_parts_are_the_same(monkeypatch,
+                                                                           caplog):
+    """A report built for its PDF leaves its item charts undrawn (``item_charts_later``): each
+    is drawn by the process that renders its item's part, at once with the other parts' layout.
+    The HTML must be the one of a report whose charts were drawn first, and the PDF must read
+    the same in one process, in parts, and when a worker dies (its parts and their charts are
+    then drawn and rendered here)."""
+    import assessment.psych.report_output as output
+    from assessment.psych.charts import PendingChart
+    from assessment.psych.report_output import render_pdf_html
+
+    spec = importlib.util.spec_from_file_location("bench_report", BENCH)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    load_all()
+    matrix, params = bench.simulate(4, 300)
+    exam = Exam(id=1, code="LATER", title="Later exam", pass_percent=60.0)
+    now = report_from_matrix(ReportScope(exam), matrix, params, with_charts=True)
+    later = report_from_matrix(ReportScope(exam), matrix, params, with_charts=True,
+                               item_charts_later=True)
+    later.generated_at = now.generated_at
+    assert all(isinstance(c, PendingChart) for i in later.items for c in (i.icc, i.trace))
+    assert later.histogram is not None and later.histogram.svg == now.histogram.svg
+    assert render_pdf_html(later) == render_pdf_html(now)
+    _, now_text, now_outline = _read(render_pdf(now, chunks=2, workers=1))
+    for kwargs in ({"chunks": 1}, {"chunks": 2, "workers": 2}):
+        _, text, outline = _read(render_pdf(later, **kwargs))
+        assert [sorted(t.split()) for t in text] == [sorted(t.split()) for t in now_text]
+    with caplog.at_level("WARNING"):
+        _, text, outline = _read(render_pdf(later, chunks=2, workers=2))
+    assert "report PDF worker failed" not in caplog.text  # the worker drew its charts
+    assert text == now_text and outline == now_outline
+    monkeypatch.setattr(output.sys, "executable", "/bin/false")
+    _, text, outline = _read(render_pdf(later, chunks=3, workers=3))
+    assert text == now_text and outline == now_outline
+
+
+def test_workers_started_with_the_report_s_data_render_its_pdf(monkeypatch, caplog):
+    """A report built for its PDF starts the PDF's part workers before its statistics
+    (:func:`prestart_pdf_workers`), so their imports overlap the statistics; render_pdf takes
+    them (as many parts as they were started for) and the PDF reads as one rendered here."""
+    import assessment.psych.report_output as output
+
+    spec = importlib.util.spec_from_file_location("bench_report", BENCH)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    load_all()
+    matrix, params = bench.simulate(output.PARALLEL_FROM, 200)
+    exam = Exam(id=1, code="EARLY", title="Early exam", pass_percent=60.0)
+    monkeypatch.setenv("MICROCRED_PDF_WORKERS", "2")
+    report = report_from_matrix(ReportScope(exam), matrix, params, with_charts=True,
+                                item_charts_later=True)
+    assert output._ready_count() == 1
+    monkeypatch.setenv("MICROCRED_PDF_WORKERS", "1")  # the waiting worker decides, not this
+    seen = []
+    with caplog.at_level("WARNING"):
+        pdf = render_pdf(report, progress=lambda done, total: seen.append((done, total)))
+    assert output._ready_count() == 0 and "report PDF worker failed" not in caplog.text
+    assert seen[-1] == (4, 4)  # front, two runs of items, footers: it rendered in parts
+    reader, text, outline = _read(pdf)
+    _, here_text, here_outline = _read(render_pdf(report, chunks=2, workers=1))
+    assert text == here_text and outline == here_outline
+    assert len(reader.pages) >= 3 + output.PARALLEL_FROM

@@ -9,6 +9,7 @@ ids and no date in the metadata. Each SVG carries a ``<title>`` and ``<desc>`` a
 """
 from __future__ import annotations
 
+import base64
 import functools
 import hashlib
 import html
@@ -34,6 +35,7 @@ import matplotlib.pyplot as plt
 import matplotlib.textpath
 import matplotlib.ticker
 import numpy as np
+from markupsafe import Markup, escape
 
 from microcred.workers import default_workers
 
@@ -94,6 +96,54 @@ class Chart:
         """The same picture for WeasyPrint: every label anchored at its start (see
         :func:`anchored_at_start`)."""
         return anchored_at_start(self.svg)
+
+    def img(self, css_class: str = "chart", *, pdf: bool = False) -> Markup:
+        """The chart as an ``<img>`` of its SVG (a data URI: the page's CSP allows no inline
+        style, which matplotlib's SVG uses) with its text alternative as ``alt``; ``pdf``: the
+        SVG as WeasyPrint draws it cheapest (:attr:`pdf_svg`, the same picture)."""
+        data = base64.b64encode((self.pdf_svg if pdf else self.svg).encode()).decode()
+        return Markup('<img class="{}" src="data:image/svg+xml;base64,{}" alt="{}">').format(
+            css_class, Markup(data), self.alt)
+
+
+@dataclass
+class PendingChart:
+    """A chart not drawn yet: its :func:`draw_many` request, drawn where a PDF part is rendered
+    (:func:`fill_pending`), so that drawing overlaps the layout of the other parts instead of
+    preceding all of it. In a page it stands as markers (:meth:`img`, :attr:`title`) that
+    :func:`fill_pending` replaces with the drawn chart's ``<img>`` and title."""
+
+    number: int
+    request: tuple[str, tuple, dict]
+
+    @property
+    def title(self) -> Markup:
+        return Markup(f"@@chart {self.number} title@@")
+
+    def img(self, css_class: str = "chart", *, pdf: bool = False) -> Markup:
+        if not re.fullmatch(r"[\w-]+", css_class):
+            raise ValueError(f"PendingChart.img: css_class {css_class!r} is not a class name")
+        return Markup(f"@@chart {self.number} img {'pdf' if pdf else 'page'} {css_class}@@")
+
+
+_PENDING_MARK = re.compile(r"@@chart (\d+) (?:title|img (pdf|page) ([\w-]+))@@")
+
+
+def fill_pending(text: str, pending: Sequence[PendingChart]) -> str:
+    """``text`` (HTML rendered with :class:`PendingChart` markers) with ``pending`` drawn here
+    and each marker replaced by its chart's ``<img>`` or escaped title; a marker of a chart not
+    in ``pending`` is an error (it would print as text)."""
+    drawn = {p.number: _draw(p.request) for p in pending}
+
+    def replace(m: re.Match) -> str:
+        chart = drawn.get(int(m.group(1)))
+        if chart is None:
+            raise ValueError(f"fill_pending: chart {m.group(1)} was not given to draw")
+        if m.group(2) is None:
+            return str(escape(chart.title))
+        return str(chart.img(m.group(3), pdf=m.group(2) == "pdf"))
+
+    return _PENDING_MARK.sub(replace, text)
 
 
 def _fmt(v: float | None, digits: int = 2) -> str:

@@ -198,7 +198,7 @@ def render_report_pdf(session: Session, pdf_id: int) -> str:
         exam = session.get(Exam, row.exam_id)
         scope = report_scope(exam, row.scope)
         report = build_report(session, scope, groups=report_groups(session, scope),
-                              with_charts=True)
+                              with_charts=True, item_charts_later=True)
         session.rollback()  # end the read transaction before the long render
         progress("rendering the PDF")
         pdf = render_pdf(report, progress=lambda done, total: progress(

@@ -103,13 +103,17 @@ class ItemSection:
     forms: list[str]
     irt: IrtItem | None = None
     dif: list[dict] = field(default_factory=list)
-    icc: charts.Chart | None = None
-    trace: charts.Chart | None = None
+    icc: charts.Chart | charts.PendingChart | None = None
+    trace: charts.Chart | charts.PendingChart | None = None
     item_version: Any = None  # the ItemVersion, for the page's rendering of the whole item
 
     @property
     def anchor(self) -> str:
         return f"item-{self.version_id}"
+
+    @property
+    def pending_charts(self) -> list[charts.PendingChart]:
+        return [c for c in (self.icc, self.trace) if isinstance(c, charts.PendingChart)]
 
 
 @dataclass
@@ -280,6 +284,7 @@ def build_report(
     reference: str | None = None,
     bank_url=None,
     with_charts: bool = True,
+    item_charts_later: bool = False,
 ) -> ItemAnalysisReport:
     """The report of ``scope`` from the database (raises ``AnalysisError`` with no results).
 
@@ -308,7 +313,7 @@ def build_report(
     return report_from_matrix(
         scope, matrix, params, cut=current_cut(session, scope.exam.id), first_result=first,
         last_result=last, groups=groups, focal=focal, reference=reference, bank_url=bank_url,
-        with_charts=with_charts,
+        with_charts=with_charts, item_charts_later=item_charts_later,
     )
 
 
@@ -370,11 +375,24 @@ def report_from_matrix(
     reference: str | None = None,
     bank_url=None,
     with_charts: bool = True,
+    item_charts_later: bool = False,
 ) -> ItemAnalysisReport:
     """The report of a score matrix already read (``build_report``; the bench builds one from a
-    simulated matrix). ``param_rows``: version id -> current parameter row."""
+    simulated matrix). ``param_rows``: version id -> current parameter row.
+
+    ``item_charts_later`` (a report built for its PDF): the item charts are left as
+    :class:`charts.PendingChart`, drawn by the process that renders each item's part of the PDF
+    (:func:`assessment.psych.report_output.render_pdf`), at once with the layout of the others;
+    the summary charts are drawn here either way."""
     exam = scope.exam
-    if with_charts:  # two charts an item: the pool's server starts while the statistics run
+    if with_charts and item_charts_later:
+        # the PDF's part workers start (importing WeasyPrint and matplotlib) while the
+        # statistics run on this CPU
+        from assessment.psych.report_output import prestart_pdf_workers
+
+        prestart_pdf_workers(matrix.scores.shape[1])
+    elif with_charts:
+        # two charts an item: the pool's server starts while the statistics run
         charts.warm_pool(2 * matrix.scores.shape[1])
     analysis: ExamItemAnalysis = analyse_matrix(exam, matrix)
     notes: list[str] = []
@@ -492,7 +510,10 @@ def report_from_matrix(
         if with_charts:
             wanted += _item_charts(section, matrix, j, irt, params, col_pos, theta)
         items.append(section)
-    drawn = charts.draw_many([request for _, _, request in wanted])
+    if item_charts_later:
+        drawn = [charts.PendingChart(n, request) for n, (_, _, request) in enumerate(wanted)]
+    else:
+        drawn = charts.draw_many([request for _, _, request in wanted])
     for (section, attr, _), chart in zip(wanted, drawn):
         setattr(section, attr, chart)
 

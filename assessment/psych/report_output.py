@@ -6,7 +6,7 @@ the command line needs no web app.
 """
 from __future__ import annotations
 
-import base64
+import atexit
 import csv
 import io
 import itertools
@@ -16,7 +16,6 @@ import os
 import pickle
 import subprocess
 import sys
-import tempfile
 import threading
 import zipfile
 from collections.abc import Callable
@@ -25,7 +24,7 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
-from assessment.psych.charts import Chart
+from assessment.psych.charts import Chart, PendingChart, fill_pending
 from assessment.psych.report import ItemAnalysisReport
 from microcred.pdf import html_to_pdf, html_to_pdf_parts
 from microcred.workers import default_workers
@@ -35,15 +34,13 @@ TEMPLATES = ROOT / "templates"
 log = logging.getLogger(__name__)
 
 
-def chart_img(chart: Chart | None, css_class: str = "chart", *, pdf: bool = False) -> Markup:
-    """The chart as an ``<img>`` of its SVG (a data URI: the page's CSP allows no inline style,
-    which matplotlib's SVG uses) with its text alternative as ``alt``; ``pdf``: the SVG as
-    WeasyPrint draws it cheapest (:attr:`Chart.pdf_svg`, the same picture)."""
+def chart_img(chart: Chart | PendingChart | None, css_class: str = "chart", *,
+              pdf: bool = False) -> Markup:
+    """The chart as an ``<img>`` with its text alternative (:meth:`Chart.img`); a chart still
+    to be drawn as its marker (:class:`PendingChart`, filled in by :func:`fill_pending`)."""
     if chart is None:
         return Markup("")
-    data = base64.b64encode((chart.pdf_svg if pdf else chart.svg).encode()).decode()
-    return Markup('<img class="{}" src="data:image/svg+xml;base64,{}" alt="{}">').format(
-        css_class, Markup(data), chart.alt)
+    return chart.img(css_class, pdf=pdf)
 
 
 def pdf_chart_img(chart: Chart | None, css_class: str = "chart") -> Markup:
@@ -75,9 +72,19 @@ def render_pdf_html(report: ItemAnalysisReport, *, part: str = "all",
                     items: list | None = None) -> str:
     """The PDF's HTML: ``part`` "all" (the whole report, page numbers by CSS), "front" (cover,
     summary, tables) or "items" (the sections of ``items``); the parts carry no footers, which
-    :func:`render_pdf` stamps on the merged PDF."""
-    return _env().get_template("psych/report_pdf.html").render(
-        r=report, part=part, items=report.items if items is None else items)
+    :func:`render_pdf` stamps on the merged PDF. Item charts not drawn yet
+    (:class:`PendingChart`) are drawn here."""
+    html, pending = _part_html(report, part, items)
+    return fill_pending(html, pending) if pending else html
+
+
+def _part_html(report: ItemAnalysisReport, part: str, items: list | None = None
+               ) -> tuple[str, list[PendingChart]]:
+    """The part's HTML with a marker for each chart not drawn yet, and those charts."""
+    items = report.items if items is None else items
+    html = _env().get_template("psych/report_pdf.html").render(r=report, part=part, items=items)
+    pending = [] if part == "front" else [c for i in items for c in i.pending_charts]
+    return html, pending
 
 
 #: from this many items the PDF is rendered in parts by a process pool (below: one process, so
@@ -86,8 +93,9 @@ PARALLEL_FROM = 40
 #: most worker processes a PDF is rendered with by default
 MAX_WORKERS = 4
 #: the front matter (cover, summary, the item tables) costs about as much to render as this
-#: share of the item sections, less a worker's start (200 items, quiet machine: front 3.8 s,
-#: 0.086 s a section, a worker's start and WeasyPrint import about 0.5 s)
+#: share of the item sections (200 items in two processes, loaded 2-core sandbox: front 4.1 CPU
+#: s, an item section with its two charts drawn 0.12 s; a worker started with the report's
+#: data, :func:`prestart_pdf_workers`, begins when this process does)
 FRONT_WEIGHT = 0.17
 
 
@@ -132,7 +140,9 @@ def render_pdf(report: ItemAnalysisReport, *,
     outline is rebuilt from the parts' headings, so the result reads as the single-process PDF
     does. ``chunks`` and
     ``workers`` force the split (tests); with one worker the parts render here, in order."""
-    workers = pdf_workers(len(report.items)) if workers is None else max(1, workers)
+    if workers is None:  # workers started with the report's data decided it already
+        workers = 1 + _ready_count() if _ready_count() else pdf_workers(len(report.items))
+    workers = max(1, workers)
     if chunks is None:
         chunks = workers
     chunks = max(1, min(chunks, len(report.items)))
@@ -156,67 +166,131 @@ def render_pdf(report: ItemAnalysisReport, *,
         groups[1 + (n - 2) * (n_groups - 1) // max(1, n_htmls - 2)
                if n_groups > 1 else 0].append(n)
     parts: list = [None] * n_htmls
-    with tempfile.TemporaryDirectory(prefix="microcred-pdf-") as tmp:
-        # the workers start (and import WeasyPrint) while this process writes the HTML
-        waiting = [(group, _start_worker(tmp, k)) for k, group in enumerate(groups[1:], 1)
-                   if group]
-        try:
-            htmls = [render_pdf_html(report, part="front")] + [
-                render_pdf_html(report, part="items", items=report.items[run.start:run.stop])
-                for run in runs]
-        except BaseException:
-            for _, (proc, _out) in waiting:
-                if proc is not None:
-                    proc.kill()
-                    proc.communicate()
-            raise
-        started = [(group, _send_jobs(worker, [(htmls[n], str(TEMPLATES)) for n in group]))
-                   for group, worker in waiting]
-        done = 0
-        for n in groups[0]:
-            parts[n] = html_to_pdf_parts(htmls[n], base_url=str(TEMPLATES))
-            done += 1
-            if progress:
-                progress(done, total)
-        for group, worker in started:
-            for n, result in zip(group, _finish_worker(*worker)):
-                parts[n] = result
-            done += len(group)
-            if progress:
-                progress(done, total)
+    # the item charts not drawn yet are drawn by the process that renders their part
+    preload = [_CHARTS] if any(i.pending_charts for i in report.items) else []
+    # the workers start (and import WeasyPrint), or were started with the report's data, while
+    # this process writes the HTML
+    waiting = [(group, _take_worker(preload)) for group in groups[1:] if group]
+    try:
+        htmls = [_part_html(report, "front")] + [
+            _part_html(report, "items", report.items[run.start:run.stop]) for run in runs]
+    except BaseException:
+        for _, proc in waiting:
+            if proc is not None:
+                proc.kill()
+                proc.communicate()
+        raise
+    started = [(group, _send_jobs(proc, [_job(*htmls[n]) for n in group]))
+               for group, proc in waiting]
+    done = 0
+    for n in groups[0]:
+        parts[n] = _render_part(*htmls[n])
+        done += 1
+        if progress:
+            progress(done, total)
+    for group, worker in started:
+        for n, result in zip(group, _finish_worker(*worker)):
+            parts[n] = result
+        done += len(group)
+        if progress:
+            progress(done, total)
     for n, h in enumerate(htmls):  # a worker that could not start or failed: render here
         if parts[n] is None:
-            parts[n] = html_to_pdf_parts(h, base_url=str(TEMPLATES))
+            parts[n] = _render_part(*h)
     pdf = _merge(report, parts)
     if progress:
         progress(total, total)
     return pdf
 
 
-def _start_worker(tmp: str, k: int):
-    """A ``python -m microcred.pdf - OUT`` process, importing WeasyPrint until it is sent its
-    jobs (:func:`_send_jobs`); ``(None, out)`` if it cannot start."""
-    out = os.path.join(tmp, f"out{k}.pickle")
+#: where a worker finds :func:`fill_pending` (and imports it, with matplotlib, while it waits)
+_CHARTS = "assessment.psych.charts"
+
+
+def _job(html: str, pending: list[PendingChart]) -> tuple:
+    """A worker's job (:func:`microcred.pdf.main`): the part's HTML, and its charts to draw
+    into it first."""
+    if not pending:
+        return html, str(TEMPLATES)
+    return html, str(TEMPLATES), (_CHARTS, "fill_pending", (pending,))
+
+
+def _render_part(html: str, pending: list[PendingChart]):
+    """A part rendered here, as a worker renders its :func:`_job`."""
+    return html_to_pdf_parts(fill_pending(html, pending) if pending else html,
+                             base_url=str(TEMPLATES))
+
+
+#: part workers started before their report was ready (:func:`prestart_pdf_workers`):
+#: (process, modules it imported), taken by the next :func:`render_pdf`
+_READY: list[tuple[subprocess.Popen, tuple[str, ...]]] = []
+_READY_LOCK = threading.Lock()
+
+
+def prestart_pdf_workers(n_items: int, *, charts: bool = True) -> None:
+    """Start now the worker processes a PDF of ``n_items`` items will be rendered with
+    (:func:`pdf_workers`, less this process), importing WeasyPrint (and, with ``charts``, the
+    chart module with matplotlib) while the caller computes the report's statistics on one CPU;
+    the next :func:`render_pdf` in this process takes them. Workers already waiting count; an
+    unused one ends with this process (its standard input closes)."""
+    wanted = pdf_workers(n_items) - 1
+    preload = (_CHARTS,) if charts else ()
+    with _READY_LOCK:
+        _READY[:] = [(proc, mods) for proc, mods in _READY if proc.poll() is None]
+        for _ in range(wanted - len(_READY)):
+            proc = _start_worker(preload)
+            if proc is None:
+                break
+            _READY.append((proc, preload))
+
+
+def _ready_count() -> int:
+    with _READY_LOCK:
+        return sum(1 for proc, _ in _READY if proc.poll() is None)
+
+
+def _take_worker(preload: list[str]) -> subprocess.Popen | None:
+    """A waiting worker that imported ``preload`` (:func:`prestart_pdf_workers`), else a new
+    one (:func:`_start_worker`)."""
+    with _READY_LOCK:
+        for k, (proc, mods) in enumerate(_READY):
+            if proc.poll() is None and set(preload) <= set(mods):
+                del _READY[k]
+                return proc
+    return _start_worker(tuple(preload))
+
+
+@atexit.register
+def _end_waiting_workers() -> None:
+    with _READY_LOCK:
+        for proc, _ in _READY:
+            proc.kill()
+            proc.communicate()
+        _READY.clear()
+
+
+def _start_worker(preload: tuple[str, ...] = ()) -> subprocess.Popen | None:
+    """A ``python -m microcred.pdf - - [MODULE...]`` process, importing WeasyPrint (and
+    ``preload``) until it is sent its jobs (:func:`_send_jobs`), its results on its standard
+    output; None if it cannot start."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
     try:
-        proc = subprocess.Popen([sys.executable, "-m", "microcred.pdf", "-", out], env=env,
-                                cwd=str(ROOT), stdin=subprocess.PIPE,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        return subprocess.Popen([sys.executable, "-m", "microcred.pdf", "-", "-", *preload],
+                                env=env, cwd=str(ROOT), stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     except OSError:
-        return None, out
-    return proc, out
+        return None
 
 
-def _send_jobs(worker, jobs: list[tuple[str, str]]):
-    """Give a started worker its ``(html, base_url)`` jobs, from a thread: the pipe holds
-    64 KB, and the worker reads only once WeasyPrint is imported, which this process need not
-    wait for. ``(None, out)`` for a worker that could not start (its parts are rendered here);
-    one that dies before reading fails in :func:`_finish_worker`, with the same effect."""
-    proc, out = worker
+def _send_jobs(proc: subprocess.Popen | None, jobs: list[tuple]):
+    """Give a started worker its jobs (:func:`_job`), from a thread: the pipe holds 64 KB, and
+    the worker reads only once WeasyPrint is imported, which this process need not wait for.
+    ``(None,)`` for a worker that could not start (its parts are rendered here); one that dies
+    before reading fails in :func:`_finish_worker`, with the same effect."""
     if proc is None:
-        return worker
+        return (None,)
 
     def send(stream=proc.stdin) -> None:
         try:
@@ -228,22 +302,22 @@ def _send_jobs(worker, jobs: list[tuple[str, str]]):
     sender = threading.Thread(target=send, name="microcred-pdf-send", daemon=True)
     proc.stdin = None  # the thread writes and closes it; communicate() must not touch it
     sender.start()
-    return proc, out, sender
+    return proc, sender
 
 
-def _finish_worker(proc, out: str, sender: threading.Thread | None = None) -> list:
+def _finish_worker(proc: subprocess.Popen | None,
+                   sender: threading.Thread | None = None) -> list:
     """The worker's results, or nothing (its parts are then rendered here) if it failed."""
     if proc is None:
         return []
-    _, err = proc.communicate()
+    out, err = proc.communicate()
     if sender is not None:
         sender.join()
     if proc.returncode != 0:
         log.warning("report PDF worker failed (%s): %s", proc.returncode,
                     err.decode(errors="replace")[-2000:])
         return []
-    with open(out, "rb") as fh:
-        return pickle.load(fh)
+    return pickle.loads(out)
 
 
 def _merge(report: ItemAnalysisReport, parts: list[tuple[bytes, list]]) -> bytes:

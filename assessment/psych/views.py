@@ -455,12 +455,13 @@ def _dif_groups(scope: ReportScope) -> dict[int, str] | None:
     return groups_of_results(db_session(), scope.dif_attribute, scope.exam.id)
 
 
-def _build(code: str, *, with_charts: bool):
+def _build(code: str, *, with_charts: bool, item_charts_later: bool = False):
     exam = _exam(code)
     query = _report_query()
     scope = _report_scope(exam, query)
     return exam, query, build_report(db_session(), scope, groups=_dif_groups(scope),
-                                     with_charts=with_charts)
+                                     with_charts=with_charts,
+                                     item_charts_later=item_charts_later)
 
 
 @bp.get("/exams/<code>/report")
@@ -487,7 +488,7 @@ def report(code: str):
 @bp.get("/exams/<code>/report.pdf")
 @role_required(*ROLES)
 def report_pdf(code: str):
-    exam, _, built = _build(code, with_charts=True)
+    exam, _, built = _build(code, with_charts=True, item_charts_later=True)
     return _download(render_pdf(built), "application/pdf", f"{exam.code}-item-analysis.pdf")
 
 
