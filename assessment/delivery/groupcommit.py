@@ -45,11 +45,13 @@ Work = Callable[[Connection], Any]
 
 
 class _Job:
-    __slots__ = ("done", "error", "result", "work")
+    __slots__ = ("done", "error", "pending", "result", "work")
 
     def __init__(self, work: Work) -> None:
         self.work = work
         self.done = False
+        #: the answer until the COMMIT has returned; ``result`` only after it
+        self.pending: Any = None
         self.result: Any = None
         self.error: BaseException | None = None
 
@@ -105,15 +107,16 @@ class GroupCommitter:
             job = batch[0]
             try:
                 with self.engine.connect() as conn:  # closing rolls back what was not committed
-                    job.result = job.work(conn)
-                    if job.result is None:
+                    answer = job.work(conn)
+                    if answer is None:
                         conn.rollback()
                     else:
                         conn.commit()
+                job.result = answer  # only once committed
             except DBAPIError:
-                job.result = None
+                pass  # nothing stored: the request takes the full path
             except Exception as exc:  # noqa: BLE001 - raised again in the request's thread
-                job.result, job.error = None, exc
+                job.error = exc
             return
         try:
             with self.engine.connect() as conn:
@@ -128,29 +131,31 @@ class GroupCommitter:
             log.warning("group commit of %d saves failed (%s); each falls back to its own "
                         "transaction", len(batch), exc.__class__.__name__)
             self.fell_back += len(batch)
-            for job in batch:
-                job.result = None
             return
+        # Answers are handed out only here, after the COMMIT returned: whatever else goes
+        # wrong before (any exception, in this thread) leaves every save of the group unanswered
+        for job in batch:
+            job.result = job.pending
         self.grouped += len(batch)
 
     def _one(self, conn: Connection, job: _Job) -> None:
         savepoint = conn.begin_nested()
         try:
-            job.result = job.work(conn)
+            answer = job.work(conn)
         except DBAPIError:
             if not conn.connection.dbapi_connection.in_transaction:
                 # SQLite ended the whole transaction on this error (disk full, I/O error):
                 # the saves before this one are gone too; the group fails as a whole
                 raise
             savepoint.rollback()  # this save only; it goes to Flask (its own transaction)
-            job.result = None
             self.fell_back += 1
             return
         except Exception as exc:  # noqa: BLE001 - raised again in the request's thread
             savepoint.rollback()
-            job.result, job.error = None, exc
+            job.error = exc
             return
-        if job.result is None:
+        if answer is None:
             savepoint.rollback()
         else:
-            savepoint.commit()
+            savepoint.commit()  # RELEASE: still inside the group's transaction
+            job.pending = answer

@@ -133,6 +133,35 @@ def test_a_failing_commit_acknowledges_nothing_of_its_group(engine):
     assert committer.run(_store(7)) == 7 and _stored(engine) == {7}
 
 
+def test_an_unexpected_failure_of_the_commit_answers_no_save(engine):
+    """Whatever fails between the saves and the end of the COMMIT (here an exception that is
+    not a database error, raised as the COMMIT starts), no save of the group gets an answer:
+    answers are handed out only after the COMMIT returned."""
+    from sqlalchemy import event
+
+    committer = GroupCommitter(engine)
+    armed = []
+
+    def explode(conn):
+        if armed:
+            raise RuntimeError("the commit went wrong")
+
+    event.listen(engine, "commit", explode)
+
+    def first(conn):
+        armed.append(1)  # from now on, COMMITs fail: the group's below
+        conn.execute(insert(ROWS).values(id=1000))
+        return 1000
+
+    results = _grouped(committer, [_store(1), _store(2)], first=first)
+    # the first save (alone) raised in its own thread; of the group, the thread that ran the
+    # COMMIT raised too, the other got None (the full path): neither is acknowledged
+    assert isinstance(results[-1], RuntimeError)
+    assert {type(results[0]), type(results[1])} <= {type(None), RuntimeError}
+    event.remove(engine, "commit", explode)
+    assert _stored(engine) == set()
+
+
 CHILD = textwrap.dedent("""
     import sys, threading, itertools
     from sqlalchemy import insert
