@@ -155,15 +155,21 @@ def demo(if_empty: bool, history: int) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option("--workers", default=None, type=int, help="Default: 2 x cores + 1.")
-@click.option("--threads", default=1, show_default=True, type=int)
+@click.option("--threads", default=1, show_default=True, type=int,
+              help="Threads per worker that run requests (gunicorn: 1 is its sync worker, more "
+                   "its gthread worker; granian: its blocking threads).")
+@click.option("--server", "server_kind", default="gunicorn", show_default=True,
+              envvar="MICROCRED_SERVER", type=click.Choice(["gunicorn", "granian"]),
+              help="The HTTP server: gunicorn, or granian (HTTP in Rust: less CPU per request; "
+                   "see docs/scale-out.md for the measured difference).")
 @click.option("--sweep-every", default=30, show_default=True, type=int,
               help="Seconds between sweeps that finalize attempts whose time ran out (0: off).")
 @click.option("--job-workers", default=1, show_default=True, type=click.IntRange(0, 64),
               help="Threads of the job worker started beside the server (0: start none, run "
                    "`microcred worker` yourself).")
-def serve(host: str, port: int, workers: int | None, threads: int, sweep_every: int,
-          job_workers: int) -> None:
-    """Serve Microcred with gunicorn, with the sweeper and a job worker beside it."""
+def serve(host: str, port: int, workers: int | None, threads: int, server_kind: str,
+          sweep_every: int, job_workers: int) -> None:
+    """Serve Microcred with gunicorn (or granian), with the sweeper and a job worker beside it."""
     from gunicorn.app.base import BaseApplication
 
     from assessment.config import served_at
@@ -210,9 +216,13 @@ def serve(host: str, port: int, workers: int | None, threads: int, sweep_every: 
              "--exit-with-parent"])
     else:
         click.echo("no job worker started: run `microcred worker` (calibrations wait for one)")
-    click.echo(f"serving on http://{host}:{port} with {workers} workers")
+    click.echo(f"serving on http://{host}:{port} with {server_kind}, {workers} workers x "
+               f"{threads} threads")
     try:
-        Server().run()
+        if server_kind == "granian":
+            _granian(host, port, workers, threads)
+        else:
+            Server().run()
     finally:
         for child in (sweeper, worker):
             if child is None:
@@ -223,6 +233,21 @@ def serve(host: str, port: int, workers: int | None, threads: int, sweep_every: 
             except subprocess.TimeoutExpired:
                 child.kill()
                 child.wait()  # reaped, so no "subprocess is still running" on the way out
+
+
+def _granian(host: str, port: int, workers: int, threads: int) -> None:
+    """Serve with granian: its HTTP parsing and connection handling run in Rust, so a
+    request costs the Python of the app only (gunicorn's own Python costs ~0.8-1 ms per request
+    on this 2-core machine, more than the fast lane's answer). Its master restarts a worker that
+    dies (a kill -9 included, after ``respawn_interval``); SIGTERM or SIGINT stops the workers
+    gracefully; a worker that does not stop within the kill timeout is killed."""
+    from granian.constants import Interfaces
+    from granian.server import Server as Granian
+
+    Granian("assessment.wsgi:granian_app", address=host, port=port, interface=Interfaces.WSGI,
+            workers=workers, blocking_threads=max(1, threads), runtime_threads=1,
+            respawn_failed_workers=True, respawn_interval=0.5, workers_kill_timeout=30,
+            log_access=False).serve()
 
 
 def _close_listeners(server, worker) -> None:

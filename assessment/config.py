@@ -100,6 +100,10 @@ class Settings:
     #: one more is answered 503 at once (0: no limit), and the Retry-After it carries.
     max_in_flight: int = 24
     retry_after_seconds: int = 2
+    #: SQLite: the fast lane's saves that arrive together in a threaded web process commit in
+    #: one transaction (one fsync), each acknowledged after that commit
+    #: (assessment/delivery/groupcommit.py). Off: every save commits on its own.
+    group_commit: bool = True
     #: The waiting room (assessment/delivery/waiting_room.py): attempts the deployment starts per
     #: second at most; beyond it a start waits in line, answered at once with its place (0: no
     #: waiting room). The default is derived, not yet confirmed on a quiet machine: a start with
@@ -138,6 +142,7 @@ class Settings:
             pretest_min_responses=_number("MICROCRED_PRETEST_MIN_RESPONSES", 200, minimum=1),
             max_in_flight=_number("MICROCRED_MAX_IN_FLIGHT", 24, minimum=0),
             retry_after_seconds=_number("MICROCRED_RETRY_AFTER_SECONDS", 2, minimum=1),
+            group_commit=_flag("MICROCRED_GROUP_COMMIT", True),
             start_rate=_number("MICROCRED_START_RATE", DEFAULT_START_RATE, float),
             report_min_group=_number("MICROCRED_REPORT_MIN_GROUP", 5, minimum=1),
         )

@@ -10,11 +10,14 @@ from __future__ import annotations
 import os
 import stat
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.orm import Session, sessionmaker
 
 from microcred.environment import sqlite_synchronous
@@ -62,11 +65,51 @@ def make_engine(url: str, *, immediate: bool = False, **kwargs: Any) -> Engine:
         )
         _configure_sqlite(engine, immediate=immediate)
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
+    ping = kwargs.pop("pool_pre_ping", True)
     if "poolclass" not in kwargs:
         kwargs.setdefault("pool_size", 10)
         kwargs.setdefault("max_overflow", 20)
-    return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+    if ping:
+        _ping_on_checkout(engine)
+    return engine
+
+
+#: per thread: whether its checkouts skip the ping (:func:`unpinged`)
+_no_ping = threading.local()
+
+
+@contextmanager
+def unpinged() -> Iterator[None]:
+    """Connections this thread checks out within the block skip the ping before use (a
+    ``SELECT 1`` round trip per checkout on PostgreSQL). Only for a caller with another way
+    when a statement fails on a dead connection: the fast lane, whose requests then go to
+    Flask, whose checkouts ping (the failed statement has the pool replace its connections,
+    as a failed ping would)."""
+    before = getattr(_no_ping, "on", False)
+    _no_ping.on = True
+    try:
+        yield
+    finally:
+        _no_ping.on = before
+
+
+def _ping_on_checkout(engine: Engine) -> None:
+    """SQLAlchemy's ``pool_pre_ping`` as a checkout listener, which :func:`unpinged` can skip:
+    a connection that fails its ping makes the pool drop every connection it holds (the
+    server restarted, so the others are dead too) and check out a new one."""
+    dialect = engine.dialect
+
+    @event.listens_for(engine, "checkout")
+    def _ping(dbapi_conn: Any, record: Any, proxy: Any) -> None:
+        if getattr(_no_ping, "on", False):
+            return
+        try:
+            dialect.do_ping(dbapi_conn)
+        except dialect.loaded_dbapi.Error as exc:
+            if not dialect.is_disconnect(exc, dbapi_conn, None):
+                raise
+            raise InvalidatePoolError(f"the connection failed its ping: {exc}") from exc
 
 
 def _configure_sqlite(engine: Engine, *, immediate: bool) -> None:
@@ -85,6 +128,16 @@ def _configure_sqlite(engine: Engine, *, immediate: bool) -> None:
         cur.execute(f"PRAGMA synchronous={synchronous}")
         cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cur.close()
+
+    @event.listens_for(engine, "checkin")
+    def _end_open_transaction(dbapi_conn: Any, record: Any) -> None:
+        # A COMMIT that fails (a deferred constraint, a full disk, an I/O error) leaves SQLite
+        # inside the transaction while SQLAlchemy counts it as ended and skips the pool's
+        # rollback: the next checkout would fail on BEGIN ("cannot start a transaction within
+        # a transaction") and hold the write lock meanwhile. Roll it back here, before the
+        # process's writer lock (below) is given back.
+        if dbapi_conn is not None and dbapi_conn.in_transaction:
+            dbapi_conn.rollback()
 
     if immediate:
         _serialise_writers(engine)

@@ -1,4 +1,24 @@
-"""The WSGI entry point gunicorn serves (``microcred serve``)."""
+"""The WSGI entry points ``microcred serve`` serves: ``app`` (gunicorn) and ``granian_app``."""
+import os
+from collections.abc import Callable, Iterable
+from typing import Any
+
 from assessment.app import create_app
 
 app = create_app()
+
+#: granian starts every request's environ from a copy of the server's process environment, so
+#: a variable of the server named like a header (HTTP_PROXY, HTTP_X_FORWARDED_FOR) would read as
+#: one the client sent: Flask-Login's identifier and the sign-in throttle take the address
+#: from X-Forwarded-For. A header the request sends replaces the copy.
+_SERVER_HEADERS = {k: v for k, v in os.environ.items() if k.startswith("HTTP_")}
+
+
+def granian_app(environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
+    """``app`` for granian: without the server's own environment posing as request headers
+    (a header equal to the server's variable is dropped too: it can only say the same)."""
+    if _SERVER_HEADERS:
+        for key, value in _SERVER_HEADERS.items():
+            if environ.get(key) == value:
+                del environ[key]
+    return app(environ, start_response)

@@ -290,7 +290,7 @@ def machine_cpu() -> float:
 
 class Server:
     def __init__(self, env: dict[str, str], log: Path, workers: int | None,
-                 threads: int | None, sweep_every: int | None) -> None:
+                 threads: int | None, sweep_every: int | None, kind: str = "gunicorn") -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log = log
@@ -301,6 +301,8 @@ class Server:
             cmd += ["--workers", str(workers)]
         if threads:
             cmd += ["--threads", str(threads)]
+        cmd += ["--server", kind]
+        self.kind = kind
         self.cmd = cmd
         self.env = env
         self.proc: subprocess.Popen | None = None
@@ -623,6 +625,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="gunicorn workers (default: the serve command's, 2 x cores + 1)")
     ap.add_argument("--threads", type=int, default=None,
                     help="threads per gunicorn worker (default: the serve command's, 1)")
+    ap.add_argument("--server", choices=("gunicorn", "granian"), default="gunicorn",
+                    help="the serve command's HTTP server")
     ap.add_argument("--sweep-every", type=int, default=None,
                     help="the serve command's sweeper period in seconds (default: its own, 30)")
     ap.add_argument("--setup-concurrency", type=int, default=8,
@@ -645,7 +649,7 @@ def main(argv: list[str] | None = None) -> int:
     })
     os.environ.update({k: env[k] for k in ("MICROCRED_INSTANCE_DIR", "MICROCRED_DATABASE_URL",
                                             "MICROCRED_COOKIE_SECURE")})
-    server = Server(env, log, args.workers, args.threads, args.sweep_every)
+    server = Server(env, log, args.workers, args.threads, args.sweep_every, args.server)
     failed = True
     out: dict[str, Any] = {}
     try:
@@ -707,6 +711,7 @@ def main(argv: list[str] | None = None) -> int:
                                       - run["cpu_db"]) / window, 2),
             "background_cpu_cores_before": round(background, 2),
             "client_loop_lag_p99_ms": ms(pct(stats.loop_lag, 99)),
+            "server": server.kind,
             "workers": server.workers,
             "threads": server.threads,
             "cores": os.cpu_count(),

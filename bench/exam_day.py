@@ -711,6 +711,8 @@ def parser() -> argparse.ArgumentParser:
                          "default: a temporary SQLite file")
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--server", choices=("gunicorn", "granian"), default="gunicorn",
+                    help="the serve command's HTTP server")
     ap.add_argument("--setup-concurrency", type=int, default=16)
     ap.add_argument("--seed", type=int, default=2026)
     ap.add_argument("--quick", action="store_true",
@@ -759,7 +761,7 @@ def main(argv: list[str] | None = None) -> int:
         env["MICROCRED_START_RATE"] = f"{cfg.start_rate:g}"
     os.environ.update({k: env[k] for k in ("MICROCRED_INSTANCE_DIR", "MICROCRED_DATABASE_URL",
                                             "MICROCRED_COOKIE_SECURE")})
-    server = Server(env, log, cfg.workers, cfg.threads, None)
+    server = Server(env, log, cfg.workers, cfg.threads, None, cfg.server)
     failed = True
     out: dict[str, Any] = {}
     try:

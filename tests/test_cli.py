@@ -505,8 +505,9 @@ def test_a_failing_receiver_does_not_hold_up_the_other_attempts(demo, caplog):
     assert len(_credentials_of(demo.database, broken)) == 1
 
 
-def test_serve_answers_and_its_sweeper_finalizes_expired_attempts(demo):
-    """`microcred serve` runs gunicorn and, in a process of its own, the sweep: an attempt whose
+@pytest.mark.parametrize("server_kind", ["gunicorn", "granian"])
+def test_serve_answers_and_its_sweeper_finalizes_expired_attempts(demo, server_kind):
+    """`microcred serve` runs gunicorn (or granian) and, in a process of its own, the sweep: an attempt whose
     time ran out while nobody was connected is finalized without any request, and the pass
     earns its badge (finding 3). With no MICROCRED_PUBLIC_URL, the badge's ids and the links
     on its page name the port served, not 5000 (finding 19)."""
@@ -516,7 +517,8 @@ def test_serve_answers_and_its_sweeper_finalizes_expired_attempts(demo):
     from assessment.delivery.models import Attempt
 
     with demo.database.session() as s:
-        _, attempt_id = _expired_attempt(s, demo, code="CCF-SERVE", email="serve.sweep@example.org")
+        _, attempt_id = _expired_attempt(s, demo, code=f"CCF-SERVE-{server_kind[:4].upper()}",
+                                         email=f"serve.sweep.{server_kind}@example.org")
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -524,7 +526,8 @@ def test_serve_answers_and_its_sweeper_finalizes_expired_attempts(demo):
     env = {**os.environ, **demo.env, "PYTHONWARNINGS": "default::ResourceWarning"}
     env.pop("MICROCRED_PUBLIC_URL", None)
     server = subprocess.Popen(
-        [str(MICROCRED), "serve", "--port", str(port), "--workers", "1", "--sweep-every", "1"],
+        [str(MICROCRED), "serve", "--port", str(port), "--workers", "1", "--sweep-every", "1",
+         "--server", server_kind],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -547,7 +550,7 @@ def test_serve_answers_and_its_sweeper_finalizes_expired_attempts(demo):
                 "the serve sweeper did not finalize the expired attempt"
         assert finalized, "serve's job worker did not issue the badge"
         [(code, credential_id)] = _credentials_of(demo.database, attempt_id)
-        assert code == "CCF-SERVE-BADGE"
+        assert code == f"CCF-SERVE-{server_kind[:4].upper()}-BADGE"
         assert credential_id.startswith(f"{base}/badges/"), credential_id
         with urllib.request.urlopen(credential_id, timeout=10) as resp:
             page = resp.read().decode()

@@ -208,12 +208,19 @@ def _save_statements(dialect: str) -> tuple[Any, Any]:
     return update_stmt, insert_stmt
 
 
+def _declined(session: Database, own_transaction: bool) -> None:
+    if own_transaction:
+        session.rollback()
+
+
 def save(session: Database, attempt_id: int, saves: list[SaveRequest],
          position: int | None, who: SignedIn | None = None,
-         grace: float | None = None) -> dict[str, Any] | None:
+         grace: float | None = None, *, own_transaction: bool = True) -> dict[str, Any] | None:
     """Store a batch of saves of an attempt in progress; the same acks as
     ``service.save_responses``. None (nothing written): use the full path. ``who`` and
-    ``grace`` as for :func:`heartbeat`."""
+    ``grace`` as for :func:`heartbeat`. With ``own_transaction=False`` it neither commits nor
+    rolls back: the caller does, for what was written (the lane's group commit runs each save
+    in a savepoint of a shared transaction, and rolls the savepoint back on None)."""
     who = who or signed_in()
     grace = _grace() if grace is None else grace
     if who is None:
@@ -225,27 +232,23 @@ def save(session: Database, attempt_id: int, saves: list[SaveRequest],
         "aid": attempt_id, "uid": who.user_id, "epoch": who.epoch,
         "top": max((s.seq for s in saves), default=0), "pos": position}).first()
     if row is None or row.deadline_at is None:
-        session.rollback()
-        return None
+        return _declined(session, own_transaction)
     c = clock_from_row(row, now)
     order = row.item_order
     if (c.time_up(grace) or (c.paused and saves)
             or (position is not None and not 0 <= position < len(order))):
-        session.rollback()
-        return None
+        return _declined(session, own_transaction)
     wanted = {s.item_id for s in saves}
     shapes = _shapes(session, wanted & set(order))
     rows = []
     for s in saves:
         shape = shapes.get(s.item_id)
         if shape is None:
-            session.rollback()
-            return None
+            return _declined(session, own_transaction)
         try:
             value = item_type(shape.item_type).normalize(shape, s.value)
         except ResponseShapeError:
-            session.rollback()
-            return None
+            return _declined(session, own_transaction)
         rows.append({"attempt_id": attempt_id, "item_version_id": s.item_id, "seq": s.seq,
                      "value": value, "flagged": s.flagged, "saved_at": now})
     stored: set[int] = set()
@@ -265,6 +268,7 @@ def save(session: Database, attempt_id: int, saves: list[SaveRequest],
         same = prior is not None and (prior.item_version_id, prior.value, prior.flagged) == (
             r["item_version_id"], r["value"], r["flagged"])
         acks.append({"seq": r["seq"], "status": "duplicate" if same else "conflict"})
-    session.commit()
+    if own_transaction:
+        session.commit()
     return {"acks": acks, "last_seq": row.last_seq,
             "clock": clock_payload(c, now, grace_seconds=grace)}
