@@ -37,12 +37,16 @@ def _cache_svg_letters() -> None:
     calls are served from the cache (their style is ``weasyprint.svg.text.Style``; the HTML
     layout imported the function before this replaces it); the PDF is byte for byte the same.
     """
-    from weasyprint.svg.text import Style as SvgTextStyle
-    from weasyprint.text import line_break
+    try:  # WeasyPrint's internals (70; the project asks for >= 62): without them, no cache
+        from weasyprint.svg.text import Style as SvgTextStyle
+        from weasyprint.text import line_break
 
-    if getattr(line_break.split_first_line, "microcred_cached", False):
+        original = line_break.split_first_line
+        line_break.Layout.reactivate  # noqa: B018
+    except (ImportError, AttributeError):
         return
-    original = line_break.split_first_line
+    if getattr(original, "microcred_cached", False):
+        return
     by_fonts: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
     class SharedLayout(line_break.Layout):
