@@ -423,9 +423,21 @@ class Candidate:
             self.token = token.group(1)
             resp = await c.post(f"/exams/{EXAM_CODE}/start",
                                 data={"agree": "yes", "csrf_token": self.token})
-            location = resp.headers.get("location", "")
+            location = ""
+            # the waiting room (MICROCRED_START_RATE) answers 202 with a Retry-After beyond its
+            # rate; ask again as the waiting page's script does, until admitted
+            while resp.status_code == 202:
+                await asyncio.sleep(float(resp.headers.get("Retry-After", "1")))
+                resp = await c.post(f"/exams/{EXAM_CODE}/start", json={},
+                                    headers={"X-CSRFToken": self.token,
+                                             "Accept": "application/json"})
+            if resp.status_code == 302:
+                location = resp.headers.get("location", "")
+            elif resp.status_code == 200 and resp.headers.get("content-type", "").startswith(
+                    "application/json") and resp.json().get("status") == "admitted":
+                location = resp.json().get("url", "")
             match = re.search(r"/attempts/(\d+)$", location)
-            if resp.status_code != 302 or match is None:
+            if match is None:
                 stats.error(f"start_{resp.status_code}")
                 return False
             self.attempt_id = int(match.group(1))
