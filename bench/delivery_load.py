@@ -556,8 +556,10 @@ def _error_code(resp: httpx.Response) -> str:
         return ""
 
 
-async def _lag_monitor(stats: Stats, stop: asyncio.Event, every: float = 0.01) -> None:
-    """How late the client's event loop wakes up: a busy client inflates its own latencies."""
+async def lag_monitor(stats: Stats, stop: asyncio.Event, every: float = 0.01) -> None:
+    """How late the client's event loop wakes up, into ``stats.loop_lag`` every ``every``
+    seconds until ``stop``: a busy client inflates its own latencies (this bench and
+    bench/soak.py share it)."""
     while not stop.is_set():
         before = time.perf_counter()
         await asyncio.sleep(every)
@@ -583,7 +585,7 @@ async def run_load(base_url: str, emails: list[str], seconds: float, interval: f
           f"in {setup_s:.1f} s", flush=True)
 
     stop = asyncio.Event()
-    monitor = asyncio.create_task(_lag_monitor(stats, stop))
+    monitor = asyncio.create_task(lag_monitor(stats, stop))
     cpu_server0, cpu_client0, cpu_all0 = server.cpu(), time.process_time(), machine_cpu()
     cpu_db0 = postgres_cpu() if postgres else 0.0
     t0 = time.perf_counter()

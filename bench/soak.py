@@ -11,10 +11,18 @@ the end). Per interval (``--report-every`` seconds) it prints one line:
 - ``rss_mb``: resident memory of the server's whole process tree (gunicorn master, workers,
   sweeper, job worker), and ``worker_rss_mb`` the largest worker's;
 - ``saves_per_s``, save latency ``p50_ms`` / ``p99_ms`` (answer changed -> acknowledged) of the
-  saves acknowledged in that interval, and the errors in it.
+  saves acknowledged in that interval, and the errors in it;
+- the client's own share of the blame, since it is one asyncio process on the server's machine:
+  ``lag_p50_ms`` / ``lag_p99_ms`` / ``lag_max_ms``, how late its event loop woke up (delivery_load's
+  monitor, every 10 ms), ``client_cpu`` the cores this process kept busy (1.0: its one loop is
+  saturated, and every save waits for it) and ``machine_cpu`` the cores the whole machine kept
+  busy. A save tail that the loop lag matches is the client's, not the server's. The server
+  sends no timing of its own (no ``Server-Timing`` header, no access log), so its time per save
+  is not shown.
 
 At the end: the growth of RSS from the first interval to the last (``rss_growth_mb``) and the
-ratio of the last interval's p99 to the first's (``p99_drift``), lost and mismatched saves.
+ratio of the last interval's p99 to the first's (``p99_drift``), the loop lag's p99 over the
+whole run, lost and mismatched saves.
 No growth and no drift means ``rss_growth_mb`` near 0 (a few MB of warm-up) and
 ``p99_drift`` near 1. The last line printed is one JSON object.
 
@@ -84,23 +92,32 @@ async def soak(base_url: str, rss: Callable[[], tuple[float, float]], emails: li
     active = [c for c, good in zip(candidates, ok, strict=True) if good]
     print(f"set-up: {len(active)}/{len(candidates)} candidates started", flush=True)
     rows: list[dict[str, Any]] = []
+    stop = asyncio.Event()
+    monitor = asyncio.create_task(dl.lag_monitor(stats, stop))
     t0 = time.perf_counter()
     end = t0 + minutes * 60
 
     async def reporter() -> None:
-        seen_lat, seen_err = 0, 0
+        seen_lat, seen_err, seen_lag = 0, 0, 0
+        then, cpu_then, machine_then = t0, time.process_time(), dl.machine_cpu()
         while True:
             await asyncio.sleep(report_every)
-            now = time.perf_counter()
+            now, cpu, machine = time.perf_counter(), time.process_time(), dl.machine_cpu()
             lat = stats.save_latency[seen_lat:]
+            lag = stats.loop_lag[seen_lag:]
             errors = sum(stats.errors.values())
             total, worker = rss()
             row = {"t_s": round(now - t0), "rss_mb": round(total, 1),
                    "worker_rss_mb": round(worker, 1),
                    "saves_per_s": round(len(lat) / report_every, 1),
                    "p50_ms": dl.ms(dl.pct(lat, 50)), "p99_ms": dl.ms(dl.pct(lat, 99)),
-                   "errors": errors - seen_err}
-            seen_lat, seen_err = len(stats.save_latency), errors
+                   "errors": errors - seen_err,
+                   "lag_p50_ms": dl.ms(dl.pct(lag, 50)), "lag_p99_ms": dl.ms(dl.pct(lag, 99)),
+                   "lag_max_ms": dl.ms(max(lag, default=float("nan"))),
+                   "client_cpu": round((cpu - cpu_then) / (now - then), 2),
+                   "machine_cpu": round((machine - machine_then) / (now - then), 2)}
+            seen_lat, seen_err, seen_lag = len(stats.save_latency), errors, len(stats.loop_lag)
+            then, cpu_then, machine_then = now, cpu, machine
             rows.append(row)
             print(" ".join(f"{k}={v}" for k, v in row.items()), flush=True)
             if now >= end:
@@ -109,6 +126,8 @@ async def soak(base_url: str, rss: Callable[[], tuple[float, float]], emails: li
     report = asyncio.create_task(reporter())
     await asyncio.gather(*(c.autosave(t0, end, interval) for c in active))
     report.cancel()
+    stop.set()
+    await monitor
     await asyncio.gather(*(c.submit() for c in active))
     await asyncio.gather(*(c.close() for c in candidates))
     return {"stats": stats, "rows": rows, "active": len(active)}
@@ -167,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
             "p99_first_ms": first.get("p99_ms"), "p99_last_ms": last.get("p99_ms"),
             "p99_drift": (round(last["p99_ms"] / first["p99_ms"], 2)
                           if rows and first.get("p99_ms") else None),
+            "lag_p99_ms": dl.ms(dl.pct(stats.loop_lag, 99)),
             "intervals": rows,
         }
         print(json.dumps(out))

@@ -1,10 +1,12 @@
 """The soak bench (``bench/soak.py``) for a few seconds, so it keeps working: candidates
 autosave against this app on a real HTTP server in this process, one row of figures per
-interval (memory, saves/s, latency), and every acknowledged save is in the database. Figures
-are not asserted: the bench prints them (30 minutes is the issue's soak, not CI's)."""
+interval (memory, saves/s, latency, the client's loop lag and CPU), and every acknowledged
+save is in the database. Figures are not asserted: the bench prints them (30 minutes is the
+issue's soak, not CI's)."""
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import threading
 
@@ -39,7 +41,12 @@ def test_soak_bench_runs_briefly(app, db, database, build_exam):
     rows = out["rows"]
     assert len(rows) >= 3 and all(r["rss_mb"] > 0 for r in rows), rows
     assert {"t_s", "rss_mb", "worker_rss_mb", "saves_per_s", "p50_ms", "p99_ms",
-            "errors"} <= set(rows[0])
+            "errors", "lag_p50_ms", "lag_p99_ms", "lag_max_ms", "client_cpu",
+            "machine_cpu"} <= set(rows[0])
+    # the loop-lag monitor sampled every interval, and the client's CPU was counted
+    assert all(math.isfinite(r["lag_max_ms"]) and r["lag_p50_ms"] <= r["lag_max_ms"]
+               for r in rows), rows
+    assert any(r["client_cpu"] > 0 for r in rows), rows
     stats = out["stats"]
     assert not stats.errors, stats.errors
     check = dl.check_lost(database.url, stats.acked)
