@@ -18,13 +18,19 @@ from assessment.psych.report_output import render_pdf
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "report.py"
 
 
-def _report(n_items: int):
+def _simulated(n_items: int, code: str, title: str):
+    """(exam, response matrix, item parameters): 300 candidates on ``n_items`` items, simulated
+    as bench/report.py does, so these tests render the data the bench times."""
     spec = importlib.util.spec_from_file_location("bench_report", BENCH)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     load_all()
     matrix, params = bench.simulate(n_items, 300)
-    exam = Exam(id=1, code="PARTS", title="Parts exam", pass_percent=60.0)
+    return Exam(id=1, code=code, title=title, pass_percent=60.0), matrix, params
+
+
+def _report(n_items: int):
+    exam, matrix, params = _simulated(n_items, "PARTS", "Parts exam")
     return report_from_matrix(ReportScope(exam), matrix, params, with_charts=False)
 
 
@@ -73,12 +79,7 @@ def test_with_charts_the_parts_file_stays_near_the_single_process_size():
     """Merging used to rewrite every page's content uncompressed (pypdf's merge_page) and keep a
     form object per centred chart label: the split file was three times the single one. Now
     the pages are kept as rendered and each footer is one small form object."""
-    spec = importlib.util.spec_from_file_location("bench_report", BENCH)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    load_all()
-    matrix, params = bench.simulate(4, 300)
-    exam = Exam(id=1, code="SIZE", title="Size exam", pass_percent=60.0)
+    exam, matrix, params = _simulated(4, "SIZE", "Size exam")
     report = report_from_matrix(ReportScope(exam), matrix, params, with_charts=True)
     assert all(i.icc is not None and i.trace is not None for i in report.items)
     single_pdf, parts_pdf = render_pdf(report, chunks=1), render_pdf(report, chunks=2, workers=2)
@@ -139,12 +140,7 @@ def test_item_charts_drawn_by_the_processes_rendering_the_parts_are_the_same(mon
     from assessment.psych.charts import PendingChart
     from assessment.psych.report_output import render_pdf_html
 
-    spec = importlib.util.spec_from_file_location("bench_report", BENCH)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    load_all()
-    matrix, params = bench.simulate(4, 300)
-    exam = Exam(id=1, code="LATER", title="Later exam", pass_percent=60.0)
+    exam, matrix, params = _simulated(4, "LATER", "Later exam")
     now = report_from_matrix(ReportScope(exam), matrix, params, with_charts=True)
     later = report_from_matrix(ReportScope(exam), matrix, params, with_charts=True,
                                item_charts_later=True)

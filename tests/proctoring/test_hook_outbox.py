@@ -63,6 +63,31 @@ def _calls(db, hook: str | None = None) -> list[HookCall]:
     return list(db.scalars(q))
 
 
+def _deliver(database, queued: list[tuple]) -> None:
+    """The recorded jobs, run as a worker runs them: each in a session of its own."""
+    for _name, call_id in list(queued):
+        with database.session() as worker:
+            hook_outbox.deliver(worker, call_id)
+
+
+def _write_seconds(database, write) -> float | None:
+    """Seconds a ``write(session)`` took to commit in a thread of its own, or None if it had
+    not within 10 s (it waited for a lock someone held)."""
+    done: list[float] = []
+
+    def run() -> None:
+        t = time.perf_counter()
+        with database.session() as s:
+            write(s)
+            s.commit()
+        done.append(time.perf_counter() - t)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(10)
+    return done[0] if done else None
+
+
 class Recorder:
     """Records each ``session_started`` with what a connection of its own sees of the session
     at that moment (committed state only)."""
@@ -214,28 +239,18 @@ def test_a_slow_hook_does_not_hold_the_write_lock(db, database, proctored, make_
         with database.session() as s:
             started.append(delivery.start_attempt(s, ns.candidate, ns.exam, grace_seconds=5).id)
             s.commit()
-        for name, call_id in list(queued):
-            with database.session() as worker:
-                hook_outbox.deliver(worker, call_id)
+        _deliver(database, queued)
+
+    def proctor_writes(s) -> None:
+        target = s.get(ProctorSession, other_id, with_for_update=True)
+        actions.note(s, target, by=ns.proctor, text="checked the room")
 
     starting = threading.Thread(target=start, daemon=True)
     starting.start()
     try:
         assert slow.entered.wait(30), "the hook was never called"
-        done: list[float] = []
-
-        def proctor_writes() -> None:
-            t = time.perf_counter()
-            with database.session() as s:
-                target = s.get(ProctorSession, other_id, with_for_update=True)
-                actions.note(s, target, by=ns.proctor, text="checked the room")
-                s.commit()
-            done.append(time.perf_counter() - t)
-
-        writing = threading.Thread(target=proctor_writes, daemon=True)
-        writing.start()
-        writing.join(10)
-        assert done and done[0] < 5, "another write waited for the slow hook"
+        took = _write_seconds(database, proctor_writes)
+        assert took is not None and took < 5, "another write waited for the slow hook"
         assert not slow.release.is_set() and starting.is_alive()
         # the start is in the database while the hook still sleeps
         db.rollback()
@@ -372,28 +387,18 @@ def test_a_slow_integrity_provider_does_not_hold_the_session(db, database, proct
         with database.session() as s:
             events.ingest_events(s, _locked(s, ps_id), first)
             s.commit()
-        for _name, call_id in list(queued):
-            with database.session() as worker:
-                hook_outbox.deliver(worker, call_id)
+        _deliver(database, queued)
+
+    def next_batch(s) -> None:
+        events.ingest_events(s, _locked(s, ps_id), events.parse_events(
+            {"events": [{"seq": 2, "kind": "copy"}]}))
 
     thread = threading.Thread(target=batch_then_worker, daemon=True)
     thread.start()
     try:
         assert judge.entered.wait(30), "the provider was never called"
-        done: list[float] = []
-
-        def next_batch() -> None:
-            t = time.perf_counter()
-            with database.session() as s:
-                events.ingest_events(s, _locked(s, ps_id), events.parse_events(
-                    {"events": [{"seq": 2, "kind": "copy"}]}))
-                s.commit()
-            done.append(time.perf_counter() - t)
-
-        other = threading.Thread(target=next_batch, daemon=True)
-        other.start()
-        other.join(10)
-        assert done and done[0] < 5, "the next batch waited for the slow provider"
+        took = _write_seconds(database, next_batch)
+        assert took is not None and took < 5, "the next batch waited for the slow provider"
     finally:
         judge.release.set()
         thread.join(30)
