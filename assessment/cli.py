@@ -172,9 +172,14 @@ def demo(if_empty: bool, history: int) -> None:
 @click.option("--job-workers", default=1, show_default=True, type=click.IntRange(0, 64),
               help="Threads of the job worker started beside the server (0: start none, run "
                    "`microcred worker` yourself).")
+@click.option("--face-workers", default=1, show_default=True, type=click.IntRange(0, 64),
+              help="Threads of the face checker started beside the server, which counts the "
+                   "faces in camera snapshots (0: start none, run `microcred proctoring faces` "
+                   "yourself; results of proctored exams wait for it).")
 def serve(host: str, port: int, workers: int | None, threads: int | None, server_kind: str,
-          sweep_every: int, job_workers: int) -> None:
-    """Serve Microcred with gunicorn (or granian), with the sweeper and a job worker beside it."""
+          sweep_every: int, job_workers: int, face_workers: int) -> None:
+    """Serve Microcred with gunicorn (or granian), with the sweeper, a job worker and the face
+    checker beside it."""
     from gunicorn.app.base import BaseApplication
 
     from assessment.config import served_at
@@ -226,6 +231,16 @@ def serve(host: str, port: int, workers: int | None, threads: int | None, server
              "--exit-with-parent"])
     else:
         click.echo("no job worker started: run `microcred worker` (calibrations wait for one)")
+    # Camera snapshots' faces are counted in a process of its own at a lower CPU priority
+    # (proctoring.face_checks): about 50 ms of CPU each, off the requests' path.
+    faces = None
+    if face_workers > 0:
+        faces = subprocess.Popen(
+            [sys.executable, "-m", "assessment.cli", "proctoring", "faces", "--workers",
+             str(face_workers), "--exit-with-parent"])
+    else:
+        click.echo("no face checker started: run `microcred proctoring faces` (proctored "
+                   "results wait for it)")
     click.echo(f"serving on http://{host}:{port} with {server_kind}, {workers} workers x "
                f"{threads} threads")
     try:
@@ -234,7 +249,7 @@ def serve(host: str, port: int, workers: int | None, threads: int | None, server
         else:
             Server().run()
     finally:
-        for child in (sweeper, worker):
+        for child in (sweeper, worker, faces):
             if child is None:
                 continue
             child.terminate()

@@ -277,6 +277,21 @@ def process_tree_cpu(root: int) -> float:
     return sum(cpu for pid, ppid, _, cpu in _proc_stats() if root in (pid, ppid))
 
 
+def child_cpu(root: int, marker: bytes) -> float:
+    """CPU seconds used so far by the live children of ``root`` whose command line holds
+    ``marker`` (e.g. the face checker ``microcred serve`` starts: ``b"faces"``)."""
+    total = 0.0
+    for pid, ppid, _, cpu in _proc_stats():
+        if ppid != root:
+            continue
+        try:
+            if marker in Path(f"/proc/{pid}/cmdline").read_bytes():
+                total += cpu
+        except OSError:
+            continue
+    return total
+
+
 def postgres_cpu() -> float:
     """CPU seconds used so far by the machine's live PostgreSQL processes (a backend that
     exits during the load takes its CPU with it, hence the clamp at 0 by the caller)."""
@@ -342,6 +357,10 @@ class Server:
 
     def cpu(self) -> float:
         return process_tree_cpu(self.proc.pid) if self.proc else 0.0
+
+    def faces_cpu(self) -> float:
+        """The face checker's CPU seconds (part of :meth:`cpu`)."""
+        return child_cpu(self.proc.pid, b"faces") if self.proc else 0.0
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:

@@ -565,6 +565,7 @@ def test_serve_answers_and_its_sweeper_finalizes_expired_attempts(demo, server_k
         output = server.communicate(timeout=40)[0].decode()
     assert server.returncode == 0, output
     assert f"sweep: finalized attempts [{attempt_id}]" in output
+    assert "face checker with 1 thread(s), nice 10" in output  # started beside the server
     assert "ResourceWarning" not in output  # nothing left open on the way out (finding 25)
 
 
@@ -582,7 +583,8 @@ def test_serve_by_default_answers_api_requests_beyond_its_limit_503_at_once(demo
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     server = subprocess.Popen(
-        [str(MICROCRED), "serve", "--port", str(port), "--sweep-every", "0", "--job-workers", "0"],
+        [str(MICROCRED), "serve", "--port", str(port), "--sweep-every", "0", "--job-workers", "0",
+         "--face-workers", "0"],  # the web workers' defaults; nothing else started beside them
         env={**os.environ, **demo.env, "MICROCRED_MAX_IN_FLIGHT": "1"},
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     clients: list[socket.socket] = []
