@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import click
 
 from assessment.config import Settings
+from microcred.backpressure import SPARE_THREADS, threads_for_limit
 from microcred.commands import CommandContext
 from microcred.packages import connect_receivers, hook, packages
 
@@ -154,10 +155,14 @@ def demo(if_empty: bool, history: int) -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
-@click.option("--workers", default=None, type=int, help="Default: 2 x cores + 1.")
-@click.option("--threads", default=1, show_default=True, type=int,
+@click.option("--workers", default=None, type=click.IntRange(min=1),
+              help="Default: max(2, cores) for threaded workers; 2 x cores + 1 for one thread "
+                   "per worker.")
+@click.option("--threads", default=None, type=click.IntRange(min=1),
               help="Threads per worker that run requests (gunicorn: 1 is its sync worker, more "
-                   "its gthread worker; granian: its blocking threads).")
+                   "its gthread worker; granian: its blocking threads). Default: gunicorn, "
+                   f"MICROCRED_MAX_IN_FLIGHT + {SPARE_THREADS}, so that its backpressure limit "
+                   "acts (docs/scale-out.md); granian, 1.")
 @click.option("--server", "server_kind", default="gunicorn", show_default=True,
               envvar="MICROCRED_SERVER", type=click.Choice(["gunicorn", "granian"]),
               help="The HTTP server: gunicorn, or granian (HTTP in Rust: less CPU per request; "
@@ -167,16 +172,26 @@ def demo(if_empty: bool, history: int) -> None:
 @click.option("--job-workers", default=1, show_default=True, type=click.IntRange(0, 64),
               help="Threads of the job worker started beside the server (0: start none, run "
                    "`microcred worker` yourself).")
-def serve(host: str, port: int, workers: int | None, threads: int, server_kind: str,
-          sweep_every: int, job_workers: int) -> None:
-    """Serve Microcred with gunicorn (or granian), with the sweeper and a job worker beside it."""
+@click.option("--face-workers", default=1, show_default=True, type=click.IntRange(0, 64),
+              help="Threads of the face checker started beside the server, which counts the "
+                   "faces in camera snapshots (0: start none, run `microcred proctoring faces` "
+                   "yourself; results of proctored exams wait for it).")
+def serve(host: str, port: int, workers: int | None, threads: int | None, server_kind: str,
+          sweep_every: int, job_workers: int, face_workers: int) -> None:
+    """Serve Microcred with gunicorn (or granian), with the sweeper, a job worker and the face
+    checker beside it."""
     from gunicorn.app.base import BaseApplication
 
     from assessment.config import served_at
 
     settings = Settings.from_env()
     _require_migrated(settings)
-    workers = workers or (2 * (os.cpu_count() or 1) + 1)
+    workers, threads = serve_shape(server_kind, workers, threads, settings.max_in_flight)
+    if settings.max_in_flight and threads <= settings.max_in_flight:
+        click.echo(f"note: with {threads} thread(s) per worker the backpressure limit "
+                   f"({settings.max_in_flight} API requests in flight per worker) is never "
+                   "reached: requests beyond the threads wait in the server, without a 503 "
+                   "(see docs/scale-out.md)")
     if not os.environ.get("MICROCRED_PUBLIC_URL"):
         # credential ids, issuer URLs and links name the address served here, not a default
         # port; the workers and the sweeper read it from the environment they inherit
@@ -216,6 +231,16 @@ def serve(host: str, port: int, workers: int | None, threads: int, server_kind: 
              "--exit-with-parent"])
     else:
         click.echo("no job worker started: run `microcred worker` (calibrations wait for one)")
+    # Camera snapshots' faces are counted in a process of its own at a lower CPU priority
+    # (proctoring.face_checks): about 50 ms of CPU each, off the requests' path.
+    faces = None
+    if face_workers > 0:
+        faces = subprocess.Popen(
+            [sys.executable, "-m", "assessment.cli", "proctoring", "faces", "--workers",
+             str(face_workers), "--exit-with-parent"])
+    else:
+        click.echo("no face checker started: run `microcred proctoring faces` (proctored "
+                   "results wait for it)")
     click.echo(f"serving on http://{host}:{port} with {server_kind}, {workers} workers x "
                f"{threads} threads")
     try:
@@ -224,7 +249,7 @@ def serve(host: str, port: int, workers: int | None, threads: int, server_kind: 
         else:
             Server().run()
     finally:
-        for child in (sweeper, worker):
+        for child in (sweeper, worker, faces):
             if child is None:
                 continue
             child.terminate()
@@ -233,6 +258,26 @@ def serve(host: str, port: int, workers: int | None, threads: int, server_kind: 
             except subprocess.TimeoutExpired:
                 child.kill()
                 child.wait()  # reaped, so no "subprocess is still running" on the way out
+
+
+def serve_shape(server_kind: str, workers: int | None, threads: int | None,
+                max_in_flight: int) -> tuple[int, int]:
+    """Workers and threads per worker ``microcred serve`` runs, the options' defaults filled in.
+
+    gunicorn gets more threads than the backpressure limit (``threads_for_limit``): only then
+    is a request beyond the limit answered 503 at once by a spare thread. With one thread per
+    worker (a sync worker) or as many as the limit, the requests beyond the threads wait in the
+    listen backlog or the worker's queue, and their latency grows with the load (measured in
+    docs/scale-out.md, "Backpressure under the default serve"). Threaded workers are one per
+    core (at least two, so one busy or restarting process does not stop the node): a process
+    runs Python on one core at a time, and its threads overlap the waits (fsync, the network).
+    granian keeps one blocking thread per worker until it is measured with more."""
+    if threads is None:
+        threads = threads_for_limit(max_in_flight) if server_kind == "gunicorn" else 1
+    if workers is None:
+        cores = os.cpu_count() or 1
+        workers = 2 * cores + 1 if threads == 1 else max(2, cores)
+    return workers, threads
 
 
 def _granian(host: str, port: int, workers: int, threads: int) -> None:

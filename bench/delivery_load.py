@@ -14,8 +14,9 @@ What it does, end to end:
    at the default cost each sign-in spends ~0.1 s of CPU verifying the password, so 200
    sign-ins would add tens of seconds of setup. Sign-in is not what is measured.
 3. Starts ``microcred serve`` on 127.0.0.1 (a free port; gunicorn workers and threads from
-   ``--workers`` / ``--threads``, else the serve command's defaults: 2 x cores + 1 sync
-   workers; its sweeper stays on, as in production) with its output in a log file, and waits
+   ``--workers`` / ``--threads``, else the serve command's defaults (``serve_shape`` in
+   assessment/cli.py: gthread workers with more threads than the backpressure limit); its
+   sweeper stays on, as in production) with its output in a log file, and waits
    for ``/healthz``.
 4. Each simulated candidate (asyncio + httpx, one client and cookie jar each) signs in, starts
    the exam and reads the runner state, all before the clock starts (at most
@@ -276,6 +277,21 @@ def process_tree_cpu(root: int) -> float:
     return sum(cpu for pid, ppid, _, cpu in _proc_stats() if root in (pid, ppid))
 
 
+def child_cpu(root: int, marker: bytes) -> float:
+    """CPU seconds used so far by the live children of ``root`` whose command line holds
+    ``marker`` (e.g. the face checker ``microcred serve`` starts: ``b"faces"``)."""
+    total = 0.0
+    for pid, ppid, _, cpu in _proc_stats():
+        if ppid != root:
+            continue
+        try:
+            if marker in Path(f"/proc/{pid}/cmdline").read_bytes():
+                total += cpu
+        except OSError:
+            continue
+    return total
+
+
 def postgres_cpu() -> float:
     """CPU seconds used so far by the machine's live PostgreSQL processes (a backend that
     exits during the load takes its CPU with it, hence the clamp at 0 by the caller)."""
@@ -306,8 +322,16 @@ class Server:
         self.cmd = cmd
         self.env = env
         self.proc: subprocess.Popen | None = None
-        self.workers = workers or 2 * (os.cpu_count() or 1) + 1
-        self.threads = threads or 1
+        # what the server runs, defaults filled in: from its "serving on" line once started
+        self.workers, self.threads = workers, threads
+
+    def _read_shape(self) -> None:
+        """Workers and threads as ``microcred serve`` reported them (its defaults depend on
+        the backpressure limit and the cores: ``serve_shape`` in assessment/cli.py)."""
+        shape = re.search(r"with \w+, (\d+) workers x (\d+) threads", self.log.read_text())
+        if shape is None:
+            raise RuntimeError(f"microcred serve did not say what it runs; see {self.log}")
+        self.workers, self.threads = int(shape[1]), int(shape[2])
 
     def start(self, timeout: float = 60.0) -> None:
         fh = self.log.open("a")
@@ -323,6 +347,7 @@ class Server:
                                    f"see {self.log}")
             try:
                 if httpx.get(self.base_url + "/healthz", timeout=1.0).status_code == 200:
+                    self._read_shape()
                     return
             except httpx.HTTPError:
                 pass
@@ -332,6 +357,10 @@ class Server:
 
     def cpu(self) -> float:
         return process_tree_cpu(self.proc.pid) if self.proc else 0.0
+
+    def faces_cpu(self) -> float:
+        """The face checker's CPU seconds (part of :meth:`cpu`)."""
+        return child_cpu(self.proc.pid, b"faces") if self.proc else 0.0
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
@@ -518,7 +547,12 @@ class Candidate:
                     else:
                         stats.error(f"ack_{status}")
                 queue = queue[len(batch):]
-            elif resp.status_code >= 500 or resp.status_code in (408, 429):
+            elif resp.status_code in (503, 429):
+                # a full server (microcred/backpressure.py): wait what it asked, spread as the
+                # browser's runner spreads it, so the bench comes back no sooner than candidates
+                stats.error(f"save_{resp.status_code}")
+                retry_at = done + _retry_after_s(resp) * rng.uniform(0.75, 1.25)
+            elif resp.status_code >= 500 or resp.status_code == 408:
                 stats.error(f"save_{resp.status_code}")
                 retry_at = done + 0.5
             else:
@@ -529,17 +563,25 @@ class Candidate:
 
     async def submit(self) -> None:
         """Submit; after a transport error, once more (409 "attempt_finalized" then means the
-        first one went through)."""
-        for attempt in range(2):
+        first one went through); turned away busy (503), again after the wait it asked for, as
+        the candidate told "try again in 2 s" does, at most five times."""
+        tries, busy = 0, 0
+        while tries < 2:
             try:
                 resp = await self.client.post(f"/api/attempts/{self.attempt_id}/submit",
                                               json={"confirm": True},
                                               headers={"X-CSRFToken": self.token})
             except httpx.HTTPError as exc:
                 self.stats.error(f"submit_{type(exc).__name__}")
+                tries += 1
+                continue
+            if resp.status_code == 503 and busy < 5:
+                self.stats.error("submit_503")
+                busy += 1
+                await asyncio.sleep(_retry_after_s(resp) * self.rng.uniform(0.75, 1.25))
                 continue
             code = _error_code(resp)
-            if resp.status_code == 200 or (attempt and code == "attempt_finalized"):
+            if resp.status_code == 200 or (tries and code == "attempt_finalized"):
                 self.stats.submitted += 1
             else:
                 self.stats.error(f"submit_{resp.status_code}_{code}")
@@ -547,6 +589,16 @@ class Candidate:
 
     async def close(self) -> None:
         await self.client.aclose()
+
+
+def _retry_after_s(resp: httpx.Response) -> float:
+    """The wait a busy answer asks for, as the runner reads it (``retryAfterMs``): its
+    ``Retry-After`` in seconds, at most 60, else 2."""
+    try:
+        seconds = float(resp.headers.get("Retry-After", ""))
+    except ValueError:
+        return 2.0
+    return min(seconds, 60.0) if seconds > 0 else 2.0
 
 
 def _error_code(resp: httpx.Response) -> str:
@@ -636,9 +688,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="PostgreSQL server to create a fresh database on (dropped afterwards); "
                          "default: a temporary SQLite file")
     ap.add_argument("--workers", type=int, default=None,
-                    help="gunicorn workers (default: the serve command's, 2 x cores + 1)")
+                    help="server workers (default: the serve command's)")
     ap.add_argument("--threads", type=int, default=None,
-                    help="threads per gunicorn worker (default: the serve command's, 1)")
+                    help="threads per server worker (default: the serve command's)")
     ap.add_argument("--server", choices=("gunicorn", "granian"), default="gunicorn",
                     help="the serve command's HTTP server")
     ap.add_argument("--sweep-every", type=int, default=None,

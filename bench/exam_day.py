@@ -27,8 +27,12 @@ of saves and heartbeats (and the other endpoints), errors. The largest step with
 for saves and heartbeats, no error and nothing lost is the capacity printed. Then the server
 CPU per request per endpoint: bursts of one kind of request at a time, the server's CPU (its
 gunicorn workers' ``/proc/<pid>/stat``) over the burst divided by the requests; the client's
-own CPU is printed apart (it shares the machine). At the end every acknowledged save is checked
-against the database (lost, stored with other content).
+own CPU is printed apart (it shares the machine). The snapshots' face search runs in the face
+checker beside the server (``proctoring.face_checks``), not in the request: each step prints its
+CPU apart, the frames counted per second against those uploaded, and the checks it still owes at
+the end of the window (with the oldest one's wait: how far behind the live picture it is); the
+CPU figures print the upload (web) and the face check of a snapshot separately. At the end
+every acknowledged save is checked against the database (lost, stored with other content).
 
 Usage::
 
@@ -575,12 +579,44 @@ async def cpu_per_endpoint(cands: list[Candidate], server: Server, n: int,
                 except httpx.HTTPError:
                     return 0
 
-        cpu0 = server.cpu()
+        if kind == "snapshot":  # the checks the load left owed are not this burst's
+            await asyncio.to_thread(face_checks_done, 300.0)
+        cpu0, faces0 = server.cpu(), server.faces_cpu()
         codes = await asyncio.gather(*(one(i) for i in range(count)))
-        cpu = server.cpu() - cpu0
+        cpu, faces = server.cpu() - cpu0, server.faces_cpu() - faces0
         good = sum(1 for code in codes if code == 200)
-        out[kind] = round(cpu / good * 1000, 2) if good else float("nan")
+        out[kind] = round((cpu - faces) / good * 1000, 2) if good else float("nan")
+        if kind == "snapshot" and good:
+            # the face search of those frames, in the face checker's process, once it is done
+            await asyncio.to_thread(face_checks_done, 120.0)
+            faces = server.faces_cpu() - faces0
+            out["snapshot_face_check"] = round(faces / good * 1000, 2)
     return out
+
+
+def face_backlog() -> tuple[int, float | None]:
+    """Face checks owed now, and how long the oldest has waited (s)."""
+    from assessment.config import Settings
+    from assessment.database import Database
+    from proctoring.face_checks import backlog
+
+    database = Database(Settings.from_env().database_url)
+    try:
+        with database.session(write=False) as session:
+            count, oldest = backlog(session)
+    finally:
+        database.dispose()
+    age = (time.time() - oldest.timestamp()) if oldest is not None else None
+    return count, round(age, 1) if age is not None else None
+
+
+def face_checks_done(timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if face_backlog()[0] == 0:
+            return True
+        time.sleep(0.2)
+    return False
 
 
 async def exam_day(base_url: str, emails: list[str], cfg: argparse.Namespace, server: Server,
@@ -622,12 +658,17 @@ async def exam_day(base_url: str, emails: list[str], cfg: argparse.Namespace, se
         running += started
         tasks += [asyncio.create_task(c.run(cfg, heartbeat_s, ping_s)) for c in started]
         await asyncio.sleep(cfg.warmup)
+        owed0 = (await asyncio.to_thread(face_backlog))[0]
         stats.clear_window()
         cpu_s0, cpu_c0, cpu_all0 = server.cpu(), time.process_time(), machine_cpu()
+        cpu_f0 = server.faces_cpu()
         cpu_db0 = postgres_cpu() if postgres else 0.0
         t0 = time.perf_counter()
         await asyncio.sleep(cfg.step_seconds)
         window = time.perf_counter() - t0
+        faces_cpu = server.faces_cpu() - cpu_f0
+        owed, oldest_s = await asyncio.to_thread(face_backlog)
+        uploaded = len(stats.latency.get("snapshot", ()))
         requests = sum(len(v) for v in stats.latency.values())
         fig = endpoint_figures(stats)
         step = {
@@ -640,6 +681,13 @@ async def exam_day(base_url: str, emails: list[str], cfg: argparse.Namespace, se
             "errors": dict(stats.errors),
             "busy_503": dict(stats.busy),
             "server_cpu_cores": round((server.cpu() - cpu_s0) / window, 2),
+            # the face checker (part of the server's figure): frames counted per second, and
+            # what it owes at the end of the window (how far behind the live picture it is)
+            "face_checker_cpu_cores": round(faces_cpu / window, 2),
+            "snapshots_per_s": round(uploaded / window, 1),
+            "faces_counted_per_s": round(max(0, uploaded - (owed - owed0)) / window, 1),
+            "faces_owed": owed,
+            "oldest_owed_s": oldest_s,
             "client_cpu_cores": round((time.process_time() - cpu_c0) / window, 2),
             "postgres_cpu_cores": round(max(0.0, postgres_cpu() - cpu_db0) / window, 2)
             if postgres else 0.0,
@@ -828,8 +876,12 @@ def main(argv: list[str] | None = None) -> int:
             hot = " ".join(f"{k} p99 {s['endpoints'].get(k, {}).get('p99_ms')} ms" for k in HOT)
             print(f"{s['candidates']:>6} candidates  {s['requests_per_s']:>7} req/s  "
                   f"{s['saves_per_s']:>6} saves/s  {hot}  errors {sum(s['errors'].values())}  "
-                  f"503s {sum(s['busy_503'].values())}  server {s['server_cpu_cores']} cores, "
-                  f"client {s['client_cpu_cores']}  {'ok' if s['ok'] else 'NOT ok'}")
+                  f"503s {sum(s['busy_503'].values())}  server {s['server_cpu_cores']} cores "
+                  f"(face checker {s['face_checker_cpu_cores']}), client "
+                  f"{s['client_cpu_cores']}  {'ok' if s['ok'] else 'NOT ok'}\n"
+                  f"{'':>16}faces: {s['snapshots_per_s']} snapshots/s, "
+                  f"{s['faces_counted_per_s']} counted/s, {s['faces_owed']} owed at the end "
+                  f"(oldest waiting {s['oldest_owed_s']} s)")
         for sp in run["spikes"]:
             print(f"start spike: {sp['started']}/{sp['candidates']} within {sp['window_s']} s, "
                   f"p50 {sp['p50_ms']} ms p99 {sp['p99_ms']} ms max {sp['max_ms']} ms, "

@@ -13,10 +13,22 @@ them again after that many seconds (``static/delivery/runner.js``); a heartbeat 
 event batch is simply sent again later. Pages (sign-in, start, the runner page) are not limited
 here: a person is waiting on them, and the exam-day start spike is absorbed by their own speed.
 
-With gunicorn's threaded workers (``microcred serve --threads``) a process runs many requests
-at once and the limit bounds how many may wait on the CPU and the database together, so the
-latency of the ones let in stays bounded. (A sync worker runs one request at a time: there the
-limit is never reached, and requests wait in the listen backlog instead.)
+The limit acts only where a process runs more requests at once than the limit: the request
+that finds every slot taken needs a thread of its own to be answered 503. So ``microcred
+serve`` runs gunicorn's threaded (gthread) workers with ``threads_for_limit(limit)`` threads
+each by default: ``limit`` for the requests let in, ``SPARE_THREADS`` more that answer the
+others 503 at once. With gunicorn's sync workers (``--threads 1``), or no more threads than the
+limit, the limit is never reached: requests beyond the threads wait in the listen backlog or in
+the worker's queue, and their latency grows with the load, without a 503 (``serve`` says so
+when it starts). Measured in docs/scale-out.md, "Backpressure under the default serve": 300
+candidates saving every 0.05 s on a busy 2-core machine, the former sync default queued every
+save request (p99 3.8 s, no 503); the threaded one turned some away with 503 and answered at
+p99 2.2 s, twice the requests per second.
+
+What is bounded is the work inside a process (at most ``limit`` requests share its CPU and
+the database); gthread still queues the requests beyond its threads, so under a deep
+overload a request also waits its turn for a thread, for a spare thread's 503 if not for a
+slot (about a millisecond each).
 """
 from __future__ import annotations
 
@@ -29,6 +41,17 @@ from typing import Any
 DEFAULT_LIMIT = 24
 #: what a turned-away client is told to wait, in seconds (``MICROCRED_RETRY_AFTER_SECONDS``)
 DEFAULT_RETRY_AFTER_S = 2
+#: threads per worker beyond the limit (``microcred serve``'s default): they answer the
+#: requests that find every slot taken, 503 at once, instead of leaving them queued
+SPARE_THREADS = 8
+
+
+def threads_for_limit(limit: int) -> int:
+    """Threads a worker needs for ``limit`` requests in flight to act (0: no limit): the
+    limit, and ``SPARE_THREADS`` to turn the next ones away."""
+    if limit < 0:
+        raise ValueError(f"limit must be 0 (no limit) or more, got {limit}")
+    return limit + SPARE_THREADS
 
 
 class InFlightLimit:

@@ -104,10 +104,10 @@ def api_snapshots(session_id: int):
         raise Invalid("the X-Snapshot-Seq header must be a positive integer", field="X-Snapshot-Seq")
     seq_n = events.parse_seq(int(seq), "X-Snapshot-Seq")
     client_at = events.parse_client_time(request.headers.get("X-Client-Time"), "X-Client-Time")
-    # decoded, shrunk, encrypted and face-counted before the session row is locked (on SQLite,
-    # before the write lock): a second's CPU must not queue every other writer behind it
+    # decoded, shrunk and encrypted before the session row is locked (on SQLite, before the
+    # write lock); its faces are counted by the face checker, off the request (face_checks)
     prepared = events.prepare_snapshot(config().vault, session_id=session_id,
-                                       image=request.get_data(cache=False))
+                                       image=request.get_data(cache=False), count=False)
     session = db_session()
     ps = _mine(session_id, lock=True)
     snap, created = events.record_snapshot(session, ps, config().vault, seq=seq_n,

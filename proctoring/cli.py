@@ -186,6 +186,65 @@ def register(group: click.Group) -> None:
                 click.echo(f"session {flag.session_id}: [{flag.severity}] {flag.message}")
         click.echo(f"{len(raised)} new flag(s)")
 
+    @proctoring_group.command("faces")
+    @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
+                  help="Frames searched at once (threads; OpenCV's search runs outside the GIL).")
+    @click.option("--nice", "niceness", default=10, show_default=True, type=click.IntRange(0, 19),
+                  help="Lower this process's CPU priority by this much, so that the web's "
+                       "requests go first when the node is busy.")
+    @click.option("--exit-with-parent", is_flag=True, hidden=True,
+                  help="Stop when the process that started this one ends (`microcred serve`).")
+    def proctoring_faces(workers: int, niceness: int, exit_with_parent: bool) -> None:
+        """Count the faces of the camera snapshots still owed a face check, newest first (the
+        sessions that have ended before the others), and raise their flags: the face checker.
+        `microcred serve` starts one beside the server; run more (here or on other nodes) when
+        the checks fall behind. Stop it with Ctrl-C or SIGTERM."""
+        import logging
+        import os
+        import signal
+        import threading
+
+        import cv2
+
+        from assessment.config import Settings
+        from assessment.database import Database
+        from assessment.models import load_all
+        from proctoring import face_checks
+        from proctoring.images import ImageVault, load_key, max_image_pixels
+
+        load_all()
+        settings = Settings.from_env()
+        db = Database(settings.database_url)
+        vault = ImageVault(load_key(settings.instance_dir), max_pixels=max_image_pixels())
+        logging.basicConfig(level=logging.INFO,
+                            format="%(asctime)s %(name)s %(levelname)s %(message)s")
+        if niceness:
+            os.nice(niceness)
+        cv2.setNumThreads(1)  # one core per search: the threads here are the parallelism
+        stop = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+        if exit_with_parent:
+            parent = os.getppid()
+
+            def watch() -> None:  # a checker left behind by a killed server stops by itself
+                while not stop.is_set() and os.getppid() == parent:
+                    stop.wait(2)
+                stop.set()
+
+            threading.Thread(target=watch, daemon=True, name="parent-watch").start()
+        threads = [threading.Thread(target=face_checks.serve, args=(db.session, vault),
+                                    kwargs={"stop": stop}, name=f"faces-{n}")
+                   for n in range(workers)]
+        click.echo(f"face checker with {workers} thread(s), nice {niceness}", err=True)
+        for t in threads:
+            t.start()
+        while any(t.is_alive() for t in threads):
+            stop.wait(1)
+        for t in threads:
+            t.join()
+        db.dispose()
+
     @proctoring_group.command("purge")
     @click.option("--days", type=click.IntRange(1, 36_500), default=None,
                   help="Retention in days (default: MICROCRED_IMAGE_RETENTION_DAYS or 30).")

@@ -20,7 +20,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from microcred.db import utcnow
 from microcred.errors import Conflict, Invalid
 from microcred.inputs import InvalidInput, object_list, parse_timestamp
-from proctoring import hook_outbox, hooks
+from proctoring import face_checks, hook_outbox, hooks
 from proctoring.faces import count_faces
 from proctoring.flags import (
     EVENT_KINDS,
@@ -180,16 +180,19 @@ def judge_events(session: Session, ps: ProctorSession, arrived: list[Any],
 @dataclass(frozen=True)
 class PreparedSnapshot:
     """A camera frame made ready to store, before any lock is taken: decoded, shrunk,
-    re-encoded, encrypted (``images.SealedImage``), and its faces counted."""
+    re-encoded, encrypted (``images.SealedImage``), and its faces counted, or None: to be
+    counted by the face checker (``proctoring.face_checks``) after it is stored."""
 
     sealed: SealedImage
     faces: int | None
 
 
-def prepare_snapshot(vault: ImageVault, *, session_id: int, image: bytes) -> PreparedSnapshot:
-    """All the CPU work of a snapshot, outside any transaction: the caller locks the session
-    only to store the result (:func:`record_snapshot`). Raises :class:`Invalid` naming the
-    image when it is refused."""
+def prepare_snapshot(vault: ImageVault, *, session_id: int, image: bytes,
+                     count: bool = True) -> PreparedSnapshot:
+    """All the CPU work of a snapshot that is done before storing it, outside any transaction:
+    the caller locks the session only to store the result (:func:`record_snapshot`). ``count``
+    False leaves the face search (about 50 ms of CPU, the bulk of a snapshot's cost) to the
+    face checker. Raises :class:`Invalid` naming the image when it is refused."""
     try:
         sealed = vault.seal(session_id=session_id, kind="snapshot", image=image)
     except ImageTooLarge as exc:
@@ -197,7 +200,7 @@ def prepare_snapshot(vault: ImageVault, *, session_id: int, image: bytes) -> Pre
     except ImageUnreadable as exc:
         raise Invalid(f"the snapshot is not an image: {exc}", field="image") from None
     # counted on the shrunk pixels the JPEG was encoded from: decoding it again cost as much
-    return PreparedSnapshot(sealed, count_faces(sealed.pixels).faces)
+    return PreparedSnapshot(sealed, count_faces(sealed.pixels).faces if count else None)
 
 
 def record_snapshot(
@@ -212,7 +215,9 @@ def record_snapshot(
 ) -> tuple[Snapshot, bool]:
     """Store an encrypted camera frame and the faces found in it. Returns (snapshot, created):
     a retried upload of the same ``seq`` returns the stored one. ``image``: best prepared
-    before the session is locked (:func:`prepare_snapshot`); raw bytes are prepared here.
+    before the session is locked (:func:`prepare_snapshot`); raw bytes are prepared here, faces
+    counted. A frame prepared without its count is stored with ``faces`` None and a face check
+    owed (``face_checks.queue``), which judges its faces and tells the plugins of it later.
 
     Judged in constant time: the faces of this frame, the camera's silence since the newest
     frame before it, and the rules due by now (an open full-screen exit), never the history."""
@@ -243,9 +248,19 @@ def record_snapshot(
     if state is not None:  # rules due by now (an open full-screen exit)
         specs += state.advance(pol, [], now)
     raise_flags(session, ps, specs, now=now)
-    hook_outbox.announce_events(session, info(ps), [hooks.EventInfo(
-        "snapshot", seq, now, client_at, {"faces": prepared.faces, "snapshot_id": snap.id})])
+    if prepared.faces is None:
+        face_checks.queue(session, snap)
+    else:
+        announce_snapshot(session, ps, snap)
     return snap, True
+
+
+def announce_snapshot(session: Session, ps: ProctorSession, snap: Snapshot) -> None:
+    """Tell the plugins of a frame with its faces (``microcred_integrity_event``, kind
+    ``snapshot``), after the transaction commits."""
+    hook_outbox.announce_events(session, info(ps), [hooks.EventInfo(
+        "snapshot", snap.seq, snap.server_at, snap.client_at,
+        {"faces": snap.faces, "snapshot_id": snap.id})])
 
 
 def raise_flags(session: Session, ps: ProctorSession, specs: list[hooks.FlagSpec],

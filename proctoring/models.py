@@ -12,6 +12,10 @@ records. Two rows change in place, on purpose:
   :func:`_count_console_changes`).
 - :class:`StoredImage` loses its ciphertext when the retention period ends (``purged_at`` says
   when); the row stays so that snapshot and identity metadata keep pointing at something.
+- :class:`Snapshot` ``faces`` is written once: a frame uploaded through the web is stored with
+  ``faces`` None and a :class:`FaceCheck` owed, and the face checker
+  (``proctoring.face_checks``) sets it from None to the count (``UPDATE ... WHERE faces IS
+  NULL``), never again; the ORM still refuses any edit of the row.
 
 :class:`AuditChainHead` is the one-row lock that serialises appends to the audit chain.
 """
@@ -192,6 +196,28 @@ class Snapshot(Base):
 
 
 append_only(Snapshot)
+
+
+class FaceCheck(Base):
+    """A camera frame whose faces are still to be counted (``proctoring.face_checks``): the
+    queue of the face checker, written in the snapshot's own transaction, deleted in the one
+    that stores the count. ``state``: pending | running (a checker claimed it at
+    ``claimed_at``) | failed (``error`` says why; the frame stays "not analysed").
+    ``urgent``: the session has ended and its result waits for these checks."""
+
+    __tablename__ = "proctoring_face_checks"
+    __table_args__ = (Index("ix_proctoring_face_checks_next", "state", "urgent", "server_at"),)
+
+    snapshot_id: Mapped[int] = mapped_column(ForeignKey("proctoring_snapshots.id"),
+                                             primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("proctoring_sessions.id"), index=True)
+    #: the frame's arrival, the checker's order (newest first: the live picture matters most)
+    server_at: Mapped[dt.datetime]
+    state: Mapped[str] = mapped_column(String(10), default="pending")
+    urgent: Mapped[bool] = mapped_column(default=False)
+    attempts: Mapped[int] = mapped_column(default=0)
+    claimed_at: Mapped[dt.datetime | None]
+    error: Mapped[str | None] = mapped_column(Text)
 
 
 class Flag(Base):

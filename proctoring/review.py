@@ -2,7 +2,9 @@
 
 On finalization (:func:`on_finalized`, called from delivery's ``result_finalized`` signal) the
 session becomes ``submitted``; the rules run one last time (an open full-screen exit counts up
-to now), and the exam's ``review`` policy decides: ``always`` and ``flagged`` with a risk score
+to now), and, once no camera frame awaits its face check (``face_checks``: until then the
+result is held and the last check decides, :func:`after_face_checks`), the exam's ``review``
+policy decides (:func:`conclude`): ``always`` and ``flagged`` with a risk score
 at or above ``review_threshold`` send it to ``in_review`` and hold the result; otherwise it is
 ``cleared``. A reviewer's verdict (:func:`decide`) is a :class:`ReviewDecision` row, a
 transition, and the ``review_decided`` signal, by which delivery releases (cleared) or
@@ -19,7 +21,7 @@ from sqlalchemy.orm import Session
 from microcred import signals
 from microcred.db import utcnow
 from microcred.errors import Conflict, Invalid
-from proctoring import hook_outbox
+from proctoring import face_checks, hook_outbox
 from proctoring.events import due_rules
 from proctoring.models import ProctorSession, ReviewDecision
 from proctoring.sessions import Actor, info, policy, transition
@@ -32,7 +34,9 @@ MAX_REASON = 2000
 
 def on_finalized(session: Session, ps: ProctorSession, *, reason: str,
                  now: dt.datetime | None = None) -> str | None:
-    """Record the end of the attempt; returns the hold reason when the result awaits review."""
+    """Record the end of the attempt; returns the hold reason when the result awaits review, or
+    awaits the face checks of camera frames still owed (``face_checks``: the decision is then
+    made by the last of them, :func:`after_face_checks`)."""
     now = now or utcnow()
     if ps.state == State.TERMINATED or State(ps.state) not in RUNNING:
         return None  # terminated by the proctor: delivery invalidates the result itself
@@ -43,6 +47,18 @@ def on_finalized(session: Session, ps: ProctorSession, *, reason: str,
                reason="time ran out" if reason == "time_expired" else "submitted by the candidate")
     hook_outbox.announce(session, "microcred_session_submitted", info(ps), reason=reason)
     due_rules(session, ps, now=now)  # time-dependent rules, to the end of the exam
+    if policy(ps).review == "flagged":
+        waiting = face_checks.hurry(session, ps.id)
+        if waiting:  # a frame not judged yet may still flag the session
+            return (f"awaiting the face check of {waiting} camera "
+                    f"snapshot{'s' if waiting != 1 else ''}")
+    return conclude(session, ps)
+
+
+def conclude(session: Session, ps: ProctorSession) -> str | None:
+    """The end-of-exam decision for a ``submitted`` session, by the exam's ``review`` policy:
+    ``always``, and ``flagged`` with a risk score at or above ``review_threshold``, send it to
+    ``in_review`` (returns the hold reason); otherwise it is ``cleared`` (None)."""
     pol = policy(ps)
     needs = pol.review == "always" or (pol.review == "flagged" and ps.risk_score >= pol.review_threshold)
     if not needs:
@@ -53,6 +69,20 @@ def on_finalized(session: Session, ps: ProctorSession, *, reason: str,
            else f"risk score {ps.risk_score} reached the review threshold {pol.review_threshold}")
     transition(session, ps, State.IN_REVIEW, by=None, reason=why)
     return f"awaiting proctoring review ({why})"
+
+
+def after_face_checks(session: Session, ps: ProctorSession) -> None:
+    """Called under the session's row lock when one of its face checks ended: a session held
+    ``submitted`` for its checks (:func:`on_finalized`) is decided once none is owed. Cleared,
+    its held result is released (``review_decided``, by no reviewer); sent to review, it stays
+    held for the reviewer."""
+    if ps.state != State.SUBMITTED or face_checks.owed(session, ps.id):
+        return
+    if conclude(session, ps) is None:
+        signals.review_decided.send(
+            "proctoring", session=session, attempt_id=ps.attempt_id, verdict="cleared",
+            reason="every camera snapshot checked; no review needed "
+                   f"(risk {ps.risk_score})", decided_by_id=None)
 
 
 def decide(session: Session, ps: ProctorSession, *, verdict: object, reason: object,

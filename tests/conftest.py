@@ -352,7 +352,10 @@ def build_exam_fixture():
 
 
 class LiveServer:
-    def __init__(self, app) -> None:
+    """The app on a real socket, with the face checker that ``microcred serve`` starts beside
+    it (camera snapshots' faces are counted off the request path, ``proctoring.face_checks``)."""
+
+    def __init__(self, app, database: Database | None = None) -> None:
         from werkzeug.serving import make_server
 
         sock = socket.socket()
@@ -362,22 +365,36 @@ class LiveServer:
         self.server = make_server("127.0.0.1", self.port, app, threaded=True)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.url = f"http://127.0.0.1:{self.port}"
+        self.stopping = threading.Event()
+        self.faces = None
+        proctoring = app.extensions.get("microcred.proctoring")
+        if database is not None and proctoring is not None:
+            from proctoring import face_checks
+
+            self.faces = threading.Thread(
+                target=face_checks.serve, args=(database.session, proctoring.vault),
+                kwargs={"stop": self.stopping, "idle_s": 0.2}, daemon=True, name="faces")
 
     def start(self) -> LiveServer:
         self.thread.start()
+        if self.faces is not None:
+            self.faces.start()
         return self
 
     def stop(self) -> None:
         self.server.shutdown()
         self.thread.join(5)
+        self.stopping.set()
+        if self.faces is not None:
+            self.faces.join(10)
 
 
 @pytest.fixture
-def live_server(app, monkeypatch) -> Iterator[LiveServer]:
+def live_server(app, database, monkeypatch) -> Iterator[LiveServer]:
     # the runner beats every 4 s in the browser tests (30 s in production), so a proctor's
     # pause or message shows within seconds without a test waiting half a minute
     monkeypatch.setenv("MICROCRED_HEARTBEAT_SECONDS", "4")
-    server = LiveServer(app).start()
+    server = LiveServer(app, database).start()
     yield server
     server.stop()
 

@@ -10,7 +10,7 @@ import pytest
 from werkzeug.test import Client
 from werkzeug.wrappers import Response
 
-from microcred.backpressure import InFlightLimit
+from microcred.backpressure import SPARE_THREADS, InFlightLimit, threads_for_limit
 
 
 def _get(app, path):
@@ -89,3 +89,20 @@ def test_bad_settings_are_refused():
 def test_the_app_is_limited_by_its_settings(app):
     limiter = app.extensions["microcred.backpressure"]
     assert isinstance(limiter, InFlightLimit) and limiter.limit == 24
+
+
+def test_serve_runs_more_threads_than_the_limit_by_default():
+    """A request beyond the limit needs a thread of its own to be turned away: gunicorn gets
+    the limit's threads and spare ones; what the operator sets is kept."""
+    import os
+
+    from assessment.cli import serve_shape
+
+    threaded_workers = max(2, os.cpu_count() or 1)
+    assert serve_shape("gunicorn", None, None, 24) == (threaded_workers, 24 + SPARE_THREADS)
+    assert serve_shape("gunicorn", None, None, 0) == (threaded_workers, SPARE_THREADS)
+    assert serve_shape("gunicorn", 3, 4, 24) == (3, 4)
+    assert serve_shape("gunicorn", None, 1, 24) == (2 * (os.cpu_count() or 1) + 1, 1)
+    assert serve_shape("granian", None, None, 24) == (2 * (os.cpu_count() or 1) + 1, 1)
+    with pytest.raises(ValueError, match="limit"):
+        threads_for_limit(-1)

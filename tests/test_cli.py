@@ -12,7 +12,9 @@ import datetime as dt
 import os
 import random
 import re
+import selectors
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -511,7 +513,6 @@ def test_serve_answers_and_its_sweeper_finalizes_expired_attempts(demo, server_k
     time ran out while nobody was connected is finalized without any request, and the pass
     earns its badge (finding 3). With no MICROCRED_PUBLIC_URL, the badge's ids and the links
     on its page name the port served, not 5000 (finding 19)."""
-    import socket
     import urllib.request
 
     from assessment.delivery.models import Attempt
@@ -564,4 +565,94 @@ def test_serve_answers_and_its_sweeper_finalizes_expired_attempts(demo, server_k
         output = server.communicate(timeout=40)[0].decode()
     assert server.returncode == 0, output
     assert f"sweep: finalized attempts [{attempt_id}]" in output
+    assert "face checker with 1 thread(s), nice 10" in output  # started beside the server
     assert "ResourceWarning" not in output  # nothing left open on the way out (finding 25)
+
+
+def test_serve_by_default_answers_api_requests_beyond_its_limit_503_at_once(demo):
+    """Under `microcred serve`'s defaults the backpressure limit acts (issue 15, goal 3): with
+    MICROCRED_MAX_IN_FLIGHT=1, API requests kept in flight (their body not sent yet, which the
+    CSRF check waits for) take each worker's one slot, and every other one is answered 503 with
+    Retry-After while those are still in flight. Under the former default (gunicorn's sync
+    workers, `--threads 1`) the others waited behind the held ones, unanswered."""
+    from assessment.cli import serve_shape
+
+    workers, threads = serve_shape("gunicorn", None, None, max_in_flight=1)
+    assert threads > 1, "the default must be threaded workers, or the limit never acts"
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen(
+        [str(MICROCRED), "serve", "--port", str(port), "--sweep-every", "0", "--job-workers", "0",
+         "--face-workers", "0"],  # the web workers' defaults; nothing else started beside them
+        env={**os.environ, **demo.env, "MICROCRED_MAX_IN_FLIGHT": "1"},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    clients: list[socket.socket] = []
+    try:
+        deadline = time.monotonic() + 60  # a bound for a busy CI machine
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=2) as probe:
+                    probe.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+                    if probe.recv(64).startswith(b"HTTP/1.1 200"):
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline and server.poll() is None, "serve did not start"
+            time.sleep(0.2)
+
+        body = b"csrf_token=stale"
+        head = (f"POST /api/attempts/1/saves HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                "Content-Type: application/x-www-form-urlencoded\r\n"
+                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
+        beyond = 4  # at least this many find their worker's one slot taken
+        for _ in range(workers + beyond):
+            client = socket.create_connection(("127.0.0.1", port), timeout=10)
+            client.sendall(head)
+            clients.append(client)
+        answers = _answers_within(clients, seconds=10, at_least=beyond)
+        held = [c for c in clients if c not in answers]
+        assert 1 <= len(held) <= workers, (len(held), answers)
+        for answer in answers.values():
+            assert answer.startswith(b"HTTP/1.1 503 Service Unavailable\r\n"), answer
+            assert b"\r\nRetry-After: 2\r\n" in answer, answer
+            assert b'"error": "busy"' in answer, answer
+        for client in held:  # the ones let in were in flight, not lost: they end as usual
+            client.sendall(body)
+            answer = _answers_within([client], seconds=10).get(client, b"no answer")
+            assert answer.startswith(b"HTTP/1.1 400 "), answer  # the stale CSRF token
+    finally:
+        for client in clients:
+            client.close()
+        server.terminate()
+        output = server.communicate(timeout=40)[0].decode()
+    assert f"{workers} workers x {threads} threads" in output, output
+    assert server.returncode == 0, output
+
+
+def _answers_within(clients: list[socket.socket], *, seconds: float, at_least: int | None = None,
+                    quiet: float = 1.0) -> dict[socket.socket, bytes]:
+    """The full answers (the server closes each connection, then this side) that arrive within
+    ``seconds``; once ``at_least`` have come, only until none more comes for ``quiet`` seconds."""
+    at_least = len(clients) if at_least is None else at_least
+    selector = selectors.DefaultSelector()
+    chunks: dict[socket.socket, bytes] = {}
+    for client in clients:
+        selector.register(client, selectors.EVENT_READ)
+        chunks[client] = b""
+    answers: dict[socket.socket, bytes] = {}
+    deadline = time.monotonic() + seconds
+    while len(answers) < len(clients) and (left := deadline - time.monotonic()) > 0:
+        events = selector.select(min(left, quiet) if len(answers) >= at_least else left)
+        if not events and len(answers) >= at_least:
+            break
+        for key, _ in events:
+            data = key.fileobj.recv(65536)
+            if data:
+                chunks[key.fileobj] += data
+            else:  # closed by us at once: gunicorn's main loop lingers until the client closes
+                answers[key.fileobj] = chunks[key.fileobj]
+                selector.unregister(key.fileobj)
+                key.fileobj.close()
+    selector.close()
+    return answers

@@ -37,6 +37,19 @@ def vault():
     return ImageVault(secrets.token_bytes(32))
 
 
+@pytest.fixture
+def check_faces(database):
+    """Run the face checker over every owed snapshot of an app's uploads (what ``microcred
+    proctoring faces`` does beside the server); returns how many were checked."""
+    from proctoring import face_checks
+
+    def run(app) -> int:
+        with database.session() as session:
+            return face_checks.run_pending(session, app.extensions["microcred.proctoring"].vault)
+
+    return run
+
+
 @pytest.fixture(autouse=True)
 def _fresh_plugin_manager():
     """Each test sees the installed plugins only (a test may register its own)."""

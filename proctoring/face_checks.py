@@ -1,0 +1,278 @@
+"""Counting the faces of camera frames off the request path (issue 15, goal 2).
+
+The face search of a camera frame (``proctoring.faces``, OpenCV's Haar cascade) costs about
+50 ms of CPU on this project's 2-core reference machine, ten times everything else a snapshot
+upload does (decode, shrink, re-encode, encrypt, store: ~1-3 ms). Done in the upload request, it
+made snapshots 90 % of a proctored candidate's server cost, and a node ran out of CPU at about
+a thousand candidates sending a frame a minute, with the saves and heartbeats of everyone
+queued behind the searches.
+
+So a frame uploaded through the web is stored with ``faces`` None and a :class:`FaceCheck` row
+in the same transaction (:func:`queue`); the upload answers at once. The **face checker**
+(``microcred faces``, which ``microcred serve`` starts beside the server at a lower CPU
+priority, ``--face-workers``) takes the owed checks one at a time (:func:`run_one`):
+
+- it claims one in a short transaction (a compare-and-set on the row, so two checkers, on one
+  node or on many, never count the same frame), the sessions that have ended first
+  (``urgent``), then the newest frame first: when checks fall behind, the proctors still see
+  the current picture of every candidate judged, and the older frames are judged when the
+  load drops;
+- it decrypts and searches the frame with no transaction open;
+- in one short transaction under the session's row lock it writes the count (``UPDATE ...
+  WHERE faces IS NULL``: written once), raises the frame's flags (``flags.snapshot_faces``,
+  dated when the frame arrived), moves the console row, tells the plugins of the frame with its
+  faces (``hook_outbox``), deletes the row, and, when the session has ended and this was its
+  last owed check, makes the end-of-exam decision that waited for it (:func:`review.conclude`).
+
+**A result never goes out ahead of its frames.** When an exam ends with checks owed and its
+policy reviews flagged sessions, the session stays ``submitted`` and the result is held
+("awaiting the face check of N camera snapshots", ``review.on_finalized``); its checks become
+urgent. The last of them decides as the submission would have: cleared (the result is released)
+or sent to review.
+
+A checker killed mid-search leaves its row ``running``; after :data:`LOST_AFTER` another
+claims it. A frame that cannot be searched (its image unreadable or purged) is tried
+:data:`MAX_ATTEMPTS` times, then marked ``failed`` (the frame stays "not analysed", as it would
+have before) and no longer holds anything up.
+
+Frames stored by :func:`events.record_snapshot` from raw bytes (scripts, tests, the console
+bench) are counted inline as before.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidTag
+from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy.orm import Session
+
+from microcred.db import utcnow
+from proctoring.faces import count_faces
+from proctoring.images import ImageGone, ImageRefused, ImageVault
+from proctoring.models import FaceCheck, ProctorSession, Snapshot, StoredImage, console_counted
+
+log = logging.getLogger(__name__)
+
+#: a check claimed this long ago and not done: its checker died (a search takes well under 1 s)
+LOST_AFTER = dt.timedelta(minutes=5)
+#: a frame that failed this many searches is marked failed and holds nothing up any more
+MAX_ATTEMPTS = 3
+ERROR_LENGTH = 2000
+
+
+def queue(db: Session, snap: Snapshot) -> FaceCheck:
+    """Owe a face check for ``snap`` (stored in ``db``'s transaction, ``faces`` None)."""
+    row = FaceCheck(snapshot_id=snap.id, session_id=snap.session_id, server_at=snap.server_at)
+    db.add(row)
+    db.flush()
+    return row
+
+
+def owed(db: Session, session_id: int) -> int:
+    """How many of the session's frames still wait for their faces (failed ones do not)."""
+    return db.scalar(select(func.count()).select_from(FaceCheck).where(
+        FaceCheck.session_id == session_id, FaceCheck.state.in_(("pending", "running")))) or 0
+
+
+def hurry(db: Session, session_id: int) -> int:
+    """Put the session's owed checks ahead of every live session's (its exam has ended and its
+    result waits for them); how many are owed."""
+    db.execute(update(FaceCheck).where(FaceCheck.session_id == session_id,
+                                       FaceCheck.state.in_(("pending", "running")))
+               .values(urgent=True).execution_options(synchronize_session=False))
+    return owed(db, session_id)
+
+
+def backlog(db: Session) -> tuple[int, dt.datetime | None]:
+    """The checks owed in the deployment and the arrival of the oldest (for the bench and
+    the operator: how far the checkers are behind)."""
+    count, oldest = db.execute(select(func.count(), func.min(FaceCheck.server_at)).where(
+        FaceCheck.state.in_(("pending", "running")))).one()
+    db.rollback()
+    return count or 0, oldest
+
+
+@dataclass(frozen=True)
+class Claim:
+    snapshot_id: int
+    session_id: int
+    image_id: int
+    attempts: int
+
+
+def claim(db: Session, *, now: dt.datetime | None = None) -> Claim | None:
+    """Claim the next check: one whose checker died first, then the urgent ones, then the
+    newest frame. Committed; None when nothing is owed."""
+    now = now or utcnow()
+    lost = select(FaceCheck.snapshot_id, FaceCheck.state, FaceCheck.attempts).where(
+        FaceCheck.state == "running", FaceCheck.claimed_at < now - LOST_AFTER).limit(4)
+    fresh = (select(FaceCheck.snapshot_id, FaceCheck.state, FaceCheck.attempts)
+             .where(FaceCheck.state == "pending")
+             .order_by(FaceCheck.urgent.desc(), FaceCheck.server_at.desc()).limit(8))
+    for query in (lost, fresh):
+        for snapshot_id, state, attempts in db.execute(query).all():
+            if attempts >= MAX_ATTEMPTS:
+                _give_up(db, snapshot_id, state, attempts, "its checker stopped on every try")
+                continue
+            won = db.execute(
+                update(FaceCheck).where(FaceCheck.snapshot_id == snapshot_id,
+                                        FaceCheck.state == state, FaceCheck.attempts == attempts)
+                .values(state="running", claimed_at=now, attempts=attempts + 1)
+                .execution_options(synchronize_session=False)).rowcount
+            if won != 1:  # another checker took it first
+                continue
+            session_id, image_id = db.execute(select(Snapshot.session_id, Snapshot.image_id)
+                                              .where(Snapshot.id == snapshot_id)).one()
+            db.commit()
+            return Claim(snapshot_id, session_id, image_id, attempts + 1)
+    db.rollback()
+    return None
+
+
+def run_one(db: Session, vault: ImageVault, *, now: dt.datetime | None = None) -> str | None:
+    """Count the faces of the next owed frame and store them; what became of it (``done``,
+    ``retry``, ``failed``, ``lost``: another checker finished it first), None when nothing is
+    owed. No transaction is open while the frame is searched."""
+    c = claim(db, now=now)
+    if c is None:
+        return None
+    try:
+        image = db.get(StoredImage, c.image_id)
+        jpeg = vault.open(image)
+        db.rollback()
+        faces = count_faces(jpeg).faces
+    except (ImageRefused, ImageGone, InvalidTag, ValueError) as exc:  # unreadable, purged, altered,
+        # or sealed with another key than this node's
+        db.rollback()
+        return _failed(db, c, f"{type(exc).__name__}: {exc}")
+    return "done" if _store(db, c, faces) else "lost"
+
+
+def run_pending(db: Session, vault: ImageVault, *, limit: int | None = None) -> int:
+    """Run checks until none is owed (or ``limit``); how many were run."""
+    done = 0
+    while (limit is None or done < limit) and run_one(db, vault) is not None:
+        done += 1
+    return done
+
+
+def _store(db: Session, c: Claim, faces: int) -> bool:
+    from proctoring.events import announce_snapshot, raise_flags
+    from proctoring.flags import History, snapshot_faces
+    from proctoring.review import after_face_checks
+    from proctoring.sessions import get_session, policy
+
+    ps = get_session(db, c.session_id, lock=True)
+    gone = db.execute(delete(FaceCheck).where(
+        FaceCheck.snapshot_id == c.snapshot_id, FaceCheck.state == "running",
+        FaceCheck.attempts == c.attempts).execution_options(synchronize_session=False)).rowcount
+    if gone != 1:  # this checker was taken for dead and another has it now
+        db.rollback()
+        return False
+    db.execute(update(Snapshot).where(Snapshot.id == c.snapshot_id, Snapshot.faces.is_(None))
+               .values(faces=faces).execution_options(synchronize_session=False))
+    snap = db.scalar(select(Snapshot).where(Snapshot.id == c.snapshot_id)
+                     .execution_options(populate_existing=True))
+    specs = list(snapshot_faces(policy(ps), History(events=[], snapshots=[snap],
+                                                    now=snap.server_at)))
+    raise_flags(db, ps, specs, now=snap.server_at)
+    _console_changed(db, ps)
+    announce_snapshot(db, ps, snap)
+    after_face_checks(db, ps)
+    db.commit()
+    return True
+
+
+def _console_changed(db: Session, ps: ProctorSession) -> None:
+    """The console shows each session's newest frame with its faces: move the row's change
+    counter (once per transaction, as ``models._count_console_changes`` does for new rows)."""
+    counted = console_counted(db)
+    if ps.id in counted:
+        return
+    db.execute(update(ProctorSession).where(ProctorSession.id == ps.id)
+               .values(console_version=ProctorSession.console_version + 1)
+               .execution_options(synchronize_session=False))
+    counted.add(ps.id)
+
+
+def _failed(db: Session, c: Claim, error: str) -> str:
+    """A search that could not run: owed again, or given up after :data:`MAX_ATTEMPTS`."""
+    if c.attempts < MAX_ATTEMPTS:
+        db.execute(update(FaceCheck).where(FaceCheck.snapshot_id == c.snapshot_id,
+                                           FaceCheck.state == "running",
+                                           FaceCheck.attempts == c.attempts)
+                   .values(state="pending", error=error[:ERROR_LENGTH])
+                   .execution_options(synchronize_session=False))
+        db.commit()
+        log.warning("face check of snapshot %s failed (try %s): %s", c.snapshot_id,
+                    c.attempts, error)
+        return "retry"
+    _give_up(db, c.snapshot_id, "running", c.attempts, error)
+    return "failed"
+
+
+def _give_up(db: Session, snapshot_id: int, state: str, attempts: int, error: str) -> None:
+    from proctoring.review import after_face_checks
+    from proctoring.sessions import get_session
+
+    session_id = db.scalar(select(FaceCheck.session_id).where(FaceCheck.snapshot_id == snapshot_id))
+    if session_id is None:
+        db.rollback()
+        return
+    ps = get_session(db, session_id, lock=True)
+    won = db.execute(update(FaceCheck).where(
+        and_(FaceCheck.snapshot_id == snapshot_id, FaceCheck.state == state,
+             FaceCheck.attempts == attempts))
+        .values(state="failed", error=error[:ERROR_LENGTH])
+        .execution_options(synchronize_session=False)).rowcount
+    if won == 1:
+        log.error("face check of snapshot %s given up after %s tries: %s", snapshot_id,
+                  attempts, error)
+        after_face_checks(db, ps)
+    db.commit()
+
+
+def serve(open_session: Callable[..., Session], vault: ImageVault, *,
+          stop: threading.Event, idle_s: float = 0.5) -> None:
+    """Run checks until ``stop`` is set, looking every ``idle_s`` for one owed. The look is a
+    read (``open_session(write=False)``: on SQLite it takes no write lock); only a check to run
+    opens a writing session. A database error is logged and the loop goes on after a pause
+    (the database may be restarting)."""
+    while not stop.is_set():
+        try:
+            with open_session(write=False) as probe:
+                due = _anything_due(probe)
+            if due:
+                with open_session() as db:
+                    while not stop.is_set() and run_one(db, vault) is not None:
+                        pass
+        except Exception:  # keep checking after a passing database error
+            log.exception("face checker: a check failed; going on")
+            stop.wait(max(idle_s, 2.0))
+            continue
+        stop.wait(idle_s)
+
+
+def _anything_due(db: Session, *, now: dt.datetime | None = None) -> bool:
+    now = now or utcnow()
+    found = db.scalar(select(FaceCheck.snapshot_id).where(
+        (FaceCheck.state == "pending")
+        | ((FaceCheck.state == "running") & (FaceCheck.claimed_at < now - LOST_AFTER))).limit(1))
+    db.rollback()
+    return found is not None
+
+
+def wait_idle(open_session: Callable[..., Session], *, timeout_s: float) -> bool:
+    """Wait until no check is owed (tests and benches); whether that happened in time."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with open_session(write=False) as db:
+            if backlog(db)[0] == 0:
+                return True
+        time.sleep(0.1)
+    return False
