@@ -83,6 +83,7 @@ from bench.delivery_load import (
     FAST_HASHER,
     MAX_BATCH,
     PASSWORD,
+    TLS,
     BenchDatabase,
     Server,
     _canonical,
@@ -181,7 +182,7 @@ class Candidate:
                  photo: bytes) -> None:
         self.n, self.email, self.stats, self.cfg, self.photo = n, email, stats, cfg, photo
         self.rng = random.Random(cfg.seed * 100_003 + n)
-        self.client = httpx.AsyncClient(base_url=base_url, timeout=httpx.Timeout(60.0),
+        self.client = httpx.AsyncClient(base_url=base_url, timeout=httpx.Timeout(60.0), verify=TLS,
                                         limits=httpx.Limits(max_connections=3))
         self.token = ""
         self.attempt_id = 0
