@@ -567,6 +567,8 @@ async def cpu_per_endpoint(cands: list[Candidate], server: Server, n: int,
                              headers={"X-CSRFToken": c.token, "Content-Type": "image/jpeg",
                                       "X-Snapshot-Seq": str(c.snap_seq)})
 
+    # the checks the load left owed are not these bursts' (and would share the CPU with them)
+    await asyncio.to_thread(face_checks_done, 300.0)
     for kind in ("heartbeat", "save", "ping", "event", "snapshot"):
         if kind != "heartbeat" and kind != "save" and not pool[0].proctoring:
             continue
@@ -580,8 +582,6 @@ async def cpu_per_endpoint(cands: list[Candidate], server: Server, n: int,
                 except httpx.HTTPError:
                     return 0
 
-        if kind == "snapshot":  # the checks the load left owed are not this burst's
-            await asyncio.to_thread(face_checks_done, 300.0)
         cpu0, faces0 = server.cpu(), server.faces_cpu()
         codes = await asyncio.gather(*(one(i) for i in range(count)))
         cpu, faces = server.cpu() - cpu0, server.faces_cpu() - faces0

@@ -10,19 +10,21 @@ queued behind the searches.
 So a frame uploaded through the web is stored with ``faces`` None and a :class:`FaceCheck` row
 in the same transaction (:func:`queue`); the upload answers at once. The **face checker**
 (``microcred faces``, which ``microcred serve`` starts beside the server at a lower CPU
-priority, ``--face-workers``) takes the owed checks one at a time (:func:`run_one`):
+priority, ``--face-workers``) takes the owed checks in batches of up to :data:`BATCH`
+(:func:`run_batch`):
 
-- it claims one in a short transaction (a compare-and-set on the row, so two checkers, on one
-  node or on many, never count the same frame), the sessions that have ended first
-  (``urgent``), then the newest frame first: when checks fall behind, the proctors still see
+- it claims them in one short transaction (a compare-and-set on each row, so two checkers, on
+  one node or on many, never count the same frame), the sessions that have ended first
+  (``urgent``), then the newest frames first: when checks fall behind, the proctors still see
   the current picture of every candidate judged, and the older frames are judged when the
   load drops;
-- it decrypts and searches the frame with no transaction open;
-- in one short transaction under the session's row lock it writes the count (``UPDATE ...
-  WHERE faces IS NULL``: written once), raises the frame's flags (``flags.snapshot_faces``,
-  dated when the frame arrived), moves the console row, tells the plugins of the frame with its
-  faces (``hook_outbox``), deletes the row, and, when the session has ended and this was its
-  last owed check, makes the end-of-exam decision that waited for it (:func:`review.conclude`).
+- it decrypts and searches the frames with no transaction open;
+- in one short transaction, under each frame's session row lock, it writes each count
+  (``UPDATE ... WHERE faces IS NULL``: written once), raises the frame's flags
+  (``flags.snapshot_faces``, dated when the frame arrived), moves the console row, tells the
+  plugins of the frame with its faces (``hook_outbox``), deletes the row, and, when the session
+  has ended and this was its last owed check, makes the end-of-exam decision that waited for it
+  (``review.after_face_checks``).
 
 **A result never goes out ahead of its frames.** When an exam ends with checks owed and its
 policy reviews flagged sessions, the session stays ``submitted`` and the result is held
@@ -62,6 +64,10 @@ log = logging.getLogger(__name__)
 LOST_AFTER = dt.timedelta(minutes=5)
 #: a frame that failed this many searches is marked failed and holds nothing up any more
 MAX_ATTEMPTS = 3
+#: frames claimed and stored together: on SQLite each transaction is a commit with an fsync under
+#: the one write lock that every save and upload waits on, so a behind checker writes two
+#: transactions per batch rather than two per frame
+BATCH = 8
 ERROR_LENGTH = 2000
 
 
@@ -105,63 +111,107 @@ class Claim:
     attempts: int
 
 
-def claim(db: Session, *, now: dt.datetime | None = None) -> Claim | None:
-    """Claim the next check: one whose checker died first, then the urgent ones, then the
-    newest frame. Committed; None when nothing is owed."""
+def claim(db: Session, *, now: dt.datetime | None = None, limit: int = 1) -> list[Claim]:
+    """Claim up to ``limit`` checks in one transaction: those whose checker died first, then
+    the urgent ones, then the newest frames. Committed; empty when nothing is owed."""
     now = now or utcnow()
     lost = select(FaceCheck.snapshot_id, FaceCheck.state, FaceCheck.attempts).where(
-        FaceCheck.state == "running", FaceCheck.claimed_at < now - LOST_AFTER).limit(4)
+        FaceCheck.state == "running", FaceCheck.claimed_at < now - LOST_AFTER).limit(limit)
     fresh = (select(FaceCheck.snapshot_id, FaceCheck.state, FaceCheck.attempts)
              .where(FaceCheck.state == "pending")
-             .order_by(FaceCheck.urgent.desc(), FaceCheck.server_at.desc()).limit(8))
+             .order_by(FaceCheck.urgent.desc(), FaceCheck.server_at.desc()).limit(limit + 4))
+    won: dict[int, int] = {}
+    worn_out: list[tuple[int, str, int]] = []
     for query in (lost, fresh):
         for snapshot_id, state, attempts in db.execute(query).all():
+            if len(won) == limit or snapshot_id in won:
+                break
             if attempts >= MAX_ATTEMPTS:
-                _give_up(db, snapshot_id, state, attempts, "its checker stopped on every try")
+                worn_out.append((snapshot_id, state, attempts))
                 continue
-            won = db.execute(
-                update(FaceCheck).where(FaceCheck.snapshot_id == snapshot_id,
-                                        FaceCheck.state == state, FaceCheck.attempts == attempts)
-                .values(state="running", claimed_at=now, attempts=attempts + 1)
-                .execution_options(synchronize_session=False)).rowcount
-            if won != 1:  # another checker took it first
-                continue
-            session_id, image_id = db.execute(select(Snapshot.session_id, Snapshot.image_id)
-                                              .where(Snapshot.id == snapshot_id)).one()
-            db.commit()
-            return Claim(snapshot_id, session_id, image_id, attempts + 1)
+            if db.execute(
+                    update(FaceCheck).where(FaceCheck.snapshot_id == snapshot_id,
+                                            FaceCheck.state == state,
+                                            FaceCheck.attempts == attempts)
+                    .values(state="running", claimed_at=now, attempts=attempts + 1)
+                    .execution_options(synchronize_session=False)).rowcount == 1:
+                won[snapshot_id] = attempts + 1  # else another checker took it first
+    claims = [Claim(snapshot_id, session_id, image_id, won[snapshot_id])
+              for snapshot_id, session_id, image_id in db.execute(
+                  select(Snapshot.id, Snapshot.session_id, Snapshot.image_id)
+                  .where(Snapshot.id.in_(won)).order_by(Snapshot.id))] if won else []
+    db.commit()
+    for snapshot_id, state, attempts in worn_out:
+        _give_up(db, snapshot_id, state, attempts, "its checker stopped on every try")
+    return claims
+
+
+def run_batch(db: Session, vault: ImageVault, *, now: dt.datetime | None = None,
+              limit: int = BATCH) -> list[str]:
+    """Count the faces of up to ``limit`` owed frames and store them, claimed in one
+    transaction and stored in one more (on SQLite, two commits for the batch rather than two a
+    frame); what became of each (``done``, ``retry``, ``failed``, ``lost``: another checker
+    finished it first). No transaction is open while the frames are searched."""
+    claims = claim(db, now=now, limit=limit)
+    if not claims:
+        return []
+    images = {row.id: row for row in db.scalars(
+        select(StoredImage).where(StoredImage.id.in_({c.image_id for c in claims})))}
+    found: list[tuple[Claim, int | str]] = []
+    for c in claims:
+        try:
+            found.append((c, vault.open(images[c.image_id])))
+        except (ImageGone, InvalidTag, ValueError) as exc:  # purged, altered, or sealed with
+            found.append((c, f"{type(exc).__name__}: {exc}"))  # another key than this node's
     db.rollback()
-    return None
+    counted: list[tuple[Claim, int | str]] = []
+    for c, jpeg in found:
+        if isinstance(jpeg, str):
+            counted.append((c, jpeg))
+            continue
+        try:
+            counted.append((c, count_faces(jpeg).faces))
+        except ImageRefused as exc:
+            counted.append((c, f"{type(exc).__name__}: {exc}"))
+    out = []
+    for c, faces in sorted(counted, key=lambda r: r[0].session_id):  # locks in one order
+        if isinstance(faces, str):
+            out.append(_failed(db, c, faces))
+        else:
+            out.append("done" if _store_one(db, c, faces) else "lost")
+    db.commit()
+    return out
 
 
 def run_one(db: Session, vault: ImageVault, *, now: dt.datetime | None = None) -> str | None:
-    """Count the faces of the next owed frame and store them; what became of it (``done``,
-    ``retry``, ``failed``, ``lost``: another checker finished it first), None when nothing is
-    owed. No transaction is open while the frame is searched."""
-    c = claim(db, now=now)
-    if c is None:
-        return None
-    try:
-        image = db.get(StoredImage, c.image_id)
-        jpeg = vault.open(image)
-        db.rollback()
-        faces = count_faces(jpeg).faces
-    except (ImageRefused, ImageGone, InvalidTag, ValueError) as exc:  # unreadable, purged, altered,
-        # or sealed with another key than this node's
-        db.rollback()
-        return _failed(db, c, f"{type(exc).__name__}: {exc}")
-    return "done" if _store(db, c, faces) else "lost"
+    """Count the faces of the next owed frame and store them; what became of it (see
+    :func:`run_batch`), None when nothing is owed."""
+    done = run_batch(db, vault, now=now, limit=1)
+    return done[0] if done else None
 
 
 def run_pending(db: Session, vault: ImageVault, *, limit: int | None = None) -> int:
     """Run checks until none is owed (or ``limit``); how many were run."""
     done = 0
-    while (limit is None or done < limit) and run_one(db, vault) is not None:
-        done += 1
+    while limit is None or done < limit:
+        batch = run_batch(db, vault, limit=BATCH if limit is None else min(BATCH, limit - done))
+        if not batch:
+            break
+        done += len(batch)
     return done
 
 
 def _store(db: Session, c: Claim, faces: int) -> bool:
+    """Store one frame's count in a transaction of its own (see :func:`_store_one`)."""
+    stored = _store_one(db, c, faces)
+    db.commit()
+    return stored
+
+
+def _store_one(db: Session, c: Claim, faces: int) -> bool:
+    """Under the session's row lock: the count (written once), the frame's flags, the console
+    row, the plugins told, the deferred end-of-exam decision; False (nothing written) when this
+    checker was taken for dead and another has the frame now. The caller commits."""
     from proctoring.events import announce_snapshot, raise_flags
     from proctoring.flags import History, snapshot_faces
     from proctoring.review import after_face_checks
@@ -171,8 +221,7 @@ def _store(db: Session, c: Claim, faces: int) -> bool:
     gone = db.execute(delete(FaceCheck).where(
         FaceCheck.snapshot_id == c.snapshot_id, FaceCheck.state == "running",
         FaceCheck.attempts == c.attempts).execution_options(synchronize_session=False)).rowcount
-    if gone != 1:  # this checker was taken for dead and another has it now
-        db.rollback()
+    if gone != 1:
         return False
     db.execute(update(Snapshot).where(Snapshot.id == c.snapshot_id, Snapshot.faces.is_(None))
                .values(faces=faces).execution_options(synchronize_session=False))
@@ -184,7 +233,6 @@ def _store(db: Session, c: Claim, faces: int) -> bool:
     _console_changed(db, ps)
     announce_snapshot(db, ps, snap)
     after_face_checks(db, ps)
-    db.commit()
     return True
 
 
@@ -201,40 +249,40 @@ def _console_changed(db: Session, ps: ProctorSession) -> None:
 
 
 def _failed(db: Session, c: Claim, error: str) -> str:
-    """A search that could not run: owed again, or given up after :data:`MAX_ATTEMPTS`."""
+    """A search that could not run: owed again, or given up after :data:`MAX_ATTEMPTS`. The
+    caller commits."""
     if c.attempts < MAX_ATTEMPTS:
         db.execute(update(FaceCheck).where(FaceCheck.snapshot_id == c.snapshot_id,
                                            FaceCheck.state == "running",
                                            FaceCheck.attempts == c.attempts)
                    .values(state="pending", error=error[:ERROR_LENGTH])
                    .execution_options(synchronize_session=False))
-        db.commit()
         log.warning("face check of snapshot %s failed (try %s): %s", c.snapshot_id,
                     c.attempts, error)
         return "retry"
-    _give_up(db, c.snapshot_id, "running", c.attempts, error)
+    _give_up(db, c.snapshot_id, "running", c.attempts, error, commit=False)
     return "failed"
 
 
-def _give_up(db: Session, snapshot_id: int, state: str, attempts: int, error: str) -> None:
+def _give_up(db: Session, snapshot_id: int, state: str, attempts: int, error: str, *,
+             commit: bool = True) -> None:
     from proctoring.review import after_face_checks
     from proctoring.sessions import get_session
 
     session_id = db.scalar(select(FaceCheck.session_id).where(FaceCheck.snapshot_id == snapshot_id))
-    if session_id is None:
-        db.rollback()
-        return
-    ps = get_session(db, session_id, lock=True)
-    won = db.execute(update(FaceCheck).where(
-        and_(FaceCheck.snapshot_id == snapshot_id, FaceCheck.state == state,
-             FaceCheck.attempts == attempts))
-        .values(state="failed", error=error[:ERROR_LENGTH])
-        .execution_options(synchronize_session=False)).rowcount
-    if won == 1:
-        log.error("face check of snapshot %s given up after %s tries: %s", snapshot_id,
-                  attempts, error)
-        after_face_checks(db, ps)
-    db.commit()
+    if session_id is not None:
+        ps = get_session(db, session_id, lock=True)
+        won = db.execute(update(FaceCheck).where(
+            and_(FaceCheck.snapshot_id == snapshot_id, FaceCheck.state == state,
+                 FaceCheck.attempts == attempts))
+            .values(state="failed", error=error[:ERROR_LENGTH])
+            .execution_options(synchronize_session=False)).rowcount
+        if won == 1:
+            log.error("face check of snapshot %s given up after %s tries: %s", snapshot_id,
+                      attempts, error)
+            after_face_checks(db, ps)
+    if commit:
+        db.commit()
 
 
 def serve(open_session: Callable[..., Session], vault: ImageVault, *,
@@ -249,7 +297,7 @@ def serve(open_session: Callable[..., Session], vault: ImageVault, *,
                 due = _anything_due(probe)
             if due:
                 with open_session() as db:
-                    while not stop.is_set() and run_one(db, vault) is not None:
+                    while not stop.is_set() and run_batch(db, vault):
                         pass
         except Exception:  # keep checking after a passing database error
             log.exception("face checker: a check failed; going on")

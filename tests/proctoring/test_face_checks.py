@@ -98,8 +98,8 @@ def test_newest_first_and_ended_sessions_before_live_ones(db, proctored, vault, 
     assert face_checks.hurry(db, ps2.id) == 1
     db.commit()
     order = []
-    while (c := face_checks.claim(db)) is not None:
-        order.append(c.snapshot_id)
+    while claimed := face_checks.claim(db):
+        order += [c.snapshot_id for c in claimed]
     assert order == [ended.id, new.id, old.id]
 
 
@@ -155,11 +155,11 @@ def test_a_dead_checker_s_claim_is_taken_over_and_its_late_answer_dropped(db, pr
                                                                          face_jpeg):
     _ns, ps, _attempt = _started(db, proctored)
     snap = _upload(db, ps, vault, face_jpeg, 1)
-    first = face_checks.claim(db)
-    assert first is not None and face_checks.claim(db) is None  # claimed: nobody else takes it
+    [first] = face_checks.claim(db)
+    assert face_checks.claim(db) == []  # claimed: nobody else takes it
     later = dt.datetime.now(dt.UTC) + face_checks.LOST_AFTER + dt.timedelta(seconds=1)
-    second = face_checks.claim(db, now=later)
-    assert second is not None and second.snapshot_id == snap.id and second.attempts == 2
+    [second] = face_checks.claim(db, now=later)
+    assert second.snapshot_id == snap.id and second.attempts == 2
     assert face_checks._store(db, first, 3) is False  # the first checker woke up too late
     assert _faces(db, snap.id) is None
     assert face_checks._store(db, second, 1) is True
@@ -219,3 +219,30 @@ def test_the_checker_loop_runs_until_stopped(database, db, proctored, vault, two
         loop.join(10)
     assert not loop.is_alive() and _faces(db, snap.id) == 2
     assert face_checks.backlog(db) == (0, None)
+
+
+def test_a_batch_is_claimed_in_one_transaction_and_stored_in_one_more(db, proctored, vault,
+                                                                     face_jpeg, two_faces_jpeg,
+                                                                     make_user):
+    from sqlalchemy import event
+
+    ns, ps, _attempt = _started(db, proctored)
+    other = make_user("candidate")
+    attempt2 = delivery.start_attempt(db, other, ns.exam, grace_seconds=5)
+    db.commit()
+    ps2 = db.scalar(select(ProctorSession).where(ProctorSession.attempt_id == attempt2.id))
+    for seq in range(1, 6):
+        _upload(db, ps, vault, face_jpeg, seq)
+        _upload(db, ps2, vault, two_faces_jpeg if seq == 3 else face_jpeg, seq)
+    commits = []
+    listener = lambda session: commits.append(1)  # noqa: E731
+    event.listen(db, "after_commit", listener)
+    try:
+        assert face_checks.run_batch(db, vault, limit=8) == ["done"] * 8
+    finally:
+        event.remove(db, "after_commit", listener)
+    assert len(commits) == 2  # the claim, then the eight counts
+    assert face_checks.backlog(db)[0] == 2 and face_checks.run_pending(db, vault) == 2
+    assert db.scalars(select(Snapshot.faces).order_by(Snapshot.session_id, Snapshot.seq)).all() \
+        == [1] * 5 + [1, 1, 2, 1, 1]
+    assert db.execute(select(Flag.session_id, Flag.key)).all() == [(ps2.id, "s3")]
