@@ -539,7 +539,7 @@ def check_attempts(db_url: str, exam_code: str, emails: list[str],
 
 
 async def cpu_per_endpoint(cands: list[Candidate], server: Server, n: int,
-                           photo: bytes) -> dict[str, float]:
+                           photo: bytes, db_url: str) -> dict[str, float]:
     """Server CPU ms per request, one endpoint at a time (bursts of ``n`` requests, 8 at once)."""
     out: dict[str, float] = {}
     gate = asyncio.Semaphore(8)
@@ -568,7 +568,7 @@ async def cpu_per_endpoint(cands: list[Candidate], server: Server, n: int,
                                       "X-Snapshot-Seq": str(c.snap_seq)})
 
     # the checks the load left owed are not these bursts' (and would share the CPU with them)
-    await asyncio.to_thread(face_checks_done, 300.0)
+    await asyncio.to_thread(face_checks_done, db_url, 300.0)
     for kind in ("heartbeat", "save", "ping", "event", "snapshot"):
         if kind != "heartbeat" and kind != "save" and not pool[0].proctoring:
             continue
@@ -589,19 +589,18 @@ async def cpu_per_endpoint(cands: list[Candidate], server: Server, n: int,
         out[kind] = round((cpu - faces) / good * 1000, 2) if good else float("nan")
         if kind == "snapshot" and good:
             # the face search of those frames, in the face checker's process, once it is done
-            await asyncio.to_thread(face_checks_done, 120.0)
+            await asyncio.to_thread(face_checks_done, db_url, 120.0)
             faces = server.faces_cpu() - faces0
             out["snapshot_face_check"] = round(faces / good * 1000, 2)
     return out
 
 
-def face_backlog() -> tuple[int, float | None]:
-    """Face checks owed now, and how long the oldest has waited (s)."""
-    from assessment.config import Settings
+def face_backlog(db_url: str) -> tuple[int, float | None]:
+    """Face checks owed now in the bench's database, and how long the oldest has waited (s)."""
     from assessment.database import Database
     from proctoring.face_checks import backlog
 
-    database = Database(Settings.from_env().database_url)
+    database = Database(db_url)
     try:
         with database.session(write=False) as session:
             count, oldest = backlog(session)
@@ -611,17 +610,17 @@ def face_backlog() -> tuple[int, float | None]:
     return count, round(age, 1) if age is not None else None
 
 
-def face_checks_done(timeout_s: float) -> bool:
+def face_checks_done(db_url: str, timeout_s: float) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if face_backlog()[0] == 0:
+        if face_backlog(db_url)[0] == 0:
             return True
         time.sleep(0.2)
     return False
 
 
 async def exam_day(base_url: str, emails: list[str], cfg: argparse.Namespace, server: Server,
-                   postgres: bool, photo: bytes) -> dict[str, Any]:
+                   postgres: bool, photo: bytes, db_url: str) -> dict[str, Any]:
     # the runner beats at the server's MICROCRED_HEARTBEAT_SECONDS (the page carries it)
     heartbeat_s = cfg.heartbeat_s or heartbeat_seconds()
     ping_s = cfg.ping_s if cfg.ping_s is not None else runner_interval(
@@ -659,7 +658,7 @@ async def exam_day(base_url: str, emails: list[str], cfg: argparse.Namespace, se
         running += started
         tasks += [asyncio.create_task(c.run(cfg, heartbeat_s, ping_s)) for c in started]
         await asyncio.sleep(cfg.warmup)
-        owed0 = (await asyncio.to_thread(face_backlog))[0]
+        owed0 = (await asyncio.to_thread(face_backlog, db_url))[0]
         stats.clear_window()
         cpu_s0, cpu_c0, cpu_all0 = server.cpu(), time.process_time(), machine_cpu()
         cpu_f0 = server.faces_cpu()
@@ -668,7 +667,7 @@ async def exam_day(base_url: str, emails: list[str], cfg: argparse.Namespace, se
         await asyncio.sleep(cfg.step_seconds)
         window = time.perf_counter() - t0
         faces_cpu = server.faces_cpu() - cpu_f0
-        owed, oldest_s = await asyncio.to_thread(face_backlog)
+        owed, oldest_s = await asyncio.to_thread(face_backlog, db_url)
         uploaded = len(stats.latency.get("snapshot", ()))
         requests = sum(len(v) for v in stats.latency.values())
         fig = endpoint_figures(stats)
@@ -712,7 +711,7 @@ async def exam_day(base_url: str, emails: list[str], cfg: argparse.Namespace, se
         await asyncio.gather(*tasks)
         tasks = []
         stats.clear_window()
-        cpu = await cpu_per_endpoint(running, server, cfg.cpu_requests, photo)
+        cpu = await cpu_per_endpoint(running, server, cfg.cpu_requests, photo, db_url)
         print(f"server CPU ms per request: {json.dumps(cpu)}", flush=True)
     for c in running:
         c.stopped.set()
@@ -863,7 +862,7 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(out))
             return 1 if failed else 0
         run = asyncio.run(exam_day(server.base_url, emails, cfg, server,
-                                   db.kind == "postgresql", PHOTO.read_bytes()))
+                                   db.kind == "postgresql", PHOTO.read_bytes(), db.url))
         server.stop()
         check = check_lost(db.url, run.pop("acked"))
         out = {**run, "acknowledged": check["stored"] - check["stored_unacknowledged"],

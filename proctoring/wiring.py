@@ -53,6 +53,7 @@ from proctoring.flags import (
     worst,
 )
 from proctoring.models import (
+    FaceCheck,
     Flag,
     IdentityCheck,
     ProctorMessage,
@@ -416,9 +417,13 @@ def live_sessions(session: Session, viewer: User, now: dt.datetime | None = None
     flags = _flag_summaries(session, ids)
     last_snap_ids = select(func.max(Snapshot.id)).where(Snapshot.session_id.in_(ids)) \
         .group_by(Snapshot.session_id)
+    # with its face check's state: a frame whose faces are still being counted
+    # (proctoring.face_checks) is not one that could not be analysed
     snaps = {s.session_id: s for s in session.execute(
         select(Snapshot.session_id, Snapshot.id, Snapshot.image_id, Snapshot.faces,
-               Snapshot.seq, Snapshot.server_at).where(Snapshot.id.in_(last_snap_ids)))}
+               Snapshot.seq, Snapshot.server_at, FaceCheck.state.label("check"))
+        .outerjoin(FaceCheck, FaceCheck.snapshot_id == Snapshot.id)
+        .where(Snapshot.id.in_(last_snap_ids)))}
     pending = [ps.id for ps in sessions if ps.state == State.IDENTITY_PENDING]
     failing = {}
     if pending:
@@ -478,6 +483,7 @@ def live_sessions(session: Session, viewer: User, now: dt.datetime | None = None
                              else "lost")
         snap = snaps.get(ps.id)
         row["snapshot"] = ({"id": snap.id, "image_id": snap.image_id, "faces": snap.faces,
+                            "counting": snap.check in ("pending", "running"),
                             "age_s": int((now - snap.server_at).total_seconds())} if snap else None)
         key = json.dumps(ps.policy, sort_keys=True)
         if key not in policies:

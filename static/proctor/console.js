@@ -147,7 +147,8 @@ function updateRow(el, r) {
       const img = document.createElement("img");
       img.src = urlFor(table.dataset.imageUrl, r.snapshot.image_id);
       img.width = 80; img.height = 60; img.loading = "lazy"; img.decoding = "async";
-      img.alt = `Snapshot: ${r.snapshot.faces === null ? "not analysed" : plural(r.snapshot.faces, "face")}`;
+      img.alt = `Snapshot: ${r.snapshot.faces !== null ? plural(r.snapshot.faces, "face")
+        : r.snapshot.counting ? "faces being counted" : "not analysed"}`;
       frame.appendChild(img);
     }
   }

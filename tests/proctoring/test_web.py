@@ -97,6 +97,8 @@ def test_identity_gate_console_and_actions(web, db, face_jpeg, check_faces):
                        headers={"X-CSRFToken": w.ctoken, "X-Snapshot-Seq": "1"})
     # stored at once; its faces are counted by the face checker, off the request
     assert snap.status_code == 200 and snap.json == {"seq": 1, "status": "stored", "faces": None}
+    waiting = w.proctor.get("/api/proctoring/console").json["sessions"][0]["snapshot"]
+    assert waiting["faces"] is None and waiting["counting"] is True  # not "not analysed"
     assert check_faces(w.app) == 1
     no_seq = w.cand.post(extras["snapshots_url"], data=face_jpeg, content_type="image/jpeg",
                          headers={"X-CSRFToken": w.ctoken})
@@ -117,6 +119,7 @@ def test_identity_gate_console_and_actions(web, db, face_jpeg, check_faces):
     assert beat["extras"]["proctoring"]["messages"][-1]["text"] == "Eyes on the screen"
     row = w.proctor.get("/api/proctoring/console").json["sessions"][0]
     assert row["state"] == "in_progress" and row["flags"]["count"] == 1 and row["snapshot"]["faces"] == 1
+    assert row["snapshot"]["counting"] is False
     assert row["items"] == 5 and row["connection"] == "online" and row["remaining_s"] > 600
 
     # submit: the paste flag sends the session to review and holds the result
