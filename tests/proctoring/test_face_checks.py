@@ -24,6 +24,14 @@ def _started(db, proctored, policy=None):
     return ns, ps, attempt
 
 
+def _two_started(db, proctored, make_user):
+    """Two candidates' proctoring sessions, running in one exam."""
+    ns, ps, _attempt = _started(db, proctored)
+    attempt = delivery.start_attempt(db, make_user("candidate"), ns.exam, grace_seconds=5)
+    db.commit()
+    return ps, db.scalar(select(ProctorSession).where(ProctorSession.attempt_id == attempt.id))
+
+
 def _upload(db, ps, vault, image: bytes, seq: int, *, at: dt.datetime | None = None) -> Snapshot:
     """As the web's snapshot route does: prepared without the face search, then stored."""
     prepared = events.prepare_snapshot(vault, session_id=ps.id, image=image, count=False)
@@ -86,11 +94,7 @@ def test_raw_bytes_are_still_counted_inline(db, proctored, vault, two_faces_jpeg
 
 def test_newest_first_and_ended_sessions_before_live_ones(db, proctored, vault, face_jpeg,
                                                           make_user):
-    ns, ps, _attempt = _started(db, proctored)
-    other = make_user("candidate")
-    attempt2 = delivery.start_attempt(db, other, ns.exam, grace_seconds=5)
-    db.commit()
-    ps2 = db.scalar(select(ProctorSession).where(ProctorSession.attempt_id == attempt2.id))
+    ps, ps2 = _two_started(db, proctored, make_user)
     t0 = dt.datetime.now(dt.UTC)
     old = _upload(db, ps, vault, face_jpeg, 1, at=t0)
     new = _upload(db, ps, vault, face_jpeg, 2, at=t0 + dt.timedelta(seconds=60))
@@ -226,16 +230,12 @@ def test_a_batch_is_claimed_in_one_transaction_and_stored_in_one_more(db, procto
                                                                      make_user):
     from sqlalchemy import event
 
-    ns, ps, _attempt = _started(db, proctored)
-    other = make_user("candidate")
-    attempt2 = delivery.start_attempt(db, other, ns.exam, grace_seconds=5)
-    db.commit()
-    ps2 = db.scalar(select(ProctorSession).where(ProctorSession.attempt_id == attempt2.id))
+    ps, ps2 = _two_started(db, proctored, make_user)
     for seq in range(1, 6):
         _upload(db, ps, vault, face_jpeg, seq)
         _upload(db, ps2, vault, two_faces_jpeg if seq == 3 else face_jpeg, seq)
     commits = []
-    listener = lambda session: commits.append(1)  # noqa: E731
+    listener = lambda session: commits.append(1)
     event.listen(db, "after_commit", listener)
     try:
         assert face_checks.run_batch(db, vault, limit=8) == ["done"] * 8
