@@ -611,12 +611,15 @@ def face_backlog(db_url: str) -> tuple[int, float | None]:
 
 
 def face_checks_done(db_url: str, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if face_backlog(db_url)[0] == 0:
-            return True
-        time.sleep(0.2)
-    return False
+    """Wait until no face check is owed in the bench's database (``face_checks.wait_idle``)."""
+    from assessment.database import Database
+    from proctoring.face_checks import wait_idle
+
+    database = Database(db_url)
+    try:
+        return wait_idle(database.session, timeout_s=timeout_s)
+    finally:
+        database.dispose()
 
 
 async def exam_day(base_url: str, emails: list[str], cfg: argparse.Namespace, server: Server,

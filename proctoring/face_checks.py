@@ -124,7 +124,7 @@ def claim(db: Session, *, now: dt.datetime | None = None, limit: int = 1) -> lis
     worn_out: list[tuple[int, str, int]] = []
     for query in (lost, fresh):
         for snapshot_id, state, attempts in db.execute(query).all():
-            if len(won) == limit or snapshot_id in won:
+            if len(won) == limit:
                 break
             if attempts >= MAX_ATTEMPTS:
                 worn_out.append((snapshot_id, state, attempts))
@@ -157,22 +157,13 @@ def run_batch(db: Session, vault: ImageVault, *, now: dt.datetime | None = None,
         return []
     images = {row.id: row for row in db.scalars(
         select(StoredImage).where(StoredImage.id.in_({c.image_id for c in claims})))}
-    found: list[tuple[Claim, int | str]] = []
+    db.rollback()
+    counted: list[tuple[Claim, int | str]] = []  # a count, or why the frame could not be searched
     for c in claims:
         try:
-            found.append((c, vault.open(images[c.image_id])))
-        except (ImageGone, InvalidTag, ValueError) as exc:  # purged, altered, or sealed with
-            found.append((c, f"{type(exc).__name__}: {exc}"))  # another key than this node's
-    db.rollback()
-    counted: list[tuple[Claim, int | str]] = []
-    for c, jpeg in found:
-        if isinstance(jpeg, str):
-            counted.append((c, jpeg))
-            continue
-        try:
-            counted.append((c, count_faces(jpeg).faces))
-        except ImageRefused as exc:
-            counted.append((c, f"{type(exc).__name__}: {exc}"))
+            counted.append((c, count_faces(vault.open(images[c.image_id])).faces))
+        except (ImageRefused, ImageGone, InvalidTag, ValueError) as exc:  # unreadable, purged,
+            counted.append((c, f"{type(exc).__name__}: {exc}"))  # altered, or another key
     out = []
     for c, faces in sorted(counted, key=lambda r: r[0].session_id):  # locks in one order
         if isinstance(faces, str):
@@ -199,13 +190,6 @@ def run_pending(db: Session, vault: ImageVault, *, limit: int | None = None) -> 
             break
         done += len(batch)
     return done
-
-
-def _store(db: Session, c: Claim, faces: int) -> bool:
-    """Store one frame's count in a transaction of its own (see :func:`_store_one`)."""
-    stored = _store_one(db, c, faces)
-    db.commit()
-    return stored
 
 
 def _store_one(db: Session, c: Claim, faces: int) -> bool:

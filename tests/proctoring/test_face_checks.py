@@ -164,9 +164,11 @@ def test_a_dead_checker_s_claim_is_taken_over_and_its_late_answer_dropped(db, pr
     later = dt.datetime.now(dt.UTC) + face_checks.LOST_AFTER + dt.timedelta(seconds=1)
     [second] = face_checks.claim(db, now=later)
     assert second.snapshot_id == snap.id and second.attempts == 2
-    assert face_checks._store(db, first, 3) is False  # the first checker woke up too late
+    assert face_checks._store_one(db, first, 3) is False  # the first checker woke up too late
+    db.commit()
     assert _faces(db, snap.id) is None
-    assert face_checks._store(db, second, 1) is True
+    assert face_checks._store_one(db, second, 1) is True
+    db.commit()
     assert _faces(db, snap.id) == 1
 
 
