@@ -16,7 +16,7 @@ PYTEST_ARGS ?=
 # on a busy machine made small matrix products 10-60 times slower (measured on the engine's tests).
 BLAS_ONE_THREAD := OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 
-.PHONY: run test test-faults install chromium haproxy lint bench clean
+.PHONY: run test test-faults install chromium haproxy wrk lint bench clean
 
 # Two installs, each redone when pyproject.toml changes: serving needs no test tools.
 $(PY):
@@ -41,7 +41,7 @@ run: $(RUN_STAMP)
 	$(BIN)/microcred serve --host $(HOST) --port $(PORT)
 
 # The whole suite: unit, integration on SQLite and PostgreSQL, and browser tests in Chromium.
-test: $(TEST_STAMP) chromium
+test: $(TEST_STAMP) chromium wrk
 	$(BLAS_ONE_THREAD) $(BIN)/pytest -n $(PYTEST_WORKERS) -m "not faults" --durations=30 $(PYTEST_ARGS)
 
 # The scale-out and fault tests (tests/scale: HAProxy, own PostgreSQL and Redis, kill -9, cut
@@ -69,6 +69,18 @@ haproxy:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null; \
 	  else \
 	    echo "haproxy is missing and this user cannot install it: the scale-out test will skip ('sudo apt-get install haproxy')"; \
+	  fi; \
+	fi
+
+# bench/save_saturation.py drives the server with wrk (a C load generator); its brief run in the
+# suite (tests/test_saturation_bench.py) skips and says why when wrk is missing.
+wrk:
+	@if ! command -v wrk >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = "0" ]; then \
+	    echo "installing Debian's wrk for the saturation bench"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null || true; \
+	  else \
+	    echo "wrk is missing and this user cannot install it: the saturation bench's test will skip ('sudo apt-get install wrk')"; \
 	  fi; \
 	fi
 

@@ -1,0 +1,354 @@
+"""Benchmark: how many autosaves and heartbeats one node answers at saturation, and what each
+costs the server, driven by wrk (a C load generator) so the client does not starve the server.
+
+The exam-day and delivery benches simulate candidates in Python (asyncio + httpx): realistic,
+but their client costs ~0.45 cores at 92 requests/s on this 2-core machine, so they cannot
+offer the 1,000 saves/s of issue 15's goal 2 while leaving the server its two cores. Here the
+simulated candidates only sign in and start (in Python, before the clock), and then wrk sends
+their runners' two hot requests as fast as the server answers them:
+
+1. A throwaway instance as in ``bench/delivery_load.py`` (temporary SQLite file by default, or
+   a fresh PostgreSQL database with ``--database-url``), the unproctored bench exam and
+   ``--candidates`` candidates, each signed in with a started attempt.
+2. ``microcred serve`` (``--server``/``--workers``/``--threads`` as the serve command takes them;
+   by default its own defaults).
+3. ``wrk -t T -c C -d S`` with a Lua script (written to the work directory) that takes the
+   candidates in turn, each wrk thread its own share of them, and sends, per ``--kind``:
+   ``saves``, one save per request (``POST /api/attempts/<id>/saves``, the runner's body and
+   CSRF header); ``heartbeat`` (``GET .../heartbeat``); or ``mixed``, the two alternately.
+   Each candidate's cookie and user agent are the ones its sign-in was issued to.
+   Seqs are unique across candidates (candidate i sends i+1, i+1+N, i+1+2N, ...), so the seq in
+   an ack names the attempt; wrk's threads record every seq acknowledged ``saved``, and the
+   value of each save is a function of its seq (the j-th save of a candidate answers item j mod
+   its item count with option j mod its option count).
+4. The server is stopped and every acknowledged save is looked up in ``response_saves`` with
+   the item, value and flag it was sent with (``check_lost`` of the delivery bench): ``lost``
+   and ``mismatched`` must be 0.
+
+Figures: requests/s and saves/s at saturation, wrk's latency percentiles (closed loop: ``-c``
+requests in flight at any moment, so read the latency with the concurrency), non-2xx answers by
+status (503 is the backpressure limit answering), and the server's CPU milliseconds per request
+(its process tree's CPU over the run divided by the requests answered), wrk's CPU apart.
+
+Usage::
+
+    .venv/bin/python bench/save_saturation.py [--kind saves|heartbeat|mixed] [--candidates 500]
+        [--seconds 20] [--connections 32] [--wrk-threads 1] [--server gunicorn|granian]
+        [--workers N] [--threads N] [--database-url postgresql+psycopg://...]
+
+Needs wrk (Debian: ``apt-get install wrk``). A benchmark, not a test: it prints its figures,
+whatever they are (issue 15's goal on a 2-core machine: >= 1,000 saves/s at saturation, at most
+1 ms of server CPU per save or heartbeat, 0 lost). The last line is one JSON object.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+from delivery_load import (
+    EXAM_CODE,
+    BenchDatabase,
+    Candidate,
+    Server,
+    Stats,
+    _canonical,
+    _microcred,
+    _run,
+    check_lost,
+    machine_cpu,
+    prepare,
+)
+
+#: the item types a save here answers with one option id (or a list of one, multiple response)
+SIMPLE = ("single_choice", "true_false", "multiple_response")
+
+LUA = r"""
+local cands = dofile(%(data)s)
+local threads = {}
+local next_tid = 0
+function setup(thread)
+  thread:set("tid", next_tid)
+  next_tid = next_tid + 1
+  table.insert(threads, thread)
+end
+function init(args)
+  local nthreads, n = tonumber(args[1]), #cands
+  kind = args[2]
+  mine, idx, sent, acked, statuses = {}, 0, 0, {}, {}
+  for i, c in ipairs(cands) do
+    if (i - 1) %% nthreads == tid then
+      c.j = 0
+      c.n, c.i = n, i
+      table.insert(mine, c)
+    end
+  end
+end
+function request()
+  idx = idx %% #mine + 1
+  sent = sent + 1
+  local c = mine[idx]
+  if kind == "saves" or (kind == "mixed" and sent %% 2 == 0) then
+    local j = c.j
+    c.j = j + 1
+    local seq = c.i + j * c.n
+    local k = j %% #c.items
+    local it = c.items[k + 1]
+    local opt = it.opts[j %% #it.opts + 1]
+    local value = it.multi and ("[" .. opt .. "]") or opt  -- opt: the option id's JSON
+    local body = '{"saves":[{"seq":' .. seq .. ',"item":' .. it.id .. ',"value":' .. value
+      .. ',"flagged":false}],"position":' .. it.pos .. '}'
+    return wrk.format("POST", "/api/attempts/" .. c.aid .. "/saves",
+      {["Cookie"] = c.cookie, ["X-CSRFToken"] = c.token, ["User-Agent"] = c.ua,
+       ["Content-Type"] = "application/json"}, body)
+  end
+  return wrk.format("GET", "/api/attempts/" .. c.aid .. "/heartbeat",
+    {["Cookie"] = c.cookie, ["User-Agent"] = c.ua})
+end
+function response(status, headers, body)
+  statuses[status] = (statuses[status] or 0) + 1
+  if status == 200 then
+    for seq in body:gmatch('"seq":(%%d+),"status":"saved"') do
+      acked[#acked + 1] = tonumber(seq)
+    end
+  end
+end
+function done(summary, latency, requests)
+  local out = {}
+  local codes = {}
+  local seqs = {}
+  for _, t in ipairs(threads) do
+    for code, count in pairs(t:get("statuses")) do
+      codes[#codes + 1] = '[' .. code .. ',' .. count .. ']'
+    end
+    for _, seq in ipairs(t:get("acked")) do seqs[#seqs + 1] = string.format("%%d", seq) end
+  end
+  io.write(string.format(
+    'WRK_JSON {"requests":%%d,"duration_us":%%d,"errors":{"connect":%%d,"read":%%d,'
+    .. '"write":%%d,"status":%%d,"timeout":%%d},"p50_us":%%d,"p90_us":%%d,"p99_us":%%d,'
+    .. '"max_us":%%d,"statuses":[%%s],"acked":[%%s]}\n',
+    summary.requests, summary.duration, summary.errors.connect, summary.errors.read,
+    summary.errors.write, summary.errors.status, summary.errors.timeout,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max,
+    table.concat(codes, ","), table.concat(seqs, ",")))
+end
+"""
+
+
+def lua_string(text: str) -> str:
+    return json.dumps(text)  # a JSON string of ASCII is a valid Lua string literal
+
+
+def _lua_data(cands: list[Candidate], agent: str) -> str:
+    """The candidates as a Lua table: attempt, cookie, CSRF token, user agent, answerable items."""
+    rows = []
+    for c in cands:
+        cookie = "; ".join(f"{name}={value}" for name, value in c.client.cookies.items())
+        items = ",".join(
+            f"{{id={item['id']},pos={pos},"
+            f"multi={'true' if item['type'] == 'multiple_response' else 'false'},"
+            f"opts={{{','.join(lua_string(json.dumps(o['id'])) for o in item['options'])}}}}}"
+            for pos, item in c.simple)
+        rows.append(f"{{aid={c.attempt_id},cookie={lua_string(cookie)},"
+                    f"token={lua_string(c.token)},ua={lua_string(agent)},items={{{items}}}}}")
+    return "return {\n" + ",\n".join(rows) + "\n}\n"
+
+
+def expected_saves(cands: list[Candidate], seqs: list[int]) -> dict[tuple[int, int], tuple]:
+    """What each acknowledged seq was sent as: (attempt, seq) -> (item, value, flagged), the
+    Lua script's rule in Python."""
+    n = len(cands)
+    out = {}
+    for seq in seqs:
+        i, j = (seq - 1) % n, (seq - 1) // n
+        c = cands[i]
+        _, item = c.simple[j % len(c.simple)]
+        option = item["options"][j % len(item["options"])]["id"]
+        value = [option] if item["type"] == "multiple_response" else option
+        out[(c.attempt_id, seq)] = (item["id"], _canonical(value), False)
+    return out
+
+
+async def sign_in_all(base_url: str, emails: list[str], concurrency: int,
+                      stats: Stats) -> list[Candidate]:
+    """Sign every candidate in and start its attempt (the delivery bench's set-up)."""
+    cands = [Candidate(n, email, base_url, stats, 2026) for n, email in enumerate(emails)]
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(c: Candidate) -> bool:
+        async with gate:
+            return await c.setup()
+
+    done = await asyncio.gather(*(one(c) for c in cands))
+    ready = []
+    for c, ok in zip(cands, done):
+        if ok:
+            # the items in the exam's order (the save's position is the item's index)
+            resp = await c.client.get(f"/api/attempts/{c.attempt_id}/state")
+            order = resp.json()["items"]
+            c.simple = [(pos, i) for pos, i in enumerate(order) if i.get("type") in SIMPLE]
+            if c.simple:
+                ready.append(c)
+    return ready
+
+
+def run_wrk(base_url: str, cands: list[Candidate], kind: str, seconds: float,
+            connections: int, wrk_threads: int, workdir: Path,
+            server_cpu: Callable[[], float] = lambda: 0.0) -> dict[str, Any]:
+    """Run wrk's load against ``base_url`` as ``cands``: wrk's figures (its JSON line) with the
+    statuses summed, the acknowledged seqs, and the CPU seconds of the server (``server_cpu()``
+    before and after), of wrk and of the machine."""
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise RuntimeError("wrk is not installed (Debian: apt-get install wrk)")
+    data = workdir / "candidates.lua"
+    data.write_text(_lua_data(cands, cands[0].client.headers["User-Agent"]))
+    script = workdir / "load.lua"
+    script.write_text(LUA % {"data": lua_string(str(data))})
+    cpu0, machine0 = server_cpu(), machine_cpu()
+    child0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    done = subprocess.run(
+        [wrk, "-t", str(wrk_threads), "-c", str(connections), "-d", f"{seconds}s",
+         "--timeout", "10s", "-s", str(script), base_url, "--", str(wrk_threads), kind],
+        capture_output=True, text=True, check=False)
+    child1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_server, cpu_machine = server_cpu() - cpu0, machine_cpu() - machine0
+    line = next((ln for ln in done.stdout.splitlines() if ln.startswith("WRK_JSON ")), None)
+    if done.returncode != 0 or line is None:
+        raise RuntimeError(f"wrk failed ({done.returncode}): {done.stdout[-2000:]} "
+                           f"{done.stderr[-2000:]}")
+    w = json.loads(line.removeprefix("WRK_JSON "))
+    statuses: dict[str, int] = {}
+    for code, count in w["statuses"]:
+        statuses[str(code)] = statuses.get(str(code), 0) + count
+    w["statuses"] = statuses
+    w["cpu_server"], w["cpu_machine"] = cpu_server, cpu_machine
+    w["cpu_wrk"] = (child1.ru_utime + child1.ru_stime) - (child0.ru_utime + child0.ru_stime)
+    return w
+
+
+def figures(w: dict[str, Any], check: dict[str, int]) -> dict[str, Any]:
+    """What the bench prints, from :func:`run_wrk`'s answer and ``check_lost``'s."""
+    seconds = w["duration_us"] / 1e6
+    statuses = w["statuses"]
+    answered = sum(statuses.values())
+    return {
+        "requests_per_s": round(answered / seconds, 1),
+        "saves_per_s": round(len(w["acked"]) / seconds, 1),
+        "p50_ms": round(w["p50_us"] / 1000, 1),
+        "p90_ms": round(w["p90_us"] / 1000, 1),
+        "p99_ms": round(w["p99_us"] / 1000, 1),
+        "max_ms": round(w["max_us"] / 1000, 1),
+        "server_cpu_ms_per_request": (round(1000 * w["cpu_server"] / answered, 3)
+                                      if answered else None),
+        "server_cpu_cores": round(w["cpu_server"] / seconds, 2),
+        "wrk_cpu_cores": round(w["cpu_wrk"] / seconds, 2),
+        "machine_cpu_cores": round(w["cpu_machine"] / seconds, 2),
+        "statuses": statuses,
+        "non_2xx": sum(v for k, v in statuses.items() if not k.startswith("2")),
+        "socket_errors": sum(w["errors"].values()) - w["errors"]["status"],
+        "acknowledged": len(w["acked"]),
+        "lost": check["lost"],
+        "mismatched": check["mismatched"],
+        "stored_unacknowledged": check["stored_unacknowledged"],
+        "seconds": round(seconds, 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--kind", choices=("saves", "heartbeat", "mixed"), default="saves")
+    ap.add_argument("--candidates", type=int, default=500)
+    ap.add_argument("--seconds", type=int, default=20, help="wrk's duration")
+    ap.add_argument("--connections", type=int, default=32, help="wrk's connections (-c)")
+    ap.add_argument("--wrk-threads", type=int, default=1, help="wrk's threads (-t)")
+    ap.add_argument("--database-url", default=None)
+    ap.add_argument("--server", choices=("gunicorn", "granian"), default="gunicorn")
+    ap.add_argument("--workers", type=int, default=None)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--setup-concurrency", type=int, default=8)
+    ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    args = ap.parse_args(argv)
+    if args.candidates < 1 or args.seconds < 1 or args.connections < 1 or args.wrk_threads < 1:
+        ap.error("--candidates, --seconds, --connections and --wrk-threads must be positive")
+    if args.connections < args.wrk_threads:
+        ap.error("--connections must be at least --wrk-threads (each wrk thread needs one)")
+    if shutil.which("wrk") is None:
+        print("wrk is not installed (Debian: apt-get install wrk)", file=sys.stderr)
+        return 2
+
+    workdir = Path(tempfile.mkdtemp(prefix="microcred-saturation-"))
+    log = workdir / "server.log"
+    db = BenchDatabase(args.database_url, workdir)
+    env = dict(os.environ)
+    env.update({"MICROCRED_INSTANCE_DIR": str(workdir / "instance"),
+                "MICROCRED_DATABASE_URL": db.url, "MICROCRED_COOKIE_SECURE": "0",
+                "MICROCRED_PUBLIC_URL": "http://127.0.0.1"})
+    os.environ.update({k: env[k] for k in ("MICROCRED_INSTANCE_DIR", "MICROCRED_DATABASE_URL",
+                                            "MICROCRED_COOKIE_SECURE")})
+    server = Server(env, log, args.workers, args.threads, None, args.server)
+    failed = True
+    try:
+        db.create()
+        _run([_microcred(), "init"], env, log)
+        _run([_microcred(), "demo"], env, log)
+        emails = prepare(db.url, args.candidates, args.seconds + 1800)
+        server.start()
+        print(f"database {db.kind}; server {server.kind}, {server.workers} workers x "
+              f"{server.threads} threads, {os.cpu_count()} cores; log {log}", flush=True)
+        stats = Stats()
+        t = time.perf_counter()
+        cands = asyncio.run(sign_in_all(server.base_url, emails, args.setup_concurrency, stats))
+        print(f"{len(cands)} candidates signed in with an attempt of {EXAM_CODE} started in "
+              f"{time.perf_counter() - t:.1f} s; set-up errors {dict(stats.errors) or 0}",
+              flush=True)
+        if not cands:
+            return 1
+        time.sleep(2.0)  # the set-up's writes settle (the sweeper, the checkpoint)
+        w = run_wrk(server.base_url, cands, args.kind, args.seconds, args.connections,
+                    args.wrk_threads, workdir, server.cpu)
+        server.stop()
+        out = {"kind": args.kind,
+               **figures(w, check_lost(db.url, expected_saves(cands, w["acked"]))),
+               "candidates": len(cands), "connections": args.connections,
+               "server": server.kind, "workers": server.workers, "threads": server.threads,
+               "database": db.kind, "cores": os.cpu_count()}
+        statuses = out["statuses"]
+        failed = bool(out["lost"] or out["mismatched"] or out["socket_errors"]
+                      or (out["non_2xx"] - statuses.get("503", 0)))
+        print(f"{args.kind}: {out['requests_per_s']} requests/s, {out['saves_per_s']} saves/s "
+              f"acknowledged; latency p50 {out['p50_ms']} p90 {out['p90_ms']} p99 "
+              f"{out['p99_ms']} max {out['max_ms']} ms at {args.connections} in flight")
+        print(f"server CPU {out['server_cpu_ms_per_request']} ms per request "
+              f"({out['server_cpu_cores']} cores); wrk {out['wrk_cpu_cores']} cores; machine "
+              f"{out['machine_cpu_cores']} cores")
+        print(f"answers by status {statuses}; socket errors {out['socket_errors']}; acknowledged "
+              f"{out['acknowledged']}, lost {out['lost']}, mismatched {out['mismatched']}, "
+              f"stored but not acknowledged {out['stored_unacknowledged']}")
+        print(json.dumps(out))
+        return 1 if failed else 0
+    finally:
+        server.stop()
+        db.drop()
+        if args.keep or failed:
+            print(f"kept {workdir}", file=sys.stderr)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
