@@ -307,7 +307,7 @@ def machine_cpu() -> float:
 
 class Server:
     def __init__(self, env: dict[str, str], log: Path, workers: int | None,
-                 threads: int | None, sweep_every: int | None, kind: str = "gunicorn") -> None:
+                 threads: int | None, sweep_every: int | None, kind: str | None = None) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log = log
@@ -318,7 +318,8 @@ class Server:
             cmd += ["--workers", str(workers)]
         if threads:
             cmd += ["--threads", str(threads)]
-        cmd += ["--server", kind]
+        if kind:
+            cmd += ["--server", kind]  # else the serve command's default
         self.kind = kind
         self.cmd = cmd
         self.env = env
@@ -329,10 +330,10 @@ class Server:
     def _read_shape(self) -> None:
         """Workers and threads as ``microcred serve`` reported them (its defaults depend on
         the backpressure limit and the cores: ``serve_shape`` in assessment/cli.py)."""
-        shape = re.search(r"with \w+, (\d+) workers x (\d+) threads", self.log.read_text())
+        shape = re.search(r"with (\w+), (\d+) workers x (\d+) threads", self.log.read_text())
         if shape is None:
             raise RuntimeError(f"microcred serve did not say what it runs; see {self.log}")
-        self.workers, self.threads = int(shape[1]), int(shape[2])
+        self.kind, self.workers, self.threads = shape[1], int(shape[2]), int(shape[3])
 
     def start(self, timeout: float = 60.0) -> None:
         fh = self.log.open("a")
@@ -698,7 +699,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="server workers (default: the serve command's)")
     ap.add_argument("--threads", type=int, default=None,
                     help="threads per server worker (default: the serve command's)")
-    ap.add_argument("--server", choices=("gunicorn", "granian"), default="gunicorn",
+    ap.add_argument("--server", choices=("granian", "gunicorn"), default=None,
                     help="the serve command's HTTP server")
     ap.add_argument("--sweep-every", type=int, default=None,
                     help="the serve command's sweeper period in seconds (default: its own, 30)")

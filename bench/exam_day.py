@@ -762,7 +762,7 @@ def parser() -> argparse.ArgumentParser:
                          "default: a temporary SQLite file")
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--server", choices=("gunicorn", "granian"), default="gunicorn",
+    ap.add_argument("--server", choices=("granian", "gunicorn"), default=None,
                     help="the serve command's HTTP server")
     ap.add_argument("--setup-concurrency", type=int, default=16)
     ap.add_argument("--seed", type=int, default=2026)

@@ -277,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--connections", type=int, default=32, help="wrk's connections (-c)")
     ap.add_argument("--wrk-threads", type=int, default=1, help="wrk's threads (-t)")
     ap.add_argument("--database-url", default=None)
-    ap.add_argument("--server", choices=("gunicorn", "granian"), default="gunicorn")
+    ap.add_argument("--server", choices=("granian", "gunicorn"), default=None)
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--setup-concurrency", type=int, default=8)

@@ -92,17 +92,17 @@ def test_the_app_is_limited_by_its_settings(app):
 
 
 def test_serve_runs_more_threads_than_the_limit_by_default():
-    """A request beyond the limit needs a thread of its own to be turned away: gunicorn gets
-    the limit's threads and spare ones; what the operator sets is kept."""
+    """A request beyond the limit needs a thread of its own to be turned away: each worker of
+    either server gets the limit's threads and spare ones; what the operator sets is kept."""
     import os
 
     from assessment.cli import serve_shape
 
     threaded_workers = max(2, os.cpu_count() or 1)
-    assert serve_shape("gunicorn", None, None, 24) == (threaded_workers, 24 + SPARE_THREADS)
-    assert serve_shape("gunicorn", None, None, 0) == (threaded_workers, SPARE_THREADS)
-    assert serve_shape("gunicorn", 3, 4, 24) == (3, 4)
-    assert serve_shape("gunicorn", None, 1, 24) == (2 * (os.cpu_count() or 1) + 1, 1)
-    assert serve_shape("granian", None, None, 24) == (2 * (os.cpu_count() or 1) + 1, 1)
+    for kind in ("granian", "gunicorn"):
+        assert serve_shape(kind, None, None, 24) == (threaded_workers, 24 + SPARE_THREADS)
+        assert serve_shape(kind, None, None, 0) == (threaded_workers, SPARE_THREADS)
+        assert serve_shape(kind, 3, 4, 24) == (3, 4)
+        assert serve_shape(kind, None, 1, 24) == (2 * (os.cpu_count() or 1) + 1, 1)
     with pytest.raises(ValueError, match="limit"):
         threads_for_limit(-1)
