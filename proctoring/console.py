@@ -21,7 +21,7 @@ from microcred.errors import Invalid, NotFound
 from microcred.inputs import json_body
 from microcred.web import ApiError, db_session, role_required, safe_next, wants_json
 from microcred.words import plural
-from proctoring import actions, console_feed, identity, review
+from proctoring import actions, console_feed, face_checks, identity, review
 from proctoring.assignments import assign, assignments, exam_ids_for, require_access, unassign
 from proctoring.events import flags_of, snapshots_of
 from proctoring.images import ImageGone
@@ -111,11 +111,14 @@ def session_page(session_id: int):
     items = review.timeline(session, ps, extra=time_extensions(session, ps))
     notes = actions.notes(session, ps)
     names = _names({i["by"] for i in items} | {ps.candidate_id})
+    snapshots = snapshots_of(session, ps)[-24:]
+    pending = face_checks.counting(session, ps.id)
     return render_template(
         "proctor/session.html", ps=ps, exam=session.get(Exam, ps.exam_id),
         candidate=session.get(User, ps.candidate_id), state_label=LABELS[State(ps.state)],
         identity=identity.status(session, ps), policy=policy(ps), timeline=items, names=names,
-        flags=flags_of(session, ps), snapshots=snapshots_of(session, ps)[-24:], notes=notes,
+        flags=flags_of(session, ps), notes=notes,
+        snapshots=[(s, face_checks.faces_label(s.faces, s.id in pending)) for s in snapshots],
         messages=actions.messages(session, ps), decisions=review.decisions(session, ps),
         allowed=actions.allowed(ps.state),
         max_extension_minutes=CONTROL.max_extension_seconds // 60,

@@ -85,6 +85,21 @@ def owed(db: Session, session_id: int) -> int:
         FaceCheck.session_id == session_id, FaceCheck.state.in_(("pending", "running")))) or 0
 
 
+def counting(db: Session, session_id: int) -> set[int]:
+    """The session's frames (snapshot ids) whose faces are still being counted: pending or
+    claimed, not given up."""
+    return set(db.scalars(select(FaceCheck.snapshot_id).where(
+        FaceCheck.session_id == session_id, FaceCheck.state.in_(("pending", "running")))))
+
+
+def faces_label(faces: int | None, pending: bool) -> str:
+    """What a frame's face count reads as for a proctor or reviewer: "2 faces", "faces being
+    counted" (the checker has not got to it yet), or "not analysed" (it could not be)."""
+    if faces is not None:
+        return f"{faces} face{'s' if faces != 1 else ''}"
+    return "faces being counted" if pending else "not analysed"
+
+
 def hurry(db: Session, session_id: int) -> int:
     """Put the session's owed checks ahead of every live session's (its exam has ended and its
     result waits for them); how many are owed."""

@@ -145,9 +145,11 @@ def timeline(session: Session, ps: ProctorSession, extra: Iterable[dict] = ()) -
     for e in events_of(session, ps):
         client = f" (page clock {e.client_at.isoformat(timespec='seconds')})" if e.client_at else ""
         add(e.server_at, "event", e.kind.replace("_", " ") + client)
+    pending = face_checks.counting(session, ps.id)
     for s in snapshots_of(session, ps):
-        faces = "not analysed" if s.faces is None else f"{s.faces} face{'s' if s.faces != 1 else ''}"
-        add(s.server_at, "snapshot", f"snapshot {s.seq}: {faces}", image_id=s.image_id)
+        add(s.server_at, "snapshot",
+            f"snapshot {s.seq}: {face_checks.faces_label(s.faces, s.id in pending)}",
+            image_id=s.image_id)
     for f in flags_of(session, ps):
         add(f.at, "flag", f"[{f.severity}] {f.message}" + (f" ({f.source})" if f.source != "microcred" else ""),
             severity=f.severity)

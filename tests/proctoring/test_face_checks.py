@@ -12,7 +12,7 @@ from sqlalchemy import func, select, update
 
 from assessment.delivery import service as delivery
 from assessment.delivery.models import ResultRelease
-from proctoring import events, face_checks, hook_outbox, hooks
+from proctoring import events, face_checks, hook_outbox, hooks, review
 from proctoring.models import FaceCheck, Flag, HookCall, ProctorSession, Snapshot, StoredImage
 
 
@@ -82,6 +82,14 @@ def test_an_upload_owes_the_search_and_the_checker_does_it(db, proctored, vault,
         HookCall.hook == hook_outbox.INTEGRITY_EVENT).order_by(HookCall.id))
         for e in call.arguments["events"]]
     assert sorted((e["seq"], e["detail"]["faces"]) for e in told) == [(1, 1), (2, 2)]
+
+
+def test_a_frame_reads_as_counted_being_counted_or_not_analysed():
+    assert [face_checks.faces_label(n, False) for n in (0, 1, 2)] == ["0 faces", "1 face",
+                                                                       "2 faces"]
+    assert face_checks.faces_label(1, True) == "1 face"  # a count stands, whatever the queue
+    assert face_checks.faces_label(None, True) == "faces being counted"
+    assert face_checks.faces_label(None, False) == "not analysed"
 
 
 def test_raw_bytes_are_still_counted_inline(db, proctored, vault, two_faces_jpeg):
@@ -207,6 +215,10 @@ def test_an_unreadable_frame_is_retried_then_given_up_and_holds_nothing(db, proc
     row = db.scalar(select(FaceCheck))
     assert row.state == "failed" and "retention" in row.error
     assert face_checks.run_one(db, vault) is None and _faces(db, snap.id) is None
+    # given up: the frame reads "not analysed", no longer "being counted"
+    assert face_checks.counting(db, ps.id) == set()
+    assert [i["text"] for i in review.timeline(db, ps) if i["kind"] == "snapshot"] == [
+        "snapshot 1: not analysed"]
     db.refresh(ps)
     assert ps.state == "cleared" and _release(db, attempt).status == "released"
 

@@ -99,7 +99,13 @@ def test_identity_gate_console_and_actions(web, db, face_jpeg, check_faces):
     assert snap.status_code == 200 and snap.json == {"seq": 1, "status": "stored", "faces": None}
     waiting = w.proctor.get("/api/proctoring/console").json["sessions"][0]["snapshot"]
     assert waiting["faces"] is None and waiting["counting"] is True  # not "not analysed"
+    page = w.proctor.get(f"/proctor/sessions/{sid}").get_data(as_text=True)
+    assert "snapshot 1: faces being counted" in page and "not analysed" not in page
+    assert re.search(r'alt="Snapshot 1 at [0-9:]+: faces being counted"', page)
     assert check_faces(w.app) == 1
+    page = w.proctor.get(f"/proctor/sessions/{sid}").get_data(as_text=True)
+    assert "snapshot 1: 1 face<" in page and "faces being counted" not in page
+    assert re.search(r'alt="Snapshot 1 at [0-9:]+: 1 face"', page)
     no_seq = w.cand.post(extras["snapshots_url"], data=face_jpeg, content_type="image/jpeg",
                          headers={"X-CSRFToken": w.ctoken})
     assert no_seq.status_code == 422 and no_seq.json["field"] == "X-Snapshot-Seq"
