@@ -35,6 +35,14 @@ Usage::
     .venv/bin/python bench/save_saturation.py [--kind saves|heartbeat|mixed] [--candidates 500]
         [--seconds 20] [--connections 32] [--wrk-threads 1] [--server gunicorn|granian]
         [--workers N] [--threads N] [--database-url postgresql+psycopg://...]
+        [--soak-minutes 30 --pace-ms 20 --window-seconds 60]
+
+The soak (issue 15, goal 12) with a client that does not drift itself: ``--soak-minutes 30
+--pace-ms D`` runs the load in windows of ``--window-seconds`` (one wrk run each, the saves'
+seqs going on from window to window), each connection waiting ``D`` ms before each request
+(choose ``D`` for 80 % of the saturation rate), and prints per window the rate, latency, the
+server's CPU and the resident memory of its process tree; at the end every acknowledged save of
+every window is checked, with the memory's growth and the last window's p99 over the first's.
 
 Needs wrk (Debian: ``apt-get install wrk``). A benchmark, not a test: it prints its figures,
 whatever they are (issue 15's goal on a 2-core machine: >= 1,000 saves/s at saturation, at most
@@ -88,10 +96,11 @@ end
 function init(args)
   local nthreads, n = tonumber(args[1]), #cands
   kind = args[2]
+  local offset = tonumber(args[3] or "0")  -- a soak's window: its saves' j start here
   mine, idx, sent, acked, statuses = {}, 0, 0, {}, {}
   for i, c in ipairs(cands) do
     if (i - 1) %% nthreads == tid then
-      c.j = 0
+      c.j = offset
       c.n, c.i = n, i
       table.insert(mine, c)
     end
@@ -118,6 +127,7 @@ function request()
   return wrk.format("GET", "/api/attempts/" .. c.aid .. "/heartbeat",
     {["Cookie"] = c.cookie, ["User-Agent"] = c.ua})
 end
+%(delay)s
 function response(status, headers, body)
   statuses[status] = (statuses[status] or 0) + 1
   if status == 200 then
@@ -207,22 +217,27 @@ async def sign_in_all(base_url: str, emails: list[str], concurrency: int,
 
 def run_wrk(base_url: str, cands: list[Candidate], kind: str, seconds: float,
             connections: int, wrk_threads: int, workdir: Path,
-            server_cpu: Callable[[], float] = lambda: 0.0) -> dict[str, Any]:
+            server_cpu: Callable[[], float] = lambda: 0.0, *, offset: int = 0,
+            pace_ms: int = 0) -> dict[str, Any]:
     """Run wrk's load against ``base_url`` as ``cands``: wrk's figures (its JSON line) with the
     statuses summed, the acknowledged seqs, and the CPU seconds of the server (``server_cpu()``
-    before and after), of wrk and of the machine."""
+    before and after), of wrk and of the machine. ``offset``: each candidate's first save is
+    its ``offset``-th (a soak's later windows go on where the earlier stopped, in seq space);
+    ``pace_ms``: each connection waits this long before each request (0: none, saturation)."""
     wrk = shutil.which("wrk")
     if wrk is None:
         raise RuntimeError("wrk is not installed (Debian: apt-get install wrk)")
     data = workdir / "candidates.lua"
     data.write_text(_lua_data(cands, cands[0].client.headers["User-Agent"]))
     script = workdir / "load.lua"
-    script.write_text(LUA % {"data": lua_string(str(data))})
+    delay = f"function delay() return {int(pace_ms)} end" if pace_ms > 0 else ""
+    script.write_text(LUA % {"data": lua_string(str(data)), "delay": delay})
     cpu0, machine0 = server_cpu(), machine_cpu()
     child0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(
         [wrk, "-t", str(wrk_threads), "-c", str(connections), "-d", f"{seconds}s",
-         "--timeout", "10s", "-s", str(script), base_url, "--", str(wrk_threads), kind],
+         "--timeout", "10s", "-s", str(script), base_url, "--", str(wrk_threads), kind,
+         str(offset)],
         capture_output=True, text=True, check=False)
     child1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu_server, cpu_machine = server_cpu() - cpu0, machine_cpu() - machine0
@@ -268,6 +283,42 @@ def figures(w: dict[str, Any], check: dict[str, int]) -> dict[str, Any]:
     }
 
 
+def soak(base_url: str, cands: list[Candidate], kind: str, minutes: float,
+         window_s: int, pace_ms: int, connections: int, wrk_threads: int, workdir: Path,
+         server_cpu: Callable[[], float], rss: Callable[[], tuple[float, float]],
+         check: Callable[[dict[tuple[int, int], tuple]], dict[str, int]]) -> dict[str, Any]:
+    """``minutes`` of paced load in windows of ``window_s`` seconds, one wrk run each (the
+    saves going on in seq space), a row of figures per window with the server's memory after
+    it; at the end every acknowledged save of every window checked (``check``), the memory's
+    growth from the first window to the last and the last window's p99 over the first's."""
+    rows, acked = [], []
+    windows = max(1, round(minutes * 60 / window_s))
+    for n in range(windows):
+        w = run_wrk(base_url, cands, kind, window_s, connections, wrk_threads, workdir,
+                    server_cpu, offset=n * 1_000_000, pace_ms=pace_ms)
+        acked += w["acked"]
+        total, largest = rss()
+        row = {"window": n + 1, **figures(w, {"lost": 0, "mismatched": 0,
+                                                "stored_unacknowledged": 0}),
+               "rss_mb": round(total, 1), "worker_rss_mb": round(largest, 1)}
+        for key in ("lost", "mismatched", "stored_unacknowledged", "seconds"):
+            row.pop(key)
+        rows.append(row)
+        print(f"window {n + 1}/{windows}: {row['requests_per_s']} requests/s, p50 "
+              f"{row['p50_ms']} p99 {row['p99_ms']} max {row['max_ms']} ms, server "
+              f"{row['server_cpu_cores']} cores ({row['server_cpu_ms_per_request']} ms per "
+              f"request), RSS {row['rss_mb']} MB (largest worker {row['worker_rss_mb']} MB), "
+              f"statuses {row['statuses']}, socket errors {row['socket_errors']}", flush=True)
+    found = check(expected_saves(cands, acked))
+    first, last = rows[0], rows[-1]
+    return {"rows": rows, "acknowledged": len(acked), "lost": found["lost"],
+            "mismatched": found["mismatched"],
+            "rss_growth_mb": round(last["rss_mb"] - first["rss_mb"], 1),
+            "p99_drift": round(last["p99_ms"] / first["p99_ms"], 2) if first["p99_ms"] else None,
+            "rate_drift": (round(last["requests_per_s"] / first["requests_per_s"], 2)
+                           if first["requests_per_s"] else None)}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -281,6 +332,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--setup-concurrency", type=int, default=8)
+    ap.add_argument("--soak-minutes", type=float, default=0.0,
+                    help="instead of one run at saturation, this many minutes of load paced by "
+                         "--pace-ms, in windows of --window-seconds (goal 12's soak)")
+    ap.add_argument("--window-seconds", type=int, default=60)
+    ap.add_argument("--pace-ms", type=int, default=0,
+                    help="each connection waits this long before each request (choose it for "
+                         "80%% of the saturation rate; 0: none)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = ap.parse_args(argv)
     if args.candidates < 1 or args.seconds < 1 or args.connections < 1 or args.wrk_threads < 1:
@@ -319,6 +377,25 @@ def main(argv: list[str] | None = None) -> int:
         if not cands:
             return 1
         time.sleep(2.0)  # the set-up's writes settle (the sweeper, the checkpoint)
+        if args.soak_minutes > 0:
+            from soak import tree_rss
+
+            result = soak(server.base_url, cands, args.kind, args.soak_minutes,
+                          args.window_seconds, args.pace_ms, args.connections,
+                          args.wrk_threads, workdir, server.cpu,
+                          lambda: tree_rss(server.proc.pid),
+                          lambda expected: check_lost(db.url, expected))
+            server.stop()
+            failed = bool(result["lost"] or result["mismatched"])
+            print(f"soak: {len(result['rows'])} windows; acknowledged {result['acknowledged']}, "
+                  f"lost {result['lost']}, mismatched {result['mismatched']}; RSS growth "
+                  f"{result['rss_growth_mb']} MB; p99 last/first {result['p99_drift']}; "
+                  f"rate last/first {result['rate_drift']}")
+            print(json.dumps({"kind": args.kind, "pace_ms": args.pace_ms,
+                              "connections": args.connections, "server": server.kind,
+                              "workers": server.workers, "threads": server.threads,
+                              "database": db.kind, **result}))
+            return 1 if failed else 0
         w = run_wrk(server.base_url, cands, args.kind, args.seconds, args.connections,
                     args.wrk_threads, workdir, server.cpu)
         server.stop()

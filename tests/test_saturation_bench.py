@@ -5,6 +5,7 @@ flag the bench's rule says it sent. Figures are not asserted: the bench prints t
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import threading
 
@@ -20,6 +21,7 @@ def test_saturation_bench_runs_briefly(app, db, database, build_exam, tmp_path):
     from assessment.users import create_user
     from bench import delivery_load as dl
     from bench import save_saturation as sat
+    from bench import soak
 
     build_exam(db, code=dl.EXAM_CODE, minutes=30)
     emails = []
@@ -38,6 +40,10 @@ def test_saturation_bench_runs_briefly(app, db, database, build_exam, tmp_path):
         cands = _run_apart(sat.sign_in_all(base_url, emails, 3, stats))
         assert len(cands) == 3 and not stats.errors, stats.errors
         w = sat.run_wrk(base_url, cands, "mixed", 1, 2, 1, tmp_path)
+        # the soak: two paced windows, the second's saves going on after the first's
+        soaked = sat.soak(base_url, cands, "saves", 2 / 60, 1, 20, 2, 1, tmp_path,
+                          lambda: 0.0, lambda: soak.tree_rss(os.getpid()),
+                          lambda expected: dl.check_lost(database.url, expected))
     finally:
         server.shutdown()
         thread.join(5)
@@ -50,6 +56,11 @@ def test_saturation_bench_runs_briefly(app, db, database, build_exam, tmp_path):
     assert out["acknowledged"] >= 6 and out["requests_per_s"] > out["saves_per_s"], out
     assert {seq for seq in w["acked"]} >= {1, 2, 3, 4, 5, 6}, sorted(w["acked"])[:10]
     assert check["lost"] == 0 and check["mismatched"] == 0 and check["stored"] >= 6, check
+    rows = soaked["rows"]
+    assert [r["window"] for r in rows] == [1, 2] and all(r["rss_mb"] > 0 for r in rows), rows
+    # paced: 2 connections waiting 20 ms before each request answer under 100 requests/s
+    assert all(0 < r["requests_per_s"] < 100 and r["statuses"].keys() == {"200"} for r in rows)
+    assert soaked["acknowledged"] >= 4 and soaked["lost"] == 0 and soaked["mismatched"] == 0
 
 
 def test_expected_saves_follows_the_lua_rule():
