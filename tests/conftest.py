@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
 from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
@@ -291,6 +292,24 @@ def signin(client, user, password: str = PASSWORD):
     resp = client.post("/signin", data={"email": user.email, "password": password, "csrf_token": token})
     assert resp.status_code == 302, resp.get_data(as_text=True)[:500]
     return client
+
+
+#: argon2id at its lowest cost: the hash is as real (its parameters are in it, so any process
+#: verifies it as written), only cheap. The production cost (~0.1-0.2 s of CPU a hash here) spent
+#: on every account a test makes and every sign-in was about a tenth of the suite's CPU.
+QUICK_HASHER = PasswordHasher(time_cost=1, memory_cost=64, parallelism=1)
+
+
+@pytest.fixture(autouse=True)
+def _quick_password_hashes(request, monkeypatch):
+    """Every test hashes and verifies passwords with :data:`QUICK_HASHER`, except those marked
+    ``production_hashes`` (tests/test_security.py checks the production parameters)."""
+    if request.node.get_closest_marker("production_hashes") is None:
+        from assessment import users
+
+        monkeypatch.setattr(users, "_hasher", QUICK_HASHER)
+        monkeypatch.setattr(users, "_DUMMY_HASH", None)  # the unknown-email check's, made anew
+    yield
 
 
 @pytest.fixture(name="csrf_token")

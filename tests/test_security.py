@@ -543,6 +543,7 @@ def test_anonymous_is_sent_to_signin_or_gets_401_json(client):
         assert resp.json == {"error": "not_signed_in", "message": "sign in first"}, path
 
 
+@pytest.mark.production_hashes
 def test_passwords_are_hashed_with_argon2id(client, make_user, signin, csrf_token, db):
     user = make_user("admin")
     assert user.password_hash.startswith("$argon2id$")
