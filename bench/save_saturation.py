@@ -286,7 +286,8 @@ def figures(w: dict[str, Any], check: dict[str, int]) -> dict[str, Any]:
 def soak(base_url: str, cands: list[Candidate], kind: str, minutes: float,
          window_s: int, pace_ms: int, connections: int, wrk_threads: int, workdir: Path,
          server_cpu: Callable[[], float], rss: Callable[[], tuple[float, float]],
-         check: Callable[[dict[tuple[int, int], tuple]], dict[str, int]]) -> dict[str, Any]:
+         check: Callable[[dict[tuple[int, int], tuple]], dict[str, int]],
+         sqlite_file: Path | None = None) -> dict[str, Any]:
     """``minutes`` of paced load in windows of ``window_s`` seconds, one wrk run each (the
     saves going on in seq space), a row of figures per window with the server's memory after
     it; at the end every acknowledged save of every window checked (``check``), the memory's
@@ -301,6 +302,10 @@ def soak(base_url: str, cands: list[Candidate], kind: str, minutes: float,
         row = {"window": n + 1, **figures(w, {"lost": 0, "mismatched": 0,
                                                 "stored_unacknowledged": 0}),
                "rss_mb": round(total, 1), "worker_rss_mb": round(largest, 1)}
+        if sqlite_file is not None:  # the write-ahead log's size: a checkpoint that cannot finish
+            wal = Path(f"{sqlite_file}-wal")
+            row["wal_mb"] = round(wal.stat().st_size / 2**20, 1) if wal.exists() else 0.0
+            row["db_mb"] = round(sqlite_file.stat().st_size / 2**20, 1)
         for key in ("lost", "mismatched", "stored_unacknowledged", "seconds"):
             row.pop(key)
         rows.append(row)
@@ -308,7 +313,9 @@ def soak(base_url: str, cands: list[Candidate], kind: str, minutes: float,
               f"{row['p50_ms']} p99 {row['p99_ms']} max {row['max_ms']} ms, server "
               f"{row['server_cpu_cores']} cores ({row['server_cpu_ms_per_request']} ms per "
               f"request), RSS {row['rss_mb']} MB (largest worker {row['worker_rss_mb']} MB), "
-              f"statuses {row['statuses']}, socket errors {row['socket_errors']}", flush=True)
+              f"statuses {row['statuses']}, socket errors {row['socket_errors']}"
+              + (f", SQLite {row['db_mb']} MB + WAL {row['wal_mb']} MB" if "wal_mb" in row else ""),
+              flush=True)
     found = check(expected_saves(cands, acked))
     first, last = rows[0], rows[-1]
     return {"rows": rows, "acknowledged": len(acked), "lost": found["lost"],
@@ -364,7 +371,9 @@ def main(argv: list[str] | None = None) -> int:
         db.create()
         _run([_microcred(), "init"], env, log)
         _run([_microcred(), "demo"], env, log)
-        emails = prepare(db.url, args.candidates, args.seconds + 1800)
+        # the attempts' time limit outlasts the load (a soak's too): no deadline falls inside it
+        emails = prepare(db.url, args.candidates,
+                         int(max(args.seconds, args.soak_minutes * 60)) + 1800)
         server.start()
         print(f"database {db.kind}; server {server.kind}, {server.workers} workers x "
               f"{server.threads} threads, {os.cpu_count()} cores; log {log}", flush=True)
@@ -384,7 +393,8 @@ def main(argv: list[str] | None = None) -> int:
                           args.window_seconds, args.pace_ms, args.connections,
                           args.wrk_threads, workdir, server.cpu,
                           lambda: tree_rss(server.proc.pid),
-                          lambda expected: check_lost(db.url, expected))
+                          lambda expected: check_lost(db.url, expected),
+                          workdir / "microcred.db" if db.kind == "sqlite" else None)
             server.stop()
             failed = bool(result["lost"] or result["mismatched"])
             print(f"soak: {len(result['rows'])} windows; acknowledged {result['acknowledged']}, "
