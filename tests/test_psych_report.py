@@ -500,19 +500,31 @@ def test_busy_cpus_sees_a_busy_neighbour_and_not_this_process_s_past(monkeypatch
         assert workers.busy_cpus() == 1.5
     if workers._cpu_times() is None:
         pytest.skip("no /proc/stat on this platform")
-    _spin(0.3)  # this process's own recent work
-    quiet = workers.busy_cpus()
-    if quiet > (os.cpu_count() or 1) - 0.75:
-        pytest.skip(f"no CPU to spare to see a neighbour start ({quiet:.2f} busy)")
-    spinner = multiprocessing.get_context("fork").Process(target=_spin, args=(3.0,))
-    spinner.start()
-    try:
-        time.sleep(0.2)
-        busy = workers.busy_cpus()
-    finally:
-        spinner.terminate()
-        spinner.join()
-    assert busy >= quiet + 0.5, (quiet, busy)
+    # Other processes (the suite's other worker) come and go: a try counts only when a whole
+    # CPU was free before the neighbour started, and one of a few tries must see it; a
+    # busy_cpus that never sees a neighbour fails every try that had room for one.
+    seen, tries_with_room = [], 0
+    for _ in range(6):
+        _spin(0.3)  # this process's own recent work
+        quiet = workers.busy_cpus()
+        if quiet > (os.cpu_count() or 1) - 1:
+            time.sleep(0.5)
+            continue
+        tries_with_room += 1
+        spinner = multiprocessing.get_context("fork").Process(target=_spin, args=(3.0,))
+        spinner.start()
+        try:
+            time.sleep(0.2)
+            busy = workers.busy_cpus()
+        finally:
+            spinner.terminate()
+            spinner.join()
+        seen.append((round(quiet, 2), round(busy, 2)))
+        if busy >= quiet + 0.5:
+            return
+    if not tries_with_room:
+        pytest.skip("no CPU to spare to see a neighbour start in 6 tries")
+    pytest.fail(f"a neighbour spinning on a free CPU was not seen: (quiet, busy) {seen}")
 
 
 def _spin(seconds: float) -> None:
