@@ -153,6 +153,26 @@ class BenchDatabase:
         return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", self.url)
 
 
+def bench_instance(prefix: str, database_url: str | None,
+                   extra_env: dict[str, str] | None = None
+                   ) -> tuple[Path, Path, BenchDatabase, dict[str, str]]:
+    """A throwaway instance: its directory, the server's log file, its database (a SQLite file
+    in the directory, or a fresh database on ``database_url``'s PostgreSQL server, created by
+    ``.create()``) and the environment ``microcred`` runs in (plain http on 127.0.0.1, with
+    ``extra_env``); this process takes the instance and database settings too (the benches
+    prepare candidates in process)."""
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    db = BenchDatabase(database_url, workdir)
+    env = dict(os.environ)
+    env.update({"MICROCRED_INSTANCE_DIR": str(workdir / "instance"),
+                "MICROCRED_DATABASE_URL": db.url,
+                "MICROCRED_COOKIE_SECURE": "0",  # plain http on 127.0.0.1
+                "MICROCRED_PUBLIC_URL": "http://127.0.0.1", **(extra_env or {})})
+    os.environ.update({k: env[k] for k in ("MICROCRED_INSTANCE_DIR", "MICROCRED_DATABASE_URL",
+                                            "MICROCRED_COOKIE_SECURE")})
+    return workdir, workdir / "server.log", db, env
+
+
 def _microcred() -> str:
     exe = Path(sys.executable).parent / "microcred"
     return str(exe) if exe.exists() else (shutil.which("microcred") or "microcred")
@@ -711,18 +731,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.candidates < 1 or args.seconds <= 0 or args.interval <= 0:
         ap.error("--candidates, --seconds and --interval must be positive")
 
-    workdir = Path(tempfile.mkdtemp(prefix="microcred-bench-"))
-    log = workdir / "server.log"
-    db = BenchDatabase(args.database_url, workdir)
-    env = dict(os.environ)
-    env.update({
-        "MICROCRED_INSTANCE_DIR": str(workdir / "instance"),
-        "MICROCRED_DATABASE_URL": db.url,
-        "MICROCRED_COOKIE_SECURE": "0",  # plain http on 127.0.0.1
-        "MICROCRED_PUBLIC_URL": "http://127.0.0.1",
-    })
-    os.environ.update({k: env[k] for k in ("MICROCRED_INSTANCE_DIR", "MICROCRED_DATABASE_URL",
-                                            "MICROCRED_COOKIE_SECURE")})
+    workdir, log, db, env = bench_instance("microcred-bench-", args.database_url)
     server = Server(env, log, args.workers, args.threads, args.sweep_every, args.server)
     failed = True
     out: dict[str, Any] = {}

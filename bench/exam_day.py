@@ -63,7 +63,6 @@ import random
 import re
 import shutil
 import sys
-import tempfile
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -84,12 +83,12 @@ from bench.delivery_load import (
     MAX_BATCH,
     PASSWORD,
     TLS,
-    BenchDatabase,
     Server,
     _canonical,
     _microcred,
     _run,
     _value_for,
+    bench_instance,
     check_lost,
     machine_cpu,
     ms,
@@ -801,17 +800,9 @@ def main(argv: list[str] | None = None) -> int:
     if cfg.spike < 0 or cfg.within <= 0:
         ap.error("--spike must be a count of candidates and --within a positive number of seconds")
 
-    workdir = Path(tempfile.mkdtemp(prefix="microcred-examday-"))
-    log = workdir / "server.log"
-    db = BenchDatabase(cfg.database_url, workdir)
-    env = dict(os.environ)
-    env.update({"MICROCRED_INSTANCE_DIR": str(workdir / "instance"),
-                "MICROCRED_DATABASE_URL": db.url, "MICROCRED_COOKIE_SECURE": "0",
-                "MICROCRED_PUBLIC_URL": "http://127.0.0.1"})
-    if cfg.start_rate is not None:
-        env["MICROCRED_START_RATE"] = f"{cfg.start_rate:g}"
-    os.environ.update({k: env[k] for k in ("MICROCRED_INSTANCE_DIR", "MICROCRED_DATABASE_URL",
-                                            "MICROCRED_COOKIE_SECURE")})
+    workdir, log, db, env = bench_instance(
+        "microcred-examday-", cfg.database_url,
+        {"MICROCRED_START_RATE": f"{cfg.start_rate:g}"} if cfg.start_rate is not None else None)
     server = Server(env, log, cfg.workers, cfg.threads, None, cfg.server)
     failed = True
     out: dict[str, Any] = {}

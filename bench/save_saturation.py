@@ -58,7 +58,6 @@ import resource
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -69,13 +68,13 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from delivery_load import (
     EXAM_CODE,
-    BenchDatabase,
     Candidate,
     Server,
     Stats,
     _canonical,
     _microcred,
     _run,
+    bench_instance,
     check_lost,
     machine_cpu,
     prepare,
@@ -356,15 +355,7 @@ def main(argv: list[str] | None = None) -> int:
         print("wrk is not installed (Debian: apt-get install wrk)", file=sys.stderr)
         return 2
 
-    workdir = Path(tempfile.mkdtemp(prefix="microcred-saturation-"))
-    log = workdir / "server.log"
-    db = BenchDatabase(args.database_url, workdir)
-    env = dict(os.environ)
-    env.update({"MICROCRED_INSTANCE_DIR": str(workdir / "instance"),
-                "MICROCRED_DATABASE_URL": db.url, "MICROCRED_COOKIE_SECURE": "0",
-                "MICROCRED_PUBLIC_URL": "http://127.0.0.1"})
-    os.environ.update({k: env[k] for k in ("MICROCRED_INSTANCE_DIR", "MICROCRED_DATABASE_URL",
-                                            "MICROCRED_COOKIE_SECURE")})
+    workdir, log, db, env = bench_instance("microcred-saturation-", args.database_url)
     server = Server(env, log, args.workers, args.threads, None, args.server)
     failed = True
     try:

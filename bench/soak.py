@@ -40,9 +40,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -151,15 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--capacity (>= 2), --minutes, --interval and --report-every must be positive")
     n = max(1, round(0.8 * args.capacity))
 
-    workdir = Path(tempfile.mkdtemp(prefix="microcred-soak-"))
-    log = workdir / "server.log"
-    db = dl.BenchDatabase(args.database_url, workdir)
-    env = dict(os.environ)
-    env.update({"MICROCRED_INSTANCE_DIR": str(workdir / "instance"),
-                "MICROCRED_DATABASE_URL": db.url, "MICROCRED_COOKIE_SECURE": "0",
-                "MICROCRED_PUBLIC_URL": "http://127.0.0.1"})
-    os.environ.update({k: env[k] for k in ("MICROCRED_INSTANCE_DIR", "MICROCRED_DATABASE_URL",
-                                            "MICROCRED_COOKIE_SECURE")})
+    _workdir, log, db, env = dl.bench_instance("microcred-soak-", args.database_url)
     server = dl.Server(env, log, args.workers, args.threads, None)
     try:
         db.create()

@@ -366,6 +366,19 @@ def _quick_password_hashes(request, monkeypatch):
     yield
 
 
+def bench_candidates(session: Session, n: int, prefix: str) -> list[str]:
+    """``n`` candidates with the benches' password (bench/delivery_load.py), for a bench's brief
+    run in the suite; their emails."""
+    from assessment.users import create_user
+    from bench.delivery_load import PASSWORD as BENCH_PASSWORD
+
+    emails = [create_user(session, email=f"{prefix}{i}@example.org", password=BENCH_PASSWORD,
+                          role="candidate", display_name=f"{prefix} {i}").email
+              for i in range(n)]
+    session.commit()
+    return emails
+
+
 @pytest.fixture(name="csrf_token")
 def csrf_token_fixture():
     return csrf_token

@@ -12,25 +12,20 @@ import threading
 import pytest
 from werkzeug.serving import make_server
 
+from tests.conftest import bench_candidates
+
 pytestmark = pytest.mark.skipif(shutil.which("wrk") is None,
                                 reason="wrk is not installed ('make test' installs it as root; "
                                        "else 'sudo apt-get install wrk')")
 
 
 def test_saturation_bench_runs_briefly(app, db, database, build_exam, tmp_path):
-    from assessment.users import create_user
     from bench import delivery_load as dl
     from bench import save_saturation as sat
     from bench import soak
 
     build_exam(db, code=dl.EXAM_CODE, minutes=30)
-    emails = []
-    for i in range(3):
-        user = create_user(db, email=f"wrk{i}@example.org", password=dl.PASSWORD,
-                           role="candidate", display_name=f"Wrk {i}")
-        user.password_hash = dl.FAST_HASHER.hash(dl.PASSWORD)
-        emails.append(user.email)
-    db.commit()
+    emails = bench_candidates(db, 3, "wrk")
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

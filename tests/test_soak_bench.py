@@ -12,20 +12,15 @@ import threading
 
 from werkzeug.serving import make_server
 
+from tests.conftest import bench_candidates
+
 
 def test_soak_bench_runs_briefly(app, db, database, build_exam):
-    from assessment.users import create_user
     from bench import delivery_load as dl
     from bench import soak
 
     build_exam(db, code=dl.EXAM_CODE, minutes=30)
-    emails = []
-    for i in range(3):
-        user = create_user(db, email=f"soak{i}@example.org", password=dl.PASSWORD,
-                           role="candidate", display_name=f"Soak {i}")
-        user.password_hash = dl.FAST_HASHER.hash(dl.PASSWORD)
-        emails.append(user.email)
-    db.commit()
+    emails = bench_candidates(db, 3, "soak")
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
