@@ -320,9 +320,18 @@ def postgres_cpu() -> float:
 
 
 def machine_cpu() -> float:
-    """CPU seconds all cores have been busy (not idle or waiting on I/O) since boot."""
+    """CPU seconds all cores have been busy (not idle or waiting on I/O) since boot; steal
+    (:func:`steal_cpu`) included."""
     fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def steal_cpu() -> float:
+    """CPU seconds since boot that the hypervisor gave to other machines while this one had
+    work to run (``steal`` in /proc/stat): on a shared host, a share of the cores this machine
+    did not get, which no process here shows."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    return int(fields[8]) / os.sysconf("SC_CLK_TCK") if len(fields) > 8 else 0.0
 
 
 class Server:

@@ -78,6 +78,7 @@ from delivery_load import (
     check_lost,
     machine_cpu,
     prepare,
+    steal_cpu,
 )
 
 #: the item types a save here answers with one option id (or a list of one, multiple response)
@@ -231,7 +232,7 @@ def run_wrk(base_url: str, cands: list[Candidate], kind: str, seconds: float,
     script = workdir / "load.lua"
     delay = f"function delay() return {int(pace_ms)} end" if pace_ms > 0 else ""
     script.write_text(LUA % {"data": lua_string(str(data)), "delay": delay})
-    cpu0, machine0 = server_cpu(), machine_cpu()
+    cpu0, machine0, steal0 = server_cpu(), machine_cpu(), steal_cpu()
     child0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(
         [wrk, "-t", str(wrk_threads), "-c", str(connections), "-d", f"{seconds}s",
@@ -240,6 +241,7 @@ def run_wrk(base_url: str, cands: list[Candidate], kind: str, seconds: float,
         capture_output=True, text=True, check=False)
     child1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu_server, cpu_machine = server_cpu() - cpu0, machine_cpu() - machine0
+    steal = steal_cpu() - steal0
     line = next((ln for ln in done.stdout.splitlines() if ln.startswith("WRK_JSON ")), None)
     if done.returncode != 0 or line is None:
         raise RuntimeError(f"wrk failed ({done.returncode}): {done.stdout[-2000:]} "
@@ -249,7 +251,7 @@ def run_wrk(base_url: str, cands: list[Candidate], kind: str, seconds: float,
     for code, count in w["statuses"]:
         statuses[str(code)] = statuses.get(str(code), 0) + count
     w["statuses"] = statuses
-    w["cpu_server"], w["cpu_machine"] = cpu_server, cpu_machine
+    w["cpu_server"], w["cpu_machine"], w["cpu_steal"] = cpu_server, cpu_machine, steal
     w["cpu_wrk"] = (child1.ru_utime + child1.ru_stime) - (child0.ru_utime + child0.ru_stime)
     return w
 
@@ -271,6 +273,7 @@ def figures(w: dict[str, Any], check: dict[str, int]) -> dict[str, Any]:
         "server_cpu_cores": round(w["cpu_server"] / seconds, 2),
         "wrk_cpu_cores": round(w["cpu_wrk"] / seconds, 2),
         "machine_cpu_cores": round(w["cpu_machine"] / seconds, 2),
+        "steal_cores": round(w["cpu_steal"] / seconds, 2),
         "statuses": statuses,
         "non_2xx": sum(v for k, v in statuses.items() if not k.startswith("2")),
         "socket_errors": sum(w["errors"].values()) - w["errors"]["status"],
@@ -311,7 +314,7 @@ def soak(base_url: str, cands: list[Candidate], kind: str, minutes: float,
         print(f"window {n + 1}/{windows}: {row['requests_per_s']} requests/s, p50 "
               f"{row['p50_ms']} p99 {row['p99_ms']} max {row['max_ms']} ms, server "
               f"{row['server_cpu_cores']} cores ({row['server_cpu_ms_per_request']} ms per "
-              f"request), RSS {row['rss_mb']} MB (largest worker {row['worker_rss_mb']} MB), "
+              f"request), stolen by the host {row['steal_cores']} cores, RSS {row['rss_mb']} MB (largest worker {row['worker_rss_mb']} MB), "
               f"statuses {row['statuses']}, socket errors {row['socket_errors']}"
               + (f", SQLite {row['db_mb']} MB + WAL {row['wal_mb']} MB" if "wal_mb" in row else ""),
               flush=True)
@@ -413,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{out['p99_ms']} max {out['max_ms']} ms at {args.connections} in flight")
         print(f"server CPU {out['server_cpu_ms_per_request']} ms per request "
               f"({out['server_cpu_cores']} cores); wrk {out['wrk_cpu_cores']} cores; machine "
-              f"{out['machine_cpu_cores']} cores")
+              f"{out['machine_cpu_cores']} cores, of which the host took {out['steal_cores']}")
         print(f"answers by status {statuses}; socket errors {out['socket_errors']}; acknowledged "
               f"{out['acknowledged']}, lost {out['lost']}, mismatched {out['mismatched']}, "
               f"stored but not acknowledged {out['stored_unacknowledged']}")
