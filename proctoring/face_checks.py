@@ -54,6 +54,7 @@ from sqlalchemy import and_, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from microcred.db import utcnow
+from microcred.words import plural
 from proctoring.faces import count_faces
 from proctoring.images import ImageGone, ImageRefused, ImageVault
 from proctoring.models import FaceCheck, ProctorSession, Snapshot, StoredImage, console_counted
@@ -79,32 +80,35 @@ def queue(db: Session, snap: Snapshot) -> FaceCheck:
     return row
 
 
+def _still_owed(session_id: int):
+    """The session's checks still to be done: pending or claimed, not given up."""
+    return and_(FaceCheck.session_id == session_id,
+                FaceCheck.state.in_(("pending", "running")))
+
+
 def owed(db: Session, session_id: int) -> int:
     """How many of the session's frames still wait for their faces (failed ones do not)."""
-    return db.scalar(select(func.count()).select_from(FaceCheck).where(
-        FaceCheck.session_id == session_id, FaceCheck.state.in_(("pending", "running")))) or 0
+    return db.scalar(select(func.count()).select_from(FaceCheck)
+                     .where(_still_owed(session_id))) or 0
 
 
 def counting(db: Session, session_id: int) -> set[int]:
-    """The session's frames (snapshot ids) whose faces are still being counted: pending or
-    claimed, not given up."""
-    return set(db.scalars(select(FaceCheck.snapshot_id).where(
-        FaceCheck.session_id == session_id, FaceCheck.state.in_(("pending", "running")))))
+    """The session's frames (snapshot ids) whose faces are still being counted."""
+    return set(db.scalars(select(FaceCheck.snapshot_id).where(_still_owed(session_id))))
 
 
 def faces_label(faces: int | None, pending: bool) -> str:
     """What a frame's face count reads as for a proctor or reviewer: "2 faces", "faces being
     counted" (the checker has not got to it yet), or "not analysed" (it could not be)."""
     if faces is not None:
-        return f"{faces} face{'s' if faces != 1 else ''}"
+        return plural(faces, "face")
     return "faces being counted" if pending else "not analysed"
 
 
 def hurry(db: Session, session_id: int) -> int:
     """Put the session's owed checks ahead of every live session's (its exam has ended and its
     result waits for them); how many are owed."""
-    db.execute(update(FaceCheck).where(FaceCheck.session_id == session_id,
-                                       FaceCheck.state.in_(("pending", "running")))
+    db.execute(update(FaceCheck).where(_still_owed(session_id))
                .values(urgent=True).execution_options(synchronize_session=False))
     return owed(db, session_id)
 

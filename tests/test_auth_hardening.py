@@ -124,20 +124,7 @@ def test_safe_next_keeps_same_site_paths(value):
     assert urllib.parse.unquote(kept) == urllib.parse.unquote(value)
 
 
-@pytest.fixture
-def quick_hashes(monkeypatch):
-    """argon2id with its lowest cost, for tests that sign in dozens of times: the hash is as
-    real, only cheaper (the production cost is checked in tests/test_security.py)."""
-    from argon2 import PasswordHasher
-
-    from assessment import users
-
-    monkeypatch.setattr(users, "_hasher", PasswordHasher(time_cost=1, memory_cost=64,
-                                                         parallelism=1))
-    monkeypatch.setattr(users, "_DUMMY_HASH", None)  # the unknown-email check's, made anew
-
-
-def test_signin_next_never_leaves_the_site(app, quick_hashes, make_user, signin):
+def test_signin_next_never_leaves_the_site(app, make_user, signin):
     """The reported flow (GET /signin?next=..., then the form) and a forged form field alike."""
     user = make_user("candidate")
     for value in HOSTILE_NEXT:
@@ -176,7 +163,7 @@ def _proctored_session(db, make_user, build_exam, app, signin):
     return signin(app.test_client(), proctor), sid
 
 
-def test_proctor_actions_follow_only_same_site_next(app, db, quick_hashes, make_user, build_exam,
+def test_proctor_actions_follow_only_same_site_next(app, db, make_user, build_exam,
                                                      signin):
     staff, sid = _proctored_session(db, make_user, build_exam, app, signin)
     token = _token(staff)
@@ -223,7 +210,7 @@ def _replay(app, value: str, name: str = "session") -> int:
     return resp.status_code
 
 
-def test_signout_ends_the_session_for_replayed_cookies(app, quick_hashes, make_user, signin):
+def test_signout_ends_the_session_for_replayed_cookies(app, make_user, signin):
     user = make_user("candidate")
     client = signin(app.test_client(), user)
     copied = _cookie(client)
@@ -245,7 +232,7 @@ def test_signout_ends_the_session_for_replayed_cookies(app, quick_hashes, make_u
     assert _replay(app, copied) == 302
 
 
-def test_signout_ends_the_remember_cookie_too(app, quick_hashes, db, make_user, signin):
+def test_signout_ends_the_remember_cookie_too(app, db, make_user, signin):
     from flask_login import login_user
 
     user = make_user("candidate")
@@ -271,7 +258,7 @@ def _change_password(client, current: str, new: str, confirm: str | None = None)
         "confirm_password": new if confirm is None else confirm})
 
 
-def test_password_change_ends_every_other_session(app, quick_hashes, db, make_user, signin):
+def test_password_change_ends_every_other_session(app, db, make_user, signin):
     user = make_user("candidate")
     here, elsewhere = signin(app.test_client(), user), signin(app.test_client(), user)
     copied = _cookie(here)
@@ -306,8 +293,7 @@ def test_password_change_ends_every_other_session(app, quick_hashes, db, make_us
     signin(app.test_client(), user, NEW_PASSWORD)
 
 
-def test_deactivation_ends_sessions_and_reactivation_does_not_revive_them(app, db, quick_hashes,
-                                                                          make_user, signin):
+def test_deactivation_ends_sessions_and_reactivation_does_not_revive_them(app, db, make_user, signin):
     admin, user = make_user("admin"), make_user("candidate")
     staff, candidate = signin(app.test_client(), admin), signin(app.test_client(), user)
     copied = _cookie(candidate)
@@ -399,7 +385,7 @@ def live_app(app, live_server):
     return live_server
 
 
-def test_concurrent_wrong_passwords_never_pass_the_limit(app, quick_hashes, live_app, counters, db, make_user):
+def test_concurrent_wrong_passwords_never_pass_the_limit(app, live_app, counters, db, make_user):
     throttle = _use(app, counters, signin_max_failures_per_account=5,
                     signin_max_failures_per_address=9, signin_backoff_base_seconds=120)
     user = make_user("candidate")
@@ -464,7 +450,7 @@ def test_redis_down_falls_back_to_the_database(app, db):
     assert throttle.reserve("b@example.org", "192.0.2.3") == 0
 
 
-def test_a_stranger_cannot_lock_a_candidate_out(app, quick_hashes, make_user, db):
+def test_a_stranger_cannot_lock_a_candidate_out(app, make_user, db):
     """The reported abuse: five wrong tries used to lock the account for 15 minutes."""
     user = make_user("candidate")
     stranger, candidate = {"REMOTE_ADDR": "203.0.113.66"}, {"REMOTE_ADDR": "198.51.100.7"}
@@ -545,7 +531,7 @@ def test_cli_user_add_refuses_a_guessable_password(database_url, db, tmp_path):
 
 
 def test_cli_sets_passwords_and_deactivates_ending_sessions(app, database_url, db, tmp_path,
-                                                            quick_hashes, make_user, signin):
+                                                            make_user, signin):
     from assessment.cli import main
 
     env = {"MICROCRED_DATABASE_URL": database_url, "MICROCRED_INSTANCE_DIR": str(tmp_path)}
