@@ -188,12 +188,13 @@ def register(group: click.Group) -> None:
 
     @proctoring_group.command("faces")
     @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
-                  help="Frames searched at once (threads; OpenCV's search runs outside the GIL).")
+                  help="Frames searched at once (search processes, and a thread of this one "
+                       "for each).")
     @click.option("--nice", "niceness", default=10, show_default=True, type=click.IntRange(0, 19),
-                  help="Lower this process's CPU priority by this much, so that the web's "
-                       "requests go first when the node is busy.")
+                  help="Lower the search processes' CPU priority by this much, so that the "
+                       "web's requests go first when the node is busy.")
     @click.option("--idle/--no-idle", default=True, show_default=True,
-                  help="Run only on CPU nothing else wants (Linux's SCHED_IDLE): a node short "
+                  help="Search only on CPU nothing else wants (Linux's SCHED_IDLE): a node short "
                        "of CPU answers its candidates first and falls behind on faces instead.")
     @click.option("--exit-with-parent", is_flag=True, hidden=True,
                   help="Stop when the process that started this one ends (`microcred serve`).")
@@ -201,13 +202,13 @@ def register(group: click.Group) -> None:
         """Count the faces of the camera snapshots still owed a face check, newest first (the
         sessions that have ended before the others), and raise their flags: the face checker.
         `microcred serve` starts one beside the server; run more (here or on other nodes) when
-        the checks fall behind. Stop it with Ctrl-C or SIGTERM."""
+        the checks fall behind. The searches run in processes of their own at a low CPU
+        priority; this process, which writes the results, keeps the normal one (so it never
+        holds the database's write lock while starved of CPU). Stop it with Ctrl-C or SIGTERM."""
         import logging
         import os
         import signal
         import threading
-
-        import cv2
 
         from assessment.config import Settings
         from assessment.database import Database
@@ -221,15 +222,11 @@ def register(group: click.Group) -> None:
         vault = ImageVault(load_key(settings.instance_dir), max_pixels=max_image_pixels())
         logging.basicConfig(level=logging.INFO,
                             format="%(asctime)s %(name)s %(levelname)s %(message)s")
-        if niceness:
-            os.nice(niceness)
         # nice 10 still took 0.66 of 2 cores from a node's web workers under load (their save
-        # p99 331 ms at 1,000 candidates); an idle-class thread runs only when no other does
-        scheduling = f"nice {niceness}"
-        if idle and hasattr(os, "SCHED_IDLE"):
-            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))  # the threads inherit it
-            scheduling += ", idle class"
-        cv2.setNumThreads(1)  # one core per search: the threads here are the parallelism
+        # p99 331 ms at 1,000 candidates); an idle-class process runs only when no other does
+        idle = idle and hasattr(os, "SCHED_IDLE")
+        search = face_checks.SearchPool(workers, niceness=niceness, idle=idle)
+        scheduling = f"nice {niceness}" + (", idle class" if idle else "")
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
@@ -243,15 +240,16 @@ def register(group: click.Group) -> None:
 
             threading.Thread(target=watch, daemon=True, name="parent-watch").start()
         threads = [threading.Thread(target=face_checks.serve, args=(db.session, vault),
-                                    kwargs={"stop": stop}, name=f"faces-{n}")
+                                    kwargs={"stop": stop, "search": search}, name=f"faces-{n}")
                    for n in range(workers)]
-        click.echo(f"face checker with {workers} thread(s), {scheduling}", err=True)
+        click.echo(f"face checker with {workers} search process(es), {scheduling}", err=True)
         for t in threads:
             t.start()
         while any(t.is_alive() for t in threads):
             stop.wait(1)
         for t in threads:
             t.join()
+        search.close()
         db.dispose()
 
     @proctoring_group.command("purge")

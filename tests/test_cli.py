@@ -565,7 +565,7 @@ def test_serve_answers_and_its_sweeper_finalizes_expired_attempts(demo, server_k
         output = server.communicate(timeout=40)[0].decode()
     assert server.returncode == 0, output
     assert f"sweep: finalized attempts [{attempt_id}]" in output
-    assert "face checker with 1 thread(s), nice 10, idle class" in output  # beside the server
+    assert "face checker with 1 search process(es), nice 10, idle class" in output  # beside the server
     assert "ResourceWarning" not in output  # nothing left open on the way out (finding 25)
 
 

@@ -260,3 +260,48 @@ def test_a_batch_is_claimed_in_one_transaction_and_stored_in_one_more(db, procto
     assert db.scalars(select(Snapshot.faces).order_by(Snapshot.session_id, Snapshot.seq)).all() \
         == [1] * 5 + [1, 1, 2, 1, 1]
     assert db.execute(select(Flag.session_id, Flag.key)).all() == [(ps2.id, "s3")]
+
+
+def test_the_searches_run_in_processes_of_their_own_at_the_lowest_priority(db, proctored, vault,
+                                                                           face_jpeg,
+                                                                           two_faces_jpeg):
+    """The checker's searches go to processes in Linux's idle class (and niced), which hold no
+    lock; the checker's own process, which holds the write lock while it stores, keeps its
+    priority. A checker that ran idle-class itself kept saves waiting 200-300 ms for the lock
+    (priority inversion, ``bench/node_capacity.py --quick``)."""
+    import os
+
+    _ns, ps, _attempt = _started(db, proctored)
+    one = _upload(db, ps, vault, face_jpeg, 1)
+    two = _upload(db, ps, vault, two_faces_jpeg, 2)
+    ours = (os.sched_getscheduler(0), os.getpriority(os.PRIO_PROCESS, 0))
+    pool = face_checks.SearchPool(1, niceness=7, idle=True)
+    try:
+        assert face_checks.run_batch(db, vault, search=pool) == ["done", "done"]
+        [pid] = pool.pids()
+        assert pid != os.getpid()
+        assert os.sched_getscheduler(pid) == os.SCHED_IDLE
+        assert os.getpriority(os.PRIO_PROCESS, pid) == min(19, ours[1] + 7)
+    finally:
+        pool.close()
+    assert (os.sched_getscheduler(0), os.getpriority(os.PRIO_PROCESS, 0)) == ours
+    assert (_faces(db, one.id), _faces(db, two.id)) == (1, 2)
+
+
+def test_a_search_process_that_dies_is_replaced(face_jpeg, two_faces_jpeg):
+    """A frame that kills its search process (a crash in the decoder) does not stop the checker:
+    the next search runs in a new process."""
+    import os
+    import signal
+
+    pool = face_checks.SearchPool(1, niceness=0, idle=False)
+    try:
+        assert pool([face_jpeg]) == [1]
+        [first] = pool.pids()
+        os.kill(first, signal.SIGKILL)
+        assert pool([two_faces_jpeg, b"not a picture"])[0] == 2
+        [second] = pool.pids()
+        assert second != first
+        assert pool([b"not a picture"])[0].startswith("ImageUnreadable")
+    finally:
+        pool.close()
