@@ -293,21 +293,41 @@ def _proc_stats() -> list[tuple[int, int, str, float]]:
     return out
 
 
+def _descendants(root: int, stats: list[tuple[int, int, str, float]]) -> set[int]:
+    """``root`` and every live process under it (children, theirs, ...)."""
+    children: dict[int, list[int]] = {}
+    for pid, ppid, _, _ in stats:
+        children.setdefault(ppid, []).append(pid)
+    tree, todo = {root}, [root]
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            if child not in tree:
+                tree.add(child)
+                todo.append(child)
+    return tree
+
+
 def process_tree_cpu(root: int) -> float:
-    """CPU seconds (user + system) used so far by ``root`` and its live children."""
-    return sum(cpu for pid, ppid, _, cpu in _proc_stats() if root in (pid, ppid))
+    """CPU seconds (user + system) used so far by ``root`` and every live process under it
+    (the face checker's search processes are the server's grandchildren)."""
+    stats = _proc_stats()
+    tree = _descendants(root, stats)
+    return sum(cpu for pid, _, _, cpu in stats if pid in tree)
 
 
 def child_cpu(root: int, marker: bytes) -> float:
     """CPU seconds used so far by the live children of ``root`` whose command line holds
-    ``marker`` (e.g. the face checker ``microcred serve`` starts: ``b"faces"``)."""
+    ``marker`` (e.g. the face checker ``microcred serve`` starts: ``b"faces"``), with every
+    process under them (its search processes)."""
+    stats = _proc_stats()
     total = 0.0
-    for pid, ppid, _, cpu in _proc_stats():
+    for pid, ppid, _, _ in stats:
         if ppid != root:
             continue
         try:
             if marker in Path(f"/proc/{pid}/cmdline").read_bytes():
-                total += cpu
+                tree = _descendants(pid, stats)
+                total += sum(cpu for p, _, _, cpu in stats if p in tree)
         except OSError:
             continue
     return total

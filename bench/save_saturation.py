@@ -97,10 +97,17 @@ function init(args)
   local nthreads, n = tonumber(args[1]), #cands
   kind = args[2]
   local offset = tonumber(args[3] or "0")  -- a soak's window: its saves' j start here
+  if (args[4] or "") ~= "" then  -- the camera frame a snapshot sends
+    local f = assert(io.open(args[4], "rb"))
+    photo = f:read("*a")
+    f:close()
+  end
   mine, idx, sent, acked, statuses = {}, 0, 0, {}, {}
+  firsts = math.ceil(tonumber(args[5] or "0") / nthreads)  -- this thread's connections
+  math.randomseed(1000003 * (tid + 1) + offset)
   for i, c in ipairs(cands) do
     if (i - 1) %% nthreads == tid then
-      c.j = offset
+      c.j, c.snap, c.ev = offset, offset, 2 * offset
       c.n, c.i = n, i
       table.insert(mine, c)
     end
@@ -110,6 +117,22 @@ function request()
   idx = idx %% #mine + 1
   sent = sent + 1
   local c = mine[idx]
+  if kind == "snapshot" then  -- the proctoring runner's camera frame (a JPEG body)
+    c.snap = c.snap + 1
+    return wrk.format("POST", c.snapurl,
+      {["Cookie"] = c.cookie, ["X-CSRFToken"] = c.token, ["User-Agent"] = c.ua,
+       ["Content-Type"] = "image/jpeg", ["X-Snapshot-Seq"] = string.format("%%d", c.snap)},
+      photo)
+  end
+  if kind == "events" then  -- a focus loss and its return, as the proctoring runner batches them
+    c.ev = c.ev + 2
+    local at = os.date("!%%Y-%%m-%%dT%%H:%%M:%%SZ")
+    local body = string.format('{"events":[{"seq":%%d,"kind":"window_blur","at":"%%s"},'
+      .. '{"seq":%%d,"kind":"window_focus","at":"%%s"}]}', c.ev - 1, at, c.ev, at)
+    return wrk.format("POST", c.evurl,
+      {["Cookie"] = c.cookie, ["X-CSRFToken"] = c.token, ["User-Agent"] = c.ua,
+       ["Content-Type"] = "application/json"}, body)
+  end
   if kind == "saves" or (kind == "mixed" and sent %% 2 == 0) then
     local j = c.j
     c.j = j + 1
@@ -172,8 +195,11 @@ def _lua_data(cands: list[Candidate], agent: str) -> str:
             f"multi={'true' if item['type'] == 'multiple_response' else 'false'},"
             f"opts={{{','.join(lua_string(json.dumps(o['id'])) for o in item['options'])}}}}}"
             for pos, item in c.simple)
+        proctoring = getattr(c, "proctoring", None) or {}
+        urls = "".join(f",{name}={lua_string(proctoring[key])}" for name, key in
+                       (("snapurl", "snapshots_url"), ("evurl", "events_url")) if key in proctoring)
         rows.append(f"{{aid={c.attempt_id},cookie={lua_string(cookie)},"
-                    f"token={lua_string(c.token)},ua={lua_string(agent)},items={{{items}}}}}")
+                    f"token={lua_string(c.token)},ua={lua_string(agent)},items={{{items}}}{urls}}}")
     return "return {\n" + ",\n".join(rows) + "\n}\n"
 
 
@@ -215,6 +241,59 @@ async def sign_in_all(base_url: str, emails: list[str], concurrency: int,
     return ready
 
 
+def _delay_lua(pace_ms: int, pace_range_ms: tuple[int, int] | None) -> str:
+    """wrk's ``delay()``: none (saturation), a fixed ``pace_ms`` before each request, or a
+    candidate's cadence: each connection's first request at a random moment within one
+    interval (the candidates did not all open the page at once), then ``lo``..``hi`` ms apart."""
+    if pace_range_ms is not None:
+        lo, hi = (int(v) for v in pace_range_ms)
+        return (f"local calls = 0\nfunction delay()\n  calls = calls + 1\n"
+                f"  if calls <= firsts then return math.random(0, {hi}) end\n"
+                f"  return math.random({lo}, {hi})\nend")
+    return f"function delay() return {int(pace_ms)} end" if pace_ms > 0 else ""
+
+
+def start_wrk(base_url: str, cands: list[Candidate], kind: str, seconds: float,
+              connections: int, wrk_threads: int, workdir: Path, *, offset: int = 0,
+              pace_ms: int = 0, pace_range_ms: tuple[int, int] | None = None,
+              photo: Path | None = None, name: str = "load") -> tuple[subprocess.Popen, Path]:
+    """Start one wrk run (its script and data written to ``workdir`` under ``name``); its
+    output goes to a file, so several runs can go at once. :func:`finish_wrk` reads it."""
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise RuntimeError("wrk is not installed (Debian: apt-get install wrk)")
+    data = workdir / f"{name}-candidates.lua"
+    data.write_text(_lua_data(cands, cands[0].client.headers["User-Agent"]))
+    script = workdir / f"{name}.lua"
+    script.write_text(LUA % {"data": lua_string(str(data)),
+                             "delay": _delay_lua(pace_ms, pace_range_ms)})
+    # wrk counts a connection as timed out while it waits its delay: the timeout must outlast it
+    timeout = 10 + (pace_range_ms[1] // 1000 if pace_range_ms else pace_ms // 1000)
+    out = workdir / f"{name}.out"
+    with out.open("w") as fh:
+        proc = subprocess.Popen(
+            [wrk, "-t", str(wrk_threads), "-c", str(connections), "-d", f"{seconds}s",
+             "--timeout", f"{timeout}s", "-s", str(script), base_url, "--", str(wrk_threads),
+             kind, str(offset), str(photo or ""), str(connections)],
+            stdout=fh, stderr=subprocess.STDOUT, text=True)
+    return proc, out
+
+
+def finish_wrk(proc: subprocess.Popen, out: Path) -> dict[str, Any]:
+    """Wait for a run of :func:`start_wrk`: wrk's figures (its JSON line), statuses summed."""
+    proc.wait()
+    text = out.read_text()
+    line = next((ln for ln in text.splitlines() if ln.startswith("WRK_JSON ")), None)
+    if proc.returncode != 0 or line is None:
+        raise RuntimeError(f"wrk failed ({proc.returncode}): {text[-2000:]}")
+    w = json.loads(line.removeprefix("WRK_JSON "))
+    statuses: dict[str, int] = {}
+    for code, count in w["statuses"]:
+        statuses[str(code)] = statuses.get(str(code), 0) + count
+    w["statuses"] = statuses
+    return w
+
+
 def run_wrk(base_url: str, cands: list[Candidate], kind: str, seconds: float,
             connections: int, wrk_threads: int, workdir: Path,
             server_cpu: Callable[[], float] = lambda: 0.0, *, offset: int = 0,
@@ -224,34 +303,13 @@ def run_wrk(base_url: str, cands: list[Candidate], kind: str, seconds: float,
     before and after), of wrk and of the machine. ``offset``: each candidate's first save is
     its ``offset``-th (a soak's later windows go on where the earlier stopped, in seq space);
     ``pace_ms``: each connection waits this long before each request (0: none, saturation)."""
-    wrk = shutil.which("wrk")
-    if wrk is None:
-        raise RuntimeError("wrk is not installed (Debian: apt-get install wrk)")
-    data = workdir / "candidates.lua"
-    data.write_text(_lua_data(cands, cands[0].client.headers["User-Agent"]))
-    script = workdir / "load.lua"
-    delay = f"function delay() return {int(pace_ms)} end" if pace_ms > 0 else ""
-    script.write_text(LUA % {"data": lua_string(str(data)), "delay": delay})
     cpu0, machine0, steal0 = server_cpu(), machine_cpu(), steal_cpu()
     child0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    done = subprocess.run(
-        [wrk, "-t", str(wrk_threads), "-c", str(connections), "-d", f"{seconds}s",
-         "--timeout", "10s", "-s", str(script), base_url, "--", str(wrk_threads), kind,
-         str(offset)],
-        capture_output=True, text=True, check=False)
+    w = finish_wrk(*start_wrk(base_url, cands, kind, seconds, connections, wrk_threads, workdir,
+                              offset=offset, pace_ms=pace_ms))
     child1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu_server, cpu_machine = server_cpu() - cpu0, machine_cpu() - machine0
-    steal = steal_cpu() - steal0
-    line = next((ln for ln in done.stdout.splitlines() if ln.startswith("WRK_JSON ")), None)
-    if done.returncode != 0 or line is None:
-        raise RuntimeError(f"wrk failed ({done.returncode}): {done.stdout[-2000:]} "
-                           f"{done.stderr[-2000:]}")
-    w = json.loads(line.removeprefix("WRK_JSON "))
-    statuses: dict[str, int] = {}
-    for code, count in w["statuses"]:
-        statuses[str(code)] = statuses.get(str(code), 0) + count
-    w["statuses"] = statuses
-    w["cpu_server"], w["cpu_machine"], w["cpu_steal"] = cpu_server, cpu_machine, steal
+    w["cpu_server"], w["cpu_machine"] = server_cpu() - cpu0, machine_cpu() - machine0
+    w["cpu_steal"] = steal_cpu() - steal0
     w["cpu_wrk"] = (child1.ru_utime + child1.ru_stime) - (child0.ru_utime + child0.ru_stime)
     return w
 

@@ -1,0 +1,308 @@
+"""Benchmark: how many proctored candidates one node holds (issue 15, goal 2), with the load
+sent by wrk, so the simulated candidates cost the machine almost nothing.
+
+``bench/exam_day.py`` simulates whole candidates in Python; at 1,000 of them its client takes
+half of this 2-core machine, so it cannot say what the server alone holds. Here the candidates
+sign in and start the proctored exam in Python first (the exam-day bench's candidates, through
+the real pages), and then four wrk processes, each with one connection per candidate, send what
+their runners send at the runners' cadence, all at once:
+
+- ``heartbeat``: ``GET .../heartbeat`` every ``--heartbeat-s`` (default: the server's
+  ``MICROCRED_HEARTBEAT_SECONDS``, what the runner page is told; the heartbeat is also the
+  proctoring ping);
+- ``saves``: an answer change every ``--answer-min``..``--answer-max`` seconds (default 20-40),
+  one save per request, its seq naming the attempt (``save_saturation.expected_saves``);
+- ``snapshot``: a camera frame every ``--snapshot-s`` (the policy's interval, default 60) with
+  the proctoring runner's body (a 16 KB JPEG, ``image/jpeg``, ``X-Snapshot-Seq``);
+- ``events``: a focus loss and its return, on average every ``--event-every`` seconds.
+
+Each connection's first request comes at a random moment within its first interval, so the
+load is steady from the start. A step of N candidates runs ``--seconds``; per kind of request
+it prints the rate, wrk's p50/p90/p99/max latency and the answers by status; for the step, the
+server's CPU (web, and the face checker ``microcred serve`` starts beside it, apart), the
+machine's, the CPU the host stole, wrk's own, and the face checks: frames uploaded and counted
+per second, and those still owed at the end with the oldest one's wait. The step is ``ok`` when
+saves and heartbeats have p99 < 100 ms and nothing answered other than 200 and no socket failed.
+At the end every acknowledged save of every step is looked up in the database (lost,
+mismatched: both must be 0).
+
+Usage::
+
+    .venv/bin/python bench/node_capacity.py [--steps 1000,2000,5000] [--seconds 120]
+        [--face-workers N] [--server granian|gunicorn] [--workers N] [--threads N]
+        [--database-url postgresql+psycopg://user@127.0.0.1/db]
+    .venv/bin/python bench/node_capacity.py --quick   # a few candidates, seconds (CI)
+
+Needs wrk (Debian: ``apt-get install wrk``) and a file-descriptor limit above 4 x the largest
+step (each candidate holds four connections; the bench raises its soft limit to the hard one).
+A benchmark, not a test: it prints its figures whatever they are. The last line is one JSON
+object.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from delivery_load import (
+    PASSWORD,
+    Server,
+    _microcred,
+    _run,
+    bench_instance,
+    check_lost,
+    machine_cpu,
+    postgres_cpu,
+    steal_cpu,
+)
+from save_saturation import SIMPLE, expected_saves, finish_wrk, start_wrk
+
+from bench.exam_day import (
+    EXAM_CODE,
+    PHOTO,
+    Candidate,
+    Stats,
+    face_backlog,
+    heartbeat_seconds,
+    prepare,
+)
+
+GOAL_P99_MS = 100.0
+KINDS = ("heartbeat", "saves", "snapshot", "events")
+
+
+async def set_up(base_url: str, emails: list[str], cfg: argparse.Namespace) -> list[Candidate]:
+    """Sign every candidate in and start its proctored attempt through the pages, as the
+    exam-day bench's candidates do; those that could not are left out (and counted)."""
+    stats = Stats()
+    cands = [Candidate(i, e, base_url, stats, cfg, b"") for i, e in enumerate(emails)]
+    gate = asyncio.Semaphore(cfg.setup_concurrency)
+
+    async def one(c: Candidate) -> bool:
+        async with gate:
+            return await c.sign_in() and await c.start()
+
+    ok = await asyncio.gather(*(one(c) for c in cands))
+    ready = []
+    for c, good in zip(cands, ok):
+        c.simple = [(pos, it) for pos, it in enumerate(c.items) if it.get("type") in SIMPLE]
+        if good and c.simple and c.proctoring.get("snapshots_url"):
+            ready.append(c)
+    await asyncio.gather(*(c.close() for c in cands))  # wrk takes their cookies from here on
+    if stats.errors:
+        print(f"set-up errors: {dict(stats.errors)}", flush=True)
+    return ready
+
+
+def run_step(base_url: str, cands: list[Candidate], step: int, cfg: argparse.Namespace,
+             server: Server, db_url: str, workdir: Path, postgres: bool) -> dict[str, Any]:
+    """One step: the four wrk runs at once for ``cfg.seconds``, and the figures."""
+    n = len(cands)
+    paces = {"heartbeat": (cfg.heartbeat_s, cfg.heartbeat_s),
+             "saves": (cfg.answer_min, cfg.answer_max),
+             "snapshot": (cfg.snapshot_s, cfg.snapshot_s),
+             "events": (0.0, 2 * cfg.event_every)}  # mean: --event-every
+    kinds = [k for k in KINDS if paces[k][1] > 0]
+    owed0 = face_backlog(db_url)[0]
+    cpu0, faces0, machine0, steal0 = server.cpu(), server.faces_cpu(), machine_cpu(), steal_cpu()
+    db0 = postgres_cpu() if postgres else 0.0
+    child0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    runs = {k: start_wrk(base_url, cands, k, cfg.seconds, n, 1, workdir,
+                         offset=1000 * step, name=f"step{step}-{k}", photo=PHOTO,
+                         pace_range_ms=(round(paces[k][0] * 1000), round(paces[k][1] * 1000)))
+            for k in kinds}
+    results = {k: finish_wrk(*run) for k, run in runs.items()}
+    window = time.perf_counter() - t0
+    child1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu, faces = server.cpu() - cpu0, server.faces_cpu() - faces0
+    owed, oldest = face_backlog(db_url)
+    out: dict[str, Any] = {"candidates": n, "seconds": round(window, 1), "kinds": {}}
+    for k, w in results.items():
+        seconds = w["duration_us"] / 1e6
+        answered = sum(w["statuses"].values())
+        out["kinds"][k] = {
+            "requests": answered, "per_s": round(answered / seconds, 1),
+            "p50_ms": round(w["p50_us"] / 1000, 1), "p90_ms": round(w["p90_us"] / 1000, 1),
+            "p99_ms": round(w["p99_us"] / 1000, 1), "max_ms": round(w["max_us"] / 1000, 1),
+            "statuses": w["statuses"],
+            "socket_errors": sum(w["errors"].values()) - w["errors"]["status"] - w["errors"]["timeout"],
+        }
+    requests = sum(f["requests"] for f in out["kinds"].values())
+    uploaded = out["kinds"].get("snapshot", {}).get("statuses", {}).get("200", 0)
+    out.update({
+        "requests_per_s": round(requests / window, 1),
+        "server_cpu_cores": round((cpu - faces) / window, 2),
+        "server_cpu_ms_per_request": round(1000 * (cpu - faces) / requests, 2) if requests else None,
+        "face_checker_cpu_cores": round(faces / window, 2),
+        "snapshots_per_s": round(uploaded / window, 1),
+        "faces_counted_per_s": round(max(0, uploaded - (owed - owed0)) / window, 1),
+        "faces_owed": owed, "oldest_owed_s": oldest,
+        "machine_cpu_cores": round((machine_cpu() - machine0) / window, 2),
+        "steal_cores": round((steal_cpu() - steal0) / window, 2),
+        "wrk_cpu_cores": round(((child1.ru_utime + child1.ru_stime)
+                                - (child0.ru_utime + child0.ru_stime)) / window, 2),
+        "postgres_cpu_cores": round(max(0.0, postgres_cpu() - db0) / window, 2) if postgres else 0.0,
+    })
+    out["ok"] = bool(
+        all(out["kinds"][k]["p99_ms"] < GOAL_P99_MS for k in ("heartbeat", "saves") if k in out["kinds"])
+        and all(set(f["statuses"]) <= {"200"} and not f["socket_errors"]
+                for f in out["kinds"].values()))
+    out["acked"] = results["saves"]["acked"] if "saves" in results else []
+    return out
+
+
+def report(s: dict[str, Any]) -> None:
+    print(f"\n{s['candidates']} proctored candidates, {s['seconds']} s: "
+          f"{s['requests_per_s']} requests/s  {'ok' if s['ok'] else 'NOT ok'}")
+    for k, f in s["kinds"].items():
+        print(f"  {k:9s} {f['per_s']:7.1f}/s  p50 {f['p50_ms']:6.1f}  p90 {f['p90_ms']:6.1f}  "
+              f"p99 {f['p99_ms']:7.1f}  max {f['max_ms']:7.1f} ms  statuses {f['statuses']}"
+              f"  socket errors {f['socket_errors']}")
+    print(f"  server (web) {s['server_cpu_cores']} cores, {s['server_cpu_ms_per_request']} ms "
+          f"per request; face checker {s['face_checker_cpu_cores']} cores; machine "
+          f"{s['machine_cpu_cores']} cores, of which the host stole {s['steal_cores']}; wrk "
+          f"{s['wrk_cpu_cores']} cores" + (f"; PostgreSQL {s['postgres_cpu_cores']} cores"
+                                          if s["postgres_cpu_cores"] else ""))
+    print(f"  faces: {s['snapshots_per_s']} frames/s uploaded, {s['faces_counted_per_s']}/s "
+          f"counted, {s['faces_owed']} owed at the end (oldest waiting {s['oldest_owed_s']} s)",
+          flush=True)
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--steps", default="1000,2000,5000",
+                    help="candidates per step (one set-up for the largest; each step uses the first N)")
+    ap.add_argument("--seconds", type=int, default=120, help="each step's length")
+    ap.add_argument("--answer-min", type=float, default=20.0)
+    ap.add_argument("--answer-max", type=float, default=40.0)
+    ap.add_argument("--heartbeat-s", type=float, default=None,
+                    help="default: the server's MICROCRED_HEARTBEAT_SECONDS")
+    ap.add_argument("--snapshot-s", type=int, default=60, help="the policy's snapshot interval")
+    ap.add_argument("--event-every", type=float, default=120.0,
+                    help="mean seconds between a candidate's integrity-event batches (0: none)")
+    ap.add_argument("--face-workers", type=int, default=None,
+                    help="face checkers microcred serve starts (0: none); default: serve's")
+    ap.add_argument("--database-url", default=os.environ.get("MICROCRED_BENCH_DATABASE_URL"))
+    ap.add_argument("--server", choices=("granian", "gunicorn"), default=None)
+    ap.add_argument("--workers", type=int, default=None)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--setup-concurrency", type=int, default=16)
+    ap.add_argument("--seed", type=int, default=2026)
+    ap.add_argument("--quick", action="store_true", help="CI scale: 6 candidates, seconds")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    return ap
+
+
+def quick(cfg: argparse.Namespace) -> argparse.Namespace:
+    """CI scale: a few candidates at a fast cadence for a few seconds."""
+    cfg.steps, cfg.seconds, cfg.answer_min, cfg.answer_max = "6", 4, 0.3, 0.6
+    cfg.heartbeat_s, cfg.snapshot_s, cfg.event_every = 0.5, 1, 1.0
+    cfg.workers, cfg.threads = cfg.workers or 2, cfg.threads or 4
+    return cfg
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = parser()
+    cfg = ap.parse_args(argv)
+    if cfg.quick:
+        quick(cfg)
+    steps = sorted({int(x) for x in str(cfg.steps).split(",") if x.strip()})
+    if not steps or steps[0] < 1 or cfg.seconds < 1 or not 0 < cfg.answer_min <= cfg.answer_max:
+        ap.error("--steps must be positive counts, --seconds positive, "
+                 "0 < --answer-min <= --answer-max")
+    if shutil.which("wrk") is None:
+        print("wrk is not installed (Debian: apt-get install wrk)", file=sys.stderr)
+        return 2
+    # wrk and the server inherit the limit: one server worker may hold every connection
+    need = 4 * steps[-1] + 4096
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(need, hard),) * 2)  # root may raise it
+    except (ValueError, OSError):
+        if hard < need:
+            ap.error(f"the file-descriptor limit ({hard}) is too low for {steps[-1]} candidates "
+                     f"with four connections each (needs {need}; raise it with ulimit -n)")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    cfg.exam_code, cfg.password = EXAM_CODE, PASSWORD
+    # the policy's interval: what the server expects (it flags silence of 5 intervals)
+    policy_snapshot_s = max(5, int(cfg.snapshot_s))
+
+    workdir, log, db, env = bench_instance("microcred-capacity-", cfg.database_url,
+                                           {"MICROCRED_START_RATE": "0"})
+    server = Server(env, log, cfg.workers, cfg.threads, None, cfg.server)
+    if cfg.face_workers is not None:
+        server.cmd += ["--face-workers", str(cfg.face_workers)]
+    failed = True
+    out: dict[str, Any] = {}
+    try:
+        db.create()
+        _run([_microcred(), "init"], env, log)
+        _run([_microcred(), "demo"], env, log)
+        exam_s = (cfg.seconds + 120) * len(steps) + 3600
+        emails = prepare(db.url, steps[-1], exam_s, policy_snapshot_s)
+        server.start()
+        cfg.heartbeat_s = cfg.heartbeat_s or heartbeat_seconds()
+        print(f"database {db.kind}; server {server.kind}, {server.workers} workers x "
+              f"{server.threads} threads, {os.cpu_count()} cores; log {log}\n"
+              f"cadence: a heartbeat every {cfg.heartbeat_s:g} s, an answer every "
+              f"{cfg.answer_min:g}-{cfg.answer_max:g} s, a snapshot every {cfg.snapshot_s:g} s, "
+              f"events every ~{cfg.event_every:g} s", flush=True)
+        t = time.perf_counter()
+        cands = asyncio.run(set_up(server.base_url, emails, cfg))
+        print(f"{len(cands)}/{len(emails)} candidates signed in with a proctored attempt of "
+              f"{EXAM_CODE} started in {time.perf_counter() - t:.1f} s", flush=True)
+        if len(cands) < steps[-1]:
+            return 1
+        time.sleep(2.0)
+        steps_out, expected, capacity = [], {}, 0
+        for i, n in enumerate(steps):
+            s = run_step(server.base_url, cands[:n], i, cfg, server, db.url, workdir,
+                         db.kind == "postgresql")
+            expected.update(expected_saves(cands[:n], s.pop("acked")))
+            report(s)
+            steps_out.append(s)
+            if s["ok"]:
+                capacity = n
+        server.stop()
+        check = check_lost(db.url, expected)
+        failed = bool(check["lost"] or check["mismatched"])
+        out = {"steps": steps_out, "capacity": capacity, "acknowledged": len(expected),
+               "lost": check["lost"], "mismatched": check["mismatched"],
+               "database": db.kind, "server": server.kind, "workers": server.workers,
+               "threads": server.threads, "cores": os.cpu_count(),
+               "cadence": {"heartbeat_s": cfg.heartbeat_s, "answer_s": [cfg.answer_min, cfg.answer_max],
+                           "snapshot_s": cfg.snapshot_s, "event_every_s": cfg.event_every}}
+        print(f"\nsaves: {len(expected)} acknowledged; lost {check['lost']}, mismatched "
+              f"{check['mismatched']}\ncapacity: {capacity} proctored candidates with p99 < "
+              f"{GOAL_P99_MS:g} ms for saves and heartbeats, every answer 200, 0 lost")
+    except (httpx.HTTPError, RuntimeError) as exc:
+        print(f"bench failed: {type(exc).__name__}: {exc}; server log: {log}", file=sys.stderr)
+        raise
+    finally:
+        server.stop()
+        db.drop()
+        if cfg.keep or failed:
+            print(f"kept {workdir}", file=sys.stderr)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    print(json.dumps(out))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
