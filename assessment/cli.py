@@ -296,7 +296,9 @@ def _granian(host: str, port: int, workers: int, threads: int) -> None:
     Granian("assessment.wsgi:granian_app", address=host, port=port, interface=Interfaces.WSGI,
             workers=workers, blocking_threads=max(1, threads), runtime_threads=1,
             respawn_failed_workers=True, respawn_interval=0.5, workers_kill_timeout=30,
-            log_access=False).serve()
+            # thousands of candidates reconnect at once after a network blip or a failover:
+            # granian's 1,024 pending connections dropped SYNs (the kernel caps it at somaxconn)
+            backlog=4096, log_access=False).serve()
 
 
 def _close_listeners(server, worker) -> None:
@@ -406,7 +408,8 @@ def _sweep_once(db: Database, settings: Settings) -> tuple[list[int], list] | No
             # from before that), so the public GET that serves them never has to write
             if publish_stale(session, credential_config()):
                 session.commit()
-            flags = sweep_rules(session)  # a closed page sends nothing that would flag it
+            with db.session(write=False) as read:  # the look for due rules takes no lock
+                flags = sweep_rules(session, read=read)  # a closed page sends nothing
             checkpoint_if_due(session, settings.instance_dir)  # sign the audit head, off the db
             _requeue_lost_jobs(session, db, settings)
             _queue_reminders(db, settings)

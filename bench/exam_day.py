@@ -94,6 +94,7 @@ from bench.delivery_load import (
     ms,
     pct,
     postgres_cpu,
+    steal_cpu,
 )
 
 EXAM_CODE = "CCF-DAY"
@@ -663,6 +664,7 @@ async def exam_day(base_url: str, emails: list[str], cfg: argparse.Namespace, se
         owed0 = (await asyncio.to_thread(face_backlog, db_url))[0]
         stats.clear_window()
         cpu_s0, cpu_c0, cpu_all0 = server.cpu(), time.process_time(), machine_cpu()
+        steal0 = steal_cpu()
         cpu_f0 = server.faces_cpu()
         cpu_db0 = postgres_cpu() if postgres else 0.0
         t0 = time.perf_counter()
@@ -694,6 +696,8 @@ async def exam_day(base_url: str, emails: list[str], cfg: argparse.Namespace, se
             "postgres_cpu_cores": round(max(0.0, postgres_cpu() - cpu_db0) / window, 2)
             if postgres else 0.0,
             "machine_cpu_cores": round((machine_cpu() - cpu_all0) / window, 2),
+            # the host's share of this machine's cores (shared hosts; part of the figure above)
+            "steal_cores": round((steal_cpu() - steal0) / window, 2),
         }
         step["ok"] = bool(not stats.errors and not spike["errors"]
                           and len(started) == len(newcomers)
@@ -872,7 +876,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"{s['saves_per_s']:>6} saves/s  {hot}  errors {sum(s['errors'].values())}  "
                   f"503s {sum(s['busy_503'].values())}  server {s['server_cpu_cores']} cores "
                   f"(face checker {s['face_checker_cpu_cores']}), client "
-                  f"{s['client_cpu_cores']}  {'ok' if s['ok'] else 'NOT ok'}\n"
+                  f"{s['client_cpu_cores']}, stolen by the host {s['steal_cores']}  "
+                  f"{'ok' if s['ok'] else 'NOT ok'}\n"
                   f"{'':>16}faces: {s['snapshots_per_s']} snapshots/s, "
                   f"{s['faces_counted_per_s']} counted/s, {s['faces_owed']} owed at the end "
                   f"(oldest waiting {s['oldest_owed_s']} s)")

@@ -17,7 +17,9 @@ their runners send at the runners' cadence, all at once:
 - ``events``: a focus loss and its return, on average every ``--event-every`` seconds.
 
 Each connection's first request comes at a random moment within its first interval, so the
-load is steady from the start. A step of N candidates runs ``--seconds``; per kind of request
+load is steady from the start. Each step (``--steps``) is an instance of its own (the
+candidates of a later step would otherwise sit silent through the earlier ones, and their
+cameras be flagged); N candidates are set up, then the load runs ``--seconds``; per kind of request
 it prints the rate, wrk's p50/p90/p99/max latency and the answers by status; for the step, the
 server's CPU (web, and the face checker ``microcred serve`` starts beside it, apart), the
 machine's, the CPU the host stole, wrk's own, and the face checks: frames uploaded and counted
@@ -33,8 +35,10 @@ Usage::
         [--database-url postgresql+psycopg://user@127.0.0.1/db]
     .venv/bin/python bench/node_capacity.py --quick   # a few candidates, seconds (CI)
 
-Needs wrk (Debian: ``apt-get install wrk``) and a file-descriptor limit above 4 x the largest
-step (each candidate holds four connections; the bench raises its soft limit to the hard one).
+Needs wrk (Debian: ``apt-get install wrk``). Each candidate has a connection for each kind of
+request, as long as the file-descriptor limit allows (one server worker may hold them all):
+past a quarter of the limit, fewer connections each carry more than one candidate's requests,
+paced the faster (the step prints the connections it used).
 A benchmark, not a test: it prints its figures whatever they are. The last line is one JSON
 object.
 """
@@ -121,16 +125,24 @@ def run_step(base_url: str, cands: list[Candidate], step: int, cfg: argparse.Nam
     db0 = postgres_cpu() if postgres else 0.0
     child0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    runs = {k: start_wrk(base_url, cands, k, cfg.seconds, n, 1, workdir,
-                         offset=1000 * step, name=f"step{step}-{k}", photo=PHOTO,
-                         pace_range_ms=(round(paces[k][0] * 1000), round(paces[k][1] * 1000)))
-            for k in kinds}
+    # a connection per candidate; past the descriptors' limit, fewer, each the faster paced
+    conns = min(n, getattr(cfg, "max_connections", n))
+    share = conns / n
+    runs = {}
+    for k in kinds:  # one after the other: thousands of connections opened at once overflow
+        # the server's queue of pending connections, and wrk gives up on a refused connect
+        runs[k] = start_wrk(base_url, cands, k, cfg.seconds, conns, 1, workdir,
+                            offset=1000 * step, name=f"step{step}-{k}", photo=PHOTO,
+                            pace_range_ms=(round(paces[k][0] * 1000 * share),
+                                           round(paces[k][1] * 1000 * share)))
+        time.sleep(min(2.0, conns / 2000))
     results = {k: finish_wrk(*run) for k, run in runs.items()}
     window = time.perf_counter() - t0
     child1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu, faces = server.cpu() - cpu0, server.faces_cpu() - faces0
     owed, oldest = face_backlog(db_url)
-    out: dict[str, Any] = {"candidates": n, "seconds": round(window, 1), "kinds": {}}
+    out: dict[str, Any] = {"candidates": n, "connections_per_kind": conns,
+                           "seconds": round(window, 1), "kinds": {}}
     for k, w in results.items():
         seconds = w["duration_us"] / 1e6
         answered = sum(w["statuses"].values())
@@ -166,8 +178,9 @@ def run_step(base_url: str, cands: list[Candidate], step: int, cfg: argparse.Nam
 
 
 def report(s: dict[str, Any]) -> None:
-    print(f"\n{s['candidates']} proctored candidates, {s['seconds']} s: "
-          f"{s['requests_per_s']} requests/s  {'ok' if s['ok'] else 'NOT ok'}")
+    print(f"\n{s['candidates']} proctored candidates ({s['connections_per_kind']} connections "
+          f"for each kind of request), {s['seconds']} s: {s['requests_per_s']} requests/s  "
+          f"{'ok' if s['ok'] else 'NOT ok'}")
     for k, f in s["kinds"].items():
         print(f"  {k:9s} {f['per_s']:7.1f}/s  p50 {f['p50_ms']:6.1f}  p90 {f['p90_ms']:6.1f}  "
               f"p99 {f['p99_ms']:7.1f}  max {f['max_ms']:7.1f} ms  statuses {f['statuses']}"
@@ -216,6 +229,57 @@ def quick(cfg: argparse.Namespace) -> argparse.Namespace:
     return cfg
 
 
+def capacity_step(cfg: argparse.Namespace, n: int, step: int) -> dict[str, Any]:
+    """One step on an instance of its own: ``n`` candidates set up, the load, the check of
+    every acknowledged save. (On one instance for every step, the candidates of the later steps
+    sat silent through the earlier ones and the sweeper flagged their cameras by the thousand.)"""
+    workdir, log, db, env = bench_instance("microcred-capacity-", cfg.database_url,
+                                           {"MICROCRED_START_RATE": "0"})
+    server = Server(env, log, cfg.workers, cfg.threads, None, cfg.server)
+    if cfg.face_workers is not None:
+        server.cmd += ["--face-workers", str(cfg.face_workers)]
+    failed = True
+    try:
+        db.create()
+        _run([_microcred(), "init"], env, log)
+        _run([_microcred(), "demo"], env, log)
+        # the policy's interval: what the server expects (it flags silence of 5 intervals)
+        emails = prepare(db.url, n, cfg.seconds + 3600, max(5, int(cfg.snapshot_s)))
+        server.start()
+        heartbeat_s = cfg.heartbeat_s or heartbeat_seconds()
+        if step == 0:
+            print(f"database {db.kind}; server {server.kind}, {server.workers} workers x "
+                  f"{server.threads} threads, {os.cpu_count()} cores\ncadence: a heartbeat "
+                  f"every {heartbeat_s:g} s, an answer every {cfg.answer_min:g}-"
+                  f"{cfg.answer_max:g} s, a snapshot every {cfg.snapshot_s:g} s, events every "
+                  f"~{cfg.event_every:g} s", flush=True)
+        cfg.heartbeat_s = heartbeat_s
+        t = time.perf_counter()
+        cands = asyncio.run(set_up(server.base_url, emails, cfg))
+        print(f"{len(cands)}/{n} candidates signed in with a proctored attempt started in "
+              f"{time.perf_counter() - t:.1f} s (server log {log})", flush=True)
+        if len(cands) < n:
+            raise RuntimeError(f"only {len(cands)} of {n} candidates could start")
+        time.sleep(2.0)
+        s = run_step(server.base_url, cands, step, cfg, server, db.url, workdir,
+                     db.kind == "postgresql")
+        server.stop()
+        check = check_lost(db.url, expected_saves(cands, s.pop("acked")))
+        s.update(acknowledged=check["stored"] - check["stored_unacknowledged"],
+                 lost=check["lost"], mismatched=check["mismatched"], database=db.kind,
+                 server=server.kind, workers=server.workers, threads=server.threads)
+        s["ok"] = s["ok"] and not check["lost"] and not check["mismatched"]
+        failed = bool(check["lost"] or check["mismatched"])
+        return s
+    finally:
+        server.stop()
+        db.drop()
+        if cfg.keep or failed:
+            print(f"kept {workdir}", file=sys.stderr)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = parser()
     cfg = ap.parse_args(argv)
@@ -228,80 +292,34 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("wrk") is None:
         print("wrk is not installed (Debian: apt-get install wrk)", file=sys.stderr)
         return 2
-    # wrk and the server inherit the limit: one server worker may hold every connection
-    need = 4 * steps[-1] + 4096
+    # wrk and the server inherit the limit; one server worker may hold every connection, so
+    # past a quarter of it a connection carries more than one candidate (paced the faster)
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    try:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (max(need, hard),) * 2)  # root may raise it
-    except (ValueError, OSError):
-        if hard < need:
-            ap.error(f"the file-descriptor limit ({hard}) is too low for {steps[-1]} candidates "
-                     f"with four connections each (needs {need}; raise it with ulimit -n)")
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    cfg.max_connections = max(1, (hard - 1024) // len(KINDS))
     cfg.exam_code, cfg.password = EXAM_CODE, PASSWORD
-    # the policy's interval: what the server expects (it flags silence of 5 intervals)
-    policy_snapshot_s = max(5, int(cfg.snapshot_s))
-
-    workdir, log, db, env = bench_instance("microcred-capacity-", cfg.database_url,
-                                           {"MICROCRED_START_RATE": "0"})
-    server = Server(env, log, cfg.workers, cfg.threads, None, cfg.server)
-    if cfg.face_workers is not None:
-        server.cmd += ["--face-workers", str(cfg.face_workers)]
-    failed = True
-    out: dict[str, Any] = {}
-    try:
-        db.create()
-        _run([_microcred(), "init"], env, log)
-        _run([_microcred(), "demo"], env, log)
-        exam_s = (cfg.seconds + 120) * len(steps) + 3600
-        emails = prepare(db.url, steps[-1], exam_s, policy_snapshot_s)
-        server.start()
-        cfg.heartbeat_s = cfg.heartbeat_s or heartbeat_seconds()
-        print(f"database {db.kind}; server {server.kind}, {server.workers} workers x "
-              f"{server.threads} threads, {os.cpu_count()} cores; log {log}\n"
-              f"cadence: a heartbeat every {cfg.heartbeat_s:g} s, an answer every "
-              f"{cfg.answer_min:g}-{cfg.answer_max:g} s, a snapshot every {cfg.snapshot_s:g} s, "
-              f"events every ~{cfg.event_every:g} s", flush=True)
-        t = time.perf_counter()
-        cands = asyncio.run(set_up(server.base_url, emails, cfg))
-        print(f"{len(cands)}/{len(emails)} candidates signed in with a proctored attempt of "
-              f"{EXAM_CODE} started in {time.perf_counter() - t:.1f} s", flush=True)
-        if len(cands) < steps[-1]:
+    steps_out, capacity = [], 0
+    for i, n in enumerate(steps):
+        try:
+            s = capacity_step(cfg, n, i)
+        except (httpx.HTTPError, RuntimeError) as exc:
+            print(f"step {n}: bench failed: {type(exc).__name__}: {exc}", file=sys.stderr)
             return 1
-        time.sleep(2.0)
-        steps_out, expected, capacity = [], {}, 0
-        for i, n in enumerate(steps):
-            s = run_step(server.base_url, cands[:n], i, cfg, server, db.url, workdir,
-                         db.kind == "postgresql")
-            expected.update(expected_saves(cands[:n], s.pop("acked")))
-            report(s)
-            steps_out.append(s)
-            if s["ok"]:
-                capacity = n
-        server.stop()
-        check = check_lost(db.url, expected)
-        failed = bool(check["lost"] or check["mismatched"])
-        out = {"steps": steps_out, "capacity": capacity, "acknowledged": len(expected),
-               "lost": check["lost"], "mismatched": check["mismatched"],
-               "database": db.kind, "server": server.kind, "workers": server.workers,
-               "threads": server.threads, "cores": os.cpu_count(),
-               "cadence": {"heartbeat_s": cfg.heartbeat_s, "answer_s": [cfg.answer_min, cfg.answer_max],
-                           "snapshot_s": cfg.snapshot_s, "event_every_s": cfg.event_every}}
-        print(f"\nsaves: {len(expected)} acknowledged; lost {check['lost']}, mismatched "
-              f"{check['mismatched']}\ncapacity: {capacity} proctored candidates with p99 < "
-              f"{GOAL_P99_MS:g} ms for saves and heartbeats, every answer 200, 0 lost")
-    except (httpx.HTTPError, RuntimeError) as exc:
-        print(f"bench failed: {type(exc).__name__}: {exc}; server log: {log}", file=sys.stderr)
-        raise
-    finally:
-        server.stop()
-        db.drop()
-        if cfg.keep or failed:
-            print(f"kept {workdir}", file=sys.stderr)
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
-    print(json.dumps(out))
-    return 1 if failed else 0
+        report(s)
+        print(f"  saves: {s['acknowledged']} acknowledged; lost {s['lost']}, mismatched "
+              f"{s['mismatched']}", flush=True)
+        steps_out.append(s)
+        if s["ok"]:
+            capacity = n
+    lost = sum(s["lost"] + s["mismatched"] for s in steps_out)
+    print(f"\ncapacity: {capacity} proctored candidates with p99 < {GOAL_P99_MS:g} ms for saves "
+          f"and heartbeats, every answer 200, 0 lost")
+    print(json.dumps({"steps": steps_out, "capacity": capacity, "cores": os.cpu_count(),
+                      "cadence": {"heartbeat_s": cfg.heartbeat_s,
+                                  "answer_s": [cfg.answer_min, cfg.answer_max],
+                                  "snapshot_s": cfg.snapshot_s,
+                                  "event_every_s": cfg.event_every}}))
+    return 1 if lost else 0
 
 
 if __name__ == "__main__":

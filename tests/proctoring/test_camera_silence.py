@@ -211,3 +211,41 @@ def test_the_delivery_sweep_runs_the_camera_rule_too(db, proctored, settings, mo
     assert swept.exit_code == 0, swept.output
     assert "1 new proctoring flag(s)" in swept.output
     assert len(_silence_flags(db, ps)) == 1
+
+
+def test_the_sweep_looks_without_locks_and_writes_only_where_a_flag_is_due(db, proctored,
+                                                                            make_user, vault,
+                                                                            face_jpeg):
+    """The sweeper reads every running session's state in a few statements and opens a write
+    transaction only for a session with a flag due and not stored yet: at 5,000 candidates a
+    write transaction per session every 30 s kept the web's saves waiting on the write lock."""
+    from sqlalchemy import event
+
+    ns, first, _attempt, started = _started(db, proctored, code="P-SWEEP")
+    sessions = [first] + [_start(db, make_user("candidate"), ns.exam)[0] for _ in range(3)]
+    later = started + dt.timedelta(minutes=10)
+    for ps in sessions[:3]:  # three cameras sent a frame 10 s ago; the fourth never did
+        prepared = events.prepare_snapshot(vault, session_id=ps.id, image=face_jpeg, count=False)
+        events.record_snapshot(db, get_session(db, ps.id, lock=True), vault, seq=1,
+                               image=prepared, now=later - dt.timedelta(seconds=10))
+        db.commit()
+    commits = []
+
+    def count(session):
+        commits.append(1)
+
+    event.listen(db, "after_commit", count)
+    try:
+        raised = events.sweep_rules(db, now=later)
+        assert [(f.session_id, f.rule) for f in raised] == [(sessions[3].id, MISSING_SNAPSHOT_RULE)]
+        assert len(commits) == 1  # the one session with a flag due
+        commits.clear()
+        assert events.sweep_rules(db, now=later) == [] and commits == []  # stored: none due
+        # the look alone, over the four: only the silent one, until its flag is stored
+        assert events.sessions_with_rules_due(db, [ps.id for ps in sessions], now=later) == []
+    finally:
+        event.remove(db, "after_commit", count)
+    db.rollback()
+    assert events.sessions_with_rules_due(
+        db, [ps.id for ps in sessions], now=later + dt.timedelta(minutes=10)) == sorted(
+        ps.id for ps in sessions[:3])  # their cameras silent since, the fourth flagged already
