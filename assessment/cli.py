@@ -206,6 +206,7 @@ def serve(host: str, port: int, workers: int | None, threads: int | None, server
             self.cfg.set("accesslog", None)
             self.cfg.set("errorlog", "-")
             self.cfg.set("timeout", 60)
+            self.cfg.set("keepalive", KEEPALIVE_SECONDS)
             self.cfg.set("worker_exit", _close_listeners)
             if "control_socket_disable" in self.cfg.settings:
                 # gunicorn's control socket: one path per user by default, which every server
@@ -284,6 +285,14 @@ def serve_shape(server_kind: str, workers: int | None, threads: int | None,
     return workers, threads
 
 
+#: How long an idle kept-alive connection stays open (granian's header read timeout, gunicorn's
+#: keepalive). Longer than the runner's longest cadence (a snapshot a minute): at granian's
+#: default, 30 s, the connection of a heartbeat every 30 s was closed just as the next one was
+#: due (the node-capacity bench saw a third of its connections closed under it), and at
+#: gunicorn's 2 s every request of a runner opened a new connection. 75 s is nginx's default.
+KEEPALIVE_SECONDS = 75
+
+
 def _granian(host: str, port: int, workers: int, threads: int) -> None:
     """Serve with granian: its HTTP parsing and connection handling run in Rust, so a
     request costs the Python of the app only (gunicorn's own Python costs ~0.8-1 ms per request
@@ -291,6 +300,7 @@ def _granian(host: str, port: int, workers: int, threads: int) -> None:
     dies (a kill -9 included, after ``respawn_interval``); SIGTERM or SIGINT stops the workers
     gracefully; a worker that does not stop within the kill timeout is killed."""
     from granian.constants import Interfaces
+    from granian.http import HTTP1Settings
     from granian.server import Server as Granian
 
     Granian("assessment.wsgi:granian_app", address=host, port=port, interface=Interfaces.WSGI,
@@ -298,7 +308,8 @@ def _granian(host: str, port: int, workers: int, threads: int) -> None:
             respawn_failed_workers=True, respawn_interval=0.5, workers_kill_timeout=30,
             # thousands of candidates reconnect at once after a network blip or a failover:
             # granian's 1,024 pending connections dropped SYNs (the kernel caps it at somaxconn)
-            backlog=4096, log_access=False).serve()
+            backlog=4096, log_access=False,
+            http1_settings=HTTP1Settings(header_read_timeout=KEEPALIVE_SECONDS * 1000)).serve()
 
 
 def _close_listeners(server, worker) -> None:

@@ -152,6 +152,9 @@ def run_step(base_url: str, cands: list[Candidate], step: int, cfg: argparse.Nam
             "p99_ms": round(w["p99_us"] / 1000, 1), "max_ms": round(w["max_us"] / 1000, 1),
             "statuses": w["statuses"],
             "socket_errors": sum(w["errors"].values()) - w["errors"]["status"] - w["errors"]["timeout"],
+            # by kind: a read error is also a kept-alive connection the server closed while idle
+            "socket_error_kinds": {e: v for e, v in w["errors"].items()
+                                   if v and e not in ("status", "timeout")},
         }
     requests = sum(f["requests"] for f in out["kinds"].values())
     uploaded = out["kinds"].get("snapshot", {}).get("statuses", {}).get("200", 0)
@@ -184,7 +187,7 @@ def report(s: dict[str, Any]) -> None:
     for k, f in s["kinds"].items():
         print(f"  {k:9s} {f['per_s']:7.1f}/s  p50 {f['p50_ms']:6.1f}  p90 {f['p90_ms']:6.1f}  "
               f"p99 {f['p99_ms']:7.1f}  max {f['max_ms']:7.1f} ms  statuses {f['statuses']}"
-              f"  socket errors {f['socket_errors']}")
+              f"  socket errors {f['socket_errors']} {f['socket_error_kinds'] or ''}")
     print(f"  server (web) {s['server_cpu_cores']} cores, {s['server_cpu_ms_per_request']} ms "
           f"per request; face checker {s['face_checker_cpu_cores']} cores; machine "
           f"{s['machine_cpu_cores']} cores, of which the host stole {s['steal_cores']}; wrk "

@@ -28,6 +28,7 @@ from proctoring.flags import (
     EventState,
     History,
     evaluate,
+    missing_snapshot_limit_s,
     points,
     risk_score,
     running_spans,
@@ -241,8 +242,12 @@ def record_snapshot(
     session.add(snap)
     session.flush()
     pol = policy(ps)
+    # a gap within the limit on the clock is within it in exam time too: nothing for the camera
+    # rule to judge, and no need to read the session's transitions (empty spans: it says nothing)
+    limit = missing_snapshot_limit_s(pol)
+    short = before is not None and (now - before.server_at).total_seconds() <= limit
     history = History(events=[], snapshots=[snap], now=now, since=before,
-                      running=running_of(session, ps))
+                      running=() if limit <= 0 or short else running_of(session, ps))
     # the gap this frame closed (the one it opens is ~0 s: the pings and the sweeper watch it)
     specs = list(snapshot_faces(pol, history)) + list(snapshots_missing(pol, history))
     state = EventState.from_json(ps.rule_state)

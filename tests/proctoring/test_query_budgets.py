@@ -28,6 +28,7 @@ BUDGETS = {
     "event": 5,  # sign-in, session (locked), seq check, insert, last seen + the rules' state
     "snapshot": 9,  # sign-in, session, last seen, seq check, newest frame, image, snapshot, spans,
     # the face check owed (the faces are counted off the request: proctoring.face_checks)
+    "snapshot_next": 8,  # a frame within the camera rule's limit of the one before: no spans
     "console": 15,  # sign-in, the marks, then 13 for any number of sessions (proctoring.wiring)
     # a delta poll (cursor) of a view with nothing changed, or only a 304: the sign-in and the
     # sessions' marks (proctoring.wiring.console_marks), whatever the number of sessions
@@ -112,6 +113,12 @@ def test_snapshot_budget(app, runner, face_jpeg):
         headers={"X-CSRFToken": runner.token, "X-Snapshot-Seq": "1"}))
     assert resp.json["status"] == "stored"
     assert len(queries) == BUDGETS["snapshot"], queries.report()
+    queries, resp = _counted(app, lambda: runner.client.post(
+        runner.extras["snapshots_url"], data=face_jpeg, content_type="image/jpeg",
+        headers={"X-CSRFToken": runner.token, "X-Snapshot-Seq": "2"}))
+    assert resp.json["status"] == "stored"
+    assert len(queries) == BUDGETS["snapshot_next"], queries.report()
+    assert not any("proctoring_transitions" in q for q in queries), queries.report()
 
 
 # ---------------------------------------------------------------- the console poll
