@@ -188,6 +188,7 @@ def serve(host: str, port: int, workers: int | None, threads: int | None, server
     settings = Settings.from_env()
     _require_migrated(settings)
     workers, threads = serve_shape(server_kind, workers, threads, settings.max_in_flight)
+    connections = connections_per_worker()
     if settings.max_in_flight and threads <= settings.max_in_flight:
         click.echo(f"note: with {threads} thread(s) per worker the backpressure limit "
                    f"({settings.max_in_flight} API requests in flight per worker) is never "
@@ -207,6 +208,7 @@ def serve(host: str, port: int, workers: int | None, threads: int | None, server
             self.cfg.set("errorlog", "-")
             self.cfg.set("timeout", 60)
             self.cfg.set("keepalive", KEEPALIVE_SECONDS)
+            self.cfg.set("worker_connections", connections)
             self.cfg.set("worker_exit", _close_listeners)
             if "control_socket_disable" in self.cfg.settings:
                 # gunicorn's control socket: one path per user by default, which every server
@@ -244,10 +246,10 @@ def serve(host: str, port: int, workers: int | None, threads: int | None, server
         click.echo("no face checker started: run `microcred proctoring faces` (proctored "
                    "results wait for it)")
     click.echo(f"serving on http://{host}:{port} with {server_kind}, {workers} workers x "
-               f"{threads} threads")
+               f"{threads} threads, up to {connections} connections each")
     try:
         if server_kind == "granian":
-            _granian(host, port, workers, threads)
+            _granian(host, port, workers, threads, connections)
         else:
             Server().run()
     finally:
@@ -285,6 +287,30 @@ def serve_shape(server_kind: str, workers: int | None, threads: int | None,
     return workers, threads
 
 
+def connections_per_worker() -> int:
+    """Open connections a worker serves at once: what its file descriptors allow (the soft
+    limit raised to the hard one first), less a reserve for the database and files, at most
+    65,536. Every candidate's browser keeps a connection open (kept alive 75 s), so this, not
+    the CPU, capped a node: granian's default (its backlog over its workers, 512 a worker here)
+    left the 1,025th browser's requests unanswered until another's connection closed (the
+    node-capacity bench: snapshots and events waited 50-70 s at 2,000 candidates while the
+    workers sat idle), and gunicorn's threaded workers take 1,000 each by default."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        hard = 65_536 + 512
+    if soft == resource.RLIM_INFINITY or soft > hard:
+        soft = hard
+    if soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # the workers inherit it
+            soft = hard
+        except (ValueError, OSError):
+            pass
+    return max(256, min(soft, 65_536 + 512) - 512)
+
+
 #: How long an idle kept-alive connection stays open (granian's header read timeout, gunicorn's
 #: keepalive). Longer than the runner's longest cadence (a snapshot a minute): at granian's
 #: default, 30 s, the connection of a heartbeat every 30 s was closed just as the next one was
@@ -293,12 +319,14 @@ def serve_shape(server_kind: str, workers: int | None, threads: int | None,
 KEEPALIVE_SECONDS = 75
 
 
-def _granian(host: str, port: int, workers: int, threads: int) -> None:
+def _granian(host: str, port: int, workers: int, threads: int, connections: int) -> None:
     """Serve with granian: its HTTP parsing and connection handling run in Rust, so a
     request costs the Python of the app only (gunicorn's own Python costs ~0.8-1 ms per request
     on this 2-core machine, more than the fast lane's answer). Its master restarts a worker that
     dies (a kill -9 included, after ``respawn_interval``); SIGTERM or SIGINT stops the workers
-    gracefully; a worker that does not stop within the kill timeout is killed."""
+    gracefully; a worker that does not stop within the kill timeout is killed. Granian's
+    ``backpressure`` is the connections a worker serves at once (``connections``); the requests
+    in flight are limited by the threads and ``MICROCRED_MAX_IN_FLIGHT``."""
     from granian.constants import Interfaces
     from granian.http import HTTP1Settings
     from granian.server import Server as Granian
@@ -308,7 +336,7 @@ def _granian(host: str, port: int, workers: int, threads: int) -> None:
             respawn_failed_workers=True, respawn_interval=0.5, workers_kill_timeout=30,
             # thousands of candidates reconnect at once after a network blip or a failover:
             # granian's 1,024 pending connections dropped SYNs (the kernel caps it at somaxconn)
-            backlog=4096, log_access=False,
+            backlog=4096, backpressure=connections, log_access=False,
             http1_settings=HTTP1Settings(header_read_timeout=KEEPALIVE_SECONDS * 1000)).serve()
 
 

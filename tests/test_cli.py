@@ -656,3 +656,65 @@ def _answers_within(clients: list[socket.socket], *, seconds: float, at_least: i
                 key.fileobj.close()
     selector.close()
     return answers
+
+
+@pytest.mark.parametrize("server_kind", ["granian", "gunicorn"])
+def test_serve_answers_a_browser_beyond_a_thousand_kept_alive_connections(demo, server_kind):
+    """Each candidate's browser keeps a connection open between its heartbeats, so the
+    connections a worker serves at once cap a node. Under granian's default (its backlog over
+    its workers: 512 a worker, 1,024 for this node; 4,096 with the backlog of 4,096) the next
+    browser's request waited until another connection closed, 50-70 s, while the workers sat
+    idle; gunicorn's threaded workers take 1,000 each by default. With 4,500 connections open
+    and idle, a new one is answered."""
+    import resource
+
+    from assessment.cli import connections_per_worker
+
+    held = 4500
+    if connections_per_worker() < held + 100:  # it raises this process's soft limit too
+        pytest.skip(f"this machine's file-descriptor limit is too low for {held} connections")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen(
+        [str(MICROCRED), "serve", "--port", str(port), "--server", server_kind,
+         "--sweep-every", "0", "--job-workers", "0", "--face-workers", "0"],
+        env={**os.environ, **demo.env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    request = f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
+    clients: list[socket.socket] = []
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=2) as probe:
+                    probe.sendall(request)
+                    if probe.recv(64).startswith(b"HTTP/1.1 200"):
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline and server.poll() is None, "serve did not start"
+            time.sleep(0.2)
+        for _ in range(held):  # each asks once and keeps its connection open, as a browser does
+            client = socket.create_connection(("127.0.0.1", port), timeout=10)
+            client.sendall(request)
+            clients.append(client)
+        answered = 0
+        for client in clients:
+            client.settimeout(10)
+            try:
+                answered += client.recv(4096).startswith(b"HTTP/1.1 200")
+            except TimeoutError:
+                pass
+        assert answered == held, f"{held - answered} of {held} kept-alive connections unanswered"
+        start = time.monotonic()
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as newcomer:
+            newcomer.sendall(request)
+            assert newcomer.recv(64).startswith(b"HTTP/1.1 200")
+        assert time.monotonic() - start < 5
+    finally:
+        for client in clients:
+            client.close()
+        server.terminate()
+        output = server.communicate(timeout=40)[0].decode()
+    assert server.returncode == 0, output
+    assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] > held
