@@ -5,7 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, flash, g, make_response, redirect, render_template, request
+from flask import (
+    Flask,
+    current_app,
+    flash,
+    g,
+    make_response,
+    redirect,
+    render_template,
+    request,
+)
 from flask_login import LoginManager
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from sqlalchemy.exc import DBAPIError
@@ -47,7 +56,18 @@ login_manager.session_protection = "strong"
 @login_manager.user_loader
 def _load_user(cookie_id: str) -> User | None:
     # None when that sign-in has ended on the server (sign-out, password change, deactivation).
-    return load_signed_in_user(db_session(), cookie_id)
+    session = db_session()
+    database = current_app.extensions["microcred.database"]
+    if not database.is_sqlite or request.method in ("GET", "HEAD", "OPTIONS"):
+        return load_signed_in_user(session, cookie_id)
+    # A request that writes on SQLite: its session's first statement takes the database's one
+    # write lock (BEGIN IMMEDIATE), so loading the user there held the lock through everything
+    # the view did before it wrote (a snapshot's decoding and encryption, a batch's parsing),
+    # under every other writer. The user is read outside it and handed to the request's session
+    # without a statement; the write transaction begins at the view's first statement.
+    with database.session(write=False) as read:
+        user = load_signed_in_user(read, cookie_id)
+        return None if user is None else session.merge(user, load=False)
 
 
 def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:

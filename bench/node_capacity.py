@@ -74,6 +74,7 @@ from delivery_load import (
 )
 from save_saturation import SIMPLE, expected_saves, finish_wrk, start_wrk
 
+from assessment.cli import KEEPALIVE_SECONDS
 from bench.exam_day import (
     EXAM_CODE,
     PHOTO,
@@ -172,10 +173,15 @@ def run_step(base_url: str, cands: list[Candidate], step: int, cfg: argparse.Nam
                                 - (child0.ru_utime + child0.ru_stime)) / window, 2),
         "postgres_cpu_cores": round(max(0.0, postgres_cpu() - db0) / window, 2) if postgres else 0.0,
     })
+    # a connection paced past the server's keep-alive (75 s; the events, ~120 s apart) is closed
+    # while idle, which wrk counts as a read error; a browser's page shares its connections
+    # between kinds, so its events ride on connections kept busy by its heartbeats
+    idle_closed = {k for k in kinds if paces[k][1] * share > KEEPALIVE_SECONDS}
     out["ok"] = bool(
         all(out["kinds"][k]["p99_ms"] < GOAL_P99_MS for k in ("heartbeat", "saves") if k in out["kinds"])
-        and all(set(f["statuses"]) <= {"200"} and not f["socket_errors"]
-                for f in out["kinds"].values()))
+        and all(set(f["statuses"]) <= {"200"} and not (
+                    set(f["socket_error_kinds"]) - ({"read"} if k in idle_closed else set()))
+                for k, f in out["kinds"].items()))
     out["acked"] = results["saves"]["acked"] if "saves" in results else []
     return out
 

@@ -185,6 +185,10 @@ def lua_string(text: str) -> str:
     return json.dumps(text)  # a JSON string of ASCII is a valid Lua string literal
 
 
+#: candidates per function of the Lua data file
+LUA_CHUNK = 100
+
+
 def _lua_data(cands: list[Candidate], agent: str) -> str:
     """The candidates as a Lua table: attempt, cookie, CSRF token, user agent, answerable items."""
     rows = []
@@ -200,7 +204,12 @@ def _lua_data(cands: list[Candidate], agent: str) -> str:
                        (("snapurl", "snapshots_url"), ("evurl", "events_url")) if key in proctoring)
         rows.append(f"{{aid={c.attempt_id},cookie={lua_string(cookie)},"
                     f"token={lua_string(c.token)},ua={lua_string(agent)},items={{{items}}}{urls}}}")
-    return "return {\n" + ",\n".join(rows) + "\n}\n"
+    # one function per LUA_CHUNK candidates: LuaJIT allows 65,536 constants per function, and
+    # one table literal of 5,000 candidates has more
+    chunks = [rows[i:i + LUA_CHUNK] for i in range(0, len(rows), LUA_CHUNK)]
+    return ("local t = {}\n" + "".join(
+        "do\n  local function add()\n" + "".join(f"    t[#t + 1] = {row}\n" for row in chunk)
+        + "  end\n  add()\nend\n" for chunk in chunks) + "return t\n")
 
 
 def expected_saves(cands: list[Candidate], seqs: list[int]) -> dict[tuple[int, int], tuple]:

@@ -210,3 +210,25 @@ def test_console_poll_budget_does_not_grow_with_sessions(app, db, proctored, mak
         "/api/proctoring/console", query_string={"cursor": full["cursor"]}))
     assert [r["id"] for r in resp.json["changed"]] == [one] and resp.json["rebuilt"] == 1
     assert len(changed) <= BUDGETS["console"], changed.report()
+
+
+def test_a_write_requests_sign_in_is_read_outside_the_write_lock(app, runner, face_jpeg):
+    """On SQLite a request that writes opens its transaction with BEGIN IMMEDIATE, the
+    database's one write lock, at its first statement. The signed-in user is read through the
+    read engine instead, so the lock is taken where the view first touches the database: after
+    the snapshot is decoded, shrunk and encrypted. Read under the lock, the user kept every other
+    writer waiting through that work."""
+    from microcred.querycount import count_queries
+
+    database = app.extensions["microcred.database"]
+    if not database.is_sqlite:
+        pytest.skip("PostgreSQL locks rows, not the database: one engine reads and writes")
+    with count_queries(database.engine) as read, count_queries(database.write_engine) as written:
+        resp = runner.client.post(
+            runner.extras["snapshots_url"], data=face_jpeg, content_type="image/jpeg",
+            headers={"X-CSRFToken": runner.token, "X-Snapshot-Seq": "7"})
+    assert resp.status_code == 200 and resp.json["status"] == "stored"
+    assert any("FROM users" in q for q in read), read.report()
+    assert not any("FROM users" in q for q in written), written.report()
+    # the request's own statements still run in its one write transaction, and see the user
+    assert len(written) == BUDGETS["snapshot"] - 1, written.report()
