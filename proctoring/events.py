@@ -359,6 +359,29 @@ def record_camera_silence(session: Session, ps: ProctorSession, *,
     return record_camera_silences(session, [ps], now=now).get(ps.id, [])
 
 
+def _silent_cameras(session: Session, policies: dict[int, ProctoringPolicy],
+                    now: dt.datetime) -> dict[int, list[hooks.FlagSpec]]:
+    """The camera rule (``flags.snapshots_missing``) over these sessions by ``now``, stored
+    or not: their newest frames and running spans in two statements, whatever their number."""
+    # the newest snapshot of each: the gaps before it were judged as each snapshot arrived
+    newest = select(func.max(Snapshot.id)).where(Snapshot.session_id.in_(policies)) \
+        .group_by(Snapshot.session_id)
+    snaps = {r.session_id: r for r in session.execute(
+        select(Snapshot.session_id, Snapshot.seq, Snapshot.faces, Snapshot.server_at)
+        .where(Snapshot.id.in_(newest)))}
+    transitions: dict[int, list[Any]] = {}
+    for r in session.execute(_running_transitions(policies)):
+        transitions.setdefault(r.session_id, []).append(r)
+    out = {}
+    for sid, pol in policies.items():
+        history = History(events=[], snapshots=[], now=now, since=snaps.get(sid),
+                          running=running_spans(transitions.get(sid, [])))
+        found = list(snapshots_missing(pol, history))
+        if found:
+            out[sid] = found
+    return out
+
+
 def lock_sessions(session: Session, ids: list[int]) -> list[ProctorSession]:
     """The sessions, their rows locked (in id order, so two lockers never deadlock)."""
     return list(session.scalars(select(ProctorSession).where(ProctorSession.id.in_(ids))
@@ -383,22 +406,7 @@ def record_camera_silences(session: Session, sessions: list[ProctorSession], *,
             watch[ps.id] = (ps, pol)
     if not watch:
         return {}
-    # the newest snapshot of each: the gaps before it were judged as each snapshot arrived
-    newest = select(func.max(Snapshot.id)).where(Snapshot.session_id.in_(watch)) \
-        .group_by(Snapshot.session_id)
-    snaps = {r.session_id: r for r in session.execute(
-        select(Snapshot.session_id, Snapshot.seq, Snapshot.faces, Snapshot.server_at)
-        .where(Snapshot.id.in_(newest)))}
-    transitions: dict[int, list[Any]] = {}
-    for r in session.execute(_running_transitions(watch)):
-        transitions.setdefault(r.session_id, []).append(r)
-    specs = {}
-    for sid, (_ps, pol) in watch.items():
-        history = History(events=[], snapshots=[], now=now, since=snaps.get(sid),
-                          running=running_spans(transitions.get(sid, [])))
-        found = list(snapshots_missing(pol, history))
-        if found:
-            specs[sid] = found
+    specs = _silent_cameras(session, {sid: pol for sid, (_ps, pol) in watch.items()}, now)
     if not specs:
         return {}
     stored: dict[int, list[Any]] = {}
@@ -482,20 +490,8 @@ def sessions_with_rules_due(session: Session, ids: list[int], *,
             specs[ps.id] = found
         if pol.snapshot_interval_s:
             watch[ps.id] = pol
-    if watch:
-        newest = select(func.max(Snapshot.id)).where(Snapshot.session_id.in_(watch)) \
-            .group_by(Snapshot.session_id)
-        snaps = {r.session_id: r for r in session.execute(
-            select(Snapshot.session_id, Snapshot.seq, Snapshot.faces, Snapshot.server_at)
-            .where(Snapshot.id.in_(newest)))}
-        transitions: dict[int, list[Any]] = {}
-        for r in session.execute(_running_transitions(watch)):
-            transitions.setdefault(r.session_id, []).append(r)
-        for sid, pol in watch.items():
-            history = History(events=[], snapshots=[], now=now, since=snaps.get(sid),
-                              running=running_spans(transitions.get(sid, [])))
-            specs.setdefault(sid, []).extend(snapshots_missing(pol, history))
-    specs = {sid: found for sid, found in specs.items() if found}
+    for sid, found in (_silent_cameras(session, watch, now) if watch else {}).items():
+        specs.setdefault(sid, []).extend(found)
     if specs:
         stored = set(session.execute(select(Flag.session_id, Flag.rule, Flag.key)
                                      .where(Flag.session_id.in_(specs))).all())

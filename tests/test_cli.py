@@ -589,17 +589,7 @@ def test_serve_by_default_answers_api_requests_beyond_its_limit_503_at_once(demo
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     clients: list[socket.socket] = []
     try:
-        deadline = time.monotonic() + 60  # a bound for a busy CI machine
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=2) as probe:
-                    probe.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-                    if probe.recv(64).startswith(b"HTTP/1.1 200"):
-                        break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline and server.poll() is None, "serve did not start"
-            time.sleep(0.2)
+        _wait_for_serve(server, port)
 
         body = b"csrf_token=stale"
         head = (f"POST /api/attempts/1/saves HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
@@ -628,6 +618,21 @@ def test_serve_by_default_answers_api_requests_beyond_its_limit_503_at_once(demo
         output = server.communicate(timeout=40)[0].decode()
     assert f"{workers} workers x {threads} threads" in output, output
     assert server.returncode == 0, output
+
+
+def _wait_for_serve(server: subprocess.Popen, port: int, seconds: float = 60) -> None:
+    """Until ``microcred serve`` on ``port`` answers /healthz (a bound for a busy CI machine)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as probe:
+                probe.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+                if probe.recv(64).startswith(b"HTTP/1.1 200"):
+                    return
+        except OSError:
+            pass
+        assert time.monotonic() < deadline and server.poll() is None, "serve did not start"
+        time.sleep(0.2)
 
 
 def _answers_within(clients: list[socket.socket], *, seconds: float, at_least: int | None = None,
@@ -683,17 +688,7 @@ def test_serve_answers_a_browser_beyond_a_thousand_kept_alive_connections(demo, 
     request = f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
     clients: list[socket.socket] = []
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=2) as probe:
-                    probe.sendall(request)
-                    if probe.recv(64).startswith(b"HTTP/1.1 200"):
-                        break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline and server.poll() is None, "serve did not start"
-            time.sleep(0.2)
+        _wait_for_serve(server, port)
         for _ in range(held):  # each asks once and keeps its connection open, as a browser does
             client = socket.create_connection(("127.0.0.1", port), timeout=10)
             client.sendall(request)

@@ -8,27 +8,17 @@ from __future__ import annotations
 
 import shutil
 import threading
-import time
 
 import pytest
 from werkzeug.serving import make_server
 
 from tests.conftest import PASSWORD
+from tests.proctoring.test_exam_day_bench import _InProcess
 from tests.test_saturation_bench import _run_apart
 
 pytestmark = pytest.mark.skipif(shutil.which("wrk") is None,
                                 reason="wrk is not installed ('make test' installs it as root; "
                                        "else 'sudo apt-get install wrk')")
-
-
-class _InProcess:
-    """The bench's view of the server: this process (the server and its face checker)."""
-
-    def cpu(self) -> float:
-        return time.process_time()
-
-    def faces_cpu(self) -> float:
-        return 0.0  # counted in cpu(): one process
 
 
 def test_node_capacity_bench_runs_briefly(app, database, proctored, make_user, tmp_path):
