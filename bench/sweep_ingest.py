@@ -105,6 +105,72 @@ def bench_sweep(database, n: int, due: int) -> dict:
             "ms_per_finalized": round(1000 * due_s / max(1, len(done)), 1)}
 
 
+def bench_rules_sweep(database, n: int) -> dict:
+    """The sweeper's time-dependent proctoring rules over ``n`` running sessions with none due
+    (the cost every 30 s of a quiet proctored exam): ``events.sweep_rules`` (a look in a
+    read-only session, a write transaction only where a flag is due) against what it did before
+    (a write transaction per session, each judged under its lock), timed, with their statements
+    and commits. The sessions are rows copied from one real started session."""
+    from sqlalchemy import event, insert, select
+
+    from assessment.delivery import service
+    from assessment.users import User, create_user
+    from proctoring import events
+    from proctoring.models import ProctorSession, Transition
+    from proctoring.sessions import get_session
+    from proctoring.wiring import identity_gate
+    from tests.conftest import build_exam
+
+    pol = {"proctoring": {"identity": "none", "snapshot_interval_s": 60, "fullscreen": False}}
+    with database.session() as s:
+        exam = build_exam(s, code="RSW", policy=pol)
+        first = create_user(s, email="rsw0@bench.test", password="correct horse battery staple",
+                            role="candidate", display_name="R")
+        identity_gate(s, first, exam, url_for=lambda *a, **k: "/x")
+        service.start_attempt(s, first, exam, grace_seconds=2)
+        s.commit()
+        model = s.scalar(select(ProctorSession))
+        s.execute(insert(User), [{"email": f"rsw{i}@bench.test", "display_name": "R",
+                                  "role": "candidate", "password_hash": first.password_hash}
+                                 for i in range(1, n)])
+        users = s.scalars(select(User.id).where(User.email.like("rsw%"), User.id != first.id)).all()
+        s.execute(insert(ProctorSession), [{
+            "candidate_id": u, "exam_id": model.exam_id, "state": model.state,
+            "policy": model.policy, "rule_state": model.rule_state,
+            "created_at": model.created_at, "state_changed_at": model.state_changed_at}
+            for u in users])
+        ids = s.scalars(select(ProctorSession.id).where(ProctorSession.id != model.id)).all()
+        s.execute(insert(Transition), [{"session_id": i, "from_state": "admitted",
+                                        "to_state": model.state, "at": model.state_changed_at}
+                                       for i in ids])
+        s.commit()
+        now = model.state_changed_at + dt.timedelta(seconds=30)  # the cameras' limit: 180 s
+    out = {"running_sessions": n}
+    commits: list[int] = []
+
+    def counted_commit(session):
+        commits.append(1)
+
+    with database.session() as s, database.session(write=False) as read:
+        event.listen(s, "after_commit", counted_commit)
+        raised, took, sent = _counted(database, lambda: events.sweep_rules(s, read=read, now=now))
+        out.update(rules_sweep_ms=round(1000 * took, 1), rules_sweep_statements=sent,
+                   rules_sweep_write_transactions=len(commits), rules_sweep_flags=len(raised))
+    commits.clear()
+
+    def before():  # the sweep as it was: every running session locked and judged in turn
+        for sid in events.running_session_ids(s):
+            events.due_rules(s, get_session(s, sid, lock=True), now=now)
+            s.commit()
+
+    with database.session() as s:
+        event.listen(s, "after_commit", counted_commit)
+        _, took, sent = _counted(database, before)
+        out.update(per_session_sweep_ms=round(1000 * took, 1), per_session_statements=sent,
+                   per_session_write_transactions=len(commits))
+    return out
+
+
 def bench_ingest(database, batches: int) -> dict:
     from sqlalchemy import select
 
@@ -174,13 +240,20 @@ def main(argv=None) -> int:
               f"{sweep['quiet_sweep_ms']} ms, {sweep['quiet_sweep_statements']} statements; "
               f"{sweep['due']} due: {sweep['due_sweep_s']} s ({sweep['ms_per_finalized']} ms "
               f"each), {sweep['due_sweep_statements']} statements", flush=True)
+        rules = bench_rules_sweep(database, args.attempts)
+        print(f"proctoring rules, {rules['running_sessions']} running sessions, none due: the "
+              f"sweep {rules['rules_sweep_ms']} ms, {rules['rules_sweep_statements']} "
+              f"statements, {rules['rules_sweep_write_transactions']} write transactions; a "
+              f"transaction per session (before) {rules['per_session_sweep_ms']} ms, "
+              f"{rules['per_session_statements']} statements, "
+              f"{rules['per_session_write_transactions']} write transactions", flush=True)
         ingest = bench_ingest(database, args.batches)
         print(f"ingestion, {ingest['events']} events in {ingest['batches']} batches: first 20 "
               f"batches {ingest['first20_ms_mean']} ms / {ingest['first20_statements_mean']} "
               f"statements each, last 20 {ingest['last20_ms_mean']} ms / "
               f"{ingest['last20_statements_mean']} statements each", flush=True)
         database.dispose()
-        print(json.dumps({"database": "postgresql" if pg else "sqlite", **sweep, **ingest,
+        print(json.dumps({"database": "postgresql" if pg else "sqlite", **sweep, **rules, **ingest,
                           "loadavg_1m": round(os.getloadavg()[0], 2)}))
     finally:
         _drop(pg)
