@@ -334,8 +334,8 @@ def _granian(host: str, port: int, workers: int, threads: int, connections: int)
     Granian("assessment.wsgi:granian_app", address=host, port=port, interface=Interfaces.WSGI,
             workers=workers, blocking_threads=max(1, threads), runtime_threads=1,
             respawn_failed_workers=True, respawn_interval=0.5, workers_kill_timeout=30,
-            # thousands of candidates reconnect at once after a network blip or a failover:
-            # granian's 1,024 pending connections dropped SYNs (the kernel caps it at somaxconn)
+            # room for thousands of candidates reconnecting at once after a network blip or a
+            # failover (granian's default is 1,024; the kernel caps it at somaxconn)
             backlog=4096, backpressure=connections, log_access=False,
             http1_settings=HTTP1Settings(header_read_timeout=KEEPALIVE_SECONDS * 1000)).serve()
 

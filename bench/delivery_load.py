@@ -173,6 +173,20 @@ def bench_instance(prefix: str, database_url: str | None,
     return workdir, workdir / "server.log", db, env
 
 
+def end_instance(server: Server, db: BenchDatabase, workdir: Path, *, keep: bool) -> None:
+    """Stop a bench's server, drop its database (a failure reported, the figures kept) and
+    remove its directory, unless ``keep`` (a failed run, or ``--keep``): then say where it is."""
+    server.stop()
+    try:
+        db.drop()
+    except SQLAlchemyError as exc:
+        print(f"could not drop {db.created}: {exc}", file=sys.stderr)
+    if keep:
+        print(f"kept {workdir}", file=sys.stderr)
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
 def _microcred() -> str:
     exe = Path(sys.executable).parent / "microcred"
     return str(exe) if exe.exists() else (shutil.which("microcred") or "microcred")
@@ -865,13 +879,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench failed: {type(exc).__name__}: {exc}; server log: {log}", file=sys.stderr)
         raise
     finally:
-        server.stop()
-        try:
-            db.drop()
-        except SQLAlchemyError as exc:  # report, but keep the figures
-            print(f"could not drop {db.created}: {exc}", file=sys.stderr)
-        if not failed and not args.keep:
-            shutil.rmtree(workdir, ignore_errors=True)
+        end_instance(server, db, workdir, keep=failed or args.keep)
     print(json.dumps(out))
     return 0
 

@@ -61,7 +61,6 @@ import json
 import os
 import random
 import re
-import shutil
 import sys
 import time
 from collections import Counter, defaultdict
@@ -70,7 +69,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy.exc import SQLAlchemyError
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -90,6 +88,7 @@ from bench.delivery_load import (
     _value_for,
     bench_instance,
     check_lost,
+    end_instance,
     machine_cpu,
     ms,
     pct,
@@ -896,13 +895,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench failed: {type(exc).__name__}: {exc}; server log: {log}", file=sys.stderr)
         raise
     finally:
-        server.stop()
-        try:
-            db.drop()
-        except SQLAlchemyError as exc:
-            print(f"could not drop {db.created}: {exc}", file=sys.stderr)
-        if not failed and not cfg.keep:
-            shutil.rmtree(workdir, ignore_errors=True)
+        end_instance(server, db, workdir, keep=failed or cfg.keep)
     print(json.dumps(out))
     return 1 if failed else 0
 

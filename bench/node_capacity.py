@@ -68,6 +68,7 @@ from delivery_load import (
     _run,
     bench_instance,
     check_lost,
+    end_instance,
     machine_cpu,
     postgres_cpu,
     steal_cpu,
@@ -281,12 +282,7 @@ def capacity_step(cfg: argparse.Namespace, n: int, step: int) -> dict[str, Any]:
         failed = bool(check["lost"] or check["mismatched"])
         return s
     finally:
-        server.stop()
-        db.drop()
-        if cfg.keep or failed:
-            print(f"kept {workdir}", file=sys.stderr)
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+        end_instance(server, db, workdir, keep=failed or cfg.keep)
 
 
 def main(argv: list[str] | None = None) -> int:

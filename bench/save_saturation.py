@@ -76,6 +76,7 @@ from delivery_load import (
     _run,
     bench_instance,
     check_lost,
+    end_instance,
     machine_cpu,
     prepare,
     steal_cpu,
@@ -490,12 +491,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(out))
         return 1 if failed else 0
     finally:
-        server.stop()
-        db.drop()
-        if args.keep or failed:
-            print(f"kept {workdir}", file=sys.stderr)
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+        end_instance(server, db, workdir, keep=failed or args.keep)
 
 
 if __name__ == "__main__":

@@ -105,6 +105,26 @@ def bench_sweep(database, n: int, due: int) -> dict:
             "ms_per_finalized": round(1000 * due_s / max(1, len(done)), 1)}
 
 
+def _proctored_start(s, code: str, email: str, policy: dict):
+    """A proctored exam ``code`` with ``policy`` and one candidate who started it (no identity
+    check): (the candidate, their proctoring session), committed."""
+    from sqlalchemy import select
+
+    from assessment.delivery import service
+    from assessment.users import create_user
+    from proctoring.models import ProctorSession
+    from proctoring.wiring import identity_gate
+    from tests.conftest import build_exam
+
+    exam = build_exam(s, code=code, policy=policy)
+    user = create_user(s, email=email, password="correct horse battery staple",
+                       role="candidate", display_name=code)
+    identity_gate(s, user, exam, url_for=lambda *a, **k: "/x")
+    attempt = service.start_attempt(s, user, exam, grace_seconds=2)
+    s.commit()
+    return user, s.scalar(select(ProctorSession).where(ProctorSession.attempt_id == attempt.id))
+
+
 def bench_rules_sweep(database, n: int) -> dict:
     """The sweeper's time-dependent proctoring rules over ``n`` running sessions with none due
     (the cost every 30 s of a quiet proctored exam): ``events.sweep_rules`` (a look in a
@@ -113,23 +133,14 @@ def bench_rules_sweep(database, n: int) -> dict:
     and commits. The sessions are rows copied from one real started session."""
     from sqlalchemy import event, insert, select
 
-    from assessment.delivery import service
-    from assessment.users import User, create_user
+    from assessment.users import User
     from proctoring import events
     from proctoring.models import ProctorSession, Transition
     from proctoring.sessions import get_session
-    from proctoring.wiring import identity_gate
-    from tests.conftest import build_exam
 
     pol = {"proctoring": {"identity": "none", "snapshot_interval_s": 60, "fullscreen": False}}
     with database.session() as s:
-        exam = build_exam(s, code="RSW", policy=pol)
-        first = create_user(s, email="rsw0@bench.test", password="correct horse battery staple",
-                            role="candidate", display_name="R")
-        identity_gate(s, first, exam, url_for=lambda *a, **k: "/x")
-        service.start_attempt(s, first, exam, grace_seconds=2)
-        s.commit()
-        model = s.scalar(select(ProctorSession))
+        first, model = _proctored_start(s, "RSW", "rsw0@bench.test", pol)
         s.execute(insert(User), [{"email": f"rsw{i}@bench.test", "display_name": "R",
                                   "role": "candidate", "password_hash": first.password_hash}
                                  for i in range(1, n)])
@@ -172,25 +183,14 @@ def bench_rules_sweep(database, n: int) -> dict:
 
 
 def bench_ingest(database, batches: int) -> dict:
-    from sqlalchemy import select
 
-    from assessment.delivery import service
-    from assessment.users import create_user
     from proctoring import events
     from proctoring.models import ProctorSession
-    from proctoring.wiring import identity_gate
-    from tests.conftest import build_exam
 
     pol = {"proctoring": {"identity": "none", "snapshot_interval_s": 30, "fullscreen": True,
                           "max_focus_losses": 1000}}
     with database.session() as s:
-        exam = build_exam(s, code="ING", policy=pol)
-        cand = create_user(s, email="ing@bench.test", password="correct horse battery staple",
-                           role="candidate", display_name="I")
-        identity_gate(s, cand, exam, url_for=lambda *a, **k: "/x")
-        service.start_attempt(s, cand, exam, grace_seconds=2)
-        s.commit()
-        sid = s.scalar(select(ProctorSession.id))
+        sid = _proctored_start(s, "ING", "ing@bench.test", pol)[1].id
     t0 = dt.datetime.now(dt.UTC)
     times, counts = [], []
     with database.session() as s:

@@ -448,9 +448,10 @@ def sweep_rules(session: Session, *, read: Session | None = None,
     First a look without locks, in ``read`` (a read-only session: on SQLite it takes no write
     lock) or ``session``, a few statements for :data:`SWEEP_BATCH` sessions at a time
     (:func:`sessions_with_rules_due`); then one short write transaction for each session with a
-    flag due and not stored yet, whose rules are judged again under its row lock. A sweep of
-    5,000 running sessions used to take the write lock 5,000 times every 30 s, and a web
-    worker's save waited behind the sweeper for tens of seconds."""
+    flag due and not stored yet, whose rules are judged again under its row lock. A write
+    transaction per running session, as it was, took 4.2 s and 5,000 takings of SQLite's write
+    lock every 30 s at 5,000 sessions with none due; this look, 0.34 s and none
+    (``bench/sweep_ingest.py``)."""
     now = now or utcnow()
     reader = read if read is not None else session
     ids = running_session_ids(reader)

@@ -139,10 +139,9 @@ def backlog(db: Session) -> tuple[int, dt.datetime | None]:
 class Claim:
     snapshot_id: int
     session_id: int
-    image_id: int
     attempts: int
     #: the frame's stored (encrypted) image, read in the claim's transaction
-    image: StoredImage | None = field(default=None, compare=False, repr=False)
+    image: StoredImage = field(compare=False, repr=False)
 
 
 #: counts the faces of decrypted frames: for each, a count or why it could not be searched
@@ -198,18 +197,15 @@ class SearchPool:
         return [p.pid for p in (self._pool._processes or {}).values()]
 
     def __call__(self, images: list[bytes]) -> list[int | str]:
-        for last in (False, True):
-            pool = self._pool
-            try:
-                return list(pool.map(count_one, images))
-            except BrokenProcessPool:
-                log.error("face search process died; starting another")
-                with self._lock:
-                    if self._pool is pool:
-                        self._pool = self._start()
-                if last:
-                    raise
-        raise AssertionError("unreachable")
+        pool = self._pool
+        try:
+            return list(pool.map(count_one, images))
+        except BrokenProcessPool:
+            log.error("face search process died; starting another")
+            with self._lock:  # another thread may have replaced it already
+                if self._pool is pool:
+                    self._pool = self._start()
+        return list(self._pool.map(count_one, images))  # a second death is raised
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -240,9 +236,9 @@ def claim(db: Session, *, now: dt.datetime | None = None, limit: int = 1) -> lis
                     .values(state="running", claimed_at=now, attempts=attempts + 1)
                     .execution_options(synchronize_session=False)).rowcount == 1:
                 won[snapshot_id] = attempts + 1  # else another checker took it first
-    claims = [Claim(snapshot_id, session_id, image_id, won[snapshot_id], image)
-              for snapshot_id, session_id, image_id, image in db.execute(
-                  select(Snapshot.id, Snapshot.session_id, Snapshot.image_id, StoredImage)
+    claims = [Claim(snapshot_id, session_id, won[snapshot_id], image)
+              for snapshot_id, session_id, image in db.execute(
+                  select(Snapshot.id, Snapshot.session_id, StoredImage)
                   .join(StoredImage, StoredImage.id == Snapshot.image_id)
                   .where(Snapshot.id.in_(won)).order_by(Snapshot.id))] if won else []
     db.commit()
