@@ -368,6 +368,9 @@ def sweep(every: int) -> None:
         if flags:
             click.echo(f"{len(flags)} new proctoring flag(s)")
         return
+    from microcred.heap import settle
+
+    settle()  # a long-running process: its start out of the collector's walks (microcred.heap)
     parent = os.getppid()
     while os.getppid() == parent:  # a sweeper left behind by a killed server stops by itself
         time.sleep(every)
@@ -419,6 +422,9 @@ def worker(workers: int, exit_with_parent: bool) -> None:
 
         threading.Thread(target=watch, daemon=True, name="parent-watch").start()
     consumer = Consumer(queue.huey, workers=workers, worker_type="thread", periodic=False)
+    from microcred.heap import settle
+
+    settle()  # a long-running process: its start out of the collector's walks (microcred.heap)
     try:
         consumer.run()
     finally:

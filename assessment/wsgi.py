@@ -4,8 +4,10 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from assessment.app import create_app
+from microcred.heap import settle
 
 app = create_app()
+settle()  # the start's objects out of the collector's walks (microcred.heap says why)
 
 #: granian starts every request's environ from a copy of the server's process environment, so
 #: a variable of the server named like a header (HTTP_PROXY, HTTP_X_FORWARDED_FOR) would read as
@@ -22,3 +24,4 @@ def granian_app(environ: dict[str, Any], start_response: Callable) -> Iterable[b
             if environ.get(key) == value:
                 del environ[key]
     return app(environ, start_response)
+

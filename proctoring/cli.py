@@ -243,6 +243,9 @@ def register(group: click.Group) -> None:
                                     kwargs={"stop": stop, "search": search}, name=f"faces-{n}")
                    for n in range(workers)]
         click.echo(f"face checker with {workers} search process(es), {scheduling}", err=True)
+        from microcred.heap import settle
+
+        settle()  # its start out of the collector's walks: it holds the write lock at times
         for t in threads:
             t.start()
         while any(t.is_alive() for t in threads):
