@@ -3,15 +3,19 @@ finds (issue 15, goal 2). Prints its figures; not a test.
 
 1. CPU per snapshot (process time, so OpenCV's threads count and a busy machine's waiting does
    not): ``proctoring.events.prepare_snapshot`` (decode, shrink, re-encode, encrypt, count the
-   faces: everything a snapshot upload does outside the database) on frames of the runner's
-   size and larger, and, for comparison, the same frame sealed and searched by a cheaper
-   search that was measured and refused (shorter side 240 px, scale step 1.2, 4 neighbours).
+   faces with BlazeFace: everything a snapshot upload does outside the database when it counts
+   inline), and the two searches alone on the prepared pixels: BlazeFace
+   (``faces.count_frame_faces``, the camera frames') and the Haar cascade (``faces.count_faces``,
+   the identity photos', the camera frames' too until BlazeFace replaced it).
 2. Recall (``--recall``): frames made from the test photograph (four backgrounds, flips,
-   gamma, one or two faces from 1/2 to 1/12 of the frame high; 810 frames), searched by both;
-   per face size, how many faces were missed and how many phantom faces were added.
+   gamma, one or two faces from 1/2 to 1/12 of the frame high; 810 frames), searched by the
+   Haar cascade, by BlazeFace on the whole frame only, and by BlazeFace with its tiles (what
+   runs); per face size, how many faces were missed and how many phantom faces were added.
+3. Photographs (``--photos DIR``): every JPEG and PNG under DIR, shrunk as a snapshot is, and
+   the faces each search counts in it, for a person to compare with what the photograph shows.
 
-The faces are all one person's (the only photograph the tests ship), so the recall figures
-compare the two searches; they are not an accuracy figure for faces in general.
+The made-up frames' faces are all one person's (the only photograph the tests ship), so the
+recall figures compare the searches; they are not an accuracy figure for faces in general.
 """
 from __future__ import annotations
 
@@ -105,19 +109,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=10, help="calls per round (5 rounds)")
     ap.add_argument("--recall", action="store_true", help="also search the 810 made-up frames")
+    ap.add_argument("--photos", type=Path, help="also count the faces in these photographs")
     args = ap.parse_args()
 
+    from proctoring import faces
     from proctoring.events import prepare_snapshot
-    from proctoring.faces import _detect, _grey, count_faces
+    from proctoring.images import ImageRefused, ImageVault
 
-    def count_snapshot_faces(bgr):
-        # the cheaper search measured and refused (proctoring/faces.py says why): the shorter
-        # side at 240 pixels, scale step 1.2, 4 neighbours
-        height, width = bgr.shape[:2]
-        grey, scale = _grey(bgr, min(1.0, 240 / min(height, width)))
-        return _detect(grey, scale, width, height, scale_factor=1.2, min_neighbors=4,
-                       smallest=24)
-    from proctoring.images import ImageVault
+    def whole_frame_only(bgr):
+        return len(faces._one_per_face(*faces._search(bgr, faces.FRAME_SCORE)))
 
     vault = ImageVault(b"\x01" * 32)
     raw = PHOTO.read_bytes()
@@ -127,31 +127,61 @@ def main() -> None:
         frames[f"{w}x{h} frame"] = jpeg(paste(background(w, h, "wall", photo), photo,
                                               1 / 3, 0.5, 0.45), 85)
     print(f"CPU per snapshot before the database (median ms, {args.runs}x5 calls):")
-    print(f"  {'':30s} {'prepare_snapshot':>16s} {'cheaper search':>16s}  faces")
+    print(f"  {'':30s} {'prepare_snapshot':>16s} {'BlazeFace':>10s} {'Haar':>8s}  faces")
     for name, image in frames.items():
         now = cpu_ms(lambda image=image: prepare_snapshot(vault, session_id=1, image=image),
                      args.runs)
-        sealed = vault.seal(session_id=1, kind="snapshot", image=image)
-        old = cpu_ms(lambda image=image: count_snapshot_faces(
-            vault.seal(session_id=1, kind="snapshot", image=image).pixels), args.runs)
-        print(f"  {name:30s} {now:16.2f} {old:16.2f}  {count_snapshot_faces(sealed.pixels).faces}"
-              f" / {count_faces(sealed.pixels).faces}", flush=True)
-    if not args.recall:
-        return
-    print("recall on made-up frames: missed / phantom faces (cheaper search | the search used)")
+        pixels = vault.seal(session_id=1, kind="snapshot", image=image).pixels
+        blaze = cpu_ms(lambda pixels=pixels: faces.count_frame_faces(pixels), args.runs)
+        haar = cpu_ms(lambda pixels=pixels: faces.count_faces(pixels), args.runs)
+        print(f"  {name:30s} {now:16.2f} {blaze:10.2f} {haar:8.2f}  "
+              f"{faces.count_frame_faces(pixels).faces} / {faces.count_faces(pixels).faces}",
+              flush=True)
+    if args.recall:
+        recall(vault, photo, whole_frame_only)
+    if args.photos:
+        print(f"faces counted in the photographs under {args.photos} (BlazeFace | Haar):")
+        for path in sorted(p for p in args.photos.rglob("*")
+                           if p.suffix.lower() in (".jpg", ".jpeg", ".png")):
+            try:
+                pixels = vault.seal(session_id=1, kind="snapshot", image=path.read_bytes()).pixels
+            except ImageRefused as exc:
+                print(f"  {path.relative_to(args.photos)}: refused ({exc})")
+                continue
+            print(f"  {path.relative_to(args.photos)!s:60s} {pixels.shape[1]}x{pixels.shape[0]}"
+                  f"  {faces.count_frame_faces(pixels).faces} | {faces.count_faces(pixels).faces}")
+
+
+def recall(vault, photo: np.ndarray, whole_frame_only: Callable[[np.ndarray], int]) -> None:
+    from proctoring import faces
+
+    searches = {"Haar": lambda px: faces.count_faces(px).faces,
+                "BlazeFace, whole frame": whole_frame_only,
+                "BlazeFace (used)": lambda px: faces.count_frame_faces(px).faces}
+    print("recall on made-up frames: missed / phantom faces, by search:", " | ".join(searches))
     rows: dict[tuple[int, float], list[int]] = {}
-    for want, share, image in recall_frames(photo):
-        sealed = vault.seal(session_id=1, kind="snapshot", image=image)
-        fast, slow = count_snapshot_faces(sealed.pixels).faces, count_faces(sealed.pixels).faces
-        row = rows.setdefault((want, share), [0, 0, 0, 0, 0])
-        row[0] += fast < want
-        row[1] += fast > want
-        row[2] += slow < want
-        row[3] += slow > want
-        row[4] += 1
-    for (want, share), (fm, fx, sm, sx, n) in sorted(rows.items()):
+    cpu = dict.fromkeys(searches, 0.0)
+    frames = recall_frames(photo)
+    for want, share, image in frames:
+        pixels = vault.seal(session_id=1, kind="snapshot", image=image).pixels
+        row = rows.setdefault((want, share), [0] * (2 * len(searches) + 1))
+        for i, (name, search) in enumerate(searches.items()):
+            start = time.process_time()
+            found = search(pixels)
+            cpu[name] += time.process_time() - start
+            row[2 * i] += found < want
+            row[2 * i + 1] += found > want
+        row[-1] += 1
+    totals = [0] * (2 * len(searches))
+    for (want, share), row in sorted(rows.items()):
         what = "no face" if not want else f"{want} faces, smallest 1/{round(1 / share)} high"
-        print(f"  {what:30s} {n:4d} frames   {fm:3d} / {fx:3d}  |  {sm:3d} / {sx:3d}")
+        cells = "  |  ".join(f"{row[2 * i]:3d} / {row[2 * i + 1]:3d}" for i in range(len(searches)))
+        print(f"  {what:30s} {row[-1]:4d} frames   {cells}")
+        totals = [t + v for t, v in zip(totals, row[:-1])]
+    cells = "  |  ".join(f"{totals[2 * i]:3d} / {totals[2 * i + 1]:3d}" for i in range(len(searches)))
+    print(f"  {'all':30s} {len(frames):4d} frames   {cells}")
+    print("  CPU per frame: " + ", ".join(f"{name} {1000 * spent / len(frames):.1f} ms"
+                                          for name, spent in cpu.items()))
 
 
 if __name__ == "__main__":

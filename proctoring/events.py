@@ -21,7 +21,7 @@ from microcred.db import utcnow
 from microcred.errors import Conflict, Invalid
 from microcred.inputs import InvalidInput, object_list, parse_timestamp
 from proctoring import face_checks, hook_outbox, hooks
-from proctoring.faces import count_faces
+from proctoring.faces import count_frame_faces
 from proctoring.flags import (
     EVENT_KINDS,
     MAX_COUNTED_PER_RULE,
@@ -202,7 +202,7 @@ def prepare_snapshot(vault: ImageVault, *, session_id: int, image: bytes,
     except ImageUnreadable as exc:
         raise Invalid(f"the snapshot is not an image: {exc}", field="image") from None
     # counted on the shrunk pixels the JPEG was encoded from: decoding it again cost as much
-    return PreparedSnapshot(sealed, count_faces(sealed.pixels).faces if count else None)
+    return PreparedSnapshot(sealed, count_frame_faces(sealed.pixels).faces if count else None)
 
 
 def record_snapshot(

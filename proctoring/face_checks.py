@@ -68,7 +68,7 @@ from sqlalchemy.orm import Session
 
 from microcred.db import utcnow
 from microcred.words import plural
-from proctoring.faces import count_faces
+from proctoring.faces import count_frame_faces
 from proctoring.images import ImageGone, ImageRefused, ImageVault
 from proctoring.models import FaceCheck, ProctorSession, Snapshot, StoredImage, console_counted
 
@@ -151,7 +151,7 @@ Search = Callable[[list[bytes]], list["int | str"]]
 def count_one(image: bytes) -> int | str:
     """The faces in one decrypted frame, or why it could not be searched."""
     try:
-        return count_faces(image).faces
+        return count_frame_faces(image).faces
     except (ImageRefused, ValueError) as exc:  # unreadable, or too large to decode
         return f"{type(exc).__name__}: {exc}"
 

@@ -1,10 +1,11 @@
 """The snapshot path's decode and face search.
 
 A snapshot is decoded once (at 1/2, 1/4 or 1/8 of its size when it is large), shrunk, and its
-faces counted on those pixels by the search identity photos get. These tests pin
-that it still finds the faces in the real photograph the proctoring tests use, in webcam-sized
-frames made from it, and none where there is no face; and that the reduced decode cannot let an
-image past the pixel cap."""
+faces counted on those pixels or on the stored JPEG by the camera frames' search (BlazeFace,
+``proctoring.faces.count_frame_faces``). These tests pin that it finds what the identity photos'
+search finds in the real photograph the proctoring tests use, the faces in webcam-sized frames
+made from it, and none where there is no face; and that the reduced decode cannot let an image
+past the pixel cap."""
 from __future__ import annotations
 
 import cv2
@@ -13,7 +14,7 @@ import pytest
 
 from proctoring import images
 from proctoring.events import prepare_snapshot
-from proctoring.faces import count_faces
+from proctoring.faces import count_faces, count_frame_faces
 from proctoring.images import ImageTooLarge, ImageVault, decode
 
 #: where the face is in ``astronaut.jpg`` (256 x 256), as the thorough search finds it
@@ -52,13 +53,16 @@ def test_the_snapshot_path_finds_what_the_identity_search_finds_in_the_test_phot
         vault, face_jpeg, two_faces_jpeg, blank_jpeg):
     for jpeg, expected in ((face_jpeg, 1), (two_faces_jpeg, 2), (blank_jpeg, 0)):
         assert count_faces(jpeg).faces == expected  # the identity photos' search
-        assert count_faces(_photo(jpeg)).faces == expected  # on decoded pixels, as snapshots
+        assert count_frame_faces(jpeg).faces == expected  # the camera frames'
+        assert count_frame_faces(_photo(jpeg)).faces == expected  # on decoded pixels
         assert prepare_snapshot(vault, session_id=1, image=jpeg).faces == expected
-    # the box is given in the frame's own pixels, where the face is
-    x, y, w, h = count_faces(_photo(face_jpeg)).boxes[0]
-    fx, fy, fw, fh = FACE_BOX
-    assert abs(x + w / 2 - (fx + fw / 2)) < fw / 4 and abs(y + h / 2 - (fy + fh / 2)) < fh / 4
-    assert 0.7 < w / fw < 1.4
+    # the box is given in the frame's own pixels, where the face is, by both searches
+    for search in (count_faces, count_frame_faces):
+        x, y, w, h = search(_photo(face_jpeg)).boxes[0]
+        fx, fy, fw, fh = FACE_BOX
+        assert abs(x + w / 2 - (fx + fw / 2)) < fw / 4, search
+        assert abs(y + h / 2 - (fy + fh / 2)) < fh / 4, search
+        assert 0.7 < w / fw < 1.4, search
 
 
 def _faces(vault, image: bytes, where: str) -> int | None:
@@ -69,18 +73,16 @@ def _faces(vault, image: bytes, where: str) -> int | None:
         return prepare_snapshot(vault, session_id=1, image=image).faces
     stored = prepare_snapshot(vault, session_id=1, image=image, count=False)
     assert stored.faces is None
-    return count_faces(stored.sealed.jpeg).faces
+    return count_frame_faces(stored.sealed.jpeg).faces
 
 
-# Not 640x480: there the Haar search, as it always has, sees a phantom second face in these
-# pasted frames (a false "multiple faces" flag a reviewer clears); the runner sends 320x240.
-# The checker searches the stored JPEG (640 px, quality 85: the very image the reviewer sees);
-# on the 1920x1080 frames with the noisy wall it sees such a phantom in one frame of 60 (at
-# quality 90 it would not, for 25-40 % more storage per frame), so that size is searched inline
-# only here.
+# 640x480 and the checker on 1920x1080 frames are here since the camera frames' search is
+# BlazeFace: the Haar search saw a phantom second face in these pasted frames at 640x480, and in
+# one 1920x1080 frame of 60 with the noisy wall (a false "multiple faces" flag a reviewer clears)
 @pytest.mark.parametrize(("size", "where"), [
-    ((320, 240), "inline"), ((320, 240), "checker"), ((1280, 720), "inline"),
-    ((1280, 720), "checker"), ((1920, 1080), "inline")])
+    ((320, 240), "inline"), ((320, 240), "checker"), ((640, 480), "inline"),
+    ((640, 480), "checker"), ((1280, 720), "inline"), ((1280, 720), "checker"),
+    ((1920, 1080), "inline"), ((1920, 1080), "checker")])
 @pytest.mark.parametrize("background", ["flat", "wall"])
 def test_a_webcam_candidate_and_a_second_person_are_found_at_every_camera_size(
         vault, face_jpeg, size, background, where):
@@ -99,7 +101,7 @@ def test_a_webcam_candidate_and_a_second_person_are_found_at_every_camera_size(
 
 
 @pytest.mark.parametrize("where", ["inline", "checker"])
-@pytest.mark.parametrize("size", [(320, 240), (1280, 720)])
+@pytest.mark.parametrize("size", [(320, 240), (640, 480), (1280, 720)])
 def test_no_face_is_found_in_frames_without_one(vault, face_jpeg, size, where):
     photo = _photo(face_jpeg)
     empty_room = cv2.resize(photo[150:, :], size)  # the photograph's suit and flags, no face
