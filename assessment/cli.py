@@ -450,13 +450,19 @@ def _sweep_once(db: Database, settings: Settings) -> tuple[list[int], list] | No
             # retried after a backoff, and the rest go on
             report = finalize_expired(session, grace_seconds=settings.save_grace_seconds)
             # status lists are signed where they change; this stores any left unsigned (lists
-            # from before that), so the public GET that serves them never has to write
-            if publish_stale(session, credential_config()):
-                session.commit()
+            # from before that), so the public GET that serves them never has to write. Ended
+            # either way: its look began a write transaction (on SQLite, the write lock), which
+            # stayed open through the rules' long read below (0.2-0.3 s at 5,000 sessions,
+            # every 30 s) with every writer of the node queued behind it
+            publish_stale(session, credential_config())
+            session.commit()
             with db.session(write=False) as read:  # the look for due rules takes no lock
                 flags = sweep_rules(session, read=read)  # a closed page sends nothing
-            checkpoint_if_due(session, settings.instance_dir)  # sign the audit head, off the db
+                read.rollback()
+                # sign the audit head, off the database: the head is read, never written
+                checkpoint_if_due(read, settings.instance_dir)
             _requeue_lost_jobs(session, db, settings)
+            session.commit()  # its looks end here, not after the reminders are queued
             _queue_reminders(db, settings)
         return report.finalized, flags
 

@@ -190,3 +190,44 @@ def test_two_sweepers_concurrently_one_finalizes(db, database, attempts, setting
     done, _flags = results["first"]
     assert sorted(done) == ids
     assert len(db.scalars(select(Result.id).where(Result.attempt_id.in_(ids))).all()) == 3
+
+
+def test_the_sweep_holds_no_write_lock_through_its_long_reads(db, database, settings, monkeypatch):
+    """The look for due proctoring rules reads every running session (0.2-0.3 s at 5,000) and
+    the audit checkpoint reads the chain's head and signs a file: neither may run inside a write
+    transaction of the sweep's. It did: the status lists' look began one (on SQLite, the write
+    lock) and nothing ended it until the lost-jobs step committed, so every sweep queued every
+    writer of the node for the length of those reads."""
+    import sqlite3
+
+    from proctoring import checkpoints, events
+
+    if not database.is_sqlite:
+        pytest.skip("SQLite's one write lock; PostgreSQL's writers do not queue on one")
+    from assessment.cli import _sweep_once
+
+    path = database.write_engine.url.database
+    free: dict[str, bool] = {}
+
+    def writer_can_lock() -> bool:
+        other = sqlite3.connect(path, timeout=0, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            other.execute("ROLLBACK")
+            return True
+        except sqlite3.OperationalError:  # database is locked
+            return False
+        finally:
+            other.close()
+
+    def probing(name, real):
+        def call(*args, **kwargs):
+            free[name] = writer_can_lock()
+            return real(*args, **kwargs)
+        return call
+
+    monkeypatch.setattr(events, "sweep_rules", probing("rules", events.sweep_rules))
+    monkeypatch.setattr(checkpoints, "checkpoint_if_due",
+                        probing("checkpoint", checkpoints.checkpoint_if_due))
+    assert _sweep_once(database, settings) is not None
+    assert free == {"rules": True, "checkpoint": True}
