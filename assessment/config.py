@@ -10,6 +10,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from microcred.backpressure import DEFAULT_LIMIT
 from microcred.environment import DEFAULT_PUBLIC_URL, instance_dir, public_url
 from microcred.keyfile import read_or_create
 
@@ -98,7 +99,7 @@ class Settings:
     pretest_min_responses: int = 200
     #: Backpressure (microcred/backpressure.py): API requests in flight per web process before
     #: one more is answered 503 at once (0: no limit), and the Retry-After it carries.
-    max_in_flight: int = 24
+    max_in_flight: int = DEFAULT_LIMIT
     retry_after_seconds: int = 2
     #: SQLite: the fast lane's saves that arrive together in a threaded web process commit in
     #: one transaction (one fsync), each acknowledged after that commit
@@ -140,7 +141,7 @@ class Settings:
             jobs_queue=_queue_name(os.environ.get("MICROCRED_JOBS_QUEUE") or "microcred"),
             public_base_url=public_url(),
             pretest_min_responses=_number("MICROCRED_PRETEST_MIN_RESPONSES", 200, minimum=1),
-            max_in_flight=_number("MICROCRED_MAX_IN_FLIGHT", 24, minimum=0),
+            max_in_flight=_number("MICROCRED_MAX_IN_FLIGHT", DEFAULT_LIMIT, minimum=0),
             retry_after_seconds=_number("MICROCRED_RETRY_AFTER_SECONDS", 2, minimum=1),
             group_commit=_flag("MICROCRED_GROUP_COMMIT", True),
             start_rate=_number("MICROCRED_START_RATE", DEFAULT_START_RATE, float),

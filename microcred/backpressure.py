@@ -37,8 +37,12 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
-#: API requests in flight per process (``MICROCRED_MAX_IN_FLIGHT``; 0: no limit)
-DEFAULT_LIMIT = 24
+#: API requests in flight per process (``MICROCRED_MAX_IN_FLIGHT``; 0: no limit). What it
+#: bounds is the work queued in a worker: about 90 ms of it at the ~1.6 ms of CPU a runner
+#: request costs today (24, the limit until 2026-11-27, was chosen at ~5 ms a request, and
+#: turned requests away in the 100-150 ms stalls a node meets under 5,000 candidates:
+#: docs/scale-out.md, "5,000 proctored candidates per node")
+DEFAULT_LIMIT = 56
 #: what a turned-away client is told to wait, in seconds (``MICROCRED_RETRY_AFTER_SECONDS``)
 DEFAULT_RETRY_AFTER_S = 2
 #: threads per worker beyond the limit (``microcred serve``'s default): they answer the

@@ -10,7 +10,7 @@ import pytest
 from werkzeug.test import Client
 from werkzeug.wrappers import Response
 
-from microcred.backpressure import SPARE_THREADS, InFlightLimit, threads_for_limit
+from microcred.backpressure import DEFAULT_LIMIT, SPARE_THREADS, InFlightLimit, threads_for_limit
 
 
 def _get(app, path):
@@ -88,7 +88,8 @@ def test_bad_settings_are_refused():
 
 def test_the_app_is_limited_by_its_settings(app):
     limiter = app.extensions["microcred.backpressure"]
-    assert isinstance(limiter, InFlightLimit) and limiter.limit == 24
+    # 56 by default: ~90 ms of queued work at ~1.6 ms a request (microcred.backpressure)
+    assert isinstance(limiter, InFlightLimit) and limiter.limit == DEFAULT_LIMIT == 56
 
 
 def test_serve_runs_more_threads_than_the_limit_by_default():
