@@ -347,10 +347,18 @@ def child_cpu(root: int, marker: bytes) -> float:
     return total
 
 
-def postgres_cpu() -> float:
-    """CPU seconds used so far by the machine's live PostgreSQL processes (a backend that
-    exits during the load takes its CPU with it, hence the clamp at 0 by the caller)."""
-    return sum(cpu for _, _, name, cpu in _proc_stats() if name.startswith("postgres"))
+def postgres_cpu() -> dict[int, float]:
+    """CPU seconds used so far by each of the machine's live PostgreSQL processes, by pid."""
+    return {pid: cpu for pid, _, name, cpu in _proc_stats() if name.startswith("postgres")}
+
+
+def postgres_cpu_since(before: dict[int, float]) -> float:
+    """CPU seconds the PostgreSQL processes used since ``before`` (:func:`postgres_cpu`): each
+    live process's growth, a backend started since counted whole. A backend that exited
+    meanwhile takes its share with it (an undercount). Summing the totals instead, as this did,
+    made a load that followed a set-up's many connections read 0: the set-up's backends that
+    closed took more CPU out of the sum than the load put in."""
+    return sum(cpu - before.get(pid, 0.0) for pid, cpu in postgres_cpu().items())
 
 
 def machine_cpu() -> float:
@@ -711,14 +719,14 @@ async def run_load(base_url: str, emails: list[str], seconds: float, interval: f
     monitor = asyncio.create_task(lag_monitor(stats, stop))
     cpu_server0, cpu_client0, cpu_all0 = server.cpu(), time.process_time(), machine_cpu()
     steal0 = steal_cpu()
-    cpu_db0 = postgres_cpu() if postgres else 0.0
+    cpu_db0 = postgres_cpu() if postgres else {}
     t0 = time.perf_counter()
     end = t0 + seconds
     await asyncio.gather(*(c.autosave(t0, end, interval) for c in active))
     t_end = time.perf_counter()
     cpu_server, cpu_client = server.cpu() - cpu_server0, time.process_time() - cpu_client0
     cpu_all, cpu_steal = machine_cpu() - cpu_all0, steal_cpu() - steal0
-    cpu_db = max(0.0, postgres_cpu() - cpu_db0) if postgres else 0.0
+    cpu_db = postgres_cpu_since(cpu_db0) if postgres else 0.0
     stop.set()
     await monitor
     window = max(seconds, t_end - t0)

@@ -93,6 +93,7 @@ from bench.delivery_load import (
     ms,
     pct,
     postgres_cpu,
+    postgres_cpu_since,
     steal_cpu,
 )
 
@@ -665,7 +666,7 @@ async def exam_day(base_url: str, emails: list[str], cfg: argparse.Namespace, se
         cpu_s0, cpu_c0, cpu_all0 = server.cpu(), time.process_time(), machine_cpu()
         steal0 = steal_cpu()
         cpu_f0 = server.faces_cpu()
-        cpu_db0 = postgres_cpu() if postgres else 0.0
+        cpu_db0 = postgres_cpu() if postgres else {}
         t0 = time.perf_counter()
         await asyncio.sleep(cfg.step_seconds)
         window = time.perf_counter() - t0
@@ -692,7 +693,7 @@ async def exam_day(base_url: str, emails: list[str], cfg: argparse.Namespace, se
             "faces_owed": owed,
             "oldest_owed_s": oldest_s,
             "client_cpu_cores": round((time.process_time() - cpu_c0) / window, 2),
-            "postgres_cpu_cores": round(max(0.0, postgres_cpu() - cpu_db0) / window, 2)
+            "postgres_cpu_cores": round(postgres_cpu_since(cpu_db0) / window, 2)
             if postgres else 0.0,
             "machine_cpu_cores": round((machine_cpu() - cpu_all0) / window, 2),
             # the host's share of this machine's cores (shared hosts; part of the figure above)

@@ -71,6 +71,7 @@ from delivery_load import (
     end_instance,
     machine_cpu,
     postgres_cpu,
+    postgres_cpu_since,
     steal_cpu,
 )
 from save_saturation import SIMPLE, expected_saves, finish_wrk, start_wrk
@@ -124,7 +125,7 @@ def run_step(base_url: str, cands: list[Candidate], step: int, cfg: argparse.Nam
     kinds = [k for k in KINDS if paces[k][1] > 0]
     owed0 = face_backlog(db_url)[0]
     cpu0, faces0, machine0, steal0 = server.cpu(), server.faces_cpu(), machine_cpu(), steal_cpu()
-    db0 = postgres_cpu() if postgres else 0.0
+    db0 = postgres_cpu() if postgres else {}
     child0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     # a connection per candidate; past the descriptors' limit, fewer, each the faster paced
@@ -172,7 +173,7 @@ def run_step(base_url: str, cands: list[Candidate], step: int, cfg: argparse.Nam
         "steal_cores": round((steal_cpu() - steal0) / window, 2),
         "wrk_cpu_cores": round(((child1.ru_utime + child1.ru_stime)
                                 - (child0.ru_utime + child0.ru_stime)) / window, 2),
-        "postgres_cpu_cores": round(max(0.0, postgres_cpu() - db0) / window, 2) if postgres else 0.0,
+        "postgres_cpu_cores": round(postgres_cpu_since(db0) / window, 2) if postgres else 0.0,
     })
     # a connection paced past the server's keep-alive (75 s; the events, ~120 s apart) is closed
     # while idle, which wrk counts as a read error; a browser's page shares its connections
