@@ -193,7 +193,7 @@ def prepare_snapshot(vault: ImageVault, *, session_id: int, image: bytes,
                      count: bool = True) -> PreparedSnapshot:
     """All the CPU work of a snapshot that is done before storing it, outside any transaction:
     the caller locks the session only to store the result (:func:`record_snapshot`). ``count``
-    False leaves the face search (about 50 ms of CPU, the bulk of a snapshot's cost) to the
+    False leaves the face search (about 9 ms of CPU, the bulk of a snapshot's cost) to the
     face checker. Raises :class:`Invalid` naming the image when it is refused."""
     try:
         sealed = vault.seal(session_id=session_id, kind="snapshot", image=image)

@@ -1,11 +1,12 @@
 """Counting the faces of camera frames off the request path (issue 15, goal 2).
 
-The face search of a camera frame (``proctoring.faces``, OpenCV's Haar cascade) costs about
-50 ms of CPU on this project's 2-core reference machine, ten times everything else a snapshot
-upload does (decode, shrink, re-encode, encrypt, store: ~1-3 ms). Done in the upload request, it
-made snapshots 90 % of a proctored candidate's server cost, and a node ran out of CPU at about
-a thousand candidates sending a frame a minute, with the saves and heartbeats of everyone
-queued behind the searches.
+The face search of a camera frame (``proctoring.faces.count_frame_faces``, BlazeFace run by
+OpenCV) costs about 9 ms of CPU on this project's 2-core reference machine, several times
+everything else a snapshot upload does (decode, shrink, re-encode, encrypt, store: ~1-3 ms);
+the Haar search it replaced cost 50-60 ms. Done in the upload request, that search made
+snapshots 90 % of a proctored candidate's server cost, and a node ran out of CPU at about a
+thousand candidates sending a frame a minute, with the saves and heartbeats of everyone queued
+behind the searches.
 
 So a frame uploaded through the web is stored with ``faces`` None and a :class:`FaceCheck` row
 in the same transaction (:func:`queue`); the upload answers at once. The **face checker**
