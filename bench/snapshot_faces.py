@@ -111,6 +111,9 @@ def main() -> None:
     ap.add_argument("--recall", action="store_true", help="also search the 810 made-up frames")
     ap.add_argument("--photos", type=Path, help="also count the faces in these photographs")
     args = ap.parse_args()
+    # one OpenCV thread, as the face checker's search processes run (face_checks): the process
+    # CPU then is one search's, not a thread pool's spinning too
+    cv2.setNumThreads(1)
 
     from proctoring import faces
     from proctoring.events import prepare_snapshot

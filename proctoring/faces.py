@@ -18,9 +18,9 @@ wholly inside the tile and scores at least :data:`TILE_SCORE`.
 
 Measured by ``bench/snapshot_faces.py --recall`` on 810 frames made from the test photograph,
 against the Haar search the snapshots had before: Haar missed 148 faces and added 88 phantom
-ones (each a false "multiple faces" flag for a reviewer to clear) at 59 ms of CPU a frame; this
+ones (each a false "multiple faces" flag for a reviewer to clear) at 57 ms of CPU a frame; this
 search missed 189 (all but 21 of them a tenth of the frame high or less, which Haar mostly
-missed too) and added 2, at about 9 ms. On 32 photographs of people (``--photos``; the
+missed too) and added 2, at about 8 ms (one OpenCV thread, as the face checker runs it). On 32 photographs of people (``--photos``; the
 face_recognition project's examples) it miscounted one (a logo taken for a second face), the
 Haar search seven.
 """
