@@ -150,10 +150,15 @@ Search = Callable[[list[bytes]], list["int | str"]]
 
 
 def count_one(image: bytes) -> int | str:
-    """The faces in one decrypted frame, or why it could not be searched."""
+    """The faces in one decrypted frame, or why it could not be searched. Any failure of the
+    search is this frame's (unreadable, too large to decode, or a fault in the search itself):
+    raised, it would fail the frames searched with it in their batch too."""
     try:
         return count_frame_faces(image).faces
     except (ImageRefused, ValueError) as exc:  # unreadable, or too large to decode
+        return f"{type(exc).__name__}: {exc}"
+    except Exception as exc:  # e.g. an OpenCV error on a frame it cannot take
+        log.exception("face search failed on one frame")
         return f"{type(exc).__name__}: {exc}"
 
 

@@ -191,7 +191,10 @@ def count_frame_faces(image: bytes | np.ndarray) -> FaceCount:
     found = [_search(bgr, FRAME_SCORE)]
     tw, th = int(width * TILE_SHARE), int(height * TILE_SHARE)
     edge = 2  # pixels: a box this close to a tile's inner side is a face the tile cut
-    for x0 in (0, width - tw):
+    # a frame no larger than the model's input is seen whole at full size: no tiles (and none
+    # of a frame a pixel wide, which would be empty)
+    corners = (0, width - tw) if max(width, height) > INPUT and min(tw, th) > 0 else ()
+    for x0 in corners:
         for y0 in (0, height - th):
             boxes, scores = _search(bgr[y0:y0 + th, x0:x0 + tw], TILE_SCORE)
             x, y, w, h = boxes.T

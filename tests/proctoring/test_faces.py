@@ -113,3 +113,31 @@ def test_a_changed_model_file_is_refused(face_jpeg, tmp_path, monkeypatch):
     monkeypatch.setattr(faces._local, "blazeface", None, raising=False)
     with pytest.raises(RuntimeError, match="SHA-256 differs"):
         count_frame_faces(face_jpeg)
+
+
+@pytest.mark.parametrize("size", [(1, 1), (1, 300), (300, 1), (2, 2), (128, 96)])
+def test_tiny_and_thin_frames_are_searched_without_error(size):
+    """A frame no larger than the model's input has no tiles, and a frame one pixel high or
+    wide no empty ones: a candidate's page sending a 1 x 1 picture once raised
+    ZeroDivisionError in the face checker's search."""
+    from proctoring import face_checks
+
+    width, height = size
+    frame = np.full((height, width, 3), 170, np.uint8)
+    assert count_frame_faces(frame).faces == 0
+    assert face_checks.count_one(cv2.imencode(".jpg", frame)[1].tobytes()) == 0
+
+
+def test_a_search_that_fails_on_one_frame_fails_that_frame_only(face_jpeg, monkeypatch):
+    """A fault inside the search (any exception) is the frame's reason it was not analysed,
+    not an error that fails the frames searched with it."""
+    from proctoring import face_checks
+
+    def broken(image):
+        if image == b"poison":
+            raise ZeroDivisionError("division by zero")
+        return count_frame_faces(image)
+
+    monkeypatch.setattr(face_checks, "count_frame_faces", broken)
+    assert face_checks.search_here([face_jpeg, b"poison", face_jpeg]) == [
+        1, "ZeroDivisionError: division by zero", 1]
