@@ -18,6 +18,7 @@ import click
 from assessment.config import Settings
 from microcred.backpressure import SPARE_THREADS, threads_for_limit
 from microcred.commands import CommandContext
+from microcred.heap import settle
 from microcred.packages import connect_receivers, hook, packages
 
 if TYPE_CHECKING:
@@ -368,8 +369,6 @@ def sweep(every: int) -> None:
         if flags:
             click.echo(f"{len(flags)} new proctoring flag(s)")
         return
-    from microcred.heap import settle
-
     settle()  # a long-running process: its start out of the collector's walks (microcred.heap)
     parent = os.getppid()
     while os.getppid() == parent:  # a sweeper left behind by a killed server stops by itself
@@ -422,8 +421,6 @@ def worker(workers: int, exit_with_parent: bool) -> None:
 
         threading.Thread(target=watch, daemon=True, name="parent-watch").start()
     consumer = Consumer(queue.huey, workers=workers, worker_type="thread", periodic=False)
-    from microcred.heap import settle
-
     settle()  # a long-running process: its start out of the collector's walks (microcred.heap)
     try:
         consumer.run()

@@ -24,4 +24,3 @@ def granian_app(environ: dict[str, Any], start_response: Callable) -> Iterable[b
             if environ.get(key) == value:
                 del environ[key]
     return app(environ, start_response)
-

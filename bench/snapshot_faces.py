@@ -119,8 +119,6 @@ def main() -> None:
     from proctoring.events import prepare_snapshot
     from proctoring.images import ImageRefused, ImageVault
 
-    def whole_frame_only(bgr):
-        return len(faces._one_per_face(*faces._search(bgr, faces.FRAME_SCORE)))
 
     vault = ImageVault(b"\x01" * 32)
     raw = PHOTO.read_bytes()
@@ -141,7 +139,7 @@ def main() -> None:
               f"{faces.count_frame_faces(pixels).faces} / {faces.count_faces(pixels).faces}",
               flush=True)
     if args.recall:
-        recall(vault, photo, whole_frame_only)
+        recall(vault, photo)
     if args.photos:
         print(f"faces counted in the photographs under {args.photos} (BlazeFace | Haar):")
         for path in sorted(p for p in args.photos.rglob("*")
@@ -155,11 +153,12 @@ def main() -> None:
                   f"  {faces.count_frame_faces(pixels).faces} | {faces.count_faces(pixels).faces}")
 
 
-def recall(vault, photo: np.ndarray, whole_frame_only: Callable[[np.ndarray], int]) -> None:
+def recall(vault, photo: np.ndarray) -> None:
     from proctoring import faces
 
     searches = {"Haar": lambda px: faces.count_faces(px).faces,
-                "BlazeFace, whole frame": whole_frame_only,
+                "BlazeFace, whole frame": lambda px: len(faces._one_per_face(
+                    *faces._search(px, faces.FRAME_SCORE))),
                 "BlazeFace (used)": lambda px: faces.count_frame_faces(px).faces}
     print("recall on made-up frames: missed / phantom faces, by search:", " | ".join(searches))
     rows: dict[tuple[int, float], list[int]] = {}

@@ -10,6 +10,8 @@ import sys
 
 import click
 
+from microcred.heap import settle
+
 
 def _session():
     from assessment.config import Settings
@@ -243,8 +245,6 @@ def register(group: click.Group) -> None:
                                     kwargs={"stop": stop, "search": search}, name=f"faces-{n}")
                    for n in range(workers)]
         click.echo(f"face checker with {workers} search process(es), {scheduling}", err=True)
-        from microcred.heap import settle
-
         settle()  # its start out of the collector's walks: it holds the write lock at times
         for t in threads:
             t.start()
