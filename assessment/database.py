@@ -21,7 +21,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.orm import Session, sessionmaker
 
-from microcred.environment import sqlite_synchronous
+from microcred.environment import db_pool_size, sqlite_synchronous
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 #: The database holds password hashes and candidates' answers: owner-only, like the key files.
@@ -57,6 +57,11 @@ def private_sqlite_file(url: str) -> Path | None:
 
 def make_engine(url: str, *, immediate: bool = False, **kwargs: Any) -> Engine:
     """Create an engine for ``url``; on SQLite set the pragmas and the transaction mode."""
+    if "poolclass" not in kwargs and _pooled(url):
+        # a fixed pool, no overflow: an overflow connection is opened for one checkout and
+        # closed on its return, and under load that was a new connection every few requests
+        kwargs.setdefault("pool_size", db_pool_size())
+        kwargs.setdefault("max_overflow", 0)
     if url.startswith("sqlite"):
         path = private_sqlite_file(url)
         engine = create_engine(
@@ -67,13 +72,19 @@ def make_engine(url: str, *, immediate: bool = False, **kwargs: Any) -> Engine:
         _configure_sqlite(engine, immediate=immediate, path=path)
         return engine
     ping = kwargs.pop("pool_pre_ping", True)
-    if "poolclass" not in kwargs:
-        kwargs.setdefault("pool_size", 10)
-        kwargs.setdefault("max_overflow", 20)
     engine = create_engine(url, **kwargs)
     if ping:
         _ping_on_checkout(engine)
     return engine
+
+
+def _pooled(url: str) -> bool:
+    """Whether SQLAlchemy gives ``url`` a queue pool (sized by :func:`db_pool_size`): every
+    server database, and SQLite in a file (in memory it keeps one connection per thread)."""
+    if not url.startswith("sqlite"):
+        return True
+    database = make_url(url).database
+    return bool(database) and database != ":memory:" and "mode=memory" not in url
 
 
 #: per thread: whether its checkouts skip the ping (:func:`unpinged`)

@@ -72,3 +72,25 @@ def sqlite_synchronous() -> str:
     if value not in ("FULL", "NORMAL"):
         raise ValueError(f"MICROCRED_SQLITE_SYNCHRONOUS must be FULL or NORMAL, got {value!r}")
     return value
+
+
+#: the database connections each process keeps open (``MICROCRED_DB_POOL_SIZE``)
+DEFAULT_DB_POOL_SIZE = 30
+MAX_DB_POOL_SIZE = 1000
+
+
+def db_pool_size() -> int:
+    """``MICROCRED_DB_POOL_SIZE``: the connections each process's engine keeps open (default
+    30, from 1 to 1,000), and never more: a request beyond them waits for one to come back.
+    SQLAlchemy's overflow connections, opened past the pool and closed again on their return,
+    made a busy node open some 26 new PostgreSQL connections a second (a backend forked and
+    signed in each time) and are not used. On PostgreSQL, every process of every node keeps up
+    to this many: its ``max_connections`` must cover them all (docs/scale-out.md)."""
+    raw = os.environ.get("MICROCRED_DB_POOL_SIZE", str(DEFAULT_DB_POOL_SIZE)).strip()
+    try:
+        size = int(raw or DEFAULT_DB_POOL_SIZE)
+    except ValueError:
+        raise ValueError(f"MICROCRED_DB_POOL_SIZE must be a whole number, got {raw!r}") from None
+    if not 1 <= size <= MAX_DB_POOL_SIZE:
+        raise ValueError(f"MICROCRED_DB_POOL_SIZE must be from 1 to {MAX_DB_POOL_SIZE}, got {size}")
+    return size
