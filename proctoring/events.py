@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, insert, select, tuple_, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from microcred.db import utcnow
@@ -41,6 +41,7 @@ from proctoring.models import (
     IntegrityEvent,
     ProctorSession,
     Snapshot,
+    StoredImage,
     Transition,
     console_counted,
 )
@@ -109,12 +110,13 @@ def touch(session: Session, ps: ProctorSession, now: dt.datetime, *,
     """Note that the candidate's page was heard from (the console's connection column).
     ``console_change``: what follows changes the session's console row (a snapshot): its
     change counter moves in this same statement (``models.console_counted``)."""
+    table = ProctorSession.__table__
     values: dict[str, Any] = {"last_seen_at": now}
     if console_change:
-        values["console_version"] = ProctorSession.console_version + 1
+        values["console_version"] = table.c.console_version + 1
         console_counted(session).add(ps.id)
-    session.execute(update(ProctorSession).where(ProctorSession.id == ps.id)
-                    .values(**values).execution_options(synchronize_session=False))
+    # the table's UPDATE, not the ORM's: nothing of the session's objects to synchronise
+    session.execute(update(table).where(table.c.id == ps.id).values(**values))
     # stored already: a plain assignment would mark the row dirty and flush the same UPDATE
     set_committed_value(ps, "last_seen_at", now)
 
@@ -222,25 +224,31 @@ def record_snapshot(
     owed (``face_checks.queue``), which judges its faces and tells the plugins of it later.
 
     Judged in constant time: the faces of this frame, the camera's silence since the newest
-    frame before it, and the rules due by now (an open full-screen exit), never the history."""
+    frame before it, and the rules due by now (an open full-screen exit), never the history.
+
+    The caller holds the session's lock (on SQLite, the database's one write lock), so the
+    rows are written as plain INSERTs, not through the ORM's unit of work: the frame's
+    write is most of what a busy node's writers queue behind."""
     now = now or utcnow()
     _require_accepting(ps)
     touch(session, ps, now, console_change=True)
-    existing = session.scalar(select(Snapshot).where(Snapshot.session_id == ps.id,
-                                                     Snapshot.seq == seq))
-    if existing is not None:
-        return existing, False
+    # a retried upload of this seq, and the newest frame before it: one statement
+    found = session.execute(_stored_or_newest(ps.id, seq)).all()
+    if any(row.seq == seq for row in found):
+        return session.scalar(select(Snapshot).where(Snapshot.session_id == ps.id,
+                                                     Snapshot.seq == seq)), False
+    before = found[0] if found else None
     prepared = (image if isinstance(image, PreparedSnapshot)
                 else prepare_snapshot(vault, session_id=ps.id, image=image))
-    before = session.execute(
-        select(Snapshot.seq, Snapshot.faces, Snapshot.server_at)
-        .where(Snapshot.session_id == ps.id)
-        .order_by(Snapshot.server_at.desc(), Snapshot.seq.desc()).limit(1)).first()
-    stored = vault.add(session, prepared.sealed, session_id=ps.id)
-    snap = Snapshot(session_id=ps.id, seq=seq, image_id=stored.id, faces=prepared.faces,
-                    client_at=client_at, server_at=now)
+    image_id = session.execute(
+        insert(_IMAGES).values(vault.row_values(prepared.sealed, session_id=ps.id, now=now))
+    ).inserted_primary_key[0]
+    values = {"session_id": ps.id, "seq": seq, "image_id": image_id, "faces": prepared.faces,
+              "client_at": client_at, "server_at": now}
+    snap = Snapshot(id=session.execute(insert(_SNAPSHOTS).values(values)).inserted_primary_key[0],
+                    **values)
+    make_transient_to_detached(snap)  # the row is written: the session takes it as stored
     session.add(snap)
-    session.flush()
     pol = policy(ps)
     # a gap within the limit on the clock is within it in exam time too: nothing for the camera
     # rule to judge, and no need to read the session's transitions (empty spans: it says nothing)
@@ -259,6 +267,21 @@ def record_snapshot(
     else:
         announce_snapshot(session, ps, snap)
     return snap, True
+
+
+_IMAGES = StoredImage.__table__
+_SNAPSHOTS = Snapshot.__table__
+
+
+def _stored_or_newest(session_id: int, seq: int) -> Any:
+    """The session's frame ``seq`` if stored, and its newest frame (by arrival): at most two
+    rows (one when they are the same), through the (session, seq) index."""
+    newest = (select(_SNAPSHOTS.c.id).where(_SNAPSHOTS.c.session_id == session_id)
+              .order_by(_SNAPSHOTS.c.server_at.desc(), _SNAPSHOTS.c.seq.desc())
+              .limit(1).scalar_subquery())
+    return (select(_SNAPSHOTS.c.seq, _SNAPSHOTS.c.faces, _SNAPSHOTS.c.server_at)
+            .where(_SNAPSHOTS.c.session_id == session_id,
+                   (_SNAPSHOTS.c.seq == seq) | (_SNAPSHOTS.c.id == newest)))
 
 
 def announce_snapshot(session: Session, ps: ProctorSession, snap: Snapshot) -> None:

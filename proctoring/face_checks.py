@@ -64,7 +64,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidTag
-from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from microcred.db import utcnow
@@ -86,12 +86,11 @@ BATCH = 8
 ERROR_LENGTH = 2000
 
 
-def queue(db: Session, snap: Snapshot) -> FaceCheck:
-    """Owe a face check for ``snap`` (stored in ``db``'s transaction, ``faces`` None)."""
-    row = FaceCheck(snapshot_id=snap.id, session_id=snap.session_id, server_at=snap.server_at)
-    db.add(row)
-    db.flush()
-    return row
+def queue(db: Session, snap: Snapshot) -> None:
+    """Owe a face check for ``snap`` (stored in ``db``'s transaction, ``faces`` None): one
+    INSERT, written at once (the snapshot's writer holds the session's lock)."""
+    db.execute(insert(FaceCheck.__table__).values(
+        snapshot_id=snap.id, session_id=snap.session_id, server_at=snap.server_at))
 
 
 def _still_owed(session_id: int):

@@ -30,6 +30,7 @@ import secrets
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -275,16 +276,20 @@ class ImageVault:
             sha256=hashlib.sha256(prepared.jpeg).hexdigest(), session_id=session_id,
             pixels=prepared.pixels)
 
-    def add(self, session: Session, sealed: SealedImage, *, session_id: int) -> StoredImage:
-        """Add a sealed image's row (flushed, so it has an id): one INSERT."""
+    def row_values(self, sealed: SealedImage, *, session_id: int,
+                   now: dt.datetime | None = None) -> dict[str, Any]:
+        """The columns of a sealed image's row; refuses an image sealed for another session or
+        with another key."""
         if sealed.session_id != session_id or sealed.key_id != self.key_id:
             raise ValueError("this image was sealed for another session or with another key")
-        row = StoredImage(
-            session_id=session_id, kind=sealed.kind, content_type="image/jpeg",
-            key_id=sealed.key_id, nonce=sealed.nonce, ciphertext=sealed.ciphertext,
-            plaintext_sha256=sealed.sha256, size=len(sealed.jpeg), width=sealed.width,
-            height=sealed.height, created_at=utcnow(),
-        )
+        return {"session_id": session_id, "kind": sealed.kind, "content_type": "image/jpeg",
+                "key_id": sealed.key_id, "nonce": sealed.nonce, "ciphertext": sealed.ciphertext,
+                "plaintext_sha256": sealed.sha256, "size": len(sealed.jpeg),
+                "width": sealed.width, "height": sealed.height, "created_at": now or utcnow()}
+
+    def add(self, session: Session, sealed: SealedImage, *, session_id: int) -> StoredImage:
+        """Add a sealed image's row (flushed, so it has an id): one INSERT."""
+        row = StoredImage(**self.row_values(sealed, session_id=session_id))
         session.add(row)
         session.flush()
         return row

@@ -26,9 +26,9 @@ BUDGETS = {
     "heartbeat": 1,  # one SELECT: attempt, sign-in, clock, proctoring session, messages or not
     "ping": 5,  # sign-in, session (locked), last seen, the camera rule's snapshots, spans
     "event": 5,  # sign-in, session (locked), seq check, insert, last seen + the rules' state
-    "snapshot": 9,  # sign-in, session, last seen, seq check, newest frame, image, snapshot, spans,
-    # the face check owed (the faces are counted off the request: proctoring.face_checks)
-    "snapshot_next": 8,  # a frame within the camera rule's limit of the one before: no spans
+    "snapshot": 8,  # sign-in, session, last seen, this seq or the newest frame, image,
+    # snapshot, spans, the face check owed (faces are counted off the request: face_checks)
+    "snapshot_next": 7,  # a frame within the camera rule's limit of the one before: no spans
     "console": 15,  # sign-in, the marks, then 13 for any number of sessions (proctoring.wiring)
     # a delta poll (cursor) of a view with nothing changed, or only a 304: the sign-in and the
     # sessions' marks (proctoring.wiring.console_marks), whatever the number of sessions

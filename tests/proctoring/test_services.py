@@ -5,14 +5,14 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from assessment.delivery import service as delivery
 from assessment.delivery.models import ResultRelease
 from microcred.errors import Conflict, Invalid, NotFound
 from proctoring import actions, audit, events, hooks, identity, review, wiring
 from proctoring.assignments import require_access
-from proctoring.models import Flag, IdentityCheck, Transition
+from proctoring.models import Flag, IdentityCheck, StoredImage, Transition
 
 CONTROL = wiring.DeliveryControl()
 
@@ -166,6 +166,12 @@ def test_events_are_stored_once_and_raise_flags(db, proctored, vault, face_jpeg,
     assert not created and same.id == snap.id
     good, _ = events.record_snapshot(db, ps, vault, seq=2, image=face_jpeg)
     assert good.faces == 1
+    # a late retry of frame 1, after a newer frame: still the stored one, no second row
+    late, created = events.record_snapshot(db, ps, vault, seq=1, image=face_jpeg)
+    assert not created and (late.id, late.faces) == (snap.id, 0)
+    assert [(s.seq, s.faces) for s in events.snapshots_of(db, ps)] == [(1, 0), (2, 1)]
+    assert db.scalar(select(func.count()).select_from(StoredImage)
+                     .where(StoredImage.session_id == ps.id, StoredImage.kind == "snapshot")) == 2
     rules = sorted(f.rule for f in events.flags_of(db, ps))
     assert rules == ["focus_loss", "no_face", "paste"]
     db.commit()
