@@ -228,7 +228,7 @@ def record_snapshot(
 
     The caller holds the session's lock (on SQLite, the database's one write lock), so the
     rows are written as plain INSERTs, not through the ORM's unit of work: the frame's
-    write is most of what a busy node's writers queue behind."""
+    transaction was the longest that a busy node's writers queued behind."""
     now = now or utcnow()
     _require_accepting(ps)
     touch(session, ps, now, console_change=True)
