@@ -53,6 +53,10 @@ MAX_EVENTS_PER_BATCH = 100
 MAX_DETAIL_CHARS = 1000
 MAX_SEQ = 2**53
 ACCEPTING = frozenset({State.IN_PROGRESS, State.PAUSED, State.SUBMITTED, State.IN_REVIEW})
+#: the tables a frame's write and the last-seen UPDATE use as plain Core statements
+_SESSIONS = ProctorSession.__table__
+_IMAGES = StoredImage.__table__
+_SNAPSHOTS = Snapshot.__table__
 
 
 @dataclass(frozen=True)
@@ -110,13 +114,12 @@ def touch(session: Session, ps: ProctorSession, now: dt.datetime, *,
     """Note that the candidate's page was heard from (the console's connection column).
     ``console_change``: what follows changes the session's console row (a snapshot): its
     change counter moves in this same statement (``models.console_counted``)."""
-    table = ProctorSession.__table__
     values: dict[str, Any] = {"last_seen_at": now}
     if console_change:
-        values["console_version"] = table.c.console_version + 1
+        values["console_version"] = _SESSIONS.c.console_version + 1
         console_counted(session).add(ps.id)
     # the table's UPDATE, not the ORM's: nothing of the session's objects to synchronise
-    session.execute(update(table).where(table.c.id == ps.id).values(**values))
+    session.execute(update(_SESSIONS).where(_SESSIONS.c.id == ps.id).values(**values))
     # stored already: a plain assignment would mark the row dirty and flush the same UPDATE
     set_committed_value(ps, "last_seen_at", now)
 
@@ -267,10 +270,6 @@ def record_snapshot(
     else:
         announce_snapshot(session, ps, snap)
     return snap, True
-
-
-_IMAGES = StoredImage.__table__
-_SNAPSHOTS = Snapshot.__table__
 
 
 def _stored_or_newest(session_id: int, seq: int) -> Any:
