@@ -149,6 +149,9 @@ _enqueuer: Callable[..., Any] | None = None
 _AFTER_COMMIT = "microcred.jobs.after_commit"
 #: jobs of a committed transaction, queued once it has given its connection back
 _COMMITTED = "microcred.jobs.committed"
+#: the session's transaction is a part of a larger one (a group commit): its jobs wait for
+#: :func:`release_jobs`, called once that one has committed
+_HELD = "microcred.jobs.held"
 
 
 def set_enqueuer(enqueue: Callable[..., Any] | None) -> None:
@@ -162,6 +165,19 @@ def enqueue_after_commit(session: Session, name: str, *args: Any) -> None:
     raised (the transaction is already committed): write a row the sweeper can find, so a job
     that could not be queued, or was lost, is queued again."""
     session.info.setdefault(_AFTER_COMMIT, []).append((name, args))
+
+
+def hold_jobs(session: Session) -> None:
+    """``session`` commits into a transaction that is not yet durable (its savepoint in a
+    group commit, ``microcred.web.write_together``): the jobs its commit owes are kept until
+    :func:`release_jobs`, so no job runs for rows whose transaction may still roll back."""
+    session.info[_HELD] = True
+
+
+def release_jobs(session: Session) -> None:
+    """Queue the jobs ``session`` owes now that the transaction holding its commit committed."""
+    session.info.pop(_HELD, None)
+    _queue_committed(session)
 
 
 @event.listens_for(Session, "after_commit")
@@ -180,8 +196,12 @@ def _enqueue_committed(session: Session, transaction: Any) -> None:
     # and on SQLite the process's write lock (assessment.database._serialise_writers) is held
     # until then, so a queue's own write (huey's SQLite file) or a job run at once (tests'
     # immediate queue) would have run under every other writer's lock.
-    if transaction.parent is not None:
+    if transaction.parent is not None or session.info.get(_HELD):
         return
+    _queue_committed(session)
+
+
+def _queue_committed(session: Session) -> None:
     waiting = session.info.pop(_COMMITTED, None)
     for name, args in waiting or ():
         if _enqueuer is None:

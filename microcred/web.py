@@ -10,13 +10,17 @@ import functools
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from flask import Request, abort, current_app, g, jsonify, request, url_for
 from flask_login import current_user
 from sqlalchemy.orm import Session
 from werkzeug.urls import iri_to_uri
+
+from microcred.jobs import hold_jobs, release_jobs
+
+T = TypeVar("T")
 
 
 def app_database() -> Any:
@@ -31,6 +35,52 @@ def db_session() -> Session:
         database = current_app.extensions["microcred.database"]
         g.db_session = database.session(write=request.method not in ("GET", "HEAD", "OPTIONS"))
     return g.db_session
+
+
+def write_together(work: Callable[[Session], T]) -> T:
+    """Run a view's writes, ``work(session)``, and commit them; returns what ``work`` returned.
+    ``work`` does all of the request's writing through the session it is given (which is also
+    the request's ``db_session()`` meanwhile) and must not commit; its answer must not be None.
+
+    Where the app commits in groups (SQLite: ``microcred.group_commit``, the fast lane's
+    :class:`~assessment.delivery.groupcommit.GroupCommitter`), ``work`` runs in a savepoint
+    of the transaction shared with the saves and writes that arrive at the same moment, on
+    this thread, and returns only after that transaction's COMMIT: one write lock and one
+    fsync for all of them. When the shared transaction fails (or a database error undid
+    ``work``'s savepoint), ``work`` runs again, alone, in the request's own session and
+    transaction, which stores it or raises the error, as a view that commits by itself.
+    Elsewhere (PostgreSQL, which commits concurrent transactions in parallel) it is that
+    alone. The session is closed afterwards: what ``work`` returns is read before."""
+    committer = current_app.extensions.get("microcred.group_commit")
+    if committer is not None:
+        held: list[Session] = []
+
+        def turn(conn: Any) -> T:
+            # on the shared connection (inside the group's transaction and a savepoint of its
+            # own, or alone in a transaction this session begins and commits)
+            session = Session(bind=conn, expire_on_commit=False)
+            hold_jobs(session)  # its jobs are queued once the group has committed
+            held.append(session)
+            own = g.pop("db_session", None)
+            g.db_session = session
+            try:
+                answer = work(session)
+                session.commit()  # into the shared transaction: released with its savepoint
+                return answer
+            finally:
+                g.pop("db_session", None)
+                if own is not None:
+                    g.db_session = own
+                session.close()
+
+        answer = committer.run_here(turn)
+        if answer is not None:
+            release_jobs(held[-1])
+            return answer
+    session = db_session()
+    answer = work(session)
+    session.commit()
+    return answer
 
 
 def body_limit(max_bytes: int) -> Callable:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from flask import redirect, render_template, request, url_for
 from flask_login import current_user
+from sqlalchemy.orm import Session
 
 from microcred.errors import Invalid, NotFound
 from microcred.inputs import json_body
 from microcred.records import ExamInfo, records
-from microcred.web import ApiError, body_limit, db_session, role_required
+from microcred.web import ApiError, body_limit, db_session, role_required, write_together
 from proctoring import events, identity
 from proctoring.models import ProctorSession
 from proctoring.sessions import get_session, policy
@@ -86,11 +87,9 @@ def api_identity(session_id: int):
 @role_required("candidate")
 def api_events(session_id: int):
     batch = events.parse_events(json_body())
-    session = db_session()
-    ps = _mine(session_id, lock=True)
-    out = events.ingest_events(session, ps, batch)
-    session.commit()
-    return out
+    # with the saves and frames arriving at the same moment: one transaction, one write lock
+    return write_together(
+        lambda session: events.ingest_events(session, _mine(session_id, lock=True), batch))
 
 
 @bp.post("/api/proctoring/sessions/<int:session_id>/snapshots", endpoint="api_snapshots")
@@ -108,9 +107,13 @@ def api_snapshots(session_id: int):
     # write lock); its faces are counted by the face checker, off the request (face_checks)
     prepared = events.prepare_snapshot(config().vault, session_id=session_id,
                                        image=request.get_data(cache=False), count=False)
-    session = db_session()
-    ps = _mine(session_id, lock=True)
-    snap, created = events.record_snapshot(session, ps, config().vault, seq=seq_n,
-                                           image=prepared, client_at=client_at)
-    session.commit()
-    return {"seq": snap.seq, "status": "stored" if created else "duplicate", "faces": snap.faces}
+
+    def store(session: Session) -> dict:
+        snap, created = events.record_snapshot(session, _mine(session_id, lock=True),
+                                               config().vault, seq=seq_n, image=prepared,
+                                               client_at=client_at)
+        return {"seq": snap.seq, "status": "stored" if created else "duplicate",
+                "faces": snap.faces}
+
+    # with the saves and events arriving at the same moment: one transaction, one write lock
+    return write_together(store)

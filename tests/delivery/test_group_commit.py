@@ -47,9 +47,13 @@ def _store(row_id: int, parent: int = 1):
     return work
 
 
-def _grouped(committer: GroupCommitter, works: list, first=None) -> dict[int, object]:
+def _grouped(committer: GroupCommitter, works: list, first=None,
+             here: frozenset[int] = frozenset(),
+             callers: dict[int, int] | None = None) -> dict[int, object]:
     """Run ``works`` from threads of their own, all in one group: a first save holds the
-    transaction before until every one of them is queued (so the next group takes them all)."""
+    transaction before until every one of them is queued (so the next group takes them all).
+    The works whose index is in ``here`` go through ``run_here``; ``callers``, when given, is
+    filled with each work's calling thread."""
     results: dict[int, object] = {}
     queued = threading.Event()
 
@@ -58,8 +62,10 @@ def _grouped(committer: GroupCommitter, works: list, first=None) -> dict[int, ob
         return first(conn) if first else "first"
 
     def run(i, work):
+        if callers is not None:
+            callers[i] = threading.get_ident()
         try:
-            results[i] = committer.run(work)
+            results[i] = (committer.run_here if i in here else committer.run)(work)
         except Exception as exc:  # noqa: BLE001 - the test looks at what was raised
             results[i] = exc
 
@@ -160,6 +166,41 @@ def test_an_unexpected_failure_of_the_commit_answers_no_save(engine):
     assert {type(results[0]), type(results[1])} <= {type(None), RuntimeError}
     event.remove(engine, "commit", explode)
     assert _stored(engine) == set()
+
+
+def test_work_run_here_runs_on_its_own_thread_in_the_shared_transaction(engine):
+    """``run_here``'s work (a Flask view's writes) runs on the thread that called it, in the
+    group's one transaction with the others, which run on the leader's thread; a bug in one
+    is raised in its own thread and leaves the rest of the group stored."""
+    from sqlalchemy import event
+
+    committer = GroupCommitter(engine)
+    commits, ran_on = [], {}
+    event.listen(engine, "commit", lambda conn: commits.append(1))
+
+    def store(row_id):
+        def work(conn):
+            ran_on[row_id] = threading.get_ident()
+            conn.execute(insert(ROWS).values(id=row_id, parent=1))
+            return row_id
+        return work
+
+    def bug(conn):
+        ran_on[300] = threading.get_ident()
+        conn.execute(insert(ROWS).values(id=300))
+        raise KeyError("a bug in the view")
+
+    callers: dict[int, int] = {}
+    results = _grouped(committer, [store(1), store(2), store(3), bug, store(4)],
+                       first=store(1000), here=frozenset({1, 3, 4}), callers=callers)
+    assert [results[i] for i in (0, 1, 2, 4)] == [1, 2, 3, 4]
+    assert isinstance(results[3], KeyError)  # raised in its caller's thread
+    assert _stored(engine) == {1, 2, 3, 4, 1000}
+    assert committer.groups == 2 and len(commits) == 2  # the holder alone, then the five
+    # run: both on the thread that led the group (whichever of the five took the lead)
+    assert ran_on[1] == ran_on[3] and ran_on[1] in callers.values()
+    # run_here: each on its caller's thread, whoever led
+    assert (ran_on[2], ran_on[300], ran_on[4]) == (callers[1], callers[3], callers[4])
 
 
 CHILD = textwrap.dedent("""
