@@ -55,15 +55,19 @@ Work = Callable[[Connection], Any]
 
 
 class _Job:
-    __slots__ = ("conn", "done", "error", "fatal", "owner", "pending", "ran", "result", "work")
+    __slots__ = ("conn", "done", "error", "fatal", "lead", "owner", "pending", "result",
+                 "turn_over", "wake", "work")
 
     def __init__(self, work: Work, owner: int | None = None) -> None:
         self.work = work
         #: the thread that must run ``work`` (:meth:`GroupCommitter.run_here`); None: any
         self.owner = owner
+        #: set to wake this job's thread alone (its turn, its answer, or the lead is its)
+        self.wake = threading.Event()
+        self.lead = False  # the thread is to lead the next group
         #: the shared connection, while the owner has its turn on it
         self.conn: Connection | None = None
-        self.ran = False  # the owner's turn is over
+        self.turn_over = threading.Event() if owner is not None else None
         #: a database error that ended the shared transaction, met during the owner's turn
         self.fatal: BaseException | None = None
         self.done = False
@@ -81,7 +85,10 @@ class GroupCommitter:
         if max_batch < 1:
             raise ValueError(f"max_batch must be at least 1, got {max_batch}")
         self.engine, self.max_batch = engine, max_batch
-        self._cond = threading.Condition()
+        # guards the queue and the lead; each waiting thread sleeps on its job's own event and
+        # is woken alone (a shared condition's notify_all woke every waiting thread of the
+        # process at every turn and every commit, and they competed for the GIL to sleep again)
+        self._mutex = threading.Lock()
         self._queue: list[_Job] = []
         self._leading = False
         # what the tests and benchmarks read
@@ -104,36 +111,44 @@ class GroupCommitter:
         return self._run(_Job(work, owner=threading.get_ident()))
 
     def _run(self, job: _Job) -> Any:
-        with self._cond:
+        with self._mutex:
             self._queue.append(job)
-        while True:
-            with self._cond:
-                while not job.done and self._leading and job.conn is None:
-                    self._cond.wait()
-                conn = job.conn
-                if conn is None:
-                    if job.done:
-                        break
-                    # no commit under way: this thread commits what has queued, its own first
-                    self._leading = True
-                    batch = self._queue[:self.max_batch]
-                    del self._queue[:self.max_batch]
+            lead = not self._leading  # no commit under way: this thread leads, at once
+            self._leading = True
+        while not lead:
+            job.wake.wait()
+            job.wake.clear()
+            conn = job.conn
             if conn is not None:  # the leader hands this thread its turn on the connection
                 try:
                     job.fatal = self._one(conn, job)
                 finally:
-                    with self._cond:
-                        job.conn, job.ran = None, True
-                        self._cond.notify_all()
-                continue
+                    job.conn = None
+                    job.turn_over.set()
+            elif job.done:
+                break
+            elif job.lead:
+                lead = True
+        if lead:
+            with self._mutex:  # this thread's job is the queue's first: it is in the batch
+                batch = self._queue[:self.max_batch]
+                del self._queue[:self.max_batch]
             try:
                 self._commit(batch)
             finally:
-                with self._cond:
-                    for j in batch:
-                        j.done = True
-                    self._leading = False
-                    self._cond.notify_all()
+                for j in batch:
+                    j.done = True
+                with self._mutex:
+                    following = self._queue[0] if self._queue else None
+                    if following is None:
+                        self._leading = False
+                    else:  # the first one waiting leads the next group
+                        following.lead = True
+                for j in batch:
+                    if j is not job:
+                        j.wake.set()
+                if following is not None:
+                    following.wake.set()
         if job.error is not None:
             raise job.error
         return job.result
@@ -184,11 +199,9 @@ class GroupCommitter:
 
     def _hand(self, conn: Connection, job: _Job) -> BaseException | None:
         """Give ``job``'s thread its turn on the shared connection and wait for it to end."""
-        with self._cond:
-            job.conn = conn
-            self._cond.notify_all()
-            while not job.ran:
-                self._cond.wait()
+        job.conn = conn
+        job.wake.set()
+        job.turn_over.wait()
         return job.fatal
 
     def _one(self, conn: Connection, job: _Job) -> BaseException | None:
