@@ -55,16 +55,15 @@ Work = Callable[[Connection], Any]
 
 
 class _Job:
-    __slots__ = ("conn", "done", "error", "fatal", "lead", "owner", "pending", "result",
-                 "turn_over", "wake", "work")
+    __slots__ = ("conn", "done", "error", "fatal", "owner", "pending", "result", "turn_over",
+                 "wake", "work")
 
     def __init__(self, work: Work, owner: int | None = None) -> None:
         self.work = work
         #: the thread that must run ``work`` (:meth:`GroupCommitter.run_here`); None: any
         self.owner = owner
-        #: set to wake this job's thread alone (its turn, its answer, or the lead is its)
+        #: set to wake this job's thread alone: its turn, its answer, or the lead is free
         self.wake = threading.Event()
-        self.lead = False  # the thread is to lead the next group
         #: the shared connection, while the owner has its turn on it
         self.conn: Connection | None = None
         self.turn_over = threading.Event() if owner is not None else None
@@ -115,7 +114,12 @@ class GroupCommitter:
             self._queue.append(job)
             lead = not self._leading  # no commit under way: this thread leads, at once
             self._leading = True
-        while not lead:
+        while True:
+            if lead:
+                self._lead(job)
+                lead = False
+                if job.done:
+                    break
             job.wake.wait()
             job.wake.clear()
             conn = job.conn
@@ -125,33 +129,37 @@ class GroupCommitter:
                 finally:
                     job.conn = None
                     job.turn_over.set()
-            elif job.done:
+                continue
+            if job.done:
                 break
-            elif job.lead:
-                lead = True
-        if lead:
-            with self._mutex:  # this thread's job is the queue's first: it is in the batch
-                batch = self._queue[:self.max_batch]
-                del self._queue[:self.max_batch]
-            try:
-                self._commit(batch)
-            finally:
-                for j in batch:
-                    j.done = True
-                with self._mutex:
-                    following = self._queue[0] if self._queue else None
-                    if following is None:
-                        self._leading = False
-                    else:  # the first one waiting leads the next group
-                        following.lead = True
-                for j in batch:
-                    if j is not job:
-                        j.wake.set()
-                if following is not None:
-                    following.wake.set()
+            with self._mutex:  # woken to lead, unless a running thread took the lead first
+                if not self._leading:
+                    self._leading = lead = True
         if job.error is not None:
             raise job.error
         return job.result
+
+    def _lead(self, job: _Job) -> None:
+        """Commit the next group (what has queued, at most ``max_batch``: ``job`` first when it
+        is the queue's first), then answer its jobs and wake one job still waiting, if any, to
+        lead the next group. The lead is left free meanwhile: a thread arriving with a save takes
+        it at once, with no thread to wake."""
+        with self._mutex:
+            batch = self._queue[:self.max_batch]
+            del self._queue[:self.max_batch]
+        try:
+            self._commit(batch)
+        finally:
+            for j in batch:
+                j.done = True
+            with self._mutex:
+                self._leading = False
+                following = self._queue[0] if self._queue else None
+            for j in batch:
+                if j is not job:
+                    j.wake.set()
+            if following is not None:
+                following.wake.set()
 
     def _commit(self, batch: list[_Job]) -> None:
         self.groups += 1
