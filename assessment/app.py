@@ -22,6 +22,7 @@ from werkzeug.exceptions import HTTPException
 
 from assessment.config import Settings
 from assessment.database import Database
+from assessment.delivery.groupcommit import GroupCommitter
 from assessment.delivery.hotlane import HotLane
 from assessment.users import User, load_signed_in_user
 from microcred.backpressure import InFlightLimit
@@ -102,6 +103,10 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     database = Database(settings.database_url)
     app.extensions["microcred.database"] = database
     app.extensions["microcred.wiring"] = RunnerWiring()
+    if database.is_sqlite and settings.group_commit:
+        # SQLite's writers share one lock and one fsync per commit: the saves, frames and event
+        # batches that arrive together commit together (``assessment.delivery.groupcommit``)
+        app.extensions["microcred.group_commit"] = GroupCommitter(database.write_engine)
     csrf.init_app(app)
     login_manager.init_app(app)
     _register_errors(app)

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import functools
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from flask import Request, abort, current_app, g, jsonify, request, url_for
 from flask_login import current_user
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from werkzeug.urls import iri_to_uri
 
@@ -35,6 +38,41 @@ def db_session() -> Session:
         database = current_app.extensions["microcred.database"]
         g.db_session = database.session(write=request.method not in ("GET", "HEAD", "OPTIONS"))
     return g.db_session
+
+
+@contextmanager
+def reading() -> Iterator[Session]:
+    """A session that only reads, closed on leaving: on SQLite it takes no write lock, so a
+    write view can look at what it needs before it queues for the lock (the request's own
+    ``db_session()`` is a write session on a POST)."""
+    session = app_database().session(write=False)
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+def write_statements(work: Callable[[Connection], T | None]) -> T | None:
+    """Run ``work(connection)``, plain statements on a Core connection, and commit them;
+    returns its answer once committed, or None when ``work`` declined (returned None) or the
+    database failed: nothing of it is kept, and the caller takes its full path (the view's
+    ORM writes, through :func:`write_together`), which stores the request or says why not.
+
+    ``work`` may run on another thread (on SQLite it joins the group commit, whose leading
+    thread runs it inside the shared transaction, with no hand-over): it must not touch the
+    request (``g``, ``current_user``, ``current_app``), only the connection and what it was
+    given. On PostgreSQL it is a short transaction of its own."""
+    committer = current_app.extensions.get("microcred.group_commit")
+    if committer is not None:
+        return committer.run(work)
+    try:
+        with app_database().write_engine.connect() as conn:  # closing rolls back the rest
+            answer = work(conn)
+            if answer is not None:
+                conn.commit()
+            return answer
+    except DBAPIError:
+        return None
 
 
 def write_together(work: Callable[[Session], T]) -> T:

@@ -2,15 +2,26 @@
 events and camera snapshots. Thin: parse, call a service, render."""
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask import redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy.orm import Session
 
+from microcred.db import utcnow
 from microcred.errors import Invalid, NotFound
 from microcred.inputs import json_body
 from microcred.records import ExamInfo, records
-from microcred.web import ApiError, body_limit, db_session, role_required, write_together
-from proctoring import events, identity
+from microcred.web import (
+    ApiError,
+    body_limit,
+    db_session,
+    reading,
+    role_required,
+    write_statements,
+    write_together,
+)
+from proctoring import events, hotwrites, identity
 from proctoring.models import ProctorSession
 from proctoring.sessions import get_session, policy
 from proctoring.states import State
@@ -87,9 +98,24 @@ def api_identity(session_id: int):
 @role_required("candidate")
 def api_events(session_id: int):
     batch = events.parse_events(json_body())
-    # with the saves and frames arriving at the same moment: one transaction, one write lock
-    return write_together(
+    look = None
+    if batch:  # (an empty batch, the page's ping, judges the camera's silence: the full path)
+        # looked at before the write lock; in the usual case a few plain statements under it
+        with reading() as read:
+            look = hotwrites.look_at_batch(read, session_id=session_id,
+                                           candidate_id=current_user.id, batch=batch,
+                                           now=utcnow())
+    return _answer(look) or write_together(
         lambda session: events.ingest_events(session, _mine(session_id, lock=True), batch))
+
+
+def _answer(look: dict | Callable | None) -> dict | None:
+    """A look's answer (a retry, answered from it), or its write's once committed; None: the
+    full path (nothing of the write was kept)."""
+    if look is None or isinstance(look, dict):
+        return look
+    # with the saves arriving at the same moment: one transaction, one write lock
+    return write_statements(look)
 
 
 @bp.post("/api/proctoring/sessions/<int:session_id>/snapshots", endpoint="api_snapshots")
@@ -108,6 +134,14 @@ def api_snapshots(session_id: int):
     prepared = events.prepare_snapshot(config().vault, session_id=session_id,
                                        image=request.get_data(cache=False), count=False)
 
+    with reading() as read:
+        look = hotwrites.look_at_frame(read, session_id=session_id, candidate_id=current_user.id,
+                                       seq=seq_n, image=prepared, vault=config().vault,
+                                       client_at=client_at, now=utcnow())
+    answer = _answer(look)
+    if answer is not None:
+        return answer
+
     def store(session: Session) -> dict:
         snap, created = events.record_snapshot(session, _mine(session_id, lock=True),
                                                config().vault, seq=seq_n, image=prepared,
@@ -115,5 +149,6 @@ def api_snapshots(session_id: int):
         return {"seq": snap.seq, "status": "stored" if created else "duplicate",
                 "faces": snap.faces}
 
-    # with the saves and events arriving at the same moment: one transaction, one write lock
+    # the full path (a flag to raise): with the saves arriving at the same moment, one
+    # transaction and one write lock
     return write_together(store)

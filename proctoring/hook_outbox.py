@@ -91,12 +91,17 @@ def announce(db: Session, hook: str, session: hooks.SessionInfo, **arguments: An
     return row
 
 
+def listening_for_events() -> bool:
+    """Whether a plugin implements ``microcred_integrity_event`` (else nothing is owed)."""
+    return bool(getattr(hooks.plugin_manager().hook, INTEGRITY_EVENT).get_hookimpls())
+
+
 def announce_events(db: Session, session: hooks.SessionInfo,
                     events: list[hooks.EventInfo]) -> HookCall | None:
     """Owe the plugins ``microcred_integrity_event`` for each of ``events`` (stored in ``db``'s
     transaction), in their order; the flags they return are stored by the job. None when no
     plugin implements the hook, or there are no events."""
-    if not events or not getattr(hooks.plugin_manager().hook, INTEGRITY_EVENT).get_hookimpls():
+    if not events or not listening_for_events():
         return None
     row = HookCall(session_id=session.session_id, hook=INTEGRITY_EVENT,
                    arguments={"session": dataclasses.asdict(session),

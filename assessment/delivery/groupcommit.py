@@ -224,7 +224,8 @@ class GroupCommitter:
                 # the saves before this one are gone too; the group fails as a whole
                 return exc
             savepoint.rollback()  # this save only; it goes to Flask (its own transaction)
-            self.fell_back += 1
+            with self._mutex:  # may be a request's thread, in its turn (run_here)
+                self.fell_back += 1
             return None
         except Exception as exc:  # noqa: BLE001 - raised again in the request's thread
             savepoint.rollback()

@@ -118,13 +118,10 @@ class HotLane:
         self._cookies = _Memo()
         self._tokens = _Memo()
         # SQLite: saves arriving together commit together (one fsync), each answered after
-        # that commit; PostgreSQL commits concurrent transactions in parallel by itself. The
-        # same committer takes the views' frequent writes (``microcred.web.write_together``).
-        self.committer = (GroupCommitter(self.database.write_engine)
-                          if self.database.is_sqlite and app.config["MICROCRED"].group_commit
-                          else None)
-        if self.committer is not None:
-            app.extensions["microcred.group_commit"] = self.committer
+        # that commit (the app's committer, shared with the views' frequent writes:
+        # ``microcred.web.write_statements``); PostgreSQL commits concurrent transactions in
+        # parallel by itself, and has none
+        self.committer: GroupCommitter | None = app.extensions.get("microcred.group_commit")
 
     # ------------------------------------------------------------------ the WSGI call
 

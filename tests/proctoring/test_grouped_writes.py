@@ -59,10 +59,11 @@ def runner(app, client, db, proctored, signin, csrf_token):
     return attempt_id, extras, client, second, token
 
 
-def _in_one_group(committer, requests: list, also=None) -> tuple[dict, dict]:
+def _in_one_group(committer, requests: list, also=None, meanwhile=None) -> tuple[dict, dict]:
     """Send ``requests`` (functions answering a response) from threads of their own while a
     first write holds the committer, so that all of them (and ``also``, a plain work function)
-    queue behind it and form the next group. Returns (responses by index, also's result)."""
+    queue behind it and form the next group; ``meanwhile()`` is called once they have queued,
+    the lock still held. Returns (responses by index, also's result)."""
     answers: dict[int, object] = {}
     extra: dict = {}
     release = threading.Event()
@@ -85,6 +86,8 @@ def _in_one_group(committer, requests: list, also=None) -> tuple[dict, dict]:
     while len(committer._queue) < len(threads) and time.monotonic() < deadline:
         time.sleep(0.001)
     assert len(committer._queue) == len(threads), "the requests did not queue for the group"
+    if meanwhile is not None:
+        meanwhile()
     release.set()
     for t in (holder, *threads):
         t.join(20)
@@ -167,20 +170,26 @@ def test_when_the_shared_commit_fails_each_write_is_stored_alone_once(app, db, r
     assert db.scalars(select(IntegrityEvent.seq).where(IntegrityEvent.session_id == sid)).all() == [1]
 
 
-def test_a_refused_write_in_a_group_is_answered_its_error_and_leaves_the_others(
+def test_a_refused_batch_is_answered_without_waiting_for_the_write_lock(
         app, db, runner, blank_jpeg):
-    """A batch for a session that is not the candidate's: refused inside the shared
-    transaction (on the request's thread), answered 404, nothing of it stored; the frame of the
-    same group is stored."""
+    """A batch for a session that is not the candidate's is refused by the look before the
+    lock (``proctoring.hotwrites``): answered 404 while another write holds the lock, never
+    queued, nothing of it stored; the frame sent at the same moment is stored."""
     _attempt_id, extras, frames, batches, token = runner
     committer = app.extensions["microcred.group_commit"]
     elsewhere = f"/api/proctoring/sessions/{extras['session_id'] + 1000}/events"
-    answers, _ = _in_one_group(committer, [
-        _frame(frames, extras, token, blank_jpeg, 1),
-        lambda: batches.post(elsewhere, json={"events": [{"seq": 1, "kind": "copy"}]},
-                             headers={"X-CSRFToken": token})])
+    refused = {}
+
+    def refuse():
+        refused["answer"] = batches.post(elsewhere, json={"events": [{"seq": 1, "kind": "copy"}]},
+                                         headers={"X-CSRFToken": token})
+        refused["queued"] = len(committer._queue)
+
+    answers, _ = _in_one_group(committer, [_frame(frames, extras, token, blank_jpeg, 1)],
+                               also=None, meanwhile=refuse)
+    assert refused["answer"].status_code == 404 and refused["answer"].json["error"] == "not_found"
+    assert refused["queued"] == 1  # the frame only
     assert answers[0].status_code == 200 and answers[0].json["status"] == "stored"
-    assert answers[1].status_code == 404 and answers[1].json["error"] == "not_found"
     db.rollback()
     assert db.scalars(select(Snapshot.seq).where(
         Snapshot.session_id == extras["session_id"])).all() == [1]

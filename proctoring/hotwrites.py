@@ -1,0 +1,246 @@
+"""A camera frame and a batch of integrity events in their usual case: looked at before the
+write lock, written under it in a few plain statements.
+
+On SQLite a node's writers share one lock, and at a few thousand candidates it is what fills
+first: what a writer does while holding it is what the node's capacity is. The full paths
+(:func:`proctoring.events.record_snapshot`, :func:`proctoring.events.ingest_events`) load the
+session row through the ORM under the lock, read what the rules need, and write through the
+ORM's unit of work, on the request's own thread (a thread the group commit's leader must
+hand the connection to, and wait for). Here the request does all of that reading first, in a
+read transaction of its own (:func:`look_at_frame`, :func:`look_at_batch`); what is left for
+the lock is a function of a connection and plain values (:class:`FrameWrite`,
+:class:`BatchWrite`): on SQLite the group commit's leading thread runs it in the shared
+transaction with no hand-over (``microcred.web.write_statements``).
+
+The look decides whether the usual case applies. It does when nothing is to be flagged, no
+plugin listens for integrity events, and the session's kept rule state is usable; otherwise
+(a flag to raise, a plugin to tell, a state to rebuild, an empty batch: the page's ping) the
+full path runs, as before. Under the lock the write's first statement, an UPDATE of the
+session row ``RETURNING`` its rule state, checks that what was looked at still holds: the
+session still takes frames and events, and its rule state is the one judged (it changes only
+when events are judged). If not, or if a retried seq was stored meanwhile (the unique index
+refuses the INSERT), nothing is kept and the full path runs, under the lock, from the start.
+What the look read without the lock can only have moved one way meanwhile: a newer frame
+makes the camera's gap shorter, and a stored flag stays stored; so "nothing to flag" stands.
+
+So the answers are the full path's: the same rows, the same console count, the same acks.
+Two differences, both for a retry of what is stored already: it is answered from the look,
+with no write (the full path also noted the page as seen, which its heartbeat does anyway).
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Text, cast, insert, select, tuple_, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session
+
+from microcred.errors import Conflict, NotFound
+from proctoring import hook_outbox, hooks
+from proctoring.events import (
+    ACCEPTING,
+    EventIn,
+    PreparedSnapshot,
+    _running_transitions,
+    _stored_or_newest,
+)
+from proctoring.flags import (
+    EventState,
+    History,
+    missing_snapshot_limit_s,
+    running_spans,
+    snapshots_missing,
+)
+from proctoring.images import ImageVault
+from proctoring.models import FaceCheck, Flag, IntegrityEvent, ProctorSession, Snapshot, StoredImage
+from proctoring.policy import ProctoringPolicy, parse_policy
+
+_SESSIONS = ProctorSession.__table__
+_IMAGES = StoredImage.__table__
+_SNAPSHOTS = Snapshot.__table__
+_FACE_CHECKS = FaceCheck.__table__
+_EVENTS = IntegrityEvent.__table__
+_ACCEPTING = sorted(s.value for s in ACCEPTING)
+_RULE_TEXT = cast(_SESSIONS.c.rule_state, Text).label("rule_text")
+
+
+@dataclass(frozen=True)
+class _Session:
+    """The session row's columns the look needs."""
+
+    id: int
+    policy: ProctoringPolicy
+    rule_state: dict[str, Any] | None
+    #: the rule state as stored (its text): what a batch's UPDATE compares before replacing it
+    rule_text: str | None
+
+
+@dataclass(frozen=True)
+class _Frame:
+    """A frame as the camera rule reads it (``flags.SnapshotLike``)."""
+
+    seq: int
+    faces: int | None
+    server_at: dt.datetime
+
+
+def _session(read: Session, session_id: int, candidate_id: int) -> _Session:
+    """The candidate's own session, still taking frames and events; the full path's 404 and
+    409 otherwise (the same messages)."""
+    row = read.execute(select(_SESSIONS.c.candidate_id, _SESSIONS.c.state, _SESSIONS.c.policy,
+                              _SESSIONS.c.rule_state, _RULE_TEXT)
+                       .where(_SESSIONS.c.id == session_id)).first()
+    if row is None or row.candidate_id != candidate_id:
+        raise NotFound(f"no proctoring session {session_id}")
+    if row.state not in _ACCEPTING:
+        raise Conflict(f"the session is {row.state}; it takes no more events", state=row.state)
+    parsed = parse_policy(row.policy)
+    assert parsed is not None, "a proctored session always has a policy"
+    return _Session(session_id, parsed, row.rule_state, row.rule_text)
+
+
+def _all_stored(read: Session, session_id: int, specs: list[hooks.FlagSpec]) -> bool:
+    """Whether every one of these flags is stored already (``events.raise_flags``' keys)."""
+    wanted = {(spec.rule[:64], spec.key[:64]) for spec in specs}
+    have = set(read.execute(select(Flag.rule, Flag.key).where(
+        Flag.session_id == session_id, tuple_(Flag.rule, Flag.key).in_(list(wanted)))).all())
+    return wanted <= have
+
+
+
+
+# ---------------------------------------------------------------- a camera frame
+
+
+@dataclass(frozen=True)
+class FrameWrite:
+    """A frame's rows, to write under the lock (call it with the connection): its answer, or
+    None when what was looked at no longer holds (nothing kept: the full path runs)."""
+
+    session: _Session
+    seq: int
+    image_row: dict[str, Any]
+    client_at: dt.datetime | None
+    now: dt.datetime
+
+    def __call__(self, conn: Connection) -> dict[str, Any] | None:
+        sid, now = self.session.id, self.now
+        # the page is seen, and the frame moves the console's row (its newest frame), if the
+        # session still takes frames; on PostgreSQL this locks its row
+        got = conn.execute(update(_SESSIONS)
+                           .where(_SESSIONS.c.id == sid, _SESSIONS.c.state.in_(_ACCEPTING))
+                           .values(last_seen_at=now,
+                                   console_version=_SESSIONS.c.console_version + 1)
+                           .returning(_SESSIONS.c.rule_state)).first()
+        if got is None:
+            return None
+        rule_state = got.rule_state
+        if rule_state != self.session.rule_state:
+            # a batch was judged meanwhile: the rules due by now, from its state (no query)
+            state = EventState.from_json(rule_state)
+            if state is not None and state.advance(self.session.policy, [], now):
+                return None
+        image_id = conn.execute(insert(_IMAGES).values(self.image_row)).inserted_primary_key[0]
+        snap_id = conn.execute(insert(_SNAPSHOTS).values(
+            session_id=sid, seq=self.seq, image_id=image_id, faces=None,
+            client_at=self.client_at, server_at=now)).inserted_primary_key[0]
+        # its faces are counted by the face checker, off the request (face_checks.queue)
+        conn.execute(insert(_FACE_CHECKS).values(snapshot_id=snap_id, session_id=sid,
+                                                 server_at=now))
+        return {"seq": self.seq, "status": "stored", "faces": None}
+
+
+def look_at_frame(read: Session, *, session_id: int, candidate_id: int, seq: int,
+                  image: PreparedSnapshot, vault: ImageVault, client_at: dt.datetime | None,
+                  now: dt.datetime) -> dict[str, Any] | FrameWrite | None:
+    """A frame, looked at before the lock (``read``: a read-only session): the answer to a
+    retried seq already stored; the write for the usual case; or None: the full path
+    (``events.record_snapshot``), when the frame raises a flag or its faces are counted
+    already. Raises the full path's 404 and 409."""
+    ps = _session(read, session_id, candidate_id)
+    found = read.execute(_stored_or_newest(session_id, seq)).all()
+    for row in found:
+        if row.seq == seq:
+            return {"seq": seq, "status": "duplicate", "faces": row.faces}
+    if image.faces is not None:  # counted on the request: the full path judges them
+        return None
+    pol, before = ps.policy, (found[0] if found else None)
+    specs: list[hooks.FlagSpec] = []
+    limit = missing_snapshot_limit_s(pol)
+    if limit > 0 and (before is None or (now - before.server_at).total_seconds() > limit):
+        # the camera's gap this frame closes may be too long in exam time: judge it
+        running = running_spans(read.execute(_running_transitions([session_id])).all())
+        specs += snapshots_missing(pol, History(events=[], snapshots=[_Frame(seq, None, now)],
+                                                now=now, since=before, running=running))
+    state = EventState.from_json(ps.rule_state)
+    if state is not None:  # rules due by now (an open full-screen exit)
+        specs += state.advance(pol, [], now)
+    if specs and not _all_stored(read, session_id, specs):
+        return None
+    return FrameWrite(ps, seq, vault.row_values(image.sealed, session_id=session_id, now=now),
+                      client_at, now)
+
+
+# ---------------------------------------------------------------- a batch of events
+
+
+@dataclass(frozen=True)
+class BatchWrite:
+    """A batch's new events and the rule state after them, to write under the lock: its
+    answer, or None when what was looked at no longer holds (the full path runs)."""
+
+    session: _Session
+    rows: list[dict[str, Any]]
+    rule_state: dict[str, Any]
+    answer: dict[str, Any]
+    now: dt.datetime
+
+    def __call__(self, conn: Connection) -> dict[str, Any] | None:
+        # the new rule state replaces the one judged, or nothing happens (another batch was
+        # judged meanwhile, or the session stopped): the full path judges this one again
+        # (compared as stored, text: a state written in another form only costs that path);
+        # on PostgreSQL this locks the row
+        moved = conn.execute(update(_SESSIONS).where(
+            _SESSIONS.c.id == self.session.id, _SESSIONS.c.state.in_(_ACCEPTING),
+            _RULE_TEXT == self.session.rule_text,
+        ).values(last_seen_at=self.now, rule_state=self.rule_state)).rowcount
+        if moved != 1:
+            return None
+        conn.execute(insert(_EVENTS), self.rows)  # one statement for the batch
+        return self.answer
+
+
+def look_at_batch(read: Session, *, session_id: int, candidate_id: int,
+                  batch: list[EventIn], now: dt.datetime) -> dict[str, Any] | BatchWrite | None:
+    """A batch of events, looked at before the lock: the answer when every event of it is
+    stored already (a retry); the write for the usual case; or None: the full path
+    (``events.ingest_events``) for a ping (an empty batch), a batch that raises a flag, one a
+    plugin must hear of, or one older than what was judged. Raises the full path's 404 and
+    409."""
+    if not batch:
+        return None  # the page's ping: the camera rule over the silence so far
+    ps = _session(read, session_id, candidate_id)
+    known = set(read.scalars(select(_EVENTS.c.seq).where(
+        _EVENTS.c.session_id == session_id, _EVENTS.c.seq.in_([e.seq for e in batch]))))
+    acks, new = [], []
+    for e in batch:
+        fresh = e.seq not in known
+        known.add(e.seq)
+        if fresh:
+            new.append(hooks.EventInfo(e.kind, e.seq, now, e.client_at, dict(e.detail)))
+        acks.append({"seq": e.seq, "status": "stored" if fresh else "duplicate"})
+    answer = {"acks": acks, "flags": [], "server_now": now.isoformat()}
+    if not new:
+        return answer
+    state = EventState.from_json(ps.rule_state)
+    if (state is None or ps.rule_text is None or min(e.seq for e in new) <= state.seq
+            or hook_outbox.listening_for_events()):
+        return None
+    specs = state.advance(ps.policy, new, now)
+    if specs and not _all_stored(read, session_id, specs):
+        return None  # a flag: the full path raises it
+    rows = [{"session_id": session_id, "seq": e.seq, "kind": e.kind, "client_at": e.client_at,
+             "server_at": now, "detail": e.detail} for e in new]
+    return BatchWrite(ps, rows, state.as_json(), answer, now)
