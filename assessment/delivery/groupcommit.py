@@ -11,10 +11,13 @@ commit is under way are gathered and committed together in the next transaction:
   that finds no commit under way takes the whole queue (at most :data:`MAX_BATCH`) as the
   next group. The wait a save sees is the commit before its own, which it would have waited
   for on SQLite's write lock anyway;
-- each save of a group runs in a savepoint of the shared transaction: a save the hot path
-  declines (another's attempt, time up, a bad answer) is rolled back to its savepoint and goes
-  to Flask as before, and a database error in one save rolls back only that save, which then
-  also goes to Flask (the full path, its own transaction); the others are unaffected;
+- the saves of a group run one after the other in the shared transaction, with no savepoint
+  of their own (each savepoint and its release were two more statements a save, each a time
+  the leading thread gave Python's lock up to SQLite and waited to get it back, the write lock
+  held all the while). When one declines (another's attempt, time up, a bad answer) or meets
+  a database error, the group's transaction is rolled back and the group run again, each save
+  in a savepoint of its own: the one declined or failed is rolled back to its savepoint and
+  goes to Flask as before (the full path, its own transaction); the others are unaffected;
 - every save of a group gets its answer only after the group's COMMIT returned: nothing is
   acknowledged that is not durable. If the COMMIT (or anything outside a savepoint) fails,
   the transaction is rolled back and every save of the group goes to Flask, one transaction
@@ -24,15 +27,16 @@ commit is under way are gathered and committed together in the next transaction:
 Only threaded web processes (gunicorn ``--threads`` > 1, granian) ever form groups of more
 than one; a sync worker runs one request at a time and every group is a single save.
 
-The runner's other frequent writes (a camera frame, a batch of integrity events) are Flask
-views: their writes need the request's own thread (Flask's ``g``, the signed-in user), so they
-join a group through :meth:`GroupCommitter.run_here`: when the group reaches such a write, the
-thread leading the group hands the shared connection to the request's thread, which runs its
-writes in its savepoint and hands it back; it is answered after the same COMMIT, or, when the
-group failed, does its writes again in a transaction of its own
-(``microcred.web.write_together``). So a frame or a batch no longer takes the write lock for
-a transaction of its own while saves are arriving: at 5,000 candidates they were about 100 of
-the node's 270 write transactions a second.
+The runner's other frequent writes (a camera frame, a batch of integrity events) join the
+groups too: at 5,000 candidates they were about 100 of the node's 270 write transactions a
+second. In their usual case the view looks at what it needs before the lock and hands the group
+a plain work function, as a save's (``microcred.web.write_statements``,
+``proctoring.hotwrites``). Their full path (a flag to raise) needs the request's own thread
+(Flask's ``g``, the signed-in user), so it joins through :meth:`GroupCommitter.run_here`: when
+the group reaches such a write, the thread leading the group hands the shared connection to
+the request's thread, which runs its writes in its savepoint and hands it back; it is answered
+after the same COMMIT, or, when the group failed, does its writes again in a transaction of its
+own (``microcred.web.write_together``).
 """
 from __future__ import annotations
 
@@ -94,6 +98,7 @@ class GroupCommitter:
         self.groups = 0
         self.grouped = 0  # saves committed in groups of more than one
         self.fell_back = 0  # saves sent to the per-save path after a failure
+        self.redone = 0  # groups run again each work in a savepoint (one declined or failed)
 
     def run(self, work: Work) -> Any:
         """``work``'s answer once the transaction that holds it has committed; None when it
@@ -182,10 +187,19 @@ class GroupCommitter:
         try:
             with self.engine.connect() as conn:
                 conn.begin()  # on SQLite's write engine: BEGIN IMMEDIATE and the writer lock
-                for job in batch:
-                    fatal = self._one(conn, job) if self._runs_here(job) else self._hand(conn, job)
-                    if fatal is not None:
-                        raise fatal
+                if not self._together(conn, batch):
+                    # a plain work declined or failed: its writes cannot be told from the
+                    # others', so all are undone, and run again each in a savepoint (the
+                    # process keeps its writer lock meanwhile: nobody of ours goes between)
+                    conn.rollback()
+                    conn.begin()
+                    self.redone += 1
+                    for job in batch:
+                        job.pending = None
+                        fatal = (self._one(conn, job) if self._runs_here(job)
+                                 else self._hand(conn, job))
+                        if fatal is not None:
+                            raise fatal
                 conn.commit()
         except DBAPIError as exc:
             # the group's transaction failed as a whole (the COMMIT: disk full, I/O error; or a
@@ -201,12 +215,36 @@ class GroupCommitter:
             job.result = job.pending
         self.grouped += len(batch)
 
+    def _together(self, conn: Connection, batch: list[_Job]) -> bool:
+        """Run the group's works in its transaction, the plain ones (:meth:`run`) with no
+        savepoint: nearly every one is stored, and a savepoint and its release are two more
+        statements each, two more times the leader gives up Python's lock to SQLite and waits
+        to get it back while holding the write lock. False, at once, when a plain work declines
+        or fails (the caller undoes them all). A ``run_here`` work keeps its savepoint (its
+        request decides on its own thread whether it fails). Raises what ended the
+        transaction."""
+        for job in batch:
+            if job.owner is not None:
+                fatal = self._one(conn, job) if self._runs_here(job) else self._hand(conn, job)
+                if fatal is not None:
+                    raise fatal
+                continue
+            try:
+                answer = job.work(conn)
+            except Exception:  # noqa: BLE001 - run again in its savepoint, which sorts it out
+                return False
+            if answer is None:
+                return False
+            job.pending = answer
+        return True
+
     @staticmethod
     def _runs_here(job: _Job) -> bool:
         return job.owner is None or job.owner == threading.get_ident()
 
     def _hand(self, conn: Connection, job: _Job) -> BaseException | None:
         """Give ``job``'s thread its turn on the shared connection and wait for it to end."""
+        job.turn_over.clear()  # a second turn (the group run again) waits for its own end
         job.conn = conn
         job.wake.set()
         job.turn_over.wait()

@@ -91,11 +91,17 @@ def test_saves_arriving_together_commit_in_one_transaction(engine):
     from sqlalchemy import event
 
     event.listen(engine, "commit", lambda conn: commits.append(1))
+    sent: list[str] = []
+    event.listen(engine, "before_cursor_execute",
+                 lambda conn, cursor, statement, *rest: sent.append(statement))
     results = _grouped(committer, [_store(i) for i in range(1, 11)], first=_store(1000))
     assert [results[i] for i in range(10)] == list(range(1, 11))
     assert _stored(engine) == {*range(1, 11), 1000}
     # the first save alone, then the ten queued behind it together
     assert committer.groups == 2 and committer.grouped == 10 and len(commits) == 2
+    # each save of a group as it is: no savepoint around it, when none declines or fails
+    assert not [q for q in sent if "SAVEPOINT" in q.upper()], sent
+    assert committer.redone == 0
 
 
 def test_one_failing_or_declined_save_leaves_the_others_stored(engine):
@@ -118,6 +124,39 @@ def test_one_failing_or_declined_save_leaves_the_others_stored(engine):
     assert isinstance(results[4], KeyError)  # raised in the request's own thread
     assert _stored(engine) == {1, 2, 3}
     assert committer.fell_back == 1
+    # the group ran once as it is, then, once a save had declined, each in a savepoint
+    assert committer.redone == 1
+
+
+def test_a_group_run_again_runs_a_view_work_again_on_its_thread_and_stores_it_once(engine):
+    """A ``run_here`` work (a view's writes) that ran before a plain save declined: the group's
+    transaction is undone and run again, and the view's work with it, on its caller's thread
+    again; every stored work is stored once, and answered from the run that was committed."""
+    committer = GroupCommitter(engine)
+    runs: dict[int, list[int]] = {}
+
+    def view(row_id):
+        def work(conn):
+            runs.setdefault(row_id, []).append(threading.get_ident())
+            if len(runs[row_id]) > 1:  # the leader waits for its turn to end, the second too
+                time.sleep(0.3)
+            conn.execute(insert(ROWS).values(id=row_id, parent=1))
+            return (row_id, len(runs[row_id]))
+        return work
+
+    def declined(conn):
+        conn.execute(insert(ROWS).values(id=200))
+
+    callers: dict[int, int] = {}
+    results = _grouped(committer, [_store(2), view(1), declined, view(3), _store(4)],
+                       here=frozenset({1, 3}), callers=callers)
+    # the first run stopped at the declined save: the view before it ran twice, the one
+    # after it once; each answered from its last run
+    assert results[1] == (1, 2) and results[3] == (3, 1)
+    assert results[0] == 2 and results[4] == 4 and results[2] is None
+    assert runs[1] == [callers[1], callers[1]] and runs[3] == [callers[3]]
+    assert _stored(engine) == {1, 2, 3, 4}
+    assert committer.redone == 1
 
 
 def test_a_failing_commit_acknowledges_nothing_of_its_group(engine):
