@@ -24,8 +24,8 @@ What the look read without the lock can only have moved one way meanwhile: a new
 makes the camera's gap shorter, and a stored flag stays stored; so "nothing to flag" stands.
 
 So the answers are the full path's: the same rows, the same console count, the same acks.
-Two differences, both for a retry of what is stored already: it is answered from the look,
-with no write (the full path also noted the page as seen, which its heartbeat does anyway).
+One difference, for a retry of what is stored already: it is answered from the look, with no
+write (the full path also noted the page as seen, which the page's heartbeat does anyway).
 """
 from __future__ import annotations
 
