@@ -53,10 +53,11 @@ MAX_EVENTS_PER_BATCH = 100
 MAX_DETAIL_CHARS = 1000
 MAX_SEQ = 2**53
 ACCEPTING = frozenset({State.IN_PROGRESS, State.PAUSED, State.SUBMITTED, State.IN_REVIEW})
-#: the tables a frame's write and the last-seen UPDATE use as plain Core statements
-_SESSIONS = ProctorSession.__table__
-_IMAGES = StoredImage.__table__
-_SNAPSHOTS = Snapshot.__table__
+#: the tables a frame's write and the last-seen UPDATE use as plain Core statements (and
+#: ``proctoring.hotwrites``)
+SESSIONS = ProctorSession.__table__
+IMAGES = StoredImage.__table__
+SNAPSHOTS = Snapshot.__table__
 
 
 @dataclass(frozen=True)
@@ -104,9 +105,36 @@ def parse_events(payload: Any) -> list[EventIn]:
     return out
 
 
-def _require_accepting(ps: ProctorSession) -> None:
-    if State(ps.state) not in ACCEPTING:
-        raise Conflict(f"the session is {ps.state}; it takes no more events", state=ps.state)
+def require_accepting(state: str) -> None:
+    """409 unless a session in ``state`` still takes events and snapshots."""
+    if State(state) not in ACCEPTING:
+        raise Conflict(f"the session is {state}; it takes no more events", state=state)
+
+
+def sort_batch(events: list[EventIn], known: set[int], now: dt.datetime,
+               ) -> tuple[list[dict[str, Any]], list[hooks.EventInfo]]:
+    """A batch's acks, and its events not stored yet (``known``: the seqs stored), stamped
+    with the server's time of arrival, in the batch's order."""
+    known = set(known)
+    acks, stored = [], []
+    for e in events:
+        if e.seq in known:
+            acks.append({"seq": e.seq, "status": "duplicate"})
+            continue
+        known.add(e.seq)
+        stored.append(hooks.EventInfo(e.kind, e.seq, now, e.client_at, dict(e.detail)))
+        acks.append({"seq": e.seq, "status": "stored"})
+    return acks, stored
+
+
+def stored_flag_keys(session: Session, session_id: int, specs: list[hooks.FlagSpec],
+                     ) -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
+    """The keys of these flags as stored (rule and key cut to their columns), and those of
+    them the session has already: one statement, whatever the session's number of flags."""
+    wanted = {(spec.rule[:64], spec.key[:64]) for spec in specs}
+    have = set(session.execute(select(Flag.rule, Flag.key).where(
+        Flag.session_id == session_id, tuple_(Flag.rule, Flag.key).in_(list(wanted)))).all())
+    return wanted, have
 
 
 def touch(session: Session, ps: ProctorSession, now: dt.datetime, *,
@@ -116,10 +144,10 @@ def touch(session: Session, ps: ProctorSession, now: dt.datetime, *,
     change counter moves in this same statement (``models.console_counted``)."""
     values: dict[str, Any] = {"last_seen_at": now}
     if console_change:
-        values["console_version"] = _SESSIONS.c.console_version + 1
+        values["console_version"] = SESSIONS.c.console_version + 1
         console_counted(session).add(ps.id)
     # the table's UPDATE, not the ORM's: nothing of the session's objects to synchronise
-    session.execute(update(_SESSIONS).where(_SESSIONS.c.id == ps.id).values(**values))
+    session.execute(update(SESSIONS).where(SESSIONS.c.id == ps.id).values(**values))
     # stored already: a plain assignment would mark the row dirty and flush the same UPDATE
     set_committed_value(ps, "last_seen_at", now)
 
@@ -135,22 +163,12 @@ def ingest_events(
     step from the state kept on the session row (``flags.EventState``) over what arrived, never
     the history (:func:`judge_events`)."""
     now = now or utcnow()
-    _require_accepting(ps)
+    require_accepting(ps.state)
     if not events:
         touch(session, ps, now)
         new = record_camera_silence(session, ps, now=now)
         return {"acks": [], "flags": [f.message for f in new], "server_now": now.isoformat()}
-    known = set(session.scalars(select(IntegrityEvent.seq).where(
-        IntegrityEvent.session_id == ps.id,
-        IntegrityEvent.seq.in_([e.seq for e in events]))))
-    acks, stored = [], []
-    for e in events:
-        if e.seq in known:
-            acks.append({"seq": e.seq, "status": "duplicate"})
-            continue
-        known.add(e.seq)
-        stored.append(hooks.EventInfo(e.kind, e.seq, now, e.client_at, dict(e.detail)))
-        acks.append({"seq": e.seq, "status": "stored"})
+    acks, stored = sort_batch(events, stored_seqs(session, ps.id, events), now)
     new = []
     if stored:
         session.execute(insert(IntegrityEvent), [  # one statement for the batch
@@ -163,6 +181,13 @@ def ingest_events(
         hook_outbox.announce_events(session, info(ps), stored)
     session.flush()
     return {"acks": acks, "flags": [f.message for f in new], "server_now": now.isoformat()}
+
+
+def stored_seqs(session: Session, session_id: int, events: list[EventIn]) -> set[int]:
+    """Which of these events' seqs the session has stored already."""
+    return set(session.scalars(select(IntegrityEvent.seq).where(
+        IntegrityEvent.session_id == session_id,
+        IntegrityEvent.seq.in_([e.seq for e in events]))))
 
 
 def judge_events(session: Session, ps: ProctorSession, arrived: list[Any],
@@ -233,7 +258,7 @@ def record_snapshot(
     rows are written as plain INSERTs, not through the ORM's unit of work: the frame's
     transaction was the longest that a busy node's writers queued behind."""
     now = now or utcnow()
-    _require_accepting(ps)
+    require_accepting(ps.state)
     touch(session, ps, now, console_change=True)
     # a retried upload of this seq, and the newest frame before it: one statement
     found = session.execute(_stored_or_newest(ps.id, seq)).all()
@@ -244,11 +269,11 @@ def record_snapshot(
     prepared = (image if isinstance(image, PreparedSnapshot)
                 else prepare_snapshot(vault, session_id=ps.id, image=image))
     image_id = session.execute(
-        insert(_IMAGES).values(vault.row_values(prepared.sealed, session_id=ps.id, now=now))
+        insert(IMAGES).values(vault.row_values(prepared.sealed, session_id=ps.id, now=now))
     ).inserted_primary_key[0]
     values = {"session_id": ps.id, "seq": seq, "image_id": image_id, "faces": prepared.faces,
               "client_at": client_at, "server_at": now}
-    snap = Snapshot(id=session.execute(insert(_SNAPSHOTS).values(values)).inserted_primary_key[0],
+    snap = Snapshot(id=session.execute(insert(SNAPSHOTS).values(values)).inserted_primary_key[0],
                     **values)
     make_transient_to_detached(snap)  # the row is written: the session takes it as stored
     session.add(snap)
@@ -275,12 +300,12 @@ def record_snapshot(
 def _stored_or_newest(session_id: int, seq: int) -> Any:
     """The session's frame ``seq`` if stored, and its newest frame (by arrival): at most two
     rows (one when they are the same), through the (session, seq) index."""
-    newest = (select(_SNAPSHOTS.c.id).where(_SNAPSHOTS.c.session_id == session_id)
-              .order_by(_SNAPSHOTS.c.server_at.desc(), _SNAPSHOTS.c.seq.desc())
+    newest = (select(SNAPSHOTS.c.id).where(SNAPSHOTS.c.session_id == session_id)
+              .order_by(SNAPSHOTS.c.server_at.desc(), SNAPSHOTS.c.seq.desc())
               .limit(1).scalar_subquery())
-    return (select(_SNAPSHOTS.c.seq, _SNAPSHOTS.c.faces, _SNAPSHOTS.c.server_at)
-            .where(_SNAPSHOTS.c.session_id == session_id,
-                   (_SNAPSHOTS.c.seq == seq) | (_SNAPSHOTS.c.id == newest)))
+    return (select(SNAPSHOTS.c.seq, SNAPSHOTS.c.faces, SNAPSHOTS.c.server_at)
+            .where(SNAPSHOTS.c.session_id == session_id,
+                   (SNAPSHOTS.c.seq == seq) | (SNAPSHOTS.c.id == newest)))
 
 
 def announce_snapshot(session: Session, ps: ProctorSession, snap: Snapshot) -> None:
@@ -299,9 +324,7 @@ def raise_flags(session: Session, ps: ProctorSession, specs: list[hooks.FlagSpec
     now = now or utcnow()
     if not specs:
         return []
-    wanted = {(spec.rule[:64], spec.key[:64]) for spec in specs}
-    have = set(session.execute(select(Flag.rule, Flag.key).where(
-        Flag.session_id == ps.id, tuple_(Flag.rule, Flag.key).in_(list(wanted)))).all())
+    _wanted, have = stored_flag_keys(session, ps.id, specs)
     new = []
     for spec in specs:
         if (spec.rule[:64], spec.key[:64]) in have:

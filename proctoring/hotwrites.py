@@ -33,18 +33,25 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Text, cast, insert, select, tuple_, update
+from sqlalchemy import Text, cast, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from microcred.errors import Conflict, NotFound
+from microcred.errors import NotFound
 from proctoring import hook_outbox, hooks
 from proctoring.events import (
     ACCEPTING,
+    IMAGES,
+    SESSIONS,
+    SNAPSHOTS,
     EventIn,
     PreparedSnapshot,
     _running_transitions,
     _stored_or_newest,
+    require_accepting,
+    sort_batch,
+    stored_flag_keys,
+    stored_seqs,
 )
 from proctoring.flags import (
     EventState,
@@ -54,16 +61,13 @@ from proctoring.flags import (
     snapshots_missing,
 )
 from proctoring.images import ImageVault
-from proctoring.models import FaceCheck, Flag, IntegrityEvent, ProctorSession, Snapshot, StoredImage
+from proctoring.models import FaceCheck, IntegrityEvent
 from proctoring.policy import ProctoringPolicy, parse_policy
 
-_SESSIONS = ProctorSession.__table__
-_IMAGES = StoredImage.__table__
-_SNAPSHOTS = Snapshot.__table__
 _FACE_CHECKS = FaceCheck.__table__
 _EVENTS = IntegrityEvent.__table__
 _ACCEPTING = sorted(s.value for s in ACCEPTING)
-_RULE_TEXT = cast(_SESSIONS.c.rule_state, Text).label("rule_text")
+_RULE_TEXT = cast(SESSIONS.c.rule_state, Text).label("rule_text")
 
 
 @dataclass(frozen=True)
@@ -89,13 +93,12 @@ class _Frame:
 def _session(read: Session, session_id: int, candidate_id: int) -> _Session:
     """The candidate's own session, still taking frames and events; the full path's 404 and
     409 otherwise (the same messages)."""
-    row = read.execute(select(_SESSIONS.c.candidate_id, _SESSIONS.c.state, _SESSIONS.c.policy,
-                              _SESSIONS.c.rule_state, _RULE_TEXT)
-                       .where(_SESSIONS.c.id == session_id)).first()
+    row = read.execute(select(SESSIONS.c.candidate_id, SESSIONS.c.state, SESSIONS.c.policy,
+                              SESSIONS.c.rule_state, _RULE_TEXT)
+                       .where(SESSIONS.c.id == session_id)).first()
     if row is None or row.candidate_id != candidate_id:
         raise NotFound(f"no proctoring session {session_id}")
-    if row.state not in _ACCEPTING:
-        raise Conflict(f"the session is {row.state}; it takes no more events", state=row.state)
+    require_accepting(row.state)
     parsed = parse_policy(row.policy)
     assert parsed is not None, "a proctored session always has a policy"
     return _Session(session_id, parsed, row.rule_state, row.rule_text)
@@ -103,9 +106,7 @@ def _session(read: Session, session_id: int, candidate_id: int) -> _Session:
 
 def _all_stored(read: Session, session_id: int, specs: list[hooks.FlagSpec]) -> bool:
     """Whether every one of these flags is stored already (``events.raise_flags``' keys)."""
-    wanted = {(spec.rule[:64], spec.key[:64]) for spec in specs}
-    have = set(read.execute(select(Flag.rule, Flag.key).where(
-        Flag.session_id == session_id, tuple_(Flag.rule, Flag.key).in_(list(wanted)))).all())
+    wanted, have = stored_flag_keys(read, session_id, specs)
     return wanted <= have
 
 
@@ -129,11 +130,11 @@ class FrameWrite:
         sid, now = self.session.id, self.now
         # the page is seen, and the frame moves the console's row (its newest frame), if the
         # session still takes frames; on PostgreSQL this locks its row
-        got = conn.execute(update(_SESSIONS)
-                           .where(_SESSIONS.c.id == sid, _SESSIONS.c.state.in_(_ACCEPTING))
+        got = conn.execute(update(SESSIONS)
+                           .where(SESSIONS.c.id == sid, SESSIONS.c.state.in_(_ACCEPTING))
                            .values(last_seen_at=now,
-                                   console_version=_SESSIONS.c.console_version + 1)
-                           .returning(_SESSIONS.c.rule_state)).first()
+                                   console_version=SESSIONS.c.console_version + 1)
+                           .returning(SESSIONS.c.rule_state)).first()
         if got is None:
             return None
         rule_state = got.rule_state
@@ -142,8 +143,8 @@ class FrameWrite:
             state = EventState.from_json(rule_state)
             if state is not None and state.advance(self.session.policy, [], now):
                 return None
-        image_id = conn.execute(insert(_IMAGES).values(self.image_row)).inserted_primary_key[0]
-        snap_id = conn.execute(insert(_SNAPSHOTS).values(
+        image_id = conn.execute(insert(IMAGES).values(self.image_row)).inserted_primary_key[0]
+        snap_id = conn.execute(insert(SNAPSHOTS).values(
             session_id=sid, seq=self.seq, image_id=image_id, faces=None,
             client_at=self.client_at, server_at=now)).inserted_primary_key[0]
         # its faces are counted by the face checker, off the request (face_checks.queue)
@@ -202,8 +203,8 @@ class BatchWrite:
         # judged meanwhile, or the session stopped): the full path judges this one again
         # (compared as stored, text: a state written in another form only costs that path);
         # on PostgreSQL this locks the row
-        moved = conn.execute(update(_SESSIONS).where(
-            _SESSIONS.c.id == self.session.id, _SESSIONS.c.state.in_(_ACCEPTING),
+        moved = conn.execute(update(SESSIONS).where(
+            SESSIONS.c.id == self.session.id, SESSIONS.c.state.in_(_ACCEPTING),
             _RULE_TEXT == self.session.rule_text,
         ).values(last_seen_at=self.now, rule_state=self.rule_state)).rowcount
         if moved != 1:
@@ -222,15 +223,7 @@ def look_at_batch(read: Session, *, session_id: int, candidate_id: int,
     if not batch:
         return None  # the page's ping: the camera rule over the silence so far
     ps = _session(read, session_id, candidate_id)
-    known = set(read.scalars(select(_EVENTS.c.seq).where(
-        _EVENTS.c.session_id == session_id, _EVENTS.c.seq.in_([e.seq for e in batch]))))
-    acks, new = [], []
-    for e in batch:
-        fresh = e.seq not in known
-        known.add(e.seq)
-        if fresh:
-            new.append(hooks.EventInfo(e.kind, e.seq, now, e.client_at, dict(e.detail)))
-        acks.append({"seq": e.seq, "status": "stored" if fresh else "duplicate"})
+    acks, new = sort_batch(batch, stored_seqs(read, session_id, batch), now)
     answer = {"acks": acks, "flags": [], "server_now": now.isoformat()}
     if not new:
         return answer

@@ -196,10 +196,7 @@ class GroupCommitter:
                     self.redone += 1
                     for job in batch:
                         job.pending = None
-                        fatal = (self._one(conn, job) if self._runs_here(job)
-                                 else self._hand(conn, job))
-                        if fatal is not None:
-                            raise fatal
+                        self._in_savepoint(conn, job)
                 conn.commit()
         except DBAPIError as exc:
             # the group's transaction failed as a whole (the COMMIT: disk full, I/O error; or a
@@ -225,9 +222,7 @@ class GroupCommitter:
         transaction."""
         for job in batch:
             if job.owner is not None:
-                fatal = self._one(conn, job) if self._runs_here(job) else self._hand(conn, job)
-                if fatal is not None:
-                    raise fatal
+                self._in_savepoint(conn, job)
                 continue
             try:
                 answer = job.work(conn)
@@ -237,6 +232,13 @@ class GroupCommitter:
                 return False
             job.pending = answer
         return True
+
+    def _in_savepoint(self, conn: Connection, job: _Job) -> None:
+        """``job``'s work in a savepoint of the group's transaction, on this thread or its
+        owner's; raises what ended the whole transaction."""
+        fatal = self._one(conn, job) if self._runs_here(job) else self._hand(conn, job)
+        if fatal is not None:
+            raise fatal
 
     @staticmethod
     def _runs_here(job: _Job) -> bool:
