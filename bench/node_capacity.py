@@ -125,7 +125,6 @@ def run_step(base_url: str, cands: list[Candidate], step: int, cfg: argparse.Nam
     kinds = [k for k in KINDS if paces[k][1] > 0]
     owed0 = face_backlog(db_url)[0]
     cpu0, faces0, machine0, steal0 = server.cpu(), server.faces_cpu(), machine_cpu(), steal_cpu()
-    writer0 = server.writer_cpu()
     db0 = postgres_cpu() if postgres else {}
     child0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
@@ -144,7 +143,6 @@ def run_step(base_url: str, cands: list[Candidate], step: int, cfg: argparse.Nam
     window = time.perf_counter() - t0
     child1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu, faces = server.cpu() - cpu0, server.faces_cpu() - faces0
-    writer = server.writer_cpu() - writer0
     owed, oldest = face_backlog(db_url)
     out: dict[str, Any] = {"candidates": n, "connections_per_kind": conns,
                            "seconds": round(window, 1), "kinds": {}}
@@ -168,7 +166,6 @@ def run_step(base_url: str, cands: list[Candidate], step: int, cfg: argparse.Nam
         "server_cpu_cores": round((cpu - faces) / window, 2),
         "server_cpu_ms_per_request": round(1000 * (cpu - faces) / requests, 2) if requests else None,
         "face_checker_cpu_cores": round(faces / window, 2),
-        "writer_cpu_cores": round(writer / window, 2),
         "snapshots_per_s": round(uploaded / window, 1),
         "faces_counted_per_s": round(max(0, uploaded - (owed - owed0)) / window, 1),
         "faces_owed": owed, "oldest_owed_s": oldest,
@@ -200,8 +197,7 @@ def report(s: dict[str, Any]) -> None:
               f"p99 {f['p99_ms']:7.1f}  max {f['max_ms']:7.1f} ms  statuses {f['statuses']}"
               f"  socket errors {f['socket_errors']} {f['socket_error_kinds'] or ''}")
     print(f"  server (web) {s['server_cpu_cores']} cores, {s['server_cpu_ms_per_request']} ms "
-          f"per request (the node's writer {s['writer_cpu_cores']} cores of it); face checker "
-          f"{s['face_checker_cpu_cores']} cores; machine "
+          f"per request; face checker {s['face_checker_cpu_cores']} cores; machine "
           f"{s['machine_cpu_cores']} cores, of which the host stole {s['steal_cores']}; wrk "
           f"{s['wrk_cpu_cores']} cores" + (f"; PostgreSQL {s['postgres_cpu_cores']} cores"
                                           if s["postgres_cpu_cores"] else ""))

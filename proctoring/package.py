@@ -11,5 +11,4 @@ PACKAGE = Package(
     cli="proctoring.cli:register",
     policy={"proctoring": "proctoring.policy:parse_policy"},
     jobs=("proctoring.hook_outbox",),
-    writes=("proctoring.hotwrites",),
 )
