@@ -22,8 +22,10 @@ candidates of a later step would otherwise sit silent through the earlier ones, 
 cameras be flagged); N candidates are set up, then the load runs ``--seconds``; per kind of request
 it prints the rate, wrk's p50/p90/p99/max latency and the answers by status; for the step, the
 server's CPU (web, and the face checker ``microcred serve`` starts beside it, apart), the
-machine's, the CPU the host stole, wrk's own, and the face checks: frames uploaded and counted
-per second, and those still owed at the end with the oldest one's wait. The step is ``ok`` when
+machine's, the CPU the host stole, wrk's own, the face checks (frames uploaded and counted
+per second, and those still owed at the end with the oldest one's wait), and the host's speed
+before and after the load (a fixed Python loop, timed with the server idle: runs taken at
+different speeds are not compared). The step is ``ok`` when
 saves and heartbeats have p99 < 100 ms and nothing answered other than 200 and no socket failed.
 At the end every acknowledged save of every step is looked up in the database (lost,
 mismatched: both must be 0).
@@ -201,6 +203,10 @@ def report(s: dict[str, Any]) -> None:
           f"{s['machine_cpu_cores']} cores, of which the host stole {s['steal_cores']}; wrk "
           f"{s['wrk_cpu_cores']} cores" + (f"; PostgreSQL {s['postgres_cpu_cores']} cores"
                                           if s["postgres_cpu_cores"] else ""))
+    if "host_speed_s" in s:
+        before, after = s["host_speed_s"]
+        print(f"  host speed: a Python loop of 10^7 additions took {before} s before the load, "
+              f"{after} s after (the server idle)")
     print(f"  faces: {s['snapshots_per_s']} frames/s uploaded, {s['faces_counted_per_s']}/s "
           f"counted, {s['faces_owed']} owed at the end (oldest waiting {s['oldest_owed_s']} s)",
           flush=True)
@@ -240,6 +246,17 @@ def quick(cfg: argparse.Namespace) -> argparse.Namespace:
     return cfg
 
 
+def host_speed() -> float:
+    """Seconds this process takes for a plain Python loop of 10^7 additions, the server idle
+    (before a step's load and after it). This shared host's CPU speed has been seen to change
+    by a factor of 1.7 within an hour, so a run's figures are read with the speed they ran at."""
+    t = time.perf_counter()
+    total = 0
+    for i in range(10_000_000):
+        total += i
+    return round(time.perf_counter() - t, 2)
+
+
 def capacity_step(cfg: argparse.Namespace, n: int, step: int) -> dict[str, Any]:
     """One step on an instance of its own: ``n`` candidates set up, the load, the check of
     every acknowledged save. (On one instance for every step, the candidates of the later steps
@@ -272,8 +289,10 @@ def capacity_step(cfg: argparse.Namespace, n: int, step: int) -> dict[str, Any]:
         if len(cands) < n:
             raise RuntimeError(f"only {len(cands)} of {n} candidates could start")
         time.sleep(2.0)
+        speed = host_speed()
         s = run_step(server.base_url, cands, step, cfg, server, db.url, workdir,
                      db.kind == "postgresql")
+        s["host_speed_s"] = [speed, host_speed()]
         server.stop()
         check = check_lost(db.url, expected_saves(cands, s.pop("acked")))
         s.update(acknowledged=check["stored"] - check["stored_unacknowledged"],
