@@ -59,13 +59,18 @@ def _load_user(cookie_id: str) -> User | None:
     # None when that sign-in has ended on the server (sign-out, password change, deactivation).
     session = db_session()
     database = current_app.extensions["microcred.database"]
-    if not database.is_sqlite or request.method in ("GET", "HEAD", "OPTIONS"):
+    if request.method in ("GET", "HEAD", "OPTIONS"):
         return load_signed_in_user(session, cookie_id)
-    # A request that writes on SQLite: its session's first statement takes the database's one
-    # write lock (BEGIN IMMEDIATE), so loading the user there held the lock through everything
-    # the view did before it wrote (a snapshot's decoding and encryption, a batch's parsing),
-    # under every other writer. The user is read outside it and handed to the request's session
-    # without a statement; the write transaction begins at the view's first statement.
+    # A request that writes: the user is read in a short transaction of its own and handed to
+    # the request's session without a statement, so that session holds no connection and no
+    # transaction until the view's first statement, and none at all in a view that writes
+    # elsewhere (a camera frame's or a batch's plain statements, ``write_statements``). On
+    # SQLite the request session's first statement takes the one write lock (BEGIN IMMEDIATE):
+    # loading the user there held the lock through everything the view did before it wrote (a
+    # snapshot's decoding and encryption, a batch's parsing). On PostgreSQL it held one of the
+    # process's pooled connections idle in a transaction for the whole request, a second beside
+    # the look's and the write's: a frame took two of the pool's 30 at once, and the other
+    # requests (heartbeats included) waited for the pool.
     with database.session(write=False) as read:
         user = load_signed_in_user(read, cookie_id)
         return None if user is None else session.merge(user, load=False)

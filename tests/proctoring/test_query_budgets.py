@@ -11,10 +11,12 @@ COMMIT and the like (see ``microcred.querycount``).
 """
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from microcred.querycount import Queries, count_queries
 
@@ -125,6 +127,52 @@ def test_snapshot_budget(app, runner, face_jpeg):
     assert resp.json["status"] == "stored"
     assert len(queries) == BUDGETS["snapshot_next"], queries.report()
     assert not any("proctoring_transitions" in q for q in queries), queries.report()
+
+
+@contextlib.contextmanager
+def _connections_held(app) -> Iterator[list[int]]:
+    """[most held at once]: the pooled connections the requests inside hold at the same time,
+    over the app's engines (a read and a write engine on SQLite, one on PostgreSQL)."""
+    database = app.extensions["microcred.database"]
+    engines = {id(e): e for e in (database.engine, database.write_engine)}.values()
+    held, most = [0], [0]
+
+    def out(*_args):
+        held[0] += 1
+        most[0] = max(most[0], held[0])
+
+    def back(*_args):
+        held[0] -= 1
+
+    for engine in engines:
+        event.listen(engine, "checkout", out)
+        event.listen(engine, "checkin", back)
+    try:
+        yield most
+    finally:
+        for engine in engines:
+            event.remove(engine, "checkout", out)
+            event.remove(engine, "checkin", back)
+
+
+def test_a_frame_and_a_batch_hold_one_pooled_connection_at_a_time(app, runner, face_jpeg):
+    """The runner's frame and event batch read the user, look, and write, each in a short
+    transaction of its own: never two of the process's pooled connections at once (on
+    PostgreSQL the request's session held one idle in a transaction beside the look's and the
+    write's, and at a few thousand candidates the other requests waited for the pool)."""
+    for seq in (1, 2):
+        with _connections_held(app) as most:
+            resp = runner.client.post(
+                runner.extras["snapshots_url"], data=face_jpeg, content_type="image/jpeg",
+                headers={"X-CSRFToken": runner.token, "X-Snapshot-Seq": str(seq)})
+        assert resp.json["status"] == "stored"
+        assert most == [1]
+    with _connections_held(app) as most:
+        resp = runner.client.post(runner.extras["events_url"], json={"events": [
+            {"seq": 1, "kind": "window_blur", "at": "2026-01-01T09:00:00Z"}]},
+            headers={"X-CSRFToken": runner.token})
+    assert resp.json["acks"] == [{"seq": 1, "status": "stored"}]
+    assert most == [1]
 
 
 # ---------------------------------------------------------------- the console poll
