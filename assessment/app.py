@@ -71,7 +71,7 @@ def _load_user(cookie_id: str) -> User | None:
     # process's pooled connections idle in a transaction for the whole request, a second beside
     # the look's and the write's: a frame took two of the pool's 30 at once, and the other
     # requests (heartbeats included) waited for the pool.
-    with database.session(write=False) as read:
+    with database.glance() as read:
         user = load_signed_in_user(read, cookie_id)
         return None if user is None else session.merge(user, load=False)
 

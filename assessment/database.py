@@ -219,9 +219,23 @@ class Database:
         self.write_engine = make_engine(url, immediate=True) if self.is_sqlite else self.engine
         self._read = sessionmaker(self.engine, expire_on_commit=False)
         self._write = sessionmaker(self.write_engine, expire_on_commit=False)
+        # Short reads (the heartbeat, a request's user, a frame's or a batch's look): on
+        # PostgreSQL each statement runs on its own (the driver's autocommit, set and reset on
+        # the pooled connection without a round trip): no BEGIN and no ROLLBACK sent, and no
+        # transaction left open while the request's thread does something else or waits for
+        # Python's lock. Under READ COMMITTED, PostgreSQL's default and Microcred's, each
+        # statement of a transaction sees its own snapshot anyway, so the reads see the same.
+        # On SQLite a read transaction costs no round trip: the plain read engine.
+        self.glance_engine = (self.engine if self.is_sqlite
+                              else self.engine.execution_options(isolation_level="AUTOCOMMIT"))
+        self._glance = sessionmaker(self.glance_engine, expire_on_commit=False)
 
     def session(self, *, write: bool = True) -> Session:
         return (self._write if write else self._read)()
+
+    def glance(self) -> Session:
+        """A session for a short read that writes nothing (see ``glance_engine``)."""
+        return self._glance()
 
     def dispose(self) -> None:
         self.engine.dispose()

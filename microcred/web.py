@@ -44,8 +44,9 @@ def db_session() -> Session:
 def reading() -> Iterator[Session]:
     """A session that only reads, closed on leaving: on SQLite it takes no write lock, so a
     write view can look at what it needs before it queues for the lock (the request's own
-    ``db_session()`` is a write session on a POST)."""
-    session = app_database().session(write=False)
+    ``db_session()`` is a write session on a POST). On PostgreSQL its statements run each on
+    its own, with no transaction around them (``Database.glance``)."""
+    session = app_database().glance()
     try:
         yield session
     finally:

@@ -275,11 +275,13 @@ class HotLane:
         return body if len(body) == length else None
 
     def _run(self, *, write: bool, work: Callable) -> dict[str, Any] | None:
-        """Run ``work(connection)`` on a Core connection of the engine Flask's request would
-        use (on SQLite the write engine: ``BEGIN IMMEDIATE`` and the process's writer lock);
+        """Run ``work(connection)`` on a Core connection: the engine Flask's request would
+        use to write (on SQLite the write engine: ``BEGIN IMMEDIATE`` and the process's writer
+        lock), and to read, the short reads' (``Database.glance_engine``: on PostgreSQL no
+        BEGIN and no ROLLBACK round trip around the heartbeat's one statement);
         None when the hot path declines or the database fails (rolled back: Flask then
         answers, as it always has)."""
-        engine = self.database.write_engine if write else self.database.engine
+        engine = self.database.write_engine if write else self.database.glance_engine
         try:
             # no ping round trip before the statement (PostgreSQL): on a dead connection the
             # statement fails instead, and Flask answers

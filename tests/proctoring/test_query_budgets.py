@@ -175,6 +175,40 @@ def test_a_frame_and_a_batch_hold_one_pooled_connection_at_a_time(app, runner, f
     assert most == [1]
 
 
+def test_short_reads_open_no_transaction_on_postgresql_and_writes_do(app, runner, face_jpeg):
+    """On PostgreSQL the heartbeat, a write request's user and a frame's or batch's look run
+    each statement on its own (``Database.glance``: no BEGIN and ROLLBACK round trips, no
+    transaction open between them); what writes runs inside a transaction all the same."""
+    database = app.extensions["microcred.database"]
+    if database.is_sqlite:
+        pytest.skip("SQLite's read transactions cost no round trip: the plain read engine")
+    seen: list[tuple[str, bool]] = []
+
+    def note(conn, _cursor, statement, *_args):
+        seen.append((statement.split(None, 1)[0].upper(),
+                     conn.connection.dbapi_connection.autocommit))
+
+    event.listen(database.engine, "before_cursor_execute", note)
+    try:
+        beat = runner.client.get(f"/api/attempts/{runner.attempt_id}/heartbeat")
+        assert beat.status_code == 200 and app.extensions["microcred.hotlane"].handled
+        assert seen == [("SELECT", True)]
+        seen.clear()
+        resp = runner.client.post(
+            runner.extras["snapshots_url"], data=face_jpeg, content_type="image/jpeg",
+            headers={"X-CSRFToken": runner.token, "X-Snapshot-Seq": "1"})
+        assert resp.json["status"] == "stored"
+        reads = [autocommit for verb, autocommit in seen if verb == "SELECT"]
+        writes = [autocommit for verb, autocommit in seen if verb in ("UPDATE", "INSERT")]
+        assert len(reads) == 4 and all(reads), seen  # the user, the session, the newest, spans
+        assert len(writes) == 4 and not any(writes), seen
+    finally:
+        event.remove(database.engine, "before_cursor_execute", note)
+    # and the pool's connections go back as they came: a write after them is transactional
+    with database.engine.connect() as conn:
+        assert conn.connection.dbapi_connection.autocommit is False
+
+
 # ---------------------------------------------------------------- the console poll
 
 
