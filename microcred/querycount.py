@@ -1,4 +1,5 @@
-"""Count the SQL statements a piece of code sends: the tool behind the query budgets.
+"""Count the SQL statements a piece of code sends, and the pooled connections it holds at once:
+the tools behind the query budgets.
 
 A hot path (the runner's heartbeat and autosave, the proctoring pings and snapshots, the
 console poll) has a budget of statements per request; tests pin it with :func:`count_queries`
@@ -33,9 +34,25 @@ class Queries(list[str]):
 
 
 @contextmanager
+def _listening(engines: tuple[Engine, ...], **listeners: Any) -> Iterator[None]:
+    """``listeners`` (event name -> function) on each of ``engines`` while the block runs (an
+    engine given twice, e.g. PostgreSQL's one engine for reads and writes, is listened to
+    once)."""
+    unique = list({id(e): e for e in engines}.values())
+    for engine in unique:
+        for name, fn in listeners.items():
+            event.listen(engine, name, fn)
+    try:
+        yield
+    finally:
+        for engine in unique:
+            for name, fn in listeners.items():
+                event.remove(engine, name, fn)
+
+
+@contextmanager
 def count_queries(*engines: Engine) -> Iterator[Queries]:
-    """Record every statement sent through ``engines`` while the block runs (an engine given
-    twice, e.g. PostgreSQL's one engine for reads and writes, is listened to once)."""
+    """Record every statement sent through ``engines`` while the block runs."""
     queries = Queries()
 
     def record(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
@@ -43,11 +60,22 @@ def count_queries(*engines: Engine) -> Iterator[Queries]:
         if not statement.lstrip().upper().startswith(_TRANSACTION_CONTROL):
             queries.append(statement)
 
-    unique = list({id(e): e for e in engines}.values())
-    for engine in unique:
-        event.listen(engine, "before_cursor_execute", record)
-    try:
+    with _listening(engines, before_cursor_execute=record):
         yield queries
-    finally:
-        for engine in unique:
-            event.remove(engine, "before_cursor_execute", record)
+
+
+@contextmanager
+def count_connections(*engines: Engine) -> Iterator[list[int]]:
+    """``[n]``: the most pooled connections of ``engines`` held at the same time while the
+    block runs (a request that holds two at once takes the pool's room from another's)."""
+    held, most = [0], [0]
+
+    def out(*_args: Any) -> None:
+        held[0] += 1
+        most[0] = max(most[0], held[0])
+
+    def back(*_args: Any) -> None:
+        held[0] -= 1
+
+    with _listening(engines, checkout=out, checkin=back):
+        yield most

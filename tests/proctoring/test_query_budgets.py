@@ -11,14 +11,12 @@ COMMIT and the like (see ``microcred.querycount``).
 """
 from __future__ import annotations
 
-import contextlib
 import re
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import event, select
 
-from microcred.querycount import Queries, count_queries
+from microcred.querycount import Queries, count_connections, count_queries
 
 #: statements per request, the same on SQLite and PostgreSQL
 BUDGETS = {
@@ -129,30 +127,9 @@ def test_snapshot_budget(app, runner, face_jpeg):
     assert not any("proctoring_transitions" in q for q in queries), queries.report()
 
 
-@contextlib.contextmanager
-def _connections_held(app) -> Iterator[list[int]]:
-    """[most held at once]: the pooled connections the requests inside hold at the same time,
-    over the app's engines (a read and a write engine on SQLite, one on PostgreSQL)."""
+def _connections_held(app):
     database = app.extensions["microcred.database"]
-    engines = {id(e): e for e in (database.engine, database.write_engine)}.values()
-    held, most = [0], [0]
-
-    def out(*_args):
-        held[0] += 1
-        most[0] = max(most[0], held[0])
-
-    def back(*_args):
-        held[0] -= 1
-
-    for engine in engines:
-        event.listen(engine, "checkout", out)
-        event.listen(engine, "checkin", back)
-    try:
-        yield most
-    finally:
-        for engine in engines:
-            event.remove(engine, "checkout", out)
-            event.remove(engine, "checkin", back)
+    return count_connections(database.engine, database.write_engine)
 
 
 def test_a_frame_and_a_batch_hold_one_pooled_connection_at_a_time(app, runner, face_jpeg):
