@@ -38,6 +38,7 @@ from microcred.web import (
     wants_json,
 )
 from microcred.words import plural
+from microcred.writer import WriterClient
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -112,6 +113,10 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         # SQLite's writers share one lock and one fsync per commit: the saves, frames and event
         # batches that arrive together commit together (``assessment.delivery.groupcommit``)
         app.extensions["microcred.group_commit"] = GroupCommitter(database.write_engine)
+    if settings.writer_socket:
+        # ``microcred serve`` started the node's writer: the frequent plain writes go to it
+        # (``microcred.writer``); without it, or when it fails, the web writes them itself
+        app.extensions["microcred.writer"] = WriterClient(settings.writer_socket)
     csrf.init_app(app)
     login_manager.init_app(app)
     _register_errors(app)

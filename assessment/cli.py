@@ -8,6 +8,7 @@ connected: a sweep that finalizes a pass issues its badge as the web does.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -178,8 +179,13 @@ def demo(if_empty: bool, history: int) -> None:
               help="Threads of the face checker started beside the server, which counts the "
                    "faces in camera snapshots (0: start none, run `microcred proctoring faces` "
                    "yourself; results of proctored exams wait for it).")
+@click.option("--writer/--no-writer", "with_writer", default=True, show_default=True,
+              help="On SQLite, start the node's writer beside the web workers: one process "
+                   "that commits the runner's frequent writes (saves, camera frames, integrity "
+                   "events) together (microcred/writer.py). Without it each web worker writes "
+                   "them. PostgreSQL commits in parallel and has none.")
 def serve(host: str, port: int, workers: int | None, threads: int | None, server_kind: str,
-          sweep_every: int, job_workers: int, face_workers: int) -> None:
+          sweep_every: int, job_workers: int, face_workers: int, with_writer: bool) -> None:
     """Serve Microcred with granian (or gunicorn), with the sweeper, a job worker and the face
     checker beside it."""
     from gunicorn.app.base import BaseApplication
@@ -246,15 +252,19 @@ def serve(host: str, port: int, workers: int | None, threads: int | None, server
     else:
         click.echo("no face checker started: run `microcred proctoring faces` (proctored "
                    "results wait for it)")
+    # SQLite's one write lock is what the writer is for; PostgreSQL commits in parallel
+    writer, writer_dir = (_start_writer() if with_writer and settings.database_url.startswith(
+        "sqlite") else (None, None))
     click.echo(f"serving on http://{host}:{port} with {server_kind}, {workers} workers x "
-               f"{threads} threads, up to {connections} connections each")
+               f"{threads} threads, up to {connections} connections each"
+               + (", and the node's writer" if writer is not None else ""))
     try:
         if server_kind == "granian":
             _granian(host, port, workers, threads, connections)
         else:
             Server().run()
     finally:
-        for child in (sweeper, worker, faces):
+        for child in (sweeper, worker, faces, writer):
             if child is None:
                 continue
             child.terminate()
@@ -263,6 +273,36 @@ def serve(host: str, port: int, workers: int | None, threads: int | None, server
             except subprocess.TimeoutExpired:
                 child.kill()
                 child.wait()  # reaped, so no "subprocess is still running" on the way out
+        if writer_dir is not None:
+            shutil.rmtree(writer_dir, ignore_errors=True)
+
+
+#: how long ``serve`` waits for its writer's socket before starting the web without waiting
+WRITER_START_S = 20.0
+
+
+def _start_writer() -> tuple[subprocess.Popen | None, str | None]:
+    """Start the node's writer (``microcred writer``) on a socket in a new directory only this
+    user can enter, and tell the web workers its path (``MICROCRED_WRITER_SOCKET``, which they
+    inherit). Until its socket is there (or if it never comes) the web writes by itself."""
+    import tempfile
+
+    from microcred.writer import SOCKET_ENV
+
+    folder = tempfile.mkdtemp(prefix="microcred-writer-")  # mode 0700
+    path = os.path.join(folder, "writer.sock")
+    child = subprocess.Popen([sys.executable, "-m", "assessment.cli", "writer", "--socket",
+                              path, "--exit-with-parent"])
+    deadline = time.monotonic() + WRITER_START_S
+    while not os.path.exists(path) and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if child.poll() is not None:
+        click.echo("the node's writer did not start: the web workers write by themselves",
+                   err=True)
+        shutil.rmtree(folder, ignore_errors=True)
+        return None, None
+    os.environ[SOCKET_ENV] = path
+    return child, folder
 
 
 def serve_shape(server_kind: str, workers: int | None, threads: int | None,
@@ -426,6 +466,62 @@ def worker(workers: int, exit_with_parent: bool) -> None:
         consumer.run()
     finally:
         db.dispose()
+
+
+@main.command()
+@click.option("--socket", "socket_path", required=True, type=click.Path(dir_okay=False),
+              help="The Unix socket to listen on, in a directory only this user can enter.")
+@click.option("--exit-with-parent", is_flag=True, hidden=True,
+              help="Stop when the process that started this one ends (`microcred serve`).")
+def writer(socket_path: str, exit_with_parent: bool) -> None:
+    """Run the node's writer: the web workers of this node (started with MICROCRED_WRITER_SOCKET
+    set to the socket) send it the runner's frequent writes, which it commits together, one
+    thread, one transaction for what arrives at once (microcred/writer.py). `microcred serve`
+    starts one by itself."""
+    import importlib
+    import logging
+    import signal
+    import threading
+
+    from assessment.delivery.groupcommit import GroupCommitter
+    from microcred.writer import Writer
+
+    settings = Settings.from_env()
+    _require_migrated(settings)
+    if len(os.fsencode(socket_path)) > 100:
+        raise click.BadParameter("a Unix socket's path must be under 100 bytes long",
+                                 param_hint="--socket")
+    folder = os.path.dirname(os.path.abspath(socket_path))
+    if not os.path.isdir(folder) or os.stat(folder).st_mode & 0o077:
+        raise click.BadParameter(f"{folder} must be a directory only its owner can enter "
+                                 "(mode 0700): the socket takes writes without a password",
+                                 param_hint="--socket")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    db = _database(settings)
+    for package in packages():
+        for module in package.writes:
+            importlib.import_module(module)
+    committer = GroupCommitter(db.write_engine)
+    node_writer = Writer(socket_path, committer.commit_works)
+    signal.signal(signal.SIGTERM, lambda *_: node_writer.stop())
+    signal.signal(signal.SIGINT, lambda *_: node_writer.stop())
+    if exit_with_parent:
+        parent = os.getppid()
+
+        def watch() -> None:  # a writer left behind by a killed server stops by itself
+            while os.getppid() == parent:
+                time.sleep(2)
+            node_writer.stop()
+
+        threading.Thread(target=watch, daemon=True, name="parent-watch").start()
+    click.echo(f"the node's writer on {socket_path}", err=True)
+    settle()
+    try:
+        node_writer.serve()
+    finally:
+        db.dispose()
+        click.echo(f"the node's writer stopped: {node_writer.written} writes in "
+                   f"{node_writer.groups} groups", err=True)
 
 
 def _sweep_once(db: Database, settings: Settings) -> tuple[list[int], list] | None:

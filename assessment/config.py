@@ -13,6 +13,7 @@ from pathlib import Path
 from microcred.backpressure import DEFAULT_LIMIT
 from microcred.environment import DEFAULT_PUBLIC_URL, instance_dir, public_url
 from microcred.keyfile import read_or_create
+from microcred.writer import SOCKET_ENV
 
 
 def _secret_key(instance: Path) -> str:
@@ -105,6 +106,10 @@ class Settings:
     #: one transaction (one fsync), each acknowledged after that commit
     #: (assessment/delivery/groupcommit.py). Off: every save commits on its own.
     group_commit: bool = True
+    #: The node's writer process (microcred/writer.py), whose Unix socket ``microcred serve``
+    #: sets in ``MICROCRED_WRITER_SOCKET`` for its web workers: the runner's frequent plain
+    #: writes go to it. None: the web processes write them themselves.
+    writer_socket: str | None = None
     #: The waiting room (assessment/delivery/waiting_room.py): attempts the deployment starts per
     #: second at most; beyond it a start waits in line, answered at once with its place (0: no
     #: waiting room). The default is derived, not yet confirmed on a quiet machine: a start with
@@ -144,6 +149,7 @@ class Settings:
             max_in_flight=_number("MICROCRED_MAX_IN_FLIGHT", DEFAULT_LIMIT, minimum=0),
             retry_after_seconds=_number("MICROCRED_RETRY_AFTER_SECONDS", 2, minimum=1),
             group_commit=_flag("MICROCRED_GROUP_COMMIT", True),
+            writer_socket=os.environ.get(SOCKET_ENV) or None,
             start_rate=_number("MICROCRED_START_RATE", DEFAULT_START_RATE, float),
             report_min_group=_number("MICROCRED_REPORT_MIN_GROUP", 5, minimum=1),
         )

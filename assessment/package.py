@@ -16,4 +16,5 @@ PACKAGE = Package(
     records="assessment.records:RECORDS",
     policy={"retake": "assessment.retakes:parse_retake_policy"},
     jobs=("assessment.psych.jobs",),
+    writes=("assessment.delivery.hotpath",),
 )

@@ -435,6 +435,10 @@ class Server:
         """The face checker's CPU seconds (part of :meth:`cpu`)."""
         return child_cpu(self.proc.pid, b"faces") if self.proc else 0.0
 
+    def writer_cpu(self) -> float:
+        """The node's writer's CPU seconds (part of :meth:`cpu`; ``microcred.writer``)."""
+        return child_cpu(self.proc.pid, b"writer") if self.proc else 0.0
+
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
             return

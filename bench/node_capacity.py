@@ -21,12 +21,12 @@ load is steady from the start. Each step (``--steps``) is an instance of its own
 candidates of a later step would otherwise sit silent through the earlier ones, and their
 cameras be flagged); N candidates are set up, then the load runs ``--seconds``; per kind of request
 it prints the rate, wrk's p50/p90/p99/max latency and the answers by status; for the step, the
-server's CPU (web, and the face checker ``microcred serve`` starts beside it, apart), the
-machine's, the CPU the host stole, wrk's own, the face checks (frames uploaded and counted
-per second, and those still owed at the end with the oldest one's wait), and the host's speed
-before and after the load (a fixed Python loop, timed with the server idle: runs taken at
-different speeds are not compared). The step is ``ok`` when
-saves and heartbeats have p99 < 100 ms and nothing answered other than 200 and no socket failed.
+server's CPU (web, with the node's writer's share, and the face checker ``microcred serve``
+starts beside it, apart), the machine's, the CPU the host stole, wrk's own, the face checks
+(frames uploaded and counted per second, and those still owed at the end with the oldest one's
+wait), and the host's speed before and after the load (a fixed Python loop, timed with the
+server idle: runs taken at different speeds are not compared). The step is ``ok`` when saves
+and heartbeats have p99 < 100 ms and nothing answered other than 200 and no socket failed.
 At the end every acknowledged save of every step is looked up in the database (lost,
 mismatched: both must be 0).
 
@@ -127,6 +127,7 @@ def run_step(base_url: str, cands: list[Candidate], step: int, cfg: argparse.Nam
     kinds = [k for k in KINDS if paces[k][1] > 0]
     owed0 = face_backlog(db_url)[0]
     cpu0, faces0, machine0, steal0 = server.cpu(), server.faces_cpu(), machine_cpu(), steal_cpu()
+    writer0 = server.writer_cpu()
     db0 = postgres_cpu() if postgres else {}
     child0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
@@ -145,6 +146,7 @@ def run_step(base_url: str, cands: list[Candidate], step: int, cfg: argparse.Nam
     window = time.perf_counter() - t0
     child1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu, faces = server.cpu() - cpu0, server.faces_cpu() - faces0
+    writer = server.writer_cpu() - writer0
     owed, oldest = face_backlog(db_url)
     out: dict[str, Any] = {"candidates": n, "connections_per_kind": conns,
                            "seconds": round(window, 1), "kinds": {}}
@@ -168,6 +170,7 @@ def run_step(base_url: str, cands: list[Candidate], step: int, cfg: argparse.Nam
         "server_cpu_cores": round((cpu - faces) / window, 2),
         "server_cpu_ms_per_request": round(1000 * (cpu - faces) / requests, 2) if requests else None,
         "face_checker_cpu_cores": round(faces / window, 2),
+        "writer_cpu_cores": round(writer / window, 2),
         "snapshots_per_s": round(uploaded / window, 1),
         "faces_counted_per_s": round(max(0, uploaded - (owed - owed0)) / window, 1),
         "faces_owed": owed, "oldest_owed_s": oldest,
@@ -199,7 +202,8 @@ def report(s: dict[str, Any]) -> None:
               f"p99 {f['p99_ms']:7.1f}  max {f['max_ms']:7.1f} ms  statuses {f['statuses']}"
               f"  socket errors {f['socket_errors']} {f['socket_error_kinds'] or ''}")
     print(f"  server (web) {s['server_cpu_cores']} cores, {s['server_cpu_ms_per_request']} ms "
-          f"per request; face checker {s['face_checker_cpu_cores']} cores; machine "
+          f"per request (the node's writer {s['writer_cpu_cores']} cores of it); face checker "
+          f"{s['face_checker_cpu_cores']} cores; machine "
           f"{s['machine_cpu_cores']} cores, of which the host stole {s['steal_cores']}; wrk "
           f"{s['wrk_cpu_cores']} cores" + (f"; PostgreSQL {s['postgres_cpu_cores']} cores"
                                           if s["postgres_cpu_cores"] else ""))
@@ -227,6 +231,8 @@ def parser() -> argparse.ArgumentParser:
                     help="mean seconds between a candidate's integrity-event batches (0: none)")
     ap.add_argument("--face-workers", type=int, default=None,
                     help="face checkers microcred serve starts (0: none); default: serve's")
+    ap.add_argument("--no-writer", action="store_true",
+                    help="serve without the node's writer (microcred serve --no-writer)")
     ap.add_argument("--database-url", default=os.environ.get("MICROCRED_BENCH_DATABASE_URL"))
     ap.add_argument("--server", choices=("granian", "gunicorn"), default=None)
     ap.add_argument("--workers", type=int, default=None)
@@ -266,6 +272,8 @@ def capacity_step(cfg: argparse.Namespace, n: int, step: int) -> dict[str, Any]:
     server = Server(env, log, cfg.workers, cfg.threads, None, cfg.server)
     if cfg.face_workers is not None:
         server.cmd += ["--face-workers", str(cfg.face_workers)]
+    if cfg.no_writer:
+        server.cmd += ["--no-writer"]
     failed = True
     try:
         db.create()

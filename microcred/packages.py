@@ -12,6 +12,7 @@ packages exists. From the registry:
 - :func:`connect_receivers` connects each package's signal receivers,
 - ``microcred.policy`` checks each package's sections of an exam's policy,
 - ``microcred.jobs.load_jobs`` imports each package's job modules (web and worker alike),
+- ``microcred writer`` imports each package's writes (``microcred.writer``),
 - ``microcred.records`` finds the read interface other packages read people, exams and
   results through.
 
@@ -69,6 +70,9 @@ class Package:
     #: Modules whose import registers the package's background jobs (``microcred.jobs.job``):
     #: the web that enqueues them and the worker that runs them know the same tasks.
     jobs: tuple[str, ...] = ()
+    #: Modules whose import registers the writes the node's writer process may run for the
+    #: package's views (``microcred.writer.carries``): the writer imports them to know them.
+    writes: tuple[str, ...] = ()
 
     def folder(self) -> Path:
         module = importlib.import_module(self.name)

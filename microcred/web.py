@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from werkzeug.urls import iri_to_uri
 
 from microcred.jobs import hold_jobs, release_jobs
+from microcred.writer import FAILED
 
 T = TypeVar("T")
 
@@ -59,10 +60,18 @@ def write_statements(work: Callable[[Connection], T | None]) -> T | None:
     database failed: nothing of it is kept, and the caller takes its full path (the view's
     ORM writes, through :func:`write_together`), which stores the request or says why not.
 
-    ``work`` may run on another thread (on SQLite it joins the group commit, whose leading
-    thread runs it inside the shared transaction, with no hand-over): it must not touch the
-    request (``g``, ``current_user``, ``current_app``), only the connection and what it was
-    given. On PostgreSQL it is a short transaction of its own."""
+    ``work`` may run on another thread or in another process: where ``microcred serve``
+    started the node's writer (``microcred.writer``), it is sent there, so it must be a
+    picklable object the writer carries (``carries``); otherwise, or when the writer fails, on
+    SQLite it joins the group commit, whose leading thread runs it inside the shared
+    transaction, with no hand-over; on PostgreSQL it is a short transaction of its own. So it
+    must not touch the request (``g``, ``current_user``, ``current_app``), only the connection
+    and what it was given."""
+    writer = current_app.extensions.get("microcred.writer")
+    if writer is not None:  # the node's writer process (``microcred.writer``)
+        answer = writer.run(work)
+        if answer is not FAILED:
+            return answer
     committer = current_app.extensions.get("microcred.group_commit")
     if committer is not None:
         return committer.run(work)

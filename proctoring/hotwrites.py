@@ -38,6 +38,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from microcred.errors import NotFound
+from microcred.writer import carries
 from proctoring import hook_outbox, hooks
 from proctoring.events import (
     ACCEPTING,
@@ -237,3 +238,7 @@ def look_at_batch(read: Session, *, session_id: int, candidate_id: int,
     rows = [{"session_id": session_id, "seq": e.seq, "kind": e.kind, "client_at": e.client_at,
              "server_at": now, "detail": e.detail} for e in new]
     return BatchWrite(ps, rows, state.as_json(), answer, now)
+
+
+# a frame's and a batch's writes may be written by the node's writer (``microcred.writer``)
+carries(FrameWrite, BatchWrite, _Session, ProctoringPolicy)

@@ -11,4 +11,5 @@ PACKAGE = Package(
     cli="proctoring.cli:register",
     policy={"proctoring": "proctoring.policy:parse_policy"},
     jobs=("proctoring.hook_outbox",),
+    writes=("proctoring.hotwrites",),
 )

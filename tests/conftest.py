@@ -568,3 +568,53 @@ def pytest_unconfigure(config):
                   if t is not threading.main_thread() and not t.daemon and t.is_alive()]
     for t in stragglers:
         print(f"\nthread still running after the tests: {t.name} ({t.__class__.__name__})")
+
+
+class NodeWriter:
+    """A real ``microcred writer`` process on the test database (``microcred.writer``)."""
+
+    def __init__(self, database_url: str, folder: Path) -> None:
+        import subprocess
+        import sys
+        import time
+
+        folder.mkdir(mode=0o700)
+        self.path = str(folder / "writer.sock")
+        env = {**os.environ, "MICROCRED_DATABASE_URL": database_url,
+               "MICROCRED_INSTANCE_DIR": str(folder.parent / "writer-instance")}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "assessment.cli", "writer", "--socket", self.path],
+            env=env, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while not os.path.exists(self.path):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                pytest.fail(f"the writer did not start: {self.process.stderr.read()}")
+            time.sleep(0.05)
+
+    def client(self):
+        from microcred.writer import WriterClient
+
+        return WriterClient(self.path, timeout=20)
+
+    def stop(self) -> str:
+        """Stop it (SIGTERM); what it printed."""
+        import subprocess
+
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.stderr.read()
+
+
+@pytest.fixture
+def node_writer(database_url: str, tmp_path: Path) -> Iterator[NodeWriter]:
+    """The node's writer process, started for this test (its item shapes cache is its own: the
+    tables are emptied between tests and ids start again)."""
+    writer = NodeWriter(database_url, tmp_path / "writer")
+    yield writer
+    writer.stop()

@@ -114,6 +114,15 @@ class GroupCommitter:
         holds."""
         return self._run(_Job(work, owner=threading.get_ident()))
 
+    def commit_works(self, works: list[Work]) -> list[tuple[Any, BaseException | None]]:
+        """Commit ``works`` as one group on this thread (the node's writer process, which runs
+        alone: :mod:`microcred.writer`); for each, its answer (None: declined, or the group
+        failed: nothing of it stored) and the exception it raised, if any."""
+        jobs = [_Job(w) for w in works]
+        for start in range(0, len(jobs), self.max_batch):
+            self._commit(jobs[start:start + self.max_batch])
+        return [(j.result, j.error) for j in jobs]
+
     def _run(self, job: _Job) -> Any:
         with self._mutex:
             self._queue.append(job)
@@ -259,11 +268,15 @@ class GroupCommitter:
         try:
             answer = job.work(conn)
         except DBAPIError as exc:
-            if not conn.connection.dbapi_connection.in_transaction:
-                # SQLite ended the whole transaction on this error (disk full, I/O error):
-                # the saves before this one are gone too; the group fails as a whole
+            if not _in_transaction(conn):
+                # the database ended the whole transaction on this error (SQLite: disk full,
+                # I/O error; a lost connection): the saves before this one are gone too; the
+                # group fails as a whole
                 return exc
-            savepoint.rollback()  # this save only; it goes to Flask (its own transaction)
+            try:
+                savepoint.rollback()  # this save only; it goes to Flask (its own transaction)
+            except DBAPIError as fatal:  # the savepoint could not be rolled back: all fails
+                return fatal
             with self._mutex:  # may be a request's thread, in its turn (run_here)
                 self.fell_back += 1
             return None
@@ -277,3 +290,12 @@ class GroupCommitter:
             savepoint.commit()  # RELEASE: still inside the group's transaction
             job.pending = answer
         return None
+
+
+def _in_transaction(conn: Connection) -> bool:
+    """Whether the driver's connection is still inside a transaction (after an error in it)."""
+    raw = conn.connection.dbapi_connection
+    if hasattr(raw, "in_transaction"):  # sqlite3
+        return bool(raw.in_transaction)
+    info = getattr(raw, "info", None)  # psycopg: the transaction failed but goes on, or ended
+    return info is not None and info.transaction_status.name in ("INTRANS", "INERROR")

@@ -53,6 +53,7 @@ from assessment.delivery import hotpath
 from assessment.delivery.groupcommit import GroupCommitter
 from microcred.errors import DomainError
 from microcred.inputs import MAX_ID, MAX_JSON_BYTES, MAX_JSON_DEPTH
+from microcred.writer import FAILED, WriterClient
 
 _ROUTE = re.compile(r"/api/attempts/([1-9][0-9]{0,9})/(heartbeat|saves)\Z")
 #: what the lane keeps of verified cookies and tokens (by their exact text) per process
@@ -122,6 +123,8 @@ class HotLane:
         # ``microcred.web.write_statements``); PostgreSQL commits concurrent transactions in
         # parallel by itself, and has none
         self.committer: GroupCommitter | None = app.extensions.get("microcred.group_commit")
+        # where ``microcred serve`` started the node's writer, saves go to it first
+        self.writer: WriterClient | None = app.extensions.get("microcred.writer")
 
     # ------------------------------------------------------------------ the WSGI call
 
@@ -250,9 +253,13 @@ class HotLane:
             saves, position = parse_saves(payload)
         except DomainError:
             return None
+        write = hotpath.SaveWrite(attempt_id, saves, position, who, self._grace)
+        if self.writer is not None:  # the node's writer process
+            answer = self.writer.run(write)
+            if answer is not FAILED:
+                return answer
         if self.committer is not None:
-            return self.committer.run(lambda db: hotpath.save(
-                db, attempt_id, saves, position, who, self._grace, own_transaction=False))
+            return self.committer.run(write)
         return self._run(write=True, work=lambda db: hotpath.save(
             db, attempt_id, saves, position, who, self._grace))
 

@@ -56,6 +56,7 @@ from itembank.models import DRAFT, ItemVersion
 from itembank.types import ResponseShapeError, item_type
 from microcred.db import utcnow
 from microcred.web import runner_wiring
+from microcred.writer import carries
 
 _ATTEMPTS = Attempt.__table__
 _SAVES = ResponseSave.__table__
@@ -272,3 +273,23 @@ def save(session: Database, attempt_id: int, saves: list[SaveRequest],
         session.commit()
     return {"acks": acks, "last_seq": row.last_seq,
             "clock": clock_payload(c, now, grace_seconds=grace)}
+
+
+@dataclass(frozen=True)
+class SaveWrite:
+    """A save for the group commit or the node's writer (:mod:`microcred.writer`): plain
+    values, called with a connection inside a transaction its caller commits; :func:`save`'s
+    answer, or None (nothing of it may be kept: the full path answers)."""
+
+    attempt_id: int
+    saves: list[SaveRequest]
+    position: int | None
+    who: SignedIn
+    grace: float
+
+    def __call__(self, conn: Connection) -> dict[str, Any] | None:
+        return save(conn, self.attempt_id, self.saves, self.position, self.who, self.grace,
+                    own_transaction=False)
+
+
+carries(SaveWrite, SignedIn, SaveRequest)  # it may be written by the node's writer

@@ -288,3 +288,47 @@ def test_the_fast_and_full_paths_mixed_raise_what_the_whole_history_raises(db, d
     state = EventState()
     state.advance(policy(ps), rows, now)
     assert ps.rule_state == state.as_json()
+
+
+# ---------------------------------------------------------------- through the node's writer
+
+
+def test_frames_and_batches_are_written_by_the_node_writer(db, database, running, vault,
+                                                           blank_jpeg, node_writer):
+    """What ``microcred serve``'s web workers send its writer (``microcred.writer``): the same
+    writes, run in its own process, the same rows; a write whose look no longer holds keeps
+    nothing there either."""
+    to_writer = node_writer.client()
+    ps = running()
+    before = _session_row(db, ps)
+    now = dt.datetime.now(dt.UTC)
+    frame = _look_frame(database, ps, vault, blank_jpeg, 1, now)
+    assert to_writer.run(frame) == {"seq": 1, "status": "stored", "faces": None}
+    after = _session_row(db, ps)
+    assert (after.console_version, after.last_seen_at) == (before.console_version + 1, now)
+    snap = db.scalar(select(Snapshot).where(Snapshot.session_id == ps.id))
+    assert vault.open(db.get(StoredImage, snap.image_id)).startswith(b"\xff\xd8")
+    assert db.scalar(select(FaceCheck.snapshot_id).where(FaceCheck.session_id == ps.id)) == snap.id
+
+    later = now + dt.timedelta(seconds=4)
+    batch = _look_batch(database, ps, [events.EventIn(1, "window_blur", None, {"n": 1}),
+                                       events.EventIn(2, "window_focus", None, {})], later)
+    assert isinstance(batch, hotwrites.BatchWrite)
+    answer = to_writer.run(batch)
+    assert [a["status"] for a in answer["acks"]] == ["stored", "stored"]
+    db.rollback()
+    stored = db.execute(select(IntegrityEvent.seq, IntegrityEvent.kind, IntegrityEvent.detail)
+                        .where(IntegrityEvent.session_id == ps.id)
+                        .order_by(IntegrityEvent.seq)).all()
+    assert [tuple(r) for r in stored] == [(1, "window_blur", {"n": 1}), (2, "window_focus", {})]
+    assert _session_row(db, ps).rule_state == batch.rule_state
+
+    # the session stops between a frame's look and its write: the writer keeps nothing
+    frame = _look_frame(database, ps, vault, blank_jpeg, 2, later)
+    db.execute(update(ProctorSession).where(ProctorSession.id == ps.id).values(state="terminated"))
+    db.commit()
+    assert to_writer.run(frame) is None
+    db.rollback()
+    assert db.scalar(select(Snapshot.seq).where(Snapshot.session_id == ps.id,
+                                                Snapshot.seq == 2)) is None
+    assert to_writer.failed == 0 and to_writer.sent == 3
