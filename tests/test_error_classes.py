@@ -30,6 +30,9 @@ NOT_DOMAIN = {
                                "infrastructure, caught where a job is queued",
     "microcred.packages.RegistryError": "the installed packages are wired wrongly",
     "microcred.web.ApiError": "the HTTP edge's own response, not a domain condition",
+    "microcred.writer.RefusedMessage": "a message to the node's writer that would build a "
+                                       "class it does not carry: refused inside the node, "
+                                       "never a user's request",
     "proctoring.images.ProctoringKeyError": "the operator's image key is wrong or was changed",
 }
 

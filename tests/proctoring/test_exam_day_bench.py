@@ -25,6 +25,9 @@ class _InProcess:
     def faces_cpu(self) -> float:
         return 0.0  # counted in cpu(): one process
 
+    def writer_cpu(self) -> float:
+        return 0.0  # no node's writer: the app writes itself, in this process
+
 
 def test_exam_day_bench_runs_at_tiny_scale(app, db, database, proctored, make_user):
     from bench import exam_day
