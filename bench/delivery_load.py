@@ -437,7 +437,8 @@ class Server:
 
     def writer_cpu(self) -> float:
         """The node's writer's CPU seconds (part of :meth:`cpu`; ``microcred.writer``)."""
-        return child_cpu(self.proc.pid, b"writer") if self.proc else 0.0
+        # the argument itself, NUL-delimited: a worker's command line may hold "--no-writer"
+        return child_cpu(self.proc.pid, b"\x00writer\x00") if self.proc else 0.0
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
