@@ -18,7 +18,7 @@ import click
 
 from assessment.config import Settings
 from microcred.backpressure import SPARE_THREADS, threads_for_limit
-from microcred.commands import CommandContext
+from microcred.commands import CommandContext, stop_with_parent
 from microcred.heap import settle
 from microcred.packages import connect_receivers, hook, packages
 
@@ -438,7 +438,6 @@ def worker(workers: int, exit_with_parent: bool) -> None:
     wherever the app runs; every job is safe to run again."""
     import logging
     import signal
-    import threading
 
     from huey.consumer import Consumer
 
@@ -452,14 +451,7 @@ def worker(workers: int, exit_with_parent: bool) -> None:
     click.echo(f"job worker on the {queue.backend} queue with {workers} thread(s); jobs: "
                f"{', '.join(queue.names) or 'none'}", err=True)
     if exit_with_parent:
-        parent = os.getppid()
-
-        def watch() -> None:  # a worker left behind by a killed server stops by itself
-            while os.getppid() == parent:
-                time.sleep(2)
-            os.kill(os.getpid(), signal.SIGTERM)
-
-        threading.Thread(target=watch, daemon=True, name="parent-watch").start()
+        stop_with_parent(lambda: os.kill(os.getpid(), signal.SIGTERM))
     consumer = Consumer(queue.huey, workers=workers, worker_type="thread", periodic=False)
     settle()  # a long-running process: its start out of the collector's walks (microcred.heap)
     try:
@@ -481,7 +473,6 @@ def writer(socket_path: str, exit_with_parent: bool) -> None:
     import importlib
     import logging
     import signal
-    import threading
 
     from assessment.delivery.groupcommit import GroupCommitter
     from microcred.writer import Writer
@@ -506,14 +497,7 @@ def writer(socket_path: str, exit_with_parent: bool) -> None:
     signal.signal(signal.SIGTERM, lambda *_: node_writer.stop())
     signal.signal(signal.SIGINT, lambda *_: node_writer.stop())
     if exit_with_parent:
-        parent = os.getppid()
-
-        def watch() -> None:  # a writer left behind by a killed server stops by itself
-            while os.getppid() == parent:
-                time.sleep(2)
-            node_writer.stop()
-
-        threading.Thread(target=watch, daemon=True, name="parent-watch").start()
+        stop_with_parent(node_writer.stop)
     click.echo(f"the node's writer on {socket_path}", err=True)
     settle()
     try:

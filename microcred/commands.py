@@ -33,3 +33,22 @@ def migrated_session() -> Session | None:
     """A write session when the database is migrated, else None (missing or behind)."""
     context = command_context()
     return context.open_session() if context.migrated() else None
+
+
+def stop_with_parent(stop: Callable[[], None], *, every_s: float = 2.0) -> None:
+    """Call ``stop`` once the process that started this one has ended (its parent changes): a
+    process ``microcred serve`` started beside the web (the job worker, the face checker, the
+    node's writer) and left behind by a server killed with -9 stops by itself. Watches from a
+    daemon thread."""
+    import os
+    import threading
+    import time
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every_s)
+        stop()
+
+    threading.Thread(target=watch, daemon=True, name="parent-watch").start()

@@ -10,6 +10,7 @@ import sys
 
 import click
 
+from microcred.commands import stop_with_parent
 from microcred.heap import settle
 
 
@@ -233,14 +234,7 @@ def register(group: click.Group) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
         if exit_with_parent:
-            parent = os.getppid()
-
-            def watch() -> None:  # a checker left behind by a killed server stops by itself
-                while not stop.is_set() and os.getppid() == parent:
-                    stop.wait(2)
-                stop.set()
-
-            threading.Thread(target=watch, daemon=True, name="parent-watch").start()
+            stop_with_parent(stop.set)
         threads = [threading.Thread(target=face_checks.serve, args=(db.session, vault),
                                     kwargs={"stop": stop, "search": search}, name=f"faces-{n}")
                    for n in range(workers)]
