@@ -54,7 +54,8 @@ def reading() -> Iterator[Session]:
         session.close()
 
 
-def write_statements(work: Callable[[Connection], T | None]) -> T | None:
+def write_statements(work: Callable[[Connection], T | None], *, app: Any = None,
+                     connect: Callable[[], Any] | None = None) -> T | None:
     """Run ``work(connection)``, plain statements on a Core connection, and commit them;
     returns its answer once committed, or None when ``work`` declined (returned None) or the
     database failed: nothing of it is kept, and the caller takes its full path (the view's
@@ -66,17 +67,22 @@ def write_statements(work: Callable[[Connection], T | None]) -> T | None:
     SQLite it joins the group commit, whose leading thread runs it inside the shared
     transaction, with no hand-over; on PostgreSQL it is a short transaction of its own. So it
     must not touch the request (``g``, ``current_user``, ``current_app``), only the connection
-    and what it was given."""
-    writer = current_app.extensions.get("microcred.writer")
+    and what it was given.
+
+    ``app`` and ``connect`` are for a caller outside Flask's request (the fast lane, which has
+    the app and opens its own transaction's connection without the pool's ping)."""
+    app = app or current_app
+    writer = app.extensions.get("microcred.writer")
     if writer is not None:  # the node's writer process (``microcred.writer``)
         answer = writer.run(work)
         if answer is not FAILED:
             return answer
-    committer = current_app.extensions.get("microcred.group_commit")
+    committer = app.extensions.get("microcred.group_commit")
     if committer is not None:
         return committer.run(work)
+    connect = connect or app.extensions["microcred.database"].write_engine.connect
     try:
-        with app_database().write_engine.connect() as conn:  # closing rolls back the rest
+        with connect() as conn:  # closing rolls back the rest
             answer = work(conn)
             if answer is not None:
                 conn.commit()
@@ -304,6 +310,23 @@ class HeartbeatPart:
     extras: Callable
 
 
+@dataclass(frozen=True)
+class LaneRoute:
+    """A request the fast lane (``assessment.delivery.hotlane``, WSGI middleware in front of
+    Flask) answers itself in its usual case: ``method`` and a path matching ``pattern`` (a
+    compiled regex, matched in full; every path under ``prefix``). ``answer(lane, environ,
+    match)`` returns the JSON body of a 200 answer, exactly what the route's Flask view would
+    send, or None to hand the request to Flask untouched (anything unusual: Flask then answers,
+    as it always has). ``lane`` gives what every such answer needs: the signed session and its
+    sign-in (``lane.signed_in``), the CSRF check, the body within limits, a short read and a
+    write (see the lane's class)."""
+
+    method: str
+    prefix: str
+    pattern: Any
+    answer: Callable
+
+
 @dataclass
 class RunnerWiring:
     """What other packages add to the candidate's exam flow.
@@ -318,6 +341,8 @@ class RunnerWiring:
     - ``nav_links``: ``(role, endpoint, label)`` shown in the header for that role.
     - ``result_links``: ``f(session, result_id) -> [(label, url)]``; links shown on the
       candidate's result page (e.g. the badge the result earned).
+    - ``lane_routes``: :class:`LaneRoute`; the runner's frequent requests of another package
+      (proctoring's camera frames and event batches) answered in front of Flask.
     """
 
     start_gates: list[Callable] = field(default_factory=list)
@@ -326,6 +351,7 @@ class RunnerWiring:
     runner_scripts: list[str] = field(default_factory=list)
     nav_links: list[tuple[str, str, str]] = field(default_factory=list)
     result_links: list[Callable] = field(default_factory=list)
+    lane_routes: list[LaneRoute] = field(default_factory=list)
 
 
 def runner_wiring() -> RunnerWiring:

@@ -33,7 +33,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Text, cast, insert, select, update
+from sqlalchemy import Text, bindparam, cast, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -91,12 +91,41 @@ class _Frame:
     server_at: dt.datetime
 
 
-def _session(read: Session, session_id: int, candidate_id: int) -> _Session:
+@dataclass(frozen=True)
+class SignInCheck:
+    """A condition the session's row is read under (the fast lane's: the candidate's sign-in
+    still stands, ``assessment.delivery.hotlane``), with its parameters: no row, the full
+    path's 404 (the fast lane then hands the request to Flask, which says why)."""
+
+    clause: Any
+    params: dict[str, Any]
+
+
+#: statements built once (building one costs about as much as running it)
+_BUILT: dict[Any, Any] = {}
+
+
+def _built(key: Any, build: Any) -> Any:
+    stmt = _BUILT.get(key)
+    if stmt is None:
+        stmt = _BUILT[key] = build()
+    return stmt
+
+
+def _session_statement(clause: Any) -> Any:
+    stmt = (select(SESSIONS.c.candidate_id, SESSIONS.c.state, SESSIONS.c.policy,
+                   SESSIONS.c.rule_state, _RULE_TEXT)
+            .where(SESSIONS.c.id == bindparam("sid")))
+    return stmt if clause is None else stmt.where(clause)
+
+
+def _session(read: Session, session_id: int, candidate_id: int,
+             check: SignInCheck | None = None) -> _Session:
     """The candidate's own session, still taking frames and events; the full path's 404 and
     409 otherwise (the same messages)."""
-    row = read.execute(select(SESSIONS.c.candidate_id, SESSIONS.c.state, SESSIONS.c.policy,
-                              SESSIONS.c.rule_state, _RULE_TEXT)
-                       .where(SESSIONS.c.id == session_id)).first()
+    clause = check and check.clause
+    stmt = _built(("session", id(clause)), lambda: _session_statement(clause))
+    row = read.execute(stmt, {"sid": session_id, **(check.params if check else {})}).first()
     if row is None or row.candidate_id != candidate_id:
         raise NotFound(f"no proctoring session {session_id}")
     require_accepting(row.state)
@@ -116,6 +145,26 @@ def _all_stored(read: Session, session_id: int, specs: list[hooks.FlagSpec]) -> 
 # ---------------------------------------------------------------- a camera frame
 
 
+def _seen_statement() -> Any:
+    return (update(SESSIONS)
+            .where(SESSIONS.c.id == bindparam("sid"), SESSIONS.c.state.in_(_ACCEPTING))
+            .values(last_seen_at=bindparam("now", type_=SESSIONS.c.last_seen_at.type),
+                    console_version=SESSIONS.c.console_version + 1)
+            .returning(SESSIONS.c.rule_state))
+
+
+def _judged_statement() -> Any:
+    return (update(SESSIONS)
+            .where(SESSIONS.c.id == bindparam("sid"), SESSIONS.c.state.in_(_ACCEPTING),
+                   _RULE_TEXT == bindparam("judged", type_=Text()))
+            .values(last_seen_at=bindparam("now", type_=SESSIONS.c.last_seen_at.type),
+                    rule_state=bindparam("new_state", type_=SESSIONS.c.rule_state.type)))
+
+
+_INSERT_IMAGE, _INSERT_SNAPSHOT = insert(IMAGES), insert(SNAPSHOTS)
+_INSERT_FACE_CHECK, _INSERT_EVENTS = insert(_FACE_CHECKS), insert(_EVENTS)
+
+
 @dataclass(frozen=True)
 class FrameWrite:
     """A frame's rows, to write under the lock (call it with the connection): its answer, or
@@ -131,11 +180,7 @@ class FrameWrite:
         sid, now = self.session.id, self.now
         # the page is seen, and the frame moves the console's row (its newest frame), if the
         # session still takes frames; on PostgreSQL this locks its row
-        got = conn.execute(update(SESSIONS)
-                           .where(SESSIONS.c.id == sid, SESSIONS.c.state.in_(_ACCEPTING))
-                           .values(last_seen_at=now,
-                                   console_version=SESSIONS.c.console_version + 1)
-                           .returning(SESSIONS.c.rule_state)).first()
+        got = conn.execute(_built("seen", _seen_statement), {"sid": sid, "now": now}).first()
         if got is None:
             return None
         rule_state = got.rule_state
@@ -144,24 +189,25 @@ class FrameWrite:
             state = EventState.from_json(rule_state)
             if state is not None and state.advance(self.session.policy, [], now):
                 return None
-        image_id = conn.execute(insert(IMAGES).values(self.image_row)).inserted_primary_key[0]
-        snap_id = conn.execute(insert(SNAPSHOTS).values(
-            session_id=sid, seq=self.seq, image_id=image_id, faces=None,
-            client_at=self.client_at, server_at=now)).inserted_primary_key[0]
+        image_id = conn.execute(_INSERT_IMAGE, self.image_row).inserted_primary_key[0]
+        snap_id = conn.execute(_INSERT_SNAPSHOT, {
+            "session_id": sid, "seq": self.seq, "image_id": image_id, "faces": None,
+            "client_at": self.client_at, "server_at": now}).inserted_primary_key[0]
         # its faces are counted by the face checker, off the request (face_checks.queue)
-        conn.execute(insert(_FACE_CHECKS).values(snapshot_id=snap_id, session_id=sid,
-                                                 server_at=now))
+        conn.execute(_INSERT_FACE_CHECK, {"snapshot_id": snap_id, "session_id": sid,
+                                          "server_at": now})
         return {"seq": self.seq, "status": "stored", "faces": None}
 
 
 def look_at_frame(read: Session, *, session_id: int, candidate_id: int, seq: int,
                   image: PreparedSnapshot, vault: ImageVault, client_at: dt.datetime | None,
-                  now: dt.datetime) -> dict[str, Any] | FrameWrite | None:
+                  now: dt.datetime, check: SignInCheck | None = None,
+                  ) -> dict[str, Any] | FrameWrite | None:
     """A frame, looked at before the lock (``read``: a read-only session): the answer to a
     retried seq already stored; the write for the usual case; or None: the full path
     (``events.record_snapshot``), when the frame raises a flag or its faces are counted
     already. Raises the full path's 404 and 409."""
-    ps = _session(read, session_id, candidate_id)
+    ps = _session(read, session_id, candidate_id, check)
     found = read.execute(_stored_or_newest(session_id, seq)).all()
     for row in found:
         if row.seq == seq:
@@ -204,18 +250,18 @@ class BatchWrite:
         # judged meanwhile, or the session stopped): the full path judges this one again
         # (compared as stored, text: a state written in another form only costs that path);
         # on PostgreSQL this locks the row
-        moved = conn.execute(update(SESSIONS).where(
-            SESSIONS.c.id == self.session.id, SESSIONS.c.state.in_(_ACCEPTING),
-            _RULE_TEXT == self.session.rule_text,
-        ).values(last_seen_at=self.now, rule_state=self.rule_state)).rowcount
+        moved = conn.execute(_built("judged", _judged_statement), {
+            "sid": self.session.id, "judged": self.session.rule_text, "now": self.now,
+            "new_state": self.rule_state}).rowcount
         if moved != 1:
             return None
-        conn.execute(insert(_EVENTS), self.rows)  # one statement for the batch
+        conn.execute(_INSERT_EVENTS, self.rows)  # one statement for the batch
         return self.answer
 
 
 def look_at_batch(read: Session, *, session_id: int, candidate_id: int,
-                  batch: list[EventIn], now: dt.datetime) -> dict[str, Any] | BatchWrite | None:
+                  batch: list[EventIn], now: dt.datetime, check: SignInCheck | None = None,
+                  ) -> dict[str, Any] | BatchWrite | None:
     """A batch of events, looked at before the lock: the answer when every event of it is
     stored already (a retry); the write for the usual case; or None: the full path
     (``events.ingest_events``) for a ping (an empty batch), a batch that raises a flag, one a
@@ -223,7 +269,7 @@ def look_at_batch(read: Session, *, session_id: int, candidate_id: int,
     409."""
     if not batch:
         return None  # the page's ping: the camera rule over the silence so far
-    ps = _session(read, session_id, candidate_id)
+    ps = _session(read, session_id, candidate_id, check)
     acks, new = sort_batch(batch, stored_seqs(read, session_id, batch), now)
     answer = {"acks": acks, "flags": [], "server_now": now.isoformat()}
     if not new:

@@ -33,11 +33,12 @@ def config(app: Flask | None = None) -> ProctoringConfig:
 
 
 def init_app(app: Flask) -> None:
-    from proctoring import candidate, console, wiring
+    from proctoring import candidate, console, lane, wiring
 
+    vault = ImageVault(load_key(app.instance_path), max_pixels=max_image_pixels())
     app.extensions["microcred.proctoring"] = ProctoringConfig(
-        vault=ImageVault(load_key(app.instance_path), max_pixels=max_image_pixels()),
-        retention_days=retention_days(), identity_attempts=AttemptLimit.from_env())
+        vault=vault, retention_days=retention_days(),
+        identity_attempts=AttemptLimit.from_env())
     assert candidate.bp is console.bp is bp  # the modules add their routes to bp on import
     app.register_blueprint(bp)
     w = app.extensions["microcred.wiring"]
@@ -45,6 +46,8 @@ def init_app(app: Flask) -> None:
     w.state_contributors.append(wiring.runner_extras)
     w.heartbeat_parts.append(wiring.heartbeat_part())
     w.runner_scripts.append(f"{app.static_url_path}/{RUNNER_SCRIPT}")
+    # the runner's frames and event batches, answered in front of Flask in their usual case
+    w.lane_routes.extend(lane.routes(vault, candidate.SNAPSHOT_MAX_BYTES))
     for role in ("proctor", "admin"):
         w.nav_links.append((role, "proctoring.console", "Proctor console"))
         w.nav_links.append((role, "proctoring.review_queue", "Review queue"))

@@ -25,6 +25,14 @@ usual case, and hands every other request, and every unusual one, to Flask untou
   security headers (``assessment.app.security_headers``), ``Cache-Control: no-store`` and
   ``Vary: Cookie``.
 
+Other packages add their runner's frequent requests through the runner's wiring
+(``microcred.web.LaneRoute``: proctoring's camera frames and event batches,
+:mod:`proctoring.lane`); the lane hands each route what the two above use: the signed session
+and its sign-in (:meth:`HotLane.signed_in`, with :attr:`HotLane.sign_in_holds` for the route's
+own statement to check it still stands), the CSRF check, the body within limits, a short read
+(:meth:`HotLane.look`) and a write (:meth:`HotLane.write`: the node's writer, the group commit,
+or a transaction of its own, as ``microcred.web.write_statements``).
+
 So the lane changes how fast the usual answer comes, never what any answer is; the tests hold
 it to that by sending the same requests through the lane and through Flask alone.
 The backpressure limit (:mod:`microcred.backpressure`) sits in front of the lane.
@@ -37,7 +45,8 @@ import json
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from hashlib import sha512
 from typing import Any
 
@@ -45,15 +54,17 @@ from flask import Flask
 from flask.ctx import RequestContext
 from flask.sessions import SecureCookieSessionInterface
 from itsdangerous import BadData, URLSafeTimedSerializer
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 from werkzeug.http import parse_cookie
 
 from assessment.database import unpinged
 from assessment.delivery import hotpath
-from assessment.delivery.groupcommit import GroupCommitter
+from assessment.delivery.hotpath import SignedIn
 from microcred.errors import DomainError
 from microcred.inputs import MAX_ID, MAX_JSON_BYTES, MAX_JSON_DEPTH
-from microcred.writer import FAILED, WriterClient
+from microcred.web import LaneRoute, write_statements
 
 _ROUTE = re.compile(r"/api/attempts/([1-9][0-9]{0,9})/(heartbeat|saves)\Z")
 #: what the lane keeps of verified cookies and tokens (by their exact text) per process
@@ -118,29 +129,33 @@ class HotLane:
         self._grace = app.config["MICROCRED"].save_grace_seconds
         self._cookies = _Memo()
         self._tokens = _Memo()
-        # SQLite: saves arriving together commit together (one fsync), each answered after
-        # that commit (the app's committer, shared with the views' frequent writes:
-        # ``microcred.web.write_statements``); PostgreSQL commits concurrent transactions in
-        # parallel by itself, and has none
-        self.committer: GroupCommitter | None = app.extensions.get("microcred.group_commit")
-        # where ``microcred serve`` started the node's writer, saves go to it first
-        self.writer: WriterClient | None = app.extensions.get("microcred.writer")
+        # other packages' frequent requests (proctoring's frames and event batches)
+        self.routes: list[LaneRoute] = list(app.extensions["microcred.wiring"].lane_routes)
 
     # ------------------------------------------------------------------ the WSGI call
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
-        match = _ROUTE.match(path) if path.startswith("/api/attempts/") else None
-        if match is None or self._serializer is None:
+        if self._serializer is None or not path.startswith("/api/"):
             return self.wsgi_app(environ, start_response)
-        attempt_id, kind = int(match.group(1)), match.group(2)
         method = environ.get("REQUEST_METHOD")
         answer = None
-        if attempt_id <= MAX_ID and self._plain_json():
-            if kind == "heartbeat" and method == "GET":
-                answer = self._heartbeat(environ, attempt_id)
-            elif kind == "saves" and method == "POST":
-                answer = self._saves(environ, attempt_id)
+        match = _ROUTE.match(path) if path.startswith("/api/attempts/") else None
+        if match is not None:
+            attempt_id, kind = int(match.group(1)), match.group(2)
+            if attempt_id <= MAX_ID and self._plain_json():
+                if kind == "heartbeat" and method == "GET":
+                    answer = self._heartbeat(environ, attempt_id)
+                elif kind == "saves" and method == "POST":
+                    answer = self._saves(environ, attempt_id)
+        else:
+            for route in self.routes:
+                if method == route.method and path.startswith(route.prefix):
+                    found = route.pattern.fullmatch(path)
+                    if found is not None:
+                        if self._plain_json():
+                            answer = route.answer(self, environ, found)
+                        break
         if answer is None:
             return self.wsgi_app(environ, start_response)
         self.handled += 1
@@ -158,6 +173,19 @@ class HotLane:
         return compact is True or (compact is None and not self.app.debug)
 
     # ------------------------------------------------------------------ who is asking
+
+    def signed_in(self, environ: dict[str, Any]) -> tuple[dict[str, Any], SignedIn] | None:
+        """The signed session (:meth:`_session`) and the sign-in it names, when both pass what
+        Flask and Flask-Login check of the cookie; whether that sign-in still stands is the
+        database's to say (``sign_in_holds``, inside the route's own statement)."""
+        session = self._session(environ)
+        who = session and hotpath.signed_in_as(session.get("_user_id"))
+        return (session, who) if who else None
+
+    #: a SQL condition: the sign-in ``signed_in`` gave still stands, an active candidate
+    #: with that sign-in's generation (what ``load_signed_in_user`` and
+    #: ``role_required("candidate")`` check), with ``SignedIn.params()`` as its parameters
+    sign_in_holds = hotpath.SIGN_IN_HOLDS
 
     def _session(self, environ: dict[str, Any]) -> dict[str, Any] | None:
         """The signed session's contents, when they pass what Flask and Flask-Login check."""
@@ -191,7 +219,7 @@ class HotLane:
             return None
         return data
 
-    def _csrf_ok(self, environ: dict[str, Any], session: dict[str, Any]) -> bool:
+    def csrf_ok(self, environ: dict[str, Any], session: dict[str, Any]) -> bool:
         config = self.app.config
         if config.get("WTF_CSRF_FIELD_NAME", "csrf_token") != "csrf_token":
             return False
@@ -219,33 +247,25 @@ class HotLane:
     # ------------------------------------------------------------------ the two requests
 
     def _heartbeat(self, environ: dict[str, Any], attempt_id: int) -> dict[str, Any] | None:
-        session = self._session(environ)
-        who = session and hotpath.signed_in_as(session.get("_user_id"))
-        if not who:
+        signed = self.signed_in(environ)
+        if signed is None:
             return None
+        session, who = signed
         # other packages' heartbeat parts build URLs (url_for): a request context for them
         ctx = RequestContext(self.app, environ,
                              session=self.app.session_interface.session_class(session))
         ctx.push()
         try:
-            return self._run(write=False, work=lambda db: hotpath.heartbeat(
-                db, attempt_id, who, self._grace))
+            return self._read(lambda db: hotpath.heartbeat(db, attempt_id, who, self._grace))
         finally:
             ctx.pop()
 
     def _saves(self, environ: dict[str, Any], attempt_id: int) -> dict[str, Any] | None:
-        body = self._body(environ)
-        if body is None:
+        payload = self.json(environ)
+        if payload is None:
             return None
-        session = self._session(environ)
-        who = session and hotpath.signed_in_as(session.get("_user_id"))
-        if not who or not self._csrf_ok(environ, session):
-            return None
-        try:
-            payload = json.loads(body.decode("utf-8"))
-        except (ValueError, RecursionError):
-            return None
-        if _depth(payload) > MAX_JSON_DEPTH:
+        signed = self.signed_in(environ)
+        if signed is None or not self.csrf_ok(environ, signed[0]):
             return None
         from assessment.delivery.service import parse_saves
 
@@ -253,26 +273,22 @@ class HotLane:
             saves, position = parse_saves(payload)
         except DomainError:
             return None
-        write = hotpath.SaveWrite(attempt_id, saves, position, who, self._grace)
-        if self.writer is not None:  # the node's writer process
-            answer = self.writer.run(write)
-            if answer is not FAILED:
-                return answer
-        if self.committer is not None:
-            return self.committer.run(write)
-        return self._run(write=True, work=lambda db: hotpath.save(
-            db, attempt_id, saves, position, who, self._grace))
+        return self.write(hotpath.SaveWrite(attempt_id, saves, position, signed[1],
+                                            self._grace))
 
-    def _body(self, environ: dict[str, Any]) -> bytes | None:
-        """The body, when it is declared JSON with a length within the limits; it is put back
-        for Flask (which may get the request after all) either way."""
+    # ------------------------------------------------------------------ for every route
+
+    def body(self, environ: dict[str, Any], mimetypes: tuple[str, ...],
+             most: int) -> bytes | None:
+        """The body, when its declared type is one of ``mimetypes`` and its length is declared
+        and within ``most`` bytes; it is put back for Flask (which may get the request after
+        all) either way."""
         mimetype = environ.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower()
         try:
             length = int(environ.get("CONTENT_LENGTH") or "")
         except ValueError:
             return None
-        most = min(MAX_JSON_BYTES, self.app.config.get("MAX_CONTENT_LENGTH") or MAX_JSON_BYTES)
-        if (mimetype != "application/json" or not 0 < length <= most
+        if (mimetype not in mimetypes or not 0 < length <= most
                 or environ.get("HTTP_TRANSFER_ENCODING")):
             return None
         stream = environ["wsgi.input"]
@@ -281,18 +297,51 @@ class HotLane:
         environ["wsgi.input_terminated"] = True
         return body if len(body) == length else None
 
-    def _run(self, *, write: bool, work: Callable) -> dict[str, Any] | None:
-        """Run ``work(connection)`` on a Core connection: the engine Flask's request would
-        use to write (on SQLite the write engine: ``BEGIN IMMEDIATE`` and the process's writer
-        lock), and to read, the short reads' (``Database.glance_engine``: on PostgreSQL no
-        BEGIN and no ROLLBACK round trip around the heartbeat's one statement);
-        None when the hot path declines or the database fails (rolled back: Flask then
-        answers, as it always has)."""
-        engine = self.database.write_engine if write else self.database.glance_engine
+    def json(self, environ: dict[str, Any]) -> Any:
+        """The body as JSON, as Flask's parser would take it (declared JSON, within the app's
+        limits, UTF-8, nested no deeper than ``MAX_JSON_DEPTH``); None otherwise."""
+        most = min(MAX_JSON_BYTES, self.app.config.get("MAX_CONTENT_LENGTH") or MAX_JSON_BYTES)
+        body = self.body(environ, ("application/json",), most)
+        if body is None:
+            return None
+        try:
+            payload = json.loads(body.decode("utf-8"))
+        except (ValueError, RecursionError):
+            return None
+        return payload if _depth(payload) <= MAX_JSON_DEPTH else None
+
+    @contextmanager
+    def look(self) -> Iterator[Session]:
+        """A session for a short read before a write (``Database.glance``: on PostgreSQL each
+        statement on its own, no transaction), without the pool's ping (a statement failing on
+        a dead connection hands the request to Flask, as a failed ping would)."""
+        with unpinged():
+            session = self.database.glance()
+            try:
+                yield session
+            finally:
+                session.close()
+
+    def write(self, work: Callable[[Connection], dict[str, Any] | None]) -> dict[str, Any] | None:
+        """Commit ``work(connection)``'s plain statements and return its answer, or None when
+        it declined or the database failed (nothing kept): the node's writer, else the group
+        commit, else a transaction of its own (``microcred.web.write_statements``)."""
+        return write_statements(work, app=self.app, connect=self._write_connection)
+
+    @contextmanager
+    def _write_connection(self) -> Iterator[Connection]:
+        with unpinged(), self.database.write_engine.connect() as connection:
+            yield connection
+
+    def _read(self, work: Callable) -> dict[str, Any] | None:
+        """Run ``work(connection)`` on a Core connection of the short reads' engine
+        (``Database.glance_engine``: on PostgreSQL no BEGIN and no ROLLBACK round trip around
+        the heartbeat's one statement); None when the hot path declines or the database fails
+        (Flask then answers, as it always has)."""
         try:
             # no ping round trip before the statement (PostgreSQL): on a dead connection the
             # statement fails instead, and Flask answers
-            with unpinged(), engine.connect() as connection:  # closing rolls back the rest
+            with unpinged(), self.database.glance_engine.connect() as connection:
                 return work(connection)
         except DBAPIError:
             return None
