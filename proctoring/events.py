@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, insert, select, tuple_, update
+from sqlalchemy import bindparam, func, insert, select, tuple_, update
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -261,7 +261,7 @@ def record_snapshot(
     require_accepting(ps.state)
     touch(session, ps, now, console_change=True)
     # a retried upload of this seq, and the newest frame before it: one statement
-    found = session.execute(_stored_or_newest(ps.id, seq)).all()
+    found = stored_or_newest(session, ps.id, seq)
     if any(row.seq == seq for row in found):
         return session.scalar(select(Snapshot).where(Snapshot.session_id == ps.id,
                                                      Snapshot.seq == seq)), False
@@ -297,15 +297,23 @@ def record_snapshot(
     return snap, True
 
 
-def _stored_or_newest(session_id: int, seq: int) -> Any:
-    """The session's frame ``seq`` if stored, and its newest frame (by arrival): at most two
-    rows (one when they are the same), through the (session, seq) index."""
-    newest = (select(SNAPSHOTS.c.id).where(SNAPSHOTS.c.session_id == session_id)
+def _stored_or_newest_statement() -> Any:
+    newest = (select(SNAPSHOTS.c.id).where(SNAPSHOTS.c.session_id == bindparam("sid"))
               .order_by(SNAPSHOTS.c.server_at.desc(), SNAPSHOTS.c.seq.desc())
               .limit(1).scalar_subquery())
     return (select(SNAPSHOTS.c.seq, SNAPSHOTS.c.faces, SNAPSHOTS.c.server_at)
-            .where(SNAPSHOTS.c.session_id == session_id,
-                   (SNAPSHOTS.c.seq == seq) | (SNAPSHOTS.c.id == newest)))
+            .where(SNAPSHOTS.c.session_id == bindparam("sid"),
+                   (SNAPSHOTS.c.seq == bindparam("seq")) | (SNAPSHOTS.c.id == newest)))
+
+
+#: built once (building it cost about as much as running it)
+_STORED_OR_NEWEST = _stored_or_newest_statement()
+
+
+def stored_or_newest(session: Session, session_id: int, seq: int) -> list[Any]:
+    """The session's frame ``seq`` if stored, and its newest frame (by arrival): at most two
+    rows (one when they are the same), through the (session, seq) index."""
+    return session.execute(_STORED_OR_NEWEST, {"sid": session_id, "seq": seq}).all()
 
 
 def announce_snapshot(session: Session, ps: ProctorSession, snap: Snapshot) -> None:
@@ -415,7 +423,7 @@ def _silent_cameras(session: Session, policies: dict[int, ProctoringPolicy],
         select(Snapshot.session_id, Snapshot.seq, Snapshot.faces, Snapshot.server_at)
         .where(Snapshot.id.in_(newest)))}
     transitions: dict[int, list[Any]] = {}
-    for r in session.execute(_running_transitions(policies)):
+    for r in session.execute(running_transitions(policies)):
         transitions.setdefault(r.session_id, []).append(r)
     out = {}
     for sid, pol in policies.items():
@@ -548,10 +556,10 @@ def sessions_with_rules_due(session: Session, ids: list[int], *,
 
 def running_of(session: Session, ps: ProctorSession) -> list[tuple[dt.datetime, dt.datetime | None]]:
     """The spans the session spent in progress (``flags.running_spans``)."""
-    return running_spans(session.execute(_running_transitions([ps.id])).all())
+    return running_spans(session.execute(running_transitions([ps.id])).all())
 
 
-def _running_transitions(ids: Any) -> Any:
+def running_transitions(ids: Any) -> Any:
     """The transitions into and out of ``in_progress`` of these sessions, in order."""
     return (select(Transition.session_id, Transition.to_state, Transition.at)
             .where(Transition.session_id.in_(list(ids)),

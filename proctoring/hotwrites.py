@@ -47,11 +47,11 @@ from proctoring.events import (
     SNAPSHOTS,
     EventIn,
     PreparedSnapshot,
-    _running_transitions,
-    _stored_or_newest,
     require_accepting,
+    running_transitions,
     sort_batch,
     stored_flag_keys,
+    stored_or_newest,
     stored_seqs,
 )
 from proctoring.flags import (
@@ -208,7 +208,7 @@ def look_at_frame(read: Session, *, session_id: int, candidate_id: int, seq: int
     (``events.record_snapshot``), when the frame raises a flag or its faces are counted
     already. Raises the full path's 404 and 409."""
     ps = _session(read, session_id, candidate_id, check)
-    found = read.execute(_stored_or_newest(session_id, seq)).all()
+    found = stored_or_newest(read, session_id, seq)
     for row in found:
         if row.seq == seq:
             return {"seq": seq, "status": "duplicate", "faces": row.faces}
@@ -219,7 +219,7 @@ def look_at_frame(read: Session, *, session_id: int, candidate_id: int, seq: int
     limit = missing_snapshot_limit_s(pol)
     if limit > 0 and (before is None or (now - before.server_at).total_seconds() > limit):
         # the camera's gap this frame closes may be too long in exam time: judge it
-        running = running_spans(read.execute(_running_transitions([session_id])).all())
+        running = running_spans(read.execute(running_transitions([session_id])).all())
         specs += snapshots_missing(pol, History(events=[], snapshots=[_Frame(seq, None, now)],
                                                 now=now, since=before, running=running))
     state = EventState.from_json(ps.rule_state)
