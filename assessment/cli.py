@@ -12,7 +12,7 @@ import shutil
 import subprocess
 import sys
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -180,10 +180,10 @@ def demo(if_empty: bool, history: int) -> None:
                    "faces in camera snapshots (0: start none, run `microcred proctoring faces` "
                    "yourself; results of proctored exams wait for it).")
 @click.option("--writer/--no-writer", "with_writer", default=True, show_default=True,
-              help="On SQLite, start the node's writer beside the web workers: one process "
-                   "that commits the runner's frequent writes (saves, camera frames, integrity "
+              help="Start the node's writer beside the web workers: one process that "
+                   "commits the runner's frequent writes (saves, camera frames, integrity "
                    "events) together (microcred/writer.py). Without it each web worker writes "
-                   "them. PostgreSQL commits in parallel and has none.")
+                   "them.")
 def serve(host: str, port: int, workers: int | None, threads: int | None, server_kind: str,
           sweep_every: int, job_workers: int, face_workers: int, with_writer: bool) -> None:
     """Serve Microcred with granian (or gunicorn), with the sweeper, a job worker and the face
@@ -252,9 +252,9 @@ def serve(host: str, port: int, workers: int | None, threads: int | None, server
     else:
         click.echo("no face checker started: run `microcred proctoring faces` (proctored "
                    "results wait for it)")
-    # SQLite's one write lock is what the writer is for; PostgreSQL commits in parallel
-    writer, writer_dir = (_start_writer() if with_writer and settings.database_url.startswith(
-        "sqlite") else (None, None))
+    # on SQLite the one write lock, on PostgreSQL the web threads' waits for Python's lock
+    # between a write's round trips: measured in docs/scale-out.md
+    writer, writer_dir = _start_writer() if with_writer else (None, None)
     click.echo(f"serving on http://{host}:{port} with {server_kind}, {workers} workers x "
                f"{threads} threads, up to {connections} connections each"
                + (", and the node's writer" if writer is not None else ""))
@@ -489,6 +489,8 @@ def writer(socket_path: str, exit_with_parent: bool) -> None:
                                  param_hint="--socket")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     db = _database(settings)
+    if db.write_engine.dialect.name == "postgresql":
+        _writer_gives_way(db.write_engine)
     for package in packages():
         for module in package.writes:
             importlib.import_module(module)
@@ -506,6 +508,27 @@ def writer(socket_path: str, exit_with_parent: bool) -> None:
         db.dispose()
         click.echo(f"the node's writer stopped: {node_writer.written} writes in "
                    f"{node_writer.groups} groups", err=True)
+
+
+#: how long the node's writer waits for a row lock on PostgreSQL before its group gives way
+WRITER_LOCK_TIMEOUT_MS = 200
+
+
+def _writer_gives_way(engine: Any) -> None:
+    """On PostgreSQL the writer's group holds the rows of several candidates at once, taken in
+    the order the writes came; a transaction of a view holding one of them and waiting for
+    another closes a cycle, and PostgreSQL would abort one of the two after its
+    ``deadlock_timeout`` (a second by default), perhaps the view's. The writer waits for a
+    lock at most ``WRITER_LOCK_TIMEOUT_MS``: its statement fails first, the group runs again
+    each write in a savepoint, and a write that still cannot lock goes back to its web thread,
+    which stores it on its own (``GroupCommitter``)."""
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "connect")
+    def _lock_timeout(dbapi_conn: Any, _record: Any) -> None:
+        with dbapi_conn.cursor() as cursor:
+            cursor.execute(f"SET lock_timeout = {int(WRITER_LOCK_TIMEOUT_MS)}")
+        dbapi_conn.commit()
 
 
 def _sweep_once(db: Database, settings: Settings) -> tuple[list[int], list] | None:

@@ -8,9 +8,13 @@ switch interval (5 ms) to get it back, every statement, the write lock held all 
 group's hold: p50 5 ms, p99 74 ms, for about four writes at 5,000 candidates; COMMIT's fsync
 ~1 ms of it; ``docs/scale-out.md``).
 
-So on SQLite ``microcred serve`` starts one writer process beside the web workers
-(``microcred writer``; PostgreSQL commits in parallel and gets none), with a single thread: nothing competes with it for its interpreter, and its
-statements run back to back. A web worker sends it a write that is plain values and a
+So ``microcred serve`` starts one writer process beside the web workers (``microcred
+writer``), with a single thread: nothing competes with it for its interpreter, and its
+statements run back to back. PostgreSQL would commit the web's transactions in parallel, but
+there each of a write's round trips gave the GIL up too, and a request thread waited for it
+back while its transaction held a row lock; so it gets the writer as well (on PostgreSQL the
+writer waits for a row lock at most a fifth of a second, then hands the write back: see
+``assessment.cli._writer_gives_way``). A web worker sends it a write that is plain values and a
 function of a connection (a save: ``assessment.delivery.hotpath.SaveWrite``; a camera frame
 or a batch of events in their usual case: ``proctoring.hotwrites``) over a Unix socket, and
 waits for the answer. The writer takes what has arrived from every worker as one group

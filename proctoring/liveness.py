@@ -18,7 +18,7 @@ import threading
 import time
 from typing import Any
 
-from sqlalchemy import bindparam, or_, update
+from sqlalchemy import bindparam, or_, select, update
 
 from microcred.db import UTCDateTime
 from proctoring.models import ProctorSession
@@ -69,18 +69,49 @@ def _flush(database: Any | None) -> int:
         if not batch:
             continue
         try:
-            with db.session() as session:
-                session.execute(_UPDATE, [{"sid": sid, "seen": at} for sid, at in batch.items()])
-                session.commit()
+            later = _write(db, batch)
         except Exception:
-            with _lock:  # kept for the next try; a newer time noted meanwhile wins
-                times = _pending.setdefault(db, {})
-                for sid, at in batch.items():
-                    if sid not in times or times[sid] < at:
-                        times[sid] = at
+            _keep(db, batch)
             raise
-        written += len(batch)
+        _keep(db, later)
+        written += len(batch) - len(later)
     return written
+
+
+def _keep(db: Any, batch: dict[int, dt.datetime]) -> None:
+    """Keep ``batch`` for the next flush; a newer time noted meanwhile wins."""
+    with _lock:
+        times = _pending.setdefault(db, {})
+        for sid, at in batch.items():
+            if sid not in times or times[sid] < at:
+                times[sid] = at
+
+
+def _write(db: Any, batch: dict[int, dt.datetime]) -> dict[int, dt.datetime]:
+    """Write ``batch`` in one transaction; returns what is left for the next flush.
+
+    On PostgreSQL the rows are locked first with ``SKIP LOCKED``, in id order: a row another
+    transaction holds (a frame's or a batch's write, the node's writer's group) is left for
+    the next flush instead of waited for. A flush that waited while holding the rows it had
+    updated so far could close a cycle with a transaction holding one of those and waiting for
+    another of its rows: PostgreSQL then aborts one of the two after a second (a deadlock seen
+    at 5,000 candidates with the node's writer)."""
+    with db.session() as session:
+        rows, later = batch, {}
+        if session.get_bind().dialect.name == "postgresql":
+            ids = sorted(batch)
+            locked = set(session.scalars(select(_TABLE.c.id).where(_TABLE.c.id.in_(ids))
+                                         .order_by(_TABLE.c.id).with_for_update(skip_locked=True)))
+            if len(locked) < len(batch):
+                rows = {sid: at for sid, at in batch.items() if sid in locked}
+                # held by another transaction now (a session no longer there is dropped)
+                there = set(session.scalars(select(_TABLE.c.id).where(
+                    _TABLE.c.id.in_([sid for sid in ids if sid not in locked]))))
+                later = {sid: batch[sid] for sid in there}
+        if rows:
+            session.execute(_UPDATE, [{"sid": sid, "seen": at} for sid, at in rows.items()])
+        session.commit()
+    return later
 
 
 def forget() -> None:

@@ -98,6 +98,49 @@ def test_the_web_writes_by_itself_when_the_writer_is_killed(app, client, db, sta
     assert sorted(_stored(db, attempt_id)) == [1, 2, 3]
 
 
+def test_on_postgresql_the_writer_gives_way_to_a_row_another_transaction_holds(
+        app, client, db, started, node_writer):
+    """The writer's group holds several candidates' rows at once; waiting long for one another
+    transaction holds could close a deadlock cycle, which PostgreSQL breaks after a second by
+    aborting either side. The writer waits at most its lock timeout (``assessment.cli``), then
+    hands the write back: Flask stores it once the row is free, and answers as always."""
+    import threading
+    import time
+
+    from assessment.cli import WRITER_LOCK_TIMEOUT_MS
+    from assessment.delivery.models import Attempt
+
+    database = app.extensions["microcred.database"]
+    if database.is_sqlite:
+        pytest.skip("SQLite locks the database, not rows: the writer holds its one write lock")
+    attempt_id, token = started
+    item = _first_item(client, attempt_id)
+    holder = database.session()
+    assert holder.get(Attempt, attempt_id, with_for_update=True) is not None
+    write = SaveWrite(attempt_id, [SaveRequest(1, item["id"], "B" if item["type"] ==
+                                               "single_choice" else ["A", "C"], False)],
+                      None, _signed_in(db, attempt_id), 2.0)
+    began = time.monotonic()
+    assert node_writer.client().run(write) is None  # handed back: nothing of it kept
+    waited = time.monotonic() - began
+    assert WRITER_LOCK_TIMEOUT_MS / 1000 * 0.9 < waited < 5, waited
+    # through the app: the writer gives way, Flask's own transaction waits for the row and
+    # stores the save once the other transaction ends
+    threading.Timer(0.5, holder.rollback).start()
+    resp = _save(client, attempt_id, token, item, 1)
+    holder.close()
+    assert resp.status_code == 200 and resp.json["acks"] == [{"seq": 1, "status": "saved"}]
+    assert sorted(_stored(db, attempt_id)) == [1]
+
+
+def _signed_in(db, attempt_id):
+    from assessment.delivery.models import Attempt
+    from assessment.users import User
+
+    user = db.get(User, db.get(Attempt, attempt_id).candidate_id)
+    return SignedIn(user_id=user.id, epoch=user.session_epoch)
+
+
 class _Planted:
     """What an attacker would send: unpickling it would run a shell command."""
 
