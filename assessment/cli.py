@@ -20,6 +20,7 @@ from assessment.config import Settings
 from microcred.backpressure import SPARE_THREADS, threads_for_limit
 from microcred.commands import CommandContext, stop_with_parent
 from microcred.heap import settle
+from microcred.inputs import is_whole
 from microcred.packages import connect_receivers, hook, packages
 
 if TYPE_CHECKING:
@@ -871,7 +872,7 @@ def report_item_analysis(exam_ref, form_code, since, until, pdf_path, html_path,
         raise click.UsageError("say where to write the report: --pdf, --html, --json or --csv-zip")
     with _migrated_session() as session:
         found = exam_by_code(session, exam_ref)
-        if found is None and exam_ref.isdigit():
+        if found is None and is_whole(exam_ref):
             found = session.get(Exam, int(exam_ref))
         if found is None:
             raise click.ClickException(f"no exam {exam_ref}")

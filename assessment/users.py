@@ -15,6 +15,7 @@ from zxcvbn import zxcvbn
 
 from microcred.db import Base, append_only, utcnow
 from microcred.errors import DomainError
+from microcred.inputs import is_whole
 
 _hasher = PasswordHasher()
 
@@ -210,7 +211,7 @@ def load_signed_in_user(session: Session, cookie_id: str) -> User | None:
     cookie's generation is not the user's current one (signed out, password changed,
     deactivated since), the account is inactive, or the value is not ``"<id>:<epoch>"``."""
     user_id, sep, epoch = (cookie_id or "").partition(":")
-    if not (sep and user_id.isdigit() and epoch.isdigit()) or len(cookie_id) > 40:
+    if not (sep and is_whole(user_id) and is_whole(epoch)) or len(cookie_id) > 40:
         return None
     user = session.get(User, int(user_id))
     if user is None or not user.active or user.session_epoch != int(epoch):

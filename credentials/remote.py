@@ -34,6 +34,7 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from credentials.errors import CredentialError
+from microcred.inputs import is_whole
 
 LOOPBACK_ENV = "MICROCRED_TEST_FETCH_LOOPBACK"
 MAX_REDIRECTS = 3
@@ -202,7 +203,7 @@ class Fetcher:
 
     def _read(self, response: http.client.HTTPResponse, url: str) -> bytes:
         length = response.getheader("Content-Length")
-        if length and length.isdigit() and int(length) > self.max_bytes:
+        if length and is_whole(length) and int(length) > self.max_bytes:
             raise FetchError(f"{url} is larger than {self.max_bytes} bytes ({length})")
         body = bytearray()
         while chunk := response.read1(64 * 1024):

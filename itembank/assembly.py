@@ -47,6 +47,7 @@ from itembank.forms import (
 from itembank.information import information_by_version
 from itembank.models import LOFT, Blueprint, Form, Item, ItemParameter, ItemVersion
 from microcred.errors import DomainError
+from microcred.inputs import is_whole
 
 #: how long one solve may take before the best form found so far is used
 TIME_LIMIT_S = 10.0
@@ -149,7 +150,7 @@ def target_from_fields(*, cut_theta: str = "", exposure_ceiling: str = "", curve
         raw["cut_theta"] = cut_theta.strip()
     if exposure_ceiling.strip():
         text = exposure_ceiling.strip()
-        raw["exposure_ceiling"] = int(text) if text.isdigit() else text
+        raw["exposure_ceiling"] = int(text) if is_whole(text) else text
     if curve.strip():
         thetas, values = [], []
         for k, pair in enumerate(p for p in curve.replace(";", ",").split(",") if p.strip()):

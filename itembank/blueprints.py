@@ -24,7 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from itembank.models import Blueprint, BlueprintDomain, Form
-from microcred.inputs import InvalidInput
+from microcred.inputs import InvalidInput, is_whole
 
 CODE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 MAX_DOMAINS = 100
@@ -67,7 +67,7 @@ def _count(raw: Any, field: str, *, low: int = 0, high: int = MAX_ITEMS) -> int:
         raise BlueprintError(f"{field} must be a whole number from {low} to {high}", field=field)
     if isinstance(raw, float) and raw.is_integer():
         raw = int(raw)
-    if isinstance(raw, str) and raw.strip().isdigit():
+    if isinstance(raw, str) and is_whole(raw.strip()):
         raw = int(raw.strip())
     if not isinstance(raw, int) or not low <= raw <= high:
         raise BlueprintError(f"{field} must be a whole number from {low} to {high}, got {raw!r}",

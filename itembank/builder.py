@@ -31,6 +31,7 @@ from itembank.information import CURVE_THETAS, test_information_curve
 from itembank.models import FIXED, Form, FormItem, Item, ItemVersion
 from itembank.models import Blueprint as BlueprintRow
 from microcred.errors import DomainError
+from microcred.inputs import is_whole
 from microcred.web import db_session, role_required
 
 bp = Blueprint("builder", __name__, url_prefix="/bank")
@@ -249,7 +250,7 @@ def form_items(code: str) -> Any:
     action = request.form.get("action", "")
     try:
         raw_id = request.form.get("version_id", "")
-        version = session.get(ItemVersion, int(raw_id)) if raw_id.isdigit() else None
+        version = session.get(ItemVersion, int(raw_id)) if is_whole(raw_id) else None
         if action == "publish":
             forms.publish_form(session, form)
             message = f"Form {form.code} published: its items are fixed."

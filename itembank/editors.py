@@ -36,6 +36,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from itembank.types import GAP_MARK, ItemDefinitionError, item_type
+from microcred.inputs import is_whole
 
 MAX_ROWS = 12
 LETTERS = "ABCDEFGHIJKL"
@@ -117,7 +118,7 @@ def _choices(f: _Form, multiple: bool) -> tuple[dict, dict, dict]:
     if len(rows) < 2:
         f.errors["option-0"] = "write at least two options"
     picked = f.all("correct")
-    keyed = [ids[int(p)] for p in picked if p.isdigit() and int(p) in ids]
+    keyed = [ids[int(p)] for p in picked if is_whole(p) and int(p) in ids]
     if not keyed:
         f.errors["correct"] = "mark the right option" + ("s" if multiple else "")
     if multiple:
@@ -184,7 +185,7 @@ def _matching(f: _Form) -> tuple[dict, dict, dict]:
         sid = f"s{i + 1}"
         sources.append({"id": sid, "text": text})
         match = f.text(f"source-{n}-match")
-        if not match.isdigit() or int(match) not in target_ids:
+        if not is_whole(match) or int(match) not in target_ids:
             f.errors[f"source-{n}-match"] = "choose its match"
         else:
             pairs[sid] = target_ids[int(match)]

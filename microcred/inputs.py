@@ -171,6 +171,13 @@ def add_days(moment: dt.datetime, days: int, field: str) -> dt.datetime:
 
 # --- numbers and URLs ---------------------------------------------------------------------------
 
+def is_whole(text: str, most: int = 18) -> bool:
+    """Whether ``text`` is 1 to ``most`` decimal digits, as ``int()`` takes them: ``isdigit``
+    also says yes to "²", which ``int`` refuses, and ``int`` refuses more than 4,300 digits;
+    either way a ValueError where a clear error was meant."""
+    return 0 < len(text) <= most and text.isdecimal()
+
+
 def whole_number(raw: Any, field: str, *, low: int, high: int,
                  default: int | None = None) -> int | None:
     """A whole number from a form or query string, ``low..high``; empty gives ``default``."""

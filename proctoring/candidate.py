@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from microcred.db import utcnow
 from microcred.errors import Invalid, NotFound
-from microcred.inputs import json_body
+from microcred.inputs import is_whole, json_body
 from microcred.records import ExamInfo, records
 from microcred.web import (
     ApiError,
@@ -125,7 +125,7 @@ def api_snapshots(session_id: int):
     if request.mimetype not in ("image/jpeg", "image/png", "image/webp"):
         raise ApiError(415, "unsupported_media_type", "send the snapshot as image/jpeg")
     seq = request.headers.get("X-Snapshot-Seq", "")
-    if not seq.isdigit():
+    if not is_whole(seq):  # "²" is a digit to str.isdigit, not to int
         raise Invalid("the X-Snapshot-Seq header must be a positive integer", field="X-Snapshot-Seq")
     seq_n = events.parse_seq(int(seq), "X-Snapshot-Seq")
     client_at = events.parse_client_time(request.headers.get("X-Client-Time"), "X-Client-Time")

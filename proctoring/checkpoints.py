@@ -44,6 +44,7 @@ from sqlalchemy.orm import Session
 
 from microcred.db import utcnow
 from microcred.errors import DomainError
+from microcred.inputs import is_whole
 from microcred.keyfile import read_or_create
 from proctoring.audit import GENESIS, HEAD_ID, VerifyReport, canonical, link_hash, verify
 from proctoring.models import AuditChainHead, AuditRecord
@@ -264,7 +265,7 @@ def checkpoint_every_s(environ: dict[str, str] | None = None) -> int:
     """``MICROCRED_AUDIT_CHECKPOINT_SECONDS``: the most time between two checkpoints (300)."""
     env = os.environ if environ is None else environ
     raw = env.get("MICROCRED_AUDIT_CHECKPOINT_SECONDS", "").strip() or str(DEFAULT_EVERY_S)
-    if not raw.isdigit() or int(raw) < 1:
+    if not is_whole(raw) or int(raw) < 1:
         raise ValueError(
             f"MICROCRED_AUDIT_CHECKPOINT_SECONDS must be a whole number of at least 1, got {raw!r}")
     return int(raw)

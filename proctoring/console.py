@@ -18,7 +18,7 @@ from assessment.exams import Exam, exam_by_code
 from assessment.users import User, find_user_by_email
 from microcred.db import utcnow
 from microcred.errors import Invalid, NotFound
-from microcred.inputs import json_body
+from microcred.inputs import is_whole, json_body
 from microcred.web import ApiError, db_session, role_required, safe_next, wants_json
 from microcred.words import plural
 from proctoring import actions, console_feed, face_checks, identity, review
@@ -134,7 +134,7 @@ def _params() -> dict[str, Any]:
         return body
     params: dict[str, Any] = request.form.to_dict()
     minutes = params.get("minutes")
-    if isinstance(minutes, str) and minutes.strip().isdigit():
+    if isinstance(minutes, str) and is_whole(minutes.strip()):
         params["minutes"] = int(minutes.strip())
     return params
 

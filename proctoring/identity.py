@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from microcred.db import utcnow
 from microcred.errors import Conflict, Invalid, TooManyRequests
+from microcred.inputs import is_whole
 from proctoring import audit, hooks
 from proctoring.events import raise_flags
 from proctoring.images import ImageTooLarge, ImageUnreadable, ImageVault, SealedImage
@@ -46,7 +47,7 @@ class AttemptLimit:
         for name, default in (("MICROCRED_IDENTITY_ATTEMPTS", cls.attempts),
                               ("MICROCRED_IDENTITY_WINDOW_SECONDS", cls.window_s)):
             raw = env.get(name, "").strip() or str(default)
-            if not raw.isdigit() or int(raw) < 1:
+            if not is_whole(raw) or int(raw) < 1:
                 raise ValueError(f"{name} must be a whole number of at least 1, got {raw!r}")
             values.append(int(raw))
         return cls(*values)

@@ -33,7 +33,7 @@ from sqlalchemy.exc import DBAPIError
 
 from microcred.db import utcnow
 from microcred.errors import DomainError
-from microcred.inputs import MAX_ID
+from microcred.inputs import MAX_ID, is_whole
 from microcred.web import LaneRoute
 from proctoring import events, hotwrites
 from proctoring.images import ImageVault
@@ -62,14 +62,15 @@ def _check(lane: Any, who: Any) -> hotwrites.SignInCheck:
 
 def _frame(lane: Any, environ: dict[str, Any], session_id: int, vault: ImageVault,
            most: int) -> dict[str, Any] | None:
-    if session_id > MAX_ID:
-        return None
-    image = lane.body(environ, FRAME_TYPES, most)
     seq = environ.get("HTTP_X_SNAPSHOT_SEQ", "")
-    if image is None or not seq.isdigit():
+    if session_id > MAX_ID or not is_whole(seq):
         return None
+    # who is asking before the body is read: a stranger's upload goes to Flask unread
     signed = lane.signed_in(environ)
     if signed is None or not lane.csrf_ok(environ, signed[0]):
+        return None
+    image = lane.body(environ, FRAME_TYPES, most)
+    if image is None:
         return None
     who = signed[1]
     try:
@@ -91,11 +92,11 @@ def _frame(lane: Any, environ: dict[str, Any], session_id: int, vault: ImageVaul
 def _events(lane: Any, environ: dict[str, Any], session_id: int) -> dict[str, Any] | None:
     if session_id > MAX_ID:
         return None
-    payload = lane.json(environ)
-    if payload is None:
-        return None
     signed = lane.signed_in(environ)
     if signed is None or not lane.csrf_ok(environ, signed[0]):
+        return None
+    payload = lane.json(environ)
+    if payload is None:
         return None
     who = signed[1]
     try:

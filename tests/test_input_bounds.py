@@ -175,6 +175,27 @@ def test_event_and_snapshot_times_out_of_range_are_4xx_naming_the_field(proctore
     assert snap.status_code == 422 and snap.get_json()["field"] == "X-Client-Time"
 
 
+def test_a_snapshot_seq_that_int_would_refuse_is_a_422_naming_it(proctored_attempt,
+                                                                  face_jpeg_small):
+    """"²" is a digit to ``str.isdigit`` and not to ``int``; 5,000 digits are past ``int``'s
+    limit: each was a ValueError, a 500."""
+    sid, client, token = proctored_attempt
+    for seq in ("\xb2", "9" * 5000):
+        snap = client.post(f"/api/proctoring/sessions/{sid}/snapshots", data=face_jpeg_small,
+                           content_type="image/jpeg",
+                           headers={"X-CSRFToken": token, "X-Snapshot-Seq": seq})
+        assert snap.status_code == 422 and snap.get_json()["field"] == "X-Snapshot-Seq"
+
+
+def test_is_whole_says_what_int_takes():
+    from microcred.inputs import is_whole
+
+    assert is_whole("0") and is_whole("123") and is_whole("9" * 18)
+    for text in ("", "²", "①", "-1", " 1", "1.0", "9" * 19, "9" * 5000):
+        assert not is_whole(text), text
+    assert is_whole("٣") and int("٣") == 3  # a decimal digit of another script: int takes it
+
+
 @pytest.fixture
 def face_jpeg_small() -> bytes:
     import cv2

@@ -261,11 +261,11 @@ class HotLane:
             ctx.pop()
 
     def _saves(self, environ: dict[str, Any], attempt_id: int) -> dict[str, Any] | None:
-        payload = self.json(environ)
-        if payload is None:
-            return None
         signed = self.signed_in(environ)
         if signed is None or not self.csrf_ok(environ, signed[0]):
+            return None
+        payload = self.json(environ)
+        if payload is None:
             return None
         from assessment.delivery.service import parse_saves
 

@@ -55,6 +55,7 @@ from assessment.users import User
 from itembank.models import DRAFT, ItemVersion
 from itembank.types import ResponseShapeError, item_type
 from microcred.db import utcnow
+from microcred.inputs import is_whole
 from microcred.web import runner_wiring
 from microcred.writer import carries
 
@@ -90,7 +91,7 @@ def signed_in_as(value: Any) -> SignedIn | None:
     if not isinstance(value, str):
         return None
     user_id, sep, epoch = value.partition(":")
-    if not (sep and user_id.isdigit() and epoch.isdigit()) or len(value) > 40:
+    if not (sep and is_whole(user_id) and is_whole(epoch)) or len(value) > 40:
         return None
     return SignedIn(int(user_id), int(epoch))
 

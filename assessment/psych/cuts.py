@@ -36,6 +36,7 @@ from itembank.models import FIXED, Form, FormItem
 from itembank.parameters import CurrentParameters, current_parameters
 from microcred.db import Base, append_only, utcnow
 from microcred.errors import DomainError
+from microcred.inputs import is_whole
 from psychometrics import (
     PsychometricsError,
     ScaleTransform,
@@ -206,7 +207,7 @@ def parse_cut(values: Mapping[str, str]) -> CutInput:
     study = (values.get("study") or "").strip()
     study_id = None
     if study:
-        if not study.isdigit() or len(study) > 12:
+        if not is_whole(study) or len(study) > 12:
             raise CutRefused(f"study must be a study id (a whole number), got {study[:20]!r}",
                              field="study")
         study_id = int(study)

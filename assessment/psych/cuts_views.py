@@ -25,6 +25,7 @@ from assessment.psych.cuts import (
 )
 from assessment.psych.views import ROLES, _exam, bp
 from assessment.users import User
+from microcred.inputs import is_whole
 from microcred.web import db_session, role_required
 
 FIELDS = ("theta", "cut_scale", "slope", "lower", "upper", "decimals", "rounding", "scoring",
@@ -49,7 +50,7 @@ def _page(code: str, values: dict[str, str], *, reason: str = "", problem: CutRe
     current = current_cut(session, exam.id)
     history = cut_history(session, exam.id)
     study = None
-    if values.get("study", "").isdigit():
+    if is_whole(values.get("study", "")):
         study = study_recommendation(session, int(values["study"]))
         if study and "theta" not in values and study.get("theta") is not None:
             values["theta"] = f"{float(study['theta']):.4f}"

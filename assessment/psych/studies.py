@@ -53,6 +53,7 @@ from assessment.users import Role, User, find_user_by_email
 from itembank.models import FIXED, Form, FormItem, ItemVersion
 from microcred.db import Base, append_only, utcnow
 from microcred.errors import Conflict, Forbidden, Invalid, NotFound
+from microcred.inputs import is_whole
 
 METHODS = {
     "angoff": "Modified Angoff",
@@ -694,13 +695,13 @@ def record_panel_classifications(session: Session, study: Study, user: User,
     for key, raw in values.items():
         name = f"class-{str(key)[:20]}"
         text = str(raw).strip()
-        result_id = attempts.get(int(key)) if str(key).isdigit() else None
+        result_id = attempts.get(int(key)) if is_whole(str(key)) else None
         if result_id is None:
             raise Invalid(f"{name}: attempt {str(key)[:20]} is not a counted attempt on form "
                           f"{study.reference_form.code}", field=name)
         if text == "":
             continue
-        if not (text.lstrip("-").isdigit() and lo <= int(text) <= hi):
+        if not (is_whole(text.removeprefix("-")) and lo <= int(text) <= hi):
             raise Invalid(f"attempt {key}: the classification {text[:20]!r} is not a whole "
                           f"number in {lo}..{hi}", field=name)
         clean.append((result_id, int(text)))
@@ -767,7 +768,7 @@ def parse_classification_csv(study: Study, text: str, candidates: dict[str, int]
         result_id = None
         if line.get("attempt_id"):
             aid = line["attempt_id"]
-            result_id = attempts.get(int(aid)) if aid.isdigit() else None
+            result_id = attempts.get(int(aid)) if is_whole(aid) else None
             if result_id is None:
                 problems.append(f"line {n}: attempt {aid[:20]!r} is not a counted attempt on "
                                 f"form {study.reference_form.code}")
@@ -780,7 +781,7 @@ def parse_classification_csv(study: Study, text: str, candidates: dict[str, int]
                                 f"{study.reference_form.code}")
                 continue
         raw = line.get("rating", "")
-        if not (raw.lstrip("-").isdigit() and lo <= int(raw) <= hi):
+        if not (is_whole(raw.removeprefix("-")) and lo <= int(raw) <= hi):
             problems.append(f"line {n}: rating {raw[:20]!r} is not a whole number in {lo}..{hi}")
             continue
         if result_id in seen:

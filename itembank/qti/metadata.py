@@ -27,6 +27,7 @@ from lxml import etree
 
 from itembank.qti.content import text_of
 from itembank.qti.dialect import Dialect
+from microcred.inputs import is_whole
 
 LOM = "http://ltsc.ieee.org/xsd/LOM"
 MICROCRED = "https://microcred.org/xsd/qti-extension/v1"
@@ -156,7 +157,7 @@ def read_metadata(metadata: etree._Element | None) -> tuple[dict[str, Any], dict
         if words:
             md["keywords"] = [w for w in words if w]
         version = _text(lom, "lifeCycle/version")
-        if version.isdigit():
+        if is_whole(version):
             md["version"] = int(version)
         status = _text(lom, "lifeCycle/status/value")
         if status:

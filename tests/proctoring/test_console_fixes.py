@@ -291,3 +291,14 @@ def test_actions_dialog_by_keyboard(browser, live_server, db, proctored):
         assert not errors, errors
     finally:
         ctx.close()
+
+
+def test_minutes_that_are_digits_only_to_isdigit_are_a_clear_4xx(web, db):
+    """A form's minutes of "²" (a digit to ``str.isdigit``, not to ``int``) or of 5,000 digits
+    (past ``int``'s limit) was a ValueError: a 500 on the proctor's extend."""
+    ps, _attempt = _admitted_and_started(db, web.ns)
+    for minutes in ("²", "9" * 5000):
+        resp = web.proctor.post(f"/api/proctoring/sessions/{ps.id}/actions/extend",
+                                data={"minutes": minutes, "reason": "outage"},
+                                headers={"X-CSRFToken": web.ptoken})
+        assert 400 <= resp.status_code < 500, (minutes[:5], resp.status_code)

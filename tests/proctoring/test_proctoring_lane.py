@@ -161,6 +161,7 @@ def test_bad_frames_reach_flask_whole(app, runner, face_jpeg):
         (_frame(runner, face_jpeg[: len(face_jpeg) // 3], 1), 422, "image"),
         (_frame(runner, face_jpeg, 1, content_type="image/gif"), 415, None),
         (_frame(runner, face_jpeg, "abc"), 422, "X-Snapshot-Seq"),
+        (_frame(runner, face_jpeg, "\xb2"), 422, "X-Snapshot-Seq"),  # a digit to isdigit only
         (_frame(runner, face_jpeg, 0), 422, "X-Snapshot-Seq"),
         (_frame(runner, face_jpeg, 2**53 + 1), 422, "X-Snapshot-Seq"),
         (_frame(runner, face_jpeg, 1, headers={"X-Client-Time": "yesterday"}), 422,
