@@ -14,6 +14,7 @@ from werkzeug.test import EnvironBuilder
 
 from assessment.delivery.hotlane import flask_login_identifier
 from assessment.users import User
+from tests.lane_calls import call, lane_and_flask, refused_alike
 
 
 @pytest.fixture
@@ -40,32 +41,18 @@ def _environ(client, path, *, method="GET", body=None, token=None, cookie=None, 
                           environ_base=client.environ_base).get_environ()
 
 
-def _call(wsgi, environ):
-    got = {}
-
-    def start_response(status, headers, exc_info=None):
-        got["status"], got["headers"] = status, headers
-
-    body = b"".join(wsgi(environ, start_response))
-    try:
-        data = json.loads(body)
-    except ValueError:
-        data = body
-    if isinstance(data, dict) and isinstance(data.get("clock"), dict):
+def _clock(data):
+    if isinstance(data.get("clock"), dict):
         for moving in ("server_now", "remaining_ms"):
             data["clock"].pop(moving)
-    headers = [(k, v) for k, v in got["headers"] if k != "Content-Length"]
-    return got["status"], headers, data
+
+
+def _call(wsgi, environ):
+    return call(wsgi, environ, _clock)
 
 
 def _lane_and_flask(app, make_environ):
-    """(answer through the app, answer through Flask alone, whether the lane answered)."""
-    lane = app.extensions["microcred.hotlane"]
-    before = lane.handled
-    through_app = _call(app.wsgi_app, make_environ())
-    answered = lane.handled > before
-    flask_alone = _call(lane.wsgi_app, make_environ())
-    return through_app, flask_alone, answered
+    return lane_and_flask(app, make_environ, _clock)
 
 
 def _save_body(item, seq, value=None, **extra):
@@ -112,11 +99,7 @@ def test_the_lane_answers_heartbeats_and_saves_as_flask_does(app, client, starte
 
 
 def _refused_alike(app, make_environ, status):
-    lane_answer, flask_answer, answered = _lane_and_flask(app, make_environ)
-    assert not answered, "the lane must leave this to Flask"
-    assert lane_answer == flask_answer
-    assert lane_answer[0].startswith(str(status)), lane_answer
-    return lane_answer
+    return refused_alike(app, make_environ, status, _clock)
 
 
 def test_another_candidates_attempt_is_left_to_flask_and_refused(app, started_at_item, make_user,

@@ -111,3 +111,27 @@ def test_plugin(tmp_path, monkeypatch):
     module.CALLS.clear()
     yield module
     sys.modules.pop("microcred_test_provider", None)
+
+
+@pytest.fixture
+def proctored_runner(app, client, proctored, signin, csrf_token):
+    """A candidate signed in, running a proctored exam (camera on, no identity check): the
+    people (``ns``), the client and its CSRF token, the attempt, its items, the proctoring
+    extras of the heartbeat, and the session with its frames' and events' addresses."""
+    import re
+    from types import SimpleNamespace
+
+    ns = proctored({"identity": "none", "snapshot_interval_s": 30})
+    signin(client, ns.candidate)
+    token = csrf_token(client)
+    started = client.post(f"/exams/{ns.exam.code}/start", data={"agree": "yes", "csrf_token": token})
+    assert started.status_code == 302, started.get_data(as_text=True)[:300]
+    attempt_id = int(re.search(r"/attempts/(\d+)", started.headers["Location"]).group(1))
+    extras = client.get(f"/api/attempts/{attempt_id}/heartbeat").json["extras"]["proctoring"]
+    state = client.get(f"/api/attempts/{attempt_id}/state").json
+    return SimpleNamespace(
+        ns=ns, client=client, token=token, attempt_id=attempt_id,
+        items=[it["id"] for it in state["items"]], extras=extras,
+        session_id=int(re.search(r"/sessions/(\d+)/", extras["snapshots_url"]).group(1)),
+        frames=extras["snapshots_url"], events=extras["events_url"])
+

@@ -8,30 +8,18 @@ CSRF token, a flag to raise, the page's ping."""
 from __future__ import annotations
 
 import json
-import re
-from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import func, select, update
 from werkzeug.test import EnvironBuilder
 
 from assessment.users import User
+from tests.lane_calls import call, lane_and_flask, refused_alike
 
 
 @pytest.fixture
-def runner(app, client, proctored, signin, csrf_token):
-    """A candidate signed in, running a proctored exam (camera on, no identity check)."""
-    ns = proctored({"identity": "none", "snapshot_interval_s": 30})
-    signin(client, ns.candidate)
-    token = csrf_token(client)
-    started = client.post(f"/exams/{ns.exam.code}/start", data={"agree": "yes", "csrf_token": token})
-    assert started.status_code == 302, started.get_data(as_text=True)[:300]
-    attempt_id = int(re.search(r"/attempts/(\d+)", started.headers["Location"]).group(1))
-    extras = client.get(f"/api/attempts/{attempt_id}/heartbeat").json["extras"]["proctoring"]
-    session_id = int(re.search(r"/sessions/(\d+)/", extras["snapshots_url"]).group(1))
-    return SimpleNamespace(ns=ns, client=client, token=token, attempt_id=attempt_id,
-                           session_id=session_id, frames=extras["snapshots_url"],
-                           events=extras["events_url"])
+def runner(proctored_runner):
+    return proctored_runner
 
 
 def _environ(client, path, *, body, content_type, token=None, headers=None, cookie=None):
@@ -45,37 +33,20 @@ def _environ(client, path, *, body, content_type, token=None, headers=None, cook
                           environ_base=client.environ_base).get_environ()
 
 
+def _server_now(data):
+    data.pop("server_now", None)
+
+
 def _call(wsgi, environ):
-    got = {}
-
-    def start_response(status, headers, exc_info=None):
-        got["status"], got["headers"] = status, headers
-
-    body = b"".join(wsgi(environ, start_response))
-    try:
-        data = json.loads(body)
-    except ValueError:
-        data = body
-    if isinstance(data, dict):
-        data.pop("server_now", None)
-    return got["status"], [(k, v) for k, v in got["headers"] if k != "Content-Length"], data
+    return call(wsgi, environ, _server_now)
 
 
 def _lane_and_flask(app, make_environ):
-    """(answer through the app, answer through Flask alone, whether the lane answered)."""
-    lane = app.extensions["microcred.hotlane"]
-    before = lane.handled
-    through_app = _call(app.wsgi_app, make_environ())
-    answered = lane.handled > before
-    return through_app, _call(lane.wsgi_app, make_environ()), answered
+    return lane_and_flask(app, make_environ, _server_now)
 
 
 def _refused_alike(app, make_environ, status):
-    through_app, flask_alone, answered = _lane_and_flask(app, make_environ)
-    assert not answered, "the lane must leave this to Flask"
-    assert through_app == flask_alone
-    assert through_app[0].startswith(str(status)), through_app
-    return through_app
+    return refused_alike(app, make_environ, status, _server_now)
 
 
 def _frame(runner, image, seq, *, token=True, content_type="image/jpeg", headers=None,

@@ -11,8 +11,6 @@ COMMIT and the like (see ``microcred.querycount``).
 """
 from __future__ import annotations
 
-import re
-
 import pytest
 from sqlalchemy import event, select
 
@@ -64,21 +62,8 @@ def _answer(db, version_id: int):
 
 
 @pytest.fixture
-def runner(app, client, db, proctored, signin, csrf_token):
-    """A candidate signed in, running a proctored exam (camera on, no identity check)."""
-    from types import SimpleNamespace
-
-    ns = proctored({"identity": "none", "snapshot_interval_s": 30})
-    signin(client, ns.candidate)
-    token = csrf_token(client)
-    started = client.post(f"/exams/{ns.exam.code}/start", data={"agree": "yes", "csrf_token": token})
-    assert started.status_code == 302, started.get_data(as_text=True)[:300]
-    attempt_id = int(re.search(r"/attempts/(\d+)", started.headers["Location"]).group(1))
-    beat = client.get(f"/api/attempts/{attempt_id}/heartbeat").json
-    state = client.get(f"/api/attempts/{attempt_id}/state").json
-    return SimpleNamespace(ns=ns, client=client, token=token, attempt_id=attempt_id,
-                           items=[it["id"] for it in state["items"]],
-                           extras=beat["extras"]["proctoring"])
+def runner(proctored_runner):
+    return proctored_runner
 
 
 def test_autosave_budget(app, db, runner):
