@@ -293,7 +293,7 @@ def _start_writer() -> tuple[subprocess.Popen | None, str | None]:
     folder = tempfile.mkdtemp(prefix="microcred-writer-")  # mode 0700
     path = os.path.join(folder, "writer.sock")
     child = subprocess.Popen([sys.executable, "-m", "assessment.cli", "writer", "--socket",
-                              path, "--exit-with-parent"])
+                              path, "--exit-with-parent", "--remove-folder"])
     deadline = time.monotonic() + WRITER_START_S
     while not os.path.exists(path) and child.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -372,6 +372,9 @@ def _granian(host: str, port: int, workers: int, threads: int, connections: int)
     from granian.constants import Interfaces
     from granian.http import HTTP1Settings
     from granian.server import Server as Granian
+
+    # each worker stops by itself once this process is gone (``assessment.wsgi``)
+    os.environ["MICROCRED_STOP_WITH_SERVER"] = "1"
 
     Granian("assessment.wsgi:granian_app", address=host, port=port, interface=Interfaces.WSGI,
             workers=workers, blocking_threads=max(1, threads), runtime_threads=1,
@@ -466,7 +469,10 @@ def worker(workers: int, exit_with_parent: bool) -> None:
               help="The Unix socket to listen on, in a directory only this user can enter.")
 @click.option("--exit-with-parent", is_flag=True, hidden=True,
               help="Stop when the process that started this one ends (`microcred serve`).")
-def writer(socket_path: str, exit_with_parent: bool) -> None:
+@click.option("--remove-folder", is_flag=True, hidden=True,
+              help="Remove the socket's folder when stopping (`microcred serve` made it for "
+                   "this writer, and may itself be killed before it can).")
+def writer(socket_path: str, exit_with_parent: bool, remove_folder: bool) -> None:
     """Run the node's writer: the web workers of this node (started with MICROCRED_WRITER_SOCKET
     set to the socket) send it the runner's frequent writes, which it commits together, one
     thread, one transaction for what arrives at once (microcred/writer.py). `microcred serve`
@@ -513,6 +519,11 @@ def writer(socket_path: str, exit_with_parent: bool) -> None:
         node_writer.serve()
     finally:
         db.dispose()
+        if remove_folder:  # empty once the writer took its socket away
+            try:
+                os.rmdir(folder)
+            except OSError:
+                pass
         click.echo(f"the node's writer stopped: {node_writer.written} writes in "
                    f"{node_writer.groups} groups", err=True)
 

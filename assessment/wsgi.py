@@ -9,6 +9,28 @@ from microcred.heap import settle
 app = create_app()
 settle()  # the start's objects out of the collector's walks (microcred.heap says why)
 
+#: set by ``microcred serve`` for granian's workers: gunicorn's workers leave when their master
+#: is gone, granian's kept serving (and holding the port) after ``serve`` was killed with -9
+STOP_WITH_SERVER_ENV = "MICROCRED_STOP_WITH_SERVER"
+
+
+def _leave() -> None:
+    """The server that started this worker is gone: stop (no master is left to stop us
+    gracefully; what was acknowledged is stored, the rest the runner sends again)."""
+    import signal
+
+    os.kill(os.getpid(), signal.SIGTERM)
+    import time
+
+    time.sleep(5)  # a worker that ignores SIGTERM
+    os._exit(0)
+
+
+if os.environ.get(STOP_WITH_SERVER_ENV):
+    from microcred.commands import stop_with_parent
+
+    stop_with_parent(_leave)
+
 #: granian starts every request's environ from a copy of the server's process environment, so
 #: a variable of the server named like a header (HTTP_PROXY, HTTP_X_FORWARDED_FOR) would read as
 #: one the client sent: Flask-Login's identifier and the sign-in throttle take the address

@@ -569,6 +569,42 @@ def test_serve_answers_and_its_sweeper_finalizes_expired_attempts(demo, server_k
     assert "ResourceWarning" not in output  # nothing left open on the way out (finding 25)
 
 
+def test_serve_killed_leaves_no_worker_writer_or_folder_behind(demo):
+    """`microcred serve` killed with -9 cannot stop what it started: granian's workers kept
+    serving the port, and the writer's socket folder stayed. Each now stops by itself."""
+    import glob
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    before = set(glob.glob("/tmp/microcred-writer-*"))
+    server = subprocess.Popen([str(MICROCRED), "serve", "--port", str(port), "--workers", "2",
+                               "--face-workers", "0", "--job-workers", "0"],
+                              env={**os.environ, **demo.env}, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        _wait_for_serve(server, port)
+        folders = set(glob.glob("/tmp/microcred-writer-*")) - before
+        assert len(folders) == 1, folders  # the writer's, made by this serve
+        server.kill()
+        server.wait(10)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    serving = True
+            except OSError:
+                serving = False
+            left = {f for f in folders if os.path.exists(f)}
+            if not serving and not left:
+                break
+            assert time.monotonic() < deadline, (serving, left)
+            time.sleep(0.2)
+    finally:
+        if server.poll() is None:
+            server.kill()
+
+
 def test_serve_by_default_answers_api_requests_beyond_its_limit_503_at_once(demo):
     """Under `microcred serve`'s defaults the backpressure limit acts (issue 15, goal 3): with
     MICROCRED_MAX_IN_FLIGHT=1, API requests kept in flight (their body not sent yet, which the

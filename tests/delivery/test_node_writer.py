@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import pickle
+import shutil
 import signal
 import socket
 import struct
@@ -198,3 +199,38 @@ def test_the_writer_refuses_a_socket_others_could_reach(tmp_path, database_url):
     assert done.returncode == 2
     assert "--socket" in done.stderr and "only its owner can enter" in done.stderr
     assert not (open_folder / "writer.sock").exists()
+
+
+def test_a_writer_whose_server_was_killed_stops_and_leaves_no_folder(tmp_path, database_url):
+    """``microcred serve`` makes the socket's folder and starts the writer with
+    ``--exit-with-parent --remove-folder``: killed with -9, serve can clean nothing up, so the
+    writer stops by itself and takes its socket and folder away."""
+    import tempfile
+    import time
+    from pathlib import Path
+
+    folder = Path(tempfile.mkdtemp(prefix="mcw-"))  # short: a socket's path is under 100 bytes
+    path = folder / "writer.sock"
+    env = {**os.environ, "MICROCRED_DATABASE_URL": database_url,
+           "MICROCRED_INSTANCE_DIR": str(tmp_path / "instance")}
+    starter = subprocess.Popen([sys.executable, "-c", (
+        "import subprocess, sys, time; subprocess.Popen([sys.executable, '-m', "
+        f"'assessment.cli', 'writer', '--socket', {str(path)!r}, '--exit-with-parent', "
+        "'--remove-folder']); time.sleep(120)")], env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while not path.exists():
+            assert time.monotonic() < deadline and starter.poll() is None, "no writer started"
+            time.sleep(0.05)
+        starter.kill()
+        starter.wait(10)
+        deadline = time.monotonic() + 20
+        while folder.exists():
+            assert time.monotonic() < deadline, sorted(p.name for p in folder.iterdir())
+            time.sleep(0.1)
+    finally:
+        if starter.poll() is None:
+            starter.kill()
+        if folder.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+
