@@ -18,10 +18,9 @@ def _leave() -> None:
     """The server that started this worker is gone: stop (no master is left to stop us
     gracefully; what was acknowledged is stored, the rest the runner sends again)."""
     import signal
-
-    os.kill(os.getpid(), signal.SIGTERM)
     import time
 
+    os.kill(os.getpid(), signal.SIGTERM)
     time.sleep(5)  # a worker that ignores SIGTERM
     os._exit(0)
 

@@ -182,6 +182,12 @@ class HotLane:
         who = session and hotpath.signed_in_as(session.get("_user_id"))
         return (session, who) if who else None
 
+    def posting(self, environ: dict[str, Any]) -> SignedIn | None:
+        """The sign-in of a request that writes: :meth:`signed_in` with the CSRF token Flask-WTF
+        would check (checked before the body is read: a stranger's body goes to Flask unread)."""
+        signed = self.signed_in(environ)
+        return signed[1] if signed is not None and self.csrf_ok(environ, signed[0]) else None
+
     #: a SQL condition: the sign-in ``signed_in`` gave still stands, an active candidate
     #: with that sign-in's generation (what ``load_signed_in_user`` and
     #: ``role_required("candidate")`` check), with ``SignedIn.params()`` as its parameters
@@ -261,10 +267,8 @@ class HotLane:
             ctx.pop()
 
     def _saves(self, environ: dict[str, Any], attempt_id: int) -> dict[str, Any] | None:
-        signed = self.signed_in(environ)
-        if signed is None or not self.csrf_ok(environ, signed[0]):
-            return None
-        payload = self.json(environ)
+        who = self.posting(environ)
+        payload = self.json(environ) if who is not None else None
         if payload is None:
             return None
         from assessment.delivery.service import parse_saves
@@ -273,8 +277,7 @@ class HotLane:
             saves, position = parse_saves(payload)
         except DomainError:
             return None
-        return self.write(hotpath.SaveWrite(attempt_id, saves, position, signed[1],
-                                            self._grace))
+        return self.write(hotpath.SaveWrite(attempt_id, saves, position, who, self._grace))
 
     # ------------------------------------------------------------------ for every route
 
