@@ -219,6 +219,39 @@ def _save_statements(dialect: str) -> tuple[Any, Any]:
     return update_stmt, insert_stmt
 
 
+#: the most saves of one request written in a single statement on PostgreSQL (the runner sends
+#: one at a time unless its queue holds more; a longer request takes the two statements)
+ONE_STATEMENT_SAVES = 4
+
+_SAVE_COLUMNS = ("item_version_id", "seq", "value", "flagged")
+
+
+def _save_statement_pg(n: int) -> Any:
+    """On PostgreSQL, the save's UPDATE and INSERT of ``n`` rows as one statement: one round
+    trip instead of two (the node's writer runs its group's statements one after another).
+    The rows are inserted only when the UPDATE found the attempt (the candidate's, in
+    progress); it returns the UPDATE's row with ``stored``, the seqs inserted (a seq stored
+    before is not), or no row. Parameters ``<column><i>`` for row ``i``; the saves' checks
+    against the attempt (its items, its clock) come after, and the caller rolls back a save
+    that fails them."""
+    from sqlalchemy import union_all
+    from sqlalchemy.dialects.postgresql import array_agg, insert
+
+    update_stmt, _ = _BUILT.get(("save", "postgresql")) or _save_statements("postgresql")
+    found = update_stmt.cte("found")
+    rows = [select(bindparam("aid", type_=_SAVES.c.attempt_id.type),
+                   *[bindparam(f"{c}{i}", type_=_SAVES.c[c].type) for c in _SAVE_COLUMNS],
+                   bindparam("now", type_=_SAVES.c.saved_at.type)).select_from(found)
+            for i in range(n)]
+    inserted = (insert(_SAVES)
+                .from_select(["attempt_id", *_SAVE_COLUMNS, "saved_at"],
+                             rows[0] if n == 1 else union_all(*rows))
+                .on_conflict_do_nothing(index_elements=["attempt_id", "seq"])
+                .returning(_SAVES.c.seq).cte("inserted"))
+    stored = select(array_agg(inserted.c.seq)).scalar_subquery().label("stored")
+    return select(*found.c, stored)
+
+
 def _declined(session: Database, own_transaction: bool) -> None:
     if own_transaction:
         session.rollback()
@@ -237,20 +270,9 @@ def save(session: Database, attempt_id: int, saves: list[SaveRequest],
     if who is None:
         return None
     now = utcnow()
-    dialect = _dialect(session)
-    update_stmt, insert_stmt = _BUILT.get(("save", dialect)) or _save_statements(dialect)
-    row = session.execute(update_stmt, {
-        "aid": attempt_id, "uid": who.user_id, "epoch": who.epoch,
-        "top": max((s.seq for s in saves), default=0), "pos": position}).first()
-    if row is None or row.deadline_at is None:
-        return _declined(session, own_transaction)
-    c = clock_from_row(row, now)
-    order = row.item_order
-    if (c.time_up(grace) or (c.paused and saves)
-            or (position is not None and not 0 <= position < len(order))):
-        return _declined(session, own_transaction)
-    wanted = {s.item_id for s in saves}
-    shapes = _shapes(session, wanted & set(order))
+    # each value in its item's shape, before any statement (published items' shapes are
+    # kept by the process); whether the item is the attempt's is checked on its row below
+    shapes = _shapes(session, {s.item_id for s in saves})
     rows = []
     for s in saves:
         shape = shapes.get(s.item_id)
@@ -262,8 +284,33 @@ def save(session: Database, attempt_id: int, saves: list[SaveRequest],
             return _declined(session, own_transaction)
         rows.append({"attempt_id": attempt_id, "item_version_id": s.item_id, "seq": s.seq,
                      "value": value, "flagged": s.flagged, "saved_at": now})
+    dialect = _dialect(session)
+    update_stmt, insert_stmt = _BUILT.get(("save", dialect)) or _save_statements(dialect)
+    params = {"aid": attempt_id, "uid": who.user_id, "epoch": who.epoch,
+              "top": max((s.seq for s in saves), default=0), "pos": position}
+    together = dialect == "postgresql" and 0 < len(rows) <= ONE_STATEMENT_SAVES
+    if together:  # the rows are inserted with the UPDATE, and undone below if they fail
+        key = ("save_pg", len(rows))
+        stmt = _BUILT.get(key)
+        if stmt is None:
+            stmt = _BUILT[key] = _save_statement_pg(len(rows))
+        for i, r in enumerate(rows):
+            params.update({f"{c}{i}": r[c] for c in _SAVE_COLUMNS})
+        row = session.execute(stmt, {**params, "now": now}).first()
+    else:
+        row = session.execute(update_stmt, params).first()
+    if row is None or row.deadline_at is None:
+        return _declined(session, own_transaction)
+    c = clock_from_row(row, now)
+    order = row.item_order
+    if (c.time_up(grace) or (c.paused and saves)
+            or (position is not None and not 0 <= position < len(order))
+            or not shapes.keys() <= set(order)):
+        return _declined(session, own_transaction)
     stored: set[int] = set()
-    if rows:
+    if together:
+        stored = set(row.stored or ())
+    elif rows:
         stored = set(session.scalars(insert_stmt, rows))
     acks = []
     if len(stored) < len(rows):

@@ -196,6 +196,10 @@ def test_a_frame_after_a_batch_judged_since_its_look(db, database, running, vaul
     # the exit is open 30 s by the frame's time, past its 5 s grace: the full path flags it
     assert _write(database, write) is None
     assert db.scalar(select(Snapshot.id).where(Snapshot.seq == 2)) is None
+    # nor its image or face check (on PostgreSQL they went in with the session's UPDATE, in
+    # one statement, and were rolled back with it)
+    assert db.scalars(select(StoredImage.id)).all() == [db.scalar(select(Snapshot.image_id))]
+    assert len(db.scalars(select(FaceCheck.snapshot_id)).all()) == 1
 
 
 # ---------------------------------------------------------------- batches
