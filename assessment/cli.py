@@ -282,15 +282,82 @@ def serve(host: str, port: int, workers: int | None, threads: int | None, server
 WRITER_START_S = 20.0
 
 
+#: the prefix of the directories ``serve`` makes for its writer's socket
+WRITER_FOLDER_PREFIX = "microcred-writer-"
+#: an empty writer directory younger than this may be a starting ``serve``'s: left alone
+WRITER_FOLDER_GRACE_S = 120.0
+
+
+def sweep_writer_folders(parent: str | None = None) -> list[str]:
+    """Remove the writer directories a node killed as a whole left in ``parent`` (the temporary
+    directory): its own ``serve`` and writer died with -9 (or the machine stopped), so nothing
+    removed them. Only this user's; only a directory holding nothing but a socket that refuses
+    connections (no writer listens on it), or nothing at all, and unchanged for
+    ``WRITER_FOLDER_GRACE_S``. A live writer's, a starting one's and anything holding other
+    files are kept. Returns the directories removed."""
+    import errno
+    import socket
+    import tempfile
+
+    parent = parent or tempfile.gettempdir()
+    removed = []
+    try:
+        names = os.listdir(parent)
+    except OSError:
+        return removed
+    for name in names:
+        folder = os.path.join(parent, name)
+        if not name.startswith(WRITER_FOLDER_PREFIX):
+            continue
+        try:
+            info = os.lstat(folder)
+            if not os.path.isdir(folder) or os.path.islink(folder) or info.st_uid != os.getuid():
+                continue
+            inside = os.listdir(folder)
+        except OSError:
+            continue
+        if time.time() - info.st_mtime < WRITER_FOLDER_GRACE_S:
+            continue  # perhaps a starting node's (its socket is bound before it listens)
+        if inside == ["writer.sock"]:
+            path = os.path.join(folder, "writer.sock")
+            probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            probe.settimeout(1.0)
+            try:
+                probe.connect(path)
+            except OSError as exc:
+                if exc.errno != errno.ECONNREFUSED:
+                    continue  # not known to be dead
+            else:
+                continue  # a writer answers there
+            finally:
+                probe.close()
+            try:
+                os.unlink(path)
+            except OSError:
+                continue
+        elif inside:
+            continue
+        try:
+            os.rmdir(folder)
+        except OSError:
+            continue
+        removed.append(folder)
+    return removed
+
+
 def _start_writer() -> tuple[subprocess.Popen | None, str | None]:
     """Start the node's writer (``microcred writer``) on a socket in a new directory only this
     user can enter, and tell the web workers its path (``MICROCRED_WRITER_SOCKET``, which they
-    inherit). Until its socket is there (or if it never comes) the web writes by itself."""
+    inherit). Until its socket is there (or if it never comes) the web writes by itself. What
+    an earlier node killed as a whole left behind is removed first."""
     import tempfile
 
     from microcred.writer import SOCKET_ENV
 
-    folder = tempfile.mkdtemp(prefix="microcred-writer-")  # mode 0700
+    for stale in sweep_writer_folders():
+        click.echo(f"removed {stale}: a writer's directory left by a node that was killed",
+                   err=True)
+    folder = tempfile.mkdtemp(prefix=WRITER_FOLDER_PREFIX)  # mode 0700
     path = os.path.join(folder, "writer.sock")
     child = subprocess.Popen([sys.executable, "-m", "assessment.cli", "writer", "--socket",
                               path, "--exit-with-parent", "--remove-folder"])
@@ -481,6 +548,7 @@ def writer(socket_path: str, exit_with_parent: bool, remove_folder: bool) -> Non
     import logging
     import signal
 
+    from assessment.database import unpinged
     from assessment.delivery.groupcommit import GroupCommitter
     from microcred.writer import Writer
 
@@ -501,31 +569,36 @@ def writer(socket_path: str, exit_with_parent: bool, remove_folder: bool) -> Non
     for package in packages():
         for module in package.writes:
             importlib.import_module(module)
-    committer = GroupCommitter(db.write_engine)
-    # the first write's own costs (the pool's first connection, the dialect's first look, the
-    # save's statements compiled) paid before any candidate's: a save of no attempt, which
-    # matches no row and keeps nothing
-    from assessment.delivery.hotpath import SaveWrite, SignedIn
+    # the writer's one thread checks its connections out without the pool's ping (a round
+    # trip per group, a fifth of a usual group's on PostgreSQL): a dead connection fails the
+    # group's first statement instead, the pool replaces its connections, and the group's
+    # writes go back to their web threads, whose own writes ping (GroupCommitter, WriterClient)
+    with unpinged():
+        committer = GroupCommitter(db.write_engine)
+        # the first write's own costs (the pool's first connection, the dialect's first look, the
+        # save's statements compiled) paid before any candidate's: a save of no attempt, which
+        # matches no row and keeps nothing
+        from assessment.delivery.hotpath import SaveWrite, SignedIn
 
-    committer.commit_works([SaveWrite(0, [], None, SignedIn(0, 0), 0.0)])
-    node_writer = Writer(socket_path, committer.commit_works)
-    signal.signal(signal.SIGTERM, lambda *_: node_writer.stop())
-    signal.signal(signal.SIGINT, lambda *_: node_writer.stop())
-    if exit_with_parent:
-        stop_with_parent(node_writer.stop)
-    click.echo(f"the node's writer on {socket_path}", err=True)
-    settle()
-    try:
-        node_writer.serve()
-    finally:
-        db.dispose()
-        if remove_folder:  # empty once the writer took its socket away
-            try:
-                os.rmdir(folder)
-            except OSError:
-                pass
-        click.echo(f"the node's writer stopped: {node_writer.written} writes in "
-                   f"{node_writer.groups} groups", err=True)
+        committer.commit_works([SaveWrite(0, [], None, SignedIn(0, 0), 0.0)])
+        node_writer = Writer(socket_path, committer.commit_works)
+        signal.signal(signal.SIGTERM, lambda *_: node_writer.stop())
+        signal.signal(signal.SIGINT, lambda *_: node_writer.stop())
+        if exit_with_parent:
+            stop_with_parent(node_writer.stop)
+        click.echo(f"the node's writer on {socket_path}", err=True)
+        settle()
+        try:
+            node_writer.serve()
+        finally:
+            db.dispose()
+            if remove_folder:  # empty once the writer took its socket away
+                try:
+                    os.rmdir(folder)
+                except OSError:
+                    pass
+            click.echo(f"the node's writer stopped: {node_writer.written} writes in "
+                       f"{node_writer.groups} groups", err=True)
 
 
 #: how long the node's writer waits for a row lock on PostgreSQL before its group gives way

@@ -749,3 +749,51 @@ def test_serve_answers_a_browser_beyond_a_thousand_kept_alive_connections(demo, 
         output = server.communicate(timeout=40)[0].decode()
     assert server.returncode == 0, output
     assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] > held
+
+
+def test_serve_sweeps_the_writer_folders_a_killed_node_left(tmp_path):
+    """A node killed as a whole (serve, writer and all, with -9) leaves its writer's folder and
+    socket: nothing of it is left to remove them. The next serve removes such folders, and only
+    those: not a live writer's, not one just made (a starting node's), not one holding anything
+    else, not one that is not a writer's."""
+    from assessment.cli import WRITER_FOLDER_GRACE_S, sweep_writer_folders
+
+    old = time.time() - WRITER_FOLDER_GRACE_S - 60
+
+    def folder(name, *, sock=None, files=(), age=old):
+        path = tmp_path / f"microcred-writer-{name}"
+        path.mkdir(mode=0o700)
+        if sock == "dead":  # bound, then its process gone: the file stays, connecting is refused
+            s = socket.socket(socket.AF_UNIX)
+            s.bind(str(path / "writer.sock"))
+            s.close()
+        elif sock == "live":
+            s = socket.socket(socket.AF_UNIX)
+            s.bind(str(path / "writer.sock"))
+            s.listen(1)
+            live.append(s)
+        for f in files:
+            (path / f).write_text("x")
+        os.utime(path, (age, age))
+        return path
+
+    live: list[socket.socket] = []
+    try:
+        dead = folder("dead", sock="dead")
+        empty = folder("empty")
+        running = folder("running", sock="live")
+        starting = folder("starting", sock="dead", age=time.time())
+        fresh = folder("fresh", age=time.time())
+        other = folder("other", sock="dead", files=["notes.txt"])
+        unrelated = tmp_path / "somebody-else"
+        unrelated.mkdir()
+        removed = sweep_writer_folders(str(tmp_path))
+        assert sorted(removed) == sorted([str(dead), str(empty)])
+        assert not dead.exists() and not empty.exists()
+        for kept in (running, starting, fresh, other, unrelated):
+            assert kept.exists(), kept
+        assert (running / "writer.sock").exists() and (other / "writer.sock").exists()
+        assert sweep_writer_folders(str(tmp_path)) == []  # nothing more to remove
+    finally:
+        for s in live:
+            s.close()
