@@ -140,6 +140,8 @@ function updateRow(el, r) {
     r.connection === "lost" ? "conn-lost" : "", `state-${r.state}`].join(" ").trim();
   if (tr.className !== cls) tr.className = cls;
   const snapKey = r.snapshot ? String(r.snapshot.id) : "";
+  const alt = r.snapshot ? `Snapshot: ${r.snapshot.faces !== null ? plural(r.snapshot.faces, "face")
+    : r.snapshot.counting ? "faces being counted" : "not analysed"}` : "";
   if (frame.dataset.key !== snapKey) {
     frame.dataset.key = snapKey;
     frame.textContent = "";
@@ -147,10 +149,13 @@ function updateRow(el, r) {
       const img = document.createElement("img");
       img.src = urlFor(table.dataset.imageUrl, r.snapshot.image_id);
       img.width = 80; img.height = 60; img.loading = "lazy"; img.decoding = "async";
-      img.alt = `Snapshot: ${r.snapshot.faces !== null ? plural(r.snapshot.faces, "face")
-        : r.snapshot.counting ? "faces being counted" : "not analysed"}`;
+      img.alt = alt;
       frame.appendChild(img);
     }
+  } else if (r.snapshot && frame.firstChild && frame.firstChild.alt !== alt) {
+    // the same frame, its faces counted since (the face checker works off the request): the
+    // label says so, the image is not fetched again
+    frame.firstChild.alt = alt;
   }
   const text = silenceText(r.camera);
   if (silence.textContent !== text) silence.textContent = text;

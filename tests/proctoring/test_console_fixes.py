@@ -293,6 +293,47 @@ def test_actions_dialog_by_keyboard(browser, live_server, db, proctored):
         ctx.close()
 
 
+@pytest.mark.browser
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_snapshots_label_follows_its_faces_once_counted(browser, app, db, proctored,
+                                                          face_jpeg):
+    """A frame's faces are counted off the request, after the console has shown it: its
+    thumbnail's label (what a screen reader says of it) must then say the count, not "faces
+    being counted" until the next frame (the row was redrawn, the image kept with its old
+    label)."""
+    from playwright.sync_api import expect
+
+    from proctoring import events, face_checks
+    from tests.conftest import LiveServer
+
+    ns = proctored({"identity": "proctor", "fullscreen": False, "snapshot_interval_s": 0})
+    ps, _ = _admitted_and_started(db, ns)
+    vault = app.extensions["microcred.proctoring"].vault
+    prepared = events.prepare_snapshot(vault, session_id=ps.id, image=face_jpeg, count=False)
+    events.record_snapshot(db, db.get(ProctorSession, ps.id), vault, seq=1, image=prepared)
+    db.commit()
+    server = LiveServer(app).start()  # no face checker beside it: this test counts, when told
+    ctx = browser.new_context()
+    try:
+        page = ctx.new_page()
+        page.set_default_timeout(10_000)
+        page.goto(server.url + "/signin")
+        page.fill("#email", ns.proctor.email)
+        page.fill("#password", "correct horse battery staple")
+        page.click("button[type=submit]")
+        page.wait_for_load_state()
+        page.goto(server.url + "/proctor")
+        thumbnail = page.locator("#console-rows tr", has_text=ns.candidate.display_name
+                                 ).locator("img")
+        expect(thumbnail).to_have_attribute("alt", "Snapshot: faces being counted")
+        assert face_checks.run_pending(db, vault) == 1
+        db.commit()
+        expect(thumbnail).to_have_attribute("alt", "Snapshot: 1 face")  # the next poll
+    finally:
+        ctx.close()
+        server.stop()
+
+
 def test_minutes_that_are_digits_only_to_isdigit_are_a_clear_4xx(web, db):
     """A form's minutes of "²" (a digit to ``str.isdigit``, not to ``int``) or of 5,000 digits
     (past ``int``'s limit) was a ValueError: a 500 on the proctor's extend."""
