@@ -1,5 +1,6 @@
 """A camera frame and a batch of integrity events in their usual case: looked at before the
-write lock, written under it in a few plain statements.
+write lock, written under it in a few plain statements (a frame's four are one on PostgreSQL:
+:func:`_frame_statement_pg`).
 
 On SQLite a node's writers share one lock, and at a few thousand candidates it is what fills
 first: what a writer does while holding it is what the node's capacity is. The full paths

@@ -11,8 +11,10 @@ long, in as few statements as the work needs and with no ORM object loaded.
 - A save is an ``UPDATE attempts ... RETURNING`` (the row lock on PostgreSQL, the clock, the
   item order, the new ``last_seq``) and an ``INSERT ... ON CONFLICT DO NOTHING RETURNING``
   (a retried seq is not inserted twice); only when a seq was stored before, one SELECT tells
-  a retry (``duplicate``) from a ``conflict``. Item shapes (published item versions are
-  immutable) are cached per process.
+  a retry (``duplicate``) from a ``conflict``. On PostgreSQL the two are one statement
+  (a data-modifying ``WITH``): the saves' checks against the attempt then run after the
+  INSERT, and a save they refuse is rolled back whole. Item shapes (published item versions
+  are immutable) are cached per process.
 
 The view runs these functions on the request's ORM session; the fast lane
 (:mod:`assessment.delivery.hotlane`, a WSGI middleware in front of Flask) runs the same ones on
