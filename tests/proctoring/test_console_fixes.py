@@ -223,6 +223,20 @@ def test_counts_in_flag_messages_and_snapshots_are_singular_when_one():
 # ---------------------------------------------------------------- 27: the dialog, by keyboard
 
 
+def _console(ctx, base: str, proctor, errors: list[str]):
+    """A page of ``ctx`` signed in as ``proctor`` on the console; script errors to ``errors``."""
+    page = ctx.new_page()
+    page.set_default_timeout(10_000)
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(base + "/signin")
+    page.fill("#email", proctor.email)
+    page.fill("#password", "correct horse battery staple")
+    page.click("button[type=submit]")
+    page.wait_for_load_state()
+    page.goto(base + "/proctor")
+    return page
+
+
 @pytest.mark.browser
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_actions_dialog_by_keyboard(browser, live_server, db, proctored):
@@ -232,16 +246,8 @@ def test_actions_dialog_by_keyboard(browser, live_server, db, proctored):
     _admitted_and_started(db, ns)
     ctx = browser.new_context()
     try:
-        page = ctx.new_page()
-        page.set_default_timeout(10_000)
         errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.goto(live_server.url + "/signin")
-        page.fill("#email", ns.proctor.email)
-        page.fill("#password", "correct horse battery staple")
-        page.click("button[type=submit]")
-        page.wait_for_load_state()
-        page.goto(live_server.url + "/proctor")
+        page = _console(ctx, live_server.url, ns.proctor, errors)
         expect(page.locator("#console-count")).to_have_text("1 live session")
         opener = page.get_by_role("button", name=f"Actions for {ns.candidate.display_name}")
         opener.focus()
@@ -315,20 +321,15 @@ def test_a_snapshots_label_follows_its_faces_once_counted(browser, app, db, proc
     server = LiveServer(app).start()  # no face checker beside it: this test counts, when told
     ctx = browser.new_context()
     try:
-        page = ctx.new_page()
-        page.set_default_timeout(10_000)
-        page.goto(server.url + "/signin")
-        page.fill("#email", ns.proctor.email)
-        page.fill("#password", "correct horse battery staple")
-        page.click("button[type=submit]")
-        page.wait_for_load_state()
-        page.goto(server.url + "/proctor")
+        errors: list[str] = []
+        page = _console(ctx, server.url, ns.proctor, errors)
         thumbnail = page.locator("#console-rows tr", has_text=ns.candidate.display_name
                                  ).locator("img")
         expect(thumbnail).to_have_attribute("alt", "Snapshot: faces being counted")
         assert face_checks.run_pending(db, vault) == 1
         db.commit()
         expect(thumbnail).to_have_attribute("alt", "Snapshot: 1 face")  # the next poll
+        assert not errors, errors
     finally:
         ctx.close()
         server.stop()
