@@ -751,12 +751,27 @@ def test_serve_answers_a_browser_beyond_a_thousand_kept_alive_connections(demo, 
     assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] > held
 
 
-def test_serve_sweeps_the_writer_folders_a_killed_node_left(tmp_path):
+@pytest.fixture
+def short_tmp():
+    """A temporary directory with a short path: a Unix socket's path is at most 107 bytes, and
+    pytest's own directories under xdist come near it before the socket's name."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    path = Path(tempfile.mkdtemp(prefix="mc-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_serve_sweeps_the_writer_folders_a_killed_node_left(short_tmp):
     """A node killed as a whole (serve, writer and all, with -9) leaves its writer's folder and
     socket: nothing of it is left to remove them. The next serve removes such folders, and only
     those: not a live writer's, not one just made (a starting node's), not one holding anything
     else, not one that is not a writer's."""
     from assessment.cli import WRITER_FOLDER_GRACE_S, sweep_writer_folders
+
+    tmp_path = short_tmp
 
     old = time.time() - WRITER_FOLDER_GRACE_S - 60
 
