@@ -441,7 +441,7 @@ def _granian(host: str, port: int, workers: int, threads: int, connections: int)
     from granian.server import Server as Granian
 
     # each worker stops by itself once this process is gone (``assessment.wsgi``)
-    os.environ["MICROCRED_STOP_WITH_SERVER"] = "1"
+    os.environ["MICROCRED_STOP_WITH_SERVER"] = str(os.getpid())
 
     Granian("assessment.wsgi:granian_app", address=host, port=port, interface=Interfaces.WSGI,
             workers=workers, blocking_threads=max(1, threads), runtime_threads=1,
@@ -482,8 +482,15 @@ def sweep(every: int) -> None:
         return
     settle()  # a long-running process: its start out of the collector's walks (microcred.heap)
     parent = os.getppid()
-    while os.getppid() == parent:  # a sweeper left behind by a killed server stops by itself
-        time.sleep(every)
+    while True:
+        # a sweeper left behind by a killed server stops by itself, within a second (it looked
+        # only between sweeps, and lingered up to ``every`` seconds)
+        waited = 0.0
+        while waited < every and os.getppid() == parent:
+            time.sleep(min(1.0, every - waited))
+            waited += 1.0
+        if os.getppid() != parent:
+            return
         try:
             swept = _sweep_once(db, settings)
         except Exception as exc:  # noqa: BLE001 - keep sweeping after a passing database error

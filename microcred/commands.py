@@ -35,16 +35,19 @@ def migrated_session() -> Session | None:
     return context.open_session() if context.migrated() else None
 
 
-def stop_with_parent(stop: Callable[[], None], *, every_s: float = 2.0) -> None:
+def stop_with_parent(stop: Callable[[], None], *, every_s: float = 2.0,
+                     parent: int | None = None) -> None:
     """Call ``stop`` once the process that started this one has ended (its parent changes): a
     process ``microcred serve`` started beside the web (the job worker, the face checker, the
     node's writer) and left behind by a server killed with -9 stops by itself. Watches from a
-    daemon thread."""
+    daemon thread. ``parent``: the process expected to be the parent, when known (a parent
+    that died before this was called has been replaced already: ``stop`` is then called at
+    once, where watching the new parent would wait forever)."""
     import os
     import threading
     import time
 
-    parent = os.getppid()
+    parent = parent or os.getppid()
 
     def watch() -> None:
         while os.getppid() == parent:

@@ -569,36 +569,62 @@ def test_serve_answers_and_its_sweeper_finalizes_expired_attempts(demo, server_k
     assert "ResourceWarning" not in output  # nothing left open on the way out (finding 25)
 
 
+def _children(pid: int) -> dict[int, str]:
+    """The processes whose parent is ``pid``: their command lines."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            if ppid == pid:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    found[int(entry)] = f.read().replace(b"\0", b" ").decode()
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` still runs (a zombie does not: it holds no port and runs no code)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def test_serve_killed_leaves_no_worker_writer_or_folder_behind(demo):
     """`microcred serve` killed with -9 cannot stop what it started: granian's workers kept
-    serving the port, and the writer's socket folder stayed. Each now stops by itself."""
-    import glob
-
+    serving the port, and the writer's socket folder stayed. Each now stops by itself. (What
+    this serve started is found by its process tree, not by the port or the folders in /tmp,
+    which another test's serve may use at the same time.)"""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    before = set(glob.glob("/tmp/microcred-writer-*"))
     server = subprocess.Popen([str(MICROCRED), "serve", "--port", str(port), "--workers", "2",
                                "--face-workers", "0", "--job-workers", "0"],
                               env={**os.environ, **demo.env}, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     try:
         _wait_for_serve(server, port)
-        folders = set(glob.glob("/tmp/microcred-writer-*")) - before
-        assert len(folders) == 1, folders  # the writer's, made by this serve
+        started = _children(server.pid)
+        writers = [cmd for cmd in started.values() if " writer --socket " in cmd]
+        assert len(writers) == 1, started
+        folder = os.path.dirname(writers[0].split(" --socket ", 1)[1].split()[0])
+        assert os.path.isdir(folder) and os.path.basename(folder).startswith("microcred-writer-")
+        # granian's workers are children of serve (its server runs in serve's process)
+        processes = set(started)
+        assert len(processes) >= 3, started  # the writer and two web workers at least
         server.kill()
         server.wait(10)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 15  # the workers' and the writer's watch: 2 s; the alarm 5 s
         while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    serving = True
-            except OSError:
-                serving = False
-            left = {f for f in folders if os.path.exists(f)}
-            if not serving and not left:
+            running = {p for p in processes if _alive(p)}
+            if not running and not os.path.exists(folder):
                 break
-            assert time.monotonic() < deadline, (serving, left)
+            assert time.monotonic() < deadline, (running, os.path.exists(folder))
             time.sleep(0.2)
     finally:
         if server.poll() is None:
