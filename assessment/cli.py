@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -297,6 +298,7 @@ def sweep_writer_folders(parent: str | None = None) -> list[str]:
     files are kept. Returns the directories removed."""
     import errno
     import socket
+    import stat
     import tempfile
 
     parent = parent or tempfile.gettempdir()
@@ -310,8 +312,8 @@ def sweep_writer_folders(parent: str | None = None) -> list[str]:
         if not name.startswith(WRITER_FOLDER_PREFIX):
             continue
         try:
-            info = os.lstat(folder)
-            if not os.path.isdir(folder) or os.path.islink(folder) or info.st_uid != os.getuid():
+            info = os.lstat(folder)  # a link is not followed: not a directory here
+            if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
                 continue
             inside = os.listdir(folder)
         except OSError:
@@ -481,16 +483,11 @@ def sweep(every: int) -> None:
             click.echo(f"{len(flags)} new proctoring flag(s)")
         return
     settle()  # a long-running process: its start out of the collector's walks (microcred.heap)
-    parent = os.getppid()
-    while True:
-        # a sweeper left behind by a killed server stops by itself, within a second (it looked
-        # only between sweeps, and lingered up to ``every`` seconds)
-        waited = 0.0
-        while waited < every and os.getppid() == parent:
-            time.sleep(min(1.0, every - waited))
-            waited += 1.0
-        if os.getppid() != parent:
-            return
+    # a sweeper left behind by a killed server stops by itself, within a second (it looked
+    # only between sweeps, and lingered up to ``every`` seconds)
+    stopping = threading.Event()
+    stop_with_parent(stopping.set, every_s=1.0)
+    while not stopping.wait(every):
         try:
             swept = _sweep_once(db, settings)
         except Exception as exc:  # noqa: BLE001 - keep sweeping after a passing database error

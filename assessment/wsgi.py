@@ -19,10 +19,9 @@ def _leave() -> None:
     gracefully; what was acknowledged is stored, the rest the runner sends again).
 
     SIGTERM lets granian close its connections; the kernel ends the process 5 s later in any
-    case (SIGALRM, whose default action is to terminate: Python installs no handler for it).
-    The hard stop was a sleep then ``os._exit`` in this thread, which never ran when the
-    interpreter, shutting down on SIGTERM, stopped its daemon threads while granian's kept the
-    port: a clean-clone run once found the port still served 30 s after ``serve`` was killed."""
+    case (SIGALRM, whose default action is to terminate: Python installs no handler for it),
+    where a sleep then ``os._exit`` in this daemon thread depended on the interpreter still
+    running its threads while it shut down."""
     import signal
 
     signal.alarm(5)
