@@ -6,8 +6,11 @@ server's processes and the latency, so growth in memory and drift in latency sho
 It reuses bench/delivery_load.py's machinery (a throwaway instance, ``microcred init`` and
 ``demo``, an unproctored copy of the demo exam, ``microcred serve``, candidates that keep one
 save request in flight and queue the rest, every acknowledged save checked in the database at
-the end). Per interval (``--report-every`` seconds) it prints one line:
+the end). Per interval (``--report-every`` seconds, on fixed marks from the start, and one
+more for the run's tail) it prints one line:
 
+- ``t_s`` when the row was taken and ``span_s`` the interval it covers (shorter than
+  ``--report-every`` after a late wake-up or for the tail; rates are per second of the span);
 - ``rss_mb``: resident memory of the server's whole process tree (gunicorn master, workers,
   sweeper, job worker), and ``worker_rss_mb`` the largest worker's;
 - ``saves_per_s``, save latency ``p50_ms`` / ``p99_ms`` (answer changed -> acknowledged) of the
@@ -20,7 +23,7 @@ the end). Per interval (``--report-every`` seconds) it prints one line:
   sends no timing of its own (no ``Server-Timing`` header, no access log), so its time per save
   is not shown.
 
-At the end: the growth of RSS from the first interval to the last (``rss_growth_mb``) and the
+At the end: the growth of RSS from the first whole interval to the last (``rss_growth_mb``) and the
 ratio of the last interval's p99 to the first's (``p99_drift``), the loop lag's p99 over the
 whole run, lost and mismatched saves.
 No growth and no drift means ``rss_growth_mb`` near 0 (a few MB of warm-up) and
@@ -95,19 +98,35 @@ async def soak(base_url: str, rss: Callable[[], tuple[float, float]], emails: li
     t0 = time.perf_counter()
     end = t0 + minutes * 60
 
+    finished = asyncio.Event()
+
     async def reporter() -> None:
+        """A row at every ``report_every`` mark after ``t0`` (the marks are fixed, so a late
+        wake-up on a busy machine shortens the next interval rather than dropping a row), and
+        one last row for the interval the run ends in."""
         seen_lat, seen_err, seen_lag = 0, 0, 0
         then, cpu_then, machine_then = t0, time.process_time(), dl.machine_cpu()
+        mark = t0 + report_every
         while True:
-            await asyncio.sleep(report_every)
+            last = False
+            try:
+                await asyncio.wait_for(finished.wait(), max(0.0, mark - time.perf_counter()))
+                last = True
+            except TimeoutError:
+                pass
             now, cpu, machine = time.perf_counter(), time.process_time(), dl.machine_cpu()
+            if last and now - then < 0.05:
+                return  # the run ended on a mark: that interval's row is already written
+            while mark <= now:
+                mark += report_every
             lat = stats.save_latency[seen_lat:]
             lag = stats.loop_lag[seen_lag:]
             errors = sum(stats.errors.values())
             total, worker = rss()
-            row = {"t_s": round(now - t0), "rss_mb": round(total, 1),
+            row = {"t_s": round(now - t0), "span_s": round(now - then, 2),
+                   "rss_mb": round(total, 1),
                    "worker_rss_mb": round(worker, 1),
-                   "saves_per_s": round(len(lat) / report_every, 1),
+                   "saves_per_s": round(len(lat) / (now - then), 1),
                    "p50_ms": dl.ms(dl.pct(lat, 50)), "p99_ms": dl.ms(dl.pct(lat, 99)),
                    "errors": errors - seen_err,
                    "lag_p50_ms": dl.ms(dl.pct(lag, 50)), "lag_p99_ms": dl.ms(dl.pct(lag, 99)),
@@ -118,12 +137,13 @@ async def soak(base_url: str, rss: Callable[[], tuple[float, float]], emails: li
             then, cpu_then, machine_then = now, cpu, machine
             rows.append(row)
             print(" ".join(f"{k}={v}" for k, v in row.items()), flush=True)
-            if now >= end:
+            if last:
                 return
 
     report = asyncio.create_task(reporter())
     await asyncio.gather(*(c.autosave(t0, end, interval) for c in active))
-    report.cancel()
+    finished.set()
+    await report
     stop.set()
     await monitor
     await asyncio.gather(*(c.submit() for c in active))
@@ -165,7 +185,9 @@ def main(argv: list[str] | None = None) -> int:
         server.stop()
         stats, rows = run["stats"], run["rows"]
         check = dl.check_lost(db.url, stats.acked)
-        first, last = (rows[0], rows[-1]) if rows else ({}, {})
+        # the drift compares whole intervals: the run's last row may cover only its tail
+        whole = [r for r in rows if r["span_s"] >= 0.5 * args.report_every] or rows
+        first, last = (whole[0], whole[-1]) if whole else ({}, {})
         out = {
             "candidates": run["active"], "minutes": args.minutes,
             "acknowledged": len(stats.acked), "lost": check["lost"],
