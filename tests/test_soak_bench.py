@@ -35,9 +35,10 @@ def test_soak_bench_runs_briefly(app, db, database, build_exam):
     assert out["active"] == 3
     rows = out["rows"]
     # a row at each second's mark and one for the run's tail: a late wake-up on a busy
-    # machine shortens an interval but drops no row, and the last row reaches the run's end
+    # machine shortens an interval but drops no row, and the rows reach the run's end (3.6 s,
+    # less up to 1.5 intervals of 0.3 s: a candidate whose next change falls past it stops)
     assert len(rows) >= 2 and all(r["rss_mb"] > 0 for r in rows), rows
-    assert rows[-1]["t_s"] >= 3 and sum(r["span_s"] for r in rows) >= 3.5, rows
+    assert sum(r["span_s"] for r in rows) >= 3.1, rows
     assert sum(r["saves_per_s"] * r["span_s"] for r in rows) > 0, rows
     assert {"t_s", "span_s", "rss_mb", "worker_rss_mb", "saves_per_s", "p50_ms", "p99_ms",
             "errors", "lag_p50_ms", "lag_p99_ms", "lag_max_ms", "client_cpu",
