@@ -31,10 +31,11 @@ def _leave() -> None:
 _server = os.environ.get(STOP_WITH_SERVER_ENV, "")
 if _server:
     from microcred.commands import stop_with_parent
+    from microcred.inputs import is_whole
 
     # the server's own pid: a worker still starting when the server was killed finds its
     # parent replaced already, and leaves at once (it watched the new parent, forever)
-    stop_with_parent(_leave, parent=int(_server) if _server.isdigit() else None)
+    stop_with_parent(_leave, parent=int(_server) if is_whole(_server) else None)
 
 #: granian starts every request's environ from a copy of the server's process environment, so
 #: a variable of the server named like a header (HTTP_PROXY, HTTP_X_FORWARDED_FOR) would read as

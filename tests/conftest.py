@@ -618,3 +618,15 @@ def node_writer(database_url: str, tmp_path: Path) -> Iterator[NodeWriter]:
     writer = NodeWriter(database_url, tmp_path / "writer")
     yield writer
     writer.stop()
+
+
+@pytest.fixture
+def short_tmp() -> Iterator[Path]:
+    """A temporary directory with a short path, for Unix sockets: a socket's path is at most
+    107 bytes, and pytest's own directories under xdist come near it before the socket's name."""
+    import shutil
+    import tempfile
+
+    path = Path(tempfile.mkdtemp(prefix="mc-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)

@@ -571,18 +571,16 @@ def test_serve_answers_and_its_sweeper_finalizes_expired_attempts(demo, server_k
 
 def _children(pid: int) -> dict[int, str]:
     """The processes whose parent is ``pid``: their command lines."""
+    from bench.delivery_load import _proc_stats
+
     found = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            if ppid == pid:
-                with open(f"/proc/{entry}/cmdline", "rb") as f:
-                    found[int(entry)] = f.read().replace(b"\0", b" ").decode()
-        except (OSError, ValueError, IndexError):
-            continue
+    for child, ppid, _, _ in _proc_stats():
+        if ppid == pid:
+            try:
+                with open(f"/proc/{child}/cmdline", "rb") as f:
+                    found[child] = f.read().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
     return found
 
 
@@ -775,19 +773,6 @@ def test_serve_answers_a_browser_beyond_a_thousand_kept_alive_connections(demo, 
         output = server.communicate(timeout=40)[0].decode()
     assert server.returncode == 0, output
     assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] > held
-
-
-@pytest.fixture
-def short_tmp():
-    """A temporary directory with a short path: a Unix socket's path is at most 107 bytes, and
-    pytest's own directories under xdist come near it before the socket's name."""
-    import shutil
-    import tempfile
-    from pathlib import Path
-
-    path = Path(tempfile.mkdtemp(prefix="mc-"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def test_serve_sweeps_the_writer_folders_a_killed_node_left(short_tmp):
